@@ -1,0 +1,35 @@
+import { STATE_SCHEMA, type MeterState } from './schema.js';
+
+/**
+ * A complete, valid state for tests, demos and screenshots. Fields can be overridden; nested
+ * objects are replaced whole, so pass complete `publishing`/`sensor` objects when overriding them.
+ */
+export function exampleState(overrides: Partial<MeterState> = {}): MeterState {
+  const updatedAtMs = overrides.updatedAtMs ?? 1_764_000_000_000;
+  return {
+    schema: STATE_SCHEMA,
+    updatedAtMs,
+    updatedAt: new Date(updatedAtMs).toISOString(),
+    deviceId: '0x5c0ffee0000000000000000000000000000000aa',
+    walletAddress: '',
+    powerW: 4.02,
+    lastWindow: {
+      avgPowerW: 3.98,
+      energyWh: (3.98 * 5) / 3600,
+      minPowerW: 3.9,
+      maxPowerW: 4.05,
+      startMs: updatedAtMs - 5000,
+      endMs: updatedAtMs,
+      samples: 36,
+      observedFraction: 0.99,
+      complete: true,
+    },
+    recentAvgPowerW: [0, 4, 4, 8, 8, 12, 8, 4, 4, 3.98],
+    windowS: 5,
+    energyTotalWh: 12.5,
+    rewards: { tokensPerH: 4, total: 1.25 },
+    publishing: { state: 'ok', reason: null, waiting: 0, dropped: 0, lastSuccessMs: updatedAtMs, held: 0 },
+    sensor: { state: 'ok', reason: null, busV: 11.9, currentA: 0.338 },
+    ...overrides,
+  };
+}

@@ -1,0 +1,115 @@
+import { promises as fs } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import path from 'node:path';
+import { FILES } from './schema.js';
+import { parseState, type ParseResult } from './parse.js';
+
+/** Temporary files are hidden and carry this marker, so watchers and cleanup can recognise them. */
+const TMP_MARKER = '.tmp-';
+
+/** True for the temporary files `writeFileAtomic` creates (`.<name>.tmp-<pid>-<random>`). */
+export function isTempFile(fileName: string): boolean {
+  const base = path.basename(fileName);
+  return base.startsWith('.') && base.includes(TMP_MARKER);
+}
+
+export interface AtomicWriteOptions {
+  /**
+   * fsync the file and its directory. Needed only for files whose loss after a power cut matters;
+   * the display files are rewritten every few hundred ms and syncing each would wear SD cards
+   * (design.md, complaint 4) for no benefit, so the default is off.
+   */
+  durable?: boolean;
+  /** File mode; the data directory is readable by the display user, so 0644 by default. */
+  mode?: number;
+}
+
+/**
+ * Replace `dir/name` atomically: write a temporary file in the same directory, then rename it
+ * over the target. A reader sees the old content or the new, never a partial file (the
+ * original firmware truncated and wrote in place, so its display sometimes read an empty file).
+ */
+export async function writeFileAtomic(
+  dir: string,
+  name: string,
+  content: string | Uint8Array,
+  opts: AtomicWriteOptions = {},
+): Promise<void> {
+  const target = path.join(dir, name);
+  const tmp = path.join(dir, `.${name}${TMP_MARKER}${process.pid}-${randomBytes(4).toString('hex')}`);
+  const handle = await fs.open(tmp, 'w', opts.mode ?? 0o644);
+  try {
+    await handle.writeFile(content);
+    if (opts.durable) await handle.sync();
+  } catch (err) {
+    await handle.close().catch(() => {});
+    await fs.rm(tmp, { force: true });
+    throw err;
+  }
+  await handle.close();
+  try {
+    await fs.rename(tmp, target);
+  } catch (err) {
+    await fs.rm(tmp, { force: true });
+    throw err;
+  }
+  if (opts.durable) await syncDir(dir);
+}
+
+async function syncDir(dir: string): Promise<void> {
+  const handle = await fs.open(dir, 'r');
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
+/**
+ * Remove temporary files left by a writer that was killed between write and rename.
+ * Only files whose writer process is gone are removed, so a running writer is never disturbed.
+ * Returns the names removed.
+ */
+export async function cleanupTempFiles(dir: string, isAlive: (pid: number) => boolean = pidAlive): Promise<string[]> {
+  let names: string[];
+  try {
+    names = await fs.readdir(dir);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw err;
+  }
+  const removed: string[] = [];
+  for (const name of names) {
+    if (!isTempFile(name)) continue;
+    const pid = Number(/\.tmp-(\d+)-/.exec(name)?.[1]);
+    if (Number.isInteger(pid) && pid !== process.pid && isAlive(pid)) continue;
+    if (pid === process.pid) continue;
+    await fs.rm(path.join(dir, name), { force: true });
+    removed.push(name);
+  }
+  return removed;
+}
+
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** Read and validate `state.json`; never throws for a missing or bad file. */
+export async function readState(dir: string): Promise<ParseResult> {
+  let text: string;
+  try {
+    text = await fs.readFile(path.join(dir, FILES.state), 'utf8');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ENOTDIR') {
+      return { ok: false, problem: 'missing', message: `no ${FILES.state} in ${dir} (has the backend run yet?)` };
+    }
+    return { ok: false, problem: 'missing', message: `cannot read ${FILES.state}: ${(err as Error).message}` };
+  }
+  return parseState(text);
+}

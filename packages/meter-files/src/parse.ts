@@ -1,0 +1,78 @@
+import { STATE_SCHEMA, type MeterState } from './schema.js';
+
+/** Why a `state.json` could not be used. The display shows this as a problem marker. */
+export type StateProblem = 'missing' | 'empty' | 'garbage' | 'schema' | 'invalid';
+
+export type ParseResult =
+  | { ok: true; state: MeterState }
+  | { ok: false; problem: StateProblem; message: string };
+
+const isNum = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v);
+const isNumOrNull = (v: unknown): boolean => v === null || isNum(v);
+const isStrOrNull = (v: unknown): boolean => v === null || typeof v === 'string';
+const isObj = (v: unknown): v is Record<string, unknown> =>
+  typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/**
+ * Parse the text of `state.json` without ever throwing. A reader (the display, a script) gets
+ * either a fully valid state or the reason it is not usable, so it can keep its last good view.
+ */
+export function parseState(text: string): ParseResult {
+  if (text.trim() === '') return { ok: false, problem: 'empty', message: 'state.json is empty' };
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (err) {
+    return { ok: false, problem: 'garbage', message: `state.json is not JSON: ${(err as Error).message}` };
+  }
+  if (!isObj(value)) return { ok: false, problem: 'garbage', message: 'state.json is not a JSON object' };
+  if (value.schema !== STATE_SCHEMA) {
+    return {
+      ok: false,
+      problem: 'schema',
+      message: `state.json has schema ${JSON.stringify(value.schema)}, this program reads schema ${STATE_SCHEMA}`,
+    };
+  }
+  const bad = findInvalidField(value);
+  if (bad) return { ok: false, problem: 'invalid', message: `state.json field ${bad} is missing or has the wrong type` };
+  return { ok: true, state: value as unknown as MeterState };
+}
+
+/** Returns the first field that does not match the schema, or null when all do. */
+function findInvalidField(v: Record<string, unknown>): string | null {
+  if (!isNum(v.updatedAtMs)) return 'updatedAtMs';
+  if (typeof v.updatedAt !== 'string') return 'updatedAt';
+  if (typeof v.deviceId !== 'string') return 'deviceId';
+  if (typeof v.walletAddress !== 'string') return 'walletAddress';
+  if (!isNumOrNull(v.powerW)) return 'powerW';
+  if (!isNum(v.windowS)) return 'windowS';
+  if (!isNum(v.energyTotalWh)) return 'energyTotalWh';
+  if (!Array.isArray(v.recentAvgPowerW) || !v.recentAvgPowerW.every(isNum)) return 'recentAvgPowerW';
+  if (v.lastWindow !== null) {
+    const w = v.lastWindow;
+    if (!isObj(w)) return 'lastWindow';
+    for (const k of ['avgPowerW', 'energyWh', 'minPowerW', 'maxPowerW', 'startMs', 'endMs', 'samples', 'observedFraction']) {
+      if (!isNum(w[k])) return `lastWindow.${k}`;
+    }
+    if (typeof w.complete !== 'boolean') return 'lastWindow.complete';
+  }
+  const r = v.rewards;
+  if (!isObj(r)) return 'rewards';
+  if (!isNum(r.tokensPerH)) return 'rewards.tokensPerH';
+  if (!isNum(r.total)) return 'rewards.total';
+  const p = v.publishing;
+  if (!isObj(p)) return 'publishing';
+  if (!['disabled', 'ok', 'retrying', 'failing'].includes(p.state as string)) return 'publishing.state';
+  if (!isStrOrNull(p.reason)) return 'publishing.reason';
+  if (!isNum(p.waiting)) return 'publishing.waiting';
+  if (!isNum(p.dropped)) return 'publishing.dropped';
+  if (!isNumOrNull(p.lastSuccessMs)) return 'publishing.lastSuccessMs';
+  if (!isNum(p.held)) return 'publishing.held';
+  const s = v.sensor;
+  if (!isObj(s)) return 'sensor';
+  if (!['ok', 'fault'].includes(s.state as string)) return 'sensor.state';
+  if (!isStrOrNull(s.reason)) return 'sensor.reason';
+  if (!isNumOrNull(s.busV)) return 'sensor.busV';
+  if (!isNumOrNull(s.currentA)) return 'sensor.currentA';
+  return null;
+}

@@ -1,0 +1,98 @@
+/**
+ * The data-directory contract shared by `power-meter` (writer) and `power-meter-display`
+ * (reader). design.md "The data directory" is the specification; this file is its single
+ * source of truth in code. Change the schema only by bumping STATE_SCHEMA.
+ */
+
+/** Version of `state.json`. A reader refuses any other version instead of guessing. */
+export const STATE_SCHEMA = 1;
+
+/** File names inside the data directory. */
+export const FILES = {
+  state: 'state.json',
+  // The original firmware's plain-text files (w3bstream.md section 8), same names and meaning.
+  currentPower: 'current_power_usage',
+  avgPower: 'avg_power_usage',
+  tokensPerH: 'tokens_per_h',
+  totalRewards: 'total_rewards',
+  lastIntervalTime: 'last_interval_time',
+  deviceId: 'device_id',
+  walletAddress: 'wallet_address',
+  status: 'status',
+} as const;
+
+/** The eight legacy file names, in the order of w3bstream.md section 8. */
+export const LEGACY_FILES = [
+  FILES.currentPower,
+  FILES.avgPower,
+  FILES.tokensPerH,
+  FILES.totalRewards,
+  FILES.lastIntervalTime,
+  FILES.deviceId,
+  FILES.walletAddress,
+  FILES.status,
+] as const;
+
+export type PublishingStateName = 'disabled' | 'ok' | 'retrying' | 'failing';
+export type SensorStateName = 'ok' | 'fault';
+
+/** The last completed averaging window. Times are Unix milliseconds (wall clock). */
+export interface WindowSummary {
+  avgPowerW: number;
+  energyWh: number;
+  minPowerW: number;
+  maxPowerW: number;
+  startMs: number;
+  endMs: number;
+  samples: number;
+  /** Fraction (0..1) of the window covered by ADC conversions. */
+  observedFraction: number;
+  /** False when the sensor failed during the window: the figures cover less than the window. */
+  complete: boolean;
+}
+
+export interface MeterState {
+  schema: typeof STATE_SCHEMA;
+  /** Wall-clock time of this update, Unix ms. */
+  updatedAtMs: number;
+  /** Same instant as ISO 8601, for people reading the file. */
+  updatedAt: string;
+  /** `0x` + 40 hex: the device address (keccak of the public key). */
+  deviceId: string;
+  /** Owner wallet, if configured; empty string otherwise. */
+  walletAddress: string;
+  /** Latest instantaneous power. `null` before the first reading or while the sensor is faulty. */
+  powerW: number | null;
+  lastWindow: WindowSummary | null;
+  /** Average power of recent windows, oldest first, for the display's sparkline. */
+  recentAvgPowerW: number[];
+  /** Seconds per window (the spacing of `recentAvgPowerW`). */
+  windowS: number;
+  /** Energy measured since the meter was installed. Never decreases. */
+  energyTotalWh: number;
+  rewards: {
+    /** Reward rate from the tier table for the last window's average power. */
+    tokensPerH: number;
+    /** Accrued rewards. Never decreases. */
+    total: number;
+  };
+  publishing: {
+    state: PublishingStateName;
+    /** Short human reason when retrying/failing (the node's error key where there is one). */
+    reason: string | null;
+    /** Signed readings stored and not yet delivered. */
+    waiting: number;
+    /** Readings dropped because the outbox was full (oldest first), since install. */
+    dropped: number;
+    /** Unix ms of the last successful delivery. */
+    lastSuccessMs: number | null;
+    /** Readings held because the system clock is not synchronised yet. */
+    held: number;
+  };
+  sensor: {
+    state: SensorStateName;
+    reason: string | null;
+    busV: number | null;
+    currentA: number | null;
+  };
+}

@@ -1,0 +1,120 @@
+import { describe, expect, it } from 'vitest';
+import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import {
+  FILES,
+  LEGACY_FILES,
+  cleanupTempFiles,
+  exampleState,
+  isTempFile,
+  legacyFileContents,
+  parseState,
+  readState,
+  writeFileAtomic,
+} from '../src/index.js';
+
+const tmp = () => mkdtempSync(path.join(tmpdir(), 'meter-files-'));
+
+describe('parseState', () => {
+  it('accepts a valid state and round-trips it', () => {
+    const state = exampleState();
+    const r = parseState(JSON.stringify(state));
+    expect(r).toEqual({ ok: true, state });
+  });
+
+  it.each([
+    ['', 'empty'],
+    ['   \n', 'empty'],
+    ['{"schema":1,"updatedAtMs":', 'garbage'],
+    ['\u0000\u0001binary', 'garbage'],
+    ['[1,2,3]', 'garbage'],
+    ['{"schema":2}', 'schema'],
+    ['{"hello":"world"}', 'schema'],
+  ])('reports %j as %s', (text, problem) => {
+    const r = parseState(text);
+    expect(r.ok).toBe(false);
+    if (!r.ok) expect(r.problem).toBe(problem);
+  });
+
+  it('names the first field with the wrong type', () => {
+    const bad = { ...exampleState(), publishing: { ...exampleState().publishing, waiting: 'many' } };
+    const r = parseState(JSON.stringify(bad));
+    expect(r).toMatchObject({ ok: false, problem: 'invalid' });
+    if (!r.ok) expect(r.message).toContain('publishing.waiting');
+  });
+
+  it('accepts the states before the first reading (nulls)', () => {
+    const s = exampleState({ powerW: null, lastWindow: null, recentAvgPowerW: [] });
+    expect(parseState(JSON.stringify(s)).ok).toBe(true);
+  });
+});
+
+describe('legacy files', () => {
+  it('renders the eight original files with their original meaning', () => {
+    const s = exampleState();
+    const files = legacyFileContents(s, 'Success');
+    expect(Object.keys(files).sort()).toEqual([...LEGACY_FILES].sort());
+    expect(files[FILES.currentPower]).toBe('4.020');
+    expect(files[FILES.avgPower]).toBe('3.980');
+    expect(files[FILES.tokensPerH]).toBe('4');
+    expect(files[FILES.totalRewards]).toBe('1.25');
+    expect(files[FILES.lastIntervalTime]).toBe(String(Math.floor(s.lastWindow!.endMs / 1000)));
+    expect(files[FILES.deviceId]).toBe(s.deviceId);
+    expect(files[FILES.status]).toBe('Success');
+  });
+
+  it('writes zeros, not "null", before the first window', () => {
+    const files = legacyFileContents(exampleState({ powerW: null, lastWindow: null }), null);
+    expect(files[FILES.currentPower]).toBe('0.000');
+    expect(files[FILES.avgPower]).toBe('0.000');
+    expect(files[FILES.lastIntervalTime]).toBe('0');
+    expect(files[FILES.status]).toBe('');
+  });
+});
+
+describe('atomic files', () => {
+  it('replaces content and leaves no temporary file behind', async () => {
+    const dir = tmp();
+    await writeFileAtomic(dir, 'a', 'one');
+    await writeFileAtomic(dir, 'a', 'two', { durable: true });
+    expect(readFileSync(path.join(dir, 'a'), 'utf8')).toBe('two');
+    expect(readdirSync(dir)).toEqual(['a']);
+  });
+
+  it('a concurrent reader never sees a partial or empty file', async () => {
+    const dir = tmp();
+    const big = (c: string) => c.repeat(256 * 1024);
+    await writeFileAtomic(dir, 'f', big('a'));
+    let stop = false;
+    const seen = new Set<string>();
+    const reader = (async () => {
+      while (!stop) {
+        const text = readFileSync(path.join(dir, 'f'), 'utf8');
+        seen.add(text.length === 256 * 1024 && /^(a+|b+)$/.test(text) ? 'whole' : `bad:${text.length}`);
+        await new Promise((r) => setImmediate(r));
+      }
+    })();
+    for (let i = 0; i < 30; i++) await writeFileAtomic(dir, 'f', big(i % 2 ? 'a' : 'b'));
+    stop = true;
+    await reader;
+    expect([...seen]).toEqual(['whole']);
+  });
+
+  it('cleans up temporary files of dead writers only', async () => {
+    const dir = tmp();
+    writeFileSync(path.join(dir, '.state.json.tmp-999999-abcd'), '{"half');
+    writeFileSync(path.join(dir, '.state.json.tmp-4242-beef'), '{"half');
+    writeFileSync(path.join(dir, 'state.json'), '{}');
+    expect(isTempFile('.state.json.tmp-999999-abcd')).toBe(true);
+    expect(isTempFile('state.json')).toBe(false);
+    const removed = await cleanupTempFiles(dir, (pid) => pid === 4242);
+    expect(removed).toEqual(['.state.json.tmp-999999-abcd']);
+    expect(readdirSync(dir).sort()).toEqual(['.state.json.tmp-4242-beef', 'state.json']);
+  });
+
+  it('readState reports a missing directory as missing, not as an exception', async () => {
+    const r = await readState(path.join(tmp(), 'nope'));
+    expect(r).toMatchObject({ ok: false, problem: 'missing' });
+  });
+});
