@@ -1,0 +1,98 @@
+/**
+ * INA219 stack benchmark (`npm run bench`): energy accuracy of the gap-free sampler against the
+ * exact integral of the load, compared with the original firmware's scheme on the same trace,
+ * the observed fraction, and the driver + sampler overhead per reading on the emulated bus.
+ */
+import { performance } from 'node:perf_hooks';
+import { VirtualClock } from './clock.js';
+import { Ina219 } from './driver.js';
+import { Ina219Emulator } from './emulator.js';
+import { demoBoardLoad, pwmLoad, trueEnergyWh, type LoadModel } from './loads.js';
+import { Sampler } from './sampler.js';
+import type { WindowResult } from './window.js';
+
+const WINDOW_MS = 5000;
+const MINUTES = 30;
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+}
+
+function bench(name: string, value: number, unit: string, budget: string, pass: boolean | null): void {
+  console.log(`BENCH ${JSON.stringify({ name, value: Number(value.toPrecision(4)), unit, budget, pass })}`);
+}
+
+async function gapFree(load: LoadModel): Promise<{ errors: number[]; observed: number[]; readings: number; cpuMs: number }> {
+  const clock = new VirtualClock(0);
+  const emu = new Ina219Emulator({ clock, load, seed: 11 });
+  const driver = new Ina219(emu, {}, { sleep: clock.sleep });
+  const windows: WindowResult[] = [];
+  const sampler = new Sampler({ driver, clock, sleep: clock.sleep, windowMs: WINDOW_MS, onWindow: (w) => windows.push(w) });
+  const t0 = performance.now();
+  await sampler.runUntil(MINUTES * 60_000);
+  const cpuMs = performance.now() - t0;
+  const errors = windows.slice(1).map((w) => {
+    const truth = trueEnergyWh(load, w.startMs, w.endMs);
+    return Math.abs(w.energyWh - truth) / truth;
+  });
+  return { errors, observed: windows.slice(1).map((w) => w.observedFraction), readings: sampler.readings, cpuMs };
+}
+
+/** The tutorial firmware: 128-sample conversions read every 500 ms, averaged with equal weight. */
+async function original(load: LoadModel): Promise<{ errors: number[]; observed: number }> {
+  const clock = new VirtualClock(0);
+  const emu = new Ina219Emulator({ clock, load, seed: 11 });
+  const driver = new Ina219(emu, { shuntAdc: 0xf, busAdc: 0xf, shuntRange: 320 }, { sleep: clock.sleep });
+  await driver.init();
+  const errors: number[] = [];
+  for (let start = 0; start + WINDOW_MS <= MINUTES * 60_000; start += WINDOW_MS) {
+    const powers: number[] = [];
+    for (let t = start + 500; t <= start + WINDOW_MS; t += 500) {
+      clock.advance(t - clock.nowMs());
+      powers.push((await driver.read(false)).powerW);
+    }
+    const energyWh = ((powers.reduce((a, b) => a + b, 0) / powers.length) * WINDOW_MS) / 3.6e6;
+    const truth = trueEnergyWh(load, start, start + WINDOW_MS);
+    if (start > 0) errors.push(Math.abs(energyWh - truth) / truth);
+  }
+  return { errors, observed: (10 * 68.1) / WINDOW_MS };
+}
+
+const loads: Array<[string, LoadModel]> = [
+  ['pwm 12 W 25 % 1 kHz', pwmLoad(12, 0.25, 1000)],
+  ['pwm 12 W 50 % 0.7 Hz', pwmLoad(12, 0.5, 0.7)],
+  ['demo board, switches every ~0.4 s', demoBoardLoad({ seed: 9, meanToggleMs: 1200 })],
+];
+
+console.log(`INA219 sampler on the emulator: ${MINUTES} min of virtual time per load, ${WINDOW_MS / 1000} s windows`);
+console.log('| load | gap-free median err | gap-free max err | original median err | original max err | observed (gap-free / original) |');
+console.log('|---|---|---|---|---|---|');
+let worstMedian = 0;
+let worstMax = 0;
+let demoRatio = 0;
+let minObserved = 1;
+let readings = 0;
+let cpuMs = 0;
+for (const [name, load] of loads) {
+  const g = await gapFree(load);
+  const o = await original(load);
+  const gm = median(g.errors);
+  const om = median(o.errors);
+  worstMedian = Math.max(worstMedian, gm);
+  worstMax = Math.max(worstMax, ...g.errors);
+  if (name.startsWith('demo')) demoRatio = om / Math.max(gm, 1e-9);
+  minObserved = Math.min(minObserved, ...g.observed);
+  readings += g.readings;
+  cpuMs += g.cpuMs;
+  const pct = (x: number) => `${(x * 100).toFixed(3)} %`;
+  console.log(`| ${name} | ${pct(gm)} | ${pct(Math.max(...g.errors))} | ${pct(om)} | ${pct(Math.max(...o.errors))} | ${pct(median(g.observed))} / ${pct(o.observed)} |`);
+}
+const perS = readings / (cpuMs / 1000);
+console.log(`driver + sampler + emulator: ${readings} readings in ${cpuMs.toFixed(0)} ms of CPU = ${perS.toFixed(0)} readings/s (each reading is 3 register reads)`);
+bench('energy error per window, worst load (median)', worstMedian * 100, '%', '<= 0.5 %', worstMedian <= 0.005);
+bench('energy error per window, worst window of all loads', worstMax * 100, '%', '<= 0.5 %', worstMax <= 0.005);
+bench('original firmware median error / ours (fast-switching demo board)', demoRatio, 'x', 'far below the original', demoRatio > 10);
+bench('observed fraction of each window (min)', minObserved * 100, '%', '>= 95 %', minObserved >= 0.95);
+bench('readings per second on one core (emulated bus)', perS, '1/s', '>= 5,000', perS >= 5000);

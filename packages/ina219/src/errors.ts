@@ -1,0 +1,80 @@
+/** Typed errors: what failed, where, and what to do about it (style.md: errors carry a cause). */
+
+export type I2cFailure = 'missing-bus' | 'permission' | 'busy' | 'nack' | 'io' | 'timeout' | 'other';
+
+const HINTS: Record<I2cFailure, string> = {
+  'missing-bus':
+    'the I2C bus device does not exist: enable I2C (sudo raspi-config nonint do_i2c 0, or dtparam=i2c_arm=on in /boot/firmware/config.txt) and reboot, or pick the right --i2c-bus',
+  permission: 'no permission to open the I2C bus: add the user to the i2c group (sudo adduser $USER i2c) and log in again',
+  busy: 'a kernel driver owns this address (ina2xx hwmon?): remove its dtoverlay or pick another address',
+  nack: 'nothing answered at this address: check wiring (SDA GPIO2, SCL GPIO3, 3.3 V, GND), the A0/A1 address straps and --i2c-address; i2cdetect -y 1 lists what is on the bus',
+  io: 'I2C transfer failed (electrical noise, a loose wire, or a brown-out): check wiring and power',
+  timeout: 'the I2C transfer timed out: check wiring and pull-ups',
+  other: 'unexpected I2C error',
+};
+
+/** Classify an errno-style error from i2c-bus (or the emulator, which throws the same codes). */
+export function classifyI2cError(err: unknown): I2cFailure {
+  const code = (err as { code?: string } | null)?.code;
+  switch (code) {
+    case 'ENOENT':
+      return 'missing-bus';
+    case 'EACCES':
+    case 'EPERM':
+      return 'permission';
+    case 'EBUSY':
+      return 'busy';
+    case 'ENXIO':
+    case 'EREMOTEIO':
+      return 'nack';
+    case 'EIO':
+      return 'io';
+    case 'ETIMEDOUT':
+      return 'timeout';
+    default:
+      return 'other';
+  }
+}
+
+/** Failures worth retrying: the chip may answer the next time. */
+export function isTransient(kind: I2cFailure): boolean {
+  return kind === 'nack' || kind === 'io' || kind === 'timeout';
+}
+
+export class I2cError extends Error {
+  readonly kind: I2cFailure;
+  constructor(
+    readonly operation: string,
+    readonly target: string,
+    override readonly cause: unknown,
+  ) {
+    const kind = classifyI2cError(cause);
+    const code = (cause as { code?: string } | null)?.code ?? 'unknown';
+    super(`${operation} ${target} failed (${code}): ${HINTS[kind]}`);
+    this.name = 'I2cError';
+    this.kind = kind;
+  }
+}
+
+/** A setting outside what the chip or the wiring allows. */
+export class Ina219SettingError extends Error {
+  constructor(
+    readonly setting: string,
+    readonly value: unknown,
+    readonly allowed: string,
+  ) {
+    super(`invalid INA219 setting ${setting}=${JSON.stringify(value)}: allowed ${allowed}`);
+    this.name = 'Ina219SettingError';
+  }
+}
+
+/** The sensor stopped answering; the sampler keeps retrying and recovers by itself. */
+export class SensorFault extends Error {
+  constructor(
+    readonly register: string,
+    override readonly cause: I2cError,
+  ) {
+    super(`INA219 ${register}: ${cause.message}`);
+    this.name = 'SensorFault';
+  }
+}
