@@ -7,3 +7,5 @@ export type { LegacyStatus } from './legacy.js';
 export { writeFileAtomic, cleanupTempFiles, isTempFile, readState } from './files.js';
 export type { AtomicWriteOptions } from './files.js';
 export { exampleState } from './example.js';
+export { SettingError, resolveSettings, loadConfigFile, helpText, parsers } from './settings.js';
+export type { SettingSpec, SpecTable, Resolved, SettingInputs, SettingSource } from './settings.js';
