@@ -1,0 +1,152 @@
+import type { MeterState, StateProblem } from '@power-meter/meter-files';
+
+/**
+ * What the screen shows, as plain data: a pure function of the last good state, the current
+ * problem with `state.json` (if any) and the wall clock. Rendering only draws this model, so
+ * every decision about wording and colour is tested here without pixels.
+ */
+export type Tone = 'good' | 'fair' | 'poor' | 'neutral' | 'alert';
+
+export interface ScreenModel {
+  /** 'no-data' before the backend ever wrote; 'stale' when it stopped writing; else 'live'. */
+  mode: 'no-data' | 'stale' | 'live';
+  /** Big figure, e.g. "4.02" (unit drawn separately), or "--". */
+  powerText: string;
+  powerTone: Tone;
+  /** Second line: last window average, e.g. "avg 3.98 W". */
+  avgText: string;
+  /** Reward rate and total, e.g. "4 ECO/h", "total 1.25". */
+  rateText: string;
+  /** Colour of the reward rate: the tone of the window average the rate comes from. */
+  rateTone: Tone;
+  totalText: string;
+  /** Status line at the bottom and its tone. */
+  statusText: string;
+  statusTone: Tone;
+  /** Recent window averages for the sparkline, oldest first. */
+  spark: number[];
+  /** Short marker when state.json is currently unreadable (the screen keeps the last good data). */
+  problemMarker: string | null;
+}
+
+export interface ModelOptions {
+  /** Power below this reads as good (green); default: the first reward tier, 3 W. */
+  goodBelowW?: number;
+  /** Power below this reads as fair (amber); default: the second tier, 5 W. */
+  fairBelowW?: number;
+}
+
+/** A state is stale when it is older than three windows, and never sooner than 15 s. */
+export function staleAfterMs(state: MeterState): number {
+  return Math.max(3 * state.windowS * 1000, 15_000);
+}
+
+export function toneForPowerW(powerW: number | null, opts: ModelOptions = {}): Tone {
+  if (powerW === null || !Number.isFinite(powerW)) return 'neutral';
+  if (powerW < (opts.goodBelowW ?? 3)) return 'good';
+  if (powerW < (opts.fairBelowW ?? 5)) return 'fair';
+  return 'poor';
+}
+
+/** Watts with enough digits for a 0-30 W meter, never wider than five characters. */
+export function formatPowerW(powerW: number): string {
+  const abs = Math.abs(powerW);
+  if (abs < 10) return powerW.toFixed(2);
+  if (abs < 100) return powerW.toFixed(1);
+  return powerW.toFixed(0);
+}
+
+function formatAge(ms: number): string {
+  const s = Math.max(0, Math.round(ms / 1000));
+  if (s < 120) return `${s}s`;
+  const m = Math.round(s / 60);
+  if (m < 120) return `${m}min`;
+  return `${Math.round(m / 60)}h`;
+}
+
+function formatTokens(total: number): string {
+  return total < 1000 ? total.toFixed(2) : total.toFixed(0);
+}
+
+const PROBLEM_MARKERS: Record<StateProblem, string> = {
+  missing: 'no file',
+  empty: 'empty file',
+  garbage: 'bad file',
+  schema: 'new format',
+  invalid: 'bad file',
+};
+
+export function buildScreenModel(
+  state: MeterState | null,
+  problem: StateProblem | null,
+  nowMs: number,
+  opts: ModelOptions = {},
+): ScreenModel {
+  if (state === null) {
+    return {
+      mode: 'no-data',
+      powerText: '--',
+      powerTone: 'neutral',
+      avgText: 'waiting for meter',
+      rateText: '',
+      rateTone: 'neutral',
+      totalText: '',
+      statusText: problem === null || problem === 'missing' ? 'no data yet' : `no data (${PROBLEM_MARKERS[problem]})`,
+      statusTone: 'neutral',
+      spark: [],
+      problemMarker: problem === null || problem === 'missing' ? null : PROBLEM_MARKERS[problem],
+    };
+  }
+  const ageMs = nowMs - state.updatedAtMs;
+  const stale = ageMs > staleAfterMs(state);
+  const sensorFault = state.sensor.state === 'fault';
+  const powerW = stale || sensorFault ? null : state.powerW;
+  const avgW = state.lastWindow?.avgPowerW ?? null;
+
+  let statusText: string;
+  let statusTone: Tone;
+  if (stale) {
+    statusText = `stale: no update for ${formatAge(ageMs)}`;
+    statusTone = 'alert';
+  } else if (sensorFault) {
+    statusText = `sensor: ${shorten(state.sensor.reason ?? 'fault', 22)}`;
+    statusTone = 'alert';
+  } else {
+    ({ statusText, statusTone } = publishingStatus(state));
+  }
+
+  return {
+    mode: stale ? 'stale' : 'live',
+    powerText: powerW === null ? '--' : formatPowerW(powerW),
+    powerTone: toneForPowerW(powerW, opts),
+    avgText: avgW === null ? 'avg --' : `avg ${formatPowerW(avgW)} W`,
+    rateText: `${state.rewards.tokensPerH} tok/h`,
+    rateTone: toneForPowerW(avgW, opts),
+    totalText: `total ${formatTokens(state.rewards.total)}`,
+    statusText,
+    statusTone,
+    spark: state.recentAvgPowerW.slice(-60),
+    problemMarker: problem === null ? null : PROBLEM_MARKERS[problem],
+  };
+}
+
+function publishingStatus(state: MeterState): { statusText: string; statusTone: Tone } {
+  const p = state.publishing;
+  if (p.held > 0) return { statusText: `clock sync: ${p.held} held`, statusTone: 'fair' };
+  switch (p.state) {
+    case 'disabled':
+      return { statusText: 'publishing off', statusTone: 'neutral' };
+    case 'ok':
+      return p.waiting > 1
+        ? { statusText: `sending: ${p.waiting} waiting`, statusTone: 'fair' }
+        : { statusText: 'published ok', statusTone: 'good' };
+    case 'retrying':
+      return { statusText: `retry: ${p.waiting} waiting`, statusTone: 'fair' };
+    case 'failing':
+      return { statusText: `failing: ${shorten(p.reason ?? 'error', 16)}`, statusTone: 'alert' };
+  }
+}
+
+function shorten(text: string, max: number): string {
+  return text.length <= max ? text : `${text.slice(0, max - 1)}…`;
+}

@@ -1,0 +1,28 @@
+import { parsers, type SettingSpec } from '@power-meter/meter-files';
+
+/**
+ * Every display setting, once: flag, environment variable, config key (inside the config file's
+ * `display` object), default. The data directory shares POWER_METER_DATA_DIR with the backend.
+ */
+export const VARIANTS = ['greentab', 'redtab', 'blacktab', 'mini160x80'] as const;
+export type PanelVariantName = (typeof VARIANTS)[number];
+
+const s = <T>(spec: SettingSpec<T>): SettingSpec<T> => spec;
+
+export const DISPLAY_SETTINGS = {
+  dataDir: s({ key: 'dataDir', flag: 'data-dir', env: 'POWER_METER_DATA_DIR', default: '/home/pi/data/power-meter', describe: 'data directory the backend writes', parse: parsers.nonEmptyString, allowed: 'a directory path' }),
+  panel: s({ key: 'panel', flag: 'panel', env: 'POWER_METER_DISPLAY_PANEL', default: 'st7735' as 'st7735' | 'png', describe: 'st7735 (the TFT over SPI) or png (emulated panel saved as a PNG file)', parse: parsers.oneOf(['st7735', 'png'] as const), allowed: 'st7735 or png' }),
+  png: s({ key: 'png', flag: 'png', env: 'POWER_METER_DISPLAY_PNG', default: 'screen.png', describe: 'where the png panel writes the current screen', parse: parsers.nonEmptyString, allowed: 'a file path' }),
+  spiBus: s({ key: 'spiBus', flag: 'spi-bus', env: 'POWER_METER_DISPLAY_SPI_BUS', default: 0, describe: 'SPI bus (/dev/spidevB.D)', parse: parsers.integer(0, 6), allowed: 'an integer 0-6' }),
+  spiDevice: s({ key: 'spiDevice', flag: 'spi-device', env: 'POWER_METER_DISPLAY_SPI_DEVICE', default: 0, describe: 'SPI chip select (CE0 = 0)', parse: parsers.integer(0, 3), allowed: 'an integer 0-3' }),
+  dcPin: s({ key: 'dcPin', flag: 'dc-pin', env: 'POWER_METER_DISPLAY_DC_PIN', default: 25, describe: 'BCM GPIO number of the D/C line', parse: parsers.integer(0, 53), allowed: 'a BCM GPIO number 0-53' }),
+  resetPin: s({ key: 'resetPin', flag: 'reset-pin', env: 'POWER_METER_DISPLAY_RESET_PIN', default: 24, describe: 'BCM GPIO number of the RESET line', parse: parsers.integer(0, 53), allowed: 'a BCM GPIO number 0-53' }),
+  speedHz: s({ key: 'speedHz', flag: 'speed-hz', env: 'POWER_METER_DISPLAY_SPEED_HZ', default: 24_000_000, describe: 'SPI clock for pixel data, Hz (commands always <= 10 MHz)', parse: parsers.integer(1_000_000, 62_500_000), allowed: 'an integer 1000000-62500000' }),
+  rotation: s({ key: 'rotation', flag: 'rotation', env: 'POWER_METER_DISPLAY_ROTATION', default: 90 as 0 | 90 | 180 | 270, describe: 'panel rotation in degrees: 90/270 landscape 160x128, 0/180 portrait (the original used 0)', parse: (raw) => { const n = parsers.integer(0, 270)(raw); if (![0, 90, 180, 270].includes(n)) throw new Error('bad'); return n as 0 | 90 | 180 | 270; }, allowed: '0, 90, 180 or 270' }),
+  variant: s({ key: 'variant', flag: 'variant', env: 'POWER_METER_DISPLAY_VARIANT', default: 'greentab' as PanelVariantName, describe: 'panel variant (tab colour of the module)', parse: parsers.oneOf(VARIANTS), allowed: VARIANTS.join(', ') }),
+  fontDir: s({ key: 'fontDir', flag: 'font-dir', env: 'POWER_METER_DISPLAY_FONT_DIR', default: '/usr/share/fonts/truetype/dejavu', describe: 'folder with DejaVuSans.ttf and DejaVuSans-Bold.ttf (Debian fonts-dejavu-core)', parse: parsers.nonEmptyString, allowed: 'a directory path' }),
+};
+
+export type DisplaySettings = {
+  [K in keyof typeof DISPLAY_SETTINGS]: (typeof DISPLAY_SETTINGS)[K] extends SettingSpec<infer T> ? T : never;
+};

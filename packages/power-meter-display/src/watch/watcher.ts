@@ -1,0 +1,112 @@
+import { existsSync } from 'node:fs';
+import { basename, resolve } from 'node:path';
+import chokidar, { type FSWatcher } from 'chokidar';
+import { FILES } from '@power-meter/meter-files';
+
+/**
+ * Watches the data directory and calls `onChange` once per burst of writes to `state.json`.
+ *
+ * chokidar watches the directory (not the file), because the backend replaces the file by
+ * rename on every update. A directory that does not exist yet, or is deleted and recreated,
+ * is handled by re-arming the watcher from a periodic tick: chokidar 4 does not report files
+ * created inside a directory that was missing when the watch started. The tick also lets the
+ * screen turn "stale" when the backend stops writing.
+ */
+export interface StateWatcherOptions {
+  dataDir: string;
+  /** Called for every coalesced change and every tick; never concurrently. */
+  onChange: (reason: 'change' | 'tick') => Promise<void> | void;
+  /** Writes closer together than this become one redraw. */
+  coalesceMs?: number;
+  tickMs?: number;
+  log?: (line: string) => void;
+}
+
+export class StateWatcher {
+  private watcher: FSWatcher | null = null;
+  private tickTimer: NodeJS.Timeout | null = null;
+  private coalesceTimer: NodeJS.Timeout | null = null;
+  private running = false;
+  private pending: 'change' | 'tick' | null = null;
+  private busy: Promise<void> | null = null;
+  private closed = false;
+  private readonly dataDir: string;
+
+  constructor(private readonly opts: StateWatcherOptions) {
+    this.dataDir = resolve(opts.dataDir);
+  }
+
+  start(): void {
+    this.arm();
+    this.tickTimer = setInterval(() => {
+      this.arm();
+      this.request('tick');
+    }, this.opts.tickMs ?? 1000);
+    this.request('change');
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    if (this.tickTimer) clearInterval(this.tickTimer);
+    if (this.coalesceTimer) clearTimeout(this.coalesceTimer);
+    await this.disarm();
+    await this.busy;
+  }
+
+  private arm(): void {
+    if (this.closed || this.watcher !== null || !existsSync(this.dataDir)) return;
+    const w = chokidar.watch(this.dataDir, { depth: 0, ignoreInitial: true });
+    this.watcher = w;
+    w.on('all', (event, path) => {
+      if (resolve(path) === this.dataDir && event === 'unlinkDir') {
+        this.opts.log?.(`data directory ${this.dataDir} removed; waiting for it to come back`);
+        void this.disarm();
+        this.request('change');
+        return;
+      }
+      if (basename(path) === FILES.state) this.request('change');
+    });
+    w.on('error', (err) => {
+      this.opts.log?.(`watch error on ${this.dataDir}: ${String(err)}; re-arming`);
+      void this.disarm();
+    });
+    // A file written between the directory appearing and the watch becoming ready is picked up here.
+    w.on('ready', () => this.request('change'));
+  }
+
+  private async disarm(): Promise<void> {
+    const w = this.watcher;
+    this.watcher = null;
+    // Closing inside a chokidar callback can leave a handle open: close after a tick.
+    if (w) await new Promise<void>((r) => setImmediate(r)).then(() => w.close());
+  }
+
+  /** Coalesce: one call per burst; a change during a redraw causes exactly one more. */
+  private request(reason: 'change' | 'tick'): void {
+    if (this.closed) return;
+    if (this.pending === null || reason === 'change') this.pending = reason;
+    if (this.coalesceTimer || this.running) return;
+    this.coalesceTimer = setTimeout(() => {
+      this.coalesceTimer = null;
+      void this.run();
+    }, reason === 'change' ? (this.opts.coalesceMs ?? 10) : 0);
+  }
+
+  private async run(): Promise<void> {
+    if (this.running || this.pending === null || this.closed) return;
+    this.running = true;
+    const reason = this.pending;
+    this.pending = null;
+    const done = (async () => {
+      try {
+        await this.opts.onChange(reason);
+      } catch (err) {
+        this.opts.log?.(`redraw failed: ${err instanceof Error ? err.message : String(err)}`);
+      }
+    })();
+    this.busy = done;
+    await done;
+    this.running = false;
+    if (this.pending !== null) this.request(this.pending);
+  }
+}

@@ -1,0 +1,164 @@
+import { exampleState } from '@power-meter/meter-files';
+import { describe, expect, it } from 'vitest';
+import { areaPx, diffFrames, pixelWords } from '../src/diff/diff.js';
+import { buildScreenModel, formatPowerW, staleAfterMs, toneForPowerW } from '../src/screen/model.js';
+import { ScreenRenderer, TONE_COLOURS } from '../src/screen/render.js';
+
+const NOW = 1_764_000_000_000;
+
+describe('screen model (pure)', () => {
+  it('shows live power, the window average, rewards and publishing state', () => {
+    const m = buildScreenModel(exampleState({ updatedAtMs: NOW, powerW: 4.02 }), null, NOW + 1000);
+    expect(m).toMatchObject({ mode: 'live', powerText: '4.02', powerTone: 'fair', avgText: 'avg 3.98 W', rateText: '4 tok/h', totalText: 'total 1.25', statusText: 'published ok', problemMarker: null });
+  });
+
+  it('reads lower consumption as better', () => {
+    expect(toneForPowerW(2.9)).toBe('good');
+    expect(toneForPowerW(4.9)).toBe('fair');
+    expect(toneForPowerW(5)).toBe('poor');
+    expect(toneForPowerW(null)).toBe('neutral');
+    expect(formatPowerW(12.345)).toBe('12.3');
+    expect(formatPowerW(0)).toBe('0.00');
+  });
+
+  it('says "no data" before the backend ever wrote, and "stale" when it stopped', () => {
+    expect(buildScreenModel(null, 'missing', NOW)).toMatchObject({ mode: 'no-data', powerText: '--', statusText: 'no data yet', problemMarker: null });
+    const s = exampleState({ updatedAtMs: NOW });
+    expect(staleAfterMs(s)).toBe(15_000);
+    expect(buildScreenModel(s, null, NOW + 14_000).mode).toBe('live');
+    const stale = buildScreenModel(s, null, NOW + 16_000);
+    expect(stale).toMatchObject({ mode: 'stale', powerText: '--', statusTone: 'alert' });
+    expect(stale.statusText).toBe('stale: no update for 16s');
+    expect(staleAfterMs(exampleState({ windowS: 60 }))).toBe(180_000);
+  });
+
+  it('keeps the last good data with a marker when the file goes bad', () => {
+    const m = buildScreenModel(exampleState({ updatedAtMs: NOW }), 'garbage', NOW);
+    expect(m.powerText).toBe('4.02');
+    expect(m.problemMarker).toBe('bad file');
+    expect(buildScreenModel(exampleState({ updatedAtMs: NOW }), 'schema', NOW).problemMarker).toBe('new format');
+  });
+
+  it('shows waiting readings, failures with the reason, disabled publishing, held readings and sensor faults', () => {
+    const base = exampleState({ updatedAtMs: NOW });
+    const pub = (p: Partial<typeof base.publishing>) => buildScreenModel({ ...base, publishing: { ...base.publishing, ...p } }, null, NOW).statusText;
+    expect(pub({ state: 'retrying', waiting: 12 })).toBe('retry: 12 waiting');
+    expect(pub({ state: 'failing', reason: 'InvalidToken' })).toBe('failing: InvalidToken');
+    expect(pub({ state: 'disabled' })).toBe('publishing off');
+    expect(pub({ held: 3 })).toBe('clock sync: 3 held');
+    const fault = buildScreenModel({ ...base, sensor: { state: 'fault', reason: 'no answer at 0x40', busV: null, currentA: null } }, null, NOW);
+    expect(fault).toMatchObject({ powerText: '--', statusText: 'sensor: no answer at 0x40', statusTone: 'alert' });
+  });
+});
+
+function hex(c: string): [number, number, number] {
+  return [parseInt(c.slice(1, 3), 16), parseInt(c.slice(3, 5), 16), parseInt(c.slice(5, 7), 16)];
+}
+
+/** Pixels in a region close to a colour (anti-aliasing tolerant). */
+function countNear(frame: { width: number; rgba: Uint8ClampedArray }, x0: number, y0: number, w: number, h: number, colour: string): number {
+  const [r, g, b] = hex(colour);
+  let n = 0;
+  for (let y = y0; y < y0 + h; y++)
+    for (let x = x0; x < x0 + w; x++) {
+      const i = (y * frame.width + x) * 4;
+      if (Math.abs(frame.rgba[i]! - r) < 40 && Math.abs(frame.rgba[i + 1]! - g) < 40 && Math.abs(frame.rgba[i + 2]! - b) < 40) n++;
+    }
+  return n;
+}
+
+/** Height of the rows that contain a colour within a region (the drawn figure's height). */
+function inkHeight(frame: { width: number; rgba: Uint8ClampedArray }, x0: number, y0: number, w: number, h: number, colour: string): number {
+  let top = -1;
+  let bottom = -1;
+  for (let y = y0; y < y0 + h; y++) if (countNear(frame, x0, y, w, 1, colour) > 0) (top < 0 && (top = y), (bottom = y));
+  return top < 0 ? 0 : bottom - top + 1;
+}
+
+describe('rendering (regions and colours)', () => {
+  const renderer = new ScreenRenderer('landscape');
+
+  it('draws the main figure in the tone colour, at least 24 px tall, in the top half', () => {
+    const good = renderer.render(buildScreenModel(exampleState({ updatedAtMs: NOW, powerW: 2.5 }), null, NOW));
+    expect(good.width).toBe(160);
+    expect(countNear(good, 0, 14, 160, 38, TONE_COLOURS.good)).toBeGreaterThan(150);
+    expect(countNear(good, 0, 14, 160, 38, TONE_COLOURS.poor)).toBe(0);
+    expect(inkHeight(good, 0, 14, 110, 38, TONE_COLOURS.good)).toBeGreaterThanOrEqual(24);
+    const poor = renderer.render(buildScreenModel(exampleState({ updatedAtMs: NOW, powerW: 11.9 }), null, NOW));
+    expect(countNear(poor, 0, 14, 160, 38, TONE_COLOURS.poor)).toBeGreaterThan(150);
+  });
+
+  it('shows the problem marker top right and an alert status bar when stale', () => {
+    const f = renderer.render(buildScreenModel(exampleState({ updatedAtMs: NOW }), 'garbage', NOW + 60_000));
+    expect(countNear(f, 100, 0, 60, 13, TONE_COLOURS.alert)).toBeGreaterThan(100);
+    expect(countNear(f, 0, 112, 160, 16, TONE_COLOURS.alert)).toBeGreaterThan(1000);
+  });
+
+  it('renders portrait 128x160 too', () => {
+    const f = new ScreenRenderer('portrait').render(buildScreenModel(exampleState({ updatedAtMs: NOW }), null, NOW));
+    expect([f.width, f.height]).toEqual([128, 160]);
+    expect(f.rgba.length).toBe(128 * 160 * 4);
+  });
+});
+
+describe('frame diff', () => {
+  const W = 160;
+  const H = 128;
+  const blank = () => new Uint32Array(W * H);
+
+  it('reports the whole frame when the panel content is unknown, nothing when equal', () => {
+    expect(diffFrames(null, blank(), W, H)).toEqual([{ x: 0, y: 0, w: W, h: H }]);
+    expect(diffFrames(blank(), blank(), W, H)).toEqual([]);
+  });
+
+  it('yields exactly the changed region, tight to the changed pixels', () => {
+    const a = blank();
+    const b = blank();
+    for (let y = 20; y < 30; y++) for (let x = 40; x < 70; x++) b[y * W + x] = 0xffffffff;
+    const rects = diffFrames(a, b, W, H);
+    expect(areaPx(rects)).toBe(30 * 10);
+    const minX = Math.min(...rects.map((r) => r.x));
+    const maxX = Math.max(...rects.map((r) => r.x + r.w));
+    expect([minX, maxX]).toEqual([40, 70]);
+    expect(rects.length).toBeLessThanOrEqual(2);
+  });
+
+  it('covers every changed pixel and nothing far from them, for random sparse changes', () => {
+    const a = blank();
+    const b = blank();
+    let seed = 1;
+    const rnd = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+    const changed: number[] = [];
+    for (let i = 0; i < 50; i++) {
+      const p = Math.floor(rnd() * W * H);
+      b[p] = 0x12345678;
+      changed.push(p);
+    }
+    const rects = diffFrames(a, b, W, H);
+    for (const p of changed) {
+      const x = p % W;
+      const y = Math.floor(p / W);
+      expect(rects.some((r) => x >= r.x && x < r.x + r.w && y >= r.y && y < r.y + r.h)).toBe(true);
+    }
+    // Rectangles never overlap.
+    for (let i = 0; i < rects.length; i++)
+      for (let j = i + 1; j < rects.length; j++) {
+        const r = rects[i]!;
+        const s = rects[j]!;
+        expect(r.x < s.x + s.w && s.x < r.x + r.w && r.y < s.y + s.h && s.y < r.y + r.h).toBe(false);
+      }
+  });
+
+  it('a change of the live power figure rewrites far less than a full frame', () => {
+    const f1 = renderer().render(buildScreenModel(exampleState({ updatedAtMs: NOW, powerW: 4.02 }), null, NOW));
+    const w1 = Uint32Array.from(pixelWords(f1.rgba));
+    const f2 = renderer().render(buildScreenModel(exampleState({ updatedAtMs: NOW, powerW: 4.07 }), null, NOW));
+    const rects = diffFrames(w1, pixelWords(f2.rgba), W, H);
+    expect(rects.length).toBeGreaterThan(0);
+    expect(areaPx(rects) / (W * H)).toBeLessThan(0.25);
+  });
+});
+
+function renderer(): ScreenRenderer {
+  return new ScreenRenderer('landscape');
+}
