@@ -1,4 +1,3 @@
-import { performance } from 'node:perf_hooks';
 
 /** Monotonic milliseconds. Injected everywhere so tests can run hours of virtual time. */
 export interface MonotonicClock {
@@ -8,7 +7,8 @@ export interface MonotonicClock {
 /** Sleep that follows the same clock (real timers for the system clock, advancing for virtual). */
 export type Sleep = (ms: number) => Promise<void>;
 
-export const systemClock: MonotonicClock = { nowMs: () => performance.now() };
+/** CLOCK_MONOTONIC via hrtime: shared by every process of this boot, unlike performance.now(). */
+export const systemClock: MonotonicClock = { nowMs: () => Number(process.hrtime.bigint()) / 1e6 };
 
 export const realSleep: Sleep = (ms) => new Promise((resolve) => setTimeout(resolve, Math.max(0, ms)));
 
