@@ -1,1 +1,14 @@
-export {};
+export { CURVES, deviceAddress, publicKeyHex, publicKeyFromHex } from './keys.js';
+export type { Curve } from './keys.js';
+export { loadOrCreateIdentity, IdentityError, KEY_FILE } from './identity.js';
+export type { Identity } from './identity.js';
+export { buildMessage, dataText, formatReading, signText, verifyBody } from './codec.js';
+export type { SignedMessage, SignatureEncoding, TimestampUnit, VerifyResult } from './codec.js';
+export { Outbox, OutboxLockedError } from './outbox.js';
+export type { OutboxMessage, OutboxOptions, OutboxStats } from './outbox.js';
+export { classifyAnswer } from './classify.js';
+export type { Verdict } from './classify.js';
+export { Publisher } from './publisher.js';
+export type { PublishState, PublishStateName, PublisherOptions } from './publisher.js';
+export { startDevReceiver } from './receiver.js';
+export type { DevReceiver, DevReceiverOptions, Misbehaviour, ReceivedRecord } from './receiver.js';

@@ -1,0 +1,43 @@
+import { createPublicKey, type KeyObject } from 'node:crypto';
+import { keccak_256 } from '@noble/hashes/sha3.js';
+
+/** Curves the meter can sign with (w3bstream.md section 3). */
+export type Curve = 'p256' | 'secp256k1';
+
+export const CURVES: Record<Curve, { nodeName: string; jwkCrv: string; orderHex: string; spkiPrefixHex: string }> = {
+  p256: {
+    nodeName: 'prime256v1',
+    jwkCrv: 'P-256',
+    orderHex: 'ffffffff00000000ffffffffffffffffbce6faada7179e84f3b9cac2fc632551',
+    // SEQUENCE { SEQUENCE { id-ecPublicKey, prime256v1 }, BIT STRING { 04 X Y } }
+    spkiPrefixHex: '3059301306072a8648ce3d020106082a8648ce3d030107034200',
+  },
+  secp256k1: {
+    nodeName: 'secp256k1',
+    jwkCrv: 'secp256k1',
+    orderHex: 'fffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364141',
+    spkiPrefixHex: '3056301006072a8648ce3d020106052b8104000a034200',
+  },
+};
+
+/** `04` + X + Y, lowercase hex (130 characters). */
+export function publicKeyHex(key: KeyObject): string {
+  const jwk = key.export({ format: 'jwk' });
+  const x = Buffer.from(jwk.x!, 'base64url');
+  const y = Buffer.from(jwk.y!, 'base64url');
+  return `04${x.toString('hex').padStart(64, '0')}${y.toString('hex').padStart(64, '0')}`;
+}
+
+/** The device address: `0x` + last 20 bytes of keccak256(X || Y) (Ethereum style). */
+export function deviceAddress(pubHex: string): string {
+  const xy = Buffer.from(pubHex.slice(2), 'hex');
+  const hash = keccak_256(xy);
+  return `0x${Buffer.from(hash.slice(-20)).toString('hex')}`;
+}
+
+/** A public key object from the 130-hex form on the given curve (throws if not on it). */
+export function publicKeyFromHex(pubHex: string, curve: Curve): KeyObject {
+  if (!/^04[0-9a-fA-F]{128}$/.test(pubHex)) throw new Error('public_key must be 04 followed by 128 hex digits');
+  const der = Buffer.from(CURVES[curve].spkiPrefixHex + pubHex.toLowerCase(), 'hex');
+  return createPublicKey({ key: der, format: 'der', type: 'spki' });
+}
