@@ -4,7 +4,7 @@ export { parseState } from './parse.js';
 export type { ParseResult, StateProblem } from './parse.js';
 export { legacyFileContents, formatW } from './legacy.js';
 export type { LegacyStatus } from './legacy.js';
-export { writeFileAtomic, cleanupTempFiles, isTempFile, readState } from './files.js';
+export { writeFileAtomic, writeFileAtomicSync, cleanupTempFiles, isTempFile, readState } from './files.js';
 export type { AtomicWriteOptions } from './files.js';
 export { exampleState } from './example.js';
 export { SettingError, resolveSettings, loadConfigFile, helpText, parsers } from './settings.js';

@@ -1,0 +1,71 @@
+/**
+ * Backend benchmark (`npm run bench`): runs the real daemon for a minute at the default settings
+ * (simulated INA219 on the demo board, 5 s windows, publishing to a local dev receiver) and
+ * samples its CPU time, resident memory and bytes written from /proc.
+ */
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { startDevReceiver } from '@power-meter/w3bstream';
+
+const DURATION_S = Number(process.env.BENCH_BACKEND_SECONDS ?? 60);
+const CLK_TCK = 100; // USER_HZ on Linux
+
+function bench(name: string, value: number, unit: string, budget: string, pass: boolean | null): void {
+  console.log(`BENCH ${JSON.stringify({ name, value: Number(value.toPrecision(4)), unit, budget, pass })}`);
+}
+function cpuTicks(pid: number): number {
+  const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return Number(f[11]) + Number(f[12]); // utime + stime
+}
+function rssMb(pid: number): number {
+  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return Number(m?.[1] ?? 0) / 1024;
+}
+function writeBytes(pid: number): number {
+  const m = /wchar: (\d+)/.exec(readFileSync(`/proc/${pid}/io`, 'utf8'));
+  return Number(m?.[1] ?? 0);
+}
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1]!;
+
+const dir = mkdtempSync(join(tmpdir(), 'pm-bench-'));
+writeFileSync(join(dir, 'config.json'), '{}'); // defaults only, whatever /etc/power-meter holds
+const receiver = await startDevReceiver({ project: 'bench', token: 'bench-token' });
+const cli = join(dirname(fileURLToPath(import.meta.url)), 'cli.js');
+const child = spawn(process.execPath, [cli, '--sensor', 'sim', '--data-dir', join(dir, 'data'), '--publish-url', receiver.url], {
+  env: { PATH: process.env.PATH, W3BSTREAM_PUBLISHER_TOKEN: 'bench-token', POWER_METER_CONFIG: join(dir, 'config.json') },
+  stdio: 'ignore',
+});
+const pid = child.pid!;
+// Let it start (module loading, key creation) before measuring the steady state.
+await new Promise((r) => setTimeout(r, 3000));
+const cpu0 = cpuTicks(pid);
+const w0 = writeBytes(pid);
+const t0 = Date.now();
+const rss: number[] = [];
+const cpuPerS: number[] = [];
+let last = cpu0;
+for (let i = 0; i < DURATION_S; i++) {
+  await new Promise((r) => setTimeout(r, 1000));
+  const c = cpuTicks(pid);
+  cpuPerS.push(((c - last) / CLK_TCK) * 100);
+  last = c;
+  rss.push(rssMb(pid));
+}
+const wallS = (Date.now() - t0) / 1000;
+const cpuPct = ((cpuTicks(pid) - cpu0) / CLK_TCK / wallS) * 100;
+const bytesPerDay = ((writeBytes(pid) - w0) / wallS) * 86_400;
+child.kill('SIGTERM');
+await new Promise((r) => child.once('exit', r));
+await receiver.close();
+rmSync(dir, { recursive: true, force: true });
+
+console.log(`power-meter daemon, default settings (sim demo load, 5 s windows, publishing to a local receiver), ${wallS.toFixed(0)} s:`);
+console.log(`  CPU ${cpuPct.toFixed(2)} % of one core (per-second median ${median(cpuPerS).toFixed(1)} %, clock tick 10 ms)`);
+console.log(`  RSS median ${median(rss).toFixed(1)} MB, max ${Math.max(...rss).toFixed(1)} MB`);
+console.log(`  written (write syscalls, all files incl. SQLite WAL): ${(bytesPerDay / 1e6).toFixed(1)} MB/day; readings delivered: ${receiver.received.length}`);
+bench('backend CPU at default settings', cpuPct, '% of a core', '< 1 %', cpuPct < 1);
+bench('backend resident memory (max)', Math.max(...rss), 'MB', '< 80 MB', Math.max(...rss) < 80);
+bench('backend bytes written per day', bytesPerDay / 1e6, 'MB/day', '', null);

@@ -1,0 +1,277 @@
+import { mkdirSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Sampler, createSensor, realSleep, systemClock, type Sensor, type SensorState, type WindowResult } from '@power-meter/ina219';
+import { cleanupTempFiles, type WindowSummary } from '@power-meter/meter-files';
+import { Outbox, Publisher, buildMessage, loadOrCreateIdentity, type Identity } from '@power-meter/w3bstream';
+import { rewardsForWindow, tokensPerH } from './rewards.js';
+import type { BackendSettings } from './settings.js';
+import { StateWriter, buildState } from './state-writer.js';
+import { MeterStore } from './store.js';
+import { bootId, bootMonotonicMs, clockTrusted, decideClockSync, probeClock, wallTimeOf, type ClockSync } from './timesync.js';
+
+/** No reading can be older than this release: a clock before it is certainly wrong. */
+const RELEASE_FLOOR_MS = Date.UTC(2026, 10, 1);
+
+export function buildFloorMs(): number {
+  try {
+    // The compiled file's mtime is the build (or install) time.
+    return Math.max(RELEASE_FLOOR_MS, statSync(fileURLToPath(import.meta.url)).mtimeMs);
+  } catch {
+    return RELEASE_FLOOR_MS;
+  }
+}
+
+export interface MeterOptions {
+  settings: BackendSettings;
+  log: (line: string) => void;
+  /** Test hook: where /run and /proc are looked up for clock-sync detection. */
+  timesyncRoot?: string;
+  /** Publisher retry cap, ms (tests shorten it). */
+  retryMaxMs?: number;
+}
+
+/**
+ * The backend: sensor -> sampler -> window -> (signed reading in the outbox, totals) -> files,
+ * with the publisher draining the outbox. One instance per data directory (the outbox lock).
+ */
+export class Meter {
+  readonly identity: Identity;
+  readonly outbox: Outbox;
+  private readonly store: MeterStore;
+  private readonly writer: StateWriter;
+  private readonly publisher: Publisher;
+  private sensor: Sensor | null = null;
+  private sampler: Sampler | null = null;
+  private sensorState: SensorState = { state: 'ok', reason: null };
+  private lastWindow: WindowSummary | null = null;
+  private lastTokensPerH = 0;
+  private clock: ClockSync = { state: 'unknown', reason: 'not probed yet' };
+  private timers: NodeJS.Timeout[] = [];
+  private writeError: string | null = null;
+  private lastShownPower: number | null = null;
+  private lastWriteMs = 0;
+  private stopped = false;
+  private readonly boot: string;
+  private readonly floorMs = buildFloorMs();
+
+  private constructor(private readonly opts: MeterOptions) {
+    const s = opts.settings;
+    mkdirSync(s.dataDir, { recursive: true });
+    // Lock first: a second instance must fail before touching anything.
+    this.outbox = Outbox.open(join(s.dataDir, 'outbox', 'outbox.sqlite'), { maxCount: s.outboxMaxCount, maxAgeMs: s.outboxMaxAgeDays * 86_400_000 });
+    try {
+      this.identity = loadOrCreateIdentity(join(s.dataDir, 'identity'), { curve: s.curve });
+    } catch (err) {
+      this.outbox.close();
+      throw err;
+    }
+    this.store = new MeterStore(this.outbox);
+    this.writer = new StateWriter(s.dataDir);
+    this.boot = bootId(opts.timesyncRoot);
+    this.publisher = new Publisher({
+      outbox: this.outbox,
+      url: s.publishUrl,
+      token: s.publisherToken,
+      deviceAddress: this.identity.address,
+      eventType: s.eventType,
+      backoffMaxMs: opts.retryMaxMs,
+      log: opts.log,
+      onState: () => this.scheduleWrite(),
+    });
+  }
+
+  static async start(opts: MeterOptions): Promise<Meter> {
+    const m = new Meter(opts);
+    await m.begin();
+    return m;
+  }
+
+  private async begin(): Promise<void> {
+    const { settings: s, log } = this.opts;
+    const removed = await cleanupTempFiles(s.dataDir);
+    if (removed.length > 0) log(`removed ${removed.length} leftover temporary file(s) from an earlier run`);
+    const t = this.store.totals();
+    log(`identity device_id=${this.identity.address} curve=${this.identity.curve}`);
+    log(`totals energy_wh=${t.energyWh.toFixed(6)} rewards=${t.rewardsTotal.toFixed(6)} windows=${t.windows} waiting=${this.outbox.stats().waiting} held=${this.store.heldCount()}`);
+    await this.refreshClock();
+    this.publisher.start();
+    await this.openSensor();
+    this.timers.push(setInterval(() => this.refreshPower(), s.powerIntervalMs));
+    // Clock sync is re-checked often while untrusted (readings wait), rarely once trusted.
+    this.timers.push(setInterval(() => void this.refreshClock(), 5000));
+    this.scheduleWrite();
+  }
+
+  private async openSensor(): Promise<void> {
+    const { settings: s, log } = this.opts;
+    try {
+      this.sensor = await createSensor({
+        kind: s.sensor,
+        i2cBus: s.i2cBus,
+        settings: { address: s.i2cAddress, shuntOhms: s.shuntOhms, maxCurrentA: s.maxCurrentA },
+        simLoad: s.simLoad,
+        log,
+      });
+    } catch (err) {
+      // A missing bus or permission problem: show it (state.json -> the screen) and retry.
+      const reason = err instanceof Error ? err.message : String(err);
+      if (this.sensorState.reason !== reason) log(`sensor fault: ${reason}`);
+      this.sensorState = { state: 'fault', reason };
+      this.scheduleWrite();
+      if (!this.stopped) this.timers.push(setTimeout(() => void this.openSensor(), 10_000));
+      return;
+    }
+    this.sampler = new Sampler({
+      driver: this.sensor.driver,
+      clock: systemClock,
+      sleep: realSleep,
+      windowMs: s.window * 1000,
+      onWindow: (w) => this.onWindow(w),
+      onState: (st) => {
+        this.sensorState = st;
+        this.scheduleWrite();
+      },
+      log,
+    });
+    this.sensorState = { state: 'ok', reason: null };
+    this.sampler.start();
+    log(`sensor ${s.sensor}${s.sensor === 'sim' ? ` load=${s.simLoad}` : ` bus=/dev/i2c-${s.i2cBus} address=0x${s.i2cAddress.toString(16)}`} window_s=${s.window}`);
+  }
+
+  private async refreshClock(): Promise<void> {
+    const before = this.clock.state;
+    this.clock = decideClockSync(await probeClock({ floorMs: this.floorMs, root: this.opts.timesyncRoot }));
+    if (before !== this.clock.state) this.opts.log(`clock ${this.clock.state}: ${this.clock.reason}`);
+    if (this.canTimestamp()) this.releaseHeld();
+  }
+
+  private canTimestamp(): boolean {
+    return !this.opts.settings.holdUnsyncedClock || clockTrusted(this.clock);
+  }
+
+  private onWindow(w: WindowResult): void {
+    if (this.stopped) return;
+    const { settings: s, log } = this.opts;
+    if (w.avgPowerW === null) {
+      log(`window without readings (sensor fault: ${w.faultReason ?? 'unknown'}): nothing to sign`);
+      return;
+    }
+    const durationMs = w.endMs - w.startMs;
+    const rewards = rewardsForWindow(w.avgPowerW, durationMs, s.rewardTiers);
+    this.lastTokensPerH = tokensPerH(w.avgPowerW, s.rewardTiers);
+    const anchor = { wallMs: Date.now(), monoMs: bootMonotonicMs() };
+    const endWall = wallTimeOf(w.endMs, anchor);
+    this.lastWindow = {
+      avgPowerW: Number(w.avgPowerW.toFixed(4)),
+      energyWh: w.energyWh,
+      minPowerW: Number((w.minPowerW ?? 0).toFixed(4)),
+      maxPowerW: Number((w.maxPowerW ?? 0).toFixed(4)),
+      startMs: Math.round(endWall - durationMs),
+      endMs: Math.round(endWall),
+      samples: w.readings,
+      observedFraction: Number(w.observedFraction.toFixed(4)),
+      complete: w.complete,
+    };
+    if (!w.complete) log(`window incomplete: ${w.faultReason ?? 'readings missing'}; observed ${(w.observedFraction * 100).toFixed(1)} %`);
+    if (this.canTimestamp()) {
+      const body = buildMessage(this.identity, { powerW: w.avgPowerW, timestampMs: endWall }, { encoding: s.signature, timestampUnit: s.timestampUnit }).body;
+      this.store.storeReading(body, { energyWh: w.energyWh, rewards, avgPowerW: w.avgPowerW });
+    } else {
+      this.store.holdReading({ bootId: this.boot, endMonoMs: w.endMs, avgPowerW: w.avgPowerW }, { energyWh: w.energyWh, rewards });
+      log(`reading held until the clock is synchronised (${this.clock.reason}); held=${this.store.heldCount()}`);
+    }
+    this.scheduleWrite();
+  }
+
+  /** Signs held readings with timestamps re-anchored from the monotonic clock, oldest first. */
+  private releaseHeld(): void {
+    const held = this.store.held();
+    if (held.length === 0) return;
+    const anchor = { wallMs: Date.now(), monoMs: bootMonotonicMs() };
+    let released = 0;
+    for (const h of held) {
+      if (h.bootId !== this.boot) {
+        this.store.dropHeld(h.id);
+        this.opts.log(`dropped a held reading from an earlier boot: its time cannot be known (the clock never synced before that reboot)`);
+        continue;
+      }
+      const body = buildMessage(this.identity, { powerW: h.avgPowerW, timestampMs: wallTimeOf(h.endMonoMs, anchor) }, { encoding: this.opts.settings.signature, timestampUnit: this.opts.settings.timestampUnit }).body;
+      this.store.release(h.id, body);
+      released++;
+    }
+    if (released > 0) this.opts.log(`released ${released} held reading(s) with re-anchored timestamps`);
+    this.scheduleWrite();
+  }
+
+  /**
+   * The live-power refresh rewrites state.json only when the figure the screen shows (two
+   * decimals) changed, or every 5 s as a heartbeat so the display can tell a live backend from a
+   * stale one. A steady load then costs 2 small writes per window instead of 10 (SD-card wear,
+   * design.md complaint 4).
+   */
+  private refreshPower(): void {
+    const latest = this.sampler?.latest() ?? null;
+    const shown = latest === null ? null : Math.round(latest.powerW * 100);
+    if (shown === this.lastShownPower && Date.now() - this.lastWriteMs < 5000) return;
+    this.scheduleWrite();
+  }
+
+  /** Writes of the data directory are synchronous, so two renames of one file never race. */
+  private scheduleWrite(): void {
+    if (this.stopped) return;
+    try {
+      this.writeState();
+      this.writeError = null;
+    } catch (err) {
+      const msg = err instanceof Error ? err.message : String(err);
+      // One line per distinct problem (a full disk would otherwise log twice a second).
+      if (msg !== this.writeError) this.opts.log(`cannot write the data directory: ${msg}`);
+      this.writeError = msg;
+    }
+  }
+
+  private writeState(): void {
+    const s = this.opts.settings;
+    const latest = this.sampler?.latest() ?? null;
+    const totals = this.store.totals();
+    const pub = this.publisher.state();
+    const state = buildState({
+      nowMs: Date.now(),
+      deviceId: this.identity.address,
+      walletAddress: s.walletAddress,
+      powerW: this.sensorState.state === 'ok' && latest ? latest.powerW : null,
+      lastWindow: this.lastWindow,
+      recentAvgPowerW: totals.recentAvgPowerW,
+      windowS: s.window,
+      energyTotalWh: totals.energyWh,
+      rewards: { tokensPerH: this.lastTokensPerH, total: totals.rewardsTotal },
+      publishing: {
+        state: pub.state,
+        reason: pub.reason,
+        waiting: pub.waiting,
+        dropped: pub.dropped + totals.heldDropped,
+        lastSuccessMs: pub.lastSuccessMs,
+        held: this.store.heldCount(),
+      },
+      sensor: { state: this.sensorState.state, reason: this.sensorState.reason, busV: latest?.busV ?? null, currentA: latest?.currentA ?? null },
+    });
+    this.writer.write(state, pub.lastAttempt);
+    this.lastShownPower = state.powerW === null ? null : Math.round(state.powerW * 100);
+    this.lastWriteMs = Date.now();
+  }
+
+  /** Bytes written to the data directory so far (state files only). */
+  get bytesWritten(): number {
+    return this.writer.bytesWritten;
+  }
+
+  async stop(): Promise<void> {
+    for (const t of this.timers) clearInterval(t);
+    await this.sampler?.stop();
+    await this.publisher.stop();
+    this.stopped = true;
+    await this.sensor?.close();
+    this.outbox.close();
+  }
+}

@@ -1,0 +1,66 @@
+import { parsers, type SettingSpec } from '@power-meter/meter-files';
+
+/**
+ * Every backend setting, once (design.md "Commands"): flag, environment variable
+ * (POWER_METER_<FLAG>), config key, default, validation. The publisher token has no flag on
+ * purpose: `ps` would show it.
+ */
+const s = <T>(spec: SettingSpec<T>): SettingSpec<T> => spec;
+
+export interface RewardTier {
+  belowW: number;
+  tokensPerH: number;
+}
+
+/** The original firmware's table (w3bstream.md section 6): < 3 W -> 10/h, < 5 W -> 4/h, else 0. */
+export const DEFAULT_REWARD_TIERS: RewardTier[] = [
+  { belowW: 3, tokensPerH: 10 },
+  { belowW: 5, tokensPerH: 4 },
+];
+
+function parseTiers(raw: unknown): RewardTier[] {
+  if (!Array.isArray(raw) || raw.length === 0) throw new Error('not a list');
+  let last = -Infinity;
+  return raw.map((t: unknown) => {
+    const o = t as { belowW?: unknown; tokensPerH?: unknown };
+    if (typeof o !== 'object' || o === null || typeof o.belowW !== 'number' || typeof o.tokensPerH !== 'number') throw new Error('bad tier');
+    if (!(o.belowW > last) || o.tokensPerH < 0) throw new Error('not ascending');
+    last = o.belowW;
+    return { belowW: o.belowW, tokensPerH: o.tokensPerH };
+  });
+}
+
+const address = (raw: unknown): string => {
+  if (typeof raw !== 'string' || !/^0x[0-9a-fA-F]{40}$/.test(raw)) {
+    if (raw === '') return '';
+    throw new Error('bad address');
+  }
+  return raw;
+};
+
+export const BACKEND_SETTINGS = {
+  dataDir: s({ key: 'dataDir', flag: 'data-dir', env: 'POWER_METER_DATA_DIR', default: '/home/pi/data/power-meter', describe: 'data directory (state files for the display, identity, outbox)', parse: parsers.nonEmptyString, allowed: 'a directory path' }),
+  publishUrl: s({ key: 'publishUrl', flag: 'publish-url', env: 'POWER_METER_PUBLISH_URL', default: '', describe: 'W3bstream event URL, e.g. https://<host>/srv-applet-mgr/v0/event/<project>; empty = publishing disabled', parse: parsers.optionalUrl, allowed: 'an http(s) URL or empty' }),
+  publisherToken: s({ key: 'publisherToken', flag: null, env: 'W3BSTREAM_PUBLISHER_TOKEN', default: '', describe: 'W3bstream publisher token (environment or config file only, never a flag)', parse: parsers.string, allowed: 'a string', secret: true }),
+  eventType: s({ key: 'eventType', flag: 'event-type', env: 'POWER_METER_EVENT_TYPE', default: 'DEFAULT', describe: 'W3bstream eventType (applet routing key)', parse: (r) => { const v = parsers.nonEmptyString(r); if (!/^[A-Za-z0-9_.-]{1,64}$/.test(v)) throw new Error('bad'); return v; }, allowed: '1-64 letters, digits, _ . -' }),
+  sensor: s({ key: 'sensor', flag: 'sensor', env: 'POWER_METER_SENSOR', default: 'ina219' as 'ina219' | 'sim', describe: 'ina219 (real chip over I2C) or sim (the same driver on the emulator)', parse: parsers.oneOf(['ina219', 'sim'] as const), allowed: 'ina219 or sim' }),
+  simLoad: s({ key: 'simLoad', flag: 'sim-load', env: 'POWER_METER_SIM_LOAD', default: 'demo', describe: "simulated load: demo (random switches), watts (e.g. 8), or pwm:<W>:<duty>:<hz>", parse: (r) => { const v = parsers.nonEmptyString(r).trim(); if (!/^(demo|\d+(\.\d+)?|pwm:\d+(\.\d+)?:(0(\.\d+)?|1(\.0+)?):\d+(\.\d+)?)$/.test(v)) throw new Error('bad'); return v; }, allowed: 'demo, a number of watts (0-50), or pwm:<watts>:<duty 0-1>:<hz>' }),
+  window: s({ key: 'window', flag: 'window', env: 'POWER_METER_WINDOW', default: 5, describe: 'averaging window, seconds (one signed reading per window)', parse: parsers.number(1, 3600), allowed: 'seconds, 1-3600' }),
+  powerIntervalMs: s({ key: 'powerIntervalMs', flag: 'power-interval', env: 'POWER_METER_POWER_INTERVAL', default: 500, describe: 'how often current power is refreshed in the data directory, ms', parse: parsers.integer(100, 60_000), allowed: 'milliseconds, 100-60000' }),
+  i2cBus: s({ key: 'i2cBus', flag: 'i2c-bus', env: 'POWER_METER_I2C_BUS', default: 1, describe: 'I2C bus number (/dev/i2c-N)', parse: parsers.integer(0, 255), allowed: 'an integer 0-255' }),
+  i2cAddress: s({ key: 'i2cAddress', flag: 'i2c-address', env: 'POWER_METER_I2C_ADDRESS', default: 0x40, describe: 'INA219 address (A0/A1 straps)', parse: parsers.integer(0x40, 0x4f), allowed: '0x40-0x4f' }),
+  shuntOhms: s({ key: 'shuntOhms', flag: 'shunt-ohms', env: 'POWER_METER_SHUNT_OHMS', default: 0.1, describe: 'shunt resistance, ohms', parse: parsers.number(0.0001, 10), allowed: 'ohms, 0.0001-10' }),
+  maxCurrentA: s({ key: 'maxCurrentA', flag: 'max-current', env: 'POWER_METER_MAX_CURRENT', default: 3.2, describe: 'largest expected current, A (at most 0.32 V / shunt ohms)', parse: parsers.number(0.001, 100), allowed: 'amperes, 0.001-100' }),
+  curve: s({ key: 'curve', flag: 'curve', env: 'POWER_METER_CURVE', default: 'p256' as 'p256' | 'secp256k1', describe: 'key curve, used only when the identity is first created', parse: parsers.oneOf(['p256', 'secp256k1'] as const), allowed: 'p256 or secp256k1' }),
+  signature: s({ key: 'signature', flag: 'signature', env: 'POWER_METER_SIGNATURE', default: 'raw' as 'raw' | 'der', describe: 'signature encoding: raw (64-byte r||s hex, low S) or der', parse: parsers.oneOf(['raw', 'der'] as const), allowed: 'raw or der' }),
+  timestampUnit: s({ key: 'timestampUnit', flag: 'timestamp-unit', env: 'POWER_METER_TIMESTAMP_UNIT', default: 's' as 's' | 'ms', describe: 'unit of data.timestamp', parse: parsers.oneOf(['s', 'ms'] as const), allowed: 's or ms' }),
+  outboxMaxCount: s({ key: 'outboxMaxCount', flag: 'outbox-max-count', env: 'POWER_METER_OUTBOX_MAX_COUNT', default: 1_000_000, describe: 'most undelivered readings kept (oldest dropped beyond, counted)', parse: parsers.integer(10, 100_000_000), allowed: 'an integer 10-100000000' }),
+  outboxMaxAgeDays: s({ key: 'outboxMaxAgeDays', flag: 'outbox-max-age', env: 'POWER_METER_OUTBOX_MAX_AGE', default: 30, describe: 'undelivered readings older than this many days are dropped (counted)', parse: parsers.number(0.001, 3650), allowed: 'days, 0.001-3650' }),
+  holdUnsyncedClock: s({ key: 'holdUnsyncedClock', flag: 'hold-unsynced-clock', env: 'POWER_METER_HOLD_UNSYNCED_CLOCK', default: true, describe: 'hold readings while the system clock is not synchronised, release them with corrected timestamps', parse: parsers.boolean, allowed: 'true or false' }),
+  walletAddress: s({ key: 'walletAddress', flag: 'wallet-address', env: 'POWER_METER_WALLET_ADDRESS', default: '', describe: 'owner wallet shown in wallet_address', parse: address, allowed: '0x + 40 hex digits, or empty' }),
+  rewardTiers: s({ key: 'rewardTiers', flag: null, env: null, default: DEFAULT_REWARD_TIERS, describe: 'reward tiers, config file only: [{"belowW":3,"tokensPerH":10},{"belowW":5,"tokensPerH":4}]', parse: parseTiers, allowed: 'a non-empty list of {belowW, tokensPerH} with ascending belowW' }),
+};
+
+export type BackendSettings = {
+  [K in keyof typeof BACKEND_SETTINGS]: (typeof BACKEND_SETTINGS)[K] extends SettingSpec<infer T> ? T : never;
+};

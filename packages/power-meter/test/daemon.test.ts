@@ -1,0 +1,200 @@
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { FILES, LEGACY_FILES, readState } from '@power-meter/meter-files';
+import { startDevReceiver, type DevReceiver } from '@power-meter/w3bstream';
+import { afterEach, describe, expect, it } from 'vitest';
+import { BACKEND, start, until, type Proc } from '../../../test/support/processes.js';
+
+const TOKEN = 'test-token-5f0c2a9e';
+const procs: Proc[] = [];
+const receivers: DevReceiver[] = [];
+afterEach(async () => {
+  await Promise.all(procs.splice(0).map((p) => p.stop('SIGKILL')));
+  await Promise.all(receivers.splice(0).map((r) => r.close()));
+});
+
+async function receiver(): Promise<DevReceiver> {
+  const r = await startDevReceiver({ project: 'test', token: TOKEN });
+  receivers.push(r);
+  return r;
+}
+
+function backend(dataDir: string, args: string[], env: Record<string, string> = {}): Proc {
+  const p = start(BACKEND, ['--sensor', 'sim', '--window', '1', '--data-dir', dataDir, ...args], { W3BSTREAM_PUBLISHER_TOKEN: TOKEN, POWER_METER_RETRY_MAX_MS: '500', ...env });
+  procs.push(p);
+  return p;
+}
+
+describe('power-meter daemon (real process, simulated sensor)', () => {
+  it('delivers verified readings matching a constant 8 W load, writes every data file, stops cleanly on SIGTERM', async () => {
+    const dir = join(mkdtempSync(join(tmpdir(), 'pm-')), 'data');
+    const r = await receiver();
+    const p = backend(dir, ['--sim-load', '8', '--publish-url', r.url]);
+    await until(() => r.received.length >= 3, 20_000, '3 readings');
+    for (const x of r.received) {
+      expect(x.verified).toBe(true);
+      expect(Math.abs(x.sensorReading! - 8) / 8).toBeLessThan(0.01);
+      expect(x.eventType).toBe('DEFAULT');
+    }
+    const id = JSON.parse(readFileSync(join(dir, FILES.state), 'utf8')).deviceId as string;
+    expect(r.received.map((x) => x.eventId)).toEqual(r.received.map((_, i) => `${id}-${i + 1}`));
+    // Timestamps are Unix seconds of the window end.
+    const now = Date.now() / 1000;
+    for (const x of r.received) expect(Math.abs(x.timestamp! - now)).toBeLessThan(60);
+
+    const state = await readState(dir);
+    expect(state.ok).toBe(true);
+    if (!state.ok) return;
+    const st = state.state;
+    for (const f of LEGACY_FILES) expect(() => readFileSync(join(dir, f), 'utf8')).not.toThrow();
+    const file = (f: string) => readFileSync(join(dir, f), 'utf8');
+    expect(file(FILES.deviceId)).toBe(st.deviceId);
+    expect(Number(file(FILES.avgPower))).toBeCloseTo(st.lastWindow!.avgPowerW, 2);
+    expect(Number(file(FILES.lastIntervalTime))).toBe(Math.floor(st.lastWindow!.endMs / 1000));
+    expect(file(FILES.status)).toBe('Success');
+    expect(st.publishing.state).toBe('ok');
+    expect(st.sensor).toMatchObject({ state: 'ok' });
+    expect(st.powerW!).toBeCloseTo(8, 1);
+    expect(st.energyTotalWh).toBeGreaterThan(0);
+    expect(st.rewards.tokensPerH).toBe(0); // 8 W is above every default tier
+
+    expect(await p.stop('SIGTERM')).toBe(0);
+    expect(p.output()).not.toContain(TOKEN);
+  });
+
+  it('kill -9 and restart: no stored reading is lost, no sequence number is reused, energy never goes back', async () => {
+    const dir = join(mkdtempSync(join(tmpdir(), 'pm-')), 'data');
+    const r = await receiver();
+    r.misbehave({ delayMs: 300 }); // keep deliveries in flight so the kill lands mid-delivery
+    const first = backend(dir, ['--sim-load', '4', '--publish-url', r.url]);
+    await until(() => r.received.length >= 2, 20_000, 'first readings');
+    const before = await readState(dir);
+    first.proc.kill('SIGKILL');
+    await first.exited;
+    r.misbehave({ delayMs: 0 });
+    const second = backend(dir, ['--sim-load', '4', '--publish-url', r.url]);
+    await second.waitFor(/totals energy_wh=/);
+    await until(async () => {
+      const s = await readState(dir);
+      return s.ok && s.state.publishing.waiting === 0 && r.received.length >= 6;
+    }, 20_000, 'backlog delivered');
+    const after = await readState(dir);
+    const seqs = r.received.map((x) => x.seq!);
+    const unique = [...new Set(seqs)].sort((a, b) => a - b);
+    expect(unique).toEqual(Array.from({ length: unique.length }, (_, i) => i + 1));
+    const bodies = new Map<number, string>();
+    for (const x of r.received) {
+      if (bodies.has(x.seq!)) expect(x.body).toBe(bodies.get(x.seq!)); // a duplicate is the same event
+      bodies.set(x.seq!, x.body);
+    }
+    expect(before.ok && after.ok && after.state.energyTotalWh >= before.state.energyTotalWh).toBe(true);
+    expect(second.output()).not.toContain(TOKEN);
+    expect(await second.stop()).toBe(0);
+  });
+
+  it('holds readings while the clock is not synchronised and releases them with their true timestamps', async () => {
+    const base = mkdtempSync(join(tmpdir(), 'pm-'));
+    const dir = join(base, 'data');
+    const root = join(base, 'root');
+    mkdirSync(join(root, 'run/systemd/timesync'), { recursive: true }); // timesyncd present, not synced yet
+    const r = await receiver();
+    const p = backend(dir, ['--sim-load', '2', '--publish-url', r.url, '--timestamp-unit', 'ms'], { POWER_METER_TIMESYNC_ROOT: root });
+    await p.waitFor(/clock unsynced: systemd-timesyncd has not synchronised yet/);
+    await until(async () => {
+      const st = await readState(dir);
+      return st.ok && st.state.publishing.held >= 3;
+    }, 20_000, 'held readings');
+    expect(r.received).toHaveLength(0);
+    const syncedAt = Date.now();
+    writeFileSync(join(root, 'run/systemd/timesync/synchronized'), '');
+    await until(() => r.received.length >= 3, 20_000, 'released readings');
+    const ts = r.received.slice(0, 3).map((x) => x.timestamp!);
+    // Re-anchored from the monotonic clock: the windows' own end times, ~1 s apart, before the sync.
+    expect(ts[0]!).toBeLessThan(syncedAt);
+    expect(ts[1]! - ts[0]!).toBeGreaterThan(900);
+    expect(ts[1]! - ts[0]!).toBeLessThan(1100);
+    expect(r.received.every((x) => x.verified)).toBe(true);
+    await p.waitFor(/released \d+ held reading/);
+    const st = await readState(dir);
+    expect(st.ok && st.state.rewards.tokensPerH).toBe(10); // 2 W: the best default tier
+  });
+
+  it('refuses a second instance on the same data directory', async () => {
+    const dir = join(mkdtempSync(join(tmpdir(), 'pm-')), 'data');
+    const first = backend(dir, ['--sim-load', '4']);
+    await first.waitFor(/sensor sim/);
+    const second = backend(dir, ['--sim-load', '4']);
+    expect(await second.exited).toBe(1);
+    expect(second.output()).toMatch(/another power-meter is already running on this data directory/);
+  });
+
+  it('exits 2 with one message naming a bad setting, from a flag, the environment or the config file', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'pm-'));
+    const a = backend(join(dir, 'd'), ['--window', 'fast']);
+    expect(await a.exited).toBe(2);
+    expect(a.output().trim()).toBe('power-meter: invalid setting --window = "fast" (from flag): allowed seconds, 1-3600');
+    const b = backend(join(dir, 'd'), [], { POWER_METER_I2C_ADDRESS: '0x77' });
+    expect(await b.exited).toBe(2);
+    expect(b.output()).toMatch(/POWER_METER_I2C_ADDRESS = "0x77".*0x40-0x4f/);
+    writeFileSync(join(dir, 'config.json'), JSON.stringify({ publishUrl: 'not a url', publisherToken: 'secret-in-config' }));
+    const c = backend(join(dir, 'd'), ['--config', join(dir, 'config.json')]);
+    expect(await c.exited).toBe(2);
+    expect(c.output()).toMatch(/"publishUrl" in the config file/);
+    expect(c.output()).not.toContain('secret-in-config');
+  });
+
+  it('shows every option with its default and environment variable in --help, and no token flag', async () => {
+    const h = start(BACKEND, ['run', '--help']);
+    await h.exited;
+    for (const flag of ['--data-dir', '--publish-url', '--sensor', '--window', '--i2c-bus', '--i2c-address', '--shunt-ohms', '--max-current', '--sim-load'])
+      expect(h.output()).toContain(flag);
+    expect(h.output()).toMatch(/POWER_METER_WINDOW/);
+    expect(h.output()).toMatch(/default: 5;/);
+    expect(h.output()).not.toMatch(/--token|--publisher-token/);
+  });
+
+  it('doctor passes with a reachable endpoint and says how to fix what is wrong', async () => {
+    const dir = join(mkdtempSync(join(tmpdir(), 'pm-')), 'data');
+    const r = await receiver();
+    const good = start(BACKEND, ['doctor', '--sensor', 'sim', '--data-dir', dir, '--publish-url', r.url], { W3BSTREAM_PUBLISHER_TOKEN: TOKEN });
+    expect(await good.exited).toBe(0);
+    expect(good.output()).toMatch(/ok\s+endpoint\s+127\.0\.0\.1:\d+ reachable/);
+    expect(good.output()).toContain('all checks passed');
+    expect(good.output()).not.toContain(TOKEN);
+    await r.close();
+    receivers.splice(0);
+    const bad = start(BACKEND, ['doctor', '--sensor', 'ina219', '--i2c-bus', '99', '--data-dir', dir, '--publish-url', r.url]);
+    expect(await bad.exited).toBe(1);
+    expect(bad.output()).toMatch(/FAIL i2c\s+\/dev\/i2c-99 does not exist\n\s+fix: enable I2C/);
+    expect(bad.output()).toMatch(/FAIL token/);
+    expect(bad.output()).toMatch(/FAIL endpoint .*ECONNREFUSED/);
+  });
+
+  it('identity --json, read --json and verify work on the same data directory', async () => {
+    const dir = join(mkdtempSync(join(tmpdir(), 'pm-')), 'data');
+    const id = start(BACKEND, ['identity', '--json', '--data-dir', dir]);
+    expect(await id.exited).toBe(0);
+    const ident = JSON.parse(id.output()) as { device_id: string; public_key: string; curve: string };
+    expect(ident).toMatchObject({ curve: 'p256' });
+    expect(ident.device_id).toMatch(/^0x[0-9a-f]{40}$/);
+    const rd = start(BACKEND, ['read', '--json', '--sensor', 'sim', '--sim-load', '12', '--data-dir', dir]);
+    expect(await rd.exited).toBe(0);
+    expect(JSON.parse(rd.output()).power_w).toBeCloseTo(12, 0);
+
+    const r = await receiver();
+    const record = join(dir, '..', 'received.jsonl');
+    const { appendFileSync } = await import('node:fs');
+    const p = backend(dir, ['--sim-load', '3', '--publish-url', r.url]);
+    await until(() => r.received.length >= 2, 20_000, 'readings');
+    await p.stop();
+    for (const x of r.received) appendFileSync(record, `${JSON.stringify(x)}\n`);
+    const ok = start(BACKEND, ['verify', record]);
+    expect(await ok.exited).toBe(0);
+    expect(ok.output()).toMatch(/verified/);
+    writeFileSync(record, r.received[0]!.body.replace(/"timestamp":(\d+)/, '"timestamp": $1'));
+    const bad = start(BACKEND, ['verify', record]);
+    expect(await bad.exited).toBe(1);
+    expect(bad.output()).toContain('signature does not verify');
+  });
+});

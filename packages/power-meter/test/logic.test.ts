@@ -1,0 +1,99 @@
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { exampleState, readState, resolveSettings } from '@power-meter/meter-files';
+import { describe, expect, it } from 'vitest';
+import { rewardsForWindow, tokensPerH } from '../src/rewards.js';
+import { BACKEND_SETTINGS, DEFAULT_REWARD_TIERS } from '../src/settings.js';
+import { StateWriter, buildState } from '../src/state-writer.js';
+import { clockTrusted, decideClockSync, probeClock, wallTimeOf } from '../src/timesync.js';
+
+describe('rewards (w3bstream.md section 6 tier table)', () => {
+  it('uses the firmware table by default: < 3 W -> 10/h, < 5 W -> 4/h, else 0', () => {
+    expect(tokensPerH(2.99, DEFAULT_REWARD_TIERS)).toBe(10);
+    expect(tokensPerH(3, DEFAULT_REWARD_TIERS)).toBe(4);
+    expect(tokensPerH(4.99, DEFAULT_REWARD_TIERS)).toBe(4);
+    expect(tokensPerH(5, DEFAULT_REWARD_TIERS)).toBe(0);
+    expect(rewardsForWindow(2, 5000, DEFAULT_REWARD_TIERS)).toBeCloseTo(10 / 720, 12);
+    expect(rewardsForWindow(2, -5, DEFAULT_REWARD_TIERS)).toBe(0);
+  });
+});
+
+describe('backend settings', () => {
+  const resolve = (flags: Record<string, unknown>, env: Record<string, string> = {}, config: Record<string, unknown> = {}) =>
+    resolveSettings(BACKEND_SETTINGS, { flags, env, config }).values;
+
+  it('has the documented defaults', () => {
+    expect(resolve({})).toMatchObject({ dataDir: '/home/pi/data/power-meter', window: 5, sensor: 'ina219', i2cBus: 1, i2cAddress: 0x40, shuntOhms: 0.1, publishUrl: '', curve: 'p256', signature: 'raw', timestampUnit: 's', holdUnsyncedClock: true });
+  });
+
+  it('validates with messages naming the setting', () => {
+    expect(() => resolve({ window: '0' })).toThrow(/--window = "0".*seconds, 1-3600/);
+    expect(() => resolve({ i2cAddress: '0x50' })).toThrow(/--i2c-address.*0x40-0x4f/);
+    expect(() => resolve({ sensor: 'ina226' })).toThrow(/ina219 or sim/);
+    expect(() => resolve({ publishUrl: 'ftp://x' })).toThrow(/http\(s\) URL/);
+    expect(() => resolve({ simLoad: 'pwm:12:2:5' })).toThrow(/--sim-load/);
+    expect(() => resolve({}, {}, { rewardTiers: [{ belowW: 5, tokensPerH: 1 }, { belowW: 3, tokensPerH: 2 }] })).toThrow(/rewardTiers/);
+    expect(resolve({ i2cAddress: '0x41' }).i2cAddress).toBe(0x41);
+    expect(resolve({}, { POWER_METER_HOLD_UNSYNCED_CLOCK: 'false' }).holdUnsyncedClock).toBe(false);
+  });
+
+  it('takes the token from the environment or the config file, never a flag', () => {
+    expect(BACKEND_SETTINGS.publisherToken.flag).toBeNull();
+    expect(resolve({ publisherToken: 'from-flag' }).publisherToken).toBe('');
+    expect(resolve({}, { W3BSTREAM_PUBLISHER_TOKEN: 'tok' }).publisherToken).toBe('tok');
+  });
+});
+
+describe('clock synchronisation', () => {
+  const base = { wallNowMs: Date.UTC(2026, 10, 24), floorMs: Date.UTC(2026, 0, 1), timesyncdPresent: false, timesyncdSynced: false, kernelNtpSynced: null };
+
+  it('distrusts a clock earlier than the build date, whatever the services say', () => {
+    const s = decideClockSync({ ...base, wallNowMs: 0, timesyncdSynced: true });
+    expect(s.state).toBe('unsynced');
+    expect(s.reason).toMatch(/1970.*earlier than this build/);
+  });
+
+  it('follows systemd-timesyncd and the kernel NTP status; without any service only the floor applies', () => {
+    expect(decideClockSync({ ...base, timesyncdPresent: true }).state).toBe('unsynced');
+    expect(decideClockSync({ ...base, timesyncdPresent: true, timesyncdSynced: true }).state).toBe('synced');
+    expect(decideClockSync({ ...base, kernelNtpSynced: false }).state).toBe('unsynced');
+    expect(decideClockSync({ ...base, kernelNtpSynced: true }).state).toBe('synced');
+    const unknown = decideClockSync(base);
+    expect(unknown.state).toBe('unknown');
+    expect(clockTrusted(unknown)).toBe(true);
+  });
+
+  it('probes the timesyncd marker files under a root', async () => {
+    const root = mkdtempSync(join(tmpdir(), 'root-'));
+    mkdirSync(join(root, 'run/systemd/timesync'), { recursive: true });
+    const floorMs = Date.UTC(2026, 0, 1);
+    expect(decideClockSync(await probeClock({ root, floorMs })).state).toBe('unsynced');
+    writeFileSync(join(root, 'run/systemd/timesync/synchronized'), '');
+    expect(decideClockSync(await probeClock({ root, floorMs })).state).toBe('synced');
+  });
+
+  it('re-anchors monotonic instants: a clock step does not move earlier readings', () => {
+    const anchor = { wallMs: 1_764_000_000_000, monoMs: 50_000 };
+    expect(wallTimeOf(45_000, anchor)).toBe(1_763_999_995_000);
+  });
+});
+
+describe('data directory writer', () => {
+  it('writes state.json and the eight legacy files consistently, skipping unchanged files', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'data-'));
+    const w = new StateWriter(dir);
+    const ex = exampleState();
+    const state = buildState({ ...ex, nowMs: ex.updatedAtMs, powerW: 4.123456 });
+    w.write(state, 'Success');
+    const read = await readState(dir);
+    expect(read.ok && read.state.powerW).toBe(4.1235);
+    const writesAfterFirst = w.writes;
+    expect(writesAfterFirst).toBe(9);
+    w.write(state, 'Success');
+    expect(w.writes).toBe(writesAfterFirst);
+    w.write(buildState({ ...ex, nowMs: ex.updatedAtMs + 500, powerW: 5 }), 'Success');
+    // Only state.json and current_power_usage changed.
+    expect(w.writes).toBe(writesAfterFirst + 2);
+  });
+});

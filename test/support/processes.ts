@@ -1,0 +1,63 @@
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { fileURLToPath } from 'node:url';
+import { dirname, join } from 'node:path';
+
+/** Real processes for the tests: the built programs (npm test builds first). */
+export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+export const BACKEND = join(ROOT, 'packages/power-meter/dist/cli.js');
+export const DISPLAY = join(ROOT, 'packages/power-meter-display/dist/cli.js');
+
+/** An empty config file, so a developer's /etc/power-meter/config.json never leaks into tests. */
+const EMPTY_CONFIG = join(mkdtempSync(join(tmpdir(), 'pm-config-')), 'config.json');
+writeFileSync(EMPTY_CONFIG, '{}');
+
+export interface Proc {
+  proc: ChildProcessWithoutNullStreams;
+  /** stdout + stderr so far. */
+  output(): string;
+  waitFor(pattern: RegExp, timeoutMs?: number): Promise<RegExpMatchArray>;
+  /** Sends a signal and resolves with the exit code (or the signal name). */
+  stop(signal?: NodeJS.Signals): Promise<number | string>;
+  exited: Promise<number | string>;
+}
+
+export function start(script: string, args: string[], env: Record<string, string> = {}): Proc {
+  const proc = spawn(process.execPath, [script, ...args], {
+    // A clean environment: no token or config from the machine running the tests leaks in.
+    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', POWER_METER_CONFIG: EMPTY_CONFIG, ...env },
+    stdio: 'pipe',
+  });
+  let out = '';
+  proc.stdout.on('data', (c: Buffer) => (out += c.toString()));
+  proc.stderr.on('data', (c: Buffer) => (out += c.toString()));
+  const exited = new Promise<number | string>((resolve) => proc.once('exit', (code, signal) => resolve(code ?? signal ?? -1)));
+  return {
+    proc,
+    output: () => out,
+    async waitFor(pattern, timeoutMs = 15_000) {
+      const t0 = Date.now();
+      for (;;) {
+        const m = out.match(pattern);
+        if (m) return m;
+        if (proc.exitCode !== null) throw new Error(`process exited (${proc.exitCode}) before ${pattern}:\n${out}`);
+        if (Date.now() - t0 > timeoutMs) throw new Error(`timed out waiting for ${pattern}:\n${out}`);
+        await new Promise((r) => setTimeout(r, 25));
+      }
+    },
+    async stop(signal = 'SIGTERM') {
+      if (proc.exitCode === null && proc.signalCode === null) proc.kill(signal);
+      return exited;
+    },
+    exited,
+  };
+}
+
+export async function until(cond: () => boolean | Promise<boolean>, timeoutMs = 15_000, what = 'condition'): Promise<void> {
+  const t0 = Date.now();
+  while (!(await cond())) {
+    if (Date.now() - t0 > timeoutMs) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
