@@ -1,0 +1,148 @@
+import type { GpioLine, Sleep, SpiTransfer } from './interfaces.js';
+import { realSleep } from './interfaces.js';
+import { CMD, COLMOD_16BIT, GAMMA, INIT_SEQUENCE, MADCTL, MAX_COMMAND_HZ, MAX_MESSAGE_BYTES, ROTATION_MADCTL, VARIANTS, type PanelVariant, type Rotation } from './protocol.js';
+
+export interface St7735Options {
+  variant?: PanelVariant;
+  rotation?: Rotation;
+  /** Overrides of the variant's geometry and colour settings. */
+  colOffset?: number;
+  rowOffset?: number;
+  bgr?: boolean;
+  invert?: boolean;
+  pixelSpeedHz?: number;
+  commandSpeedHz?: number;
+  maxMessageBytes?: number;
+  sleep?: Sleep;
+}
+
+export class St7735Error extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'St7735Error';
+  }
+}
+
+/**
+ * The ST7735 device layer (luma's "device"): reset, init, and windowed RGB565 writes. It knows
+ * commands and geometry, nothing about what is drawn. Every transfer is awaited before the next
+ * starts, so D/C never changes during a transfer.
+ */
+export class St7735 {
+  /** Logical size after rotation (160x128 for the 1.8" module in landscape). */
+  readonly width: number;
+  readonly height: number;
+  readonly colOffset: number;
+  readonly rowOffset: number;
+  readonly madctl: number;
+  private readonly invert: boolean;
+  private readonly pixelHz: number;
+  private readonly commandHz: number;
+  private readonly maxBytes: number;
+  private readonly sleep: Sleep;
+  private queue: Promise<void> = Promise.resolve();
+  bytesSent = 0;
+
+  constructor(
+    private readonly spi: SpiTransfer,
+    private readonly dc: GpioLine,
+    private readonly reset: GpioLine | null,
+    opts: St7735Options = {},
+  ) {
+    const v = VARIANTS[opts.variant ?? 'greentab'];
+    const rotation = opts.rotation ?? 90;
+    const landscape = rotation === 90 || rotation === 270;
+    this.width = landscape ? v.height : v.width;
+    this.height = landscape ? v.width : v.height;
+    const col = opts.colOffset ?? v.colOffset;
+    const row = opts.rowOffset ?? v.rowOffset;
+    // In landscape (MV set) CASET addresses memory rows: the two offsets swap.
+    this.colOffset = landscape ? row : col;
+    this.rowOffset = landscape ? col : row;
+    this.madctl = ROTATION_MADCTL[rotation] | ((opts.bgr ?? v.bgr) ? MADCTL.BGR : 0);
+    this.invert = opts.invert ?? v.invert;
+    this.pixelHz = opts.pixelSpeedHz ?? 24_000_000;
+    this.commandHz = Math.min(opts.commandSpeedHz ?? MAX_COMMAND_HZ, MAX_COMMAND_HZ);
+    this.maxBytes = opts.maxMessageBytes ?? MAX_MESSAGE_BYTES;
+    this.sleep = opts.sleep ?? realSleep;
+  }
+
+  /** Hardware reset (RESET low >= 20 us, then 120 ms) and the ST7735R init sequence. */
+  init(): Promise<void> {
+    return this.serial(async () => {
+      if (this.reset) {
+        await this.reset.set(1);
+        await this.sleep(5);
+        await this.reset.set(0);
+        await this.sleep(1);
+        await this.reset.set(1);
+        await this.sleep(120);
+      }
+      for (const step of INIT_SEQUENCE) {
+        await this.command(step.cmd, step.params);
+        if (step.delayMs) await this.sleep(step.delayMs);
+      }
+      await this.command(this.invert ? CMD.INVON : CMD.INVOFF);
+      await this.command(CMD.MADCTL, [this.madctl]);
+      await this.command(CMD.COLMOD, [COLMOD_16BIT]);
+      await this.setWindow(0, 0, this.width, this.height);
+      for (const g of GAMMA) await this.command(g.cmd, g.params);
+      await this.command(CMD.NORON);
+      await this.sleep(10);
+      await this.command(CMD.DISPON);
+      await this.sleep(100);
+    });
+  }
+
+  /** Writes w x h RGB565 big-endian pixels at (x, y) through CASET/RASET/RAMWR. */
+  writeRegion(x: number, y: number, w: number, h: number, rgb565be: Buffer): Promise<void> {
+    if (w <= 0 || h <= 0 || x < 0 || y < 0 || x + w > this.width || y + h > this.height)
+      return Promise.reject(new St7735Error(`region ${w}x${h} at (${x},${y}) is outside the ${this.width}x${this.height} screen`));
+    if (rgb565be.length < w * h * 2) return Promise.reject(new St7735Error(`region ${w}x${h} needs ${w * h * 2} bytes, got ${rgb565be.length}`));
+    // Copy now: the caller may reuse its buffer before the queued write runs.
+    const pixels = Buffer.from(rgb565be.subarray(0, w * h * 2));
+    return this.serial(async () => {
+      await this.setWindow(x, y, w, h);
+      await this.command(CMD.RAMWR);
+      await this.dc.set(1);
+      for (let off = 0; off < pixels.length; off += this.maxBytes) {
+        const chunk = pixels.subarray(off, Math.min(pixels.length, off + this.maxBytes));
+        await this.send(chunk, this.pixelHz);
+      }
+    });
+  }
+
+  async close(): Promise<void> {
+    await this.queue;
+  }
+
+  private async setWindow(x: number, y: number, w: number, h: number): Promise<void> {
+    const xs = x + this.colOffset;
+    const xe = xs + w - 1;
+    const ys = y + this.rowOffset;
+    const ye = ys + h - 1;
+    await this.command(CMD.CASET, [xs >> 8, xs & 0xff, xe >> 8, xe & 0xff]);
+    await this.command(CMD.RASET, [ys >> 8, ys & 0xff, ye >> 8, ye & 0xff]);
+  }
+
+  private async command(cmd: number, params?: number[]): Promise<void> {
+    await this.dc.set(0);
+    await this.send(Buffer.from([cmd]), this.commandHz);
+    if (params && params.length > 0) {
+      await this.dc.set(1);
+      await this.send(Buffer.from(params), this.commandHz);
+    }
+  }
+
+  private async send(buf: Buffer, speedHz: number): Promise<void> {
+    await this.spi.transfer([{ sendBuffer: buf, byteLength: buf.length, speedHz }]);
+    this.bytesSent += buf.length;
+  }
+
+  /** Runs operations one after another, even when callers do not await each other. */
+  private serial(op: () => Promise<void>): Promise<void> {
+    const next = this.queue.then(op);
+    this.queue = next.catch(() => {});
+    return next;
+  }
+}

@@ -1,0 +1,265 @@
+import { randomBytes } from 'node:crypto';
+import { promises as fs } from 'node:fs';
+import { dirname, join } from 'node:path';
+import type { GpioLine, SpiPart, SpiTransfer } from './interfaces.js';
+import { rgb565ToRgb } from './convert.js';
+import { CMD, COLMOD_16BIT, MADCTL, MAX_MESSAGE_BYTES, MEMORY, VARIANTS, type PanelVariant, type Rotation, type VariantSpec } from './protocol.js';
+
+/** A violation of the ST7735 protocol or the spidev limits: the real panel would show garbage. */
+export class ProtocolError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ProtocolError';
+  }
+}
+
+/** Parameter bytes each command takes (datasheet command list). */
+const PARAMS: Record<number, number> = {
+  [CMD.CASET]: 4,
+  [CMD.RASET]: 4,
+  [CMD.MADCTL]: 1,
+  [CMD.COLMOD]: 1,
+  [CMD.FRMCTR1]: 3,
+  [CMD.FRMCTR2]: 3,
+  [CMD.FRMCTR3]: 6,
+  [CMD.INVCTR]: 1,
+  [CMD.PWCTR1]: 3,
+  [CMD.PWCTR2]: 1,
+  [CMD.PWCTR3]: 2,
+  [CMD.PWCTR4]: 2,
+  [CMD.PWCTR5]: 2,
+  [CMD.VMCTR1]: 1,
+  [CMD.GMCTRP1]: 16,
+  [CMD.GMCTRN1]: 16,
+  [CMD.SWRESET]: 0,
+  [CMD.SLPOUT]: 0,
+  [CMD.NORON]: 0,
+  [CMD.INVOFF]: 0,
+  [CMD.INVON]: 0,
+  [CMD.DISPON]: 0,
+};
+
+export interface EmulatorStats {
+  messages: number;
+  bytes: number;
+  pixelBytes: number;
+  pixelsWritten: number;
+  /** Highest clock used for a command byte and for pixel data. */
+  maxCommandHz: number;
+  maxPixelHz: number;
+  largestMessage: number;
+}
+
+/**
+ * An ST7735 that decodes the byte stream it receives (with the D/C level) into the controller's
+ * 132x162 memory and shows it on a glass with the variant's offsets, sub-pixel order and
+ * inversion. It implements the SPI and GPIO interfaces the driver uses, and fails loudly on
+ * protocol violations.
+ */
+export class EmulatedSt7735 {
+  readonly spi: SpiTransfer;
+  readonly dc: GpioLine;
+  readonly reset: GpioLine;
+  readonly glassSpec: VariantSpec;
+  readonly memory = new Uint16Array(MEMORY.cols * MEMORY.rows);
+  private dcLevel: 0 | 1 = 1;
+  private resetLevel: 0 | 1 = 1;
+  private madctl = 0;
+  private colmod = 0x06; // power-on: 18 bits per pixel
+  private inverted = false;
+  private displayOn = false;
+  private awake = false;
+  private cmd: number | null = null;
+  private params: number[] = [];
+  private win = { cs: 0, ce: MEMORY.cols - 1, rs: 0, re: MEMORY.rows - 1 };
+  private ptr = { c: 0, r: 0 };
+  private pendingByte: number | null = null;
+  readonly stats: EmulatorStats = { messages: 0, bytes: 0, pixelBytes: 0, pixelsWritten: 0, maxCommandHz: 0, maxPixelHz: 0, largestMessage: 0 };
+
+  constructor(glass: PanelVariant | VariantSpec = 'greentab') {
+    this.glassSpec = typeof glass === 'string' ? VARIANTS[glass] : glass;
+    this.spi = { transfer: async (message) => this.transfer(message) };
+    this.dc = { set: (v) => void (this.dcLevel = v) };
+    this.reset = {
+      set: (v) => {
+        if (this.resetLevel === 0 && v === 1) this.hardwareReset();
+        this.resetLevel = v;
+      },
+    };
+  }
+
+  get isOn(): boolean {
+    return this.displayOn && this.awake;
+  }
+
+  private hardwareReset(): void {
+    this.softwareReset();
+    this.memory.fill(0);
+  }
+
+  private softwareReset(): void {
+    this.madctl = 0;
+    this.colmod = 0x06;
+    this.inverted = false;
+    this.displayOn = false;
+    this.awake = false;
+    this.cmd = null;
+    this.params = [];
+    this.win = { cs: 0, ce: this.glassSpec.memCols - 1, rs: 0, re: this.glassSpec.memRows - 1 };
+  }
+
+  private transfer(message: SpiPart[]): void {
+    const total = message.reduce((n, p) => n + p.byteLength, 0);
+    if (total > MAX_MESSAGE_BYTES) throw new ProtocolError(`SPI message of ${total} bytes exceeds spidev's ${MAX_MESSAGE_BYTES}-byte limit (EMSGSIZE)`);
+    if (this.resetLevel === 0) throw new ProtocolError('SPI transfer while RESET is held low');
+    this.stats.messages++;
+    this.stats.bytes += total;
+    this.stats.largestMessage = Math.max(this.stats.largestMessage, total);
+    for (const part of message) {
+      const bytes = part.sendBuffer.subarray(0, part.byteLength);
+      if (this.dcLevel === 0) {
+        this.stats.maxCommandHz = Math.max(this.stats.maxCommandHz, part.speedHz ?? 0);
+        for (const b of bytes) this.command(b);
+      } else if (this.cmd === CMD.RAMWR) {
+        this.stats.maxPixelHz = Math.max(this.stats.maxPixelHz, part.speedHz ?? 0);
+        this.stats.pixelBytes += bytes.length;
+        for (const b of bytes) this.pixelByte(b);
+      } else {
+        this.stats.maxCommandHz = Math.max(this.stats.maxCommandHz, part.speedHz ?? 0);
+        for (const b of bytes) this.param(b);
+      }
+    }
+  }
+
+  private command(b: number): void {
+    if (this.cmd !== null && this.cmd !== CMD.RAMWR && this.params.length < (PARAMS[this.cmd] ?? 0))
+      throw new ProtocolError(`command 0x${this.cmd.toString(16)} got ${this.params.length} of ${PARAMS[this.cmd]} parameters before the next command`);
+    this.cmd = b;
+    this.params = [];
+    this.pendingByte = null;
+    switch (b) {
+      case CMD.SWRESET:
+        this.softwareReset();
+        this.cmd = CMD.SWRESET;
+        break;
+      case CMD.SLPOUT:
+        this.awake = true;
+        break;
+      case CMD.DISPON:
+        this.displayOn = true;
+        break;
+      case CMD.INVON:
+        this.inverted = true;
+        break;
+      case CMD.INVOFF:
+        this.inverted = false;
+        break;
+      case CMD.RAMWR:
+        // RAMWR (again) restarts at the window origin.
+        this.ptr = { c: this.win.cs, r: this.win.rs };
+        break;
+      default:
+        if (PARAMS[b] === undefined) throw new ProtocolError(`unknown command 0x${b.toString(16)}`);
+    }
+  }
+
+  private param(b: number): void {
+    if (this.cmd === null) throw new ProtocolError('data (D/C high) before any command: pixel data must follow RAMWR');
+    const want = PARAMS[this.cmd] ?? 0;
+    if (this.params.length >= want)
+      throw new ProtocolError(`unexpected data after command 0x${this.cmd.toString(16)} (takes ${want} parameter bytes): pixel data must follow RAMWR`);
+    this.params.push(b);
+    if (this.params.length === want) this.apply(this.cmd, this.params);
+  }
+
+  private apply(cmd: number, p: number[]): void {
+    const mv = (this.madctl & MADCTL.MV) !== 0;
+    if (cmd === CMD.CASET || cmd === CMD.RASET) {
+      const start = (p[0]! << 8) | p[1]!;
+      const end = (p[2]! << 8) | p[3]!;
+      // With MV set, column addresses run along memory rows and vice versa.
+      const isCols = (cmd === CMD.CASET) !== mv;
+      const limit = isCols ? this.glassSpec.memCols : this.glassSpec.memRows;
+      if (start > end || end >= limit)
+        throw new ProtocolError(`${cmd === CMD.CASET ? 'CASET' : 'RASET'} ${start}..${end} is outside controller memory (0..${limit - 1} in this orientation)`);
+      if (cmd === CMD.CASET) this.win = { ...this.win, cs: start, ce: end };
+      else this.win = { ...this.win, rs: start, re: end };
+    } else if (cmd === CMD.MADCTL) {
+      this.madctl = p[0]!;
+    } else if (cmd === CMD.COLMOD) {
+      this.colmod = p[0]! & 0x07;
+    }
+  }
+
+  private pixelByte(b: number): void {
+    if (this.colmod !== COLMOD_16BIT) throw new ProtocolError(`pixel data while COLMOD is 0x${this.colmod.toString(16)}; the driver must select 16-bit RGB565 (COLMOD 0x05)`);
+    if (this.pendingByte === null) {
+      this.pendingByte = b;
+      return;
+    }
+    const word = (this.pendingByte << 8) | b; // high byte first on the wire
+    this.pendingByte = null;
+    const { c, r } = this.ptr;
+    let pc = c;
+    let pr = r;
+    if (this.madctl & MADCTL.MV) [pc, pr] = [r, c];
+    if (this.madctl & MADCTL.MX) pc = this.glassSpec.memCols - 1 - pc;
+    if (this.madctl & MADCTL.MY) pr = this.glassSpec.memRows - 1 - pr;
+    this.memory[pr * MEMORY.cols + pc] = word;
+    this.stats.pixelsWritten++;
+    if (c < this.win.ce) this.ptr.c = c + 1;
+    else {
+      this.ptr.c = this.win.cs;
+      this.ptr.r = r < this.win.re ? r + 1 : this.win.rs;
+    }
+  }
+
+  /** The colour the glass shows at (gx, gy) in its native portrait orientation. */
+  glassPixel(gx: number, gy: number): [number, number, number] {
+    const g = this.glassSpec;
+    const word = this.memory[(gy + g.rowOffset) * MEMORY.cols + gx + g.colOffset]!;
+    let [r, gr, b] = rgb565ToRgb(word);
+    if (((this.madctl & MADCTL.BGR) !== 0) !== g.bgr) [r, b] = [b, r];
+    if (this.inverted !== g.invert) [r, gr, b] = [255 - r, 255 - gr, 255 - b];
+    return [r, gr, b];
+  }
+
+  /**
+   * What a person sees holding the module in the orientation of `rotation` (RGBA). Rotation 0
+   * is the native scan turned 180 degrees (MADCTL MX|MY shows upright, as on Adafruit's
+   * rotation 0); each further step turns the view by another 90 degrees.
+   */
+  view(rotation: Rotation = 90): { width: number; height: number; rgba: Uint8ClampedArray } {
+    const { width: W, height: H } = this.glassSpec;
+    const landscape = rotation === 90 || rotation === 270;
+    const width = landscape ? H : W;
+    const height = landscape ? W : H;
+    const rgba = new Uint8ClampedArray(width * height * 4);
+    for (let y = 0; y < height; y++)
+      for (let x = 0; x < width; x++) {
+        const [gx, gy] =
+          rotation === 0 ? [W - 1 - x, H - 1 - y] : rotation === 180 ? [x, y] : rotation === 90 ? [y, H - 1 - x] : [W - 1 - y, x];
+        const [r, g, b] = this.isOn ? this.glassPixel(gx, gy) : [0, 0, 0];
+        const i = (y * width + x) * 4;
+        rgba[i] = r;
+        rgba[i + 1] = g;
+        rgba[i + 2] = b;
+        rgba[i + 3] = 255;
+      }
+    return { width, height, rgba };
+  }
+
+  /** Saves the view as PNG, atomically (temporary file + rename), so a reader never sees half. */
+  async savePng(file: string, rotation: Rotation = 90): Promise<void> {
+    const { createCanvas } = await import('canvas');
+    const v = this.view(rotation);
+    const canvas = createCanvas(v.width, v.height);
+    const ctx = canvas.getContext('2d');
+    const img = ctx.createImageData(v.width, v.height);
+    img.data.set(v.rgba);
+    ctx.putImageData(img, 0, 0);
+    const tmp = join(dirname(file), `.${randomBytes(4).toString('hex')}.png.tmp`);
+    await fs.writeFile(tmp, canvas.toBuffer('image/png'));
+    await fs.rename(tmp, file);
+  }
+}

@@ -1,0 +1,37 @@
+import type { SpiPart, SpiTransfer } from './interfaces.js';
+
+export class DeviceOpenError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'DeviceOpenError';
+  }
+}
+
+/** Opens /dev/spidev<bus>.<device> with spi-device (loaded lazily: simulation never needs it). */
+export async function openSpi(bus: number, device: number, maxSpeedHz: number): Promise<SpiTransfer & { close(): Promise<void> }> {
+  const path = `/dev/spidev${bus}.${device}`;
+  let spi: typeof import('spi-device');
+  try {
+    spi = await import('spi-device');
+  } catch (err) {
+    throw new DeviceOpenError(`the spi-device module could not be loaded (${String(err)}): run ./install-requirements.sh on the device`);
+  }
+  const dev = await new Promise<import('spi-device').SpiDevice>((resolve, reject) => {
+    const d = spi.open(bus, device, { mode: 0, maxSpeedHz }, (err) => (err ? reject(err) : resolve(d)));
+  }).catch((err: NodeJS.ErrnoException) => {
+    if (err.code === 'ENOENT') throw new DeviceOpenError(`${path} does not exist: enable SPI (sudo raspi-config nonint do_spi 0, or dtparam=spi=on in /boot/firmware/config.txt) and reboot, or use --panel png`);
+    if (err.code === 'EACCES') throw new DeviceOpenError(`no permission to open ${path}: add the user to the spi group (sudo adduser $USER spi) and log in again`);
+    throw new DeviceOpenError(`cannot open ${path}: ${err.message}`);
+  });
+  return {
+    transfer: (message: SpiPart[]) =>
+      new Promise<void>((resolve, reject) =>
+        dev.transfer(message, (err) => {
+          if (!err) return resolve();
+          const e = err as NodeJS.ErrnoException;
+          reject(e.code === 'EMSGSIZE' ? new DeviceOpenError(`SPI message too large for spidev (${e.message}): keep messages <= 4096 bytes or raise spidev.bufsiz`) : e);
+        }),
+      ),
+    close: () => new Promise<void>((resolve) => dev.close(() => resolve())),
+  };
+}
