@@ -19,7 +19,9 @@ export async function openI2cBus(busNumber: number): Promise<ClosableI2cBus> {
   const target = `/dev/i2c-${busNumber}`;
   let mod: typeof import('i2c-bus');
   try {
-    mod = await import('i2c-bus');
+    // A CommonJS addon: its functions live on the default export when imported from ESM.
+    const m = (await import('i2c-bus')) as typeof import('i2c-bus') & { default?: typeof import('i2c-bus') };
+    mod = m.default ?? m;
   } catch (err) {
     throw new Error(`the i2c-bus module could not be loaded (${String(err)}): run npm ci on the device (./install-requirements.sh)`);
   }

@@ -12,7 +12,9 @@ export async function openSpi(bus: number, device: number, maxSpeedHz: number): 
   const path = `/dev/spidev${bus}.${device}`;
   let spi: typeof import('spi-device');
   try {
-    spi = await import('spi-device');
+    // A CommonJS addon: its functions live on the default export when imported from ESM.
+    const mod = (await import('spi-device')) as typeof import('spi-device') & { default?: typeof import('spi-device') };
+    spi = mod.default ?? mod;
   } catch (err) {
     throw new DeviceOpenError(`the spi-device module could not be loaded (${String(err)}): run ./install-requirements.sh on the device`);
   }

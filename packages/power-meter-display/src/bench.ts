@@ -1,0 +1,93 @@
+/**
+ * Display benchmark (`npm run bench`): latency from a state.json change to the frame pushed to
+ * the panel (through the real watcher), render + convert time per frame, bytes sent for a typical
+ * update against a full frame, and the resident memory of the real display process.
+ */
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { fileURLToPath } from 'node:url';
+import { exampleState, writeFileAtomic } from '@power-meter/meter-files';
+import { createPanel, rgbaToRgb565be } from '@power-meter/st7735';
+import { DisplayController } from './controller.js';
+import { buildScreenModel } from './screen/model.js';
+import { ScreenRenderer } from './screen/render.js';
+import { StateWatcher } from './watch/watcher.js';
+
+function bench(name: string, value: number, unit: string, budget: string, pass: boolean | null): void {
+  console.log(`BENCH ${JSON.stringify({ name, value: Number(value.toPrecision(4)), unit, budget, pass })}`);
+}
+const pct = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))]!;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+const dir = mkdtempSync(join(tmpdir(), 'disp-bench-'));
+const renderer = new ScreenRenderer('landscape');
+
+// Render + convert per frame.
+const renderUs: number[] = [];
+for (let i = 0; i < 200; i++) {
+  const t0 = performance.now();
+  const f = renderer.render(buildScreenModel(exampleState({ updatedAtMs: 1e12, powerW: 3 + (i % 50) / 10 }), null, 1e12));
+  rgbaToRgb565be(f.rgba, f.width);
+  renderUs.push((performance.now() - t0) * 1000);
+}
+console.log(`render + convert a full frame: p50 ${(pct(renderUs, 50) / 1000).toFixed(2)} ms, p99 ${(pct(renderUs, 99) / 1000).toFixed(2)} ms`);
+bench('render + convert per frame (p50)', pct(renderUs, 50) / 1000, 'ms', '', null);
+
+// Latency through the real watcher and the real driver on the emulated panel.
+const panel = await createPanel({ kind: 'emulated', variant: 'greentab', rotation: 90 });
+let pushedAt = 0;
+const controller = new DisplayController({
+  dataDir: dir,
+  renderer,
+  panel: {
+    width: 160,
+    height: 128,
+    writeRegion: (x, y, w, h, px) => panel.device.writeRegion(x, y, w, h, px),
+    afterUpdate: async () => void (pushedAt = performance.now()),
+    close: () => panel.close(),
+  },
+});
+await writeFileAtomic(dir, 'state.json', JSON.stringify(exampleState({ updatedAtMs: Date.now(), powerW: 4 })));
+const watcher = new StateWatcher({ dataDir: dir, onChange: async () => void (await controller.refresh()) });
+watcher.start();
+await sleep(500);
+const latencies: number[] = [];
+const bytes: number[] = [];
+for (let i = 0; i < 150; i++) {
+  const before = controller.bytesSent;
+  pushedAt = 0;
+  const t0 = performance.now();
+  await writeFileAtomic(dir, 'state.json', JSON.stringify(exampleState({ updatedAtMs: Date.now(), powerW: 4 + ((i * 7) % 100) / 100 })));
+  while (pushedAt === 0 && performance.now() - t0 < 1000) await sleep(1);
+  if (pushedAt > 0) latencies.push(pushedAt - t0);
+  bytes.push(controller.bytesSent - before);
+  await sleep(40);
+}
+await watcher.close();
+const full = 160 * 128 * 2;
+const typical = pct(bytes, 50);
+console.log(`state.json change -> frame pushed (watcher, render, diff, driver): p50 ${pct(latencies, 50).toFixed(1)} ms, p99 ${pct(latencies, 99).toFixed(1)} ms over ${latencies.length} updates`);
+console.log(`bytes sent for a typical update (live power changes): median ${typical} B = ${((typical / full) * 100).toFixed(1)} % of a full frame (${full} B)`);
+bench('state change -> frame pushed (p99)', pct(latencies, 99), 'ms', 'p99 < 50 ms', pct(latencies, 99) < 50);
+bench('state change -> frame pushed (p50)', pct(latencies, 50), 'ms', '', null);
+bench('bytes for a typical update vs full frame', (typical / full) * 100, '%', '< 25 %', typical / full < 0.25);
+
+// Resident memory of the real program on the png panel while updates arrive.
+const cli = join(dirname(fileURLToPath(import.meta.url)), 'cli.js');
+writeFileSync(join(dir, 'config.json'), '{}');
+const child = spawn(process.execPath, [cli, '--panel', 'png', '--png', join(dir, 'screen.png'), '--data-dir', dir], { env: { PATH: process.env.PATH, POWER_METER_CONFIG: join(dir, 'config.json') }, stdio: 'ignore' });
+const rss: number[] = [];
+for (let i = 0; i < 40; i++) {
+  await writeFileAtomic(dir, 'state.json', JSON.stringify(exampleState({ updatedAtMs: Date.now(), powerW: 2 + (i % 10) })));
+  await sleep(250);
+  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${child.pid}/status`, 'utf8'));
+  rss.push(Number(m?.[1] ?? 0) / 1024);
+}
+child.kill('SIGTERM');
+await new Promise((r) => child.once('exit', r));
+rmSync(dir, { recursive: true, force: true });
+console.log(`power-meter-display resident memory (png panel, 4 updates/s): max ${Math.max(...rss).toFixed(1)} MB`);
+bench('display resident memory (max)', Math.max(...rss), 'MB', '< 120 MB', Math.max(...rss) < 120);

@@ -1,0 +1,125 @@
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { exampleState, writeFileAtomic } from '@power-meter/meter-files';
+import { createPanel, type Panel } from '@power-meter/st7735';
+import { afterEach, describe, expect, it } from 'vitest';
+import { DISPLAY, start, until, type Proc } from '../../../test/support/processes.js';
+import { DisplayController, type FramePanel } from '../src/controller.js';
+import { ScreenRenderer, TONE_COLOURS } from '../src/screen/render.js';
+
+const NOW = 1_764_000_000_000;
+
+async function rig() {
+  const dir = mkdtempSync(join(tmpdir(), 'disp-'));
+  const panel: Panel = await createPanel({ kind: 'emulated', variant: 'greentab', rotation: 90 });
+  const frame: FramePanel = { width: panel.device.width, height: panel.device.height, writeRegion: (x, y, w, h, p) => panel.device.writeRegion(x, y, w, h, p), close: () => panel.close() };
+  const controller = new DisplayController({ dataDir: dir, renderer: new ScreenRenderer('landscape'), panel: frame, nowMs: () => NOW + 1000 });
+  const glassCount = (x: number, y: number, w: number, h: number, colour: string) => {
+    const v = panel.emulator!.view(90);
+    const [r, g, b] = [1, 3, 5].map((i) => parseInt(colour.slice(i, i + 2), 16));
+    let n = 0;
+    for (let yy = y; yy < y + h; yy++)
+      for (let xx = x; xx < x + w; xx++) {
+        const i = (yy * 160 + xx) * 4;
+        if (Math.abs(v.rgba[i]! - r!) < 40 && Math.abs(v.rgba[i + 1]! - g!) < 40 && Math.abs(v.rgba[i + 2]! - b!) < 40) n++;
+      }
+    return n;
+  };
+  return { dir, panel, controller, glassCount };
+}
+
+describe('display controller: files -> screen -> changed regions -> panel', () => {
+  it('shows "no data" before the backend ever wrote, then live data on the glass', async () => {
+    const { dir, controller, glassCount } = await rig();
+    expect((await controller.refresh()).model.mode).toBe('no-data');
+    await writeFileAtomic(dir, 'state.json', JSON.stringify(exampleState({ updatedAtMs: NOW, powerW: 2.2 })));
+    const r = await controller.refresh();
+    expect(r.model).toMatchObject({ mode: 'live', powerText: '2.20' });
+    expect(glassCount(0, 14, 160, 38, TONE_COLOURS.good)).toBeGreaterThan(150);
+  });
+
+  it('keeps the last good screen with a marker for every kind of bad state.json, and never throws', async () => {
+    const { dir, controller } = await rig();
+    await writeFileAtomic(dir, 'state.json', JSON.stringify(exampleState({ updatedAtMs: NOW, powerW: 4.5 })));
+    await controller.refresh();
+    const good = JSON.stringify(exampleState({ updatedAtMs: NOW, powerW: 4.5 }));
+    const bad: Array<[string, string]> = [
+      ['', 'empty file'],
+      [good.slice(0, 40), 'bad file'],
+      ['\u0000\u0001garbage', 'bad file'],
+      [JSON.stringify({ ...JSON.parse(good), schema: 99 }), 'new format'],
+    ];
+    for (const [content, marker] of bad) {
+      writeFileSync(join(dir, 'state.json'), content);
+      const r = await controller.refresh();
+      expect(r.model.powerText).toBe('4.50');
+      expect(r.model.problemMarker).toBe(marker);
+    }
+    const { rmSync } = await import('node:fs');
+    rmSync(join(dir, 'state.json'));
+    expect((await controller.refresh()).model).toMatchObject({ powerText: '4.50', problemMarker: 'no file' });
+  });
+
+  it('sends only the changed regions: a new power figure is far less than a full frame', async () => {
+    const { dir, controller } = await rig();
+    await writeFileAtomic(dir, 'state.json', JSON.stringify(exampleState({ updatedAtMs: NOW, powerW: 4.02 })));
+    const first = await controller.refresh();
+    expect(first.bytesSent).toBe(160 * 128 * 2);
+    await writeFileAtomic(dir, 'state.json', JSON.stringify(exampleState({ updatedAtMs: NOW, powerW: 4.07 })));
+    const second = await controller.refresh();
+    expect(second.bytesSent).toBeGreaterThan(0);
+    expect(second.bytesSent / first.bytesSent).toBeLessThan(0.25);
+    const third = await controller.refresh();
+    expect(third.bytesSent).toBe(0);
+  });
+});
+
+const procs: Proc[] = [];
+afterEach(async () => {
+  await Promise.all(procs.splice(0).map((p) => p.stop('SIGKILL')));
+});
+
+describe('power-meter-display program', () => {
+  it('starts before the backend ("no data"), follows state.json, and exits 0 on SIGTERM', async () => {
+    const base = mkdtempSync(join(tmpdir(), 'disp-'));
+    const png = join(base, 'screen.png');
+    const p = start(DISPLAY, ['--panel', 'png', '--png', png, '--data-dir', join(base, 'data')]);
+    procs.push(p);
+    await p.waitFor(/screen mode=no-data/);
+    await until(() => {
+      try {
+        return readFileSync(png).length > 0;
+      } catch {
+        return false;
+      }
+    }, 10_000, 'first png');
+    const noData = readFileSync(png);
+    const { mkdirSync } = await import('node:fs');
+    mkdirSync(join(base, 'data'));
+    await writeFileAtomic(join(base, 'data'), 'state.json', JSON.stringify(exampleState({ updatedAtMs: Date.now(), powerW: 7.5 })));
+    await p.waitFor(/screen mode=live/);
+    await until(() => !readFileSync(png).equals(noData), 5000, 'png to change');
+    expect(await p.stop('SIGTERM')).toBe(0);
+  });
+
+  it('exits 2 naming a bad setting; --help lists options with defaults and environment variables', async () => {
+    const bad = start(DISPLAY, ['--rotation', '45']);
+    expect(await bad.exited).toBe(2);
+    expect(bad.output()).toMatch(/invalid setting --rotation = "45".*0, 90, 180 or 270/);
+    const env = start(DISPLAY, [], { POWER_METER_DISPLAY_PANEL: 'hdmi' });
+    expect(await env.exited).toBe(2);
+    expect(env.output()).toMatch(/POWER_METER_DISPLAY_PANEL = "hdmi"/);
+    const help = start(DISPLAY, ['--help']);
+    await help.exited;
+    for (const f of ['--data-dir', '--panel', '--png', '--spi-bus', '--spi-device', '--dc-pin', '--reset-pin', '--speed-hz', '--rotation', '--variant'])
+      expect(help.output()).toContain(f);
+    expect(help.output()).toMatch(/POWER_METER_DISPLAY_DC_PIN/);
+  });
+
+  it('on a machine without SPI, the st7735 panel fails with a message that says how to fix it', async () => {
+    const p = start(DISPLAY, ['--panel', 'st7735', '--spi-bus', '6', '--data-dir', mkdtempSync(join(tmpdir(), 'disp-'))]);
+    expect(await p.exited).toBe(1);
+    expect(p.output()).toMatch(/spidev6\.0 does not exist: enable SPI/);
+  });
+});
