@@ -1,0 +1,255 @@
+#!/usr/bin/env bash
+# Installs power-meter and power-meter-display as systemd services.
+#
+#   sudo ./install.sh                       install (or update), enable and start both units
+#   sudo ./install.sh --uninstall           stop, disable, remove units and programs (keeps data and identity)
+#   sudo ./install.sh --uninstall --purge   also remove the data directory (asks unless --yes)
+#   ./install.sh --root DIR                 install into a fake root (packaging, tests): nothing is started
+#
+# Idempotent: a second run with the same options changes nothing. Never overwrites the user's
+# config file or token file.
+set -euo pipefail
+
+usage() {
+  cat <<'USAGE'
+Usage: install.sh [options]
+  --user NAME       user the services run as (default: the user who ran sudo; pi on a stock Pi)
+  --data-dir DIR    data directory (default: /home/<user>/data/power-meter)
+  --prefix DIR      where the application goes (default: /opt/power-meter)
+  --root DIR        install into a fake root: no starting, `systemctl --root` for enabling
+  --no-start        enable the services but do not start them now
+  --uninstall       stop, disable and remove the services and programs (data and identity stay)
+  --purge           with --uninstall: also remove the data directory
+  --yes             do not ask for confirmation
+  -h, --help        this help
+USAGE
+}
+
+SRC="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+USER_NAME=""
+DATA_DIR=""
+PREFIX="/opt/power-meter"
+ROOT=""
+START=1
+UNINSTALL=0
+PURGE=0
+YES=0
+
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --user) USER_NAME="${2:?--user needs a name}"; shift 2 ;;
+    --data-dir) DATA_DIR="${2:?--data-dir needs a directory}"; shift 2 ;;
+    --prefix) PREFIX="${2:?--prefix needs a directory}"; shift 2 ;;
+    --root) ROOT="${2:?--root needs a directory}"; shift 2 ;;
+    --no-start) START=0; shift ;;
+    --uninstall) UNINSTALL=1; shift ;;
+    --purge) PURGE=1; shift ;;
+    --yes | -y) YES=1; shift ;;
+    -h | --help) usage; exit 0 ;;
+    *) echo "install.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
+  esac
+done
+
+say() { echo "install.sh: $*"; }
+die() { echo "install.sh: $*" >&2; exit 1; }
+
+if [ -n "$ROOT" ]; then
+  mkdir -p "$ROOT"
+  ROOT="$(cd "$ROOT" && pwd)"
+  START=0
+elif [ "$(id -u)" -ne 0 ]; then
+  die "run as root (sudo ./install.sh), or use --root DIR to install into a fake root"
+fi
+[ "$PURGE" -eq 0 ] || [ "$UNINSTALL" -eq 1 ] || die "--purge only makes sense with --uninstall"
+
+if [ -z "$USER_NAME" ]; then
+  if [ -n "${SUDO_USER:-}" ] && [ "$SUDO_USER" != root ]; then USER_NAME="$SUDO_USER"
+  elif id pi >/dev/null 2>&1; then USER_NAME=pi
+  elif [ "$(id -u)" -ne 0 ]; then USER_NAME="$(id -un)"
+  else die "cannot tell which user the services should run as: pass --user NAME (never root)"
+  fi
+fi
+[ "$USER_NAME" != root ] || die "the services must not run as root: pass --user NAME"
+if id "$USER_NAME" >/dev/null 2>&1; then
+  GROUP_NAME="$(id -gn "$USER_NAME")"
+  USER_HOME="$(getent passwd "$USER_NAME" | cut -d: -f6)"
+elif [ -n "$ROOT" ]; then
+  GROUP_NAME="$USER_NAME"; USER_HOME="/home/$USER_NAME"   # packaging for another machine
+else
+  die "user $USER_NAME does not exist (create it, or pass --user NAME)"
+fi
+DATA_DIR="${DATA_DIR:-$USER_HOME/data/power-meter}"
+case "$DATA_DIR$PREFIX" in *[[:space:]]*) die "paths with spaces are not supported: $DATA_DIR $PREFIX" ;; esac
+
+UNIT_DIR="$ROOT/etc/systemd/system"
+BIN_DIR="$ROOT/usr/local/bin"
+ETC_DIR="$ROOT/etc/power-meter"
+APP="$ROOT$PREFIX"
+UNITS=(power-meter.service power-meter-display.service)
+
+systemctl_() {
+  if [ -n "$ROOT" ]; then systemctl --root="$ROOT" "$@"; else systemctl "$@"; fi
+}
+
+# ---- uninstall ----------------------------------------------------------------------------
+if [ "$UNINSTALL" -eq 1 ]; then
+  if [ -z "$ROOT" ]; then systemctl stop "${UNITS[@]}" 2>/dev/null || true; fi
+  for u in "${UNITS[@]}"; do
+    if [ -f "$UNIT_DIR/$u" ]; then systemctl_ disable "$u" >/dev/null 2>&1 || true; fi
+    rm -f "$UNIT_DIR/$u"
+  done
+  [ -n "$ROOT" ] || systemctl daemon-reload
+  rm -f "$BIN_DIR/power-meter" "$BIN_DIR/power-meter-display"
+  rm -rf "$APP"
+  say "removed the services and $PREFIX; kept $ETC_DIR and the data directory $DATA_DIR (identity, outbox)"
+  if [ "$PURGE" -eq 1 ]; then
+    if [ "$YES" -ne 1 ]; then
+      printf 'Delete %s, including the device key and undelivered readings? [y/N] ' "$ROOT$DATA_DIR"
+      read -r answer || answer=""
+      case "$answer" in y | Y | yes) ;; *) say "kept $ROOT$DATA_DIR"; exit 0 ;; esac
+    fi
+    rm -rf "$ROOT$DATA_DIR"
+    say "removed $ROOT$DATA_DIR"
+  fi
+  exit 0
+fi
+
+# ---- build (only what is missing) -----------------------------------------------------------
+NODE_BIN="$(command -v node || true)"
+[ -n "$NODE_BIN" ] || die "node is not installed: run ./install-requirements.sh first"
+if [ ! -d "$SRC/node_modules" ]; then
+  die "dependencies are not installed in $SRC: run ./install-requirements.sh first"
+fi
+for p in power-meter power-meter-display; do
+  if [ ! -f "$SRC/packages/$p/dist/cli.js" ]; then
+    say "building"
+    (cd "$SRC" && npm run build --silent)
+    break
+  fi
+done
+
+# ---- application: staged, then swapped in only if it differs (idempotent) ------------------
+STAGE="$(mktemp -d "${TMPDIR:-/tmp}/power-meter-stage.XXXXXX")"
+trap 'rm -rf "$STAGE"' EXIT
+mkdir -p "$STAGE/app/packages"
+cp -a "$SRC/package.json" "$SRC/package-lock.json" "$SRC/README.md" "$STAGE/app/"
+for d in "$SRC"/packages/*/; do
+  name="$(basename "$d")"
+  mkdir -p "$STAGE/app/packages/$name"
+  cp -a "$d/package.json" "$d/dist" "$STAGE/app/packages/$name/"
+  rm -f "$STAGE/app/packages/$name/dist/bench."* # benchmarks stay in the repository
+done
+cp -a "$SRC/node_modules" "$STAGE/app/"
+# Production dependencies only; the native addons were built by install-requirements.sh.
+(cd "$STAGE/app" && npm prune --omit=dev --no-audit --no-fund --loglevel=error >/dev/null)
+chmod -R u=rwX,go=rX "$STAGE/app"
+
+if [ -d "$APP" ] && diff -r --no-dereference -q "$STAGE/app" "$APP" >/dev/null 2>&1; then
+  say "application in $PREFIX is up to date"
+else
+  mkdir -p "$(dirname "$APP")"
+  rm -rf "$APP.new"
+  cp -a "$STAGE/app" "$APP.new"
+  rm -rf "$APP.old"
+  if [ -d "$APP" ]; then mv "$APP" "$APP.old"; fi
+  mv "$APP.new" "$APP"
+  rm -rf "$APP.old"
+  say "installed the application in $PREFIX"
+fi
+
+# ---- programs on the PATH ----------------------------------------------------------------
+mkdir -p "$BIN_DIR"
+chmod 0755 "$APP/packages/power-meter/dist/cli.js" "$APP/packages/power-meter-display/dist/cli.js"
+for p in power-meter power-meter-display; do
+  target="$PREFIX/packages/$p/dist/cli.js"
+  if [ "$(readlink "$BIN_DIR/$p" 2>/dev/null || true)" != "$target" ]; then ln -sfn "$target" "$BIN_DIR/$p"; fi
+done
+
+# ---- units ---------------------------------------------------------------------------------
+install_if_changed() { # src dest mode
+  if ! cmp -s "$1" "$2"; then
+    install -D -m "$3" "$1" "$2"
+    CHANGED=1
+  fi
+}
+CHANGED=0
+for u in "${UNITS[@]}"; do
+  sed -e "s#@PREFIX@#$PREFIX#g" -e "s#@USER@#$USER_NAME#g" -e "s#@GROUP@#$GROUP_NAME#g" \
+    -e "s#@DATA_DIR@#$DATA_DIR#g" -e "s#@NODE@#$NODE_BIN#g" \
+    -e "s#@I2C_BUS@#1#g" -e "s#@SPI_BUS@#0#g" -e "s#@SPI_DEVICE@#0#g" \
+    "$SRC/systemd/$u" >"$STAGE/$u"
+  install_if_changed "$STAGE/$u" "$UNIT_DIR/$u" 0644
+done
+
+# ---- data directory, config and token file (never overwritten) -----------------------------
+if [ ! -d "$ROOT$DATA_DIR" ]; then
+  mkdir -p "$ROOT$DATA_DIR"
+  if [ "$(id -u)" -eq 0 ] && id "$USER_NAME" >/dev/null 2>&1; then chown "$USER_NAME:$GROUP_NAME" "$ROOT$DATA_DIR"; fi
+  chmod 0755 "$ROOT$DATA_DIR"
+fi
+mkdir -p "$ETC_DIR"
+if [ ! -e "$ETC_DIR/config.json" ]; then
+  cat >"$ETC_DIR/config.json" <<CONFIG
+{
+  "_comment": "power-meter settings. Keys not starting with _ are read; every key, flag and environment variable is in $PREFIX/README.md (Configuration). Restart after editing: sudo systemctl restart power-meter power-meter-display",
+  "_publishUrl": "Your W3bstream project's event URL, e.g. https://<host>/srv-applet-mgr/v0/event/<project>. Empty = measure, sign and store without sending.",
+  "publishUrl": "",
+  "_token": "The publisher token does NOT go here: put W3BSTREAM_PUBLISHER_TOKEN=... in /etc/power-meter/power-meter.env (mode 600).",
+  "window": 5,
+  "sensor": "ina219",
+  "i2cBus": 1,
+  "i2cAddress": 64,
+  "shuntOhms": 0.1,
+  "walletAddress": "",
+  "rewardTiers": [{ "belowW": 3, "tokensPerH": 10 }, { "belowW": 5, "tokensPerH": 4 }],
+  "display": {
+    "_comment": "power-meter-display settings",
+    "panel": "st7735",
+    "rotation": 90,
+    "variant": "greentab",
+    "dcPin": 25,
+    "resetPin": 24
+  }
+}
+CONFIG
+  chmod 0644 "$ETC_DIR/config.json"
+  say "wrote an example $ETC_DIR/config.json"
+fi
+if [ ! -e "$ETC_DIR/power-meter.env" ]; then
+  (
+    umask 077
+    cat >"$ETC_DIR/power-meter.env" <<'ENV'
+# Secrets for power-meter.service (read by systemd, mode 600, owned by root).
+# The W3bstream publisher token of this device (Devices tab of your project):
+#W3BSTREAM_PUBLISHER_TOKEN=
+ENV
+  )
+  chmod 0600 "$ETC_DIR/power-meter.env"
+  say "wrote $ETC_DIR/power-meter.env (mode 600): put your publisher token there"
+fi
+
+# ---- enable and start ----------------------------------------------------------------------
+if [ -z "$ROOT" ] && [ "$CHANGED" -eq 1 ]; then systemctl daemon-reload; fi
+for u in "${UNITS[@]}"; do
+  if ! systemctl_ is-enabled --quiet "$u" 2>/dev/null; then systemctl_ enable "$u" >/dev/null 2>&1 || systemctl_ enable "$u"; fi
+done
+if [ "$START" -eq 1 ]; then
+  if [ "$CHANGED" -eq 1 ]; then systemctl restart "${UNITS[@]}"; else systemctl start "${UNITS[@]}"; fi
+fi
+
+# ---- identity and next steps ---------------------------------------------------------------
+ID_CMD=("$NODE_BIN" "$APP/packages/power-meter/dist/cli.js" identity --data-dir "$ROOT$DATA_DIR" --config "$ETC_DIR/config.json")
+if [ "$(id -u)" -eq 0 ] && [ -z "$ROOT" ]; then ID_CMD=(runuser -u "$USER_NAME" -- "${ID_CMD[@]}"); fi
+IDENTITY="$("${ID_CMD[@]}" 2>&1 || true)"
+cat <<NEXT
+
+power-meter is installed (user $USER_NAME, data $DATA_DIR, application $PREFIX).
+$IDENTITY
+
+Next steps:
+  1. Register this device in your W3bstream project (and on chain if your applet uses it).
+  2. Put the publish URL in $ETC_DIR/config.json ("publishUrl") and the token in
+     $ETC_DIR/power-meter.env (W3BSTREAM_PUBLISHER_TOKEN=...), then:
+       sudo systemctl restart power-meter
+  3. Check it:  systemctl status power-meter   |   power-meter doctor   |   journalctl -u power-meter -f
+NEXT

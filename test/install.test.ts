@@ -1,0 +1,118 @@
+import { execFileSync, spawnSync } from 'node:child_process';
+import { existsSync, lstatSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { ROOT } from './support/processes.js';
+
+const INSTALL = join(ROOT, 'install.sh');
+const UNITS = ['power-meter.service', 'power-meter-display.service'];
+
+function install(args: string[], input = '') {
+  const r = spawnSync('bash', [INSTALL, ...args], { encoding: 'utf8', input, env: { ...process.env, W3BSTREAM_PUBLISHER_TOKEN: '' } });
+  return { code: r.status, out: `${r.stdout}${r.stderr}` };
+}
+
+/** Every path under dir with its mode, size, mtime and link target: "nothing changed" means equal. */
+function snapshot(dir: string): string {
+  return execFileSync('find', [dir, '-printf', '%p %m %s %T@ %l\\n'], { encoding: 'utf8' }).split('\n').sort().join('\n');
+}
+
+describe('install.sh into a fake root', () => {
+  const root = mkdtempSync(join(tmpdir(), 'fakeroot-'));
+  const args = ['--root', root, '--user', 'pmtest', '--data-dir', '/srv/pm-data', '--prefix', '/opt/power-meter'];
+  const first = install(args);
+
+  it('installs the application, the programs, both units (enabled), the data directory, config and token file', () => {
+    expect(first.code).toBe(0);
+    for (const u of UNITS) {
+      const unit = readFileSync(join(root, 'etc/systemd/system', u), 'utf8');
+      expect(unit).not.toMatch(/@[A-Z_]+@/);
+      expect(unit).toContain('User=pmtest');
+      expect(unit).toContain('POWER_METER_DATA_DIR=/srv/pm-data');
+      expect(unit).toMatch(/ExecStart=\S*node \/opt\/power-meter\/packages\/power-meter(-display)?\/dist\/cli\.js/);
+      expect(unit).not.toMatch(/TOKEN=/);
+      expect(lstatSync(join(root, 'etc/systemd/system/multi-user.target.wants', u)).isSymbolicLink()).toBe(true);
+    }
+    expect(readFileSync(join(root, 'etc/systemd/system/power-meter.service'), 'utf8')).toContain('EnvironmentFile=-/etc/power-meter/power-meter.env');
+    expect(readlinkSync(join(root, 'usr/local/bin/power-meter'))).toBe('/opt/power-meter/packages/power-meter/dist/cli.js');
+    expect(readlinkSync(join(root, 'usr/local/bin/power-meter-display'))).toBe('/opt/power-meter/packages/power-meter-display/dist/cli.js');
+    expect(statSync(join(root, 'etc/power-meter/power-meter.env')).mode & 0o777).toBe(0o600);
+    expect(JSON.parse(readFileSync(join(root, 'etc/power-meter/config.json'), 'utf8'))).toMatchObject({ publishUrl: '', window: 5 });
+    expect(existsSync(join(root, 'srv/pm-data'))).toBe(true);
+    // Dev tools are not shipped.
+    expect(existsSync(join(root, 'opt/power-meter/node_modules/vitest'))).toBe(false);
+    expect(existsSync(join(root, 'opt/power-meter/node_modules/better-sqlite3'))).toBe(true);
+    // Ends with the device address and the next steps.
+    expect(first.out).toMatch(/device_id\s+0x[0-9a-f]{40}/);
+    expect(first.out).toMatch(/systemctl status power-meter/);
+  });
+
+  it('the installed program runs from the prefix', () => {
+    const out = execFileSync(process.execPath, [join(root, 'opt/power-meter/packages/power-meter/dist/cli.js'), 'identity', '--json', '--data-dir', join(root, 'srv/pm-data'), '--config', join(root, 'etc/power-meter/config.json')], { encoding: 'utf8' });
+    expect(JSON.parse(out).device_id).toMatch(/^0x[0-9a-f]{40}$/);
+  });
+
+  it('units pass systemd-analyze verify with empty stderr and score 2.0 / 1.5 or better', () => {
+    for (const u of UNITS) {
+      const v = spawnSync('systemd-analyze', ['verify', join(root, 'etc/systemd/system', u)], { encoding: 'utf8' });
+      expect(v.stderr).toBe('');
+      expect(v.status).toBe(0);
+    }
+    const score = (u: string) => {
+      const s = spawnSync('systemd-analyze', ['security', '--offline=true', join(root, 'etc/systemd/system', u)], { encoding: 'utf8' });
+      return Number(/Overall exposure level for \S+: ([\d.]+)/.exec(s.stdout + s.stderr)![1]);
+    };
+    expect(score('power-meter.service')).toBeLessThanOrEqual(2.0);
+    expect(score('power-meter-display.service')).toBeLessThanOrEqual(1.5);
+  });
+
+  it('is idempotent and never overwrites the config or the token file', () => {
+    writeFileSync(join(root, 'etc/power-meter/config.json'), '{"publishUrl":"https://example.invalid/x"}');
+    writeFileSync(join(root, 'etc/power-meter/power-meter.env'), 'W3BSTREAM_PUBLISHER_TOKEN=abc\n', { mode: 0o600 });
+    const before = snapshot(root);
+    const again = install(args);
+    expect(again.code).toBe(0);
+    expect(again.out).toContain('up to date');
+    expect(snapshot(root)).toBe(before);
+    expect(readFileSync(join(root, 'etc/power-meter/power-meter.env'), 'utf8')).toBe('W3BSTREAM_PUBLISHER_TOKEN=abc\n');
+    expect(again.out).not.toContain('abc');
+  });
+
+  it('--uninstall keeps data and settings; --purge --yes removes the data too', () => {
+    writeFileSync(join(root, 'srv/pm-data/keep-me'), 'x');
+    const un = install([...args, '--uninstall']);
+    expect(un.code).toBe(0);
+    for (const u of UNITS) {
+      expect(existsSync(join(root, 'etc/systemd/system', u))).toBe(false);
+      expect(existsSync(join(root, 'etc/systemd/system/multi-user.target.wants', u))).toBe(false);
+    }
+    expect(existsSync(join(root, 'usr/local/bin/power-meter'))).toBe(false);
+    expect(existsSync(join(root, 'opt/power-meter'))).toBe(false);
+    expect(existsSync(join(root, 'srv/pm-data/keep-me'))).toBe(true);
+    expect(existsSync(join(root, 'srv/pm-data/identity'))).toBe(true);
+    expect(existsSync(join(root, 'etc/power-meter/power-meter.env'))).toBe(true);
+    const no = install([...args, '--uninstall', '--purge'], 'n\n');
+    expect(no.code).toBe(0);
+    expect(existsSync(join(root, 'srv/pm-data/keep-me'))).toBe(true);
+    const purge = install([...args, '--uninstall', '--purge', '--yes']);
+    expect(purge.code).toBe(0);
+    expect(existsSync(join(root, 'srv/pm-data'))).toBe(false);
+  });
+
+  it('refuses to run services as root and rejects unknown options', () => {
+    expect(install(['--root', root, '--user', 'root']).out).toMatch(/must not run as root/);
+    const bad = install(['--frobnicate']);
+    expect(bad.code).toBe(2);
+    expect(bad.out).toMatch(/unknown option --frobnicate/);
+  });
+});
+
+describe('shell scripts', () => {
+  it('pass shellcheck', () => {
+    const r = spawnSync('shellcheck', [INSTALL, join(ROOT, 'install-requirements.sh'), join(ROOT, '.ci/run')], { encoding: 'utf8' });
+    expect(r.stdout + r.stderr).toBe('');
+    expect(r.status).toBe(0);
+    expect(readdirSync(join(ROOT, 'systemd')).sort()).toEqual(['power-meter-display.service', 'power-meter.service']);
+  });
+});
