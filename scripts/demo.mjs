@@ -1,0 +1,200 @@
+#!/usr/bin/env node
+// `npm run demo`: the whole system in simulation, as real processes.
+//   dev receiver  <-HTTP-  power-meter (simulated INA219, demo board)  -files->  power-meter-display (png panel)
+// Prints one line per delivered reading, where the screen image is, and (on a terminal) a live
+// preview of the screen in coloured block characters. Ctrl-C stops everything within 2 s.
+import { spawn } from 'node:child_process';
+import { createServer } from 'node:net';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, statSync, writeFileSync, openSync, readSync, closeSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Command } from 'commander';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const BACKEND = path.join(root, 'packages/power-meter/dist/cli.js');
+const DISPLAY = path.join(root, 'packages/power-meter-display/dist/cli.js');
+
+const opts = new Command('npm run demo --')
+  .description('Run receiver, power-meter (simulated sensor) and power-meter-display (png panel) together')
+  .option('--dir <dir>', 'working directory for data, screen and logs (default: a new temporary directory)')
+  .option('--load <spec>', "simulated load: 'demo' (random switches), watts, or pwm:<W>:<duty>:<hz>", 'demo')
+  .option('--window <s>', 'averaging window in seconds', '5')
+  .option('--duration <s>', 'stop by itself after this many seconds (default: run until Ctrl-C)')
+  .option('--no-preview', 'do not draw the screen in the terminal')
+  .parse(process.argv)
+  .opts();
+
+const dir = path.resolve(opts.dir ?? mkdtempSync(path.join(tmpdir(), 'power-meter-demo-')));
+const dataDir = path.join(dir, 'data');
+const pngFile = path.join(dir, 'screen.png');
+const recordFile = path.join(dir, 'received.jsonl');
+const logDir = path.join(dir, 'logs');
+mkdirSync(dataDir, { recursive: true });
+mkdirSync(logDir, { recursive: true });
+// An empty config file, so a meter installed on this machine (/etc/power-meter/config.json)
+// does not leak its settings into the demo.
+const configFile = path.join(dir, 'demo-config.json');
+if (!existsSync(configFile)) writeFileSync(configFile, '{}\n');
+
+for (const bin of [BACKEND, DISPLAY]) {
+  if (!existsSync(bin)) {
+    console.error(`demo: ${path.relative(root, bin)} is missing: run "npm run build" (or ./install-requirements.sh) first`);
+    process.exit(1);
+  }
+}
+
+const freePort = () =>
+  new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address();
+      srv.close(() => resolve(port));
+    });
+  });
+
+const port = await freePort();
+const project = 'demo';
+// A throwaway token for the local receiver only; it is not a secret and never leaves this machine.
+const token = 'demo-token';
+const publishUrl = `http://127.0.0.1:${port}/srv-applet-mgr/v0/event/${project}`;
+
+const children = [];
+function start(name, args, env = {}) {
+  const log = openSync(path.join(logDir, `${name}.log`), 'a');
+  const child = spawn(process.execPath, args, {
+    cwd: dir,
+    env: { ...process.env, ...env },
+    stdio: ['ignore', log, log],
+  });
+  child.name = name;
+  child.on('exit', (code, signal) => {
+    if (!stopping) {
+      console.error(`demo: ${name} exited unexpectedly (code ${code}, signal ${signal}); see ${path.join(logDir, name + '.log')}`);
+      stop(1);
+    }
+  });
+  children.push(child);
+  return child;
+}
+
+let stopping = false;
+async function stop(code = 0) {
+  if (stopping) return;
+  stopping = true;
+  clearInterval(ticker);
+  if (preview) process.stdout.write('\x1b[?25h');
+  const exits = children.map(
+    (c) => new Promise((resolve) => (c.exitCode !== null || c.signalCode !== null ? resolve() : c.once('exit', resolve))),
+  );
+  for (const c of children) c.kill('SIGTERM');
+  // Each program stops within 2 s on SIGTERM; anything slower is killed so nothing is left behind.
+  const killer = setTimeout(() => children.forEach((c) => c.kill('SIGKILL')), 1500);
+  await Promise.all(exits);
+  clearTimeout(killer);
+  console.log(`demo: stopped. Data, screen and logs are in ${dir}`);
+  process.exit(code);
+}
+process.on('SIGINT', () => stop(0));
+process.on('SIGTERM', () => stop(0));
+
+start('dev-receiver', [BACKEND, 'dev-receiver', '--port', String(port), '--project', project, '--record', recordFile], {
+  DEV_RECEIVER_TOKEN: token,
+});
+start(
+  'power-meter',
+  [BACKEND, '--config', configFile, '--sensor', 'sim', '--sim-load', String(opts.load), '--window', String(opts.window), '--data-dir', dataDir, '--publish-url', publishUrl],
+  { W3BSTREAM_PUBLISHER_TOKEN: token },
+);
+start('power-meter-display', [DISPLAY, '--config', configFile, '--panel', 'png', '--png', pngFile, '--data-dir', dataDir]);
+
+console.log(`demo: working directory ${dir}`);
+console.log(`demo: receiver ${publishUrl}`);
+console.log(`demo: screen image ${pngFile} (rewritten on every change)`);
+console.log(`demo: logs in ${logDir}; Ctrl-C stops everything`);
+console.log('time       power (W)   seq    signature');
+
+const preview = opts.preview && process.stdout.isTTY;
+let previewLines = 0;
+let recordOffset = 0;
+let pending = '';
+let lastPngMtime = 0;
+
+function readNewRecords() {
+  if (!existsSync(recordFile)) return [];
+  const size = statSync(recordFile).size;
+  if (size <= recordOffset) return [];
+  const fd = openSync(recordFile, 'r');
+  const buf = Buffer.alloc(size - recordOffset);
+  readSync(fd, buf, 0, buf.length, recordOffset);
+  closeSync(fd);
+  recordOffset = size;
+  pending += buf.toString('utf8');
+  const lines = pending.split('\n');
+  pending = lines.pop() ?? '';
+  return lines.filter(Boolean).map((l) => {
+    try {
+      return JSON.parse(l);
+    } catch {
+      return null;
+    }
+  }).filter(Boolean);
+}
+
+function formatRecord(r) {
+  const at = new Date(r.receivedAtMs ?? Date.now()).toISOString().slice(11, 19);
+  const watts = typeof r.sensorReading === 'number' ? r.sensorReading.toFixed(3).padStart(9) : '        ?';
+  const seq = String(r.seq ?? r.eventId?.split('-').pop() ?? '?').padStart(5);
+  return `${at}   ${watts}   ${seq}  ${r.verified ? 'verified' : `NOT VERIFIED (${r.reason ?? 'unknown'})`}`;
+}
+
+let canvasLib = null;
+async function drawPreview() {
+  if (!existsSync(pngFile)) return;
+  const mtime = statSync(pngFile).mtimeMs;
+  if (mtime === lastPngMtime) return;
+  lastPngMtime = mtime;
+  canvasLib ??= (await import('canvas')).default;
+  let img;
+  try {
+    img = await canvasLib.loadImage(readFileSync(pngFile));
+  } catch {
+    return; // replaced while we read it: the next tick draws it
+  }
+  // Half-block characters: each cell shows two pixels stacked (foreground top, background bottom).
+  // The image is scaled by 1/2 so a 160x128 screen takes 80 columns x 32 lines.
+  const w = Math.round(img.width / 2);
+  const h = Math.round(img.height / 2);
+  const c = canvasLib.createCanvas(w, h);
+  const ctx = c.getContext('2d');
+  ctx.drawImage(img, 0, 0, w, h);
+  const px = ctx.getImageData(0, 0, w, h).data;
+  let out = previewLines ? `\x1b[${previewLines}A` : '';
+  for (let y = 0; y < h; y += 2) {
+    let line = '';
+    for (let x = 0; x < w; x++) {
+      const a = (y * w + x) * 4;
+      const b = ((y + 1) * w + x) * 4;
+      line += `\x1b[38;2;${px[a]};${px[a + 1]};${px[a + 2]}m\x1b[48;2;${px[b] ?? 0};${px[b + 1] ?? 0};${px[b + 2] ?? 0}m▀`;
+    }
+    out += `${line}\x1b[0m\n`;
+  }
+  previewLines = Math.ceil(h / 2);
+  process.stdout.write(out);
+}
+
+const ticker = setInterval(async () => {
+  const records = readNewRecords();
+  if (records.length && previewLines) {
+    // Print readings above the preview: move up, clear the preview area, print, redraw below.
+    process.stdout.write(`\x1b[${previewLines}A\x1b[J`);
+    previewLines = 0;
+    lastPngMtime = 0;
+  }
+  for (const r of records) console.log(formatRecord(r));
+  if (preview) await drawPreview();
+}, 250);
+
+if (opts.duration) setTimeout(() => stop(0), Number(opts.duration) * 1000);
+if (preview) process.stdout.write('\x1b[?25l');
