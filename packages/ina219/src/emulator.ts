@@ -106,9 +106,10 @@ export class Ina219Emulator implements I2cBus {
     this.transaction(address);
     this.pointer = command;
     const value = this.readRegister(command);
-    const bytes = Buffer.from([(value >> 8) & 0xff, value & 0xff]);
     const n = Math.min(length, 2);
-    bytes.copy(buffer, 0, 0, n);
+    // Most significant byte first, as on the wire.
+    if (n >= 1) buffer[0] = (value >> 8) & 0xff;
+    if (n >= 2) buffer[1] = value & 0xff;
     return { bytesRead: n, buffer };
   }
 

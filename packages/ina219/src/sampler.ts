@@ -26,7 +26,7 @@ export interface SamplerOptions {
   onReading?: (r: LatestReading) => void;
   onState?: (s: SensorState) => void;
   log?: (line: string) => void;
-  /** Read the configuration back every N conversions to detect a chip reset. */
+  /** Read the configuration back every N conversions to detect a chip reset (default ~1 s). */
   resetCheckEvery?: number;
   /** How long after the expected end of a conversion to read it. */
   readMarginMs?: number;
