@@ -20,7 +20,7 @@ function snapshot(dir: string): string {
 
 describe('install.sh into a fake root', () => {
   const root = mkdtempSync(join(tmpdir(), 'fakeroot-'));
-  const args = ['--root', root, '--user', 'pmtest', '--data-dir', '/srv/pm-data', '--prefix', '/opt/power-meter'];
+  const args = ['--root', root, '--no-start', '--user', 'pmtest', '--data-dir', '/srv/pm-data', '--prefix', '/opt/power-meter'];
   const first = install(args);
 
   it('installs the application, the programs, both units (enabled), the data directory, config and token file', () => {
@@ -37,7 +37,9 @@ describe('install.sh into a fake root', () => {
     expect(readFileSync(join(root, 'etc/systemd/system/power-meter.service'), 'utf8')).toContain('EnvironmentFile=-/etc/power-meter/power-meter.env');
     expect(readlinkSync(join(root, 'usr/local/bin/power-meter'))).toBe('/opt/power-meter/packages/power-meter/dist/cli.js');
     expect(readlinkSync(join(root, 'usr/local/bin/power-meter-display'))).toBe('/opt/power-meter/packages/power-meter-display/dist/cli.js');
-    expect(statSync(join(root, 'etc/power-meter/power-meter.env')).mode & 0o777).toBe(0o600);
+    const env = statSync(join(root, 'etc/power-meter/power-meter.env'));
+    expect(env.mode & 0o777).toBe(0o600);
+    expect(env.uid).toBe(process.getuid!()); // root on a real install (sudo ./install.sh)
     expect(JSON.parse(readFileSync(join(root, 'etc/power-meter/config.json'), 'utf8'))).toMatchObject({ publishUrl: '', window: 5 });
     expect(existsSync(join(root, 'srv/pm-data'))).toBe(true);
     // Dev tools are not shipped.
@@ -92,6 +94,9 @@ describe('install.sh into a fake root', () => {
     expect(existsSync(join(root, 'srv/pm-data/keep-me'))).toBe(true);
     expect(existsSync(join(root, 'srv/pm-data/identity'))).toBe(true);
     expect(existsSync(join(root, 'etc/power-meter/power-meter.env'))).toBe(true);
+    // Exactly what was installed is gone: what remains is the settings, the data and empty folders.
+    const left = execFileSync('find', [root, '-type', 'f,l'], { encoding: 'utf8' }).trim().split('\n').map((p) => p.slice(root.length)).sort();
+    expect(left.filter((p) => !p.startsWith('/srv/pm-data/'))).toEqual(['/etc/power-meter/config.json', '/etc/power-meter/power-meter.env']);
     const no = install([...args, '--uninstall', '--purge'], 'n\n');
     expect(no.code).toBe(0);
     expect(existsSync(join(root, 'srv/pm-data/keep-me'))).toBe(true);

@@ -141,6 +141,34 @@ describe('emulator follows the datasheet', () => {
     expect(await readWord(emu, REGISTERS.calibration.ptr)).toBe(0);
   });
 
+  it('every ADC setting takes its datasheet conversion time before CNVR is set', async () => {
+    const codes = [0x0, 0x1, 0x2, 0x3, 0x9, 0xa, 0xb, 0xc, 0xd, 0xe, 0xf];
+    const us = [84, 148, 276, 532, 1060, 2130, 4260, 8510, 17020, 34050, 68100];
+    for (let i = 0; i < codes.length; i++) {
+      const { clock, emu } = rig(constantLoad(4));
+      // Shunt and bus both at this setting: one cycle is twice the conversion time.
+      await writeWord(emu, REGISTERS.config.ptr, encodeFields(CONFIG_FIELDS, { brng: 1, pg: 3, badc: codes[i]!, sadc: codes[i]!, mode: 7 }));
+      clock.advance((2 * us[i]!) / 1000 - 0.001);
+      expect((await readWord(emu, REGISTERS.bus.ptr)) & 2).toBe(0);
+      clock.advance(0.002);
+      expect((await readWord(emu, REGISTERS.bus.ptr)) & 2).toBe(2);
+    }
+  });
+
+  it('reads the shunt as signed (reverse current) and the bus as unsigned above 16.3 V', async () => {
+    const reverse = rig(constantLoad(-4));
+    await reverse.driver.init();
+    reverse.clock.advance(70);
+    const r = await reverse.driver.read();
+    expect(r.currentA).toBeCloseTo(-4 / 12, 3);
+    const high = rig(constantLoad(8, 24));
+    await high.driver.init();
+    high.clock.advance(70);
+    const h = await high.driver.read();
+    expect(h.busV).toBeGreaterThan(23.9);
+    expect(h.powerW).toBeCloseTo(8, 1);
+  });
+
   it('fails transactions like the Linux I2C stack: NACK, EIO, unplugged', async () => {
     const { emu } = rig(constantLoad(8));
     emu.injectFault('nack');

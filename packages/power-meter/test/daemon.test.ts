@@ -1,4 +1,4 @@
-import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FILES, LEGACY_FILES, readState } from '@power-meter/meter-files';
@@ -118,6 +118,31 @@ describe('power-meter daemon (real process, simulated sensor)', () => {
     await p.waitFor(/released \d+ held reading/);
     const st = await readState(dir);
     expect(st.ok && st.state.rewards.tokensPerH).toBe(10); // 2 W: the best default tier
+  });
+
+  it('cleans up leftovers of an earlier run and ignores a corrupt state.json', async () => {
+    const dir = join(mkdtempSync(join(tmpdir(), 'pm-')), 'data');
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(join(dir, '.state.json.tmp-999999-deadbeef'), '{"half":');
+    writeFileSync(join(dir, 'state.json'), '{"garbage');
+    const p = backend(dir, ['--sim-load', '4']);
+    await p.waitFor(/removed 1 leftover temporary file/);
+    await until(async () => (await readState(dir)).ok, 10_000, 'a valid state.json');
+    expect(existsSync(join(dir, '.state.json.tmp-999999-deadbeef'))).toBe(false);
+  });
+
+  it('keeps running with a missing I2C bus and shows the fault, with the fix, in state.json', async () => {
+    const dir = join(mkdtempSync(join(tmpdir(), 'pm-')), 'data');
+    const p = start(BACKEND, ['--sensor', 'ina219', '--i2c-bus', '99', '--data-dir', dir]);
+    procs.push(p);
+    await until(async () => {
+      const s = await readState(dir);
+      return s.ok && s.state.sensor.state === 'fault';
+    }, 10_000, 'sensor fault in state.json');
+    const s = await readState(dir);
+    expect(s.ok && s.state.sensor.reason).toMatch(/enable I2C/);
+    expect(s.ok && s.state.powerW).toBeNull();
+    expect(p.proc.exitCode).toBeNull();
   });
 
   it('refuses a second instance on the same data directory', async () => {
