@@ -16,6 +16,8 @@ Usage: install.sh [options]
   --user NAME       user the services run as (default: the user who ran sudo; pi on a stock Pi)
   --data-dir DIR    data directory (default: /home/<user>/data/power-meter)
   --prefix DIR      where the application goes (default: /opt/power-meter)
+  --i2c-bus N       I2C bus the backend may open (default 1: /dev/i2c-1)
+  --spi DEV         SPI device the display may open, bus.device (default 0.0: /dev/spidev0.0)
   --root DIR        install into a fake root: no starting, `systemctl --root` for enabling
   --no-start        enable the services but do not start them now
   --uninstall       stop, disable and remove the services and programs (data and identity stay)
@@ -29,6 +31,8 @@ SRC="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 USER_NAME=""
 DATA_DIR=""
 PREFIX="/opt/power-meter"
+I2C_BUS=1
+SPI_DEV=0.0
 ROOT=""
 START=1
 UNINSTALL=0
@@ -41,6 +45,8 @@ while [ $# -gt 0 ]; do
     --data-dir) DATA_DIR="${2:?--data-dir needs a directory}"; shift 2 ;;
     --prefix) PREFIX="${2:?--prefix needs a directory}"; shift 2 ;;
     --root) ROOT="${2:?--root needs a directory}"; shift 2 ;;
+    --i2c-bus) I2C_BUS="${2:?--i2c-bus needs a number}"; shift 2 ;;
+    --spi) SPI_DEV="${2:?--spi needs bus.device, e.g. 0.0}"; shift 2 ;;
     --no-start) START=0; shift ;;
     --uninstall) UNINSTALL=1; shift ;;
     --purge) PURGE=1; shift ;;
@@ -61,6 +67,8 @@ elif [ "$(id -u)" -ne 0 ]; then
   die "run as root (sudo ./install.sh), or use --root DIR to install into a fake root"
 fi
 [ "$PURGE" -eq 0 ] || [ "$UNINSTALL" -eq 1 ] || die "--purge only makes sense with --uninstall"
+[[ "$I2C_BUS" =~ ^[0-9]+$ ]] || die "--i2c-bus must be a number, got $I2C_BUS"
+[[ "$SPI_DEV" =~ ^[0-9]+\.[0-9]+$ ]] || die "--spi must look like 0.0 (bus.device), got $SPI_DEV"
 
 if [ -z "$USER_NAME" ]; then
   if [ -n "${SUDO_USER:-}" ] && [ "$SUDO_USER" != root ]; then USER_NAME="$SUDO_USER"
@@ -176,7 +184,7 @@ CHANGED=0
 for u in "${UNITS[@]}"; do
   sed -e "s#@PREFIX@#$PREFIX#g" -e "s#@USER@#$USER_NAME#g" -e "s#@GROUP@#$GROUP_NAME#g" \
     -e "s#@DATA_DIR@#$DATA_DIR#g" -e "s#@NODE@#$NODE_BIN#g" \
-    -e "s#@I2C_BUS@#1#g" -e "s#@SPI_BUS@#0#g" -e "s#@SPI_DEVICE@#0#g" \
+    -e "s#@I2C_BUS@#$I2C_BUS#g" -e "s#@SPI_BUS@#${SPI_DEV%.*}#g" -e "s#@SPI_DEVICE@#${SPI_DEV#*.}#g" \
     "$SRC/systemd/$u" >"$STAGE/$u"
   install_if_changed "$STAGE/$u" "$UNIT_DIR/$u" 0644
 done

@@ -105,6 +105,14 @@ describe('install.sh into a fake root', () => {
     expect(existsSync(join(root, 'srv/pm-data'))).toBe(false);
   });
 
+  it('limits each unit to its own device node, configurable', () => {
+    const other = mkdtempSync(join(tmpdir(), 'fakeroot-'));
+    expect(install(['--root', other, '--no-start', '--user', 'pmtest', '--i2c-bus', '3', '--spi', '1.2']).code).toBe(0);
+    expect(readFileSync(join(other, 'etc/systemd/system/power-meter.service'), 'utf8')).toMatch(/^DeviceAllow=\/dev\/i2c-3 rw$/m);
+    expect(readFileSync(join(other, 'etc/systemd/system/power-meter-display.service'), 'utf8')).toMatch(/^DeviceAllow=\/dev\/spidev1\.2 rw$/m);
+    expect(install(['--root', other, '--spi', 'zero']).out).toMatch(/--spi must look like 0\.0/);
+  });
+
   it('refuses to run services as root and rejects unknown options', () => {
     expect(install(['--root', root, '--user', 'root']).out).toMatch(/must not run as root/);
     const bad = install(['--frobnicate']);

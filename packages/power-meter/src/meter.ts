@@ -176,12 +176,18 @@ export class Meter {
     if (!w.complete) log(`window incomplete: ${w.faultReason ?? 'readings missing'}; observed ${(w.observedFraction * 100).toFixed(1)} %`);
     if (this.canTimestamp()) {
       const body = buildMessage(this.identity, { powerW: w.avgPowerW, timestampMs: endWall }, { encoding: s.signature, timestampUnit: s.timestampUnit }).body;
-      this.store.storeReading(body, { energyWh: w.energyWh, rewards, avgPowerW: w.avgPowerW });
+      this.reportDrops(this.store.storeReading(body, { energyWh: w.energyWh, rewards, avgPowerW: w.avgPowerW }).dropped);
     } else {
       this.store.holdReading({ bootId: this.boot, endMonoMs: w.endMs, avgPowerW: w.avgPowerW }, { energyWh: w.energyWh, rewards });
       log(`reading held until the clock is synchronised (${this.clock.reason}); held=${this.store.heldCount()}`);
     }
     this.scheduleWrite();
+  }
+
+  /** The outbox is bounded: dropping the oldest is counted (state.json) and logged, never silent. */
+  private reportDrops(dropped: number): void {
+    if (dropped > 0)
+      this.opts.log(`outbox full or too old: dropped ${dropped} oldest undelivered reading(s); ${this.outbox.stats().dropped} dropped since install (raise --outbox-max-count / --outbox-max-age)`);
   }
 
   /** Signs held readings with timestamps re-anchored from the monotonic clock, oldest first. */
@@ -197,7 +203,7 @@ export class Meter {
         continue;
       }
       const body = buildMessage(this.identity, { powerW: h.avgPowerW, timestampMs: wallTimeOf(h.endMonoMs, anchor) }, { encoding: this.opts.settings.signature, timestampUnit: this.opts.settings.timestampUnit }).body;
-      this.store.release(h.id, body);
+      this.reportDrops(this.store.release(h.id, body).dropped);
       released++;
     }
     if (released > 0) this.opts.log(`released ${released} held reading(s) with re-anchored timestamps`);

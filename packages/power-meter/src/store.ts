@@ -69,9 +69,9 @@ export class MeterStore {
     this.st.add.run(energyWh, rewards, JSON.stringify(recent));
   }
 
-  /** Stores a signed reading and counts its window, atomically. Returns the sequence number. */
-  storeReading(body: string, window: { energyWh: number; rewards: number; avgPowerW: number }): number {
-    return this.outbox.append(body, () => this.addWindow(window.energyWh, window.rewards, window.avgPowerW)).seq;
+  /** Stores a signed reading and counts its window, atomically. Returns the sequence number and drops. */
+  storeReading(body: string, window: { energyWh: number; rewards: number; avgPowerW: number }): { seq: number; dropped: number } {
+    return this.outbox.append(body, () => this.addWindow(window.energyWh, window.rewards, window.avgPowerW));
   }
 
   /** Holds a reading until the clock is trusted; its window is counted now, once. */
@@ -87,8 +87,8 @@ export class MeterStore {
   }
 
   /** Moves a held reading into the outbox (signed with its re-anchored timestamp), atomically. */
-  release(id: number, body: string): number {
-    return this.outbox.append(body, () => this.st.unhold.run(id)).seq;
+  release(id: number, body: string): { seq: number; dropped: number } {
+    return this.outbox.append(body, () => this.st.unhold.run(id));
   }
 
   /** A held reading from an earlier boot cannot be re-anchored: drop it, counted. */

@@ -145,6 +145,16 @@ describe('power-meter daemon (real process, simulated sensor)', () => {
     expect(p.proc.exitCode).toBeNull();
   });
 
+  it('a full outbox drops the oldest readings, counted in state.json and logged', async () => {
+    const dir = join(mkdtempSync(join(tmpdir(), 'pm-')), 'data');
+    const p = backend(dir, ['--sim-load', '4', '--outbox-max-count', '10', '--publish-url', 'http://127.0.0.1:9/srv-applet-mgr/v0/event/x']);
+    await p.waitFor(/dropped 1 oldest undelivered reading/, 25_000);
+    await until(async () => {
+      const s = await readState(dir);
+      return s.ok && s.state.publishing.dropped >= 1 && s.state.publishing.waiting === 10;
+    }, 10_000, 'dropped count in state.json');
+  });
+
   it('refuses a second instance on the same data directory', async () => {
     const dir = join(mkdtempSync(join(tmpdir(), 'pm-')), 'data');
     const first = backend(dir, ['--sim-load', '4']);
