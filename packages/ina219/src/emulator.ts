@@ -174,7 +174,7 @@ export class Ina219Emulator implements I2cBus {
 
   // ---- conversions -----------------------------------------------------------------------
 
-  private cache: { key: string; value: Conversion } | null = null;
+  private cache: { config: number; calibration: number; seqStartMs: number; k: number; value: Conversion } | null = null;
 
   /** The most recently completed conversion, computed from the load model on demand. */
   private latest(): Conversion {
@@ -192,8 +192,8 @@ export class Ina219Emulator implements I2cBus {
     if (cycleMs === 0) k = -1;
     else if (continuous) k = Math.floor((now - this.seqStartMs) / cycleMs) - 1;
     else k = now - this.seqStartMs >= cycleMs ? 0 : -1; // triggered: one conversion, then hold
-    const key = `${this.config}:${this.calibration}:${this.seqStartMs}:${k}`;
-    if (this.cache?.key === key) return this.cache.value;
+    const c = this.cache;
+    if (c && c.k === k && c.config === this.config && c.calibration === this.calibration && c.seqStartMs === this.seqStartMs) return c.value;
     let value: Conversion;
     if (k < 0) {
       value = { shuntRaw: 0, busRaw: 0, currentRaw: 0, powerRaw: 0, ovf: false, endMs: -Infinity };
@@ -201,7 +201,7 @@ export class Ina219Emulator implements I2cBus {
       const start = this.seqStartMs + k * cycleMs;
       value = this.convert(start, tShunt, tBus, shuntAdc.samples, shuntAdc.bits);
     }
-    this.cache = { key, value };
+    this.cache = { config: this.config, calibration: this.calibration, seqStartMs: this.seqStartMs, k, value };
     return value;
   }
 

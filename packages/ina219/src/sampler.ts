@@ -1,4 +1,4 @@
-import { type MonotonicClock, type Sleep } from './clock.js';
+import { realSleep, type MonotonicClock, type Sleep } from './clock.js';
 import type { Ina219 } from './driver.js';
 import { I2cError } from './errors.js';
 import { cycleMs, observedFractionPerCycle } from './settings.js';
@@ -196,7 +196,19 @@ export class Sampler {
 
   private async pause(ms: number): Promise<void> {
     if (ms <= 0) return;
-    await Promise.race([this.opts.sleep(ms), new Promise<void>((r) => (this.wake = r))]);
+    if (this.opts.sleep === realSleep) {
+      // One timer and one promise per cycle; stop() cuts it short.
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(done, ms);
+        function done(): void {
+          clearTimeout(t);
+          resolve();
+        }
+        this.wake = done;
+      });
+    } else {
+      await Promise.race([this.opts.sleep(ms), new Promise<void>((r) => (this.wake = r))]);
+    }
     this.wake = null;
   }
 }
