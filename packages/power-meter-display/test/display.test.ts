@@ -117,6 +117,12 @@ describe('power-meter-display program', () => {
     expect(help.output()).toMatch(/POWER_METER_DISPLAY_DC_PIN/);
   });
 
+  it('without the DejaVu fonts it stops with a message naming the Debian package', async () => {
+    const p = start(DISPLAY, ['--panel', 'png', '--png', join(mkdtempSync(join(tmpdir(), 'disp-')), 's.png'), '--font-dir', '/nonexistent-fonts', '--data-dir', mkdtempSync(join(tmpdir(), 'disp-'))]);
+    expect(await p.exited).toBe(1);
+    expect(p.output()).toMatch(/DejaVuSans\.ttf is missing: install Debian's fonts-dejavu-core/);
+  });
+
   it('on a machine without SPI, the st7735 panel fails with a message that says how to fix it', async () => {
     const p = start(DISPLAY, ['--panel', 'st7735', '--spi-bus', '6', '--data-dir', mkdtempSync(join(tmpdir(), 'disp-'))]);
     expect(await p.exited).toBe(1);
