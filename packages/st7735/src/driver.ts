@@ -8,6 +8,9 @@ export interface St7735Options {
   /** Overrides of the variant's geometry and colour settings. */
   colOffset?: number;
   rowOffset?: number;
+  /** Frame memory size as strapped on the module (see VariantSpec); mirroring is relative to it. */
+  memCols?: number;
+  memRows?: number;
   bgr?: boolean;
   invert?: boolean;
   pixelSpeedHz?: number;
@@ -41,6 +44,9 @@ export class St7735 {
   private readonly maxBytes: number;
   private readonly sleep: Sleep;
   private queue: Promise<void> = Promise.resolve();
+  /** The D/C level last driven, so unchanged levels cost no GPIO write (null = unknown). */
+  private dcLevel: 0 | 1 | null = null;
+  /** Bytes clocked out since construction (commands, parameters and pixels). */
   bytesSent = 0;
 
   constructor(
@@ -56,10 +62,21 @@ export class St7735 {
     this.height = landscape ? v.width : v.height;
     const col = opts.colOffset ?? v.colOffset;
     const row = opts.rowOffset ?? v.rowOffset;
-    // In landscape (MV set) CASET addresses memory rows: the two offsets swap.
-    this.colOffset = landscape ? row : col;
-    this.rowOffset = landscape ? col : row;
-    this.madctl = ROTATION_MADCTL[rotation] | ((opts.bgr ?? v.bgr) ? MADCTL.BGR : 0);
+    const memCols = opts.memCols ?? v.memCols;
+    const memRows = opts.memRows ?? v.memRows;
+    if (col < 0 || row < 0 || col + v.width > memCols || row + v.height > memRows)
+      throw new St7735Error(`a ${v.width}x${v.height} glass at offset ${col}/${row} does not fit ${memCols}x${memRows} controller memory: check colOffset/rowOffset`);
+    const rot = ROTATION_MADCTL[rotation];
+    if (rot === undefined) throw new St7735Error(`rotation ${String(rotation)} is not one of 0, 90, 180, 270`);
+    // MX/MY mirror the physical column/row counters within controller memory, so a mirrored
+    // axis reaches the glass from the other end of memory: the offset becomes mem - off - size
+    // (equal to off for the centred glasses of all stock variants, different for e.g. a mini at
+    // column 24). MV then makes CASET address physical rows: in landscape the two offsets swap.
+    const physCol = rot & MADCTL.MX ? memCols - col - v.width : col;
+    const physRow = rot & MADCTL.MY ? memRows - row - v.height : row;
+    this.colOffset = landscape ? physRow : physCol;
+    this.rowOffset = landscape ? physCol : physRow;
+    this.madctl = rot | ((opts.bgr ?? v.bgr) ? MADCTL.BGR : 0);
     this.invert = opts.invert ?? v.invert;
     this.pixelHz = opts.pixelSpeedHz ?? 24_000_000;
     this.commandHz = Math.min(opts.commandSpeedHz ?? MAX_COMMAND_HZ, MAX_COMMAND_HZ);
@@ -70,6 +87,7 @@ export class St7735 {
   /** Hardware reset (RESET low >= 20 us, then 120 ms) and the ST7735R init sequence. */
   init(): Promise<void> {
     return this.serial(async () => {
+      this.dcLevel = null;
       if (this.reset) {
         await this.reset.set(1);
         await this.sleep(5);
@@ -104,7 +122,7 @@ export class St7735 {
     return this.serial(async () => {
       await this.setWindow(x, y, w, h);
       await this.command(CMD.RAMWR);
-      await this.dc.set(1);
+      await this.setDc(1);
       for (let off = 0; off < pixels.length; off += this.maxBytes) {
         const chunk = pixels.subarray(off, Math.min(pixels.length, off + this.maxBytes));
         await this.send(chunk, this.pixelHz);
@@ -126,12 +144,19 @@ export class St7735 {
   }
 
   private async command(cmd: number, params?: number[]): Promise<void> {
-    await this.dc.set(0);
+    await this.setDc(0);
     await this.send(Buffer.from([cmd]), this.commandHz);
     if (params && params.length > 0) {
-      await this.dc.set(1);
+      await this.setDc(1);
       await this.send(Buffer.from(params), this.commandHz);
     }
+  }
+
+  private async setDc(level: 0 | 1): Promise<void> {
+    if (this.dcLevel === level) return;
+    this.dcLevel = null; // unknown until the write succeeded
+    await this.dc.set(level);
+    this.dcLevel = level;
   }
 
   private async send(buf: Buffer, speedHz: number): Promise<void> {

@@ -3,7 +3,7 @@ import { promises as fs } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { GpioLine, SpiPart, SpiTransfer } from './interfaces.js';
 import { rgb565ToRgb } from './convert.js';
-import { CMD, COLMOD_16BIT, MADCTL, MAX_MESSAGE_BYTES, MEMORY, VARIANTS, type PanelVariant, type Rotation, type VariantSpec } from './protocol.js';
+import { CMD, COLMOD_16BIT, MADCTL, MAX_MESSAGE_BYTES, MEMORY, ROTATION_MADCTL, VARIANTS, type PanelVariant, type Rotation, type VariantSpec } from './protocol.js';
 
 /** A violation of the ST7735 protocol or the spidev limits: the real panel would show garbage. */
 export class ProtocolError extends Error {
@@ -40,14 +40,65 @@ const PARAMS: Record<number, number> = {
 };
 
 export interface EmulatorStats {
-  messages: number;
-  bytes: number;
+  /** SPI messages (one `transfer` call each). */
+  transfers: number;
+  /** All bytes clocked in: commands, parameters, pixels. */
+  bytesSent: number;
+  commands: number;
   pixelBytes: number;
   pixelsWritten: number;
   /** Highest clock used for a command byte and for pixel data. */
   maxCommandHz: number;
   maxPixelHz: number;
   largestMessage: number;
+  /** Rising edges of RESET after it was held low. */
+  hardwareResets: number;
+}
+
+/**
+ * The glass of a module: a variant name, or the geometry spelled out (for modules whose batch
+ * differs from the stock variants, e.g. a 160x80 mini at column 24).
+ */
+export interface GlassOptions {
+  /** Base geometry to start from; the other fields override it. Default greentab. */
+  variant?: PanelVariant;
+  glassWidth?: number;
+  glassHeight?: number;
+  colOffset?: number;
+  rowOffset?: number;
+  bgr?: boolean;
+  invert?: boolean;
+  memCols?: number;
+  memRows?: number;
+  /**
+   * Wire time of one message: the emulator yields here between accepting a message and clocking
+   * it in, which is how it catches a D/C change or a second transfer during one. Default: one
+   * turn of the event loop.
+   */
+  wireDelay?: () => Promise<void>;
+}
+
+function glassSpecOf(glass: PanelVariant | VariantSpec | GlassOptions): VariantSpec {
+  if (typeof glass === 'string') {
+    const v = VARIANTS[glass];
+    if (!v) throw new ProtocolError(`unknown panel variant '${glass}' (greentab, redtab, blacktab, mini160x80)`);
+    return v;
+  }
+  if ('width' in glass) return glass;
+  const v = VARIANTS[glass.variant ?? 'greentab'];
+  const spec: VariantSpec = {
+    width: glass.glassWidth ?? v.width,
+    height: glass.glassHeight ?? v.height,
+    colOffset: glass.colOffset ?? v.colOffset,
+    rowOffset: glass.rowOffset ?? v.rowOffset,
+    bgr: glass.bgr ?? v.bgr,
+    invert: glass.invert ?? v.invert,
+    memCols: glass.memCols ?? v.memCols,
+    memRows: glass.memRows ?? v.memRows,
+  };
+  if (spec.memCols > MEMORY.cols || spec.memRows > MEMORY.rows || spec.colOffset + spec.width > spec.memCols || spec.rowOffset + spec.height > spec.memRows)
+    throw new RangeError(`a ${spec.width}x${spec.height} glass at ${spec.colOffset}/${spec.rowOffset} does not fit ${spec.memCols}x${spec.memRows} memory (the controller has at most 132x162)`);
+  return spec;
 }
 
 /**
@@ -74,18 +125,48 @@ export class EmulatedSt7735 {
   private win = { cs: 0, ce: MEMORY.cols - 1, rs: 0, re: MEMORY.rows - 1 };
   private ptr = { c: 0, r: 0 };
   private pendingByte: number | null = null;
-  readonly stats: EmulatorStats = { messages: 0, bytes: 0, pixelBytes: 0, pixelsWritten: 0, maxCommandHz: 0, maxPixelHz: 0, largestMessage: 0 };
+  /** A message is on the wire (accepted, not yet clocked in). */
+  private busy = false;
+  private readonly wireDelay: () => Promise<void>;
+  private readonly counters: EmulatorStats = {
+    transfers: 0,
+    bytesSent: 0,
+    commands: 0,
+    pixelBytes: 0,
+    pixelsWritten: 0,
+    maxCommandHz: 0,
+    maxPixelHz: 0,
+    largestMessage: 0,
+    hardwareResets: 0,
+  };
 
-  constructor(glass: PanelVariant | VariantSpec = 'greentab') {
-    this.glassSpec = typeof glass === 'string' ? VARIANTS[glass] : glass;
-    this.spi = { transfer: async (message) => this.transfer(message) };
-    this.dc = { set: (v) => void (this.dcLevel = v) };
+  constructor(glass: PanelVariant | VariantSpec | GlassOptions = 'greentab') {
+    this.glassSpec = glassSpecOf(glass);
+    this.wireDelay = (typeof glass === 'object' && 'wireDelay' in glass && glass.wireDelay) || (() => new Promise<void>((r) => setImmediate(r)));
+    this.spi = { transfer: (message) => this.transfer(message) };
+    this.dc = {
+      set: (v) => {
+        // The controller samples D/C on the last bit of each byte: a change while a message is
+        // being clocked turns the rest of it into commands (or parameters). Fail loudly instead.
+        if (this.busy && v !== this.dcLevel) throw new ProtocolError(`D/C changed to ${v} while an SPI transfer was in progress: await each transfer before toggling D/C`);
+        this.dcLevel = v;
+      },
+    };
     this.reset = {
       set: (v) => {
-        if (this.resetLevel === 0 && v === 1) this.hardwareReset();
+        if (this.busy && v === 0) throw new ProtocolError('RESET pulled low while an SPI transfer was in progress');
+        if (this.resetLevel === 0 && v === 1) {
+          this.hardwareReset();
+          this.counters.hardwareResets++;
+        }
         this.resetLevel = v;
       },
     };
+  }
+
+  /** A snapshot of the traffic counters. */
+  stats(): EmulatorStats {
+    return { ...this.counters };
   }
 
   get isOn(): boolean {
@@ -108,24 +189,37 @@ export class EmulatedSt7735 {
     this.win = { cs: 0, ce: this.glassSpec.memCols - 1, rs: 0, re: this.glassSpec.memRows - 1 };
   }
 
-  private transfer(message: SpiPart[]): void {
+  private async transfer(message: SpiPart[]): Promise<void> {
+    // spidev serialises messages in the kernel, but a driver that starts one before the previous
+    // finished cannot know which D/C level each will see: that is the bug this catches.
+    if (this.busy) throw new ProtocolError('SPI transfer started before the previous one finished');
     const total = message.reduce((n, p) => n + p.byteLength, 0);
     if (total > MAX_MESSAGE_BYTES) throw new ProtocolError(`SPI message of ${total} bytes exceeds spidev's ${MAX_MESSAGE_BYTES}-byte limit (EMSGSIZE)`);
+    for (const p of message)
+      if (p.byteLength > p.sendBuffer.length) throw new ProtocolError(`SPI part says byteLength ${p.byteLength} but its sendBuffer has ${p.sendBuffer.length} bytes`);
     if (this.resetLevel === 0) throw new ProtocolError('SPI transfer while RESET is held low');
-    this.stats.messages++;
-    this.stats.bytes += total;
-    this.stats.largestMessage = Math.max(this.stats.largestMessage, total);
+    this.busy = true;
+    try {
+      await this.wireDelay();
+    } finally {
+      this.busy = false;
+    }
+    const c = this.counters;
+    c.transfers++;
+    c.bytesSent += total;
+    c.largestMessage = Math.max(c.largestMessage, total);
     for (const part of message) {
       const bytes = part.sendBuffer.subarray(0, part.byteLength);
       if (this.dcLevel === 0) {
-        this.stats.maxCommandHz = Math.max(this.stats.maxCommandHz, part.speedHz ?? 0);
+        c.maxCommandHz = Math.max(c.maxCommandHz, part.speedHz ?? 0);
+        c.commands += bytes.length;
         for (const b of bytes) this.command(b);
       } else if (this.cmd === CMD.RAMWR) {
-        this.stats.maxPixelHz = Math.max(this.stats.maxPixelHz, part.speedHz ?? 0);
-        this.stats.pixelBytes += bytes.length;
+        c.maxPixelHz = Math.max(c.maxPixelHz, part.speedHz ?? 0);
+        c.pixelBytes += bytes.length;
         for (const b of bytes) this.pixelByte(b);
       } else {
-        this.stats.maxCommandHz = Math.max(this.stats.maxCommandHz, part.speedHz ?? 0);
+        c.maxCommandHz = Math.max(c.maxCommandHz, part.speedHz ?? 0);
         for (const b of bytes) this.param(b);
       }
     }
@@ -206,7 +300,7 @@ export class EmulatedSt7735 {
     if (this.madctl & MADCTL.MX) pc = this.glassSpec.memCols - 1 - pc;
     if (this.madctl & MADCTL.MY) pr = this.glassSpec.memRows - 1 - pr;
     this.memory[pr * MEMORY.cols + pc] = word;
-    this.stats.pixelsWritten++;
+    this.counters.pixelsWritten++;
     if (c < this.win.ce) this.ptr.c = c + 1;
     else {
       this.ptr.c = this.win.cs;
@@ -214,9 +308,21 @@ export class EmulatedSt7735 {
     }
   }
 
-  /** The colour the glass shows at (gx, gy) in its native portrait orientation. */
+  /**
+   * The rotation whose MADCTL the controller holds (hardware.md's table), i.e. how the module is
+   * meant to be held; 90 when MADCTL matches none of them.
+   */
+  get rotation(): Rotation {
+    const scan = this.madctl & (MADCTL.MX | MADCTL.MY | MADCTL.MV);
+    for (const r of [0, 90, 180, 270] as const) if (ROTATION_MADCTL[r] === scan) return r;
+    return 90;
+  }
+
+  /** The colour the glass shows at (gx, gy) in its native portrait orientation (black when off). */
   glassPixel(gx: number, gy: number): [number, number, number] {
     const g = this.glassSpec;
+    if (gx < 0 || gy < 0 || gx >= g.width || gy >= g.height) throw new RangeError(`(${gx},${gy}) is outside the ${g.width}x${g.height} glass`);
+    if (!this.isOn) return [0, 0, 0];
     const word = this.memory[(gy + g.rowOffset) * MEMORY.cols + gx + g.colOffset]!;
     let [r, gr, b] = rgb565ToRgb(word);
     if (((this.madctl & MADCTL.BGR) !== 0) !== g.bgr) [r, b] = [b, r];
@@ -229,7 +335,7 @@ export class EmulatedSt7735 {
    * is the native scan turned 180 degrees (MADCTL MX|MY shows upright, as on Adafruit's
    * rotation 0); each further step turns the view by another 90 degrees.
    */
-  view(rotation: Rotation = 90): { width: number; height: number; rgba: Uint8ClampedArray } {
+  view(rotation: Rotation = this.rotation): { width: number; height: number; rgba: Uint8ClampedArray } {
     const { width: W, height: H } = this.glassSpec;
     const landscape = rotation === 90 || rotation === 270;
     const width = landscape ? H : W;
@@ -239,7 +345,7 @@ export class EmulatedSt7735 {
       for (let x = 0; x < width; x++) {
         const [gx, gy] =
           rotation === 0 ? [W - 1 - x, H - 1 - y] : rotation === 180 ? [x, y] : rotation === 90 ? [y, H - 1 - x] : [W - 1 - y, x];
-        const [r, g, b] = this.isOn ? this.glassPixel(gx, gy) : [0, 0, 0];
+        const [r, g, b] = this.glassPixel(gx, gy);
         const i = (y * width + x) * 4;
         rgba[i] = r;
         rgba[i + 1] = g;
@@ -249,8 +355,32 @@ export class EmulatedSt7735 {
     return { width, height, rgba };
   }
 
+  /** The whole glass in its native portrait orientation, 3 bytes (R, G, B) per pixel. */
+  glass(): { width: number; height: number; rgb: Buffer } {
+    const { width, height } = this.glassSpec;
+    const rgb = Buffer.alloc(width * height * 3);
+    for (let y = 0, o = 0; y < height; y++)
+      for (let x = 0; x < width; x++, o += 3) {
+        const [r, g, b] = this.glassPixel(x, y);
+        rgb[o] = r;
+        rgb[o + 1] = g;
+        rgb[o + 2] = b;
+      }
+    return { width, height, rgb };
+  }
+
+  /** The colour at (x, y) as seen holding the module in `rotation` (default: the MADCTL's). */
+  pixel(x: number, y: number, rotation: Rotation = this.rotation): [number, number, number] {
+    const { width: W, height: H } = this.glassSpec;
+    const landscape = rotation === 90 || rotation === 270;
+    const [vw, vh] = landscape ? [H, W] : [W, H];
+    if (x < 0 || y < 0 || x >= vw || y >= vh) throw new RangeError(`(${x},${y}) is outside the ${vw}x${vh} view`);
+    const [gx, gy] = rotation === 0 ? [W - 1 - x, H - 1 - y] : rotation === 180 ? [x, y] : rotation === 90 ? [y, H - 1 - x] : [W - 1 - y, x];
+    return this.glassPixel(gx, gy);
+  }
+
   /** Saves the view as PNG, atomically (temporary file + rename), so a reader never sees half. */
-  async savePng(file: string, rotation: Rotation = 90): Promise<void> {
+  async savePng(file: string, rotation: Rotation = this.rotation): Promise<void> {
     const { createCanvas } = await import('canvas');
     const v = this.view(rotation);
     const canvas = createCanvas(v.width, v.height);
@@ -259,7 +389,12 @@ export class EmulatedSt7735 {
     img.data.set(v.rgba);
     ctx.putImageData(img, 0, 0);
     const tmp = join(dirname(file), `.${randomBytes(4).toString('hex')}.png.tmp`);
-    await fs.writeFile(tmp, canvas.toBuffer('image/png'));
-    await fs.rename(tmp, file);
+    try {
+      await fs.writeFile(tmp, canvas.toBuffer('image/png'));
+      await fs.rename(tmp, file);
+    } catch (err) {
+      await fs.rm(tmp, { force: true });
+      throw err;
+    }
   }
 }

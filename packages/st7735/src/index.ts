@@ -3,13 +3,26 @@ export type { PanelVariant, Rotation, VariantSpec } from './protocol.js';
 export type { SpiTransfer, SpiPart, GpioLine, Sleep } from './interfaces.js';
 export { realSleep } from './interfaces.js';
 export { rgbaToRgb565be, rgb565ToRgb } from './convert.js';
-export type { Rect } from './convert.js';
+export type { Rect, PixelOrder } from './convert.js';
 export { St7735, St7735Error } from './driver.js';
 export type { St7735Options } from './driver.js';
 export { EmulatedSt7735, ProtocolError } from './emulator.js';
-export type { EmulatorStats } from './emulator.js';
+export type { EmulatorStats, GlassOptions } from './emulator.js';
 export { openSpi, DeviceOpenError } from './spi.js';
-export { openGpioLine, listGpioChips, headerChip, sysfsNumber } from './gpio.js';
-export type { GpioChipInfo } from './gpio.js';
+export {
+  openGpioLine,
+  listGpioChips,
+  listCharChips,
+  parseGpiodetect,
+  headerChip,
+  sysfsNumber,
+  sysfsExportError,
+  parseLibgpiodVersion,
+  gpiosetMode,
+  gpiosetArgs,
+  parseGetReply,
+  GpioError,
+} from './gpio.js';
+export type { GpioChipInfo, GpioBackend, GpioLineOptions, GpiosetMode } from './gpio.js';
 export { createPanel } from './panel.js';
 export type { Panel, PanelOptions } from './panel.js';

@@ -1,6 +1,6 @@
 import { St7735, type St7735Options } from './driver.js';
 import { EmulatedSt7735 } from './emulator.js';
-import { openGpioLine } from './gpio.js';
+import { openGpioLine, type GpioBackend } from './gpio.js';
 import type { GpioLine } from './interfaces.js';
 import { MAX_COMMAND_HZ, type PanelVariant, type Rotation } from './protocol.js';
 import { openSpi } from './spi.js';
@@ -11,9 +11,18 @@ export interface PanelOptions {
   rotation: Rotation;
   spiBus?: number;
   spiDevice?: number;
+  /** BCM numbers (hardware.md defaults: D/C 25, RESET 24). */
   dcPin?: number;
   resetPin?: number;
   pixelSpeedHz?: number;
+  commandSpeedHz?: number;
+  /** Module geometry/colour overrides; the emulated glass gets the same ones. */
+  colOffset?: number;
+  rowOffset?: number;
+  bgr?: boolean;
+  invert?: boolean;
+  /** GPIO backend for D/C and RESET (default auto: sysfs, else gpioset). */
+  gpio?: GpioBackend;
   /** Root for /sys (tests). */
   gpioRoot?: string;
 }
@@ -26,9 +35,20 @@ export interface Panel {
 
 /** The real module on SPI + GPIO, or the same driver on the emulated panel. Both are initialised. */
 export async function createPanel(opts: PanelOptions): Promise<Panel> {
-  const driverOpts: St7735Options = { variant: opts.variant, rotation: opts.rotation, pixelSpeedHz: opts.pixelSpeedHz };
+  const driverOpts: St7735Options = {
+    variant: opts.variant,
+    rotation: opts.rotation,
+    pixelSpeedHz: opts.pixelSpeedHz,
+    commandSpeedHz: opts.commandSpeedHz,
+    colOffset: opts.colOffset,
+    rowOffset: opts.rowOffset,
+    bgr: opts.bgr,
+    invert: opts.invert,
+  };
   if (opts.kind === 'emulated') {
-    const emulator = new EmulatedSt7735(opts.variant);
+    // The glass is the module as it is (the variant); the overrides describe that module, so
+    // the emulated glass takes them too, otherwise "png" would show a module nobody has.
+    const emulator = new EmulatedSt7735({ variant: opts.variant, colOffset: opts.colOffset, rowOffset: opts.rowOffset, bgr: opts.bgr, invert: opts.invert });
     // The emulator has no timing: skip the init delays.
     const device = new St7735(emulator.spi, emulator.dc, emulator.reset, { ...driverOpts, sleep: async () => {} });
     await device.init();
@@ -37,21 +57,24 @@ export async function createPanel(opts: PanelOptions): Promise<Panel> {
   const spi = await openSpi(opts.spiBus ?? 0, opts.spiDevice ?? 0, Math.max(opts.pixelSpeedHz ?? 24_000_000, MAX_COMMAND_HZ));
   const lines: GpioLine[] = [];
   try {
-    lines.push(await openGpioLine(opts.dcPin ?? 25, { root: opts.gpioRoot }));
-    lines.push(await openGpioLine(opts.resetPin ?? 24, { root: opts.gpioRoot }));
+    lines.push(await openGpioLine(opts.dcPin ?? 25, { root: opts.gpioRoot, backend: opts.gpio, initial: 0 }));
+    lines.push(await openGpioLine(opts.resetPin ?? 24, { root: opts.gpioRoot, backend: opts.gpio, initial: 1 }));
   } catch (err) {
+    for (const l of lines) await l.close?.();
     await spi.close();
     throw err;
   }
   const device = new St7735(spi, lines[0]!, lines[1]!, driverOpts);
-  await device.init();
-  return {
-    device,
-    emulator: null,
-    async close() {
-      await device.close();
-      for (const l of lines) await l.close?.();
-      await spi.close();
-    },
+  const close = async (): Promise<void> => {
+    await device.close();
+    for (const l of lines) await l.close?.();
+    await spi.close();
   };
+  try {
+    await device.init();
+  } catch (err) {
+    await close();
+    throw err;
+  }
+  return { device, emulator: null, close };
 }

@@ -1,0 +1,211 @@
+import { mkdtempSync, readFileSync, readdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { CMD, EmulatedSt7735, ProtocolError, createPanel, rgbaToRgb565be } from '../src/index.js';
+import { setup, testFrame } from './helpers.js';
+
+const send = async (emu: EmulatedSt7735, dc: 0 | 1, bytes: number[]): Promise<void> => {
+  await emu.dc.set(dc);
+  await emu.spi.transfer([{ sendBuffer: Buffer.from(bytes), byteLength: bytes.length }]);
+};
+
+/** Brings a fresh emulator to "awake, on, 16-bit, identity MADCTL" by hand, no driver involved. */
+async function ready(emu: EmulatedSt7735): Promise<void> {
+  await send(emu, 0, [CMD.SLPOUT]);
+  await send(emu, 0, [CMD.COLMOD]);
+  await send(emu, 1, [0x05]);
+  await send(emu, 0, [CMD.DISPON]);
+}
+
+describe('emulator: datasheet behaviour', () => {
+  it('decodes CASET/RASET/RAMWR by hand: high byte first, window wraps, RAMWR restarts at the origin', async () => {
+    const emu = new EmulatedSt7735('redtab'); // glass at 0/0, MADCTL 0 = glass orientation
+    await ready(emu);
+    await send(emu, 0, [CMD.CASET]);
+    await send(emu, 1, [0, 3, 0, 4]); // columns 3..4
+    await send(emu, 0, [CMD.RASET]);
+    await send(emu, 1, [0, 7, 0, 7]); // row 7
+    await send(emu, 0, [CMD.RAMWR]);
+    await send(emu, 1, [0xf8, 0x00, 0x07, 0xe0, 0x00, 0x1f]); // red, green, then wraps to (3,7): blue
+    // redtab is BGR glass with MADCTL BGR off: red and blue appear swapped on the glass.
+    expect(emu.glassPixel(3, 7)).toEqual([255, 0, 0]);
+    expect(emu.glassPixel(4, 7)).toEqual([0, 255, 0]);
+    expect(emu.memory[7 * 132 + 3]).toBe(0x001f);
+    expect(emu.memory[7 * 132 + 4]).toBe(0x07e0);
+    await send(emu, 0, [CMD.RAMWR]);
+    await send(emu, 1, [0xff, 0xff]);
+    expect(emu.memory[7 * 132 + 3]).toBe(0xffff);
+  });
+
+  it('shows black until SLPOUT and DISPON, and after a hardware reset clears the controller', async () => {
+    const { emu, dev } = await setup('greentab', 90);
+    await dev.writeRegion(0, 0, 2, 2, Buffer.alloc(8, 0xff));
+    expect(emu.isOn).toBe(true);
+    expect(emu.pixel(0, 0)).toEqual([255, 255, 255]);
+    await emu.reset.set(0);
+    await emu.reset.set(1);
+    expect(emu.isOn).toBe(false);
+    expect(emu.pixel(0, 0)).toEqual([0, 0, 0]);
+    expect(emu.stats().hardwareResets).toBe(2); // one in init, one here
+    // Pixel data now fails: COLMOD is back at its power-on 18-bit value.
+    await send(emu, 0, [CMD.RAMWR]);
+    await expect(send(emu, 1, [0xff, 0xff])).rejects.toThrow(/COLMOD/);
+  });
+
+  it('glass() gives the native portrait glass, view() and pixel() default to the rotation the MADCTL selects', async () => {
+    const { emu, dev } = await setup('greentab', 270);
+    const frame = testFrame(dev.width, dev.height);
+    await dev.writeRegion(0, 0, dev.width, dev.height, rgbaToRgb565be(frame, dev.width));
+    expect(emu.rotation).toBe(270);
+    expect(Buffer.from(emu.view().rgba).equals(Buffer.from(frame))).toBe(true);
+    const g = emu.glass();
+    expect([g.width, g.height, g.rgb.length]).toEqual([128, 160, 128 * 160 * 3]);
+    // Rotation 270 maps view (x, y) to glass (W-1-y, x).
+    const [x, y] = [17, 5];
+    const gi = (x * 128 + (127 - y)) * 3;
+    expect([...g.rgb.subarray(gi, gi + 3)]).toEqual(emu.pixel(x, y));
+    const fi = (y * 160 + x) * 4;
+    expect(emu.pixel(x, y)).toEqual([frame[fi], frame[fi + 1], frame[fi + 2]]);
+    expect(() => emu.pixel(160, 0)).toThrow(RangeError);
+  });
+
+  it('accepts a glass spelled out (size, offsets, colour order) and rejects one that cannot fit', () => {
+    const emu = new EmulatedSt7735({ glassWidth: 80, glassHeight: 160, colOffset: 24, rowOffset: 0, bgr: false, invert: true });
+    expect(emu.glassSpec).toMatchObject({ width: 80, height: 160, colOffset: 24, rowOffset: 0, bgr: false, invert: true, memCols: 132, memRows: 162 });
+    expect(() => new EmulatedSt7735({ colOffset: 10 })).toThrow(/does not fit/);
+  });
+});
+
+describe('emulator: protocol violations fail loudly', () => {
+  it('pixel data before RAMWR', async () => {
+    const emu = new EmulatedSt7735();
+    await expect(send(emu, 1, [0xff, 0xff])).rejects.toThrow(/before any command/);
+    await send(emu, 0, [CMD.DISPON]);
+    await expect(send(emu, 1, [0xff])).rejects.toThrow(ProtocolError);
+    const emu2 = new EmulatedSt7735();
+    await send(emu2, 0, [CMD.CASET]);
+    await expect(send(emu2, 1, [0, 0, 0, 10, 0xff, 0xff])).rejects.toThrow(/pixel data must follow RAMWR/);
+  });
+
+  it('a command cut short by the next one, and unknown commands', async () => {
+    const emu = new EmulatedSt7735();
+    await send(emu, 0, [CMD.CASET]);
+    await send(emu, 1, [0, 0]);
+    await expect(send(emu, 0, [CMD.RAMWR])).rejects.toThrow(/got 2 of 4 parameters/);
+    await expect(send(new EmulatedSt7735(), 0, [0x99])).rejects.toThrow(/unknown command 0x99/);
+  });
+
+  it('a window outside memory, in either orientation', async () => {
+    const emu = new EmulatedSt7735();
+    await send(emu, 0, [CMD.CASET]);
+    await expect(send(emu, 1, [0, 0, 0, 132])).rejects.toThrow(/outside controller memory/);
+    const backwards = new EmulatedSt7735();
+    await send(backwards, 0, [CMD.RASET]);
+    await expect(send(backwards, 1, [0, 9, 0, 3])).rejects.toThrow(/outside controller memory/);
+    // With MV set CASET addresses rows: 0..161 is valid, 0..162 is not.
+    const mv = new EmulatedSt7735();
+    await send(mv, 0, [CMD.MADCTL]);
+    await send(mv, 1, [0x20]);
+    await send(mv, 0, [CMD.CASET]);
+    await send(mv, 1, [0, 0, 0, 161]);
+    await send(mv, 0, [CMD.CASET]);
+    await expect(send(mv, 1, [0, 0, 0, 162])).rejects.toThrow(/0\.\.161/);
+    // A 128x160 (GM-strapped) controller has less memory.
+    const red = new EmulatedSt7735('redtab');
+    await send(red, 0, [CMD.CASET]);
+    await expect(send(red, 1, [0, 0, 0, 128])).rejects.toThrow(/0\.\.127/);
+  });
+
+  it('pixels while COLMOD is not 16-bit', async () => {
+    const emu = new EmulatedSt7735();
+    await send(emu, 0, [CMD.RAMWR]);
+    await expect(send(emu, 1, [0xff, 0xff])).rejects.toThrow(/COLMOD is 0x6/);
+    const emu2 = new EmulatedSt7735();
+    await send(emu2, 0, [CMD.COLMOD]);
+    await send(emu2, 1, [0x03]); // 12-bit
+    await send(emu2, 0, [CMD.RAMWR]);
+    await expect(send(emu2, 1, [0xff, 0xff])).rejects.toThrow(/COLMOD is 0x3/);
+  });
+
+  it('a message over 4096 bytes, counted over all its parts', async () => {
+    const emu = new EmulatedSt7735();
+    await expect(emu.spi.transfer([{ sendBuffer: Buffer.alloc(4097), byteLength: 4097 }])).rejects.toThrow(/EMSGSIZE/);
+    const two = [2048, 2049].map((n) => ({ sendBuffer: Buffer.alloc(n), byteLength: n }));
+    await expect(emu.spi.transfer(two)).rejects.toThrow(/4097 bytes/);
+    await expect(emu.spi.transfer([{ sendBuffer: Buffer.alloc(2), byteLength: 3 }])).rejects.toThrow(/byteLength 3/);
+  });
+
+  it('a transfer started before the previous one finished', async () => {
+    const emu = new EmulatedSt7735();
+    await emu.dc.set(0);
+    const first = emu.spi.transfer([{ sendBuffer: Buffer.from([CMD.SLPOUT]), byteLength: 1 }]);
+    await expect(emu.spi.transfer([{ sendBuffer: Buffer.from([CMD.DISPON]), byteLength: 1 }])).rejects.toThrow(/before the previous one finished/);
+    await first;
+  });
+
+  it('D/C changing during a transfer (a driver that does not await)', async () => {
+    const emu = new EmulatedSt7735();
+    await emu.dc.set(0);
+    const inFlight = emu.spi.transfer([{ sendBuffer: Buffer.from([CMD.SLPOUT]), byteLength: 1 }]);
+    expect(() => emu.dc.set(1)).toThrow(/D\/C changed to 1 while an SPI transfer was in progress/);
+    await inFlight;
+    // Setting the level it already has is harmless.
+    const again = emu.spi.transfer([{ sendBuffer: Buffer.from([CMD.NORON]), byteLength: 1 }]);
+    expect(() => emu.dc.set(0)).not.toThrow();
+    await again;
+  });
+
+  it('a transfer while RESET is held low', async () => {
+    const emu = new EmulatedSt7735();
+    await emu.reset.set(0);
+    await expect(send(emu, 0, [CMD.SLPOUT])).rejects.toThrow(/RESET is held low/);
+  });
+});
+
+describe('emulator: PNG output', () => {
+  it('saves the view as a PNG atomically (no temporary file left behind)', async () => {
+    const { emu, dev } = await setup('greentab', 90);
+    await dev.writeRegion(0, 0, 160, 128, rgbaToRgb565be(testFrame(160, 128), 160));
+    const dir = mkdtempSync(join(tmpdir(), 'png-'));
+    const file = join(dir, 'screen.png');
+    await emu.savePng(file);
+    const png = readFileSync(file);
+    expect(png.subarray(1, 4).toString()).toBe('PNG');
+    expect(png.readUInt32BE(16)).toBe(160);
+    expect(png.readUInt32BE(20)).toBe(128);
+    await emu.savePng(file, 0);
+    expect(readFileSync(file).readUInt32BE(16)).toBe(128);
+    expect(readdirSync(dir)).toEqual(['screen.png']);
+  });
+
+  it('round-trips pixels through the PNG (decoded with canvas)', async () => {
+    const { emu, dev } = await setup('greentab', 90);
+    const frame = testFrame(160, 128);
+    await dev.writeRegion(0, 0, 160, 128, rgbaToRgb565be(frame, 160));
+    const file = join(mkdtempSync(join(tmpdir(), 'png-')), 's.png');
+    await emu.savePng(file);
+    const { loadImage, createCanvas } = await import('canvas');
+    const img = await loadImage(readFileSync(file));
+    const ctx = createCanvas(160, 128).getContext('2d');
+    ctx.drawImage(img, 0, 0);
+    expect(Buffer.from(ctx.getImageData(0, 0, 160, 128).data).equals(Buffer.from(frame))).toBe(true);
+  });
+});
+
+describe('createPanel', () => {
+  it('emulated: an initialised driver on an emulated glass with the same geometry overrides', async () => {
+    const panel = await createPanel({ kind: 'emulated', variant: 'mini160x80', rotation: 270, colOffset: 24, rowOffset: 0 });
+    expect(panel.emulator!.glassSpec).toMatchObject({ colOffset: 24, rowOffset: 0 });
+    const { device } = panel;
+    expect([device.width, device.height]).toEqual([160, 80]);
+    const frame = testFrame(160, 80);
+    await device.writeRegion(0, 0, 160, 80, rgbaToRgb565be(frame, 160));
+    expect(Buffer.from(panel.emulator!.view().rgba).equals(Buffer.from(frame))).toBe(true);
+    await panel.close();
+  });
+
+  it('st7735 on a machine without SPI explains how to enable it', async () => {
+    await expect(createPanel({ kind: 'st7735', variant: 'greentab', rotation: 90, spiBus: 9, spiDevice: 9 })).rejects.toThrow(/spidev9\.9 does not exist: enable SPI/);
+  });
+});
