@@ -182,7 +182,7 @@ describe('sysfs backend', () => {
  * v1 `--mode=exit chip N=V`, v2 `-t0` and `--interactive` (`set N=V`, `get N` -> `"N"=active`,
  * `exit`). It logs every value it applies to a file so the test sees what the "line" did.
  */
-function fakeGpioset(version: '1.6.3' | '2.1.3', opts: { interactive?: boolean; fail?: string } = {}): { bin: string; log: string; detect: string } {
+function fakeGpioset(version: '1.6.3' | '2.1.3', opts: { interactive?: boolean; fail?: string; dieAfterSets?: number; mute?: boolean } = {}): { bin: string; log: string; detect: string } {
   const dir = mkdtempSync(join(tmpdir(), 'gpioset-'));
   const log = join(dir, 'log');
   writeFileSync(log, '');
@@ -205,14 +205,18 @@ log('line ' + line + '=' + level);
 if (!args.includes('--interactive')) process.exit(0);
 process.stdout.write('gpioset> ');
 let buf = '';
+let sets = 0;
 process.stdin.on('data', (d) => {
   buf += d;
   let i;
   while ((i = buf.indexOf('\\n')) >= 0) {
     const cmd = buf.slice(0, i).trim(); buf = buf.slice(i + 1);
     const [w, a] = cmd.split(/\\s+/);
-    if (w === 'set') { const [l, v] = a.split('='); if (l === line) { level = v; log('line ' + l + '=' + v); } }
-    else if (w === 'get') process.stdout.write('"' + line + '"=' + (level === '1' ? 'active' : 'inactive') + '\\n');
+    if (w === 'set') {
+      if (++sets > ${opts.dieAfterSets ?? 1e9}) { console.error('gpioset: unable to set values: No such device'); process.exit(1); }
+      const [l, v] = a.split('='); if (l === line) { level = v; log('line ' + l + '=' + v); }
+    }
+    else if (w === 'get' && ${opts.mute ? 'sets === 0' : 'true'}) process.stdout.write('"' + line + '"=' + (level === '1' ? 'active' : 'inactive') + '\\n');
     else if (w === 'exit') { log('exit'); process.exit(0); }
     process.stdout.write('gpioset> ');
   }
@@ -240,6 +244,20 @@ describe('gpioset backend (character device)', () => {
     const lines = readFileSync(fake.log, 'utf8').trim().split('\n');
     expect(lines[0]).toBe('--consumer power-meter-display --chip gpiochip0 --interactive 25=0');
     expect(lines.slice(1)).toEqual(['line 25=0', 'line 25=1', 'line 25=0', 'line 25=1', 'line 25=0', 'exit']);
+  });
+
+  it('a gpioset that dies or stops answering fails the set with its message instead of hanging', async () => {
+    const dying = fakeGpioset('2.1.3', { interactive: true, dieAfterSets: 1 });
+    const line = await openGpioLine(25, { root: noSysfs(), gpiosetPath: dying.bin, gpiodetectPath: dying.detect });
+    await line.set(0);
+    await expect(line.set(1)).rejects.toThrow(/gpioset failed for GPIO25 on gpiochip0: gpioset: unable to set values: No such device/);
+    await expect(line.set(0)).rejects.toThrow(/No such device/);
+    await line.close?.();
+
+    const mute = fakeGpioset('2.1.3', { interactive: true, mute: true });
+    const quiet = await openGpioLine(25, { root: noSysfs(), gpiosetPath: mute.bin, gpiodetectPath: mute.detect, ackTimeoutMs: 200 });
+    await expect(quiet.set(0)).rejects.toThrow(/did not acknowledge GPIO25=0 within 200 ms/);
+    await quiet.close?.();
   });
 
   it('libgpiod 1.6: one gpioset --mode=exit per change, on the chip found by label', async () => {
