@@ -8,7 +8,7 @@ export { St7735, St7735Error } from './driver.js';
 export type { St7735Options } from './driver.js';
 export { EmulatedSt7735, ProtocolError } from './emulator.js';
 export type { EmulatorStats, GlassOptions } from './emulator.js';
-export { openSpi, DeviceOpenError } from './spi.js';
+export { openSpi, spiOpenError, DeviceOpenError } from './spi.js';
 export {
   openGpioLine,
   listGpioChips,

@@ -7,6 +7,15 @@ export class DeviceOpenError extends Error {
   }
 }
 
+/** A failed open of /dev/spidevB.D, turned into what to do about it. */
+export function spiOpenError(code: string, path: string, message = code): DeviceOpenError {
+  if (code === 'ENOENT')
+    return new DeviceOpenError(`${path} does not exist: enable SPI (sudo raspi-config nonint do_spi 0, or dtparam=spi=on in /boot/firmware/config.txt) and reboot, or use --panel png`);
+  if (code === 'EACCES' || code === 'EPERM') return new DeviceOpenError(`no permission to open ${path}: add the user to the spi group (sudo adduser $USER spi) and log in again`);
+  if (code === 'EBUSY') return new DeviceOpenError(`${path} is busy: a kernel display driver (an st7735r/fbtft dtoverlay) may own the bus; remove it from /boot/firmware/config.txt`);
+  return new DeviceOpenError(`cannot open ${path}: ${message}`);
+}
+
 /** Opens /dev/spidev<bus>.<device> with spi-device (loaded lazily: simulation never needs it). */
 export async function openSpi(bus: number, device: number, maxSpeedHz: number): Promise<SpiTransfer & { close(): Promise<void> }> {
   const path = `/dev/spidev${bus}.${device}`;
@@ -21,9 +30,7 @@ export async function openSpi(bus: number, device: number, maxSpeedHz: number): 
   const dev = await new Promise<import('spi-device').SpiDevice>((resolve, reject) => {
     const d = spi.open(bus, device, { mode: 0, maxSpeedHz }, (err) => (err ? reject(err) : resolve(d)));
   }).catch((err: NodeJS.ErrnoException) => {
-    if (err.code === 'ENOENT') throw new DeviceOpenError(`${path} does not exist: enable SPI (sudo raspi-config nonint do_spi 0, or dtparam=spi=on in /boot/firmware/config.txt) and reboot, or use --panel png`);
-    if (err.code === 'EACCES') throw new DeviceOpenError(`no permission to open ${path}: add the user to the spi group (sudo adduser $USER spi) and log in again`);
-    throw new DeviceOpenError(`cannot open ${path}: ${err.message}`);
+    throw spiOpenError(err.code ?? '', path, err.message);
   });
   return {
     transfer: (message: SpiPart[]) =>

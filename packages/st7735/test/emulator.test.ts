@@ -2,7 +2,7 @@ import { mkdtempSync, readFileSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { CMD, EmulatedSt7735, ProtocolError, createPanel, rgbaToRgb565be } from '../src/index.js';
+import { CMD, EmulatedSt7735, ProtocolError, createPanel, rgbaToRgb565be, spiOpenError } from '../src/index.js';
 import { setup, testFrame } from './helpers.js';
 
 const send = async (emu: EmulatedSt7735, dc: 0 | 1, bytes: number[]): Promise<void> => {
@@ -207,5 +207,12 @@ describe('createPanel', () => {
 
   it('st7735 on a machine without SPI explains how to enable it', async () => {
     await expect(createPanel({ kind: 'st7735', variant: 'greentab', rotation: 90, spiBus: 9, spiDevice: 9 })).rejects.toThrow(/spidev9\.9 does not exist: enable SPI/);
+  });
+
+  it('SPI open errors name the fix', () => {
+    expect(spiOpenError('EACCES', '/dev/spidev0.0').message).toMatch(/sudo adduser \$USER spi/);
+    expect(spiOpenError('ENOENT', '/dev/spidev0.0').message).toMatch(/raspi-config nonint do_spi 0/);
+    expect(spiOpenError('EBUSY', '/dev/spidev0.0').message).toMatch(/dtoverlay/);
+    expect(spiOpenError('EIO', '/dev/spidev0.0', 'EIO: i/o error').message).toBe('cannot open /dev/spidev0.0: EIO: i/o error');
   });
 });
