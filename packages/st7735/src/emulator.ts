@@ -142,6 +142,8 @@ export class EmulatedSt7735 {
 
   constructor(glass: PanelVariant | VariantSpec | GlassOptions = 'greentab') {
     this.glassSpec = glassSpecOf(glass);
+    // Power-on window: the whole memory as strapped.
+    this.win = { cs: 0, ce: this.glassSpec.memCols - 1, rs: 0, re: this.glassSpec.memRows - 1 };
     this.wireDelay = (typeof glass === 'object' && 'wireDelay' in glass && glass.wireDelay) || (() => new Promise<void>((r) => setImmediate(r)));
     this.spi = { transfer: (message) => this.transfer(message) };
     this.dc = {

@@ -167,7 +167,7 @@ export async function openGpioLine(bcm: number, opts: GpioLineOptions = {}): Pro
   if (backend === 'sysfs' || (backend === 'auto' && sysfsUsable)) {
     if (!sysfsChip)
       throw new GpioError(
-        `no Raspberry Pi GPIO chip (label pinctrl-*) under ${join(root, 'sys/class/gpio')}: this is not a Pi, or the kernel lacks sysfs GPIO (try --gpio gpioset after sudo apt install gpiod); use --panel png on other machines`,
+        `no Raspberry Pi GPIO chip (label pinctrl-*) under ${join(root, 'sys/class/gpio')}: this is not a Pi, or the kernel lacks sysfs GPIO (the gpioset backend works without it: sudo apt install gpiod); use --panel png on other machines`,
       );
     return openSysfsLine(bcm, sysfsChip, root, opts);
   }
