@@ -30,7 +30,7 @@ PACKAGES=(build-essential python3 pkg-config libcairo2-dev libpango1.0-dev libjp
 IS_PI=0
 if grep -qi 'raspberry pi' /proc/device-tree/model 2>/dev/null; then
   IS_PI=1
-  PACKAGES+=(i2c-tools) # i2cdetect, for `power-meter doctor` hints
+  PACKAGES+=(i2c-tools gpiod) # i2cdetect for diagnosis; gpioset for kernels without sysfs GPIO
 fi
 
 NODE_OK=0
