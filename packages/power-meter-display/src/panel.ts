@@ -19,6 +19,11 @@ export async function openPanel(s: DisplaySettings): Promise<FramePanel & { pngF
     dcPin: s.dcPin,
     resetPin: s.resetPin,
     pixelSpeedHz: s.speedHz,
+    gpio: s.gpio,
+    colOffset: s.colOffset ?? undefined,
+    rowOffset: s.rowOffset ?? undefined,
+    bgr: s.bgr ?? undefined,
+    invert: s.invert ?? undefined,
   });
   const { device, emulator } = panel;
   if (emulator) mkdirSync(dirname(s.png), { recursive: true });

@@ -104,6 +104,9 @@ describe('power-meter-display program', () => {
   });
 
   it('exits 2 naming a bad setting; --help lists options with defaults and environment variables', async () => {
+    const badBgr = start(DISPLAY, ['--bgr', 'maybe']);
+    expect(await badBgr.exited).toBe(2);
+    expect(badBgr.output()).toMatch(/--bgr = "maybe".*true or false/);
     const bad = start(DISPLAY, ['--rotation', '45']);
     expect(await bad.exited).toBe(2);
     expect(bad.output()).toMatch(/invalid setting --rotation = "45".*0, 90, 180 or 270/);
@@ -112,7 +115,7 @@ describe('power-meter-display program', () => {
     expect(env.output()).toMatch(/POWER_METER_DISPLAY_PANEL = "hdmi"/);
     const help = start(DISPLAY, ['--help']);
     await help.exited;
-    for (const f of ['--data-dir', '--panel', '--png', '--spi-bus', '--spi-device', '--dc-pin', '--reset-pin', '--speed-hz', '--rotation', '--variant'])
+    for (const f of ['--data-dir', '--panel', '--png', '--spi-bus', '--spi-device', '--dc-pin', '--reset-pin', '--speed-hz', '--rotation', '--variant', '--gpio', '--col-offset', '--row-offset', '--bgr', '--invert'])
       expect(help.output()).toContain(f);
     expect(help.output()).toMatch(/POWER_METER_DISPLAY_DC_PIN/);
   });
