@@ -71,14 +71,14 @@ describe('install.sh into a fake root', () => {
 
   it('is idempotent and never overwrites the config or the token file', () => {
     writeFileSync(join(root, 'etc/power-meter/config.json'), '{"publishUrl":"https://example.invalid/x"}');
-    writeFileSync(join(root, 'etc/power-meter/power-meter.env'), 'W3BSTREAM_PUBLISHER_TOKEN=abc\n', { mode: 0o600 });
+    writeFileSync(join(root, 'etc/power-meter/power-meter.env'), 'W3BSTREAM_PUBLISHER_TOKEN=tok-7f3e9d51c2\n', { mode: 0o600 });
     const before = snapshot(root);
     const again = install(args);
     expect(again.code).toBe(0);
     expect(again.out).toContain('up to date');
     expect(snapshot(root)).toBe(before);
-    expect(readFileSync(join(root, 'etc/power-meter/power-meter.env'), 'utf8')).toBe('W3BSTREAM_PUBLISHER_TOKEN=abc\n');
-    expect(again.out).not.toContain('abc');
+    expect(readFileSync(join(root, 'etc/power-meter/power-meter.env'), 'utf8')).toBe('W3BSTREAM_PUBLISHER_TOKEN=tok-7f3e9d51c2\n');
+    expect(again.out).not.toContain('tok-7f3e9d51c2');
   });
 
   it('--uninstall keeps data and settings; --purge --yes removes the data too', () => {
