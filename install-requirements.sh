@@ -24,25 +24,33 @@ TARGET_USER="${SUDO_USER:-$(id -un)}"
 # build-essential python3 pkg-config: native addons (canvas, better-sqlite3, i2c-bus, spi-device)
 # libcairo2-dev libpango1.0-dev libjpeg-dev libgif-dev librsvg2-dev: canvas builds from source
 # fonts-dejavu-core: the display's fonts, registered explicitly so the screen looks the same everywhere
-# openssl: the tests check signatures with it; shellcheck: the tests lint the shell scripts
+# openssl: the tests check signatures with it; shellcheck: the tests lint the shell scripts;
+# systemd: the tests verify and score the units with systemd-analyze (absent in some containers)
 PACKAGES=(build-essential python3 pkg-config libcairo2-dev libpango1.0-dev libjpeg-dev libgif-dev
-  librsvg2-dev fonts-dejavu-core openssl shellcheck ca-certificates)
+  librsvg2-dev fonts-dejavu-core openssl shellcheck systemd ca-certificates)
+# POWER_METER_SYSROOT lets the tests play a Raspberry Pi (its /proc/device-tree/model and /dev).
+SYSROOT="${POWER_METER_SYSROOT:-}"
 IS_PI=0
-if grep -qi 'raspberry pi' /proc/device-tree/model 2>/dev/null; then
+if grep -qi 'raspberry pi' "$SYSROOT/proc/device-tree/model" 2>/dev/null; then
   IS_PI=1
   PACKAGES+=(i2c-tools gpiod) # i2cdetect for diagnosis; gpioset for kernels without sysfs GPIO
 fi
 
-NODE_OK=0
+# Node.js: the distribution's if there is none; an older one is not replaced behind the user's back.
+node_version_ok() { # X.Y.Z -> success when >= 20.19
+  local major minor
+  IFS=. read -r major minor _ <<<"$1"
+  [ "$major" -gt 20 ] || { [ "$major" -eq 20 ] && [ "$minor" -ge 19 ]; }
+}
+too_old() {
+  die "Node.js $1 is too old: this project needs Node.js >= 20.19. Install a newer one (https://nodejs.org/en/download, NodeSource's Debian packages, or Debian 13 'trixie' which ships Node 20.19) and run this script again"
+}
 if command -v node >/dev/null 2>&1; then
-  NODE_VERSION="$(node -p 'process.versions.node')"
-  if node -e 'const [a,b]=process.versions.node.split(".").map(Number); process.exit(a>20||(a===20&&b>=19)?0:1)'; then
-    NODE_OK=1
-  else
-    say "Node.js $NODE_VERSION is too old: this project needs Node.js >= 20.19"
-  fi
+  NODE_VERSION="$(node -p process.versions.node)"
+  node_version_ok "$NODE_VERSION" || too_old "$NODE_VERSION"
+else
+  PACKAGES+=(nodejs npm)
 fi
-if [ "$NODE_OK" -eq 0 ]; then PACKAGES+=(nodejs npm); fi
 
 MISSING=()
 for p in "${PACKAGES[@]}"; do
@@ -55,23 +63,31 @@ if [ "${#MISSING[@]}" -gt 0 ]; then
 else
   say "system packages already installed"
 fi
-if ! node -e 'const [a,b]=process.versions.node.split(".").map(Number); process.exit(a>20||(a===20&&b>=19)?0:1)'; then
-  die "Node.js $(node -p 'process.versions.node') from the distribution is older than 20.19: install a newer one (e.g. from https://nodejs.org or NodeSource) and run this script again"
-fi
+NODE_VERSION="$(node -p process.versions.node)"
+node_version_ok "$NODE_VERSION" || too_old "$NODE_VERSION (from the distribution)"
+command -v npm >/dev/null 2>&1 || die "npm is missing next to Node.js $NODE_VERSION: install it (apt-get install npm) and run this script again"
 
 # ---- Raspberry Pi interfaces and groups -----------------------------------------------------
+REBOOT=0
+RELOGIN=0
 if [ "$IS_PI" -eq 1 ]; then
   if command -v raspi-config >/dev/null 2>&1; then
-    if [ "$("${SUDO[@]}" raspi-config nonint get_i2c)" != 0 ]; then "${SUDO[@]}" raspi-config nonint do_i2c 0; say "enabled I2C (reboot if /dev/i2c-1 is missing)"; fi
-    if [ "$("${SUDO[@]}" raspi-config nonint get_spi)" != 0 ]; then "${SUDO[@]}" raspi-config nonint do_spi 0; say "enabled SPI (reboot if /dev/spidev0.0 is missing)"; fi
+    # get_i2c / get_spi print 0 when the interface is enabled.
+    if [ "$("${SUDO[@]}" raspi-config nonint get_i2c)" != 0 ]; then "${SUDO[@]}" raspi-config nonint do_i2c 0; say "enabled I2C"; fi
+    if [ "$("${SUDO[@]}" raspi-config nonint get_spi)" != 0 ]; then "${SUDO[@]}" raspi-config nonint do_spi 0; say "enabled SPI"; fi
   else
     say "raspi-config not found: enable I2C and SPI with dtparam=i2c_arm=on and dtparam=spi=on in /boot/firmware/config.txt"
   fi
+  # raspi-config loads the overlays at once when it can; the device nodes tell whether it did.
+  for dev in i2c-1 spidev0.0; do
+    if [ ! -e "$SYSROOT/dev/$dev" ]; then REBOOT=1; say "/dev/$dev does not exist yet"; fi
+  done
   if [ "$TARGET_USER" != root ]; then
     for g in i2c spi gpio; do
       if getent group "$g" >/dev/null && ! id -nG "$TARGET_USER" | tr ' ' '\n' | grep -qx "$g"; then
         "${SUDO[@]}" usermod -aG "$g" "$TARGET_USER"
-        say "added $TARGET_USER to group $g (log in again for it to apply)"
+        RELOGIN=1
+        say "added $TARGET_USER to group $g"
       fi
     done
   fi
@@ -98,4 +114,11 @@ else
 fi
 say "building"
 run_as_user npm run build --silent
+if [ "$REBOOT" -eq 1 ]; then
+  say "REBOOT NEEDED for I2C/SPI: sudo reboot"
+elif [ "$RELOGIN" -eq 1 ]; then
+  say "LOG OUT AND BACK IN (or reboot) so $TARGET_USER's new groups apply"
+elif [ "$IS_PI" -eq 1 ]; then
+  say "I2C, SPI and the groups of $TARGET_USER are ready: no reboot needed"
+fi
 say "done. Next: npm run demo (simulation), npm test, or sudo ./install.sh (services)"
