@@ -1,106 +1,150 @@
-import { sign, verify, type KeyObject } from 'node:crypto';
-import { CURVES, publicKeyFromHex, type Curve } from './keys.js';
-import type { Identity } from './identity.js';
+import { verify, type KeyObject } from 'node:crypto';
+import { CURVES, deviceAddress, publicKeyFromHex, type Curve } from './keys.js';
+import { isLowS, parseSignature, rsToDer, signWithKey, SignatureFormatError, type SignatureEncoding } from './signature.js';
 
 /**
  * The message of w3bstream.md sections 2-3: the `data` text is built once, signed (SHA-256,
  * ECDSA), and the very same text is spliced into the body. Never sign one serialisation and
- * send another.
+ * send another. Everything here is pure (no clock, no files).
  */
-export type SignatureEncoding = 'raw' | 'der';
+export type { SignatureEncoding } from './signature.js';
 export type TimestampUnit = 's' | 'ms';
 
-/** A JSON number that the applet reads as a float: always with a decimal point or exponent. */
-export function formatReading(powerW: number): string {
-  if (!Number.isFinite(powerW)) throw new RangeError(`sensor reading ${powerW} is not a finite number`);
+/** Anything that can sign: an `Identity`, or a stand-in in tests. */
+export interface Signer {
+  readonly publicKeyHex: string;
+  sign(text: string, encoding: SignatureEncoding): string;
+}
+
+export class ReadingError extends RangeError {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ReadingError';
+  }
+}
+
+/**
+ * A JSON number the applet reads as a float: the shortest round-trip form, with `.0` appended to
+ * integral values (`12` -> `12.0`). `1e21` and `1e-7` keep their exponent, which also counts as
+ * a float. Zero is a legal measurement and is sent as `0.0` (w3bstream.md section 2, Decision).
+ */
+export function formatSensorReading(powerW: number): string {
+  if (!Number.isFinite(powerW)) throw new ReadingError(`sensor reading ${powerW} W is not a finite number: the window produced no valid power`);
   if (Object.is(powerW, -0)) return '0.0';
-  const text = String(powerW); // shortest round-trip form
+  const text = String(powerW);
   return /[.eE]/.test(text) ? text : `${text}.0`;
 }
+/** Same as `formatSensorReading` (the first name). */
+export const formatReading = formatSensorReading;
 
-/** `{"sensor_reading":<float>,"timestamp":<int>}`, compact, keys in this order. */
-export function dataText(powerW: number, timestampMs: number, unit: TimestampUnit = 's'): string {
+/** The integer timestamp for the body: Unix seconds (default) or milliseconds, floored. */
+export function timestampFor(timestampMs: number, unit: TimestampUnit = 's'): number {
   const ts = unit === 's' ? Math.floor(timestampMs / 1000) : Math.floor(timestampMs);
-  if (!Number.isSafeInteger(ts) || ts <= 0) throw new RangeError(`timestamp ${ts} is not a positive integer`);
-  return `{"sensor_reading":${formatReading(powerW)},"timestamp":${ts}}`;
+  if (!Number.isSafeInteger(ts) || ts <= 0) throw new ReadingError(`timestamp ${timestampMs} ms is not a positive time: the clock is not set`);
+  return ts;
 }
 
-function orderOf(curve: Curve): bigint {
-  return BigInt(`0x${CURVES[curve].orderHex}`);
-}
-
-/** Signs bytes; the signature is normalised to low S (s <= n/2) in both encodings. */
-export function signText(identity: Pick<Identity, 'privateKey' | 'curve'>, text: string, encoding: SignatureEncoding = 'raw'): string {
-  const p1363 = sign('sha256', Buffer.from(text, 'utf8'), { key: identity.privateKey, dsaEncoding: 'ieee-p1363' });
-  const n = orderOf(identity.curve);
-  const r = BigInt(`0x${p1363.subarray(0, 32).toString('hex')}`);
-  let s = BigInt(`0x${p1363.subarray(32).toString('hex')}`);
-  if (s > n / 2n) s = n - s;
-  return encoding === 'raw' ? hex32(r) + hex32(s) : derEncode(r, s);
+/** `{"sensor_reading":<float>,"timestamp":<int>}`: compact, keys in this order, no whitespace. */
+export function dataText(powerW: number, timestampMs: number, unit: TimestampUnit = 's'): string {
+  return `{"sensor_reading":${formatSensorReading(powerW)},"timestamp":${timestampFor(timestampMs, unit)}}`;
 }
 
 export interface SignedMessage {
   /** The exact HTTP body. */
   body: string;
+  /** The signed text, exactly as it appears inside `body`. */
   dataText: string;
   signature: string;
 }
 
-export function buildMessage(
-  identity: Pick<Identity, 'privateKey' | 'curve' | 'publicKey'>,
-  reading: { powerW: number; timestampMs: number },
-  opts: { encoding?: SignatureEncoding; timestampUnit?: TimestampUnit } = {},
-): SignedMessage {
-  const text = dataText(reading.powerW, reading.timestampMs, opts.timestampUnit ?? 's');
-  const signature = signText(identity, text, opts.encoding ?? 'raw');
-  return { body: `{"data":${text},"signature":"${signature}","public_key":"${identity.publicKey}"}`, dataText: text, signature };
+export interface BuildOptions {
+  timestampUnit?: TimestampUnit;
+  signatureEncoding?: SignatureEncoding;
+  /** Same as `signatureEncoding` (the first name). */
+  encoding?: SignatureEncoding;
 }
 
-export interface VerifyResult {
-  ok: boolean;
-  reason: string | null;
+export function buildMessage(signer: Signer, reading: { powerW: number; timestampMs: number }, opts: BuildOptions = {}): SignedMessage {
+  const text = dataText(reading.powerW, reading.timestampMs, opts.timestampUnit ?? 's');
+  const signature = signer.sign(text, opts.signatureEncoding ?? opts.encoding ?? 'raw');
+  return { body: `{"data":${text},"signature":"${signature}","public_key":"${signer.publicKeyHex}"}`, dataText: text, signature };
+}
+
+/** Signs with an identity-like object (kept for callers of the first API). */
+export function signText(identity: { privateKey: KeyObject; curve: Curve }, text: string, encoding: SignatureEncoding = 'raw'): string {
+  return signWithKey(identity.privateKey, identity.curve, text, encoding);
+}
+
+interface VerifyFields {
   curve: Curve | null;
+  /** `04…` as sent. */
+  publicKeyHex: string | null;
+  /** Same as `publicKeyHex`. */
   publicKey: string | null;
+  /** The sender's address derived from its public key. */
+  deviceId: string | null;
   sensorReading: number | null;
   timestamp: number | null;
+  encoding: SignatureEncoding | null;
+  /** Whether s is in the lower half (this code always sends low S; others may not). */
+  lowS: boolean | null;
 }
+export type VerifyResult =
+  | ({ ok: true; reason: null; data: { sensor_reading: number; timestamp: number }; dataText: string } & VerifyFields)
+  | ({ ok: false; reason: string; data: null; dataText: string | null } & VerifyFields);
 
 /**
- * Checks a body as the receiving side would: the applet's shape rules, then the signature over
- * the `data` text exactly as it appears in the body (so added whitespace breaks it).
+ * Checks a body as the receiving side would: the tutorial applet's shape rules, then the
+ * signature over the `data` text exactly as it appears in the body (so added whitespace breaks
+ * it). The data text is located by a JSON scanner, not a pattern, and a body with two `data`
+ * (or `signature`, `public_key`) members is refused: JSON.parse keeps the last one, so a
+ * signature over one could otherwise vouch for another.
  */
 export function verifyBody(body: string): VerifyResult {
-  const fail = (reason: string, extra: Partial<VerifyResult> = {}): VerifyResult => ({ ok: false, reason, curve: null, publicKey: null, sensorReading: null, timestamp: null, ...extra });
-  let parsed: { data?: unknown; signature?: unknown; public_key?: unknown };
+  const fields: VerifyFields = { curve: null, publicKeyHex: null, publicKey: null, deviceId: null, sensorReading: null, timestamp: null, encoding: null, lowS: null };
+  let text: string | null = null;
+  const fail = (reason: string): VerifyResult => ({ ok: false, reason, data: null, dataText: text, ...fields });
+  let parsed: unknown;
   try {
-    parsed = JSON.parse(body) as typeof parsed;
+    parsed = JSON.parse(body);
   } catch {
     return fail('body is not JSON');
   }
-  if (typeof parsed !== 'object' || parsed === null) return fail('body is not a JSON object');
-  const { signature, public_key: publicKey, data } = parsed;
-  if (typeof signature !== 'string' || signature === '') return fail('signature missing');
-  if (typeof publicKey !== 'string' || publicKey === '') return fail('public_key missing');
-  if (typeof data !== 'object' || data === null) return fail('data is not an object');
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) return fail('body is not a JSON object');
+  const members = objectMembers(body);
+  for (const name of ['data', 'signature', 'public_key']) {
+    if (members.filter((m) => m.key === name).length > 1) return fail(`body has more than one "${name}" member`);
+  }
+  const { signature, public_key: publicKey, data } = parsed as { data?: unknown; signature?: unknown; public_key?: unknown };
+  if (typeof signature !== 'string' || signature === '') return fail('signature missing or not a string');
+  if (typeof publicKey !== 'string' || publicKey === '') return fail('public_key missing or not a string');
+  if (typeof data !== 'object' || data === null || Array.isArray(data)) return fail('data is not an object');
+  fields.publicKeyHex = fields.publicKey = publicKey;
+  text = members.find((m) => m.key === 'data')!.raw;
+  const dataMembers = objectMembers(text);
   const d = data as { sensor_reading?: unknown; timestamp?: unknown };
-  const extra = { publicKey, sensorReading: typeof d.sensor_reading === 'number' ? d.sensor_reading : null, timestamp: typeof d.timestamp === 'number' ? d.timestamp : null };
-  // The signed bytes: the data object's text as it appears in the body. It holds no nested
-  // object, so it runs from `{` to the first `}` after the "data" key.
-  const m = /"data"\s*:\s*(\{[^{}]*\})/.exec(body);
-  if (!m) return fail('data object not found in the body text', extra);
-  const text = m[1]!;
-  const readingText = /"sensor_reading"\s*:\s*(-?[0-9][0-9.eE+-]*)/.exec(text)?.[1];
-  if (readingText === undefined || !/[.eE]/.test(readingText)) return fail('sensor_reading is not a float (needs a decimal point)', extra);
-  if (typeof d.timestamp !== 'number' || !Number.isInteger(d.timestamp) || d.timestamp <= 0) return fail('timestamp is not a positive integer', extra);
-  let sig: Buffer;
-  let dsaEncoding: 'der' | 'ieee-p1363';
-  if (/^[0-9a-f]{128}$/i.test(signature)) {
-    sig = Buffer.from(signature, 'hex');
-    dsaEncoding = 'ieee-p1363';
-  } else if (/^30[0-9a-f]+$/i.test(signature)) {
-    sig = Buffer.from(signature, 'hex');
-    dsaEncoding = 'der';
-  } else return fail('signature is neither 128 hex digits (r||s) nor DER hex', extra);
+  if (typeof d.sensor_reading === 'number') fields.sensorReading = d.sensor_reading;
+  if (typeof d.timestamp === 'number') fields.timestamp = d.timestamp;
+  for (const name of ['sensor_reading', 'timestamp']) {
+    if (dataMembers.filter((m) => m.key === name).length > 1) return fail(`data has more than one "${name}" member`);
+  }
+  const readingRaw = dataMembers.find((m) => m.key === 'sensor_reading')?.raw;
+  if (typeof d.sensor_reading !== 'number' || readingRaw === undefined) return fail('sensor_reading missing or not a number');
+  if (!/[.eE]/.test(readingRaw)) return fail(`sensor_reading ${readingRaw} is not a float (the applet needs a decimal point)`);
+  if (typeof d.timestamp !== 'number' || !Number.isSafeInteger(d.timestamp) || d.timestamp <= 0) return fail('timestamp is not a positive integer');
+  const tsRaw = dataMembers.find((m) => m.key === 'timestamp')!.raw;
+  if (/[.eE]/.test(tsRaw)) return fail(`timestamp ${tsRaw} is not written as an integer`);
+  if (!/^04[0-9a-fA-F]{128}$/.test(publicKey)) return fail('public_key is not 04 followed by 128 hex digits');
+  fields.deviceId = deviceAddress(publicKey.toLowerCase());
+  let sig: { r: bigint; s: bigint; encoding: SignatureEncoding };
+  try {
+    sig = parseSignature(signature);
+  } catch (err) {
+    if (err instanceof SignatureFormatError) return fail(err.message);
+    throw err;
+  }
+  fields.encoding = sig.encoding;
+  const der = Buffer.from(rsToDer(sig.r, sig.s), 'hex');
   for (const curve of Object.keys(CURVES) as Curve[]) {
     let key: KeyObject;
     try {
@@ -108,29 +152,69 @@ export function verifyBody(body: string): VerifyResult {
     } catch {
       continue; // not a point on this curve
     }
-    try {
-      if (verify('sha256', Buffer.from(text, 'utf8'), { key, dsaEncoding }, sig)) return { ok: true, reason: null, curve, ...extra };
-    } catch {
-      // malformed DER for this key: try the next curve, then report
+    if (verify('sha256', Buffer.from(text, 'utf8'), { key, dsaEncoding: 'der' }, der)) {
+      fields.curve = curve;
+      fields.lowS = isLowS(sig.s, curve);
+      return { ok: true, reason: null, data: { sensor_reading: d.sensor_reading, timestamp: d.timestamp }, dataText: text, ...fields };
     }
   }
-  return fail('signature does not verify', extra);
+  return fail('signature does not verify');
 }
 
-function hex32(x: bigint): string {
-  return x.toString(16).padStart(64, '0');
+/**
+ * The members of the JSON object that starts at the first non-space character of `json`, each
+ * with its key and the raw text of its value exactly as written. Assumes `json` is valid JSON
+ * (the caller parsed it first).
+ */
+export function objectMembers(json: string): Array<{ key: string; raw: string }> {
+  const out: Array<{ key: string; raw: string }> = [];
+  let i = skipSpace(json, 0);
+  if (json[i] !== '{') return out;
+  i = skipSpace(json, i + 1);
+  while (i < json.length && json[i] !== '}') {
+    const keyEnd = endOfString(json, i);
+    const key = JSON.parse(json.slice(i, keyEnd)) as string;
+    i = skipSpace(json, keyEnd);
+    i = skipSpace(json, i + 1); // ':'
+    const valueEnd = endOfValue(json, i);
+    out.push({ key, raw: json.slice(i, valueEnd) });
+    i = skipSpace(json, valueEnd);
+    if (json[i] === ',') i = skipSpace(json, i + 1);
+  }
+  return out;
 }
 
-/** DER: SEQUENCE { INTEGER r, INTEGER s }, minimal big-endian integers. */
-function derEncode(r: bigint, s: bigint): string {
-  const int = (x: bigint): Buffer => {
-    let h = x.toString(16);
-    if (h.length % 2) h = `0${h}`;
-    let b = Buffer.from(h, 'hex');
-    if (b[0]! & 0x80) b = Buffer.concat([Buffer.from([0]), b]);
-    return Buffer.concat([Buffer.from([0x02, b.length]), b]);
-  };
-  const body = Buffer.concat([int(r), int(s)]);
-  return Buffer.concat([Buffer.from([0x30, body.length]), body]).toString('hex');
+function skipSpace(s: string, i: number): number {
+  while (i < s.length && (s[i] === ' ' || s[i] === '\t' || s[i] === '\n' || s[i] === '\r')) i++;
+  return i;
 }
 
+/** `i` is at an opening quote; returns the index after the closing one. */
+function endOfString(s: string, i: number): number {
+  for (let j = i + 1; j < s.length; j++) {
+    if (s[j] === '\\') j++;
+    else if (s[j] === '"') return j + 1;
+  }
+  return s.length;
+}
+
+function endOfValue(s: string, i: number): number {
+  const c = s[i];
+  if (c === '"') return endOfString(s, i);
+  if (c === '{' || c === '[') {
+    let depth = 0;
+    for (let j = i; j < s.length; j++) {
+      const ch = s[j];
+      if (ch === '"') j = endOfString(s, j) - 1;
+      else if (ch === '{' || ch === '[') depth++;
+      else if (ch === '}' || ch === ']') {
+        depth--;
+        if (depth === 0) return j + 1;
+      }
+    }
+    return s.length;
+  }
+  let j = i;
+  while (j < s.length && !',}] \t\n\r'.includes(s[j]!)) j++;
+  return j;
+}

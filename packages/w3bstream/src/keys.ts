@@ -1,8 +1,30 @@
 import { createPublicKey, type KeyObject } from 'node:crypto';
 import { keccak_256 } from '@noble/hashes/sha3.js';
 
-/** Curves the meter can sign with (w3bstream.md section 3). */
+/**
+ * Curves the meter can sign with (w3bstream.md section 3). `p256` is secp256r1 / prime256v1 /
+ * NIST P-256, the default; `secp256k1` is the Ethereum curve the original C++ firmware used.
+ * The value `p256` is what the backend's `--curve` setting, `identity --json` and the README
+ * already use, so it stays the canonical spelling; `normalizeCurve` accepts the other names.
+ */
 export type Curve = 'p256' | 'secp256k1';
+/** Every spelling accepted on input: `P-256` (JWK/NIST), `secp256r1` (SEC), `prime256v1` (OpenSSL). */
+export type CurveName = Curve | 'P-256' | 'secp256r1' | 'prime256v1';
+
+export class UnknownCurveError extends Error {
+  constructor(readonly value: unknown) {
+    super(`unknown curve ${JSON.stringify(value)}: use p256 (also written P-256, secp256r1, prime256v1) or secp256k1`);
+    this.name = 'UnknownCurveError';
+  }
+}
+
+/** The canonical `Curve` for any accepted spelling (case-insensitive); throws `UnknownCurveError`. */
+export function normalizeCurve(name: string): Curve {
+  const n = name.trim().toLowerCase();
+  if (n === 'p256' || n === 'p-256' || n === 'secp256r1' || n === 'prime256v1') return 'p256';
+  if (n === 'secp256k1') return 'secp256k1';
+  throw new UnknownCurveError(name);
+}
 
 export const CURVES: Record<Curve, { nodeName: string; jwkCrv: string; orderHex: string; spkiPrefixHex: string }> = {
   p256: {

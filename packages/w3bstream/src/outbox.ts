@@ -4,23 +4,43 @@ import Database from 'better-sqlite3';
 
 /**
  * The durable outbox (design.md "Never losing a reading"): every signed message gets the next
- * per-device sequence number and is committed to SQLite (WAL, synchronous=FULL) before the first
- * delivery attempt. The sequence counter lives in the same database and advances in the same
- * transaction, so a number is never reused, even after kill -9 or a power cut. The database is
- * held with an exclusive lock: a second process on the same file is refused instead of
- * corrupting it.
+ * per-device sequence number and is committed to SQLite before the first delivery attempt.
+ *
+ * - Sequence numbers: a counter row in the same database, advanced in the same transaction as
+ *   the insert (what AUTOINCREMENT does with sqlite_sequence, without its extra B-tree). A number
+ *   is never reused: not after deletes (delivered, rejected or dropped rows), not after reopening,
+ *   not after kill -9 or a power cut, because the row and the counter commit or vanish together.
+ * - Journal: WAL. kill -9 at any point leaves the last committed state; a torn write is rolled
+ *   back by the WAL checksums, never half-applied.
+ * - synchronous=FULL for appends: the commit waits until the WAL is on the disk, so a reading the
+ *   outbox has acknowledged survives a power cut too. NORMAL would survive kill -9 but could lose
+ *   the last few appends on power loss, which "stored durably before delivery" rules out.
+ *   Removals (delivered/rejected) commit with NORMAL: losing one to a power cut only means one
+ *   more delivery with the same eventID (at least once), never a lost reading, and it halves the
+ *   cost of draining a backlog.
+ * - locking_mode=EXCLUSIVE: a second process on the same file is refused (`OutboxLockedError`)
+ *   instead of interleaving sequence numbers.
+ * - Bounds: at most `maxCount` messages and none older than `maxAgeMs` (by `createdAtMs`). The
+ *   oldest go first; every drop is counted in the database (`droppedTotal()`), never silent.
  */
 export interface OutboxMessage {
   seq: number;
   body: string;
+  createdAtMs: number;
+  /** Same as `createdAtMs` (the first name). */
   createdMs: number;
+  /** Delivery attempts started so far (counted before each attempt). */
   attempts: number;
 }
 
 export interface OutboxOptions {
+  /** Most messages kept (default 1,000,000: > 57 days of 5 s readings). */
   maxCount?: number;
+  /** Oldest message kept, by `createdAtMs` (default 30 days). */
   maxAgeMs?: number;
-  /** Wall clock, for the age bound. */
+  /** Wall clock in ms, for `createdAtMs` and the age bound. */
+  now?: () => number;
+  /** Same as `now` (the first name). */
   nowMs?: () => number;
 }
 
@@ -31,7 +51,17 @@ export interface OutboxStats {
   /** Delivered but refused by the applet (counted, not retried). */
   rejected: number;
   delivered: number;
+  /** The sequence number the next append gets. */
   nextSeq: number;
+}
+
+export type DeliveryOutcome = 'delivered' | 'rejected';
+
+export class OutboxOptionError extends RangeError {
+  constructor(name: string, value: unknown, allowed: string) {
+    super(`outbox option ${name}=${String(value)} is invalid: ${allowed}`);
+    this.name = 'OutboxOptionError';
+  }
 }
 
 export class OutboxLockedError extends Error {
@@ -47,7 +77,7 @@ export class Outbox {
   private readonly maxAgeMs: number;
   private readonly nowMs: () => number;
   private readonly stmts;
-  private listeners = new Set<() => void>();
+  private readonly listeners = new Set<() => void>();
 
   private constructor(
     readonly file: string,
@@ -55,7 +85,9 @@ export class Outbox {
   ) {
     this.maxCount = opts.maxCount ?? 1_000_000;
     this.maxAgeMs = opts.maxAgeMs ?? 30 * 86_400_000;
-    this.nowMs = opts.nowMs ?? Date.now;
+    if (!Number.isSafeInteger(this.maxCount) || this.maxCount < 1) throw new OutboxOptionError('maxCount', opts.maxCount, 'a whole number >= 1');
+    if (!(this.maxAgeMs > 0)) throw new OutboxOptionError('maxAgeMs', opts.maxAgeMs, 'a duration > 0 ms');
+    this.nowMs = opts.now ?? opts.nowMs ?? Date.now;
     mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
     this.db = new Database(file, { timeout: 0 });
     try {
@@ -81,19 +113,31 @@ export class Outbox {
         attempts INTEGER NOT NULL DEFAULT 0
       );
       CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
-      INSERT OR IGNORE INTO counters VALUES ('next_seq', 1), ('dropped', 0), ('rejected', 0), ('delivered', 0);
+      INSERT OR IGNORE INTO counters VALUES ('next_seq', 1), ('dropped', 0), ('rejected', 0), ('delivered', 0), ('waiting', 0);
     `);
     this.stmts = {
       counter: this.db.prepare<[string], { value: number }>('SELECT value FROM counters WHERE name = ?'),
       bump: this.db.prepare<[number, string]>('UPDATE counters SET value = value + ? WHERE name = ?'),
+      set: this.db.prepare<[number, string]>('UPDATE counters SET value = ? WHERE name = ?'),
       insert: this.db.prepare<[number, string, number]>('INSERT INTO messages (seq, body, created_ms) VALUES (?, ?, ?)'),
       count: this.db.prepare<[], { n: number }>('SELECT COUNT(*) AS n FROM messages'),
+      maxSeq: this.db.prepare<[], { m: number | null }>('SELECT MAX(seq) AS m FROM messages'),
       dropOldest: this.db.prepare<[number]>('DELETE FROM messages WHERE seq IN (SELECT seq FROM messages ORDER BY seq LIMIT ?)'),
-      dropOlderThan: this.db.prepare<[number]>('DELETE FROM messages WHERE created_ms < ?'),
+      // The age bound walks from the head in sequence order and stops at the first young message,
+      // so it costs O(dropped) per append instead of a full scan of a large backlog.
+      oldestHead: this.db.prepare<[], { seq: number; created_ms: number }>('SELECT seq, created_ms FROM messages ORDER BY seq LIMIT 1'),
       peek: this.db.prepare<[number, number], { seq: number; body: string; created_ms: number; attempts: number }>('SELECT * FROM messages WHERE seq > ? ORDER BY seq LIMIT ?'),
       remove: this.db.prepare<[number]>('DELETE FROM messages WHERE seq = ?'),
       attempt: this.db.prepare<[number]>('UPDATE messages SET attempts = attempts + 1 WHERE seq = ?'),
     };
+    this.db.transaction(() => {
+      // The waiting counter saves a COUNT(*) (a full scan in SQLite) on every append. Recount once
+      // at open so that rows removed behind our back (a user pruning the table) cannot skew it.
+      this.stmts.set.run(this.stmts.count.get()!.n, 'waiting');
+      // Belt and braces: never hand out a number at or below one already stored.
+      const max = this.stmts.maxSeq.get()!.m;
+      if (max !== null && this.stmts.counter.get('next_seq')!.value <= max) this.stmts.set.run(max + 1, 'next_seq');
+    })();
   }
 
   static open(file: string, opts: OutboxOptions = {}): Outbox {
@@ -101,16 +145,23 @@ export class Outbox {
   }
 
   /**
-   * Stores a message under the next sequence number and returns it. `alsoInTransaction` runs in
-   * the same transaction (the backend updates its energy totals there, so a window is counted
-   * exactly when its message is stored).
+   * Stores a message under the next sequence number; durable when it returns (unless called
+   * inside the caller's own `db.transaction()`, where it is durable when that commits, together
+   * with the caller's updates). The second argument is either the creation time in ms (default:
+   * now) or a function run inside the same transaction with the new number (the backend updates
+   * its energy totals there, so a window is counted exactly when its message is stored).
+   * `dropped`: how many of the oldest messages the bounds removed to make room (also counted).
    */
-  append(body: string, alsoInTransaction?: (seq: number) => void): { seq: number; dropped: number } {
+  append(body: string, createdAtMsOrInTransaction?: number | ((seq: number) => void), inTransaction?: (seq: number) => void): { seq: number; dropped: number } {
+    const createdAtMs = typeof createdAtMsOrInTransaction === 'number' ? createdAtMsOrInTransaction : this.nowMs();
+    const also = typeof createdAtMsOrInTransaction === 'function' ? createdAtMsOrInTransaction : inTransaction;
+    if (!Number.isFinite(createdAtMs)) throw new OutboxOptionError('createdAtMs', createdAtMs, 'a time in ms');
     const result = this.db.transaction(() => {
       const seq = this.stmts.counter.get('next_seq')!.value;
       this.stmts.bump.run(1, 'next_seq');
-      this.stmts.insert.run(seq, body, Math.round(this.nowMs()));
-      alsoInTransaction?.(seq);
+      this.stmts.insert.run(seq, body, Math.round(createdAtMs));
+      this.stmts.bump.run(1, 'waiting');
+      also?.(seq);
       const dropped = this.enforceBounds();
       return { seq, dropped };
     })();
@@ -118,63 +169,92 @@ export class Outbox {
     return result;
   }
 
-  /** Age and count bounds: the oldest go first, and every drop is counted. */
+  /** Applies the age and count bounds now: the oldest go first, and every drop is counted. */
   enforceBounds(): number {
-    const old = this.stmts.dropOlderThan.run(Math.round(this.nowMs() - this.maxAgeMs)).changes;
-    const excess = this.stmts.count.get()!.n - this.maxCount;
-    const full = excess > 0 ? this.stmts.dropOldest.run(excess).changes : 0;
-    const dropped = old + full;
-    if (dropped > 0) this.stmts.bump.run(dropped, 'dropped');
-    return dropped;
+    const run = (): number => {
+      const cutoff = this.nowMs() - this.maxAgeMs;
+      let dropped = 0;
+      for (let head = this.stmts.oldestHead.get(); head && head.created_ms < cutoff; head = this.stmts.oldestHead.get()) {
+        this.stmts.remove.run(head.seq);
+        dropped++;
+      }
+      const excess = this.stmts.counter.get('waiting')!.value - dropped - this.maxCount;
+      if (excess > 0) dropped += this.stmts.dropOldest.run(excess).changes;
+      if (dropped > 0) {
+        this.stmts.bump.run(dropped, 'dropped');
+        this.stmts.bump.run(-dropped, 'waiting');
+      }
+      return dropped;
+    };
+    return this.db.inTransaction ? run() : this.db.transaction(run)();
   }
 
   /** The oldest undelivered messages after `afterSeq`, in order. */
   peek(limit = 1, afterSeq = 0): OutboxMessage[] {
-    return this.stmts.peek.all(afterSeq, limit).map((r) => ({ seq: r.seq, body: r.body, createdMs: r.created_ms, attempts: r.attempts }));
+    return this.stmts.peek.all(afterSeq, limit).map((r) => ({ seq: r.seq, body: r.body, createdAtMs: r.created_ms, createdMs: r.created_ms, attempts: r.attempts }));
   }
 
+  /** Counts a delivery attempt before it starts (so a crash mid-attempt still shows it). */
   noteAttempt(seq: number): void {
     this.stmts.attempt.run(seq);
   }
 
-  /** The receiver accepted the message. */
-  ack(seq: number): void {
-    this.remove(seq, 'delivered');
-  }
-
-  /** The node received the message but the applet refused it: retrying cannot help. */
-  reject(seq: number): void {
-    this.remove(seq, 'rejected');
-  }
-
   /**
-   * Removal commits without waiting for the disk (synchronous=NORMAL): losing it in a power cut
-   * only means one more delivery of the same eventID (at least once), never a lost reading. It
-   * halves the cost of draining a backlog. Appends always wait for the disk.
+   * Removes a message the node answered: `delivered`, or `rejected` (the node took it but the
+   * applet refused this message; retrying cannot help). Returns false if it was not waiting
+   * (already removed, or dropped by the bounds meanwhile).
    */
-  private remove(seq: number, counter: 'delivered' | 'rejected'): void {
+  markDelivered(seq: number, outcome: DeliveryOutcome = 'delivered'): boolean {
+    const remove = (): boolean => {
+      if (this.stmts.remove.run(seq).changes === 0) return false;
+      this.stmts.bump.run(1, outcome);
+      this.stmts.bump.run(-1, 'waiting');
+      return true;
+    };
+    // synchronous cannot change inside a transaction; inside the caller's, theirs decides.
+    if (this.db.inTransaction) return remove();
     this.db.pragma('synchronous = NORMAL');
     try {
-      this.db.transaction(() => {
-        if (this.stmts.remove.run(seq).changes > 0) this.stmts.bump.run(1, counter);
-      })();
+      return this.db.transaction(remove)();
     } finally {
       this.db.pragma('synchronous = FULL');
     }
   }
 
-  stats(): OutboxStats {
-    const c = (name: string): number => this.stmts.counter.get(name)!.value;
-    return { waiting: this.stmts.count.get()!.n, dropped: c('dropped'), rejected: c('rejected'), delivered: c('delivered'), nextSeq: c('next_seq') };
+  /** Same as `markDelivered(seq, 'delivered')`. */
+  ack(seq: number): void {
+    this.markDelivered(seq, 'delivered');
   }
 
-  /** Called after every append (the publisher wakes up). */
+  /** Same as `markDelivered(seq, 'rejected')`. */
+  reject(seq: number): void {
+    this.markDelivered(seq, 'rejected');
+  }
+
+  /** Messages stored and not yet delivered. */
+  waiting(): number {
+    return this.stmts.counter.get('waiting')!.value;
+  }
+
+  /** Messages dropped by the bounds since the database was created. */
+  droppedTotal(): number {
+    return this.stmts.counter.get('dropped')!.value;
+  }
+
+  stats(): OutboxStats {
+    const c = (name: string): number => this.stmts.counter.get(name)!.value;
+    return { waiting: c('waiting'), dropped: c('dropped'), rejected: c('rejected'), delivered: c('delivered'), nextSeq: c('next_seq') };
+  }
+
+  /** Called after every append (the publisher wakes up). Returns the unsubscribe function. */
   onAppend(listener: () => void): () => void {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);
   }
 
+  /** Closes the database (idempotent). SQLite checkpoints the WAL into the main file on close. */
   close(): void {
+    this.listeners.clear();
     if (this.db.open) this.db.close();
   }
 }

@@ -1,62 +1,151 @@
+import { EventEmitter } from 'node:events';
 import http from 'node:http';
 import https from 'node:https';
 import fetch from 'node-fetch';
-import { classifyAnswer, type Verdict } from './classify.js';
+import { classifyAnswer, classifyNetworkError, type Verdict } from './classify.js';
 import type { Outbox } from './outbox.js';
 
 /**
  * Delivers the outbox in order, at least once, one message at a time, with a stable eventID
- * (`<device address>-<seq>`) on every retry. Transient failures back off exponentially with
- * jitter up to a cap; configuration failures (bad token, unknown project) keep the data and
- * retry slowly, reported as a distinct "failing" state with the node's own error key.
+ * (`<device address>-<seq>`) on every retry (w3bstream.md sections 1 and 4).
+ *
+ * - node-fetch with a keep-alive agent (one socket: in-order delivery needs no more, and a Pi on a
+ *   phone hotspot should not open many) and a per-request timeout that covers the body too.
+ * - Transient failures back off exponentially with jitter up to a cap; configuration failures
+ *   (bad token, unknown project, wrong URL) keep the data and retry slowly, reported as the
+ *   distinct `failing` state with the node's own error key.
+ * - A message is removed from the outbox only after the node's answer says so; `stop()` aborts an
+ *   attempt in flight and leaves the message stored, so stopping never loses data (the next start
+ *   sends it again with the same eventID).
+ * - The token is sent only in the Authorization header. It never appears in a state, a reason, an
+ *   event or a log line, and redirects are not followed (they could carry it elsewhere).
  */
 export type PublishStateName = 'disabled' | 'ok' | 'retrying' | 'failing';
 
 export interface PublishState {
   state: PublishStateName;
+  /** Short reason (starts with the node's error key), null when ok/disabled. */
   reason: string | null;
+  /** The node's own error key (`InvalidToken`, `InvalidEventChannel`, `HTTP 500`, `ECONNREFUSED`, `timeout`, ...). */
+  errorKey: string | null;
+  /** What to do about it, one sentence. */
+  advice: string | null;
   waiting: number;
   dropped: number;
+  /** Messages the applet refused (delivered-but-rejected), since the outbox was created. */
   rejected: number;
   lastSuccessMs: number | null;
+  lastDeliveredSeq: number | null;
+  /** Failed attempts in a row. */
+  failures: number;
+  /** When the next retry is due (wall clock ms), while retrying or failing. */
+  nextRetryMs: number | null;
   /** Result of the last attempt, for the legacy `status` file. */
   lastAttempt: 'Success' | 'Failed to publish' | null;
 }
 
+export interface DeliveredEvent {
+  seq: number;
+  eventId: string;
+  /** HTTP status of the answer. */
+  status: number;
+  /** True when the applet refused this message (counted, not retried). */
+  rejected: boolean;
+  reason: string | null;
+}
+
+export interface BackoffOptions {
+  /** First retry delay after a transient failure (default 1 s); doubles per failure. */
+  baseMs?: number;
+  /** Cap of the transient delay (default 5 min). */
+  maxMs?: number;
+  /** Retry pace while the configuration is wrong (default 60 s). */
+  configRetryMs?: number;
+}
+
 export interface PublisherOptions {
   outbox: Outbox;
-  /** Empty: publishing disabled (the meter still measures, signs and stores). */
-  url: string;
-  token: string;
-  deviceAddress: string;
+  /** The publish URL. Undefined or empty: publishing disabled (the meter still measures, signs and stores). */
+  url?: string;
+  /** Publisher token (a secret). */
+  token?: string;
+  /** Device address, `0x…`, the first half of every eventID. */
+  deviceId?: string;
+  /** Same as `deviceId` (the first name). */
+  deviceAddress?: string;
+  /** `eventType` query parameter, default `DEFAULT`. */
   eventType?: string;
+  /** Per request, including reading the answer (default 15 s). */
   timeoutMs?: number;
-  /** First retry delay and cap for transient failures. */
+  backoff?: BackoffOptions;
+  /** Same as `backoff.baseMs` / `.maxMs` / `.configRetryMs` (the first names). */
   backoffBaseMs?: number;
   backoffMaxMs?: number;
-  /** Retry delay while the configuration is wrong. */
   configRetryMs?: number;
+  /** One line per event; never receives the token. */
   log?: (line: string) => void;
+  /** Same as `on('state', …)`. */
   onState?: (s: PublishState) => void;
+  now?: () => number;
   nowMs?: () => number;
   random?: () => number;
 }
 
-export class Publisher {
+export class PublisherConfigError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'PublisherConfigError';
+  }
+}
+
+/** Biggest answer read; a node answer is a few hundred bytes. */
+const MAX_ANSWER_BYTES = 1 << 20;
+/** While idle, look at the outbox now and then even without notify(). */
+const IDLE_POLL_MS = 60_000;
+
+export class Publisher extends EventEmitter {
+  private readonly url: URL | null;
+  private readonly deviceId: string;
+  private readonly timeoutMs: number;
+  private readonly backoff: Required<BackoffOptions>;
+  private readonly now: () => number;
+  private readonly random: () => number;
+  private readonly agent: http.Agent | null;
   private running = false;
   private loop: Promise<void> | null = null;
-  private wake: (() => void) | null = null;
+  private stopController = new AbortController();
+  private wakeSleep: (() => void) | null = null;
   private wakeIdle: (() => void) | null = null;
-  private failures = 0;
-  private current: PublishState;
-  private readonly agent: http.Agent;
-  private abort: AbortController | null = null;
   private unsubscribe: (() => void) | null = null;
+  private current: Omit<PublishState, 'waiting' | 'dropped' | 'rejected'>;
 
   constructor(private readonly opts: PublisherOptions) {
-    const s = opts.outbox.stats();
-    this.current = { state: opts.url ? 'ok' : 'disabled', reason: null, waiting: s.waiting, dropped: s.dropped, rejected: s.rejected, lastSuccessMs: null, lastAttempt: null };
-    this.agent = opts.url.startsWith('https:') ? new https.Agent({ keepAlive: true, maxSockets: 1 }) : new http.Agent({ keepAlive: true, maxSockets: 1 });
+    super();
+    this.url = opts.url ? parsePublishUrl(opts.url) : null;
+    this.deviceId = (opts.deviceId ?? opts.deviceAddress ?? '').toLowerCase();
+    if (this.url && !/^0x[0-9a-f]{40}$/.test(this.deviceId)) throw new PublisherConfigError(`device id ${JSON.stringify(this.deviceId)} is not 0x + 40 hex digits: pass identity.deviceId`);
+    this.timeoutMs = opts.timeoutMs ?? 15_000;
+    this.backoff = {
+      baseMs: opts.backoff?.baseMs ?? opts.backoffBaseMs ?? 1000,
+      maxMs: opts.backoff?.maxMs ?? opts.backoffMaxMs ?? 300_000,
+      configRetryMs: opts.backoff?.configRetryMs ?? opts.configRetryMs ?? 60_000,
+    };
+    for (const [name, v] of [['timeoutMs', this.timeoutMs], ['backoff.baseMs', this.backoff.baseMs], ['backoff.maxMs', this.backoff.maxMs], ['backoff.configRetryMs', this.backoff.configRetryMs]] as const) {
+      if (!(Number.isFinite(v) && v > 0)) throw new PublisherConfigError(`publisher option ${name}=${v} is invalid: a duration > 0 ms`);
+    }
+    this.now = opts.now ?? opts.nowMs ?? Date.now;
+    this.random = opts.random ?? Math.random;
+    this.agent = this.url === null ? null : this.url.protocol === 'https:' ? new https.Agent({ keepAlive: true, maxSockets: 1 }) : new http.Agent({ keepAlive: true, maxSockets: 1 });
+    this.current = { state: this.url ? 'ok' : 'disabled', reason: null, errorKey: null, advice: null, lastSuccessMs: null, lastDeliveredSeq: null, failures: 0, nextRetryMs: null, lastAttempt: null };
+    if (opts.onState) this.on('state', opts.onState);
+  }
+
+  override on<K extends keyof PublisherEvents>(event: K, listener: (arg: PublisherEvents[K]) => void): this {
+    return super.on(event, listener as (...args: unknown[]) => void);
+  }
+
+  override once<K extends keyof PublisherEvents>(event: K, listener: (arg: PublisherEvents[K]) => void): this {
+    return super.once(event, listener as (...args: unknown[]) => void);
   }
 
   state(): PublishState {
@@ -64,28 +153,51 @@ export class Publisher {
     return { ...this.current, waiting: s.waiting, dropped: s.dropped, rejected: s.rejected };
   }
 
+  /** Starts delivering (no-op when disabled or already running). */
   start(): void {
-    if (!this.opts.url || this.running) return;
+    if (this.url === null || this.running) return;
     this.running = true;
-    this.unsubscribe = this.opts.outbox.onAppend(() => this.wakeIdle?.());
-    this.loop = this.run();
+    this.stopController = new AbortController();
+    this.unsubscribe = this.opts.outbox.onAppend(() => this.notify());
+    this.loop = this.run().catch((err: unknown) => {
+      // The loop only throws if the outbox itself fails (disk full, closed underneath us).
+      this.running = false;
+      this.setState({ state: 'retrying', reason: 'outbox error', errorKey: 'OutboxError', advice: `the outbox failed: ${(err as Error).message}; restart the meter` });
+    });
   }
 
+  /** Wakes an idle publisher (call after appending). Does not cut a backoff short. */
+  notify(): void {
+    this.wakeIdle?.();
+  }
+
+  /**
+   * Stops promptly: aborts a request in flight (its message stays in the outbox and is sent again
+   * with the same eventID next time) and ends a backoff sleep. Resolves when the loop has ended.
+   */
   async stop(): Promise<void> {
     this.running = false;
-    this.abort?.abort();
-    this.wake?.();
+    this.stopController.abort();
+    this.wakeSleep?.();
     this.wakeIdle?.();
     this.unsubscribe?.();
+    this.unsubscribe = null;
     await this.loop;
-    this.agent.destroy();
+    this.loop = null;
+    this.agent?.destroy();
   }
 
-  /** The URL for one message: eventType and a stable eventID as query parameters. */
+  /** The eventID of a message: stable across retries and restarts, lower case like the node's. */
+  eventIdFor(seq: number): string {
+    return `${this.deviceId}-${seq}`;
+  }
+
+  /** The URL for one message: eventType and the stable eventID as query parameters. */
   urlFor(seq: number): string {
-    const u = new URL(this.opts.url);
+    if (this.url === null) throw new PublisherConfigError('publishing is disabled: no publish URL');
+    const u = new URL(this.url);
     u.searchParams.set('eventType', this.opts.eventType ?? 'DEFAULT');
-    u.searchParams.set('eventID', `${this.opts.deviceAddress}-${seq}`);
+    u.searchParams.set('eventID', this.eventIdFor(seq));
     return u.toString();
   }
 
@@ -94,41 +206,46 @@ export class Publisher {
     while (this.running) {
       const [msg] = outbox.peek(1);
       if (!msg) {
-        await this.sleep(60_000, true);
+        await this.sleep(IDLE_POLL_MS, true);
         continue;
       }
       outbox.noteAttempt(msg.seq);
-      const verdict = await this.post(msg.seq, msg.body);
-      if (!this.running && verdict.kind === 'transient' && verdict.reason === 'stopped') break;
-      this.handle(msg.seq, verdict);
-      // A backoff is not cut short by new readings: only stop() ends it early.
-      if (verdict.kind === 'transient' || verdict.kind === 'config') await this.sleep(this.delayFor(verdict), false);
+      const answer = await this.post(msg.seq, msg.body);
+      if (answer === 'stopped') break;
+      this.handle(msg.seq, answer.status, answer.verdict);
+      if (answer.verdict.kind === 'transient' || answer.verdict.kind === 'config') {
+        const delayMs = this.delayFor(answer.verdict);
+        this.current.nextRetryMs = this.now() + delayMs;
+        await this.sleep(delayMs, false);
+        this.current.nextRetryMs = null;
+      }
     }
   }
 
-  private handle(seq: number, v: Verdict): void {
+  private handle(seq: number, status: number, v: Verdict): void {
     const { outbox, log } = this.opts;
-    const now = (this.opts.nowMs ?? Date.now)();
+    const eventId = this.eventIdFor(seq);
     switch (v.kind) {
       case 'delivered':
-        outbox.ack(seq);
-        if (v.note) log?.(`delivered seq=${seq} (${v.note})`);
-        this.failures = 0;
-        this.setState({ state: 'ok', reason: null, lastSuccessMs: now, lastAttempt: 'Success' });
+      case 'rejected': {
+        const rejected = v.kind === 'rejected';
+        outbox.markDelivered(seq, rejected ? 'rejected' : 'delivered');
+        if (v.kind === 'delivered' && v.note) log?.(`delivered seq=${seq} event_id=${eventId} note="${v.note}"`);
+        if (v.kind === 'rejected') log?.(`rejected seq=${seq} event_id=${eventId} reason="${v.reason}": ${v.advice}`);
+        this.setState({ state: 'ok', reason: null, errorKey: null, advice: null, failures: 0, lastSuccessMs: this.now(), lastDeliveredSeq: seq, lastAttempt: 'Success' });
+        this.safeEmit('delivered', { seq, eventId, status, rejected, reason: v.reason });
         return;
-      case 'rejected':
-        outbox.reject(seq);
-        log?.(`rejected seq=${seq} reason="${v.reason}": the node received it and the applet refused it; counted, not retried`);
-        this.failures = 0;
-        this.setState({ state: 'ok', reason: null, lastSuccessMs: now, lastAttempt: 'Success' });
-        return;
+      }
       case 'config':
-        this.failures++;
-        this.setState({ state: 'failing', reason: v.reason, lastAttempt: 'Failed to publish' });
-        return;
       case 'transient':
-        this.failures++;
-        this.setState({ state: 'retrying', reason: v.reason, lastAttempt: 'Failed to publish' });
+        this.setState({
+          state: v.kind === 'config' ? 'failing' : 'retrying',
+          reason: v.reason,
+          errorKey: v.errorKey,
+          advice: v.advice,
+          failures: this.current.failures + 1,
+          lastAttempt: 'Failed to publish',
+        });
         return;
     }
   }
@@ -136,57 +253,91 @@ export class Publisher {
   private setState(patch: Partial<PublishState>): void {
     const before = this.current;
     this.current = { ...this.current, ...patch };
-    if (before.state !== this.current.state || before.reason !== this.current.reason) {
-      const s = this.state();
-      this.opts.log?.(`publish state=${s.state}${s.reason ? ` reason="${s.reason}"` : ''} waiting=${s.waiting}`);
+    const s = this.state();
+    if (before.state !== s.state || before.errorKey !== s.errorKey) {
+      this.opts.log?.(`publish state=${s.state}${s.errorKey ? ` error=${s.errorKey}` : ''} waiting=${s.waiting}${s.advice ? `: ${s.advice}` : ''}`);
     }
-    this.opts.onState?.(this.state());
+    this.safeEmit('state', s);
   }
 
-  /** Exponential backoff with full jitter for transient failures; a slow fixed pace for config errors. */
-  private delayFor(v: Verdict): number {
-    if (v.kind === 'config') return this.opts.configRetryMs ?? 60_000;
-    const base = this.opts.backoffBaseMs ?? 1000;
-    const cap = this.opts.backoffMaxMs ?? 300_000;
-    const exp = Math.min(cap, base * 2 ** Math.min(this.failures - 1, 30));
-    return exp / 2 + (this.opts.random ?? Math.random)() * (exp / 2);
-  }
-
-  private async post(seq: number, body: string): Promise<Verdict> {
-    this.abort = new AbortController();
-    const timer = setTimeout(() => this.abort?.abort(), this.opts.timeoutMs ?? 15_000);
+  /** A listener that throws must not kill the delivery loop. */
+  private safeEmit<K extends keyof PublisherEvents>(event: K, arg: PublisherEvents[K]): void {
     try {
-      const res = await fetch(this.urlFor(seq), {
-        method: 'POST',
-        headers: { Authorization: `Bearer ${this.opts.token}`, 'Content-Type': 'application/json' },
-        body,
-        agent: this.agent,
-        signal: this.abort.signal,
-      });
-      const text = await res.text();
-      return classifyAnswer(res.status, text);
+      this.emit(event, arg);
     } catch (err) {
-      if (!this.running) return { kind: 'transient', reason: 'stopped' };
-      const e = err as { name?: string; code?: string; message?: string };
-      if (e.name === 'AbortError') return { kind: 'transient', reason: `no answer within ${this.opts.timeoutMs ?? 15_000} ms` };
-      return { kind: 'transient', reason: e.code ?? e.message ?? String(err) };
-    } finally {
-      clearTimeout(timer);
+      this.opts.log?.(`publisher ${event} listener failed: ${(err as Error).message}`);
     }
   }
 
-  private sleep(ms: number, wakeOnAppend: boolean): Promise<void> {
+  /**
+   * Transient: exponential backoff with "equal jitter" (half fixed, half random), so a fleet that
+   * lost the same node does not come back in lock step, and the delay still grows. Config: a slow
+   * pace with a little jitter.
+   */
+  private delayFor(v: Verdict): number {
+    if (v.kind === 'config') return this.backoff.configRetryMs * (0.9 + 0.2 * this.random());
+    const exp = Math.min(this.backoff.maxMs, this.backoff.baseMs * 2 ** Math.min(this.current.failures - 1, 30));
+    return exp / 2 + this.random() * (exp / 2);
+  }
+
+  private async post(seq: number, body: string): Promise<{ status: number; verdict: Verdict } | 'stopped'> {
+    const timeout = AbortSignal.timeout(this.timeoutMs);
+    const signal = AbortSignal.any([this.stopController.signal, timeout]);
+    const headers: Record<string, string> = { 'Content-Type': 'application/json', 'User-Agent': 'power-meter-w3bstream/0.1' };
+    if (this.opts.token) headers.Authorization = `Bearer ${this.opts.token}`;
+    let status = 0;
+    try {
+      const res = await fetch(this.urlFor(seq), { method: 'POST', headers, body, agent: this.agent!, signal, redirect: 'manual', size: MAX_ANSWER_BYTES });
+      status = res.status;
+      let text: string;
+      try {
+        text = await res.text();
+      } catch (err) {
+        if (signal.aborted) throw err;
+        text = ''; // oversized or broken answer body: classified as unparseable
+      }
+      return { status, verdict: classifyAnswer(status, text) };
+    } catch (err) {
+      if (this.stopController.signal.aborted) return 'stopped';
+      if (timeout.aborted) {
+        const verdict: Verdict = { kind: 'transient', reason: `timeout ${this.timeoutMs} ms`, errorKey: 'timeout', advice: `no answer within ${this.timeoutMs} ms (a busy node delays answers instead of refusing): retrying` };
+        return { status, verdict };
+      }
+      const e = err as { code?: string; type?: string; name?: string };
+      return { status, verdict: classifyNetworkError(e.code ?? e.type ?? e.name ?? 'network error') };
+    }
+  }
+
+  private sleep(ms: number, wakeOnNotify: boolean): Promise<void> {
     if (!this.running) return Promise.resolve();
     return new Promise((resolve) => {
       const done = (): void => {
         clearTimeout(t);
-        this.wake = null;
+        this.wakeSleep = null;
         this.wakeIdle = null;
         resolve();
       };
       const t = setTimeout(done, ms);
-      this.wake = done;
-      if (wakeOnAppend) this.wakeIdle = done;
+      this.wakeSleep = done;
+      if (wakeOnNotify) this.wakeIdle = done;
     });
   }
+}
+
+export interface PublisherEvents {
+  delivered: DeliveredEvent;
+  state: PublishState;
+}
+
+/** Validates the publish URL; the message shows it without its query (which could hold a token). */
+export function parsePublishUrl(text: string): URL {
+  let u: URL;
+  try {
+    u = new URL(text);
+  } catch {
+    throw new PublisherConfigError(`publish URL ${JSON.stringify(text.split('?')[0])} is not a URL: copy it from the W3bstream project settings (https://<host>/srv-applet-mgr/v0/event/<project>)`);
+  }
+  if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new PublisherConfigError(`publish URL ${u.origin}${u.pathname} must start with https:// (or http:// for a local receiver)`);
+  if (u.username || u.password) throw new PublisherConfigError(`publish URL ${u.host}${u.pathname} must not contain a user or password: the token goes in W3BSTREAM_PUBLISHER_TOKEN`);
+  return u;
 }

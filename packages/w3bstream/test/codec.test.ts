@@ -37,7 +37,7 @@ describe('message codec (w3bstream.md sections 2-3)', () => {
     expect(verifyBody('nope').reason).toBe('body is not JSON');
     expect(verifyBody(vectorBody('{"sensor_reading":12,"timestamp":1681943510756}')).reason).toMatch(/not a float/);
     expect(verifyBody(vectorBody('{"sensor_reading":1.5,"timestamp":0}')).reason).toMatch(/timestamp/);
-    expect(verifyBody('{"data":{"sensor_reading":1.5,"timestamp":1},"signature":"","public_key":"04"}').reason).toBe('signature missing');
+    expect(verifyBody('{"data":{"sensor_reading":1.5,"timestamp":1},"signature":"","public_key":"04"}').reason).toBe('signature missing or not a string');
   });
 
   for (const curve of ['p256', 'secp256k1'] as Curve[]) {
