@@ -83,6 +83,7 @@ if id "$USER_NAME" >/dev/null 2>&1; then
   USER_HOME="$(getent passwd "$USER_NAME" | cut -d: -f6)"
 elif [ -n "$ROOT" ]; then
   GROUP_NAME="$USER_NAME"; USER_HOME="/home/$USER_NAME"   # packaging for another machine
+  echo "install.sh: warning: user $USER_NAME does not exist here; the units assume user and group $USER_NAME and home $USER_HOME" >&2
 else
   die "user $USER_NAME does not exist (create it, or pass --user NAME)"
 fi
@@ -136,6 +137,8 @@ for p in power-meter power-meter-display; do
   fi
 done
 
+CHANGED=0 # anything installed or replaced: the services restart, and a re-run says whether it did anything
+
 # ---- application: staged, then swapped in only if it differs (idempotent) ------------------
 STAGE="$(mktemp -d "${TMPDIR:-/tmp}/power-meter-stage.XXXXXX")"
 trap 'rm -rf "$STAGE"' EXIT
@@ -162,6 +165,7 @@ else
   if [ -d "$APP" ]; then mv "$APP" "$APP.old"; fi
   mv "$APP.new" "$APP"
   rm -rf "$APP.old"
+  CHANGED=1
   say "installed the application in $PREFIX"
 fi
 
@@ -170,7 +174,10 @@ mkdir -p "$BIN_DIR"
 chmod 0755 "$APP/packages/power-meter/dist/cli.js" "$APP/packages/power-meter-display/dist/cli.js"
 for p in power-meter power-meter-display; do
   target="$PREFIX/packages/$p/dist/cli.js"
-  if [ "$(readlink "$BIN_DIR/$p" 2>/dev/null || true)" != "$target" ]; then ln -sfn "$target" "$BIN_DIR/$p"; fi
+  if [ "$(readlink "$BIN_DIR/$p" 2>/dev/null || true)" != "$target" ]; then
+    ln -sfn "$target" "$BIN_DIR/$p"
+    CHANGED=1
+  fi
 done
 
 # ---- units ---------------------------------------------------------------------------------
@@ -178,9 +185,9 @@ install_if_changed() { # src dest mode
   if ! cmp -s "$1" "$2"; then
     install -D -m "$3" "$1" "$2"
     CHANGED=1
+    say "installed $(basename "$2")"
   fi
 }
-CHANGED=0
 for u in "${UNITS[@]}"; do
   sed -e "s#@PREFIX@#$PREFIX#g" -e "s#@USER@#$USER_NAME#g" -e "s#@GROUP@#$GROUP_NAME#g" \
     -e "s#@DATA_DIR@#$DATA_DIR#g" -e "s#@NODE@#$NODE_BIN#g" \
@@ -191,9 +198,16 @@ done
 
 # ---- data directory, config and token file (never overwritten) -----------------------------
 if [ ! -d "$ROOT$DATA_DIR" ]; then
-  mkdir -p "$ROOT$DATA_DIR"
-  if [ "$(id -u)" -eq 0 ] && id "$USER_NAME" >/dev/null 2>&1; then chown "$USER_NAME:$GROUP_NAME" "$ROOT$DATA_DIR"; fi
-  chmod 0755 "$ROOT$DATA_DIR"
+  if [ -z "$ROOT" ] && [ "$(id -u)" -eq 0 ] && [ "${DATA_DIR#"$USER_HOME"/}" != "$DATA_DIR" ]; then
+    # Inside the user's home: created by the user, so ~/data is theirs too, not root's.
+    runuser -u "$USER_NAME" -- mkdir -p -m 0755 "$DATA_DIR"
+  else
+    mkdir -p "$ROOT$DATA_DIR"
+    if [ "$(id -u)" -eq 0 ] && id "$USER_NAME" >/dev/null 2>&1; then chown "$USER_NAME:$GROUP_NAME" "$ROOT$DATA_DIR"; fi
+    chmod 0755 "$ROOT$DATA_DIR"
+  fi
+  CHANGED=1
+  say "created the data directory $DATA_DIR"
 fi
 mkdir -p "$ETC_DIR"
 if [ ! -e "$ETC_DIR/config.json" ]; then
@@ -221,6 +235,7 @@ if [ ! -e "$ETC_DIR/config.json" ]; then
 }
 CONFIG
   chmod 0644 "$ETC_DIR/config.json"
+  CHANGED=1
   say "wrote an example $ETC_DIR/config.json"
 fi
 if [ ! -e "$ETC_DIR/power-meter.env" ]; then
@@ -233,22 +248,37 @@ if [ ! -e "$ETC_DIR/power-meter.env" ]; then
 ENV
   )
   chmod 0600 "$ETC_DIR/power-meter.env"
+  CHANGED=1
   say "wrote $ETC_DIR/power-meter.env (mode 600): put your publisher token there"
+fi
+
+# ---- device identity (before the services start, so only one process ever creates the key) --
+ID_CMD=("$NODE_BIN" "$APP/packages/power-meter/dist/cli.js" identity --data-dir "$ROOT$DATA_DIR" --config "$ETC_DIR/config.json")
+if [ "$(id -u)" -eq 0 ] && [ -z "$ROOT" ]; then ID_CMD=(runuser -u "$USER_NAME" -- "${ID_CMD[@]}"); fi
+# The backend creates the device key on first use; if it cannot (yet), the install still stands.
+if IDENTITY="$("${ID_CMD[@]}" 2>&1)"; then
+  IDENTITY="This device (register its address in your W3bstream project):
+$IDENTITY"
+else
+  IDENTITY="The device address is not available yet (power-meter identity said: $(printf '%s' "$IDENTITY" | head -n 3)).
+Later: power-meter identity --data-dir $DATA_DIR"
 fi
 
 # ---- enable and start ----------------------------------------------------------------------
 if [ -z "$ROOT" ] && [ "$CHANGED" -eq 1 ]; then systemctl daemon-reload; fi
 for u in "${UNITS[@]}"; do
-  if ! systemctl_ is-enabled --quiet "$u" 2>/dev/null; then systemctl_ enable "$u" >/dev/null 2>&1 || systemctl_ enable "$u"; fi
+  if ! systemctl_ is-enabled --quiet "$u" 2>/dev/null; then
+    systemctl_ enable "$u" >/dev/null 2>&1 || systemctl_ enable "$u"
+    CHANGED=1
+    say "enabled $u"
+  fi
 done
 if [ "$START" -eq 1 ]; then
   if [ "$CHANGED" -eq 1 ]; then systemctl restart "${UNITS[@]}"; else systemctl start "${UNITS[@]}"; fi
 fi
 
-# ---- identity and next steps ---------------------------------------------------------------
-ID_CMD=("$NODE_BIN" "$APP/packages/power-meter/dist/cli.js" identity --data-dir "$ROOT$DATA_DIR" --config "$ETC_DIR/config.json")
-if [ "$(id -u)" -eq 0 ] && [ -z "$ROOT" ]; then ID_CMD=(runuser -u "$USER_NAME" -- "${ID_CMD[@]}"); fi
-IDENTITY="$("${ID_CMD[@]}" 2>&1 || true)"
+# ---- next steps --------------------------------------------------------------------------
+if [ "$CHANGED" -eq 0 ]; then say "nothing changed: already installed and up to date"; fi
 cat <<NEXT
 
 power-meter is installed (user $USER_NAME, data $DATA_DIR, application $PREFIX).
