@@ -11,7 +11,7 @@ export { Outbox, OutboxLockedError, OutboxOptionError } from './outbox.js';
 export type { DeliveryOutcome, OutboxMessage, OutboxOptions, OutboxStats } from './outbox.js';
 export { classifyAnswer, classifyNetworkError } from './classify.js';
 export type { Verdict } from './classify.js';
-export { Publisher, PublisherConfigError, parsePublishUrl } from './publisher.js';
+export { Publisher, PublisherConfigError, parsePublishUrl, retryDelayMs } from './publisher.js';
 export type { BackoffOptions, DeliveredEvent, PublishState, PublishStateName, PublisherEvents, PublisherOptions } from './publisher.js';
 export { startDevReceiver } from './receiver.js';
 export type { DevReceiver, DevReceiverOptions, Misbehaviour, ReceivedEvent, ReceivedRecord } from './receiver.js';

@@ -212,17 +212,16 @@ export class Publisher extends EventEmitter {
       outbox.noteAttempt(msg.seq);
       const answer = await this.post(msg.seq, msg.body);
       if (answer === 'stopped') break;
-      this.handle(msg.seq, answer.status, answer.verdict);
-      if (answer.verdict.kind === 'transient' || answer.verdict.kind === 'config') {
-        const delayMs = this.delayFor(answer.verdict);
-        this.current.nextRetryMs = this.now() + delayMs;
+      const delayMs = this.handle(msg.seq, answer.status, answer.verdict);
+      if (delayMs !== null) {
         await this.sleep(delayMs, false);
         this.current.nextRetryMs = null;
       }
     }
   }
 
-  private handle(seq: number, status: number, v: Verdict): void {
+  /** Applies an answer; returns how long to wait before the next attempt (null: go on now). */
+  private handle(seq: number, status: number, v: Verdict): number | null {
     const { outbox, log } = this.opts;
     const eventId = this.eventIdFor(seq);
     switch (v.kind) {
@@ -234,19 +233,23 @@ export class Publisher extends EventEmitter {
         if (v.kind === 'rejected') log?.(`rejected seq=${seq} event_id=${eventId} reason="${v.reason}": ${v.advice}`);
         this.setState({ state: 'ok', reason: null, errorKey: null, advice: null, failures: 0, lastSuccessMs: this.now(), lastDeliveredSeq: seq, lastAttempt: 'Success' });
         this.safeEmit('delivered', { seq, eventId, status, rejected, reason: v.reason });
-        return;
+        return null;
       }
       case 'config':
-      case 'transient':
+      case 'transient': {
+        const failures = this.current.failures + 1;
+        const delayMs = retryDelayMs(v.kind, failures, this.backoff, this.random);
         this.setState({
           state: v.kind === 'config' ? 'failing' : 'retrying',
           reason: v.reason,
           errorKey: v.errorKey,
           advice: v.advice,
-          failures: this.current.failures + 1,
+          failures,
+          nextRetryMs: this.now() + delayMs,
           lastAttempt: 'Failed to publish',
         });
-        return;
+        return delayMs;
+      }
     }
   }
 
@@ -267,17 +270,6 @@ export class Publisher extends EventEmitter {
     } catch (err) {
       this.opts.log?.(`publisher ${event} listener failed: ${(err as Error).message}`);
     }
-  }
-
-  /**
-   * Transient: exponential backoff with "equal jitter" (half fixed, half random), so a fleet that
-   * lost the same node does not come back in lock step, and the delay still grows. Config: a slow
-   * pace with a little jitter.
-   */
-  private delayFor(v: Verdict): number {
-    if (v.kind === 'config') return this.backoff.configRetryMs * (0.9 + 0.2 * this.random());
-    const exp = Math.min(this.backoff.maxMs, this.backoff.baseMs * 2 ** Math.min(this.current.failures - 1, 30));
-    return exp / 2 + this.random() * (exp / 2);
   }
 
   private async post(seq: number, body: string): Promise<{ status: number; verdict: Verdict } | 'stopped'> {
@@ -322,6 +314,18 @@ export class Publisher extends EventEmitter {
       if (wakeOnNotify) this.wakeIdle = done;
     });
   }
+}
+
+/**
+ * How long to wait after the `failures`-th failure in a row (pure). Transient: exponential backoff
+ * with "equal jitter" (half fixed, half random) capped at `maxMs`, so a fleet that lost the same
+ * node does not come back in lock step and the delay still grows. Config errors: a slow pace
+ * with +-10 % jitter: the data is kept, and hammering the node cannot fix a wrong token.
+ */
+export function retryDelayMs(kind: 'transient' | 'config', failures: number, backoff: Required<BackoffOptions>, random: () => number): number {
+  if (kind === 'config') return backoff.configRetryMs * (0.9 + 0.2 * random());
+  const exp = Math.min(backoff.maxMs, backoff.baseMs * 2 ** Math.min(Math.max(failures, 1) - 1, 30));
+  return exp / 2 + random() * (exp / 2);
 }
 
 export interface PublisherEvents {

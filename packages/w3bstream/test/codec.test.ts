@@ -1,9 +1,24 @@
 import { execFileSync } from 'node:child_process';
-import { chmodSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { createPublicKey, createPrivateKey } from 'node:crypto';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { CURVES, IdentityError, KEY_FILE, buildMessage, dataText, deviceAddress, formatReading, loadOrCreateIdentity, verifyBody, type Curve } from '../src/index.js';
+import {
+  CURVES,
+  ReadingError,
+  buildMessage,
+  dataText,
+  derToRaw,
+  deviceAddress,
+  formatSensorReading,
+  loadOrCreateIdentity,
+  objectMembers,
+  publicKeyHex,
+  rawToDer,
+  verifyBody,
+  type Curve,
+} from '../src/index.js';
+import { tempDir } from './helpers.js';
 
 // The verified real example from the tutorial's applet fixtures (w3bstream.md section 3).
 const VECTOR = {
@@ -11,110 +26,207 @@ const VECTOR = {
   publicKey: '040e2d0a3591eb27ad3b55038603c3813310fdaf0f15346016a576841790fb020756cd31af40e3c6d543fb332062d47dd717490f2cc28d053c63de3ae892ec091b',
   signature: '3045022025891d5d149de8ad612f71687f6e4a9a13335d5cb35c0e6f54237ea8715084c8022100cf2e3bf7304ddf417dc75d52f0403013901a146636203ad138adb8ea3750b85f',
 };
-const vectorBody = (data: string) => `{"data":${data},"signature":"${VECTOR.signature}","public_key":"${VECTOR.publicKey}"}`;
+const body = (data: string, signature = VECTOR.signature, publicKey = VECTOR.publicKey) => `{"data":${data},"signature":"${signature}","public_key":"${publicKey}"}`;
 
-describe('message codec (w3bstream.md sections 2-3)', () => {
-  it('verifies the tutorial test vector, and not with whitespace added to the data text', () => {
-    expect(verifyBody(vectorBody(VECTOR.data))).toMatchObject({ ok: true, curve: 'p256', sensorReading: 1.6163222834016864 });
-    const spaced = VECTOR.data.replace(':1.6', ': 1.6');
-    const r = verifyBody(vectorBody(spaced));
-    expect(r.ok).toBe(false);
-    expect(r.reason).toBe('signature does not verify');
-  });
-
-  it('always writes sensor_reading with a decimal point, timestamp as an integer', () => {
-    expect(formatReading(12)).toBe('12.0');
-    expect(formatReading(0)).toBe('0.0');
-    expect(formatReading(-0)).toBe('0.0');
-    expect(formatReading(12.34)).toBe('12.34');
-    expect(formatReading(1e21)).toBe('1e+21');
-    expect(() => formatReading(NaN)).toThrow(RangeError);
-    expect(dataText(8, 1_764_000_123_456)).toBe('{"sensor_reading":8.0,"timestamp":1764000123}');
-    expect(dataText(8, 1_764_000_123_456, 'ms')).toBe('{"sensor_reading":8.0,"timestamp":1764000123456}');
-  });
-
-  it('refuses bodies the applet would refuse', () => {
-    expect(verifyBody('nope').reason).toBe('body is not JSON');
-    expect(verifyBody(vectorBody('{"sensor_reading":12,"timestamp":1681943510756}')).reason).toMatch(/not a float/);
-    expect(verifyBody(vectorBody('{"sensor_reading":1.5,"timestamp":0}')).reason).toMatch(/timestamp/);
-    expect(verifyBody('{"data":{"sensor_reading":1.5,"timestamp":1},"signature":"","public_key":"04"}').reason).toBe('signature missing or not a string');
-  });
-
-  for (const curve of ['p256', 'secp256k1'] as Curve[]) {
-    for (const encoding of ['raw', 'der'] as const) {
-      it(`signs on ${curve} (${encoding}) with low S, verifies, and openssl agrees`, () => {
-        const dir = mkdtempSync(join(tmpdir(), 'id-'));
-        const id = loadOrCreateIdentity(join(dir, 'identity'), { curve });
-        const msg = buildMessage(id, { powerW: 8, timestampMs: 1_764_000_000_000 }, { encoding });
-        expect(msg.body).toBe(`{"data":${msg.dataText},"signature":"${msg.signature}","public_key":"${id.publicKey}"}`);
-        expect(verifyBody(msg.body)).toMatchObject({ ok: true, curve });
-        if (encoding === 'raw') expect(msg.signature).toMatch(/^[0-9a-f]{128}$/);
-        const sHex = encoding === 'raw' ? msg.signature.slice(64) : derS(msg.signature);
-        expect(BigInt(`0x${sHex}`) <= BigInt(`0x${CURVES[curve].orderHex}`) / 2n).toBe(true);
-
-        // Independent check with the openssl command-line tool (it wants DER signatures).
-        const pubDer = Buffer.from(CURVES[curve].spkiPrefixHex + id.publicKey, 'hex');
-        writeFileSync(join(dir, 'pub.der'), pubDer);
-        writeFileSync(join(dir, 'data.txt'), msg.dataText);
-        writeFileSync(join(dir, 'sig.der'), Buffer.from(encoding === 'der' ? msg.signature : rawToDer(msg.signature), 'hex'));
-        const out = execFileSync('openssl', ['dgst', '-sha256', '-verify', join(dir, 'pub.der'), '-keyform', 'DER', '-signature', join(dir, 'sig.der'), join(dir, 'data.txt')]).toString();
-        expect(out.trim()).toBe('Verified OK');
-        writeFileSync(join(dir, 'data.txt'), `${msg.dataText} `);
-        expect(() => execFileSync('openssl', ['dgst', '-sha256', '-verify', join(dir, 'pub.der'), '-keyform', 'DER', '-signature', join(dir, 'sig.der'), join(dir, 'data.txt')], { stdio: 'pipe' })).toThrow();
-      });
-    }
-  }
-});
-
-function derS(der: string): string {
-  const b = Buffer.from(der, 'hex');
-  const rLen = b[3]!;
-  const sLen = b[5 + rLen]!;
-  return b.subarray(6 + rLen, 6 + rLen + sLen).toString('hex');
-}
-
-function rawToDer(raw: string): string {
+/** Independent of the code under test: r||s hex -> DER hex, as openssl wants it. */
+function testRawToDer(raw: string): string {
   const int = (h: string) => {
     let b = Buffer.from(h, 'hex');
     while (b.length > 1 && b[0] === 0 && !(b[1]! & 0x80)) b = b.subarray(1);
     if (b[0]! & 0x80) b = Buffer.concat([Buffer.from([0]), b]);
     return Buffer.concat([Buffer.from([2, b.length]), b]);
   };
-  const body = Buffer.concat([int(raw.slice(0, 64)), int(raw.slice(64))]);
-  return Buffer.concat([Buffer.from([0x30, body.length]), body]).toString('hex');
+  const seq = Buffer.concat([int(raw.slice(0, 64)), int(raw.slice(64))]);
+  return Buffer.concat([Buffer.from([0x30, seq.length]), seq]).toString('hex');
 }
 
-describe('identity', () => {
-  it('creates the key 0600 in a 0700 directory, then loads the same identity', () => {
-    const dir = join(mkdtempSync(join(tmpdir(), 'id-')), 'identity');
-    const a = loadOrCreateIdentity(dir);
-    expect(a.created).toBe(true);
-    expect(statSync(dir).mode & 0o777).toBe(0o700);
-    expect(statSync(join(dir, KEY_FILE)).mode & 0o777).toBe(0o600);
-    expect(a.publicKey).toMatch(/^04[0-9a-f]{128}$/);
-    expect(a.address).toMatch(/^0x[0-9a-f]{40}$/);
-    const b = loadOrCreateIdentity(dir);
-    expect(b.created).toBe(false);
-    expect(b.address).toBe(a.address);
-    expect(JSON.stringify(b)).not.toContain('PRIVATE');
+function derS(der: string): string {
+  const b = Buffer.from(der, 'hex');
+  const rLen = b[3]!;
+  return b.subarray(6 + rLen, 6 + rLen + b[5 + rLen]!).toString('hex');
+}
+
+describe('the w3bstream.md test vector', () => {
+  it('verifies as given (P-256, DER, high S, timestamp in ms)', () => {
+    const v = verifyBody(body(VECTOR.data));
+    expect(v).toMatchObject({ ok: true, reason: null, curve: 'p256', encoding: 'der', lowS: false, sensorReading: 1.6163222834016864, timestamp: 1681943510756 });
+    expect(v.data).toEqual({ sensor_reading: 1.6163222834016864, timestamp: 1681943510756 });
+    expect(v.dataText).toBe(VECTOR.data);
+    expect(v.deviceId).toBe(deviceAddress(VECTOR.publicKey));
   });
 
-  it('derives the address as keccak256 of X||Y (known Ethereum vector)', () => {
-    // Private key 1 on secp256k1: public point G, address 0x7e5f4552091a69125d5dfcb7b8c2659029395bdf.
-    const g = '0479be667ef9dcbbac55a06295ce870b07029bfcdb2dce28d959f2815b16f81798483ada7726a3c4655da4fbfc0e1108a8fd17b448a68554199c47d08ffb10d4b8';
-    expect(deviceAddress(g)).toBe('0x7e5f4552091a69125d5dfcb7b8c2659029395bdf');
+  it('does not verify with whitespace anywhere in the data text', () => {
+    const variants = [
+      VECTOR.data.replace(':1.6', ': 1.6'),
+      VECTOR.data.replace('{', '{ '),
+      VECTOR.data.replace(',', ', '),
+      VECTOR.data.replace('}', '\n}'),
+      VECTOR.data.replace('"timestamp"', '\t"timestamp"'),
+    ];
+    for (const d of variants) {
+      expect(JSON.parse(d)).toEqual(JSON.parse(VECTOR.data)); // same values, different bytes
+      expect(verifyBody(body(d))).toMatchObject({ ok: false, reason: 'signature does not verify' });
+    }
   });
 
-  it('refuses a key others can read, and a corrupt key, without replacing it', () => {
-    const dir = join(mkdtempSync(join(tmpdir(), 'id-')), 'identity');
-    loadOrCreateIdentity(dir);
-    const file = join(dir, KEY_FILE);
-    chmodSync(file, 0o644);
-    expect(() => loadOrCreateIdentity(dir)).toThrow(/chmod 600/);
-    chmodSync(file, 0o600);
-    writeFileSync(file, 'garbage');
-    expect(() => loadOrCreateIdentity(dir)).toThrow(IdentityError);
-    expect(() => loadOrCreateIdentity(dir)).toThrow(/corrupt.*not replaced/);
-    expect(readFileSync(file, 'utf8')).toBe('garbage');
+  it('verifies in raw r||s form and with S normalised low (both are the same signature)', () => {
+    const raw = derToRaw(VECTOR.signature);
+    expect(raw).toHaveLength(128);
+    expect(verifyBody(body(VECTOR.data, raw))).toMatchObject({ ok: true, encoding: 'raw' });
+    const n = BigInt(`0x${CURVES.p256.orderHex}`);
+    const lowS = (n - BigInt(`0x${raw.slice(64)}`)).toString(16).padStart(64, '0');
+    expect(verifyBody(body(VECTOR.data, raw.slice(0, 64) + lowS))).toMatchObject({ ok: true, lowS: true });
+    expect(rawToDer(raw)).toBe(VECTOR.signature);
   });
+
+  it('does not verify a changed reading, timestamp, key or signature', () => {
+    expect(verifyBody(body(VECTOR.data.replace('1.616', '1.617'))).reason).toBe('signature does not verify');
+    expect(verifyBody(body(VECTOR.data.replace('756}', '757}'))).reason).toBe('signature does not verify');
+    const otherKey = loadOrCreateIdentity(join(tempDir(), 'id')).publicKeyHex;
+    expect(verifyBody(body(VECTOR.data, VECTOR.signature, otherKey)).reason).toBe('signature does not verify');
+    expect(verifyBody(body(VECTOR.data, VECTOR.signature.replace(/5f$/, '60'))).reason).toBe('signature does not verify');
+  });
+});
+
+describe('formatting (w3bstream.md section 2)', () => {
+  it('writes sensor_reading in shortest round-trip form, always with a decimal point or exponent', () => {
+    const cases: Array<[number, string]> = [
+      [12, '12.0'],
+      [0, '0.0'],
+      [-0, '0.0'],
+      [12.34, '12.34'],
+      [0.1 + 0.2, '0.30000000000000004'],
+      [-3, '-3.0'],
+      [1e21, '1e+21'],
+      [1e-7, '1e-7'],
+      [123456789012, '123456789012.0'],
+    ];
+    for (const [powerW, text] of cases) {
+      expect(formatSensorReading(powerW)).toBe(text);
+      expect(JSON.parse(text)).toBe(powerW === 0 ? 0 : powerW); // round-trips exactly
+    }
+    for (const bad of [NaN, Infinity, -Infinity]) expect(() => formatSensorReading(bad)).toThrow(ReadingError);
+  });
+
+  it('writes timestamp as integer seconds by default, milliseconds when asked, and refuses an unset clock', () => {
+    expect(dataText(8, 1_764_000_123_999)).toBe('{"sensor_reading":8.0,"timestamp":1764000123}');
+    expect(dataText(8, 1_764_000_123_456.7, 'ms')).toBe('{"sensor_reading":8.0,"timestamp":1764000123456}');
+    expect(() => dataText(8, 0)).toThrow(/clock is not set/);
+    expect(() => dataText(8, 999)).toThrow(ReadingError); // floors to 0 s
+  });
+});
+
+describe('buildMessage', () => {
+  it('splices the signed data text unchanged into the body, with the identity public key', () => {
+    const id = loadOrCreateIdentity(join(tempDir(), 'id'));
+    const msg = buildMessage(id, { powerW: 4, timestampMs: 1_764_000_000_000 });
+    expect(msg.dataText).toBe('{"sensor_reading":4.0,"timestamp":1764000000}');
+    expect(msg.body).toBe(`{"data":${msg.dataText},"signature":"${msg.signature}","public_key":"${id.publicKeyHex}"}`);
+    expect(msg.signature).toMatch(/^[0-9a-f]{128}$/); // raw r||s by default
+    expect(verifyBody(msg.body)).toMatchObject({ ok: true, deviceId: id.deviceId, encoding: 'raw', lowS: true });
+    const der = buildMessage(id, { powerW: 4, timestampMs: 1_764_000_000_000 }, { signatureEncoding: 'der', timestampUnit: 'ms' });
+    expect(der.signature).toMatch(/^30[0-9a-f]+$/);
+    expect(der.dataText).toContain('"timestamp":1764000000000}');
+    expect(verifyBody(der.body)).toMatchObject({ ok: true, encoding: 'der' });
+  });
+
+  it('always produces low S (200 signatures per curve)', () => {
+    for (const curve of ['p256', 'secp256k1'] as Curve[]) {
+      const id = loadOrCreateIdentity(join(tempDir(), 'id'), { curve });
+      const half = BigInt(`0x${CURVES[curve].orderHex}`) / 2n;
+      for (let i = 0; i < 200; i++) {
+        const sig = id.sign(`reading ${i}`, 'raw');
+        expect(BigInt(`0x${sig.slice(64)}`) <= half).toBe(true);
+      }
+    }
+  });
+});
+
+describe('verifyBody refuses what the applet would refuse', () => {
+  it('with a reason for each rule', () => {
+    const cases: Array<[string, RegExp]> = [
+      ['nope', /not JSON/],
+      ['[1,2]', /not a JSON object/],
+      [body('{"sensor_reading":12,"timestamp":1681943510756}'), /sensor_reading 12 is not a float/],
+      [body('{"sensor_reading":"1.5","timestamp":1681943510756}'), /sensor_reading missing or not a number/],
+      [body('{"timestamp":1681943510756}'), /sensor_reading missing/],
+      [body('{"sensor_reading":1.5,"timestamp":0}'), /timestamp is not a positive integer/],
+      [body('{"sensor_reading":1.5,"timestamp":1.5}'), /timestamp is not a positive integer/],
+      [body('{"sensor_reading":1.5,"timestamp":1e12}'), /timestamp 1e12 is not written as an integer/],
+      [body('[1]'), /data is not an object/],
+      [body(VECTOR.data, ''), /signature missing/],
+      [body(VECTOR.data, VECTOR.signature, ''), /public_key missing/],
+      [body(VECTOR.data, VECTOR.signature, '04abc'), /public_key is not 04 followed by 128 hex digits/],
+      [body(VECTOR.data, 'zz'), /signature is not hex/],
+      [body(VECTOR.data, '3100'), /nor valid DER/],
+      // DER with a needless leading zero byte in r: malleable, refused.
+      [body(VECTOR.data, `3046022100${VECTOR.signature.slice(8)}`), /INTEGER not minimally encoded/],
+    ];
+    for (const [b, reason] of cases) {
+      const v = verifyBody(b);
+      expect(v.ok, b).toBe(false);
+      expect(v.reason).toMatch(reason);
+    }
+  });
+
+  it('refuses a body with two data members (JSON.parse would keep the unsigned one)', () => {
+    const forged = `{"data":${VECTOR.data},"data":{"sensor_reading":999.0,"timestamp":1681943510756},"signature":"${VECTOR.signature}","public_key":"${VECTOR.publicKey}"}`;
+    expect(JSON.parse(forged).data.sensor_reading).toBe(999);
+    expect(verifyBody(forged)).toMatchObject({ ok: false, reason: 'body has more than one "data" member' });
+    const inner = body('{"sensor_reading":1.0,"sensor_reading":2.0,"timestamp":5}');
+    expect(verifyBody(inner).reason).toBe('data has more than one "sensor_reading" member');
+  });
+
+  it('finds the data text by structure, not by pattern (keys and strings that look like data)', () => {
+    const tricky = `{"note":"\\"data\\":{\\"sensor_reading\\":9.0}","x":{"data":{"a":[1,{"b":"}"}]}},"data":${VECTOR.data},"signature":"${VECTOR.signature}","public_key":"${VECTOR.publicKey}"}`;
+    expect(objectMembers(tricky).map((m) => m.key)).toEqual(['note', 'x', 'data', 'signature', 'public_key']);
+    expect(verifyBody(tricky)).toMatchObject({ ok: true, dataText: VECTOR.data });
+    // Whitespace around (not inside) the data text does not change the signed bytes.
+    expect(verifyBody(`{ "data" :  ${VECTOR.data} , "signature":"${VECTOR.signature}","public_key":"${VECTOR.publicKey}" }`).ok).toBe(true);
+  });
+});
+
+describe('openssl agrees (independent implementation)', () => {
+  const openssl = (args: string[]) => execFileSync('openssl', args, { stdio: 'pipe' }).toString();
+
+  for (const curve of ['p256', 'secp256k1'] as Curve[]) {
+    for (const encoding of ['raw', 'der'] as const) {
+      it(`openssl verifies what we sign on ${curve} (${encoding}), and refuses altered data`, () => {
+        const dir = tempDir();
+        const id = loadOrCreateIdentity(join(dir, 'identity'), { curve });
+        const msg = buildMessage(id, { powerW: 8.25, timestampMs: 1_764_000_000_000 }, { signatureEncoding: encoding });
+        const sHex = encoding === 'raw' ? msg.signature.slice(64) : derS(msg.signature);
+        expect(BigInt(`0x${sHex}`) <= BigInt(`0x${CURVES[curve].orderHex}`) / 2n).toBe(true);
+        // The public key as SPKI DER built from the 04… hex alone, as a verifier would receive it.
+        writeFileSync(join(dir, 'pub.der'), Buffer.from(CURVES[curve].spkiPrefixHex + id.publicKeyHex, 'hex'));
+        writeFileSync(join(dir, 'data.txt'), msg.dataText);
+        writeFileSync(join(dir, 'sig.der'), Buffer.from(encoding === 'der' ? msg.signature : testRawToDer(msg.signature), 'hex'));
+        const verifyArgs = ['dgst', '-sha256', '-verify', join(dir, 'pub.der'), '-keyform', 'DER', '-signature', join(dir, 'sig.der'), join(dir, 'data.txt')];
+        expect(openssl(verifyArgs).trim()).toBe('Verified OK');
+        writeFileSync(join(dir, 'data.txt'), msg.dataText.replace('8.25', '8.26'));
+        let failed: { status?: number; stdout?: Buffer } = {};
+        try {
+          openssl(verifyArgs);
+        } catch (err) {
+          failed = err as typeof failed;
+        }
+        expect(failed.status).toBe(1);
+        expect(String(failed.stdout)).toMatch(/Verification failure/);
+      });
+    }
+
+    it(`we verify what openssl signs on ${curve} (its key, its DER signature, and the raw form)`, () => {
+      const dir = tempDir();
+      const name = CURVES[curve].nodeName;
+      openssl(['ecparam', '-name', name, '-genkey', '-noout', '-out', join(dir, 'key.pem')]);
+      const text = '{"sensor_reading":3.5,"timestamp":1764000000}';
+      writeFileSync(join(dir, 'data.txt'), text);
+      openssl(['dgst', '-sha256', '-sign', join(dir, 'key.pem'), '-out', join(dir, 'sig.der'), join(dir, 'data.txt')]);
+      const pub = publicKeyHex(createPublicKey(createPrivateKey(readFileSync(join(dir, 'key.pem')))));
+      const sig = readFileSync(join(dir, 'sig.der')).toString('hex');
+      expect(verifyBody(body(text, sig, pub))).toMatchObject({ ok: true, curve, encoding: 'der' });
+      expect(verifyBody(body(text, derToRaw(sig), pub))).toMatchObject({ ok: true, curve, encoding: 'raw' });
+      expect(verifyBody(body(text.replace('3.5', '3.6'), sig, pub)).ok).toBe(false);
+    });
+  }
 });
