@@ -3,7 +3,7 @@
 #
 #   sudo ./install.sh                       install (or update), enable and start both units
 #   sudo ./install.sh --uninstall           stop, disable, remove units and programs (keeps data and identity)
-#   sudo ./install.sh --uninstall --purge   also remove the data directory (asks unless --yes)
+#   sudo ./install.sh --uninstall --purge   also remove the data and /etc/power-meter (asks unless --yes)
 #   ./install.sh --root DIR                 install into a fake root (packaging, tests): nothing is started
 #
 # Idempotent: a second run with the same options changes nothing. Never overwrites the user's
@@ -21,7 +21,7 @@ Usage: install.sh [options]
   --root DIR        install into a fake root: no starting, `systemctl --root` for enabling
   --no-start        enable the services but do not start them now
   --uninstall       stop, disable and remove the services and programs (data and identity stay)
-  --purge           with --uninstall: also remove the data directory
+  --purge           with --uninstall: also remove the data directory and /etc/power-meter (settings, token)
   --yes             do not ask for confirmation
   -h, --help        this help
 USAGE
@@ -89,6 +89,18 @@ else
 fi
 DATA_DIR="${DATA_DIR:-$USER_HOME/data/power-meter}"
 case "$DATA_DIR$PREFIX" in *[[:space:]]*) die "paths with spaces are not supported: $DATA_DIR $PREFIX" ;; esac
+# The application directory is replaced and the data directory purged wholesale: refuse a
+# system or home directory (--prefix /usr/local, --data-dir ~).
+for d in "$PREFIX" "$DATA_DIR"; do
+  [[ "$d" =~ ^/[^/]+/[^/]+ ]] || die "$d: give an absolute path at least two levels deep (e.g. /opt/power-meter)"
+  if [ "${d%/}" = "$USER_HOME" ] || [[ "${d%/}" =~ ^/(home|usr|etc|var|boot|proc|sys|dev|run|lib|lib64|bin|sbin)/[^/]+$ ]]; then
+    die "$d is a system or home directory: give a directory of its own (e.g. /opt/power-meter, ~/data/power-meter)"
+  fi
+done
+# An existing application directory must be an earlier installation: it is replaced whole.
+if [ -d "$ROOT$PREFIX" ] && [ -n "$(ls -A "$ROOT$PREFIX")" ] && [ ! -f "$ROOT$PREFIX/packages/power-meter/package.json" ]; then
+  die "$PREFIX exists and is not a power-meter installation: refusing to replace or remove it (choose another --prefix)"
+fi
 
 UNIT_DIR="$ROOT/etc/systemd/system"
 BIN_DIR="$ROOT/usr/local/bin"
@@ -107,19 +119,26 @@ if [ "$UNINSTALL" -eq 1 ]; then
     if [ -f "$UNIT_DIR/$u" ]; then systemctl_ disable "$u" >/dev/null 2>&1 || true; fi
     rm -f "$UNIT_DIR/$u"
   done
-  [ -n "$ROOT" ] || systemctl daemon-reload
-  rm -f "$BIN_DIR/power-meter" "$BIN_DIR/power-meter-display"
-  rm -rf "$APP"
-  say "removed the services and $PREFIX; kept $ETC_DIR and the data directory $DATA_DIR (identity, outbox)"
-  if [ "$PURGE" -eq 1 ]; then
-    if [ "$YES" -ne 1 ]; then
-      printf 'Delete %s, including the device key and undelivered readings? [y/N] ' "$ROOT$DATA_DIR"
-      read -r answer || answer=""
-      case "$answer" in y | Y | yes) ;; *) say "kept $ROOT$DATA_DIR"; exit 0 ;; esac
-    fi
-    rm -rf "$ROOT$DATA_DIR"
-    say "removed $ROOT$DATA_DIR"
+  if [ -z "$ROOT" ]; then
+    systemctl daemon-reload
+    systemctl reset-failed "${UNITS[@]}" 2>/dev/null || true
   fi
+  for p in power-meter power-meter-display; do
+    if [ "$(readlink "$BIN_DIR/$p" 2>/dev/null || true)" = "$PREFIX/packages/$p/dist/cli.js" ]; then rm -f "$BIN_DIR/$p"; fi
+  done
+  rm -rf "$APP"
+  if [ "$PURGE" -eq 0 ]; then
+    say "removed the services and $PREFIX; kept the settings in /etc/power-meter and the data directory $DATA_DIR (identity, outbox)"
+    exit 0
+  fi
+  say "removed the services and $PREFIX"
+  if [ "$YES" -ne 1 ]; then
+    printf 'Delete %s (including the device key and undelivered readings) and the settings and token in %s? [y/N] ' "$ROOT$DATA_DIR" "$ETC_DIR"
+    read -r answer || answer=""
+    case "$answer" in y | Y | yes) ;; *) say "kept $ROOT$DATA_DIR and $ETC_DIR"; exit 0 ;; esac
+  fi
+  rm -rf "$ROOT$DATA_DIR" "$ETC_DIR"
+  say "removed $ROOT$DATA_DIR and $ETC_DIR"
   exit 0
 fi
 
@@ -286,8 +305,8 @@ $IDENTITY
 
 Next steps:
   1. Register this device in your W3bstream project (and on chain if your applet uses it).
-  2. Put the publish URL in $ETC_DIR/config.json ("publishUrl") and the token in
-     $ETC_DIR/power-meter.env (W3BSTREAM_PUBLISHER_TOKEN=...), then:
+  2. Put the publish URL in /etc/power-meter/config.json ("publishUrl") and the token in
+     /etc/power-meter/power-meter.env (W3BSTREAM_PUBLISHER_TOKEN=...), then:
        sudo systemctl restart power-meter
   3. Check it:  systemctl status power-meter   |   power-meter doctor   |   journalctl -u power-meter -f
 NEXT

@@ -108,9 +108,13 @@ describe('install.sh into a fake root', () => {
     const no = install([...args, '--uninstall', '--purge'], 'n\n');
     expect(no.code).toBe(0);
     expect(existsSync(join(root, 'srv/pm-data/keep-me'))).toBe(true);
+    expect(existsSync(join(root, 'etc/power-meter/power-meter.env'))).toBe(true);
     const purge = install([...args, '--uninstall', '--purge', '--yes']);
     expect(purge.code).toBe(0);
     expect(existsSync(join(root, 'srv/pm-data'))).toBe(false);
+    // Purge also takes the settings and the token: no file of ours is left anywhere.
+    expect(existsSync(join(root, 'etc/power-meter'))).toBe(false);
+    expect(execFileSync('find', [root, '-type', 'f,l'], { encoding: 'utf8' })).toBe('');
   });
 
   it('limits each unit to its own device node, configurable', () => {
@@ -132,6 +136,27 @@ describe('install.sh into a fake root', () => {
     expect(r.out).not.toMatch(/device_id\s+0x/);
     expect(r.out).toMatch(/Next steps:[\s\S]*systemctl status power-meter/);
     expect(existsSync(join(other, 'etc/systemd/system/power-meter.service'))).toBe(true);
+  });
+
+  it('refuses to replace or delete a directory that is not its own', () => {
+    const other = mkdtempSync(join(tmpdir(), 'fakeroot-'));
+    const base = ['--root', other, '--no-start', '--user', 'pmtest'];
+    expect(install([...base, '--prefix', '/usr/local']).out).toMatch(/\/usr\/local is a system or home directory/);
+    expect(install([...base, '--data-dir', '/home/pmtest']).out).toMatch(/\/home\/pmtest is a system or home directory/);
+    expect(install([...base, '--data-dir', 'data']).out).toMatch(/give an absolute path/);
+    mkdirSync(join(other, 'opt/tools'), { recursive: true });
+    writeFileSync(join(other, 'opt/tools/precious'), 'x');
+    for (const extra of [[], ['--uninstall']]) {
+      const r = install([...base, '--prefix', '/opt/tools', ...extra]);
+      expect(r.code).toBe(1);
+      expect(r.out).toMatch(/\/opt\/tools exists and is not a power-meter installation/);
+    }
+    expect(readFileSync(join(other, 'opt/tools/precious'), 'utf8')).toBe('x');
+    // Uninstall leaves a power-meter command that is not its own link alone.
+    mkdirSync(join(other, 'usr/local/bin'), { recursive: true });
+    writeFileSync(join(other, 'usr/local/bin/power-meter'), '#!/bin/sh\n');
+    expect(install([...base, '--uninstall']).code).toBe(0);
+    expect(existsSync(join(other, 'usr/local/bin/power-meter'))).toBe(true);
   });
 
   it('refuses to run services as root and rejects unknown options', () => {
