@@ -20,8 +20,10 @@ import Database from 'better-sqlite3';
  *   cost of draining a backlog.
  * - locking_mode=EXCLUSIVE: a second process on the same file is refused (`OutboxLockedError`)
  *   instead of interleaving sequence numbers.
- * - Bounds: at most `maxCount` messages and none older than `maxAgeMs` (by `createdAtMs`). The
- *   oldest go first; every drop is counted in the database (`droppedTotal()`), never silent.
+ * - Bounds: at most `maxCount` messages, and the head of the queue is dropped while it is older
+ *   than `maxAgeMs` (by `createdAtMs`; creation order is queue order unless the wall clock stepped
+ *   back). The oldest go first; every drop is counted in the database (`droppedTotal()`) and
+ *   returned by `append`, never silent.
  */
 export interface OutboxMessage {
   seq: number;
