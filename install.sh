@@ -284,6 +284,13 @@ Later: power-meter identity --data-dir $DATA_DIR"
 fi
 
 # ---- enable and start ----------------------------------------------------------------------
+# The units ask for these groups (SupplementaryGroups=); systemd refuses to start a unit whose
+# group does not exist. Raspberry Pi OS has them; ./install-requirements.sh enables I2C and SPI.
+if [ -z "$ROOT" ]; then
+  for g in i2c spi gpio; do
+    getent group "$g" >/dev/null || echo "install.sh: warning: group $g does not exist, so the services will not start: is this a Raspberry Pi with I2C and SPI enabled (./install-requirements.sh)?" >&2
+  done
+fi
 if [ -z "$ROOT" ] && [ "$CHANGED" -eq 1 ]; then systemctl daemon-reload; fi
 for u in "${UNITS[@]}"; do
   if ! systemctl_ is-enabled --quiet "$u" 2>/dev/null; then
