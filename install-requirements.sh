@@ -10,13 +10,13 @@ cd "$(dirname "${BASH_SOURCE[0]}")"
 say() { echo "install-requirements: $*"; }
 die() { echo "install-requirements: $*" >&2; exit 1; }
 
-if [ "$(id -u)" -eq 0 ]; then
-  SUDO=()
-elif command -v sudo >/dev/null 2>&1; then
-  SUDO=(sudo)
-else
-  die "needs root for the system packages: run it as root or install sudo"
-fi
+# Root only for what needs it, so an up-to-date machine needs no sudo at all.
+as_root() {
+  if [ "$(id -u)" -eq 0 ]; then "$@"
+  elif command -v sudo >/dev/null 2>&1; then sudo "$@"
+  else die "needs root for: $*: run this script as root, or install sudo"
+  fi
+}
 # The user who will build and run the meter (not root when started through sudo).
 TARGET_USER="${SUDO_USER:-$(id -un)}"
 
@@ -58,8 +58,8 @@ for p in "${PACKAGES[@]}"; do
 done
 if [ "${#MISSING[@]}" -gt 0 ]; then
   say "installing ${MISSING[*]}"
-  "${SUDO[@]}" apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive "${SUDO[@]}" apt-get install -y -qq --no-install-recommends "${MISSING[@]}"
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${MISSING[@]}"
 else
   say "system packages already installed"
 fi
@@ -73,8 +73,8 @@ RELOGIN=0
 if [ "$IS_PI" -eq 1 ]; then
   if command -v raspi-config >/dev/null 2>&1; then
     # get_i2c / get_spi print 0 when the interface is enabled.
-    if [ "$("${SUDO[@]}" raspi-config nonint get_i2c)" != 0 ]; then "${SUDO[@]}" raspi-config nonint do_i2c 0; say "enabled I2C"; fi
-    if [ "$("${SUDO[@]}" raspi-config nonint get_spi)" != 0 ]; then "${SUDO[@]}" raspi-config nonint do_spi 0; say "enabled SPI"; fi
+    if [ "$(as_root raspi-config nonint get_i2c)" != 0 ]; then as_root raspi-config nonint do_i2c 0; say "enabled I2C"; fi
+    if [ "$(as_root raspi-config nonint get_spi)" != 0 ]; then as_root raspi-config nonint do_spi 0; say "enabled SPI"; fi
   else
     say "raspi-config not found: enable I2C and SPI with dtparam=i2c_arm=on and dtparam=spi=on in /boot/firmware/config.txt"
   fi
@@ -85,7 +85,7 @@ if [ "$IS_PI" -eq 1 ]; then
   if [ "$TARGET_USER" != root ]; then
     for g in i2c spi gpio; do
       if getent group "$g" >/dev/null && ! id -nG "$TARGET_USER" | tr ' ' '\n' | grep -qx "$g"; then
-        "${SUDO[@]}" usermod -aG "$g" "$TARGET_USER"
+        as_root usermod -aG "$g" "$TARGET_USER"
         RELOGIN=1
         say "added $TARGET_USER to group $g"
       fi

@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -18,6 +18,7 @@ interface Machine {
   dir: string; // the project checkout (a copy of the script plus a package-lock.json)
   state: string;
   sysroot: string;
+  bin: string;
   run(env?: Record<string, string>): { code: number | null; out: string; calls: string[] };
 }
 
@@ -60,6 +61,7 @@ function machine(opts: { installed?: string[]; node?: string | null; uid?: numbe
   stub(bin, 'dpkg-query', 'grep -qx "${@: -1}" "$STATE/installed" && printf "install ok installed" || exit 1', false);
   // apt-get install puts the packages in the installed list; Debian's nodejs brings node 20.19.2.
   stub(bin, 'apt-get', `[ "$1" = update ] && exit 0
+echo "apt-get frontend=\${DEBIAN_FRONTEND:-}" >>"$STATE/calls"
 for p in "$@"; do case "$p" in -*|install) ;; *) echo "$p" >>"$STATE/installed" ;; esac; done
 if grep -qx nodejs "$STATE/installed"; then echo 20.19.2 >"$STATE/node-version"; cp "$STATE/node-stub" "$BIN/node"; chmod +x "$BIN/node"; fi
 if grep -qx npm "$STATE/installed"; then cp "$STATE/npm-stub" "$BIN/npm"; chmod +x "$BIN/npm"; fi
@@ -79,7 +81,7 @@ true`);
     const calls = readFileSync(join(state, 'calls'), 'utf8').trim().split('\n').filter(Boolean);
     return { code: r.status, out: `${r.stdout}${r.stderr}`, calls };
   };
-  return { dir, state, sysroot, run };
+  return { dir, state, sysroot, bin, run };
 }
 
 const ALL = ['build-essential', 'python3', 'pkg-config', 'libcairo2-dev', 'libpango1.0-dev', 'libjpeg-dev', 'libgif-dev', 'librsvg2-dev', 'fonts-dejavu-core', 'openssl', 'shellcheck', 'systemd', 'ca-certificates'];
@@ -92,6 +94,7 @@ describe('install-requirements.sh', () => {
     const install = first.calls.find((c) => c.startsWith('apt-get') && c.includes(' install '))!;
     for (const p of [...ALL, 'nodejs', 'npm']) expect(install.split(' ')).toContain(p);
     expect(install).not.toMatch(/i2c-tools|gpiod/); // Pi-only
+    expect(first.calls).toContain('apt-get frontend=noninteractive'); // never stops at a debconf question
     expect(first.calls).toContain('npm ci --no-audit --no-fund JOBS=max');
     expect(first.calls).toContain('npm run build --silent JOBS=');
     expect(first.calls.some((c) => c.startsWith('raspi-config') || c.startsWith('usermod'))).toBe(false);
@@ -108,8 +111,22 @@ describe('install-requirements.sh', () => {
     const m = machine({ installed: ALL.filter((p) => p !== 'shellcheck'), uid: 1000, user: 'alice' });
     const r = m.run();
     expect(r.code).toBe(0);
-    expect(r.calls).toContain('sudo apt-get install -y -qq --no-install-recommends shellcheck');
+    // The frontend setting must survive sudo's environment reset: it goes through env.
+    expect(r.calls).toContain('sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends shellcheck');
     expect(r.calls.some((c) => c.startsWith('runuser'))).toBe(false); // npm runs as alice already
+  });
+
+  it('needs no sudo when the system part is done; says so when it is needed and missing', () => {
+    const done = machine({ installed: ALL, uid: 1000, user: 'alice' });
+    rmSync(join(done.bin, 'sudo'));
+    const ok = done.run();
+    expect(ok.code).toBe(0);
+    expect(ok.calls).toContain('npm ci --no-audit --no-fund JOBS=max');
+    const missing = machine({ installed: [], uid: 1000, user: 'alice' });
+    rmSync(join(missing.bin, 'sudo'));
+    const r = missing.run();
+    expect(r.code).toBe(1);
+    expect(r.out).toMatch(/needs root for: apt-get update.*run this script as root, or install sudo/);
   });
 
   it('stops before touching anything when the installed Node is older than 20.19, saying where to get one', () => {
