@@ -142,19 +142,21 @@ if [ "$UNINSTALL" -eq 1 ]; then
   exit 0
 fi
 
-# ---- build (only what is missing) -----------------------------------------------------------
+# ---- build (tsc -b: only what changed since the last build) ----------------------------------
 NODE_BIN="$(command -v node || true)"
-[ -n "$NODE_BIN" ] || die "node is not installed: run ./install-requirements.sh first"
+if [ -z "$NODE_BIN" ]; then
+  die "node is not on the PATH: run ./install-requirements.sh first; if Node lives in your home (nvm), sudo hides it: sudo env PATH=\"\$PATH\" ./install.sh"
+fi
 if [ ! -d "$SRC/node_modules" ]; then
   die "dependencies are not installed in $SRC: run ./install-requirements.sh first"
 fi
-for p in power-meter power-meter-display; do
-  if [ ! -f "$SRC/packages/$p/dist/cli.js" ]; then
-    say "building"
-    (cd "$SRC" && npm run build --silent)
-    break
-  fi
-done
+# As the owner of the checkout, so sudo leaves no root-owned files in it.
+OWNER="$(stat -c %U "$SRC")"
+if [ "$(id -u)" -eq 0 ] && [ "$OWNER" != root ] && [ "$OWNER" != UNKNOWN ]; then
+  (cd "$SRC" && runuser -u "$OWNER" -- env "PATH=$PATH" npm run build --silent) || die "the build failed (npm run build in $SRC)"
+else
+  (cd "$SRC" && npm run build --silent) || die "the build failed (npm run build in $SRC)"
+fi
 
 CHANGED=0 # anything installed or replaced: the services restart, and a re-run says whether it did anything
 

@@ -2,7 +2,7 @@ import { spawnSync } from 'node:child_process';
 import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { ROOT } from './support/processes.js';
 
 /*
@@ -23,6 +23,11 @@ interface Machine {
 }
 
 /** A stand-in command; `log: false` for the ones that only ask (id, getent, dpkg-query). */
+const temps: string[] = [];
+afterAll(() => {
+  for (const dir of temps) rmSync(dir, { recursive: true, force: true });
+});
+
 function stub(bin: string, name: string, body: string, log = true) {
   const record = log ? `echo "${name} $*" >>"$STATE/calls"\n` : '';
   writeFileSync(join(bin, name), `#!/usr/bin/env bash\n${record}${body}\n`);
@@ -31,6 +36,7 @@ function stub(bin: string, name: string, body: string, log = true) {
 
 function machine(opts: { installed?: string[]; node?: string | null; uid?: number; user?: string; groups?: string } = {}): Machine {
   const top = mkdtempSync(join(tmpdir(), 'reqs-'));
+  temps.push(top);
   const dir = join(top, 'checkout');
   const bin = join(top, 'bin');
   const state = join(top, 'state');

@@ -1,12 +1,23 @@
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { ROOT } from './support/processes.js';
 
 const INSTALL = join(ROOT, 'install.sh');
 const UNITS = ['power-meter.service', 'power-meter-display.service'];
+
+/** Each fake root holds a copy of the application (~100 MB): removed after the file's tests. */
+const temps: string[] = [];
+function tempDir(prefix: string): string {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  temps.push(dir);
+  return dir;
+}
+afterAll(() => {
+  for (const dir of temps) rmSync(dir, { recursive: true, force: true });
+});
 
 function install(args: string[], input = '') {
   const r = spawnSync('bash', [INSTALL, ...args], { encoding: 'utf8', input, env: { ...process.env, W3BSTREAM_PUBLISHER_TOKEN: '' } });
@@ -19,7 +30,7 @@ function snapshot(dir: string): string {
 }
 
 describe('install.sh into a fake root', () => {
-  const root = mkdtempSync(join(tmpdir(), 'fakeroot-'));
+  const root = tempDir('fakeroot-');
   const args = ['--root', root, '--no-start', '--user', 'pmtest', '--data-dir', '/srv/pm-data', '--prefix', '/opt/power-meter'];
   const first = install(args);
 
@@ -118,7 +129,7 @@ describe('install.sh into a fake root', () => {
   });
 
   it('limits each unit to its own device node, configurable', () => {
-    const other = mkdtempSync(join(tmpdir(), 'fakeroot-'));
+    const other = tempDir('fakeroot-');
     expect(install(['--root', other, '--no-start', '--user', 'pmtest', '--i2c-bus', '3', '--spi', '1.2']).code).toBe(0);
     expect(readFileSync(join(other, 'etc/systemd/system/power-meter.service'), 'utf8')).toMatch(/^DeviceAllow=\/dev\/i2c-3 rw$/m);
     expect(readFileSync(join(other, 'etc/systemd/system/power-meter-display.service'), 'utf8')).toMatch(/^DeviceAllow=\/dev\/spidev1\.2 rw$/m);
@@ -126,7 +137,7 @@ describe('install.sh into a fake root', () => {
   });
 
   it('finishes with the next steps when the device address cannot be read yet', () => {
-    const other = mkdtempSync(join(tmpdir(), 'fakeroot-'));
+    const other = tempDir('fakeroot-');
     // A file where the key directory belongs: power-meter identity fails, the install must not.
     mkdirSync(join(other, 'srv/pm-data'), { recursive: true });
     writeFileSync(join(other, 'srv/pm-data/identity'), 'not a directory');
@@ -139,7 +150,7 @@ describe('install.sh into a fake root', () => {
   });
 
   it('refuses to replace or delete a directory that is not its own', () => {
-    const other = mkdtempSync(join(tmpdir(), 'fakeroot-'));
+    const other = tempDir('fakeroot-');
     const base = ['--root', other, '--no-start', '--user', 'pmtest'];
     expect(install([...base, '--prefix', '/usr/local']).out).toMatch(/\/usr\/local is a system or home directory/);
     expect(install([...base, '--data-dir', '/home/pmtest']).out).toMatch(/\/home\/pmtest is a system or home directory/);
@@ -165,6 +176,24 @@ describe('install.sh into a fake root', () => {
     expect(bad.code).toBe(2);
     expect(bad.out).toMatch(/unknown option --frobnicate/);
   });
+});
+
+describe('install.sh from a checkout that was never built', () => {
+  it('builds it first, then installs programs that run', () => {
+    const checkout = tempDir('checkout-');
+    // The working tree as cloned and `npm ci`-ed, without any build output.
+    execFileSync('bash', ['-c', `tar -C "$1" --exclude=./.git --exclude='./packages/*/dist' --exclude='./packages/*/tsconfig.tsbuildinfo' -cf - . | tar -xf - -C "$2"`, 'copy', ROOT, checkout]);
+    expect(existsSync(join(checkout, 'packages/power-meter/dist'))).toBe(false);
+    const root = tempDir('fakeroot-');
+    const r = spawnSync('bash', [join(checkout, 'install.sh'), '--root', root, '--no-start', '--user', 'pmtest', '--data-dir', '/srv/pm'], { encoding: 'utf8' });
+    expect(r.status).toBe(0);
+    for (const p of ['power-meter', 'power-meter-display']) {
+      expect(existsSync(join(checkout, 'packages', p, 'dist/cli.js'))).toBe(true);
+      const help = execFileSync(process.execPath, [join(root, 'opt/power-meter/packages', p, 'dist/cli.js'), '--help'], { encoding: 'utf8' });
+      expect(help).toMatch(new RegExp(`^Usage: ${p} `));
+    }
+    expect(r.stdout).toMatch(/device_id\s+0x[0-9a-f]{40}/);
+  }, 180_000);
 });
 
 describe('shell scripts', () => {
