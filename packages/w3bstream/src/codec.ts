@@ -101,6 +101,38 @@ export type VerifyResult =
  * signature over one could otherwise vouch for another.
  */
 export function verifyBody(body: string): VerifyResult {
+  return verifyWith(body, keyFromHex);
+}
+
+/**
+ * A `verifyBody` that remembers the last `cacheSize` public keys it parsed. A receiver sees the
+ * same few keys over and over, and parsing a key costs more than verifying the signature.
+ */
+export function createBodyVerifier(opts: { cacheSize?: number } = {}): (body: string) => VerifyResult {
+  const cacheSize = opts.cacheSize ?? 64;
+  const cache = new Map<string, KeyObject | null>();
+  return (body) =>
+    verifyWith(body, (hex, curve) => {
+      const k = `${curve}:${hex.toLowerCase()}`;
+      let key = cache.get(k);
+      if (key === undefined) {
+        key = keyFromHex(hex, curve);
+        if (cache.size >= cacheSize) cache.delete(cache.keys().next().value!);
+        cache.set(k, key);
+      }
+      return key;
+    });
+}
+
+function keyFromHex(hex: string, curve: Curve): KeyObject | null {
+  try {
+    return publicKeyFromHex(hex, curve);
+  } catch {
+    return null; // not a point on this curve
+  }
+}
+
+function verifyWith(body: string, keyFor: (hex: string, curve: Curve) => KeyObject | null): VerifyResult {
   const fields: VerifyFields = { curve: null, publicKeyHex: null, publicKey: null, deviceId: null, sensorReading: null, timestamp: null, encoding: null, lowS: null };
   let text: string | null = null;
   const fail = (reason: string): VerifyResult => ({ ok: false, reason, data: null, dataText: text, ...fields });
@@ -146,12 +178,8 @@ export function verifyBody(body: string): VerifyResult {
   fields.encoding = sig.encoding;
   const der = Buffer.from(rsToDer(sig.r, sig.s), 'hex');
   for (const curve of Object.keys(CURVES) as Curve[]) {
-    let key: KeyObject;
-    try {
-      key = publicKeyFromHex(publicKey, curve);
-    } catch {
-      continue; // not a point on this curve
-    }
+    const key = keyFor(publicKey, curve);
+    if (key === null) continue;
     if (verify('sha256', Buffer.from(text, 'utf8'), { key, dsaEncoding: 'der' }, der)) {
       fields.curve = curve;
       fields.lowS = isLowS(sig.s, curve);

@@ -5,7 +5,7 @@ export { IdentityCorruptError, IdentityError, IdentityMissingError, IdentityPerm
 export type { Identity, IdentityErrorKind } from './identity.js';
 export { SignatureFormatError, derToRaw, isLowS, parseSignature, rawToDer } from './signature.js';
 export type { SignatureEncoding } from './signature.js';
-export { ReadingError, buildMessage, dataText, formatReading, formatSensorReading, objectMembers, signText, timestampFor, verifyBody } from './codec.js';
+export { ReadingError, buildMessage, createBodyVerifier, dataText, formatReading, formatSensorReading, objectMembers, signText, timestampFor, verifyBody } from './codec.js';
 export type { BuildOptions, SignedMessage, Signer, TimestampUnit, VerifyResult } from './codec.js';
 export { Outbox, OutboxLockedError, OutboxOptionError } from './outbox.js';
 export type { DeliveryOutcome, OutboxMessage, OutboxOptions, OutboxStats } from './outbox.js';

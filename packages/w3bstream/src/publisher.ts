@@ -209,8 +209,8 @@ export class Publisher extends EventEmitter {
         await this.sleep(IDLE_POLL_MS, true);
         continue;
       }
-      outbox.noteAttempt(msg.seq);
       const answer = await this.post(msg.seq, msg.body);
+      if (answer === 'stopped' || answer.verdict.kind === 'transient' || answer.verdict.kind === 'config') outbox.noteAttempt(msg.seq);
       if (answer === 'stopped') break;
       const delayMs = this.handle(msg.seq, answer.status, answer.verdict);
       if (delayMs !== null) {
@@ -273,8 +273,17 @@ export class Publisher extends EventEmitter {
   }
 
   private async post(seq: number, body: string): Promise<{ status: number; verdict: Verdict } | 'stopped'> {
-    const timeout = AbortSignal.timeout(this.timeoutMs);
-    const signal = AbortSignal.any([this.stopController.signal, timeout]);
+    // One controller per request, aborted by its own timer (cleared when the answer is in) or by
+    // stop(). AbortSignal.timeout would leave a timer pending for the full timeout per message.
+    const request = new AbortController();
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      request.abort();
+    }, this.timeoutMs);
+    const onStop = (): void => request.abort();
+    this.stopController.signal.addEventListener('abort', onStop, { once: true });
+    const signal = request.signal;
     const headers: Record<string, string> = { 'Content-Type': 'application/json', 'User-Agent': 'power-meter-w3bstream/0.1' };
     if (this.opts.token) headers.Authorization = `Bearer ${this.opts.token}`;
     let status = 0;
@@ -291,12 +300,15 @@ export class Publisher extends EventEmitter {
       return { status, verdict: classifyAnswer(status, text) };
     } catch (err) {
       if (this.stopController.signal.aborted) return 'stopped';
-      if (timeout.aborted) {
+      if (timedOut) {
         const verdict: Verdict = { kind: 'transient', reason: `timeout ${this.timeoutMs} ms`, errorKey: 'timeout', advice: `no answer within ${this.timeoutMs} ms (a busy node delays answers instead of refusing): retrying` };
         return { status, verdict };
       }
       const e = err as { code?: string; type?: string; name?: string };
       return { status, verdict: classifyNetworkError(e.code ?? e.type ?? e.name ?? 'network error') };
+    } finally {
+      clearTimeout(timer);
+      this.stopController.signal.removeEventListener('abort', onStop);
     }
   }
 

@@ -2,7 +2,7 @@ import { closeSync, mkdirSync, openSync, writeSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { dirname } from 'node:path';
-import { verifyBody } from './codec.js';
+import { createBodyVerifier } from './codec.js';
 
 /**
  * A local stand-in for a W3bstream event endpoint (design.md "Dev receiver"): the same route
@@ -90,6 +90,7 @@ export async function startDevReceiver(opts: DevReceiverOptions = {}): Promise<D
   const token = opts.token ?? 'dev-token';
   const host = opts.host ?? '127.0.0.1';
   const received: ReceivedEvent[] = [];
+  const verifyBody = createBodyVerifier();
   const seen = new Set<string>();
   let requests = 0;
   let delay = 0;

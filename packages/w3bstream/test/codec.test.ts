@@ -7,6 +7,7 @@ import {
   CURVES,
   ReadingError,
   buildMessage,
+  createBodyVerifier,
   dataText,
   derToRaw,
   deviceAddress,
@@ -183,6 +184,21 @@ describe('verifyBody refuses what the applet would refuse', () => {
     expect(verifyBody(tricky)).toMatchObject({ ok: true, dataText: VECTOR.data });
     // Whitespace around (not inside) the data text does not change the signed bytes.
     expect(verifyBody(`{ "data" :  ${VECTOR.data} , "signature":"${VECTOR.signature}","public_key":"${VECTOR.publicKey}" }`).ok).toBe(true);
+  });
+});
+
+describe('createBodyVerifier', () => {
+  it('answers exactly like verifyBody, across keys, curves and failures, with a bounded cache', () => {
+    const verify = createBodyVerifier({ cacheSize: 2 });
+    const ids = (['p256', 'secp256k1', 'p256'] as Curve[]).map((curve) => loadOrCreateIdentity(join(tempDir(), 'id'), { curve }));
+    const bodies = [
+      body(VECTOR.data),
+      body(VECTOR.data.replace(':1.6', ': 1.6')),
+      body(VECTOR.data, VECTOR.signature, `04${'11'.repeat(64)}`), // not a point on either curve
+      ...ids.flatMap((id) => [1.5, 2.5].map((w) => buildMessage(id, { powerW: w, timestampMs: 1_764_000_000_000 }).body)),
+    ];
+    for (let round = 0; round < 2; round++) for (const b of bodies) expect(verify(b)).toEqual(verifyBody(b));
+    expect(bodies.map((b) => verify(b).ok)).toEqual([true, false, false, true, true, true, true, true, true]);
   });
 });
 

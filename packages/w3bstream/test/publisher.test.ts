@@ -248,6 +248,17 @@ describe('publisher against the dev receiver', () => {
     expect(waits).toEqual([[1, 20], [2, 40], [3, 80], [4, 80], [5, 80]]);
     expect(states.at(-1)).toMatchObject({ state: 'ok', failures: 0, nextRetryMs: null });
   });
+
+  it('counts the attempts that did not deliver a message, on the message', async () => {
+    const { id, outbox, append } = setup();
+    const r = await receiver();
+    r.failNext(3, 500);
+    append(2);
+    const { p } = publisher(outbox, id, r.url, { backoff: { baseMs: 10, maxMs: 10 } });
+    await until(() => p.state().failures === 3, 'three failures');
+    await p.stop();
+    expect(outbox.peek(2).map((m) => [m.seq, m.attempts])).toEqual([[1, 3], [2, 0]]);
+  });
 });
 
 describe('publisher against misbehaving loopback servers', () => {
