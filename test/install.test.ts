@@ -87,6 +87,33 @@ describe('install.sh into a fake root', () => {
     expect(display).toBeLessThanOrEqual(1.5);
   });
 
+  it('gives each unit exactly its devices, groups and network, without the settings that break Node on a Pi', () => {
+    const unit = (u: string) => readFileSync(join(root, 'etc/systemd/system', u), 'utf8');
+    const backend = unit('power-meter.service');
+    const display = unit('power-meter-display.service');
+    for (const text of [backend, display]) {
+      // MemoryDenyWriteExecute kills V8's JIT; PrivateUsers hides the groups that open the devices.
+      expect(text).not.toMatch(/^(MemoryDenyWriteExecute|PrivateUsers)=(yes|true|1)/m);
+      expect(text).not.toMatch(/^User=root$/m);
+      expect(text).toMatch(/^NoNewPrivileges=yes$/m);
+      expect(text).toMatch(/^ProtectSystem=strict$/m);
+      expect(text).toMatch(/^DevicePolicy=closed$/m);
+      expect(text).toMatch(/^Restart=on-failure$/m);
+      expect(text).toMatch(/^WantedBy=multi-user\.target$/m);
+    }
+    expect(backend).toMatch(/^SupplementaryGroups=i2c$/m);
+    expect(backend).toMatch(/^ReadWritePaths=\/srv\/pm-data$/m);
+    expect(backend).toMatch(/^RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX$/m);
+    expect(backend).toMatch(/^After=network-online\.target/m);
+    expect(backend.match(/^DeviceAllow=.*$/gm)).toEqual(['DeviceAllow=/dev/i2c-1 rw']);
+    expect(display).toMatch(/^SupplementaryGroups=spi gpio$/m);
+    expect(display).toMatch(/^PrivateNetwork=yes$/m);
+    expect(display).toMatch(/^RestrictAddressFamilies=AF_UNIX$/m);
+    expect(display).not.toMatch(/^ReadWritePaths=/m);
+    expect(display).not.toMatch(/power-meter\.service/); // shows "no data" on its own
+    expect(display.match(/^DeviceAllow=.*$/gm)).toEqual(['DeviceAllow=/dev/spidev0.0 rw', 'DeviceAllow=char-gpiochip rw']);
+  });
+
   it('is idempotent and never overwrites the config or the token file', () => {
     writeFileSync(join(root, 'etc/power-meter/config.json'), '{"publishUrl":"https://example.invalid/x"}');
     writeFileSync(join(root, 'etc/power-meter/power-meter.env'), 'W3BSTREAM_PUBLISHER_TOKEN=tok-7f3e9d51c2\n', { mode: 0o600 });
