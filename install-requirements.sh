@@ -101,15 +101,19 @@ run_as_user() {
     "$@"
   fi
 }
-# JOBS=max builds the native addons on every core.
+# The native addons exist and load in this Node (a Node upgrade changes the ABI: rebuild).
+NATIVE=(node_modules/canvas/build/Release/canvas.node node_modules/better-sqlite3/build/Release/better_sqlite3.node
+  node_modules/i2c-bus/build/Release/i2c.node node_modules/spi-device/build/Release/spi.node)
 native_built() {
-  [ -f node_modules/canvas/build/Release/canvas.node ] && [ -f node_modules/better-sqlite3/build/Release/better_sqlite3.node ]
+  local f
+  for f in "${NATIVE[@]}"; do [ -f "$f" ] || return 1; done
+  node -e 'for (const f of process.argv.slice(1)) require(require("node:path").resolve(f))' "${NATIVE[@]}" 2>/dev/null
 }
-# npm's own marker: node_modules/.package-lock.json is newer than package-lock.json after an install.
 if [ node_modules/.package-lock.json -nt package-lock.json ] && native_built; then
   say "npm dependencies up to date"
 else
   say "npm ci (builds canvas, better-sqlite3, i2c-bus and spi-device from source: about a minute)"
+  # JOBS=max builds the native addons on every core.
   run_as_user env JOBS=max npm ci --no-audit --no-fund
 fi
 say "building"

@@ -12,7 +12,7 @@ import { ROOT } from './support/processes.js';
  * asks nothing) without root, network or a Raspberry Pi. CI also runs the real script (.ci/run).
  */
 
-const REAL = ['bash', 'grep', 'tr', 'dirname', 'env', 'cat', 'touch', 'mkdir', 'cp', 'chmod'];
+const REAL = ['bash', 'grep', 'tr', 'dirname', 'env', 'cat', 'touch', 'mkdir', 'cp', 'chmod', 'rm'];
 
 interface Machine {
   dir: string; // the project checkout (a copy of the script plus a package-lock.json)
@@ -54,9 +54,10 @@ function machine(opts: { installed?: string[]; node?: string | null; uid?: numbe
   // npm: "ci" produces what npm ci would (the lock marker and the native addons).
   writeFileSync(
     join(state, 'npm-stub'),
-    `#!/usr/bin/env bash\necho "npm $* JOBS=\${JOBS:-}" >>"$STATE/calls"\nif [ "$1" = ci ]; then mkdir -p node_modules/canvas/build/Release node_modules/better-sqlite3/build/Release; touch node_modules/canvas/build/Release/canvas.node node_modules/better-sqlite3/build/Release/better_sqlite3.node node_modules/.package-lock.json; fi\n`,
+    `#!/usr/bin/env bash\necho "npm $* JOBS=\${JOBS:-}" >>"$STATE/calls"\nif [ "$1" = ci ]; then for f in canvas/build/Release/canvas.node better-sqlite3/build/Release/better_sqlite3.node i2c-bus/build/Release/i2c.node spi-device/build/Release/spi.node; do mkdir -p "node_modules/\${f%/*}"; touch "node_modules/$f"; done; touch node_modules/.package-lock.json; rm -f "$STATE/abi-changed"; fi\n`,
   );
-  const nodeStub = `#!/usr/bin/env bash\n[ "$1" = -p ] && echo "$(cat "$STATE/node-version")"\n`;
+  // node -p prints the version; node -e (loading the native addons) fails after a Node upgrade.
+  const nodeStub = `#!/usr/bin/env bash\ncase "$1" in -p) cat "$STATE/node-version" ;; -e) [ ! -e "$STATE/abi-changed" ] ;; esac\n`;
   writeFileSync(join(state, 'node-stub'), nodeStub);
   if (opts.node !== null) {
     writeFileSync(join(state, 'node-version'), opts.node ?? '20.20.0');
@@ -111,6 +112,13 @@ describe('install-requirements.sh', () => {
     expect(second.calls).toEqual(['npm run build --silent JOBS=']);
     expect(second.out).toMatch(/system packages already installed/);
     expect(second.out).toMatch(/npm dependencies up to date/);
+
+    // Native addons that no longer load (Node upgraded underneath) or are gone: npm ci again.
+    writeFileSync(join(m.state, 'abi-changed'), '');
+    expect(m.run().calls).toContain('npm ci --no-audit --no-fund JOBS=max');
+    expect(m.run().calls).not.toContain('npm ci --no-audit --no-fund JOBS=max');
+    rmSync(join(m.dir, 'node_modules/spi-device/build/Release/spi.node'));
+    expect(m.run().calls).toContain('npm ci --no-audit --no-fund JOBS=max');
   });
 
   it('installs only what is missing, through sudo when not root', () => {
