@@ -78,6 +78,7 @@ if [ -z "$USER_NAME" ]; then
   fi
 fi
 [ "$USER_NAME" != root ] || die "the services must not run as root: pass --user NAME"
+[[ "$USER_NAME" =~ ^[A-Za-z_][A-Za-z0-9_.-]*$ ]] || die "--user $USER_NAME is not a plain user name"
 if id "$USER_NAME" >/dev/null 2>&1; then
   GROUP_NAME="$(id -gn "$USER_NAME")"
   USER_HOME="$(getent passwd "$USER_NAME" | cut -d: -f6)"
@@ -88,7 +89,11 @@ else
   die "user $USER_NAME does not exist (create it, or pass --user NAME)"
 fi
 DATA_DIR="${DATA_DIR:-$USER_HOME/data/power-meter}"
-case "$DATA_DIR$PREFIX" in *[[:space:]]*) die "paths with spaces are not supported: $DATA_DIR $PREFIX" ;; esac
+# The paths and the name go into unit files, where spaces, % (specifiers) and quotes mean
+# something, and through sed: keep them plain (the user name is checked above).
+for d in "$PREFIX" "$DATA_DIR"; do
+  [[ "$d" =~ ^[A-Za-z0-9._/+-]+$ ]] || die "$d: only letters, digits and . _ / + - are supported in paths"
+done
 # The application directory is replaced and the data directory purged wholesale: refuse a
 # system or home directory (--prefix /usr/local, --data-dir ~).
 for d in "$PREFIX" "$DATA_DIR"; do

@@ -182,6 +182,10 @@ describe('install.sh into a fake root', () => {
     expect(install([...base, '--prefix', '/usr/local']).out).toMatch(/\/usr\/local is a system or home directory/);
     expect(install([...base, '--data-dir', '/home/pmtest']).out).toMatch(/\/home\/pmtest is a system or home directory/);
     expect(install([...base, '--data-dir', 'data']).out).toMatch(/give an absolute path/);
+    // Would be a specifier in a unit file, or break the substitution.
+    expect(install([...base, '--data-dir', '/srv/50%']).out).toMatch(/only letters, digits/);
+    expect(install([...base, '--prefix', '/opt/a#b']).out).toMatch(/only letters, digits/);
+    expect(install(['--root', other, '--user', 'x;y']).out).toMatch(/not a plain user name/);
     mkdirSync(join(other, 'opt/tools'), { recursive: true });
     writeFileSync(join(other, 'opt/tools/precious'), 'x');
     for (const extra of [[], ['--uninstall']]) {
