@@ -258,7 +258,8 @@ export class Publisher extends EventEmitter {
     this.current = { ...this.current, ...patch };
     const s = this.state();
     if (before.state !== s.state || before.errorKey !== s.errorKey) {
-      this.opts.log?.(`publish state=${s.state}${s.errorKey ? ` error=${s.errorKey}` : ''} waiting=${s.waiting}${s.advice ? `: ${s.advice}` : ''}`);
+      // Format relied on by the end-to-end tests and journal readers: state, reason, waiting.
+      this.opts.log?.(`publish state=${s.state}${s.reason ? ` reason="${s.reason}"` : ''} waiting=${s.waiting}${s.advice ? ` advice="${s.advice}"` : ''}`);
     }
     this.safeEmit('state', s);
   }

@@ -228,9 +228,10 @@ describe('publisher against the dev receiver', () => {
     const port = (probe.address() as AddressInfo).port;
     await new Promise<void>((res) => probe.close(() => res()));
     append(30);
-    const { p } = publisher(outbox, id, `http://127.0.0.1:${port}/srv-applet-mgr/v0/event/p`);
+    const { p, logs } = publisher(outbox, id, `http://127.0.0.1:${port}/srv-applet-mgr/v0/event/p`);
     await until(() => p.state().failures >= 3, 'a few refused attempts');
     expect(p.state()).toMatchObject({ state: 'retrying', errorKey: 'ECONNREFUSED', waiting: 30 });
+    expect(logs[0]).toMatch(/^publish state=retrying reason="ECONNREFUSED" waiting=30 advice="no answer from the publish URL/);
     const r = await startDevReceiver({ port, project: 'p', token: TOKEN });
     onCleanup(() => r.close());
     await until(() => outbox.waiting() === 0, 'backlog delivered');
