@@ -75,7 +75,11 @@ export class Sampler {
   /** Runs in the background until stop(). */
   start(): void {
     this.loop = this.runUntil(Infinity).catch((err) => {
-      this.opts.log?.(`sampler stopped: ${err instanceof Error ? err.message : String(err)}`);
+      // Never stop silently: the state says so, and the screen with it.
+      const reason = `sampler stopped: ${err instanceof Error ? err.message : String(err)}`;
+      this.opts.log?.(reason);
+      this.last = null;
+      this.setState({ state: 'fault', reason });
     });
   }
 

@@ -29,20 +29,34 @@ function settingsFrom(flags: Record<string, unknown>): BackendSettings {
     const explicit = flags.config !== undefined || process.env.POWER_METER_CONFIG !== undefined;
     const path = (flags.config as string | undefined) ?? process.env.POWER_METER_CONFIG ?? DEFAULT_CONFIG;
     const config = explicit || existsSync(path) ? loadConfigFile(path, explicit) : {};
-    return resolveSettings(BACKEND_SETTINGS, { flags, env: process.env, config }).values as BackendSettings;
+    const values = resolveSettings(BACKEND_SETTINGS, { flags, env: process.env, config }).values as BackendSettings;
+    // The INA219 limits depend on two settings together: check them before anything starts.
+    const maxA = 0.32 / values.shuntOhms;
+    if (values.maxCurrentA > maxA * 1.0001)
+      throw new SettingError('--max-current', values.maxCurrentA, `at most ${maxA.toFixed(2)} A with a ${values.shuntOhms} ohm shunt (320 mV range)`, 'flag');
+    if (values.publishUrl && new URL(values.publishUrl).searchParams.has('authorization'))
+      throw new SettingError('--publish-url', '<hidden: contains ?authorization=>', 'a URL without the token; put it in W3BSTREAM_PUBLISHER_TOKEN (env file) instead', 'flag');
+    return values;
   } catch (err) {
     if (err instanceof SettingError) return fail(err.message, 2);
     throw err;
   }
 }
 
+/** Origin and path only: a query string may carry credentials and never goes to the journal. */
+function safeUrl(url: string): string {
+  const u = new URL(url);
+  return `${u.origin}${u.pathname}${u.search ? '?…' : ''}`;
+}
+
 function summary(s: BackendSettings): string {
-  return `settings data_dir=${s.dataDir} sensor=${s.sensor} window_s=${s.window} publish_url=${s.publishUrl || '(disabled)'} token=${s.publisherToken ? 'set' : 'not set'} event_type=${s.eventType} signature=${s.signature} timestamp_unit=${s.timestampUnit} hold_unsynced_clock=${s.holdUnsyncedClock}`;
+  return `settings data_dir=${s.dataDir} sensor=${s.sensor} window_s=${s.window} publish_url=${s.publishUrl ? safeUrl(s.publishUrl) : '(disabled)'} token=${s.publisherToken ? 'set' : 'not set'} event_type=${s.eventType} signature=${s.signature} timestamp_unit=${s.timestampUnit} hold_unsynced_clock=${s.holdUnsyncedClock}`;
 }
 
 const program = new Command('power-meter')
   .description('Measures power with an INA219, signs each window and delivers it to W3bstream; writes live values for power-meter-display')
-  .version('0.1.0');
+  .version('0.1.0')
+  .addHelpText('after', '\nWith no command, runs the daemon: `power-meter run --help` lists every setting with its default and environment variable.');
 
 withSettings(program.command('run', { isDefault: true }).description('run the meter daemon (the default when no command is given)')).action(async (flags: Record<string, unknown>) => {
   const s = settingsFrom(flags);

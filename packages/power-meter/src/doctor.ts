@@ -1,8 +1,8 @@
-import { constants, accessSync, existsSync, mkdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { constants, accessSync, existsSync, readFileSync, statSync } from 'node:fs';
 import { lookup } from 'node:dns/promises';
 import net from 'node:net';
 import tls from 'node:tls';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { Ina219, openI2cBus } from '@power-meter/ina219';
 import { KEY_FILE } from '@power-meter/w3bstream';
 import { buildFloorMs } from './meter.js';
@@ -57,15 +57,17 @@ export async function runDoctor(s: BackendSettings, opts: { timesyncRoot?: strin
   if (existsSync(spi)) add({ name: 'spi', status: 'ok', detail: `${spi} is present (display)` });
   else add({ name: 'spi', status: 'warn', detail: `${spi} does not exist (only the display needs it)`, fix: 'enable SPI: sudo raspi-config nonint do_spi 0, then reboot; or run the display with --panel png' });
 
-  // Data directory and key.
-  try {
-    mkdirSync(s.dataDir, { recursive: true });
-    const probe = join(s.dataDir, `.doctor-${process.pid}`);
-    writeFileSync(probe, 'x');
-    rmSync(probe);
+  // Data directory and key. Doctor only looks: creating the directory here (perhaps under sudo)
+  // would leave it owned by the wrong user.
+  if (!existsSync(s.dataDir)) {
+    let parent = dirname(s.dataDir);
+    while (!existsSync(parent) && parent !== dirname(parent)) parent = dirname(parent);
+    if (canAccess(parent, constants.W_OK)) add({ name: 'data-dir', status: 'warn', detail: `${s.dataDir} does not exist yet; it is created on first start` });
+    else add({ name: 'data-dir', status: 'fail', detail: `${s.dataDir} does not exist and ${parent} is not writable`, fix: `sudo install -d -o $USER ${s.dataDir}, or choose --data-dir` });
+  } else if (canAccess(s.dataDir, constants.W_OK)) {
     add({ name: 'data-dir', status: 'ok', detail: `${s.dataDir} is writable` });
-  } catch (err) {
-    add({ name: 'data-dir', status: 'fail', detail: `${s.dataDir} is not writable (${(err as NodeJS.ErrnoException).code ?? String(err)})`, fix: `sudo install -d -o $USER ${s.dataDir}, or choose --data-dir` });
+  } else {
+    add({ name: 'data-dir', status: 'fail', detail: `${s.dataDir} is not writable by this user`, fix: `sudo chown -R $USER ${s.dataDir}, or choose --data-dir` });
   }
   const key = join(s.dataDir, 'identity', KEY_FILE);
   if (!existsSync(key)) add({ name: 'identity', status: 'warn', detail: `no key yet at ${key}`, fix: 'it is created on first start (power-meter identity creates it now)' });
@@ -85,7 +87,12 @@ export async function runDoctor(s: BackendSettings, opts: { timesyncRoot?: strin
   if (!s.publishUrl) {
     add({ name: 'publish', status: 'warn', detail: 'no publish URL: readings are measured, signed and stored but not sent', fix: 'set "publishUrl" in /etc/power-meter/config.json (W3bstream project settings) and restart' });
   } else {
-    if (!s.publisherToken) add({ name: 'token', status: 'fail', detail: 'publish URL set but no publisher token', fix: 'put W3BSTREAM_PUBLISHER_TOKEN=<token> in /etc/power-meter/power-meter.env (mode 600) and restart' });
+    const envFile = '/etc/power-meter/power-meter.env';
+    const envToken = !s.publisherToken && canAccess(envFile, constants.R_OK) && /^\s*W3BSTREAM_PUBLISHER_TOKEN=\S+/m.test(readFileSync(envFile, 'utf8'));
+    if (envToken) add({ name: 'token', status: 'ok', detail: `publisher token is set in ${envFile} (not shown)` });
+    else if (!s.publisherToken && existsSync(envFile) && !canAccess(envFile, constants.R_OK))
+      add({ name: 'token', status: 'warn', detail: `cannot read ${envFile} (root only) to check the token`, fix: 'run sudo power-meter doctor to check it' });
+    else if (!s.publisherToken) add({ name: 'token', status: 'fail', detail: 'publish URL set but no publisher token', fix: 'put W3BSTREAM_PUBLISHER_TOKEN=<token> in /etc/power-meter/power-meter.env (mode 600) and restart' });
     else add({ name: 'token', status: 'ok', detail: 'publisher token is set (not shown)' });
     add(await checkEndpoint(s.publishUrl));
   }

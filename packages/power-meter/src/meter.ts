@@ -49,6 +49,8 @@ export class Meter {
   private clock: ClockSync = { state: 'unknown', reason: 'not probed yet' };
   private timers: NodeJS.Timeout[] = [];
   private writeError: string | null = null;
+  private unstored: WindowResult[] = [];
+  private storeError: string | null = null;
   private lastShownPower: number | null = null;
   private lastWriteMs = 0;
   private stopped = false;
@@ -150,8 +152,30 @@ export class Meter {
     return !this.opts.settings.holdUnsyncedClock || clockTrusted(this.clock);
   }
 
+  /**
+   * A window that could not be stored (disk full, I/O error) is kept in memory and retried with
+   * the next window; an exception here must never end the sampler (measurement would stop while
+   * the files still looked alive).
+   */
   private onWindow(w: WindowResult): void {
     if (this.stopped) return;
+    this.unstored.push(w);
+    while (this.unstored.length > 0) {
+      try {
+        this.storeWindow(this.unstored[0]!);
+        this.unstored.shift();
+        this.storeError = null;
+      } catch (err) {
+        const msg = err instanceof Error ? err.message : String(err);
+        if (msg !== this.storeError) this.opts.log(`cannot store a reading (${msg}): ${this.unstored.length} window(s) kept in memory and retried with the next window; free disk space in ${this.opts.settings.dataDir}`);
+        this.storeError = msg;
+        if (this.unstored.length > 10_000) this.unstored.shift();
+        return;
+      }
+    }
+  }
+
+  private storeWindow(w: WindowResult): void {
     const { settings: s, log } = this.opts;
     if (w.avgPowerW === null) {
       log(`window without readings (sensor fault: ${w.faultReason ?? 'unknown'}): nothing to sign`);

@@ -172,6 +172,13 @@ describe('power-meter daemon (real process, simulated sensor)', () => {
     const b = backend(join(dir, 'd'), [], { POWER_METER_I2C_ADDRESS: '0x77' });
     expect(await b.exited).toBe(2);
     expect(b.output()).toMatch(/POWER_METER_I2C_ADDRESS = "0x77".*0x40-0x4f/);
+    const d = backend(join(dir, 'd'), ['--max-current', '50']);
+    expect(await d.exited).toBe(2);
+    expect(d.output()).toMatch(/--max-current = 50.*at most 3\.20 A with a 0\.1 ohm shunt/);
+    const e = backend(join(dir, 'd'), ['--publish-url', 'http://127.0.0.1:9/x?authorization=SECRET-Q-77']);
+    expect(await e.exited).toBe(2);
+    expect(e.output()).not.toContain('SECRET-Q-77');
+    expect(e.output()).toMatch(/put it in W3BSTREAM_PUBLISHER_TOKEN/);
     writeFileSync(join(dir, 'config.json'), JSON.stringify({ publishUrl: 'not a url', publisherToken: 'secret-in-config' }));
     const c = backend(join(dir, 'd'), ['--config', join(dir, 'config.json')]);
     expect(await c.exited).toBe(2);
@@ -197,6 +204,7 @@ describe('power-meter daemon (real process, simulated sensor)', () => {
     expect(good.output()).toMatch(/ok\s+endpoint\s+127\.0\.0\.1:\d+ reachable/);
     expect(good.output()).toContain('all checks passed');
     expect(good.output()).not.toContain(TOKEN);
+    expect(existsSync(dir)).toBe(false); // doctor looks, it does not create
     await r.close();
     receivers.splice(0);
     const bad = start(BACKEND, ['doctor', '--sensor', 'ina219', '--i2c-bus', '99', '--data-dir', dir, '--publish-url', r.url]);
