@@ -242,6 +242,8 @@ if [ ! -e "$ETC_DIR/config.json" ]; then
   "_comment": "power-meter settings. Keys not starting with _ are read; every key, flag and environment variable is in $PREFIX/README.md (Configuration). Restart after editing: sudo systemctl restart power-meter power-meter-display",
   "_publishUrl": "Your W3bstream project's event URL, e.g. https://<host>/srv-applet-mgr/v0/event/<project>. Empty = measure, sign and store without sending.",
   "publishUrl": "",
+  "_dataDir": "Where the meter keeps its state files, key and outbox; power-meter identity/doctor read it from here too.",
+  "dataDir": "$DATA_DIR",
   "_token": "The publisher token does NOT go here: put W3BSTREAM_PUBLISHER_TOKEN=... in /etc/power-meter/power-meter.env (mode 600).",
   "window": 5,
   "sensor": "ina219",
