@@ -5,7 +5,6 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ROOT } from './support/processes.js';
 
-const INSTALL = join(ROOT, 'install.sh');
 const UNITS = ['power-meter.service', 'power-meter-display.service'];
 
 /** Each fake root holds a copy of the application (~100 MB): removed after the file's tests. */
@@ -18,6 +17,16 @@ function tempDir(prefix: string): string {
 afterAll(() => {
   for (const dir of temps) rmSync(dir, { recursive: true, force: true });
 });
+
+/** A copy of the working tree (build output included unless `built` is false), so the
+ *  "nothing changed" checks cannot see the sources being edited or rebuilt meanwhile. */
+function copyCheckout(built = true): string {
+  const checkout = tempDir('checkout-');
+  const noBuild = built ? '' : `--exclude='./packages/*/dist' --exclude='./packages/*/tsconfig.tsbuildinfo'`;
+  execFileSync('bash', ['-c', `tar -C "$1" --exclude=./.git ${noBuild} -cf - . | tar -xf - -C "$2"`, 'copy', ROOT, checkout]);
+  return checkout;
+}
+const INSTALL = join(copyCheckout(), 'install.sh');
 
 function install(args: string[], input = '') {
   const r = spawnSync('bash', [INSTALL, ...args], { encoding: 'utf8', input, env: { ...process.env, W3BSTREAM_PUBLISHER_TOKEN: '' } });
@@ -211,9 +220,8 @@ describe('install.sh into a fake root', () => {
 
 describe('install.sh from a checkout that was never built', () => {
   it('builds it first, then installs programs that run', () => {
-    const checkout = tempDir('checkout-');
     // The working tree as cloned and `npm ci`-ed, without any build output.
-    execFileSync('bash', ['-c', `tar -C "$1" --exclude=./.git --exclude='./packages/*/dist' --exclude='./packages/*/tsconfig.tsbuildinfo' -cf - . | tar -xf - -C "$2"`, 'copy', ROOT, checkout]);
+    const checkout = copyCheckout(false);
     expect(existsSync(join(checkout, 'packages/power-meter/dist'))).toBe(false);
     const root = tempDir('fakeroot-');
     const r = spawnSync('bash', [join(checkout, 'install.sh'), '--root', root, '--no-start', '--user', 'pmtest', '--data-dir', '/srv/pm'], { encoding: 'utf8' });
@@ -229,7 +237,7 @@ describe('install.sh from a checkout that was never built', () => {
 
 describe('shell scripts', () => {
   it('pass shellcheck', () => {
-    const r = spawnSync('shellcheck', [INSTALL, join(ROOT, 'install-requirements.sh'), join(ROOT, '.ci/run')], { encoding: 'utf8' });
+    const r = spawnSync('shellcheck', [join(ROOT, 'install.sh'), join(ROOT, 'install-requirements.sh'), join(ROOT, '.ci/run')], { encoding: 'utf8' });
     expect(r.stdout + r.stderr).toBe('');
     expect(r.status).toBe(0);
     expect(readdirSync(join(ROOT, 'systemd')).sort()).toEqual(['power-meter-display.service', 'power-meter.service']);
