@@ -118,6 +118,7 @@ export class Publisher extends EventEmitter {
   private wakeIdle: (() => void) | null = null;
   private unsubscribe: (() => void) | null = null;
   private current: Omit<PublishState, 'waiting' | 'dropped' | 'rejected'>;
+  private lastCounts = { waiting: 0, dropped: 0, rejected: 0 };
 
   constructor(private readonly opts: PublisherOptions) {
     super();
@@ -138,6 +139,7 @@ export class Publisher extends EventEmitter {
     this.agent = this.url === null ? null : this.url.protocol === 'https:' ? new https.Agent({ keepAlive: true, maxSockets: 1 }) : new http.Agent({ keepAlive: true, maxSockets: 1 });
     this.current = { state: this.url ? 'ok' : 'disabled', reason: null, errorKey: null, advice: null, lastSuccessMs: null, lastDeliveredSeq: null, failures: 0, nextRetryMs: null, lastAttempt: null };
     if (opts.onState) this.on('state', opts.onState);
+    this.state(); // the counts to report if the outbox fails later
   }
 
   override on<K extends keyof PublisherEvents>(event: K, listener: (arg: PublisherEvents[K]) => void): this {
@@ -149,8 +151,13 @@ export class Publisher extends EventEmitter {
   }
 
   state(): PublishState {
-    const s = this.opts.outbox.stats();
-    return { ...this.current, waiting: s.waiting, dropped: s.dropped, rejected: s.rejected };
+    try {
+      const s = this.opts.outbox.stats();
+      this.lastCounts = { waiting: s.waiting, dropped: s.dropped, rejected: s.rejected };
+    } catch {
+      // The outbox is closed or failing: report the last counts rather than throw from a getter.
+    }
+    return { ...this.current, ...this.lastCounts };
   }
 
   /** Starts delivering (no-op when disabled or already running). */
@@ -162,7 +169,8 @@ export class Publisher extends EventEmitter {
     this.loop = this.run().catch((err: unknown) => {
       // The loop only throws if the outbox itself fails (disk full, closed underneath us).
       this.running = false;
-      this.setState({ state: 'retrying', reason: 'outbox error', errorKey: 'OutboxError', advice: `the outbox failed: ${(err as Error).message}; restart the meter` });
+      // Nothing retries after this, so it is reported as failing, not retrying.
+      this.setState({ state: 'failing', reason: 'outbox error', errorKey: 'OutboxError', advice: `the outbox failed: ${(err as Error).message}; restart the meter` });
     });
   }
 

@@ -250,6 +250,18 @@ describe('publisher against the dev receiver', () => {
     expect(states.at(-1)).toMatchObject({ state: 'ok', failures: 0, nextRetryMs: null });
   });
 
+  it('reports an outbox that fails underneath it as failing, without throwing', async () => {
+    const { id, outbox, append } = setup();
+    const r = await receiver();
+    r.delayMs(100);
+    append(2);
+    const { p } = publisher(outbox, id, r.url);
+    await until(() => r.received.length === 1, 'first request in flight');
+    outbox.close(); // the answer arrives after this: markDelivered throws
+    await until(() => p.state().state === 'failing', 'failing');
+    expect(p.state()).toMatchObject({ errorKey: 'OutboxError', advice: expect.stringMatching(/restart the meter/), waiting: 2 });
+  });
+
   it('counts the attempts that did not deliver a message, on the message', async () => {
     const { id, outbox, append } = setup();
     const r = await receiver();
