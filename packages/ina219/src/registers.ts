@@ -62,7 +62,12 @@ export function setField(word: number, f: Field, value: number): number {
 
 export function encodeFields<F extends Record<string, Field>>(fields: F, values: { [K in keyof F]?: number }): number {
   let word = 0;
-  for (const key of Object.keys(values) as (keyof F)[]) word = setField(word, fields[key], values[key] ?? 0);
+  for (const key of Object.keys(values) as (keyof F)[]) {
+    const field = fields[key];
+    // A key that is not a field of this register is a programming error, not a zero.
+    if (field === undefined) throw new RangeError(`${String(key)} is not a field of this register`);
+    word = setField(word, field, values[key] ?? 0);
+  }
   return word;
 }
 
