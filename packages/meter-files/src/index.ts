@@ -9,3 +9,4 @@ export type { AtomicWriteOptions } from './files.js';
 export { exampleState } from './example.js';
 export { SettingError, resolveSettings, loadConfigFile, helpText, parsers } from './settings.js';
 export type { SettingSpec, SpecTable, Resolved, SettingInputs, SettingSource } from './settings.js';
+export { EXIT } from './exit-codes.js';
