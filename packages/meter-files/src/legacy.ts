@@ -22,6 +22,11 @@ export function legacyFileContents(state: MeterState, lastStatus: LegacyStatus |
 /** The two words the original `status` file held after each publish attempt. */
 export type LegacyStatus = 'Success' | 'Failed to publish';
 
+/** The `status` file's wording for the last publish attempt (null: none yet, the file stays empty). */
+export function legacyStatusOf(lastAttemptOk: boolean | null): LegacyStatus | null {
+  return lastAttemptOk === null ? null : lastAttemptOk ? 'Success' : 'Failed to publish';
+}
+
 /** Watts with three decimals: 1 mW steps, below the INA219's finest power resolution. */
 export function formatW(powerW: number): string {
   return powerW.toFixed(3);

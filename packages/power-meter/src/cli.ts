@@ -3,10 +3,12 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Command, Option } from 'commander';
 import { I2cError, cycleMs, createSensor, realSleep } from '@power-meter/ina219';
-import { SettingError, helpText, loadConfigFile, resolveSettings } from '@power-meter/meter-files';
-import { IdentityError, OutboxLockedError, loadOrCreateIdentity, startDevReceiver, verifyBody } from '@power-meter/w3bstream';
+import { EXIT, SettingError, helpText, loadConfigFile, resolveSettings } from '@power-meter/meter-files';
+import { DEV_ANSWER_MODES, IdentityError, OutboxCorruptError, OutboxLockedError, SequenceFloorError, loadOrCreateIdentity, startDevReceiver, type DevAnswerMode } from '@power-meter/w3bstream';
 import { runDoctor } from './doctor.js';
 import { Meter } from './meter.js';
+import { salvageOutbox } from './salvage.js';
+import { verifyLines } from './verify.js';
 import { BACKEND_SETTINGS, type BackendSettings } from './settings.js';
 
 const DEFAULT_CONFIG = '/etc/power-meter/config.json';
@@ -64,14 +66,25 @@ withSettings(program.command('run', { isDefault: true }).description('run the me
   log(summary(s));
   if (s.publishUrl && !s.publisherToken) log('warning: a publish URL is set but W3BSTREAM_PUBLISHER_TOKEN is not: the node will answer InvalidToken');
   let meter: Meter;
+  // A damaged outbox stops the program for good (systemd does not restart on status 3): running
+  // on would mean numbering from scratch or losing what it holds.
+  const corrupt = (err: OutboxCorruptError | SequenceFloorError): never =>
+    fail(
+      err instanceof OutboxCorruptError
+        ? `${err.message}. The meter stops rather than start a new outbox. To recover the undelivered readings that can still be read into a new outbox (the damaged file is kept beside it): power-meter outbox salvage --data-dir ${s.dataDir}, then start the meter again`
+        : err.message,
+      EXIT.corruptData,
+    );
   try {
     meter = await Meter.start({
       settings: s,
       log,
       timesyncRoot: process.env.POWER_METER_TIMESYNC_ROOT,
       retryMaxMs: process.env.POWER_METER_RETRY_MAX_MS ? Number(process.env.POWER_METER_RETRY_MAX_MS) : undefined,
+      onFatal: corrupt,
     });
   } catch (err) {
+    if (err instanceof OutboxCorruptError || err instanceof SequenceFloorError) return corrupt(err);
     if (err instanceof OutboxLockedError || err instanceof IdentityError) return fail(err.message);
     throw err;
   }
@@ -99,8 +112,8 @@ withSettings(program.command('identity').description('print the device address a
     const s = settingsFrom(flags);
     try {
       const id = loadOrCreateIdentity(join(s.dataDir, 'identity'), { curve: s.curve });
-      if (flags.json) console.log(JSON.stringify({ device_id: id.address, public_key: id.publicKey, curve: id.curve }));
-      else console.log(`device_id   ${id.address}\npublic_key  ${id.publicKey}\ncurve       ${id.curve}${id.created ? '\n(new identity created)' : ''}`);
+      if (flags.json) console.log(JSON.stringify({ device_id: id.deviceId, public_key: id.publicKeyHex, curve: id.curve }));
+      else console.log(`device_id   ${id.deviceId}\npublic_key  ${id.publicKeyHex}\ncurve       ${id.curve}${id.created ? '\n(new identity created)' : ''}`);
     } catch (err) {
       fail(err instanceof Error ? err.message : String(err));
     }
@@ -126,28 +139,33 @@ withSettings(program.command('read').description('take one measurement and print
 
 program
   .command('verify [file]')
-  .description('check signed messages: one body per line, a single body, or dev-receiver records ("-" or no file = stdin); exit 0 only if all verify')
-  .action((file: string | undefined) => {
+  .description('check signed messages: one body per line, a single body, or dev-receiver records ("-" or no file = stdin); prints the device address of each; exit 0 only if all verify')
+  .option('--expect-address <0x…>', 'fail unless every body is signed by this device address (`power-meter identity` prints it); also requires a low S in every encoding')
+  .option('--expect-key <04…>', 'fail unless every body carries this public key; also requires a low S in every encoding')
+  .action((file: string | undefined, o: { expectAddress?: string; expectKey?: string }) => {
+    if (o.expectAddress !== undefined && !/^0x[0-9a-fA-F]{40}$/.test(o.expectAddress)) fail(`invalid setting --expect-address = ${JSON.stringify(o.expectAddress)}: allowed 0x + 40 hex digits`, EXIT.badSettings);
+    if (o.expectKey !== undefined && !/^04[0-9a-fA-F]{128}$/.test(o.expectKey)) fail(`invalid setting --expect-key = ${JSON.stringify(o.expectKey)}: allowed 04 + 128 hex digits`, EXIT.badSettings);
     const text = !file || file === '-' ? readFileSync(0, 'utf8') : readFileSync(file, 'utf8');
-    const trimmed = text.trim();
-    const lines = trimmed.startsWith('{') && !trimmed.includes('\n') ? [trimmed] : trimmed.split('\n').filter((l) => l.trim() !== '');
-    let bad = 0;
-    lines.forEach((line, i) => {
-      let body = line;
-      try {
-        const o = JSON.parse(line) as { body?: unknown };
-        if (typeof o.body === 'string') body = o.body; // a dev-receiver record
-      } catch {
-        // not JSON: verifyBody reports it
-      }
-      const v = verifyBody(body);
-      if (!v.ok) bad++;
-      console.log(`${v.ok ? 'ok  ' : 'FAIL'} line ${i + 1}${v.ok ? ` curve=${v.curve} reading=${v.sensorReading} timestamp=${v.timestamp}` : `: ${v.reason}`}`);
-    });
+    const { lines, bad } = verifyLines(text, { expectAddress: o.expectAddress, expectKey: o.expectKey });
     if (lines.length === 0) fail('no messages found in the input');
+    for (const l of lines) console.log(l);
     console.log(`${lines.length - bad} of ${lines.length} verified`);
     process.exit(bad === 0 ? 0 : 1);
   });
+
+const outbox = program.command('outbox').description('maintenance of the outbox (the undelivered signed readings)');
+withSettings(outbox.command('salvage').description('move a damaged outbox aside and put every undelivered reading that can still be read into a new one (stop the meter first)')).action((flags: Record<string, unknown>) => {
+  const s = settingsFrom(flags);
+  try {
+    const r = salvageOutbox(s.dataDir);
+    console.log(`salvaged ${r.restored} undelivered reading(s) into a new ${r.damagedFile}`);
+    console.log(r.unreadable.length === 0 ? 'no stored number was unreadable' : `unreadable sequence numbers (lost): ${r.unreadable.map(([a, b]) => (a === b ? `${a}` : `${a}-${b}`)).join(', ')}`);
+    console.log(`totals ${r.totalsRecovered ? 'carried over' : 'unreadable: the next start takes them from state.json'}; numbering continues at ${r.nextSeq}`);
+    console.log(`the damaged file is kept at ${r.keptAt}; start the meter again (sudo systemctl restart power-meter)`);
+  } catch (err) {
+    fail(err instanceof Error ? err.message : String(err));
+  }
+});
 
 withSettings(program.command('doctor').description('check I2C, SPI, permissions, data directory, key, clock sync, config and the endpoint; says how to fix each problem')).action(async (flags: Record<string, unknown>) => {
   const s = settingsFrom(flags);
@@ -166,10 +184,12 @@ program
   .option('--project <name>', 'project name in the route /srv-applet-mgr/v0/event/<project>', 'demo')
   .option('--token <token>', 'publisher token to accept (default: env DEV_RECEIVER_TOKEN or "dev-token"; a local test value, not a real secret)')
   .option('--record <file>', 'append every received message to this JSON-lines file')
-  .action(async (o: { port: string; host: string; project: string; token?: string; record?: string }) => {
+  .option('--answer <mode>', `answer every request like this (the node's failure answers and what stands in front of a node): ${DEV_ANSWER_MODES.join(', ')}`, 'normal')
+  .action(async (o: { port: string; host: string; project: string; token?: string; record?: string; answer: string }) => {
     const port = Number(o.port);
-    if (!Number.isInteger(port) || port < 0 || port > 65535) fail(`invalid setting --port = ${JSON.stringify(o.port)}: allowed 0-65535`, 2);
-    const r = await startDevReceiver({ port, host: o.host, project: o.project, token: o.token ?? process.env.DEV_RECEIVER_TOKEN ?? 'dev-token', recordFile: o.record, log });
+    if (!Number.isInteger(port) || port < 0 || port > 65535) fail(`invalid setting --port = ${JSON.stringify(o.port)}: allowed 0-65535`, EXIT.badSettings);
+    if (!(DEV_ANSWER_MODES as readonly string[]).includes(o.answer)) fail(`invalid setting --answer = ${JSON.stringify(o.answer)}: allowed ${DEV_ANSWER_MODES.join(', ')}`, EXIT.badSettings);
+    const r = await startDevReceiver({ port, host: o.host, project: o.project, token: o.token ?? process.env.DEV_RECEIVER_TOKEN ?? 'dev-token', recordFile: o.record, mode: o.answer as DevAnswerMode, log });
     log(`dev-receiver listening publish_url=${r.url}`);
     const stop = (): void => void r.close().then(() => process.exit(0));
     process.on('SIGTERM', stop);

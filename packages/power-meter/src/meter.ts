@@ -2,12 +2,12 @@ import { mkdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Sampler, createSensor, realSleep, systemClock, type Sensor, type SensorState, type WindowResult } from '@power-meter/ina219';
-import { cleanupTempFiles, type WindowSummary } from '@power-meter/meter-files';
-import { Outbox, Publisher, buildMessage, loadOrCreateIdentity, type Identity } from '@power-meter/w3bstream';
+import { cleanupTempFiles, legacyStatusOf, readState, type WindowSummary } from '@power-meter/meter-files';
+import { Outbox, OutboxCorruptError, Publisher, buildMessage, isCorruptionError, loadOrCreateIdentity, type Identity } from '@power-meter/w3bstream';
 import { rewardsForWindow, tokensPerH } from './rewards.js';
 import type { BackendSettings } from './settings.js';
 import { StateWriter, buildState } from './state-writer.js';
-import { MeterStore } from './store.js';
+import { METER_SCHEMA, MeterStore } from './store.js';
 import { bootId, bootMonotonicMs, clockTrusted, decideClockSync, probeClock, wallTimeOf, type ClockSync } from './timesync.js';
 
 /** No reading can be older than this release: a clock before it is certainly wrong. */
@@ -29,6 +29,16 @@ export interface MeterOptions {
   timesyncRoot?: string;
   /** Publisher retry cap, ms (tests shorten it). */
   retryMaxMs?: number;
+  /**
+   * The outbox became unusable while running (SQLite reports the file damaged): measuring on
+   * would only pile readings up in memory, so the program stops (cli.ts: exit status 3).
+   */
+  onFatal?: (err: OutboxCorruptError) => void;
+}
+
+/** Where the outbox and the sequence floor live in the data directory. */
+export function outboxPaths(dataDir: string): { outbox: string; floor: string; identityDir: string } {
+  return { outbox: join(dataDir, 'outbox', 'outbox.sqlite'), floor: join(dataDir, 'identity', 'sequence-floor.json'), identityDir: join(dataDir, 'identity') };
 }
 
 /**
@@ -61,26 +71,27 @@ export class Meter {
     const s = opts.settings;
     mkdirSync(s.dataDir, { recursive: true });
     // Lock first: a second instance must fail before touching anything.
-    this.outbox = Outbox.open(join(s.dataDir, 'outbox', 'outbox.sqlite'), { maxCount: s.outboxMaxCount, maxAgeMs: s.outboxMaxAgeDays * 86_400_000 });
+    const paths = outboxPaths(s.dataDir);
+    this.outbox = Outbox.open(paths.outbox, { maxCount: s.outboxMaxCount, maxAgeMs: s.outboxMaxAgeDays * 86_400_000, sequenceFloorFile: paths.floor, schemas: [METER_SCHEMA] });
     try {
-      this.identity = loadOrCreateIdentity(join(s.dataDir, 'identity'), { curve: s.curve });
+      this.identity = loadOrCreateIdentity(paths.identityDir, { curve: s.curve });
+      this.store = new MeterStore(this.outbox);
     } catch (err) {
       this.outbox.close();
       throw err;
     }
-    this.store = new MeterStore(this.outbox);
     this.writer = new StateWriter(s.dataDir);
     this.boot = bootId(opts.timesyncRoot);
     this.publisher = new Publisher({
       outbox: this.outbox,
       url: s.publishUrl,
       token: s.publisherToken,
-      deviceAddress: this.identity.address,
+      deviceId: this.identity.deviceId,
       eventType: s.eventType,
-      backoffMaxMs: opts.retryMaxMs,
+      backoff: opts.retryMaxMs === undefined ? undefined : { maxMs: opts.retryMaxMs },
       log: opts.log,
-      onState: () => this.scheduleWrite(),
     });
+    this.publisher.on('state', () => this.scheduleWrite());
   }
 
   static async start(opts: MeterOptions): Promise<Meter> {
@@ -93,8 +104,19 @@ export class Meter {
     const { settings: s, log } = this.opts;
     const removed = await cleanupTempFiles(s.dataDir);
     if (removed.length > 0) log(`removed ${removed.length} leftover temporary file(s) from an earlier run`);
+    const report = this.outbox.openReport;
+    if (report.created) log(`outbox ${this.outbox.file} is new (first start, or it was deleted or emptied)`);
+    if (report.seqRaised)
+      log(`outbox was behind the sequence floor (deleted, emptied or an older copy): numbering continues at ${report.seqRaised.to}, not ${report.seqRaised.from}, so no eventID names two readings`);
+    for (const r of this.store.repairs) log(`outbox repaired: ${r.field} set to ${r.to}: ${r.why}`);
+    // Totals never go back: the last published state is the floor for them.
+    const last = await readState(s.dataDir);
+    if (last.ok) {
+      for (const r of this.store.raiseTotals({ energyWh: last.state.energyTotalWh, rewardsTotal: last.state.rewards.total }))
+        log(`totals recovered: ${r.field} ${r.from} -> ${r.to} from the last state.json (the outbox held less: it was deleted, emptied or replaced)`);
+    }
     const t = this.store.totals();
-    log(`identity device_id=${this.identity.address} curve=${this.identity.curve}`);
+    log(`identity device_id=${this.identity.deviceId} curve=${this.identity.curve}`);
     log(`totals energy_wh=${t.energyWh.toFixed(6)} rewards=${t.rewardsTotal.toFixed(6)} windows=${t.windows} waiting=${this.outbox.stats().waiting} held=${this.store.heldCount()}`);
     await this.refreshClock();
     this.publisher.start();
@@ -166,6 +188,7 @@ export class Meter {
         this.unstored.shift();
         this.storeError = null;
       } catch (err) {
+        if (isCorruptionError(err)) return this.opts.onFatal?.(new OutboxCorruptError(this.outbox.file, (err as Error).message));
         const msg = err instanceof Error ? err.message : String(err);
         if (msg !== this.storeError) this.opts.log(`cannot store a reading (${msg}): ${this.unstored.length} window(s) kept in memory and retried with the next window; free disk space in ${this.opts.settings.dataDir}`);
         this.storeError = msg;
@@ -199,10 +222,13 @@ export class Meter {
     };
     if (!w.complete) log(`window incomplete: ${w.faultReason ?? 'readings missing'}; observed ${(w.observedFraction * 100).toFixed(1)} %`);
     if (this.canTimestamp()) {
-      const body = buildMessage(this.identity, { powerW: w.avgPowerW, timestampMs: endWall }, { encoding: s.signature, timestampUnit: s.timestampUnit }).body;
-      this.reportDrops(this.store.storeReading(body, { energyWh: w.energyWh, rewards, avgPowerW: w.avgPowerW }).dropped);
+      const body = buildMessage(this.identity, { powerW: w.avgPowerW, timestampMs: endWall }, { signatureEncoding: s.signature, timestampUnit: s.timestampUnit }).body;
+      const stored = this.store.storeReading(body, { energyWh: w.energyWh, rewards, avgPowerW: w.avgPowerW });
+      if (!stored.counted) log(`window energy ${w.energyWh} Wh / rewards ${rewards} is not a finite amount: counted as 0 (totals stay finite)`);
+      this.reportDrops(stored.dropped);
     } else {
-      this.store.holdReading({ bootId: this.boot, endMonoMs: w.endMs, avgPowerW: w.avgPowerW }, { energyWh: w.energyWh, rewards });
+      if (!this.store.holdReading({ bootId: this.boot, endMonoMs: w.endMs, avgPowerW: w.avgPowerW }, { energyWh: w.energyWh, rewards }))
+        log(`window energy ${w.energyWh} Wh / rewards ${rewards} is not a finite amount: counted as 0 (totals stay finite)`);
       log(`reading held until the clock is synchronised (${this.clock.reason}); held=${this.store.heldCount()}`);
     }
     this.scheduleWrite();
@@ -226,7 +252,7 @@ export class Meter {
         this.opts.log(`dropped a held reading from an earlier boot: its time cannot be known (the clock never synced before that reboot)`);
         continue;
       }
-      const body = buildMessage(this.identity, { powerW: h.avgPowerW, timestampMs: wallTimeOf(h.endMonoMs, anchor) }, { encoding: this.opts.settings.signature, timestampUnit: this.opts.settings.timestampUnit }).body;
+      const body = buildMessage(this.identity, { powerW: h.avgPowerW, timestampMs: wallTimeOf(h.endMonoMs, anchor) }, { signatureEncoding: this.opts.settings.signature, timestampUnit: this.opts.settings.timestampUnit }).body;
       this.reportDrops(this.store.release(h.id, body).dropped);
       released++;
     }
@@ -268,7 +294,7 @@ export class Meter {
     const pub = this.publisher.state();
     const state = buildState({
       nowMs: Date.now(),
-      deviceId: this.identity.address,
+      deviceId: this.identity.deviceId,
       walletAddress: s.walletAddress,
       powerW: this.sensorState.state === 'ok' && latest ? latest.powerW : null,
       lastWindow: this.lastWindow,
@@ -286,7 +312,7 @@ export class Meter {
       },
       sensor: { state: this.sensorState.state, reason: this.sensorState.reason, busV: latest?.busV ?? null, currentA: latest?.currentA ?? null },
     });
-    this.writer.write(state, pub.lastAttempt);
+    this.writer.write(state, legacyStatusOf(pub.lastAttemptOk));
     this.lastShownPower = state.powerW === null ? null : Math.round(state.powerW * 100);
     this.lastWriteMs = Date.now();
   }

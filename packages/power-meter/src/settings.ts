@@ -18,16 +18,52 @@ export const DEFAULT_REWARD_TIERS: RewardTier[] = [
   { belowW: 5, tokensPerH: 4 },
 ];
 
+/**
+ * Bounds of a reward tier. The rates feed totals that are stored for ever, so they must stay
+ * finite however long the meter runs: 1e6 tokens per hour for a century is about 1e12, far from
+ * any floating-point limit (an unbounded 1e308 made the stored total Infinity at the first window).
+ */
+export const TIER_LIMITS = { maxBelowW: 100_000, maxTokensPerH: 1_000_000, maxTiers: 32 } as const;
+
 function parseTiers(raw: unknown): RewardTier[] {
-  if (!Array.isArray(raw) || raw.length === 0) throw new Error('not a list');
+  if (!Array.isArray(raw) || raw.length === 0 || raw.length > TIER_LIMITS.maxTiers) throw new Error('not a list');
   let last = -Infinity;
   return raw.map((t: unknown) => {
     const o = t as { belowW?: unknown; tokensPerH?: unknown };
     if (typeof o !== 'object' || o === null || typeof o.belowW !== 'number' || typeof o.tokensPerH !== 'number') throw new Error('bad tier');
-    if (!(o.belowW > last) || o.tokensPerH < 0) throw new Error('not ascending');
+    if (!Number.isFinite(o.belowW) || o.belowW <= 0 || o.belowW > TIER_LIMITS.maxBelowW) throw new Error('belowW out of range');
+    if (!Number.isFinite(o.tokensPerH) || o.tokensPerH < 0 || o.tokensPerH > TIER_LIMITS.maxTokensPerH) throw new Error('tokensPerH out of range');
+    if (!(o.belowW > last)) throw new Error('not ascending');
     last = o.belowW;
     return { belowW: o.belowW, tokensPerH: o.tokensPerH };
   });
+}
+
+/**
+ * The publisher token goes into an HTTP header as is: a control character or white space (a CR/LF
+ * pasted with it, a space inside) cannot be sent (Node refuses the header at the first request)
+ * or is not the token, so it is refused at start instead of retried for ever.
+ */
+function parseToken(raw: unknown): string {
+  const v = parsers.string(raw);
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what this refuses
+  if (/[\u0000-\u0020\u007f-\u00a0\u2028\u2029\ufeff]/.test(v)) throw new Error('control character or white space');
+  if (/[^\u0021-\u007e]/.test(v)) throw new Error('not printable ASCII');
+  return v;
+}
+
+/**
+ * http(s) URL or empty; a user:password in it would be sent to the node and logged by proxies.
+ * The setting is marked secret: a refused URL may carry a password (or `?authorization=`), so the
+ * message never repeats it.
+ */
+function parsePublishUrl(raw: unknown): string {
+  const v = parsers.optionalUrl(raw);
+  if (v !== '') {
+    const u = new URL(v);
+    if (u.username !== '' || u.password !== '') throw new Error('user or password in the URL');
+  }
+  return v;
 }
 
 const address = (raw: unknown): string => {
@@ -40,8 +76,8 @@ const address = (raw: unknown): string => {
 
 export const BACKEND_SETTINGS = {
   dataDir: s({ key: 'dataDir', flag: 'data-dir', env: 'POWER_METER_DATA_DIR', default: '/home/pi/data/power-meter', describe: 'data directory (state files for the display, identity, outbox)', parse: parsers.nonEmptyString, allowed: 'a directory path' }),
-  publishUrl: s({ key: 'publishUrl', flag: 'publish-url', env: 'POWER_METER_PUBLISH_URL', default: '', describe: 'W3bstream event URL, e.g. https://<host>/srv-applet-mgr/v0/event/<project>; empty = publishing disabled', parse: parsers.optionalUrl, allowed: 'an http(s) URL or empty' }),
-  publisherToken: s({ key: 'publisherToken', flag: null, env: 'W3BSTREAM_PUBLISHER_TOKEN', default: '', describe: 'W3bstream publisher token (environment or config file only, never a flag)', parse: parsers.string, allowed: 'a string', secret: true }),
+  publishUrl: s({ key: 'publishUrl', flag: 'publish-url', env: 'POWER_METER_PUBLISH_URL', default: '', describe: 'W3bstream event URL, e.g. https://<host>/srv-applet-mgr/v0/event/<project>; empty = publishing disabled', parse: parsePublishUrl, allowed: 'an http(s) URL without a user or password (the token goes in W3BSTREAM_PUBLISHER_TOKEN), or empty', secret: true }),
+  publisherToken: s({ key: 'publisherToken', flag: null, env: 'W3BSTREAM_PUBLISHER_TOKEN', default: '', describe: 'W3bstream publisher token (environment or config file only, never a flag)', parse: parseToken, allowed: 'the token as copied from W3bstream Studio: printable characters, no spaces, line breaks or other control characters', secret: true }),
   eventType: s({ key: 'eventType', flag: 'event-type', env: 'POWER_METER_EVENT_TYPE', default: 'DEFAULT', describe: 'W3bstream eventType (applet routing key)', parse: (r) => { const v = parsers.nonEmptyString(r); if (!/^[A-Za-z0-9_.-]{1,64}$/.test(v)) throw new Error('bad'); return v; }, allowed: '1-64 letters, digits, _ . -' }),
   sensor: s({ key: 'sensor', flag: 'sensor', env: 'POWER_METER_SENSOR', default: 'ina219' as 'ina219' | 'sim', describe: 'ina219 (real chip over I2C) or sim (the same driver on the emulator)', parse: parsers.oneOf(['ina219', 'sim'] as const), allowed: 'ina219 or sim' }),
   simLoad: s({ key: 'simLoad', flag: 'sim-load', env: 'POWER_METER_SIM_LOAD', default: 'demo', describe: "simulated load: demo (random switches), watts (e.g. 8), or pwm:<W>:<duty>:<hz>", parse: (r) => { const v = parsers.nonEmptyString(r).trim(); if (!/^(demo|\d+(\.\d+)?|pwm:\d+(\.\d+)?:(0(\.\d+)?|1(\.0+)?):\d+(\.\d+)?)$/.test(v)) throw new Error('bad'); return v; }, allowed: 'demo, a number of watts (0-50), or pwm:<watts>:<duty 0-1>:<hz>' }),
@@ -58,7 +94,7 @@ export const BACKEND_SETTINGS = {
   outboxMaxAgeDays: s({ key: 'outboxMaxAgeDays', flag: 'outbox-max-age', env: 'POWER_METER_OUTBOX_MAX_AGE', default: 30, describe: 'undelivered readings older than this many days are dropped (counted)', parse: parsers.number(0.001, 3650), allowed: 'days, 0.001-3650' }),
   holdUnsyncedClock: s({ key: 'holdUnsyncedClock', flag: 'hold-unsynced-clock', env: 'POWER_METER_HOLD_UNSYNCED_CLOCK', default: true, describe: 'hold readings while the system clock is not synchronised, release them with corrected timestamps', parse: parsers.boolean, allowed: 'true or false' }),
   walletAddress: s({ key: 'walletAddress', flag: 'wallet-address', env: 'POWER_METER_WALLET_ADDRESS', default: '', describe: 'owner wallet shown in wallet_address', parse: address, allowed: '0x + 40 hex digits, or empty' }),
-  rewardTiers: s({ key: 'rewardTiers', flag: null, env: null, default: DEFAULT_REWARD_TIERS, describe: 'reward tiers, config file only: [{"belowW":3,"tokensPerH":10},{"belowW":5,"tokensPerH":4}]', parse: parseTiers, allowed: 'a non-empty list of {belowW, tokensPerH} with ascending belowW' }),
+  rewardTiers: s({ key: 'rewardTiers', flag: null, env: null, default: DEFAULT_REWARD_TIERS, describe: 'reward tiers, config file only: [{"belowW":3,"tokensPerH":10},{"belowW":5,"tokensPerH":4}]', parse: parseTiers, allowed: `a list of 1-${TIER_LIMITS.maxTiers} {belowW, tokensPerH} with ascending belowW in (0, ${TIER_LIMITS.maxBelowW}] and tokensPerH in [0, ${TIER_LIMITS.maxTokensPerH}]` }),
 };
 
 export type BackendSettings = {

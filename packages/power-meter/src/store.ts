@@ -1,9 +1,13 @@
-import type { Outbox } from '@power-meter/w3bstream';
+import type { Outbox, OutboxSql, SchemaExtension } from '@power-meter/w3bstream';
 
 /**
  * The meter's own durable state, in the outbox database so that it changes in the same SQLite
  * transaction as the outbox: a window's energy and rewards are added exactly when its reading is
  * stored (or held), so kill -9 or a power cut can neither lose a window nor count it twice.
+ *
+ * Every stored number is finite: an increment that is not (it cannot come from bounded settings,
+ * but a total poisoned with Infinity would stay so for ever) is counted as 0 and reported, and a
+ * database that already holds a non-finite total is repaired at open (see `repairs`).
  */
 export interface Totals {
   energyWh: number;
@@ -23,79 +27,129 @@ export interface HeldReading {
 
 const RECENT = 60;
 
+/** The backend's tables in the outbox database, as migrations (never edit or reorder them). */
+export const METER_SCHEMA: SchemaExtension = {
+  name: 'meter',
+  migrations: [
+    // 1: the tables of the first release (IF NOT EXISTS adopts a database from before versioning).
+    `CREATE TABLE IF NOT EXISTS meter_totals (
+       id INTEGER PRIMARY KEY CHECK (id = 1),
+       energy_wh REAL NOT NULL,
+       rewards_total REAL NOT NULL,
+       windows INTEGER NOT NULL,
+       recent TEXT NOT NULL,
+       held_dropped INTEGER NOT NULL DEFAULT 0
+     );
+     INSERT OR IGNORE INTO meter_totals VALUES (1, 0, 0, 0, '[]', 0);
+     CREATE TABLE IF NOT EXISTS held (
+       id INTEGER PRIMARY KEY AUTOINCREMENT,
+       boot_id TEXT NOT NULL,
+       end_mono_ms REAL NOT NULL,
+       avg_power_w REAL NOT NULL
+     );`,
+  ],
+};
+
+type TotalsRow = { energy_wh: number | null; rewards_total: number | null; windows: number; recent: string; held_dropped: number };
+
+/** A change the store made on its own at open, for the log. */
+export interface StoreRepair {
+  field: 'energyWh' | 'rewardsTotal';
+  from: number | null;
+  to: number;
+  why: string;
+}
+
 export class MeterStore {
-  private readonly st;
+  /** What open repaired (non-finite totals); empty normally. */
+  readonly repairs: StoreRepair[] = [];
 
   constructor(private readonly outbox: Outbox) {
-    outbox.db.exec(`
-      CREATE TABLE IF NOT EXISTS meter_totals (
-        id INTEGER PRIMARY KEY CHECK (id = 1),
-        energy_wh REAL NOT NULL,
-        rewards_total REAL NOT NULL,
-        windows INTEGER NOT NULL,
-        recent TEXT NOT NULL,
-        held_dropped INTEGER NOT NULL DEFAULT 0
-      );
-      INSERT OR IGNORE INTO meter_totals VALUES (1, 0, 0, 0, '[]', 0);
-      CREATE TABLE IF NOT EXISTS held (
-        id INTEGER PRIMARY KEY AUTOINCREMENT,
-        boot_id TEXT NOT NULL,
-        end_mono_ms REAL NOT NULL,
-        avg_power_w REAL NOT NULL
-      );
-    `);
-    this.st = {
-      totals: outbox.db.prepare<[], { energy_wh: number; rewards_total: number; windows: number; recent: string; held_dropped: number }>('SELECT * FROM meter_totals WHERE id = 1'),
-      add: outbox.db.prepare<[number, number, string]>('UPDATE meter_totals SET energy_wh = energy_wh + ?, rewards_total = rewards_total + ?, windows = windows + 1, recent = ? WHERE id = 1'),
-      hold: outbox.db.prepare<[string, number, number]>('INSERT INTO held (boot_id, end_mono_ms, avg_power_w) VALUES (?, ?, ?)'),
-      held: outbox.db.prepare<[], { id: number; boot_id: string; end_mono_ms: number; avg_power_w: number }>('SELECT * FROM held ORDER BY id'),
-      heldCount: outbox.db.prepare<[], { n: number }>('SELECT COUNT(*) AS n FROM held'),
-      unhold: outbox.db.prepare<[number]>('DELETE FROM held WHERE id = ?'),
-      dropHeld: outbox.db.prepare<[]>('UPDATE meter_totals SET held_dropped = held_dropped + 1 WHERE id = 1'),
-    };
+    // A total that is not a finite number (Infinity from an earlier release with unbounded reward
+    // tiers; NaN reads back as NULL) cannot be added to and would stay so for ever.
+    const r = this.row();
+    for (const [field, column, value] of [['energyWh', 'energy_wh', r.energy_wh], ['rewardsTotal', 'rewards_total', r.rewards_total]] as const) {
+      if (value !== null && Number.isFinite(value) && value >= 0) continue;
+      this.outbox.transaction((sql) => sql.run(`UPDATE meter_totals SET ${column} = 0 WHERE id = 1`));
+      this.repairs.push({ field, from: value, to: 0, why: `${column} was ${String(value)}, which no reading can produce (an earlier release accepted unbounded reward tiers)` });
+    }
+  }
+
+  private row(): TotalsRow {
+    return this.outbox.transaction((sql) => sql.get<TotalsRow>('SELECT * FROM meter_totals WHERE id = 1')!);
   }
 
   totals(): Totals {
-    const r = this.st.totals.get()!;
-    return { energyWh: r.energy_wh, rewardsTotal: r.rewards_total, windows: r.windows, recentAvgPowerW: JSON.parse(r.recent) as number[], heldDropped: r.held_dropped };
+    const r = this.row();
+    return { energyWh: r.energy_wh ?? 0, rewardsTotal: r.rewards_total ?? 0, windows: r.windows, recentAvgPowerW: JSON.parse(r.recent) as number[], heldDropped: r.held_dropped };
+  }
+
+  /**
+   * Totals never go back: when the database holds less than the last state the meter published
+   * (`state.json`; the outbox was deleted, emptied or replaced by an older copy), the totals are
+   * raised to it. `state.json` is written after the database, so normally it is at most equal
+   * (its 6-decimal rounding aside). Returns what was raised, for the log.
+   */
+  raiseTotals(lastKnown: { energyWh: number; rewardsTotal: number }): Array<{ field: 'energyWh' | 'rewardsTotal'; from: number; to: number }> {
+    const t = this.totals();
+    const raised: Array<{ field: 'energyWh' | 'rewardsTotal'; from: number; to: number }> = [];
+    const roundingWh = 1e-6;
+    if (Number.isFinite(lastKnown.energyWh) && lastKnown.energyWh > t.energyWh + roundingWh) raised.push({ field: 'energyWh', from: t.energyWh, to: lastKnown.energyWh });
+    if (Number.isFinite(lastKnown.rewardsTotal) && lastKnown.rewardsTotal > t.rewardsTotal + roundingWh) raised.push({ field: 'rewardsTotal', from: t.rewardsTotal, to: lastKnown.rewardsTotal });
+    this.outbox.transaction((sql) => {
+      for (const r of raised) sql.run(`UPDATE meter_totals SET ${r.field === 'energyWh' ? 'energy_wh' : 'rewards_total'} = ? WHERE id = 1`, r.to);
+    });
+    return raised;
   }
 
   heldCount(): number {
-    return this.st.heldCount.get()!.n;
+    return this.outbox.transaction((sql) => sql.get<{ n: number }>('SELECT COUNT(*) AS n FROM held')!.n);
   }
 
-  private addWindow(energyWh: number, rewards: number, avgPowerW: number): void {
-    const recent = [...this.totals().recentAvgPowerW, Number(avgPowerW.toFixed(3))].slice(-RECENT);
-    this.st.add.run(energyWh, rewards, JSON.stringify(recent));
+  /** Adds a window; a non-finite or negative increment counts as 0 (returned false). */
+  private addWindow(sql: OutboxSql, energyWh: number, rewards: number, avgPowerW: number): boolean {
+    const r = sql.get<TotalsRow>('SELECT * FROM meter_totals WHERE id = 1')!;
+    const finite = (x: number): boolean => Number.isFinite(x) && x >= 0;
+    const ok = finite(energyWh) && finite(rewards) && Number.isFinite((r.energy_wh ?? 0) + energyWh) && Number.isFinite((r.rewards_total ?? 0) + rewards);
+    const recent = [...(JSON.parse(r.recent) as number[]), Number.isFinite(avgPowerW) ? Number(avgPowerW.toFixed(3)) : 0].slice(-RECENT);
+    sql.run('UPDATE meter_totals SET energy_wh = energy_wh + ?, rewards_total = rewards_total + ?, windows = windows + 1, recent = ? WHERE id = 1', ok ? energyWh : 0, ok ? rewards : 0, JSON.stringify(recent));
+    return ok;
   }
 
-  /** Stores a signed reading and counts its window, atomically. Returns the sequence number and drops. */
-  storeReading(body: string, window: { energyWh: number; rewards: number; avgPowerW: number }): { seq: number; dropped: number } {
-    return this.outbox.append(body, () => this.addWindow(window.energyWh, window.rewards, window.avgPowerW));
+  /**
+   * Stores a signed reading and counts its window, atomically. Returns the sequence number, the
+   * drops, and whether the window's increments were finite (false: counted as 0, log it).
+   */
+  storeReading(body: string, window: { energyWh: number; rewards: number; avgPowerW: number }): { seq: number; dropped: number; counted: boolean } {
+    let counted = true;
+    const r = this.outbox.append(body, { inTransaction: (_seq, sql) => void (counted = this.addWindow(sql, window.energyWh, window.rewards, window.avgPowerW)) });
+    return { ...r, counted };
   }
 
   /** Holds a reading until the clock is trusted; its window is counted now, once. */
-  holdReading(r: { bootId: string; endMonoMs: number; avgPowerW: number }, window: { energyWh: number; rewards: number }): void {
-    this.outbox.db.transaction(() => {
-      this.st.hold.run(r.bootId, r.endMonoMs, r.avgPowerW);
-      this.addWindow(window.energyWh, window.rewards, r.avgPowerW);
-    })();
+  holdReading(r: { bootId: string; endMonoMs: number; avgPowerW: number }, window: { energyWh: number; rewards: number }): boolean {
+    return this.outbox.transaction((sql) => {
+      sql.run('INSERT INTO held (boot_id, end_mono_ms, avg_power_w) VALUES (?, ?, ?)', r.bootId, r.endMonoMs, r.avgPowerW);
+      return this.addWindow(sql, window.energyWh, window.rewards, r.avgPowerW);
+    });
   }
 
   held(): HeldReading[] {
-    return this.st.held.all().map((r) => ({ id: r.id, bootId: r.boot_id, endMonoMs: r.end_mono_ms, avgPowerW: r.avg_power_w }));
+    return this.outbox
+      .transaction((sql) => sql.all<{ id: number; boot_id: string; end_mono_ms: number; avg_power_w: number }>('SELECT * FROM held ORDER BY id'))
+      .map((r) => ({ id: r.id, bootId: r.boot_id, endMonoMs: r.end_mono_ms, avgPowerW: r.avg_power_w }));
   }
 
   /** Moves a held reading into the outbox (signed with its re-anchored timestamp), atomically. */
   release(id: number, body: string): { seq: number; dropped: number } {
-    return this.outbox.append(body, () => this.st.unhold.run(id));
+    return this.outbox.append(body, { inTransaction: (_seq, sql) => void sql.run('DELETE FROM held WHERE id = ?', id) });
   }
 
   /** A held reading from an earlier boot cannot be re-anchored: drop it, counted. */
   dropHeld(id: number): void {
-    this.outbox.db.transaction(() => {
-      this.st.unhold.run(id);
-      this.st.dropHeld.run();
-    })();
+    this.outbox.transaction((sql) => {
+      sql.run('DELETE FROM held WHERE id = ?', id);
+      sql.run('UPDATE meter_totals SET held_dropped = held_dropped + 1 WHERE id = 1');
+    });
   }
 }

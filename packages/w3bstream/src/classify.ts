@@ -8,14 +8,41 @@
  * `advice` says what to do, for logs and `doctor`.
  */
 export type Verdict =
-  /** Delivered: remove from the outbox. `note` flags an odd but accepted answer (log it). */
-  | { kind: 'delivered'; reason: null; errorKey: null; advice: null; note: string | null }
+  /**
+   * Delivered: remove from the outbox. `note` flags an odd but accepted answer (log it);
+   * `unhandled` is a delivery that no applet handled (`results: null`): counted and shown.
+   */
+  | { kind: 'delivered'; reason: null; errorKey: null; advice: null; note: string | null; unhandled: boolean }
   /** The node took the message but the applet refused this one: counted, not retried. */
   | { kind: 'rejected'; reason: string; errorKey: string; advice: string }
   /** Bad token, unknown project, deleted publisher, wrong URL: keep the data, retry slowly, tell the user. */
   | { kind: 'config'; reason: string; errorKey: string; advice: string }
-  /** 5xx, timeouts, connection errors, traffic limit, applet not running: back off and retry. */
-  | { kind: 'transient'; reason: string; errorKey: string; advice: string };
+  /**
+   * 5xx, timeouts, connection errors, traffic limit, applet not running or busy, a 2xx that is not
+   * a W3bstream answer: back off and retry. `persisting`: what to tell the user once the same
+   * answer has come back `afterFailures` times in a row (the state becomes `failing`, the data is
+   * still kept and retried with backoff), because that answer usually means a configuration problem.
+   */
+  | { kind: 'transient'; reason: string; errorKey: string; advice: string; persisting?: Persisting };
+
+export interface Persisting {
+  afterFailures: number;
+  reason: string;
+  advice: string;
+}
+
+/** What the publisher knows about an answer besides its status and text. */
+export interface AnswerContext {
+  /** The Content-Type header (parameters are ignored), or null when absent. */
+  contentType?: string | null;
+  /** The answer was larger than the client reads (its text is then empty). */
+  oversized?: boolean;
+  /** The eventType the reading was sent with, to name it when no applet handled it. */
+  eventType?: string;
+}
+
+/** Failures in a row after which a suspicious transient answer is shown as `failing`. */
+export const PERSISTING_AFTER_FAILURES = 3;
 
 interface NodeAnswer {
   error?: unknown;
@@ -32,9 +59,22 @@ const ADVICE: Record<string, string> = {
   InvalidEventChannel: 'the project name at the end of the publish URL does not match the token: copy the URL from the project settings',
   TrafficLimitExceeded: 'the project exceeded its traffic limit: readings wait in the outbox and are retried',
   InstanceNotRunning: 'the project applet is not running: start it in W3bstream Studio; readings wait in the outbox',
+  'instance not running': 'the project applet is stopped: start it in W3bstream Studio; readings wait in the outbox',
+  'wait timeout': 'the applet was busy for more than 5 s: readings wait in the outbox and are retried',
 };
 
-export function classifyAnswer(status: number, bodyText: string): Verdict {
+/** Applet answers (results[].error) that say "not now", not "not this reading". */
+const TRANSIENT_APPLET_ERRORS: Array<[RegExp, string]> = [
+  [/TrafficLimitExceeded/i, 'TrafficLimitExceeded'],
+  [/InstanceNotRunning/i, 'InstanceNotRunning'],
+  [/instance not running/i, 'instance not running'],
+  [/wait timeout/i, 'wait timeout'],
+];
+
+const NOT_W3BSTREAM_ADVICE =
+  'the publish URL answers, but not like a W3bstream node (the node always answers a JSON object): a captive portal (hotel or guest Wi-Fi login page), a proxy or a load balancer error page is in the way, or the URL points at another service; readings are kept and retried';
+
+export function classifyAnswer(status: number, bodyText: string, ctx: AnswerContext = {}): Verdict {
   let body: NodeAnswer | null = null;
   try {
     const parsed: unknown = JSON.parse(bodyText);
@@ -43,26 +83,30 @@ export function classifyAnswer(status: number, bodyText: string): Verdict {
     body = null;
   }
   if (status >= 200 && status < 300) {
-    if (body === null) {
-      // Section 4: an unparseable success body counts as delivered only for 200/201 (logged).
-      return status === 200 || status === 201
-        ? { kind: 'delivered', reason: null, errorKey: null, advice: null, note: `HTTP ${status} with an unparseable body` }
-        : transient(`HTTP ${status}`, `HTTP ${status} with an unparseable body is not a W3bstream answer: retrying`);
-    }
+    // The node always answers a JSON object: anything else (a captive portal's HTML login page, an
+    // empty or cut answer, an answer over the size cap even if it starts like the node's) was not
+    // written by the node, so it must never remove a reading.
+    if (ctx.oversized) return notW3bstream(status, 'over the size limit');
+    if (body === null) return notW3bstream(status, bodyText.trim() === '' ? 'empty' : mediaType(ctx.contentType) ?? 'no content type');
     const err = typeof body.error === 'string' ? body.error : null;
     if (err !== null && /InvalidEventChannel/i.test(err)) return config('InvalidEventChannel');
     if (err !== null && /TrafficLimitExceeded/i.test(err)) return transient('TrafficLimitExceeded');
     if (err !== null && err !== '') return transient(keyOf(err), `the node reported "${short(err, 120)}": retrying`);
+    // The node writes `results: null` when no strategy handled the eventType: it took the
+    // reading, nobody processed it. Retrying cannot change that; counted and shown.
+    if (body.results === null || body.results === undefined) {
+      const eventType = ctx.eventType ?? 'DEFAULT';
+      return { kind: 'delivered', reason: null, errorKey: null, advice: null, note: `no applet handled eventType ${eventType}`, unhandled: true };
+    }
     const results = Array.isArray(body.results) ? (body.results as Array<{ code?: unknown; error?: unknown } | null>) : [];
     const failed = results.filter((r) => typeof r === 'object' && r !== null && r.code !== 0 && r.code !== undefined && r.code !== null) as Array<{ code?: unknown; error?: unknown }>;
     for (const r of failed) {
       const e = typeof r.error === 'string' ? r.error : '';
-      if (/TrafficLimitExceeded/i.test(e)) return transient('TrafficLimitExceeded');
-      if (/InstanceNotRunning/i.test(e)) return transient('InstanceNotRunning');
+      for (const [pattern, key] of TRANSIENT_APPLET_ERRORS) if (pattern.test(e)) return transient(key);
     }
-    if (failed.length > 0) {
-      const e = failed[0]!.error;
-      const what = typeof e === 'string' && e !== '' ? e : `code ${String(failed[0]!.code)}`;
+    const first = failed[0];
+    if (first !== undefined) {
+      const what = typeof first.error === 'string' && first.error !== '' ? first.error : `code ${String(first.code)}`;
       return {
         kind: 'rejected',
         reason: `applet: ${short(what, 70)}`,
@@ -70,7 +114,7 @@ export function classifyAnswer(status: number, bodyText: string): Verdict {
         advice: 'the node received the reading and the applet refused this one; retrying cannot help, so it is counted and the next reading goes on',
       };
     }
-    return { kind: 'delivered', reason: null, errorKey: null, advice: null, note: null };
+    return { kind: 'delivered', reason: null, errorKey: null, advice: null, note: null, unhandled: false };
   }
   const key = body && typeof body.key === 'string' && body.key !== '' ? keyOf(body.key) : `HTTP ${status}`;
   if (status === 401 || status === 403 || status === 404) {
@@ -78,11 +122,41 @@ export function classifyAnswer(status: number, bodyText: string): Verdict {
   }
   // Redirects are not followed (a redirect could carry the token elsewhere): the URL is wrong.
   if (status >= 300 && status < 400) return config(`HTTP ${status}`, `the publish URL answers with a redirect (HTTP ${status}): configure the final URL instead`);
+  // The node answers a malformed `w3b_…` token (cut short when pasted, bad base64) with 500
+  // UnknownError, not 401: once or twice it is an outage, every time it is the token.
+  if (status === 500 && key === 'UnknownError') {
+    return {
+      ...transient(`HTTP 500 UnknownError`, 'the node answered 500 UnknownError: retrying with backoff'),
+      persisting: {
+        afterFailures: PERSISTING_AFTER_FAILURES,
+        reason: 'HTTP 500 UnknownError (token?)',
+        advice: 'the node keeps answering 500 UnknownError, which it does for a malformed publisher token (cut short or changed when pasted): copy the token again from W3bstream Studio (Devices tab) into W3BSTREAM_PUBLISHER_TOKEN; readings are kept and retried',
+      },
+    };
+  }
   // 408 and 429 are "come back later" from proxies in front of the node.
   if (status === 408 || status === 429 || status >= 500) return transient(key === `HTTP ${status}` ? key : `HTTP ${status} ${key}`);
   // Other 4xx: the node (or a proxy) says the request itself is wrong for this endpoint, which a
   // retry of the same request cannot fix: keep the data and tell the user, like a bad token.
   return config(key === `HTTP ${status}` ? key : `HTTP ${status} ${key}`, `HTTP ${status} from the publish URL: check that it is a W3bstream event URL`);
+}
+
+/** A 2xx that the node cannot have written: transient, and `failing` once it persists. */
+function notW3bstream(status: number, what: string): Verdict {
+  const reason = `not a W3bstream answer (${what})`;
+  return {
+    kind: 'transient',
+    reason,
+    errorKey: 'NotW3bstream',
+    advice: `HTTP ${status} ${what}: ${NOT_W3BSTREAM_ADVICE}`,
+    persisting: { afterFailures: PERSISTING_AFTER_FAILURES, reason, advice: `HTTP ${status} ${what} again and again: ${NOT_W3BSTREAM_ADVICE}` },
+  };
+}
+
+/** `text/html; charset=utf-8` -> `text/html`; null when there is none. */
+function mediaType(contentType: string | null | undefined): string | null {
+  const t = (contentType ?? '').split(';')[0]!.trim().toLowerCase();
+  return /^[a-z0-9.+-]+\/[a-z0-9.+-]+$/.test(t) ? t : null;
 }
 
 /** A failure before any answer (connection refused, reset, DNS, timeout). */
@@ -94,7 +168,7 @@ function config(key: string, advice?: string): Verdict {
   return { kind: 'config', reason: key, errorKey: key, advice: advice ?? ADVICE[key] ?? `the node answered ${key}` };
 }
 
-function transient(key: string, advice?: string): Verdict {
+function transient(key: string, advice?: string): Extract<Verdict, { kind: 'transient' }> {
   return { kind: 'transient', reason: key, errorKey: key, advice: advice ?? ADVICE[key] ?? `the node answered ${key}: retrying with backoff` };
 }
 

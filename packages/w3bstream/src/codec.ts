@@ -1,6 +1,6 @@
 import { verify, type KeyObject } from 'node:crypto';
 import { CURVES, deviceAddress, publicKeyFromHex, type Curve } from './keys.js';
-import { isLowS, parseSignature, rsToDer, signWithKey, SignatureFormatError, type SignatureEncoding } from './signature.js';
+import { isLowS, parseSignature, rsToDer, SignatureFormatError, type SignatureEncoding } from './signature.js';
 
 /**
  * The message of w3bstream.md sections 2-3: the `data` text is built once, signed (SHA-256,
@@ -34,8 +34,6 @@ export function formatSensorReading(powerW: number): string {
   const text = String(powerW);
   return /[.eE]/.test(text) ? text : `${text}.0`;
 }
-/** Same as `formatSensorReading` (the first name). */
-export const formatReading = formatSensorReading;
 
 /** The integer timestamp for the body: Unix seconds (default) or milliseconds, floored. */
 export function timestampFor(timestampMs: number, unit: TimestampUnit = 's'): number {
@@ -60,27 +58,18 @@ export interface SignedMessage {
 export interface BuildOptions {
   timestampUnit?: TimestampUnit;
   signatureEncoding?: SignatureEncoding;
-  /** Same as `signatureEncoding` (the first name). */
-  encoding?: SignatureEncoding;
 }
 
 export function buildMessage(signer: Signer, reading: { powerW: number; timestampMs: number }, opts: BuildOptions = {}): SignedMessage {
   const text = dataText(reading.powerW, reading.timestampMs, opts.timestampUnit ?? 's');
-  const signature = signer.sign(text, opts.signatureEncoding ?? opts.encoding ?? 'raw');
+  const signature = signer.sign(text, opts.signatureEncoding ?? 'raw');
   return { body: `{"data":${text},"signature":"${signature}","public_key":"${signer.publicKeyHex}"}`, dataText: text, signature };
-}
-
-/** Signs with an identity-like object (kept for callers of the first API). */
-export function signText(identity: { privateKey: KeyObject; curve: Curve }, text: string, encoding: SignatureEncoding = 'raw'): string {
-  return signWithKey(identity.privateKey, identity.curve, text, encoding);
 }
 
 interface VerifyFields {
   curve: Curve | null;
   /** `04…` as sent. */
   publicKeyHex: string | null;
-  /** Same as `publicKeyHex`. */
-  publicKey: string | null;
   /** The sender's address derived from its public key. */
   deviceId: string | null;
   sensorReading: number | null;
@@ -88,6 +77,20 @@ interface VerifyFields {
   encoding: SignatureEncoding | null;
   /** Whether s is in the lower half (this code always sends low S; others may not). */
   lowS: boolean | null;
+}
+
+/**
+ * Which signatures must have a low S. This meter always signs low S, in both encodings. A raw
+ * (r||s) signature is this meter's default form, so a raw one with a high S is a malleated copy
+ * and refused. DER is what foreign devices send (the tutorial's simulator signs high-S DER), so a
+ * high-S DER signature verifies (`lowS: false` says so) unless the caller expects the body to
+ * come from this meter (`'all'`: `power-meter verify --expect-address/--expect-key`).
+ */
+export type LowSRule = 'raw' | 'all';
+
+export interface VerifyOptions {
+  /** Default `'raw'`. */
+  requireLowS?: LowSRule;
 }
 export type VerifyResult =
   | ({ ok: true; reason: null; data: { sensor_reading: number; timestamp: number }; dataText: string } & VerifyFields)
@@ -100,15 +103,15 @@ export type VerifyResult =
  * (or `signature`, `public_key`) members is refused: JSON.parse keeps the last one, so a
  * signature over one could otherwise vouch for another.
  */
-export function verifyBody(body: string): VerifyResult {
-  return verifyWith(body, keyFromHex);
+export function verifyBody(body: string, opts: VerifyOptions = {}): VerifyResult {
+  return verifyWith(body, keyFromHex, opts.requireLowS ?? 'raw');
 }
 
 /**
  * A `verifyBody` that remembers the last `cacheSize` public keys it parsed. A receiver sees the
  * same few keys over and over, and parsing a key costs more than verifying the signature.
  */
-export function createBodyVerifier(opts: { cacheSize?: number } = {}): (body: string) => VerifyResult {
+export function createBodyVerifier(opts: { cacheSize?: number; requireLowS?: LowSRule } = {}): (body: string) => VerifyResult {
   const cacheSize = opts.cacheSize ?? 64;
   const cache = new Map<string, KeyObject | null>();
   return (body) =>
@@ -121,7 +124,7 @@ export function createBodyVerifier(opts: { cacheSize?: number } = {}): (body: st
         cache.set(k, key);
       }
       return key;
-    });
+    }, opts.requireLowS ?? 'raw');
 }
 
 function keyFromHex(hex: string, curve: Curve): KeyObject | null {
@@ -132,8 +135,8 @@ function keyFromHex(hex: string, curve: Curve): KeyObject | null {
   }
 }
 
-function verifyWith(body: string, keyFor: (hex: string, curve: Curve) => KeyObject | null): VerifyResult {
-  const fields: VerifyFields = { curve: null, publicKeyHex: null, publicKey: null, deviceId: null, sensorReading: null, timestamp: null, encoding: null, lowS: null };
+function verifyWith(body: string, keyFor: (hex: string, curve: Curve) => KeyObject | null, lowSRule: LowSRule): VerifyResult {
+  const fields: VerifyFields = { curve: null, publicKeyHex: null, deviceId: null, sensorReading: null, timestamp: null, encoding: null, lowS: null };
   let text: string | null = null;
   const fail = (reason: string): VerifyResult => ({ ok: false, reason, data: null, dataText: text, ...fields });
   let parsed: unknown;
@@ -151,7 +154,7 @@ function verifyWith(body: string, keyFor: (hex: string, curve: Curve) => KeyObje
   if (typeof signature !== 'string' || signature === '') return fail('signature missing or not a string');
   if (typeof publicKey !== 'string' || publicKey === '') return fail('public_key missing or not a string');
   if (typeof data !== 'object' || data === null || Array.isArray(data)) return fail('data is not an object');
-  fields.publicKeyHex = fields.publicKey = publicKey;
+  fields.publicKeyHex = publicKey;
   text = members.find((m) => m.key === 'data')!.raw;
   const dataMembers = objectMembers(text);
   const d = data as { sensor_reading?: unknown; timestamp?: unknown };
@@ -183,6 +186,8 @@ function verifyWith(body: string, keyFor: (hex: string, curve: Curve) => KeyObje
     if (verify('sha256', Buffer.from(text, 'utf8'), { key, dsaEncoding: 'der' }, der)) {
       fields.curve = curve;
       fields.lowS = isLowS(sig.s, curve);
+      if (!fields.lowS && (lowSRule === 'all' || sig.encoding === 'raw'))
+        return fail(`signature has a high S (${sig.encoding}): this meter always signs with a low S, so this is an altered copy of a signature, not one it produced`);
       return { ok: true, reason: null, data: { sensor_reading: d.sensor_reading, timestamp: d.timestamp }, dataText: text, ...fields };
     }
   }

@@ -17,10 +17,6 @@ export interface Identity {
   readonly deviceId: string;
   /** `04` + X + Y, lowercase hex, 130 characters. */
   readonly publicKeyHex: string;
-  /** Same as `deviceId` (the name the backend used first). */
-  readonly address: string;
-  /** Same as `publicKeyHex`. */
-  readonly publicKey: string;
   /** The signing key. A KeyObject: printing it shows nothing secret. */
   readonly privateKey: KeyObject;
   /** Where the private key is stored. */
@@ -85,12 +81,6 @@ class DeviceIdentity implements Identity {
     this.deviceId = deviceAddress(this.publicKeyHex);
   }
 
-  get address(): string {
-    return this.deviceId;
-  }
-  get publicKey(): string {
-    return this.publicKeyHex;
-  }
   get privateKey(): KeyObject {
     return this.#key;
   }

@@ -1,6 +1,8 @@
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
+import { performance } from 'node:perf_hooks';
 import Database from 'better-sqlite3';
+import { readSequenceFloor, writeSequenceFloor } from './sequence-floor.js';
 
 /**
  * The durable outbox (design.md "Never losing a reading"): every signed message gets the next
@@ -21,29 +23,52 @@ import Database from 'better-sqlite3';
  * - locking_mode=EXCLUSIVE: a second process on the same file is refused (`OutboxLockedError`)
  *   instead of interleaving sequence numbers.
  * - Bounds: at most `maxCount` messages, and the head of the queue is dropped while it is older
- *   than `maxAgeMs` (by `createdAtMs`; creation order is queue order unless the wall clock stepped
- *   back). The oldest go first; every drop is counted in the database (`droppedTotal()`) and
- *   returned by `append`, never silent.
+ *   than `maxAgeMs`. Age is *measured* time, not the wall clock: a persistent counter advanced by
+ *   the monotonic clock while the outbox is open, so a step of the system clock (NTP after a boot
+ *   without a real-time clock, `date -s`) can never make a seconds-old reading look 40 days old.
+ *   Time while the meter is off is not counted: a reading is kept longer, never dropped early.
+ *   The oldest go first; every drop is counted in the database (`droppedTotal()`) and returned by
+ *   `append`, never silent.
+ * - Sequence floor (`sequenceFloorFile`, see sequence-floor.ts): numbers also never go back when
+ *   the database itself is deleted, emptied, truncated or replaced by an older copy.
+ * - Schema: `PRAGMA user_version` and the migration list below; the backend keeps its own tables
+ *   in the same database through `schemas` (migrations) and `transaction()` (no handle is shared).
+ * - Corruption (SQLite says the file is malformed or not a database) is `OutboxCorruptError`,
+ *   never a silent new database: the caller stops and tells the user how to salvage it.
  */
 export interface OutboxMessage {
   seq: number;
   body: string;
   createdAtMs: number;
-  /** Same as `createdAtMs` (the first name). */
-  createdMs: number;
   /** Delivery attempts that did not remove it (failed, or stopped), as counted by `noteAttempt`. */
   attempts: number;
+}
+
+/** A migration: SQL text, or a function for changes that need values (it gets the transaction). */
+export type Migration = string | ((sql: OutboxSql) => void);
+
+/** A named set of tables kept in the outbox database by its user (the backend's totals). */
+export interface SchemaExtension {
+  name: string;
+  /** Applied in order, once each; the version reached is recorded per name. Never reorder or edit. */
+  migrations: readonly Migration[];
 }
 
 export interface OutboxOptions {
   /** Most messages kept (default 1,000,000: > 57 days of 5 s readings). */
   maxCount?: number;
-  /** Oldest message kept, by `createdAtMs` (default 30 days). */
+  /** Oldest message kept, in measured time (default 30 days). */
   maxAgeMs?: number;
-  /** Wall clock in ms, for `createdAtMs` and the age bound. */
+  /** Wall clock in ms, for `createdAtMs` only. */
   now?: () => number;
-  /** Same as `now` (the first name). */
-  nowMs?: () => number;
+  /** Monotonic clock in ms (default `performance.now`), for the age bound. */
+  monotonicNow?: () => number;
+  /** The sequence floor file (beside the device key). Without it, the database alone keeps numbers. */
+  sequenceFloorFile?: string;
+  /** Numbers reserved per floor write (default 100). */
+  sequenceBlock?: number;
+  /** The user's own tables, created and migrated at open in the same database. */
+  schemas?: readonly SchemaExtension[];
 }
 
 export interface OutboxStats {
@@ -52,12 +77,32 @@ export interface OutboxStats {
   dropped: number;
   /** Delivered but refused by the applet (counted, not retried). */
   rejected: number;
+  /** Delivered, but no applet handled the eventType (`results: null`). */
+  unhandled: number;
   delivered: number;
   /** The sequence number the next append gets. */
   nextSeq: number;
 }
 
-export type DeliveryOutcome = 'delivered' | 'rejected';
+/** What `open` found, for the caller to log and show. */
+export interface OutboxOpenReport {
+  /** The database had no outbox tables (a new, deleted or emptied file). */
+  created: boolean;
+  /** Set when the sequence floor raised the next number: the database was behind it. */
+  seqRaised: { from: number; to: number } | null;
+  /** Schema version before migrations (0: created or older than versioning). */
+  fromVersion: number;
+}
+
+export type DeliveryOutcome = 'delivered' | 'rejected' | 'unhandled';
+
+/** The narrow view of the database that `transaction()` and migrations get: statements, no handle. */
+export interface OutboxSql {
+  run(sql: string, ...params: unknown[]): { changes: number };
+  get<T>(sql: string, ...params: unknown[]): T | undefined;
+  all<T>(sql: string, ...params: unknown[]): T[];
+  exec(sql: string): void;
+}
 
 export class OutboxOptionError extends RangeError {
   constructor(name: string, value: unknown, allowed: string) {
@@ -73,13 +118,69 @@ export class OutboxLockedError extends Error {
   }
 }
 
+/**
+ * The database file is damaged (SQLite: malformed, not a database, integrity check failed). The
+ * message names the file and what is wrong; the application adds how to salvage it.
+ */
+export class OutboxCorruptError extends Error {
+  constructor(
+    readonly file: string,
+    readonly detail: string,
+  ) {
+    super(`outbox ${file} is damaged: ${detail}`);
+    this.name = 'OutboxCorruptError';
+  }
+}
+
+/** True for SQLite's "the file is damaged" errors. */
+export function isCorruptionError(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && /^SQLITE_(CORRUPT|NOTADB)/.test(code);
+}
+
+/**
+ * The outbox's own schema, one entry per `user_version`. Entry 1 is the schema of the first
+ * release (written with IF NOT EXISTS, so a database from before versioning is adopted as is).
+ */
+const MIGRATIONS: readonly Migration[] = [
+  `CREATE TABLE IF NOT EXISTS messages (
+     seq INTEGER PRIMARY KEY,
+     body TEXT NOT NULL,
+     created_ms INTEGER NOT NULL,
+     attempts INTEGER NOT NULL DEFAULT 0
+   );
+   CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+   INSERT OR IGNORE INTO counters VALUES ('next_seq', 1), ('dropped', 0), ('rejected', 0), ('delivered', 0), ('waiting', 0);`,
+  // 2: measured age (see the header) and the unhandled count. Rows from before get a measured
+  // creation time from their wall-clock age at the upgrade, the best estimate there is.
+  (sql) => {
+    sql.exec(`ALTER TABLE messages ADD COLUMN created_measured_ms INTEGER NOT NULL DEFAULT 0;
+      INSERT OR IGNORE INTO counters VALUES ('measured_ms', 0), ('unhandled', 0);
+      CREATE TABLE IF NOT EXISTS schema_versions (name TEXT PRIMARY KEY, version INTEGER NOT NULL);`);
+    sql.run('UPDATE messages SET created_measured_ms = -MAX(0, ? - created_ms)', Date.now());
+  },
+];
+
+type Row = { seq: number; body: string; created_ms: number; attempts: number };
+
 export class Outbox {
-  readonly db: Database.Database;
+  /** What open found (new database, sequence raised by the floor, schema version). */
+  readonly openReport: OutboxOpenReport;
+  readonly #db: Database.Database;
   private readonly maxCount: number;
   private readonly maxAgeMs: number;
   private readonly nowMs: () => number;
+  private readonly monoNow: () => number;
+  private readonly measuredBase: number;
+  private readonly monoAtOpen: number;
+  private readonly floorFile: string | null;
+  private readonly block: number;
+  /** Numbers below this are covered by the floor file. */
+  private reservedUpTo = 0;
   private readonly stmts;
+  private readonly cache = new Map<string, Database.Statement>();
   private readonly listeners = new Set<() => void>();
+  private readonly sql: OutboxSql;
 
   private constructor(
     readonly file: string,
@@ -87,96 +188,196 @@ export class Outbox {
   ) {
     this.maxCount = opts.maxCount ?? 1_000_000;
     this.maxAgeMs = opts.maxAgeMs ?? 30 * 86_400_000;
+    this.block = opts.sequenceBlock ?? 100;
     if (!Number.isSafeInteger(this.maxCount) || this.maxCount < 1) throw new OutboxOptionError('maxCount', opts.maxCount, 'a whole number >= 1');
-    if (!(this.maxAgeMs > 0)) throw new OutboxOptionError('maxAgeMs', opts.maxAgeMs, 'a duration > 0 ms');
-    this.nowMs = opts.now ?? opts.nowMs ?? Date.now;
+    if (!(this.maxAgeMs > 0) || !Number.isFinite(this.maxAgeMs)) throw new OutboxOptionError('maxAgeMs', opts.maxAgeMs, 'a duration > 0 ms');
+    if (!Number.isSafeInteger(this.block) || this.block < 1) throw new OutboxOptionError('sequenceBlock', opts.sequenceBlock, 'a whole number >= 1');
+    this.nowMs = opts.now ?? Date.now;
+    this.monoNow = opts.monotonicNow ?? (() => performance.now());
+    this.floorFile = opts.sequenceFloorFile ?? null;
     mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
-    this.db = new Database(file, { timeout: 0 });
+    this.sql = {
+      run: (text, ...params) => ({ changes: this.statement(text).run(...params).changes }),
+      get: <T>(text: string, ...params: unknown[]) => this.statement(text).get(...params) as T | undefined,
+      all: <T>(text: string, ...params: unknown[]) => this.statement(text).all(...params) as T[],
+      exec: (text) => void this.#db.exec(text),
+    };
+    let db: Database.Database;
+    try {
+      db = new Database(file, { timeout: 0 });
+    } catch (err) {
+      throw isCorruptionError(err) ? new OutboxCorruptError(file, (err as Error).message) : err;
+    }
+    this.#db = db;
     try {
       // 1 KiB pages: each reading touches a few pages, and every page is rewritten whole in the
       // WAL, so small pages cut the bytes written to the SD card per reading (design.md, complaint 4).
       // Effective only when the database is created.
-      this.db.pragma('page_size = 1024');
-      this.db.pragma('locking_mode = EXCLUSIVE');
-      this.db.pragma('journal_mode = WAL');
-      this.db.pragma('synchronous = FULL');
+      this.#db.pragma('page_size = 1024');
+      this.#db.pragma('locking_mode = EXCLUSIVE');
+      this.#db.pragma('journal_mode = WAL');
+      this.#db.pragma('synchronous = FULL');
       // Take the exclusive lock now (a write transaction), not at the first append.
-      this.db.exec('BEGIN IMMEDIATE; COMMIT;');
+      this.#db.exec('BEGIN IMMEDIATE; COMMIT;');
+      const check = this.#db.pragma('quick_check', { simple: true });
+      if (check !== 'ok') throw new OutboxCorruptError(file, `integrity check: ${String(check)}`);
+      this.openReport = this.migrate(opts.schemas ?? []);
     } catch (err) {
-      this.db.close();
+      this.#db.close();
       if ((err as { code?: string }).code === 'SQLITE_BUSY') throw new OutboxLockedError(file);
+      if (isCorruptionError(err)) throw new OutboxCorruptError(file, (err as Error).message);
       throw err;
     }
-    this.db.exec(`
-      CREATE TABLE IF NOT EXISTS messages (
-        seq INTEGER PRIMARY KEY,
-        body TEXT NOT NULL,
-        created_ms INTEGER NOT NULL,
-        attempts INTEGER NOT NULL DEFAULT 0
-      );
-      CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
-      INSERT OR IGNORE INTO counters VALUES ('next_seq', 1), ('dropped', 0), ('rejected', 0), ('delivered', 0), ('waiting', 0);
-    `);
     this.stmts = {
-      counter: this.db.prepare<[string], { value: number }>('SELECT value FROM counters WHERE name = ?'),
-      bump: this.db.prepare<[number, string]>('UPDATE counters SET value = value + ? WHERE name = ?'),
-      set: this.db.prepare<[number, string]>('UPDATE counters SET value = ? WHERE name = ?'),
-      insert: this.db.prepare<[number, string, number]>('INSERT INTO messages (seq, body, created_ms) VALUES (?, ?, ?)'),
-      count: this.db.prepare<[], { n: number }>('SELECT COUNT(*) AS n FROM messages'),
-      maxSeq: this.db.prepare<[], { m: number | null }>('SELECT MAX(seq) AS m FROM messages'),
-      dropOldest: this.db.prepare<[number]>('DELETE FROM messages WHERE seq IN (SELECT seq FROM messages ORDER BY seq LIMIT ?)'),
+      counter: this.#db.prepare<[string], { value: number }>('SELECT value FROM counters WHERE name = ?'),
+      bump: this.#db.prepare<[number, string]>('UPDATE counters SET value = value + ? WHERE name = ?'),
+      set: this.#db.prepare<[number, string]>('UPDATE counters SET value = ? WHERE name = ?'),
+      insert: this.#db.prepare<[number, string, number, number]>('INSERT INTO messages (seq, body, created_ms, created_measured_ms) VALUES (?, ?, ?, ?)'),
+      count: this.#db.prepare<[], { n: number }>('SELECT COUNT(*) AS n FROM messages'),
+      maxSeq: this.#db.prepare<[], { m: number | null }>('SELECT MAX(seq) AS m FROM messages'),
+      dropOldest: this.#db.prepare<[number]>('DELETE FROM messages WHERE seq IN (SELECT seq FROM messages ORDER BY seq LIMIT ?)'),
       // The age bound walks from the head in sequence order and stops at the first young message,
       // so it costs O(dropped) per append instead of a full scan of a large backlog.
-      oldestHead: this.db.prepare<[], { seq: number; created_ms: number }>('SELECT seq, created_ms FROM messages ORDER BY seq LIMIT 1'),
-      peek: this.db.prepare<[number, number], { seq: number; body: string; created_ms: number; attempts: number }>('SELECT * FROM messages WHERE seq > ? ORDER BY seq LIMIT ?'),
-      remove: this.db.prepare<[number]>('DELETE FROM messages WHERE seq = ?'),
-      attempt: this.db.prepare<[number]>('UPDATE messages SET attempts = attempts + 1 WHERE seq = ?'),
+      oldestHead: this.#db.prepare<[], { seq: number; created_measured_ms: number }>('SELECT seq, created_measured_ms FROM messages ORDER BY seq LIMIT 1'),
+      peek: this.#db.prepare<[number, number], Row>('SELECT seq, body, created_ms, attempts FROM messages WHERE seq > ? ORDER BY seq LIMIT ?'),
+      remove: this.#db.prepare<[number]>('DELETE FROM messages WHERE seq = ?'),
+      attempt: this.#db.prepare<[number]>('UPDATE messages SET attempts = attempts + 1 WHERE seq = ?'),
     };
-    this.db.transaction(() => {
-      // The waiting counter saves a COUNT(*) (a full scan in SQLite) on every append. Recount once
-      // at open so that rows removed behind our back (a user pruning the table) cannot skew it.
-      this.stmts.set.run(this.stmts.count.get()!.n, 'waiting');
-      // Belt and braces: never hand out a number at or below one already stored.
-      const max = this.stmts.maxSeq.get()!.m;
-      if (max !== null && this.stmts.counter.get('next_seq')!.value <= max) this.stmts.set.run(max + 1, 'next_seq');
-    })();
+    this.measuredBase = this.stmts.counter.get('measured_ms')!.value;
+    this.monoAtOpen = this.monoNow();
+    let seqRaised: OutboxOpenReport['seqRaised'] = null;
+    try {
+      this.#db.transaction(() => {
+        // The waiting counter saves a COUNT(*) (a full scan in SQLite) on every append. Recount once
+        // at open so that rows removed behind our back (a user pruning the table) cannot skew it.
+        this.stmts.set.run(this.stmts.count.get()!.n, 'waiting');
+        // Never hand out a number at or below one already stored, nor below the floor.
+        const max = this.stmts.maxSeq.get()!.m;
+        const stored = this.stmts.counter.get('next_seq')!.value;
+        const floor = this.floorFile === null ? null : readSequenceFloor(this.floorFile);
+        const next = Math.max(stored, max === null ? 1 : max + 1, floor?.nextSeq ?? 1);
+        if (next !== stored) this.stmts.set.run(next, 'next_seq');
+        if (floor !== null && floor.nextSeq > Math.max(stored, max === null ? 1 : max + 1)) seqRaised = { from: stored, to: next };
+        // Reserve the first block before the first number of it can be handed out.
+        this.reserve(next);
+      })();
+    } catch (err) {
+      this.#db.close();
+      throw err;
+    }
+    this.openReport = { ...this.openReport, seqRaised };
   }
 
   static open(file: string, opts: OutboxOptions = {}): Outbox {
     return new Outbox(file, opts);
   }
 
+  /** Applies the outbox's migrations (user_version) and each extension's (schema_versions). */
+  private migrate(schemas: readonly SchemaExtension[]): OutboxOpenReport {
+    const fromVersion = this.#db.pragma('user_version', { simple: true }) as number;
+    const hadTables = this.#db.prepare("SELECT COUNT(*) AS n FROM sqlite_master WHERE type = 'table' AND name = 'messages'").get() as { n: number };
+    if (fromVersion > MIGRATIONS.length) throw new OutboxCorruptError(this.file, `schema version ${fromVersion} is newer than this program knows (${MIGRATIONS.length}): it was written by a newer release; install that release again`);
+    this.#db.transaction(() => {
+      for (let v = fromVersion; v < MIGRATIONS.length; v++) this.apply(MIGRATIONS[v]!);
+      this.#db.pragma(`user_version = ${MIGRATIONS.length}`);
+      for (const ext of schemas) {
+        const row = this.sql.get<{ version: number }>('SELECT version FROM schema_versions WHERE name = ?', ext.name);
+        const at = row?.version ?? 0;
+        if (at > ext.migrations.length) throw new OutboxCorruptError(this.file, `the ${ext.name} tables are at version ${at}, newer than this program knows (${ext.migrations.length})`);
+        for (let v = at; v < ext.migrations.length; v++) this.apply(ext.migrations[v]!);
+        this.sql.run('INSERT INTO schema_versions (name, version) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET version = excluded.version', ext.name, ext.migrations.length);
+      }
+    })();
+    return { created: hadTables.n === 0, seqRaised: null, fromVersion };
+  }
+
+  private apply(m: Migration): void {
+    if (typeof m === 'string') this.#db.exec(m);
+    else m(this.sql);
+  }
+
+  private statement(text: string): Database.Statement {
+    let st = this.cache.get(text);
+    if (st === undefined) {
+      st = this.#db.prepare(text);
+      this.cache.set(text, st);
+    }
+    return st;
+  }
+
+  /** Measured time in ms: persistent, advanced only by the monotonic clock while open. */
+  measuredNowMs(): number {
+    return this.measuredBase + Math.max(0, this.monoNow() - this.monoAtOpen);
+  }
+
+  /** Writes the floor for the block starting at `seq` (before any number of it is used). */
+  private reserve(seq: number): void {
+    if (this.floorFile === null || seq < this.reservedUpTo) return;
+    writeSequenceFloor(this.floorFile, { nextSeq: seq + this.block, clean: false });
+    this.reservedUpTo = seq + this.block;
+  }
+
   /**
-   * Stores a message under the next sequence number; durable when it returns (unless called
-   * inside the caller's own `db.transaction()`, where it is durable when that commits, together
-   * with the caller's updates). The second argument is either the creation time in ms (default:
-   * now) or a function run inside the same transaction with the new number (the backend updates
-   * its energy totals there, so a window is counted exactly when its message is stored).
-   * `dropped`: how many of the oldest messages the bounds removed to make room (also counted).
+   * Runs `fn` in one transaction with the outbox (nested inside `append`'s when called from its
+   * `inTransaction`): the backend's own tables change exactly when a message is stored. Durable
+   * (synchronous=FULL) when the outermost transaction commits.
    */
-  append(body: string, createdAtMsOrInTransaction?: number | ((seq: number) => void), inTransaction?: (seq: number) => void): { seq: number; dropped: number } {
-    const createdAtMs = typeof createdAtMsOrInTransaction === 'number' ? createdAtMsOrInTransaction : this.nowMs();
-    const also = typeof createdAtMsOrInTransaction === 'function' ? createdAtMsOrInTransaction : inTransaction;
+  transaction<T>(fn: (sql: OutboxSql) => T): T {
+    return this.#db.inTransaction ? fn(this.sql) : this.#db.transaction(() => fn(this.sql))();
+  }
+
+  /**
+   * Stores a message under the next sequence number; durable when it returns. `inTransaction`
+   * runs inside the same transaction with the new number (the backend counts the window's energy
+   * there, so a window is counted exactly when its message is stored). `dropped`: how many of
+   * the oldest messages the bounds removed to make room (also counted).
+   */
+  append(body: string, opts: { createdAtMs?: number; inTransaction?: (seq: number, sql: OutboxSql) => void } = {}): { seq: number; dropped: number } {
+    const createdAtMs = opts.createdAtMs ?? this.nowMs();
     if (!Number.isFinite(createdAtMs)) throw new OutboxOptionError('createdAtMs', createdAtMs, 'a time in ms');
-    const result = this.db.transaction(() => {
+    const result = this.transaction(() => {
       const seq = this.stmts.counter.get('next_seq')!.value;
+      this.reserve(seq);
+      const measured = Math.round(this.measuredNowMs());
       this.stmts.bump.run(1, 'next_seq');
-      this.stmts.insert.run(seq, body, Math.round(createdAtMs));
+      this.stmts.insert.run(seq, body, Math.round(createdAtMs), measured);
       this.stmts.bump.run(1, 'waiting');
-      also?.(seq);
+      this.stmts.set.run(measured, 'measured_ms');
+      opts.inTransaction?.(seq, this.sql);
       const dropped = this.enforceBounds();
       return { seq, dropped };
-    })();
+    });
     for (const l of this.listeners) l();
     return result;
   }
 
+  /**
+   * Puts salvaged messages back under their own sequence numbers (`power-meter outbox salvage`):
+   * the next number becomes larger than all of them. A number already stored is skipped.
+   */
+  restore(messages: ReadonlyArray<{ seq: number; body: string; createdAtMs: number }>): number {
+    return this.transaction((sql) => {
+      let restored = 0;
+      const measured = Math.round(this.measuredNowMs());
+      for (const m of messages) {
+        if (!Number.isSafeInteger(m.seq) || m.seq < 1) continue;
+        restored += sql.run('INSERT OR IGNORE INTO messages (seq, body, created_ms, created_measured_ms) VALUES (?, ?, ?, ?)', m.seq, m.body, Math.round(m.createdAtMs), measured).changes;
+        if (m.seq >= this.stmts.counter.get('next_seq')!.value) {
+          this.reserve(m.seq + 1);
+          this.stmts.set.run(m.seq + 1, 'next_seq');
+        }
+      }
+      this.stmts.set.run(this.stmts.count.get()!.n, 'waiting');
+      return restored;
+    });
+  }
+
   /** Applies the age and count bounds now: the oldest go first, and every drop is counted. */
   enforceBounds(): number {
-    const run = (): number => {
-      const cutoff = this.nowMs() - this.maxAgeMs;
+    return this.transaction(() => {
+      const cutoff = this.measuredNowMs() - this.maxAgeMs;
       let dropped = 0;
-      for (let head = this.stmts.oldestHead.get(); head && head.created_ms < cutoff; head = this.stmts.oldestHead.get()) {
+      for (let head = this.stmts.oldestHead.get(); head && head.created_measured_ms < cutoff; head = this.stmts.oldestHead.get()) {
         this.stmts.remove.run(head.seq);
         dropped++;
       }
@@ -187,13 +388,12 @@ export class Outbox {
         this.stmts.bump.run(-dropped, 'waiting');
       }
       return dropped;
-    };
-    return this.db.inTransaction ? run() : this.db.transaction(run)();
+    });
   }
 
   /** The oldest undelivered messages after `afterSeq`, in order. */
   peek(limit = 1, afterSeq = 0): OutboxMessage[] {
-    return this.stmts.peek.all(afterSeq, limit).map((r) => ({ seq: r.seq, body: r.body, createdAtMs: r.created_ms, createdMs: r.created_ms, attempts: r.attempts }));
+    return this.stmts.peek.all(afterSeq, limit).map((r) => ({ seq: r.seq, body: r.body, createdAtMs: r.created_ms, attempts: r.attempts }));
   }
 
   /**
@@ -207,9 +407,10 @@ export class Outbox {
   }
 
   /**
-   * Removes a message the node answered: `delivered`, or `rejected` (the node took it but the
-   * applet refused this message; retrying cannot help). Returns false if it was not waiting
-   * (already removed, or dropped by the bounds meanwhile).
+   * Removes a message the node answered: `delivered`, `rejected` (the node took it but the
+   * applet refused this message; retrying cannot help) or `unhandled` (the node took it and no
+   * applet handled its eventType). Returns false if it was not waiting (already removed, or
+   * dropped by the bounds meanwhile).
    */
   markDelivered(seq: number, outcome: DeliveryOutcome = 'delivered'): boolean {
     const remove = (): boolean => {
@@ -218,7 +419,7 @@ export class Outbox {
       this.stmts.bump.run(-1, 'waiting');
       return true;
     };
-    return this.relaxed(() => this.db.transaction(remove)());
+    return this.relaxed(() => this.#db.transaction(remove)());
   }
 
   /**
@@ -227,23 +428,13 @@ export class Outbox {
    * caller's, the caller's commit decides.
    */
   private relaxed<T>(fn: () => T): T {
-    if (this.db.inTransaction) return fn();
-    this.db.pragma('synchronous = NORMAL');
+    if (this.#db.inTransaction) return fn();
+    this.#db.pragma('synchronous = NORMAL');
     try {
       return fn();
     } finally {
-      this.db.pragma('synchronous = FULL');
+      this.#db.pragma('synchronous = FULL');
     }
-  }
-
-  /** Same as `markDelivered(seq, 'delivered')`. */
-  ack(seq: number): void {
-    this.markDelivered(seq, 'delivered');
-  }
-
-  /** Same as `markDelivered(seq, 'rejected')`. */
-  reject(seq: number): void {
-    this.markDelivered(seq, 'rejected');
   }
 
   /** Messages stored and not yet delivered. */
@@ -258,7 +449,7 @@ export class Outbox {
 
   stats(): OutboxStats {
     const c = (name: string): number => this.stmts.counter.get(name)!.value;
-    return { waiting: c('waiting'), dropped: c('dropped'), rejected: c('rejected'), delivered: c('delivered'), nextSeq: c('next_seq') };
+    return { waiting: c('waiting'), dropped: c('dropped'), rejected: c('rejected'), unhandled: c('unhandled'), delivered: c('delivered'), nextSeq: c('next_seq') };
   }
 
   /** Called after every append (the publisher wakes up). Returns the unsubscribe function. */
@@ -267,9 +458,20 @@ export class Outbox {
     return () => this.listeners.delete(listener);
   }
 
-  /** Closes the database (idempotent). SQLite checkpoints the WAL into the main file on close. */
+  /**
+   * Closes the database (idempotent). SQLite checkpoints the WAL into the main file on close. The
+   * floor then records the exact next number, so a clean restart leaves no gap in the numbers.
+   */
   close(): void {
     this.listeners.clear();
-    if (this.db.open) this.db.close();
+    if (!this.#db.open) return;
+    let next: number | null = null;
+    try {
+      this.relaxed(() => void this.stmts.set.run(Math.round(this.measuredNowMs()), 'measured_ms'));
+      next = this.stmts.counter.get('next_seq')!.value;
+    } finally {
+      this.#db.close();
+    }
+    if (this.floorFile !== null && next !== null) writeSequenceFloor(this.floorFile, { nextSeq: next, clean: true });
   }
 }

@@ -40,8 +40,10 @@ export interface PublishState {
   failures: number;
   /** When the next retry is due (wall clock ms), while retrying or failing. */
   nextRetryMs: number | null;
-  /** Result of the last attempt, for the legacy `status` file. */
-  lastAttempt: 'Success' | 'Failed to publish' | null;
+  /** Readings the node took that no applet handled (`results: null`), since the outbox was created. */
+  unhandled: number;
+  /** Whether the last attempt removed its reading (null before the first attempt). */
+  lastAttemptOk: boolean | null;
 }
 
 export interface DeliveredEvent {
@@ -71,23 +73,14 @@ export interface PublisherOptions {
   token?: string;
   /** Device address, `0x…`, the first half of every eventID. */
   deviceId?: string;
-  /** Same as `deviceId` (the first name). */
-  deviceAddress?: string;
   /** `eventType` query parameter, default `DEFAULT`. */
   eventType?: string;
   /** Per request, including reading the answer (default 15 s). */
   timeoutMs?: number;
   backoff?: BackoffOptions;
-  /** Same as `backoff.baseMs` / `.maxMs` / `.configRetryMs` (the first names). */
-  backoffBaseMs?: number;
-  backoffMaxMs?: number;
-  configRetryMs?: number;
   /** One line per event; never receives the token. */
   log?: (line: string) => void;
-  /** Same as `on('state', …)`. */
-  onState?: (s: PublishState) => void;
   now?: () => number;
-  nowMs?: () => number;
   random?: () => number;
 }
 
@@ -117,28 +110,29 @@ export class Publisher extends EventEmitter {
   private wakeSleep: (() => void) | null = null;
   private wakeIdle: (() => void) | null = null;
   private unsubscribe: (() => void) | null = null;
-  private current: Omit<PublishState, 'waiting' | 'dropped' | 'rejected'>;
-  private lastCounts = { waiting: 0, dropped: 0, rejected: 0 };
+  private current: Omit<PublishState, 'waiting' | 'dropped' | 'rejected' | 'unhandled'>;
+  private lastCounts = { waiting: 0, dropped: 0, rejected: 0, unhandled: 0 };
+  /** The same suspicious transient answer (`persisting`), this many times in a row. */
+  private repeats = { errorKey: '', count: 0 };
 
   constructor(private readonly opts: PublisherOptions) {
     super();
     this.url = opts.url ? parsePublishUrl(opts.url) : null;
-    this.deviceId = (opts.deviceId ?? opts.deviceAddress ?? '').toLowerCase();
+    this.deviceId = (opts.deviceId ?? '').toLowerCase();
     if (this.url && !/^0x[0-9a-f]{40}$/.test(this.deviceId)) throw new PublisherConfigError(`device id ${JSON.stringify(this.deviceId)} is not 0x + 40 hex digits: pass identity.deviceId`);
     this.timeoutMs = opts.timeoutMs ?? 15_000;
     this.backoff = {
-      baseMs: opts.backoff?.baseMs ?? opts.backoffBaseMs ?? 1000,
-      maxMs: opts.backoff?.maxMs ?? opts.backoffMaxMs ?? 300_000,
-      configRetryMs: opts.backoff?.configRetryMs ?? opts.configRetryMs ?? 60_000,
+      baseMs: opts.backoff?.baseMs ?? 1000,
+      maxMs: opts.backoff?.maxMs ?? 300_000,
+      configRetryMs: opts.backoff?.configRetryMs ?? 60_000,
     };
     for (const [name, v] of [['timeoutMs', this.timeoutMs], ['backoff.baseMs', this.backoff.baseMs], ['backoff.maxMs', this.backoff.maxMs], ['backoff.configRetryMs', this.backoff.configRetryMs]] as const) {
       if (!(Number.isFinite(v) && v > 0)) throw new PublisherConfigError(`publisher option ${name}=${v} is invalid: a duration > 0 ms`);
     }
-    this.now = opts.now ?? opts.nowMs ?? Date.now;
+    this.now = opts.now ?? Date.now;
     this.random = opts.random ?? Math.random;
     this.agent = this.url === null ? null : this.url.protocol === 'https:' ? new https.Agent({ keepAlive: true, maxSockets: 1 }) : new http.Agent({ keepAlive: true, maxSockets: 1 });
-    this.current = { state: this.url ? 'ok' : 'disabled', reason: null, errorKey: null, advice: null, lastSuccessMs: null, lastDeliveredSeq: null, failures: 0, nextRetryMs: null, lastAttempt: null };
-    if (opts.onState) this.on('state', opts.onState);
+    this.current = { state: this.url ? 'ok' : 'disabled', reason: null, errorKey: null, advice: null, lastSuccessMs: null, lastDeliveredSeq: null, failures: 0, nextRetryMs: null, lastAttemptOk: null };
     this.state(); // the counts to report if the outbox fails later
   }
 
@@ -153,7 +147,7 @@ export class Publisher extends EventEmitter {
   state(): PublishState {
     try {
       const s = this.opts.outbox.stats();
-      this.lastCounts = { waiting: s.waiting, dropped: s.dropped, rejected: s.rejected };
+      this.lastCounts = { waiting: s.waiting, dropped: s.dropped, rejected: s.rejected, unhandled: s.unhandled };
     } catch {
       // The outbox is closed or failing: report the last counts rather than throw from a getter.
     }
@@ -236,25 +230,32 @@ export class Publisher extends EventEmitter {
       case 'delivered':
       case 'rejected': {
         const rejected = v.kind === 'rejected';
-        outbox.markDelivered(seq, rejected ? 'rejected' : 'delivered');
+        const unhandled = v.kind === 'delivered' && v.unhandled;
+        outbox.markDelivered(seq, rejected ? 'rejected' : unhandled ? 'unhandled' : 'delivered');
         if (v.kind === 'delivered' && v.note) log?.(`delivered seq=${seq} event_id=${eventId} note="${v.note}"`);
         if (v.kind === 'rejected') log?.(`rejected seq=${seq} event_id=${eventId} reason="${v.reason}": ${v.advice}`);
-        this.setState({ state: 'ok', reason: null, errorKey: null, advice: null, failures: 0, lastSuccessMs: this.now(), lastDeliveredSeq: seq, lastAttempt: 'Success' });
-        this.safeEmit('delivered', { seq, eventId, status, rejected, reason: v.reason });
+        this.repeats = { errorKey: '', count: 0 };
+        // Delivered, but nobody processed it: `ok` with the reason shown until a reading is handled.
+        const note = unhandled ? { reason: v.note, errorKey: 'NoApplet', advice: 'the node took the reading but no applet strategy handles this eventType: set --event-type to one the project handles, or add a strategy for it in W3bstream Studio' } : { reason: null, errorKey: null, advice: null };
+        this.setState({ state: 'ok', ...note, failures: 0, lastSuccessMs: this.now(), lastDeliveredSeq: seq, lastAttemptOk: true });
+        this.safeEmit('delivered', { seq, eventId, status, rejected, reason: v.reason ?? note.reason });
         return null;
       }
       case 'config':
       case 'transient': {
         const failures = this.current.failures + 1;
         const delayMs = retryDelayMs(v.kind, failures, this.backoff, this.random);
+        const repeats = v.errorKey === this.repeats.errorKey ? this.repeats.count + 1 : 1;
+        this.repeats = { errorKey: v.errorKey, count: repeats };
+        const persisting = v.kind === 'transient' && v.persisting !== undefined && repeats >= v.persisting.afterFailures ? v.persisting : null;
         this.setState({
-          state: v.kind === 'config' ? 'failing' : 'retrying',
-          reason: v.reason,
+          state: v.kind === 'config' || persisting ? 'failing' : 'retrying',
+          reason: persisting?.reason ?? v.reason,
           errorKey: v.errorKey,
-          advice: v.advice,
+          advice: persisting?.advice ?? v.advice,
           failures,
           nextRetryMs: this.now() + delayMs,
-          lastAttempt: 'Failed to publish',
+          lastAttemptOk: false,
         });
         return delayMs;
       }
@@ -265,7 +266,7 @@ export class Publisher extends EventEmitter {
     const before = this.current;
     this.current = { ...this.current, ...patch };
     const s = this.state();
-    if (before.state !== s.state || before.errorKey !== s.errorKey) {
+    if (before.state !== s.state || before.errorKey !== s.errorKey || before.reason !== s.reason) {
       // Format relied on by the end-to-end tests and journal readers: state, reason, waiting.
       this.opts.log?.(`publish state=${s.state}${s.reason ? ` reason="${s.reason}"` : ''} waiting=${s.waiting}${s.advice ? ` advice="${s.advice}"` : ''}`);
     }
@@ -300,13 +301,17 @@ export class Publisher extends EventEmitter {
       const res = await fetch(this.urlFor(seq), { method: 'POST', headers, body, agent: this.agent!, signal, redirect: 'manual', size: MAX_ANSWER_BYTES });
       status = res.status;
       let text: string;
+      let oversized = false;
       try {
         text = await res.text();
       } catch (err) {
         if (signal.aborted) throw err;
-        text = ''; // oversized or broken answer body: classified as unparseable
+        // Over the cap, or cut short: either way not an answer the node wrote (never "delivered").
+        oversized = (err as { type?: string }).type === 'max-size';
+        text = '';
       }
-      return { status, verdict: classifyAnswer(status, text) };
+      const verdict = classifyAnswer(status, text, { contentType: res.headers.get('content-type'), oversized, eventType: this.opts.eventType ?? 'DEFAULT' });
+      return { status, verdict };
     } catch (err) {
       if (this.stopController.signal.aborted) return 'stopped';
       if (timedOut) {

@@ -2,15 +2,22 @@ import { closeSync, mkdirSync, openSync, writeSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { dirname } from 'node:path';
-import { createBodyVerifier } from './codec.js';
+import { createBodyVerifier, type VerifyResult } from './codec.js';
 
 /**
- * A local stand-in for a W3bstream event endpoint (design.md "Dev receiver"): the same route
- * (`/srv-applet-mgr/v0/event/<project>`), the same answers (201 + the node's body shape, 401
- * InvalidToken with the node's error body, 201 + InvalidEventChannel for another project),
- * signature verification of every message, an append-only JSON-lines record (one line per event,
- * written before the answer), and switches to misbehave for tests. A test double, not a
- * replacement for W3bstream. Its options are plain data, so a CLI can start it as is.
+ * A local stand-in for a W3bstream event endpoint (design.md "Dev receiver"), answering as the
+ * node's source does (w3bstream.md sections 1 and 4): the route `/srv-applet-mgr/v0/event/<project>`,
+ * the token from `?authorization=` in preference to the Authorization header (`Bearer ` optional),
+ * 401 `InvalidToken` (code 401999002) with the node's error body, the traffic limit checked before
+ * the project name, 201 + `InvalidEventChannel` for another project, string `publisherID` and
+ * `instanceID`, `results: null` when no applet handled the event. It verifies every signature,
+ * records a mismatch between the eventID's address and the signer, writes an append-only
+ * JSON-lines record (one line per event, before the answer), and can be switched to answer each
+ * of the node's failure modes and the network's (captive portal HTML, empty, oversized, dropped).
+ * A test double, not a replacement for W3bstream.
+ *
+ * `answerEvent` is the pure part (a request and the mode in, the answer and the record out); the
+ * HTTP server around it is thin.
  */
 export interface ReceivedEvent {
   receivedAtMs: number;
@@ -19,8 +26,6 @@ export interface ReceivedEvent {
   /** The eventID query parameter, lower-cased as the node does ('' when absent). */
   eventId: string;
   /** The sequence number at the end of eventID (`<address>-<seq>`), or null. */
-  seqFromEventId: number | null;
-  /** Same as `seqFromEventId` (the first name). */
   seq: number | null;
   /** True when an event with this eventID arrived before (an at-least-once redelivery). */
   duplicate: boolean;
@@ -31,24 +36,130 @@ export interface ReceivedEvent {
   publicKey: string | null;
   /** Address derived from the public key. */
   deviceId: string | null;
+  /** Whether the address in the eventID is the signer's (null: no address in the eventID, or no signer). */
+  signerMatchesEventId: boolean | null;
+  /** False when no applet handled the event (`no-applet` mode: `results: null`). */
+  handled: boolean;
   /** What the emulated applet answered for it (null: accepted). */
   appletError: string | null;
   body: string;
 }
-/** Same as `ReceivedEvent` (the first name). */
-export type ReceivedRecord = ReceivedEvent;
 
-export interface Misbehaviour {
-  /** Answer the next N requests with this HTTP status (and a node-style error body). */
-  failNext?: { count: number; status: number };
-  /** Delay every answer by this long (0: answer at once). */
-  delayMs?: number;
-  /** Destroy the connection of the next N requests after reading them, without answering. */
-  dropNext?: number;
-  /** Answer the next N requests with 201 and a body that is not JSON. */
-  garbageNext?: number;
-  /** Answer the next N with a 201 whose results carry this applet error (e.g. TrafficLimitExceeded). */
-  appletErrorNext?: { count: number; error: string };
+/**
+ * How to answer an event request. `normal` is the node with a running applet; the others are the
+ * node's failure answers and what stands between a meter and the node:
+ * - `instance-not-loaded` / `instance-stopped` / `wait-timeout` / `traffic-limit`: 201 with
+ *   results[].code -1 and the node's strings (`InstanceNotRunning`, `instance not running`,
+ *   `wait timeout`, `TrafficLimitExceeded`);
+ * - `no-applet`: 201 with `results: null` (no strategy for the eventType);
+ * - `malformed-token`: 500 `UnknownError`, the node's answer to a malformed `w3b_…` token;
+ * - `html`: 200 text/html (a captive portal's login page); `empty`: 200 with no body;
+ *   `oversized`: a 201 JSON answer larger than 1 MiB;
+ * - `drop`: the connection is closed without an answer;
+ * - `{ status }`: that status with a node-style error body; `{ appletError }`: that applet error.
+ */
+export type DevAnswerMode =
+  | 'normal'
+  | 'instance-not-loaded'
+  | 'instance-stopped'
+  | 'wait-timeout'
+  | 'traffic-limit'
+  | 'no-applet'
+  | 'malformed-token'
+  | 'html'
+  | 'empty'
+  | 'oversized'
+  | 'drop'
+  | { status: number }
+  | { appletError: string };
+
+/** The mode names a command line can pass. */
+export const DEV_ANSWER_MODES = ['normal', 'instance-not-loaded', 'instance-stopped', 'wait-timeout', 'traffic-limit', 'no-applet', 'malformed-token', 'html', 'empty', 'oversized', 'drop'] as const;
+
+export interface EventRequest {
+  method: string;
+  /** Path and query, as in the request line. */
+  url: string;
+  /** The Authorization header, if any. */
+  authorization?: string;
+  body: string;
+  receivedAtMs: number;
+}
+
+export interface AnswerConfig {
+  project: string;
+  token: string;
+  /** Refuse readings of exactly 0 W like the tutorial applet does (results[].code -1). */
+  rejectZeroReadings?: boolean;
+}
+
+export type EventAnswer =
+  | { drop: true; event: null; counted: boolean }
+  | { drop: false; status: number; contentType: string; body: string; event: ReceivedEvent | null; counted: boolean };
+
+const ROUTE = /^\/srv-applet-mgr\/v0\/event\/([^/?]+)$/;
+/** An applet error per mode, as the node writes it. */
+const APPLET_ERRORS: Partial<Record<string, string>> = {
+  'instance-not-loaded': 'InstanceNotRunning',
+  'instance-stopped': 'instance not running',
+  'wait-timeout': 'wait timeout',
+};
+
+/**
+ * The answer to one request (pure: the verifier and the duplicate check are passed in).
+ * `counted`: the request was on the event route (what `requests()` counts).
+ */
+export function answerEvent(req: EventRequest, cfg: AnswerConfig, mode: DevAnswerMode, ctx: { verify: (body: string) => VerifyResult; seen: (eventId: string) => boolean }): EventAnswer {
+  const json = (status: number, body: unknown, counted = true): EventAnswer => ({ drop: false, status, contentType: 'application/json', body: JSON.stringify(body), event: null, counted });
+  const nodeError = (status: number, key: string, code: number, desc: string): EventAnswer => json(status, { key, code, msg: key, desc, canBeTalk: false });
+  const url = new URL(req.url, 'http://localhost');
+  const route = ROUTE.exec(url.pathname);
+  if (req.method !== 'POST' || !route) return json(404, { key: 'NotFound', code: 404000000, msg: 'NotFound', desc: `no route ${req.method} ${url.pathname}`, canBeTalk: false }, false);
+  const channel = route[1]!;
+  if (mode === 'drop') return { drop: true, event: null, counted: true };
+  if (mode === 'html') return { drop: false, status: 200, contentType: 'text/html; charset=utf-8', body: '<!doctype html><html><body><form action="/login">Wi-Fi login</form></body></html>', event: null, counted: true };
+  if (mode === 'empty') return { drop: false, status: 200, contentType: 'text/plain', body: '', event: null, counted: true };
+  if (typeof mode === 'object' && 'status' in mode) return nodeError(mode.status, mode.status >= 500 ? 'InternalServerError' : 'Failure', mode.status * 1_000_000, 'dev receiver answering an injected failure');
+  // The node takes the token from ?authorization= first, then the header; `Bearer ` is optional.
+  const presented = (url.searchParams.get('authorization') ?? req.authorization ?? '').replace(/^Bearer\s+/i, '');
+  if (mode === 'malformed-token') return nodeError(500, 'UnknownError', 500000000, 'UnknownError');
+  if (presented !== cfg.token) return nodeError(401, 'InvalidToken', 401999002, 'InvalidToken');
+  const eventId = (url.searchParams.get('eventID') ?? '').toLowerCase();
+  const eventType = url.searchParams.get('eventType') ?? 'DEFAULT';
+  const base = { channel, publisherID: '1830470000000000001', publisherKey: 'dev_publisher', eventID: eventId, timestamp: req.receivedAtMs };
+  const result = (code: number, error?: string | null) => ({ appletName: 'dev', instanceID: '1830470000000000002', handler: 'start', returnValue: null, code, ...(error ? { error } : {}) });
+  // The node checks the project's traffic limit before it looks the project up.
+  if (mode === 'traffic-limit') return json(201, { ...base, results: [result(-1, 'TrafficLimitExceeded: project traffic limit exceeded')] });
+  if (channel !== cfg.project) return json(201, { ...base, results: null, error: 'InvalidEventChannel' });
+  if (mode === 'oversized') return json(201, { ...base, results: [result(-1, 'InstanceNotRunning')], padding: 'x'.repeat((1 << 20) + 1024) });
+  if (typeof mode === 'string' && APPLET_ERRORS[mode] !== undefined) return json(201, { ...base, results: [result(-1, APPLET_ERRORS[mode])] });
+  if (typeof mode === 'object') return json(201, { ...base, results: [result(-1, mode.appletError)] });
+  const v = ctx.verify(req.body);
+  const seqText = /-(\d+)$/.exec(eventId)?.[1];
+  const eventAddress = /^(0x[0-9a-f]{40})-\d+$/.exec(eventId)?.[1] ?? null;
+  const signerMatchesEventId = eventAddress === null || v.deviceId === null ? null : eventAddress === v.deviceId;
+  const handled = mode !== 'no-applet';
+  // Like the tutorial applet: a message that does not verify is refused by the applet.
+  const refusal = !handled ? null : !v.ok ? v.reason : cfg.rejectZeroReadings && v.sensorReading === 0 ? 'sensor_reading must not be 0' : null;
+  const event: ReceivedEvent = {
+    receivedAtMs: req.receivedAtMs,
+    project: channel,
+    eventType,
+    eventId,
+    seq: seqText === undefined ? null : Number(seqText),
+    duplicate: eventId !== '' && ctx.seen(eventId),
+    sensorReading: v.sensorReading,
+    timestamp: v.timestamp,
+    verified: v.ok,
+    reason: v.reason ?? (signerMatchesEventId === false ? `eventID names ${eventAddress}, the body is signed by ${v.deviceId}` : null),
+    publicKey: v.publicKeyHex,
+    deviceId: v.deviceId,
+    signerMatchesEventId,
+    handled,
+    appletError: refusal,
+    body: req.body,
+  };
+  return { drop: false, status: 201, contentType: 'application/json', body: JSON.stringify({ ...base, results: handled ? [result(refusal ? -1 : 0, refusal)] : null }), event, counted: true };
 }
 
 export interface DevReceiverOptions {
@@ -63,6 +174,8 @@ export interface DevReceiverOptions {
   recordFile?: string;
   /** Refuse readings of exactly 0 W like the tutorial applet does (results[].code -1). Default false. */
   rejectZeroReadings?: boolean;
+  /** How to answer when no one-off answer is queued (default `normal`). */
+  mode?: DevAnswerMode;
   log?: (line: string) => void;
 }
 
@@ -73,112 +186,68 @@ export interface DevReceiver {
   received: ReceivedEvent[];
   /** Requests seen on the event route, including refused and misbehaved ones. */
   requests(): number;
-  failNext(count: number, status?: number): void;
+  /** Answer the next `count` requests in this mode (queued after earlier ones), then go back. */
+  answerNext(count: number, mode: DevAnswerMode): void;
+  /** The mode for every request while no one-off answer is queued. */
+  setMode(mode: DevAnswerMode): void;
+  /** Delay every answer by this long (0: answer at once). */
   delayMs(ms: number): void;
-  dropNext(count: number): void;
-  garbageNext(count: number): void;
-  appletErrorNext(count: number, error: string): void;
-  /** Several switches at once (the first API). */
-  misbehave(m: Misbehaviour): void;
   close(): Promise<void>;
 }
 
-const ROUTE = /^\/srv-applet-mgr\/v0\/event\/([^/?]+)$/;
-
 export async function startDevReceiver(opts: DevReceiverOptions = {}): Promise<DevReceiver> {
-  const project = opts.project ?? 'demo';
-  const token = opts.token ?? 'dev-token';
+  const cfg: AnswerConfig = { project: opts.project ?? 'demo', token: opts.token ?? 'dev-token', rejectZeroReadings: opts.rejectZeroReadings };
   const host = opts.host ?? '127.0.0.1';
   const received: ReceivedEvent[] = [];
-  const verifyBody = createBodyVerifier();
+  const verify = createBodyVerifier();
   const seen = new Set<string>();
+  const queue: Array<{ count: number; mode: DevAnswerMode }> = [];
+  let mode: DevAnswerMode = opts.mode ?? 'normal';
   let requests = 0;
   let delay = 0;
-  let fail = { count: 0, status: 500 };
-  let drop = 0;
-  let garbage = 0;
-  let appletError = { count: 0, error: '' };
   let recordFd: number | null = null;
   if (opts.recordFile) {
     mkdirSync(dirname(opts.recordFile), { recursive: true });
     recordFd = openSync(opts.recordFile, 'a');
   }
+  const nextMode = (): DevAnswerMode => {
+    const head = queue[0];
+    if (head === undefined) return mode;
+    if (--head.count <= 0) queue.shift();
+    return head.mode;
+  };
 
   const server = http.createServer((req, res) => {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('error', () => undefined); // a client that hangs up mid-request is not our problem
     req.on('end', () => {
-      const answer = (status: number, body: unknown): void => {
-        const text = typeof body === 'string' ? body : JSON.stringify(body);
-        const send = (): void => {
-          if (res.destroyed) return;
-          res.writeHead(status, { 'Content-Type': 'application/json' });
-          res.end(text);
-        };
-        if (delay > 0) setTimeout(send, delay);
-        else send();
+      const onRoute = ROUTE.test(new URL(req.url ?? '/', 'http://localhost').pathname);
+      const a = answerEvent(
+        { method: req.method ?? 'GET', url: req.url ?? '/', authorization: req.headers.authorization, body: Buffer.concat(chunks).toString('utf8'), receivedAtMs: Date.now() },
+        cfg,
+        onRoute && req.method === 'POST' ? nextMode() : 'normal',
+        { verify, seen: (id) => seen.has(id) },
+      );
+      if (a.counted) requests++;
+      if (a.drop) return void req.socket.destroy();
+      const e = a.event;
+      if (e !== null) {
+        if (e.eventId !== '') seen.add(e.eventId);
+        received.push(e);
+        // Written (to the OS) before answering, so whoever tails the file sees every acknowledged event.
+        if (recordFd !== null) writeSync(recordFd, `${JSON.stringify(e)}\n`);
+        opts.log?.(
+          `received seq=${e.seq ?? '?'} event_id=${e.eventId || '-'} reading=${e.sensorReading ?? '?'} verified=${e.verified}${e.duplicate ? ' duplicate' : ''}${e.handled ? '' : ' unhandled'}${e.signerMatchesEventId === false ? ' signer-mismatch' : ''}${e.reason ? ` reason="${e.reason}"` : ''}`,
+        );
+      }
+      const send = (): void => {
+        if (res.destroyed) return;
+        res.writeHead(a.status, { 'Content-Type': a.contentType });
+        res.end(a.body);
       };
-      const url = new URL(req.url ?? '/', 'http://localhost');
-      const route = ROUTE.exec(url.pathname);
-      if (req.method !== 'POST' || !route) return answer(404, { key: 'NotFound', code: 404000000, msg: 'NotFound', desc: `no route ${req.method} ${url.pathname}` });
-      requests++;
-      if (drop > 0) {
-        drop--;
-        req.socket.destroy();
-        return;
-      }
-      if (fail.count > 0) {
-        fail.count--;
-        const st = fail.status;
-        return answer(st, { key: st >= 500 ? 'InternalServerError' : 'Failure', code: st * 1_000_000, msg: 'injected failure', desc: 'dev receiver misbehaving on purpose' });
-      }
-      // The node takes the token from the header, or from ?authorization= (w3bstream.md section 1).
-      const q = url.searchParams.get('authorization');
-      const auth = req.headers.authorization ?? (q ? `Bearer ${q}` : '');
-      if (auth !== `Bearer ${token}`) return answer(401, { key: 'InvalidToken', code: 401999003, msg: 'InvalidToken', desc: 'invalid token', canBeTalk: false });
-      const eventId = (url.searchParams.get('eventID') ?? '').toLowerCase();
-      const eventType = url.searchParams.get('eventType') ?? 'DEFAULT';
-      const base = { channel: route[1], publisherID: '1', publisherKey: 'dev', eventID: eventId, timestamp: Date.now() };
-      if (route[1] !== project) return answer(201, { ...base, results: [], error: 'InvalidEventChannel' });
-      if (garbage > 0) {
-        garbage--;
-        return answer(201, '<html>not json');
-      }
-      const body = Buffer.concat(chunks).toString('utf8');
-      const v = verifyBody(body);
-      const seqText = /-(\d+)$/.exec(eventId)?.[1];
-      const seq = seqText === undefined ? null : Number(seqText);
-      const result = (code: number, error?: string | null) => ({ appletName: 'dev', instanceID: 1, handler: 'start', returnValue: null, code, ...(error ? { error } : {}) });
-      if (appletError.count > 0) {
-        appletError.count--;
-        return answer(201, { ...base, results: [result(-1, appletError.error)] });
-      }
-      // Like the tutorial applet: a message that does not verify is refused by the applet.
-      const refusal = !v.ok ? v.reason : opts.rejectZeroReadings && v.sensorReading === 0 ? 'sensor_reading must not be 0' : null;
-      const record: ReceivedEvent = {
-        receivedAtMs: Date.now(),
-        project: route[1]!,
-        eventType,
-        eventId,
-        seqFromEventId: seq,
-        seq,
-        duplicate: eventId !== '' && seen.has(eventId),
-        sensorReading: v.sensorReading,
-        timestamp: v.timestamp,
-        verified: v.ok,
-        reason: v.reason,
-        publicKey: v.publicKeyHex,
-        deviceId: v.deviceId,
-        appletError: refusal,
-        body,
-      };
-      if (eventId !== '') seen.add(eventId);
-      received.push(record);
-      // Written (to the OS) before answering, so whoever tails the file sees every acknowledged event.
-      if (recordFd !== null) writeSync(recordFd, `${JSON.stringify(record)}\n`);
-      opts.log?.(`received seq=${seq ?? '?'} event_id=${eventId || '-'} reading=${v.sensorReading ?? '?'} verified=${v.ok}${record.duplicate ? ' duplicate' : ''}${v.reason ? ` reason="${v.reason}"` : ''}`);
-      return answer(201, { ...base, results: [result(refusal ? -1 : 0, refusal)] });
+      if (delay > 0) setTimeout(send, delay);
+      else send();
     });
   });
   server.keepAliveTimeout = 30_000;
@@ -188,23 +257,14 @@ export async function startDevReceiver(opts: DevReceiverOptions = {}): Promise<D
   });
   const { port } = server.address() as AddressInfo;
   const urlHost = host.includes(':') ? `[${host}]` : host;
-  const self: DevReceiver = {
-    url: `http://${urlHost}:${port}/srv-applet-mgr/v0/event/${project}`,
+  return {
+    url: `http://${urlHost}:${port}/srv-applet-mgr/v0/event/${cfg.project}`,
     port,
     received,
     requests: () => requests,
-    failNext: (count, status = 500) => void (fail = { count, status }),
+    answerNext: (count, m) => void (count > 0 && queue.push({ count, mode: m })),
+    setMode: (m) => void (mode = m),
     delayMs: (ms) => void (delay = ms),
-    dropNext: (count) => void (drop = count),
-    garbageNext: (count) => void (garbage = count),
-    appletErrorNext: (count, error) => void (appletError = { count, error }),
-    misbehave(m) {
-      if (m.failNext) self.failNext(m.failNext.count, m.failNext.status);
-      if (m.delayMs !== undefined) self.delayMs(m.delayMs);
-      if (m.dropNext !== undefined) self.dropNext(m.dropNext);
-      if (m.garbageNext !== undefined) self.garbageNext(m.garbageNext);
-      if (m.appletErrorNext) self.appletErrorNext(m.appletErrorNext.count, m.appletErrorNext.error);
-    },
     close: () =>
       new Promise<void>((resolve) => {
         server.closeAllConnections();
@@ -215,5 +275,4 @@ export async function startDevReceiver(opts: DevReceiverOptions = {}): Promise<D
         });
       }),
   };
-  return self;
 }
