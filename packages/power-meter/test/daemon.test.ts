@@ -66,13 +66,13 @@ describe('power-meter daemon (real process, simulated sensor)', () => {
   it('kill -9 and restart: no stored reading is lost, no sequence number is reused, energy never goes back', async () => {
     const dir = join(mkdtempSync(join(tmpdir(), 'pm-')), 'data');
     const r = await receiver();
-    r.misbehave({ delayMs: 300 }); // keep deliveries in flight so the kill lands mid-delivery
+    r.delayMs(300); // keep deliveries in flight so the kill lands mid-delivery
     const first = backend(dir, ['--sim-load', '4', '--publish-url', r.url]);
     await until(() => r.received.length >= 2, 20_000, 'first readings');
     const before = await readState(dir);
     first.proc.kill('SIGKILL');
     await first.exited;
-    r.misbehave({ delayMs: 0 });
+    r.delayMs(0);
     const second = backend(dir, ['--sim-load', '4', '--publish-url', r.url]);
     await second.waitFor(/totals energy_wh=/);
     await until(async () => {

@@ -37,6 +37,8 @@ export interface AnswerContext {
   contentType?: string | null;
   /** The answer was larger than the client reads (its text is then empty). */
   oversized?: boolean;
+  /** The answer's body broke off before its end (its text is then empty). */
+  cutShort?: boolean;
   /** The eventType the reading was sent with, to name it when no applet handled it. */
   eventType?: string;
 }
@@ -87,6 +89,7 @@ export function classifyAnswer(status: number, bodyText: string, ctx: AnswerCont
     // empty or cut answer, an answer over the size cap even if it starts like the node's) was not
     // written by the node, so it must never remove a reading.
     if (ctx.oversized) return notW3bstream(status, 'over the size limit');
+    if (ctx.cutShort) return notW3bstream(status, 'cut short');
     if (body === null) return notW3bstream(status, bodyText.trim() === '' ? 'empty' : mediaType(ctx.contentType) ?? 'no content type');
     const err = typeof body.error === 'string' ? body.error : null;
     if (err !== null && /InvalidEventChannel/i.test(err)) return config('InvalidEventChannel');

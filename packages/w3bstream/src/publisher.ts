@@ -302,15 +302,17 @@ export class Publisher extends EventEmitter {
       status = res.status;
       let text: string;
       let oversized = false;
+      let cutShort = false;
       try {
         text = await res.text();
       } catch (err) {
         if (signal.aborted) throw err;
         // Over the cap, or cut short: either way not an answer the node wrote (never "delivered").
         oversized = (err as { type?: string }).type === 'max-size';
+        cutShort = !oversized;
         text = '';
       }
-      const verdict = classifyAnswer(status, text, { contentType: res.headers.get('content-type'), oversized, eventType: this.opts.eventType ?? 'DEFAULT' });
+      const verdict = classifyAnswer(status, text, { contentType: res.headers.get('content-type'), oversized, cutShort, eventType: this.opts.eventType ?? 'DEFAULT' });
       return { status, verdict };
     } catch (err) {
       if (this.stopController.signal.aborted) return 'stopped';

@@ -5,7 +5,7 @@ const ok = (results: unknown[] = [{ code: 0 }], extra = {}) => JSON.stringify({ 
 
 describe('classification of node answers (w3bstream.md section 4)', () => {
   it('delivered: 2xx, no error, every result code 0 (or no results)', () => {
-    expect(classifyAnswer(201, ok())).toEqual({ kind: 'delivered', reason: null, errorKey: null, advice: null, note: null });
+    expect(classifyAnswer(201, ok())).toEqual({ kind: 'delivered', reason: null, errorKey: null, advice: null, note: null, unhandled: false });
     expect(classifyAnswer(201, ok([])).kind).toBe('delivered');
     expect(classifyAnswer(200, ok([{ code: 0 }, { code: 0 }])).kind).toBe('delivered');
   });
@@ -15,6 +15,21 @@ describe('classification of node answers (w3bstream.md section 4)', () => {
     expect(classifyAnswer(201, ok([{ code: -1, error: 'wasm: TrafficLimitExceeded for project' }]))).toMatchObject({ kind: 'transient', errorKey: 'TrafficLimitExceeded' });
     expect(classifyAnswer(201, ok([], { error: 'TrafficLimitExceeded' }))).toMatchObject({ kind: 'transient', errorKey: 'TrafficLimitExceeded' });
     expect(classifyAnswer(201, ok([{ code: 0 }, { code: -1, error: 'InstanceNotRunning' }]))).toMatchObject({ kind: 'transient', errorKey: 'InstanceNotRunning' });
+  });
+
+  it("the node's other 'not now' applet answers are transient: a stopped instance and a busy VM keep the reading", () => {
+    expect(classifyAnswer(201, ok([{ code: -1, error: 'instance not running' }]))).toMatchObject({ kind: 'transient', errorKey: 'instance not running', advice: expect.stringMatching(/stopped/) });
+    expect(classifyAnswer(201, ok([{ code: -1, error: 'wait timeout' }]))).toMatchObject({ kind: 'transient', errorKey: 'wait timeout', advice: expect.stringMatching(/busy/) });
+  });
+
+  it('results: null is delivered, but flagged as handled by no applet (named by eventType)', () => {
+    expect(classifyAnswer(201, ok(null as unknown as unknown[]), { eventType: 'METER' })).toEqual({ kind: 'delivered', reason: null, errorKey: null, advice: null, note: 'no applet handled eventType METER', unhandled: true });
+  });
+
+  it('a persisting 500 UnknownError names a malformed token as the usual cause', () => {
+    const v = classifyAnswer(500, '{"key":"UnknownError","code":500000000,"msg":"UnknownError"}');
+    expect(v).toMatchObject({ kind: 'transient', reason: 'HTTP 500 UnknownError', persisting: { afterFailures: 3, reason: 'HTTP 500 UnknownError (token?)', advice: expect.stringMatching(/malformed publisher token/) } });
+    expect(classifyAnswer(500, '{"key":"InternalServerError"}')).not.toHaveProperty('persisting');
   });
 
   it('any other applet error is delivered-but-rejected (retrying cannot help)', () => {
@@ -40,11 +55,15 @@ describe('classification of node answers (w3bstream.md section 4)', () => {
     expect(classifyAnswer(400, '{"key":"BadRequest"}')).toMatchObject({ kind: 'config', reason: 'HTTP 400 BadRequest' });
   });
 
-  it('unparseable success bodies: delivered (noted) for 200/201 only', () => {
-    expect(classifyAnswer(201, '<html>not json')).toMatchObject({ kind: 'delivered', note: 'HTTP 201 with an unparseable body' });
-    expect(classifyAnswer(200, '')).toMatchObject({ kind: 'delivered', note: 'HTTP 200 with an unparseable body' });
-    expect(classifyAnswer(202, 'not json').kind).toBe('transient');
-    expect(classifyAnswer(201, '[1,2]').kind).toBe('delivered'); // an array is no answer object either
+  it('a 2xx that is not a W3bstream answer object never delivers: transient, failing once it persists', () => {
+    const portal = classifyAnswer(200, '<html><form>login</form></html>', { contentType: 'text/html; charset=utf-8' });
+    expect(portal).toMatchObject({ kind: 'transient', errorKey: 'NotW3bstream', reason: 'not a W3bstream answer (text/html)', advice: expect.stringMatching(/captive portal/) });
+    expect(portal).toMatchObject({ persisting: { afterFailures: 3, reason: 'not a W3bstream answer (text/html)', advice: expect.stringMatching(/proxy/) } });
+    expect(classifyAnswer(200, '', { contentType: 'text/plain' })).toMatchObject({ kind: 'transient', reason: 'not a W3bstream answer (empty)' });
+    expect(classifyAnswer(201, '[1,2]').kind).toBe('transient'); // an array is no answer object either
+    expect(classifyAnswer(202, 'not json')).toMatchObject({ kind: 'transient', reason: 'not a W3bstream answer (no content type)' });
+    // Over the size cap, even if what was read looked like the node's success.
+    expect(classifyAnswer(201, ok(), { oversized: true })).toMatchObject({ kind: 'transient', reason: 'not a W3bstream answer (over the size limit)' });
   });
 
   it('keeps reasons short enough for the screen and never multi-line', () => {

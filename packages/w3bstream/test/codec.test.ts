@@ -70,13 +70,18 @@ describe('the w3bstream.md test vector', () => {
     }
   });
 
-  it('verifies in raw r||s form and with S normalised low (both are the same signature)', () => {
+  it('high S: refused in raw form (this meter signs raw with a low S), accepted in foreign DER unless the meter is expected', () => {
     const raw = derToRaw(VECTOR.signature);
     expect(raw).toHaveLength(128);
-    expect(verifyBody(body(VECTOR.data, raw))).toMatchObject({ ok: true, encoding: 'raw' });
+    // The same signature with S in the upper half, raw: an altered copy, not something this meter sends.
+    expect(verifyBody(body(VECTOR.data, raw))).toMatchObject({ ok: false, encoding: 'raw', lowS: false, reason: expect.stringMatching(/high S/) });
     const n = BigInt(`0x${CURVES.p256.orderHex}`);
     const lowS = (n - BigInt(`0x${raw.slice(64)}`)).toString(16).padStart(64, '0');
     expect(verifyBody(body(VECTOR.data, raw.slice(0, 64) + lowS))).toMatchObject({ ok: true, lowS: true });
+    expect(verifyBody(body(VECTOR.data, raw.slice(0, 64) + lowS), { requireLowS: 'all' })).toMatchObject({ ok: true, lowS: true });
+    // The tutorial's DER vector (high S) is foreign: it verifies, flagged, unless every S must be low.
+    expect(verifyBody(body(VECTOR.data))).toMatchObject({ ok: true, encoding: 'der', lowS: false });
+    expect(verifyBody(body(VECTOR.data), { requireLowS: 'all' })).toMatchObject({ ok: false, reason: expect.stringMatching(/high S \(der\)/) });
     expect(rawToDer(raw)).toBe(VECTOR.signature);
   });
 
@@ -241,7 +246,12 @@ describe('openssl agrees (independent implementation)', () => {
       const pub = publicKeyHex(createPublicKey(createPrivateKey(readFileSync(join(dir, 'key.pem')))));
       const sig = readFileSync(join(dir, 'sig.der')).toString('hex');
       expect(verifyBody(body(text, sig, pub))).toMatchObject({ ok: true, curve, encoding: 'der' });
-      expect(verifyBody(body(text, derToRaw(sig), pub))).toMatchObject({ ok: true, curve, encoding: 'raw' });
+      const raw = derToRaw(sig);
+      const n = BigInt(`0x${CURVES[curve].orderHex}`);
+      const s = BigInt(`0x${raw.slice(64)}`);
+      const [low, high] = s > n / 2n ? [n - s, s] : [s, n - s];
+      expect(verifyBody(body(text, raw.slice(0, 64) + low.toString(16).padStart(64, '0'), pub))).toMatchObject({ ok: true, curve, encoding: 'raw', lowS: true });
+      expect(verifyBody(body(text, raw.slice(0, 64) + high.toString(16).padStart(64, '0'), pub))).toMatchObject({ ok: false, reason: expect.stringMatching(/high S/) });
       expect(verifyBody(body(text.replace('3.5', '3.6'), sig, pub)).ok).toBe(false);
     });
   }

@@ -90,10 +90,10 @@ describe('publisher against the dev receiver', () => {
     append(20);
     const { p, delivered } = publisher(outbox, id, r.url, { eventType: 'METER' });
     await until(() => r.received.length === 20, '20 deliveries');
-    expect(r.received.map((x) => x.seqFromEventId)).toEqual(Array.from({ length: 20 }, (_, i) => i + 1));
+    expect(r.received.map((x) => x.seq)).toEqual(Array.from({ length: 20 }, (_, i) => i + 1));
     expect(r.received.every((x) => x.verified && x.eventId === `${id.deviceId}-${x.seq}` && x.eventType === 'METER' && !x.duplicate)).toBe(true);
     await until(() => p.state().waiting === 0, 'outbox empty');
-    expect(p.state()).toMatchObject({ state: 'ok', reason: null, errorKey: null, waiting: 0, lastDeliveredSeq: 20, lastAttempt: 'Success' });
+    expect(p.state()).toMatchObject({ state: 'ok', reason: null, errorKey: null, waiting: 0, lastDeliveredSeq: 20, lastAttemptOk: true });
     expect(p.state().lastSuccessMs).toBeGreaterThan(Date.now() - 10_000);
     expect(delivered.map((d) => d.seq)).toEqual(r.received.map((x) => x.seq));
     expect(delivered[0]).toEqual({ seq: 1, eventId: `${id.deviceId}-1`, status: 201, rejected: false, reason: null });
@@ -153,25 +153,82 @@ describe('publisher against the dev receiver', () => {
     expect(() => new Publisher({ outbox, url: 'http://127.0.0.1/x', deviceId: 'nope' })).toThrow(/0x \+ 40 hex/);
   });
 
-  it('survives 500s, reset connections, garbage and traffic limits, losing and reordering nothing', async () => {
+  it('survives 500s, reset connections, HTML, stopped or busy applets and traffic limits, losing and reordering nothing', async () => {
     const { id, outbox, append } = setup();
     const r = await receiver();
-    r.failNext(3, 500);
-    r.dropNext(2);
-    r.garbageNext(1);
-    r.appletErrorNext(2, 'TrafficLimitExceeded');
+    r.answerNext(2, 'drop');
+    r.answerNext(3, { status: 500 });
+    r.answerNext(1, 'html');
+    r.answerNext(1, 'instance-stopped');
+    r.answerNext(1, 'wait-timeout');
+    r.answerNext(1, 'instance-not-loaded');
+    r.answerNext(2, 'traffic-limit');
+    r.answerNext(1, 'empty');
+    r.answerNext(1, 'oversized');
     append(10);
-    const { states, logs } = publisher(outbox, id, r.url);
+    const { states } = publisher(outbox, id, r.url);
     await until(() => outbox.waiting() === 0, 'all delivered');
-    // Message 1 met every failure in turn: 2 x reset, 3 x 500, then garbage (a 201: delivered,
-    // noted, not recorded by the receiver). Message 2 met the traffic limit twice, then arrived.
-    expect(r.received.map((x) => x.seq)).toEqual([2, 3, 4, 5, 6, 7, 8, 9, 10]);
+    // Message 1 met every failure in turn and was removed only by the node's real acceptance.
+    expect(r.received.map((x) => x.seq)).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
     expect(r.received.every((x) => !x.duplicate)).toBe(true);
     expect(outbox.peek(1)).toEqual([]);
     expect(outbox.stats()).toMatchObject({ delivered: 10, rejected: 0, dropped: 0 });
-    const keys = states.filter((s) => s.state === 'retrying').map((s) => s.errorKey);
-    expect(keys).toEqual(['ECONNRESET', 'ECONNRESET', ...Array(3).fill('HTTP 500 InternalServerError'), 'TrafficLimitExceeded', 'TrafficLimitExceeded']);
-    expect(logs.some((l) => /delivered seq=1 .*unparseable body/.test(l))).toBe(true);
+    const keys = states.filter((s) => s.state !== 'ok').map((s) => s.reason);
+    expect(keys).toEqual([
+      'ECONNRESET',
+      'ECONNRESET',
+      ...Array(3).fill('HTTP 500 InternalServerError'),
+      'not a W3bstream answer (text/html)',
+      'instance not running',
+      'wait timeout',
+      'InstanceNotRunning',
+      'TrafficLimitExceeded',
+      'TrafficLimitExceeded',
+      'not a W3bstream answer (empty)',
+      'not a W3bstream answer (over the size limit)',
+    ]);
+  });
+
+  it('a captive portal answering 200 HTML keeps every reading and becomes failing with advice once it persists', async () => {
+    const { id, outbox, append } = setup();
+    const r = await receiver();
+    r.setMode('html');
+    append(3);
+    const { p, states } = publisher(outbox, id, r.url);
+    await until(() => p.state().state === 'failing', 'failing');
+    expect(states[0]).toMatchObject({ state: 'retrying', reason: 'not a W3bstream answer (text/html)' });
+    expect(p.state()).toMatchObject({ state: 'failing', reason: 'not a W3bstream answer (text/html)', errorKey: 'NotW3bstream', waiting: 3, advice: expect.stringMatching(/captive portal/), lastAttemptOk: false });
+    expect(states.filter((s) => s.state === 'retrying').length).toBe(2); // failing from the third answer on
+    expect(outbox.stats()).toMatchObject({ waiting: 3, delivered: 0 });
+    r.setMode('normal');
+    await until(() => outbox.waiting() === 0, 'delivered once the portal is gone');
+    expect(r.received.map((x) => x.seq)).toEqual([1, 2, 3]);
+    expect(p.state()).toMatchObject({ state: 'ok', reason: null });
+  });
+
+  it('a persisting 500 UnknownError is shown as failing with the token as the usual cause, keeping the data', async () => {
+    const { id, outbox, append } = setup();
+    const r = await receiver();
+    r.setMode('malformed-token');
+    append(1);
+    const { p } = publisher(outbox, id, r.url);
+    await until(() => p.state().state === 'failing', 'failing');
+    expect(p.state()).toMatchObject({ reason: 'HTTP 500 UnknownError (token?)', advice: expect.stringMatching(/malformed publisher token/), waiting: 1 });
+    r.setMode('normal');
+    await until(() => outbox.waiting() === 0, 'delivered');
+  });
+
+  it('results: null is delivered, counted as unhandled and shown while it lasts', async () => {
+    const { id, outbox, append } = setup();
+    const r = await receiver();
+    r.answerNext(2, 'no-applet');
+    append(3);
+    const { p, states, delivered } = publisher(outbox, id, r.url, { eventType: 'METER' });
+    await until(() => outbox.waiting() === 0, 'all answered');
+    expect(outbox.stats()).toMatchObject({ unhandled: 2, delivered: 1 });
+    expect(states.find((s) => s.reason !== null)).toMatchObject({ state: 'ok', reason: 'no applet handled eventType METER', unhandled: 1 });
+    expect(delivered.map((d) => d.reason)).toEqual(['no applet handled eventType METER', 'no applet handled eventType METER', null]);
+    expect(p.state()).toMatchObject({ state: 'ok', reason: null, unhandled: 2 });
   });
 
   it('times out an answer that hangs and retries the same eventID', async () => {
@@ -195,7 +252,7 @@ describe('publisher against the dev receiver', () => {
     append(2);
     const bad = publisher(outbox, id, r.url, { token: 'wrong' });
     await until(() => bad.p.state().state === 'failing', 'InvalidToken');
-    expect(bad.p.state()).toMatchObject({ reason: 'InvalidToken', errorKey: 'InvalidToken', waiting: 2, lastAttempt: 'Failed to publish' });
+    expect(bad.p.state()).toMatchObject({ reason: 'InvalidToken', errorKey: 'InvalidToken', waiting: 2, lastAttemptOk: false });
     expect(bad.p.state().nextRetryMs).toBeGreaterThan(Date.now() - 1000);
     await bad.p.stop();
     const wrongProject = publisher(outbox, id, r.url.replace(/\/p$/, '/other'));
@@ -211,7 +268,7 @@ describe('publisher against the dev receiver', () => {
   it('counts an applet refusal as delivered-but-rejected and goes on with the next message', async () => {
     const { id, outbox, append } = setup();
     const r = await receiver();
-    r.appletErrorNext(1, 'abort: reading is zero');
+    r.answerNext(1, { appletError: 'abort: reading is zero' });
     append(3);
     const { delivered } = publisher(outbox, id, r.url);
     await until(() => outbox.waiting() === 0, 'all answered');
@@ -241,7 +298,7 @@ describe('publisher against the dev receiver', () => {
   it('follows the backoff schedule: doubling, capped, reset by a success', async () => {
     const { id, outbox, append } = setup();
     const r = await receiver();
-    r.failNext(5, 503);
+    r.answerNext(5, { status: 503 });
     append(1);
     const { states } = publisher(outbox, id, r.url, { now: () => 0, random: () => 0, backoff: { baseMs: 40, maxMs: 160 } });
     await until(() => outbox.waiting() === 0, 'delivery');
@@ -265,7 +322,7 @@ describe('publisher against the dev receiver', () => {
   it('counts the attempts that did not deliver a message, on the message', async () => {
     const { id, outbox, append } = setup();
     const r = await receiver();
-    r.failNext(3, 500);
+    r.answerNext(3, { status: 500 });
     append(2);
     const { p } = publisher(outbox, id, r.url, { backoff: { baseMs: 10, maxMs: 10 } });
     await until(() => p.state().failures === 3, 'three failures');
@@ -298,16 +355,16 @@ describe('publisher against misbehaving loopback servers', () => {
     expect(p.state()).toMatchObject({ state: 'retrying', waiting: 1 });
   });
 
-  it('a 201 cut off in the middle of its body counts as delivered (the node took it), noted in the log', async () => {
+  it('a 201 cut off in the middle of its body is not an answer: the reading is kept and sent again', async () => {
     const { id, outbox, append } = setup();
     const tcp = await tcpServer((_n, socket) => {
       socket.write('HTTP/1.1 201 Created\r\nContent-Type: application/json\r\nContent-Length: 500\r\n\r\n{"channel":"p","res');
       setTimeout(() => socket.destroy(), 20);
     });
     append(1);
-    const { logs } = publisher(outbox, id, tcp.url);
-    await until(() => outbox.waiting() === 0, 'accepted');
-    expect(logs.join('\n')).toMatch(/delivered seq=1 .*HTTP 201 with an unparseable body/);
+    const { p } = publisher(outbox, id, tcp.url);
+    await until(() => p.state().failures >= 2, 'two cut answers');
+    expect(p.state()).toMatchObject({ state: 'retrying', reason: 'not a W3bstream answer (cut short)', waiting: 1 });
   });
 
   it('a 500 with an HTML body is transient, and does not follow redirects (the token stays home)', async () => {
@@ -362,7 +419,7 @@ describe('publisher against misbehaving loopback servers', () => {
       await x.p.stop();
       said.push(...x.logs, ...x.states.map((s) => JSON.stringify(s)), JSON.stringify(x.p.state()));
     }
-    r.failNext(1, 500);
+    r.answerNext(1, { status: 500 });
     const good = publisher(outbox, id, r.url);
     await until(() => outbox.waiting() === 0, 'delivered');
     said.push(...good.logs, ...good.states.map((s) => JSON.stringify(s)), ...good.delivered.map((d) => JSON.stringify(d)));

@@ -36,25 +36,77 @@ describe('dev receiver', () => {
     expect(a.status).toBe(201);
     expect(a.json).toMatchObject({ channel: 'proj', eventID: '0xabc-7', results: [{ code: 0 }] });
     expect(Object.keys(a.json!).sort()).toEqual(['channel', 'eventID', 'publisherID', 'publisherKey', 'results', 'timestamp']);
-    expect(r.received[0]).toMatchObject({ eventId: '0xabc-7', seqFromEventId: 7, eventType: 'METER', verified: true, reason: null, sensorReading: 8, timestamp: 1764000000, duplicate: false });
+    expect(r.received[0]).toMatchObject({ eventId: '0xabc-7', seq: 7, eventType: 'METER', verified: true, reason: null, sensorReading: 8, timestamp: 1764000000, duplicate: false, handled: true, signerMatchesEventId: null });
+    // The node's ids are strings (snowflakes), not numbers.
+    expect(a.json).toMatchObject({ publisherID: expect.any(String), results: [{ instanceID: expect.any(String) }] });
   });
 
-  it('answers a bad or missing token with 401 InvalidToken as the node does, recording nothing', async () => {
+  it('answers a bad or missing token with 401 InvalidToken (401999002) as the node does, recording nothing', async () => {
     const r = await start();
     for (const token of ['nope', null]) {
       const a = await post(r.url, signedBody(), { token });
       expect(a.status).toBe(401);
-      expect(a.json).toEqual({ key: 'InvalidToken', code: 401999003, msg: 'InvalidToken', desc: 'invalid token', canBeTalk: false });
+      expect(a.json).toEqual({ key: 'InvalidToken', code: 401999002, msg: 'InvalidToken', desc: 'InvalidToken', canBeTalk: false });
     }
     expect((await post(r.url, signedBody(), { token: null, query: '?authorization=tok&eventID=x-1' })).status).toBe(201); // the query form works too
-    expect(r.received).toHaveLength(1);
+    expect((await post(r.url, signedBody(), { token: null, query: '?authorization=Bearer%20tok&eventID=x-2' })).status).toBe(201); // with or without Bearer
+    // The query wins over the header, as in the node: a good header does not save a bad query token.
+    expect((await post(r.url, signedBody(), { token: 'tok', query: '?authorization=wrong&eventID=x-3' })).status).toBe(401);
+    expect((await post(r.url, signedBody(), { token: 'wrong', query: '?authorization=tok&eventID=x-4' })).status).toBe(201);
+    expect(r.received).toHaveLength(3);
+  });
+
+  it('records a body signed by another device than the eventID names', async () => {
+    const r = await start();
+    const dir = tempDir();
+    const id = loadOrCreateIdentity(join(dir, 'id'));
+    const other = loadOrCreateIdentity(join(dir, 'other'));
+    await post(r.url, signedBody(8, dir), { query: `?eventID=${id.deviceId}-1` });
+    await post(r.url, buildMessage(other, { powerW: 8, timestampMs: 1_764_000_000_000 }).body, { query: `?eventID=${id.deviceId}-2` });
+    expect(r.received.map((e) => e.signerMatchesEventId)).toEqual([true, false]);
+    expect(r.received[1]!.reason).toBe(`eventID names ${id.deviceId}, the body is signed by ${other.deviceId}`);
+  });
+
+  it('switches to each of the node answers and network failures on request', async () => {
+    const r = await start();
+    const body = signedBody();
+    const next = async (mode: Parameters<typeof r.answerNext>[1]) => {
+      r.answerNext(1, mode);
+      const res = await fetch(`${r.url}?eventType=METER&eventID=0xabc-9`, { method: 'POST', headers: { authorization: 'Bearer tok' }, body });
+      const text = await res.text();
+      return { status: res.status, type: res.headers.get('content-type'), text, json: /^\{/.test(text) && text.length < 100_000 ? (JSON.parse(text) as Record<string, unknown>) : null };
+    };
+    expect((await next('instance-not-loaded')).json).toMatchObject({ results: [{ code: -1, error: 'InstanceNotRunning' }] });
+    expect((await next('instance-stopped')).json).toMatchObject({ results: [{ code: -1, error: 'instance not running' }] });
+    expect((await next('wait-timeout')).json).toMatchObject({ results: [{ code: -1, error: 'wait timeout' }] });
+    expect((await next('traffic-limit')).json).toMatchObject({ results: [{ code: -1, error: expect.stringMatching(/TrafficLimitExceeded/) }] });
+    expect(await next('malformed-token')).toMatchObject({ status: 500, json: { key: 'UnknownError', code: 500000000 } });
+    expect(await next('html')).toMatchObject({ status: 200, type: expect.stringMatching(/^text\/html/), text: expect.stringMatching(/^<!doctype html>/) });
+    expect(await next('empty')).toMatchObject({ status: 200, text: '' });
+    const big = await next('oversized');
+    expect(big.status).toBe(201);
+    expect(big.text.length).toBeGreaterThan(1 << 20);
+    expect(r.received).toHaveLength(0); // none of these reached an applet
+    expect(await next('no-applet')).toMatchObject({ status: 201, json: { results: null } });
+    expect(r.received[0]).toMatchObject({ handled: false, appletError: null, verified: true });
+    // The traffic limit is checked before the project name, as the node does.
+    r.answerNext(1, 'traffic-limit');
+    const other = await post(r.url.replace(/proj$/, 'other'), body);
+    expect(other.json).toMatchObject({ results: [{ code: -1, error: expect.stringMatching(/TrafficLimitExceeded/) }] });
+    expect(other.json).not.toHaveProperty('error');
+    // A persistent mode, until switched back.
+    r.setMode('html');
+    expect((await post(r.url, body)).status).toBe(200);
+    expect((await post(r.url, body)).status).toBe(200);
+    r.setMode('normal');
+    expect((await post(r.url, body)).status).toBe(201);
   });
 
   it('answers another project with 201 + InvalidEventChannel, and unknown routes with 404', async () => {
     const r = await start();
     const a = await post(r.url.replace(/proj$/, 'other'), signedBody());
     expect(a.status).toBe(201);
-    expect(a.json).toMatchObject({ channel: 'other', error: 'InvalidEventChannel', results: [] });
+    expect(a.json).toMatchObject({ channel: 'other', error: 'InvalidEventChannel', results: null });
     expect((await post(r.url.replace('/v0/event/proj', '/v0/nothing'), signedBody())).status).toBe(404);
     expect(r.received).toHaveLength(0);
   });
@@ -93,17 +145,17 @@ describe('dev receiver', () => {
     expect(readFileSync(recordFile, 'utf8').trim().split('\n')).toHaveLength(4); // appends, never truncates
   });
 
-  it('misbehaves on request: fail N with a status, garbage, applet errors, dropped connections, delays', async () => {
+  it('misbehaves on request, in the order queued: a status, an applet error, dropped connections, delays', async () => {
     const r = await start();
     const body = signedBody();
-    r.failNext(2, 503);
+    r.answerNext(2, { status: 503 });
+    r.answerNext(1, 'html');
+    r.answerNext(1, { appletError: 'TrafficLimitExceeded' });
+    r.answerNext(1, 'drop');
     expect((await post(r.url, body)).status).toBe(503);
     expect((await post(r.url, body)).json).toMatchObject({ key: 'InternalServerError', code: 503000000 });
-    r.garbageNext(1);
-    expect(await post(r.url, body)).toMatchObject({ status: 201, json: null, text: '<html>not json' });
-    r.appletErrorNext(1, 'TrafficLimitExceeded');
+    expect(await post(r.url, body)).toMatchObject({ status: 200, json: null });
     expect((await post(r.url, body)).json).toMatchObject({ results: [{ code: -1, error: 'TrafficLimitExceeded' }] });
-    r.dropNext(1);
     await expect(post(r.url, body)).rejects.toThrow();
     r.delayMs(150);
     const t0 = Date.now();
