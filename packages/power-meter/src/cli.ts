@@ -158,8 +158,9 @@ withSettings(outbox.command('salvage').description('move a damaged outbox aside 
   const s = settingsFrom(flags);
   try {
     const r = salvageOutbox(s.dataDir);
-    console.log(`salvaged ${r.restored} undelivered reading(s) into a new ${r.damagedFile}`);
-    console.log(r.unreadable.length === 0 ? 'no stored number was unreadable' : `unreadable sequence numbers (lost): ${r.unreadable.map(([a, b]) => (a === b ? `${a}` : `${a}-${b}`)).join(', ')}`);
+    console.log(`salvaged ${r.restored} undelivered reading(s)${r.expected === null ? '' : ` of the ${r.expected} the damaged outbox counted`} into a new ${r.damagedFile}`);
+    if (r.expected !== null && r.expected > r.restored) console.log(`${r.expected - r.restored} reading(s) could not be read and are lost`);
+    if (r.unreadable.length > 0) console.log(`sequence numbers whose lookup failed: ${r.unreadable.map(([a, b]) => (a === b ? `${a}` : `${a}-${b}`)).join(', ')}`);
     console.log(`totals ${r.totalsRecovered ? 'carried over' : 'unreadable: the next start takes them from state.json'}; numbering continues at ${r.nextSeq}`);
     console.log(`the damaged file is kept at ${r.keptAt}; start the meter again (sudo systemctl restart power-meter)`);
   } catch (err) {

@@ -17,3 +17,5 @@ export { Publisher, PublisherConfigError, parsePublishUrl, retryDelayMs } from '
 export type { BackoffOptions, DeliveredEvent, PublishState, PublishStateName, PublisherEvents, PublisherOptions } from './publisher.js';
 export { DEV_ANSWER_MODES, answerEvent, startDevReceiver } from './receiver.js';
 export type { AnswerConfig, DevAnswerMode, DevReceiver, DevReceiverOptions, EventAnswer, EventRequest, ReceivedEvent } from './receiver.js';
+export { readDamagedOutbox } from './salvage.js';
+export type { DamagedOutboxContents } from './salvage.js';

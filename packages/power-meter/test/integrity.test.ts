@@ -1,0 +1,253 @@
+import { readFileSync, rmSync, writeFileSync, mkdtempSync, existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import { EXIT, readState } from '@power-meter/meter-files';
+import { buildMessage, loadOrCreateIdentity, startDevReceiver, type DevReceiver } from '@power-meter/w3bstream';
+import { afterEach, describe, expect, it } from 'vitest';
+import { BACKEND, outboxContents, start, until, type Proc } from '../../../test/support/processes.js';
+
+/**
+ * Issue 11 as an outside tester would try it, with the real program: a lost or damaged outbox,
+ * settings that cannot work, answers that are not the node's, and `verify` naming the device.
+ */
+const TOKEN = 'integrity-token-93b1';
+const procs: Proc[] = [];
+const receivers: DevReceiver[] = [];
+afterEach(async () => {
+  await Promise.all(procs.splice(0).map((p) => p.stop('SIGKILL')));
+  await Promise.all(receivers.splice(0).map((r) => r.close()));
+});
+
+async function receiver(): Promise<DevReceiver> {
+  const r = await startDevReceiver({ project: 'test', token: TOKEN });
+  receivers.push(r);
+  return r;
+}
+
+function run(args: string[], env: Record<string, string> = {}): Proc {
+  const p = start(BACKEND, args, { W3BSTREAM_PUBLISHER_TOKEN: TOKEN, POWER_METER_RETRY_MAX_MS: '300', ...env });
+  procs.push(p);
+  return p;
+}
+
+const backend = (dir: string, args: string[], env: Record<string, string> = {}) => run(['--sensor', 'sim', '--sim-load', '2', '--window', '1', '--data-dir', dir, ...args], env);
+const dataDir = () => join(mkdtempSync(join(tmpdir(), 'pm-int-')), 'data');
+const outboxFile = (dir: string) => join(dir, 'outbox', 'outbox.sqlite');
+
+async function stateOf(dir: string) {
+  const s = await readState(dir);
+  if (!s.ok) throw new Error(`state.json unreadable: ${s.problem}`);
+  return s.state;
+}
+
+/** No eventID names two bodies. */
+function oneBodyPerEventId(events: Array<{ eventId: string; body: string }>): void {
+  const byId = new Map<string, string>();
+  for (const e of events) {
+    if (byId.has(e.eventId)) expect(e.body, `eventID ${e.eventId} names two bodies`).toBe(byId.get(e.eventId));
+    byId.set(e.eventId, e.body);
+  }
+}
+
+describe('a lost outbox (issue 11, case 3)', () => {
+  it('deleted, then emptied while the key stays: numbering goes on above every number used, totals never go back', async () => {
+    const dir = dataDir();
+    const r = await receiver();
+    const first = backend(dir, ['--publish-url', r.url]);
+    await until(() => r.received.length >= 3, 20_000, 'first readings');
+    expect(await first.stop()).toBe(0);
+    const before = await stateOf(dir);
+    const usedBefore = Math.max(...r.received.map((e) => e.seq!));
+
+    rmSync(outboxFile(dir));
+    rmSync(`${outboxFile(dir)}-wal`, { force: true });
+    const second = backend(dir, ['--publish-url', r.url]);
+    await second.waitFor(/numbering continues at (\d+)/);
+    await second.waitFor(/totals recovered: energyWh/);
+    const n = r.received.length;
+    await until(() => r.received.length >= n + 2, 20_000, 'readings after the deletion');
+    expect(await second.stop()).toBe(0);
+    const middle = await stateOf(dir);
+    expect(middle.energyTotalWh).toBeGreaterThan(before.energyTotalWh);
+    expect(middle.rewards.total).toBeGreaterThan(before.rewards.total);
+    expect(Math.min(...r.received.slice(n).map((e) => e.seq!))).toBe(usedBefore + 1); // a clean stop leaves no gap
+
+    writeFileSync(outboxFile(dir), ''); // emptied
+    rmSync(`${outboxFile(dir)}-wal`, { force: true });
+    const third = backend(dir, ['--publish-url', r.url]);
+    const m = r.received.length;
+    await until(() => r.received.length >= m + 2, 20_000, 'readings after emptying');
+    expect(await third.stop()).toBe(0);
+    const after = await stateOf(dir);
+    expect(after.energyTotalWh).toBeGreaterThan(middle.energyTotalWh);
+    const seqs = r.received.map((e) => e.seq!);
+    expect(new Set(seqs).size).toBe(seqs.length);
+    expect(seqs).toEqual([...seqs].sort((a, b) => a - b));
+    oneBodyPerEventId(r.received);
+    expect(third.output()).toMatch(/outbox .* is new/);
+  });
+});
+
+describe('a damaged outbox', () => {
+  it('stops with status 3 naming the file and the salvage command; salvage recovers the readable readings, which then arrive', async () => {
+    const dir = dataDir();
+    // The node is unreachable: readings wait in the outbox.
+    const first = backend(dir, ['--publish-url', 'http://127.0.0.1:9/srv-applet-mgr/v0/event/test']);
+    await until(async () => existsSync(join(dir, 'state.json')) && (await stateOf(dir)).publishing.waiting >= 12, 30_000, 'readings waiting');
+    expect(await first.stop()).toBe(0);
+    const stored = await outboxContents(dir);
+    const db = new Database(outboxFile(dir));
+    const leaves = (db.prepare("SELECT pageno FROM dbstat WHERE name = 'messages' AND pagetype = 'leaf' ORDER BY pageno").all() as Array<{ pageno: number }>).map((x) => x.pageno);
+    const pageSize = db.pragma('page_size', { simple: true }) as number;
+    db.close();
+    expect(leaves.length).toBeGreaterThanOrEqual(2);
+    const bytes = readFileSync(outboxFile(dir));
+    const page = leaves[0]!;
+    bytes.fill(0x5a, (page - 1) * pageSize + 8, page * pageSize); // the first leaf's cells overwritten
+    writeFileSync(outboxFile(dir), bytes);
+
+    const refused = backend(dir, []);
+    expect(await refused.exited).toBe(EXIT.corruptData);
+    expect(refused.output()).toContain(`outbox ${outboxFile(dir)} is damaged`);
+    expect(refused.output()).toContain(`power-meter outbox salvage --data-dir ${dir}`);
+
+    const salvage = run(['outbox', 'salvage', '--data-dir', dir]);
+    expect(await salvage.exited).toBe(0);
+    const restored = Number(/salvaged (\d+) undelivered/.exec(salvage.output())?.[1]);
+    expect(restored).toBeGreaterThan(0);
+    expect(restored).toBeLessThan(stored.seqs.length); // the overwritten page is lost, the rest is not
+    expect(salvage.output()).toContain(`of the ${stored.seqs.length} the damaged outbox counted`);
+    expect(salvage.output()).toContain(`${stored.seqs.length - restored} reading(s) could not be read and are lost`);
+    expect(salvage.output()).toMatch(/damaged file is kept at .*outbox\.sqlite\.damaged-/);
+
+    const r = await receiver();
+    const second = backend(dir, ['--publish-url', r.url]);
+    await until(() => r.received.filter((e) => e.seq! < stored.nextSeq).length >= restored, 30_000, 'salvaged readings delivered');
+    await second.stop();
+    const salvagedSeqs = r.received.filter((e) => e.seq! < stored.nextSeq).map((e) => e.seq!);
+    for (const seq of salvagedSeqs) expect(stored.seqs).toContain(seq); // each under its own number
+    expect(Math.min(...r.received.filter((e) => e.seq! >= stored.nextSeq).map((e) => e.seq!))).toBeGreaterThanOrEqual(stored.nextSeq);
+    expect(r.received.every((e) => e.verified)).toBe(true);
+  });
+});
+
+describe('stored numbers stay finite (issue 11, case 5)', () => {
+  it('refuses reward tiers that would overflow the totals, and repairs a database that already holds Infinity', async () => {
+    const dir = dataDir();
+    const cfg = join(dir, '..', 'config.json');
+    writeFileSync(cfg, JSON.stringify({ rewardTiers: [{ belowW: 3, tokensPerH: 1e308 }] }));
+    const bad = backend(dir, ['--config', cfg]);
+    expect(await bad.exited).toBe(EXIT.badSettings);
+    expect(bad.output()).toMatch(/invalid setting "rewardTiers" in the config file = .*tokensPerH in \[0, 1000000\]/);
+
+    const first = backend(dir, []);
+    await until(async () => existsSync(join(dir, 'state.json')) && (await stateOf(dir)).rewards.total > 0, 20_000, 'rewards');
+    expect(await first.stop()).toBe(0);
+    const before = await stateOf(dir);
+    const db = new Database(outboxFile(dir));
+    db.prepare('UPDATE meter_totals SET rewards_total = ?').run(Number.POSITIVE_INFINITY); // what 1e308 tokens/h left behind
+    db.close();
+    const second = backend(dir, []);
+    await second.waitFor(/outbox repaired: rewardsTotal set to 0: rewards_total was Infinity/);
+    await second.waitFor(/totals recovered: rewardsTotal 0 ->/);
+    await until(async () => (await stateOf(dir)).rewards.total > before.rewards.total, 20_000, 'rewards growing again');
+    const after = await stateOf(dir);
+    expect(Number.isFinite(after.rewards.total)).toBe(true);
+    await second.stop();
+  });
+});
+
+describe('settings that cannot work are refused at start (issue 11, case 6)', () => {
+  it('a token with a line break, a space or a control character, and a URL with a password: exit 2, nothing echoed', async () => {
+    const dir = dataDir();
+    for (const token of ['w3b_abc\r\n', 'w3b_abc def', 'w3b_\u0007abc']) {
+      const p = backend(dir, ['--publish-url', 'http://127.0.0.1:9/srv-applet-mgr/v0/event/test'], { W3BSTREAM_PUBLISHER_TOKEN: token });
+      expect(await p.exited).toBe(EXIT.badSettings);
+      expect(p.output()).toMatch(/invalid setting W3BSTREAM_PUBLISHER_TOKEN = "<hidden>" .*no spaces, line breaks or other control characters/);
+      expect(p.output()).not.toContain('w3b_');
+    }
+    const url = backend(dir, ['--publish-url', 'https://meter:Pa55-SECRET@node.example/srv-applet-mgr/v0/event/test']);
+    expect(await url.exited).toBe(EXIT.badSettings);
+    expect(url.output()).toMatch(/invalid setting --publish-url = "<hidden>" .*without a user or password/);
+    expect(url.output()).not.toContain('Pa55-SECRET');
+    expect(existsSync(dir)).toBe(false); // refused before anything was created
+  });
+
+  it('a node that keeps answering 500 UnknownError is shown as failing, pointing at the token; readings are kept', async () => {
+    const dir = dataDir();
+    const r = await receiver();
+    r.setMode('malformed-token');
+    const p = backend(dir, ['--publish-url', r.url]);
+    await until(async () => existsSync(join(dir, 'state.json')) && (await stateOf(dir)).publishing.state === 'failing', 20_000, 'failing');
+    const st = await stateOf(dir);
+    expect(st.publishing).toMatchObject({ state: 'failing', reason: 'HTTP 500 UnknownError (token?)' });
+    expect(st.publishing.waiting).toBeGreaterThan(0);
+    await p.waitFor(/advice=".*malformed publisher token/);
+    r.setMode('normal');
+    await until(async () => (await stateOf(dir)).publishing.state === 'ok', 20_000, 'ok again');
+  });
+});
+
+describe('answers that are not the node accepting a reading (issue 11, cases 1 and 2)', () => {
+  it('a stopped applet, a busy VM and a captive portal keep every reading; the portal is shown as failing with advice', async () => {
+    const dir = dataDir();
+    const r = await receiver();
+    r.setMode('instance-stopped');
+    const p = backend(dir, ['--publish-url', r.url]);
+    await p.waitFor(/publish state=retrying reason="instance not running"/, 20_000);
+    r.setMode('wait-timeout');
+    await p.waitFor(/publish state=retrying reason="wait timeout"/, 20_000);
+    r.setMode('html');
+    await until(async () => (await stateOf(dir)).publishing.state === 'failing', 20_000, 'failing');
+    expect((await stateOf(dir)).publishing).toMatchObject({ reason: 'not a W3bstream answer (text/html)' });
+    await p.waitFor(/advice=".*captive portal/);
+    expect(readFileSync(join(dir, 'status'), 'utf8')).toBe('Failed to publish');
+    expect(r.received).toHaveLength(0);
+    r.setMode('normal');
+    await until(async () => (await stateOf(dir)).publishing.state === 'ok' && (await stateOf(dir)).publishing.waiting === 0, 20_000, 'drained');
+    expect(await p.stop()).toBe(0);
+    const box = await outboxContents(dir);
+    const seqs = r.received.map((e) => e.seq!);
+    // Every window the meter stored either arrived or is the one stored as it stopped.
+    expect(new Set([...seqs, ...box.seqs]).size).toBe(box.windows);
+    expect(seqs).toEqual(Array.from({ length: seqs.length }, (_, i) => i + 1));
+  });
+});
+
+describe('verify names the device (issue 11, case 7)', () => {
+  it('prints the device of each body, checks --expect-address/--expect-key, refuses high S where this meter would not send it', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'pm-verify-'));
+    const me = loadOrCreateIdentity(join(dir, 'me'));
+    const other = loadOrCreateIdentity(join(dir, 'other'));
+    const mine = buildMessage(me, { powerW: 2.5, timestampMs: 1_764_000_000_000 }).body;
+    const theirs = buildMessage(other, { powerW: 2.5, timestampMs: 1_764_000_000_000 }).body;
+    const file = join(dir, 'bodies.txt');
+    const verify = async (lines: string[], args: string[] = []) => {
+      writeFileSync(file, `${lines.join('\n')}\n`);
+      const p = run(['verify', file, ...args]);
+      return { code: await p.exited, out: p.output() };
+    };
+    const both = await verify([mine, theirs]);
+    expect(both.code).toBe(0);
+    expect(both.out).toContain(`ok   line 1 device=${me.deviceId}`);
+    expect(both.out).toContain(`ok   line 2 device=${other.deviceId}`);
+    const expected = await verify([mine, theirs], ['--expect-address', me.deviceId]);
+    expect(expected.code).toBe(1);
+    expect(expected.out).toContain(`FAIL line 2 device=${other.deviceId}: signed by ${other.deviceId}, not the expected ${me.deviceId}`);
+    expect((await verify([mine], ['--expect-key', me.publicKeyHex])).code).toBe(0);
+    expect((await verify([theirs], ['--expect-key', me.publicKeyHex])).code).toBe(1);
+    // The same signature with S flipped to the upper half: valid ECDSA, but never this meter's.
+    const sig = /"signature":"([0-9a-f]{128})"/.exec(mine)![1]!;
+    const n = BigInt('0xffffffff00000000ffffffffffffffffbce6faada7179e84f3b9cac2fc632551');
+    const highS = sig.slice(0, 64) + (n - BigInt(`0x${sig.slice(64)}`)).toString(16).padStart(64, '0');
+    const malleated = await verify([mine.replace(sig, highS)]);
+    expect(malleated.code).toBe(1);
+    expect(malleated.out).toMatch(/FAIL line 1 device=0x[0-9a-f]{40}: signature has a high S \(raw\)/);
+    // A record whose eventID names another device than the signer.
+    const record = JSON.stringify({ eventId: `${other.deviceId}-7`, body: mine });
+    const mismatch = await verify([record]);
+    expect(mismatch.code).toBe(1);
+    expect(mismatch.out).toContain(`eventID ${other.deviceId}-7 names ${other.deviceId}, but the body is signed by ${me.deviceId}`);
+  });
+});
