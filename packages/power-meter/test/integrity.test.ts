@@ -12,22 +12,21 @@ import { BACKEND, outboxContents, start, until, type Proc } from '../../../test/
  * settings that cannot work, answers that are not the node's, and `verify` naming the device.
  */
 const TOKEN = 'integrity-token-93b1';
-const procs: Proc[] = [];
-const receivers: DevReceiver[] = [];
+/** Everything a test started, stopped after it (processes killed, receivers closed), newest first. */
+const started: Array<() => Promise<unknown>> = [];
 afterEach(async () => {
-  await Promise.all(procs.splice(0).map((p) => p.stop('SIGKILL')));
-  await Promise.all(receivers.splice(0).map((r) => r.close()));
+  for (const stop of started.splice(0).reverse()) await stop();
 });
 
 async function receiver(): Promise<DevReceiver> {
   const r = await startDevReceiver({ project: 'test', token: TOKEN });
-  receivers.push(r);
+  started.push(() => r.close());
   return r;
 }
 
 function run(args: string[], env: Record<string, string> = {}): Proc {
   const p = start(BACKEND, args, { W3BSTREAM_PUBLISHER_TOKEN: TOKEN, POWER_METER_RETRY_MAX_MS: '300', ...env });
-  procs.push(p);
+  started.push(() => p.stop('SIGKILL'));
   return p;
 }
 
