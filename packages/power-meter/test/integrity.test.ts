@@ -250,3 +250,16 @@ describe('verify names the device (issue 11, case 7)', () => {
     expect(mismatch.out).toContain(`eventID ${other.deviceId}-7 names ${other.deviceId}, but the body is signed by ${me.deviceId}`);
   });
 });
+
+describe('dev-receiver --answer', () => {
+  it('answers every request in the chosen mode, and refuses an unknown mode with exit 2', async () => {
+    const bad = run(['dev-receiver', '--port', '0', '--answer', 'sometimes']);
+    expect(await bad.exited).toBe(EXIT.badSettings);
+    expect(bad.output()).toMatch(/--answer = "sometimes": allowed normal, instance-not-loaded, instance-stopped, wait-timeout/);
+    const rx = run(['dev-receiver', '--port', '0', '--project', 'test', '--token', TOKEN, '--answer', 'instance-stopped']);
+    const url = (await rx.waitFor(/publish_url=(\S+)/))[1]!;
+    const res = await fetch(`${url}?eventID=0xabc-1`, { method: 'POST', headers: { authorization: `Bearer ${TOKEN}` }, body: '{}' });
+    expect(res.status).toBe(201);
+    expect(await res.json()).toMatchObject({ results: [{ code: -1, error: 'instance not running' }] });
+  });
+});
