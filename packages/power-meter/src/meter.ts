@@ -1,4 +1,5 @@
 import { mkdirSync, statSync } from 'node:fs';
+import { performance } from 'node:perf_hooks';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Sampler, createSensor, realSleep, systemClock, type Sensor, type SensorState, type WindowResult } from '@power-meter/ina219';
@@ -269,7 +270,10 @@ export class Meter {
   private refreshPower(): void {
     const latest = this.sampler?.latest() ?? null;
     const shown = latest === null ? null : Math.round(latest.powerW * 100);
-    if (shown === this.lastShownPower && Date.now() - this.lastWriteMs < 5000) return;
+    // Measured time: with the wall clock, a step back (NTP after a boot without a real-time
+    // clock, `date -s`) would stop the heartbeat until the clock caught up, and the display would
+    // call a live backend stale.
+    if (shown === this.lastShownPower && performance.now() - this.lastWriteMs < 5000) return;
     this.scheduleWrite();
   }
 
@@ -314,7 +318,7 @@ export class Meter {
     });
     this.writer.write(state, legacyStatusOf(pub.lastAttemptOk));
     this.lastShownPower = state.powerW === null ? null : Math.round(state.powerW * 100);
-    this.lastWriteMs = Date.now();
+    this.lastWriteMs = performance.now();
   }
 
   /** Bytes written to the data directory so far (state files only). */

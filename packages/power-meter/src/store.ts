@@ -106,14 +106,16 @@ export class MeterStore {
     return this.outbox.transaction((sql) => sql.get<{ n: number }>('SELECT COUNT(*) AS n FROM held')!.n);
   }
 
-  /** Adds a window; a non-finite or negative increment counts as 0 (returned false). */
+  /** Adds a window; a non-finite or negative increment counts as 0 (then it returns false). */
   private addWindow(sql: OutboxSql, energyWh: number, rewards: number, avgPowerW: number): boolean {
     const r = sql.get<TotalsRow>('SELECT * FROM meter_totals WHERE id = 1')!;
-    const finite = (x: number): boolean => Number.isFinite(x) && x >= 0;
-    const ok = finite(energyWh) && finite(rewards) && Number.isFinite((r.energy_wh ?? 0) + energyWh) && Number.isFinite((r.rewards_total ?? 0) + rewards);
+    // Each increment on its own: one that is not finite (or would make its total so) counts as 0.
+    const usable = (x: number, total: number | null): boolean => Number.isFinite(x) && x >= 0 && Number.isFinite((total ?? 0) + x);
+    const energyOk = usable(energyWh, r.energy_wh);
+    const rewardsOk = usable(rewards, r.rewards_total);
     const recent = [...(JSON.parse(r.recent) as number[]), Number.isFinite(avgPowerW) ? Number(avgPowerW.toFixed(3)) : 0].slice(-RECENT);
-    sql.run('UPDATE meter_totals SET energy_wh = energy_wh + ?, rewards_total = rewards_total + ?, windows = windows + 1, recent = ? WHERE id = 1', ok ? energyWh : 0, ok ? rewards : 0, JSON.stringify(recent));
-    return ok;
+    sql.run('UPDATE meter_totals SET energy_wh = energy_wh + ?, rewards_total = rewards_total + ?, windows = windows + 1, recent = ? WHERE id = 1', energyOk ? energyWh : 0, rewardsOk ? rewards : 0, JSON.stringify(recent));
+    return energyOk && rewardsOk;
   }
 
   /**

@@ -263,3 +263,37 @@ describe('dev-receiver --answer', () => {
     expect(await res.json()).toMatchObject({ results: [{ code: -1, error: 'instance not running' }] });
   });
 });
+
+describe("the backend's tables on an outbox of the first release", () => {
+  it('upgrades in place: totals, sparkline, held readings and waiting messages are kept, and stay finite', async () => {
+    const { Outbox } = await import('@power-meter/w3bstream');
+    const { METER_SCHEMA, MeterStore } = await import('../src/store.js');
+    const file = join(mkdtempSync(join(tmpdir(), 'pm-upgrade-')), 'outbox.sqlite');
+    // Exactly what the first release created (no user_version, no schema_versions), with data.
+    const old = new Database(file);
+    old.exec(`
+      CREATE TABLE messages (seq INTEGER PRIMARY KEY, body TEXT NOT NULL, created_ms INTEGER NOT NULL, attempts INTEGER NOT NULL DEFAULT 0);
+      CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+      INSERT INTO counters VALUES ('next_seq', 43), ('dropped', 0), ('rejected', 0), ('delivered', 40), ('waiting', 2);
+      INSERT INTO messages VALUES (41, 'body-41', ${Date.now() - 60_000}, 3), (42, 'body-42', ${Date.now() - 5_000}, 0);
+      CREATE TABLE meter_totals (id INTEGER PRIMARY KEY CHECK (id = 1), energy_wh REAL NOT NULL, rewards_total REAL NOT NULL, windows INTEGER NOT NULL, recent TEXT NOT NULL, held_dropped INTEGER NOT NULL DEFAULT 0);
+      INSERT INTO meter_totals VALUES (1, 7.25, 1.5, 44, '[2.5,3]', 1);
+      CREATE TABLE held (id INTEGER PRIMARY KEY AUTOINCREMENT, boot_id TEXT NOT NULL, end_mono_ms REAL NOT NULL, avg_power_w REAL NOT NULL);
+      INSERT INTO held (boot_id, end_mono_ms, avg_power_w) VALUES ('boot-a', 1234.5, 2.75);
+    `);
+    old.close();
+    const outbox = Outbox.open(file, { schemas: [METER_SCHEMA] });
+    try {
+      const store = new MeterStore(outbox);
+      expect(store.repairs).toEqual([]);
+      expect(store.totals()).toEqual({ energyWh: 7.25, rewardsTotal: 1.5, windows: 44, recentAvgPowerW: [2.5, 3], heldDropped: 1 });
+      expect(store.held()).toEqual([{ id: 1, bootId: 'boot-a', endMonoMs: 1234.5, avgPowerW: 2.75 }]);
+      expect(outbox.peek(5).map((m) => [m.seq, m.body, m.attempts])).toEqual([[41, 'body-41', 3], [42, 'body-42', 0]]);
+      const r = store.storeReading('body-43', { energyWh: 0.01, rewards: Number.POSITIVE_INFINITY, avgPowerW: 2 });
+      expect(r).toMatchObject({ seq: 43, counted: false }); // stored, but an infinite increment counts as 0
+      expect(store.totals()).toMatchObject({ energyWh: 7.26, rewardsTotal: 1.5, windows: 45 });
+    } finally {
+      outbox.close();
+    }
+  });
+});
