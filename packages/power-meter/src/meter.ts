@@ -79,7 +79,8 @@ export class Meter {
       this.store = new MeterStore(this.outbox);
     } catch (err) {
       this.outbox.close();
-      throw err;
+      // Damage that the open-time check did not see, met when reading the totals.
+      throw isCorruptionError(err) ? new OutboxCorruptError(paths.outbox, (err as Error).message) : err;
     }
     this.writer = new StateWriter(s.dataDir);
     this.boot = bootId(opts.timesyncRoot);
