@@ -9,6 +9,7 @@ import { runDoctor } from './doctor.js';
 import { Meter } from './meter.js';
 import { salvageOutbox } from './salvage.js';
 import { verifyLines } from './verify.js';
+import { startOutputs } from './outputs.js';
 import { BACKEND_SETTINGS, type BackendSettings } from './settings.js';
 
 const DEFAULT_CONFIG = '/etc/power-meter/config.json';
@@ -88,6 +89,7 @@ withSettings(program.command('run', { isDefault: true }).description('run the me
     if (err instanceof OutboxLockedError || err instanceof IdentityError) return fail(err.message);
     throw err;
   }
+  const outputs = await startOutputs(meter, s, log);
   let stopping = false;
   const stop = (signal: string): void => {
     if (stopping) return;
@@ -97,7 +99,7 @@ withSettings(program.command('run', { isDefault: true }).description('run the me
       console.error('power-meter: clean stop took too long; exiting');
       process.exit(0);
     }, 1800).unref();
-    void meter.stop().then(() => {
+    void outputs.stop().then(() => meter.stop()).then(() => {
       log('stopped');
       process.exit(0);
     });

@@ -96,6 +96,7 @@ export async function runDoctor(s: BackendSettings, opts: { timesyncRoot?: strin
     else add({ name: 'token', status: 'ok', detail: 'publisher token is set (not shown)' });
     add(await checkEndpoint(s.publishUrl));
   }
+  if (s.mqttUrl) add(await (await import('./mqtt/check.js')).checkMqtt(s));
   return checks;
 }
 

@@ -6,6 +6,7 @@ import { Sampler, createSensor, realSleep, systemClock, type Sensor, type Sensor
 import { cleanupTempFiles, legacyStatusOf, readState, type WindowSummary } from '@power-meter/meter-files';
 import { Outbox, OutboxCorruptError, Publisher, buildMessage, isCorruptionError, loadOrCreateIdentity, type Identity } from '@power-meter/w3bstream';
 import { rewardsForWindow, tokensPerH } from './rewards.js';
+import { notifyObservers, type MeterObserver } from './observer.js';
 import type { BackendSettings } from './settings.js';
 import { StateWriter, buildState } from './state-writer.js';
 import { METER_SCHEMA, MeterStore } from './store.js';
@@ -67,6 +68,7 @@ export class Meter {
   private stopped = false;
   private readonly boot: string;
   private readonly floorMs = buildFloorMs();
+  private readonly observers: MeterObserver[] = [];
 
   private constructor(private readonly opts: MeterOptions) {
     const s = opts.settings;
@@ -94,6 +96,11 @@ export class Meter {
       log: opts.log,
     });
     this.publisher.on('state', () => this.scheduleWrite());
+  }
+
+  /** Adds an output (MQTT, metrics): see observer.ts. */
+  observe(o: MeterObserver): void {
+    this.observers.push(o);
   }
 
   static async start(opts: MeterOptions): Promise<Meter> {
@@ -228,6 +235,7 @@ export class Meter {
       const stored = this.store.storeReading(body, { energyWh: w.energyWh, rewards, avgPowerW: w.avgPowerW });
       if (!stored.counted) log(`window energy ${w.energyWh} Wh / rewards ${rewards} is not a finite amount: counted as 0 (totals stay finite)`);
       this.reportDrops(stored.dropped);
+      notifyObservers(this.observers, (o) => o.onReading?.(body), log);
     } else {
       if (!this.store.holdReading({ bootId: this.boot, endMonoMs: w.endMs, avgPowerW: w.avgPowerW }, { energyWh: w.energyWh, rewards }))
         log(`window energy ${w.energyWh} Wh / rewards ${rewards} is not a finite amount: counted as 0 (totals stay finite)`);
@@ -256,6 +264,7 @@ export class Meter {
       }
       const body = buildMessage(this.identity, { powerW: h.avgPowerW, timestampMs: wallTimeOf(h.endMonoMs, anchor) }, { signatureEncoding: this.opts.settings.signature, timestampUnit: this.opts.settings.timestampUnit }).body;
       this.reportDrops(this.store.release(h.id, body).dropped);
+      notifyObservers(this.observers, (o) => o.onReading?.(body), this.opts.log);
       released++;
     }
     if (released > 0) this.opts.log(`released ${released} held reading(s) with re-anchored timestamps`);
@@ -317,6 +326,7 @@ export class Meter {
       },
       sensor: { state: this.sensorState.state, reason: this.sensorState.reason, busV: latest?.busV ?? null, currentA: latest?.currentA ?? null },
     });
+    notifyObservers(this.observers, (o) => o.onState?.(state), this.opts.log);
     this.writer.write(state, legacyStatusOf(pub.lastAttemptOk));
     this.lastShownPower = state.powerW === null ? null : Math.round(state.powerW * 100);
     this.lastWriteMs = performance.now();

@@ -74,6 +74,29 @@ const address = (raw: unknown): string => {
   return raw;
 };
 
+/** An MQTT broker URL. Credentials go in the environment file, never in a URL that `ps` shows. */
+function parseMqttUrl(raw: unknown): string {
+  if (typeof raw !== 'string') throw new Error('not a string');
+  if (raw === '') return '';
+  const u = new URL(raw);
+  if ((u.protocol !== 'mqtt:' && u.protocol !== 'mqtts:') || u.hostname === '' || u.username !== '' || u.password !== '') throw new Error('bad');
+  return raw;
+}
+
+/** MQTT topic levels to prefix: no wildcards, no empty level. */
+function parseTopicPrefix(raw: unknown): string {
+  const v = parsers.nonEmptyString(raw);
+  if (/[+#\u0000]/.test(v) || v.split('/').some((level) => level === '')) throw new Error('bad');
+  return v;
+}
+
+/** node_exporter's textfile collector reads only `*.prom` files. */
+function parsePromFile(raw: unknown): string {
+  if (typeof raw !== 'string') throw new Error('not a string');
+  if (raw !== '' && !(raw.startsWith('/') && raw.endsWith('.prom'))) throw new Error('bad');
+  return raw;
+}
+
 export const BACKEND_SETTINGS = {
   dataDir: s({ key: 'dataDir', flag: 'data-dir', env: 'POWER_METER_DATA_DIR', default: '/home/pi/data/power-meter', describe: 'data directory (state files for the display, identity, outbox)', parse: parsers.nonEmptyString, allowed: 'a directory path' }),
   publishUrl: s({ key: 'publishUrl', flag: 'publish-url', env: 'POWER_METER_PUBLISH_URL', default: '', describe: 'W3bstream event URL, e.g. https://<host>/srv-applet-mgr/v0/event/<project>; empty = publishing disabled', parse: parsePublishUrl, allowed: 'an http(s) URL without a user or password (the token goes in W3BSTREAM_PUBLISHER_TOKEN), or empty', secret: true }),
@@ -94,6 +117,16 @@ export const BACKEND_SETTINGS = {
   outboxMaxAgeDays: s({ key: 'outboxMaxAgeDays', flag: 'outbox-max-age', env: 'POWER_METER_OUTBOX_MAX_AGE', default: 30, describe: 'undelivered readings older than this many days are dropped (counted)', parse: parsers.number(0.001, 3650), allowed: 'days, 0.001-3650' }),
   holdUnsyncedClock: s({ key: 'holdUnsyncedClock', flag: 'hold-unsynced-clock', env: 'POWER_METER_HOLD_UNSYNCED_CLOCK', default: true, describe: 'hold readings while the system clock is not synchronised, release them with corrected timestamps', parse: parsers.boolean, allowed: 'true or false' }),
   walletAddress: s({ key: 'walletAddress', flag: 'wallet-address', env: 'POWER_METER_WALLET_ADDRESS', default: '', describe: 'owner wallet shown in wallet_address', parse: address, allowed: '0x + 40 hex digits, or empty' }),
+  mqttUrl: s({ key: 'mqttUrl', flag: 'mqtt-url', env: 'POWER_METER_MQTT_URL', default: '', describe: 'MQTT broker for Home Assistant and other consumers, e.g. mqtt://homeassistant.local:1883 or mqtts://host:8883; empty = MQTT off', parse: parseMqttUrl, allowed: 'an mqtt:// or mqtts:// URL, or empty; no user or password in it (they go in POWER_METER_MQTT_USER / POWER_METER_MQTT_PASSWORD in the environment file), so the value is not shown', secret: true }),
+  mqttUser: s({ key: 'mqttUser', flag: null, env: 'POWER_METER_MQTT_USER', default: '', describe: 'MQTT user name (environment or config file only, never a flag)', parse: parsers.string, allowed: 'a string', secret: true }),
+  mqttPassword: s({ key: 'mqttPassword', flag: null, env: 'POWER_METER_MQTT_PASSWORD', default: '', describe: 'MQTT password (environment or config file only, never a flag)', parse: parsers.string, allowed: 'a string', secret: true }),
+  mqttTopicPrefix: s({ key: 'mqttTopicPrefix', flag: 'mqtt-topic-prefix', env: 'POWER_METER_MQTT_TOPIC_PREFIX', default: 'power-meter', describe: 'first level of the state topics: <prefix>/<device address>/...', parse: parseTopicPrefix, allowed: 'topic levels without + # or a leading/trailing /' }),
+  mqttDiscoveryPrefix: s({ key: 'mqttDiscoveryPrefix', flag: 'mqtt-discovery-prefix', env: 'POWER_METER_MQTT_DISCOVERY_PREFIX', default: 'homeassistant', describe: "Home Assistant's discovery prefix (its MQTT integration setting)", parse: parseTopicPrefix, allowed: 'topic levels without + # or a leading/trailing /' }),
+  mqttPowerIntervalMs: s({ key: 'mqttPowerIntervalMs', flag: 'mqtt-power-interval', env: 'POWER_METER_MQTT_POWER_INTERVAL', default: 5000, describe: 'live power is published at most this often, ms (window figures go out with every window)', parse: parsers.integer(500, 3_600_000), allowed: 'milliseconds, 500-3600000' }),
+  mqttReadings: s({ key: 'mqttReadings', flag: 'mqtt-readings', env: 'POWER_METER_MQTT_READINGS', default: false, describe: 'also publish each signed reading on <prefix>/<device address>/reading (verifiable without W3bstream)', parse: parsers.boolean, allowed: 'true or false' }),
+  metricsFile: s({ key: 'metricsFile', flag: 'metrics-file', env: 'POWER_METER_METRICS_FILE', default: '', describe: "Prometheus metrics for node_exporter's textfile collector, replaced atomically, e.g. /var/lib/prometheus/node-exporter/power_meter.prom; empty = off", parse: parsePromFile, allowed: 'an absolute path ending in .prom, or empty' }),
+  metricsFileIntervalS: s({ key: 'metricsFileIntervalS', flag: 'metrics-file-interval', env: 'POWER_METER_METRICS_FILE_INTERVAL', default: 60, describe: 'how often the metrics file is rewritten, seconds (SD-card wear)', parse: parsers.integer(1, 3600), allowed: 'seconds, 1-3600' }),
+  metricsPort: s({ key: 'metricsPort', flag: 'metrics-port', env: 'POWER_METER_METRICS_PORT', default: 0, describe: 'serve Prometheus metrics on http://127.0.0.1:<port>/metrics (loopback only); 0 = off', parse: parsers.integer(0, 65535), allowed: 'a TCP port 1-65535, or 0 for off' }),
   rewardTiers: s({ key: 'rewardTiers', flag: null, env: null, default: DEFAULT_REWARD_TIERS, describe: 'reward tiers, config file only: [{"belowW":3,"tokensPerH":10},{"belowW":5,"tokensPerH":4}]', parse: parseTiers, allowed: `a list of 1-${TIER_LIMITS.maxTiers} {belowW, tokensPerH} with ascending belowW in (0, ${TIER_LIMITS.maxBelowW}] and tokensPerH in [0, ${TIER_LIMITS.maxTokensPerH}]` }),
 };
 
