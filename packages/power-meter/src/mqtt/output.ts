@@ -134,7 +134,7 @@ export class MqttOutput implements MeterObserver {
       ? 'check POWER_METER_MQTT_USER and POWER_METER_MQTT_PASSWORD in /etc/power-meter/power-meter.env (or the broker\'s password file), then restart power-meter'
       : 'check that the broker runs and --mqtt-url';
     // One line per distinct problem: a broker down for a day must not fill the journal.
-    this.say(`mqtt ${this.conn.state}: ${safeBroker(this.opts.url)}: ${reason}; ${fix}; retrying (every ${Math.round(max / 1000)} s at most); measurement and W3bstream delivery are not affected`, reason);
+    this.say(`mqtt ${this.conn.state}: ${safeBroker(this.opts.url)}: ${reason}; ${fix}; ${refused ? `retrying every ${Math.round(max / 1000)} s` : `retrying with a growing delay (at most ${Math.round(max / 1000)} s)`}; measurement and W3bstream delivery are not affected`, reason);
     this.retryTimer = setTimeout(() => {
       this.retryTimer = null;
       this.problem = null;
