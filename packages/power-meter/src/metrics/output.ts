@@ -5,7 +5,7 @@ import { Counter, Gauge, Registry } from 'prom-client';
 import { writeFileAtomicSync, type MeterState } from '@power-meter/meter-files';
 import type { OutboxStats } from '@power-meter/w3bstream';
 import type { MeterObserver } from '../observer.js';
-import { FaultCounter, METRICS, type MetricsSnapshot } from './metrics.js';
+import { FaultCounter, METRICS, type MetricsSnapshot, type Sample } from './metrics.js';
 
 export interface MetricsOutputOptions {
   /** The live outbox counters (delivered, refused, sequence). */
@@ -38,27 +38,27 @@ export class MetricsOutput implements MeterObserver {
 
   private constructor(private readonly opts: MetricsOutputOptions) {
     for (const def of METRICS) {
-      const self = this;
+      // prom-client keeps values; ours live in the state, so each collection refills them.
+      const fill = (metric: { reset(): void }, put: (s: Sample) => void): void => {
+        const snap = this.snapshot();
+        metric.reset();
+        if (snap) for (const s of def.samples(snap)) put(s);
+      };
       const config = { name: def.name, help: def.help, labelNames: def.labelNames, registers: [this.registry] };
-      if (def.type === 'counter') {
+      if (def.type === 'counter')
         new Counter({
           ...config,
           collect(this: Counter) {
-            const snap = self.snapshot();
-            this.reset();
-            if (snap) for (const s of def.samples(snap)) this.inc(s.labels, s.value);
+            fill(this, (s) => this.inc(s.labels, s.value));
           },
         });
-      } else {
+      else
         new Gauge({
           ...config,
           collect(this: Gauge) {
-            const snap = self.snapshot();
-            this.reset();
-            if (snap) for (const s of def.samples(snap)) this.set(s.labels, s.value);
+            fill(this, (s) => this.set(s.labels, s.value));
           },
         });
-      }
     }
   }
 
