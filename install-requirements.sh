@@ -4,6 +4,7 @@
 # is missing. Run it as yourself (it uses sudo for the system part) or as root.
 #
 # On a Raspberry Pi it also enables I2C and SPI and adds the user to the i2c, spi and gpio groups.
+# --test (implied by CI=true) also installs what only the test suite needs: a Mosquitto broker.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
 
@@ -28,6 +29,17 @@ TARGET_USER="${SUDO_USER:-$(id -un)}"
 # systemd: the tests verify and score the units with systemd-analyze (absent in some containers)
 PACKAGES=(build-essential python3 pkg-config libcairo2-dev libpango1.0-dev libjpeg-dev libgif-dev
   librsvg2-dev fonts-dejavu-core openssl shellcheck systemd ca-certificates)
+# Test-only tools, never by default: a meter should not get an MQTT broker behind its owner's back.
+TEST_TOOLS=0
+for arg in "$@"; do
+  case "$arg" in
+    --test) TEST_TOOLS=1 ;;
+    *) die "unknown option $arg (allowed: --test, for the test suite's tools)" ;;
+  esac
+done
+if [ "${CI:-}" = true ]; then TEST_TOOLS=1; fi
+# mosquitto: the MQTT tests start their own broker from it (own port, config and password file)
+if [ "$TEST_TOOLS" -eq 1 ]; then PACKAGES+=(mosquitto); fi
 # POWER_METER_SYSROOT lets the tests play a Raspberry Pi (its /proc/device-tree/model and /dev).
 SYSROOT="${POWER_METER_SYSROOT:-}"
 IS_PI=0
@@ -60,6 +72,10 @@ if [ "${#MISSING[@]}" -gt 0 ]; then
   say "installing ${MISSING[*]}"
   as_root apt-get update -qq
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${MISSING[@]}"
+  # Debian enables a broker service with the package; the tests never use it, so it goes off again.
+  if [[ " ${MISSING[*]} " == *" mosquitto "* ]] && [ -d /run/systemd/system ]; then
+    as_root systemctl disable --now mosquitto.service >/dev/null 2>&1 || true
+  fi
 else
   say "system packages already installed"
 fi

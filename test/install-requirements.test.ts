@@ -19,7 +19,7 @@ interface Machine {
   state: string;
   sysroot: string;
   bin: string;
-  run(env?: Record<string, string>): { code: number | null; out: string; calls: string[] };
+  run(env?: Record<string, string>, args?: string[]): { code: number | null; out: string; calls: string[] };
 }
 
 /** A stand-in command; `log: false` for the ones that only ask (id, getent, dpkg-query). */
@@ -79,9 +79,9 @@ true`);
   stub(bin, 'usermod', 'printf " %s" "$2" >>"$STATE/groups"');
   stub(bin, 'runuser', 'shift 3; exec "$@"');
   stub(bin, 'raspi-config', `case "$2" in get_*) cat "$STATE/$\{2#get_}" 2>/dev/null || echo 1 ;; do_*) echo "$3" >"$STATE/$\{2#do_}" ;; esac`);
-  const run = (env: Record<string, string> = {}) => {
+  const run = (env: Record<string, string> = {}, args: string[] = []) => {
     writeFileSync(join(state, 'calls'), '');
-    const r = spawnSync(join(bin, 'bash'), [join(dir, 'install-requirements.sh')], {
+    const r = spawnSync(join(bin, 'bash'), [join(dir, 'install-requirements.sh'), ...args], {
       encoding: 'utf8',
       env: { PATH: bin, STATE: state, BIN: bin, FAKE_UID: String(opts.uid ?? 0), FAKE_USER: opts.user ?? 'root', POWER_METER_SYSROOT: sysroot, ...env },
     });
@@ -192,5 +192,19 @@ describe('install-requirements.sh', () => {
     expect(r.code).toBe(0);
     expect(r.out).toMatch(/LOG OUT AND BACK IN/);
     expect(r.out).not.toMatch(/REBOOT NEEDED/);
+  });
+
+  it('installs the test-only broker (mosquitto) only with --test or CI=true, never by default or on a Pi', () => {
+    const plain = machine({ installed: ALL });
+    expect(plain.run().calls.some((c) => c.includes('mosquitto'))).toBe(false);
+    const pi = machine({ installed: ALL, user: 'root', groups: 'pi' });
+    mkdirSync(join(pi.sysroot, 'proc/device-tree'), { recursive: true });
+    writeFileSync(join(pi.sysroot, 'proc/device-tree/model'), 'Raspberry Pi 4 Model B Rev 1.4\0');
+    expect(pi.run({ SUDO_USER: 'pi' }).calls.some((c) => c.includes('mosquitto'))).toBe(false);
+    expect(machine({ installed: ALL }).run({}, ['--test']).calls).toContain('apt-get install -y -qq --no-install-recommends mosquitto');
+    expect(machine({ installed: ALL }).run({ CI: 'true' }).calls).toContain('apt-get install -y -qq --no-install-recommends mosquitto');
+    const typo = machine({ installed: ALL }).run({}, ['--tests']);
+    expect(typo.code).toBe(1);
+    expect(typo.out).toMatch(/unknown option --tests \(allowed: --test/);
   });
 });
