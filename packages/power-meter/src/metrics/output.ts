@@ -110,7 +110,7 @@ export class MetricsOutput implements MeterObserver {
       this.fileError = null;
     } catch (err) {
       const msg = err instanceof Error ? err.message : String(err);
-      if (msg !== this.fileError) this.opts.log(`metrics: cannot write ${this.opts.file} (${msg}): check that its directory exists and is writable by this user; measurement goes on`);
+      if (msg !== this.fileError) this.opts.log(`metrics: cannot write ${this.opts.file} (${msg}): check that its directory exists and is writable by this user (the service may write only its data directory: add ReadWritePaths=<that directory> with sudo systemctl edit power-meter); measurement goes on`);
       this.fileError = msg;
     } finally {
       this.writing = false;
