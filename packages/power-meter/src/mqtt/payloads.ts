@@ -73,7 +73,9 @@ export class StatePlanner {
       out.push({ topic: this.topics.status, payload: status });
       this.lastStatus = status;
     }
-    if (nowMs - this.lastPowerMs >= this.powerIntervalMs) {
+    // Updates come on the meter's own ticks (windows, a 5 s heartbeat): 10 % slack keeps a
+    // 5 s interval from slipping to 10 s when a tick lands a few ms early.
+    if (nowMs - this.lastPowerMs >= this.powerIntervalMs * 0.9) {
       out.push({ topic: this.topics.power, payload: powerPayload(s) });
       this.lastPowerMs = nowMs;
     }
