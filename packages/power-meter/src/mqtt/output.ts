@@ -72,9 +72,9 @@ export class MqttOutput implements MeterObserver {
     });
   }
 
-  /** Connection state, for logs and tests. */
-  connection(): { state: MqttConnection; reason: string | null } {
-    return { ...this.conn };
+  /** Connection state and failed attempts in a row, for logs and tests. */
+  connection(): { state: MqttConnection; reason: string | null; failures: number } {
+    return { ...this.conn, failures: this.failures };
   }
 
   onState(state: MeterState): void {
@@ -133,8 +133,10 @@ export class MqttOutput implements MeterObserver {
     const fix = refused
       ? 'check POWER_METER_MQTT_USER and POWER_METER_MQTT_PASSWORD in /etc/power-meter/power-meter.env (or the broker\'s password file), then restart power-meter'
       : 'check that the broker runs and --mqtt-url';
-    // One line per distinct problem: a broker down for a day must not fill the journal.
-    this.say(`mqtt ${this.conn.state}: ${safeBroker(this.opts.url)}: ${reason}; ${fix}; ${refused ? `retrying every ${Math.round(max / 1000)} s` : `retrying with a growing delay (at most ${Math.round(max / 1000)} s)`}; measurement and W3bstream delivery are not affected`, reason);
+    // One line per outage (and per change to or from a refused login), not per attempt: a
+    // broker down for a day must not fill the journal.
+    const cap = max >= 1000 ? `${Math.round(max / 1000)} s` : `${max} ms`;
+    this.say(`mqtt ${this.conn.state}: ${safeBroker(this.opts.url)}: ${reason}; ${fix}; ${refused ? `retrying every ${cap}` : `retrying with a growing delay (at most ${cap})`}; measurement and W3bstream delivery are not affected`, this.conn.state);
     this.retryTimer = setTimeout(() => {
       this.retryTimer = null;
       this.problem = null;
