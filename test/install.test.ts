@@ -14,9 +14,10 @@ function tempDir(prefix: string): string {
   temps.push(dir);
   return dir;
 }
+// Removing several copies of ~110 MB takes longer than the default hook timeout on a busy machine.
 afterAll(() => {
   for (const dir of temps) rmSync(dir, { recursive: true, force: true });
-});
+}, 180_000);
 
 /** A copy of the working tree (build output included unless `built` is false), so the
  *  "nothing changed" checks cannot see the sources being edited or rebuilt meanwhile. */
