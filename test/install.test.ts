@@ -76,7 +76,7 @@ describe('install.sh into a fake root', () => {
 
   it('the installed program runs from the prefix', () => {
     const out = execFileSync(process.execPath, [join(root, 'opt/power-meter/packages/power-meter/dist/cli.js'), 'identity', '--json', '--data-dir', join(root, 'srv/pm-data'), '--config', join(root, 'etc/power-meter/config.json')], { encoding: 'utf8' });
-    expect(JSON.parse(out).device_id).toMatch(/^0x[0-9a-f]{40}$/);
+    expect(JSON.parse(out).deviceId).toMatch(/^0x[0-9a-f]{40}$/);
   });
 
   it('units pass systemd-analyze verify with empty stderr and score 2.0 / 1.5 or better', () => {

@@ -25,6 +25,11 @@ export interface SamplerOptions {
   onWindow: (w: WindowResult) => void;
   onReading?: (r: LatestReading) => void;
   onState?: (s: SensorState) => void;
+  /**
+   * The loop ended for good on an error it cannot classify (not a bus error: a bug, a failing
+   * callback). Nothing is measured after this; the program should exit so its supervisor restarts it.
+   */
+  onStopped?: (err: unknown) => void;
   log?: (line: string) => void;
   /** Read the configuration back every N conversions to detect a chip reset (default ~1 s). */
   resetCheckEvery?: number;
@@ -80,6 +85,7 @@ export class Sampler {
       this.opts.log?.(reason);
       this.last = null;
       this.setState({ state: 'fault', reason });
+      this.opts.onStopped?.(err);
     });
   }
 

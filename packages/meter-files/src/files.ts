@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { FILES } from './schema.js';
 import { parseState, type ParseResult } from './parse.js';
+import { readBoundedFile } from './bounded-read.js';
 
 /** Temporary files are hidden and carry this marker, so watchers and cleanup can recognise them. */
 const TMP_MARKER = '.tmp-';
@@ -126,17 +127,17 @@ function pidAlive(pid: number): boolean {
   }
 }
 
-/** Read and validate `state.json`; never throws for a missing or bad file. */
+/** state.json is a few hundred bytes; anything this big is not ours and is not read. */
+export const STATE_MAX_BYTES = 64 * 1024;
+
+/**
+ * Read and validate `state.json`; never throws for a missing or bad file. Bounded (regular files
+ * only, at most STATE_MAX_BYTES, never blocking): the data directory may be written by others.
+ */
 export async function readState(dir: string): Promise<ParseResult> {
-  let text: string;
-  try {
-    text = await fs.readFile(path.join(dir, FILES.state), 'utf8');
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT' || code === 'ENOTDIR') {
-      return { ok: false, problem: 'missing', message: `no ${FILES.state} in ${dir} (has the backend run yet?)` };
-    }
-    return { ok: false, problem: 'missing', message: `cannot read ${FILES.state}: ${(err as Error).message}` };
-  }
-  return parseState(text);
+  const file = path.join(dir, FILES.state);
+  const r = await readBoundedFile(file, STATE_MAX_BYTES);
+  if (r.ok) return parseState(r.text);
+  if (r.code === 'missing') return { ok: false, problem: 'missing', message: `no ${FILES.state} in ${dir} (has the backend run yet?)` };
+  return { ok: false, problem: r.code, message: r.message };
 }

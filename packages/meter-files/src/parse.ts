@@ -1,7 +1,7 @@
 import { STATE_SCHEMA, type MeterState } from './schema.js';
 
 /** Why a `state.json` could not be used. The display shows this as a problem marker. */
-export type StateProblem = 'missing' | 'empty' | 'garbage' | 'schema' | 'invalid';
+export type StateProblem = 'missing' | 'empty' | 'garbage' | 'schema' | 'invalid' | 'not-regular' | 'too-big' | 'unreadable';
 
 export type ParseResult =
   | { ok: true; state: MeterState }

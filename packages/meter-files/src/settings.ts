@@ -1,4 +1,5 @@
-import { readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
+import { readBoundedFileSync } from './bounded-read.js';
 
 /**
  * Settings resolution shared by both programs (design.md "Commands"): command-line flags, then
@@ -36,6 +37,8 @@ export interface SettingSpec<T> {
   allowed: string;
   /** Never print the value (tokens). */
   secret?: boolean;
+  /** How to print a rejected value that may carry credentials (a URL with user:password). */
+  redact?: (raw: unknown) => string;
 }
 
 export type SpecTable = Record<string, SettingSpec<unknown>>;
@@ -72,40 +75,145 @@ export function resolveSettings<S extends SpecTable>(specs: S, inputs: SettingIn
       values[name] = spec.parse(raw);
     } catch {
       const label = source === 'flag' ? `--${spec.flag}` : source === 'env' ? spec.env! : `"${spec.key}" in the config file`;
-      throw new SettingError(label, spec.secret ? '<hidden>' : raw, spec.allowed, source);
+      throw new SettingError(label, spec.secret ? '<hidden>' : spec.redact ? spec.redact(raw) : raw, spec.allowed, source);
     }
     sources[name] = source;
   }
   return { values: values as Resolved<S>, sources: sources as Record<keyof S, SettingSource> };
 }
 
+/** A config file is a few kilobytes; anything bigger is not one (and must not fill memory). */
+export const CONFIG_MAX_BYTES = 1024 * 1024;
+
 /**
  * Reads the JSON config file. A missing default file is fine (empty config); a missing file the
- * user named, unreadable JSON or a non-object is a SettingError. `section` selects a nested object
- * (the display reads `display`).
+ * user named, anything but a regular file of at most CONFIG_MAX_BYTES (`--config /dev/zero`),
+ * unreadable JSON or a non-object is a SettingError. `section` selects a nested object (the
+ * display reads `display`).
  */
 export function loadConfigFile(path: string, explicit: boolean, section?: string): Record<string, unknown> {
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT' && !explicit) return {};
-    throw new SettingError('--config', path, `a readable JSON file (${code ?? String(err)})`, 'file');
+  const r = readBoundedFileSync(path, CONFIG_MAX_BYTES);
+  if (!r.ok) {
+    if (r.code === 'missing' && !explicit) return {};
+    throw new SettingError('--config', path, `a regular JSON file of at most ${CONFIG_MAX_BYTES} bytes (${r.message})`, 'file');
   }
   let parsed: unknown;
   try {
-    parsed = JSON.parse(text);
+    parsed = JSON.parse(r.text);
   } catch (err) {
     throw new SettingError('--config', path, `valid JSON (${(err as Error).message})`, 'file');
   }
-  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new SettingError('--config', path, 'a JSON object at the top level', 'file');
-  const obj = parsed as Record<string, unknown>;
-  if (section === undefined) return obj;
-  const sub = obj[section];
+  if (!isObject(parsed)) throw new SettingError('--config', path, 'a JSON object at the top level', 'file');
+  if (section === undefined) return parsed;
+  const sub = parsed[section];
   if (sub === undefined) return {};
-  if (typeof sub !== 'object' || sub === null || Array.isArray(sub)) throw new SettingError(`"${section}" in ${path}`, sub, 'a JSON object', 'config');
-  return sub as Record<string, unknown>;
+  if (!isObject(sub)) throw new SettingError(`"${section}" in ${path}`, sub, 'a JSON object', 'config');
+  return sub;
+}
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/**
+ * Refuses config keys no setting reads: a misspelt `"publishURL"` would otherwise leave
+ * publishing disabled without a word. Keys starting with `_` are comments. `where` names the
+ * object (`the config file`, `"display" in the config file`).
+ */
+export function checkConfigKeys(config: Record<string, unknown>, known: readonly string[], where: string): void {
+  for (const key of Object.keys(config)) {
+    if (key.startsWith('_') || known.includes(key)) continue;
+    throw new UnknownKeyError(key, where, closest(key, known), known);
+  }
+}
+
+/** A config key that no setting reads (exit 2 like any invalid setting). */
+export class UnknownKeyError extends SettingError {
+  constructor(
+    readonly key: string,
+    where: string,
+    readonly suggestion: string | null,
+    known: readonly string[],
+  ) {
+    super(`"${key}" in ${where}`, key, `one of ${known.join(', ')} (keys starting with _ are comments)`, 'config');
+    this.message = `unknown key "${key}" in ${where}${suggestion ? ` (did you mean "${suggestion}"?)` : ''}: known keys are ${known.join(', ')}; keys starting with _ are comments`;
+    this.name = 'UnknownKeyError';
+  }
+}
+
+/** The known key nearest to a misspelt one (edit distance, case-insensitive), if any is close. */
+export function closest(key: string, known: readonly string[]): string | null {
+  let best: string | null = null;
+  let bestD = Infinity;
+  for (const k of known) {
+    const d = editDistance(key.toLowerCase(), k.toLowerCase());
+    if (d < bestD) {
+      bestD = d;
+      best = k;
+    }
+  }
+  return best !== null && bestD <= Math.max(2, Math.floor(best.length / 3)) ? best : null;
+}
+
+function editDistance(a: string, b: string): number {
+  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const cur = [i];
+    for (let j = 1; j <= b.length; j++) {
+      cur[j] = Math.min((prev[j] ?? 0) + 1, (cur[j - 1] ?? 0) + 1, (prev[j - 1] ?? 0) + (a[i - 1] === b[j - 1] ? 0 : 1));
+    }
+    prev = cur;
+  }
+  return prev[b.length] ?? 0;
+}
+
+export const DEFAULT_CONFIG_FILE = '/etc/power-meter/config.json';
+
+export interface LoadSettingsOptions<S extends SpecTable> {
+  specs: S;
+  /** Parsed command-line flags (commander's camelCase names); `config` is the --config flag. */
+  flags: Record<string, unknown>;
+  env: NodeJS.ProcessEnv;
+  /**
+   * Where this program's keys live in the config file: undefined = the top level (the backend),
+   * or the name of an object (the display reads `display`).
+   */
+  section?: string;
+  /** Top-level objects that belong to another program: allowed, not read (the backend: `display`). */
+  otherSections?: readonly string[];
+  /** Settings of a section that fall back to the same top-level key (the shared `dataDir`). */
+  inheritFromTop?: readonly string[];
+  /** Checks that involve several settings; throw a SettingError. */
+  check?: (values: Resolved<S>) => void;
+}
+
+/**
+ * The one settings loader of both programs: finds the config file (`--config`, then
+ * POWER_METER_CONFIG, then /etc/power-meter/config.json if it exists), reads it bounded,
+ * refuses unknown keys, then resolves flags > environment > config > defaults with each
+ * setting's own parser. Every key comes from the spec table, so a setting added there is read,
+ * validated and documented without touching this function. Throws SettingError (exit 2).
+ */
+export function loadSettings<S extends SpecTable>(opts: LoadSettingsOptions<S>): { values: Resolved<S>; sources: Record<keyof S, SettingSource>; configFile: string | null } {
+  const named = (opts.flags.config as string | undefined) ?? (opts.env.POWER_METER_CONFIG || undefined);
+  const path = named ?? DEFAULT_CONFIG_FILE;
+  const use = named !== undefined || existsSync(path);
+  const top = use ? loadConfigFile(path, named !== undefined) : {};
+  const keys = Object.values(opts.specs).map((s) => s.key);
+  let config: Record<string, unknown>;
+  if (opts.section === undefined) {
+    checkConfigKeys(top, [...keys, ...(opts.otherSections ?? [])], 'the config file');
+    config = top;
+  } else {
+    const sub = top[opts.section];
+    if (sub !== undefined && !isObject(sub)) throw new SettingError(`"${opts.section}" in the config file`, sub, 'a JSON object', 'config');
+    config = { ...(sub ?? {}) };
+    checkConfigKeys(config, keys, `"${opts.section}" in the config file`);
+    for (const k of opts.inheritFromTop ?? []) if (config[k] === undefined && top[k] !== undefined) config[k] = top[k];
+  }
+  const r = resolveSettings(opts.specs, { flags: opts.flags, env: opts.env, config });
+  opts.check?.(r.values);
+  return { ...r, configFile: use ? path : null };
 }
 
 /** `--help` text for one setting: description, default and environment variable. */
@@ -120,17 +228,22 @@ function camel(flag: string): string {
 
 // ---- parsers ------------------------------------------------------------------------------
 
+const DECIMAL = /^-?(\d+(\.\d*)?|\.\d+)$/;
+
 export const parsers = {
+  /** Plain decimal notation only: `0x10`, `1e3`, `Infinity` are refused, not reinterpreted. */
   number(min: number, max: number): (raw: unknown) => number {
     return (raw) => {
-      const n = typeof raw === 'number' ? raw : typeof raw === 'string' && raw.trim() !== '' ? Number(raw) : NaN;
+      const n = typeof raw === 'number' ? raw : typeof raw === 'string' && DECIMAL.test(raw.trim()) ? Number(raw) : NaN;
       if (!Number.isFinite(n) || n < min || n > max) throw new Error('out of range');
       return n;
     };
   },
-  integer(min: number, max: number): (raw: unknown) => number {
+  /** Decimal digits only; `hex: true` also accepts 0x.. (an I2C address is written 0x40). */
+  integer(min: number, max: number, opts: { hex?: boolean } = {}): (raw: unknown) => number {
     return (raw) => {
-      const n = typeof raw === 'number' ? raw : typeof raw === 'string' && /^\s*(0x[0-9a-f]+|\d+)\s*$/i.test(raw) ? Number(raw) : NaN;
+      const text = typeof raw === 'string' ? raw.trim() : '';
+      const n = typeof raw === 'number' ? raw : /^-?\d+$/.test(text) || (opts.hex === true && /^0x[0-9a-f]+$/i.test(text)) ? Number(text) : NaN;
       if (!Number.isInteger(n) || n < min || n > max) throw new Error('out of range');
       return n;
     };
@@ -161,6 +274,7 @@ export const parsers = {
     if (raw === '') return '';
     const u = new URL(raw);
     if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new Error('not http(s)');
+    if (u.username || u.password) throw new Error('credentials in the URL');
     return raw;
   },
 };

@@ -1,63 +1,75 @@
 #!/usr/bin/env node
-import { existsSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
+import { isAbsolute, resolve } from 'node:path';
 import { Command, Option } from 'commander';
-import { SettingError, helpText, loadConfigFile, resolveSettings } from '@power-meter/meter-files';
+import { DEFAULT_CONFIG_FILE, EXIT, ServiceNotifier, SettingError, createLogger, helpText, loadSettings, type Logger } from '@power-meter/meter-files';
 import { startDisplay } from './daemon.js';
 import { openPanel } from './panel.js';
 import { DISPLAY_SETTINGS, type DisplaySettings } from './settings.js';
 
-const DEFAULT_CONFIG = '/etc/power-meter/config.json';
-const log = (line: string): void => console.log(line);
+const VERSION = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+let logger: Logger = createLogger({ program: 'power-meter-display' });
+const fail = (message: string, code: number): never => {
+  logger.error(message);
+  process.exit(code);
+};
 
 const program = new Command('power-meter-display')
   .description('Shows live power and rewards from the power-meter data directory on an ST7735 TFT (or a PNG file)')
-  .option('--config <file>', `JSON config file; the display reads its "display" object (default: ${DEFAULT_CONFIG} when it exists; env POWER_METER_CONFIG)`);
+  .version(VERSION)
+  .option('--config <file>', `JSON config file; the display reads its "display" object (default: ${DEFAULT_CONFIG_FILE} when it exists; env POWER_METER_CONFIG)`);
 for (const spec of Object.values(DISPLAY_SETTINGS)) {
   if (spec.flag) program.addOption(new Option(`--${spec.flag} <value>`, helpText(spec)));
 }
-program.action(async (flags: Record<string, unknown>) => {
-  let settings: DisplaySettings;
+
+/** flags > environment > config `display` object (the data directory also from the top level) > defaults. */
+function settingsFrom(flags: Record<string, unknown>): DisplaySettings {
   try {
-    const configPath = (flags.config as string | undefined) ?? process.env.POWER_METER_CONFIG ?? DEFAULT_CONFIG;
-    const explicit = flags.config !== undefined || process.env.POWER_METER_CONFIG !== undefined;
-    const config = explicit || existsSync(configPath) ? loadConfigFile(configPath, explicit, 'display') : {};
-    // The data directory is shared with the backend: accept the top-level key too.
-    if (config.dataDir === undefined && (explicit || existsSync(configPath))) {
-      const top = loadConfigFile(configPath, explicit);
-      if (typeof top.dataDir === 'string') config.dataDir = top.dataDir;
-    }
-    settings = resolveSettings(DISPLAY_SETTINGS, { flags, env: process.env, config }).values as DisplaySettings;
+    const settings = loadSettings({ specs: DISPLAY_SETTINGS, flags, env: process.env, section: 'display', inheritFromTop: ['dataDir'] }).values as DisplaySettings;
+    logger = createLogger({ program: 'power-meter-display', level: settings.logLevel });
+    return { ...settings, png: pngPath(settings.png) };
   } catch (err) {
-    if (err instanceof SettingError) {
-      console.error(`power-meter-display: ${err.message}`);
-      process.exit(2);
-    }
+    if (err instanceof SettingError) return fail(err.message, EXIT.badSettings);
     throw err;
   }
+}
 
+/**
+ * A relative --png is resolved in the unit's state directory when systemd runs the display
+ * (StateDirectory= sets STATE_DIRECTORY; the rest of the file system is read-only for the unit),
+ * else in the working directory.
+ */
+function pngPath(png: string): string {
+  if (isAbsolute(png)) return png;
+  const stateDir = process.env.STATE_DIRECTORY?.split(':')[0];
+  return resolve(stateDir || process.cwd(), png);
+}
+
+program.action(async (flags: Record<string, unknown>) => {
+  const settings = settingsFrom(flags);
   let panel;
   try {
     panel = await openPanel(settings);
   } catch (err) {
-    console.error(`power-meter-display: cannot open the panel: ${err instanceof Error ? err.message : String(err)}`);
-    process.exit(1);
+    return fail(`cannot open the panel: ${err instanceof Error ? err.message : String(err)}`, EXIT.failure);
   }
-  log(`start panel=${settings.panel}${settings.panel === 'png' ? ` png=${settings.png}` : ` spi=${settings.spiBus}.${settings.spiDevice} dc=${settings.dcPin} reset=${settings.resetPin}`} data_dir=${settings.dataDir} rotation=${settings.rotation} variant=${settings.variant}`);
-  const running = await startDisplay(settings, panel, log);
+  logger.info(`start pid=${process.pid} version=${VERSION} panel=${settings.panel}${settings.panel === 'png' ? ` png=${settings.png}` : ` spi=${settings.spiBus}.${settings.spiDevice} dc=${settings.dcPin} reset=${settings.resetPin}`} data_dir=${settings.dataDir} rotation=${settings.rotation} variant=${settings.variant}`);
+  const service = new ServiceNotifier({ warn: logger.warning });
+  const running = await startDisplay(settings, panel, logger, (text) => service.status(text));
+  service.ready('started');
+  service.startWatchdog();
   let stopping = false;
   const stop = (signal: string): void => {
     if (stopping) return;
     stopping = true;
-    log(`stop signal=${signal}`);
+    logger.info(`stop signal=${signal}`);
+    service.stopping();
     // Never hang on shutdown: systemd and Ctrl-C expect us gone within 2 s.
-    setTimeout(() => process.exit(0), 1500).unref();
-    void running.stop().then(() => process.exit(0));
+    setTimeout(() => process.exit(EXIT.ok), 1500).unref();
+    void running.stop().then(() => process.exit(EXIT.ok));
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
 });
 
-program.parseAsync(process.argv).catch((err: unknown) => {
-  console.error(`power-meter-display: ${err instanceof Error ? err.message : String(err)}`);
-  process.exit(1);
-});
+program.parseAsync(process.argv).catch((err: unknown) => fail(err instanceof Error ? err.message : String(err), EXIT.failure));

@@ -40,6 +40,8 @@ export class DisplayController {
       panel: FramePanel;
       nowMs?: () => number;
       log?: (line: string) => void;
+      /** A state.json that exists but cannot be used (journald priority warning); default: `log`. */
+      warn?: (line: string) => void;
       model?: ModelOptions;
     },
   ) {
@@ -59,7 +61,8 @@ export class DisplayController {
     } else if (result.problem !== this.problem) {
       this.problem = result.problem;
       // A missing file is the normal "backend never ran / directory gone" case, not an alarm.
-      this.opts.log?.(`state.json ${result.problem}: ${result.message}${this.lastGood ? '; keeping the last good screen' : ''}`);
+      const say = result.problem === 'missing' ? this.opts.log : (this.opts.warn ?? this.opts.log);
+      say?.(`state.json ${result.problem}: ${result.message}${this.lastGood ? '; keeping the last good screen' : ''}`);
     }
     const problemForModel = this.problem === 'missing' && this.lastGood === null ? null : this.problem;
     const model = buildScreenModel(this.lastGood, problemForModel, (this.opts.nowMs ?? Date.now)(), this.opts.model);

@@ -1,4 +1,4 @@
-import { parsers, type SettingSpec } from '@power-meter/meter-files';
+import { LOG_LEVELS, parseLogLevel, parsers, type LogLevel, type SettingSpec } from '@power-meter/meter-files';
 
 /**
  * Every display setting, once: flag, environment variable, config key (inside the config file's
@@ -12,7 +12,7 @@ const s = <T>(spec: SettingSpec<T>): SettingSpec<T> => spec;
 export const DISPLAY_SETTINGS = {
   dataDir: s({ key: 'dataDir', flag: 'data-dir', env: 'POWER_METER_DATA_DIR', default: '/home/pi/data/power-meter', describe: 'data directory the backend writes', parse: parsers.nonEmptyString, allowed: 'a directory path' }),
   panel: s({ key: 'panel', flag: 'panel', env: 'POWER_METER_DISPLAY_PANEL', default: 'st7735' as 'st7735' | 'png', describe: 'st7735 (the TFT over SPI) or png (emulated panel saved as a PNG file)', parse: parsers.oneOf(['st7735', 'png'] as const), allowed: 'st7735 or png' }),
-  png: s({ key: 'png', flag: 'png', env: 'POWER_METER_DISPLAY_PNG', default: 'screen.png', describe: 'where the png panel writes the current screen', parse: parsers.nonEmptyString, allowed: 'a file path' }),
+  png: s({ key: 'png', flag: 'png', env: 'POWER_METER_DISPLAY_PNG', default: 'screen.png', describe: "where the png panel writes the current screen; a relative path is in the unit's state directory (/var/lib/power-meter-display) under systemd, else in the working directory", parse: parsers.nonEmptyString, allowed: 'a file path' }),
   spiBus: s({ key: 'spiBus', flag: 'spi-bus', env: 'POWER_METER_DISPLAY_SPI_BUS', default: 0, describe: 'SPI bus (/dev/spidevB.D)', parse: parsers.integer(0, 6), allowed: 'an integer 0-6' }),
   spiDevice: s({ key: 'spiDevice', flag: 'spi-device', env: 'POWER_METER_DISPLAY_SPI_DEVICE', default: 0, describe: 'SPI chip select (CE0 = 0)', parse: parsers.integer(0, 3), allowed: 'an integer 0-3' }),
   dcPin: s({ key: 'dcPin', flag: 'dc-pin', env: 'POWER_METER_DISPLAY_DC_PIN', default: 25, describe: 'BCM GPIO number of the D/C line', parse: parsers.integer(0, 53), allowed: 'a BCM GPIO number 0-53' }),
@@ -26,6 +26,7 @@ export const DISPLAY_SETTINGS = {
   bgr: s({ key: 'bgr', flag: 'bgr', env: 'POWER_METER_DISPLAY_BGR', default: null as boolean | null, describe: "the glass has BGR sub-pixels, overriding the variant's (wrong = red and blue swapped)", parse: parsers.boolean, allowed: 'true or false' }),
   invert: s({ key: 'invert', flag: 'invert', env: 'POWER_METER_DISPLAY_INVERT', default: null as boolean | null, describe: "send INVON for glasses that invert colours, overriding the variant's", parse: parsers.boolean, allowed: 'true or false' }),
   fontDir: s({ key: 'fontDir', flag: 'font-dir', env: 'POWER_METER_DISPLAY_FONT_DIR', default: '/usr/share/fonts/truetype/dejavu', describe: 'folder with DejaVuSans.ttf and DejaVuSans-Bold.ttf (Debian fonts-dejavu-core)', parse: parsers.nonEmptyString, allowed: 'a directory path' }),
+  logLevel: s({ key: 'logLevel', flag: 'log-level', env: 'POWER_METER_DISPLAY_LOG_LEVEL', default: 'info' as LogLevel, describe: 'least important log lines kept: error, warning, notice, info or debug', parse: parseLogLevel, allowed: LOG_LEVELS.join(', ') }),
 };
 
 export type DisplaySettings = {

@@ -1,26 +1,30 @@
 #!/usr/bin/env node
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Command, Option } from 'commander';
 import { I2cError, cycleMs, createSensor, realSleep } from '@power-meter/ina219';
-import { EXIT, SettingError, helpText, loadConfigFile, resolveSettings } from '@power-meter/meter-files';
+import { DEFAULT_CONFIG_FILE, EXIT, ServiceNotifier, SettingError, createLogger, helpText, loadSettings, type Logger } from '@power-meter/meter-files';
 import { DEV_ANSWER_MODES, IdentityError, OutboxCorruptError, OutboxLockedError, SequenceFloorError, loadOrCreateIdentity, startDevReceiver, type DevAnswerMode } from '@power-meter/w3bstream';
-import { runDoctor } from './doctor.js';
+import { printDoctor, runDoctor } from './doctor.js';
 import { Meter } from './meter.js';
 import { salvageOutbox } from './salvage.js';
+import { libraryLog } from './service/library-log.js';
+import { startSummary } from './service/summary.js';
 import { verifyLines } from './verify.js';
 import { startOutputs } from './outputs.js';
 import { BACKEND_SETTINGS, type BackendSettings } from './settings.js';
 
-const DEFAULT_CONFIG = '/etc/power-meter/config.json';
-const log = (line: string): void => console.log(line);
-const fail = (message: string, code = 1): never => {
-  console.error(`power-meter: ${message}`);
+const VERSION = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+/** Until the settings are read (and for the one-shot commands): info level, priorities under journald. */
+let logger: Logger = createLogger({ program: 'power-meter' });
+const log = (line: string): void => logger.info(line);
+const fail = (message: string, code: number = EXIT.failure): never => {
+  logger.error(message);
   process.exit(code);
 };
 
 function withSettings(cmd: Command): Command {
-  cmd.option('--config <file>', `JSON config file (default: ${DEFAULT_CONFIG} when it exists; env POWER_METER_CONFIG)`);
+  cmd.option('--config <file>', `JSON config file (default: ${DEFAULT_CONFIG_FILE} when it exists; env POWER_METER_CONFIG)`);
   for (const spec of Object.values(BACKEND_SETTINGS)) if (spec.flag) cmd.addOption(new Option(`--${spec.flag} <value>`, helpText(spec)));
   cmd.addHelpText('after', `\nAlso: ${BACKEND_SETTINGS.publisherToken.describe}: env W3BSTREAM_PUBLISHER_TOKEN or config "publisherToken".\n${BACKEND_SETTINGS.rewardTiers.describe}.`);
   return cmd;
@@ -29,21 +33,20 @@ function withSettings(cmd: Command): Command {
 /** flags > environment > config file > defaults; invalid -> exit 2 with one message. */
 function settingsFrom(flags: Record<string, unknown>): BackendSettings {
   try {
-    const explicit = flags.config !== undefined || process.env.POWER_METER_CONFIG !== undefined;
-    const path = (flags.config as string | undefined) ?? process.env.POWER_METER_CONFIG ?? DEFAULT_CONFIG;
-    const config = explicit || existsSync(path) ? loadConfigFile(path, explicit) : {};
-    const values = resolveSettings(BACKEND_SETTINGS, { flags, env: process.env, config }).values as BackendSettings;
-    // The INA219 limits depend on two settings together: check them before anything starts.
-    const maxA = 0.32 / values.shuntOhms;
-    if (values.maxCurrentA > maxA * 1.0001)
-      throw new SettingError('--max-current', values.maxCurrentA, `at most ${maxA.toFixed(2)} A with a ${values.shuntOhms} ohm shunt (320 mV range)`, 'flag');
-    if (values.publishUrl && new URL(values.publishUrl).searchParams.has('authorization'))
-      throw new SettingError('--publish-url', '<hidden: contains ?authorization=>', 'a URL without the token; put it in W3BSTREAM_PUBLISHER_TOKEN (env file) instead', 'flag');
+    const values = loadSettings({ specs: BACKEND_SETTINGS, flags, env: process.env, otherSections: ['display'], check: checkTogether }).values as BackendSettings;
+    logger = createLogger({ program: 'power-meter', level: values.logLevel });
     return values;
   } catch (err) {
-    if (err instanceof SettingError) return fail(err.message, 2);
+    if (err instanceof SettingError) return fail(err.message, EXIT.badSettings);
     throw err;
   }
+}
+
+/** The INA219 limits depend on two settings together: check them before anything starts. */
+function checkTogether(values: BackendSettings): void {
+  const maxA = 0.32 / values.shuntOhms;
+  if (values.maxCurrentA > maxA * 1.0001)
+    throw new SettingError('--max-current', values.maxCurrentA, `at most ${maxA.toFixed(2)} A with a ${values.shuntOhms} ohm shunt (320 mV range)`, 'flag');
 }
 
 /** Origin and path only: a query string may carry credentials and never goes to the journal. */
@@ -58,14 +61,15 @@ function summary(s: BackendSettings): string {
 
 const program = new Command('power-meter')
   .description('Measures power with an INA219, signs each window and delivers it to W3bstream; writes live values for power-meter-display')
-  .version('0.1.0')
+  .version(VERSION)
   .addHelpText('after', '\nWith no command, runs the daemon: `power-meter run --help` lists every setting with its default and environment variable.');
 
 withSettings(program.command('run', { isDefault: true }).description('run the meter daemon (the default when no command is given)')).action(async (flags: Record<string, unknown>) => {
   const s = settingsFrom(flags);
-  log(`start pid=${process.pid}`);
+  log(`start pid=${process.pid} version=${VERSION}`);
   log(summary(s));
-  if (s.publishUrl && !s.publisherToken) log('warning: a publish URL is set but W3BSTREAM_PUBLISHER_TOKEN is not: the node will answer InvalidToken');
+  if (s.publishUrl && !s.publisherToken) logger.warning('a publish URL is set but W3BSTREAM_PUBLISHER_TOKEN is not: the node will answer InvalidToken');
+  const service = new ServiceNotifier({ warn: logger.warning });
   let meter: Meter;
   // A damaged outbox stops the program for good (systemd does not restart on status 3): running
   // on would mean numbering from scratch or losing what it holds.
@@ -76,13 +80,24 @@ withSettings(program.command('run', { isDefault: true }).description('run the me
         : err.message,
       EXIT.corruptData,
     );
+  let stopping = false;
+  const testFault = process.env.POWER_METER_TEST_FAULT;
   try {
     meter = await Meter.start({
       settings: s,
-      log,
+      log: libraryLog(logger),
+      warn: logger.warning,
+      // A component that stopped for good: exit non-zero so systemd restarts the whole program.
+      onStopped: (reason) => {
+        if (stopping) return;
+        stopping = true;
+        service.status(`fault: ${reason}`);
+        fail(`${reason}; exiting so the service manager restarts the meter`, EXIT.failure);
+      },
       timesyncRoot: process.env.POWER_METER_TIMESYNC_ROOT,
       retryMaxMs: process.env.POWER_METER_RETRY_MAX_MS ? Number(process.env.POWER_METER_RETRY_MAX_MS) : undefined,
       onFatal: corrupt,
+      testFault: testFault === 'sampler' || testFault === 'publisher' ? testFault : undefined,
     });
   } catch (err) {
     if (err instanceof OutboxCorruptError || err instanceof SequenceFloorError) return corrupt(err);
@@ -90,18 +105,22 @@ withSettings(program.command('run', { isDefault: true }).description('run the me
     throw err;
   }
   const outputs = await startOutputs(meter, s, log);
-  let stopping = false;
+  const summaryTimer = startSummary(meter, { log: logger.info, status: (text) => service.status(text) }, Number(process.env.POWER_METER_SUMMARY_MS) || undefined);
+  service.ready('started');
+  service.startWatchdog();
   const stop = (signal: string): void => {
     if (stopping) return;
     stopping = true;
     log(`stop signal=${signal}`);
+    service.stopping();
+    clearInterval(summaryTimer);
     setTimeout(() => {
-      console.error('power-meter: clean stop took too long; exiting');
-      process.exit(0);
+      logger.warning('clean stop took too long; exiting');
+      process.exit(EXIT.ok);
     }, 1800).unref();
     void outputs.stop().then(() => meter.stop()).then(() => {
       log('stopped');
-      process.exit(0);
+      process.exit(EXIT.ok);
     });
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
@@ -109,12 +128,12 @@ withSettings(program.command('run', { isDefault: true }).description('run the me
 });
 
 withSettings(program.command('identity').description('print the device address and public key (creates the identity on first use)'))
-  .option('--json', 'print {"device_id","public_key","curve"}')
+  .option('--json', 'print {"deviceId","publicKey","curve"}')
   .action((flags: Record<string, unknown>) => {
     const s = settingsFrom(flags);
     try {
       const id = loadOrCreateIdentity(join(s.dataDir, 'identity'), { curve: s.curve });
-      if (flags.json) console.log(JSON.stringify({ device_id: id.deviceId, public_key: id.publicKeyHex, curve: id.curve }));
+      if (flags.json) console.log(JSON.stringify({ deviceId: id.deviceId, publicKey: id.publicKeyHex, curve: id.curve }));
       else console.log(`device_id   ${id.deviceId}\npublic_key  ${id.publicKeyHex}\ncurve       ${id.curve}${id.created ? '\n(new identity created)' : ''}`);
     } catch (err) {
       fail(err instanceof Error ? err.message : String(err));
@@ -131,9 +150,9 @@ withSettings(program.command('read').description('take one measurement and print
       await realSleep(cycleMs(sensor.driver.settings) + 2);
       const r = await sensor.driver.read();
       await sensor.close();
-      const out = { power_w: Number(r.powerW.toFixed(4)), bus_v: r.busV, current_a: Number(r.currentA.toFixed(6)), shunt_uv: r.shuntUv, out_of_range: r.outOfRange, sensor: s.sensor };
+      const out = { powerW: Number(r.powerW.toFixed(4)), busV: r.busV, currentA: Number(r.currentA.toFixed(6)), shuntUv: r.shuntUv, outOfRange: r.outOfRange, sensor: s.sensor };
       if (flags.json) console.log(JSON.stringify(out));
-      else console.log(`power ${out.power_w} W   bus ${out.bus_v} V   current ${out.current_a} A${r.outOfRange ? '   (OUT OF RANGE: raise --max-current or lower --shunt-ohms)' : ''}`);
+      else console.log(`power ${out.powerW} W   bus ${out.busV} V   current ${out.currentA} A${r.outOfRange ? '   (OUT OF RANGE: raise --max-current or lower --shunt-ohms)' : ''}`);
     } catch (err) {
       if (err instanceof I2cError || err instanceof Error) fail(err.message);
     }
@@ -170,14 +189,14 @@ withSettings(outbox.command('salvage').description('move a damaged outbox aside 
   }
 });
 
-withSettings(program.command('doctor').description('check I2C, SPI, permissions, data directory, key, clock sync, config and the endpoint; says how to fix each problem')).action(async (flags: Record<string, unknown>) => {
-  const s = settingsFrom(flags);
-  const checks = await runDoctor(s, { timesyncRoot: process.env.POWER_METER_TIMESYNC_ROOT });
-  for (const c of checks) console.log(`${c.status === 'ok' ? 'ok  ' : c.status === 'warn' ? 'warn' : 'FAIL'} ${c.name.padEnd(9)} ${c.detail}${c.fix ? `\n     fix: ${c.fix}` : ''}`);
-  const failed = checks.filter((c) => c.status === 'fail').length;
-  console.log(failed === 0 ? 'all checks passed' : `${failed} problem(s) found`);
-  process.exit(failed === 0 ? 0 : 1);
-});
+withSettings(program.command('doctor').description('check I2C, SPI, permissions, data directory, key, clock sync, config, the endpoint and the installed services; says how to fix each problem'))
+  .option('--json', 'print {"ok", "checks": [{"name","status","detail","fix"}]}')
+  .action(async (flags: Record<string, unknown>) => {
+    const s = settingsFrom(flags);
+    const checks = await runDoctor(s, { timesyncRoot: process.env.POWER_METER_TIMESYNC_ROOT });
+    const ok = printDoctor(checks, flags.json === true, (text) => console.log(text));
+    process.exit(ok ? EXIT.ok : EXIT.failure);
+  });
 
 program
   .command('dev-receiver')
@@ -190,7 +209,7 @@ program
   .option('--answer <mode>', `answer every request like this (the node's failure answers and what stands in front of a node): ${DEV_ANSWER_MODES.join(', ')}`, 'normal')
   .action(async (o: { port: string; host: string; project: string; token?: string; record?: string; answer: string }) => {
     const port = Number(o.port);
-    if (!Number.isInteger(port) || port < 0 || port > 65535) fail(`invalid setting --port = ${JSON.stringify(o.port)}: allowed 0-65535`, EXIT.badSettings);
+    if (!/^\d+$/.test(o.port) || port > 65535) fail(`invalid setting --port = ${JSON.stringify(o.port)}: allowed 0-65535`, EXIT.badSettings);
     if (!(DEV_ANSWER_MODES as readonly string[]).includes(o.answer)) fail(`invalid setting --answer = ${JSON.stringify(o.answer)}: allowed ${DEV_ANSWER_MODES.join(', ')}`, EXIT.badSettings);
     const r = await startDevReceiver({ port, host: o.host, project: o.project, token: o.token ?? process.env.DEV_RECEIVER_TOKEN ?? 'dev-token', recordFile: o.record, mode: o.answer as DevAnswerMode, log });
     log(`dev-receiver listening publish_url=${r.url}`);

@@ -1,4 +1,5 @@
 import { constants, accessSync, existsSync, readFileSync, statSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
 import { lookup } from 'node:dns/promises';
 import net from 'node:net';
 import tls from 'node:tls';
@@ -20,84 +21,137 @@ export interface Check {
   fix?: string;
 }
 
-export async function runDoctor(s: BackendSettings, opts: { timesyncRoot?: string; devRoot?: string } = {}): Promise<Check[]> {
-  const checks: Check[] = [];
-  const add = (c: Check): void => void checks.push(c);
+export interface DoctorOptions {
+  timesyncRoot?: string;
+  devRoot?: string;
+  /** Where the token file is looked for (tests). */
+  envFile?: string;
+  /** Runs `systemctl show` (tests pass a stand-in); null skips the services check. */
+  systemctl?: ((args: string[]) => string | null) | null;
+}
+
+/** Every check, in the order printed. Each is small and independent; none changes anything. */
+export async function runDoctor(s: BackendSettings, opts: DoctorOptions = {}): Promise<Check[]> {
   const dev = opts.devRoot ?? '/dev';
-  add({ name: 'config', status: 'ok', detail: 'settings are valid' });
+  return [
+    { name: 'config', status: 'ok', detail: 'settings are valid' },
+    ...(await checkSensor(s, dev)),
+    checkSpi(dev),
+    checkDataDir(s.dataDir),
+    checkIdentity(s.dataDir),
+    await checkClock(opts.timesyncRoot),
+    ...(await checkPublishing(s, opts.envFile ?? '/etc/power-meter/power-meter.env')),
+    // Loaded only when MQTT is on: the broker library stays out of every other run.
+    ...(s.mqttUrl ? [await (await import('./mqtt/check.js')).checkMqtt(s)] : []),
+    ...checkServices(opts.systemctl === undefined ? systemctlShow : opts.systemctl),
+  ];
+}
 
-  // I2C and the chip.
-  if (s.sensor === 'sim') {
-    add({ name: 'sensor', status: 'ok', detail: 'simulated sensor (--sensor sim): no I2C needed' });
-  } else {
-    const bus = join(dev, `i2c-${s.i2cBus}`);
-    if (!existsSync(bus)) {
-      add({ name: 'i2c', status: 'fail', detail: `${bus} does not exist`, fix: 'enable I2C: sudo raspi-config nonint do_i2c 0 (or dtparam=i2c_arm=on in /boot/firmware/config.txt), then reboot' });
-    } else if (!canAccess(bus, constants.R_OK | constants.W_OK)) {
-      add({ name: 'i2c', status: 'fail', detail: `no read/write permission on ${bus}`, fix: 'sudo adduser $USER i2c, then log in again (the service runs with SupplementaryGroups=i2c)' });
-    } else {
-      add({ name: 'i2c', status: 'ok', detail: `${bus} is present and accessible` });
-      try {
-        const b = await openI2cBus(s.i2cBus);
-        try {
-          const driver = new Ina219(b, { address: s.i2cAddress, shuntOhms: s.shuntOhms, maxCurrentA: s.maxCurrentA }, { attempts: 2 });
-          const config = await driver.readRegister('config');
-          add({ name: 'ina219', status: 'ok', detail: `INA219 answers at 0x${s.i2cAddress.toString(16)} (configuration 0x${config.toString(16)})` });
-        } finally {
-          await b.close();
-        }
-      } catch (err) {
-        add({ name: 'ina219', status: 'fail', detail: err instanceof Error ? err.message : String(err), fix: 'check wiring and --i2c-address; i2cdetect -y 1 lists the addresses that answer' });
-      }
+/** I2C bus, permissions and the chip itself (nothing to check for the simulated sensor). */
+async function checkSensor(s: BackendSettings, dev: string): Promise<Check[]> {
+  if (s.sensor === 'sim') return [{ name: 'sensor', status: 'ok', detail: 'simulated sensor (--sensor sim): no I2C needed' }];
+  const bus = join(dev, `i2c-${s.i2cBus}`);
+  if (!existsSync(bus))
+    return [{ name: 'i2c', status: 'fail', detail: `${bus} does not exist`, fix: 'enable I2C: sudo raspi-config nonint do_i2c 0 (or dtparam=i2c_arm=on in /boot/firmware/config.txt), then reboot' }];
+  if (!canAccess(bus, constants.R_OK | constants.W_OK))
+    return [{ name: 'i2c', status: 'fail', detail: `no read/write permission on ${bus}`, fix: 'sudo adduser $USER i2c, then log in again (the service runs with SupplementaryGroups=i2c)' }];
+  return [{ name: 'i2c', status: 'ok', detail: `${bus} is present and accessible` }, await checkChip(s)];
+}
+
+async function checkChip(s: BackendSettings): Promise<Check> {
+  try {
+    const b = await openI2cBus(s.i2cBus);
+    try {
+      const driver = new Ina219(b, { address: s.i2cAddress, shuntOhms: s.shuntOhms, maxCurrentA: s.maxCurrentA }, { attempts: 2 });
+      const config = await driver.readRegister('config');
+      return { name: 'ina219', status: 'ok', detail: `INA219 answers at 0x${s.i2cAddress.toString(16)} (configuration 0x${config.toString(16)})` };
+    } finally {
+      await b.close();
     }
+  } catch (err) {
+    return { name: 'ina219', status: 'fail', detail: err instanceof Error ? err.message : String(err), fix: 'check wiring and --i2c-address; i2cdetect -y 1 lists the addresses that answer' };
   }
+}
 
-  // SPI for the display (informational for the backend, but users run doctor for both).
+/** SPI for the display (informational for the backend, but users run doctor for both). */
+function checkSpi(dev: string): Check {
   const spi = join(dev, 'spidev0.0');
-  if (existsSync(spi)) add({ name: 'spi', status: 'ok', detail: `${spi} is present (display)` });
-  else add({ name: 'spi', status: 'warn', detail: `${spi} does not exist (only the display needs it)`, fix: 'enable SPI: sudo raspi-config nonint do_spi 0, then reboot; or run the display with --panel png' });
+  if (existsSync(spi)) return { name: 'spi', status: 'ok', detail: `${spi} is present (display)` };
+  return { name: 'spi', status: 'warn', detail: `${spi} does not exist (only the display needs it)`, fix: 'enable SPI: sudo raspi-config nonint do_spi 0, then reboot; or run the display with --panel png' };
+}
 
-  // Data directory and key. Doctor only looks: creating the directory here (perhaps under sudo)
-  // would leave it owned by the wrong user.
-  if (!existsSync(s.dataDir)) {
-    let parent = dirname(s.dataDir);
-    while (!existsSync(parent) && parent !== dirname(parent)) parent = dirname(parent);
-    if (canAccess(parent, constants.W_OK)) add({ name: 'data-dir', status: 'warn', detail: `${s.dataDir} does not exist yet; it is created on first start` });
-    else add({ name: 'data-dir', status: 'fail', detail: `${s.dataDir} does not exist and ${parent} is not writable`, fix: `sudo install -d -o $USER ${s.dataDir}, or choose --data-dir` });
-  } else if (canAccess(s.dataDir, constants.W_OK)) {
-    add({ name: 'data-dir', status: 'ok', detail: `${s.dataDir} is writable` });
-  } else {
-    add({ name: 'data-dir', status: 'fail', detail: `${s.dataDir} is not writable by this user`, fix: `sudo chown -R $USER ${s.dataDir}, or choose --data-dir` });
+/** Doctor only looks: creating the directory here (perhaps under sudo) would leave it owned by the wrong user. */
+function checkDataDir(dataDir: string): Check {
+  if (existsSync(dataDir)) {
+    if (canAccess(dataDir, constants.W_OK)) return { name: 'data-dir', status: 'ok', detail: `${dataDir} is writable` };
+    return { name: 'data-dir', status: 'fail', detail: `${dataDir} is not writable by this user`, fix: `sudo chown -R $USER ${dataDir}, or choose --data-dir` };
   }
-  const key = join(s.dataDir, 'identity', KEY_FILE);
-  if (!existsSync(key)) add({ name: 'identity', status: 'warn', detail: `no key yet at ${key}`, fix: 'it is created on first start (power-meter identity creates it now)' });
-  else {
-    const mode = statSync(key).mode & 0o777;
-    if (mode & 0o077) add({ name: 'identity', status: 'fail', detail: `${key} has mode ${mode.toString(8)}: other users can read the private key`, fix: `chmod 600 ${key}` });
-    else add({ name: 'identity', status: 'ok', detail: `${key} is private (mode ${mode.toString(8)})` });
-  }
+  let parent = dirname(dataDir);
+  while (!existsSync(parent) && parent !== dirname(parent)) parent = dirname(parent);
+  if (canAccess(parent, constants.W_OK)) return { name: 'data-dir', status: 'warn', detail: `${dataDir} does not exist yet; it is created on first start` };
+  return { name: 'data-dir', status: 'fail', detail: `${dataDir} does not exist and ${parent} is not writable`, fix: `sudo install -d -o $USER ${dataDir}, or choose --data-dir` };
+}
 
-  // Clock.
-  const clock = decideClockSync(await probeClock({ floorMs: buildFloorMs(), root: opts.timesyncRoot }));
-  if (clock.state === 'unsynced') add({ name: 'clock', status: 'fail', detail: clock.reason, fix: 'check the network and NTP: timedatectl status; readings are held (not lost) until the clock syncs' });
-  else if (clock.state === 'unknown') add({ name: 'clock', status: 'warn', detail: clock.reason });
-  else add({ name: 'clock', status: 'ok', detail: clock.reason });
+function checkIdentity(dataDir: string): Check {
+  const key = join(dataDir, 'identity', KEY_FILE);
+  if (!existsSync(key)) return { name: 'identity', status: 'warn', detail: `no key yet at ${key}`, fix: 'it is created on first start (power-meter identity creates it now)' };
+  const mode = statSync(key).mode & 0o777;
+  if (mode & 0o077) return { name: 'identity', status: 'fail', detail: `${key} has mode ${mode.toString(8)}: other users can read the private key`, fix: `chmod 600 ${key}` };
+  return { name: 'identity', status: 'ok', detail: `${key} is private (mode ${mode.toString(8)})` };
+}
 
-  // Endpoint.
-  if (!s.publishUrl) {
-    add({ name: 'publish', status: 'warn', detail: 'no publish URL: readings are measured, signed and stored but not sent', fix: 'set "publishUrl" in /etc/power-meter/config.json (W3bstream project settings) and restart' });
-  } else {
-    const envFile = '/etc/power-meter/power-meter.env';
-    const envToken = !s.publisherToken && canAccess(envFile, constants.R_OK) && /^\s*W3BSTREAM_PUBLISHER_TOKEN=\S+/m.test(readFileSync(envFile, 'utf8'));
-    if (envToken) add({ name: 'token', status: 'ok', detail: `publisher token is set in ${envFile} (not shown)` });
-    else if (!s.publisherToken && existsSync(envFile) && !canAccess(envFile, constants.R_OK))
-      add({ name: 'token', status: 'warn', detail: `cannot read ${envFile} (root only) to check the token`, fix: 'run sudo power-meter doctor to check it' });
-    else if (!s.publisherToken) add({ name: 'token', status: 'fail', detail: 'publish URL set but no publisher token', fix: 'put W3BSTREAM_PUBLISHER_TOKEN=<token> in /etc/power-meter/power-meter.env (mode 600) and restart' });
-    else add({ name: 'token', status: 'ok', detail: 'publisher token is set (not shown)' });
-    add(await checkEndpoint(s.publishUrl));
+async function checkClock(timesyncRoot: string | undefined): Promise<Check> {
+  const clock = decideClockSync(await probeClock({ floorMs: buildFloorMs(), root: timesyncRoot }));
+  if (clock.state === 'unsynced') return { name: 'clock', status: 'fail', detail: clock.reason, fix: 'check the network and NTP: timedatectl status; readings are held (not lost) until the clock syncs' };
+  if (clock.state === 'unknown') return { name: 'clock', status: 'warn', detail: clock.reason };
+  return { name: 'clock', status: 'ok', detail: clock.reason };
+}
+
+/** The publish URL, the token (never shown) and whether the endpoint answers (nothing is posted). */
+async function checkPublishing(s: BackendSettings, envFile: string): Promise<Check[]> {
+  if (!s.publishUrl)
+    return [{ name: 'publish', status: 'warn', detail: 'no publish URL: readings are measured, signed and stored but not sent', fix: 'set "publishUrl" in /etc/power-meter/config.json (W3bstream project settings) and restart' }];
+  return [checkToken(s.publisherToken, envFile), await checkEndpoint(s.publishUrl)];
+}
+
+function checkToken(token: string, envFile: string): Check {
+  if (token) return { name: 'token', status: 'ok', detail: 'publisher token is set (not shown)' };
+  if (existsSync(envFile) && !canAccess(envFile, constants.R_OK)) return { name: 'token', status: 'warn', detail: `cannot read ${envFile} (root only) to check the token`, fix: 'run sudo power-meter doctor to check it' };
+  const inFile = canAccess(envFile, constants.R_OK) && /^\s*W3BSTREAM_PUBLISHER_TOKEN=\S+/m.test(readFileSync(envFile, 'utf8'));
+  if (inFile) return { name: 'token', status: 'ok', detail: `publisher token is set in ${envFile} (not shown)` };
+  return { name: 'token', status: 'fail', detail: 'publish URL set but no publisher token', fix: `put W3BSTREAM_PUBLISHER_TOKEN=<token> in ${envFile} (mode 600) and restart` };
+}
+
+const UNITS = ['power-meter.service', 'power-meter-display.service'] as const;
+
+/**
+ * The installed services as systemd sees them: failed, restarting, or running with a problem in
+ * their status line (a display whose redraws fail says so there). Skipped where the units are
+ * not installed or systemctl is missing.
+ */
+function checkServices(show: ((args: string[]) => string | null) | null): Check[] {
+  if (show === null) return [];
+  const checks: Check[] = [];
+  for (const unit of UNITS) {
+    const out = show(['show', unit, '--property=LoadState,ActiveState,SubState,NRestarts,StatusText']);
+    if (out === null) return checks;
+    const p = Object.fromEntries(out.split('\n').map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]));
+    if (p.LoadState !== 'loaded') continue;
+    const name = unit.replace('.service', '');
+    const logs = `journalctl -u ${name} -p warning -b`;
+    const status = p.StatusText ? `; status: ${p.StatusText}` : '';
+    if (p.ActiveState === 'failed' || p.SubState === 'auto-restart')
+      checks.push({ name, status: 'fail', detail: `${unit} is ${p.ActiveState} (${p.SubState}), restarted ${p.NRestarts ?? '?'} times${status}`, fix: `see why: systemctl status ${name}; ${logs}` });
+    else if (p.ActiveState !== 'active') checks.push({ name, status: 'warn', detail: `${unit} is ${p.ActiveState}`, fix: `sudo systemctl start ${name}` });
+    else if (/^(fault|failing|error)/i.test(p.StatusText ?? '')) checks.push({ name, status: 'fail', detail: `${unit} is running but reports a problem${status}`, fix: `see ${logs}` });
+    else checks.push({ name, status: 'ok', detail: `${unit} is running${Number(p.NRestarts) > 0 ? ` (restarted ${p.NRestarts} times)` : ''}${status}` });
   }
-  if (s.mqttUrl) add(await (await import('./mqtt/check.js')).checkMqtt(s));
   return checks;
+}
+
+function systemctlShow(args: string[]): string | null {
+  const r = spawnSync('systemctl', args, { encoding: 'utf8', timeout: 5000 });
+  return r.status === 0 ? r.stdout : null;
 }
 
 function canAccess(path: string, mode: number): boolean {
@@ -128,4 +182,16 @@ async function checkEndpoint(url: string): Promise<Check> {
     sock.once('timeout', () => done({ name: 'endpoint', status: 'fail', detail: `${u.host} did not answer within 5 s`, fix: 'check the network, a firewall, or the host in the publish URL' }, sock));
     sock.once('error', (err: NodeJS.ErrnoException) => done({ name: 'endpoint', status: 'fail', detail: `${u.host}: ${err.code ?? err.message}`, fix: 'check the publish URL (host, port, https) and the network' }, sock));
   });
+}
+
+/** Prints the checks (text with fixes, or one JSON object); true when nothing failed. */
+export function printDoctor(checks: Check[], json: boolean, print: (text: string) => void): boolean {
+  const failed = checks.filter((c) => c.status === 'fail').length;
+  if (json) {
+    print(JSON.stringify({ ok: failed === 0, failed, checks }));
+    return failed === 0;
+  }
+  for (const c of checks) print(`${c.status === 'ok' ? 'ok  ' : c.status === 'warn' ? 'warn' : 'FAIL'} ${c.name.padEnd(9)} ${c.detail}${c.fix ? `\n     fix: ${c.fix}` : ''}`);
+  print(failed === 0 ? 'all checks passed' : `${failed} problem(s) found`);
+  return failed === 0;
 }

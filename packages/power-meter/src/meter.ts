@@ -36,6 +36,16 @@ export interface MeterOptions {
    * would only pile readings up in memory, so the program stops (cli.ts: exit status 3).
    */
   onFatal?: (err: OutboxCorruptError) => void;
+  /** Lines that mean something is wrong (journald priority warning); default: `log`. */
+  warn?: (line: string) => void;
+  /**
+   * A component stopped for good (the sampler's loop, the publisher's loop): nothing would be
+   * measured or sent any more while the process looked healthy. The program exits non-zero so
+   * systemd restarts it (cli.ts: exit status 1).
+   */
+  onStopped?: (reason: string) => void;
+  /** Test hook (POWER_METER_TEST_FAULT): make the sampler or the publisher stop for good after the first window. */
+  testFault?: 'sampler' | 'publisher';
 }
 
 /** Where the outbox and the sequence floor live in the data directory. */
@@ -95,13 +105,24 @@ export class Meter {
       backoff: opts.retryMaxMs === undefined ? undefined : { maxMs: opts.retryMaxMs },
       log: opts.log,
     });
-    this.publisher.on('state', () => this.scheduleWrite());
+    this.publisher.on('state', (st) => {
+      this.scheduleWrite();
+      // The publisher's loop ended on an outbox error: nothing is sent any more.
+      if (st.errorKey === 'OutboxError') this.stoppedForGood(`publisher stopped: ${st.advice ?? st.reason ?? 'outbox error'}`);
+    });
   }
 
   /** Adds an output (MQTT, metrics): see observer.ts. */
   observe(o: MeterObserver): void {
     this.observers.push(o);
   }
+
+  private stoppedForGood(reason: string): void {
+    if (this.stopped) return;
+    (this.opts.onStopped ?? this.warn)(reason);
+  }
+
+  private readonly warn = (line: string): void => (this.opts.warn ?? this.opts.log)(line);
 
   static async start(opts: MeterOptions): Promise<Meter> {
     const m = new Meter(opts);
@@ -149,7 +170,7 @@ export class Meter {
     } catch (err) {
       // A missing bus or permission problem: show it (state.json -> the screen) and retry.
       const reason = err instanceof Error ? err.message : String(err);
-      if (this.sensorState.reason !== reason) log(`sensor fault: ${reason}`);
+      if (this.sensorState.reason !== reason) this.warn(`sensor fault: ${reason}`);
       this.sensorState = { state: 'fault', reason };
       this.scheduleWrite();
       if (!this.stopped) this.timers.push(setTimeout(() => void this.openSensor(), 10_000));
@@ -165,6 +186,7 @@ export class Meter {
         this.sensorState = st;
         this.scheduleWrite();
       },
+      onStopped: (err) => this.stoppedForGood(`sampler stopped: ${err instanceof Error ? err.message : String(err)}`),
       log,
     });
     this.sensorState = { state: 'ok', reason: null };
@@ -190,6 +212,11 @@ export class Meter {
    */
   private onWindow(w: WindowResult): void {
     if (this.stopped) return;
+    if (this.opts.testFault === 'sampler') throw new Error('test fault (POWER_METER_TEST_FAULT=sampler): the sampler stops');
+    if (this.opts.testFault === 'publisher' && this.lastWindow !== null) {
+      this.outbox.close();
+      this.publisher.notify();
+    }
     this.unstored.push(w);
     while (this.unstored.length > 0) {
       try {
@@ -199,7 +226,7 @@ export class Meter {
       } catch (err) {
         if (isCorruptionError(err)) return this.opts.onFatal?.(new OutboxCorruptError(this.outbox.file, (err as Error).message));
         const msg = err instanceof Error ? err.message : String(err);
-        if (msg !== this.storeError) this.opts.log(`cannot store a reading (${msg}): ${this.unstored.length} window(s) kept in memory and retried with the next window; free disk space in ${this.opts.settings.dataDir}`);
+        if (msg !== this.storeError) this.warn(`cannot store a reading (${msg}): ${this.unstored.length} window(s) kept in memory and retried with the next window; free disk space in ${this.opts.settings.dataDir}`);
         this.storeError = msg;
         if (this.unstored.length > 10_000) this.unstored.shift();
         return;
@@ -229,7 +256,7 @@ export class Meter {
       observedFraction: Number(w.observedFraction.toFixed(4)),
       complete: w.complete,
     };
-    if (!w.complete) log(`window incomplete: ${w.faultReason ?? 'readings missing'}; observed ${(w.observedFraction * 100).toFixed(1)} %`);
+    if (!w.complete) this.warn(`window incomplete: ${w.faultReason ?? 'readings missing'}; observed ${(w.observedFraction * 100).toFixed(1)} %`);
     if (this.canTimestamp()) {
       const body = buildMessage(this.identity, { powerW: w.avgPowerW, timestampMs: endWall }, { signatureEncoding: s.signature, timestampUnit: s.timestampUnit }).body;
       const stored = this.store.storeReading(body, { energyWh: w.energyWh, rewards, avgPowerW: w.avgPowerW });
@@ -247,7 +274,7 @@ export class Meter {
   /** The outbox is bounded: dropping the oldest is counted (state.json) and logged, never silent. */
   private reportDrops(dropped: number): void {
     if (dropped > 0)
-      this.opts.log(`outbox full or too old: dropped ${dropped} oldest undelivered reading(s); ${this.outbox.stats().dropped} dropped since install (raise --outbox-max-count / --outbox-max-age)`);
+      this.warn(`outbox full or too old: dropped ${dropped} oldest undelivered reading(s); ${this.outbox.stats().dropped} dropped since install (raise --outbox-max-count / --outbox-max-age)`);
   }
 
   /** Signs held readings with timestamps re-anchored from the monotonic clock, oldest first. */
@@ -296,7 +323,7 @@ export class Meter {
     } catch (err) {
       const msg = err instanceof Error ? err.message : String(err);
       // One line per distinct problem (a full disk would otherwise log twice a second).
-      if (msg !== this.writeError) this.opts.log(`cannot write the data directory: ${msg}`);
+      if (msg !== this.writeError) this.warn(`cannot write the data directory: ${msg}`);
       this.writeError = msg;
     }
   }

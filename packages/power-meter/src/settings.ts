@@ -1,4 +1,6 @@
-import { parsers, type SettingSpec } from '@power-meter/meter-files';
+import { parseSimLoad } from '@power-meter/ina219';
+import { LOG_LEVELS, parseLogLevel, parsers, type LogLevel, type SettingSpec } from '@power-meter/meter-files';
+import { parsePublishUrl } from '@power-meter/w3bstream';
 
 /**
  * Every backend setting, once (design.md "Commands"): flag, environment variable
@@ -53,16 +55,30 @@ function parseToken(raw: unknown): string {
 }
 
 /**
- * http(s) URL or empty; a user:password in it would be sent to the node and logged by proxies.
- * The setting is marked secret: a refused URL may carry a password (or `?authorization=`), so the
- * message never repeats it.
+ * http(s) URL or empty, checked by the publisher's own parser (a user:password in it would be
+ * sent to the node and logged by proxies); a token in the query string is refused as well.
  */
-function parsePublishUrl(raw: unknown): string {
-  const v = parsers.optionalUrl(raw);
-  if (v !== '') {
-    const u = new URL(v);
-    if (u.username !== '' || u.password !== '') throw new Error('user or password in the URL');
+function publishUrl(raw: unknown): string {
+  const v = parsers.string(raw);
+  if (v === '') return '';
+  if (parsePublishUrl(v).searchParams.has('authorization')) throw new Error('token in the URL');
+  return v;
+}
+
+/** A refused URL is printed without user, password or query: they may hold credentials. */
+function redactUrl(raw: unknown): string {
+  try {
+    const u = new URL(String(raw));
+    return `${u.protocol}//${u.username || u.password ? '<user:password hidden>@' : ''}${u.host}${u.pathname}${u.search ? '?<hidden>' : ''}`;
+  } catch {
+    return (String(raw).split('?')[0] ?? '').replace(/\/\/[^/]*@/, '//<hidden>@');
   }
+}
+
+/** Checked by the sensor library's own parser, so a value accepted here also starts the sensor. */
+function simLoad(raw: unknown): string {
+  const v = parsers.nonEmptyString(raw).trim();
+  parseSimLoad(v);
   return v;
 }
 
@@ -99,15 +115,15 @@ function parsePromFile(raw: unknown): string {
 
 export const BACKEND_SETTINGS = {
   dataDir: s({ key: 'dataDir', flag: 'data-dir', env: 'POWER_METER_DATA_DIR', default: '/home/pi/data/power-meter', describe: 'data directory (state files for the display, identity, outbox)', parse: parsers.nonEmptyString, allowed: 'a directory path' }),
-  publishUrl: s({ key: 'publishUrl', flag: 'publish-url', env: 'POWER_METER_PUBLISH_URL', default: '', describe: 'W3bstream event URL, e.g. https://<host>/srv-applet-mgr/v0/event/<project>; empty = publishing disabled', parse: parsePublishUrl, allowed: 'an http(s) URL without a user or password (the token goes in W3BSTREAM_PUBLISHER_TOKEN), or empty', secret: true }),
+  publishUrl: s({ key: 'publishUrl', flag: 'publish-url', env: 'POWER_METER_PUBLISH_URL', default: '', describe: 'W3bstream event URL, e.g. https://<host>/srv-applet-mgr/v0/event/<project>; empty = publishing disabled', parse: publishUrl, allowed: 'an http(s) URL without user, password or ?authorization= (a token does not belong in the URL: put it in W3BSTREAM_PUBLISHER_TOKEN), or empty', redact: redactUrl }),
   publisherToken: s({ key: 'publisherToken', flag: null, env: 'W3BSTREAM_PUBLISHER_TOKEN', default: '', describe: 'W3bstream publisher token (environment or config file only, never a flag)', parse: parseToken, allowed: 'the token as copied from W3bstream Studio: printable characters, no spaces, line breaks or other control characters', secret: true }),
   eventType: s({ key: 'eventType', flag: 'event-type', env: 'POWER_METER_EVENT_TYPE', default: 'DEFAULT', describe: 'W3bstream eventType (applet routing key)', parse: (r) => { const v = parsers.nonEmptyString(r); if (!/^[A-Za-z0-9_.-]{1,64}$/.test(v)) throw new Error('bad'); return v; }, allowed: '1-64 letters, digits, _ . -' }),
   sensor: s({ key: 'sensor', flag: 'sensor', env: 'POWER_METER_SENSOR', default: 'ina219' as 'ina219' | 'sim', describe: 'ina219 (real chip over I2C) or sim (the same driver on the emulator)', parse: parsers.oneOf(['ina219', 'sim'] as const), allowed: 'ina219 or sim' }),
-  simLoad: s({ key: 'simLoad', flag: 'sim-load', env: 'POWER_METER_SIM_LOAD', default: 'demo', describe: "simulated load: demo (random switches), watts (e.g. 8), or pwm:<W>:<duty>:<hz>", parse: (r) => { const v = parsers.nonEmptyString(r).trim(); if (!/^(demo|\d+(\.\d+)?|pwm:\d+(\.\d+)?:(0(\.\d+)?|1(\.0+)?):\d+(\.\d+)?)$/.test(v)) throw new Error('bad'); return v; }, allowed: 'demo, a number of watts (0-50), or pwm:<watts>:<duty 0-1>:<hz>' }),
+  simLoad: s({ key: 'simLoad', flag: 'sim-load', env: 'POWER_METER_SIM_LOAD', default: 'demo', describe: 'simulated load: demo (random switches), watts (e.g. 8), or pwm:<W>:<duty>:<hz>', parse: simLoad, allowed: 'demo, a number of watts (0-50), or pwm:<watts 0-50>:<duty 0-1>:<hz, above 0 and at most 100000>' }),
   window: s({ key: 'window', flag: 'window', env: 'POWER_METER_WINDOW', default: 5, describe: 'averaging window, seconds (one signed reading per window)', parse: parsers.number(1, 3600), allowed: 'seconds, 1-3600' }),
   powerIntervalMs: s({ key: 'powerIntervalMs', flag: 'power-interval', env: 'POWER_METER_POWER_INTERVAL', default: 500, describe: 'how often current power is refreshed in the data directory, ms', parse: parsers.integer(100, 60_000), allowed: 'milliseconds, 100-60000' }),
   i2cBus: s({ key: 'i2cBus', flag: 'i2c-bus', env: 'POWER_METER_I2C_BUS', default: 1, describe: 'I2C bus number (/dev/i2c-N)', parse: parsers.integer(0, 255), allowed: 'an integer 0-255' }),
-  i2cAddress: s({ key: 'i2cAddress', flag: 'i2c-address', env: 'POWER_METER_I2C_ADDRESS', default: 0x40, describe: 'INA219 address (A0/A1 straps)', parse: parsers.integer(0x40, 0x4f), allowed: '0x40-0x4f' }),
+  i2cAddress: s({ key: 'i2cAddress', flag: 'i2c-address', env: 'POWER_METER_I2C_ADDRESS', default: 0x40, describe: 'INA219 address (A0/A1 straps)', parse: parsers.integer(0x40, 0x4f, { hex: true }), allowed: '64-79 or 0x40-0x4f' }),
   shuntOhms: s({ key: 'shuntOhms', flag: 'shunt-ohms', env: 'POWER_METER_SHUNT_OHMS', default: 0.1, describe: 'shunt resistance, ohms', parse: parsers.number(0.0001, 10), allowed: 'ohms, 0.0001-10' }),
   maxCurrentA: s({ key: 'maxCurrentA', flag: 'max-current', env: 'POWER_METER_MAX_CURRENT', default: 3.2, describe: 'largest expected current, A (at most 0.32 V / shunt ohms)', parse: parsers.number(0.001, 100), allowed: 'amperes, 0.001-100' }),
   curve: s({ key: 'curve', flag: 'curve', env: 'POWER_METER_CURVE', default: 'p256' as 'p256' | 'secp256k1', describe: 'key curve, used only when the identity is first created', parse: parsers.oneOf(['p256', 'secp256k1'] as const), allowed: 'p256 or secp256k1' }),
@@ -127,6 +143,7 @@ export const BACKEND_SETTINGS = {
   metricsFile: s({ key: 'metricsFile', flag: 'metrics-file', env: 'POWER_METER_METRICS_FILE', default: '', describe: "Prometheus metrics for node_exporter's textfile collector, replaced atomically, e.g. /var/lib/prometheus/node-exporter/power_meter.prom; empty = off", parse: parsePromFile, allowed: 'an absolute path ending in .prom, or empty' }),
   metricsFileIntervalS: s({ key: 'metricsFileIntervalS', flag: 'metrics-file-interval', env: 'POWER_METER_METRICS_FILE_INTERVAL', default: 60, describe: 'how often the metrics file is rewritten, seconds (SD-card wear)', parse: parsers.integer(1, 3600), allowed: 'seconds, 1-3600' }),
   metricsPort: s({ key: 'metricsPort', flag: 'metrics-port', env: 'POWER_METER_METRICS_PORT', default: 0, describe: 'serve Prometheus metrics on http://127.0.0.1:<port>/metrics (loopback only); 0 = off', parse: parsers.integer(0, 65535), allowed: 'a TCP port 1-65535, or 0 for off' }),
+  logLevel: s({ key: 'logLevel', flag: 'log-level', env: 'POWER_METER_LOG_LEVEL', default: 'info' as LogLevel, describe: 'least important log lines kept: error, warning, notice, info (default; one summary a minute) or debug', parse: parseLogLevel, allowed: LOG_LEVELS.join(', ') }),
   rewardTiers: s({ key: 'rewardTiers', flag: null, env: null, default: DEFAULT_REWARD_TIERS, describe: 'reward tiers, config file only: [{"belowW":3,"tokensPerH":10},{"belowW":5,"tokensPerH":4}]', parse: parseTiers, allowed: `a list of 1-${TIER_LIMITS.maxTiers} {belowW, tokensPerH} with ascending belowW in (0, ${TIER_LIMITS.maxBelowW}] and tokensPerH in [0, ${TIER_LIMITS.maxTokensPerH}]` }),
 };
 

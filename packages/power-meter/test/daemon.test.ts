@@ -228,12 +228,13 @@ describe('power-meter daemon (real process, simulated sensor)', () => {
     const dir = join(mkdtempSync(join(tmpdir(), 'pm-')), 'data');
     const id = start(BACKEND, ['identity', '--json', '--data-dir', dir]);
     expect(await id.exited).toBe(0);
-    const ident = JSON.parse(id.output()) as { device_id: string; public_key: string; curve: string };
+    const ident = JSON.parse(id.output()) as { deviceId: string; publicKey: string; curve: string };
     expect(ident).toMatchObject({ curve: 'p256' });
-    expect(ident.device_id).toMatch(/^0x[0-9a-f]{40}$/);
+    expect(ident.deviceId).toMatch(/^0x[0-9a-f]{40}$/);
+    expect(ident.publicKey).toMatch(/^04[0-9a-f]{128}$/);
     const rd = start(BACKEND, ['read', '--json', '--sensor', 'sim', '--sim-load', '12', '--data-dir', dir]);
     expect(await rd.exited).toBe(0);
-    expect(JSON.parse(rd.output()).power_w).toBeCloseTo(12, 0);
+    expect(JSON.parse(rd.output()).powerW).toBeCloseTo(12, 0);
 
     const r = await receiver();
     const record = join(dir, '..', 'received.jsonl');

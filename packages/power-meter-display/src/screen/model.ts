@@ -74,6 +74,9 @@ const PROBLEM_MARKERS: Record<StateProblem, string> = {
   garbage: 'bad file',
   schema: 'new format',
   invalid: 'bad file',
+  'not-regular': 'not a file',
+  'too-big': 'file too big',
+  unreadable: 'unreadable',
 };
 
 export function buildScreenModel(

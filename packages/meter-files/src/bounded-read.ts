@@ -1,0 +1,89 @@
+import fsSync, { constants, promises as fs } from 'node:fs';
+
+/**
+ * Reading a file that comes from outside the process (the config file, state.json) without
+ * trusting it: only a regular file (a symlink is followed only when it ends at a regular file),
+ * never more than `maxBytes`, and never blocking. `readFile` on a symlink to /dev/zero or a FIFO
+ * grows without bound or waits forever; a 50 MB file costs four times its size in memory.
+ *
+ * The path is stat()ed before it is opened, so a device or FIFO is never even opened (opening
+ * some devices has side effects), then opened with O_NONBLOCK and fstat()ed again, so a file
+ * swapped for a FIFO between the two calls still cannot block or be read.
+ */
+export type BoundedReadResult =
+  | { ok: true; text: string }
+  | { ok: false; code: 'missing' | 'not-regular' | 'too-big' | 'unreadable'; message: string };
+
+const OPEN_FLAGS = constants.O_RDONLY | constants.O_NONBLOCK;
+
+function kindOf(st: fsSync.Stats): string {
+  if (st.isDirectory()) return 'a directory';
+  if (st.isFIFO()) return 'a FIFO (named pipe)';
+  if (st.isCharacterDevice()) return 'a character device';
+  if (st.isBlockDevice()) return 'a block device';
+  if (st.isSocket()) return 'a socket';
+  return 'not a regular file';
+}
+
+function checkStat(path: string, st: fsSync.Stats, maxBytes: number): BoundedReadResult | null {
+  if (!st.isFile()) return { ok: false, code: 'not-regular', message: `${path} is ${kindOf(st)}, not a regular file: not read` };
+  if (st.size > maxBytes) return { ok: false, code: 'too-big', message: `${path} is ${st.size} bytes, more than the ${maxBytes} allowed: not read` };
+  return null;
+}
+
+function failed(path: string, err: unknown): BoundedReadResult {
+  const code = (err as NodeJS.ErrnoException).code;
+  if (code === 'ENOENT' || code === 'ENOTDIR') return { ok: false, code: 'missing', message: `${path} does not exist` };
+  return { ok: false, code: 'unreadable', message: `cannot read ${path}: ${code ?? (err as Error).message}` };
+}
+
+/** Synchronous form, for start-up (the config file). */
+export function readBoundedFileSync(path: string, maxBytes: number): BoundedReadResult {
+  let fd: number | null = null;
+  try {
+    const before = checkStat(path, fsSync.statSync(path), maxBytes);
+    if (before) return before;
+    fd = fsSync.openSync(path, OPEN_FLAGS);
+    const after = checkStat(path, fsSync.fstatSync(fd), maxBytes);
+    if (after) return after;
+    // One byte more than allowed tells a file that grew since fstat from one that did not.
+    const buf = Buffer.alloc(maxBytes + 1);
+    let n = 0;
+    for (;;) {
+      const got = fsSync.readSync(fd, buf, n, buf.length - n, null);
+      if (got === 0) break;
+      n += got;
+      if (n > maxBytes) return { ok: false, code: 'too-big', message: `${path} is more than the ${maxBytes} bytes allowed: not read` };
+    }
+    return { ok: true, text: buf.subarray(0, n).toString('utf8') };
+  } catch (err) {
+    return failed(path, err);
+  } finally {
+    if (fd !== null) fsSync.closeSync(fd);
+  }
+}
+
+/** Asynchronous form, for readers that run all the time (the display reading state.json). */
+export async function readBoundedFile(path: string, maxBytes: number): Promise<BoundedReadResult> {
+  let handle: fs.FileHandle | null = null;
+  try {
+    const before = checkStat(path, await fs.stat(path), maxBytes);
+    if (before) return before;
+    handle = await fs.open(path, OPEN_FLAGS);
+    const after = checkStat(path, await handle.stat(), maxBytes);
+    if (after) return after;
+    const buf = Buffer.alloc(maxBytes + 1);
+    let n = 0;
+    for (;;) {
+      const { bytesRead } = await handle.read(buf, n, buf.length - n, null);
+      if (bytesRead === 0) break;
+      n += bytesRead;
+      if (n > maxBytes) return { ok: false, code: 'too-big', message: `${path} is more than the ${maxBytes} bytes allowed: not read` };
+    }
+    return { ok: true, text: buf.subarray(0, n).toString('utf8') };
+  } catch (err) {
+    return failed(path, err);
+  } finally {
+    await handle?.close();
+  }
+}
