@@ -30,6 +30,7 @@ USAGE
 SRC="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 USER_NAME=""
 DATA_DIR=""
+DATA_DIR_KNOWN=1
 PREFIX="/opt/power-meter"
 I2C_BUS=1
 SPI_DEV=0.0
@@ -70,6 +71,21 @@ fi
 [[ "$I2C_BUS" =~ ^[0-9]+$ ]] || die "--i2c-bus must be a number, got $I2C_BUS"
 [[ "$SPI_DEV" =~ ^[0-9]+\.[0-9]+$ ]] || die "--spi must look like 0.0 (bus.device), got $SPI_DEV"
 
+UNIT_DIR="$ROOT/etc/systemd/system"
+
+# Removing needs no service user: the data directory is the one the installed unit names.
+installed_data_dir() {
+  if [ -f "$UNIT_DIR/power-meter.service" ]; then sed -n 's/^Environment=POWER_METER_DATA_DIR=//p' "$UNIT_DIR/power-meter.service" | head -n 1; fi
+}
+if [ "$UNINSTALL" -eq 1 ] && [ -z "$USER_NAME" ] && [ -z "$DATA_DIR" ]; then
+  DATA_DIR="$(installed_data_dir)"
+  DATA_DIR_KNOWN="$DATA_DIR"
+  if [ "$PURGE" -eq 1 ] && [ -z "$DATA_DIR" ]; then
+    die "cannot find the data directory to purge (no installed power-meter.service): pass --data-dir DIR"
+  fi
+  USER_NAME="-"
+fi
+
 if [ -z "$USER_NAME" ]; then
   if [ -n "${SUDO_USER:-}" ] && [ "$SUDO_USER" != root ]; then USER_NAME="$SUDO_USER"
   elif id pi >/dev/null 2>&1; then USER_NAME=pi
@@ -78,8 +94,10 @@ if [ -z "$USER_NAME" ]; then
   fi
 fi
 [ "$USER_NAME" != root ] || die "the services must not run as root: pass --user NAME"
-[[ "$USER_NAME" =~ ^[A-Za-z_][A-Za-z0-9_.-]*$ ]] || die "--user $USER_NAME is not a plain user name"
-if id "$USER_NAME" >/dev/null 2>&1; then
+[[ "$USER_NAME" =~ ^([A-Za-z_][A-Za-z0-9_.-]*|-)$ ]] || die "--user $USER_NAME is not a plain user name"
+if [ "$USER_NAME" = "-" ]; then
+  GROUP_NAME="-"; USER_HOME="/nonexistent" # uninstalling: no service user involved
+elif id "$USER_NAME" >/dev/null 2>&1; then
   GROUP_NAME="$(id -gn "$USER_NAME")"
   USER_HOME="$(getent passwd "$USER_NAME" | cut -d: -f6)"
 elif [ -n "$ROOT" ]; then
@@ -107,7 +125,6 @@ if [ -d "$ROOT$PREFIX" ] && [ -n "$(ls -A "$ROOT$PREFIX")" ] && [ ! -f "$ROOT$PR
   die "$PREFIX exists and is not a power-meter installation: refusing to replace or remove it (choose another --prefix)"
 fi
 
-UNIT_DIR="$ROOT/etc/systemd/system"
 BIN_DIR="$ROOT/usr/local/bin"
 ETC_DIR="$ROOT/etc/power-meter"
 APP="$ROOT$PREFIX"
@@ -133,7 +150,7 @@ if [ "$UNINSTALL" -eq 1 ]; then
   done
   rm -rf "$APP"
   if [ "$PURGE" -eq 0 ]; then
-    say "removed the services and $PREFIX; kept the settings in /etc/power-meter and the data directory $DATA_DIR (identity, outbox)"
+    say "removed the services and $PREFIX; kept the settings in /etc/power-meter and the data directory${DATA_DIR_KNOWN:+ $DATA_DIR} (identity, outbox)"
     exit 0
   fi
   say "removed the services and $PREFIX"
@@ -174,6 +191,7 @@ for d in "$SRC"/packages/*/; do
   name="$(basename "$d")"
   mkdir -p "$STAGE/app/packages/$name"
   cp -a "$d/package.json" "$d/dist" "$STAGE/app/packages/$name/"
+  if [ -d "$d/bin" ]; then cp -a "$d/bin" "$STAGE/app/packages/$name/"; fi
   rm -f "$STAGE/app/packages/$name/dist/bench."* # benchmarks stay in the repository
 done
 cp -a "$SRC/node_modules" "$STAGE/app/"
@@ -237,6 +255,11 @@ if [ ! -d "$ROOT$DATA_DIR" ]; then
 fi
 mkdir -p "$ETC_DIR"
 if [ ! -e "$ETC_DIR/config.json" ]; then
+  # Off a Pi (no I2C bus or SPI device here) the example uses the simulated sensor and the png
+  # panel, so both services run; on the Pi the real devices. Either can be changed later.
+  SENSOR=ina219 PANEL=st7735
+  if [ -z "$ROOT" ] && [ ! -e "/dev/i2c-$I2C_BUS" ]; then SENSOR=sim; say "no /dev/i2c-$I2C_BUS here: the example config uses the simulated sensor (\"sensor\": \"sim\")"; fi
+  if [ -z "$ROOT" ] && [ ! -e "/dev/spidev$SPI_DEV" ]; then PANEL=png; say "no /dev/spidev$SPI_DEV here: the example config uses the png panel (/var/lib/power-meter-display/screen.png)"; fi
   cat >"$ETC_DIR/config.json" <<CONFIG
 {
   "_comment": "power-meter settings. Keys not starting with _ are read; every key, flag and environment variable is in $PREFIX/README.md (Configuration). Restart after editing: sudo systemctl restart power-meter power-meter-display",
@@ -246,15 +269,15 @@ if [ ! -e "$ETC_DIR/config.json" ]; then
   "dataDir": "$DATA_DIR",
   "_token": "The publisher token does NOT go here: put W3BSTREAM_PUBLISHER_TOKEN=... in /etc/power-meter/power-meter.env (mode 600).",
   "window": 5,
-  "sensor": "ina219",
-  "i2cBus": 1,
+  "sensor": "$SENSOR",
+  "i2cBus": $I2C_BUS,
   "i2cAddress": 64,
   "shuntOhms": 0.1,
   "walletAddress": "",
   "rewardTiers": [{ "belowW": 3, "tokensPerH": 10 }, { "belowW": 5, "tokensPerH": 4 }],
   "display": {
     "_comment": "power-meter-display settings",
-    "panel": "st7735",
+    "panel": "$PANEL",
     "rotation": 90,
     "variant": "greentab",
     "dcPin": 25,
@@ -294,10 +317,14 @@ fi
 
 # ---- enable and start ----------------------------------------------------------------------
 # The units ask for these groups (SupplementaryGroups=); systemd refuses to start a unit whose
-# group does not exist. Raspberry Pi OS has them; ./install-requirements.sh enables I2C and SPI.
+# group does not exist (status=216/GROUP). Raspberry Pi OS has them; elsewhere (a laptop, a
+# container) they are created as empty system groups: nobody gains access to anything.
 if [ -z "$ROOT" ]; then
   for g in i2c spi gpio; do
-    getent group "$g" >/dev/null || echo "install.sh: warning: group $g does not exist, so the services will not start: is this a Raspberry Pi with I2C and SPI enabled (./install-requirements.sh)?" >&2
+    if ! getent group "$g" >/dev/null; then
+      groupadd --system "$g" || die "cannot create the system group $g that the units need (groupadd --system $g)"
+      say "created the system group $g (this machine has none; the units need it to exist)"
+    fi
   done
 fi
 if [ -z "$ROOT" ] && [ "$CHANGED" -eq 1 ]; then systemctl daemon-reload; fi
@@ -309,7 +336,16 @@ for u in "${UNITS[@]}"; do
   fi
 done
 if [ "$START" -eq 1 ]; then
-  if [ "$CHANGED" -eq 1 ]; then systemctl restart "${UNITS[@]}"; else systemctl start "${UNITS[@]}"; fi
+  # Type=notify: start returns once each program says it is ready, or fails if it exits first.
+  if [ "$CHANGED" -eq 1 ]; then verb=restart; else verb=start; fi
+  failed=()
+  for u in "${UNITS[@]}"; do
+    if ! systemctl "$verb" "$u" || ! systemctl is-active --quiet "$u"; then failed+=("$u"); fi
+  done
+  if [ "${#failed[@]}" -gt 0 ]; then
+    for u in "${failed[@]}"; do systemctl status --no-pager --lines=5 "$u" >&2 || true; done
+    die "installed, but ${failed[*]} did not start: see systemctl status ${failed[*]%.service} and journalctl -u ${failed[0]%.service} -p warning -b"
+  fi
 fi
 
 # ---- next steps --------------------------------------------------------------------------

@@ -30,7 +30,7 @@ function copyCheckout(built = true): string {
 const INSTALL = join(copyCheckout(), 'install.sh');
 
 function install(args: string[], input = '') {
-  const r = spawnSync('bash', [INSTALL, ...args], { encoding: 'utf8', input, env: { ...process.env, W3BSTREAM_PUBLISHER_TOKEN: '' } });
+  const r = spawnSync('bash', [INSTALL, ...args], { encoding: 'utf8', input, env: { ...process.env, W3BSTREAM_PUBLISHER_TOKEN: '', SUDO_USER: '' } });
   return { code: r.status, out: `${r.stdout}${r.stderr}` };
 }
 
@@ -110,7 +110,16 @@ describe('install.sh into a fake root', () => {
       expect(text).toMatch(/^DevicePolicy=closed$/m);
       expect(text).toMatch(/^Restart=on-failure$/m);
       expect(text).toMatch(/^WantedBy=multi-user\.target$/m);
+      // Failures systemd can see: readiness and a watchdog pinged from the event loop, no
+      // restart loop for what a restart cannot fix (EXIT.badSettings, EXIT.corruptData).
+      expect(text).toMatch(/^Type=notify$/m);
+      expect(text).toMatch(/^NotifyAccess=all$/m);
+      expect(text).toMatch(/^WatchdogSec=\d+$/m);
+      expect(text).toMatch(/^RestartPreventExitStatus=2 3$/m);
     }
+    expect(backend).toMatch(/^SyslogIdentifier=power-meter$/m);
+    expect(display).toMatch(/^SyslogIdentifier=power-meter-display$/m);
+    expect(display).toMatch(/^StateDirectory=power-meter-display$/m);
     expect(backend).toMatch(/^SupplementaryGroups=i2c$/m);
     expect(backend).toMatch(/^ReadWritePaths=\/srv\/pm-data$/m);
     expect(backend).toMatch(/^RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX$/m);
@@ -163,6 +172,21 @@ describe('install.sh into a fake root', () => {
     // Purge also takes the settings and the token: no file of ours is left anywhere.
     expect(existsSync(join(root, 'etc/power-meter'))).toBe(false);
     expect(execFileSync('find', [root, '-type', 'f,l'], { encoding: 'utf8' })).toBe('');
+  });
+
+  it('--uninstall needs no service user: the data directory to purge is the one the installed unit names', () => {
+    const other = tempDir('fakeroot-nouser-');
+    expect(install(['--root', other, '--no-start', '--user', 'pmtest', '--data-dir', '/srv/pm-other', '--prefix', '/opt/power-meter']).code).toBe(0);
+    expect(existsSync(join(other, 'srv/pm-other/identity'))).toBe(true);
+    const un = install(['--root', other, '--uninstall', '--purge', '--yes']);
+    expect(un.out).not.toMatch(/cannot tell which user/);
+    expect(un.code).toBe(0);
+    expect(existsSync(join(other, 'srv/pm-other'))).toBe(false);
+    expect(existsSync(join(other, 'etc/systemd/system/power-meter.service'))).toBe(false);
+    // Nothing installed and no --data-dir: there is nothing to purge, and it says what to pass.
+    const again = install(['--root', other, '--uninstall', '--purge', '--yes']);
+    expect(again.code).toBe(1);
+    expect(again.out).toMatch(/pass --data-dir DIR/);
   });
 
   it('limits each unit to its own device node, configurable', () => {

@@ -1,11 +1,11 @@
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { closeSync, mkdtempSync, openSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { EXIT } from '@power-meter/meter-files';
 import { startDevReceiver, type DevReceiver } from '@power-meter/w3bstream';
 import { afterEach, describe, expect, it } from 'vitest';
-import { BACKEND, start, until, type Proc } from '../../../test/support/processes.js';
+import { BACKEND, ROOT, start, until, type Proc } from '../../../test/support/processes.js';
 import { summaryLine } from '../src/service/summary.js';
 import { levelOf } from '../src/service/library-log.js';
 
@@ -136,6 +136,15 @@ describe('logs by priority', () => {
 });
 
 describe('command line', () => {
+  it('npx power-meter and npx power-meter-display run in the checkout (never fetched from the registry)', () => {
+    for (const bin of ['power-meter', 'power-meter-display']) {
+      const r = spawnSync('npx', ['--no-install', bin, '--version'], { cwd: ROOT, encoding: 'utf8' });
+      expect(r.stderr).toBe('');
+      expect(r.stdout.trim()).toMatch(/^\d+\.\d+\.\d+$/);
+      expect(r.status).toBe(0);
+    }
+  });
+
   it('--version prints the package version; doctor --json is one object with camelCase keys', async () => {
     const v = start(BACKEND, ['--version']);
     expect(await v.exited).toBe(0);
