@@ -1,0 +1,221 @@
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { promisify } from 'node:util';
+import { startDevReceiver, type DevReceiver } from '@power-meter/w3bstream';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ROOT } from './support/processes.js';
+
+/**
+ * The services under a real systemd: a minimal Debian 12 root (debootstrap, cached on this
+ * machine by test/support/systemd-root.sh) booted with systemd-nspawn, the application installed
+ * into it with install.sh, exactly as on a Pi. Each run boots a throw-away overlay of the cached
+ * root. The container shares this machine's network, so the units deliver to a receiver that
+ * this test runs on 127.0.0.1.
+ */
+const run = promisify(execFile);
+const TOKEN = 'nspawn-test-token-31c9'; // a throw-away value for the local receiver
+const PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+const BOOT_MS = 120_000;
+const STEP_MS = 90_000;
+
+/** Polls a condition every half second (each check runs a command in the container). */
+async function until(cond: () => boolean | Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
+  const t0 = Date.now();
+  while (!(await cond())) {
+    if (Date.now() - t0 > timeoutMs) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 500));
+  }
+}
+
+interface Booted {
+  nspawn: ChildProcess;
+  leader: number;
+  merged: string;
+  work: string;
+  console: () => string;
+}
+
+let box: Booted;
+let receiver: DevReceiver;
+
+/** Runs a shell command inside the container (all its namespaces); never throws. */
+async function sh(cmd: string, timeoutMs = 60_000): Promise<{ code: number; out: string }> {
+  try {
+    const r = await run('nsenter', ['-t', String(box.leader), '-m', '-u', '-i', '-p', '-C', '--', '/usr/bin/env', '-i', `PATH=${PATH}`, '/bin/bash', '-c', cmd], { timeout: timeoutMs, maxBuffer: 16 << 20 });
+    return { code: 0, out: r.stdout + r.stderr };
+  } catch (err) {
+    const e = err as { code?: number; stdout?: string; stderr?: string };
+    return { code: typeof e.code === 'number' ? e.code : -1, out: `${e.stdout ?? ''}${e.stderr ?? ''}` };
+  }
+}
+
+async function show(unit: string): Promise<Record<string, string>> {
+  const r = await sh(`systemctl show ${unit} --property=ActiveState,SubState,MainPID,NRestarts,ExecMainStatus,Result,StatusText`);
+  return Object.fromEntries(r.out.trim().split('\n').map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]));
+}
+
+/** Sequence numbers received so far (duplicates are allowed: delivery is at least once). */
+function seqs(): number[] {
+  return [...new Set(receiver.received.filter((r) => r.verified).map((r) => Number(r.eventId?.split('-').pop())))].sort((a, b) => a - b);
+}
+
+function gapFree(list: number[]): boolean {
+  return list.length > 0 && list[0] === 1 && list.every((s, i) => s === i + 1);
+}
+
+async function bootContainer(): Promise<Booted> {
+  const built = await run('bash', [join(ROOT, 'test/support/systemd-root.sh')], { timeout: 30 * 60_000, maxBuffer: 16 << 20 });
+  const lower = built.stdout.trim().split('\n').pop()!;
+  const work = mkdtempSync(join(tmpdir(), 'pm-nspawn-'));
+  const merged = join(work, 'root');
+  for (const d of ['upper', 'work', 'root']) mkdirSync(join(work, d));
+  await run('mount', ['-t', 'overlay', 'overlay', '-o', `lowerdir=${lower},upperdir=${join(work, 'upper')},workdir=${join(work, 'work')}`, merged]);
+  // This machine's Node and npm, and a copy of the checkout (built, with node_modules), as a
+  // user would have after ./install-requirements.sh.
+  cpSync(process.execPath, join(merged, 'usr/local/bin/node'));
+  const npm = join(dirname(process.execPath), '..', 'lib', 'node_modules', 'npm');
+  cpSync(npm, join(merged, 'usr/local/lib/node_modules/npm'), { recursive: true });
+  symlinkSync('../lib/node_modules/npm/bin/npm-cli.js', join(merged, 'usr/local/bin/npm'));
+  mkdirSync(join(merged, 'src'));
+  await run('bash', ['-c', 'tar -C "$1" --exclude=./.git -cf - . | tar -xf - -C "$2"', 'copy', ROOT, join(merged, 'src')], { maxBuffer: 16 << 20 });
+
+  let consoleOut = '';
+  const nspawn = spawn('systemd-nspawn', ['--register=no', '--keep-unit', '--quiet', '-D', merged, '--boot'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  nspawn.stdout!.on('data', (c: Buffer) => (consoleOut += c.toString()));
+  nspawn.stderr!.on('data', (c: Buffer) => (consoleOut += c.toString()));
+  let leader = 0;
+  await until(async () => {
+    if (nspawn.exitCode !== null) throw new Error(`systemd-nspawn exited ${nspawn.exitCode}:\n${consoleOut}`);
+    const children = await run('pgrep', ['-P', String(nspawn.pid)]).catch(() => ({ stdout: '' }));
+    leader = Number(children.stdout.trim().split('\n')[0]);
+    return leader > 0;
+  }, BOOT_MS, 'the container to start');
+  box = { nspawn, leader, merged, work, console: () => consoleOut };
+  await until(async () => /^(running|degraded)$/m.test((await sh('systemctl is-system-running')).out), BOOT_MS, 'systemd in the container to finish booting');
+  return box;
+}
+
+async function shutdown(): Promise<void> {
+  if (!box) return;
+  const exited = new Promise((resolve) => (box.nspawn.exitCode !== null ? resolve(null) : box.nspawn.once('exit', resolve)));
+  await run('bash', ['-c', `kill -s SIGRTMIN+4 ${box.leader}`]).catch(() => {}); // systemd: power off
+  const killer = setTimeout(() => box.nspawn.kill('SIGKILL'), 30_000);
+  await exited;
+  clearTimeout(killer);
+  await run('umount', [box.merged]).catch(() => run('umount', ['-l', box.merged]));
+  rmSync(box.work, { recursive: true, force: true });
+}
+
+async function writeConfig(config: Record<string, unknown>): Promise<void> {
+  const json = JSON.stringify(config).replace(/'/g, "'\\''");
+  expect((await sh(`printf '%s' '${json}' > /etc/power-meter/config.json`)).code).toBe(0);
+}
+
+const DATA_DIR = '/home/meter/data/power-meter';
+const goodConfig = () => ({ _comment: 'written by test/systemd.test.ts', publishUrl: receiver.url, dataDir: DATA_DIR, sensor: 'sim', simLoad: '4', window: 2, display: { panel: 'png' } });
+
+describe('the units under a real systemd (Debian 12 in systemd-nspawn)', () => {
+  beforeAll(async () => {
+    receiver = await startDevReceiver({ project: 'nspawn', token: TOKEN });
+    await bootContainer();
+  }, 35 * 60_000);
+
+  afterAll(async () => {
+    await shutdown();
+    await receiver?.close();
+  }, 120_000);
+
+  it('install.sh installs and starts both units on a machine without I2C, SPI or their groups', async () => {
+    expect((await sh('useradd --create-home --shell /bin/bash meter')).code).toBe(0);
+    const r = await sh('bash /src/install.sh --user meter', 10 * 60_000);
+    expect(r.code, r.out).toBe(0);
+    expect(r.out).toMatch(/created the system group i2c/);
+    expect(r.out).toMatch(/example config uses the simulated sensor/);
+    expect(r.out).toMatch(/power-meter is installed/);
+    for (const u of ['power-meter', 'power-meter-display']) expect((await show(u)).ActiveState, `${u}\n${(await sh(`journalctl -u ${u} --no-pager`)).out}`).toBe('active');
+  }, 12 * 60_000);
+
+  it('delivers readings to the receiver, and the display draws its png in the state directory', async () => {
+    await writeConfig(goodConfig());
+    expect((await sh(`printf 'W3BSTREAM_PUBLISHER_TOKEN=${TOKEN}\\n' > /etc/power-meter/power-meter.env`)).code).toBe(0);
+    const restart = await sh('systemctl restart power-meter power-meter-display');
+    expect(restart.code, restart.out).toBe(0);
+    await until(() => seqs().length >= 3, STEP_MS, 'three readings at the receiver');
+    expect(gapFree(seqs())).toBe(true);
+    expect(receiver.received.every((r) => r.verified)).toBe(true);
+    await until(async () => (await sh('test -s /var/lib/power-meter-display/screen.png')).code === 0, STEP_MS, 'the png panel to draw');
+    await until(async () => /^ok: screen/.test((await show('power-meter-display')).StatusText ?? ''), STEP_MS, 'the display status line');
+  }, 3 * STEP_MS);
+
+  it('comes back after SIGKILL without a sequence gap', async () => {
+    const before = await show('power-meter');
+    const last = Math.max(...seqs());
+    expect((await sh('systemctl kill --signal=SIGKILL power-meter')).code).toBe(0);
+    await until(async () => {
+      const s = await show('power-meter');
+      return s.ActiveState === 'active' && s.MainPID !== before.MainPID && s.MainPID !== '0';
+    }, STEP_MS, 'systemd to restart the killed backend');
+    await until(() => Math.max(...seqs()) >= last + 3, STEP_MS, 'readings after the restart');
+    expect(gapFree(seqs()), JSON.stringify(seqs())).toBe(true);
+    expect(Number((await show('power-meter')).NRestarts)).toBeGreaterThanOrEqual(1);
+  }, 3 * STEP_MS);
+
+  it('a sampler that stops for good ends the process, and systemd restarts it', async () => {
+    await sh('mkdir -p /run/systemd/system/power-meter.service.d && printf "[Service]\\nEnvironment=POWER_METER_TEST_FAULT=sampler\\n" > /run/systemd/system/power-meter.service.d/fault.conf && systemctl daemon-reload');
+    const since = (await sh('date +%s')).out.trim();
+    await sh('systemctl restart power-meter');
+    // Two runs that each stopped on the fault: the second was started by systemd, not by us.
+    await until(async () => ((await sh(`journalctl -u power-meter --since @${since} -p err --no-pager -o cat`)).out.match(/sampler stopped: .*exiting so the service manager restarts the meter/g) ?? []).length >= 2, STEP_MS, 'systemd to restart the failed backend');
+    expect((await sh(`journalctl -u power-meter --since @${since} --no-pager -o cat`)).out).toMatch(/Scheduled restart job/);
+    await sh('rm /run/systemd/system/power-meter.service.d/fault.conf && systemctl daemon-reload && systemctl reset-failed power-meter; systemctl restart power-meter');
+    await until(async () => (await show('power-meter')).ActiveState === 'active', STEP_MS, 'the backend to run again');
+  }, 3 * STEP_MS);
+
+  it('a hung event loop is caught by the watchdog', async () => {
+    await sh('mkdir -p /run/systemd/system/power-meter.service.d && printf "[Service]\\nWatchdogSec=4\\n" > /run/systemd/system/power-meter.service.d/watchdog.conf && systemctl daemon-reload && systemctl restart power-meter');
+    const running = await show('power-meter');
+    expect(running.ActiveState).toBe('active');
+    // Healthy for longer than the watchdog period: the pings arrive.
+    const since = (await sh('date +%s')).out.trim();
+    await until(async () => Number((await sh('date +%s')).out) - Number(since) >= 6, 30_000, 'two watchdog periods');
+    expect((await show('power-meter')).MainPID).toBe(running.MainPID);
+    // A stopped process runs no event loop at all: no pings, so systemd must kill it.
+    expect((await sh(`kill -STOP ${running.MainPID}`)).code).toBe(0);
+    await until(async () => /Watchdog timeout/.test((await sh(`journalctl -u power-meter --since @${since} --no-pager -o cat`)).out), STEP_MS, 'the watchdog to fire');
+    await until(async () => {
+      const s = await show('power-meter');
+      return s.ActiveState === 'active' && s.MainPID !== running.MainPID;
+    }, STEP_MS, 'systemd to restart the hung backend');
+    await sh('rm /run/systemd/system/power-meter.service.d/watchdog.conf && systemctl daemon-reload && systemctl restart power-meter');
+  }, 3 * STEP_MS);
+
+  it('a bad setting stops the unit with exit 2 and no restart loop; warnings reach journalctl -p warning', async () => {
+    await writeConfig({ ...goodConfig(), windw: 3 });
+    const since = (await sh('date +%s')).out.trim();
+    expect((await sh('systemctl restart power-meter')).code).not.toBe(0); // it exits before it is ready
+    await until(async () => (await show('power-meter')).ActiveState === 'failed', STEP_MS, 'the unit to fail');
+    const failed = await show('power-meter');
+    expect(failed.ExecMainStatus).toBe('2');
+    // Longer than RestartSec=5: still failed, never restarted.
+    await until(async () => Number((await sh('date +%s')).out) - Number(since) >= 8, 30_000, 'more than RestartSec');
+    expect(await show('power-meter')).toMatchObject({ ActiveState: 'failed', MainPID: '0' });
+    const warnings = (await sh('journalctl -t power-meter -p warning -b --no-pager -o cat')).out;
+    expect(warnings).toMatch(/unknown key "windw" in the config file \(did you mean "window"\?\)/);
+    expect(warnings).toMatch(/sampler stopped/);
+    expect(warnings).not.toMatch(/^start pid=/m); // info lines stay out of -p warning
+    expect((await sh('journalctl -t power-meter -p info -b --no-pager -o cat')).out).toMatch(/^start pid=\d+ version=/m);
+    await writeConfig(goodConfig());
+    expect((await sh('systemctl reset-failed power-meter; systemctl restart power-meter')).code).toBe(0);
+  }, 3 * STEP_MS);
+
+  it('doctor reports both services as running', async () => {
+    const r = await sh('runuser -u meter -- power-meter doctor --json');
+    const report = JSON.parse(r.out) as { checks: Array<{ name: string; status: string; detail: string }> };
+    expect(report.checks.find((c) => c.name === 'power-meter')).toMatchObject({ status: 'ok' });
+    expect(report.checks.find((c) => c.name === 'power-meter-display')).toMatchObject({ status: 'ok' });
+    expect(readdirSync(join(box.merged, 'var/lib/power-meter-display'))).toContain('screen.png');
+    expect(existsSync(join(box.merged, 'etc/systemd/system/power-meter.service'))).toBe(true);
+  }, STEP_MS);
+});
