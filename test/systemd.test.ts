@@ -215,6 +215,9 @@ describe('the units under a real systemd (Debian 12 in systemd-nspawn)', () => {
     const report = JSON.parse(r.out) as { checks: Array<{ name: string; status: string; detail: string }> };
     expect(report.checks.find((c) => c.name === 'power-meter')).toMatchObject({ status: 'ok' });
     expect(report.checks.find((c) => c.name === 'power-meter-display')).toMatchObject({ status: 'ok' });
+    // The display ran through the whole test (well over WatchdogSec=30) on its own pings.
+    expect(await show('power-meter-display')).toMatchObject({ ActiveState: 'active', NRestarts: '0' });
+    expect((await sh('journalctl -t power-meter-display -p info -b --no-pager -o cat')).out).toMatch(/^start pid=\d+ version=.* panel=png png=\/var\/lib\/power-meter-display\/screen\.png/m);
     expect(readdirSync(join(box.merged, 'var/lib/power-meter-display'))).toContain('screen.png');
     expect(existsSync(join(box.merged, 'etc/systemd/system/power-meter.service'))).toBe(true);
   }, STEP_MS);
