@@ -37,8 +37,6 @@ export interface SettingSpec<T> {
   allowed: string;
   /** Never print the value (tokens). */
   secret?: boolean;
-  /** How to print a rejected value that may carry credentials (a URL with user:password). */
-  redact?: (raw: unknown) => string;
 }
 
 export type SpecTable = Record<string, SettingSpec<unknown>>;
@@ -75,7 +73,7 @@ export function resolveSettings<S extends SpecTable>(specs: S, inputs: SettingIn
       values[name] = spec.parse(raw);
     } catch {
       const label = source === 'flag' ? `--${spec.flag}` : source === 'env' ? spec.env! : `"${spec.key}" in the config file`;
-      throw new SettingError(label, spec.secret ? '<hidden>' : spec.redact ? spec.redact(raw) : raw, spec.allowed, source);
+      throw new SettingError(label, spec.secret ? '<hidden>' : raw, spec.allowed, source);
     }
     sources[name] = source;
   }

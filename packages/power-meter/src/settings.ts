@@ -56,23 +56,14 @@ function parseToken(raw: unknown): string {
 
 /**
  * http(s) URL or empty, checked by the publisher's own parser (a user:password in it would be
- * sent to the node and logged by proxies); a token in the query string is refused as well.
+ * sent to the node and logged by proxies); a token in the query string is refused as well. The
+ * setting is marked secret: a refused URL may carry a password, so the message never repeats it.
  */
 function publishUrl(raw: unknown): string {
   const v = parsers.string(raw);
   if (v === '') return '';
   if (parsePublishUrl(v).searchParams.has('authorization')) throw new Error('token in the URL');
   return v;
-}
-
-/** A refused URL is printed without user, password or query: they may hold credentials. */
-function redactUrl(raw: unknown): string {
-  try {
-    const u = new URL(String(raw));
-    return `${u.protocol}//${u.username || u.password ? '<user:password hidden>@' : ''}${u.host}${u.pathname}${u.search ? '?<hidden>' : ''}`;
-  } catch {
-    return (String(raw).split('?')[0] ?? '').replace(/\/\/[^/]*@/, '//<hidden>@');
-  }
 }
 
 /** Checked by the sensor library's own parser, so a value accepted here also starts the sensor. */
@@ -115,7 +106,7 @@ function parsePromFile(raw: unknown): string {
 
 export const BACKEND_SETTINGS = {
   dataDir: s({ key: 'dataDir', flag: 'data-dir', env: 'POWER_METER_DATA_DIR', default: '/home/pi/data/power-meter', describe: 'data directory (state files for the display, identity, outbox)', parse: parsers.nonEmptyString, allowed: 'a directory path' }),
-  publishUrl: s({ key: 'publishUrl', flag: 'publish-url', env: 'POWER_METER_PUBLISH_URL', default: '', describe: 'W3bstream event URL, e.g. https://<host>/srv-applet-mgr/v0/event/<project>; empty = publishing disabled', parse: publishUrl, allowed: 'an http(s) URL without user, password or ?authorization= (a token does not belong in the URL: put it in W3BSTREAM_PUBLISHER_TOKEN), or empty', redact: redactUrl }),
+  publishUrl: s({ key: 'publishUrl', flag: 'publish-url', env: 'POWER_METER_PUBLISH_URL', default: '', describe: 'W3bstream event URL, e.g. https://<host>/srv-applet-mgr/v0/event/<project>; empty = publishing disabled', parse: publishUrl, allowed: 'an http(s) URL without a user or password and without ?authorization= (a token does not belong in the URL: put it in W3BSTREAM_PUBLISHER_TOKEN), or empty', secret: true }),
   publisherToken: s({ key: 'publisherToken', flag: null, env: 'W3BSTREAM_PUBLISHER_TOKEN', default: '', describe: 'W3bstream publisher token (environment or config file only, never a flag)', parse: parseToken, allowed: 'the token as copied from W3bstream Studio: printable characters, no spaces, line breaks or other control characters', secret: true }),
   eventType: s({ key: 'eventType', flag: 'event-type', env: 'POWER_METER_EVENT_TYPE', default: 'DEFAULT', describe: 'W3bstream eventType (applet routing key)', parse: (r) => { const v = parsers.nonEmptyString(r); if (!/^[A-Za-z0-9_.-]{1,64}$/.test(v)) throw new Error('bad'); return v; }, allowed: '1-64 letters, digits, _ . -' }),
   sensor: s({ key: 'sensor', flag: 'sensor', env: 'POWER_METER_SENSOR', default: 'ina219' as 'ina219' | 'sim', describe: 'ina219 (real chip over I2C) or sim (the same driver on the emulator)', parse: parsers.oneOf(['ina219', 'sim'] as const), allowed: 'ina219 or sim' }),

@@ -59,7 +59,7 @@ describe('settings that would fail later are refused at start (exit 2)', () => {
   it('refuses a publish URL with user:password without printing the password', async () => {
     const p = backend(['--publish-url', 'https://meter:hunter2-pw@example.invalid/srv-applet-mgr/v0/event/x']);
     expect(await p.exited).toBe(EXIT.badSettings);
-    expect(p.output()).toMatch(/--publish-url = .*without user, password/);
+    expect(p.output()).toMatch(/--publish-url = "<hidden>" .*without a user or password/);
     expect(p.output()).not.toContain('hunter2-pw');
   });
 
