@@ -2,9 +2,12 @@ import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { EXIT, exampleState, writeFileAtomic } from '@power-meter/meter-files';
+import { EXIT, STATE_MAX_BYTES, exampleState, writeFileAtomic } from '@power-meter/meter-files';
+import { createPanel } from '@power-meter/st7735';
 import { afterEach, describe, expect, it } from 'vitest';
 import { DISPLAY, start, until, type Proc } from '../../../test/support/processes.js';
+import { DisplayController, type FramePanel } from '../src/controller.js';
+import { ScreenRenderer } from '../src/screen/render.js';
 
 const procs: Proc[] = [];
 afterEach(async () => {
@@ -48,6 +51,30 @@ describe('the display reads state.json bounded', () => {
       expect(p.proc.exitCode).toBeNull();
     });
   }
+});
+
+describe('the screen says what is wrong with state.json', () => {
+  it('keeps the last good screen with a marker for a device, a FIFO and a file too big', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'disp-marker-'));
+    const panel = await createPanel({ kind: 'emulated', variant: 'greentab', rotation: 90 });
+    const frame: FramePanel = { width: panel.device.width, height: panel.device.height, writeRegion: (x, y, w, h, p) => panel.device.writeRegion(x, y, w, h, p), close: () => panel.close() };
+    const now = Date.now();
+    const controller = new DisplayController({ dataDir: dir, renderer: new ScreenRenderer('landscape'), panel: frame, nowMs: () => now });
+    await writeFileAtomic(dir, 'state.json', JSON.stringify(exampleState({ updatedAtMs: now, powerW: 4.5 })));
+    expect((await controller.refresh()).model).toMatchObject({ powerText: '4.50', problemMarker: null });
+    const file = join(dir, 'state.json');
+    const cases: Array<[() => void, string]> = [
+      [() => symlinkSync('/dev/zero', file), 'not a file'],
+      [() => expect(spawnSync('mkfifo', [file]).status).toBe(0), 'not a file'],
+      [() => writeFileSync(file, Buffer.alloc(STATE_MAX_BYTES + 1, 0x20)), 'file too big'],
+    ];
+    for (const [make, marker] of cases) {
+      rmSync(file, { force: true });
+      make();
+      expect((await controller.refresh()).model).toMatchObject({ powerText: '4.50', problemMarker: marker });
+    }
+    await panel.close();
+  });
 });
 
 describe('the png panel as a service', () => {
