@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { Command, Option } from 'commander';
 import { I2cError, cycleMs, createSensor, realSleep } from '@power-meter/ina219';
 import { DEFAULT_CONFIG_FILE, EXIT, ServiceNotifier, SettingError, createLogger, helpText, loadSettings, type Logger } from '@power-meter/meter-files';
-import { DEV_ANSWER_MODES, IdentityError, OutboxCorruptError, OutboxLockedError, SequenceFloorError, loadOrCreateIdentity, startDevReceiver, type DevAnswerMode } from '@power-meter/w3bstream';
+import { DEV_ANSWER_MODES, IdentityError, OutboxCorruptError, OutboxLockedError, OutboxTooNewError, SequenceFloorError, loadOrCreateIdentity, startDevReceiver, type DevAnswerMode } from '@power-meter/w3bstream';
 import { printDoctor, runDoctor } from './doctor.js';
 import { Meter } from './meter.js';
 import { salvageOutbox } from './salvage.js';
@@ -73,7 +73,7 @@ withSettings(program.command('run', { isDefault: true }).description('run the me
   let meter: Meter;
   // A damaged outbox stops the program for good (systemd does not restart on status 3): running
   // on would mean numbering from scratch or losing what it holds.
-  const corrupt = (err: OutboxCorruptError | SequenceFloorError): never =>
+  const corrupt = (err: OutboxCorruptError | OutboxTooNewError | SequenceFloorError): never =>
     fail(
       err instanceof OutboxCorruptError
         ? `${err.message}. The meter stops rather than start a new outbox. To recover the undelivered readings that can still be read into a new outbox (the damaged file is kept beside it): power-meter outbox salvage --data-dir ${s.dataDir}, then start the meter again`
@@ -100,7 +100,7 @@ withSettings(program.command('run', { isDefault: true }).description('run the me
       testFault: testFault === 'sampler' || testFault === 'publisher' ? testFault : undefined,
     });
   } catch (err) {
-    if (err instanceof OutboxCorruptError || err instanceof SequenceFloorError) return corrupt(err);
+    if (err instanceof OutboxCorruptError || err instanceof OutboxTooNewError || err instanceof SequenceFloorError) return corrupt(err);
     if (err instanceof OutboxLockedError || err instanceof IdentityError) return fail(err.message);
     throw err;
   }

@@ -7,7 +7,7 @@ export { SignatureFormatError, derToRaw, isLowS, parseSignature, rawToDer } from
 export type { SignatureEncoding } from './signature.js';
 export { ReadingError, buildMessage, createBodyVerifier, dataText, formatSensorReading, objectMembers, timestampFor, verifyBody } from './codec.js';
 export type { BuildOptions, LowSRule, SignedMessage, Signer, TimestampUnit, VerifyOptions, VerifyResult } from './codec.js';
-export { Outbox, OutboxCorruptError, OutboxLockedError, OutboxOptionError, isCorruptionError } from './outbox.js';
+export { Outbox, OutboxCorruptError, OutboxLockedError, OutboxOptionError, OutboxTooNewError, isCorruptionError } from './outbox.js';
 export type { DeliveryOutcome, Migration, OutboxMessage, OutboxOpenReport, OutboxOptions, OutboxSql, OutboxStats, SchemaExtension } from './outbox.js';
 export { SequenceFloorError, readSequenceFloor, writeSequenceFloor } from './sequence-floor.js';
 export type { SequenceFloorRecord } from './sequence-floor.js';

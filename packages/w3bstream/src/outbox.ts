@@ -132,6 +132,17 @@ export class OutboxCorruptError extends Error {
   }
 }
 
+/** The database was written by a newer release (a schema this one does not know): it is left as is. */
+export class OutboxTooNewError extends Error {
+  constructor(
+    readonly file: string,
+    detail: string,
+  ) {
+    super(`outbox ${file} was written by a newer release of power-meter (${detail}): install that release again; this one does not change the file`);
+    this.name = 'OutboxTooNewError';
+  }
+}
+
 /** True for SQLite's "the file is damaged" errors. */
 export function isCorruptionError(err: unknown): boolean {
   const code = (err as { code?: unknown } | null)?.code;
@@ -276,14 +287,14 @@ export class Outbox {
   private migrate(schemas: readonly SchemaExtension[]): OutboxOpenReport {
     const fromVersion = this.#db.pragma('user_version', { simple: true }) as number;
     const hadTables = this.#db.prepare("SELECT COUNT(*) AS n FROM sqlite_master WHERE type = 'table' AND name = 'messages'").get() as { n: number };
-    if (fromVersion > MIGRATIONS.length) throw new OutboxCorruptError(this.file, `schema version ${fromVersion} is newer than this program knows (${MIGRATIONS.length}): it was written by a newer release; install that release again`);
+    if (fromVersion > MIGRATIONS.length) throw new OutboxTooNewError(this.file, `schema version ${fromVersion}, this release knows ${MIGRATIONS.length}`);
     this.#db.transaction(() => {
       for (let v = fromVersion; v < MIGRATIONS.length; v++) this.apply(MIGRATIONS[v]!);
       this.#db.pragma(`user_version = ${MIGRATIONS.length}`);
       for (const ext of schemas) {
         const row = this.sql.get<{ version: number }>('SELECT version FROM schema_versions WHERE name = ?', ext.name);
         const at = row?.version ?? 0;
-        if (at > ext.migrations.length) throw new OutboxCorruptError(this.file, `the ${ext.name} tables are at version ${at}, newer than this program knows (${ext.migrations.length})`);
+        if (at > ext.migrations.length) throw new OutboxTooNewError(this.file, `${ext.name} tables at version ${at}, this release knows ${ext.migrations.length}`);
         for (let v = at; v < ext.migrations.length; v++) this.apply(ext.migrations[v]!);
         this.sql.run('INSERT INTO schema_versions (name, version) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET version = excluded.version', ext.name, ext.migrations.length);
       }

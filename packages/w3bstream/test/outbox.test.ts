@@ -3,7 +3,7 @@ import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
-import { Outbox, OutboxCorruptError, OutboxLockedError, OutboxOptionError, SequenceFloorError, readSequenceFloor } from '../src/index.js';
+import { Outbox, OutboxCorruptError, OutboxLockedError, OutboxOptionError, OutboxTooNewError, SequenceFloorError, readSequenceFloor } from '../src/index.js';
 import { PACKAGE_DIR, onCleanup, tempDir, until } from './helpers.js';
 
 function open(file: string, opts: Parameters<typeof Outbox.open>[1] = {}): Outbox {
@@ -226,6 +226,18 @@ describe('durable outbox', () => {
     expect(f.openReport.seqRaised).toEqual({ from: 5, to: reservation.nextSeq + 1 });
     expect(f.peek(10).map((m) => m.seq)).toEqual([1, 2, 3, 4]); // its own messages are still sent
     expect(f.append('after restore').seq).toBe(reservation.nextSeq + 1);
+  });
+
+  it('refuses a database written by a newer release, and leaves it as it is', () => {
+    const file = join(tempDir(), 'o.sqlite');
+    Outbox.open(file).close();
+    const db = new Database(file);
+    db.pragma('user_version = 99');
+    db.close();
+    const before = readFileSync(file);
+    expect(() => Outbox.open(file)).toThrow(OutboxTooNewError);
+    expect(() => Outbox.open(file)).toThrow(/written by a newer release of power-meter \(schema version 99/);
+    expect(readFileSync(file).equals(before)).toBe(true);
   });
 
   it('an unreadable sequence floor is an error naming the file, never a silent restart at 1', () => {
