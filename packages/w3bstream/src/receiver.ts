@@ -5,8 +5,8 @@ import { dirname } from 'node:path';
 import { createBodyVerifier, type VerifyResult } from './codec.js';
 
 /**
- * A local stand-in for a W3bstream event endpoint (design.md "Dev receiver"), answering as the
- * node's source does (w3bstream.md sections 1 and 4): the route `/srv-applet-mgr/v0/event/<project>`,
+ * A local stand-in for a W3bstream event endpoint, answering as the W3bstream node's source
+ * (the v1 applet manager) does: the route `/srv-applet-mgr/v0/event/<project>`,
  * the token from `?authorization=` in preference to the Authorization header (`Bearer ` optional),
  * 401 `InvalidToken` (code 401999002) with the node's error body, the traffic limit checked before
  * the project name, 201 + `InvalidEventChannel` for another project, string `publisherID` and
