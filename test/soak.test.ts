@@ -125,6 +125,7 @@ describe('soak: a hostile node and kill -9, for about a minute', () => {
       expect(totals[i]!.rewards).toBeGreaterThanOrEqual(totals[i - 1]!.rewards);
     }
     expect(totals.at(-1)!.energyWh).toBeGreaterThan(totals[0]!.energyWh);
-    expect(arrived.length).toBeGreaterThan(30);
+    // Each healthy phase waited for 3 new arrivals: the soak really delivered under way.
+    expect(arrived.length).toBeGreaterThanOrEqual(3 * PHASES.filter((p) => p === 'normal').length);
   }, 150_000);
 });
