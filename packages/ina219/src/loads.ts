@@ -158,13 +158,13 @@ export function demoBoardLoad(opts: DemoBoardOptions = {}): LoadModel & { switch
 export class SimLoadError extends Error {
   constructor(readonly spec: string) {
     super(
-      `invalid --sim-load ${JSON.stringify(spec)}: allowed "demo", a constant power in watts (e.g. 8), or pwm:<watts>:<duty 0-1>:<hz> (e.g. pwm:12:0.25:1000)`,
+      `invalid simulated load ${JSON.stringify(spec)}: allowed "demo", a constant power in watts (e.g. 8), or pwm:<watts>:<duty 0-1>:<hz> (e.g. pwm:12:0.25:1000)`,
     );
     this.name = 'SimLoadError';
   }
 }
 
-/** Parses the CLI's `--sim-load` value. */
+/** Parses a simulated-load spec ("demo", watts, or pwm:<W>:<duty>:<hz>). */
 export function parseSimLoad(spec: string, opts: { seed?: number; startMs?: number } = {}): LoadModel {
   const s = spec.trim();
   if (s === 'demo') return demoBoardLoad({ seed: opts.seed ?? Date.now() % 2 ** 31, startMs: opts.startMs ?? 0 });

@@ -96,4 +96,13 @@ describe('data directory writer', () => {
     // Only state.json and current_power_usage changed.
     expect(w.writes).toBe(writesAfterFirst + 2);
   });
+
+  it('state.json carries the configured reward tiers, so the display colours by them', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'data-'));
+    const ex = exampleState();
+    const tiers = [{ belowW: 1.5, tokensPerH: 20 }, { belowW: 2.5, tokensPerH: 6 }, { belowW: 9, tokensPerH: 1 }];
+    new StateWriter(dir).write(buildState({ ...ex, nowMs: ex.updatedAtMs, rewards: { tokensPerH: 6, total: 2, tiers } }), null);
+    const read = await readState(dir);
+    expect(read.ok && read.state.rewards).toEqual({ tokensPerH: 6, total: 2, tiers });
+  });
 });
