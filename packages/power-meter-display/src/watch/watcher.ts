@@ -30,6 +30,10 @@ export class StateWatcher {
   private pending: 'change' | 'tick' | null = null;
   private busy: Promise<void> | null = null;
   private closed = false;
+  /** The current chokidar instance has finished its initial scan. */
+  private ready = false;
+  private readyWaiters: Array<() => void> = [];
+  private ignoredEvents = 0;
   private readonly dataDir: string;
 
   constructor(private readonly opts: StateWatcherOptions) {
@@ -45,8 +49,27 @@ export class StateWatcher {
     this.request('change');
   }
 
+  /** Resolves once the directory is watched (at once if it is; after the next arm if not). */
+  whenReady(): Promise<void> {
+    if (this.ready || this.closed) return Promise.resolve();
+    return new Promise((resolve) => this.readyWaiters.push(resolve));
+  }
+
+  /**
+   * For tests and diagnostics: whether the directory is watched, whether a redraw is pending or
+   * running (idle = neither), and how many events for other files were seen and ignored.
+   */
+  stats(): { armed: boolean; idle: boolean; ignoredEvents: number } {
+    return {
+      armed: this.watcher !== null,
+      idle: !this.running && this.pending === null && this.coalesceTimer === null,
+      ignoredEvents: this.ignoredEvents,
+    };
+  }
+
   async close(): Promise<void> {
     this.closed = true;
+    for (const resolve of this.readyWaiters.splice(0)) resolve();
     if (this.tickTimer) clearInterval(this.tickTimer);
     if (this.coalesceTimer) clearTimeout(this.coalesceTimer);
     await this.disarm();
@@ -65,18 +88,32 @@ export class StateWatcher {
         return;
       }
       if (basename(path) === FILES.state) this.request('change');
+      else this.ignoredEvents++;
+    });
+    // chokidar emits 'change' for a path at most once per 50 ms and drops the rest, so a second
+    // write of state.json soon after the first went unseen until the next tick (the ~1 s tail
+    // the display benchmark showed). The raw fs.watch events are not throttled: a rename onto
+    // state.json shows up here every time, and request() coalesces the duplicates.
+    w.on('raw', (_event, path) => {
+      if (typeof path === 'string' && basename(path) === FILES.state) this.request('change');
     });
     w.on('error', (err) => {
       this.opts.log?.(`watch error on ${this.dataDir}: ${String(err)}; re-arming`);
       void this.disarm();
     });
     // A file written between the directory appearing and the watch becoming ready is picked up here.
-    w.on('ready', () => this.request('change'));
+    w.on('ready', () => {
+      if (this.watcher !== w) return;
+      this.ready = true;
+      for (const resolve of this.readyWaiters.splice(0)) resolve();
+      this.request('change');
+    });
   }
 
   private async disarm(): Promise<void> {
     const w = this.watcher;
     this.watcher = null;
+    this.ready = false;
     // Closing inside a chokidar callback can leave a handle open: close after a tick.
     if (w) await new Promise<void>((r) => setImmediate(r)).then(() => w.close());
   }
