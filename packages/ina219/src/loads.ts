@@ -103,7 +103,7 @@ export interface DemoBoardOptions {
 }
 
 /**
- * The tutorial's demo board (design.md "The demo load"): a 12 V supply and three switches, each
+ * The tutorial's demo board (docs/design.md "The demo load"): a 12 V supply and three switches, each
  * feeding ~4 W, so 0/4/8/12 W. Each switch flips after an exponentially distributed time.
  * The schedule is generated lazily and kept, so any interval can be asked for repeatedly.
  */

@@ -5,7 +5,7 @@ import type { GpioLine } from './interfaces.js';
 import { DeviceOpenError, type DeviceFailure } from './spi.js';
 
 /**
- * GPIO output lines for D/C and RESET (hardware.md "GPIO"). Two backends behind `GpioLine`:
+ * GPIO output lines for D/C and RESET (docs/hardware.md "GPIO"). Two backends behind `GpioLine`:
  *
  * - sysfs (preferred when present): the sysfs number is the header chip's base + BCM number; the
  *   base is read from the chip whose label is pinctrl-* (pinctrl-rp1 on a Pi 5, pinctrl-bcm2711

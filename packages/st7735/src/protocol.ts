@@ -37,7 +37,7 @@ export const MEMORY = { cols: 132, rows: 162 } as const;
 /** COLMOD parameter for 16 bits per pixel (RGB565). */
 export const COLMOD_16BIT = 0x05;
 
-/** Power and gamma settings of the ST7735R init (hardware.md), with the delay after each. */
+/** Power and gamma settings of the ST7735R init (docs/hardware.md), with the delay after each. */
 export const INIT_SEQUENCE: ReadonlyArray<{ cmd: number; params?: number[]; delayMs?: number }> = [
   { cmd: CMD.SWRESET, delayMs: 150 },
   { cmd: CMD.SLPOUT, delayMs: 500 },
@@ -60,7 +60,7 @@ export const GAMMA: ReadonlyArray<{ cmd: number; params: number[] }> = [
 
 export type Rotation = 0 | 90 | 180 | 270;
 
-/** MADCTL per rotation without the BGR bit (hardware.md: 0xC8, 0xA8, 0x08, 0x68 for BGR modules). */
+/** MADCTL per rotation without the BGR bit (docs/hardware.md: 0xC8, 0xA8, 0x08, 0x68 for BGR modules). */
 export const ROTATION_MADCTL: Record<Rotation, number> = {
   0: MADCTL.MX | MADCTL.MY,
   90: MADCTL.MY | MADCTL.MV,
