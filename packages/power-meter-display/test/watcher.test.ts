@@ -3,16 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { writeFileAtomicSync } from '@power-meter/meter-files';
 import { afterEach, describe, expect, it } from 'vitest';
+import { until } from '../../../test/support/processes.js';
 import { StateWatcher } from '../src/watch/watcher.js';
-
-/** Polls a condition (never a fixed sleep standing in for "ready"): generous deadline for a loaded machine. */
-async function until(cond: () => boolean, what: string, timeoutMs = 15_000): Promise<void> {
-  const t0 = Date.now();
-  while (!cond()) {
-    if (Date.now() - t0 > timeoutMs) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
 
 const watchers: StateWatcher[] = [];
 afterEach(async () => {
@@ -51,7 +43,7 @@ function watch(dataDir: string, opts: { tickMs?: number; coalesceMs?: number; on
 /** Ready and nothing pending: every redraw from now on is caused by what the test does next. */
 async function settled(w: StateWatcher): Promise<void> {
   await w.whenReady();
-  await until(() => w.stats().idle, 'the watcher to be idle');
+  await until(() => w.stats().idle, 15_000, 'the watcher to be idle');
 }
 
 describe('state watcher', () => {
@@ -62,8 +54,8 @@ describe('state watcher', () => {
     const before = seen.length;
     // One synchronous burst: the 50 renames are all on the disk before the watcher sees any.
     for (let i = 0; i < 50; i++) writeFileAtomicSync(dir, 'state.json', `burst ${i}`);
-    await until(() => seen.includes('burst 49'), 'a redraw with the last content');
-    await until(() => w.stats().idle, 'the watcher to be idle');
+    await until(() => seen.includes('burst 49'), 15_000, 'a redraw with the last content');
+    await until(() => w.stats().idle, 15_000, 'the watcher to be idle');
     const redraws = seen.length - before;
     expect(redraws).toBeGreaterThanOrEqual(1);
     expect(redraws).toBeLessThanOrEqual(5);
@@ -90,9 +82,9 @@ describe('state watcher', () => {
     });
     await settled(w);
     writeFileAtomicSync(dir, 'state.json', 'first');
-    await until(() => rewritten, 'the first write to be seen');
+    await until(() => rewritten, 15_000, 'the first write to be seen');
     // The tick is an hour away: only a file event can bring this redraw.
-    await until(() => seen.includes('second'), 'the second write to be seen', 5000);
+    await until(() => seen.includes('second'), 10_000, 'the second write to be seen');
   });
 
   it('ignores other files in the data directory', async () => {
@@ -105,12 +97,12 @@ describe('state watcher', () => {
     writeFileSync(join(dir, 'status'), 'Success');
     // The watcher has seen events for both files (so this test cannot pass by looking too
     // early), and none of them asked for a redraw: nothing is pending or running.
-    await until(() => w.stats().ignoredEvents >= ignoredBefore + 2, 'events for the other files');
+    await until(() => w.stats().ignoredEvents >= ignoredBefore + 2, 15_000, 'events for the other files');
     expect(w.stats().idle).toBe(true);
     expect(seen.length).toBe(before);
     // The same watcher does see state.json.
     writeFileAtomicSync(dir, 'state.json', 'mine');
-    await until(() => seen.includes('mine'), 'the state.json write');
+    await until(() => seen.includes('mine'), 15_000, 'the state.json write');
   });
 
   it('starts before the directory exists and follows its deletion and re-creation', async () => {
@@ -118,18 +110,18 @@ describe('state watcher', () => {
     const dir = join(parent, 'data');
     // A short tick: it is what arms the watcher once the directory appears.
     const { w, seen, seenOnChange } = watch(dir, { tickMs: 100, coalesceMs: 10 });
-    await until(() => seen.length >= 1, 'the first redraw (no directory yet)');
+    await until(() => seen.length >= 1, 15_000, 'the first redraw (no directory yet)');
     expect(w.stats().armed).toBe(false);
     mkdirSync(dir);
     await settled(w);
     writeFileAtomicSync(dir, 'state.json', 'one');
     // The tick also redraws (and would read 'one'): only a redraw caused by the event counts.
-    await until(() => seenOnChange.includes('one'), 'the first write');
+    await until(() => seenOnChange.includes('one'), 15_000, 'the first write');
     rmSync(dir, { recursive: true });
-    await until(() => !w.stats().armed, 'the watcher to notice the directory is gone');
+    await until(() => !w.stats().armed, 15_000, 'the watcher to notice the directory is gone');
     mkdirSync(dir);
     await settled(w);
     writeFileAtomicSync(dir, 'state.json', 'two');
-    await until(() => seenOnChange.includes('two'), 'the write into the re-created directory');
+    await until(() => seenOnChange.includes('two'), 15_000, 'the write into the re-created directory');
   });
 });
