@@ -3,8 +3,6 @@ import { createCanvas, registerFont, type Canvas, type CanvasRenderingContext2D 
 import { DEFAULT_FONT_DIR, FontMissingError, fontPaths } from './fonts.js';
 import type { ScreenModel, Tone } from './model.js';
 
-export { DEFAULT_FONT_DIR, FontMissingError } from './fonts.js';
-
 /**
  * Draws a ScreenModel with canvas. Fonts are registered explicitly from Debian's
  * fonts-dejavu-core, so the screen renders the same on a Pi, a laptop and CI (canvas would
