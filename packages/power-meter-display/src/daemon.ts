@@ -1,4 +1,5 @@
 import type { Logger } from '@power-meter/meter-files';
+import { isLandscape } from '@power-meter/st7735';
 import { DisplayController, type FramePanel } from './controller.js';
 import { ScreenRenderer } from './screen/render.js';
 import type { DisplaySettings } from './settings.js';
@@ -52,6 +53,9 @@ export async function startDisplay(settings: DisplaySettings, panel: FramePanel,
   const renderer = new ScreenRenderer(portrait ? 'portrait' : 'landscape', settings.fontDir);
   const controller = new DisplayController({ dataDir: settings.dataDir, renderer, panel, log: logger.info, warn: logger.warning });
   const health = new RedrawHealth(logger, status);
+export async function startDisplay(settings: DisplaySettings, panel: FramePanel, log: (line: string) => void): Promise<RunningDisplay> {
+  const renderer = new ScreenRenderer(isLandscape(settings.rotation) ? 'landscape' : 'portrait', settings.fontDir);
+  const controller = new DisplayController({ dataDir: settings.dataDir, renderer, panel, log });
   let lastMode = '';
   const watcher = new StateWatcher({
     dataDir: settings.dataDir,
