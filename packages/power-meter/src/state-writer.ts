@@ -36,19 +36,12 @@ export class StateWriter {
   }
 }
 
-export interface StateParts {
+/** What the backend knows; buildState adds the schema and the time stamps and rounds. */
+export type StateParts = Omit<MeterState, 'schema' | 'updatedAtMs' | 'updatedAt' | 'rewards'> & {
   nowMs: number;
-  deviceId: string;
-  walletAddress: string;
-  powerW: number | null;
-  lastWindow: WindowSummary | null;
-  recentAvgPowerW: number[];
-  windowS: number;
-  energyTotalWh: number;
+  /** The backend always writes the configured tiers (optional only for readers of older files). */
   rewards: { tokensPerH: number; total: number; tiers: readonly RewardTier[] };
-  publishing: MeterState['publishing'];
-  sensor: MeterState['sensor'];
-}
+};
 
 /** Pure: the state.json object from its parts (rounded so the file stays small and stable). */
 export function buildState(p: StateParts): MeterState {
