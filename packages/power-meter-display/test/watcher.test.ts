@@ -123,5 +123,13 @@ describe('state watcher', () => {
     await settled(w);
     writeFileAtomicSync(dir, 'state.json', 'two');
     await until(() => seenOnChange.includes('two'), 15_000, 'the write into the re-created directory');
+    // Replaced between two ticks (another inode under the same name): the new one is watched.
+    rmSync(dir, { recursive: true });
+    mkdirSync(dir);
+    writeFileAtomicSync(dir, 'state.json', 'three');
+    await until(() => seenOnChange.includes('three'), 15_000, 'the write into the replaced directory');
+    await settled(w);
+    writeFileAtomicSync(dir, 'state.json', 'four');
+    await until(() => seenOnChange.includes('four'), 15_000, 'a later write into the replaced directory');
   });
 });

@@ -1,4 +1,4 @@
-import { existsSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, statSync } from 'node:fs';
 import { basename, resolve } from 'node:path';
 import chokidar, { type FSWatcher } from 'chokidar';
 import { FILES } from '@power-meter/meter-files';
@@ -8,9 +8,10 @@ import { FILES } from '@power-meter/meter-files';
  *
  * chokidar watches the directory (not the file), because the backend replaces the file by
  * rename on every update. A directory that does not exist yet, or is deleted and recreated,
- * is handled by re-arming the watcher from a periodic tick: chokidar 4 does not report files
- * created inside a directory that was missing when the watch started. The tick also lets the
- * screen turn "stale" when the backend stops writing.
+ * is handled from a periodic tick, which compares the directory's inode with the watched one and
+ * re-arms the watcher: chokidar 4 does not report files created inside a directory that was
+ * missing when the watch started, and reports the removal of the watched directory late. The
+ * tick also lets the screen turn "stale" when the backend stops writing.
  */
 export interface StateWatcherOptions {
   dataDir: string;
@@ -34,6 +35,12 @@ export class StateWatcher {
   private ready = false;
   private readyWaiters: Array<() => void> = [];
   private ignoredEvents = 0;
+  /**
+   * The directory the current watch was set up on, held open: while it is open its inode cannot
+   * be reused, so a directory re-created under the same name always has another inode number,
+   * and a removed one shows nlink 0.
+   */
+  private armedFd: number | null = null;
   private readonly dataDir: string;
 
   constructor(private readonly opts: StateWatcherOptions) {
@@ -43,6 +50,7 @@ export class StateWatcher {
   start(): void {
     this.arm();
     this.tickTimer = setInterval(() => {
+      this.checkDirectory();
       this.arm();
       this.request('tick');
     }, this.opts.tickMs ?? 1000);
@@ -76,10 +84,34 @@ export class StateWatcher {
     await this.busy;
   }
 
+  /**
+   * chokidar reports the removal of the watched directory itself only when its (throttled)
+   * re-read of the directory gets round to it; on a loaded machine that was seen to take more
+   * than 15 s. The tick checks directly: a directory that is gone, or was replaced by a new one
+   * (another inode), is unwatched here and watched again by arm() once it exists.
+   */
+  private checkDirectory(): void {
+    if (this.watcher === null || this.armedFd === null) return;
+    const ino = directoryInode(this.dataDir);
+    const watched = fstatSync(this.armedFd);
+    if (ino !== null && ino === watched.ino && watched.nlink > 0) return;
+    this.opts.log?.(`data directory ${this.dataDir} ${ino === null ? 'removed; waiting for it to come back' : 'replaced; watching the new one'}`);
+    void this.disarm();
+    this.request('change');
+  }
+
   private arm(): void {
-    if (this.closed || this.watcher !== null || !existsSync(this.dataDir)) return;
+    if (this.closed || this.watcher !== null) return;
+    if (directoryInode(this.dataDir) === null) return;
+    let fd: number;
+    try {
+      fd = openSync(this.dataDir, 'r');
+    } catch {
+      return; // gone again, or not readable: the next tick tries again
+    }
     const w = chokidar.watch(this.dataDir, { depth: 0, ignoreInitial: true });
     this.watcher = w;
+    this.armedFd = fd;
     w.on('all', (event, path) => {
       if (resolve(path) === this.dataDir && event === 'unlinkDir') {
         this.opts.log?.(`data directory ${this.dataDir} removed; waiting for it to come back`);
@@ -113,6 +145,8 @@ export class StateWatcher {
   private async disarm(): Promise<void> {
     const w = this.watcher;
     this.watcher = null;
+    if (this.armedFd !== null) closeSync(this.armedFd);
+    this.armedFd = null;
     this.ready = false;
     // Closing inside a chokidar callback can leave a handle open: close after a tick.
     if (w) await new Promise<void>((r) => setImmediate(r)).then(() => w.close());
@@ -145,5 +179,15 @@ export class StateWatcher {
     await done;
     this.running = false;
     if (this.pending !== null) this.request(this.pending);
+  }
+}
+
+/** The directory's inode, or null when it is missing or cannot be looked at (the tick must never throw). */
+function directoryInode(dir: string): number | null {
+  try {
+    const st = statSync(dir, { throwIfNoEntry: false });
+    return st?.isDirectory() ? st.ino : null;
+  } catch {
+    return null;
   }
 }
