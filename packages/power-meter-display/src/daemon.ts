@@ -49,13 +49,9 @@ export class RedrawHealth {
 
 /** Starts watching and drawing; the panel is opened by the caller (real or emulated). */
 export async function startDisplay(settings: DisplaySettings, panel: FramePanel, logger: Logger, status: (text: string) => void = () => {}): Promise<RunningDisplay> {
-  const portrait = settings.rotation === 0 || settings.rotation === 180;
-  const renderer = new ScreenRenderer(portrait ? 'portrait' : 'landscape', settings.fontDir);
+  const renderer = new ScreenRenderer(isLandscape(settings.rotation) ? 'landscape' : 'portrait', settings.fontDir);
   const controller = new DisplayController({ dataDir: settings.dataDir, renderer, panel, log: logger.info, warn: logger.warning });
   const health = new RedrawHealth(logger, status);
-export async function startDisplay(settings: DisplaySettings, panel: FramePanel, log: (line: string) => void): Promise<RunningDisplay> {
-  const renderer = new ScreenRenderer(isLandscape(settings.rotation) ? 'landscape' : 'portrait', settings.fontDir);
-  const controller = new DisplayController({ dataDir: settings.dataDir, renderer, panel, log });
   let lastMode = '';
   const watcher = new StateWatcher({
     dataDir: settings.dataDir,
