@@ -36,7 +36,7 @@ export interface DriverOptions {
 
 /**
  * INA219 driver on the small bus interface. Reads shunt and bus only and does the current and
- * power math in software (hardware.md "Robustness facts"); writes calibration anyway so other
+ * power math in software (docs/hardware.md "Robustness facts"); writes calibration anyway so other
  * tools reading registers 0x03/0x04 see correct values.
  */
 export class Ina219 {

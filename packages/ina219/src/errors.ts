@@ -1,13 +1,17 @@
-/** Typed errors: what failed, where, and what to do about it (style.md: errors carry a cause). */
+/**
+ * Typed errors: what failed, where, and what to do about it; errors carry their cause. The
+ * hints speak of the system (enable I2C, wiring), never of an application's flags: a program
+ * adds those from `kind`.
+ */
 
 export type I2cFailure = 'missing-bus' | 'permission' | 'busy' | 'nack' | 'io' | 'timeout' | 'other';
 
 const HINTS: Record<I2cFailure, string> = {
   'missing-bus':
-    'the I2C bus device does not exist: enable I2C (sudo raspi-config nonint do_i2c 0, or dtparam=i2c_arm=on in /boot/firmware/config.txt) and reboot, or pick the right --i2c-bus',
+    'the I2C bus device does not exist: enable I2C (sudo raspi-config nonint do_i2c 0, or dtparam=i2c_arm=on in /boot/firmware/config.txt) and reboot, or choose the bus the sensor is on',
   permission: 'no permission to open the I2C bus: add the user to the i2c group (sudo adduser $USER i2c) and log in again',
   busy: 'a kernel driver owns this address (ina2xx hwmon?): remove its dtoverlay or pick another address',
-  nack: 'nothing answered at this address: check wiring (SDA GPIO2, SCL GPIO3, 3.3 V, GND), the A0/A1 address straps and --i2c-address; i2cdetect -y 1 lists what is on the bus',
+  nack: 'nothing answered at this address: check wiring (SDA GPIO2, SCL GPIO3, 3.3 V, GND), the A0/A1 address straps and the configured address; i2cdetect -y 1 lists what is on the bus',
   io: 'I2C transfer failed (electrical noise, a loose wire, or a brown-out): check wiring and power',
   timeout: 'the I2C transfer timed out: check wiring and pull-ups',
   other: 'unexpected I2C error',

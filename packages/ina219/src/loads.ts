@@ -103,7 +103,7 @@ export interface DemoBoardOptions {
 }
 
 /**
- * The tutorial's demo board (design.md "The demo load"): a 12 V supply and three switches, each
+ * The tutorial's demo board (docs/design.md "The demo load"): a 12 V supply and three switches, each
  * feeding ~4 W, so 0/4/8/12 W. Each switch flips after an exponentially distributed time.
  * The schedule is generated lazily and kept, so any interval can be asked for repeatedly.
  */
@@ -158,13 +158,13 @@ export function demoBoardLoad(opts: DemoBoardOptions = {}): LoadModel & { switch
 export class SimLoadError extends Error {
   constructor(readonly spec: string) {
     super(
-      `invalid --sim-load ${JSON.stringify(spec)}: allowed "demo", a constant power in watts (e.g. 8), or pwm:<watts>:<duty 0-1>:<hz> (e.g. pwm:12:0.25:1000)`,
+      `invalid simulated load ${JSON.stringify(spec)}: allowed "demo", a constant power in watts (e.g. 8), or pwm:<watts>:<duty 0-1>:<hz> (e.g. pwm:12:0.25:1000)`,
     );
     this.name = 'SimLoadError';
   }
 }
 
-/** Parses the CLI's `--sim-load` value. */
+/** Parses a simulated-load spec ("demo", watts, or pwm:<W>:<duty>:<hz>). */
 export function parseSimLoad(spec: string, opts: { seed?: number; startMs?: number } = {}): LoadModel {
   const s = spec.trim();
   if (s === 'demo') return demoBoardLoad({ seed: opts.seed ?? Date.now() % 2 ** 31, startMs: opts.startMs ?? 0 });

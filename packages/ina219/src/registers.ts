@@ -1,5 +1,5 @@
 /**
- * The INA219 register map, declared once as data (TI SBOS448, section 8.6 and hardware.md).
+ * The INA219 register map, declared once as data (TI SBOS448, section 8.6 and docs/hardware.md).
  * Both the driver (encode/decode) and the emulator (register file, power-on values) use it,
  * so every number of the datasheet lives in this one file.
  */

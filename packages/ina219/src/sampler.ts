@@ -31,6 +31,8 @@ export interface SamplerOptions {
    */
   onStopped?: (err: unknown) => void;
   log?: (line: string) => void;
+  /** Appended to the logged fault: the application's hint (which of its settings helps). */
+  faultHint?: (err: I2cError) => string;
   /** Read the configuration back every N conversions to detect a chip reset (default ~1 s). */
   resetCheckEvery?: number;
   /** How long after the expected end of a conversion to read it. */
@@ -190,7 +192,7 @@ export class Sampler {
     if (!(err instanceof I2cError)) throw err;
     this.last = null;
     this.acc?.markFault(err.message);
-    if (this.sensor.reason !== err.message) this.opts.log?.(`sensor fault: ${err.message}`);
+    if (this.sensor.reason !== err.message) this.opts.log?.(`sensor fault: ${err.message}${this.opts.faultHint?.(err) ?? ''}`);
     if (this.sensor.state !== 'fault') this.setState({ state: 'fault', reason: err.message });
     else this.sensor = { state: 'fault', reason: err.message };
   }

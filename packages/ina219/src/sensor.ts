@@ -9,7 +9,7 @@ export interface SensorOptions {
   kind: 'ina219' | 'sim';
   i2cBus?: number;
   settings?: Partial<Ina219Settings>;
-  /** `--sim-load` spec or a ready load model (sim only). */
+  /** Simulated-load spec (parseSimLoad) or a ready load model (sim only). */
   simLoad?: string | LoadModel;
   seed?: number;
   clock?: MonotonicClock;

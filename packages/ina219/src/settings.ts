@@ -18,7 +18,7 @@ export interface Ina219Settings {
 }
 
 /**
- * Defaults chosen for gap-free energy measurement (design.md "Measuring well"): the shunt ADC
+ * Defaults chosen for gap-free energy measurement (docs/design.md "Measuring well"): the shunt ADC
  * averages 128 samples over 68.10 ms and the bus ADC converts once at 12 bits in 0.532 ms, so
  * the shunt conversions observe 68.10 / 68.632 = 99.2 % of the time, one I2C read cycle every
  * 68.6 ms (about 15 per second).
@@ -41,7 +41,7 @@ export interface Preset {
   config: number;
 }
 
-/** The common presets for the 0.1 ohm breakout (hardware.md), with their calibration values. */
+/** The common presets for the 0.1 ohm breakout (docs/hardware.md), with their calibration values. */
 export const PRESETS: Record<'32V_2A' | '32V_1A' | '16V_400mA', Preset> = {
   '32V_2A': { busRangeV: 32, shuntRange: 320, currentLsbA: 100e-6, config: 0x399f },
   '32V_1A': { busRangeV: 32, shuntRange: 320, currentLsbA: 40e-6, config: 0x399f },

@@ -18,38 +18,29 @@ export interface AtomicWriteOptions {
   /**
    * fsync the file and its directory. Needed only for files whose loss after a power cut matters;
    * the display files are rewritten every few hundred ms and syncing each would wear SD cards
-   * (design.md, complaint 4) for no benefit, so the default is off.
+   * (docs/design.md, complaint 4) for no benefit, so the default is off.
    */
   durable?: boolean;
   /** File mode; the data directory is readable by the display user, so 0644 by default. */
   mode?: number;
 }
 
+/** Where a write of `dir/name` goes first: hidden, in the same directory (so rename is atomic), named after this process. */
+function tempPathFor(dir: string, name: string): string {
+  return path.join(dir, `.${name}${TMP_MARKER}${process.pid}-${randomBytes(4).toString('hex')}`);
+}
+
 /**
  * Replace `dir/name` atomically: write a temporary file in the same directory, then rename it
  * over the target. A reader sees the old content or the new, never a partial file (the
  * original firmware truncated and wrote in place, so its display sometimes read an empty file).
+ * With `durable`, the file is flushed before the rename and the directory after it.
  */
-export async function writeFileAtomic(
-  dir: string,
-  name: string,
-  content: string | Uint8Array,
-  opts: AtomicWriteOptions = {},
-): Promise<void> {
-  const target = path.join(dir, name);
-  const tmp = path.join(dir, `.${name}${TMP_MARKER}${process.pid}-${randomBytes(4).toString('hex')}`);
-  const handle = await fs.open(tmp, 'w', opts.mode ?? 0o644);
+export async function writeFileAtomic(dir: string, name: string, content: string | Uint8Array, opts: AtomicWriteOptions = {}): Promise<void> {
+  const tmp = tempPathFor(dir, name);
   try {
-    await handle.writeFile(content);
-    if (opts.durable) await handle.sync();
-  } catch (err) {
-    await handle.close().catch(() => {});
-    await fs.rm(tmp, { force: true });
-    throw err;
-  }
-  await handle.close();
-  try {
-    await fs.rename(tmp, target);
+    await fs.writeFile(tmp, content, { mode: opts.mode ?? 0o644, flush: opts.durable === true });
+    await fs.rename(tmp, path.join(dir, name));
   } catch (err) {
     await fs.rm(tmp, { force: true });
     throw err;
@@ -58,30 +49,21 @@ export async function writeFileAtomic(
 }
 
 /**
- * Synchronous twin of writeFileAtomic for small, frequent files (the backend rewrites state.json
- * a few times per second): one open/write/close/rename without thread-pool round trips costs a
- * fraction of the CPU of the async version, and a page-cache write of < 1 KiB does not block
- * the event loop noticeably.
+ * The same steps without the thread pool, for small, frequent files (the backend rewrites
+ * state.json a few times per second): no round trips through libuv's workers costs a fraction
+ * of the CPU of the async version, and a page-cache write of < 1 KiB does not block the event
+ * loop noticeably.
  */
 export function writeFileAtomicSync(dir: string, name: string, content: string | Uint8Array, opts: AtomicWriteOptions = {}): void {
-  const target = path.join(dir, name);
-  const tmp = path.join(dir, `.${name}${TMP_MARKER}${process.pid}-${randomBytes(4).toString('hex')}`);
-  const fd = fsSync.openSync(tmp, 'w', opts.mode ?? 0o644);
+  const tmp = tempPathFor(dir, name);
   try {
-    fsSync.writeFileSync(fd, content);
-    if (opts.durable) fsSync.fsyncSync(fd);
-  } catch (err) {
-    fsSync.closeSync(fd);
-    fsSync.rmSync(tmp, { force: true });
-    throw err;
-  }
-  fsSync.closeSync(fd);
-  try {
-    fsSync.renameSync(tmp, target);
+    fsSync.writeFileSync(tmp, content, { mode: opts.mode ?? 0o644, flush: opts.durable === true });
+    fsSync.renameSync(tmp, path.join(dir, name));
   } catch (err) {
     fsSync.rmSync(tmp, { force: true });
     throw err;
   }
+  if (opts.durable) syncDirSync(dir);
 }
 
 async function syncDir(dir: string): Promise<void> {
@@ -90,6 +72,15 @@ async function syncDir(dir: string): Promise<void> {
     await handle.sync();
   } finally {
     await handle.close();
+  }
+}
+
+function syncDirSync(dir: string): void {
+  const fd = fsSync.openSync(dir, 'r');
+  try {
+    fsSync.fsyncSync(fd);
+  } finally {
+    fsSync.closeSync(fd);
   }
 }
 

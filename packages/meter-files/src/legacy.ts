@@ -1,7 +1,7 @@
 import { FILES, type MeterState } from './schema.js';
 
 /**
- * The original firmware's eight plain-text files (w3bstream.md section 8), rendered from a state.
+ * The original firmware's eight plain-text files (docs/w3bstream.md section 8), rendered from a state.
  * Pure: the caller decides when to write which. Numbers are plain decimals without units or a
  * trailing newline, as the original wrote them, so scripts that `cat` a file keep working.
  */

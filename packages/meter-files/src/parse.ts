@@ -13,6 +13,17 @@ const isStrOrNull = (v: unknown): boolean => v === null || typeof v === 'string'
 const isObj = (v: unknown): v is Record<string, unknown> =>
   typeof v === 'object' && v !== null && !Array.isArray(v);
 
+/** A non-empty list of {belowW, tokensPerH} with finite numbers and strictly ascending bounds. */
+function isTierList(v: unknown): boolean {
+  if (!Array.isArray(v) || v.length === 0) return false;
+  let last = -Infinity;
+  for (const t of v) {
+    if (!isObj(t) || !isNum(t.belowW) || !isNum(t.tokensPerH) || t.belowW <= last) return false;
+    last = t.belowW;
+  }
+  return true;
+}
+
 /**
  * Parse the text of `state.json` without ever throwing. A reader (the display, a script) gets
  * either a fully valid state or the reason it is not usable, so it can keep its last good view.
@@ -60,6 +71,7 @@ function findInvalidField(v: Record<string, unknown>): string | null {
   if (!isObj(r)) return 'rewards';
   if (!isNum(r.tokensPerH)) return 'rewards.tokensPerH';
   if (!isNum(r.total)) return 'rewards.total';
+  if (r.tiers !== undefined && !isTierList(r.tiers)) return 'rewards.tiers';
   const p = v.publishing;
   if (!isObj(p)) return 'publishing';
   if (!['disabled', 'ok', 'retrying', 'failing'].includes(p.state as string)) return 'publishing.state';

@@ -1,6 +1,6 @@
 /**
  * The data-directory contract shared by `power-meter` (writer) and `power-meter-display`
- * (reader). design.md "The data directory" is the specification; this file is its single
+ * (reader). docs/design.md "The data directory" is the specification; this file is its single
  * source of truth in code. Change the schema only by bumping STATE_SCHEMA.
  */
 
@@ -10,7 +10,7 @@ export const STATE_SCHEMA = 1;
 /** File names inside the data directory. */
 export const FILES = {
   state: 'state.json',
-  // The original firmware's plain-text files (w3bstream.md section 8), same names and meaning.
+  // The original firmware's plain-text files (docs/w3bstream.md section 8), same names and meaning.
   currentPower: 'current_power_usage',
   avgPower: 'avg_power_usage',
   tokensPerH: 'tokens_per_h',
@@ -21,7 +21,7 @@ export const FILES = {
   status: 'status',
 } as const;
 
-/** The eight legacy file names, in the order of w3bstream.md section 8. */
+/** The eight legacy file names, in the order of docs/w3bstream.md section 8. */
 export const LEGACY_FILES = [
   FILES.currentPower,
   FILES.avgPower,
@@ -32,6 +32,22 @@ export const LEGACY_FILES = [
   FILES.walletAddress,
   FILES.status,
 ] as const;
+
+/** One row of the reward table: windows averaging below `belowW` earn `tokensPerH`. */
+export interface RewardTier {
+  belowW: number;
+  tokensPerH: number;
+}
+
+/**
+ * The original firmware's table (docs/w3bstream.md section 6): < 3 W -> 10/h, < 5 W -> 4/h,
+ * else 0. The backend's default, and what a reader assumes when `rewards.tiers` is absent
+ * (a state.json from before the field existed).
+ */
+export const DEFAULT_REWARD_TIERS: readonly RewardTier[] = [
+  { belowW: 3, tokensPerH: 10 },
+  { belowW: 5, tokensPerH: 4 },
+];
 
 export type PublishingStateName = 'disabled' | 'ok' | 'retrying' | 'failing';
 export type SensorStateName = 'ok' | 'fault';
@@ -75,6 +91,12 @@ export interface MeterState {
     tokensPerH: number;
     /** Accrued rewards. Never decreases. */
     total: number;
+    /**
+     * The configured reward table, ascending `belowW`, so the display colours power by the
+     * tiers that pay (schema 1 since this field was added; optional: older writers omit it and
+     * readers then use DEFAULT_REWARD_TIERS).
+     */
+    tiers?: RewardTier[];
   };
   publishing: {
     state: PublishingStateName;

@@ -12,7 +12,9 @@ import {
   parseState,
   readState,
   writeFileAtomic,
+  writeFileAtomicSync,
 } from '../src/index.js';
+import { mkdirSync, statSync } from 'node:fs';
 
 const tmp = () => mkdtempSync(path.join(tmpdir(), 'meter-files-'));
 
@@ -42,6 +44,19 @@ describe('parseState', () => {
     const r = parseState(JSON.stringify(bad));
     expect(r).toMatchObject({ ok: false, problem: 'invalid' });
     if (!r.ok) expect(r.message).toContain('publishing.waiting');
+  });
+
+  it('reward tiers: optional (a state.json written before the field existed still parses), validated when present', () => {
+    const { tiers: _omitted, ...oldRewards } = exampleState().rewards;
+    const old = parseState(JSON.stringify({ ...exampleState(), rewards: oldRewards }));
+    expect(old.ok).toBe(true);
+    if (old.ok) expect(old.state.rewards.tiers).toBeUndefined();
+    const withTiers = parseState(JSON.stringify(exampleState({ rewards: { tokensPerH: 5, total: 1, tiers: [{ belowW: 2, tokensPerH: 10 }, { belowW: 6, tokensPerH: 5 }] } })));
+    expect(withTiers.ok && withTiers.state.rewards.tiers).toEqual([{ belowW: 2, tokensPerH: 10 }, { belowW: 6, tokensPerH: 5 }]);
+    for (const tiers of [[], [{ belowW: 5, tokensPerH: 4 }, { belowW: 3, tokensPerH: 10 }], [{ belowW: '3', tokensPerH: 10 }], 'cheap', [null]]) {
+      const r = parseState(JSON.stringify({ ...exampleState(), rewards: { tokensPerH: 4, total: 1, tiers } }));
+      expect(r).toMatchObject({ ok: false, problem: 'invalid', message: expect.stringContaining('rewards.tiers') });
+    }
   });
 
   it('accepts the states before the first reading (nulls)', () => {
@@ -81,6 +96,24 @@ describe('atomic files', () => {
     expect(readFileSync(path.join(dir, 'a'), 'utf8')).toBe('two');
     expect(readdirSync(dir)).toEqual(['a']);
   });
+
+  const twins = [
+    ['writeFileAtomic', writeFileAtomic],
+    ['writeFileAtomicSync', async (...a: Parameters<typeof writeFileAtomicSync>) => writeFileAtomicSync(...a)],
+  ] as const;
+  for (const [name, write] of twins)
+    it(`${name}: replaces, sets the mode, durable or not, and removes its temporary file when the rename fails`, async () => {
+      const dir = tmp();
+      await write(dir, 'a', 'one', { mode: 0o600 });
+      expect(statSync(path.join(dir, 'a')).mode & 0o777).toBe(0o600);
+      await write(dir, 'a', Buffer.from('two'), { durable: true });
+      expect(readFileSync(path.join(dir, 'a'), 'utf8')).toBe('two');
+      // The target is a directory: the rename fails, the error surfaces, no temporary file stays.
+      mkdirSync(path.join(dir, 'taken'));
+      writeFileSync(path.join(dir, 'taken', 'x'), '');
+      await expect(write(dir, 'taken', 'three')).rejects.toThrow(/EISDIR|ENOTEMPTY|EEXIST/);
+      expect(readdirSync(dir).sort()).toEqual(['a', 'taken']);
+    });
 
   it('a concurrent reader never sees a partial or empty file', async () => {
     const dir = tmp();

@@ -46,33 +46,51 @@ const controller = new DisplayController({
     width: 160,
     height: 128,
     writeRegion: (x, y, w, h, px) => panel.device.writeRegion(x, y, w, h, px),
-    afterUpdate: async () => void (pushedAt = performance.now()),
+    afterUpdate: async () => {
+      pushedAt = performance.now();
+    },
     close: () => panel.close(),
   },
 });
 await writeFileAtomic(dir, 'state.json', JSON.stringify(exampleState({ updatedAtMs: Date.now(), powerW: 4 })));
-const watcher = new StateWatcher({ dataDir: dir, onChange: async () => void (await controller.refresh()) });
+const watcher = new StateWatcher({
+  dataDir: dir,
+  onChange: async () => {
+    await controller.refresh();
+  },
+});
 watcher.start();
-await sleep(500);
+await watcher.whenReady();
 const latencies: number[] = [];
 const bytes: number[] = [];
+// An update not pushed within 5 s counts as missed (the watcher's periodic re-check would have
+// drawn it after at most 1 s, so a miss means something is broken, not slow).
+let missed = 0;
 for (let i = 0; i < 150; i++) {
   const before = controller.bytesSent;
   pushedAt = 0;
   const t0 = performance.now();
   await writeFileAtomic(dir, 'state.json', JSON.stringify(exampleState({ updatedAtMs: Date.now(), powerW: 4 + ((i * 7) % 100) / 100 })));
-  while (pushedAt === 0 && performance.now() - t0 < 1000) await sleep(1);
+  while (pushedAt === 0 && performance.now() - t0 < 5000) await sleep(1);
   if (pushedAt > 0) latencies.push(pushedAt - t0);
+  else missed++;
   bytes.push(controller.bytesSent - before);
   await sleep(40);
 }
 await watcher.close();
+const worst = Math.max(...latencies);
 const full = 160 * 128 * 2;
 const typical = pct(bytes, 50);
-console.log(`state.json change -> frame pushed (watcher, render, diff, driver): p50 ${pct(latencies, 50).toFixed(1)} ms, p99 ${pct(latencies, 99).toFixed(1)} ms over ${latencies.length} updates`);
+console.log(
+  `state.json change -> frame pushed (watcher, render, diff, driver): p50 ${pct(latencies, 50).toFixed(1)} ms, p99 ${pct(latencies, 99).toFixed(1)} ms, worst ${worst.toFixed(1)} ms over ${latencies.length} updates, ${missed} not pushed within 5 s`,
+);
 console.log(`bytes sent for a typical update (live power changes): median ${typical} B = ${((typical / full) * 100).toFixed(1)} % of a full frame (${full} B)`);
 bench('state change -> frame pushed (p99)', pct(latencies, 99), 'ms', 'p99 < 50 ms', pct(latencies, 99) < 50);
 bench('state change -> frame pushed (p50)', pct(latencies, 50), 'ms', '', null);
+// The worst case has no budget of its own: on a loaded machine one update can wait for the
+// scheduler, but a value near 1 s would again mean a missed watch event caught by the re-check.
+bench('state change -> frame pushed (worst)', worst, 'ms', '', null);
+bench('updates not pushed within 5 s', missed, 'count', '0', missed === 0);
 bench('bytes for a typical update vs full frame', (typical / full) * 100, '%', '< 25 %', typical / full < 0.25);
 
 // Resident memory of the real program on the png panel while updates arrive.

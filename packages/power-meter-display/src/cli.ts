@@ -4,6 +4,7 @@ import { isAbsolute, resolve } from 'node:path';
 import { Command, Option } from 'commander';
 import { DEFAULT_CONFIG_FILE, EXIT, ServiceNotifier, SettingError, createLogger, helpText, loadSettings, type Logger } from '@power-meter/meter-files';
 import { startDisplay } from './daemon.js';
+import { panelErrorHint } from './hints.js';
 import { openPanel } from './panel.js';
 import { DISPLAY_SETTINGS, type DisplaySettings } from './settings.js';
 
@@ -51,7 +52,7 @@ program.action(async (flags: Record<string, unknown>) => {
   try {
     panel = await openPanel(settings);
   } catch (err) {
-    return fail(`cannot open the panel: ${err instanceof Error ? err.message : String(err)}`, EXIT.failure);
+    return fail(`cannot open the panel: ${err instanceof Error ? err.message : String(err)}${panelErrorHint(err)}`, EXIT.failure);
   }
   logger.info(`start pid=${process.pid} version=${VERSION} panel=${settings.panel}${settings.panel === 'png' ? ` png=${settings.png}` : ` spi=${settings.spiBus}.${settings.spiDevice} dc=${settings.dcPin} reset=${settings.resetPin}`} data_dir=${settings.dataDir} rotation=${settings.rotation} variant=${settings.variant}`);
   const service = new ServiceNotifier({ warn: logger.warning });

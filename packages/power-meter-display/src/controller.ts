@@ -1,7 +1,7 @@
 import { readState, type MeterState, type StateProblem } from '@power-meter/meter-files';
 import { rgbaToRgb565be } from '@power-meter/st7735';
 import { areaPx, diffFrames, pixelWords, type Rect } from './diff/diff.js';
-import { buildScreenModel, type ModelOptions, type ScreenModel } from './screen/model.js';
+import { buildScreenModel, type ScreenModel } from './screen/model.js';
 import type { ScreenRenderer } from './screen/render.js';
 
 /** What the controller draws on: the ST7735 device, or the same device on the emulated panel. */
@@ -22,7 +22,7 @@ export interface UpdateResult {
 }
 
 /**
- * files -> state -> model -> frame -> changed regions -> panel (style.md, luma layering).
+ * files -> state -> model -> frame -> changed regions -> panel (the layering of luma.core).
  * Keeps the last good state so a bad file never blanks the screen; a problem marker says so.
  */
 export class DisplayController {
@@ -42,7 +42,6 @@ export class DisplayController {
       log?: (line: string) => void;
       /** A state.json that exists but cannot be used (journald priority warning); default: `log`. */
       warn?: (line: string) => void;
-      model?: ModelOptions;
     },
   ) {
     const { renderer, panel } = opts;
@@ -65,7 +64,7 @@ export class DisplayController {
       say?.(`state.json ${result.problem}: ${result.message}${this.lastGood ? '; keeping the last good screen' : ''}`);
     }
     const problemForModel = this.problem === 'missing' && this.lastGood === null ? null : this.problem;
-    const model = buildScreenModel(this.lastGood, problemForModel, (this.opts.nowMs ?? Date.now)(), this.opts.model);
+    const model = buildScreenModel(this.lastGood, problemForModel, (this.opts.nowMs ?? Date.now)());
     return this.draw(model);
   }
 

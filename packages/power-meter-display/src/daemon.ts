@@ -1,4 +1,5 @@
 import type { Logger } from '@power-meter/meter-files';
+import { isLandscape } from '@power-meter/st7735';
 import { DisplayController, type FramePanel } from './controller.js';
 import { ScreenRenderer } from './screen/render.js';
 import type { DisplaySettings } from './settings.js';
@@ -48,8 +49,7 @@ export class RedrawHealth {
 
 /** Starts watching and drawing; the panel is opened by the caller (real or emulated). */
 export async function startDisplay(settings: DisplaySettings, panel: FramePanel, logger: Logger, status: (text: string) => void = () => {}): Promise<RunningDisplay> {
-  const portrait = settings.rotation === 0 || settings.rotation === 180;
-  const renderer = new ScreenRenderer(portrait ? 'portrait' : 'landscape', settings.fontDir);
+  const renderer = new ScreenRenderer(isLandscape(settings.rotation) ? 'landscape' : 'portrait', settings.fontDir);
   const controller = new DisplayController({ dataDir: settings.dataDir, renderer, panel, log: logger.info, warn: logger.warning });
   const health = new RedrawHealth(logger, status);
   let lastMode = '';

@@ -2,6 +2,7 @@ import { dirname } from 'node:path';
 import { mkdirSync } from 'node:fs';
 import { createPanel } from '@power-meter/st7735';
 import type { FramePanel } from './controller.js';
+import { savePng } from './png.js';
 import type { DisplaySettings } from './settings.js';
 
 /**
@@ -32,7 +33,7 @@ export async function openPanel(s: DisplaySettings): Promise<FramePanel & { pngF
     height: device.height,
     pngFile: emulator ? s.png : null,
     writeRegion: (x, y, w, h, px) => device.writeRegion(x, y, w, h, px),
-    afterUpdate: emulator ? () => emulator.savePng(s.png, s.rotation) : undefined,
+    afterUpdate: emulator ? () => savePng(s.png, emulator.view(s.rotation)) : undefined,
     close: () => panel.close(),
   };
 }

@@ -1,11 +1,11 @@
 import { LOG_LEVELS, parseLogLevel, parsers, type LogLevel, type SettingSpec } from '@power-meter/meter-files';
+import { PANEL_VARIANTS, type PanelVariant } from '@power-meter/st7735';
+import { DEFAULT_FONT_DIR } from './screen/fonts.js';
 
 /**
  * Every display setting, once: flag, environment variable, config key (inside the config file's
  * `display` object), default. The data directory shares POWER_METER_DATA_DIR with the backend.
  */
-export const VARIANTS = ['greentab', 'redtab', 'blacktab', 'mini160x80'] as const;
-export type PanelVariantName = (typeof VARIANTS)[number];
 
 const s = <T>(spec: SettingSpec<T>): SettingSpec<T> => spec;
 
@@ -19,13 +19,13 @@ export const DISPLAY_SETTINGS = {
   resetPin: s({ key: 'resetPin', flag: 'reset-pin', env: 'POWER_METER_DISPLAY_RESET_PIN', default: 24, describe: 'BCM GPIO number of the RESET line', parse: parsers.integer(0, 53), allowed: 'a BCM GPIO number 0-53' }),
   speedHz: s({ key: 'speedHz', flag: 'speed-hz', env: 'POWER_METER_DISPLAY_SPEED_HZ', default: 24_000_000, describe: 'SPI clock for pixel data, Hz (commands always <= 10 MHz)', parse: parsers.integer(1_000_000, 62_500_000), allowed: 'an integer 1000000-62500000' }),
   rotation: s({ key: 'rotation', flag: 'rotation', env: 'POWER_METER_DISPLAY_ROTATION', default: 90 as 0 | 90 | 180 | 270, describe: 'panel rotation in degrees: 90/270 landscape 160x128, 0/180 portrait (the original used 0)', parse: (raw) => { const n = parsers.integer(0, 270)(raw); if (![0, 90, 180, 270].includes(n)) throw new Error('bad'); return n as 0 | 90 | 180 | 270; }, allowed: '0, 90, 180 or 270' }),
-  variant: s({ key: 'variant', flag: 'variant', env: 'POWER_METER_DISPLAY_VARIANT', default: 'greentab' as PanelVariantName, describe: 'panel variant (tab colour of the module)', parse: parsers.oneOf(VARIANTS), allowed: VARIANTS.join(', ') }),
+  variant: s({ key: 'variant', flag: 'variant', env: 'POWER_METER_DISPLAY_VARIANT', default: 'greentab' as PanelVariant, describe: 'panel variant: tab colour of the 1.8" module, or the 0.96" mini (mini160x80plugin: the one with the plug-in flex cable)', parse: parsers.oneOf(PANEL_VARIANTS), allowed: PANEL_VARIANTS.join(', ') }),
   gpio: s({ key: 'gpio', flag: 'gpio', env: 'POWER_METER_DISPLAY_GPIO', default: 'auto' as 'auto' | 'sysfs' | 'gpioset', describe: 'GPIO backend for D/C and RESET: auto (sysfs, else gpioset), sysfs, or gpioset (libgpiod)', parse: parsers.oneOf(['auto', 'sysfs', 'gpioset'] as const), allowed: 'auto, sysfs or gpioset' }),
-  colOffset: s({ key: 'colOffset', flag: 'col-offset', env: 'POWER_METER_DISPLAY_COL_OFFSET', default: null as number | null, describe: "glass column offset in controller memory (portrait), overriding the variant's (unset = the variant's)", parse: parsers.integer(0, 131), allowed: 'an integer 0-131' }),
-  rowOffset: s({ key: 'rowOffset', flag: 'row-offset', env: 'POWER_METER_DISPLAY_ROW_OFFSET', default: null as number | null, describe: "glass row offset in controller memory (portrait), overriding the variant's (unset = the variant's)", parse: parsers.integer(0, 161), allowed: 'an integer 0-161' }),
+  colOffset: s({ key: 'colOffset', flag: 'col-offset', env: 'POWER_METER_DISPLAY_COL_OFFSET', default: null as number | null, describe: "first column of the glass in portrait, as Adafruit's colstart (the same in every rotation), overriding the variant's (unset = the variant's)", parse: parsers.integer(0, 131), allowed: 'an integer 0-131' }),
+  rowOffset: s({ key: 'rowOffset', flag: 'row-offset', env: 'POWER_METER_DISPLAY_ROW_OFFSET', default: null as number | null, describe: "first row of the glass in portrait, as Adafruit's rowstart (the same in every rotation), overriding the variant's (unset = the variant's)", parse: parsers.integer(0, 161), allowed: 'an integer 0-161' }),
   bgr: s({ key: 'bgr', flag: 'bgr', env: 'POWER_METER_DISPLAY_BGR', default: null as boolean | null, describe: "the glass has BGR sub-pixels, overriding the variant's (wrong = red and blue swapped)", parse: parsers.boolean, allowed: 'true or false' }),
   invert: s({ key: 'invert', flag: 'invert', env: 'POWER_METER_DISPLAY_INVERT', default: null as boolean | null, describe: "send INVON for glasses that invert colours, overriding the variant's", parse: parsers.boolean, allowed: 'true or false' }),
-  fontDir: s({ key: 'fontDir', flag: 'font-dir', env: 'POWER_METER_DISPLAY_FONT_DIR', default: '/usr/share/fonts/truetype/dejavu', describe: 'folder with DejaVuSans.ttf and DejaVuSans-Bold.ttf (Debian fonts-dejavu-core)', parse: parsers.nonEmptyString, allowed: 'a directory path' }),
+  fontDir: s({ key: 'fontDir', flag: 'font-dir', env: 'POWER_METER_DISPLAY_FONT_DIR', default: DEFAULT_FONT_DIR, describe: 'folder with DejaVuSans.ttf and DejaVuSans-Bold.ttf (Debian fonts-dejavu-core)', parse: parsers.nonEmptyString, allowed: 'a directory path' }),
   logLevel: s({ key: 'logLevel', flag: 'log-level', env: 'POWER_METER_DISPLAY_LOG_LEVEL', default: 'info' as LogLevel, describe: 'least important log lines kept: error, warning, notice, info or debug', parse: parseLogLevel, allowed: LOG_LEVELS.join(', ') }),
 };
 

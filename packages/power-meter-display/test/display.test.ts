@@ -39,6 +39,27 @@ describe('display controller: files -> screen -> changed regions -> panel', () =
     expect(glassCount(0, 14, 160, 38, TONE_COLOURS.good)).toBeGreaterThan(150);
   });
 
+  it('colours the glass by the reward tiers the backend wrote into state.json', async () => {
+    const { dir, controller, glassCount } = await rig();
+    const state = (tiers?: Array<{ belowW: number; tokensPerH: number }>) => {
+      const s = exampleState({ updatedAtMs: NOW, powerW: 2.2 });
+      return JSON.stringify({ ...s, rewards: { ...s.rewards, tiers } });
+    };
+    // Default table (and a state.json without tiers): 2.2 W is below 3 W, green.
+    await writeFileAtomic(dir, 'state.json', state(undefined));
+    await controller.refresh();
+    expect(glassCount(0, 14, 160, 38, TONE_COLOURS.good)).toBeGreaterThan(150);
+    // Configured: the best rate only below 2 W, a lower one below 6 W: 2.2 W is amber.
+    await writeFileAtomic(dir, 'state.json', state([{ belowW: 2, tokensPerH: 10 }, { belowW: 6, tokensPerH: 5 }]));
+    await controller.refresh();
+    expect(glassCount(0, 14, 160, 38, TONE_COLOURS.fair)).toBeGreaterThan(150);
+    expect(glassCount(0, 14, 160, 38, TONE_COLOURS.good)).toBe(0);
+    // Configured: nothing pays above 2 W: red.
+    await writeFileAtomic(dir, 'state.json', state([{ belowW: 2, tokensPerH: 10 }]));
+    await controller.refresh();
+    expect(glassCount(0, 14, 160, 38, TONE_COLOURS.poor)).toBeGreaterThan(150);
+  });
+
   it('keeps the last good screen with a marker for every kind of bad state.json, and never throws', async () => {
     const { dir, controller } = await rig();
     await writeFileAtomic(dir, 'state.json', JSON.stringify(exampleState({ updatedAtMs: NOW, powerW: 4.5 })));
@@ -129,6 +150,6 @@ describe('power-meter-display program', () => {
   it('on a machine without SPI, the st7735 panel fails with a message that says how to fix it', async () => {
     const p = start(DISPLAY, ['--panel', 'st7735', '--spi-bus', '6', '--data-dir', mkdtempSync(join(tmpdir(), 'disp-'))]);
     expect(await p.exited).toBe(1);
-    expect(p.output()).toMatch(/spidev6\.0 does not exist: enable SPI/);
+    expect(p.output()).toMatch(/spidev6\.0 does not exist: enable SPI.*; on a machine without the panel, use --panel png/);
   });
 });

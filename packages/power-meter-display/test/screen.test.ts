@@ -1,7 +1,7 @@
 import { exampleState } from '@power-meter/meter-files';
 import { describe, expect, it } from 'vitest';
 import { areaPx, diffFrames, pixelWords } from '../src/diff/diff.js';
-import { buildScreenModel, formatPowerW, staleAfterMs, toneForPowerW } from '../src/screen/model.js';
+import { buildScreenModel, formatPowerW, staleAfterMs, toneBounds, toneForPowerW } from '../src/screen/model.js';
 import { ScreenRenderer, TONE_COLOURS } from '../src/screen/render.js';
 
 const NOW = 1_764_000_000_000;
@@ -19,6 +19,37 @@ describe('screen model (pure)', () => {
     expect(toneForPowerW(null)).toBe('neutral');
     expect(formatPowerW(12.345)).toBe('12.3');
     expect(formatPowerW(0)).toBe('0.00');
+  });
+
+  it('colours follow the reward tiers configured in state.json, not fixed 3 W / 5 W', () => {
+    // Tiers: < 2 W pays 10/h, < 6 W pays 5/h, < 8 W pays nothing (an explicit zero row), else 0.
+    const tiers = [
+      { belowW: 2, tokensPerH: 10 },
+      { belowW: 6, tokensPerH: 5 },
+      { belowW: 8, tokensPerH: 0 },
+    ];
+    expect(toneBounds(tiers)).toEqual({ goodBelowW: 2, fairBelowW: 6 });
+    const at = (powerW: number, avgPowerW: number) =>
+      buildScreenModel(
+        exampleState({
+          updatedAtMs: NOW,
+          powerW,
+          lastWindow: { ...exampleState().lastWindow!, avgPowerW },
+          recentAvgPowerW: [1.9, 2.5, 5.9, 6.5],
+          rewards: { tokensPerH: 5, total: 1, tiers },
+        }),
+        null,
+        NOW,
+      );
+    // 2.5 W is green with the default table and amber here; 5.5 W red by default, amber here.
+    expect(at(2.5, 5.5)).toMatchObject({ powerTone: 'fair', rateTone: 'fair', sparkTones: ['good', 'fair', 'fair', 'poor'] });
+    expect(at(1.5, 7)).toMatchObject({ powerTone: 'good', rateTone: 'poor' });
+    // One tier only: good below it, poor above, no amber.
+    expect(toneBounds([{ belowW: 4, tokensPerH: 10 }])).toEqual({ goodBelowW: 4, fairBelowW: 4 });
+    // A state.json without tiers (written before the field existed) uses the firmware's table.
+    const { tiers: _none, ...rewards } = exampleState().rewards;
+    const old = buildScreenModel({ ...exampleState({ updatedAtMs: NOW, powerW: 2.9, recentAvgPowerW: [2.9, 4.9, 5] }), rewards }, null, NOW);
+    expect(old).toMatchObject({ powerTone: 'good', sparkTones: ['good', 'fair', 'poor'] });
   });
 
   it('says "no data" before the backend ever wrote, and "stale" when it stopped', () => {
@@ -71,7 +102,11 @@ function countNear(frame: { width: number; rgba: Uint8ClampedArray }, x0: number
 function inkHeight(frame: { width: number; rgba: Uint8ClampedArray }, x0: number, y0: number, w: number, h: number, colour: string): number {
   let top = -1;
   let bottom = -1;
-  for (let y = y0; y < y0 + h; y++) if (countNear(frame, x0, y, w, 1, colour) > 0) (top < 0 && (top = y), (bottom = y));
+  for (let y = y0; y < y0 + h; y++) {
+    if (countNear(frame, x0, y, w, 1, colour) === 0) continue;
+    if (top < 0) top = y;
+    bottom = y;
+  }
   return top < 0 ? 0 : bottom - top + 1;
 }
 
@@ -127,7 +162,10 @@ describe('frame diff', () => {
     const a = blank();
     const b = blank();
     let seed = 1;
-    const rnd = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+    const rnd = () => {
+      seed = (seed * 1103515245 + 12345) % 2 ** 31;
+      return seed / 2 ** 31;
+    };
     const changed: number[] = [];
     for (let i = 0; i < 50; i++) {
       const p = Math.floor(rnd() * W * H);

@@ -6,6 +6,7 @@ import { I2cError, cycleMs, createSensor, realSleep } from '@power-meter/ina219'
 import { DEFAULT_CONFIG_FILE, EXIT, ServiceNotifier, SettingError, createLogger, helpText, loadSettings, type Logger } from '@power-meter/meter-files';
 import { DEV_ANSWER_MODES, IdentityError, OutboxCorruptError, OutboxLockedError, OutboxTooNewError, SequenceFloorError, loadOrCreateIdentity, startDevReceiver, type DevAnswerMode } from '@power-meter/w3bstream';
 import { printDoctor, runDoctor } from './doctor.js';
+import { sensorErrorHint } from './hints.js';
 import { Meter } from './meter.js';
 import { salvageOutbox } from './salvage.js';
 import { libraryLog } from './service/library-log.js';
@@ -154,7 +155,7 @@ withSettings(program.command('read').description('take one measurement and print
       if (flags.json) console.log(JSON.stringify(out));
       else console.log(`power ${out.powerW} W   bus ${out.busV} V   current ${out.currentA} A${r.outOfRange ? '   (OUT OF RANGE: raise --max-current or lower --shunt-ohms)' : ''}`);
     } catch (err) {
-      if (err instanceof I2cError || err instanceof Error) fail(err.message);
+      if (err instanceof I2cError || err instanceof Error) fail(`${err.message}${sensorErrorHint(err)}`);
     }
   });
 

@@ -8,6 +8,7 @@ import { Outbox, OutboxCorruptError, Publisher, buildMessage, isCorruptionError,
 import { rewardsForWindow, tokensPerH } from './rewards.js';
 import { notifyObservers, type MeterObserver } from './observer.js';
 import type { BackendSettings } from './settings.js';
+import { sensorErrorHint } from './hints.js';
 import { StateWriter, buildState } from './state-writer.js';
 import { METER_SCHEMA, MeterStore } from './store.js';
 import { bootId, bootMonotonicMs, clockTrusted, decideClockSync, probeClock, wallTimeOf, type ClockSync } from './timesync.js';
@@ -170,7 +171,7 @@ export class Meter {
     } catch (err) {
       // A missing bus or permission problem: show it (state.json -> the screen) and retry.
       const reason = err instanceof Error ? err.message : String(err);
-      if (this.sensorState.reason !== reason) this.warn(`sensor fault: ${reason}`);
+      if (this.sensorState.reason !== reason) this.warn(`sensor fault: ${reason}${sensorErrorHint(err)}`);
       this.sensorState = { state: 'fault', reason };
       this.scheduleWrite();
       if (!this.stopped) this.timers.push(setTimeout(() => void this.openSensor(), 10_000));
@@ -188,6 +189,7 @@ export class Meter {
       },
       onStopped: (err) => this.stoppedForGood(`sampler stopped: ${err instanceof Error ? err.message : String(err)}`),
       log,
+      faultHint: sensorErrorHint,
     });
     this.sensorState = { state: 'ok', reason: null };
     this.sampler.start();
@@ -342,7 +344,7 @@ export class Meter {
       recentAvgPowerW: totals.recentAvgPowerW,
       windowS: s.window,
       energyTotalWh: totals.energyWh,
-      rewards: { tokensPerH: this.lastTokensPerH, total: totals.rewardsTotal },
+      rewards: { tokensPerH: this.lastTokensPerH, total: totals.rewardsTotal, tiers: s.rewardTiers },
       publishing: {
         state: pub.state,
         reason: pub.reason,

@@ -1,5 +1,5 @@
 import { parseSimLoad } from '@power-meter/ina219';
-import { LOG_LEVELS, parseLogLevel, parsers, type LogLevel, type SettingSpec } from '@power-meter/meter-files';
+import { DEFAULT_REWARD_TIERS, LOG_LEVELS, parseLogLevel, parsers, type LogLevel, type RewardTier, type SettingSpec } from '@power-meter/meter-files';
 import { parsePublishUrl } from '@power-meter/w3bstream';
 
 /**
@@ -9,16 +9,8 @@ import { parsePublishUrl } from '@power-meter/w3bstream';
  */
 const s = <T>(spec: SettingSpec<T>): SettingSpec<T> => spec;
 
-export interface RewardTier {
-  belowW: number;
-  tokensPerH: number;
-}
-
-/** The original firmware's table (w3bstream.md section 6): < 3 W -> 10/h, < 5 W -> 4/h, else 0. */
-export const DEFAULT_REWARD_TIERS: RewardTier[] = [
-  { belowW: 3, tokensPerH: 10 },
-  { belowW: 5, tokensPerH: 4 },
-];
+// The reward table's type and default belong to the data-directory contract (state.json carries the tiers).
+export { DEFAULT_REWARD_TIERS, type RewardTier };
 
 /**
  * Bounds of a reward tier. The rates feed totals that are stored for ever, so they must stay
@@ -135,7 +127,7 @@ export const BACKEND_SETTINGS = {
   metricsFileIntervalS: s({ key: 'metricsFileIntervalS', flag: 'metrics-file-interval', env: 'POWER_METER_METRICS_FILE_INTERVAL', default: 60, describe: 'how often the metrics file is rewritten, seconds (SD-card wear)', parse: parsers.integer(1, 3600), allowed: 'seconds, 1-3600' }),
   metricsPort: s({ key: 'metricsPort', flag: 'metrics-port', env: 'POWER_METER_METRICS_PORT', default: 0, describe: 'serve Prometheus metrics on http://127.0.0.1:<port>/metrics (loopback only); 0 = off', parse: parsers.integer(0, 65535), allowed: 'a TCP port 1-65535, or 0 for off' }),
   logLevel: s({ key: 'logLevel', flag: 'log-level', env: 'POWER_METER_LOG_LEVEL', default: 'info' as LogLevel, describe: 'least important log lines kept: error, warning, notice, info (default; one summary a minute) or debug', parse: parseLogLevel, allowed: LOG_LEVELS.join(', ') }),
-  rewardTiers: s({ key: 'rewardTiers', flag: null, env: null, default: DEFAULT_REWARD_TIERS, describe: 'reward tiers, config file only: [{"belowW":3,"tokensPerH":10},{"belowW":5,"tokensPerH":4}]', parse: parseTiers, allowed: `a list of 1-${TIER_LIMITS.maxTiers} {belowW, tokensPerH} with ascending belowW in (0, ${TIER_LIMITS.maxBelowW}] and tokensPerH in [0, ${TIER_LIMITS.maxTokensPerH}]` }),
+  rewardTiers: s({ key: 'rewardTiers', flag: null, env: null, default: DEFAULT_REWARD_TIERS as RewardTier[], describe: 'reward tiers, config file only: [{"belowW":3,"tokensPerH":10},{"belowW":5,"tokensPerH":4}]', parse: parseTiers, allowed: `a list of 1-${TIER_LIMITS.maxTiers} {belowW, tokensPerH} with ascending belowW in (0, ${TIER_LIMITS.maxBelowW}] and tokensPerH in [0, ${TIER_LIMITS.maxTokensPerH}]` }),
 };
 
 export type BackendSettings = {

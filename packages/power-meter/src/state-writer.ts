@@ -1,9 +1,18 @@
-import { FILES, STATE_SCHEMA, legacyFileContents, writeFileAtomicSync, type LegacyStatus, type MeterState, type WindowSummary } from '@power-meter/meter-files';
+import {
+  FILES,
+  STATE_SCHEMA,
+  legacyFileContents,
+  writeFileAtomicSync,
+  type LegacyStatus,
+  type MeterState,
+  type RewardTier,
+  type WindowSummary,
+} from '@power-meter/meter-files';
 
 /**
  * Writes the data directory the display and legacy scripts read: `state.json` plus the
  * original firmware's eight files, each replaced atomically. Files whose content did not change
- * are not rewritten (SD-card wear, design.md complaint 4); bytes written are counted so the
+ * are not rewritten (SD-card wear, docs/design.md complaint 4); bytes written are counted so the
  * daily write volume can be reported.
  */
 export class StateWriter {
@@ -27,19 +36,12 @@ export class StateWriter {
   }
 }
 
-export interface StateParts {
+/** What the backend knows; buildState adds the schema and the time stamps and rounds. */
+export type StateParts = Omit<MeterState, 'schema' | 'updatedAtMs' | 'updatedAt' | 'rewards'> & {
   nowMs: number;
-  deviceId: string;
-  walletAddress: string;
-  powerW: number | null;
-  lastWindow: WindowSummary | null;
-  recentAvgPowerW: number[];
-  windowS: number;
-  energyTotalWh: number;
-  rewards: { tokensPerH: number; total: number };
-  publishing: MeterState['publishing'];
-  sensor: MeterState['sensor'];
-}
+  /** The backend always writes the configured tiers (optional only for readers of older files). */
+  rewards: { tokensPerH: number; total: number; tiers: readonly RewardTier[] };
+};
 
 /** Pure: the state.json object from its parts (rounded so the file stays small and stable). */
 export function buildState(p: StateParts): MeterState {
@@ -55,7 +57,7 @@ export function buildState(p: StateParts): MeterState {
     recentAvgPowerW: p.recentAvgPowerW.map((x) => r(x, 3)),
     windowS: p.windowS,
     energyTotalWh: r(p.energyTotalWh, 6),
-    rewards: { tokensPerH: p.rewards.tokensPerH, total: r(p.rewards.total, 6) },
+    rewards: { tokensPerH: p.rewards.tokensPerH, total: r(p.rewards.total, 6), tiers: p.rewards.tiers.map((t) => ({ belowW: t.belowW, tokensPerH: t.tokensPerH })) },
     publishing: p.publishing,
     sensor: {
       state: p.sensor.state,

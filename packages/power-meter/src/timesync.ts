@@ -4,7 +4,7 @@ import { join } from 'node:path';
 
 /**
  * Is the wall clock trustworthy? A Pi has no real-time clock: until NTP syncs it can be years off
- * (design.md "Measuring well"). Pure decision in `decideClockSync`; the probes are I/O.
+ * (docs/design.md "Measuring well"). Pure decision in `decideClockSync`; the probes are I/O.
  */
 export type ClockSyncState = 'synced' | 'unsynced' | 'unknown';
 

@@ -151,6 +151,9 @@ describe('power-meter daemon (real process, simulated sensor)', () => {
     }, 10_000, 'sensor fault in state.json');
     const s = await readState(dir);
     expect(s.ok && s.state.sensor.reason).toMatch(/enable I2C/);
+    // The library names no flag; the program's log adds which setting picks the bus.
+    expect(s.ok && s.state.sensor.reason).not.toMatch(/--/);
+    await p.waitFor(/sensor fault: .*enable I2C.*\(the bus is set with --i2c-bus \/ i2cBus\)/);
     expect(s.ok && s.state.powerW).toBeNull();
     expect(p.proc.exitCode).toBeNull();
   });

@@ -8,7 +8,7 @@ import { BACKEND_SETTINGS, DEFAULT_REWARD_TIERS } from '../src/settings.js';
 import { StateWriter, buildState } from '../src/state-writer.js';
 import { clockTrusted, decideClockSync, probeClock, wallTimeOf } from '../src/timesync.js';
 
-describe('rewards (w3bstream.md section 6 tier table)', () => {
+describe('rewards (docs/w3bstream.md section 6 tier table)', () => {
   it('uses the firmware table by default: < 3 W -> 10/h, < 5 W -> 4/h, else 0', () => {
     expect(tokensPerH(2.99, DEFAULT_REWARD_TIERS)).toBe(10);
     expect(tokensPerH(3, DEFAULT_REWARD_TIERS)).toBe(4);
@@ -83,7 +83,7 @@ describe('data directory writer', () => {
   it('writes state.json and the eight legacy files consistently, skipping unchanged files', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'data-'));
     const w = new StateWriter(dir);
-    const ex = exampleState();
+    const ex = { ...exampleState(), rewards: { tokensPerH: 4, total: 1.25, tiers: DEFAULT_REWARD_TIERS } };
     const state = buildState({ ...ex, nowMs: ex.updatedAtMs, powerW: 4.123456 });
     w.write(state, 'Success');
     const read = await readState(dir);
@@ -95,5 +95,14 @@ describe('data directory writer', () => {
     w.write(buildState({ ...ex, nowMs: ex.updatedAtMs + 500, powerW: 5 }), 'Success');
     // Only state.json and current_power_usage changed.
     expect(w.writes).toBe(writesAfterFirst + 2);
+  });
+
+  it('state.json carries the configured reward tiers, so the display colours by them', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'data-'));
+    const ex = exampleState();
+    const tiers = [{ belowW: 1.5, tokensPerH: 20 }, { belowW: 2.5, tokensPerH: 6 }, { belowW: 9, tokensPerH: 1 }];
+    new StateWriter(dir).write(buildState({ ...ex, nowMs: ex.updatedAtMs, rewards: { tokensPerH: 6, total: 2, tiers } }), null);
+    const read = await readState(dir);
+    expect(read.ok && read.state.rewards).toEqual({ tokensPerH: 6, total: 2, tiers });
   });
 });

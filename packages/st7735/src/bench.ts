@@ -1,7 +1,7 @@
 /**
  * ST7735 benchmark (`npm run bench`): RGBA -> RGB565 conversion per full 160x128 frame, and the
  * driver's throughput into the emulated panel and into a bus that does nothing (driver cost
- * alone). Medians over repeated runs; no budget in design.md applies directly (the display's
+ * alone). Medians over repeated runs; no budget in docs/design.md applies directly (the display's
  * benchmark measures state change -> frame pushed), so pass is null.
  */
 import { performance } from 'node:perf_hooks';

@@ -1,16 +1,28 @@
 import type { GpioLine, Sleep, SpiTransfer } from './interfaces.js';
 import { realSleep } from './interfaces.js';
-import { CMD, COLMOD_16BIT, GAMMA, INIT_SEQUENCE, MADCTL, MAX_COMMAND_HZ, MAX_MESSAGE_BYTES, ROTATION_MADCTL, VARIANTS, type PanelVariant, type Rotation } from './protocol.js';
+import {
+  CMD,
+  COLMOD_16BIT,
+  centredMemory,
+  GAMMA,
+  INIT_SEQUENCE,
+  isLandscape,
+  MADCTL,
+  MAX_COMMAND_HZ,
+  MAX_MESSAGE_BYTES,
+  MEMORY,
+  ROTATION_MADCTL,
+  VARIANTS,
+  type PanelVariant,
+  type Rotation,
+} from './protocol.js';
 
 export interface St7735Options {
   variant?: PanelVariant;
   rotation?: Rotation;
-  /** Overrides of the variant's geometry and colour settings. */
+  /** Overrides of the variant's geometry and colour settings (offsets as in VariantSpec: portrait, Adafruit's colstart/rowstart). */
   colOffset?: number;
   rowOffset?: number;
-  /** Frame memory size as strapped on the module (see VariantSpec); mirroring is relative to it. */
-  memCols?: number;
-  memRows?: number;
   bgr?: boolean;
   invert?: boolean;
   pixelSpeedHz?: number;
@@ -19,8 +31,14 @@ export interface St7735Options {
   sleep?: Sleep;
 }
 
+/** What was wrong, so an application can name its own setting: `geometry` (offsets), `rotation`, `region` (a write call). */
+export type St7735ErrorKind = 'geometry' | 'rotation' | 'region' | 'variant';
+
 export class St7735Error extends Error {
-  constructor(message: string) {
+  constructor(
+    message: string,
+    readonly kind: St7735ErrorKind = 'region',
+  ) {
     super(message);
     this.name = 'St7735Error';
   }
@@ -56,26 +74,26 @@ export class St7735 {
     opts: St7735Options = {},
   ) {
     const v = VARIANTS[opts.variant ?? 'greentab'];
+    if (v === undefined) throw new St7735Error(`unknown panel variant ${JSON.stringify(opts.variant)}`, 'variant');
     const rotation = opts.rotation ?? 90;
-    const landscape = rotation === 90 || rotation === 270;
+    const rot = ROTATION_MADCTL[rotation];
+    if (rot === undefined) throw new St7735Error(`rotation ${String(rotation)} is not one of 0, 90, 180, 270`, 'rotation');
+    const landscape = isLandscape(rotation);
     this.width = landscape ? v.height : v.width;
     this.height = landscape ? v.width : v.height;
     const col = opts.colOffset ?? v.colOffset;
     const row = opts.rowOffset ?? v.rowOffset;
-    const memCols = opts.memCols ?? v.memCols;
-    const memRows = opts.memRows ?? v.memRows;
-    if (col < 0 || row < 0 || col + v.width > memCols || row + v.height > memRows)
-      throw new St7735Error(`a ${v.width}x${v.height} glass at offset ${col}/${row} does not fit ${memCols}x${memRows} controller memory: check colOffset/rowOffset`);
-    const rot = ROTATION_MADCTL[rotation];
-    if (rot === undefined) throw new St7735Error(`rotation ${String(rotation)} is not one of 0, 90, 180, 270`);
-    // MX/MY mirror the physical column/row counters within controller memory, so a mirrored
-    // axis reaches the glass from the other end of memory: the offset becomes mem - off - size
-    // (equal to off for the centred glasses of all stock variants, different for e.g. a mini at
-    // column 24). MV then makes CASET address physical rows: in landscape the two offsets swap.
-    const physCol = rot & MADCTL.MX ? memCols - col - v.width : col;
-    const physRow = rot & MADCTL.MY ? memRows - row - v.height : row;
-    this.colOffset = landscape ? physRow : physCol;
-    this.rowOffset = landscape ? physCol : physRow;
+    // The glass is centred in the memory its module straps (VariantSpec), so MX/MY mirroring
+    // lands on it from either end and the portrait offsets hold in every rotation; MV makes
+    // CASET address physical rows, so in landscape the two swap. This is how Adafruit's and
+    // the Linux drivers address these modules.
+    if (centredMemory({ ...v, colOffset: col, rowOffset: row }) === null)
+      throw new St7735Error(
+        `a ${v.width}x${v.height} glass at offset ${col}/${row} needs ${2 * col + v.width}x${2 * row + v.height} frame memory, more than the controller's ${MEMORY.cols}x${MEMORY.rows}: check the column/row offsets`,
+        'geometry',
+      );
+    this.colOffset = landscape ? row : col;
+    this.rowOffset = landscape ? col : row;
     this.madctl = rot | ((opts.bgr ?? v.bgr) ? MADCTL.BGR : 0);
     this.invert = opts.invert ?? v.invert;
     this.pixelHz = opts.pixelSpeedHz ?? 24_000_000;

@@ -1,9 +1,20 @@
-import { randomBytes } from 'node:crypto';
-import { promises as fs } from 'node:fs';
-import { dirname, join } from 'node:path';
 import type { GpioLine, SpiPart, SpiTransfer } from './interfaces.js';
 import { rgb565ToRgb } from './convert.js';
-import { CMD, COLMOD_16BIT, MADCTL, MAX_MESSAGE_BYTES, MEMORY, ROTATION_MADCTL, VARIANTS, type PanelVariant, type Rotation, type VariantSpec } from './protocol.js';
+import {
+  CMD,
+  COLMOD_16BIT,
+  centredMemory,
+  isLandscape,
+  MADCTL,
+  MAX_MESSAGE_BYTES,
+  MEMORY,
+  PANEL_VARIANTS,
+  ROTATION_MADCTL,
+  VARIANTS,
+  type PanelVariant,
+  type Rotation,
+  type VariantSpec,
+} from './protocol.js';
 
 /** A violation of the ST7735 protocol or the spidev limits: the real panel would show garbage. */
 export class ProtocolError extends Error {
@@ -57,17 +68,23 @@ export interface EmulatorStats {
 
 /**
  * The glass of a module: a variant name, or the geometry spelled out (for modules whose batch
- * differs from the stock variants, e.g. a 160x80 mini at column 24).
+ * differs from the stock variants).
  */
 export interface GlassOptions {
   /** Base geometry to start from; the other fields override it. Default greentab. */
   variant?: PanelVariant;
   glassWidth?: number;
   glassHeight?: number;
+  /** Where the glass sits in unmirrored controller memory (portrait). */
   colOffset?: number;
   rowOffset?: number;
   bgr?: boolean;
   invert?: boolean;
+  /**
+   * Frame memory as strapped by the GM pins (ST7735R datasheet, "GM[2:0]"): MX/MY mirror
+   * addresses within it. Default: the memory the glass is centred in (VariantSpec), as on
+   * every module the variants describe; set it to model a module whose glass is not centred.
+   */
   memCols?: number;
   memRows?: number;
   /**
@@ -78,27 +95,50 @@ export interface GlassOptions {
   wireDelay?: () => Promise<void>;
 }
 
-function glassSpecOf(glass: PanelVariant | VariantSpec | GlassOptions): VariantSpec {
-  if (typeof glass === 'string') {
-    const v = VARIANTS[glass];
-    if (!v) throw new ProtocolError(`unknown panel variant '${glass}' (greentab, redtab, blacktab, mini160x80)`);
-    return v;
-  }
-  if ('width' in glass) return glass;
-  const v = VARIANTS[glass.variant ?? 'greentab'];
+/** A glass with the frame memory it sits in. */
+export interface GlassSpec extends VariantSpec {
+  memCols: number;
+  memRows: number;
+}
+
+function glassSpecOf(glass: PanelVariant | GlassOptions): GlassSpec {
+  const opts: GlassOptions = typeof glass === 'string' ? { variant: glass } : glass;
+  const v = VARIANTS[opts.variant ?? 'greentab'];
+  if (v === undefined) throw new ProtocolError(`unknown panel variant ${JSON.stringify(opts.variant)} (${PANEL_VARIANTS.join(', ')})`);
   const spec: VariantSpec = {
-    width: glass.glassWidth ?? v.width,
-    height: glass.glassHeight ?? v.height,
-    colOffset: glass.colOffset ?? v.colOffset,
-    rowOffset: glass.rowOffset ?? v.rowOffset,
-    bgr: glass.bgr ?? v.bgr,
-    invert: glass.invert ?? v.invert,
-    memCols: glass.memCols ?? v.memCols,
-    memRows: glass.memRows ?? v.memRows,
+    width: opts.glassWidth ?? v.width,
+    height: opts.glassHeight ?? v.height,
+    colOffset: opts.colOffset ?? v.colOffset,
+    rowOffset: opts.rowOffset ?? v.rowOffset,
+    bgr: opts.bgr ?? v.bgr,
+    invert: opts.invert ?? v.invert,
   };
-  if (spec.memCols > MEMORY.cols || spec.memRows > MEMORY.rows || spec.colOffset + spec.width > spec.memCols || spec.rowOffset + spec.height > spec.memRows)
-    throw new RangeError(`a ${spec.width}x${spec.height} glass at ${spec.colOffset}/${spec.rowOffset} does not fit ${spec.memCols}x${spec.memRows} memory (the controller has at most 132x162)`);
-  return spec;
+  const centred = centredMemory(spec);
+  const memCols = opts.memCols ?? centred?.cols ?? MEMORY.cols;
+  const memRows = opts.memRows ?? centred?.rows ?? MEMORY.rows;
+  if (memCols > MEMORY.cols || memRows > MEMORY.rows || spec.colOffset < 0 || spec.rowOffset < 0 || spec.colOffset + spec.width > memCols || spec.rowOffset + spec.height > memRows)
+    throw new RangeError(
+      `a ${spec.width}x${spec.height} glass at ${spec.colOffset}/${spec.rowOffset} does not fit ${memCols}x${memRows} memory (the controller has at most ${MEMORY.cols}x${MEMORY.rows})`,
+    );
+  return { ...spec, memCols, memRows };
+}
+
+/**
+ * The glass position (native portrait) seen at (x, y) when the module is held in `rotation`.
+ * Rotation 0 is the native scan turned 180 degrees (MADCTL MX|MY shows upright, as Adafruit's
+ * rotation 0 does); each further step turns the view by another 90 degrees.
+ */
+function viewToGlass(rotation: Rotation, x: number, y: number, glassW: number, glassH: number): [number, number] {
+  switch (rotation) {
+    case 0:
+      return [glassW - 1 - x, glassH - 1 - y];
+    case 90:
+      return [y, glassH - 1 - x];
+    case 180:
+      return [x, y];
+    case 270:
+      return [glassW - 1 - y, x];
+  }
 }
 
 /**
@@ -111,7 +151,7 @@ export class EmulatedSt7735 {
   readonly spi: SpiTransfer;
   readonly dc: GpioLine;
   readonly reset: GpioLine;
-  readonly glassSpec: VariantSpec;
+  readonly glassSpec: GlassSpec;
   readonly memory = new Uint16Array(MEMORY.cols * MEMORY.rows);
   private dcLevel: 0 | 1 = 1;
   private resetLevel: 0 | 1 = 1;
@@ -140,7 +180,7 @@ export class EmulatedSt7735 {
     hardwareResets: 0,
   };
 
-  constructor(glass: PanelVariant | VariantSpec | GlassOptions = 'greentab') {
+  constructor(glass: PanelVariant | GlassOptions = 'greentab') {
     this.glassSpec = glassSpecOf(glass);
     // Power-on window: the whole memory as strapped.
     this.win = { cs: 0, ce: this.glassSpec.memCols - 1, rs: 0, re: this.glassSpec.memRows - 1 };
@@ -311,7 +351,7 @@ export class EmulatedSt7735 {
   }
 
   /**
-   * The rotation whose MADCTL the controller holds (hardware.md's table), i.e. how the module is
+   * The rotation whose MADCTL the controller holds (docs/hardware.md's table), i.e. how the module is
    * meant to be held; 90 when MADCTL matches none of them.
    */
   get rotation(): Rotation {
@@ -332,22 +372,13 @@ export class EmulatedSt7735 {
     return [r, gr, b];
   }
 
-  /**
-   * What a person sees holding the module in the orientation of `rotation` (RGBA). Rotation 0
-   * is the native scan turned 180 degrees (MADCTL MX|MY shows upright, as on Adafruit's
-   * rotation 0); each further step turns the view by another 90 degrees.
-   */
+  /** What a person sees holding the module in the orientation of `rotation` (RGBA; see viewToGlass). */
   view(rotation: Rotation = this.rotation): { width: number; height: number; rgba: Uint8ClampedArray } {
-    const { width: W, height: H } = this.glassSpec;
-    const landscape = rotation === 90 || rotation === 270;
-    const width = landscape ? H : W;
-    const height = landscape ? W : H;
+    const { width, height } = this.viewSize(rotation);
     const rgba = new Uint8ClampedArray(width * height * 4);
     for (let y = 0; y < height; y++)
       for (let x = 0; x < width; x++) {
-        const [gx, gy] =
-          rotation === 0 ? [W - 1 - x, H - 1 - y] : rotation === 180 ? [x, y] : rotation === 90 ? [y, H - 1 - x] : [W - 1 - y, x];
-        const [r, g, b] = this.glassPixel(gx, gy);
+        const [r, g, b] = this.pixel(x, y, rotation);
         const i = (y * width + x) * 4;
         rgba[i] = r;
         rgba[i + 1] = g;
@@ -355,6 +386,11 @@ export class EmulatedSt7735 {
         rgba[i + 3] = 255;
       }
     return { width, height, rgba };
+  }
+
+  private viewSize(rotation: Rotation): { width: number; height: number } {
+    const { width, height } = this.glassSpec;
+    return isLandscape(rotation) ? { width: height, height: width } : { width, height };
   }
 
   /** The whole glass in its native portrait orientation, 3 bytes (R, G, B) per pixel. */
@@ -373,30 +409,9 @@ export class EmulatedSt7735 {
 
   /** The colour at (x, y) as seen holding the module in `rotation` (default: the MADCTL's). */
   pixel(x: number, y: number, rotation: Rotation = this.rotation): [number, number, number] {
-    const { width: W, height: H } = this.glassSpec;
-    const landscape = rotation === 90 || rotation === 270;
-    const [vw, vh] = landscape ? [H, W] : [W, H];
+    const { width: vw, height: vh } = this.viewSize(rotation);
     if (x < 0 || y < 0 || x >= vw || y >= vh) throw new RangeError(`(${x},${y}) is outside the ${vw}x${vh} view`);
-    const [gx, gy] = rotation === 0 ? [W - 1 - x, H - 1 - y] : rotation === 180 ? [x, y] : rotation === 90 ? [y, H - 1 - x] : [W - 1 - y, x];
+    const [gx, gy] = viewToGlass(rotation, x, y, this.glassSpec.width, this.glassSpec.height);
     return this.glassPixel(gx, gy);
-  }
-
-  /** Saves the view as PNG, atomically (temporary file + rename), so a reader never sees half. */
-  async savePng(file: string, rotation: Rotation = this.rotation): Promise<void> {
-    const { createCanvas } = await import('canvas');
-    const v = this.view(rotation);
-    const canvas = createCanvas(v.width, v.height);
-    const ctx = canvas.getContext('2d');
-    const img = ctx.createImageData(v.width, v.height);
-    img.data.set(v.rgba);
-    ctx.putImageData(img, 0, 0);
-    const tmp = join(dirname(file), `.${randomBytes(4).toString('hex')}.png.tmp`);
-    try {
-      await fs.writeFile(tmp, canvas.toBuffer('image/png'));
-      await fs.rename(tmp, file);
-    } catch (err) {
-      await fs.rm(tmp, { force: true });
-      throw err;
-    }
   }
 }

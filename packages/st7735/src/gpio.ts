@@ -2,10 +2,10 @@ import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { closeSync, existsSync, openSync, readFileSync, readdirSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import type { GpioLine } from './interfaces.js';
-import { DeviceOpenError } from './spi.js';
+import { DeviceOpenError, type DeviceFailure } from './spi.js';
 
 /**
- * GPIO output lines for D/C and RESET (hardware.md "GPIO"). Two backends behind `GpioLine`:
+ * GPIO output lines for D/C and RESET (docs/hardware.md "GPIO"). Two backends behind `GpioLine`:
  *
  * - sysfs (preferred when present): the sysfs number is the header chip's base + BCM number; the
  *   base is read from the chip whose label is pinctrl-* (pinctrl-rp1 on a Pi 5, pinctrl-bcm2711
@@ -44,13 +44,15 @@ export interface GpioLineOptions {
   gpiodetectPath?: string;
   /** Consumer name shown by gpioinfo. */
   consumer?: string;
-  /** Longest wait for gpioset to acknowledge a change. */
+  /** Longest wait for a running gpioset to acknowledge a change. Default 2 s. */
   ackTimeoutMs?: number;
+  /** Longest wait for gpioset to start and acknowledge the initial level. Default 15 s. */
+  startTimeoutMs?: number;
 }
 
 export class GpioError extends DeviceOpenError {
-  constructor(message: string) {
-    super(message);
+  constructor(message: string, kind: DeviceFailure = 'other') {
+    super(message, kind);
     this.name = 'GpioError';
   }
 }
@@ -113,7 +115,7 @@ export function headerChip(chips: GpioChipInfo[]): GpioChipInfo | null {
 function checkBcm(bcm: number, chip: GpioChipInfo): void {
   const lines = Math.min(chip.ngpio || MAX_BCM, MAX_BCM);
   if (!Number.isInteger(bcm) || bcm < 0 || bcm >= lines)
-    throw new GpioError(`GPIO${bcm} does not exist on ${chip.label} (BCM 0-${lines - 1}; the header has 0-27): check --dc-pin/--reset-pin`);
+    throw new GpioError(`GPIO${bcm} does not exist on ${chip.label} (BCM 0-${lines - 1}; the header has 0-27): check the pin number`, 'bad-pin');
 }
 
 export function sysfsNumber(bcm: number, chip: GpioChipInfo): number {
@@ -167,7 +169,8 @@ export async function openGpioLine(bcm: number, opts: GpioLineOptions = {}): Pro
   if (backend === 'sysfs' || (backend === 'auto' && sysfsUsable)) {
     if (!sysfsChip)
       throw new GpioError(
-        `no Raspberry Pi GPIO chip (label pinctrl-*) under ${join(root, 'sys/class/gpio')}: this is not a Pi, or the kernel lacks sysfs GPIO (the gpioset backend works without it: sudo apt install gpiod); use --panel png on other machines`,
+        `no Raspberry Pi GPIO chip (label pinctrl-*) under ${join(root, 'sys/class/gpio')}: this is not a Pi, or the kernel lacks sysfs GPIO (the gpioset backend works without it: sudo apt install gpiod)`,
+        'not-a-pi',
       );
     return openSysfsLine(bcm, sysfsChip, root, opts);
   }
@@ -176,12 +179,13 @@ export async function openGpioLine(bcm: number, opts: GpioLineOptions = {}): Pro
 
 /** A failed write to /sys/class/gpio/export, turned into what to do about it. */
 export function sysfsExportError(code: string, bcm: number, sysfsN: number): GpioError {
-  if (code === 'EACCES' || code === 'EPERM') return new GpioError(`no permission to export GPIO${bcm} (sysfs ${sysfsN}): add the user to the gpio group (sudo adduser $USER gpio) and log in again`);
+  if (code === 'EACCES' || code === 'EPERM') return new GpioError(`no permission to export GPIO${bcm} (sysfs ${sysfsN}): add the user to the gpio group (sudo adduser $USER gpio) and log in again`, 'permission');
   if (code === 'EINVAL')
-    return new GpioError(`the kernel refused GPIO${bcm} (sysfs ${sysfsN}, EINVAL): the pin does not exist on this chip; check --dc-pin/--reset-pin (BCM numbers, not header pin numbers)`);
+    return new GpioError(`the kernel refused GPIO${bcm} (sysfs ${sysfsN}, EINVAL): the pin does not exist on this chip; check the pin number (BCM numbers, not header pin numbers)`, 'bad-pin');
   if (code === 'EBUSY')
     return new GpioError(
-      `GPIO${bcm} is busy (EBUSY): a kernel driver owns it; remove the dtoverlay that uses it (e.g. an st7735r/fbtft overlay) from /boot/firmware/config.txt, or pick another --dc-pin/--reset-pin`,
+      `GPIO${bcm} is busy (EBUSY): a kernel driver owns it; remove the dtoverlay that uses it (e.g. an st7735r/fbtft overlay) from /boot/firmware/config.txt, or use another pin`,
+      'busy',
     );
   return new GpioError(`cannot export GPIO${bcm} (sysfs ${sysfsN}): ${code}`);
 }
@@ -241,7 +245,7 @@ function run(cmd: string, args: string[], timeoutMs = 5000): Promise<{ code: num
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
     child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
     child.on('error', (err: NodeJS.ErrnoException) =>
-      reject(err.code === 'ENOENT' ? new GpioError(`${cmd} not found: install the libgpiod tools (sudo apt install gpiod)`) : new GpioError(`cannot run ${cmd}: ${err.message}`)),
+      reject(err.code === 'ENOENT' ? new GpioError(`${cmd} not found: install the libgpiod tools (sudo apt install gpiod)`, 'tool-missing') : new GpioError(`cannot run ${cmd}: ${err.message}`)),
     );
     child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
   });
@@ -250,8 +254,8 @@ function run(cmd: string, args: string[], timeoutMs = 5000): Promise<{ code: num
 /** What a failed gpioset said, turned into a fix. */
 function gpiosetFailure(bcm: number, chip: string, stderr: string): GpioError {
   const msg = stderr.trim().split('\n').slice(-2).join(' ');
-  if (/permission denied/i.test(msg)) return new GpioError(`no permission on /dev/${chip} for GPIO${bcm} (${msg}): add the user to the gpio group (sudo adduser $USER gpio) and log in again`);
-  if (/busy/i.test(msg)) return new GpioError(`GPIO${bcm} is in use by another program or kernel driver (${msg}): stop it, or remove the dtoverlay that claims the pin`);
+  if (/permission denied/i.test(msg)) return new GpioError(`no permission on /dev/${chip} for GPIO${bcm} (${msg}): add the user to the gpio group (sudo adduser $USER gpio) and log in again`, 'permission');
+  if (/busy/i.test(msg)) return new GpioError(`GPIO${bcm} is in use by another program or kernel driver (${msg}): stop it, or remove the dtoverlay that claims the pin`, 'busy');
   return new GpioError(`gpioset failed for GPIO${bcm} on ${chip}: ${msg || 'no message'}`);
 }
 
@@ -266,7 +270,7 @@ async function openGpiosetLine(bcm: number, root: string, opts: GpioLineOptions)
     const detect = await run(opts.gpiodetectPath ?? 'gpiodetect', []);
     chip = headerChip(parseGpiodetect(detect.stdout));
   }
-  if (!chip) throw new GpioError('no Raspberry Pi GPIO chip (label pinctrl-rp1/bcm2711/bcm2835) among the GPIO character devices: this is not a Pi; use --panel png on other machines');
+  if (!chip) throw new GpioError('no Raspberry Pi GPIO chip (label pinctrl-rp1/bcm2711/bcm2835) among the GPIO character devices: this is not a Pi', 'not-a-pi');
   checkBcm(bcm, chip);
   const initial = opts.initial ?? 1;
   if (mode !== 'interactive') {
@@ -277,7 +281,10 @@ async function openGpiosetLine(bcm: number, root: string, opts: GpioLineOptions)
     await setOnce(initial);
     return { set: setOnce };
   }
-  return InteractiveLine.start(gpioset, gpiosetArgs(mode, chip.name, bcm, initial, consumer), bcm, chip.name, initial, opts.ackTimeoutMs ?? 2000);
+  return InteractiveLine.start(gpioset, gpiosetArgs(mode, chip.name, bcm, initial, consumer), bcm, chip.name, initial, {
+    ackTimeoutMs: opts.ackTimeoutMs ?? 2000,
+    startTimeoutMs: opts.startTimeoutMs ?? 15_000,
+  });
 }
 
 /**
@@ -311,16 +318,25 @@ class InteractiveLine implements GpioLine {
     });
   }
 
-  static async start(cmd: string, args: string[], bcm: number, chip: string, initial: 0 | 1, ackTimeoutMs: number): Promise<InteractiveLine> {
+  static async start(
+    cmd: string,
+    args: string[],
+    bcm: number,
+    chip: string,
+    initial: 0 | 1,
+    timeouts: { ackTimeoutMs: number; startTimeoutMs: number },
+  ): Promise<InteractiveLine> {
     const child = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'] });
     await new Promise<void>((resolve, reject) => {
       child.once('spawn', resolve);
-      child.once('error', (err: NodeJS.ErrnoException) => reject(err.code === 'ENOENT' ? new GpioError(`${cmd} not found: install the libgpiod tools (sudo apt install gpiod)`) : err));
+      child.once('error', (err: NodeJS.ErrnoException) => reject(err.code === 'ENOENT' ? new GpioError(`${cmd} not found: install the libgpiod tools (sudo apt install gpiod)`, 'tool-missing') : err));
     });
-    const line = new InteractiveLine(child, bcm, chip, ackTimeoutMs);
+    const line = new InteractiveLine(child, bcm, chip, timeouts.ackTimeoutMs);
     try {
       // The first acknowledgement also proves the request succeeded (busy/permission fail here).
-      await line.request(`get ${bcm}\n`, initial);
+      // It waits for the process to start as well, which on a loaded Pi Zero can take seconds:
+      // a separate, generous limit, so the per-change limit can stay tight.
+      await line.request(`get ${bcm}\n`, initial, timeouts.startTimeoutMs);
     } catch (err) {
       child.kill();
       throw err;
@@ -333,15 +349,15 @@ class InteractiveLine implements GpioLine {
   }
 
   /** Sends commands ending in `get`, resolves when the reply shows `value`. One at a time. */
-  private request(commands: string, value: 0 | 1): Promise<void> {
+  private request(commands: string, value: 0 | 1, timeoutMs = this.ackTimeoutMs): Promise<void> {
     const op = this.chain.then(
       () =>
         new Promise<void>((resolve, reject) => {
           if (this.exited) return reject(this.exited);
           const timer = setTimeout(() => {
             this.waiter = null;
-            reject(new GpioError(`gpioset did not acknowledge GPIO${this.bcm}=${value} within ${this.ackTimeoutMs} ms${this.stderr ? ` (${this.stderr.trim()})` : ''}`));
-          }, this.ackTimeoutMs);
+            reject(new GpioError(`gpioset did not acknowledge GPIO${this.bcm}=${value} within ${timeoutMs} ms${this.stderr ? ` (${this.stderr.trim()})` : ''}`, 'timeout'));
+          }, timeoutMs);
           this.waiter = { value, resolve, reject, timer };
           this.out = '';
           this.child.stdin.write(commands);

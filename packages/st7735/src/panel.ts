@@ -11,7 +11,7 @@ export interface PanelOptions {
   rotation: Rotation;
   spiBus?: number;
   spiDevice?: number;
-  /** BCM numbers (hardware.md defaults: D/C 25, RESET 24). */
+  /** BCM numbers (docs/hardware.md defaults: D/C 25, RESET 24). */
   dcPin?: number;
   resetPin?: number;
   pixelSpeedHz?: number;

@@ -1,5 +1,5 @@
 /**
- * ST7735 facts, declared once (Sitronix ST7735R datasheet, hardware.md): commands, the init
+ * ST7735 facts, declared once (Sitronix ST7735R datasheet, docs/hardware.md): commands, the init
  * sequence, MADCTL bits, controller memory size and the panel variants. The driver and the
  * emulator both read this file.
  */
@@ -37,7 +37,7 @@ export const MEMORY = { cols: 132, rows: 162 } as const;
 /** COLMOD parameter for 16 bits per pixel (RGB565). */
 export const COLMOD_16BIT = 0x05;
 
-/** Power and gamma settings of the ST7735R init (hardware.md), with the delay after each. */
+/** Power and gamma settings of the ST7735R init (docs/hardware.md), with the delay after each. */
 export const INIT_SEQUENCE: ReadonlyArray<{ cmd: number; params?: number[]; delayMs?: number }> = [
   { cmd: CMD.SWRESET, delayMs: 150 },
   { cmd: CMD.SLPOUT, delayMs: 500 },
@@ -60,7 +60,7 @@ export const GAMMA: ReadonlyArray<{ cmd: number; params: number[] }> = [
 
 export type Rotation = 0 | 90 | 180 | 270;
 
-/** MADCTL per rotation without the BGR bit (hardware.md: 0xC8, 0xA8, 0x08, 0x68 for BGR modules). */
+/** MADCTL per rotation without the BGR bit (docs/hardware.md: 0xC8, 0xA8, 0x08, 0x68 for BGR modules). */
 export const ROTATION_MADCTL: Record<Rotation, number> = {
   0: MADCTL.MX | MADCTL.MY,
   90: MADCTL.MY | MADCTL.MV,
@@ -68,36 +68,58 @@ export const ROTATION_MADCTL: Record<Rotation, number> = {
   270: MADCTL.MX | MADCTL.MV,
 };
 
-export type PanelVariant = 'greentab' | 'redtab' | 'blacktab' | 'mini160x80';
+/** The module batches this driver knows, by the names Adafruit's ST7735 library gives them. */
+export const PANEL_VARIANTS = ['greentab', 'redtab', 'blacktab', 'mini160x80', 'mini160x80plugin'] as const;
+export type PanelVariant = (typeof PANEL_VARIANTS)[number];
 
 export interface VariantSpec {
   /** Glass size in the native (portrait) orientation. */
   width: number;
   height: number;
-  /** Where the glass sits in controller memory (portrait; swapped in landscape). */
+  /**
+   * The first column and row of the glass as addressed in portrait (rotation 0): the numbers
+   * Adafruit's library calls colstart/rowstart and module sellers print. The glass sits centred
+   * in the frame memory the module's GM pins select (132x162, or 128x160 for the 0/0 and the
+   * plain mini's 24/0), so the same two numbers address it in every rotation; in the landscape
+   * rotations they swap (MV exchanges rows and columns).
+   */
   colOffset: number;
   rowOffset: number;
   /** Sub-pixel order of the glass is BGR: the MADCTL BGR bit must be set for true colours. */
   bgr: boolean;
   /** The glass inverts colours: INVON must be sent for true colours. */
   invert: boolean;
-  /**
-   * Frame memory size as strapped by the GM pins (ST7735R datasheet, "GM[2:0]"): 132x162, or
-   * 128x160 on the modules whose glass sits at offset 0/0. Mirroring (MX/MY) is relative to it,
-   * which is why the 0/0 modules need no offset in any rotation and the green tab (2/1, centred)
-   * needs the same offset in all of them.
-   */
-  memCols: number;
-  memRows: number;
 }
 
-/** Module batches ("tab colour"), hardware.md. */
+/**
+ * Module batches ("tab colour"), with Adafruit-ST7735-Library's INITR_* settings: green tab
+ * 2/1 BGR, red tab 0/0 BGR, black tab 0/0 RGB, the plain 0.96" mini (INITR_MINI160x80) 24/0 RGB
+ * not inverted, and the mini with the plug-in flex cable (INITR_MINI160x80_PLUGIN) 26/1 BGR inverted.
+ */
 export const VARIANTS: Record<PanelVariant, VariantSpec> = {
-  greentab: { width: 128, height: 160, colOffset: 2, rowOffset: 1, bgr: true, invert: false, memCols: 132, memRows: 162 },
-  redtab: { width: 128, height: 160, colOffset: 0, rowOffset: 0, bgr: true, invert: false, memCols: 128, memRows: 160 },
-  blacktab: { width: 128, height: 160, colOffset: 0, rowOffset: 0, bgr: false, invert: false, memCols: 128, memRows: 160 },
-  mini160x80: { width: 80, height: 160, colOffset: 26, rowOffset: 1, bgr: true, invert: true, memCols: 132, memRows: 162 },
+  greentab: { width: 128, height: 160, colOffset: 2, rowOffset: 1, bgr: true, invert: false },
+  redtab: { width: 128, height: 160, colOffset: 0, rowOffset: 0, bgr: true, invert: false },
+  blacktab: { width: 128, height: 160, colOffset: 0, rowOffset: 0, bgr: false, invert: false },
+  mini160x80: { width: 80, height: 160, colOffset: 24, rowOffset: 0, bgr: false, invert: false },
+  mini160x80plugin: { width: 80, height: 160, colOffset: 26, rowOffset: 1, bgr: true, invert: true },
 };
+
+/**
+ * The frame memory a glass is centred in: offset + size + offset on each axis. MX/MY mirror
+ * addresses within that memory, which is why a centred glass needs the same offsets in every
+ * rotation. Null when that exceeds the controller's 132x162.
+ */
+export function centredMemory(spec: Pick<VariantSpec, 'width' | 'height' | 'colOffset' | 'rowOffset'>): { cols: number; rows: number } | null {
+  const cols = 2 * spec.colOffset + spec.width;
+  const rows = 2 * spec.rowOffset + spec.height;
+  if (spec.colOffset < 0 || spec.rowOffset < 0 || cols > MEMORY.cols || rows > MEMORY.rows) return null;
+  return { cols, rows };
+}
+
+/** Landscape rotations exchange the glass's width and height (and the two offsets). */
+export function isLandscape(rotation: Rotation): boolean {
+  return rotation === 90 || rotation === 270;
+}
 
 /** The default SPI budget per message (spidev bufsiz). */
 export const MAX_MESSAGE_BYTES = 4096;

@@ -1,12 +1,33 @@
 import { describe, expect, it } from 'vitest';
-import { EmulatedSt7735, St7735, St7735Error, rgbaToRgb565be, type GpioLine, type PanelVariant, type Rotation, type SpiPart } from '../src/index.js';
+import {
+  EmulatedSt7735,
+  PANEL_VARIANTS,
+  St7735,
+  St7735Error,
+  rgbaToRgb565be,
+  type GpioLine,
+  type PanelVariant,
+  type Rotation,
+  type SpiPart,
+} from '../src/index.js';
 import { noSleep, setup, testFrame } from './helpers.js';
 
-const VARIANTS: PanelVariant[] = ['greentab', 'redtab', 'blacktab', 'mini160x80'];
 const ROTATIONS: Rotation[] = [0, 90, 180, 270];
 
+/** The CASET/RASET of the driver's first full-screen window, as [xs, xe, ys, ye]. */
+async function firstWindow(variant: PanelVariant, rotation: Rotation, extra = {}): Promise<number[]> {
+  const r = recorder();
+  await new St7735(r.spi, r.dcLine, null, { variant, rotation, sleep: noSleep, ...extra }).init();
+  const at = (cmd: number) => {
+    const i = r.messages.findIndex((m) => m.dc === 0 && m.bytes[0] === cmd);
+    const p = r.messages[i + 1]!.bytes;
+    return [(p[0]! << 8) | p[1]!, (p[2]! << 8) | p[3]!];
+  };
+  return [...at(0x2a), ...at(0x2b)];
+}
+
 describe('driver drawing into the emulated panel', () => {
-  for (const variant of VARIANTS)
+  for (const variant of PANEL_VARIANTS)
     for (const rotation of ROTATIONS)
       it(`reproduces a frame pixel for pixel: ${variant}, rotation ${rotation}`, async () => {
         const { emu, dev } = await setup(variant, rotation);
@@ -17,15 +38,42 @@ describe('driver drawing into the emulated panel', () => {
         expect(Buffer.from(seen.rgba).equals(Buffer.from(frame))).toBe(true);
       });
 
-  // A glass that is not centred in memory (a 160x80 mini at column 24, hardware.md): mirroring
-  // then moves it, and only a driver that mirrors the offset too gets every rotation right.
+  // Offsets typed by hand mean what the README says: the glass's first column and row in
+  // portrait, as Adafruit's colstart/rowstart. 24/0 must be addressed at 24/0 (swapped in
+  // landscape), not mirrored against a 132x162 memory into 28/2.
   for (const rotation of ROTATIONS)
-    it(`handles an off-centre glass (mini at column 24 / row 0) in rotation ${rotation}`, async () => {
-      const { emu, dev } = await setup('mini160x80', rotation, { colOffset: 24, rowOffset: 0 }, { colOffset: 24, rowOffset: 0 });
+    it(`hand-entered offsets 24/0 on a plain mini address 24/0 and draw the whole glass: rotation ${rotation}`, async () => {
+      const window = await firstWindow('mini160x80plugin', rotation, { colOffset: 24, rowOffset: 0, bgr: false, invert: false });
+      const landscape = rotation === 90 || rotation === 270;
+      expect(window).toEqual(landscape ? [0, 159, 24, 103] : [24, 103, 0, 159]);
+      const { emu, dev } = await setup('mini160x80plugin', rotation, { colOffset: 24, rowOffset: 0, bgr: false, invert: false }, { variant: 'mini160x80' });
       const frame = testFrame(dev.width, dev.height);
       await dev.writeRegion(0, 0, dev.width, dev.height, rgbaToRgb565be(frame, dev.width));
       expect(Buffer.from(emu.view(rotation).rgba).equals(Buffer.from(frame))).toBe(true);
     });
+
+  it('the variant table: Adafruit INITR_* offsets, colour order and inversion in portrait and landscape', async () => {
+    // [xs, xe, ys, ye] of the full window, portrait (rotation 0) then landscape (rotation 90).
+    expect(await firstWindow('greentab', 0)).toEqual([2, 129, 1, 160]);
+    expect(await firstWindow('greentab', 90)).toEqual([1, 160, 2, 129]);
+    expect(await firstWindow('redtab', 0)).toEqual([0, 127, 0, 159]);
+    expect(await firstWindow('mini160x80', 0)).toEqual([24, 103, 0, 159]);
+    expect(await firstWindow('mini160x80', 90)).toEqual([0, 159, 24, 103]);
+    expect(await firstWindow('mini160x80plugin', 0)).toEqual([26, 105, 1, 160]);
+    expect(await firstWindow('mini160x80plugin', 270)).toEqual([1, 160, 26, 105]);
+  });
+
+  it('a glass that is not centred in its memory (modelled in the emulator) shows the driver cannot guess it', async () => {
+    // The emulator follows the datasheet, not the driver: a 24/0 glass in a 132x162 memory is
+    // at 24 unmirrored but at 28 from the mirrored end, so rotation 0 (MX|MY) draws it shifted.
+    const { emu, dev } = await setup('mini160x80', 0, {}, { memCols: 132, memRows: 162 });
+    const frame = testFrame(dev.width, dev.height);
+    await dev.writeRegion(0, 0, dev.width, dev.height, rgbaToRgb565be(frame, dev.width));
+    expect(Buffer.from(emu.view(0).rgba).equals(Buffer.from(frame))).toBe(false);
+    const upright = await setup('mini160x80', 180, {}, { memCols: 132, memRows: 162 });
+    await upright.dev.writeRegion(0, 0, 80, 160, rgbaToRgb565be(testFrame(80, 160), 80));
+    expect(Buffer.from(upright.emu.view(180).rgba).equals(Buffer.from(testFrame(80, 160)))).toBe(true);
+  });
 
   it('a wrong offset setting shows as a shifted picture (the emulator does not follow the driver)', async () => {
     const { emu, dev } = await setup('greentab', 90, { colOffset: 0 });
@@ -57,7 +105,7 @@ describe('driver drawing into the emulated panel', () => {
     expect((await setup('mini160x80', 180)).dev).toMatchObject({ width: 80, height: 160 });
   });
 
-  it('colour settings act on the glass: BGR mismatch swaps red and blue, inversion inverts, the mini needs INVON', async () => {
+  it('colour settings act on the glass: BGR mismatch swaps red and blue, inversion inverts, the plug-in mini needs INVON', async () => {
     const red = Buffer.from([0xf8, 0x00]);
     const right = await setup('greentab', 90);
     await right.dev.writeRegion(0, 0, 1, 1, red);
@@ -68,12 +116,20 @@ describe('driver drawing into the emulated panel', () => {
     const inverted = await setup('greentab', 90, { invert: true });
     await inverted.dev.writeRegion(0, 0, 1, 1, red);
     expect(inverted.emu.pixel(0, 0)).toEqual([0, 255, 255]);
-    const mini = await setup('mini160x80', 90);
+    const mini = await setup('mini160x80plugin', 90);
     await mini.dev.writeRegion(0, 0, 1, 1, red);
     expect(mini.emu.pixel(0, 0)).toEqual([255, 0, 0]);
-    const miniNoInv = await setup('mini160x80', 90, { invert: false });
+    const miniNoInv = await setup('mini160x80plugin', 90, { invert: false });
     await miniNoInv.dev.writeRegion(0, 0, 1, 1, red);
     expect(miniNoInv.emu.pixel(0, 0)).toEqual([0, 255, 255]);
+    // The plain mini is RGB and not inverted: with the plug-in one's colour settings red shows
+    // blue (BGR bit) and then inverted, yellow.
+    const plainAsPlugin = await setup('mini160x80', 90, { bgr: true, invert: true });
+    await plainAsPlugin.dev.writeRegion(0, 0, 1, 1, red);
+    expect(plainAsPlugin.emu.pixel(0, 0)).toEqual([255, 255, 0]);
+    const plain = await setup('mini160x80', 90);
+    await plain.dev.writeRegion(0, 0, 1, 1, red);
+    expect(plain.emu.pixel(0, 0)).toEqual([255, 0, 0]);
     const black = await setup('blacktab', 90);
     await black.dev.writeRegion(0, 0, 1, 1, red);
     expect(black.emu.pixel(0, 0)).toEqual([255, 0, 0]);
@@ -90,14 +146,18 @@ function recorder() {
       for (const p of m) messages.push({ dc, bytes: [...p.sendBuffer.subarray(0, p.byteLength)], speedHz: p.speedHz });
     },
   };
-  const dcLine: GpioLine = { set: (v) => void (dc = v) };
+  const dcLine: GpioLine = {
+    set: (v) => {
+      dc = v;
+    },
+  };
   const reset: GpioLine = { set: (v) => void events.push(`reset=${v}`) };
   const sleep = async (ms: number) => void events.push(`sleep ${ms}`);
   return { spi, dcLine, reset, sleep, events, messages };
 }
 
 describe('the command stream', () => {
-  it('hardware reset, then the ST7735R init of hardware.md in order with its delays', async () => {
+  it('hardware reset, then the ST7735R init of docs/hardware.md in order with its delays', async () => {
     const r = recorder();
     const dev = new St7735(r.spi, r.dcLine, r.reset, { variant: 'greentab', rotation: 90, sleep: r.sleep });
     await dev.init();
@@ -111,7 +171,7 @@ describe('the command stream', () => {
       else cmds[cmds.length - 1]![1].push(...m.bytes);
     }
     const hex = (c: [number, number[]]) => [c[0], ...c[1]].map((b) => b.toString(16).padStart(2, '0')).join(' ');
-    // Written out from hardware.md rather than taken from protocol.ts, so a typo there fails.
+    // Written out from docs/hardware.md rather than taken from protocol.ts, so a typo there fails.
     expect(cmds.map(hex)).toEqual([
       '01',
       '11',
@@ -138,7 +198,7 @@ describe('the command stream', () => {
     expect(r.events.filter((e) => e.startsWith('sleep')).slice(3)).toEqual(['sleep 150', 'sleep 500', 'sleep 10', 'sleep 100']);
   });
 
-  it('MADCTL per rotation follows hardware.md (0xC8, 0xA8, 0x08, 0x68 for BGR; without 0x08 for RGB)', async () => {
+  it('MADCTL per rotation follows docs/hardware.md (0xC8, 0xA8, 0x08, 0x68 for BGR; without 0x08 for RGB)', async () => {
     const madctl = async (variant: PanelVariant, rotation: Rotation) => {
       const r = recorder();
       await new St7735(r.spi, r.dcLine, null, { variant, rotation, sleep: noSleep }).init();
@@ -229,7 +289,13 @@ describe('the command stream', () => {
     await expect(dev.writeRegion(0, 0, 0, 10, Buffer.alloc(0))).rejects.toThrow(St7735Error);
     await expect(dev.writeRegion(0, 0, 10, 10, Buffer.alloc(199))).rejects.toThrow(/needs 200 bytes, got 199/);
     const r = recorder();
-    expect(() => new St7735(r.spi, r.dcLine, null, { variant: 'greentab', colOffset: 5 })).toThrow(/does not fit 132x162/);
+    expect(() => new St7735(r.spi, r.dcLine, null, { variant: 'greentab', colOffset: 5 })).toThrow(/needs 138x162 frame memory, more than the controller's 132x162/);
+    try {
+      new St7735(r.spi, r.dcLine, null, { variant: 'mini160x80', rowOffset: 2 });
+      expect.unreachable();
+    } catch (err) {
+      expect(err).toMatchObject({ name: 'St7735Error', kind: 'geometry' });
+    }
     expect(() => new St7735(r.spi, r.dcLine, null, { rotation: 45 as Rotation })).toThrow(/rotation 45/);
   });
 });

@@ -159,9 +159,9 @@ describe('sysfs backend', () => {
   });
 
   it('says how to fix: not a Pi, unknown pin, busy pin, no permission', async () => {
-    await expect(openGpioLine(25, { root: sysfsTree([]), backend: 'sysfs' })).rejects.toThrow(/use --panel png/);
+    await expect(openGpioLine(25, { root: sysfsTree([]), backend: 'sysfs' })).rejects.toMatchObject({ kind: 'not-a-pi', message: expect.stringMatching(/this is not a Pi/) });
     const pi4 = sysfsTree(PI4);
-    await expect(openGpioLine(60, { root: pi4 })).rejects.toThrow(/GPIO60 does not exist/);
+    await expect(openGpioLine(60, { root: pi4 })).rejects.toMatchObject({ kind: 'bad-pin', message: expect.stringMatching(/GPIO60 does not exist/) });
     expect(existsSync(join(pi4, 'sys/class/gpio/gpio572'))).toBe(false);
 
     // export is a directory here: writing it fails with EISDIR, standing in for kernel errors.
@@ -182,7 +182,10 @@ describe('sysfs backend', () => {
  * v1 `--mode=exit chip N=V`, v2 `-t0` and `--interactive` (`set N=V`, `get N` -> `"N"=active`,
  * `exit`). It logs every value it applies to a file so the test sees what the "line" did.
  */
-function fakeGpioset(version: '1.6.3' | '2.1.3', opts: { interactive?: boolean; fail?: string; dieAfterSets?: number; mute?: boolean } = {}): { bin: string; log: string; detect: string } {
+function fakeGpioset(
+  version: '1.6.3' | '2.1.3',
+  opts: { interactive?: boolean; fail?: string; dieAfterSets?: number; mute?: boolean; muteFromStart?: boolean } = {},
+): { bin: string; log: string; detect: string } {
   const dir = mkdtempSync(join(tmpdir(), 'gpioset-'));
   const log = join(dir, 'log');
   writeFileSync(log, '');
@@ -216,7 +219,7 @@ process.stdin.on('data', (d) => {
       if (++sets > ${opts.dieAfterSets ?? 1e9}) { console.error('gpioset: unable to set values: No such device'); process.exit(1); }
       const [l, v] = a.split('='); if (l === line) { level = v; log('line ' + l + '=' + v); }
     }
-    else if (w === 'get' && ${opts.mute ? 'sets === 0' : 'true'}) process.stdout.write('"' + line + '"=' + (level === '1' ? 'active' : 'inactive') + '\\n');
+    else if (w === 'get' && ${opts.muteFromStart ? 'false' : opts.mute ? 'sets === 0' : 'true'}) process.stdout.write('"' + line + '"=' + (level === '1' ? 'active' : 'inactive') + '\\n');
     else if (w === 'exit') { log('exit'); process.exit(0); }
     process.stdout.write('gpioset> ');
   }
@@ -246,6 +249,13 @@ describe('gpioset backend (character device)', () => {
     expect(lines.slice(1)).toEqual(['line 25=0', 'line 25=1', 'line 25=0', 'line 25=1', 'line 25=0', 'exit']);
   });
 
+  it('a gpioset that never starts answering fails the open after the start-up limit', async () => {
+    const silent = fakeGpioset('2.1.3', { interactive: true, mute: true, muteFromStart: true });
+    await expect(
+      openGpioLine(25, { root: noSysfs(), gpiosetPath: silent.bin, gpiodetectPath: silent.detect, ackTimeoutMs: 10, startTimeoutMs: 300 }),
+    ).rejects.toThrow(/did not acknowledge GPIO25=1 within 300 ms/);
+  });
+
   it('a gpioset that dies or stops answering fails the set with its message instead of hanging', async () => {
     const dying = fakeGpioset('2.1.3', { interactive: true, dieAfterSets: 1 });
     const line = await openGpioLine(25, { root: noSysfs(), gpiosetPath: dying.bin, gpiodetectPath: dying.detect });
@@ -254,9 +264,11 @@ describe('gpioset backend (character device)', () => {
     await expect(line.set(0)).rejects.toThrow(/No such device/);
     await line.close?.();
 
+    // It answers the start-up `get` and then never again. The 200 ms limit applies to changes of
+    // a running process only: starting the fake (a cold Node start) has its own, generous limit.
     const mute = fakeGpioset('2.1.3', { interactive: true, mute: true });
     const quiet = await openGpioLine(25, { root: noSysfs(), gpiosetPath: mute.bin, gpiodetectPath: mute.detect, ackTimeoutMs: 200 });
-    await expect(quiet.set(0)).rejects.toThrow(/did not acknowledge GPIO25=0 within 200 ms/);
+    await expect(quiet.set(0)).rejects.toMatchObject({ kind: 'timeout', message: expect.stringMatching(/did not acknowledge GPIO25=0 within 200 ms/) });
     await quiet.close?.();
   });
 

@@ -1,4 +1,4 @@
-import type { MeterState, StateProblem } from '@power-meter/meter-files';
+import { DEFAULT_REWARD_TIERS, type MeterState, type RewardTier, type StateProblem } from '@power-meter/meter-files';
 
 /**
  * What the screen shows, as plain data: a pure function of the last good state, the current
@@ -23,17 +23,30 @@ export interface ScreenModel {
   /** Status line at the bottom and its tone. */
   statusText: string;
   statusTone: Tone;
-  /** Recent window averages for the sparkline, oldest first. */
+  /** Recent window averages for the sparkline, oldest first, and the tone of each. */
   spark: number[];
+  sparkTones: Tone[];
   /** Short marker when state.json is currently unreadable (the screen keeps the last good data). */
   problemMarker: string | null;
 }
 
-export interface ModelOptions {
-  /** Power below this reads as good (green); default: the first reward tier, 3 W. */
-  goodBelowW?: number;
-  /** Power below this reads as fair (amber); default: the second tier, 5 W. */
-  fairBelowW?: number;
+/**
+ * Where the colours change, from the reward table: below the first tier's bound (the best rate)
+ * is good, below the bound of the last tier that still pays is fair, above it earns nothing and
+ * is poor. With the firmware's table: green below 3 W, amber below 5 W, red from 5 W.
+ */
+export interface ToneBounds {
+  goodBelowW: number;
+  /** Equal to goodBelowW when no second paying tier exists (no amber then). */
+  fairBelowW: number;
+}
+
+export function toneBounds(tiers: readonly RewardTier[] = DEFAULT_REWARD_TIERS): ToneBounds {
+  const first = tiers[0];
+  if (first === undefined) return toneBounds(DEFAULT_REWARD_TIERS);
+  const paying = tiers.filter((t) => t.tokensPerH > 0);
+  const lastPaying = paying[paying.length - 1];
+  return { goodBelowW: first.belowW, fairBelowW: Math.max(first.belowW, lastPaying?.belowW ?? first.belowW) };
 }
 
 /** A state is stale when it is older than three windows, and never sooner than 15 s. */
@@ -41,10 +54,10 @@ export function staleAfterMs(state: MeterState): number {
   return Math.max(3 * state.windowS * 1000, 15_000);
 }
 
-export function toneForPowerW(powerW: number | null, opts: ModelOptions = {}): Tone {
+export function toneForPowerW(powerW: number | null, bounds: ToneBounds = toneBounds()): Tone {
   if (powerW === null || !Number.isFinite(powerW)) return 'neutral';
-  if (powerW < (opts.goodBelowW ?? 3)) return 'good';
-  if (powerW < (opts.fairBelowW ?? 5)) return 'fair';
+  if (powerW < bounds.goodBelowW) return 'good';
+  if (powerW < bounds.fairBelowW) return 'fair';
   return 'poor';
 }
 
@@ -79,12 +92,7 @@ const PROBLEM_MARKERS: Record<StateProblem, string> = {
   unreadable: 'unreadable',
 };
 
-export function buildScreenModel(
-  state: MeterState | null,
-  problem: StateProblem | null,
-  nowMs: number,
-  opts: ModelOptions = {},
-): ScreenModel {
+export function buildScreenModel(state: MeterState | null, problem: StateProblem | null, nowMs: number): ScreenModel {
   if (state === null) {
     return {
       mode: 'no-data',
@@ -97,6 +105,7 @@ export function buildScreenModel(
       statusText: problem === null || problem === 'missing' ? 'no data yet' : `no data (${PROBLEM_MARKERS[problem]})`,
       statusTone: 'neutral',
       spark: [],
+      sparkTones: [],
       problemMarker: problem === null || problem === 'missing' ? null : PROBLEM_MARKERS[problem],
     };
   }
@@ -105,6 +114,9 @@ export function buildScreenModel(
   const sensorFault = state.sensor.state === 'fault';
   const powerW = stale || sensorFault ? null : state.powerW;
   const avgW = state.lastWindow?.avgPowerW ?? null;
+  // The backend's configured tiers; a state.json from before they were written uses the default table.
+  const bounds = toneBounds(state.rewards.tiers);
+  const spark = state.recentAvgPowerW.slice(-60);
 
   let statusText: string;
   let statusTone: Tone;
@@ -121,14 +133,15 @@ export function buildScreenModel(
   return {
     mode: stale ? 'stale' : 'live',
     powerText: powerW === null ? '--' : formatPowerW(powerW),
-    powerTone: toneForPowerW(powerW, opts),
+    powerTone: toneForPowerW(powerW, bounds),
     avgText: avgW === null ? 'avg --' : `avg ${formatPowerW(avgW)} W`,
     rateText: `${state.rewards.tokensPerH} tok/h`,
-    rateTone: toneForPowerW(avgW, opts),
+    rateTone: toneForPowerW(avgW, bounds),
     totalText: `total ${formatTokens(state.rewards.total)}`,
     statusText,
     statusTone,
-    spark: state.recentAvgPowerW.slice(-60),
+    spark,
+    sparkTones: spark.map((w) => toneForPowerW(Math.max(0, w), bounds)),
     problemMarker: problem === null ? null : PROBLEM_MARKERS[problem],
   };
 }

@@ -1,6 +1,6 @@
 import { existsSync } from 'node:fs';
-import { join } from 'node:path';
 import { createCanvas, registerFont, type Canvas, type CanvasRenderingContext2D } from 'canvas';
+import { DEFAULT_FONT_DIR, FontMissingError, fontPaths } from './fonts.js';
 import type { ScreenModel, Tone } from './model.js';
 
 /**
@@ -8,27 +8,14 @@ import type { ScreenModel, Tone } from './model.js';
  * fonts-dejavu-core, so the screen renders the same on a Pi, a laptop and CI (canvas would
  * otherwise fall back to whatever fontconfig finds).
  */
-export const DEFAULT_FONT_DIR = '/usr/share/fonts/truetype/dejavu';
 const FONT_FAMILY = 'MeterSans';
-
-export class FontMissingError extends Error {
-  constructor(readonly file: string) {
-    super(
-      `font file ${file} is missing: install Debian's fonts-dejavu-core ` +
-        `(sudo apt-get install fonts-dejavu-core, or run ./install-requirements.sh), ` +
-        `or point --font-dir at a folder containing DejaVuSans.ttf and DejaVuSans-Bold.ttf`,
-    );
-    this.name = 'FontMissingError';
-  }
-}
 
 let registeredDir: string | null = null;
 
 /** Registers the two DejaVu faces once per process; must run before the first canvas exists. */
 export function registerScreenFonts(fontDir: string = DEFAULT_FONT_DIR): void {
   if (registeredDir !== null) return;
-  const regular = join(fontDir, 'DejaVuSans.ttf');
-  const bold = join(fontDir, 'DejaVuSans-Bold.ttf');
+  const { regular, bold } = fontPaths(fontDir);
   for (const f of [regular, bold]) if (!existsSync(f)) throw new FontMissingError(f);
   registerFont(regular, { family: FONT_FAMILY, weight: 'normal' });
   registerFont(bold, { family: FONT_FAMILY, weight: 'bold' });
@@ -43,6 +30,8 @@ export const TONE_COLOURS: Record<Tone, string> = {
   alert: '#ff4136',
 };
 const BACKGROUND = '#000000';
+/** Height of the status bar at the bottom. */
+const STATUS_H = 16;
 const TEXT = '#ffffff';
 const DIM = '#8a939c';
 
@@ -73,30 +62,49 @@ export class ScreenRenderer {
 
   render(model: ScreenModel): Frame {
     const { ctx, width: w, height: h } = this;
-    const portrait = this.orientation === 'portrait';
     ctx.fillStyle = BACKGROUND;
     ctx.fillRect(0, 0, w, h);
     ctx.textBaseline = 'alphabetic';
+    this.drawHeader(model);
+    const bigBaseline = this.drawPower(model);
+    const rateY = this.drawAverageAndRewards(model, bigBaseline);
+    // Sparkline of recent window averages, between the rewards and the status bar.
+    const sparkTop = (this.portrait ? rateY + 15 : rateY) + 5;
+    const sparkBottom = h - STATUS_H - 3;
+    this.drawSparkline(model.spark, model.sparkTones, 4, sparkTop, w - 8, sparkBottom - sparkTop);
+    this.drawStatus(model);
+    const data = ctx.getImageData(0, 0, w, h).data;
+    return { width: w, height: h, rgba: data };
+  }
 
-    // Header: label and problem marker.
+  private get portrait(): boolean {
+    return this.orientation === 'portrait';
+  }
+
+  /** Label ("POWER NOW" / "STALE") and, when state.json is unreadable, the problem marker. */
+  private drawHeader(model: ScreenModel): void {
+    const { ctx, width: w } = this;
     ctx.font = `bold 10px ${FONT_FAMILY}`;
     ctx.fillStyle = DIM;
     ctx.textAlign = 'left';
-    ctx.fillText(model.mode === 'stale' ? 'STALE' : portrait ? 'POWER' : 'POWER NOW', 4, 11);
-    if (model.problemMarker !== null) {
-      ctx.font = `bold 9px ${FONT_FAMILY}`;
-      const text = `! ${model.problemMarker}`;
-      const tw = Math.ceil(ctx.measureText(text).width) + 6;
-      ctx.fillStyle = TONE_COLOURS.alert;
-      ctx.fillRect(w - tw - 2, 1, tw, 12);
-      ctx.fillStyle = TEXT;
-      ctx.textAlign = 'right';
-      ctx.fillText(text, w - 5, 10);
-    }
+    ctx.fillText(model.mode === 'stale' ? 'STALE' : this.portrait ? 'POWER' : 'POWER NOW', 4, 11);
+    if (model.problemMarker === null) return;
+    ctx.font = `bold 9px ${FONT_FAMILY}`;
+    const text = `! ${model.problemMarker}`;
+    const tw = Math.ceil(ctx.measureText(text).width) + 6;
+    ctx.fillStyle = TONE_COLOURS.alert;
+    ctx.fillRect(w - tw - 2, 1, tw, 12);
+    ctx.fillStyle = TEXT;
+    ctx.textAlign = 'right';
+    ctx.fillText(text, w - 5, 10);
+  }
 
-    // Main figure: at least 24 px tall on the glass (cap height of a 36 px bold face is ~26 px).
-    const bigPx = portrait ? 34 : 36;
-    const bigBaseline = portrait ? 50 : 48;
+  /** The big figure and its unit; returns the baseline the lines below hang from. */
+  private drawPower(model: ScreenModel): number {
+    const { ctx, width: w } = this;
+    // At least 24 px tall on the glass (cap height of a 36 px bold face is ~26 px).
+    const bigPx = this.portrait ? 34 : 36;
+    const bigBaseline = this.portrait ? 50 : 48;
     ctx.font = `bold ${bigPx}px ${FONT_FAMILY}`;
     ctx.fillStyle = TONE_COLOURS[model.powerTone];
     ctx.textAlign = 'left';
@@ -104,8 +112,12 @@ export class ScreenRenderer {
     const numberWidth = ctx.measureText(model.powerText).width;
     ctx.font = `bold 16px ${FONT_FAMILY}`;
     ctx.fillText('W', Math.min(4 + numberWidth + 3, w - 16), bigBaseline);
+    return bigBaseline;
+  }
 
-    // Window average and rewards.
+  /** Window average, reward rate and total; returns the baseline of the rate line. */
+  private drawAverageAndRewards(model: ScreenModel, bigBaseline: number): number {
+    const { ctx, width: w } = this;
     ctx.font = `12px ${FONT_FAMILY}`;
     ctx.fillStyle = TEXT;
     const avgY = bigBaseline + 16;
@@ -114,30 +126,24 @@ export class ScreenRenderer {
     ctx.fillStyle = TONE_COLOURS[model.rateTone];
     ctx.fillText(model.rateText, 4, rateY);
     ctx.fillStyle = DIM;
-    if (portrait) {
+    if (this.portrait) {
       ctx.fillText(model.totalText, 4, rateY + 15);
     } else {
       ctx.textAlign = 'right';
       ctx.fillText(model.totalText, w - 4, rateY);
       ctx.textAlign = 'left';
     }
+    return rateY;
+  }
 
-    // Sparkline of recent window averages.
-    const statusH = 16;
-    const sparkTop = (portrait ? rateY + 15 : rateY) + 5;
-    const sparkBottom = h - statusH - 3;
-    this.drawSparkline(model.spark, 4, sparkTop, w - 8, sparkBottom - sparkTop);
-
-    // Status bar.
+  private drawStatus(model: ScreenModel): void {
+    const { ctx, width: w, height: h } = this;
     ctx.fillStyle = model.statusTone === 'good' ? '#0b3d16' : model.statusTone === 'neutral' ? '#222a31' : TONE_COLOURS[model.statusTone];
-    ctx.fillRect(0, h - statusH, w, statusH);
+    ctx.fillRect(0, h - STATUS_H, w, STATUS_H);
     ctx.font = `bold 10px ${FONT_FAMILY}`;
     ctx.fillStyle = model.statusTone === 'good' || model.statusTone === 'neutral' ? TEXT : '#000000';
     ctx.textAlign = 'left';
     ctx.fillText(model.statusText, 4, h - 4, w - 8);
-
-    const data = ctx.getImageData(0, 0, w, h).data;
-    return { width: w, height: h, rgba: data };
   }
 
   /** The canvas itself, for saving previews. */
@@ -145,7 +151,7 @@ export class ScreenRenderer {
     return this.canvas;
   }
 
-  private drawSparkline(values: number[], x: number, y: number, w: number, h: number): void {
+  private drawSparkline(values: number[], tones: Tone[], x: number, y: number, w: number, h: number): void {
     const { ctx } = this;
     ctx.strokeStyle = '#30383f';
     ctx.lineWidth = 1;
@@ -159,7 +165,7 @@ export class ScreenRenderer {
     for (let i = 0; i < n; i++) {
       const v = Number.isFinite(values[i]!) ? Math.max(0, values[i]!) : 0;
       const barH = Math.max(1, Math.round((v / max) * innerH));
-      ctx.fillStyle = TONE_COLOURS[v < 3 ? 'good' : v < 5 ? 'fair' : 'poor'];
+      ctx.fillStyle = TONE_COLOURS[tones[i] ?? 'neutral'];
       ctx.fillRect(start + i * barW, y + 2 + innerH - barH, Math.max(1, barW - 1), barH);
     }
   }

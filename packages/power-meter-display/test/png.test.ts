@@ -1,0 +1,50 @@
+import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createPanel, DeviceOpenError, rgbaToRgb565be, St7735Error } from '@power-meter/st7735';
+import { createCanvas, loadImage } from 'canvas';
+import { describe, expect, it } from 'vitest';
+import { panelErrorHint } from '../src/hints.js';
+import { savePng } from '../src/png.js';
+
+/** A picture with a distinct colour per position, exactly representable in RGB565 (bit replication). */
+function pattern(width: number, height: number): Uint8ClampedArray {
+  const rgba = new Uint8ClampedArray(width * height * 4);
+  const five = (v: number) => (v << 3) | (v >> 2);
+  for (let i = 0; i < width * height; i++) {
+    const [x, y] = [i % width, Math.floor(i / width)];
+    const g6 = (y * 3) & 63;
+    rgba.set([five(x & 31), (g6 << 2) | (g6 >> 4), five((x + 2 * y) & 31), 255], i * 4);
+  }
+  return rgba;
+}
+
+describe('png panel output', () => {
+  it('saves what the emulated glass shows, atomically, and the PNG decodes to the same pixels in each orientation', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'png-'));
+    const file = join(dir, 'screen.png');
+    const panel = await createPanel({ kind: 'emulated', variant: 'greentab', rotation: 90 });
+    const frame = pattern(160, 128);
+    await panel.device.writeRegion(0, 0, 160, 128, rgbaToRgb565be(frame, 160));
+    await savePng(file, panel.emulator!.view());
+    const ctx = createCanvas(160, 128).getContext('2d');
+    ctx.drawImage(await loadImage(readFileSync(file)), 0, 0);
+    expect(Buffer.from(ctx.getImageData(0, 0, 160, 128).data).equals(Buffer.from(frame))).toBe(true);
+    // Held in portrait the same glass is 128 wide; the temporary file is gone after each save.
+    await savePng(file, panel.emulator!.view(0));
+    expect(readFileSync(file).readUInt32BE(16)).toBe(128);
+    expect(readdirSync(dir)).toEqual(['screen.png']);
+    await panel.close();
+  });
+});
+
+describe('flag hints for library errors (the libraries name no flags)', () => {
+  it('adds the display flag that helps, by error kind', () => {
+    expect(panelErrorHint(new DeviceOpenError('/dev/spidev0.0 does not exist', 'missing'))).toMatch(/--panel png/);
+    expect(panelErrorHint(new DeviceOpenError('no chip', 'not-a-pi'))).toMatch(/--panel png/);
+    expect(panelErrorHint(new DeviceOpenError('GPIO60 does not exist', 'bad-pin'))).toMatch(/--dc-pin and --reset-pin/);
+    expect(panelErrorHint(new St7735Error('does not fit', 'geometry'))).toMatch(/--col-offset and --row-offset/);
+    expect(panelErrorHint(new DeviceOpenError('no permission', 'permission'))).toBe('');
+    expect(panelErrorHint(new Error('other'))).toBe('');
+  });
+});
