@@ -25,3 +25,5 @@ export { ProjectServices } from './project/services.js';
 export type { MqttRecord, ServicesOptions } from './project/services.js';
 export { AppletRunner, WAIT_TIMEOUT_MS } from './vm/runner.js';
 export type { AppletRunnerOptions, HandlerResult, LogLine } from './vm/runner.js';
+export { DEFAULT_REWARD_TIERS, energyMeterProject, startLocalDepin } from './depin.js';
+export type { EnergyMeterProjectOptions, LocalDepin, LocalDepinOptions, RewardTier } from './depin.js';
