@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Abi, Hex } from 'viem';
@@ -33,20 +33,45 @@ function newestMtimeMs(dir: string): number {
   return newest;
 }
 
-/**
- * Builds the applets and contracts (scripts/build-artifacts.mjs: asc and solc-js from npm,
- * offline) when an output is missing or older than its sources. Tests call it in their set-up,
- * so a fresh checkout needs no extra step; it is not part of the root build, which also runs on
- * a Raspberry Pi that never uses this tool.
- */
-export function ensureArtifacts(): void {
+function isStale(): boolean {
   const outputs = [
     appletWasmFile('energy-meter'),
     appletWasmFile('abi-probe'),
     ...(['DeviceRegistry', 'DeviceBinding', 'RewardToken', 'ReadingVerifier'] as const).map((n) => join(BUILD_DIR, 'contracts', `${n}.json`)),
   ];
   const sourcesMs = Math.max(newestMtimeMs(join(PACKAGE_ROOT, 'applet')), newestMtimeMs(join(PACKAGE_ROOT, 'contracts')), statSync(join(PACKAGE_ROOT, 'scripts', 'build-artifacts.mjs')).mtimeMs);
-  const stale = outputs.some((f) => !existsSync(f) || statSync(f).mtimeMs < sourcesMs);
-  if (!stale) return;
-  execFileSync(process.execPath, [join(PACKAGE_ROOT, 'scripts', 'build-artifacts.mjs')], { stdio: ['ignore', 'ignore', 'pipe'], timeout: 300_000 });
+  return outputs.some((f) => !existsSync(f) || statSync(f).mtimeMs < sourcesMs);
+}
+
+function sleepMs(ms: number): void {
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+}
+
+/**
+ * Builds the applets and contracts (scripts/build-artifacts.mjs: asc and solc-js from npm,
+ * offline) when an output is missing or older than its sources. Tests call it in their set-up,
+ * so a fresh checkout needs no extra step; it is not part of the root build, which also runs on
+ * a Raspberry Pi that never uses this tool. Test files run in parallel processes: one builds
+ * (holding a lock directory), the others wait for it and find the outputs fresh.
+ */
+export function ensureArtifacts(timeoutMs = 300_000): void {
+  const lock = join(PACKAGE_ROOT, '.build-lock');
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    if (!isStale()) return;
+    try {
+      mkdirSync(lock);
+    } catch {
+      // Someone else is building; a lock older than the timeout is a leftover of a killed build.
+      if (existsSync(lock) && Date.now() - statSync(lock).mtimeMs > timeoutMs) rmSync(lock, { recursive: true, force: true });
+      if (Date.now() > until) throw new Error(`another build of ${BUILD_DIR} did not finish within ${timeoutMs} ms (remove ${lock} if no build is running)`);
+      sleepMs(200);
+      continue;
+    }
+    try {
+      if (isStale()) execFileSync(process.execPath, [join(PACKAGE_ROOT, 'scripts', 'build-artifacts.mjs')], { stdio: ['ignore', 'ignore', 'pipe'], timeout: timeoutMs });
+    } finally {
+      rmSync(lock, { recursive: true, force: true });
+    }
+  }
 }
