@@ -104,4 +104,14 @@ describe('the energy-meter applet on a local chain', () => {
     expect(r.code).toBe(-1);
     expect(r.error).toContain(`device ${unbound.deviceId.toLowerCase()} is not bound to an owner`);
   });
+
+  it('delivers each contract log once, however often the chain is polled', async () => {
+    await depin.host.syncChain();
+    await depin.host.syncChain();
+    const id = device.deviceId.slice(2).toLowerCase();
+    const seen = depin.host.logs.filter((l) => l.src === 'wasm' && l.message === `registered device 0x${id}`);
+    expect(seen).toHaveLength(1);
+    const bound = depin.host.logs.filter((l) => l.src === 'wasm' && l.message.startsWith(`device 0x${id} bound to`));
+    expect(bound).toHaveLength(1);
+  });
 });
