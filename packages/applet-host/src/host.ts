@@ -26,6 +26,16 @@ export interface AppletHostOptions {
   chainPollMs?: number;
   watchChain?: boolean;
   log?: (line: string) => void;
+  /** Every handled event with its results (null: no strategy), e.g. for a demo's output. */
+  onEvent?: (event: HandledEvent) => void;
+}
+
+export interface HandledEvent {
+  source: 'http' | 'chain';
+  eventType: string;
+  /** The route's eventID; null for contract logs. */
+  eventId: string | null;
+  results: AppletResult[] | null;
 }
 
 /**
@@ -61,11 +71,19 @@ export class AppletHost {
       deliver: async (eventType, payload) => {
         const results = await host!.handleEvent(eventType, new TextEncoder().encode(payload));
         for (const r of results ?? []) opts.log?.(`contract log -> ${r.handler}: code ${r.code}${r.error ? ` ${r.error}` : ''}`);
+        opts.onEvent?.({ source: 'chain', eventType, eventId: null, results });
       },
       log: (m) => opts.log?.(m),
     });
     host = new AppletHost(project, services, runner, watcher, opts);
-    await host.listen();
+    try {
+      await runner.start();
+      await host.listen();
+    } catch (err) {
+      await runner.close();
+      services.close();
+      throw err;
+    }
     if (opts.watchChain) watcher.start(opts.chainPollMs ?? 1_000);
     return host;
   }
@@ -130,6 +148,7 @@ export class AppletHost {
     const routing = routeEvent({ method: req.method ?? 'GET', url: req.url ?? '/', authorization: req.headers.authorization }, this.identity, Date.now());
     if (routing.kind === 'answer') return { status: routing.status, body: routing.body };
     const results = await this.handleEvent(routing.eventType, new Uint8Array(body));
+    this.opts.onEvent?.({ source: 'http', eventType: routing.eventType, eventId: routing.eventId, results });
     return { status: 201, body: eventAnswer(routing, this.identity, results ?? []) };
   }
 }

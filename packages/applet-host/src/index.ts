@@ -18,7 +18,7 @@ export { ContractLogWatcher, goLogJson } from './chain/logs.js';
 export type { RpcLog, WatcherOptions } from './chain/logs.js';
 export { RpcError, hexToBytes, rpc, toQuantity } from './chain/rpc.js';
 export { AppletHost } from './host.js';
-export type { AppletHostOptions, HostLogLine } from './host.js';
+export type { AppletHostOptions, HandledEvent, HostLogLine } from './host.js';
 export { ProjectConfigError, strategiesFor, tableDdl, validateProject } from './project/config.js';
 export type { ChainSpec, ContractLogSpec, ProjectConfig, TableSpec } from './project/config.js';
 export { ProjectServices } from './project/services.js';

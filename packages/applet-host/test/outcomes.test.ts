@@ -1,13 +1,17 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { AppletHost, ensureArtifacts } from '../src/index.js';
+import { AppletHost, ensureArtifacts, type HandledEvent } from '../src/index.js';
 import { TOKEN, probeProject, publish } from './helpers.js';
 
 // The node's answers for handlers that fail, and for requests the route refuses.
 let host: AppletHost;
+const handled: HandledEvent[] = [];
 
 beforeAll(async () => {
   ensureArtifacts();
-  host = await AppletHost.start(probeProject());
+  host = await AppletHost.start(probeProject(), { onEvent: (e) => handled.push(e) });
 }, 180_000);
 
 afterAll(async () => host?.close());
@@ -24,9 +28,10 @@ describe('handler outcomes', () => {
     expect(a.body.results?.[0]).toMatchObject({ code: -1, error: expect.stringContaining('refused on purpose: meter 9') });
   });
 
-  it('a non-zero return is that code, without an error', async () => {
-    const a = await publish(host, 'probe_return', '3');
+  it('a non-zero return is that code, without an error; onEvent sees the same results', async () => {
+    const a = await publish(host, 'probe_return', '3', { eventId: 'Meter-1-42' });
     expect(a.body.results).toEqual([{ appletName: 'abi-probe', instanceID: '1', handler: 'probe_return', returnValue: null, code: 3 }]);
+    expect(handled.at(-1)).toEqual({ source: 'http', eventType: 'probe_return', eventId: 'meter-1-42', results: a.body.results });
   });
 
   it('a handler the applet does not export is code -1', async () => {
@@ -71,5 +76,18 @@ describe('the event route', () => {
     const res = await fetch(url, { method: 'POST', body: '0' });
     expect(res.status).toBe(201);
     expect(((await res.json()) as { results: { code: number }[] }).results[0]!.code).toBe(0);
+  });
+});
+
+describe('loading', () => {
+  it('refuses to start with a file that is not a WebAssembly module, saying so', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'applet-host-bad-'));
+    try {
+      const wasmFile = join(dir, 'not.wasm');
+      writeFileSync(wasmFile, 'this is text, not wasm');
+      await expect(AppletHost.start(probeProject({ wasmFile }))).rejects.toThrow(/the applet cannot be loaded: .*magic/i);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

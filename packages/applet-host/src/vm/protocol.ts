@@ -16,6 +16,7 @@ export interface RunRequest {
   data: Uint8Array;
 }
 export type WorkerMessage =
+  | { type: 'ready'; runId: 0 }
   | { type: 'log'; runId: number; level: number; src: 'wasm' | 'host'; message: string }
   | { type: 'done'; runId: number; code: number; error: string | null };
 

@@ -52,6 +52,29 @@ export class AppletRunner {
     if (!existsSync(WORKER_FILE)) throw new Error(`${WORKER_FILE} is missing: build the package first (npm run build)`);
   }
 
+  /**
+   * Starts the VM thread and waits until it has compiled the applet, so the first event's 5 s
+   * are not spent compiling (the node compiles an applet when it is deployed).
+   */
+  async start(): Promise<void> {
+    const worker = (this.worker ??= this.spawn());
+    await new Promise<void>((resolve, reject) => {
+      const onMessage = (msg: WorkerMessage): void => {
+        if (msg.type !== 'ready') return;
+        worker.off('message', onMessage);
+        worker.off('error', onError);
+        resolve();
+      };
+      const onError = (err: Error): void => {
+        worker.off('message', onMessage);
+        this.worker = null;
+        reject(new Error(`the applet cannot be loaded: ${err.message}`));
+      };
+      worker.on('message', onMessage);
+      worker.once('error', onError);
+    });
+  }
+
   /** Runs `handler(rid)` with `data` as the event's resource. Never rejects. */
   run(handler: string, data: Uint8Array): Promise<HandlerResult> {
     return new Promise((resolve) => {
@@ -114,7 +137,7 @@ export class AppletRunner {
         resolve(r);
       };
       const onMessage = (msg: WorkerMessage): void => {
-        if (msg.runId !== runId) return;
+        if (msg.type === 'ready' || msg.runId !== runId) return;
         if (msg.type === 'log') this.opts.onLog?.({ level: msg.level, src: msg.src, message: msg.message }, handler);
         else finish({ code: msg.code, error: msg.error });
       };
@@ -127,9 +150,10 @@ export class AppletRunner {
         finish({ code: -1, error: 'the VM thread stopped' });
       };
       const stop = setTimeout(() => {
-        this.worker = null;
         worker.off('exit', onExit);
         void worker.terminate();
+        // A new VM thread at once, compiling while nothing waits for it.
+        this.worker = this.closed ? null : this.spawn();
         finish({ code: -1, error: 'wait timeout' });
       }, this.timeoutMs);
       worker.on('message', onMessage);

@@ -72,6 +72,9 @@ function run(req: RunRequest): { code: number; error: string | null } {
   }
 }
 
+// Compiled before the first event, as the node compiles an applet when it is deployed.
+post({ type: 'ready', runId: 0 });
+
 parentPort?.on('message', (req: RunRequest) => {
   const result = run(req);
   post({ type: 'done', runId: req.runId, ...result });
