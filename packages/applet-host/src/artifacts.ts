@@ -2,7 +2,6 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { Abi, Hex } from 'viem';
 
 /** The package root (src/ and dist/ are both one level below it). */
 export const PACKAGE_ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -15,8 +14,9 @@ export function appletWasmFile(name: 'energy-meter' | 'abi-probe'): string {
 export interface ContractArtifact {
   contractName: string;
   compiler: string;
-  abi: Abi;
-  bytecode: Hex;
+  /** The contract's JSON ABI, as solc writes it. */
+  abi: unknown[];
+  bytecode: `0x${string}`;
 }
 
 export type ContractName = 'DeviceRegistry' | 'DeviceBinding' | 'RewardToken' | 'ReadingVerifier';

@@ -5,7 +5,7 @@
  * and binds the devices given, and prints one line per event and the owner's balance.
  */
 import { Command, InvalidArgumentError, Option } from 'commander';
-import type { Address } from 'viem';
+import type { Address } from './chain/contracts.js';
 import { DEFAULT_REWARD_TIERS, type RewardTier, startLocalDepin } from './depin.js';
 
 const ADDRESS = /^0x[0-9a-fA-F]{40}$/;

@@ -1,7 +1,6 @@
-import type { Address } from 'viem';
 import { appletWasmFile, ensureArtifacts } from './artifacts.js';
 import { type LocalChain, startLocalChain } from './chain/anvil.js';
-import { DEVICE_BOUND_TOPIC, DEVICE_REGISTERED_TOPIC, type RewardContracts, RewardSystem } from './chain/contracts.js';
+import { type Address, DEVICE_BOUND_TOPIC, DEVICE_REGISTERED_TOPIC, type RewardContracts, RewardSystem } from './chain/contracts.js';
 import { AppletHost, type AppletHostOptions } from './host.js';
 import type { ProjectConfig } from './project/config.js';
 

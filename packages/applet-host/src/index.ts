@@ -12,8 +12,8 @@ export { BUILD_DIR, PACKAGE_ROOT, appletWasmFile, ensureArtifacts, loadContract 
 export type { ContractArtifact, ContractName } from './artifacts.js';
 export { AnvilMissingError, anvilBinary, startLocalChain } from './chain/anvil.js';
 export type { LocalChain, LocalChainOptions } from './chain/anvil.js';
-export { DEVICE_BOUND_TOPIC, DEVICE_REGISTERED_TOPIC, RewardSystem } from './chain/contracts.js';
-export type { RewardContracts } from './chain/contracts.js';
+export { DEVICE_BOUND_TOPIC, DEVICE_REGISTERED_TOPIC, RewardSystem, encodeCall, eventTopic } from './chain/contracts.js';
+export type { Address, Hex, RewardContracts } from './chain/contracts.js';
 export { ContractLogWatcher, goLogJson } from './chain/logs.js';
 export type { RpcLog, WatcherOptions } from './chain/logs.js';
 export { RpcError, hexToBytes, rpc, toQuantity } from './chain/rpc.js';

@@ -1,6 +1,5 @@
-import { type Address, encodeFunctionData } from 'viem';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { AppletHost, ensureArtifacts, loadContract, type LocalChain, RewardSystem, rpc, startLocalChain } from '../src/index.js';
+import { type Address, AppletHost, encodeCall, ensureArtifacts, type LocalChain, RewardSystem, rpc, startLocalChain } from '../src/index.js';
 import { probeProject, publish, wasmLogs } from './helpers.js';
 
 // One test per host function: the probe applet (built with the real SDK) calls it, and the
@@ -19,7 +18,7 @@ beforeAll(async () => {
   host = await AppletHost.start(
     probeProject({ env: { GREETING: 'hello from the project env', CHAIN_ID: String(chain.chainId) }, chains: { [chain.chainId]: { rpcUrl: chain.rpcUrl, operator } } }),
   );
-}, 180_000);
+}, 300_000);
 
 afterAll(async () => {
   await host?.close();
@@ -91,7 +90,7 @@ describe('host functions', () => {
 
   it('ws_send_tx: the operator sends the transaction; its hash is copied in', async () => {
     const [, , , holder] = chain.accounts as Address[];
-    const data = encodeFunctionData({ abi: loadContract('RewardToken').abi, functionName: 'mint', args: [holder!, 5n] });
+    const data = encodeCall('RewardToken', 'mint', { to: holder!, amount: 5n });
     await ok('probe_send_tx', `${rewards.contracts.token}|${data}`);
     // The SDK logs the transaction JSON first, then the probe logs the hash.
     const hash = wasmLogs(host, 'probe_send_tx').find((l) => l.startsWith('tx:'))!.slice('tx:'.length);
@@ -105,7 +104,7 @@ describe('host functions', () => {
   it('ws_call_contract: eth_call’s result bytes are copied in (the SDK shows them as hex)', async () => {
     const [, , , , holder] = chain.accounts as Address[];
     await rewards.registerDevice(holder!); // any state change will do; the call reads the token
-    const data = encodeFunctionData({ abi: loadContract('RewardToken').abi, functionName: 'decimals' });
+    const data = encodeCall('RewardToken', 'decimals');
     await ok('probe_call_contract', `${rewards.contracts.token}|${data}`);
     expect(wasmLogs(host, 'probe_call_contract')).toEqual([`call:${'0'.repeat(62)}12`]);
   });

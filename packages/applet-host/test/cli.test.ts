@@ -32,11 +32,20 @@ function waitFor(child: ChildProcess, output: { text: string }, pattern: RegExp,
       if (m) {
         clearTimeout(timer);
         child.stdout?.off('data', check);
+        child.off('exit', onExit);
         resolve(m);
       }
       return m !== null;
     };
-    const timer = setTimeout(() => reject(new Error(`no ${pattern} within ${timeoutMs} ms:\n${output.text.slice(-3000)}`)), timeoutMs);
+    const fail = (why: string): void => {
+      clearTimeout(timer);
+      child.stdout?.off('data', check);
+      child.off('exit', onExit);
+      reject(new Error(`no ${pattern}: ${why}:\n${output.text.slice(-3000)}`));
+    };
+    const onExit = (code: number | null): void => fail(`the command exited (${code})`);
+    const timer = setTimeout(() => fail(`nothing within ${timeoutMs} ms`), timeoutMs);
+    child.once('exit', onExit);
     child.stdout?.on('data', check);
     check();
   });

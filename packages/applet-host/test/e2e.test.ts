@@ -2,9 +2,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildMessage, loadOrCreateIdentity } from '@power-meter/w3bstream';
-import type { Address } from 'viem';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type LocalDepin, startLocalDepin } from '../src/index.js';
+import { type Address, type LocalDepin, startLocalDepin } from '../src/index.js';
 import { type Answer, TOKEN, publish } from './helpers.js';
 
 // The whole loop on this machine: anvil, this project's contracts and applet on the host, and
@@ -32,7 +31,7 @@ beforeAll(async () => {
   device = loadOrCreateIdentity(join(dir, 'device'), { curve: 'secp256k1' });
   depin = await startLocalDepin({ publisherToken: TOKEN, watchChain: false });
   await depin.registerAndBind(device.deviceId as Address);
-}, 180_000);
+}, 300_000);
 
 afterAll(async () => {
   await depin?.close();

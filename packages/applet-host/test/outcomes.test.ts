@@ -12,7 +12,7 @@ const handled: HandledEvent[] = [];
 beforeAll(async () => {
   ensureArtifacts();
   host = await AppletHost.start(probeProject(), { onEvent: (e) => handled.push(e) });
-}, 180_000);
+}, 300_000);
 
 afterAll(async () => host?.close());
 
