@@ -1,0 +1,131 @@
+import { appletWasmFile, ensureArtifacts } from './artifacts.js';
+import { type LocalChain, startLocalChain } from './chain/anvil.js';
+import { type Address, DEVICE_BOUND_TOPIC, DEVICE_REGISTERED_TOPIC, type RewardContracts, RewardSystem } from './chain/contracts.js';
+import { AppletHost, type AppletHostOptions } from './host.js';
+import type { ProjectConfig } from './project/config.js';
+
+export interface RewardTier {
+  /** Readings below this many watts earn `tokens` (the first matching tier wins). */
+  belowW: number;
+  /** Whole tokens minted per reading. */
+  tokens: number;
+}
+
+/** The meter's default tiers (its local estimate's table, w3bstream.md decision): < 3 W, < 5 W. */
+export const DEFAULT_REWARD_TIERS: RewardTier[] = [
+  { belowW: 3, tokens: 10 },
+  { belowW: 5, tokens: 4 },
+];
+
+export interface EnergyMeterProjectOptions {
+  name?: string;
+  publisherToken: string;
+  chainId: number;
+  rpcUrl: string;
+  operator: Address;
+  contracts: RewardContracts;
+  tiers?: RewardTier[];
+  /** "secp256k1": the applet checks each signature against the registered address (on chain). */
+  signatureCheck?: 'secp256k1' | 'off';
+  /** First block the contract-log strategies scan. */
+  blockStart?: number;
+}
+
+/** This project's W3bstream project: the energy-meter applet, its tables, env, chain and log strategies. */
+export function energyMeterProject(o: EnergyMeterProjectOptions): ProjectConfig {
+  const chain = String(o.chainId);
+  return {
+    name: o.name ?? 'energy_meter',
+    publisherToken: o.publisherToken,
+    appletName: 'energy-meter',
+    wasmFile: appletWasmFile('energy-meter'),
+    strategies: [
+      { eventType: 'DEFAULT', handler: 'handle_data' },
+      { eventType: 'DEVICE_REGISTERED', handler: 'handle_device_registered' },
+      { eventType: 'DEVICE_BOUND', handler: 'handle_device_bound' },
+    ],
+    env: {
+      CHAIN_ID: chain,
+      TOKEN_ADDRESS: o.contracts.token,
+      VERIFIER_ADDRESS: o.contracts.verifier,
+      REWARD_TIERS: JSON.stringify(o.tiers ?? DEFAULT_REWARD_TIERS),
+      SIGNATURE_CHECK: o.signatureCheck ?? 'secp256k1',
+    },
+    tables: [
+      { name: 'device_registry', columns: [{ name: 'device_id', type: 'TEXT' }] },
+      { name: 'device_binding', columns: [{ name: 'device_id', type: 'TEXT' }, { name: 'owner', type: 'TEXT' }] },
+      { name: 'readings', columns: [{ name: 'device_id', type: 'TEXT' }, { name: 'sensor_reading', type: 'DOUBLE' }, { name: 'timestamp', type: 'BIGINT' }] },
+    ],
+    chains: { [chain]: { rpcUrl: o.rpcUrl, operator: o.operator } },
+    contractLogs: [
+      { eventType: 'DEVICE_REGISTERED', chainId: o.chainId, contractAddress: o.contracts.registry, topic0: DEVICE_REGISTERED_TOPIC, blockStart: o.blockStart ?? 0 },
+      { eventType: 'DEVICE_BOUND', chainId: o.chainId, contractAddress: o.contracts.binding, topic0: DEVICE_BOUND_TOPIC, blockStart: o.blockStart ?? 0 },
+    ],
+  };
+}
+
+export interface LocalDepin {
+  chain: LocalChain;
+  rewards: RewardSystem;
+  host: AppletHost;
+  /** Deploys and administers the contracts. */
+  admin: Address;
+  /** The project's operator: sends the applet's transactions, the token's minter. */
+  operator: Address;
+  /** A demo owner wallet. */
+  owner: Address;
+  /** Registers a device, binds it to an owner, and lets the applet see both events. */
+  registerAndBind(device: Address, owner?: Address): Promise<void>;
+  close(): Promise<void>;
+}
+
+export interface LocalDepinOptions extends Omit<AppletHostOptions, 'watchChain'> {
+  publisherToken: string;
+  tiers?: RewardTier[];
+  signatureCheck?: 'secp256k1' | 'off';
+  /** Poll contract logs in the background (default true); tests call host.syncChain() instead. */
+  watchChain?: boolean;
+}
+
+/**
+ * The whole DePIN side on this machine: a local chain, the contracts deployed, and the applet
+ * host running this project's applet against them. The meter publishes to `host.url`.
+ */
+export async function startLocalDepin(opts: LocalDepinOptions): Promise<LocalDepin> {
+  ensureArtifacts();
+  const chain = await startLocalChain({ log: opts.log });
+  try {
+    const [admin, operator, owner] = chain.accounts as [Address, Address, Address];
+    const rewards = await RewardSystem.deploy(chain.rpcUrl, chain.chainId, admin, operator);
+    const project = energyMeterProject({
+      publisherToken: opts.publisherToken,
+      chainId: chain.chainId,
+      rpcUrl: chain.rpcUrl,
+      operator,
+      contracts: rewards.contracts,
+      tiers: opts.tiers,
+      signatureCheck: opts.signatureCheck,
+    });
+    const host = await AppletHost.start(project, { ...opts, watchChain: opts.watchChain ?? true });
+    return {
+      chain,
+      rewards,
+      host,
+      admin,
+      operator,
+      owner,
+      async registerAndBind(device, to = owner) {
+        await rewards.registerDevice(device);
+        await rewards.bindDevice(device, to);
+        await host.syncChain();
+      },
+      async close() {
+        await host.close();
+        await chain.stop();
+      },
+    };
+  } catch (err) {
+    await chain.stop();
+    throw err;
+  }
+}

@@ -1,0 +1,131 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type Address, AppletHost, encodeCall, ensureArtifacts, type LocalChain, RewardSystem, rpc, startLocalChain } from '../src/index.js';
+import { probeProject, publish, wasmLogs } from './helpers.js';
+
+// One test per host function: the probe applet (built with the real SDK) calls it, and the
+// test checks both what the applet saw (its ws_log lines) and what the host did.
+let chain: LocalChain;
+let rewards: RewardSystem;
+let host: AppletHost;
+let operator: Address;
+
+beforeAll(async () => {
+  ensureArtifacts();
+  chain = await startLocalChain();
+  const [admin, op] = chain.accounts as [Address, Address];
+  operator = op;
+  rewards = await RewardSystem.deploy(chain.rpcUrl, chain.chainId, admin, operator);
+  host = await AppletHost.start(
+    probeProject({ env: { GREETING: 'hello from the project env', CHAIN_ID: String(chain.chainId) }, chains: { [chain.chainId]: { rpcUrl: chain.rpcUrl, operator } } }),
+  );
+}, 300_000);
+
+afterAll(async () => {
+  await host?.close();
+  await chain?.stop();
+});
+
+async function ok(handler: string, body: string): Promise<void> {
+  const a = await publish(host, handler, body);
+  expect(a.status).toBe(201);
+  expect(a.body.results).toEqual([{ appletName: 'abi-probe', instanceID: '1', handler, returnValue: null, code: 0 }]);
+}
+
+describe('host functions', () => {
+  it('ws_log: the applet’s text at the SDK’s info level', async () => {
+    await ok('probe_log', '');
+    expect(host.logs).toContainEqual(expect.objectContaining({ src: 'wasm', level: 4, handler: 'probe_log', message: 'hello from the applet' }));
+  });
+
+  it('ws_get_data: the event body, byte for byte, copied in through alloc', async () => {
+    await ok('probe_get_data', '{"x":"héllo ⚡"}');
+    expect(wasmLogs(host, 'probe_get_data')).toEqual(['data:{"x":"héllo ⚡"}']);
+  });
+
+  it('ws_get_data: an unknown resource id is ResourceNotFound (the SDK then returns "")', async () => {
+    await ok('probe_get_data_unknown', 'anything');
+    expect(wasmLogs(host, 'probe_get_data_unknown')).toEqual(['unknown:[]']);
+  });
+
+  it('ws_set_data: replaces the resource, which ws_get_data then returns', async () => {
+    await ok('probe_set_data', 'original');
+    expect(wasmLogs(host, 'probe_set_data')).toEqual(['set_data code:0 now:replaced by the applet']);
+  });
+
+  it('ws_get_db / ws_set_db: a key/value store that outlives the event (a new instance each time)', async () => {
+    await ok('probe_kv', 'meter-7');
+    await ok('probe_kv', 'meter-7');
+    expect(wasmLogs(host, 'probe_kv')).toEqual(['kv before:<missing>', 'kv after:value for meter-7', 'kv before:value for meter-7', 'kv after:value for meter-7']);
+    expect(Buffer.from(host.services.kvGet('meter-7').data!).toString()).toBe('value for meter-7');
+  });
+
+  it('ws_set_sql_db: every SDK parameter type reaches the project database with its value', async () => {
+    await ok('probe_sql_set', 'alpha');
+    const row = host.services.db.prepare('SELECT * FROM probe WHERE name = ?').safeIntegers(true).get('alpha') as Record<string, unknown>;
+    // The SDK logs the query it sends. Its base64 encoder shifts u8 values and so does not send
+    // bytes [1, 2, 255]: the host stores what was sent, decoded.
+    const sent = JSON.parse(wasmLogs(host, 'probe_sql_set')[0]!) as { params: Record<string, unknown>[] };
+    const base64 = String(sent.params[5]!.bytes);
+    expect(row).toEqual({ id: 1n, name: 'alpha', count32: 7n, count64: 9007199254740993n, ratio: 0.25, active: 1n, raw: Buffer.from(base64, 'base64') });
+    expect(sent.params.slice(0, 5)).toEqual([{ string: 'alpha' }, { int32: 7 }, { int64: 9007199254740993 }, { float64: 0.25 }, { bool: true }]);
+  });
+
+  it('ws_get_sql_db: none = empty, one row = an object, several = an array (keys sorted, BOOLEAN as true/false)', async () => {
+    await ok('probe_sql_get', 'zeta');
+    await ok('probe_sql_set', 'beta-1');
+    await ok('probe_sql_get', 'beta');
+    await ok('probe_sql_set', 'beta-2');
+    await ok('probe_sql_get', 'beta');
+    const rows = wasmLogs(host, 'probe_sql_get').filter((l) => l.startsWith('rows:'));
+    expect(rows[0]).toBe('rows:[]');
+    expect(rows[1]).toBe('rows:[{"active":true,"count32":7,"id":2,"name":"beta-1","ratio":0.25}]');
+    expect(rows[2]).toBe('rows:[[{"active":true,"count32":7,"id":2,"name":"beta-1","ratio":0.25},{"active":true,"count32":7,"id":3,"name":"beta-2","ratio":0.25}]]');
+  });
+
+  it('ws_set_sql_db: a statement the database refuses fails the call (the SDK traps)', async () => {
+    const a = await publish(host, 'probe_sql_bad', '');
+    expect(a.body.results?.[0]).toMatchObject({ code: -1, error: expect.stringContaining('fail to execute the sql query') });
+    expect(host.logs).toContainEqual(expect.objectContaining({ src: 'host', message: expect.stringContaining('no such table: no_such_table') }));
+  });
+
+  it('ws_send_tx: the operator sends the transaction; its hash is copied in', async () => {
+    const [, , , holder] = chain.accounts as Address[];
+    const data = encodeCall('RewardToken', 'mint', { to: holder!, amount: 5n });
+    await ok('probe_send_tx', `${rewards.contracts.token}|${data}`);
+    // The SDK logs the transaction JSON first, then the probe logs the hash.
+    const hash = wasmLogs(host, 'probe_send_tx').find((l) => l.startsWith('tx:'))!.slice('tx:'.length);
+    expect(hash).toMatch(/^0x[0-9a-f]{64}$/);
+    const tx = await rpc<{ from: string; to: string; input: string }>(chain.rpcUrl, 'eth_getTransactionByHash', [hash]);
+    expect(tx.from.toLowerCase()).toBe(operator.toLowerCase());
+    expect(tx.input).toBe(data);
+    expect(await rewards.balanceOf(holder!)).toBe(5n);
+  });
+
+  it('ws_call_contract: eth_call’s result bytes are copied in (the SDK shows them as hex)', async () => {
+    const [, , , , holder] = chain.accounts as Address[];
+    await rewards.registerDevice(holder!); // any state change will do; the call reads the token
+    const data = encodeCall('RewardToken', 'decimals');
+    await ok('probe_call_contract', `${rewards.contracts.token}|${data}`);
+    expect(wasmLogs(host, 'probe_call_contract')).toEqual([`call:${'0'.repeat(62)}12`]);
+  });
+
+  it('ws_get_env: the project’s variable; a missing one is EnvKeyNotFound (the SDK traps)', async () => {
+    await ok('probe_get_env', 'GREETING');
+    expect(wasmLogs(host, 'probe_get_env')).toEqual(['env:hello from the project env']);
+    const missing = await publish(host, 'probe_get_env', 'NOT_SET');
+    expect(missing.body.results?.[0]).toMatchObject({ code: -1, error: expect.stringContaining('get env failed: key: NOT_SET') });
+  });
+
+  it('ws_send_mqtt_msg: the topic and message are recorded', async () => {
+    await ok('probe_mqtt', '{"minted":10}');
+    expect(wasmLogs(host, 'probe_mqtt')).toEqual(['mqtt code:0']);
+    expect(host.services.mqttMessages).toEqual([expect.objectContaining({ topic: 'meter/rewards', message: '{"minted":10}' })]);
+  });
+
+  it('abort: logged with the AssemblyScript strings decoded; by itself it does not stop the handler (as on the node)', async () => {
+    const a = await publish(host, 'probe_abort', '');
+    expect(a.body.results?.[0]).toMatchObject({ code: 5 });
+    expect(a.body.results?.[0]?.error).toBeUndefined();
+    expect(host.logs).toContainEqual(expect.objectContaining({ src: 'host', level: 2, message: 'abort: reported on purpose at abi-probe.ts:7:3' }));
+  });
+});
