@@ -1,8 +1,11 @@
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ROOT } from './support/processes.js';
 
 /*
@@ -12,7 +15,8 @@ import { ROOT } from './support/processes.js';
  * asks nothing) without root, network or a Raspberry Pi. CI also runs the real script (.ci/run).
  */
 
-const REAL = ['bash', 'grep', 'tr', 'dirname', 'env', 'cat', 'touch', 'mkdir', 'cp', 'chmod', 'rm'];
+const REAL = ['bash', 'grep', 'tr', 'dirname', 'env', 'cat', 'touch', 'mkdir', 'cp', 'chmod', 'rm', 'awk', 'sed', 'head', 'cut',
+  'readlink', 'mktemp', 'curl', 'sha256sum', 'tar', 'xz'];
 
 interface Machine {
   dir: string; // the project checkout (a copy of the script plus a package-lock.json)
@@ -20,6 +24,8 @@ interface Machine {
   sysroot: string;
   bin: string;
   run(env?: Record<string, string>, args?: string[]): { code: number | null; out: string; calls: string[] };
+  /** The same, without blocking this process (for tests that serve something to the script). */
+  runAsync(env?: Record<string, string>, args?: string[]): Promise<{ code: number | null; out: string; calls: string[] }>;
 }
 
 /** A stand-in command; `log: false` for the ones that only ask (id, getent, dpkg-query). */
@@ -34,7 +40,20 @@ function stub(bin: string, name: string, body: string, log = true) {
   chmodSync(join(bin, name), 0o755);
 }
 
-function machine(opts: { installed?: string[]; node?: string | null; uid?: number; user?: string; groups?: string } = {}): Machine {
+interface MachineOptions {
+  installed?: string[];
+  node?: string | null;
+  uid?: number;
+  user?: string;
+  groups?: string;
+  /** What `apt-cache policy nodejs` offers (Debian 12: 18.19.0, Debian 13: 20.19.2). */
+  aptNode?: string;
+  /** `dpkg --print-architecture` and `uname -m`. */
+  debArch?: string;
+  machineArch?: string;
+}
+
+function machine(opts: MachineOptions = {}): Machine {
   const top = mkdtempSync(join(tmpdir(), 'reqs-'));
   temps.push(top);
   const dir = join(top, 'checkout');
@@ -54,10 +73,11 @@ function machine(opts: { installed?: string[]; node?: string | null; uid?: numbe
   // npm: "ci" produces what npm ci would (the lock marker and the native addons).
   writeFileSync(
     join(state, 'npm-stub'),
-    `#!/usr/bin/env bash\necho "npm $* JOBS=\${JOBS:-}" >>"$STATE/calls"\nif [ "$1" = ci ]; then for f in canvas/build/Release/canvas.node better-sqlite3/build/Release/better_sqlite3.node i2c-bus/build/Release/i2c.node spi-device/build/Release/spi.node; do mkdir -p "node_modules/\${f%/*}"; touch "node_modules/$f"; done; touch node_modules/.package-lock.json; rm -f "$STATE/abi-changed"; fi\n`,
+    `#!/usr/bin/env bash\necho "npm $* JOBS=\${JOBS:-}" >>"$STATE/calls"\nif [ "$1" = ci ]; then echo "npm-env build_from_source=\${npm_config_build_from_source:-} nodedir=\${npm_config_nodedir:-}" >>"$STATE/calls"; for f in canvas/build/Release/canvas.node better-sqlite3/build/Release/better_sqlite3.node i2c-bus/build/Release/i2c.node spi-device/build/Release/spi.node; do mkdir -p "node_modules/\${f%/*}"; touch "node_modules/$f"; done; touch node_modules/.package-lock.json; rm -f "$STATE/abi-changed"; fi\n`,
   );
   // node -p prints the version; node -e (loading the native addons) fails after a Node upgrade.
-  const nodeStub = `#!/usr/bin/env bash\ncase "$1" in -p) cat "$STATE/node-version" ;; -e) [ ! -e "$STATE/abi-changed" ] ;; esac\n`;
+  // node --no-warnings -e: the script's reachability probe for github.com, run by the real Node.
+  const nodeStub = `#!/usr/bin/env bash\ncase "$1" in -p) cat "$STATE/node-version" ;; -e) [ ! -e "$STATE/abi-changed" ] ;; --no-warnings) exec ${process.execPath} "$@" ;; esac\n`;
   writeFileSync(join(state, 'node-stub'), nodeStub);
   if (opts.node !== null) {
     writeFileSync(join(state, 'node-version'), opts.node ?? '20.20.0');
@@ -73,22 +93,38 @@ for p in "$@"; do case "$p" in -*|install) ;; *) echo "$p" >>"$STATE/installed" 
 if grep -qx nodejs "$STATE/installed"; then echo 20.19.2 >"$STATE/node-version"; cp "$STATE/node-stub" "$BIN/node"; chmod +x "$BIN/node"; fi
 if grep -qx npm "$STATE/installed"; then cp "$STATE/npm-stub" "$BIN/npm"; chmod +x "$BIN/npm"; fi
 true`);
+  stub(bin, 'apt-cache', `[ "$*" = "policy nodejs" ] && printf 'nodejs:\\n  Installed: (none)\\n  Candidate: %s\\n' "${opts.aptNode ?? '20.19.2+dfsg-1'}"`, false);
+  stub(bin, 'dpkg', `[ "$1" = --print-architecture ] && echo ${opts.debArch ?? 'amd64'}`, false);
+  stub(bin, 'uname', `[ "$1" = -m ] && echo ${opts.machineArch ?? 'x86_64'}`, false);
   stub(bin, 'sudo', 'exec "$@"');
   stub(bin, 'id', `case "$1" in -u) echo "$FAKE_UID" ;; -un) echo "$FAKE_USER" ;; -nG) cat "$STATE/groups" ;; *) exit 1 ;; esac`, false);
   stub(bin, 'getent', '[ "$1" = group ] && case "$2" in i2c|spi|gpio) echo "$2:x:990:" ;; *) exit 2 ;; esac', false);
   stub(bin, 'usermod', 'printf " %s" "$2" >>"$STATE/groups"');
   stub(bin, 'runuser', 'shift 3; exec "$@"');
   stub(bin, 'raspi-config', `case "$2" in get_*) cat "$STATE/$\{2#get_}" 2>/dev/null || echo 1 ;; do_*) echo "$3" >"$STATE/$\{2#do_}" ;; esac`);
+  const spawnArgs = (env: Record<string, string>, args: string[]) => ({
+    file: join(bin, 'bash'),
+    args: [join(dir, 'install-requirements.sh'), ...args],
+    env: { PATH: bin, STATE: state, BIN: bin, FAKE_UID: String(opts.uid ?? 0), FAKE_USER: opts.user ?? 'root', POWER_METER_SYSROOT: sysroot, ...env },
+  });
+  const calls = () => readFileSync(join(state, 'calls'), 'utf8').trim().split('\n').filter(Boolean);
   const run = (env: Record<string, string> = {}, args: string[] = []) => {
     writeFileSync(join(state, 'calls'), '');
-    const r = spawnSync(join(bin, 'bash'), [join(dir, 'install-requirements.sh'), ...args], {
-      encoding: 'utf8',
-      env: { PATH: bin, STATE: state, BIN: bin, FAKE_UID: String(opts.uid ?? 0), FAKE_USER: opts.user ?? 'root', POWER_METER_SYSROOT: sysroot, ...env },
-    });
-    const calls = readFileSync(join(state, 'calls'), 'utf8').trim().split('\n').filter(Boolean);
-    return { code: r.status, out: `${r.stdout}${r.stderr}`, calls };
+    const a = spawnArgs(env, args);
+    const r = spawnSync(a.file, a.args, { encoding: 'utf8', env: a.env });
+    return { code: r.status, out: `${r.stdout}${r.stderr}`, calls: calls() };
   };
-  return { dir, state, sysroot, bin, run };
+  const runAsync = (env: Record<string, string> = {}, args: string[] = []) =>
+    new Promise<{ code: number | null; out: string; calls: string[] }>((resolve) => {
+      writeFileSync(join(state, 'calls'), '');
+      const a = spawnArgs(env, args);
+      const child = spawn(a.file, a.args, { env: a.env });
+      let out = '';
+      child.stdout.on('data', (c: Buffer) => (out += c.toString()));
+      child.stderr.on('data', (c: Buffer) => (out += c.toString()));
+      child.on('close', (code) => resolve({ code, out, calls: calls() }));
+    });
+  return { dir, state, sysroot, bin, run, runAsync };
 }
 
 const ALL = ['build-essential', 'python3', 'pkg-config', 'libcairo2-dev', 'libpango1.0-dev', 'libjpeg-dev', 'libgif-dev', 'librsvg2-dev', 'fonts-dejavu-core', 'openssl', 'shellcheck', 'systemd', 'ca-certificates'];
@@ -143,18 +179,29 @@ describe('install-requirements.sh', () => {
     expect(r.out).toMatch(/needs root for: apt-get update.*run this script as root, or install sudo/);
   });
 
-  it('stops before touching anything when the installed Node is older than 20.19, saying where to get one', () => {
+  it('with --no-node: stops before touching anything when the installed Node is older than 20.19, saying where to get one', () => {
     for (const old of ['18.19.0', '20.18.3']) {
       const m = machine({ node: old });
-      const r = m.run();
+      const r = m.run({}, ['--no-node']);
       expect(r.code).toBe(1);
       expect(r.out).toContain(`Node.js ${old} is too old`);
       expect(r.out).toMatch(/>= 20\.19.*nodejs\.org/s);
       expect(r.calls).toEqual([]);
     }
-    expect(machine({ node: '22.1.0', installed: ALL }).run().code).toBe(0);
+    expect(machine({ node: '22.1.0', installed: ALL }).run({}, ['--no-node']).code).toBe(0);
+    // Debian 12 without any Node: its 18.19 is not installed, nothing else is touched.
+    const bookworm = machine({ node: null, aptNode: '18.19.0+dfsg-6~deb12u2' }).run({}, ['--no-node']);
+    expect(bookworm.code).toBe(1);
+    expect(bookworm.out).toContain('Node.js 18.19.0 is too old');
+    expect(bookworm.calls.some((c) => c.includes(' install '))).toBe(false);
   });
 
+  it('refuses an unknown option, naming the allowed ones', () => {
+    const r = machine({ installed: ALL }).run({}, ['--no-nodes']);
+    expect(r.code).toBe(1);
+    expect(r.out).toContain('unknown option --no-nodes (allowed: --test, --no-node, --help)');
+    expect(r.calls).toEqual([]);
+  });
   it('on a Raspberry Pi through sudo: enables I2C and SPI, adds the user to i2c, spi and gpio, runs npm as the user, says a reboot is needed', () => {
     const m = machine({ installed: ALL, user: 'root', groups: 'pi adm' });
     mkdirSync(join(m.sysroot, 'proc/device-tree'), { recursive: true });
@@ -206,5 +253,152 @@ describe('install-requirements.sh', () => {
     const typo = machine({ installed: ALL }).run({}, ['--tests']);
     expect(typo.code).toBe(1);
     expect(typo.out).toMatch(/unknown option --tests \(allowed: --test/);
+  });
+});
+
+/*
+ * The official-build route against a stand-in for nodejs.org/dist on 127.0.0.1 (the layout the
+ * script reads: latest-v<major>.x/SHASUMS256.txt and <version>/node-<version>-linux-<arch>.tar.xz).
+ * The tarball holds this file's node and npm stand-ins, so what it installs can be run afterwards.
+ * scripts/check-setup.sh runs the same route with the real Node binary in a Debian 12 root.
+ */
+describe('install-requirements.sh: Node from nodejs.org where the distribution has none new enough', () => {
+  const VERSION = 'v26.12.1';
+  const NAME = `node-${VERSION}-linux-x64`;
+  let server: Server;
+  let base = '';
+  let tarball: Buffer;
+  let served: Buffer;
+  const requests: string[] = [];
+
+  beforeAll(async () => {
+    const top = mkdtempSync(join(tmpdir(), 'reqs-dist-'));
+    temps.push(top);
+    const pkg = join(top, NAME);
+    mkdirSync(join(pkg, 'bin'), { recursive: true });
+    mkdirSync(join(pkg, 'include/node'), { recursive: true });
+    // The official tarball's top level; the script keeps CHANGELOG.md, LICENSE and README.md out of /usr/local.
+    for (const f of ['CHANGELOG.md', 'LICENSE', 'README.md']) writeFileSync(join(pkg, f), f);
+    writeFileSync(join(pkg, 'include/node/node_version.h'), '#define NODE_MAJOR_VERSION 26\n#define NODE_MINOR_VERSION 12\n#define NODE_PATCH_VERSION 1\n');
+    const probe = `--no-warnings) exec ${process.execPath} "$@" ;;`;
+    writeFileSync(join(pkg, 'bin/node'), `#!/usr/bin/env bash\ncase "$1" in -p) echo 26.12.1 ;; -e) true ;; ${probe} esac\n`, { mode: 0o755 });
+    writeFileSync(
+      join(pkg, 'bin/npm'),
+      `#!/usr/bin/env bash\necho "npm(official) $*" >>"$STATE/calls"\nif [ "$1" = ci ]; then echo "npm-env build_from_source=\${npm_config_build_from_source:-} nodedir=\${npm_config_nodedir:-}" >>"$STATE/calls"; for f in canvas/build/Release/canvas.node better-sqlite3/build/Release/better_sqlite3.node i2c-bus/build/Release/i2c.node spi-device/build/Release/spi.node; do mkdir -p "node_modules/\${f%/*}"; touch "node_modules/$f"; done; touch node_modules/.package-lock.json; fi\n`,
+      { mode: 0o755 },
+    );
+    const r = spawnSync('tar', ['-C', top, '-cJf', join(top, `${NAME}.tar.xz`), NAME]);
+    expect(r.status).toBe(0);
+    tarball = readFileSync(join(top, `${NAME}.tar.xz`));
+    served = tarball;
+    const sha = createHash('sha256').update(tarball).digest('hex');
+    // A real SHASUMS256.txt lists every file of the release; ours lists two more builds.
+    const shasums = (v: string, arches: string[]) =>
+      arches.map((a, i) => `${a === 'x64' && v === VERSION ? sha : String(i).repeat(64)}  node-${v}-linux-${a}.tar.xz\n`).join('');
+    server = createServer((req, res) => {
+      const url = req.url ?? '';
+      requests.push(url);
+      if (url === '/dist/latest-v26.x/SHASUMS256.txt') res.end(shasums(VERSION, ['arm64', 'armv7l', 'x64']));
+      else if (url === '/dist/latest-v22.x/SHASUMS256.txt') res.end(shasums('v22.22.0', ['arm64', 'armv7l', 'x64']));
+      else if (url === `/dist/${VERSION}/${NAME}.tar.xz`) res.end(served);
+      else res.writeHead(404).end('not found');
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    base = `http://127.0.0.1:${(server.address() as AddressInfo).port}/dist`;
+  });
+  afterAll(() => new Promise<void>((resolve) => server.close(() => resolve())));
+
+  /** Test hooks: the stand-in, a prefix of our own instead of /usr/local, and github.com's probe on loopback. */
+  const hooks = (m: Machine, probe = `${base}/`) => ({
+    POWER_METER_NODE_DIST_URL: base,
+    POWER_METER_NODE_PREFIX: join(m.dir, '..', 'usr-local'),
+    POWER_METER_PREBUILT_PROBE_URL: probe,
+  });
+
+  it('on Debian 12 (Node 18): says what it will do, checks the tarball against SHASUMS256.txt, unpacks it, builds with it', async () => {
+    served = tarball;
+    requests.length = 0;
+    const m = machine({ node: null, aptNode: '18.19.0+dfsg-6~deb12u2', installed: ALL });
+    const env = hooks(m);
+    const prefix = env.POWER_METER_NODE_PREFIX;
+    const r = await m.runAsync(env);
+    expect(r.code, r.out).toBe(0);
+    expect(r.out).toContain(
+      `the distribution's Node.js is 18.19.0 (this project needs >= 20.19): installing the official Node.js 26 build for linux-x64 from ${base} into ${prefix}, checked against its SHASUMS256.txt first (--no-node: install nothing)`,
+    );
+    expect(r.out).toContain(`${NAME}.tar.xz matches SHASUMS256.txt`);
+    expect(r.out).toContain(`Node.js 26.12.1 ready: ${prefix}/bin/node`);
+    expect(requests).toEqual(['/dist/latest-v26.x/SHASUMS256.txt', `/dist/${VERSION}/${NAME}.tar.xz`, '/dist/']);
+    // Tools for the download, not Debian's nodejs/npm.
+    const install = r.calls.find((c) => c.startsWith('apt-get') && c.includes(' install '))!;
+    expect(install.split(' ')).toEqual(expect.arrayContaining(['curl', 'xz-utils']));
+    expect(install.split(' ')).not.toContain('nodejs');
+    expect(readFileSync(join(prefix, 'include/node/node_version.h'), 'utf8')).toContain('26');
+    for (const f of ['CHANGELOG.md', 'LICENSE', 'README.md']) expect(() => readFileSync(join(prefix, f))).toThrow();
+    // npm is the one just installed, with the headers beside it for node-gyp; github.com answered.
+    expect(r.calls).toContain('npm(official) ci --no-audit --no-fund');
+    expect(r.calls).toContain(`npm-env build_from_source= nodedir=${prefix}`);
+
+    // Next time (the new Node first on the PATH, as /usr/local/bin is on Debian): nothing to do.
+    requests.length = 0;
+    const again = await m.runAsync({ ...env, PATH: `${prefix}/bin:${m.bin}` });
+    expect(again.code, again.out).toBe(0);
+    expect(again.out).toMatch(/npm dependencies up to date/);
+    expect(requests).toEqual([]);
+  });
+
+  it('refuses a tarball whose SHA-256 is not in SHASUMS256.txt and installs nothing', async () => {
+    served = Buffer.from(tarball);
+    served[served.length >> 1] ^= 0xff;
+    const m = machine({ node: '18.19.0', installed: ALL });
+    const env = hooks(m);
+    const r = await m.runAsync(env);
+    served = tarball;
+    expect(r.code).toBe(1);
+    expect(r.out).toContain('Node.js 18.19.0 is too old (this project needs >= 20.19): installing the official Node.js 26 build');
+    expect(r.out).toContain(`REFUSED ${NAME}.tar.xz: its SHA-256 is not the one in ${base}/latest-v26.x/SHASUMS256.txt`);
+    expect(r.out).toContain('Nothing was installed');
+    expect(() => readFileSync(join(env.POWER_METER_NODE_PREFIX, 'bin/node'))).toThrow();
+    expect(r.calls.some((c) => c.startsWith('npm'))).toBe(false);
+  });
+
+  it('picks the build for the CPU: arm64 gets the LTS line, 32-bit ARMv7 (also on a 64-bit kernel) Node 22, ARMv6 none', async () => {
+    requests.length = 0;
+    const arm64 = machine({ node: '18.19.0', installed: ALL, debArch: 'arm64', machineArch: 'aarch64' });
+    const r64 = await arm64.runAsync(hooks(arm64));
+    // The stand-in has no arm64 tarball: the script asked for the right one and stopped.
+    expect(r64.code).toBe(1);
+    expect(r64.out).toContain(`could not download ${base}/${VERSION}/node-${VERSION}-linux-arm64.tar.xz`);
+    for (const kernel of ['armv7l', 'aarch64']) {
+      const armhf = machine({ node: '18.19.0', installed: ALL, debArch: 'armhf', machineArch: kernel });
+      const r = await armhf.runAsync(hooks(armhf));
+      expect(r.out).toContain('installing the official Node.js 22 build for linux-armv7l');
+      expect(r.out).toContain(`could not download ${base}/v22.22.0/node-v22.22.0-linux-armv7l.tar.xz`);
+    }
+    const zero = machine({ node: '18.19.0', installed: ALL, debArch: 'armhf', machineArch: 'armv6l' });
+    const before = requests.length;
+    const r6 = await zero.runAsync(hooks(zero));
+    expect(r6.code).toBe(1);
+    expect(r6.out).toContain('Node.js 18.19.0 is too old, and nodejs.org has no build for this machine (armhf, armv6l)');
+    expect(r6.out).toContain('Raspberry Pi OS Trixie');
+    expect(requests.length).toBe(before);
+    expect(r6.calls).toEqual([]);
+  });
+
+  it('builds native modules from source at once when github.com (the prebuilt binaries) cannot be reached', async () => {
+    const closed = createServer();
+    await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
+    const port = (closed.address() as AddressInfo).port;
+    await new Promise<void>((resolve) => closed.close(() => resolve()));
+    const m = machine({ node: '20.20.0', installed: ALL });
+    const r = await m.runAsync(hooks(m, `http://127.0.0.1:${port}/`));
+    expect(r.code, r.out).toBe(0);
+    expect(r.out).toContain('github.com (where the prebuilt binaries are) cannot be reached, so canvas and better-sqlite3 build from source');
+    expect(r.calls).toContain('npm-env build_from_source=true nodedir=');
+    // Reachable: prebuild-install decides per module (download, or compile when none is published).
+    const online = machine({ node: '20.20.0', installed: ALL });
+    const ok = await online.runAsync(hooks(online));
+    expect(ok.out).toContain('npm ci (prebuilt canvas and better-sqlite3 where published');
+    expect(ok.calls).toContain('npm-env build_from_source= nodedir=');
   });
 });

@@ -1,0 +1,187 @@
+#!/usr/bin/env bash
+# The set-up on a stock Debian, as a Pi user meets it: a minimal Debian root (debootstrap from
+# Debian's own packages; Debian 12 "bookworm" is Pi OS Bookworm's base, 13 "trixie" Pi OS Trixie's),
+# this checkout copied into /home/pi/power-meter, `./install-requirements.sh` run by a user `pi`
+# with sudo, then the native modules' tests and `npm run demo`. Foreign architectures (arm64,
+# armhf) run under qemu user-mode emulation.
+#
+# nodejs.org cannot be reached from the machines this runs on, so where the script installs the
+# official Node build (Debian 12 ships Node 18) a local stand-in serves nodejs.org/dist's layout on
+# 127.0.0.1: the same Node release repacked from the npm registry's node-linux-<arch> package (the
+# official binary) plus its bundled npm, with a SHASUMS256.txt. A tampered copy of that tarball must
+# be refused before the genuine one is installed.
+#
+#   sudo scripts/check-setup.sh bookworm amd64    # (release: bookworm|trixie, arch: amd64|arm64|armhf)
+#
+# Debian roots are cached in $POWER_METER_TEST_CACHE (default /var/cache/power-meter-test) as
+# check-setup-<release>-<arch>.base; each run starts from a fresh copy of it. Needs root, the npm
+# registry and Debian's mirror (POWER_METER_DEBIAN_MIRROR).
+set -euo pipefail
+RELEASE="${1:-bookworm}"
+ARCH="${2:-$(dpkg --print-architecture)}"
+DEMO_S="${POWER_METER_CHECK_DEMO_S:-30}"
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+CACHE="${POWER_METER_TEST_CACHE:-/var/cache/power-meter-test}"
+MIRROR="${POWER_METER_DEBIAN_MIRROR:-http://deb.debian.org/debian}"
+# The Node release the stand-in serves as "latest-v26.x", and the npm that release bundles.
+STANDIN_NODE=26.12.1
+STANDIN_NPM=11.20.0
+
+say() { echo "check-setup[$RELEASE/$ARCH]: $*"; }
+die() { echo "check-setup[$RELEASE/$ARCH]: FAILED: $*" >&2; exit 1; }
+case "$RELEASE" in bookworm | trixie) ;; *) die "release must be bookworm or trixie, not $RELEASE" ;; esac
+case "$ARCH" in amd64 | arm64 | armhf) ;; *) die "arch must be amd64, arm64 or armhf, not $ARCH" ;; esac
+[ "$(id -u)" -eq 0 ] || die "needs root (debootstrap, chroot): sudo $0 $*"
+START_S=$SECONDS
+phase_s=$SECONDS
+lap() { say "$1 took $((SECONDS - phase_s)) s"; phase_s=$SECONDS; }
+
+# ---- host tools -----------------------------------------------------------------------------
+need=(debootstrap python3 xz-utils git)
+[ "$ARCH" = "$(dpkg --print-architecture)" ] || need+=(qemu-user-static binfmt-support)
+missing=()
+for p in "${need[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p"); done
+if [ "${#missing[@]}" -gt 0 ]; then
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+if [ "$ARCH" != "$(dpkg --print-architecture)" ]; then
+  # qemu's interpreters must be registered with the kernel (a container may not have done it).
+  [ -e /proc/sys/fs/binfmt_misc/register ] || mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc
+  update-binfmts --enable >/dev/null 2>&1 || true
+  q="$( [ "$ARCH" = arm64 ] && echo qemu-aarch64 || echo qemu-arm )"
+  grep -qx enabled "/proc/sys/fs/binfmt_misc/$q" 2>/dev/null || die "$q is not registered with binfmt_misc"
+fi
+
+# ---- the Debian root ------------------------------------------------------------------------
+mkdir -p "$CACHE"
+BASE="$CACHE/check-setup-$RELEASE-$ARCH.base"
+ROOT="$CACHE/check-setup-$RELEASE-$ARCH.run"
+if [ ! -d "$BASE" ]; then
+  say "debootstrap $RELEASE $ARCH (once; cached in $BASE)"
+  rm -rf "$BASE.tmp"
+  debootstrap --arch="$ARCH" --variant=minbase --include=sudo,ca-certificates "$RELEASE" "$BASE.tmp" "$MIRROR" >"$CACHE/check-setup-$RELEASE-$ARCH.debootstrap.log" 2>&1 ||
+    die "debootstrap failed: see $CACHE/check-setup-$RELEASE-$ARCH.debootstrap.log"
+  mv "$BASE.tmp" "$BASE"
+  lap "debootstrap"
+fi
+MOUNTS=()
+SERVER_PID=""
+cleanup() {
+  local i
+  [ -z "$SERVER_PID" ] || kill "$SERVER_PID" 2>/dev/null || true
+  for ((i = ${#MOUNTS[@]} - 1; i >= 0; i--)); do umount -l "${MOUNTS[$i]}" 2>/dev/null || true; done
+}
+trap cleanup EXIT
+rm -rf "$ROOT"
+mkdir "$ROOT"
+cp -a "$BASE/." "$ROOT/"
+for m in proc sys dev dev/pts; do
+  case "$m" in proc) mount -t proc proc "$ROOT/proc" ;; sys) mount -t sysfs sys "$ROOT/sys" ;; *) mount --bind "/$m" "$ROOT/$m" ;; esac
+  MOUNTS+=("$ROOT/$m")
+done
+cp /etc/resolv.conf "$ROOT/etc/resolv.conf"
+# The stock image's user: pi, in the sudo group, sudo without a password (as Pi OS sets it up).
+chroot "$ROOT" useradd -m -s /bin/bash -G sudo pi
+echo 'pi ALL=(ALL) NOPASSWD: ALL' >"$ROOT/etc/sudoers.d/010_pi-nopasswd"
+chmod 0440 "$ROOT/etc/sudoers.d/010_pi-nopasswd"
+# This checkout as it is (tracked and new files, not node_modules or builds).
+mkdir "$ROOT/home/pi/power-meter"
+git -C "$REPO" ls-files -z --cached --others --exclude-standard | (cd "$REPO" && tar --null -T - -cf -) | tar -xf - -C "$ROOT/home/pi/power-meter"
+chroot "$ROOT" chown -R pi:pi /home/pi/power-meter
+# As pi, in a login shell (the PATH of a stock image), in the project.
+# as_pi [VAR=value...] command [args...]
+as_pi() { chroot "$ROOT" runuser -u pi -- bash -lc 'cd ~/power-meter && exec env "$@"' as_pi "$@"; }
+
+# ---- the nodejs.org stand-in ----------------------------------------------------------------
+DIST=""
+case "$ARCH" in amd64) NODE_ARCH=x64 ;; arm64) NODE_ARCH=arm64 ;; *) NODE_ARCH="" ;; esac
+if [ -n "$NODE_ARCH" ]; then
+  # nodejs.org/dist's layout: <version>/node-<version>-linux-<arch>.tar.xz with the release's
+  # SHASUMS256.txt, the same under latest-v26.x/; tampered/ holds the same files with one byte of
+  # the tarball changed.
+  DIST="$CACHE/check-setup-dist-$NODE_ARCH"
+  V="v$STANDIN_NODE"
+  NAME="node-$V-linux-$NODE_ARCH"
+  if [ ! -f "$DIST/dist/$V/$NAME.tar.xz" ]; then
+    say "building the stand-in $NAME.tar.xz from the npm registry's node-linux-$NODE_ARCH@$STANDIN_NODE and npm@$STANDIN_NPM"
+    work="$(mktemp -d)"
+    (cd "$work" && npm pack --silent "node-linux-$NODE_ARCH@$STANDIN_NODE" "npm@$STANDIN_NPM" >/dev/null)
+    mkdir -p "$work/$NAME/lib/node_modules/npm" "$work/pkg"
+    tar -xzf "$work/node-linux-$NODE_ARCH-$STANDIN_NODE.tgz" -C "$work/pkg"
+    (cd "$work/pkg/package" && cp -a bin include share CHANGELOG.md LICENSE README.md "$work/$NAME/")
+    tar -xzf "$work/npm-$STANDIN_NPM.tgz" -C "$work/$NAME/lib/node_modules/npm" --strip-components=1
+    ln -s ../lib/node_modules/npm/bin/npm-cli.js "$work/$NAME/bin/npm"
+    ln -s ../lib/node_modules/npm/bin/npx-cli.js "$work/$NAME/bin/npx"
+    mkdir -p "$DIST/dist/$V"
+    tar -C "$work" --owner=0 --group=0 -cJf "$DIST/dist/$V/$NAME.tar.xz" "$NAME"
+    rm -rf "$work"
+  fi
+  (cd "$DIST/dist/$V" && sha256sum -- *.tar.xz >SHASUMS256.txt)
+  rm -rf "$DIST/dist/latest-v26.x" "$DIST/tampered"
+  cp -a "$DIST/dist/$V" "$DIST/dist/latest-v26.x"
+  cp -a "$DIST/dist" "$DIST/tampered"
+  size="$(stat -c %s "$DIST/tampered/$V/$NAME.tar.xz")"
+  printf 'X' | dd of="$DIST/tampered/$V/$NAME.tar.xz" bs=1 seek=$((size / 2)) conv=notrunc status=none
+  # A real HTTP server (Python's) on a free loopback port.
+  python3 -u -m http.server --bind 127.0.0.1 0 --directory "$DIST" >"$CACHE/check-setup-server-$RELEASE-$ARCH.log" 2>&1 &
+  SERVER_PID=$!
+  PORT=""
+  for _ in $(seq 1 100); do
+    PORT="$(grep -oE 'port [0-9]+' "$CACHE/check-setup-server-$RELEASE-$ARCH.log" | head -n 1 | cut -d' ' -f2 || true)"
+    [ -n "$PORT" ] && break
+    sleep 0.2
+  done
+  [ -n "$PORT" ] || die "the stand-in server did not start: $(cat "$CACHE/check-setup-server-$RELEASE-$ARCH.log")"
+  say "nodejs.org stand-in on http://127.0.0.1:$PORT/dist (Node $STANDIN_NODE, linux-$NODE_ARCH)"
+fi
+lap "preparing the root"
+
+# ---- 1. a tampered download is refused -----------------------------------------------------
+if [ -n "$DIST" ] && [ "$RELEASE" = bookworm ]; then
+  set +e
+  out="$(as_pi POWER_METER_NODE_DIST_URL="http://127.0.0.1:$PORT/tampered" ./install-requirements.sh 2>&1)"
+  code=$?
+  set -e
+  echo "$out" | tail -n 4
+  [ "$code" -ne 0 ] || die "install-requirements.sh accepted a tampered Node tarball"
+  echo "$out" | grep -q "REFUSED node-v$STANDIN_NODE-linux-$NODE_ARCH.tar.xz" || die "no REFUSED message for the tampered tarball"
+  [ ! -e "$ROOT/usr/local/bin/node" ] || die "a Node was unpacked from the tampered tarball"
+  say "tampered tarball refused, nothing unpacked"
+  lap "refusal run (includes the Debian packages)"
+fi
+
+# ---- 2. the set-up -------------------------------------------------------------------------
+env_url=()
+[ -z "$DIST" ] || env_url=(POWER_METER_NODE_DIST_URL="http://127.0.0.1:$PORT/dist")
+as_pi "${env_url[@]}" ./install-requirements.sh
+lap "./install-requirements.sh"
+NODE_VERSION="$(as_pi node -p process.versions.node)"
+say "Node.js $NODE_VERSION at $(as_pi sh -c 'command -v node')"
+as_pi node -e '
+  const [maj, min] = process.versions.node.split(".").map(Number);
+  const engines = require("./package.json").engines.node;
+  if (engines !== ">=20.19") throw new Error("engines changed to " + engines + ": update this check");
+  if (!(maj > 20 || (maj === 20 && min >= 19))) throw new Error("Node " + process.versions.node + " does not meet " + engines);'
+if [ "$RELEASE" = bookworm ] && [ -n "$DIST" ]; then
+  [ "$NODE_VERSION" = "$STANDIN_NODE" ] || die "expected the official Node $STANDIN_NODE, found $NODE_VERSION"
+fi
+# A second run changes nothing and needs no download.
+second="$(as_pi ./install-requirements.sh 2>&1)"
+echo "$second" | grep -q "system packages already installed" || die "second run installed packages: $second"
+echo "$second" | grep -q "npm dependencies up to date" || die "second run ran npm ci again: $second"
+lap "second run"
+
+# ---- 3. smoke tests: the native modules' own tests, then the whole system in simulation ------
+as_pi npx vitest run packages/w3bstream/test/outbox.test.ts packages/power-meter-display/test/screen.test.ts
+lap "native-module tests (better-sqlite3, canvas)"
+as_pi node -e 'require("i2c-bus"); require("spi-device"); console.log("i2c-bus and spi-device load")'
+demo="$(as_pi npm run demo -- --duration "$DEMO_S" --no-preview 2>&1 || true)"
+echo "$demo" | tail -n 5
+verified="$(echo "$demo" | grep -c ' verified$' || true)"
+[ "$verified" -ge 1 ] || die "npm run demo delivered no verified reading in $DEMO_S s"
+! echo "$demo" | grep -q 'NOT VERIFIED' || die "npm run demo delivered a reading that does not verify"
+png="$(echo "$demo" | sed -n 's/^demo: screen image \(.*\) (rewritten.*/\1/p')"
+[ -s "$ROOT$png" ] || die "npm run demo drew no screen ($png)"
+lap "npm run demo -- --duration $DEMO_S"
+say "PASSED: Node.js $NODE_VERSION, $verified verified readings, screen drawn; $((SECONDS - START_S)) s in all"
