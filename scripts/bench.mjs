@@ -19,9 +19,24 @@ const packages = readdirSync(path.join(root, 'packages'))
   .filter(({ pkg }) => pkg.scripts?.bench)
   .filter(({ dir }) => only.length === 0 || only.includes(path.basename(dir)));
 
+// The Node flags each program runs with as a service (the V8 memory limits in the units'
+// ExecStart lines), so the memory figures are those of the installed services.
+function unitNodeFlags(unit) {
+  const file = path.join(root, 'systemd', unit);
+  if (!existsSync(file)) return [];
+  const exec = /^ExecStart=@NODE@ (.*)$/m.exec(readFileSync(file, 'utf8'));
+  return (exec?.[1] ?? '').split(/\s+/).filter((word) => word.startsWith('--') && !word.startsWith('--config'));
+}
+const nodeFlags = {
+  'power-meter': unitNodeFlags('power-meter.service'),
+  'power-meter-display': unitNodeFlags('power-meter-display.service'),
+};
+
 function run(dir, script) {
   return new Promise((resolve) => {
-    const child = spawn('npm', ['run', '--silent', script], { cwd: dir, stdio: ['ignore', 'pipe', 'inherit'] });
+    const flags = nodeFlags[path.basename(dir)] ?? [];
+    const env = { ...process.env, POWER_METER_BENCH_NODE_FLAGS: JSON.stringify(flags) };
+    const child = spawn('npm', ['run', '--silent', script], { cwd: dir, env, stdio: ['ignore', 'pipe', 'inherit'] });
     const figures = [];
     let buffered = '';
     child.stdout.on('data', (chunk) => {

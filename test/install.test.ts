@@ -51,7 +51,7 @@ describe('install.sh into a fake root', () => {
       expect(unit).not.toMatch(/@[A-Z_]+@/);
       expect(unit).toContain('User=pmtest');
       expect(unit).toContain('POWER_METER_DATA_DIR=/srv/pm-data');
-      expect(unit).toMatch(/ExecStart=\S*node \/opt\/power-meter\/packages\/power-meter(-display)?\/dist\/cli\.js/);
+      expect(unit).toMatch(/ExecStart=\S*node (--\S+ )*\/opt\/power-meter\/packages\/power-meter(-display)?\/dist\/cli\.js/);
       expect(unit).not.toMatch(/TOKEN=/);
       expect(lstatSync(join(root, 'etc/systemd/system/multi-user.target.wants', u)).isSymbolicLink()).toBe(true);
       expect(spawnSync('systemctl', ['--root', root, 'is-enabled', u], { encoding: 'utf8' }).stdout.trim()).toBe('enabled');

@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Runs the whole test suite on another Node.js line than the machine's (CI: the current LTS, next
+# to the machine's 20.x). The Node binary is the official build as the npm registry publishes it
+# (node-linux-<arch>, whose include/ has the headers node-gyp needs offline); the suite runs in a
+# copy of this checkout so that native modules built for that Node's ABI never replace the ones
+# the machine's Node loads.
+#
+#   scripts/test-on-node.sh 26        # newest 26.x; or an exact version such as 26.12.1
+set -euo pipefail
+LINE="${1:?usage: scripts/test-on-node.sh <major or version>, e.g. 26}"
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+CACHE="${POWER_METER_NODE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/power-meter/node}"
+say() { echo "test-on-node[$LINE]: $*"; }
+die() { echo "test-on-node[$LINE]: $*" >&2; exit 1; }
+case "$(uname -m)" in x86_64) ARCH=x64 ;; aarch64) ARCH=arm64 ;; *) die "no node-linux-* package for $(uname -m)" ;; esac
+START_S=$SECONDS
+
+# ---- the Node binary (cached per version) -----------------------------------------------------
+# The newest version in the line (npm view lists every match, in no particular order).
+VERSION="$(npm view "node-linux-$ARCH@$LINE" version --json 2>/dev/null | node -e '
+  const v = [].concat(JSON.parse(require("fs").readFileSync(0, "utf8") || "[]"));
+  const key = (s) => s.split(".").map(Number);
+  v.sort((a, b) => { const [x, y] = [key(a), key(b)]; return x[0] - y[0] || x[1] - y[1] || x[2] - y[2]; });
+  console.log(v.pop() ?? "");')"
+[ -n "$VERSION" ] || die "the npm registry has no node-linux-$ARCH@$LINE"
+NODE_HOME="$CACHE/node-v$VERSION-linux-$ARCH"
+if [ ! -x "$NODE_HOME/bin/node" ]; then
+  say "fetching node-linux-$ARCH@$VERSION from the npm registry"
+  mkdir -p "$CACHE"
+  tmp="$(mktemp -d "$CACHE/.fetch.XXXXXX")"
+  (cd "$tmp" && npm pack --silent "node-linux-$ARCH@$VERSION" >/dev/null && tar -xzf ./*.tgz)
+  rm -rf "$NODE_HOME"
+  mv "$tmp/package" "$NODE_HOME"
+  rm -rf "$tmp"
+fi
+[ "$("$NODE_HOME/bin/node" -p process.versions.node)" = "$VERSION" ] || die "$NODE_HOME/bin/node is not Node $VERSION"
+
+# ---- a copy of the checkout, its dependencies built for this Node ------------------------------
+COPY="$(mktemp -d "${TMPDIR:-/tmp}/power-meter-node$VERSION.XXXXXX")"
+trap 'rm -rf "$COPY"' EXIT
+git -C "$REPO" ls-files -z --cached --others --exclude-standard | (cd "$REPO" && tar --null -T - -cf -) | tar -xf - -C "$COPY"
+# This Node first on the PATH: npm, the install scripts and the tests all run on it. node-gyp takes
+# the headers from the package instead of downloading them.
+export PATH="$NODE_HOME/bin:$PATH"
+export npm_config_nodedir="$NODE_HOME"
+cd "$COPY"
+say "npm ci on Node $(node -v) (modules ABI $(node -p process.versions.modules))"
+phase_s=$SECONDS
+JOBS=max npm ci --no-audit --no-fund --loglevel=error
+say "npm ci took $((SECONDS - phase_s)) s"
+phase_s=$SECONDS
+npm test
+say "npm test took $((SECONDS - phase_s)) s; $((SECONDS - START_S)) s in all, on Node $VERSION"

@@ -1,0 +1,65 @@
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { DISPLAY, ROOT, start, until, type Proc } from './support/processes.js';
+import { backendProcess, freePort, receiverProcess, records } from './support/system.js';
+
+/*
+ * The units start Node with memory flags for a 512 MB Pi (scripts/bench.mjs measures the programs
+ * with the same flags). --jitless also takes WebAssembly away, which Node's built-in fetch needs:
+ * both programs must keep working with exactly the units' flags.
+ */
+function unitNodeFlags(unit: string): string[] {
+  const exec = /^ExecStart=@NODE@ (.*)$/m.exec(readFileSync(join(ROOT, 'systemd', unit), 'utf8'));
+  expect(exec, `${unit} has an ExecStart=@NODE@ line`).not.toBeNull();
+  const words = exec![1]!.split(/\s+/);
+  return words.slice(0, words.findIndex((w) => !w.startsWith('--')));
+}
+
+const procs: Proc[] = [];
+afterEach(async () => {
+  await Promise.all(procs.splice(0).map((p) => p.stop('SIGKILL')));
+});
+
+describe("the units' Node flags", () => {
+  const units = ['power-meter.service', 'power-meter-display.service'];
+
+  it('limit the heap and turn the JIT off, and this Node accepts them (also through NODE_OPTIONS, as the tests pass them)', () => {
+    for (const unit of units) {
+      const flags = unitNodeFlags(unit);
+      expect(flags).toEqual(expect.arrayContaining(['--jitless', '--max-semi-space-size=1', '--max-old-space-size=64']));
+      const direct = spawnSync(process.execPath, [...flags, '-p', 'typeof WebAssembly'], { encoding: 'utf8' });
+      expect(direct.status, direct.stderr).toBe(0);
+      expect(direct.stdout.trim()).toBe('undefined'); // no JIT, no WebAssembly
+      const viaEnv = spawnSync(process.execPath, ['-p', 'typeof WebAssembly'], { encoding: 'utf8', env: { ...process.env, NODE_OPTIONS: flags.join(' ') } });
+      expect(viaEnv.status, viaEnv.stderr).toBe(0);
+      expect(viaEnv.stdout.trim()).toBe('undefined');
+    }
+  });
+
+  it('the backend measures, signs and delivers with them', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'flags-'));
+    const record = join(dir, 'received.jsonl');
+    const port = await freePort();
+    const receiver = receiverProcess(port, record);
+    procs.push(receiver);
+    await receiver.waitFor(/listening/);
+    const flags = unitNodeFlags('power-meter.service').join(' ');
+    procs.push(backendProcess(join(dir, 'data'), port, '4', { NODE_OPTIONS: flags }));
+    await until(() => records(record).length >= 2, 30_000, 'two readings from the backend under the unit flags');
+    for (const r of records(record)) {
+      expect(r.verified).toBe(true);
+      expect(Math.abs(r.sensorReading - 4) / 4).toBeLessThan(0.01);
+    }
+  });
+
+  it('the display draws the screen with them', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'flags-'));
+    const png = join(dir, 'screen.png');
+    const flags = unitNodeFlags('power-meter-display.service').join(' ');
+    procs.push(start(DISPLAY, ['--panel', 'png', '--png', png, '--data-dir', join(dir, 'data')], { NODE_OPTIONS: flags }));
+    await until(() => existsSync(png) && readFileSync(png).subarray(1, 4).toString() === 'PNG', 30_000, 'the screen image');
+  });
+});
