@@ -73,7 +73,12 @@ cleanup() {
   for ((i = ${#MOUNTS[@]} - 1; i >= 0; i--)); do umount -l "${MOUNTS[$i]}" 2>/dev/null || true; done
 }
 trap cleanup EXIT
-rm -rf "$ROOT"
+# Never delete through a mount left by an interrupted run (its /dev is the host's).
+while read -r _ mnt _; do
+  case "$mnt" in "$ROOT"/*) umount -l "$mnt" ;; esac
+done </proc/mounts
+grep -q " $ROOT/" /proc/mounts && die "$ROOT still has mounts: unmount them first"
+rm -rf --one-file-system "$ROOT"
 mkdir "$ROOT"
 cp -a "$BASE/." "$ROOT/"
 for m in proc sys dev dev/pts; do
@@ -89,9 +94,18 @@ chmod 0440 "$ROOT/etc/sudoers.d/010_pi-nopasswd"
 mkdir "$ROOT/home/pi/power-meter"
 git -C "$REPO" ls-files -z --cached --others --exclude-standard | (cd "$REPO" && tar --null -T - -cf -) | tar -xf - -C "$ROOT/home/pi/power-meter"
 chroot "$ROOT" chown -R pi:pi /home/pi/power-meter
+# A machine behind a TLS-inspecting proxy trusts the proxy's CA locally: so must the root, and
+# npm there must read the system's bundle (as this machine's npmrc says) instead of its own.
+PI_ENV=()
+if compgen -G "/usr/local/share/ca-certificates/*.crt" >/dev/null; then
+  mkdir -p "$ROOT/usr/local/share/ca-certificates"
+  cp /usr/local/share/ca-certificates/*.crt "$ROOT/usr/local/share/ca-certificates/"
+  chroot "$ROOT" update-ca-certificates >/dev/null 2>&1
+  PI_ENV=(npm_config_cafile=/etc/ssl/certs/ca-certificates.crt)
+fi
 # As pi, in a login shell (the PATH of a stock image), in the project.
 # as_pi [VAR=value...] command [args...]
-as_pi() { chroot "$ROOT" runuser -u pi -- bash -lc 'cd ~/power-meter && exec env "$@"' as_pi "$@"; }
+as_pi() { chroot "$ROOT" runuser -u pi -- bash -lc 'cd ~/power-meter && exec env "$@"' as_pi "${PI_ENV[@]}" "$@"; }
 
 # ---- the nodejs.org stand-in ----------------------------------------------------------------
 DIST=""
