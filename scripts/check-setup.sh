@@ -17,10 +17,17 @@
 # check-setup-<release>-<arch>.base; each run starts from a fresh copy of it. Needs root, the npm
 # registry and Debian's mirror (POWER_METER_DEBIAN_MIRROR).
 set -euo pipefail
+# Bash reads a script while it runs it: run from a copy, so editing this file meanwhile is harmless.
+if [ -z "${CHECK_SETUP_REPO:-}" ]; then
+  CHECK_SETUP_REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+  copy="$(mktemp)"
+  cp "${BASH_SOURCE[0]}" "$copy"
+  CHECK_SETUP_REPO="$CHECK_SETUP_REPO" exec bash "$copy" "$@"
+fi
 RELEASE="${1:-bookworm}"
 ARCH="${2:-$(dpkg --print-architecture)}"
 DEMO_S="${POWER_METER_CHECK_DEMO_S:-30}"
-REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+REPO="$CHECK_SETUP_REPO"
 CACHE="${POWER_METER_TEST_CACHE:-/var/cache/power-meter-test}"
 MIRROR="${POWER_METER_DEBIAN_MIRROR:-http://deb.debian.org/debian}"
 # The Node release the stand-in serves as "latest-v26.x", and the npm that release bundles.
