@@ -135,7 +135,8 @@ if [ -n "$NODE_ARCH" ]; then
     ln -s ../lib/node_modules/npm/bin/npm-cli.js "$work/$NAME/bin/npm"
     ln -s ../lib/node_modules/npm/bin/npx-cli.js "$work/$NAME/bin/npx"
     mkdir -p "$DIST/dist/$V"
-    tar -C "$work" --owner=0 --group=0 -cJf "$DIST/dist/$V/$NAME.tar.xz" "$NAME"
+    # Fast compression: the test needs the format, not nodejs.org's file size.
+    tar -C "$work" --owner=0 --group=0 -cf - "$NAME" | xz -T0 -1 >"$DIST/dist/$V/$NAME.tar.xz"
     rm -rf "$work"
   fi
   (cd "$DIST/dist/$V" && sha256sum -- *.tar.xz >SHASUMS256.txt)
