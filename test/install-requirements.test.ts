@@ -129,7 +129,7 @@ true`);
 
 const ALL = ['build-essential', 'python3', 'pkg-config', 'libcairo2-dev', 'libpango1.0-dev', 'libjpeg-dev', 'libgif-dev', 'librsvg2-dev', 'fonts-dejavu-core', 'openssl', 'shellcheck', 'systemd', 'ca-certificates'];
 
-describe('install-requirements.sh', () => {
+describe('install-requirements.sh', { timeout: 120_000 }, () => {
   it('on a fresh Debian without Node: installs the packages and Node, npm ci with JOBS=max, builds; a second run installs nothing', () => {
     const m = machine({ node: null });
     const first = m.run();
@@ -262,7 +262,8 @@ describe('install-requirements.sh', () => {
  * The tarball holds this file's node and npm stand-ins, so what it installs can be run afterwards.
  * scripts/check-setup.sh runs the same route with the real Node binary in a Debian 12 root.
  */
-describe('install-requirements.sh: Node from nodejs.org where the distribution has none new enough', () => {
+// Several runs of the script per test: generous time for a loaded machine.
+describe('install-requirements.sh: Node from nodejs.org where the distribution has none new enough', { timeout: 120_000 }, () => {
   const VERSION = 'v26.12.1';
   const NAME = `node-${VERSION}-linux-x64`;
   let server: Server;
