@@ -93,6 +93,8 @@ for m in proc sys dev dev/pts; do
   MOUNTS+=("$ROOT/$m")
 done
 cp /etc/resolv.conf "$ROOT/etc/resolv.conf"
+# The chroot shares this machine's host name: let sudo resolve it, as a stock image's /etc/hosts does.
+echo "127.0.1.1 $(hostname)" >>"$ROOT/etc/hosts"
 # The stock image's user: pi, in the sudo group, sudo without a password (as Pi OS sets it up).
 chroot "$ROOT" useradd -m -s /bin/bash -G sudo pi
 echo 'pi ALL=(ALL) NOPASSWD: ALL' >"$ROOT/etc/sudoers.d/010_pi-nopasswd"
