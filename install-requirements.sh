@@ -222,7 +222,7 @@ node_headers_here() {
   local home h
   home="$(dirname "$(dirname "$(readlink -f "$(command -v node)")")")"
   h="$home/include/node/node_version.h"
-  [ -f "$h" ] && [ "$(awk '/^#define NODE_(MAJOR|MINOR|PATCH)_VERSION /{printf "%s%s", s, $3; s="."}' "$h")" = "$NODE_VERSION" ] && echo "$home"
+  [ -f "$h" ] && [ -f "$home/include/node/common.gypi" ] && [ "$(awk '/^#define NODE_(MAJOR|MINOR|PATCH)_VERSION /{printf "%s%s", s, $3; s="."}' "$h")" = "$NODE_VERSION" ] && echo "$home"
 }
 # canvas and better-sqlite3 download a prebuilt binary for this Node and CPU from their GitHub
 # releases (seconds, where compiling takes many minutes on a Pi) and compile when that fails. Where

@@ -281,6 +281,7 @@ describe('install-requirements.sh: Node from nodejs.org where the distribution h
     // The official tarball's top level; the script keeps CHANGELOG.md, LICENSE and README.md out of /usr/local.
     for (const f of ['CHANGELOG.md', 'LICENSE', 'README.md']) writeFileSync(join(pkg, f), f);
     writeFileSync(join(pkg, 'include/node/node_version.h'), '#define NODE_MAJOR_VERSION 26\n#define NODE_MINOR_VERSION 12\n#define NODE_PATCH_VERSION 1\n');
+    writeFileSync(join(pkg, 'include/node/common.gypi'), '{}'); // node-gyp needs it beside the headers
     const probe = `--no-warnings) exec ${process.execPath} "$@" ;;`;
     writeFileSync(join(pkg, 'bin/node'), `#!/usr/bin/env bash\ncase "$1" in -p) echo 26.12.1 ;; -e) true ;; ${probe} esac\n`, { mode: 0o755 });
     writeFileSync(
