@@ -43,6 +43,9 @@ git -C "$REPO" ls-files -z --cached --others --exclude-standard | (cd "$REPO" &&
 # the headers from the package instead of downloading them.
 export PATH="$NODE_HOME/bin:$PATH"
 export npm_config_nodedir="$NODE_HOME"
+# Compile rather than try GitHub for prebuilt binaries: the same result everywhere, and no wait on
+# a network that may not answer.
+export npm_config_build_from_source=true
 cd "$COPY"
 say "npm ci on Node $(node -v) (modules ABI $(node -p process.versions.modules))"
 phase_s=$SECONDS
