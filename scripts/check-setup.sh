@@ -117,6 +117,19 @@ fi
 # as_pi [VAR=value...] command [args...]
 as_pi() { chroot "$ROOT" runuser -u pi -- bash -lc 'cd ~/power-meter && exec env "$@"' as_pi "${PI_ENV[@]}" "$@"; }
 
+# The set-up command: pi runs it and it uses sudo, as the README says. Under qemu user-mode
+# emulation set-uid programs do not work (sudo cannot become root), so there it takes the
+# README's other way, "sudo ./install-requirements.sh": root runs it for pi, npm runs as pi.
+# setup_run [VAR=value...]
+setup_run() {
+  if [ "$ARCH" = "$(dpkg --print-architecture)" ]; then
+    as_pi "$@" ./install-requirements.sh
+  else
+    chroot "$ROOT" env -i HOME=/root PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+      SUDO_USER=pi "${PI_ENV[@]}" "$@" bash -c 'cd /home/pi/power-meter && exec ./install-requirements.sh'
+  fi
+}
+
 # ---- the nodejs.org stand-in ----------------------------------------------------------------
 DIST=""
 case "$ARCH" in amd64) NODE_ARCH=x64 ;; arm64) NODE_ARCH=arm64 ;; *) NODE_ARCH="" ;; esac
@@ -139,10 +152,11 @@ if [ -n "$NODE_ARCH" ]; then
     ln -s ../lib/node_modules/npm/bin/npx-cli.js "$work/$NAME/bin/npx"
     mkdir -p "$DIST/dist/$V"
     # Fast compression: the test needs the format, not nodejs.org's file size.
-    tar -C "$work" --owner=0 --group=0 -cf - "$NAME" | xz -T0 -1 >"$DIST/dist/$V/$NAME.tar.xz"
+    tar -C "$work" --owner=0 --group=0 -cf - "$NAME" | xz -T0 -1 >"$DIST/dist/$V/$NAME.tar.xz.part"
+    mv "$DIST/dist/$V/$NAME.tar.xz.part" "$DIST/dist/$V/$NAME.tar.xz"
     rm -rf "$work"
   fi
-  (cd "$DIST/dist/$V" && sha256sum -- *.tar.xz >SHASUMS256.txt)
+  (cd "$DIST/dist/$V" && rm -f ./*.part && sha256sum -- *.tar.xz >SHASUMS256.txt)
   rm -rf "$DIST/dist/latest-v26.x" "$DIST/tampered"
   cp -a "$DIST/dist/$V" "$DIST/dist/latest-v26.x"
   cp -a "$DIST/dist" "$DIST/tampered"
@@ -165,7 +179,7 @@ lap "preparing the root"
 # ---- 1. a tampered download is refused -----------------------------------------------------
 if [ -n "$DIST" ] && [ "$RELEASE" = bookworm ]; then
   set +e
-  out="$(as_pi POWER_METER_NODE_DIST_URL="http://127.0.0.1:$PORT/tampered" ./install-requirements.sh 2>&1)"
+  out="$(setup_run POWER_METER_NODE_DIST_URL="http://127.0.0.1:$PORT/tampered" 2>&1)"
   code=$?
   set -e
   echo "$out" | tail -n 4
@@ -179,7 +193,7 @@ fi
 # ---- 2. the set-up -------------------------------------------------------------------------
 env_url=()
 [ -z "$DIST" ] || env_url=(POWER_METER_NODE_DIST_URL="http://127.0.0.1:$PORT/dist")
-as_pi "${env_url[@]}" ./install-requirements.sh
+setup_run "${env_url[@]}"
 lap "./install-requirements.sh"
 NODE_VERSION="$(as_pi node -p process.versions.node)"
 say "Node.js $NODE_VERSION at $(as_pi sh -c 'command -v node')"
@@ -192,7 +206,7 @@ if [ "$RELEASE" = bookworm ] && [ -n "$DIST" ]; then
   [ "$NODE_VERSION" = "$STANDIN_NODE" ] || die "expected the official Node $STANDIN_NODE, found $NODE_VERSION"
 fi
 # A second run changes nothing and needs no download.
-second="$(as_pi ./install-requirements.sh 2>&1)"
+second="$(setup_run 2>&1)"
 echo "$second" | grep -q "system packages already installed" || die "second run installed packages: $second"
 echo "$second" | grep -q "npm dependencies up to date" || die "second run ran npm ci again: $second"
 lap "second run"
