@@ -184,7 +184,7 @@ if [ -n "$DIST" ] && [ "$RELEASE" = bookworm ]; then
   set -e
   echo "$out" | tail -n 4
   [ "$code" -ne 0 ] || die "install-requirements.sh accepted a tampered Node tarball"
-  echo "$out" | grep -q "REFUSED node-v$STANDIN_NODE-linux-$NODE_ARCH.tar.xz" || die "no REFUSED message for the tampered tarball"
+  grep -q "REFUSED node-v$STANDIN_NODE-linux-$NODE_ARCH.tar.xz" <<<"$out" || die "no REFUSED message for the tampered tarball"
   [ ! -e "$ROOT/usr/local/bin/node" ] || die "a Node was unpacked from the tampered tarball"
   say "tampered tarball refused, nothing unpacked"
   lap "refusal run (includes the Debian packages)"
@@ -207,8 +207,10 @@ if [ "$RELEASE" = bookworm ] && [ -n "$DIST" ]; then
 fi
 # A second run changes nothing and needs no download.
 second="$(setup_run 2>&1)"
-echo "$second" | grep -q "system packages already installed" || die "second run installed packages: $second"
-echo "$second" | grep -q "npm dependencies up to date" || die "second run ran npm ci again: $second"
+# (here-strings, not echo | grep -q: grep -q stops reading at the match, and with pipefail the
+# echo's broken pipe would fail the check)
+grep -q "system packages already installed" <<<"$second" || die "second run installed packages: $second"
+grep -q "npm dependencies up to date" <<<"$second" || die "second run ran npm ci again: $second"
 lap "second run"
 
 # ---- 3. smoke tests: the native modules' own tests, then the whole system in simulation ------
@@ -217,9 +219,9 @@ lap "native-module tests (better-sqlite3, canvas)"
 as_pi node -e 'require("i2c-bus"); require("spi-device"); console.log("i2c-bus and spi-device load")'
 demo="$(as_pi npm run demo -- --duration "$DEMO_S" --no-preview 2>&1 || true)"
 echo "$demo" | tail -n 5
-verified="$(echo "$demo" | grep -c ' verified$' || true)"
+verified="$(grep -c ' verified$' <<<"$demo" || true)"
 [ "$verified" -ge 1 ] || die "npm run demo delivered no verified reading in $DEMO_S s"
-! echo "$demo" | grep -q 'NOT VERIFIED' || die "npm run demo delivered a reading that does not verify"
+! grep -q 'NOT VERIFIED' <<<"$demo" || die "npm run demo delivered a reading that does not verify"
 png="$(echo "$demo" | sed -n 's/^demo: screen image \(.*\) (rewritten.*/\1/p')"
 [ -s "$ROOT$png" ] || die "npm run demo drew no screen ($png)"
 lap "npm run demo -- --duration $DEMO_S"
