@@ -48,7 +48,7 @@ function pngPath(png: string): string {
 
 program.action(async (flags: Record<string, unknown>) => {
   const settings = settingsFrom(flags);
-  let panel;
+  let panel: Awaited<ReturnType<typeof openPanel>>;
   try {
     panel = await openPanel(settings);
   } catch (err) {

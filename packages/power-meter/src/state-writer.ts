@@ -6,7 +6,6 @@ import {
   type LegacyStatus,
   type MeterState,
   type RewardTier,
-  type WindowSummary,
 } from '@power-meter/meter-files';
 
 /**
