@@ -41,8 +41,7 @@ function run(dir, script) {
     let buffered = '';
     child.stdout.on('data', (chunk) => {
       buffered += chunk;
-      let nl;
-      while ((nl = buffered.indexOf('\n')) >= 0) {
+      for (let nl = buffered.indexOf('\n'); nl >= 0; nl = buffered.indexOf('\n')) {
         const line = buffered.slice(0, nl);
         buffered = buffered.slice(nl + 1);
         if (line.startsWith('BENCH ')) {

@@ -15,8 +15,29 @@ import { ROOT } from './support/processes.js';
  * asks nothing) without root, network or a Raspberry Pi. CI also runs the real script (.ci/run).
  */
 
-const REAL = ['bash', 'grep', 'tr', 'dirname', 'env', 'cat', 'touch', 'mkdir', 'cp', 'chmod', 'rm', 'awk', 'sed', 'head', 'cut',
-  'readlink', 'mktemp', 'curl', 'sha256sum', 'tar', 'xz'];
+const REAL = [
+  'bash',
+  'grep',
+  'tr',
+  'dirname',
+  'env',
+  'cat',
+  'touch',
+  'mkdir',
+  'cp',
+  'chmod',
+  'rm',
+  'awk',
+  'sed',
+  'head',
+  'cut',
+  'readlink',
+  'mktemp',
+  'curl',
+  'sha256sum',
+  'tar',
+  'xz',
+];
 
 interface Machine {
   dir: string; // the project checkout (a copy of the script plus a package-lock.json)
@@ -87,13 +108,22 @@ function machine(opts: MachineOptions = {}): Machine {
   }
   stub(bin, 'dpkg-query', 'grep -qx "${@: -1}" "$STATE/installed" && printf "install ok installed" || exit 1', false);
   // apt-get install puts the packages in the installed list; Debian's nodejs brings node 20.19.2.
-  stub(bin, 'apt-get', `[ "$1" = update ] && exit 0
+  stub(
+    bin,
+    'apt-get',
+    `[ "$1" = update ] && exit 0
 echo "apt-get frontend=\${DEBIAN_FRONTEND:-}" >>"$STATE/calls"
 for p in "$@"; do case "$p" in -*|install) ;; *) echo "$p" >>"$STATE/installed" ;; esac; done
 if grep -qx nodejs "$STATE/installed"; then echo 20.19.2 >"$STATE/node-version"; cp "$STATE/node-stub" "$BIN/node"; chmod +x "$BIN/node"; fi
 if grep -qx npm "$STATE/installed"; then cp "$STATE/npm-stub" "$BIN/npm"; chmod +x "$BIN/npm"; fi
-true`);
-  stub(bin, 'apt-cache', `[ "$*" = "policy nodejs" ] && printf 'nodejs:\\n  Installed: (none)\\n  Candidate: %s\\n' "${opts.aptNode ?? '20.19.2+dfsg-1'}"`, false);
+true`,
+  );
+  stub(
+    bin,
+    'apt-cache',
+    `[ "$*" = "policy nodejs" ] && printf 'nodejs:\\n  Installed: (none)\\n  Candidate: %s\\n' "${opts.aptNode ?? '20.19.2+dfsg-1'}"`,
+    false,
+  );
   stub(bin, 'dpkg', `[ "$1" = --print-architecture ] && echo ${opts.debArch ?? 'amd64'}`, false);
   stub(bin, 'uname', `[ "$1" = -m ] && echo ${opts.machineArch ?? 'x86_64'}`, false);
   stub(bin, 'sudo', 'exec "$@"');
@@ -101,11 +131,23 @@ true`);
   stub(bin, 'getent', '[ "$1" = group ] && case "$2" in i2c|spi|gpio) echo "$2:x:990:" ;; *) exit 2 ;; esac', false);
   stub(bin, 'usermod', 'printf " %s" "$2" >>"$STATE/groups"');
   stub(bin, 'runuser', 'shift 3; exec "$@"');
-  stub(bin, 'raspi-config', `case "$2" in get_*) cat "$STATE/$\{2#get_}" 2>/dev/null || echo 1 ;; do_*) echo "$3" >"$STATE/$\{2#do_}" ;; esac`);
+  stub(
+    bin,
+    'raspi-config',
+    `case "$2" in get_*) cat "$STATE/$\{2#get_}" 2>/dev/null || echo 1 ;; do_*) echo "$3" >"$STATE/$\{2#do_}" ;; esac`,
+  );
   const spawnArgs = (env: Record<string, string>, args: string[]) => ({
     file: join(bin, 'bash'),
     args: [join(dir, 'install-requirements.sh'), ...args],
-    env: { PATH: bin, STATE: state, BIN: bin, FAKE_UID: String(opts.uid ?? 0), FAKE_USER: opts.user ?? 'root', POWER_METER_SYSROOT: sysroot, ...env },
+    env: {
+      PATH: bin,
+      STATE: state,
+      BIN: bin,
+      FAKE_UID: String(opts.uid ?? 0),
+      FAKE_USER: opts.user ?? 'root',
+      POWER_METER_SYSROOT: sysroot,
+      ...env,
+    },
   });
   const calls = () => readFileSync(join(state, 'calls'), 'utf8').trim().split('\n').filter(Boolean);
   const run = (env: Record<string, string> = {}, args: string[] = []) => {
@@ -127,7 +169,21 @@ true`);
   return { dir, state, sysroot, bin, run, runAsync };
 }
 
-const ALL = ['build-essential', 'python3', 'pkg-config', 'libcairo2-dev', 'libpango1.0-dev', 'libjpeg-dev', 'libgif-dev', 'librsvg2-dev', 'fonts-dejavu-core', 'openssl', 'shellcheck', 'systemd', 'ca-certificates'];
+const ALL = [
+  'build-essential',
+  'python3',
+  'pkg-config',
+  'libcairo2-dev',
+  'libpango1.0-dev',
+  'libjpeg-dev',
+  'libgif-dev',
+  'librsvg2-dev',
+  'fonts-dejavu-core',
+  'openssl',
+  'shellcheck',
+  'systemd',
+  'ca-certificates',
+];
 
 describe('install-requirements.sh', { timeout: 120_000 }, () => {
   it('on a fresh Debian without Node: installs the packages and Node, npm ci with JOBS=max, builds; a second run installs nothing', () => {
@@ -280,10 +336,15 @@ describe('install-requirements.sh: Node from nodejs.org where the distribution h
     mkdirSync(join(pkg, 'include/node'), { recursive: true });
     // The official tarball's top level; the script keeps CHANGELOG.md, LICENSE and README.md out of /usr/local.
     for (const f of ['CHANGELOG.md', 'LICENSE', 'README.md']) writeFileSync(join(pkg, f), f);
-    writeFileSync(join(pkg, 'include/node/node_version.h'), '#define NODE_MAJOR_VERSION 26\n#define NODE_MINOR_VERSION 12\n#define NODE_PATCH_VERSION 1\n');
+    writeFileSync(
+      join(pkg, 'include/node/node_version.h'),
+      '#define NODE_MAJOR_VERSION 26\n#define NODE_MINOR_VERSION 12\n#define NODE_PATCH_VERSION 1\n',
+    );
     writeFileSync(join(pkg, 'include/node/common.gypi'), '{}'); // node-gyp needs it beside the headers
     const probe = `--no-warnings) exec ${process.execPath} "$@" ;;`;
-    writeFileSync(join(pkg, 'bin/node'), `#!/usr/bin/env bash\ncase "$1" in -p) echo 26.12.1 ;; -e) true ;; ${probe} esac\n`, { mode: 0o755 });
+    writeFileSync(join(pkg, 'bin/node'), `#!/usr/bin/env bash\ncase "$1" in -p) echo 26.12.1 ;; -e) true ;; ${probe} esac\n`, {
+      mode: 0o755,
+    });
     writeFileSync(
       join(pkg, 'bin/npm'),
       `#!/usr/bin/env bash\necho "npm(official) $*" >>"$STATE/calls"\nif [ "$1" = ci ]; then echo "npm-env build_from_source=\${npm_config_build_from_source:-} nodedir=\${npm_config_nodedir:-}" >>"$STATE/calls"; for f in canvas/build/Release/canvas.node better-sqlite3/build/Release/better_sqlite3.node i2c-bus/build/Release/i2c.node spi-device/build/Release/spi.node; do mkdir -p "node_modules/\${f%/*}"; touch "node_modules/$f"; done; touch node_modules/.package-lock.json; fi\n`,
@@ -395,7 +456,9 @@ describe('install-requirements.sh: Node from nodejs.org where the distribution h
     const m = machine({ node: '20.20.0', installed: ALL });
     const r = await m.runAsync(hooks(m, `http://127.0.0.1:${port}/`));
     expect(r.code, r.out).toBe(0);
-    expect(r.out).toContain('github.com (where the prebuilt binaries are) cannot be reached, so canvas and better-sqlite3 build from source');
+    expect(r.out).toContain(
+      'github.com (where the prebuilt binaries are) cannot be reached, so canvas and better-sqlite3 build from source',
+    );
     expect(r.calls).toContain('npm-env build_from_source=true nodedir=');
     // Reachable: prebuild-install decides per module (download, or compile when none is published).
     const online = machine({ node: '20.20.0', installed: ALL });

@@ -15,7 +15,10 @@ function unitNodeFlags(unit: string): string[] {
   const exec = /^ExecStart=@NODE@ (.*)$/m.exec(readFileSync(join(ROOT, 'systemd', unit), 'utf8'));
   expect(exec, `${unit} has an ExecStart=@NODE@ line`).not.toBeNull();
   const words = exec![1]!.split(/\s+/);
-  return words.slice(0, words.findIndex((w) => !w.startsWith('--')));
+  return words.slice(
+    0,
+    words.findIndex((w) => !w.startsWith('--')),
+  );
 }
 
 const procs: Proc[] = [];
@@ -32,7 +35,10 @@ describe("the units' Node flags", () => {
     for (const flags of [backend, unitNodeFlags('power-meter-display.service')]) {
       const direct = spawnSync(process.execPath, [...flags, '-p', 'typeof WebAssembly'], { encoding: 'utf8' });
       expect(direct.status, direct.stderr).toBe(0);
-      const viaEnv = spawnSync(process.execPath, ['-p', 'typeof WebAssembly'], { encoding: 'utf8', env: { ...process.env, NODE_OPTIONS: flags.join(' ') } });
+      const viaEnv = spawnSync(process.execPath, ['-p', 'typeof WebAssembly'], {
+        encoding: 'utf8',
+        env: { ...process.env, NODE_OPTIONS: flags.join(' ') },
+      });
       expect(viaEnv.status, viaEnv.stderr).toBe(0);
       // No JIT, no WebAssembly (what Node's built-in fetch needs): the backend must not use it.
       const expected = flags.includes('--jitless') ? 'undefined' : 'object';

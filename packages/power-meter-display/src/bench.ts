@@ -33,7 +33,9 @@ for (let i = 0; i < 200; i++) {
   rgbaToRgb565be(f.rgba, f.width);
   renderUs.push((performance.now() - t0) * 1000);
 }
-console.log(`render + convert a full frame: p50 ${(pct(renderUs, 50) / 1000).toFixed(2)} ms, p99 ${(pct(renderUs, 99) / 1000).toFixed(2)} ms`);
+console.log(
+  `render + convert a full frame: p50 ${(pct(renderUs, 50) / 1000).toFixed(2)} ms, p99 ${(pct(renderUs, 99) / 1000).toFixed(2)} ms`,
+);
 bench('render + convert per frame (p50)', pct(renderUs, 50) / 1000, 'ms', '', null);
 
 // Latency through the real watcher and the real driver on the emulated panel.
@@ -84,7 +86,9 @@ const typical = pct(bytes, 50);
 console.log(
   `state.json change -> frame pushed (watcher, render, diff, driver): p50 ${pct(latencies, 50).toFixed(1)} ms, p99 ${pct(latencies, 99).toFixed(1)} ms, worst ${worst.toFixed(1)} ms over ${latencies.length} updates, ${missed} not pushed within 5 s`,
 );
-console.log(`bytes sent for a typical update (live power changes): median ${typical} B = ${((typical / full) * 100).toFixed(1)} % of a full frame (${full} B)`);
+console.log(
+  `bytes sent for a typical update (live power changes): median ${typical} B = ${((typical / full) * 100).toFixed(1)} % of a full frame (${full} B)`,
+);
 bench('state change -> frame pushed (p99)', pct(latencies, 99), 'ms', 'p99 < 50 ms', pct(latencies, 99) < 50);
 bench('state change -> frame pushed (p50)', pct(latencies, 50), 'ms', '', null);
 // The worst case has no budget of its own: on a loaded machine one update can wait for the
@@ -98,7 +102,10 @@ const cli = join(dirname(fileURLToPath(import.meta.url)), 'cli.js');
 writeFileSync(join(dir, 'config.json'), '{}');
 // The service's Node flags (scripts/bench.mjs reads them from the unit's ExecStart).
 const nodeFlags: string[] = JSON.parse(process.env.POWER_METER_BENCH_NODE_FLAGS ?? '[]');
-const child = spawn(process.execPath, [...nodeFlags, cli, '--panel', 'png', '--png', join(dir, 'screen.png'), '--data-dir', dir], { env: { PATH: process.env.PATH, POWER_METER_CONFIG: join(dir, 'config.json') }, stdio: 'ignore' });
+const child = spawn(process.execPath, [...nodeFlags, cli, '--panel', 'png', '--png', join(dir, 'screen.png'), '--data-dir', dir], {
+  env: { PATH: process.env.PATH, POWER_METER_CONFIG: join(dir, 'config.json') },
+  stdio: 'ignore',
+});
 const rss: number[] = [];
 // A minute at 4 updates/s: memory that grows with redraws shows here (ten seconds hid it).
 for (let i = 0; i < 240; i++) {
@@ -110,5 +117,7 @@ for (let i = 0; i < 240; i++) {
 child.kill('SIGTERM');
 await new Promise((r) => child.once('exit', r));
 rmSync(dir, { recursive: true, force: true });
-console.log(`power-meter-display resident memory (png panel, 4 updates/s for 60 s, node ${nodeFlags.join(' ') || '(no flags)'}): max ${Math.max(...rss).toFixed(1)} MB`);
+console.log(
+  `power-meter-display resident memory (png panel, 4 updates/s for 60 s, node ${nodeFlags.join(' ') || '(no flags)'}): max ${Math.max(...rss).toFixed(1)} MB`,
+);
 bench('display resident memory (max)', Math.max(...rss), 'MB', '< 70 MB', Math.max(...rss) < 70);

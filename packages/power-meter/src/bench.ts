@@ -36,10 +36,14 @@ const receiver = await startDevReceiver({ project: 'bench', token: 'bench-token'
 const cli = join(dirname(fileURLToPath(import.meta.url)), 'cli.js');
 // The service's Node flags (scripts/bench.mjs reads them from the unit's ExecStart).
 const nodeFlags: string[] = JSON.parse(process.env.POWER_METER_BENCH_NODE_FLAGS ?? '[]');
-const child = spawn(process.execPath, [...nodeFlags, cli, '--sensor', 'sim', '--data-dir', join(dir, 'data'), '--publish-url', receiver.url], {
-  env: { PATH: process.env.PATH, W3BSTREAM_PUBLISHER_TOKEN: 'bench-token', POWER_METER_CONFIG: join(dir, 'config.json') },
-  stdio: 'ignore',
-});
+const child = spawn(
+  process.execPath,
+  [...nodeFlags, cli, '--sensor', 'sim', '--data-dir', join(dir, 'data'), '--publish-url', receiver.url],
+  {
+    env: { PATH: process.env.PATH, W3BSTREAM_PUBLISHER_TOKEN: 'bench-token', POWER_METER_CONFIG: join(dir, 'config.json') },
+    stdio: 'ignore',
+  },
+);
 const pid = child.pid!;
 // Let it start (module loading, key creation) before measuring the steady state.
 await new Promise((r) => setTimeout(r, 3000));
@@ -64,10 +68,14 @@ await new Promise((r) => child.once('exit', r));
 await receiver.close();
 rmSync(dir, { recursive: true, force: true });
 
-console.log(`power-meter daemon, default settings (sim demo load, 5 s windows, publishing to a local receiver), ${wallS.toFixed(0)} s, node ${nodeFlags.join(' ') || '(no flags)'}:`);
+console.log(
+  `power-meter daemon, default settings (sim demo load, 5 s windows, publishing to a local receiver), ${wallS.toFixed(0)} s, node ${nodeFlags.join(' ') || '(no flags)'}:`,
+);
 console.log(`  CPU ${cpuPct.toFixed(2)} % of one core (per-second median ${median(cpuPerS).toFixed(1)} %, clock tick 10 ms)`);
 console.log(`  RSS median ${median(rss).toFixed(1)} MB, max ${Math.max(...rss).toFixed(1)} MB`);
-console.log(`  written (write syscalls, all files incl. SQLite WAL): ${(bytesPerDay / 1e6).toFixed(1)} MB/day; readings delivered: ${receiver.received.length}`);
+console.log(
+  `  written (write syscalls, all files incl. SQLite WAL): ${(bytesPerDay / 1e6).toFixed(1)} MB/day; readings delivered: ${receiver.received.length}`,
+);
 bench('backend CPU at default settings', cpuPct, '% of a core', '< 1 %', cpuPct < 1);
 bench('backend resident memory (max)', Math.max(...rss), 'MB', '< 60 MB', Math.max(...rss) < 60);
 bench('backend bytes written per day', bytesPerDay / 1e6, 'MB/day', '', null);
