@@ -14,8 +14,10 @@ import { fileURLToPath } from 'node:url';
 
 /** Files whose text is read: sources, scripts, docs, units. */
 const TEXT_FILE = /\.(ts|mts|cts|js|mjs|cjs|md|sh|service|json|jsonc|ya?ml)$|(^|\/)[^./]+$/;
-/** This check's own test, which holds the bad references it must find. */
-const EXEMPT = new Set(['test/doc-refs.test.ts']);
+/** Names of specifications: what docs/ holds, and notes that live outside the repository. */
+export const SPEC_NAMES = new Set(['design.md', 'hardware.md', 'w3bstream.md', 'style.md', 'toolchain.md']);
+/** This check and its test, which name the specifications and hold the bad references to find. */
+const EXEMPT = new Set(['test/doc-refs.test.ts', 'scripts/check-doc-refs.mjs']);
 /** A mention of a Markdown file, with whatever path is written before it. */
 const MD_REF = /[\w@~./-]*\.md\b/g;
 /** URLs point elsewhere on purpose; they are not checked here. */
@@ -23,10 +25,11 @@ const URL = /\b[a-z][a-z0-9+.-]*:\/\/\S+/gi;
 
 /**
  * The references in one file's text that do not resolve to a file inside the repository.
- * `exists(pathFromRoot)` answers for paths relative to the root (no leading ./).
+ * `exists(pathFromRoot)` answers for paths relative to the root (no leading ./); `specNames` are
+ * the bare names that mean a specification (docs/*.md, and the team's notes that are not here).
  * Returns one finding per offending mention: { line, ref, why }.
  */
-export function findOutsideRefs(file, text, exists) {
+export function findOutsideRefs(file, text, exists, specNames = SPEC_NAMES) {
   const ROOT = '/repository';
   const inside = (p) => p.startsWith(`${ROOT}/`);
   const findings = [];
@@ -36,6 +39,9 @@ export function findOutsideRefs(file, text, exists) {
       const ref = m[0];
       // A path built at run time ($DIR/README.md, ${PREFIX}/x.md) is not a reference to check.
       if (ref === '.md' || /[$})]$/.test(plain.slice(0, m.index))) continue;
+      // A bare name is a reference only when it names a specification (CHANGELOG.md inside a
+      // Node tarball is just a file name); a path (a/b.md) is always checked.
+      if (!ref.includes('/') && !specNames.has(ref)) continue;
       if (isAbsolute(ref) || ref.startsWith('~')) {
         findings.push({ line: i + 1, ref, why: 'an absolute path, outside the repository' });
         continue;

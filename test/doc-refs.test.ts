@@ -16,10 +16,13 @@ describe('check-doc-refs: comments and READMEs point only inside the repository'
       'See [the spec](../../../docs/w3bstream.md) section 4 and the [README](README.md).',
       'Upstream: https://github.com/adafruit/Adafruit-ST7735-Library/blob/master/README.md',
       'cp -a "$SRC/README.md" "$STAGE/app/"',
+      "for (const f of ['CHANGELOG.md', 'LICENSE']) expect(() => readFileSync(join(prefix, f))).toThrow();",
     ].join('\n');
     expect(check('packages/st7735/src/protocol.ts', text, exists)).toEqual([]);
     expect(check('packages/st7735/README.md', 'see ../../docs/design.md', exists)).toEqual([]);
     expect(check('docs/design.md', 'see `docs/w3bstream.md` section 8 and hardware.md', exists)).toEqual([]);
+    // A bare name that is no specification is a plain file name, not a reference.
+    expect(check('scripts/x.sh', 'cp -a bin CHANGELOG.md LICENSE README.md "$work/"', exists)).toEqual([]);
   });
 
   it('rejects a team folder outside the checkout, bare spec names and absolute paths', () => {
