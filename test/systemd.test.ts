@@ -43,7 +43,11 @@ let receiver: DevReceiver;
 /** Runs a shell command inside the container (all its namespaces); never throws. */
 async function sh(cmd: string, timeoutMs = 60_000): Promise<{ code: number; out: string }> {
   try {
-    const r = await run('nsenter', ['-t', String(box.leader), '-m', '-u', '-i', '-p', '-C', '--', '/usr/bin/env', '-i', `PATH=${PATH}`, '/bin/bash', '-c', cmd], { timeout: timeoutMs, maxBuffer: 16 << 20 });
+    const r = await run(
+      'nsenter',
+      ['-t', String(box.leader), '-m', '-u', '-i', '-p', '-C', '--', '/usr/bin/env', '-i', `PATH=${PATH}`, '/bin/bash', '-c', cmd],
+      { timeout: timeoutMs, maxBuffer: 16 << 20 },
+    );
     return { code: 0, out: r.stdout + r.stderr };
   } catch (err) {
     const e = err as { code?: number; stdout?: string; stderr?: string };
@@ -53,7 +57,12 @@ async function sh(cmd: string, timeoutMs = 60_000): Promise<{ code: number; out:
 
 async function show(unit: string): Promise<Record<string, string>> {
   const r = await sh(`systemctl show ${unit} --property=ActiveState,SubState,MainPID,NRestarts,ExecMainStatus,Result,StatusText`);
-  return Object.fromEntries(r.out.trim().split('\n').map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]));
+  return Object.fromEntries(
+    r.out
+      .trim()
+      .split('\n')
+      .map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]),
+  );
 }
 
 /** Sequence numbers received so far (duplicates are allowed: delivery is at least once). */
@@ -72,7 +81,14 @@ async function bootContainer(): Promise<Booted> {
   const work = mkdtempSync(join(tmpdir(), 'pm-nspawn-'));
   const merged = join(work, 'root');
   for (const d of ['upper', 'work', 'root']) mkdirSync(join(work, d));
-  await run('mount', ['-t', 'overlay', 'overlay', '-o', `lowerdir=${lower},upperdir=${join(work, 'upper')},workdir=${join(work, 'work')}`, merged]);
+  await run('mount', [
+    '-t',
+    'overlay',
+    'overlay',
+    '-o',
+    `lowerdir=${lower},upperdir=${join(work, 'upper')},workdir=${join(work, 'work')}`,
+    merged,
+  ]);
   // This machine's Node and npm, and a copy of the checkout (built, with node_modules), as a
   // user would have after ./install-requirements.sh.
   cpSync(process.execPath, join(merged, 'usr/local/bin/node'));
@@ -80,21 +96,33 @@ async function bootContainer(): Promise<Booted> {
   cpSync(npm, join(merged, 'usr/local/lib/node_modules/npm'), { recursive: true });
   symlinkSync('../lib/node_modules/npm/bin/npm-cli.js', join(merged, 'usr/local/bin/npm'));
   mkdirSync(join(merged, 'src'));
-  await run('bash', ['-c', 'tar -C "$1" --exclude=./.git -cf - . | tar -xf - -C "$2"', 'copy', ROOT, join(merged, 'src')], { maxBuffer: 16 << 20 });
+  await run('bash', ['-c', 'tar -C "$1" --exclude=./.git -cf - . | tar -xf - -C "$2"', 'copy', ROOT, join(merged, 'src')], {
+    maxBuffer: 16 << 20,
+  });
 
   let consoleOut = '';
-  const nspawn = spawn('systemd-nspawn', ['--register=no', '--keep-unit', '--quiet', '-D', merged, '--boot'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const nspawn = spawn('systemd-nspawn', ['--register=no', '--keep-unit', '--quiet', '-D', merged, '--boot'], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   nspawn.stdout!.on('data', (c: Buffer) => (consoleOut += c.toString()));
   nspawn.stderr!.on('data', (c: Buffer) => (consoleOut += c.toString()));
   let leader = 0;
-  await until(async () => {
-    if (nspawn.exitCode !== null) throw new Error(`systemd-nspawn exited ${nspawn.exitCode}:\n${consoleOut}`);
-    const children = await run('pgrep', ['-P', String(nspawn.pid)]).catch(() => ({ stdout: '' }));
-    leader = Number(children.stdout.trim().split('\n')[0]);
-    return leader > 0;
-  }, BOOT_MS, 'the container to start');
+  await until(
+    async () => {
+      if (nspawn.exitCode !== null) throw new Error(`systemd-nspawn exited ${nspawn.exitCode}:\n${consoleOut}`);
+      const children = await run('pgrep', ['-P', String(nspawn.pid)]).catch(() => ({ stdout: '' }));
+      leader = Number(children.stdout.trim().split('\n')[0]);
+      return leader > 0;
+    },
+    BOOT_MS,
+    'the container to start',
+  );
   box = { nspawn, leader, merged, work, console: () => consoleOut };
-  await until(async () => /^(running|degraded)$/m.test((await sh('systemctl is-system-running')).out), BOOT_MS, 'systemd in the container to finish booting');
+  await until(
+    async () => /^(running|degraded)$/m.test((await sh('systemctl is-system-running')).out),
+    BOOT_MS,
+    'systemd in the container to finish booting',
+  );
   return box;
 }
 
@@ -115,7 +143,15 @@ async function writeConfig(config: Record<string, unknown>): Promise<void> {
 }
 
 const DATA_DIR = '/home/meter/data/power-meter';
-const goodConfig = () => ({ _comment: 'written by test/systemd.test.ts', publishUrl: receiver.url, dataDir: DATA_DIR, sensor: 'sim', simLoad: '4', window: 2, display: { panel: 'png' } });
+const goodConfig = () => ({
+  _comment: 'written by test/systemd.test.ts',
+  publishUrl: receiver.url,
+  dataDir: DATA_DIR,
+  sensor: 'sim',
+  simLoad: '4',
+  window: 2,
+  display: { panel: 'png' },
+});
 
 describe('the units under a real systemd (Debian 12 in systemd-nspawn)', () => {
   beforeAll(async () => {
@@ -128,129 +164,208 @@ describe('the units under a real systemd (Debian 12 in systemd-nspawn)', () => {
     await receiver?.close();
   }, 120_000);
 
-  it('install.sh installs and starts both units on a machine without I2C, SPI or their groups', async () => {
-    expect((await sh('useradd --create-home --shell /bin/bash meter')).code).toBe(0);
-    const r = await sh('bash /src/install.sh --user meter', 10 * 60_000);
-    expect(r.code, r.out).toBe(0);
-    expect(r.out).toMatch(/created the system group i2c/);
-    expect(r.out).toMatch(/example config uses the simulated sensor/);
-    expect(r.out).toMatch(/power-meter is installed/);
-    for (const u of ['power-meter', 'power-meter-display']) expect((await show(u)).ActiveState, `${u}\n${(await sh(`journalctl -u ${u} --no-pager`)).out}`).toBe('active');
-  }, 12 * 60_000);
+  it(
+    'install.sh installs and starts both units on a machine without I2C, SPI or their groups',
+    async () => {
+      expect((await sh('useradd --create-home --shell /bin/bash meter')).code).toBe(0);
+      const r = await sh('bash /src/install.sh --user meter', 10 * 60_000);
+      expect(r.code, r.out).toBe(0);
+      expect(r.out).toMatch(/created the system group i2c/);
+      expect(r.out).toMatch(/example config uses the simulated sensor/);
+      expect(r.out).toMatch(/power-meter is installed/);
+      for (const u of ['power-meter', 'power-meter-display'])
+        expect((await show(u)).ActiveState, `${u}\n${(await sh(`journalctl -u ${u} --no-pager`)).out}`).toBe('active');
+    },
+    12 * 60_000,
+  );
 
-  it('delivers readings to the receiver, and the display draws its png in the state directory', async () => {
-    await writeConfig(goodConfig());
-    expect((await sh(`printf 'W3BSTREAM_PUBLISHER_TOKEN=${TOKEN}\\n' > /etc/power-meter/power-meter.env`)).code).toBe(0);
-    const restart = await sh('systemctl restart power-meter power-meter-display');
-    expect(restart.code, restart.out).toBe(0);
-    await until(() => seqs().length >= 3, STEP_MS, 'three readings at the receiver');
-    expect(gapFree(seqs())).toBe(true);
-    expect(receiver.received.every((r) => r.verified)).toBe(true);
-    await until(async () => (await sh('test -s /var/lib/power-meter-display/screen.png')).code === 0, STEP_MS, 'the png panel to draw');
-    await until(async () => /^ok: screen/.test((await show('power-meter-display')).StatusText ?? ''), STEP_MS, 'the display status line');
-  }, 3 * STEP_MS);
+  it(
+    'delivers readings to the receiver, and the display draws its png in the state directory',
+    async () => {
+      await writeConfig(goodConfig());
+      expect((await sh(`printf 'W3BSTREAM_PUBLISHER_TOKEN=${TOKEN}\\n' > /etc/power-meter/power-meter.env`)).code).toBe(0);
+      const restart = await sh('systemctl restart power-meter power-meter-display');
+      expect(restart.code, restart.out).toBe(0);
+      await until(() => seqs().length >= 3, STEP_MS, 'three readings at the receiver');
+      expect(gapFree(seqs())).toBe(true);
+      expect(receiver.received.every((r) => r.verified)).toBe(true);
+      await until(async () => (await sh('test -s /var/lib/power-meter-display/screen.png')).code === 0, STEP_MS, 'the png panel to draw');
+      await until(async () => /^ok: screen/.test((await show('power-meter-display')).StatusText ?? ''), STEP_MS, 'the display status line');
+    },
+    3 * STEP_MS,
+  );
 
-  it('comes back after SIGKILL: nothing stored is lost, no number is used twice', async () => {
-    const before = await show('power-meter');
-    const last = Math.max(...seqs());
-    expect((await sh('systemctl kill --signal=SIGKILL power-meter')).code).toBe(0);
-    await until(async () => {
-      const s = await show('power-meter');
-      return s.ActiveState === 'active' && s.MainPID !== before.MainPID && s.MainPID !== '0';
-    }, STEP_MS, 'systemd to restart the killed backend');
-    await until(() => seqs().filter((q) => q > last).length >= 3, STEP_MS, 'readings after the restart');
-    // Every reading stored before the kill is delivered after it: the outbox drains.
-    await until(() => {
-      try {
-        return (JSON.parse(readFileSync(join(box.merged, DATA_DIR, 'state.json'), 'utf8')) as { publishing: { waiting: number } }).publishing.waiting === 0;
-      } catch {
-        return false;
-      }
-    }, STEP_MS, 'the outbox to drain');
-    // Numbers run on without reuse; the one jump allowed is the rest of the block the outbox had
-    // reserved before the kill (its sequence floor: a number is never handed out twice).
-    const list = seqs();
-    const jumps = list.slice(1).filter((q, i) => q !== list[i]! + 1);
-    expect(list[0]).toBe(1);
-    expect(jumps.length, JSON.stringify(list)).toBeLessThanOrEqual(1);
-    for (const j of jumps) expect(j).toBeGreaterThan(last);
-    expect(receiver.received.every((r) => r.verified)).toBe(true);
-    expect(Number((await show('power-meter')).NRestarts)).toBeGreaterThanOrEqual(1);
-  }, 4 * STEP_MS);
+  it(
+    'comes back after SIGKILL: nothing stored is lost, no number is used twice',
+    async () => {
+      const before = await show('power-meter');
+      const last = Math.max(...seqs());
+      expect((await sh('systemctl kill --signal=SIGKILL power-meter')).code).toBe(0);
+      await until(
+        async () => {
+          const s = await show('power-meter');
+          return s.ActiveState === 'active' && s.MainPID !== before.MainPID && s.MainPID !== '0';
+        },
+        STEP_MS,
+        'systemd to restart the killed backend',
+      );
+      await until(() => seqs().filter((q) => q > last).length >= 3, STEP_MS, 'readings after the restart');
+      // Every reading stored before the kill is delivered after it: the outbox drains.
+      await until(
+        () => {
+          try {
+            return (
+              (JSON.parse(readFileSync(join(box.merged, DATA_DIR, 'state.json'), 'utf8')) as { publishing: { waiting: number } }).publishing
+                .waiting === 0
+            );
+          } catch {
+            return false;
+          }
+        },
+        STEP_MS,
+        'the outbox to drain',
+      );
+      // Numbers run on without reuse; the one jump allowed is the rest of the block the outbox had
+      // reserved before the kill (its sequence floor: a number is never handed out twice).
+      const list = seqs();
+      const jumps = list.slice(1).filter((q, i) => q !== list[i]! + 1);
+      expect(list[0]).toBe(1);
+      expect(jumps.length, JSON.stringify(list)).toBeLessThanOrEqual(1);
+      for (const j of jumps) expect(j).toBeGreaterThan(last);
+      expect(receiver.received.every((r) => r.verified)).toBe(true);
+      expect(Number((await show('power-meter')).NRestarts)).toBeGreaterThanOrEqual(1);
+    },
+    4 * STEP_MS,
+  );
 
-  it('a sampler that stops for good ends the process, and systemd restarts it', async () => {
-    await sh('mkdir -p /run/systemd/system/power-meter.service.d && printf "[Service]\\nEnvironment=POWER_METER_TEST_FAULT=sampler\\n" > /run/systemd/system/power-meter.service.d/fault.conf && systemctl daemon-reload');
-    const since = (await sh('date +%s')).out.trim();
-    await sh('systemctl restart power-meter');
-    // Two runs that each stopped on the fault: the second was started by systemd, not by us.
-    await until(async () => ((await sh(`journalctl -u power-meter --since @${since} -p err --no-pager -o cat`)).out.match(/sampler stopped: .*exiting so the service manager restarts the meter/g) ?? []).length >= 2, STEP_MS, 'systemd to restart the failed backend');
-    expect((await sh(`journalctl -u power-meter --since @${since} --no-pager -o cat`)).out).toMatch(/Scheduled restart job/);
-    await sh('rm /run/systemd/system/power-meter.service.d/fault.conf && systemctl daemon-reload && systemctl reset-failed power-meter; systemctl restart power-meter');
-    await until(async () => (await show('power-meter')).ActiveState === 'active', STEP_MS, 'the backend to run again');
-  }, 3 * STEP_MS);
+  it(
+    'a sampler that stops for good ends the process, and systemd restarts it',
+    async () => {
+      await sh(
+        'mkdir -p /run/systemd/system/power-meter.service.d && printf "[Service]\\nEnvironment=POWER_METER_TEST_FAULT=sampler\\n" > /run/systemd/system/power-meter.service.d/fault.conf && systemctl daemon-reload',
+      );
+      const since = (await sh('date +%s')).out.trim();
+      await sh('systemctl restart power-meter');
+      // Two runs that each stopped on the fault: the second was started by systemd, not by us.
+      await until(
+        async () =>
+          (
+            (await sh(`journalctl -u power-meter --since @${since} -p err --no-pager -o cat`)).out.match(
+              /sampler stopped: .*exiting so the service manager restarts the meter/g,
+            ) ?? []
+          ).length >= 2,
+        STEP_MS,
+        'systemd to restart the failed backend',
+      );
+      expect((await sh(`journalctl -u power-meter --since @${since} --no-pager -o cat`)).out).toMatch(/Scheduled restart job/);
+      await sh(
+        'rm /run/systemd/system/power-meter.service.d/fault.conf && systemctl daemon-reload && systemctl reset-failed power-meter; systemctl restart power-meter',
+      );
+      await until(async () => (await show('power-meter')).ActiveState === 'active', STEP_MS, 'the backend to run again');
+    },
+    3 * STEP_MS,
+  );
 
-  it('a hung event loop is caught by the watchdog', async () => {
-    await sh('mkdir -p /run/systemd/system/power-meter.service.d && printf "[Service]\\nWatchdogSec=4\\n" > /run/systemd/system/power-meter.service.d/watchdog.conf && systemctl daemon-reload && systemctl restart power-meter');
-    const running = await show('power-meter');
-    expect(running.ActiveState).toBe('active');
-    // Healthy for longer than the watchdog period: the pings arrive.
-    const since = (await sh('date +%s')).out.trim();
-    await until(async () => Number((await sh('date +%s')).out) - Number(since) >= 6, 30_000, 'two watchdog periods');
-    expect((await show('power-meter')).MainPID).toBe(running.MainPID);
-    // A stopped process runs no event loop at all: no pings, so systemd must kill it.
-    expect((await sh(`kill -STOP ${running.MainPID}`)).code).toBe(0);
-    await until(async () => /Watchdog timeout/.test((await sh(`journalctl -u power-meter --since @${since} --no-pager -o cat`)).out), STEP_MS, 'the watchdog to fire');
-    await until(async () => {
-      const s = await show('power-meter');
-      return s.ActiveState === 'active' && s.MainPID !== running.MainPID;
-    }, STEP_MS, 'systemd to restart the hung backend');
-    await sh('rm /run/systemd/system/power-meter.service.d/watchdog.conf && systemctl daemon-reload && systemctl restart power-meter');
-  }, 3 * STEP_MS);
+  it(
+    'a hung event loop is caught by the watchdog',
+    async () => {
+      await sh(
+        'mkdir -p /run/systemd/system/power-meter.service.d && printf "[Service]\\nWatchdogSec=4\\n" > /run/systemd/system/power-meter.service.d/watchdog.conf && systemctl daemon-reload && systemctl restart power-meter',
+      );
+      const running = await show('power-meter');
+      expect(running.ActiveState).toBe('active');
+      // Healthy for longer than the watchdog period: the pings arrive.
+      const since = (await sh('date +%s')).out.trim();
+      await until(async () => Number((await sh('date +%s')).out) - Number(since) >= 6, 30_000, 'two watchdog periods');
+      expect((await show('power-meter')).MainPID).toBe(running.MainPID);
+      // A stopped process runs no event loop at all: no pings, so systemd must kill it.
+      expect((await sh(`kill -STOP ${running.MainPID}`)).code).toBe(0);
+      await until(
+        async () => /Watchdog timeout/.test((await sh(`journalctl -u power-meter --since @${since} --no-pager -o cat`)).out),
+        STEP_MS,
+        'the watchdog to fire',
+      );
+      await until(
+        async () => {
+          const s = await show('power-meter');
+          return s.ActiveState === 'active' && s.MainPID !== running.MainPID;
+        },
+        STEP_MS,
+        'systemd to restart the hung backend',
+      );
+      await sh('rm /run/systemd/system/power-meter.service.d/watchdog.conf && systemctl daemon-reload && systemctl restart power-meter');
+    },
+    3 * STEP_MS,
+  );
 
-  it('a bad setting stops the unit with exit 2 and no restart loop; warnings reach journalctl -p warning', async () => {
-    await writeConfig({ ...goodConfig(), windw: 3 });
-    const since = (await sh('date +%s')).out.trim();
-    expect((await sh('systemctl restart power-meter')).code).not.toBe(0); // it exits before it is ready
-    await until(async () => (await show('power-meter')).ActiveState === 'failed', STEP_MS, 'the unit to fail');
-    const failed = await show('power-meter');
-    expect(failed.ExecMainStatus).toBe('2');
-    // Longer than RestartSec=5: still failed, never restarted.
-    await until(async () => Number((await sh('date +%s')).out) - Number(since) >= 8, 30_000, 'more than RestartSec');
-    expect(await show('power-meter')).toMatchObject({ ActiveState: 'failed', MainPID: '0' });
-    const warnings = (await sh('journalctl -t power-meter -p warning -b --no-pager -o cat')).out;
-    expect(warnings).toMatch(/unknown key "windw" in the config file \(did you mean "window"\?\)/);
-    expect(warnings).toMatch(/sampler stopped/);
-    expect(warnings).not.toMatch(/^start pid=/m); // info lines stay out of -p warning
-    expect((await sh('journalctl -t power-meter -p info -b --no-pager -o cat')).out).toMatch(/^start pid=\d+ version=/m);
-    await writeConfig(goodConfig());
-    expect((await sh('systemctl reset-failed power-meter; systemctl restart power-meter')).code).toBe(0);
-  }, 3 * STEP_MS);
+  it(
+    'a bad setting stops the unit with exit 2 and no restart loop; warnings reach journalctl -p warning',
+    async () => {
+      await writeConfig({ ...goodConfig(), windw: 3 });
+      const since = (await sh('date +%s')).out.trim();
+      expect((await sh('systemctl restart power-meter')).code).not.toBe(0); // it exits before it is ready
+      await until(async () => (await show('power-meter')).ActiveState === 'failed', STEP_MS, 'the unit to fail');
+      const failed = await show('power-meter');
+      expect(failed.ExecMainStatus).toBe('2');
+      // Longer than RestartSec=5: still failed, never restarted.
+      await until(async () => Number((await sh('date +%s')).out) - Number(since) >= 8, 30_000, 'more than RestartSec');
+      expect(await show('power-meter')).toMatchObject({ ActiveState: 'failed', MainPID: '0' });
+      const warnings = (await sh('journalctl -t power-meter -p warning -b --no-pager -o cat')).out;
+      expect(warnings).toMatch(/unknown key "windw" in the config file \(did you mean "window"\?\)/);
+      expect(warnings).toMatch(/sampler stopped/);
+      expect(warnings).not.toMatch(/^start pid=/m); // info lines stay out of -p warning
+      expect((await sh('journalctl -t power-meter -p info -b --no-pager -o cat')).out).toMatch(/^start pid=\d+ version=/m);
+      await writeConfig(goodConfig());
+      expect((await sh('systemctl reset-failed power-meter; systemctl restart power-meter')).code).toBe(0);
+    },
+    3 * STEP_MS,
+  );
 
-  it('a damaged outbox stops the unit with exit 3 and no restart loop', async () => {
-    expect((await sh('systemctl stop power-meter')).code).toBe(0);
-    // The SQLite header overwritten: the file is no database any more.
-    expect((await sh(`printf 'ZZZZZZZZZZZZZZZZ' | dd of=${DATA_DIR}/outbox/outbox.sqlite bs=1 seek=0 conv=notrunc status=none`)).code).toBe(0);
-    const since = (await sh('date +%s')).out.trim();
-    expect((await sh('systemctl start power-meter')).code).not.toBe(0);
-    await until(async () => (await show('power-meter')).ActiveState === 'failed', STEP_MS, 'the unit to fail');
-    expect((await show('power-meter')).ExecMainStatus).toBe('3');
-    await until(async () => Number((await sh('date +%s')).out) - Number(since) >= 8, 30_000, 'more than RestartSec');
-    expect(await show('power-meter')).toMatchObject({ ActiveState: 'failed', MainPID: '0' });
-    expect((await sh(`journalctl -t power-meter -p err --since @${since} --no-pager -o cat`)).out).toMatch(/outbox .*outbox\.sqlite is damaged/);
-    // Set aside (as salvage would), the meter starts with a new outbox and numbering that goes on.
-    expect((await sh(`mv ${DATA_DIR}/outbox/outbox.sqlite ${DATA_DIR}/outbox/outbox.sqlite.damaged; systemctl reset-failed power-meter; systemctl start power-meter`)).code).toBe(0);
-    await until(async () => (await show('power-meter')).ActiveState === 'active', STEP_MS, 'the backend to run again');
-  }, 3 * STEP_MS);
+  it(
+    'a damaged outbox stops the unit with exit 3 and no restart loop',
+    async () => {
+      expect((await sh('systemctl stop power-meter')).code).toBe(0);
+      // The SQLite header overwritten: the file is no database any more.
+      expect(
+        (await sh(`printf 'ZZZZZZZZZZZZZZZZ' | dd of=${DATA_DIR}/outbox/outbox.sqlite bs=1 seek=0 conv=notrunc status=none`)).code,
+      ).toBe(0);
+      const since = (await sh('date +%s')).out.trim();
+      expect((await sh('systemctl start power-meter')).code).not.toBe(0);
+      await until(async () => (await show('power-meter')).ActiveState === 'failed', STEP_MS, 'the unit to fail');
+      expect((await show('power-meter')).ExecMainStatus).toBe('3');
+      await until(async () => Number((await sh('date +%s')).out) - Number(since) >= 8, 30_000, 'more than RestartSec');
+      expect(await show('power-meter')).toMatchObject({ ActiveState: 'failed', MainPID: '0' });
+      expect((await sh(`journalctl -t power-meter -p err --since @${since} --no-pager -o cat`)).out).toMatch(
+        /outbox .*outbox\.sqlite is damaged/,
+      );
+      // Set aside (as salvage would), the meter starts with a new outbox and numbering that goes on.
+      expect(
+        (
+          await sh(
+            `mv ${DATA_DIR}/outbox/outbox.sqlite ${DATA_DIR}/outbox/outbox.sqlite.damaged; systemctl reset-failed power-meter; systemctl start power-meter`,
+          )
+        ).code,
+      ).toBe(0);
+      await until(async () => (await show('power-meter')).ActiveState === 'active', STEP_MS, 'the backend to run again');
+    },
+    3 * STEP_MS,
+  );
 
-  it('doctor reports both services as running', async () => {
-    const r = await sh('runuser -u meter -- power-meter doctor --json');
-    const report = JSON.parse(r.out) as { checks: Array<{ name: string; status: string; detail: string }> };
-    expect(report.checks.find((c) => c.name === 'power-meter')).toMatchObject({ status: 'ok' });
-    expect(report.checks.find((c) => c.name === 'power-meter-display')).toMatchObject({ status: 'ok' });
-    // The display ran through the whole test (well over WatchdogSec=30) on its own pings.
-    expect(await show('power-meter-display')).toMatchObject({ ActiveState: 'active', NRestarts: '0' });
-    expect((await sh('journalctl -t power-meter-display -p info -b --no-pager -o cat')).out).toMatch(/^start pid=\d+ version=.* panel=png png=\/var\/lib\/power-meter-display\/screen\.png/m);
-    expect(readdirSync(join(box.merged, 'var/lib/power-meter-display'))).toContain('screen.png');
-    expect(existsSync(join(box.merged, 'etc/systemd/system/power-meter.service'))).toBe(true);
-  }, STEP_MS);
+  it(
+    'doctor reports both services as running',
+    async () => {
+      const r = await sh('runuser -u meter -- power-meter doctor --json');
+      const report = JSON.parse(r.out) as { checks: Array<{ name: string; status: string; detail: string }> };
+      expect(report.checks.find((c) => c.name === 'power-meter')).toMatchObject({ status: 'ok' });
+      expect(report.checks.find((c) => c.name === 'power-meter-display')).toMatchObject({ status: 'ok' });
+      // The display ran through the whole test (well over WatchdogSec=30) on its own pings.
+      expect(await show('power-meter-display')).toMatchObject({ ActiveState: 'active', NRestarts: '0' });
+      expect((await sh('journalctl -t power-meter-display -p info -b --no-pager -o cat')).out).toMatch(
+        /^start pid=\d+ version=.* panel=png png=\/var\/lib\/power-meter-display\/screen\.png/m,
+      );
+      expect(readdirSync(join(box.merged, 'var/lib/power-meter-display'))).toContain('screen.png');
+      expect(existsSync(join(box.merged, 'etc/systemd/system/power-meter.service'))).toBe(true);
+    },
+    STEP_MS,
+  );
 });

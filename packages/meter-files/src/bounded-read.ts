@@ -27,7 +27,8 @@ function kindOf(st: fsSync.Stats): string {
 
 function checkStat(path: string, st: fsSync.Stats, maxBytes: number): BoundedReadResult | null {
   if (!st.isFile()) return { ok: false, code: 'not-regular', message: `${path} is ${kindOf(st)}, not a regular file: not read` };
-  if (st.size > maxBytes) return { ok: false, code: 'too-big', message: `${path} is ${st.size} bytes, more than the ${maxBytes} allowed: not read` };
+  if (st.size > maxBytes)
+    return { ok: false, code: 'too-big', message: `${path} is ${st.size} bytes, more than the ${maxBytes} allowed: not read` };
   return null;
 }
 

@@ -59,7 +59,13 @@ export function createLogger(opts: LoggerOptions): Logger {
     if (PRIORITY[l] > max) return;
     // One journal entry per line: a message with newlines would lose its priority after the first.
     const text = line.replace(/\r?\n/g, ' | ');
-    const tag = journal ? `<${PRIORITY[l]}>` : l === 'info' || l === 'debug' ? '' : l === 'error' ? `${opts.program}: ` : `${opts.program}: ${l}: `;
+    const tag = journal
+      ? `<${PRIORITY[l]}>`
+      : l === 'info' || l === 'debug'
+        ? ''
+        : l === 'error'
+          ? `${opts.program}: `
+          : `${opts.program}: ${l}: `;
     try {
       write(`${tag}${text}\n`);
     } catch {

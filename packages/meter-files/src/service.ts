@@ -76,7 +76,10 @@ export class ServiceNotifier {
     this.inFlight++;
     const child = spawn(this.opts.command ?? 'systemd-notify', assignments, { stdio: 'ignore', env: this.env });
     child.once('error', (err: NodeJS.ErrnoException) => {
-      if (!this.warned) this.opts.warn?.(`cannot notify systemd (${this.opts.command ?? 'systemd-notify'}: ${err.code ?? err.message}): the unit's watchdog will restart this program; install systemd or remove Type=notify/WatchdogSec= from the unit`);
+      if (!this.warned)
+        this.opts.warn?.(
+          `cannot notify systemd (${this.opts.command ?? 'systemd-notify'}: ${err.code ?? err.message}): the unit's watchdog will restart this program; install systemd or remove Type=notify/WatchdogSec= from the unit`,
+        );
       this.warned = true;
     });
     child.once('close', () => this.inFlight--);

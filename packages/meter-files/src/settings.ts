@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs';
 import { readBoundedFileSync } from './bounded-read.js';
 
 /**
- * Settings resolution shared by both programs (design.md "Commands"): command-line flags, then
+ * Settings resolution shared by both programs (docs/design.md "Commands"): command-line flags, then
  * environment variables, then the JSON config file, then built-in defaults. Each setting is
  * declared once (flag, environment variable, config key, default, parser), and the same table
  * drives parsing, validation, `--help` text and the README's configuration reference.
@@ -48,7 +48,10 @@ export interface SettingInputs {
   config: Record<string, unknown>;
 }
 
-export function resolveSettings<S extends SpecTable>(specs: S, inputs: SettingInputs): { values: Resolved<S>; sources: Record<keyof S, SettingSource> } {
+export function resolveSettings<S extends SpecTable>(
+  specs: S,
+  inputs: SettingInputs,
+): { values: Resolved<S>; sources: Record<keyof S, SettingSource> } {
   const values = {} as Record<string, unknown>;
   const sources = {} as Record<string, SettingSource>;
   for (const [name, spec] of Object.entries(specs)) {
@@ -192,7 +195,9 @@ export interface LoadSettingsOptions<S extends SpecTable> {
  * setting's own parser. Every key comes from the spec table, so a setting added there is read,
  * validated and documented without touching this function. Throws SettingError (exit 2).
  */
-export function loadSettings<S extends SpecTable>(opts: LoadSettingsOptions<S>): { values: Resolved<S>; sources: Record<keyof S, SettingSource>; configFile: string | null } {
+export function loadSettings<S extends SpecTable>(
+  opts: LoadSettingsOptions<S>,
+): { values: Resolved<S>; sources: Record<keyof S, SettingSource>; configFile: string | null } {
   const named = (opts.flags.config as string | undefined) ?? (opts.env.POWER_METER_CONFIG || undefined);
   const path = named ?? DEFAULT_CONFIG_FILE;
   const use = named !== undefined || existsSync(path);
@@ -216,7 +221,11 @@ export function loadSettings<S extends SpecTable>(opts: LoadSettingsOptions<S>):
 
 /** `--help` text for one setting: description, default and environment variable. */
 export function helpText(spec: SettingSpec<unknown>): string {
-  const def = spec.secret ? 'unset' : spec.default === null || spec.default === undefined || spec.default === '' ? 'unset' : JSON.stringify(spec.default);
+  const def = spec.secret
+    ? 'unset'
+    : spec.default === null || spec.default === undefined || spec.default === ''
+      ? 'unset'
+      : JSON.stringify(spec.default);
   return `${spec.describe} (default: ${def}${spec.env ? `; env ${spec.env}` : ''}; config "${spec.key}")`;
 }
 
@@ -241,7 +250,8 @@ export const parsers = {
   integer(min: number, max: number, opts: { hex?: boolean } = {}): (raw: unknown) => number {
     return (raw) => {
       const text = typeof raw === 'string' ? raw.trim() : '';
-      const n = typeof raw === 'number' ? raw : /^-?\d+$/.test(text) || (opts.hex === true && /^0x[0-9a-f]+$/i.test(text)) ? Number(text) : NaN;
+      const n =
+        typeof raw === 'number' ? raw : /^-?\d+$/.test(text) || (opts.hex === true && /^0x[0-9a-f]+$/i.test(text)) ? Number(text) : NaN;
       if (!Number.isInteger(n) || n < min || n > max) throw new Error('out of range');
       return n;
     };

@@ -3,12 +3,47 @@ import { closeSync, mkdtempSync, openSync, readFileSync, statSync, symlinkSync, 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { CONFIG_MAX_BYTES, SettingError, UnknownKeyError, closest, createLogger, loadSettings, parsers, readBoundedFile, readBoundedFileSync, type SettingSpec } from '../src/index.js';
+import {
+  CONFIG_MAX_BYTES,
+  SettingError,
+  UnknownKeyError,
+  closest,
+  createLogger,
+  loadSettings,
+  parsers,
+  readBoundedFile,
+  readBoundedFileSync,
+  type SettingSpec,
+} from '../src/index.js';
 
 const specs = {
-  window: { key: 'window', flag: 'window', env: 'PM_WINDOW', default: 5, describe: 'window', parse: parsers.number(1, 3600), allowed: 'seconds, 1-3600' } as SettingSpec<number>,
-  publishUrl: { key: 'publishUrl', flag: 'publish-url', env: null, default: '', describe: 'url', parse: parsers.optionalUrl, allowed: 'a URL' } as SettingSpec<string>,
-  dataDir: { key: 'dataDir', flag: 'data-dir', env: null, default: '/d', describe: 'dir', parse: parsers.nonEmptyString, allowed: 'a path' } as SettingSpec<string>,
+  window: {
+    key: 'window',
+    flag: 'window',
+    env: 'PM_WINDOW',
+    default: 5,
+    describe: 'window',
+    parse: parsers.number(1, 3600),
+    allowed: 'seconds, 1-3600',
+  } as SettingSpec<number>,
+  publishUrl: {
+    key: 'publishUrl',
+    flag: 'publish-url',
+    env: null,
+    default: '',
+    describe: 'url',
+    parse: parsers.optionalUrl,
+    allowed: 'a URL',
+  } as SettingSpec<string>,
+  dataDir: {
+    key: 'dataDir',
+    flag: 'data-dir',
+    env: null,
+    default: '/d',
+    describe: 'dir',
+    parse: parsers.nonEmptyString,
+    allowed: 'a path',
+  } as SettingSpec<string>,
 };
 
 function configFile(content: string): string {
@@ -31,10 +66,19 @@ describe('loadSettings: the one loader of both programs', () => {
     const err = thrown(() => loadSettings({ specs, flags: { config: configFile('{"publishURL": "https://x/y"}') }, env: {} }));
     expect(err).toBeInstanceOf(UnknownKeyError);
     expect(err.message).toMatch(/unknown key "publishURL" in the config file \(did you mean "publishUrl"\?\)/);
-    expect(thrown(() => loadSettings({ specs, flags: { config: configFile('{"windw": 3}') }, env: {} })).message).toMatch(/"windw".*did you mean "window"/);
-    const ok = loadSettings({ specs, flags: { config: configFile('{"_comment": "x", "window": 7, "display": {"panel": "png"}}') }, env: {}, otherSections: ['display'] });
+    expect(thrown(() => loadSettings({ specs, flags: { config: configFile('{"windw": 3}') }, env: {} })).message).toMatch(
+      /"windw".*did you mean "window"/,
+    );
+    const ok = loadSettings({
+      specs,
+      flags: { config: configFile('{"_comment": "x", "window": 7, "display": {"panel": "png"}}') },
+      env: {},
+      otherSections: ['display'],
+    });
     expect(ok.values.window).toBe(7);
-    expect(thrown(() => loadSettings({ specs, flags: { config: configFile('{"display": {}}') }, env: {} }))).toBeInstanceOf(UnknownKeyError);
+    expect(thrown(() => loadSettings({ specs, flags: { config: configFile('{"display": {}}') }, env: {} }))).toBeInstanceOf(
+      UnknownKeyError,
+    );
   });
 
   it('reads a section, checks its keys, and inherits named top-level keys', () => {
@@ -43,7 +87,9 @@ describe('loadSettings: the one loader of both programs', () => {
     expect(r.values).toMatchObject({ dataDir: '/top', window: 9 });
     expect(r.configFile).toBe(f);
     const bad = configFile('{"display": {"widow": 9}}');
-    expect(thrown(() => loadSettings({ specs, flags: { config: bad }, env: {}, section: 'display' })).message).toMatch(/unknown key "widow" in "display" in the config file \(did you mean "window"\?\)/);
+    expect(thrown(() => loadSettings({ specs, flags: { config: bad }, env: {}, section: 'display' })).message).toMatch(
+      /unknown key "widow" in "display" in the config file \(did you mean "window"\?\)/,
+    );
   });
 
   it('takes the config path from POWER_METER_CONFIG; a named missing file is an error', () => {
@@ -53,7 +99,10 @@ describe('loadSettings: the one loader of both programs', () => {
   });
 
   it('rejects numbers that are not plain decimals', () => {
-    for (const v of ['0x10', '1e3', 'Infinity', ' ', '10abc']) expect(thrown(() => loadSettings({ specs, flags: { window: v, config: configFile('{}') }, env: {} })).message).toContain(`--window = ${JSON.stringify(v)}`);
+    for (const v of ['0x10', '1e3', 'Infinity', ' ', '10abc'])
+      expect(thrown(() => loadSettings({ specs, flags: { window: v, config: configFile('{}') }, env: {} })).message).toContain(
+        `--window = ${JSON.stringify(v)}`,
+      );
     expect(loadSettings({ specs, flags: { window: '2.5', config: configFile('{}') }, env: {} }).values.window).toBe(2.5);
     expect(parsers.integer(0, 255)('12')).toBe(12);
     expect(() => parsers.integer(0, 255)('0x0c')).toThrow();

@@ -48,7 +48,12 @@ export class RedrawHealth {
 }
 
 /** Starts watching and drawing; the panel is opened by the caller (real or emulated). */
-export async function startDisplay(settings: DisplaySettings, panel: FramePanel, logger: Logger, status: (text: string) => void = () => {}): Promise<RunningDisplay> {
+export async function startDisplay(
+  settings: DisplaySettings,
+  panel: FramePanel,
+  logger: Logger,
+  status: (text: string) => void = () => {},
+): Promise<RunningDisplay> {
   const renderer = new ScreenRenderer(isLandscape(settings.rotation) ? 'landscape' : 'portrait', settings.fontDir);
   const controller = new DisplayController({ dataDir: settings.dataDir, renderer, panel, log: logger.info, warn: logger.warning });
   const health = new RedrawHealth(logger, status);

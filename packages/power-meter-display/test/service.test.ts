@@ -57,7 +57,12 @@ describe('the screen says what is wrong with state.json', () => {
   it('keeps the last good screen with a marker for a device, a FIFO and a file too big', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'disp-marker-'));
     const panel = await createPanel({ kind: 'emulated', variant: 'greentab', rotation: 90 });
-    const frame: FramePanel = { width: panel.device.width, height: panel.device.height, writeRegion: (x, y, w, h, p) => panel.device.writeRegion(x, y, w, h, p), close: () => panel.close() };
+    const frame: FramePanel = {
+      width: panel.device.width,
+      height: panel.device.height,
+      writeRegion: (x, y, w, h, p) => panel.device.writeRegion(x, y, w, h, p),
+      close: () => panel.close(),
+    };
     const now = Date.now();
     const controller = new DisplayController({ dataDir: dir, renderer: new ScreenRenderer('landscape'), panel: frame, nowMs: () => now });
     await writeFileAtomic(dir, 'state.json', JSON.stringify(exampleState({ updatedAtMs: now, powerW: 4.5 })));
@@ -82,13 +87,17 @@ describe('the png panel as a service', () => {
     const state = mkdtempSync(join(tmpdir(), 'disp-state-'));
     const p = display(['--data-dir', mkdtempSync(join(tmpdir(), 'disp-'))], { STATE_DIRECTORY: state });
     await p.waitFor(new RegExp(`png=${state}/screen\\.png`));
-    await until(() => {
-      try {
-        return readFileSync(join(state, 'screen.png')).length > 0;
-      } catch {
-        return false;
-      }
-    }, 15_000, 'screen.png in the state directory');
+    await until(
+      () => {
+        try {
+          return readFileSync(join(state, 'screen.png')).length > 0;
+        } catch {
+          return false;
+        }
+      },
+      15_000,
+      'screen.png in the state directory',
+    );
   });
 
   it('a redraw that fails is an error line until it works again', async () => {

@@ -52,9 +52,23 @@ async function checkSensor(s: BackendSettings, dev: string): Promise<Check[]> {
   if (s.sensor === 'sim') return [{ name: 'sensor', status: 'ok', detail: 'simulated sensor (--sensor sim): no I2C needed' }];
   const bus = join(dev, `i2c-${s.i2cBus}`);
   if (!existsSync(bus))
-    return [{ name: 'i2c', status: 'fail', detail: `${bus} does not exist`, fix: 'enable I2C: sudo raspi-config nonint do_i2c 0 (or dtparam=i2c_arm=on in /boot/firmware/config.txt), then reboot' }];
+    return [
+      {
+        name: 'i2c',
+        status: 'fail',
+        detail: `${bus} does not exist`,
+        fix: 'enable I2C: sudo raspi-config nonint do_i2c 0 (or dtparam=i2c_arm=on in /boot/firmware/config.txt), then reboot',
+      },
+    ];
   if (!canAccess(bus, constants.R_OK | constants.W_OK))
-    return [{ name: 'i2c', status: 'fail', detail: `no read/write permission on ${bus}`, fix: 'sudo adduser $USER i2c, then log in again (the service runs with SupplementaryGroups=i2c)' }];
+    return [
+      {
+        name: 'i2c',
+        status: 'fail',
+        detail: `no read/write permission on ${bus}`,
+        fix: 'sudo adduser $USER i2c, then log in again (the service runs with SupplementaryGroups=i2c)',
+      },
+    ];
   return [{ name: 'i2c', status: 'ok', detail: `${bus} is present and accessible` }, await checkChip(s)];
 }
 
@@ -64,12 +78,21 @@ async function checkChip(s: BackendSettings): Promise<Check> {
     try {
       const driver = new Ina219(b, { address: s.i2cAddress, shuntOhms: s.shuntOhms, maxCurrentA: s.maxCurrentA }, { attempts: 2 });
       const config = await driver.readRegister('config');
-      return { name: 'ina219', status: 'ok', detail: `INA219 answers at 0x${s.i2cAddress.toString(16)} (configuration 0x${config.toString(16)})` };
+      return {
+        name: 'ina219',
+        status: 'ok',
+        detail: `INA219 answers at 0x${s.i2cAddress.toString(16)} (configuration 0x${config.toString(16)})`,
+      };
     } finally {
       await b.close();
     }
   } catch (err) {
-    return { name: 'ina219', status: 'fail', detail: err instanceof Error ? err.message : String(err), fix: 'check wiring and --i2c-address; i2cdetect -y 1 lists the addresses that answer' };
+    return {
+      name: 'ina219',
+      status: 'fail',
+      detail: err instanceof Error ? err.message : String(err),
+      fix: 'check wiring and --i2c-address; i2cdetect -y 1 lists the addresses that answer',
+    };
   }
 }
 
@@ -77,32 +100,66 @@ async function checkChip(s: BackendSettings): Promise<Check> {
 function checkSpi(dev: string): Check {
   const spi = join(dev, 'spidev0.0');
   if (existsSync(spi)) return { name: 'spi', status: 'ok', detail: `${spi} is present (display)` };
-  return { name: 'spi', status: 'warn', detail: `${spi} does not exist (only the display needs it)`, fix: 'enable SPI: sudo raspi-config nonint do_spi 0, then reboot; or run the display with --panel png' };
+  return {
+    name: 'spi',
+    status: 'warn',
+    detail: `${spi} does not exist (only the display needs it)`,
+    fix: 'enable SPI: sudo raspi-config nonint do_spi 0, then reboot; or run the display with --panel png',
+  };
 }
 
 /** Doctor only looks: creating the directory here (perhaps under sudo) would leave it owned by the wrong user. */
 function checkDataDir(dataDir: string): Check {
   if (existsSync(dataDir)) {
     if (canAccess(dataDir, constants.W_OK)) return { name: 'data-dir', status: 'ok', detail: `${dataDir} is writable` };
-    return { name: 'data-dir', status: 'fail', detail: `${dataDir} is not writable by this user`, fix: `sudo chown -R $USER ${dataDir}, or choose --data-dir` };
+    return {
+      name: 'data-dir',
+      status: 'fail',
+      detail: `${dataDir} is not writable by this user`,
+      fix: `sudo chown -R $USER ${dataDir}, or choose --data-dir`,
+    };
   }
   let parent = dirname(dataDir);
   while (!existsSync(parent) && parent !== dirname(parent)) parent = dirname(parent);
-  if (canAccess(parent, constants.W_OK)) return { name: 'data-dir', status: 'warn', detail: `${dataDir} does not exist yet; it is created on first start` };
-  return { name: 'data-dir', status: 'fail', detail: `${dataDir} does not exist and ${parent} is not writable`, fix: `sudo install -d -o $USER ${dataDir}, or choose --data-dir` };
+  if (canAccess(parent, constants.W_OK))
+    return { name: 'data-dir', status: 'warn', detail: `${dataDir} does not exist yet; it is created on first start` };
+  return {
+    name: 'data-dir',
+    status: 'fail',
+    detail: `${dataDir} does not exist and ${parent} is not writable`,
+    fix: `sudo install -d -o $USER ${dataDir}, or choose --data-dir`,
+  };
 }
 
 function checkIdentity(dataDir: string): Check {
   const key = join(dataDir, 'identity', KEY_FILE);
-  if (!existsSync(key)) return { name: 'identity', status: 'warn', detail: `no key yet at ${key}`, fix: 'it is created on first start (power-meter identity creates it now)' };
+  if (!existsSync(key))
+    return {
+      name: 'identity',
+      status: 'warn',
+      detail: `no key yet at ${key}`,
+      fix: 'it is created on first start (power-meter identity creates it now)',
+    };
   const mode = statSync(key).mode & 0o777;
-  if (mode & 0o077) return { name: 'identity', status: 'fail', detail: `${key} has mode ${mode.toString(8)}: other users can read the private key`, fix: `chmod 600 ${key}` };
+  if (mode & 0o077)
+    return {
+      name: 'identity',
+      status: 'fail',
+      detail: `${key} has mode ${mode.toString(8)}: other users can read the private key`,
+      fix: `chmod 600 ${key}`,
+    };
   return { name: 'identity', status: 'ok', detail: `${key} is private (mode ${mode.toString(8)})` };
 }
 
 async function checkClock(timesyncRoot: string | undefined): Promise<Check> {
   const clock = decideClockSync(await probeClock({ floorMs: buildFloorMs(), root: timesyncRoot }));
-  if (clock.state === 'unsynced') return { name: 'clock', status: 'fail', detail: clock.reason, fix: 'check the network and NTP: timedatectl status; readings are held (not lost) until the clock syncs' };
+  if (clock.state === 'unsynced')
+    return {
+      name: 'clock',
+      status: 'fail',
+      detail: clock.reason,
+      fix: 'check the network and NTP: timedatectl status; readings are held (not lost) until the clock syncs',
+    };
   if (clock.state === 'unknown') return { name: 'clock', status: 'warn', detail: clock.reason };
   return { name: 'clock', status: 'ok', detail: clock.reason };
 }
@@ -110,16 +167,34 @@ async function checkClock(timesyncRoot: string | undefined): Promise<Check> {
 /** The publish URL, the token (never shown) and whether the endpoint answers (nothing is posted). */
 async function checkPublishing(s: BackendSettings, envFile: string): Promise<Check[]> {
   if (!s.publishUrl)
-    return [{ name: 'publish', status: 'warn', detail: 'no publish URL: readings are measured, signed and stored but not sent', fix: 'set "publishUrl" in /etc/power-meter/config.json (W3bstream project settings) and restart' }];
+    return [
+      {
+        name: 'publish',
+        status: 'warn',
+        detail: 'no publish URL: readings are measured, signed and stored but not sent',
+        fix: 'set "publishUrl" in /etc/power-meter/config.json (W3bstream project settings) and restart',
+      },
+    ];
   return [checkToken(s.publisherToken, envFile), await checkEndpoint(s.publishUrl)];
 }
 
 function checkToken(token: string, envFile: string): Check {
   if (token) return { name: 'token', status: 'ok', detail: 'publisher token is set (not shown)' };
-  if (existsSync(envFile) && !canAccess(envFile, constants.R_OK)) return { name: 'token', status: 'warn', detail: `cannot read ${envFile} (root only) to check the token`, fix: 'run sudo power-meter doctor to check it' };
+  if (existsSync(envFile) && !canAccess(envFile, constants.R_OK))
+    return {
+      name: 'token',
+      status: 'warn',
+      detail: `cannot read ${envFile} (root only) to check the token`,
+      fix: 'run sudo power-meter doctor to check it',
+    };
   const inFile = canAccess(envFile, constants.R_OK) && /^\s*W3BSTREAM_PUBLISHER_TOKEN=\S+/m.test(readFileSync(envFile, 'utf8'));
   if (inFile) return { name: 'token', status: 'ok', detail: `publisher token is set in ${envFile} (not shown)` };
-  return { name: 'token', status: 'fail', detail: 'publish URL set but no publisher token', fix: `put W3BSTREAM_PUBLISHER_TOKEN=<token> in ${envFile} (mode 600) and restart` };
+  return {
+    name: 'token',
+    status: 'fail',
+    detail: 'publish URL set but no publisher token',
+    fix: `put W3BSTREAM_PUBLISHER_TOKEN=<token> in ${envFile} (mode 600) and restart`,
+  };
 }
 
 const UNITS = ['power-meter.service', 'power-meter-display.service'] as const;
@@ -141,10 +216,22 @@ function checkServices(show: ((args: string[]) => string | null) | null): Check[
     const logs = `journalctl -u ${name} -p warning -b`;
     const status = p.StatusText ? `; status: ${p.StatusText}` : '';
     if (p.ActiveState === 'failed' || p.SubState === 'auto-restart')
-      checks.push({ name, status: 'fail', detail: `${unit} is ${p.ActiveState} (${p.SubState}), restarted ${p.NRestarts ?? '?'} times${status}`, fix: `see why: systemctl status ${name}; ${logs}` });
-    else if (p.ActiveState !== 'active') checks.push({ name, status: 'warn', detail: `${unit} is ${p.ActiveState}`, fix: `sudo systemctl start ${name}` });
-    else if (/^(fault|failing|error)/i.test(p.StatusText ?? '')) checks.push({ name, status: 'fail', detail: `${unit} is running but reports a problem${status}`, fix: `see ${logs}` });
-    else checks.push({ name, status: 'ok', detail: `${unit} is running${Number(p.NRestarts) > 0 ? ` (restarted ${p.NRestarts} times)` : ''}${status}` });
+      checks.push({
+        name,
+        status: 'fail',
+        detail: `${unit} is ${p.ActiveState} (${p.SubState}), restarted ${p.NRestarts ?? '?'} times${status}`,
+        fix: `see why: systemctl status ${name}; ${logs}`,
+      });
+    else if (p.ActiveState !== 'active')
+      checks.push({ name, status: 'warn', detail: `${unit} is ${p.ActiveState}`, fix: `sudo systemctl start ${name}` });
+    else if (/^(fault|failing|error)/i.test(p.StatusText ?? ''))
+      checks.push({ name, status: 'fail', detail: `${unit} is running but reports a problem${status}`, fix: `see ${logs}` });
+    else
+      checks.push({
+        name,
+        status: 'ok',
+        detail: `${unit} is running${Number(p.NRestarts) > 0 ? ` (restarted ${p.NRestarts} times)` : ''}${status}`,
+      });
   }
   return checks;
 }
@@ -169,7 +256,12 @@ async function checkEndpoint(url: string): Promise<Check> {
   try {
     await lookup(u.hostname);
   } catch (err) {
-    return { name: 'endpoint', status: 'fail', detail: `cannot resolve ${u.hostname} (${(err as NodeJS.ErrnoException).code ?? String(err)})`, fix: 'check the publish URL and DNS (cat /etc/resolv.conf)' };
+    return {
+      name: 'endpoint',
+      status: 'fail',
+      detail: `cannot resolve ${u.hostname} (${(err as NodeJS.ErrnoException).code ?? String(err)})`,
+      fix: 'check the publish URL and DNS (cat /etc/resolv.conf)',
+    };
   }
   return new Promise<Check>((resolve) => {
     const done = (c: Check, sock: net.Socket): void => {
@@ -178,9 +270,38 @@ async function checkEndpoint(url: string): Promise<Check> {
     };
     const opts = { host: u.hostname, port, servername: u.hostname, timeout: 5000 };
     const sock: net.Socket = u.protocol === 'https:' ? tls.connect(opts) : net.connect(opts);
-    sock.once(u.protocol === 'https:' ? 'secureConnect' : 'connect', () => done({ name: 'endpoint', status: 'ok', detail: `${u.host} reachable${u.protocol === 'https:' ? ' over TLS (certificate valid)' : ' (plain HTTP: fine for a local receiver only)'}; no event was posted` }, sock));
-    sock.once('timeout', () => done({ name: 'endpoint', status: 'fail', detail: `${u.host} did not answer within 5 s`, fix: 'check the network, a firewall, or the host in the publish URL' }, sock));
-    sock.once('error', (err: NodeJS.ErrnoException) => done({ name: 'endpoint', status: 'fail', detail: `${u.host}: ${err.code ?? err.message}`, fix: 'check the publish URL (host, port, https) and the network' }, sock));
+    sock.once(u.protocol === 'https:' ? 'secureConnect' : 'connect', () =>
+      done(
+        {
+          name: 'endpoint',
+          status: 'ok',
+          detail: `${u.host} reachable${u.protocol === 'https:' ? ' over TLS (certificate valid)' : ' (plain HTTP: fine for a local receiver only)'}; no event was posted`,
+        },
+        sock,
+      ),
+    );
+    sock.once('timeout', () =>
+      done(
+        {
+          name: 'endpoint',
+          status: 'fail',
+          detail: `${u.host} did not answer within 5 s`,
+          fix: 'check the network, a firewall, or the host in the publish URL',
+        },
+        sock,
+      ),
+    );
+    sock.once('error', (err: NodeJS.ErrnoException) =>
+      done(
+        {
+          name: 'endpoint',
+          status: 'fail',
+          detail: `${u.host}: ${err.code ?? err.message}`,
+          fix: 'check the publish URL (host, port, https) and the network',
+        },
+        sock,
+      ),
+    );
   });
 }
 
@@ -191,7 +312,10 @@ export function printDoctor(checks: Check[], json: boolean, print: (text: string
     print(JSON.stringify({ ok: failed === 0, failed, checks }));
     return failed === 0;
   }
-  for (const c of checks) print(`${c.status === 'ok' ? 'ok  ' : c.status === 'warn' ? 'warn' : 'FAIL'} ${c.name.padEnd(9)} ${c.detail}${c.fix ? `\n     fix: ${c.fix}` : ''}`);
+  for (const c of checks)
+    print(
+      `${c.status === 'ok' ? 'ok  ' : c.status === 'warn' ? 'warn' : 'FAIL'} ${c.name.padEnd(9)} ${c.detail}${c.fix ? `\n     fix: ${c.fix}` : ''}`,
+    );
   print(failed === 0 ? 'all checks passed' : `${failed} problem(s) found`);
   return failed === 0;
 }

@@ -3,7 +3,7 @@ import { DEFAULT_REWARD_TIERS, LOG_LEVELS, parseLogLevel, parsers, type LogLevel
 import { parsePublishUrl } from '@power-meter/w3bstream';
 
 /**
- * Every backend setting, once (design.md "Commands"): flag, environment variable
+ * Every backend setting, once (docs/design.md "Commands"): flag, environment variable
  * (POWER_METER_<FLAG>), config key, default, validation. The publisher token has no flag on
  * purpose: `ps` would show it.
  */
@@ -85,6 +85,7 @@ function parseMqttUrl(raw: unknown): string {
 /** MQTT topic levels to prefix: no wildcards, no empty level. */
 function parseTopicPrefix(raw: unknown): string {
   const v = parsers.nonEmptyString(raw);
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: MQTT topics may not contain NUL, which is what this refuses
   if (/[+#\u0000]/.test(v) || v.split('/').some((level) => level === '')) throw new Error('bad');
   return v;
 }

@@ -6,14 +6,21 @@ import { printDoctor, runDoctor } from '../src/doctor.js';
 import { BACKEND_SETTINGS, type BackendSettings } from '../src/settings.js';
 
 const settings = (over: Partial<BackendSettings> = {}): BackendSettings =>
-  ({ ...Object.fromEntries(Object.entries(BACKEND_SETTINGS).map(([k, v]) => [k, v.default])), sensor: 'sim', dataDir: join(mkdtempSync(join(tmpdir(), 'doc-')), 'data'), ...over }) as BackendSettings;
+  ({
+    ...Object.fromEntries(Object.entries(BACKEND_SETTINGS).map(([k, v]) => [k, v.default])),
+    sensor: 'sim',
+    dataDir: join(mkdtempSync(join(tmpdir(), 'doc-')), 'data'),
+    ...over,
+  }) as BackendSettings;
 
 /** `systemctl show UNIT --property=…` prints one key=value line per property (systemctl(1)). */
 function systemctl(units: Record<string, Record<string, string>>) {
   return (args: string[]): string | null => {
     const unit = args[1] ?? '';
     const props = units[unit] ?? { LoadState: 'not-found', ActiveState: 'inactive', SubState: 'dead', NRestarts: '0', StatusText: '' };
-    return Object.entries(props).map(([k, v]) => `${k}=${v}`).join('\n') + '\n';
+    return `${Object.entries(props)
+      .map(([k, v]) => `${k}=${v}`)
+      .join('\n')}\n`;
   };
 }
 
@@ -22,12 +29,31 @@ describe('doctor: the installed services', () => {
     const checks = await runDoctor(settings(), {
       envFile: '/nonexistent',
       systemctl: systemctl({
-        'power-meter.service': { LoadState: 'loaded', ActiveState: 'activating', SubState: 'auto-restart', NRestarts: '4', StatusText: 'fault: sampler stopped: x' },
-        'power-meter-display.service': { LoadState: 'loaded', ActiveState: 'active', SubState: 'running', NRestarts: '0', StatusText: 'fault: redraw failing: EROFS: read-only file system' },
+        'power-meter.service': {
+          LoadState: 'loaded',
+          ActiveState: 'activating',
+          SubState: 'auto-restart',
+          NRestarts: '4',
+          StatusText: 'fault: sampler stopped: x',
+        },
+        'power-meter-display.service': {
+          LoadState: 'loaded',
+          ActiveState: 'active',
+          SubState: 'running',
+          NRestarts: '0',
+          StatusText: 'fault: redraw failing: EROFS: read-only file system',
+        },
       }),
     });
-    expect(checks.find((c) => c.name === 'power-meter')).toMatchObject({ status: 'fail', detail: expect.stringMatching(/auto-restart\), restarted 4 times/) });
-    expect(checks.find((c) => c.name === 'power-meter-display')).toMatchObject({ status: 'fail', detail: expect.stringMatching(/reports a problem; status: fault: redraw failing: EROFS/), fix: expect.stringMatching(/journalctl -u power-meter-display -p warning/) });
+    expect(checks.find((c) => c.name === 'power-meter')).toMatchObject({
+      status: 'fail',
+      detail: expect.stringMatching(/auto-restart\), restarted 4 times/),
+    });
+    expect(checks.find((c) => c.name === 'power-meter-display')).toMatchObject({
+      status: 'fail',
+      detail: expect.stringMatching(/reports a problem; status: fault: redraw failing: EROFS/),
+      fix: expect.stringMatching(/journalctl -u power-meter-display -p warning/),
+    });
     const out: string[] = [];
     expect(printDoctor(checks, false, (t) => void out.push(t))).toBe(false);
     expect(out.at(-1)).toBe('2 problem(s) found');
@@ -35,9 +61,20 @@ describe('doctor: the installed services', () => {
 
   it('passes running services and skips units that are not installed', async () => {
     const ok = await runDoctor(settings(), {
-      systemctl: systemctl({ 'power-meter.service': { LoadState: 'loaded', ActiveState: 'active', SubState: 'running', NRestarts: '1', StatusText: 'last minute: measured 12, delivered 12, waiting 0' } }),
+      systemctl: systemctl({
+        'power-meter.service': {
+          LoadState: 'loaded',
+          ActiveState: 'active',
+          SubState: 'running',
+          NRestarts: '1',
+          StatusText: 'last minute: measured 12, delivered 12, waiting 0',
+        },
+      }),
     });
-    expect(ok.find((c) => c.name === 'power-meter')).toMatchObject({ status: 'ok', detail: expect.stringMatching(/running \(restarted 1 times\); status: last minute/) });
+    expect(ok.find((c) => c.name === 'power-meter')).toMatchObject({
+      status: 'ok',
+      detail: expect.stringMatching(/running \(restarted 1 times\); status: last minute/),
+    });
     expect(ok.find((c) => c.name === 'power-meter-display')).toBeUndefined();
     const out: string[] = [];
     expect(printDoctor(ok, true, (t) => void out.push(t))).toBe(true);

@@ -19,7 +19,11 @@ afterEach(async () => {
 
 function backend(args: string[], env: Record<string, string> = {}): Proc {
   const dir = join(mkdtempSync(join(tmpdir(), 'pm-svc-')), 'data');
-  const p = start(BACKEND, ['--sensor', 'sim', '--window', '1', '--data-dir', dir, ...args], { W3BSTREAM_PUBLISHER_TOKEN: TOKEN, POWER_METER_RETRY_MAX_MS: '500', ...env });
+  const p = start(BACKEND, ['--sensor', 'sim', '--window', '1', '--data-dir', dir, ...args], {
+    W3BSTREAM_PUBLISHER_TOKEN: TOKEN,
+    POWER_METER_RETRY_MAX_MS: '500',
+    ...env,
+  });
   procs.push(p);
   return p;
 }
@@ -94,17 +98,50 @@ describe('logs by priority', () => {
     const fd = openSync(file, 'w');
     const st = statSync(file, { bigint: true });
     // Nothing listens on port 9 of the loopback: publishing keeps retrying, a warning.
-    const child = spawn(process.execPath, [BACKEND, '--sensor', 'sim', '--sim-load', '4', '--window', '1', '--data-dir', join(dir, 'data'), '--publish-url', 'http://127.0.0.1:9/srv-applet-mgr/v0/event/x', '--config', config({})], {
-      stdio: ['ignore', fd, fd],
-      env: { PATH: process.env.PATH ?? '', JOURNAL_STREAM: `${st.dev}:${st.ino}`, W3BSTREAM_PUBLISHER_TOKEN: TOKEN, POWER_METER_RETRY_MAX_MS: '500', POWER_METER_SUMMARY_MS: '1500' },
-    });
+    const child = spawn(
+      process.execPath,
+      [
+        BACKEND,
+        '--sensor',
+        'sim',
+        '--sim-load',
+        '4',
+        '--window',
+        '1',
+        '--data-dir',
+        join(dir, 'data'),
+        '--publish-url',
+        'http://127.0.0.1:9/srv-applet-mgr/v0/event/x',
+        '--config',
+        config({}),
+      ],
+      {
+        stdio: ['ignore', fd, fd],
+        env: {
+          PATH: process.env.PATH ?? '',
+          JOURNAL_STREAM: `${st.dev}:${st.ino}`,
+          W3BSTREAM_PUBLISHER_TOKEN: TOKEN,
+          POWER_METER_RETRY_MAX_MS: '500',
+          POWER_METER_SUMMARY_MS: '1500',
+        },
+      },
+    );
     closeSync(fd);
     try {
-      await until(() => /^<6>summary last minute: measured [1-9]\d*, delivered 0, waiting [1-9]/m.test(readFileSync(file, 'utf8')), 20_000, 'a summary line');
+      await until(
+        () => /^<6>summary last minute: measured [1-9]\d*, delivered 0, waiting [1-9]/m.test(readFileSync(file, 'utf8')),
+        20_000,
+        'a summary line',
+      );
       const text = readFileSync(file, 'utf8');
       expect(text).toMatch(/^<4>publish state=retrying reason="ECONNREFUSED"/m);
       expect(text).toMatch(/^<6>start pid=\d+ version=\d+\.\d+\.\d+$/m);
-      expect(text.split('\n').filter((l) => l !== '').every((l) => /^<[3-7]>/.test(l))).toBe(true);
+      expect(
+        text
+          .split('\n')
+          .filter((l) => l !== '')
+          .every((l) => /^<[3-7]>/.test(l)),
+      ).toBe(true);
     } finally {
       child.kill('SIGKILL');
     }
@@ -119,7 +156,7 @@ describe('logs by priority', () => {
     expect(bad.output()).toMatch(/--log-level = "verbose".*error, warning, notice, info, debug/);
   });
 
-  it('levels the libraries\' lines by what they report', () => {
+  it("levels the libraries' lines by what they report", () => {
     expect(levelOf('publish state=retrying reason="ECONNREFUSED" waiting=1')).toBe('warning');
     expect(levelOf('publish state=failing reason="InvalidToken" waiting=1')).toBe('warning');
     expect(levelOf('publish state=ok waiting=0')).toBe('notice');
@@ -130,8 +167,12 @@ describe('logs by priority', () => {
 
   it('summarises a minute from the outbox counters', () => {
     const before = { waiting: 2, dropped: 0, rejected: 0, delivered: 10, nextSeq: 13 };
-    expect(summaryLine(before, { waiting: 1, dropped: 0, rejected: 1, delivered: 21, nextSeq: 25 }, 1)).toBe('summary last minute: measured 12, delivered 12, waiting 1');
-    expect(summaryLine(before, { waiting: 5, dropped: 3, rejected: 0, delivered: 10, nextSeq: 19 }, 1)).toBe('summary last minute: measured 6, delivered 0, waiting 5, dropped 3');
+    expect(summaryLine(before, { waiting: 1, dropped: 0, rejected: 1, delivered: 21, nextSeq: 25 }, 1)).toBe(
+      'summary last minute: measured 12, delivered 12, waiting 1',
+    );
+    expect(summaryLine(before, { waiting: 5, dropped: 3, rejected: 0, delivered: 10, nextSeq: 19 }, 1)).toBe(
+      'summary last minute: measured 6, delivered 0, waiting 5, dropped 3',
+    );
   });
 });
 

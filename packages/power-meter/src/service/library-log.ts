@@ -5,7 +5,14 @@ import type { Logger } from '@power-meter/meter-files';
  * lines that report trouble start with a fixed word, which this maps to a journald priority so
  * `journalctl -p warning` shows them. Everything else is info.
  */
-const WARNING = [/^publish state=(retrying|failing)\b/, /^rejected seq=/, /^sensor fault:/, /^INA219 .* lost its configuration/, /^window incomplete/, /^publisher \S+ listener failed/];
+const WARNING = [
+  /^publish state=(retrying|failing)\b/,
+  /^rejected seq=/,
+  /^sensor fault:/,
+  /^INA219 .* lost its configuration/,
+  /^window incomplete/,
+  /^publisher \S+ listener failed/,
+];
 const ERROR = [/^sampler stopped:/];
 const NOTICE = [/^publish state=ok\b/, /^INA219 answers again/, /^INA219 shunt range stepped/];
 

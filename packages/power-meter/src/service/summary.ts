@@ -18,7 +18,11 @@ export function summaryLine(before: OutboxStats, now: OutboxStats, minutes: numb
   return `summary last ${minutes === 1 ? 'minute' : `${minutes} minutes`}: measured ${measured}, delivered ${delivered}, waiting ${now.waiting}${now.dropped > before.dropped ? `, dropped ${now.dropped - before.dropped}` : ''}`;
 }
 
-export function startSummary(source: SummarySource, out: { log: (line: string) => void; status: (text: string) => void }, everyMs = SUMMARY_EVERY_MS): NodeJS.Timeout {
+export function startSummary(
+  source: SummarySource,
+  out: { log: (line: string) => void; status: (text: string) => void },
+  everyMs = SUMMARY_EVERY_MS,
+): NodeJS.Timeout {
   let before: OutboxStats | null = null;
   const tick = (): void => {
     let now: OutboxStats;
