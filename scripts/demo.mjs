@@ -71,7 +71,7 @@ function start(name, args, env = {}) {
   child.name = name;
   child.on('exit', (code, signal) => {
     if (!stopping) {
-      console.error(`demo: ${name} exited unexpectedly (code ${code}, signal ${signal}); see ${path.join(logDir, name + '.log')}`);
+      console.error(`demo: ${name} exited unexpectedly (code ${code}, signal ${signal}); see ${path.join(logDir, `${name}.log`)}`);
       stop(1);
     }
   });
@@ -90,7 +90,9 @@ async function stop(code = 0) {
   );
   for (const c of children) c.kill('SIGTERM');
   // Each program stops within 2 s on SIGTERM; anything slower is killed so nothing is left behind.
-  const killer = setTimeout(() => children.forEach((c) => c.kill('SIGKILL')), 1500);
+  const killer = setTimeout(() => {
+    for (const c of children) c.kill('SIGKILL');
+  }, 1500);
   await Promise.all(exits);
   clearTimeout(killer);
   console.log(`demo: stopped. Data, screen and logs are in ${dir}`);

@@ -7,7 +7,10 @@ import { outboxContents, until, type Proc } from './support/processes.js';
 import { GREEN, MAIN_FIGURE, RED, TOKEN, backendProcess, displayProcess, freePort, pngCount, receiverProcess, records } from './support/system.js';
 
 const procs: Proc[] = [];
-const track = (p: Proc) => (procs.push(p), p);
+const track = (p: Proc): Proc => {
+  procs.push(p);
+  return p;
+};
 afterEach(async () => {
   await Promise.all(procs.splice(0).map((p) => p.stop('SIGKILL')));
 });

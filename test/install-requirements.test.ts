@@ -106,6 +106,7 @@ function machine(opts: MachineOptions = {}): Machine {
     copyFileSync(join(state, 'npm-stub'), join(bin, 'npm'));
     chmodSync(join(bin, 'npm'), 0o755);
   }
+  // biome-ignore lint/suspicious/noTemplateCurlyInString: a shell script's "${@: -1}" (its last argument), not a template
   stub(bin, 'dpkg-query', 'grep -qx "${@: -1}" "$STATE/installed" && printf "install ok installed" || exit 1', false);
   // apt-get install puts the packages in the installed list; Debian's nodejs brings node 20.19.2.
   stub(

@@ -34,7 +34,10 @@ describe('soak: a hostile node and kill -9, for about a minute', () => {
     const up = async (): Promise<DevReceiver> => {
       const r = await startDevReceiver({ port, project: 'soak', token: TOKEN });
       const push = r.received.push.bind(r.received);
-      r.received.push = (...e: ReceivedEvent[]) => (arrived.push(...e), push(...e));
+      r.received.push = (...e: ReceivedEvent[]) => {
+        arrived.push(...e);
+        return push(...e);
+      };
       return r;
     };
     cleanups.push(async () => rx?.close());

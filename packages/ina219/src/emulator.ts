@@ -50,7 +50,6 @@ export class Ina219Emulator implements I2cBus {
   private seqStartMs: number;
   /** CNVR is clear for conversions that completed at or before this time. */
   private cnvrClearedAtMs: number;
-  private pointer = 0;
   private plugged = true;
   private faults: Fault[] = [];
   private readonly gauss: () => number;
@@ -104,7 +103,6 @@ export class Ina219Emulator implements I2cBus {
 
   async readI2cBlock(address: number, command: number, length: number, buffer: Buffer): Promise<{ bytesRead: number; buffer: Buffer }> {
     this.transaction(address);
-    this.pointer = command;
     const value = this.readRegister(command);
     const n = Math.min(length, 2);
     // Most significant byte first, as on the wire.
@@ -115,7 +113,6 @@ export class Ina219Emulator implements I2cBus {
 
   async writeI2cBlock(address: number, command: number, length: number, buffer: Buffer): Promise<{ bytesWritten: number; buffer: Buffer }> {
     this.transaction(address);
-    this.pointer = command;
     if (length >= 2) this.writeRegister(command, buffer.readUInt16BE(0));
     return { bytesWritten: length, buffer };
   }
@@ -130,7 +127,7 @@ export class Ina219Emulator implements I2cBus {
 
   private writeRegister(ptr: number, value: number): void {
     const spec = registerByPtr(ptr);
-    if (!spec || spec.access !== 'rw') return; // writes to read-only registers are ignored by the chip
+    if (spec?.access !== 'rw') return; // writes to read-only registers are ignored by the chip
     if (ptr === REGISTERS.config.ptr) {
       if (getField(value, CONFIG_FIELDS.rst)) {
         this.powerOn();

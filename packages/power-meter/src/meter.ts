@@ -226,7 +226,10 @@ export class Meter {
         this.unstored.shift();
         this.storeError = null;
       } catch (err) {
-        if (isCorruptionError(err)) return this.opts.onFatal?.(new OutboxCorruptError(this.outbox.file, (err as Error).message));
+        if (isCorruptionError(err)) {
+          this.opts.onFatal?.(new OutboxCorruptError(this.outbox.file, (err as Error).message));
+          return;
+        }
         const msg = err instanceof Error ? err.message : String(err);
         if (msg !== this.storeError) this.warn(`cannot store a reading (${msg}): ${this.unstored.length} window(s) kept in memory and retried with the next window; free disk space in ${this.opts.settings.dataDir}`);
         this.storeError = msg;

@@ -124,7 +124,11 @@ export class MeterStore {
    */
   storeReading(body: string, window: { energyWh: number; rewards: number; avgPowerW: number }): { seq: number; dropped: number; counted: boolean } {
     let counted = true;
-    const r = this.outbox.append(body, { inTransaction: (_seq, sql) => void (counted = this.addWindow(sql, window.energyWh, window.rewards, window.avgPowerW)) });
+    const r = this.outbox.append(body, {
+      inTransaction: (_seq, sql) => {
+        counted = this.addWindow(sql, window.energyWh, window.rewards, window.avgPowerW);
+      },
+    });
     return { ...r, counted };
   }
 

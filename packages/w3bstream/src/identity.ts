@@ -136,7 +136,7 @@ function ensurePrivateDir(dir: string): void {
 
 /** The PEM text, or null when there is no key file. */
 function readKeyFile(file: string): string | null {
-  let st;
+  let st: ReturnType<typeof statSync>;
   try {
     st = statSync(file);
   } catch (err) {

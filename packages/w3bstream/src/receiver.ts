@@ -263,8 +263,12 @@ export async function startDevReceiver(opts: DevReceiverOptions = {}): Promise<D
     received,
     requests: () => requests,
     answerNext: (count, m) => void (count > 0 && queue.push({ count, mode: m })),
-    setMode: (m) => void (mode = m),
-    delayMs: (ms) => void (delay = ms),
+    setMode: (m) => {
+      mode = m;
+    },
+    delayMs: (ms) => {
+      delay = ms;
+    },
     close: () =>
       new Promise<void>((resolve) => {
         server.closeAllConnections();

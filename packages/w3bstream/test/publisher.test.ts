@@ -63,7 +63,13 @@ async function httpServer(handler: (n: number, req: http.IncomingMessage, body: 
     });
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
-  onCleanup(() => new Promise<void>((r) => (server.closeAllConnections(), server.close(() => r()))));
+  onCleanup(
+    () =>
+      new Promise<void>((r) => {
+        server.closeAllConnections();
+        server.close(() => r());
+      }),
+  );
   return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/srv-applet-mgr/v0/event/p`, seen };
 }
 
@@ -77,11 +83,20 @@ async function tcpServer(onData: (n: number, socket: net.Socket) => void) {
     socket.once('data', () => onData(++n, socket));
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
-  onCleanup(() => new Promise<void>((r) => (sockets.forEach((s) => s.destroy()), server.close(() => r()))));
+  onCleanup(
+    () =>
+      new Promise<void>((r) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => r());
+      }),
+  );
   return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/srv-applet-mgr/v0/event/p`, requests: () => n };
 }
 
-const okAnswer = (res: http.ServerResponse) => (res.writeHead(201, { 'content-type': 'application/json' }), res.end('{"results":[{"code":0}]}'));
+const okAnswer = (res: http.ServerResponse): void => {
+  res.writeHead(201, { 'content-type': 'application/json' });
+  res.end('{"results":[{"code":0}]}');
+};
 
 describe('publisher against the dev receiver', () => {
   it('delivers in order with eventID = <device id>-<seq>, Bearer token, JSON content type, eventType', async () => {
@@ -118,7 +133,10 @@ describe('publisher against the dev receiver', () => {
   it('wakes on notify()/append after going idle and keeps one keep-alive connection', async () => {
     const { id, outbox, append } = setup();
     const sockets = new Set<unknown>();
-    const srv = await httpServer((_n, req, _b, res) => (sockets.add(req.socket), okAnswer(res)));
+    const srv = await httpServer((_n, req, _b, res) => {
+      sockets.add(req.socket);
+      okAnswer(res);
+    });
     const { p } = publisher(outbox, id, srv.url);
     await sleep(50); // idle: it polls only once a minute on its own
     append(3);
@@ -371,7 +389,11 @@ describe('publisher against misbehaving loopback servers', () => {
     const { id, outbox, append } = setup();
     const elsewhere = await httpServer((_n, _r, _b, res) => okAnswer(res));
     const srv = await httpServer((n, _req, _b, res) => {
-      if (n === 1) return void (res.writeHead(500, { 'content-type': 'text/html' }), res.end('<h1>oops</h1>'));
+      if (n === 1) {
+        res.writeHead(500, { 'content-type': 'text/html' });
+        res.end('<h1>oops</h1>');
+        return;
+      }
       res.writeHead(307, { location: elsewhere.url });
       res.end();
     });
@@ -405,7 +427,10 @@ describe('publisher against misbehaving loopback servers', () => {
     const { id, outbox, append } = setup();
     const r = await receiver();
     const tcp = await tcpServer((_n, socket) => socket.resetAndDestroy());
-    const redirect = await httpServer((_n, _r, _b, res) => (res.writeHead(302, { location: `http://127.0.0.1:9/?t=${TOKEN}` }), res.end()));
+    const redirect = await httpServer((_n, _r, _b, res) => {
+      res.writeHead(302, { location: `http://127.0.0.1:9/?t=${TOKEN}` });
+      res.end();
+    });
     append(3);
     const said: string[] = [];
     for (const [url, token, until_] of [

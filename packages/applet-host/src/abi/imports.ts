@@ -39,7 +39,7 @@ const INFO = 4;
  * inside a host function is reported as the node does (a host log line, a failure code), never
  * thrown into the VM.
  */
-export function createEnvImports(mem: VmMemory, calls: SyncHostCalls, ctx: RunContext): Record<string, (...args: number[]) => number | void> {
+export function createEnvImports(mem: VmMemory, calls: SyncHostCalls, ctx: RunContext): Record<string, (...args: number[]) => number | undefined> {
   const guard = (failCode: number, fn: () => number): number => {
     try {
       return fn();
@@ -59,7 +59,7 @@ export function createEnvImports(mem: VmMemory, calls: SyncHostCalls, ctx: RunCo
     return ResultCode.OK;
   };
   return {
-    abort(msgPtr: number, filePtr: number, line: number, col: number): void {
+    abort(msgPtr: number, filePtr: number, line: number, col: number): undefined {
       // The node only logs here; AssemblyScript executes `unreachable` right after, which traps.
       try {
         const text = `abort: ${mem.readAsString(msgPtr)} at ${mem.readAsString(filePtr)}:${line}:${col}`;
@@ -69,7 +69,7 @@ export function createEnvImports(mem: VmMemory, calls: SyncHostCalls, ctx: RunCo
         ctx.log(ERROR, 'host', `fail to decode arguments in env.abort: ${(err as Error).message}`);
       }
     },
-    trace(msgPtr: number, n: number, ...values: number[]): void {
+    trace(msgPtr: number, n: number, ...values: number[]): undefined {
       try {
         const shown = values.slice(0, Math.max(0, n));
         ctx.log(INFO, 'host', `trace: ${mem.readAsString(msgPtr)}${shown.length ? ` ${shown.join(', ')}` : ''}`);

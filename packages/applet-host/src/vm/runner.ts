@@ -57,7 +57,8 @@ export class AppletRunner {
    * are not spent compiling (the node compiles an applet when it is deployed).
    */
   async start(): Promise<void> {
-    const worker = (this.worker ??= this.spawn());
+    this.worker ??= this.spawn();
+    const worker = this.worker;
     await new Promise<void>((resolve, reject) => {
       const onMessage = (msg: WorkerMessage): void => {
         if (msg.type !== 'ready') return;
@@ -126,7 +127,8 @@ export class AppletRunner {
 
   private execute(handler: string, data: Uint8Array): Promise<HandlerResult> {
     if (this.closed) return Promise.resolve({ code: -1, error: 'instance not running' });
-    const worker = (this.worker ??= this.spawn());
+    this.worker ??= this.spawn();
+    const worker = this.worker;
     const runId = this.nextRunId++;
     return new Promise((resolve) => {
       const finish = (r: HandlerResult): void => {
