@@ -1,7 +1,7 @@
 import { readState, type MeterState, type StateProblem } from '@power-meter/meter-files';
 import { rgbaToRgb565be } from '@power-meter/st7735';
 import { areaPx, diffFrames, pixelWords, type Rect } from './diff/diff.js';
-import { buildScreenModel, type ScreenModel } from './screen/model.js';
+import { buildScreenModel, measuredAgeMs, type ScreenModel } from './screen/model.js';
 import type { ScreenRenderer } from './screen/render.js';
 
 /** What the controller draws on: the ST7735 device, or the same device on the emulated panel. */
@@ -28,6 +28,8 @@ export interface UpdateResult {
 export class DisplayController {
   private lastGood: MeterState | null = null;
   private problem: StateProblem | null = null;
+  /** When the current state was first seen, for its measured age. */
+  private sight: { updatedAtMs: number; seenWallMs: number; seenMonoMs: number } | null = null;
   private previous: Uint32Array | null = null;
   private readonly out: Buffer;
   frames = 0;
@@ -39,6 +41,8 @@ export class DisplayController {
       renderer: ScreenRenderer;
       panel: FramePanel;
       nowMs?: () => number;
+      /** Monotonic milliseconds (default `performance.now`): how staleness is measured. */
+      monoMs?: () => number;
       log?: (line: string) => void;
       /** A state.json that exists but cannot be used (journald priority warning); default: `log`. */
       warn?: (line: string) => void;
@@ -53,8 +57,11 @@ export class DisplayController {
   /** Reads state.json and pushes whatever changed on screen. */
   async refresh(): Promise<UpdateResult> {
     const result = await readState(this.opts.dataDir);
+    const nowMs = (this.opts.nowMs ?? Date.now)();
+    const monoMs = this.opts.monoMs ? this.opts.monoMs() : performance.now();
     if (result.ok) {
       this.lastGood = result.state;
+      if (this.sight?.updatedAtMs !== result.state.updatedAtMs) this.sight = { updatedAtMs: result.state.updatedAtMs, seenWallMs: nowMs, seenMonoMs: monoMs };
       if (this.problem !== null) this.opts.log?.('state.json readable again');
       this.problem = null;
     } else if (result.problem !== this.problem) {
@@ -64,7 +71,8 @@ export class DisplayController {
       say?.(`state.json ${result.problem}: ${result.message}${this.lastGood ? '; keeping the last good screen' : ''}`);
     }
     const problemForModel = this.problem === 'missing' && this.lastGood === null ? null : this.problem;
-    const model = buildScreenModel(this.lastGood, problemForModel, (this.opts.nowMs ?? Date.now)());
+    const ageMs = this.sight === null ? undefined : measuredAgeMs(this.sight, monoMs);
+    const model = buildScreenModel(this.lastGood, problemForModel, nowMs, ageMs);
     return this.draw(model);
   }
 

@@ -153,3 +153,44 @@ describe('power-meter-display program', () => {
     expect(p.output()).toMatch(/spidev6\.0 does not exist: enable SPI.*; on a machine without the panel, use --panel png/);
   });
 });
+
+describe('staleness is measured time, not the wall clock', () => {
+  // One state written at NOW; the wall clock then steps while the monotonic clock runs on.
+  async function controllerWith(clock: { wallMs: number; monoMs: number }) {
+    const dir = mkdtempSync(join(tmpdir(), 'disp-clock-'));
+    const panel: Panel = await createPanel({ kind: 'emulated', variant: 'greentab', rotation: 90 });
+    const frame: FramePanel = { width: panel.device.width, height: panel.device.height, writeRegion: (x, y, w, h, p) => panel.device.writeRegion(x, y, w, h, p), close: () => panel.close() };
+    const controller = new DisplayController({ dataDir: dir, renderer: new ScreenRenderer('landscape'), panel: frame, nowMs: () => clock.wallMs, monoMs: () => clock.monoMs });
+    await writeFileAtomic(dir, 'state.json', JSON.stringify(exampleState({ updatedAtMs: NOW, powerW: 2.2 })));
+    return { controller, panel };
+  }
+
+  it('a forward step of the wall clock does not make a live backend look stale', async () => {
+    const clock = { wallMs: NOW + 1000, monoMs: 50_000 };
+    const { controller, panel } = await controllerWith(clock);
+    expect((await controller.refresh()).model.mode).toBe('live');
+    clock.wallMs += 40 * 86_400_000; // date -s "+40 days"
+    clock.monoMs += 2000;
+    expect((await controller.refresh()).model.mode).toBe('live');
+    await panel.close();
+  });
+
+  it('a backward step does not keep a stopped backend looking live, and the age shown is the measured one', async () => {
+    const clock = { wallMs: NOW + 1000, monoMs: 50_000 };
+    const { controller, panel } = await controllerWith(clock);
+    expect((await controller.refresh()).model.mode).toBe('live');
+    clock.wallMs -= 3_600_000; // the clock steps an hour back, then the backend stops writing
+    clock.monoMs += 20_000;
+    const r = await controller.refresh();
+    expect(r.model.mode).toBe('stale');
+    expect(r.model.statusText).toBe('stale: no update for 21s');
+    await panel.close();
+  });
+
+  it('a display started long after the backend stopped still says stale (first sight uses the wall clock)', async () => {
+    const clock = { wallMs: NOW + 600_000, monoMs: 50_000 };
+    const { controller, panel } = await controllerWith(clock);
+    expect((await controller.refresh()).model).toMatchObject({ mode: 'stale', statusText: 'stale: no update for 10min' });
+    await panel.close();
+  });
+});

@@ -49,6 +49,17 @@ export function toneBounds(tiers: readonly RewardTier[] = DEFAULT_REWARD_TIERS):
   return { goodBelowW: first.belowW, fairBelowW: Math.max(first.belowW, lastPaying?.belowW ?? first.belowW) };
 }
 
+/**
+ * How old a state is, in measured time: its wall-clock age when the display first saw it (never
+ * negative), plus the monotonic time since. A wall clock stepped while the display runs (NTP's
+ * first sync, `date -s`) then neither makes a live backend look stale nor a stopped one look live
+ * until the clock catches up. Only the first sight depends on the wall clock, so a display started
+ * long after the backend stopped still says stale. Pure.
+ */
+export function measuredAgeMs(sight: { updatedAtMs: number; seenWallMs: number; seenMonoMs: number }, nowMonoMs: number): number {
+  return Math.max(0, sight.seenWallMs - sight.updatedAtMs) + Math.max(0, nowMonoMs - sight.seenMonoMs);
+}
+
 /** A state is stale when it is older than three windows, and never sooner than 15 s. */
 export function staleAfterMs(state: MeterState): number {
   return Math.max(3 * state.windowS * 1000, 15_000);
@@ -92,7 +103,8 @@ const PROBLEM_MARKERS: Record<StateProblem, string> = {
   unreadable: 'unreadable',
 };
 
-export function buildScreenModel(state: MeterState | null, problem: StateProblem | null, nowMs: number): ScreenModel {
+/** `ageMs` (measured, see `measuredAgeMs`) overrides the wall-clock age `nowMs - updatedAtMs`. */
+export function buildScreenModel(state: MeterState | null, problem: StateProblem | null, nowMs: number, ageMs?: number): ScreenModel {
   if (state === null) {
     return {
       mode: 'no-data',
@@ -109,8 +121,8 @@ export function buildScreenModel(state: MeterState | null, problem: StateProblem
       problemMarker: problem === null || problem === 'missing' ? null : PROBLEM_MARKERS[problem],
     };
   }
-  const ageMs = nowMs - state.updatedAtMs;
-  const stale = ageMs > staleAfterMs(state);
+  const age = ageMs ?? nowMs - state.updatedAtMs;
+  const stale = age > staleAfterMs(state);
   const sensorFault = state.sensor.state === 'fault';
   const powerW = stale || sensorFault ? null : state.powerW;
   const avgW = state.lastWindow?.avgPowerW ?? null;
@@ -121,7 +133,7 @@ export function buildScreenModel(state: MeterState | null, problem: StateProblem
   let statusText: string;
   let statusTone: Tone;
   if (stale) {
-    statusText = `stale: no update for ${formatAge(ageMs)}`;
+    statusText = `stale: no update for ${formatAge(age)}`;
     statusTone = 'alert';
   } else if (sensorFault) {
     statusText = `sensor: ${shorten(state.sensor.reason ?? 'fault', 22)}`;
