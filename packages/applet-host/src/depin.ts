@@ -11,7 +11,7 @@ export interface RewardTier {
   tokens: number;
 }
 
-/** The meter's default tiers (its local estimate's table, w3bstream.md decision): < 3 W, < 5 W. */
+/** The meter's default tiers (its local estimate's table, docs/w3bstream.md decision): < 3 W, < 5 W. */
 export const DEFAULT_REWARD_TIERS: RewardTier[] = [
   { belowW: 3, tokens: 10 },
   { belowW: 5, tokens: 4 },

@@ -1,7 +1,7 @@
 /**
  * W3bstream stack benchmark (`npm run bench`): signing and verifying speed, the durable append,
  * and the time to deliver one day of 5 s readings (17,280) from the outbox to the local dev
- * receiver (design.md budget: < 30 s, none lost or duplicated).
+ * receiver (docs/design.md budget: < 30 s, none lost or duplicated).
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';

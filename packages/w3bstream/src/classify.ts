@@ -1,5 +1,5 @@
 /**
- * How the node answers, classified (w3bstream.md section 4, "Decision, classification").
+ * How the node answers, classified (docs/w3bstream.md section 4, "Decision, classification").
  * Pure: a status code and the body text in, a verdict out.
  *
  * `reason` is short (the screen shows about 16 characters of it) and starts with the node's own

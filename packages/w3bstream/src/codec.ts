@@ -3,7 +3,7 @@ import { CURVES, deviceAddress, publicKeyFromHex, type Curve } from './keys.js';
 import { isLowS, parseSignature, rsToDer, SignatureFormatError, type SignatureEncoding } from './signature.js';
 
 /**
- * The message of w3bstream.md sections 2-3: the `data` text is built once, signed (SHA-256,
+ * The message of docs/w3bstream.md sections 2-3: the `data` text is built once, signed (SHA-256,
  * ECDSA), and the very same text is spliced into the body. Never sign one serialisation and
  * send another. Everything here is pure (no clock, no files).
  */
@@ -26,7 +26,7 @@ export class ReadingError extends RangeError {
 /**
  * A JSON number the applet reads as a float: the shortest round-trip form, with `.0` appended to
  * integral values (`12` -> `12.0`). `1e21` and `1e-7` keep their exponent, which also counts as
- * a float. Zero is a legal measurement and is sent as `0.0` (w3bstream.md section 2, Decision).
+ * a float. Zero is a legal measurement and is sent as `0.0` (docs/w3bstream.md section 2, Decision).
  */
 export function formatSensorReading(powerW: number): string {
   if (!Number.isFinite(powerW)) throw new ReadingError(`sensor reading ${powerW} W is not a finite number: the window produced no valid power`);

@@ -6,7 +6,7 @@ import { CURVES, deviceAddress, normalizeCurve, publicKeyHex, type Curve, type C
 import { signWithKey, type SignatureEncoding } from './signature.js';
 
 /**
- * The device identity (w3bstream.md section 6): an ECDSA key pair created on first use and never
+ * The device identity (docs/w3bstream.md section 6): an ECDSA key pair created on first use and never
  * silently replaced, because fleets register the device address on chain. The private key lives
  * in a 0700 directory as a 0600 PKCS#8 PEM file and is never printed or logged: it is held in a
  * private field, and `JSON.stringify` / `console.log` of an identity show only public values.
@@ -125,7 +125,7 @@ export function loadIdentity(dir: string): Identity {
 function ensurePrivateDir(dir: string): void {
   try {
     mkdirSync(dir, { recursive: true, mode: 0o700 });
-    // The directory is ours by contract (design.md): tighten it rather than refuse, since nothing
+    // The directory is ours by contract (docs/design.md): tighten it rather than refuse, since nothing
     // secret has been written into a loose directory by this code.
     if (statSync(dir).mode & 0o077) chmodSync(dir, 0o700);
   } catch (err) {

@@ -2,7 +2,7 @@ import { createPublicKey, type KeyObject } from 'node:crypto';
 import { keccak_256 } from '@noble/hashes/sha3.js';
 
 /**
- * Curves the meter can sign with (w3bstream.md section 3). `p256` is secp256r1 / prime256v1 /
+ * Curves the meter can sign with (docs/w3bstream.md section 3). `p256` is secp256r1 / prime256v1 /
  * NIST P-256, the default; `secp256k1` is the Ethereum curve the original C++ firmware used.
  * The value `p256` is what the backend's `--curve` setting, `identity --json` and the README
  * already use, so it stays the canonical spelling; `normalizeCurve` accepts the other names.

@@ -5,7 +5,7 @@ import Database from 'better-sqlite3';
 import { readSequenceFloor, writeSequenceFloor } from './sequence-floor.js';
 
 /**
- * The durable outbox (design.md "Never losing a reading"): every signed message gets the next
+ * The durable outbox (docs/design.md "Never losing a reading"): every signed message gets the next
  * per-device sequence number and is committed to SQLite before the first delivery attempt.
  *
  * - Sequence numbers: a counter row in the same database, advanced in the same transaction as
@@ -222,7 +222,7 @@ export class Outbox {
     this.#db = db;
     try {
       // 1 KiB pages: each reading touches a few pages, and every page is rewritten whole in the
-      // WAL, so small pages cut the bytes written to the SD card per reading (design.md, complaint 4).
+      // WAL, so small pages cut the bytes written to the SD card per reading (docs/design.md, complaint 4).
       // Effective only when the database is created.
       this.#db.pragma('page_size = 1024');
       this.#db.pragma('locking_mode = EXCLUSIVE');

@@ -7,7 +7,7 @@ import type { Outbox } from './outbox.js';
 
 /**
  * Delivers the outbox in order, at least once, one message at a time, with a stable eventID
- * (`<device address>-<seq>`) on every retry (w3bstream.md sections 1 and 4).
+ * (`<device address>-<seq>`) on every retry (docs/w3bstream.md sections 1 and 4).
  *
  * - node-fetch with a keep-alive agent (one socket: in-order delivery needs no more, and a Pi on a
  *   phone hotspot should not open many) and a per-request timeout that covers the body too.

@@ -2,7 +2,7 @@ import { sign, type KeyObject } from 'node:crypto';
 import { CURVES, type Curve } from './keys.js';
 
 /**
- * ECDSA signatures over SHA-256 (w3bstream.md section 3), pure apart from Node's crypto.
+ * ECDSA signatures over SHA-256 (docs/w3bstream.md section 3), pure apart from Node's crypto.
  *
  * - `raw`: lowercase hex of the 64-byte r||s form (32 bytes each, zero-padded). The default: what
  *   the PSA crypto API of the original firmware produced.

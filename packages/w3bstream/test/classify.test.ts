@@ -3,7 +3,7 @@ import { classifyAnswer, classifyNetworkError, retryDelayMs } from '../src/index
 
 const ok = (results: unknown[] = [{ code: 0 }], extra = {}) => JSON.stringify({ channel: 'p', publisherID: '1', publisherKey: 'k', eventID: 'e', timestamp: 1, results, ...extra });
 
-describe('classification of node answers (w3bstream.md section 4)', () => {
+describe('classification of node answers (docs/w3bstream.md section 4)', () => {
   it('delivered: 2xx, no error, every result code 0 (or no results)', () => {
     expect(classifyAnswer(201, ok())).toEqual({ kind: 'delivered', reason: null, errorKey: null, advice: null, note: null, unhandled: false });
     expect(classifyAnswer(201, ok([])).kind).toBe('delivered');

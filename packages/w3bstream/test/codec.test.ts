@@ -21,7 +21,7 @@ import {
 } from '../src/index.js';
 import { tempDir } from './helpers.js';
 
-// The verified real example from the tutorial's applet fixtures (w3bstream.md section 3).
+// The verified real example from the tutorial's applet fixtures (docs/w3bstream.md section 3).
 const VECTOR = {
   data: '{"sensor_reading":1.6163222834016864,"timestamp":1681943510756}',
   publicKey: '040e2d0a3591eb27ad3b55038603c3813310fdaf0f15346016a576841790fb020756cd31af40e3c6d543fb332062d47dd717490f2cc28d053c63de3ae892ec091b',
@@ -47,7 +47,7 @@ function derS(der: string): string {
   return b.subarray(6 + rLen, 6 + rLen + b[5 + rLen]!).toString('hex');
 }
 
-describe('the w3bstream.md test vector', () => {
+describe('the docs/w3bstream.md test vector', () => {
   it('verifies as given (P-256, DER, high S, timestamp in ms)', () => {
     const v = verifyBody(body(VECTOR.data));
     expect(v).toMatchObject({ ok: true, reason: null, curve: 'p256', encoding: 'der', lowS: false, sensorReading: 1.6163222834016864, timestamp: 1681943510756 });
@@ -94,7 +94,7 @@ describe('the w3bstream.md test vector', () => {
   });
 });
 
-describe('formatting (w3bstream.md section 2)', () => {
+describe('formatting (docs/w3bstream.md section 2)', () => {
   it('writes sensor_reading in shortest round-trip form, always with a decimal point or exponent', () => {
     const cases: Array<[number, string]> = [
       [12, '12.0'],
