@@ -39,7 +39,9 @@ function snapshot(dir: string): string {
   return execFileSync('find', [dir, '-printf', '%p %m %s %T@ %l\\n'], { encoding: 'utf8' }).split('\n').sort().join('\n');
 }
 
-describe('install.sh into a fake root', () => {
+// Each test runs install.sh, which stages and copies the application (~110 MB): on a loaded machine
+// that takes longer than the default 30 s.
+describe('install.sh into a fake root', { timeout: 180_000 }, () => {
   const root = tempDir('fakeroot-');
   const args = ['--root', root, '--no-start', '--user', 'pmtest', '--data-dir', '/srv/pm-data', '--prefix', '/opt/power-meter'];
   const first = install(args);
