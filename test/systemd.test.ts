@@ -198,9 +198,14 @@ describe('the units under a real systemd (Debian 12 in systemd-nspawn)', () => {
   it(
     'comes back after SIGKILL: nothing stored is lost, no number is used twice',
     async () => {
+      // Running and delivering first (on a loaded machine the previous restart may still be under way).
+      await until(async () => (await show('power-meter')).ActiveState === 'active', STEP_MS, 'the backend to run');
       const before = await show('power-meter');
       const last = Math.max(...seqs());
-      expect((await sh('systemctl kill --signal=SIGKILL power-meter')).code).toBe(0);
+      const kill = await sh('systemctl kill --signal=SIGKILL power-meter');
+      expect(kill.code, `${kill.out}\n${JSON.stringify(before)}\n${(await sh('journalctl -u power-meter -b --no-pager -n 40')).out}`).toBe(
+        0,
+      );
       await until(
         async () => {
           const s = await show('power-meter');
@@ -355,11 +360,18 @@ describe('the units under a real systemd (Debian 12 in systemd-nspawn)', () => {
     'doctor reports both services as running',
     async () => {
       const r = await sh('runuser -u meter -- power-meter doctor --json');
+      const why = `${r.out}\n${(await sh('systemctl status --no-pager power-meter power-meter-display; journalctl -b -p warning --no-pager -n 30')).out}`;
       const report = JSON.parse(r.out) as { checks: Array<{ name: string; status: string; detail: string }> };
-      expect(report.checks.find((c) => c.name === 'power-meter')).toMatchObject({ status: 'ok' });
-      expect(report.checks.find((c) => c.name === 'power-meter-display')).toMatchObject({ status: 'ok' });
+      expect(
+        report.checks.find((c) => c.name === 'power-meter'),
+        why,
+      ).toMatchObject({ status: 'ok' });
+      expect(
+        report.checks.find((c) => c.name === 'power-meter-display'),
+        why,
+      ).toMatchObject({ status: 'ok' });
       // The display ran through the whole test (well over WatchdogSec=30) on its own pings.
-      expect(await show('power-meter-display')).toMatchObject({ ActiveState: 'active', NRestarts: '0' });
+      expect(await show('power-meter-display'), why).toMatchObject({ ActiveState: 'active', NRestarts: '0' });
       expect((await sh('journalctl -t power-meter-display -p info -b --no-pager -o cat')).out).toMatch(
         /^start pid=\d+ version=.* panel=png png=\/var\/lib\/power-meter-display\/screen\.png/m,
       );
