@@ -106,7 +106,21 @@ start('dev-receiver', [BACKEND, 'dev-receiver', '--port', String(port), '--proje
 });
 start(
   'power-meter',
-  [BACKEND, '--config', configFile, '--sensor', 'sim', '--sim-load', String(opts.load), '--window', String(opts.window), '--data-dir', dataDir, '--publish-url', publishUrl],
+  [
+    BACKEND,
+    '--config',
+    configFile,
+    '--sensor',
+    'sim',
+    '--sim-load',
+    String(opts.load),
+    '--window',
+    String(opts.window),
+    '--data-dir',
+    dataDir,
+    '--publish-url',
+    publishUrl,
+  ],
   { W3BSTREAM_PUBLISHER_TOKEN: token },
 );
 start('power-meter-display', [DISPLAY, '--config', configFile, '--panel', 'png', '--png', pngFile, '--data-dir', dataDir]);
@@ -135,13 +149,16 @@ function readNewRecords() {
   pending += buf.toString('utf8');
   const lines = pending.split('\n');
   pending = lines.pop() ?? '';
-  return lines.filter(Boolean).map((l) => {
-    try {
-      return JSON.parse(l);
-    } catch {
-      return null;
-    }
-  }).filter(Boolean);
+  return lines
+    .filter(Boolean)
+    .map((l) => {
+      try {
+        return JSON.parse(l);
+      } catch {
+        return null;
+      }
+    })
+    .filter(Boolean);
 }
 
 function formatRecord(r) {

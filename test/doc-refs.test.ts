@@ -6,7 +6,10 @@ type Finding = { line: number; ref: string; why: string };
 const check = findOutsideRefs as (file: string, text: string, exists: (p: string) => boolean) => Finding[];
 
 /** A repository with these files. */
-const repo = (...files: string[]) => (p: string) => files.includes(p);
+const repo =
+  (...files: string[]) =>
+  (p: string) =>
+    files.includes(p);
 const exists = repo('docs/design.md', 'docs/hardware.md', 'docs/w3bstream.md', 'README.md', 'packages/st7735/README.md');
 
 describe('check-doc-refs: comments and READMEs point only inside the repository', () => {

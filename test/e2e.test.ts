@@ -4,7 +4,18 @@ import { join } from 'node:path';
 import { readState } from '@power-meter/meter-files';
 import { afterEach, describe, expect, it } from 'vitest';
 import { outboxContents, until, type Proc } from './support/processes.js';
-import { GREEN, MAIN_FIGURE, RED, TOKEN, backendProcess, displayProcess, freePort, pngCount, receiverProcess, records } from './support/system.js';
+import {
+  GREEN,
+  MAIN_FIGURE,
+  RED,
+  TOKEN,
+  backendProcess,
+  displayProcess,
+  freePort,
+  pngCount,
+  receiverProcess,
+  records,
+} from './support/system.js';
 
 const procs: Proc[] = [];
 const track = (p: Proc): Proc => {
@@ -55,13 +66,17 @@ describe('the whole system, as real processes', () => {
     await until(() => records(w.record).length >= 3, 20_000, 'first readings');
     first.proc.kill('SIGKILL');
     await first.exited;
-    const stored = (await readState(w.data));
+    const stored = await readState(w.data);
     const second = track(backendProcess(w.data, port, 'pwm:12:0.25:1000'));
     await until(() => records(w.record).length >= 8, 20_000, 'readings after the restart');
-    await until(async () => {
-      const s = await readState(w.data);
-      return s.ok && s.state.publishing.waiting === 0;
-    }, 20_000, 'the outbox drained');
+    await until(
+      async () => {
+        const s = await readState(w.data);
+        return s.ok && s.state.publishing.waiting === 0;
+      },
+      20_000,
+      'the outbox drained',
+    );
     await second.stop('SIGTERM');
     const recs = records(w.record);
     const unique = [...new Set(recs.map((r) => r.seq))];
@@ -93,10 +108,14 @@ describe('the whole system, as real processes', () => {
     const st = await readState(w.data);
     expect(st.ok && st.state.publishing.waiting).toBeGreaterThanOrEqual(15);
     track(receiverProcess(port, w.record));
-    await until(async () => {
-      const s = await readState(w.data);
-      return s.ok && s.state.publishing.waiting === 0 && records(w.record).length >= 20;
-    }, 20_000, 'backlog delivered');
+    await until(
+      async () => {
+        const s = await readState(w.data);
+        return s.ok && s.state.publishing.waiting === 0 && records(w.record).length >= 20;
+      },
+      20_000,
+      'backlog delivered',
+    );
     const seqs = records(w.record).map((r) => r.seq);
     expect(seqs).toEqual(Array.from({ length: seqs.length }, (_, i) => i + 1));
     expect(records(w.record).every((r) => r.verified)).toBe(true);
@@ -106,13 +125,17 @@ describe('the whole system, as real processes', () => {
     const w = workdir();
     const display = track(displayProcess(w.data, w.png));
     await display.waitFor(/screen mode=no-data/);
-    await until(async () => {
-      try {
-        return readFileSync(w.png).length > 0;
-      } catch {
-        return false;
-      }
-    }, 10_000, 'first screen');
+    await until(
+      async () => {
+        try {
+          return readFileSync(w.png).length > 0;
+        } catch {
+          return false;
+        }
+      },
+      10_000,
+      'first screen',
+    );
     expect(await pngCount(w.png, MAIN_FIGURE, GREEN)).toBe(0);
     const port = await freePort();
     track(backendProcess(w.data, port, '1.5'));

@@ -1,5 +1,16 @@
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  readdirSync,
+  readlinkSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -30,7 +41,11 @@ function copyCheckout(built = true): string {
 const INSTALL = join(copyCheckout(), 'install.sh');
 
 function install(args: string[], input = '') {
-  const r = spawnSync('bash', [INSTALL, ...args], { encoding: 'utf8', input, env: { ...process.env, W3BSTREAM_PUBLISHER_TOKEN: '', SUDO_USER: '' } });
+  const r = spawnSync('bash', [INSTALL, ...args], {
+    encoding: 'utf8',
+    input,
+    env: { ...process.env, W3BSTREAM_PUBLISHER_TOKEN: '', SUDO_USER: '' },
+  });
   return { code: r.status, out: `${r.stdout}${r.stderr}` };
 }
 
@@ -60,7 +75,9 @@ describe('install.sh into a fake root', { timeout: 180_000 }, () => {
     }
     // pmtest exists only on the machine the fake root is for: said, not refused.
     expect(first.out).toMatch(/warning: user pmtest does not exist here/);
-    expect(readFileSync(join(root, 'etc/systemd/system/power-meter.service'), 'utf8')).toContain('EnvironmentFile=-/etc/power-meter/power-meter.env');
+    expect(readFileSync(join(root, 'etc/systemd/system/power-meter.service'), 'utf8')).toContain(
+      'EnvironmentFile=-/etc/power-meter/power-meter.env',
+    );
     expect(readlinkSync(join(root, 'usr/local/bin/power-meter'))).toBe('/opt/power-meter/packages/power-meter/dist/cli.js');
     expect(readlinkSync(join(root, 'usr/local/bin/power-meter-display'))).toBe('/opt/power-meter/packages/power-meter-display/dist/cli.js');
     const env = statSync(join(root, 'etc/power-meter/power-meter.env'));
@@ -77,7 +94,19 @@ describe('install.sh into a fake root', { timeout: 180_000 }, () => {
   });
 
   it('the installed program runs from the prefix', () => {
-    const out = execFileSync(process.execPath, [join(root, 'opt/power-meter/packages/power-meter/dist/cli.js'), 'identity', '--json', '--data-dir', join(root, 'srv/pm-data'), '--config', join(root, 'etc/power-meter/config.json')], { encoding: 'utf8' });
+    const out = execFileSync(
+      process.execPath,
+      [
+        join(root, 'opt/power-meter/packages/power-meter/dist/cli.js'),
+        'identity',
+        '--json',
+        '--data-dir',
+        join(root, 'srv/pm-data'),
+        '--config',
+        join(root, 'etc/power-meter/config.json'),
+      ],
+      { encoding: 'utf8' },
+    );
     expect(JSON.parse(out).deviceId).toMatch(/^0x[0-9a-f]{40}$/);
   });
 
@@ -162,8 +191,15 @@ describe('install.sh into a fake root', { timeout: 180_000 }, () => {
     expect(existsSync(join(root, 'srv/pm-data/identity'))).toBe(true);
     expect(existsSync(join(root, 'etc/power-meter/power-meter.env'))).toBe(true);
     // Exactly what was installed is gone: what remains is the settings, the data and empty folders.
-    const left = execFileSync('find', [root, '-type', 'f,l'], { encoding: 'utf8' }).trim().split('\n').map((p) => p.slice(root.length)).sort();
-    expect(left.filter((p) => !p.startsWith('/srv/pm-data/'))).toEqual(['/etc/power-meter/config.json', '/etc/power-meter/power-meter.env']);
+    const left = execFileSync('find', [root, '-type', 'f,l'], { encoding: 'utf8' })
+      .trim()
+      .split('\n')
+      .map((p) => p.slice(root.length))
+      .sort();
+    expect(left.filter((p) => !p.startsWith('/srv/pm-data/'))).toEqual([
+      '/etc/power-meter/config.json',
+      '/etc/power-meter/power-meter.env',
+    ]);
     const no = install([...args, '--uninstall', '--purge'], 'n\n');
     expect(no.code).toBe(0);
     expect(existsSync(join(root, 'srv/pm-data/keep-me'))).toBe(true);
@@ -178,7 +214,9 @@ describe('install.sh into a fake root', { timeout: 180_000 }, () => {
 
   it('--uninstall needs no service user: the data directory to purge is the one the installed unit names', () => {
     const other = tempDir('fakeroot-nouser-');
-    expect(install(['--root', other, '--no-start', '--user', 'pmtest', '--data-dir', '/srv/pm-other', '--prefix', '/opt/power-meter']).code).toBe(0);
+    expect(
+      install(['--root', other, '--no-start', '--user', 'pmtest', '--data-dir', '/srv/pm-other', '--prefix', '/opt/power-meter']).code,
+    ).toBe(0);
     expect(existsSync(join(other, 'srv/pm-other/identity'))).toBe(true);
     const un = install(['--root', other, '--uninstall', '--purge', '--yes']);
     expect(un.out).not.toMatch(/cannot tell which user/);
@@ -195,7 +233,9 @@ describe('install.sh into a fake root', { timeout: 180_000 }, () => {
     const other = tempDir('fakeroot-');
     expect(install(['--root', other, '--no-start', '--user', 'pmtest', '--i2c-bus', '3', '--spi', '1.2']).code).toBe(0);
     expect(readFileSync(join(other, 'etc/systemd/system/power-meter.service'), 'utf8')).toMatch(/^DeviceAllow=\/dev\/i2c-3 rw$/m);
-    expect(readFileSync(join(other, 'etc/systemd/system/power-meter-display.service'), 'utf8')).toMatch(/^DeviceAllow=\/dev\/spidev1\.2 rw$/m);
+    expect(readFileSync(join(other, 'etc/systemd/system/power-meter-display.service'), 'utf8')).toMatch(
+      /^DeviceAllow=\/dev\/spidev1\.2 rw$/m,
+    );
     expect(install(['--root', other, '--spi', 'zero']).out).toMatch(/--spi must look like 0\.0/);
   });
 
@@ -251,11 +291,15 @@ describe('install.sh from a checkout that was never built', () => {
     const checkout = copyCheckout(false);
     expect(existsSync(join(checkout, 'packages/power-meter/dist'))).toBe(false);
     const root = tempDir('fakeroot-');
-    const r = spawnSync('bash', [join(checkout, 'install.sh'), '--root', root, '--no-start', '--user', 'pmtest', '--data-dir', '/srv/pm'], { encoding: 'utf8' });
+    const r = spawnSync('bash', [join(checkout, 'install.sh'), '--root', root, '--no-start', '--user', 'pmtest', '--data-dir', '/srv/pm'], {
+      encoding: 'utf8',
+    });
     expect(r.status).toBe(0);
     for (const p of ['power-meter', 'power-meter-display']) {
       expect(existsSync(join(checkout, 'packages', p, 'dist/cli.js'))).toBe(true);
-      const help = execFileSync(process.execPath, [join(root, 'opt/power-meter/packages', p, 'dist/cli.js'), '--help'], { encoding: 'utf8' });
+      const help = execFileSync(process.execPath, [join(root, 'opt/power-meter/packages', p, 'dist/cli.js'), '--help'], {
+        encoding: 'utf8',
+      });
       expect(help).toMatch(new RegExp(`^Usage: ${p} `));
     }
     expect(r.stdout).toMatch(/device_id\s+0x[0-9a-f]{40}/);
@@ -264,7 +308,9 @@ describe('install.sh from a checkout that was never built', () => {
 
 describe('shell scripts', () => {
   it('pass shellcheck', () => {
-    const r = spawnSync('shellcheck', [join(ROOT, 'install.sh'), join(ROOT, 'install-requirements.sh'), join(ROOT, '.ci/run')], { encoding: 'utf8' });
+    const r = spawnSync('shellcheck', [join(ROOT, 'install.sh'), join(ROOT, 'install-requirements.sh'), join(ROOT, '.ci/run')], {
+      encoding: 'utf8',
+    });
     expect(r.stdout + r.stderr).toBe('');
     expect(r.status).toBe(0);
     expect(readdirSync(join(ROOT, 'systemd')).sort()).toEqual(['power-meter-display.service', 'power-meter.service']);

@@ -21,7 +21,27 @@ afterEach(async () => {
 });
 
 type Phase = DevAnswerMode | 'down' | 'kill -9';
-const ROUND: Phase[] = ['normal', { status: 500 }, 'kill -9', 'html', 'normal', 'instance-stopped', 'down', 'kill -9', 'wait-timeout', 'normal', 'html', 'kill -9', 'down', 'instance-stopped', 'normal', { status: 500 }, 'wait-timeout', 'kill -9', 'normal'];
+const ROUND: Phase[] = [
+  'normal',
+  { status: 500 },
+  'kill -9',
+  'html',
+  'normal',
+  'instance-stopped',
+  'down',
+  'kill -9',
+  'wait-timeout',
+  'normal',
+  'html',
+  'kill -9',
+  'down',
+  'instance-stopped',
+  'normal',
+  { status: 500 },
+  'wait-timeout',
+  'kill -9',
+  'normal',
+];
 /** Two rounds: about a minute on an idle two-core machine. */
 const PHASES: Phase[] = [...ROUND, ...ROUND];
 
@@ -43,10 +63,27 @@ describe('soak: a hostile node and kill -9, for about a minute', () => {
     cleanups.push(async () => rx?.close());
     let meter: Proc | null = null;
     const startMeter = (): Proc => {
-      const p = start(BACKEND, ['--sensor', 'sim', '--sim-load', 'demo', '--window', '1', '--hold-unsynced-clock', 'false', '--data-dir', dir, '--publish-url', `http://127.0.0.1:${port}/srv-applet-mgr/v0/event/soak`], {
-        W3BSTREAM_PUBLISHER_TOKEN: TOKEN,
-        POWER_METER_RETRY_MAX_MS: '400',
-      });
+      const p = start(
+        BACKEND,
+        [
+          '--sensor',
+          'sim',
+          '--sim-load',
+          'demo',
+          '--window',
+          '1',
+          '--hold-unsynced-clock',
+          'false',
+          '--data-dir',
+          dir,
+          '--publish-url',
+          `http://127.0.0.1:${port}/srv-applet-mgr/v0/event/soak`,
+        ],
+        {
+          W3BSTREAM_PUBLISHER_TOKEN: TOKEN,
+          POWER_METER_RETRY_MAX_MS: '400',
+        },
+      );
       cleanups.push(() => p.stop('SIGKILL'));
       return p;
     };
@@ -77,7 +114,11 @@ describe('soak: a hostile node and kill -9, for about a minute', () => {
         await rx?.close();
         rx = null;
         const before = meter.output().split('ECONNREFUSED').length;
-        await until(() => meter!.output().split('ECONNREFUSED').length > before || /reason="ECONNREFUSED"/.test(meter!.output()), 20_000, 'the backend meeting a receiver that is down');
+        await until(
+          () => meter!.output().split('ECONNREFUSED').length > before || /reason="ECONNREFUSED"/.test(meter!.output()),
+          20_000,
+          'the backend meeting a receiver that is down',
+        );
         await new Promise((r) => setTimeout(r, 1500)); // a few refused retries (the cap is 400 ms)
         continue;
       }
@@ -92,10 +133,14 @@ describe('soak: a hostile node and kill -9, for about a minute', () => {
       }
     }
     // Healthy until the backlog is gone, then a clean stop.
-    await until(async () => {
-      const s = await readState(dir);
-      return s.ok && s.state.publishing.waiting === 0;
-    }, 30_000, 'backlog drained');
+    await until(
+      async () => {
+        const s = await readState(dir);
+        return s.ok && s.state.publishing.waiting === 0;
+      },
+      30_000,
+      'backlog drained',
+    );
     expect(await meter.stop('SIGTERM')).toBe(0);
     sampling = false;
     await sampler;

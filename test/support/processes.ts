@@ -66,14 +66,23 @@ export async function until(cond: () => boolean | Promise<boolean>, timeoutMs = 
  * The outbox's own counters and undelivered sequence numbers, read directly from the database of a
  * stopped backend (read-only: the test checks what the program left, it changes nothing).
  */
-export async function outboxContents(dataDir: string): Promise<{ waiting: number; delivered: number; dropped: number; nextSeq: number; seqs: number[]; windows: number }> {
+export async function outboxContents(
+  dataDir: string,
+): Promise<{ waiting: number; delivered: number; dropped: number; nextSeq: number; seqs: number[]; windows: number }> {
   const { default: Database } = await import('better-sqlite3');
   const db = new Database(join(dataDir, 'outbox', 'outbox.sqlite'), { readonly: true, fileMustExist: true });
   try {
     const counter = (name: string) => (db.prepare('SELECT value FROM counters WHERE name = ?').get(name) as { value: number }).value;
     const seqs = (db.prepare('SELECT seq FROM messages ORDER BY seq').all() as Array<{ seq: number }>).map((r) => r.seq);
     const windows = (db.prepare('SELECT windows FROM meter_totals WHERE id = 1').get() as { windows: number }).windows;
-    return { waiting: counter('waiting'), delivered: counter('delivered'), dropped: counter('dropped'), nextSeq: counter('next_seq'), seqs, windows };
+    return {
+      waiting: counter('waiting'),
+      delivered: counter('delivered'),
+      dropped: counter('dropped'),
+      nextSeq: counter('next_seq'),
+      seqs,
+      windows,
+    };
   } finally {
     db.close();
   }

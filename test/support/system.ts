@@ -53,14 +53,19 @@ export function records(file: string): Record[] {
 }
 
 /** Pixels of the PNG screen near a colour inside a region (tolerant to anti-aliasing). */
-export async function pngCount(file: string, region: { x: number; y: number; w: number; h: number }, colour: [number, number, number]): Promise<number> {
+export async function pngCount(
+  file: string,
+  region: { x: number; y: number; w: number; h: number },
+  colour: [number, number, number],
+): Promise<number> {
   const img = await loadImage(readFileSync(file));
   const c = createCanvas(img.width, img.height);
   const ctx = c.getContext('2d');
   ctx.drawImage(img, 0, 0);
   const d = ctx.getImageData(region.x, region.y, region.w, region.h).data;
   let n = 0;
-  for (let i = 0; i < d.length; i += 4) if (Math.abs(d[i]! - colour[0]) < 40 && Math.abs(d[i + 1]! - colour[1]) < 40 && Math.abs(d[i + 2]! - colour[2]) < 40) n++;
+  for (let i = 0; i < d.length; i += 4)
+    if (Math.abs(d[i]! - colour[0]) < 40 && Math.abs(d[i + 1]! - colour[1]) < 40 && Math.abs(d[i + 2]! - colour[2]) < 40) n++;
   return n;
 }
 

@@ -35,7 +35,11 @@ export interface AppletResult {
 }
 
 /** The node's error body: the HTTP status is the first three digits of `code`. */
-export function errorBody(key: string, code: number, desc: string): { key: string; code: number; msg: string; desc: string; canBeTalk: boolean } {
+export function errorBody(
+  key: string,
+  code: number,
+  desc: string,
+): { key: string; code: number; msg: string; desc: string; canBeTalk: boolean } {
   return { key, code, msg: key, desc, canBeTalk: false };
 }
 
@@ -47,10 +51,12 @@ export function errorBody(key: string, code: number, desc: string): { key: strin
 export function routeEvent(req: EventRequest, project: ProjectIdentity, nowMs: number): Routing {
   const url = new URL(req.url, 'http://localhost');
   const route = EVENT_ROUTE.exec(url.pathname);
-  if (!route || req.method !== 'POST') return { kind: 'answer', status: 404, body: errorBody('NotFound', 404000000, `no route ${req.method} ${url.pathname}`) };
+  if (!route || req.method !== 'POST')
+    return { kind: 'answer', status: 404, body: errorBody('NotFound', 404000000, `no route ${req.method} ${url.pathname}`) };
   const raw = url.searchParams.get('authorization') ?? req.authorization ?? '';
   const token = raw.replace(/^Bearer /, '');
-  if (token === '' || token !== project.publisherToken) return { kind: 'answer', status: 401, body: errorBody('InvalidToken', 401999002, 'invalid token') };
+  if (token === '' || token !== project.publisherToken)
+    return { kind: 'answer', status: 401, body: errorBody('InvalidToken', 401999002, 'invalid token') };
   const eventId = (url.searchParams.get('eventID') || `${randomUUID()}_w3b`).toLowerCase();
   const eventType = url.searchParams.get('eventType') || 'DEFAULT';
   // The node keeps the publisher's timestamp (ms) unless it is more than 1e6 ms off its own clock.
@@ -58,7 +64,11 @@ export function routeEvent(req: EventRequest, project: ProjectIdentity, nowMs: n
   const timestampMs = Number.isFinite(ts) && ts > 0 && Math.abs(ts - nowMs) <= 1_000_000 ? ts : nowMs;
   const channel = decodeURIComponent(route[1]!);
   if (channel !== project.name) {
-    return { kind: 'answer', status: 201, body: { ...answerHead(channel, project, eventId, timestampMs), results: null, error: 'InvalidEventChannel' } };
+    return {
+      kind: 'answer',
+      status: 201,
+      body: { ...answerHead(channel, project, eventId, timestampMs), results: null, error: 'InvalidEventChannel' },
+    };
   }
   return { kind: 'dispatch', channel, eventType, eventId, timestampMs };
 }
@@ -68,7 +78,11 @@ function answerHead(channel: string, project: ProjectIdentity, eventId: string, 
 }
 
 /** The 201 body for a dispatched event: `results` is null when no strategy matched. */
-export function eventAnswer(d: { channel: string; eventId: string; timestampMs: number }, project: ProjectIdentity, results: AppletResult[]): unknown {
+export function eventAnswer(
+  d: { channel: string; eventId: string; timestampMs: number },
+  project: ProjectIdentity,
+  results: AppletResult[],
+): unknown {
   return { ...answerHead(d.channel, project, d.eventId, d.timestampMs), results: results.length > 0 ? results : null };
 }
 

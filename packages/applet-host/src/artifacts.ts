@@ -37,9 +37,15 @@ function isStale(): boolean {
   const outputs = [
     appletWasmFile('energy-meter'),
     appletWasmFile('abi-probe'),
-    ...(['DeviceRegistry', 'DeviceBinding', 'RewardToken', 'ReadingVerifier'] as const).map((n) => join(BUILD_DIR, 'contracts', `${n}.json`)),
+    ...(['DeviceRegistry', 'DeviceBinding', 'RewardToken', 'ReadingVerifier'] as const).map((n) =>
+      join(BUILD_DIR, 'contracts', `${n}.json`),
+    ),
   ];
-  const sourcesMs = Math.max(newestMtimeMs(join(PACKAGE_ROOT, 'applet')), newestMtimeMs(join(PACKAGE_ROOT, 'contracts')), statSync(join(PACKAGE_ROOT, 'scripts', 'build-artifacts.mjs')).mtimeMs);
+  const sourcesMs = Math.max(
+    newestMtimeMs(join(PACKAGE_ROOT, 'applet')),
+    newestMtimeMs(join(PACKAGE_ROOT, 'contracts')),
+    statSync(join(PACKAGE_ROOT, 'scripts', 'build-artifacts.mjs')).mtimeMs,
+  );
   return outputs.some((f) => !existsSync(f) || statSync(f).mtimeMs < sourcesMs);
 }
 
@@ -64,12 +70,17 @@ export function ensureArtifacts(timeoutMs = 300_000): void {
     } catch {
       // Someone else is building; a lock older than the timeout is a leftover of a killed build.
       if (existsSync(lock) && Date.now() - statSync(lock).mtimeMs > timeoutMs) rmSync(lock, { recursive: true, force: true });
-      if (Date.now() > until) throw new Error(`another build of ${BUILD_DIR} did not finish within ${timeoutMs} ms (remove ${lock} if no build is running)`);
+      if (Date.now() > until)
+        throw new Error(`another build of ${BUILD_DIR} did not finish within ${timeoutMs} ms (remove ${lock} if no build is running)`);
       sleepMs(200);
       continue;
     }
     try {
-      if (isStale()) execFileSync(process.execPath, [join(PACKAGE_ROOT, 'scripts', 'build-artifacts.mjs')], { stdio: ['ignore', 'ignore', 'pipe'], timeout: timeoutMs });
+      if (isStale())
+        execFileSync(process.execPath, [join(PACKAGE_ROOT, 'scripts', 'build-artifacts.mjs')], {
+          stdio: ['ignore', 'ignore', 'pipe'],
+          timeout: timeoutMs,
+        });
     } finally {
       rmSync(lock, { recursive: true, force: true });
     }

@@ -11,7 +11,8 @@ import { DEFAULT_REWARD_TIERS, type RewardTier, startLocalDepin } from './depin.
 const ADDRESS = /^0x[0-9a-fA-F]{40}$/;
 
 function address(value: string): Address {
-  if (!ADDRESS.test(value)) throw new InvalidArgumentError(`${JSON.stringify(value)} is not an address (0x + 40 hex; power-meter identity prints the device's)`);
+  if (!ADDRESS.test(value))
+    throw new InvalidArgumentError(`${JSON.stringify(value)} is not an address (0x + 40 hex; power-meter identity prints the device's)`);
   return value as Address;
 }
 
@@ -41,14 +42,24 @@ program
   .command('up')
   .description('start everything and run until Ctrl-C')
   .option('--port <n>', 'event route port on 127.0.0.1 (0 = any free port)', port, 8888)
-  .option('--device <address...>', 'device address(es) to register and bind to the owner (power-meter identity)', (v: string, prev: Address[] = []) => [...prev, address(v)])
+  .option(
+    '--device <address...>',
+    'device address(es) to register and bind to the owner (power-meter identity)',
+    (v: string, prev: Address[] = []) => [...prev, address(v)],
+  )
   .option('--owner <address>', "owner wallet that receives the rewards (default: the chain's third account)", address)
   .option('--tiers <json>', 'reward tiers, whole tokens per reading', tiers, DEFAULT_REWARD_TIERS)
-  .addOption(new Option('--signature-check <mode>', 'check each reading’s signature against the registered address (secp256k1 devices only)').choices(['secp256k1', 'off']).default('secp256k1'))
+  .addOption(
+    new Option('--signature-check <mode>', 'check each reading’s signature against the registered address (secp256k1 devices only)')
+      .choices(['secp256k1', 'off'])
+      .default('secp256k1'),
+  )
   .action(async (o: { port: number; device?: Address[]; owner?: Address; tiers: RewardTier[]; signatureCheck: 'secp256k1' | 'off' }) => {
     const token = process.env.W3BSTREAM_PUBLISHER_TOKEN ?? '';
     if (token === '') {
-      console.error('W3BSTREAM_PUBLISHER_TOKEN is not set: set it to the token the meter uses (any string for this local project), e.g. in both shells');
+      console.error(
+        'W3BSTREAM_PUBLISHER_TOKEN is not set: set it to the token the meter uses (any string for this local project), e.g. in both shells',
+      );
       process.exit(2);
     }
     const depin = await startLocalDepin({

@@ -53,13 +53,38 @@ export function energyMeterProject(o: EnergyMeterProjectOptions): ProjectConfig 
     },
     tables: [
       { name: 'device_registry', columns: [{ name: 'device_id', type: 'TEXT' }] },
-      { name: 'device_binding', columns: [{ name: 'device_id', type: 'TEXT' }, { name: 'owner', type: 'TEXT' }] },
-      { name: 'readings', columns: [{ name: 'device_id', type: 'TEXT' }, { name: 'sensor_reading', type: 'DOUBLE' }, { name: 'timestamp', type: 'BIGINT' }] },
+      {
+        name: 'device_binding',
+        columns: [
+          { name: 'device_id', type: 'TEXT' },
+          { name: 'owner', type: 'TEXT' },
+        ],
+      },
+      {
+        name: 'readings',
+        columns: [
+          { name: 'device_id', type: 'TEXT' },
+          { name: 'sensor_reading', type: 'DOUBLE' },
+          { name: 'timestamp', type: 'BIGINT' },
+        ],
+      },
     ],
     chains: { [chain]: { rpcUrl: o.rpcUrl, operator: o.operator } },
     contractLogs: [
-      { eventType: 'DEVICE_REGISTERED', chainId: o.chainId, contractAddress: o.contracts.registry, topic0: DEVICE_REGISTERED_TOPIC, blockStart: o.blockStart ?? 0 },
-      { eventType: 'DEVICE_BOUND', chainId: o.chainId, contractAddress: o.contracts.binding, topic0: DEVICE_BOUND_TOPIC, blockStart: o.blockStart ?? 0 },
+      {
+        eventType: 'DEVICE_REGISTERED',
+        chainId: o.chainId,
+        contractAddress: o.contracts.registry,
+        topic0: DEVICE_REGISTERED_TOPIC,
+        blockStart: o.blockStart ?? 0,
+      },
+      {
+        eventType: 'DEVICE_BOUND',
+        chainId: o.chainId,
+        contractAddress: o.contracts.binding,
+        topic0: DEVICE_BOUND_TOPIC,
+        blockStart: o.blockStart ?? 0,
+      },
     ],
   };
 }

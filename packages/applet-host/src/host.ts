@@ -64,8 +64,16 @@ export class AppletHost {
     validateProject(project);
     const wasm = new Uint8Array(readFileSync(project.wasmFile));
     let host: AppletHost | undefined;
-    const services = new ProjectServices(project, { databaseFile: opts.databaseFile, log: (level, message) => host?.record({ level, src: 'host', message }, '') });
-    const runner = new AppletRunner({ wasm, services: services.handle, timeoutMs: opts.timeoutMs, onLog: (line, handler) => host?.record(line, handler) });
+    const services = new ProjectServices(project, {
+      databaseFile: opts.databaseFile,
+      log: (level, message) => host?.record({ level, src: 'host', message }, ''),
+    });
+    const runner = new AppletRunner({
+      wasm,
+      services: services.handle,
+      timeoutMs: opts.timeoutMs,
+      onLog: (line, handler) => host?.record(line, handler),
+    });
     const watcher = new ContractLogWatcher(project.contractLogs ?? [], {
       rpcUrlFor: (id) => project.chains?.[String(id)]?.rpcUrl ?? '',
       deliver: async (eventType, payload) => {
@@ -145,7 +153,11 @@ export class AppletHost {
   }
 
   private async answer(req: http.IncomingMessage, body: Buffer): Promise<{ status: number; body: unknown }> {
-    const routing = routeEvent({ method: req.method ?? 'GET', url: req.url ?? '/', authorization: req.headers.authorization }, this.identity, Date.now());
+    const routing = routeEvent(
+      { method: req.method ?? 'GET', url: req.url ?? '/', authorization: req.headers.authorization },
+      this.identity,
+      Date.now(),
+    );
     if (routing.kind === 'answer') return { status: routing.status, body: routing.body };
     const results = await this.handleEvent(routing.eventType, new Uint8Array(body));
     this.opts.onEvent?.({ source: 'http', eventType: routing.eventType, eventId: routing.eventId, results });

@@ -1,5 +1,14 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type Address, AppletHost, encodeCall, ensureArtifacts, type LocalChain, RewardSystem, rpc, startLocalChain } from '../src/index.js';
+import {
+  type Address,
+  AppletHost,
+  encodeCall,
+  ensureArtifacts,
+  type LocalChain,
+  RewardSystem,
+  rpc,
+  startLocalChain,
+} from '../src/index.js';
 import { probeProject, publish, wasmLogs } from './helpers.js';
 
 // One test per host function: the probe applet (built with the real SDK) calls it, and the
@@ -16,7 +25,10 @@ beforeAll(async () => {
   operator = op;
   rewards = await RewardSystem.deploy(chain.rpcUrl, chain.chainId, admin, operator);
   host = await AppletHost.start(
-    probeProject({ env: { GREETING: 'hello from the project env', CHAIN_ID: String(chain.chainId) }, chains: { [chain.chainId]: { rpcUrl: chain.rpcUrl, operator } } }),
+    probeProject({
+      env: { GREETING: 'hello from the project env', CHAIN_ID: String(chain.chainId) },
+      chains: { [chain.chainId]: { rpcUrl: chain.rpcUrl, operator } },
+    }),
   );
 }, 300_000);
 
@@ -34,7 +46,9 @@ async function ok(handler: string, body: string): Promise<void> {
 describe('host functions', () => {
   it('ws_log: the applet’s text at the SDK’s info level', async () => {
     await ok('probe_log', '');
-    expect(host.logs).toContainEqual(expect.objectContaining({ src: 'wasm', level: 4, handler: 'probe_log', message: 'hello from the applet' }));
+    expect(host.logs).toContainEqual(
+      expect.objectContaining({ src: 'wasm', level: 4, handler: 'probe_log', message: 'hello from the applet' }),
+    );
   });
 
   it('ws_get_data: the event body, byte for byte, copied in through alloc', async () => {
@@ -55,7 +69,12 @@ describe('host functions', () => {
   it('ws_get_db / ws_set_db: a key/value store that outlives the event (a new instance each time)', async () => {
     await ok('probe_kv', 'meter-7');
     await ok('probe_kv', 'meter-7');
-    expect(wasmLogs(host, 'probe_kv')).toEqual(['kv before:<missing>', 'kv after:value for meter-7', 'kv before:value for meter-7', 'kv after:value for meter-7']);
+    expect(wasmLogs(host, 'probe_kv')).toEqual([
+      'kv before:<missing>',
+      'kv after:value for meter-7',
+      'kv before:value for meter-7',
+      'kv after:value for meter-7',
+    ]);
     expect(Buffer.from(host.services.kvGet('meter-7').data!).toString()).toBe('value for meter-7');
   });
 
@@ -66,10 +85,24 @@ describe('host functions', () => {
     // bytes [1, 2, 255]: the host stores what was sent, decoded.
     const sent = JSON.parse(wasmLogs(host, 'probe_sql_set')[0]!) as { params: Record<string, unknown>[] };
     const base64 = String(sent.params[5]!.bytes);
-    expect(row).toEqual({ id: 1n, name: 'alpha', count32: 7n, count64: 9007199254740993n, ratio: 0.25, active: 1n, raw: Buffer.from(base64, 'base64') });
+    expect(row).toEqual({
+      id: 1n,
+      name: 'alpha',
+      count32: 7n,
+      count64: 9007199254740993n,
+      ratio: 0.25,
+      active: 1n,
+      raw: Buffer.from(base64, 'base64'),
+    });
     // 2^53 + 1 is exact as an i64 but not as a JS number: check the text the SDK sent, not JSON.parse's value.
     expect(wasmLogs(host, 'probe_sql_set')[0]).toContain('{"int64":9007199254740993}');
-    expect(sent.params.slice(0, 5)).toEqual([{ string: 'alpha' }, { int32: 7 }, { int64: expect.any(Number) }, { float64: 0.25 }, { bool: true }]);
+    expect(sent.params.slice(0, 5)).toEqual([
+      { string: 'alpha' },
+      { int32: 7 },
+      { int64: expect.any(Number) },
+      { float64: 0.25 },
+      { bool: true },
+    ]);
   });
 
   it('ws_get_sql_db: none = empty, one row = an object, several = an array (keys sorted, BOOLEAN as true/false)', async () => {
@@ -81,13 +114,17 @@ describe('host functions', () => {
     const rows = wasmLogs(host, 'probe_sql_get').filter((l) => l.startsWith('rows:'));
     expect(rows[0]).toBe('rows:[]');
     expect(rows[1]).toBe('rows:[{"active":true,"count32":7,"id":2,"name":"beta-1","ratio":0.25}]');
-    expect(rows[2]).toBe('rows:[[{"active":true,"count32":7,"id":2,"name":"beta-1","ratio":0.25},{"active":true,"count32":7,"id":3,"name":"beta-2","ratio":0.25}]]');
+    expect(rows[2]).toBe(
+      'rows:[[{"active":true,"count32":7,"id":2,"name":"beta-1","ratio":0.25},{"active":true,"count32":7,"id":3,"name":"beta-2","ratio":0.25}]]',
+    );
   });
 
   it('ws_set_sql_db: a statement the database refuses fails the call (the SDK traps)', async () => {
     const a = await publish(host, 'probe_sql_bad', '');
     expect(a.body.results?.[0]).toMatchObject({ code: -1, error: expect.stringContaining('fail to execute the sql query') });
-    expect(host.logs).toContainEqual(expect.objectContaining({ src: 'host', message: expect.stringContaining('no such table: no_such_table') }));
+    expect(host.logs).toContainEqual(
+      expect.objectContaining({ src: 'host', message: expect.stringContaining('no such table: no_such_table') }),
+    );
   });
 
   it('ws_send_tx: the operator sends the transaction; its hash is copied in', async () => {
@@ -95,7 +132,9 @@ describe('host functions', () => {
     const data = encodeCall('RewardToken', 'mint', { to: holder!, amount: 5n });
     await ok('probe_send_tx', `${rewards.contracts.token}|${data}`);
     // The SDK logs the transaction JSON first, then the probe logs the hash.
-    const hash = wasmLogs(host, 'probe_send_tx').find((l) => l.startsWith('tx:'))!.slice('tx:'.length);
+    const hash = wasmLogs(host, 'probe_send_tx')
+      .find((l) => l.startsWith('tx:'))!
+      .slice('tx:'.length);
     expect(hash).toMatch(/^0x[0-9a-f]{64}$/);
     const tx = await rpc<{ from: string; to: string; input: string }>(chain.rpcUrl, 'eth_getTransactionByHash', [hash]);
     expect(tx.from.toLowerCase()).toBe(operator.toLowerCase());
@@ -128,6 +167,8 @@ describe('host functions', () => {
     const a = await publish(host, 'probe_abort', '');
     expect(a.body.results?.[0]).toMatchObject({ code: 5 });
     expect(a.body.results?.[0]?.error).toBeUndefined();
-    expect(host.logs).toContainEqual(expect.objectContaining({ src: 'host', level: 2, message: 'abort: reported on purpose at abi-probe.ts:7:3' }));
+    expect(host.logs).toContainEqual(
+      expect.objectContaining({ src: 'host', level: 2, message: 'abort: reported on purpose at abi-probe.ts:7:3' }),
+    );
   });
 });

@@ -53,13 +53,21 @@ function waitFor(child: ChildProcess, output: { text: string }, pattern: RegExp,
 
 describe('applet-host up', () => {
   it('exits 2 with what to do when the token is not set', () => {
-    const r = spawnSync(process.execPath, [CLI, 'up', '--port', '0'], { env: envWithout('W3BSTREAM_PUBLISHER_TOKEN'), encoding: 'utf8', timeout: 60_000 });
+    const r = spawnSync(process.execPath, [CLI, 'up', '--port', '0'], {
+      env: envWithout('W3BSTREAM_PUBLISHER_TOKEN'),
+      encoding: 'utf8',
+      timeout: 60_000,
+    });
     expect(r.status).toBe(2);
     expect(r.stderr).toContain('W3BSTREAM_PUBLISHER_TOKEN is not set');
   });
 
   it('exits 2 naming a device value that is not an address', () => {
-    const r = spawnSync(process.execPath, [CLI, 'up', '--device', '0x1234'], { env: { ...process.env, W3BSTREAM_PUBLISHER_TOKEN: TOKEN }, encoding: 'utf8', timeout: 60_000 });
+    const r = spawnSync(process.execPath, [CLI, 'up', '--device', '0x1234'], {
+      env: { ...process.env, W3BSTREAM_PUBLISHER_TOKEN: TOKEN },
+      encoding: 'utf8',
+      timeout: 60_000,
+    });
     expect(r.status).toBe(2);
     expect(r.stderr).toContain('"0x1234" is not an address (0x + 40 hex');
   });
@@ -77,7 +85,10 @@ describe('applet-host up', () => {
       const rpcUrl = (await waitFor(child, out, /chain 31337 at (http:\/\/127\.0\.0\.1:\d+)/))[1]!;
       const url = (await waitFor(child, out, /publish URL (http:\/\/127\.0\.0\.1:\d+\/srv-applet-mgr\/v0\/event\/energy_meter)/))[1]!;
       expect(out.text).not.toContain(TOKEN);
-      const { body } = buildMessage({ sign: (t, e) => device.sign(t, e), publicKeyHex: device.deviceId }, { powerW: 2.0, timestampMs: Date.now() });
+      const { body } = buildMessage(
+        { sign: (t, e) => device.sign(t, e), publicKeyHex: device.deviceId },
+        { powerW: 2.0, timestampMs: Date.now() },
+      );
       const res = await fetch(url, { method: 'POST', headers: { Authorization: `Bearer ${TOKEN}` }, body });
       expect(res.status).toBe(201);
       expect(((await res.json()) as { results: { code: number }[] }).results[0]!.code).toBe(0);

@@ -40,7 +40,9 @@ afterAll(async () => {
 
 describe('the energy-meter applet on a local chain', () => {
   it('learns the registration and the binding from the contracts’ logs', () => {
-    const rows = depin.host.services.db.prepare('SELECT r.device_id, b.owner FROM device_registry r JOIN device_binding b USING (device_id)').all();
+    const rows = depin.host.services.db
+      .prepare('SELECT r.device_id, b.owner FROM device_registry r JOIN device_binding b USING (device_id)')
+      .all();
     expect(rows).toEqual([{ device_id: device.deviceId.slice(2).toLowerCase(), owner: depin.owner.slice(2).toLowerCase() }]);
   });
 
@@ -80,7 +82,10 @@ describe('the energy-meter applet on a local chain', () => {
 
   it('refuses a registered address whose signature is someone else’s', async () => {
     const forger = loadOrCreateIdentity(join(dir, 'forger'), { curve: 'secp256k1' });
-    const forged = buildMessage({ sign: (t, e) => forger.sign(t, e), publicKeyHex: device.deviceId }, { powerW: 2.0, timestampMs: Date.now() }).body;
+    const forged = buildMessage(
+      { sign: (t, e) => forger.sign(t, e), publicKeyHex: device.deviceId },
+      { powerW: 2.0, timestampMs: Date.now() },
+    ).body;
     const before = await depin.rewards.balanceOf(depin.owner);
     const r = only(await publish(depin.host, 'DEFAULT', forged));
     expect(r.code).toBe(-1);

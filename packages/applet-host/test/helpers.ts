@@ -4,7 +4,26 @@ export const TOKEN = 'local-test-token';
 
 /** The probe applet's project: each probe handler is routed by an eventType of the same name. */
 export function probeProject(extra: Partial<ProjectConfig> = {}): ProjectConfig {
-  const handlers = ['probe_log', 'probe_get_data', 'probe_set_data', 'probe_get_data_unknown', 'probe_kv', 'probe_sql_set', 'probe_sql_get', 'probe_sql_bad', 'probe_send_tx', 'probe_call_contract', 'probe_get_env', 'probe_mqtt', 'probe_abort', 'probe_throw', 'probe_trap', 'probe_loop', 'probe_return', 'no_such_handler'];
+  const handlers = [
+    'probe_log',
+    'probe_get_data',
+    'probe_set_data',
+    'probe_get_data_unknown',
+    'probe_kv',
+    'probe_sql_set',
+    'probe_sql_get',
+    'probe_sql_bad',
+    'probe_send_tx',
+    'probe_call_contract',
+    'probe_get_env',
+    'probe_mqtt',
+    'probe_abort',
+    'probe_throw',
+    'probe_trap',
+    'probe_loop',
+    'probe_return',
+    'no_such_handler',
+  ];
   return {
     name: 'probe_project',
     publisherToken: TOKEN,
@@ -41,11 +60,21 @@ export interface Answer {
 }
 
 /** POSTs one event like a publisher does. */
-export async function publish(host: AppletHost, eventType: string, body: string, opts: { token?: string; eventId?: string; url?: string } = {}): Promise<Answer> {
+export async function publish(
+  host: AppletHost,
+  eventType: string,
+  body: string,
+  opts: { token?: string; eventId?: string; url?: string } = {},
+): Promise<Answer> {
   const url = new URL(opts.url ?? host.url);
   url.searchParams.set('eventType', eventType);
   if (opts.eventId) url.searchParams.set('eventID', opts.eventId);
-  const res = await fetch(url, { method: 'POST', headers: { Authorization: `Bearer ${opts.token ?? TOKEN}` }, body, signal: AbortSignal.timeout(30_000) });
+  const res = await fetch(url, {
+    method: 'POST',
+    headers: { Authorization: `Bearer ${opts.token ?? TOKEN}` },
+    body,
+    signal: AbortSignal.timeout(30_000),
+  });
   return { status: res.status, body: (await res.json()) as Answer['body'] };
 }
 

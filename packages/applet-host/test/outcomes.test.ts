@@ -20,7 +20,13 @@ describe('handler outcomes', () => {
   it('a trap is code -1 with the reason', async () => {
     const a = await publish(host, 'probe_trap', '');
     expect(a.status).toBe(201);
-    expect(a.body.results).toEqual([expect.objectContaining({ handler: 'probe_trap', code: -1, error: expect.stringMatching(/Index out of range.*wasm trap: unreachable/) })]);
+    expect(a.body.results).toEqual([
+      expect.objectContaining({
+        handler: 'probe_trap',
+        code: -1,
+        error: expect.stringMatching(/Index out of range.*wasm trap: unreachable/),
+      }),
+    ]);
   });
 
   it('a thrown error is code -1 with the applet’s message', async () => {
@@ -41,7 +47,9 @@ describe('handler outcomes', () => {
 
   it('a handler past the 5 s limit is `wait timeout`, and the next event runs on a fresh VM', async () => {
     const a = await publish(host, 'probe_loop', 'x');
-    expect(a.body.results).toEqual([{ appletName: 'abi-probe', instanceID: '1', handler: 'probe_loop', returnValue: null, code: -1, error: 'wait timeout' }]);
+    expect(a.body.results).toEqual([
+      { appletName: 'abi-probe', instanceID: '1', handler: 'probe_loop', returnValue: null, code: -1, error: 'wait timeout' },
+    ]);
     const next = await publish(host, 'probe_return', '0');
     expect(next.body.results?.[0]).toMatchObject({ code: 0 });
   }, 60_000);

@@ -87,10 +87,14 @@ for (const [name, load] of loads) {
   readings += g.readings;
   cpuMs += g.cpuMs;
   const pct = (x: number) => `${(x * 100).toFixed(3)} %`;
-  console.log(`| ${name} | ${pct(gm)} | ${pct(Math.max(...g.errors))} | ${pct(om)} | ${pct(Math.max(...o.errors))} | ${pct(median(g.observed))} / ${pct(o.observed)} |`);
+  console.log(
+    `| ${name} | ${pct(gm)} | ${pct(Math.max(...g.errors))} | ${pct(om)} | ${pct(Math.max(...o.errors))} | ${pct(median(g.observed))} / ${pct(o.observed)} |`,
+  );
 }
 const perS = readings / (cpuMs / 1000);
-console.log(`driver + sampler + emulator: ${readings} readings in ${cpuMs.toFixed(0)} ms of CPU = ${perS.toFixed(0)} readings/s (each reading is 3 register reads)`);
+console.log(
+  `driver + sampler + emulator: ${readings} readings in ${cpuMs.toFixed(0)} ms of CPU = ${perS.toFixed(0)} readings/s (each reading is 3 register reads)`,
+);
 bench('energy error per window, worst load (median)', worstMedian * 100, '%', '<= 0.5 %', worstMedian <= 0.005);
 bench('energy error per window, worst window of all loads', worstMax * 100, '%', '<= 0.5 %', worstMax <= 0.005);
 bench('original firmware median error / ours (fast-switching demo board)', demoRatio, 'x', 'far below the original', demoRatio > 10);

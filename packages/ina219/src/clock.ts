@@ -1,4 +1,3 @@
-
 /** Monotonic milliseconds. Injected everywhere so tests can run hours of virtual time. */
 export interface MonotonicClock {
   nowMs(): number;

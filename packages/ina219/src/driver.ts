@@ -83,7 +83,9 @@ export class Ina219 {
     const config = await this.readRegister('config');
     if (config === this.expectedConfig) return false;
     this.resets++;
-    this.opts.log?.(`INA219 at 0x${this.settings.address.toString(16)} lost its configuration (read 0x${config.toString(16)}): chip reset, settings re-applied`);
+    this.opts.log?.(
+      `INA219 at 0x${this.settings.address.toString(16)} lost its configuration (read 0x${config.toString(16)}): chip reset, settings re-applied`,
+    );
     await this.write('config', this.expectedConfig);
     await this.write('calibration', this.calibration);
     return true;

@@ -179,8 +179,10 @@ export class Ina219Emulator implements I2cBus {
     const mode = getField(this.config, CONFIG_FIELDS.mode);
     const shuntAdc = adcSetting(getField(this.config, CONFIG_FIELDS.sadc));
     const busAdc = adcSetting(getField(this.config, CONFIG_FIELDS.badc));
-    const shuntOn = mode === MODES.bothContinuous || mode === MODES.shuntContinuous || mode === MODES.bothTriggered || mode === MODES.shuntTriggered;
-    const busOn = mode === MODES.bothContinuous || mode === MODES.busContinuous || mode === MODES.bothTriggered || mode === MODES.busTriggered;
+    const shuntOn =
+      mode === MODES.bothContinuous || mode === MODES.shuntContinuous || mode === MODES.bothTriggered || mode === MODES.shuntTriggered;
+    const busOn =
+      mode === MODES.bothContinuous || mode === MODES.busContinuous || mode === MODES.bothTriggered || mode === MODES.busTriggered;
     const tShunt = shuntOn ? shuntAdc.conversionUs / 1000 : 0;
     const tBus = busOn ? busAdc.conversionUs / 1000 : 0;
     const cycleMs = tShunt + tBus;
@@ -190,7 +192,8 @@ export class Ina219Emulator implements I2cBus {
     else if (continuous) k = Math.floor((now - this.seqStartMs) / cycleMs) - 1;
     else k = now - this.seqStartMs >= cycleMs ? 0 : -1; // triggered: one conversion, then hold
     const c = this.cache;
-    if (c && c.k === k && c.config === this.config && c.calibration === this.calibration && c.seqStartMs === this.seqStartMs) return c.value;
+    if (c && c.k === k && c.config === this.config && c.calibration === this.calibration && c.seqStartMs === this.seqStartMs)
+      return c.value;
     let value: Conversion;
     if (k < 0) {
       value = { shuntRaw: 0, busRaw: 0, currentRaw: 0, powerRaw: 0, ovf: false, endMs: -Infinity };

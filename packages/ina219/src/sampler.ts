@@ -165,7 +165,8 @@ export class Sampler {
     if (this.sensor.state !== 'ok') this.setState({ state: 'ok', reason: null });
     this.last = { powerW: r.powerW, busV: r.busV, currentA: r.currentA, atMs: end };
     this.opts.onReading?.(this.last);
-    if (end > t0) this.emit(this.acc!.add({ t0Ms: t0, t1Ms: end, powerW: r.powerW, busV: r.busV, currentA: r.currentA, observedShare: this.share }));
+    if (end > t0)
+      this.emit(this.acc!.add({ t0Ms: t0, t1Ms: end, powerW: r.powerW, busV: r.busV, currentA: r.currentA, observedShare: this.share }));
   }
 
   private restartPhase(): void {

@@ -34,7 +34,8 @@ export async function createSensor(opts: SensorOptions): Promise<Sensor> {
   let emulator: Ina219Emulator | null = null;
   let close = async (): Promise<void> => {};
   if (opts.kind === 'sim') {
-    const load = typeof opts.simLoad === 'object' ? opts.simLoad : parseSimLoad(opts.simLoad ?? 'demo', { seed: opts.seed, startMs: clock.nowMs() });
+    const load =
+      typeof opts.simLoad === 'object' ? opts.simLoad : parseSimLoad(opts.simLoad ?? 'demo', { seed: opts.seed, startMs: clock.nowMs() });
     emulator = new Ina219Emulator({
       clock,
       load,

@@ -98,17 +98,25 @@ export function powerLsbW(currentLsbA: number): number {
 /** Validates and completes settings; throws Ina219SettingError naming the setting and what is allowed. */
 export function resolveIna219Settings(partial: Partial<Ina219Settings> = {}): Ina219Settings {
   const s: Ina219Settings = { ...DEFAULT_SETTINGS, ...stripUndefined(partial) };
-  if (!Number.isInteger(s.address) || s.address < 0x40 || s.address > 0x4f) throw new Ina219SettingError('address', s.address, '0x40-0x4F (64-79)');
-  if (!(s.shuntOhms > 0 && s.shuntOhms <= 10)) throw new Ina219SettingError('shuntOhms', s.shuntOhms, 'a resistance in ohms, > 0 and <= 10 (0.1 on the common breakout)');
-  if (!(s.maxCurrentA > 0 && s.maxCurrentA <= 100)) throw new Ina219SettingError('maxCurrentA', s.maxCurrentA, 'a current in amperes, > 0 and <= 100');
+  if (!Number.isInteger(s.address) || s.address < 0x40 || s.address > 0x4f)
+    throw new Ina219SettingError('address', s.address, '0x40-0x4F (64-79)');
+  if (!(s.shuntOhms > 0 && s.shuntOhms <= 10))
+    throw new Ina219SettingError('shuntOhms', s.shuntOhms, 'a resistance in ohms, > 0 and <= 10 (0.1 on the common breakout)');
+  if (!(s.maxCurrentA > 0 && s.maxCurrentA <= 100))
+    throw new Ina219SettingError('maxCurrentA', s.maxCurrentA, 'a current in amperes, > 0 and <= 100');
   if (s.busRangeV !== 16 && s.busRangeV !== 32) throw new Ina219SettingError('busRangeV', s.busRangeV, '16 or 32');
-  if (s.shuntRange !== 'auto' && !PG_RANGE_MV.includes(s.shuntRange)) throw new Ina219SettingError('shuntRange', s.shuntRange, "'auto', 40, 80, 160 or 320 (mV)");
+  if (s.shuntRange !== 'auto' && !PG_RANGE_MV.includes(s.shuntRange))
+    throw new Ina219SettingError('shuntRange', s.shuntRange, "'auto', 40, 80, 160 or 320 (mV)");
   const codes = ADC_SETTINGS.map((a) => a.code);
   if (!codes.includes(s.shuntAdc)) throw new Ina219SettingError('shuntAdc', s.shuntAdc, `one of ${codes.join(', ')}`);
   if (!codes.includes(s.busAdc)) throw new Ina219SettingError('busAdc', s.busAdc, `one of ${codes.join(', ')}`);
   const fullScaleA = 0.32 / s.shuntOhms;
   if (s.maxCurrentA > fullScaleA * 1.0001)
-    throw new Ina219SettingError('maxCurrentA', s.maxCurrentA, `at most ${fullScaleA.toFixed(2)} A with a ${s.shuntOhms} ohm shunt (320 mV range)`);
+    throw new Ina219SettingError(
+      'maxCurrentA',
+      s.maxCurrentA,
+      `at most ${fullScaleA.toFixed(2)} A with a ${s.shuntOhms} ohm shunt (320 mV range)`,
+    );
   return s;
 }
 

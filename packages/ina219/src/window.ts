@@ -78,7 +78,8 @@ export class WindowAccumulator {
   add(piece: Piece): WindowResult[] {
     const done: WindowResult[] = [];
     // Close every window whose nominal end lies before the middle of this piece.
-    while ((piece.t0Ms + piece.t1Ms) / 2 > this.nominalEndMs) done.push(this.close(Math.max(this.startMs, Math.min(piece.t0Ms, this.nominalEndMs + this.windowMs))));
+    while ((piece.t0Ms + piece.t1Ms) / 2 > this.nominalEndMs)
+      done.push(this.close(Math.max(this.startMs, Math.min(piece.t0Ms, this.nominalEndMs + this.windowMs))));
     this.accumulate(piece);
     if (piece.t1Ms >= this.nominalEndMs) done.push(this.close(piece.t1Ms));
     return done;

@@ -82,9 +82,9 @@ describe('emulator follows the datasheet', () => {
     await writeWord(emu, REGISTERS.calibration.ptr, 4097);
     expect(await readWord(emu, REGISTERS.calibration.ptr)).toBe(4096);
     clock.advance(5);
-    const shunt = (await readWord(emu, REGISTERS.shunt.ptr)) << 16 >> 16;
+    const shunt = ((await readWord(emu, REGISTERS.shunt.ptr)) << 16) >> 16;
     const bus = (await readWord(emu, REGISTERS.bus.ptr)) >> 3;
-    const current = (await readWord(emu, REGISTERS.current.ptr)) << 16 >> 16;
+    const current = ((await readWord(emu, REGISTERS.current.ptr)) << 16) >> 16;
     const power = await readWord(emu, REGISTERS.power.ptr);
     expect(current).toBe(Math.trunc((shunt * 4096) / 4096));
     expect(power).toBe(Math.trunc((current * bus) / 5000));
@@ -110,7 +110,7 @@ describe('emulator follows the datasheet', () => {
     const { clock, emu } = rig(pwmLoad(12, 0.25, 1000));
     await writeWord(emu, REGISTERS.config.ptr, encodeFields(CONFIG_FIELDS, { brng: 1, pg: 3, badc: 3, sadc: 0xf, mode: 7 }));
     clock.advance(70);
-    const shuntUv = ((await readWord(emu, REGISTERS.shunt.ptr)) << 16 >> 16) * 10;
+    const shuntUv = (((await readWord(emu, REGISTERS.shunt.ptr)) << 16) >> 16) * 10;
     const meanUv = (12 / 12) * 0.25 * 0.1 * 1e6; // 25 mV
     expect(Math.abs(shuntUv - meanUv)).toBeLessThan(0.01 * meanUv);
   });
@@ -119,7 +119,7 @@ describe('emulator follows the datasheet', () => {
     const { clock, emu } = rig(pwmLoad(12, 0.5, 50));
     await writeWord(emu, REGISTERS.config.ptr, encodeFields(CONFIG_FIELDS, { brng: 1, pg: 3, badc: 0, sadc: 0, mode: 7 }));
     clock.advance(1); // within the "on" half of the first period
-    const shuntUv = ((await readWord(emu, REGISTERS.shunt.ptr)) << 16 >> 16) * 10;
+    const shuntUv = (((await readWord(emu, REGISTERS.shunt.ptr)) << 16) >> 16) * 10;
     expect(shuntUv).toBeGreaterThan(90_000); // ~100 mV, not the 50 mV mean
   });
 
@@ -128,7 +128,7 @@ describe('emulator follows the datasheet', () => {
     await writeWord(emu, REGISTERS.calibration.ptr, 4096);
     await writeWord(emu, REGISTERS.config.ptr, encodeFields(CONFIG_FIELDS, { brng: 1, pg: 0, badc: 3, sadc: 3, mode: 7 }));
     clock.advance(2);
-    expect((await readWord(emu, REGISTERS.shunt.ptr)) << 16 >> 16).toBe(4000); // +40 mV
+    expect(((await readWord(emu, REGISTERS.shunt.ptr)) << 16) >> 16).toBe(4000); // +40 mV
     expect((await readWord(emu, REGISTERS.bus.ptr)) & 1).toBe(1);
   });
 
@@ -147,7 +147,11 @@ describe('emulator follows the datasheet', () => {
     for (let i = 0; i < codes.length; i++) {
       const { clock, emu } = rig(constantLoad(4));
       // Shunt and bus both at this setting: one cycle is twice the conversion time.
-      await writeWord(emu, REGISTERS.config.ptr, encodeFields(CONFIG_FIELDS, { brng: 1, pg: 3, badc: codes[i]!, sadc: codes[i]!, mode: 7 }));
+      await writeWord(
+        emu,
+        REGISTERS.config.ptr,
+        encodeFields(CONFIG_FIELDS, { brng: 1, pg: 3, badc: codes[i]!, sadc: codes[i]!, mode: 7 }),
+      );
       clock.advance((2 * us[i]!) / 1000 - 0.001);
       expect((await readWord(emu, REGISTERS.bus.ptr)) & 2).toBe(0);
       clock.advance(0.002);
@@ -275,7 +279,7 @@ describe('sampler: gap-free windows on virtual time', () => {
     const { windows } = await runWindows(load, 10);
     for (const w of windows.slice(1)) {
       const truth = trueEnergyWh(load, w.startMs, w.endMs);
-      expect(Math.abs(w.energyWh - truth)).toBeLessThan(0.005 * Math.max(truth, 4 * 5 / 3600));
+      expect(Math.abs(w.energyWh - truth)).toBeLessThan(0.005 * Math.max(truth, (4 * 5) / 3600));
     }
     const levels = new Set(windows.map((w) => Math.round(w.avgPowerW! / 4) * 4));
     expect(levels.size).toBeGreaterThan(1);
@@ -285,7 +289,13 @@ describe('sampler: gap-free windows on virtual time', () => {
     const { clock, emu, driver } = rig(constantLoad(8));
     const windows: WindowResult[] = [];
     const states: string[] = [];
-    const sampler = new Sampler({ driver, clock, sleep: clock.sleep, onWindow: (w) => windows.push(w), onState: (s) => states.push(s.state) });
+    const sampler = new Sampler({
+      driver,
+      clock,
+      sleep: clock.sleep,
+      onWindow: (w) => windows.push(w),
+      onState: (s) => states.push(s.state),
+    });
     await sampler.runUntil(21_000);
     emu.unplug();
     await sampler.runUntil(41_000);

@@ -27,7 +27,14 @@ export function exampleState(overrides: Partial<MeterState> = {}): MeterState {
     recentAvgPowerW: [0, 4, 4, 8, 8, 12, 8, 4, 4, 3.98],
     windowS: 5,
     energyTotalWh: 12.5,
-    rewards: { tokensPerH: 4, total: 1.25, tiers: [{ belowW: 3, tokensPerH: 10 }, { belowW: 5, tokensPerH: 4 }] },
+    rewards: {
+      tokensPerH: 4,
+      total: 1.25,
+      tiers: [
+        { belowW: 3, tokensPerH: 10 },
+        { belowW: 5, tokensPerH: 4 },
+      ],
+    },
     publishing: { state: 'ok', reason: null, waiting: 0, dropped: 0, lastSuccessMs: updatedAtMs, held: 0 },
     sensor: { state: 'ok', reason: null, busV: 11.9, currentA: 0.338 },
     ...overrides,

@@ -36,7 +36,12 @@ function tempPathFor(dir: string, name: string): string {
  * original firmware truncated and wrote in place, so its display sometimes read an empty file).
  * With `durable`, the file is flushed before the rename and the directory after it.
  */
-export async function writeFileAtomic(dir: string, name: string, content: string | Uint8Array, opts: AtomicWriteOptions = {}): Promise<void> {
+export async function writeFileAtomic(
+  dir: string,
+  name: string,
+  content: string | Uint8Array,
+  opts: AtomicWriteOptions = {},
+): Promise<void> {
   const tmp = tempPathFor(dir, name);
   try {
     await fs.writeFile(tmp, content, { mode: opts.mode ?? 0o644, flush: opts.durable === true });

@@ -7,7 +7,19 @@ export type { LegacyStatus } from './legacy.js';
 export { writeFileAtomic, writeFileAtomicSync, cleanupTempFiles, isTempFile, readState, STATE_MAX_BYTES } from './files.js';
 export type { AtomicWriteOptions } from './files.js';
 export { exampleState } from './example.js';
-export { SettingError, UnknownKeyError, resolveSettings, loadConfigFile, loadSettings, checkConfigKeys, closest, helpText, parsers, CONFIG_MAX_BYTES, DEFAULT_CONFIG_FILE } from './settings.js';
+export {
+  SettingError,
+  UnknownKeyError,
+  resolveSettings,
+  loadConfigFile,
+  loadSettings,
+  checkConfigKeys,
+  closest,
+  helpText,
+  parsers,
+  CONFIG_MAX_BYTES,
+  DEFAULT_CONFIG_FILE,
+} from './settings.js';
 export type { SettingSpec, SpecTable, Resolved, SettingInputs, SettingSource, LoadSettingsOptions } from './settings.js';
 export { readBoundedFile, readBoundedFileSync } from './bounded-read.js';
 export type { BoundedReadResult } from './bounded-read.js';

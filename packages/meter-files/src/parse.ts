@@ -3,15 +3,12 @@ import { STATE_SCHEMA, type MeterState } from './schema.js';
 /** Why a `state.json` could not be used. The display shows this as a problem marker. */
 export type StateProblem = 'missing' | 'empty' | 'garbage' | 'schema' | 'invalid' | 'not-regular' | 'too-big' | 'unreadable';
 
-export type ParseResult =
-  | { ok: true; state: MeterState }
-  | { ok: false; problem: StateProblem; message: string };
+export type ParseResult = { ok: true; state: MeterState } | { ok: false; problem: StateProblem; message: string };
 
 const isNum = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v);
 const isNumOrNull = (v: unknown): boolean => v === null || isNum(v);
 const isStrOrNull = (v: unknown): boolean => v === null || typeof v === 'string';
-const isObj = (v: unknown): v is Record<string, unknown> =>
-  typeof v === 'object' && v !== null && !Array.isArray(v);
+const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 /** A non-empty list of {belowW, tokensPerH} with finite numbers and strictly ascending bounds. */
 function isTierList(v: unknown): boolean {

@@ -51,9 +51,34 @@ describe('parseState', () => {
     const old = parseState(JSON.stringify({ ...exampleState(), rewards: oldRewards }));
     expect(old.ok).toBe(true);
     if (old.ok) expect(old.state.rewards.tiers).toBeUndefined();
-    const withTiers = parseState(JSON.stringify(exampleState({ rewards: { tokensPerH: 5, total: 1, tiers: [{ belowW: 2, tokensPerH: 10 }, { belowW: 6, tokensPerH: 5 }] } })));
-    expect(withTiers.ok && withTiers.state.rewards.tiers).toEqual([{ belowW: 2, tokensPerH: 10 }, { belowW: 6, tokensPerH: 5 }]);
-    for (const tiers of [[], [{ belowW: 5, tokensPerH: 4 }, { belowW: 3, tokensPerH: 10 }], [{ belowW: '3', tokensPerH: 10 }], 'cheap', [null]]) {
+    const withTiers = parseState(
+      JSON.stringify(
+        exampleState({
+          rewards: {
+            tokensPerH: 5,
+            total: 1,
+            tiers: [
+              { belowW: 2, tokensPerH: 10 },
+              { belowW: 6, tokensPerH: 5 },
+            ],
+          },
+        }),
+      ),
+    );
+    expect(withTiers.ok && withTiers.state.rewards.tiers).toEqual([
+      { belowW: 2, tokensPerH: 10 },
+      { belowW: 6, tokensPerH: 5 },
+    ]);
+    for (const tiers of [
+      [],
+      [
+        { belowW: 5, tokensPerH: 4 },
+        { belowW: 3, tokensPerH: 10 },
+      ],
+      [{ belowW: '3', tokensPerH: 10 }],
+      'cheap',
+      [null],
+    ]) {
       const r = parseState(JSON.stringify({ ...exampleState(), rewards: { tokensPerH: 4, total: 1, tiers } }));
       expect(r).toMatchObject({ ok: false, problem: 'invalid', message: expect.stringContaining('rewards.tiers') });
     }

@@ -5,9 +5,34 @@ import { describe, expect, it } from 'vitest';
 import { SettingError, helpText, loadConfigFile, parsers, resolveSettings, type SettingSpec } from '../src/index.js';
 
 const specs = {
-  window: { key: 'window', flag: 'window', env: 'PM_WINDOW', default: 5, describe: 'window length, s', parse: parsers.number(1, 3600), allowed: 'seconds, 1-3600' } as SettingSpec<number>,
-  dataDir: { key: 'dataDir', flag: 'data-dir', env: 'PM_DATA_DIR', default: '/d', describe: 'data dir', parse: parsers.nonEmptyString, allowed: 'a path' } as SettingSpec<string>,
-  token: { key: 'publisherToken', flag: null, env: 'TOKEN', default: '', describe: 'token', parse: parsers.string, allowed: 'a string', secret: true } as SettingSpec<string>,
+  window: {
+    key: 'window',
+    flag: 'window',
+    env: 'PM_WINDOW',
+    default: 5,
+    describe: 'window length, s',
+    parse: parsers.number(1, 3600),
+    allowed: 'seconds, 1-3600',
+  } as SettingSpec<number>,
+  dataDir: {
+    key: 'dataDir',
+    flag: 'data-dir',
+    env: 'PM_DATA_DIR',
+    default: '/d',
+    describe: 'data dir',
+    parse: parsers.nonEmptyString,
+    allowed: 'a path',
+  } as SettingSpec<string>,
+  token: {
+    key: 'publisherToken',
+    flag: null,
+    env: 'TOKEN',
+    default: '',
+    describe: 'token',
+    parse: parsers.string,
+    allowed: 'a string',
+    secret: true,
+  } as SettingSpec<string>,
 };
 
 describe('settings precedence and validation', () => {

@@ -2,7 +2,16 @@
 import { readFileSync } from 'node:fs';
 import { isAbsolute, resolve } from 'node:path';
 import { Command, Option } from 'commander';
-import { DEFAULT_CONFIG_FILE, EXIT, ServiceNotifier, SettingError, createLogger, helpText, loadSettings, type Logger } from '@power-meter/meter-files';
+import {
+  DEFAULT_CONFIG_FILE,
+  EXIT,
+  ServiceNotifier,
+  SettingError,
+  createLogger,
+  helpText,
+  loadSettings,
+  type Logger,
+} from '@power-meter/meter-files';
 import { startDisplay } from './daemon.js';
 import { panelErrorHint } from './hints.js';
 import { openPanel } from './panel.js';
@@ -18,7 +27,10 @@ const fail = (message: string, code: number): never => {
 const program = new Command('power-meter-display')
   .description('Shows live power and rewards from the power-meter data directory on an ST7735 TFT (or a PNG file)')
   .version(VERSION)
-  .option('--config <file>', `JSON config file; the display reads its "display" object (default: ${DEFAULT_CONFIG_FILE} when it exists; env POWER_METER_CONFIG)`);
+  .option(
+    '--config <file>',
+    `JSON config file; the display reads its "display" object (default: ${DEFAULT_CONFIG_FILE} when it exists; env POWER_METER_CONFIG)`,
+  );
 for (const spec of Object.values(DISPLAY_SETTINGS)) {
   if (spec.flag) program.addOption(new Option(`--${spec.flag} <value>`, helpText(spec)));
 }
@@ -26,7 +38,8 @@ for (const spec of Object.values(DISPLAY_SETTINGS)) {
 /** flags > environment > config `display` object (the data directory also from the top level) > defaults. */
 function settingsFrom(flags: Record<string, unknown>): DisplaySettings {
   try {
-    const settings = loadSettings({ specs: DISPLAY_SETTINGS, flags, env: process.env, section: 'display', inheritFromTop: ['dataDir'] }).values as DisplaySettings;
+    const settings = loadSettings({ specs: DISPLAY_SETTINGS, flags, env: process.env, section: 'display', inheritFromTop: ['dataDir'] })
+      .values as DisplaySettings;
     logger = createLogger({ program: 'power-meter-display', level: settings.logLevel });
     return { ...settings, png: pngPath(settings.png) };
   } catch (err) {
@@ -54,7 +67,9 @@ program.action(async (flags: Record<string, unknown>) => {
   } catch (err) {
     return fail(`cannot open the panel: ${err instanceof Error ? err.message : String(err)}${panelErrorHint(err)}`, EXIT.failure);
   }
-  logger.info(`start pid=${process.pid} version=${VERSION} panel=${settings.panel}${settings.panel === 'png' ? ` png=${settings.png}` : ` spi=${settings.spiBus}.${settings.spiDevice} dc=${settings.dcPin} reset=${settings.resetPin}`} data_dir=${settings.dataDir} rotation=${settings.rotation} variant=${settings.variant}`);
+  logger.info(
+    `start pid=${process.pid} version=${VERSION} panel=${settings.panel}${settings.panel === 'png' ? ` png=${settings.png}` : ` spi=${settings.spiBus}.${settings.spiDevice} dc=${settings.dcPin} reset=${settings.resetPin}`} data_dir=${settings.dataDir} rotation=${settings.rotation} variant=${settings.variant}`,
+  );
   const service = new ServiceNotifier({ warn: logger.warning });
   const running = await startDisplay(settings, panel, logger, (text) => service.status(text));
   service.ready('started');

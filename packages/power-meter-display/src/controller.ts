@@ -50,7 +50,9 @@ export class DisplayController {
   ) {
     const { renderer, panel } = opts;
     if (renderer.width !== panel.width || renderer.height !== panel.height)
-      throw new Error(`screen is ${renderer.width}x${renderer.height} but the panel is ${panel.width}x${panel.height}: check --rotation and --variant`);
+      throw new Error(
+        `screen is ${renderer.width}x${renderer.height} but the panel is ${panel.width}x${panel.height}: check --rotation and --variant`,
+      );
     this.out = Buffer.alloc(renderer.width * renderer.height * 2);
   }
 
@@ -61,7 +63,8 @@ export class DisplayController {
     const monoMs = this.opts.monoMs ? this.opts.monoMs() : performance.now();
     if (result.ok) {
       this.lastGood = result.state;
-      if (this.sight?.updatedAtMs !== result.state.updatedAtMs) this.sight = { updatedAtMs: result.state.updatedAtMs, seenWallMs: nowMs, seenMonoMs: monoMs };
+      if (this.sight?.updatedAtMs !== result.state.updatedAtMs)
+        this.sight = { updatedAtMs: result.state.updatedAtMs, seenWallMs: nowMs, seenMonoMs: monoMs };
       if (this.problem !== null) this.opts.log?.('state.json readable again');
       this.problem = null;
     } else if (result.problem !== this.problem) {

@@ -13,8 +13,18 @@ const NOW = 1_764_000_000_000;
 async function rig() {
   const dir = mkdtempSync(join(tmpdir(), 'disp-'));
   const panel: Panel = await createPanel({ kind: 'emulated', variant: 'greentab', rotation: 90 });
-  const frame: FramePanel = { width: panel.device.width, height: panel.device.height, writeRegion: (x, y, w, h, p) => panel.device.writeRegion(x, y, w, h, p), close: () => panel.close() };
-  const controller = new DisplayController({ dataDir: dir, renderer: new ScreenRenderer('landscape'), panel: frame, nowMs: () => NOW + 1000 });
+  const frame: FramePanel = {
+    width: panel.device.width,
+    height: panel.device.height,
+    writeRegion: (x, y, w, h, p) => panel.device.writeRegion(x, y, w, h, p),
+    close: () => panel.close(),
+  };
+  const controller = new DisplayController({
+    dataDir: dir,
+    renderer: new ScreenRenderer('landscape'),
+    panel: frame,
+    nowMs: () => NOW + 1000,
+  });
   const glassCount = (x: number, y: number, w: number, h: number, colour: string) => {
     const v = panel.emulator!.view(90);
     const [r, g, b] = [1, 3, 5].map((i) => parseInt(colour.slice(i, i + 2), 16));
@@ -50,7 +60,14 @@ describe('display controller: files -> screen -> changed regions -> panel', () =
     await controller.refresh();
     expect(glassCount(0, 14, 160, 38, TONE_COLOURS.good)).toBeGreaterThan(150);
     // Configured: the best rate only below 2 W, a lower one below 6 W: 2.2 W is amber.
-    await writeFileAtomic(dir, 'state.json', state([{ belowW: 2, tokensPerH: 10 }, { belowW: 6, tokensPerH: 5 }]));
+    await writeFileAtomic(
+      dir,
+      'state.json',
+      state([
+        { belowW: 2, tokensPerH: 10 },
+        { belowW: 6, tokensPerH: 5 },
+      ]),
+    );
     await controller.refresh();
     expect(glassCount(0, 14, 160, 38, TONE_COLOURS.fair)).toBeGreaterThan(150);
     expect(glassCount(0, 14, 160, 38, TONE_COLOURS.good)).toBe(0);
@@ -108,13 +125,17 @@ describe('power-meter-display program', () => {
     const p = start(DISPLAY, ['--panel', 'png', '--png', png, '--data-dir', join(base, 'data')]);
     procs.push(p);
     await p.waitFor(/screen mode=no-data/);
-    await until(() => {
-      try {
-        return readFileSync(png).length > 0;
-      } catch {
-        return false;
-      }
-    }, 10_000, 'first png');
+    await until(
+      () => {
+        try {
+          return readFileSync(png).length > 0;
+        } catch {
+          return false;
+        }
+      },
+      10_000,
+      'first png',
+    );
     const noData = readFileSync(png);
     const { mkdirSync } = await import('node:fs');
     mkdirSync(join(base, 'data'));
@@ -136,13 +157,38 @@ describe('power-meter-display program', () => {
     expect(env.output()).toMatch(/POWER_METER_DISPLAY_PANEL = "hdmi"/);
     const help = start(DISPLAY, ['--help']);
     await help.exited;
-    for (const f of ['--data-dir', '--panel', '--png', '--spi-bus', '--spi-device', '--dc-pin', '--reset-pin', '--speed-hz', '--rotation', '--variant', '--gpio', '--col-offset', '--row-offset', '--bgr', '--invert'])
+    for (const f of [
+      '--data-dir',
+      '--panel',
+      '--png',
+      '--spi-bus',
+      '--spi-device',
+      '--dc-pin',
+      '--reset-pin',
+      '--speed-hz',
+      '--rotation',
+      '--variant',
+      '--gpio',
+      '--col-offset',
+      '--row-offset',
+      '--bgr',
+      '--invert',
+    ])
       expect(help.output()).toContain(f);
     expect(help.output()).toMatch(/POWER_METER_DISPLAY_DC_PIN/);
   });
 
   it('without the DejaVu fonts it stops with a message naming the Debian package', async () => {
-    const p = start(DISPLAY, ['--panel', 'png', '--png', join(mkdtempSync(join(tmpdir(), 'disp-')), 's.png'), '--font-dir', '/nonexistent-fonts', '--data-dir', mkdtempSync(join(tmpdir(), 'disp-'))]);
+    const p = start(DISPLAY, [
+      '--panel',
+      'png',
+      '--png',
+      join(mkdtempSync(join(tmpdir(), 'disp-')), 's.png'),
+      '--font-dir',
+      '/nonexistent-fonts',
+      '--data-dir',
+      mkdtempSync(join(tmpdir(), 'disp-')),
+    ]);
     expect(await p.exited).toBe(1);
     expect(p.output()).toMatch(/DejaVuSans\.ttf is missing: install Debian's fonts-dejavu-core/);
   });
@@ -159,8 +205,19 @@ describe('staleness is measured time, not the wall clock', () => {
   async function controllerWith(clock: { wallMs: number; monoMs: number }) {
     const dir = mkdtempSync(join(tmpdir(), 'disp-clock-'));
     const panel: Panel = await createPanel({ kind: 'emulated', variant: 'greentab', rotation: 90 });
-    const frame: FramePanel = { width: panel.device.width, height: panel.device.height, writeRegion: (x, y, w, h, p) => panel.device.writeRegion(x, y, w, h, p), close: () => panel.close() };
-    const controller = new DisplayController({ dataDir: dir, renderer: new ScreenRenderer('landscape'), panel: frame, nowMs: () => clock.wallMs, monoMs: () => clock.monoMs });
+    const frame: FramePanel = {
+      width: panel.device.width,
+      height: panel.device.height,
+      writeRegion: (x, y, w, h, p) => panel.device.writeRegion(x, y, w, h, p),
+      close: () => panel.close(),
+    };
+    const controller = new DisplayController({
+      dataDir: dir,
+      renderer: new ScreenRenderer('landscape'),
+      panel: frame,
+      nowMs: () => clock.wallMs,
+      monoMs: () => clock.monoMs,
+    });
     await writeFileAtomic(dir, 'state.json', JSON.stringify(exampleState({ updatedAtMs: NOW, powerW: 2.2 })));
     return { controller, panel };
   }

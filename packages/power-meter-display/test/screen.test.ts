@@ -9,7 +9,16 @@ const NOW = 1_764_000_000_000;
 describe('screen model (pure)', () => {
   it('shows live power, the window average, rewards and publishing state', () => {
     const m = buildScreenModel(exampleState({ updatedAtMs: NOW, powerW: 4.02 }), null, NOW + 1000);
-    expect(m).toMatchObject({ mode: 'live', powerText: '4.02', powerTone: 'fair', avgText: 'avg 3.98 W', rateText: '4 tok/h', totalText: 'total 1.25', statusText: 'published ok', problemMarker: null });
+    expect(m).toMatchObject({
+      mode: 'live',
+      powerText: '4.02',
+      powerTone: 'fair',
+      avgText: 'avg 3.98 W',
+      rateText: '4 tok/h',
+      totalText: 'total 1.25',
+      statusText: 'published ok',
+      problemMarker: null,
+    });
   });
 
   it('reads lower consumption as better', () => {
@@ -48,12 +57,21 @@ describe('screen model (pure)', () => {
     expect(toneBounds([{ belowW: 4, tokensPerH: 10 }])).toEqual({ goodBelowW: 4, fairBelowW: 4 });
     // A state.json without tiers (written before the field existed) uses the firmware's table.
     const { tiers: _none, ...rewards } = exampleState().rewards;
-    const old = buildScreenModel({ ...exampleState({ updatedAtMs: NOW, powerW: 2.9, recentAvgPowerW: [2.9, 4.9, 5] }), rewards }, null, NOW);
+    const old = buildScreenModel(
+      { ...exampleState({ updatedAtMs: NOW, powerW: 2.9, recentAvgPowerW: [2.9, 4.9, 5] }), rewards },
+      null,
+      NOW,
+    );
     expect(old).toMatchObject({ powerTone: 'good', sparkTones: ['good', 'fair', 'poor'] });
   });
 
   it('says "no data" before the backend ever wrote, and "stale" when it stopped', () => {
-    expect(buildScreenModel(null, 'missing', NOW)).toMatchObject({ mode: 'no-data', powerText: '--', statusText: 'no data yet', problemMarker: null });
+    expect(buildScreenModel(null, 'missing', NOW)).toMatchObject({
+      mode: 'no-data',
+      powerText: '--',
+      statusText: 'no data yet',
+      problemMarker: null,
+    });
     const s = exampleState({ updatedAtMs: NOW });
     expect(staleAfterMs(s)).toBe(15_000);
     expect(buildScreenModel(s, null, NOW + 14_000).mode).toBe('live');
@@ -72,12 +90,17 @@ describe('screen model (pure)', () => {
 
   it('shows waiting readings, failures with the reason, disabled publishing, held readings and sensor faults', () => {
     const base = exampleState({ updatedAtMs: NOW });
-    const pub = (p: Partial<typeof base.publishing>) => buildScreenModel({ ...base, publishing: { ...base.publishing, ...p } }, null, NOW).statusText;
+    const pub = (p: Partial<typeof base.publishing>) =>
+      buildScreenModel({ ...base, publishing: { ...base.publishing, ...p } }, null, NOW).statusText;
     expect(pub({ state: 'retrying', waiting: 12 })).toBe('retry: 12 waiting');
     expect(pub({ state: 'failing', reason: 'InvalidToken' })).toBe('failing: InvalidToken');
     expect(pub({ state: 'disabled' })).toBe('publishing off');
     expect(pub({ held: 3 })).toBe('clock sync: 3 held');
-    const fault = buildScreenModel({ ...base, sensor: { state: 'fault', reason: 'no answer at 0x40', busV: null, currentA: null } }, null, NOW);
+    const fault = buildScreenModel(
+      { ...base, sensor: { state: 'fault', reason: 'no answer at 0x40', busV: null, currentA: null } },
+      null,
+      NOW,
+    );
     expect(fault).toMatchObject({ powerText: '--', statusText: 'sensor: no answer at 0x40', statusTone: 'alert' });
   });
 });
@@ -87,7 +110,14 @@ function hex(c: string): [number, number, number] {
 }
 
 /** Pixels in a region close to a colour (anti-aliasing tolerant). */
-function countNear(frame: { width: number; rgba: Uint8ClampedArray }, x0: number, y0: number, w: number, h: number, colour: string): number {
+function countNear(
+  frame: { width: number; rgba: Uint8ClampedArray },
+  x0: number,
+  y0: number,
+  w: number,
+  h: number,
+  colour: string,
+): number {
   const [r, g, b] = hex(colour);
   let n = 0;
   for (let y = y0; y < y0 + h; y++)
@@ -99,7 +129,14 @@ function countNear(frame: { width: number; rgba: Uint8ClampedArray }, x0: number
 }
 
 /** Height of the rows that contain a colour within a region (the drawn figure's height). */
-function inkHeight(frame: { width: number; rgba: Uint8ClampedArray }, x0: number, y0: number, w: number, h: number, colour: string): number {
+function inkHeight(
+  frame: { width: number; rgba: Uint8ClampedArray },
+  x0: number,
+  y0: number,
+  w: number,
+  h: number,
+  colour: string,
+): number {
   let top = -1;
   let bottom = -1;
   for (let y = y0; y < y0 + h; y++) {

@@ -4,7 +4,15 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Sampler, createSensor, realSleep, systemClock, type Sensor, type SensorState, type WindowResult } from '@power-meter/ina219';
 import { cleanupTempFiles, legacyStatusOf, readState, type WindowSummary } from '@power-meter/meter-files';
-import { Outbox, OutboxCorruptError, Publisher, buildMessage, isCorruptionError, loadOrCreateIdentity, type Identity } from '@power-meter/w3bstream';
+import {
+  Outbox,
+  OutboxCorruptError,
+  Publisher,
+  buildMessage,
+  isCorruptionError,
+  loadOrCreateIdentity,
+  type Identity,
+} from '@power-meter/w3bstream';
 import { rewardsForWindow, tokensPerH } from './rewards.js';
 import { notifyObservers, type MeterObserver } from './observer.js';
 import type { BackendSettings } from './settings.js';
@@ -51,7 +59,11 @@ export interface MeterOptions {
 
 /** Where the outbox and the sequence floor live in the data directory. */
 export function outboxPaths(dataDir: string): { outbox: string; floor: string; identityDir: string } {
-  return { outbox: join(dataDir, 'outbox', 'outbox.sqlite'), floor: join(dataDir, 'identity', 'sequence-floor.json'), identityDir: join(dataDir, 'identity') };
+  return {
+    outbox: join(dataDir, 'outbox', 'outbox.sqlite'),
+    floor: join(dataDir, 'identity', 'sequence-floor.json'),
+    identityDir: join(dataDir, 'identity'),
+  };
 }
 
 /**
@@ -86,7 +98,12 @@ export class Meter {
     mkdirSync(s.dataDir, { recursive: true });
     // Lock first: a second instance must fail before touching anything.
     const paths = outboxPaths(s.dataDir);
-    this.outbox = Outbox.open(paths.outbox, { maxCount: s.outboxMaxCount, maxAgeMs: s.outboxMaxAgeDays * 86_400_000, sequenceFloorFile: paths.floor, schemas: [METER_SCHEMA] });
+    this.outbox = Outbox.open(paths.outbox, {
+      maxCount: s.outboxMaxCount,
+      maxAgeMs: s.outboxMaxAgeDays * 86_400_000,
+      sequenceFloorFile: paths.floor,
+      schemas: [METER_SCHEMA],
+    });
     try {
       this.identity = loadOrCreateIdentity(paths.identityDir, { curve: s.curve });
       this.store = new MeterStore(this.outbox);
@@ -138,17 +155,23 @@ export class Meter {
     const report = this.outbox.openReport;
     if (report.created) log(`outbox ${this.outbox.file} is new (first start, or it was deleted or emptied)`);
     if (report.seqRaised)
-      log(`outbox was behind the sequence floor (deleted, emptied or an older copy): numbering continues at ${report.seqRaised.to}, not ${report.seqRaised.from}, so no eventID names two readings`);
+      log(
+        `outbox was behind the sequence floor (deleted, emptied or an older copy): numbering continues at ${report.seqRaised.to}, not ${report.seqRaised.from}, so no eventID names two readings`,
+      );
     for (const r of this.store.repairs) log(`outbox repaired: ${r.field} set to ${r.to}: ${r.why}`);
     // Totals never go back: the last published state is the floor for them.
     const last = await readState(s.dataDir);
     if (last.ok) {
       for (const r of this.store.raiseTotals({ energyWh: last.state.energyTotalWh, rewardsTotal: last.state.rewards.total }))
-        log(`totals recovered: ${r.field} ${r.from} -> ${r.to} from the last state.json (the outbox held less: it was deleted, emptied or replaced)`);
+        log(
+          `totals recovered: ${r.field} ${r.from} -> ${r.to} from the last state.json (the outbox held less: it was deleted, emptied or replaced)`,
+        );
     }
     const t = this.store.totals();
     log(`identity device_id=${this.identity.deviceId} curve=${this.identity.curve}`);
-    log(`totals energy_wh=${t.energyWh.toFixed(6)} rewards=${t.rewardsTotal.toFixed(6)} windows=${t.windows} waiting=${this.outbox.stats().waiting} held=${this.store.heldCount()}`);
+    log(
+      `totals energy_wh=${t.energyWh.toFixed(6)} rewards=${t.rewardsTotal.toFixed(6)} windows=${t.windows} waiting=${this.outbox.stats().waiting} held=${this.store.heldCount()}`,
+    );
     await this.refreshClock();
     this.publisher.start();
     await this.openSensor();
@@ -193,7 +216,9 @@ export class Meter {
     });
     this.sensorState = { state: 'ok', reason: null };
     this.sampler.start();
-    log(`sensor ${s.sensor}${s.sensor === 'sim' ? ` load=${s.simLoad}` : ` bus=/dev/i2c-${s.i2cBus} address=0x${s.i2cAddress.toString(16)}`} window_s=${s.window}`);
+    log(
+      `sensor ${s.sensor}${s.sensor === 'sim' ? ` load=${s.simLoad}` : ` bus=/dev/i2c-${s.i2cBus} address=0x${s.i2cAddress.toString(16)}`} window_s=${s.window}`,
+    );
   }
 
   private async refreshClock(): Promise<void> {
@@ -231,7 +256,10 @@ export class Meter {
           return;
         }
         const msg = err instanceof Error ? err.message : String(err);
-        if (msg !== this.storeError) this.warn(`cannot store a reading (${msg}): ${this.unstored.length} window(s) kept in memory and retried with the next window; free disk space in ${this.opts.settings.dataDir}`);
+        if (msg !== this.storeError)
+          this.warn(
+            `cannot store a reading (${msg}): ${this.unstored.length} window(s) kept in memory and retried with the next window; free disk space in ${this.opts.settings.dataDir}`,
+          );
         this.storeError = msg;
         if (this.unstored.length > 10_000) this.unstored.shift();
         return;
@@ -261,11 +289,17 @@ export class Meter {
       observedFraction: Number(w.observedFraction.toFixed(4)),
       complete: w.complete,
     };
-    if (!w.complete) this.warn(`window incomplete: ${w.faultReason ?? 'readings missing'}; observed ${(w.observedFraction * 100).toFixed(1)} %`);
+    if (!w.complete)
+      this.warn(`window incomplete: ${w.faultReason ?? 'readings missing'}; observed ${(w.observedFraction * 100).toFixed(1)} %`);
     if (this.canTimestamp()) {
-      const body = buildMessage(this.identity, { powerW: w.avgPowerW, timestampMs: endWall }, { signatureEncoding: s.signature, timestampUnit: s.timestampUnit }).body;
+      const body = buildMessage(
+        this.identity,
+        { powerW: w.avgPowerW, timestampMs: endWall },
+        { signatureEncoding: s.signature, timestampUnit: s.timestampUnit },
+      ).body;
       const stored = this.store.storeReading(body, { energyWh: w.energyWh, rewards, avgPowerW: w.avgPowerW });
-      if (!stored.counted) log(`window energy ${w.energyWh} Wh / rewards ${rewards} is not a finite amount: counted as 0 (totals stay finite)`);
+      if (!stored.counted)
+        log(`window energy ${w.energyWh} Wh / rewards ${rewards} is not a finite amount: counted as 0 (totals stay finite)`);
       this.reportDrops(stored.dropped);
       notifyObservers(this.observers, (o) => o.onReading?.(body), log);
     } else {
@@ -279,7 +313,9 @@ export class Meter {
   /** The outbox is bounded: dropping the oldest is counted (state.json) and logged, never silent. */
   private reportDrops(dropped: number): void {
     if (dropped > 0)
-      this.warn(`outbox full or too old: dropped ${dropped} oldest undelivered reading(s); ${this.outbox.stats().dropped} dropped since install (raise --outbox-max-count / --outbox-max-age)`);
+      this.warn(
+        `outbox full or too old: dropped ${dropped} oldest undelivered reading(s); ${this.outbox.stats().dropped} dropped since install (raise --outbox-max-count / --outbox-max-age)`,
+      );
   }
 
   /** Signs held readings with timestamps re-anchored from the monotonic clock, oldest first. */
@@ -294,7 +330,11 @@ export class Meter {
         this.opts.log(`dropped a held reading from an earlier boot: its time cannot be known (the clock never synced before that reboot)`);
         continue;
       }
-      const body = buildMessage(this.identity, { powerW: h.avgPowerW, timestampMs: wallTimeOf(h.endMonoMs, anchor) }, { signatureEncoding: this.opts.settings.signature, timestampUnit: this.opts.settings.timestampUnit }).body;
+      const body = buildMessage(
+        this.identity,
+        { powerW: h.avgPowerW, timestampMs: wallTimeOf(h.endMonoMs, anchor) },
+        { signatureEncoding: this.opts.settings.signature, timestampUnit: this.opts.settings.timestampUnit },
+      ).body;
       this.reportDrops(this.store.release(h.id, body).dropped);
       notifyObservers(this.observers, (o) => o.onReading?.(body), this.opts.log);
       released++;
@@ -356,7 +396,12 @@ export class Meter {
         lastSuccessMs: pub.lastSuccessMs,
         held: this.store.heldCount(),
       },
-      sensor: { state: this.sensorState.state, reason: this.sensorState.reason, busV: latest?.busV ?? null, currentA: latest?.currentA ?? null },
+      sensor: {
+        state: this.sensorState.state,
+        reason: this.sensorState.reason,
+        busV: latest?.busV ?? null,
+        currentA: latest?.currentA ?? null,
+      },
     });
     notifyObservers(this.observers, (o) => o.onState?.(state), this.opts.log);
     this.writer.write(state, legacyStatusOf(pub.lastAttemptOk));

@@ -32,9 +32,18 @@ export function salvageOutbox(dataDir: string, nowMs = Date.now()): SalvageRepor
   for (const suffix of ['-wal', '-shm']) if (existsSync(paths.outbox + suffix)) renameSync(paths.outbox + suffix, keptAt + suffix);
 
   const damaged = readDamagedOutbox(keptAt, { sequenceFloorFile: paths.floor, nowMs });
-  const t = damaged.tryGet<{ energy_wh: unknown; rewards_total: unknown }>('SELECT energy_wh, rewards_total FROM meter_totals WHERE id = 1');
+  const t = damaged.tryGet<{ energy_wh: unknown; rewards_total: unknown }>(
+    'SELECT energy_wh, rewards_total FROM meter_totals WHERE id = 1',
+  );
   damaged.close();
-  const totals = t && typeof t.energy_wh === 'number' && typeof t.rewards_total === 'number' && Number.isFinite(t.energy_wh) && Number.isFinite(t.rewards_total) ? { energyWh: t.energy_wh, rewardsTotal: t.rewards_total } : null;
+  const totals =
+    t &&
+    typeof t.energy_wh === 'number' &&
+    typeof t.rewards_total === 'number' &&
+    Number.isFinite(t.energy_wh) &&
+    Number.isFinite(t.rewards_total)
+      ? { energyWh: t.energy_wh, rewardsTotal: t.rewards_total }
+      : null;
   // Neighbouring unreadable numbers as ranges, for the report.
   const unreadable: Array<[number, number]> = [];
   for (const seq of damaged.unreadable) {
@@ -46,7 +55,15 @@ export function salvageOutbox(dataDir: string, nowMs = Date.now()): SalvageRepor
   try {
     const restored = outbox.restore(damaged.messages);
     if (totals !== null) new MeterStore(outbox).raiseTotals(totals);
-    return { damagedFile: paths.outbox, keptAt, restored, expected: damaged.expected, unreadable, totalsRecovered: totals !== null, nextSeq: outbox.stats().nextSeq };
+    return {
+      damagedFile: paths.outbox,
+      keptAt,
+      restored,
+      expected: damaged.expected,
+      unreadable,
+      totalsRecovered: totals !== null,
+      nextSeq: outbox.stats().nextSeq,
+    };
   } finally {
     outbox.close();
   }

@@ -1,5 +1,13 @@
 import { parseSimLoad } from '@power-meter/ina219';
-import { DEFAULT_REWARD_TIERS, LOG_LEVELS, parseLogLevel, parsers, type LogLevel, type RewardTier, type SettingSpec } from '@power-meter/meter-files';
+import {
+  DEFAULT_REWARD_TIERS,
+  LOG_LEVELS,
+  parseLogLevel,
+  parsers,
+  type LogLevel,
+  type RewardTier,
+  type SettingSpec,
+} from '@power-meter/meter-files';
 import { parsePublishUrl } from '@power-meter/w3bstream';
 
 /**
@@ -24,9 +32,11 @@ function parseTiers(raw: unknown): RewardTier[] {
   let last = -Infinity;
   return raw.map((t: unknown) => {
     const o = t as { belowW?: unknown; tokensPerH?: unknown };
-    if (typeof o !== 'object' || o === null || typeof o.belowW !== 'number' || typeof o.tokensPerH !== 'number') throw new Error('bad tier');
+    if (typeof o !== 'object' || o === null || typeof o.belowW !== 'number' || typeof o.tokensPerH !== 'number')
+      throw new Error('bad tier');
     if (!Number.isFinite(o.belowW) || o.belowW <= 0 || o.belowW > TIER_LIMITS.maxBelowW) throw new Error('belowW out of range');
-    if (!Number.isFinite(o.tokensPerH) || o.tokensPerH < 0 || o.tokensPerH > TIER_LIMITS.maxTokensPerH) throw new Error('tokensPerH out of range');
+    if (!Number.isFinite(o.tokensPerH) || o.tokensPerH < 0 || o.tokensPerH > TIER_LIMITS.maxTokensPerH)
+      throw new Error('tokensPerH out of range');
     if (!(o.belowW > last)) throw new Error('not ascending');
     last = o.belowW;
     return { belowW: o.belowW, tokensPerH: o.tokensPerH };
@@ -78,7 +88,8 @@ function parseMqttUrl(raw: unknown): string {
   if (typeof raw !== 'string') throw new Error('not a string');
   if (raw === '') return '';
   const u = new URL(raw);
-  if ((u.protocol !== 'mqtt:' && u.protocol !== 'mqtts:') || u.hostname === '' || u.username !== '' || u.password !== '') throw new Error('bad');
+  if ((u.protocol !== 'mqtt:' && u.protocol !== 'mqtts:') || u.hostname === '' || u.username !== '' || u.password !== '')
+    throw new Error('bad');
   return raw;
 }
 
@@ -98,37 +109,298 @@ function parsePromFile(raw: unknown): string {
 }
 
 export const BACKEND_SETTINGS = {
-  dataDir: s({ key: 'dataDir', flag: 'data-dir', env: 'POWER_METER_DATA_DIR', default: '/home/pi/data/power-meter', describe: 'data directory (state files for the display, identity, outbox)', parse: parsers.nonEmptyString, allowed: 'a directory path' }),
-  publishUrl: s({ key: 'publishUrl', flag: 'publish-url', env: 'POWER_METER_PUBLISH_URL', default: '', describe: 'W3bstream event URL, e.g. https://<host>/srv-applet-mgr/v0/event/<project>; empty = publishing disabled', parse: publishUrl, allowed: 'an http(s) URL without a user or password and without ?authorization= (a token does not belong in the URL: put it in W3BSTREAM_PUBLISHER_TOKEN), or empty', secret: true }),
-  publisherToken: s({ key: 'publisherToken', flag: null, env: 'W3BSTREAM_PUBLISHER_TOKEN', default: '', describe: 'W3bstream publisher token (environment or config file only, never a flag)', parse: parseToken, allowed: 'the token as copied from W3bstream Studio: printable characters, no spaces, line breaks or other control characters', secret: true }),
-  eventType: s({ key: 'eventType', flag: 'event-type', env: 'POWER_METER_EVENT_TYPE', default: 'DEFAULT', describe: 'W3bstream eventType (applet routing key)', parse: (r) => { const v = parsers.nonEmptyString(r); if (!/^[A-Za-z0-9_.-]{1,64}$/.test(v)) throw new Error('bad'); return v; }, allowed: '1-64 letters, digits, _ . -' }),
-  sensor: s({ key: 'sensor', flag: 'sensor', env: 'POWER_METER_SENSOR', default: 'ina219' as 'ina219' | 'sim', describe: 'ina219 (real chip over I2C) or sim (the same driver on the emulator)', parse: parsers.oneOf(['ina219', 'sim'] as const), allowed: 'ina219 or sim' }),
-  simLoad: s({ key: 'simLoad', flag: 'sim-load', env: 'POWER_METER_SIM_LOAD', default: 'demo', describe: 'simulated load: demo (random switches), watts (e.g. 8), or pwm:<W>:<duty>:<hz>', parse: simLoad, allowed: 'demo, a number of watts (0-50), or pwm:<watts 0-50>:<duty 0-1>:<hz, above 0 and at most 100000>' }),
-  window: s({ key: 'window', flag: 'window', env: 'POWER_METER_WINDOW', default: 5, describe: 'averaging window, seconds (one signed reading per window)', parse: parsers.number(1, 3600), allowed: 'seconds, 1-3600' }),
-  powerIntervalMs: s({ key: 'powerIntervalMs', flag: 'power-interval', env: 'POWER_METER_POWER_INTERVAL', default: 500, describe: 'how often current power is refreshed in the data directory, ms', parse: parsers.integer(100, 60_000), allowed: 'milliseconds, 100-60000' }),
-  i2cBus: s({ key: 'i2cBus', flag: 'i2c-bus', env: 'POWER_METER_I2C_BUS', default: 1, describe: 'I2C bus number (/dev/i2c-N)', parse: parsers.integer(0, 255), allowed: 'an integer 0-255' }),
-  i2cAddress: s({ key: 'i2cAddress', flag: 'i2c-address', env: 'POWER_METER_I2C_ADDRESS', default: 0x40, describe: 'INA219 address (A0/A1 straps)', parse: parsers.integer(0x40, 0x4f, { hex: true }), allowed: '64-79 or 0x40-0x4f' }),
-  shuntOhms: s({ key: 'shuntOhms', flag: 'shunt-ohms', env: 'POWER_METER_SHUNT_OHMS', default: 0.1, describe: 'shunt resistance, ohms', parse: parsers.number(0.0001, 10), allowed: 'ohms, 0.0001-10' }),
-  maxCurrentA: s({ key: 'maxCurrentA', flag: 'max-current', env: 'POWER_METER_MAX_CURRENT', default: 3.2, describe: 'largest expected current, A (at most 0.32 V / shunt ohms)', parse: parsers.number(0.001, 100), allowed: 'amperes, 0.001-100' }),
-  curve: s({ key: 'curve', flag: 'curve', env: 'POWER_METER_CURVE', default: 'p256' as 'p256' | 'secp256k1', describe: 'key curve, used only when the identity is first created', parse: parsers.oneOf(['p256', 'secp256k1'] as const), allowed: 'p256 or secp256k1' }),
-  signature: s({ key: 'signature', flag: 'signature', env: 'POWER_METER_SIGNATURE', default: 'raw' as 'raw' | 'der', describe: 'signature encoding: raw (64-byte r||s hex, low S) or der', parse: parsers.oneOf(['raw', 'der'] as const), allowed: 'raw or der' }),
-  timestampUnit: s({ key: 'timestampUnit', flag: 'timestamp-unit', env: 'POWER_METER_TIMESTAMP_UNIT', default: 's' as 's' | 'ms', describe: 'unit of data.timestamp', parse: parsers.oneOf(['s', 'ms'] as const), allowed: 's or ms' }),
-  outboxMaxCount: s({ key: 'outboxMaxCount', flag: 'outbox-max-count', env: 'POWER_METER_OUTBOX_MAX_COUNT', default: 1_000_000, describe: 'most undelivered readings kept (oldest dropped beyond, counted)', parse: parsers.integer(10, 100_000_000), allowed: 'an integer 10-100000000' }),
-  outboxMaxAgeDays: s({ key: 'outboxMaxAgeDays', flag: 'outbox-max-age', env: 'POWER_METER_OUTBOX_MAX_AGE', default: 30, describe: 'undelivered readings older than this many days are dropped (counted)', parse: parsers.number(0.001, 3650), allowed: 'days, 0.001-3650' }),
-  holdUnsyncedClock: s({ key: 'holdUnsyncedClock', flag: 'hold-unsynced-clock', env: 'POWER_METER_HOLD_UNSYNCED_CLOCK', default: true, describe: 'hold readings while the system clock is not synchronised, release them with corrected timestamps', parse: parsers.boolean, allowed: 'true or false' }),
-  walletAddress: s({ key: 'walletAddress', flag: 'wallet-address', env: 'POWER_METER_WALLET_ADDRESS', default: '', describe: 'owner wallet shown in wallet_address', parse: address, allowed: '0x + 40 hex digits, or empty' }),
-  mqttUrl: s({ key: 'mqttUrl', flag: 'mqtt-url', env: 'POWER_METER_MQTT_URL', default: '', describe: 'MQTT broker for Home Assistant and other consumers, e.g. mqtt://homeassistant.local:1883 or mqtts://host:8883; empty = MQTT off; the login goes in POWER_METER_MQTT_USER / POWER_METER_MQTT_PASSWORD (environment file)', parse: parseMqttUrl, allowed: 'an mqtt:// or mqtts:// URL, or empty; no user or password in it (they go in POWER_METER_MQTT_USER / POWER_METER_MQTT_PASSWORD in the environment file), so the value is not shown', secret: true }),
-  mqttUser: s({ key: 'mqttUser', flag: null, env: 'POWER_METER_MQTT_USER', default: '', describe: 'MQTT user name (environment or config file only, never a flag)', parse: parsers.string, allowed: 'a string', secret: true }),
-  mqttPassword: s({ key: 'mqttPassword', flag: null, env: 'POWER_METER_MQTT_PASSWORD', default: '', describe: 'MQTT password (environment or config file only, never a flag)', parse: parsers.string, allowed: 'a string', secret: true }),
-  mqttTopicPrefix: s({ key: 'mqttTopicPrefix', flag: 'mqtt-topic-prefix', env: 'POWER_METER_MQTT_TOPIC_PREFIX', default: 'power-meter', describe: 'first level of the state topics: <prefix>/<device address>/...', parse: parseTopicPrefix, allowed: 'topic levels without + # or a leading/trailing /' }),
-  mqttDiscoveryPrefix: s({ key: 'mqttDiscoveryPrefix', flag: 'mqtt-discovery-prefix', env: 'POWER_METER_MQTT_DISCOVERY_PREFIX', default: 'homeassistant', describe: "Home Assistant's discovery prefix (its MQTT integration setting)", parse: parseTopicPrefix, allowed: 'topic levels without + # or a leading/trailing /' }),
-  mqttPowerIntervalMs: s({ key: 'mqttPowerIntervalMs', flag: 'mqtt-power-interval', env: 'POWER_METER_MQTT_POWER_INTERVAL', default: 5000, describe: 'live power is published at most this often, ms (window figures go out with every window)', parse: parsers.integer(500, 3_600_000), allowed: 'milliseconds, 500-3600000' }),
-  mqttReadings: s({ key: 'mqttReadings', flag: 'mqtt-readings', env: 'POWER_METER_MQTT_READINGS', default: false, describe: 'also publish each signed reading on <prefix>/<device address>/reading (verifiable without W3bstream)', parse: parsers.boolean, allowed: 'true or false' }),
-  metricsFile: s({ key: 'metricsFile', flag: 'metrics-file', env: 'POWER_METER_METRICS_FILE', default: '', describe: "Prometheus metrics for node_exporter's textfile collector, replaced atomically, e.g. /var/lib/prometheus/node-exporter/power_meter.prom; empty = off", parse: parsePromFile, allowed: 'an absolute path ending in .prom, or empty' }),
-  metricsFileIntervalS: s({ key: 'metricsFileIntervalS', flag: 'metrics-file-interval', env: 'POWER_METER_METRICS_FILE_INTERVAL', default: 60, describe: 'how often the metrics file is rewritten, seconds (SD-card wear)', parse: parsers.integer(1, 3600), allowed: 'seconds, 1-3600' }),
-  metricsPort: s({ key: 'metricsPort', flag: 'metrics-port', env: 'POWER_METER_METRICS_PORT', default: 0, describe: 'serve Prometheus metrics on http://127.0.0.1:<port>/metrics (loopback only); 0 = off', parse: parsers.integer(0, 65535), allowed: 'a TCP port 1-65535, or 0 for off' }),
-  logLevel: s({ key: 'logLevel', flag: 'log-level', env: 'POWER_METER_LOG_LEVEL', default: 'info' as LogLevel, describe: 'least important log lines kept: error, warning, notice, info (default; one summary a minute) or debug', parse: parseLogLevel, allowed: LOG_LEVELS.join(', ') }),
-  rewardTiers: s({ key: 'rewardTiers', flag: null, env: null, default: DEFAULT_REWARD_TIERS as RewardTier[], describe: 'reward tiers, config file only: [{"belowW":3,"tokensPerH":10},{"belowW":5,"tokensPerH":4}]', parse: parseTiers, allowed: `a list of 1-${TIER_LIMITS.maxTiers} {belowW, tokensPerH} with ascending belowW in (0, ${TIER_LIMITS.maxBelowW}] and tokensPerH in [0, ${TIER_LIMITS.maxTokensPerH}]` }),
+  dataDir: s({
+    key: 'dataDir',
+    flag: 'data-dir',
+    env: 'POWER_METER_DATA_DIR',
+    default: '/home/pi/data/power-meter',
+    describe: 'data directory (state files for the display, identity, outbox)',
+    parse: parsers.nonEmptyString,
+    allowed: 'a directory path',
+  }),
+  publishUrl: s({
+    key: 'publishUrl',
+    flag: 'publish-url',
+    env: 'POWER_METER_PUBLISH_URL',
+    default: '',
+    describe: 'W3bstream event URL, e.g. https://<host>/srv-applet-mgr/v0/event/<project>; empty = publishing disabled',
+    parse: publishUrl,
+    allowed:
+      'an http(s) URL without a user or password and without ?authorization= (a token does not belong in the URL: put it in W3BSTREAM_PUBLISHER_TOKEN), or empty',
+    secret: true,
+  }),
+  publisherToken: s({
+    key: 'publisherToken',
+    flag: null,
+    env: 'W3BSTREAM_PUBLISHER_TOKEN',
+    default: '',
+    describe: 'W3bstream publisher token (environment or config file only, never a flag)',
+    parse: parseToken,
+    allowed: 'the token as copied from W3bstream Studio: printable characters, no spaces, line breaks or other control characters',
+    secret: true,
+  }),
+  eventType: s({
+    key: 'eventType',
+    flag: 'event-type',
+    env: 'POWER_METER_EVENT_TYPE',
+    default: 'DEFAULT',
+    describe: 'W3bstream eventType (applet routing key)',
+    parse: (r) => {
+      const v = parsers.nonEmptyString(r);
+      if (!/^[A-Za-z0-9_.-]{1,64}$/.test(v)) throw new Error('bad');
+      return v;
+    },
+    allowed: '1-64 letters, digits, _ . -',
+  }),
+  sensor: s({
+    key: 'sensor',
+    flag: 'sensor',
+    env: 'POWER_METER_SENSOR',
+    default: 'ina219' as 'ina219' | 'sim',
+    describe: 'ina219 (real chip over I2C) or sim (the same driver on the emulator)',
+    parse: parsers.oneOf(['ina219', 'sim'] as const),
+    allowed: 'ina219 or sim',
+  }),
+  simLoad: s({
+    key: 'simLoad',
+    flag: 'sim-load',
+    env: 'POWER_METER_SIM_LOAD',
+    default: 'demo',
+    describe: 'simulated load: demo (random switches), watts (e.g. 8), or pwm:<W>:<duty>:<hz>',
+    parse: simLoad,
+    allowed: 'demo, a number of watts (0-50), or pwm:<watts 0-50>:<duty 0-1>:<hz, above 0 and at most 100000>',
+  }),
+  window: s({
+    key: 'window',
+    flag: 'window',
+    env: 'POWER_METER_WINDOW',
+    default: 5,
+    describe: 'averaging window, seconds (one signed reading per window)',
+    parse: parsers.number(1, 3600),
+    allowed: 'seconds, 1-3600',
+  }),
+  powerIntervalMs: s({
+    key: 'powerIntervalMs',
+    flag: 'power-interval',
+    env: 'POWER_METER_POWER_INTERVAL',
+    default: 500,
+    describe: 'how often current power is refreshed in the data directory, ms',
+    parse: parsers.integer(100, 60_000),
+    allowed: 'milliseconds, 100-60000',
+  }),
+  i2cBus: s({
+    key: 'i2cBus',
+    flag: 'i2c-bus',
+    env: 'POWER_METER_I2C_BUS',
+    default: 1,
+    describe: 'I2C bus number (/dev/i2c-N)',
+    parse: parsers.integer(0, 255),
+    allowed: 'an integer 0-255',
+  }),
+  i2cAddress: s({
+    key: 'i2cAddress',
+    flag: 'i2c-address',
+    env: 'POWER_METER_I2C_ADDRESS',
+    default: 0x40,
+    describe: 'INA219 address (A0/A1 straps)',
+    parse: parsers.integer(0x40, 0x4f, { hex: true }),
+    allowed: '64-79 or 0x40-0x4f',
+  }),
+  shuntOhms: s({
+    key: 'shuntOhms',
+    flag: 'shunt-ohms',
+    env: 'POWER_METER_SHUNT_OHMS',
+    default: 0.1,
+    describe: 'shunt resistance, ohms',
+    parse: parsers.number(0.0001, 10),
+    allowed: 'ohms, 0.0001-10',
+  }),
+  maxCurrentA: s({
+    key: 'maxCurrentA',
+    flag: 'max-current',
+    env: 'POWER_METER_MAX_CURRENT',
+    default: 3.2,
+    describe: 'largest expected current, A (at most 0.32 V / shunt ohms)',
+    parse: parsers.number(0.001, 100),
+    allowed: 'amperes, 0.001-100',
+  }),
+  curve: s({
+    key: 'curve',
+    flag: 'curve',
+    env: 'POWER_METER_CURVE',
+    default: 'p256' as 'p256' | 'secp256k1',
+    describe: 'key curve, used only when the identity is first created',
+    parse: parsers.oneOf(['p256', 'secp256k1'] as const),
+    allowed: 'p256 or secp256k1',
+  }),
+  signature: s({
+    key: 'signature',
+    flag: 'signature',
+    env: 'POWER_METER_SIGNATURE',
+    default: 'raw' as 'raw' | 'der',
+    describe: 'signature encoding: raw (64-byte r||s hex, low S) or der',
+    parse: parsers.oneOf(['raw', 'der'] as const),
+    allowed: 'raw or der',
+  }),
+  timestampUnit: s({
+    key: 'timestampUnit',
+    flag: 'timestamp-unit',
+    env: 'POWER_METER_TIMESTAMP_UNIT',
+    default: 's' as 's' | 'ms',
+    describe: 'unit of data.timestamp',
+    parse: parsers.oneOf(['s', 'ms'] as const),
+    allowed: 's or ms',
+  }),
+  outboxMaxCount: s({
+    key: 'outboxMaxCount',
+    flag: 'outbox-max-count',
+    env: 'POWER_METER_OUTBOX_MAX_COUNT',
+    default: 1_000_000,
+    describe: 'most undelivered readings kept (oldest dropped beyond, counted)',
+    parse: parsers.integer(10, 100_000_000),
+    allowed: 'an integer 10-100000000',
+  }),
+  outboxMaxAgeDays: s({
+    key: 'outboxMaxAgeDays',
+    flag: 'outbox-max-age',
+    env: 'POWER_METER_OUTBOX_MAX_AGE',
+    default: 30,
+    describe: 'undelivered readings older than this many days are dropped (counted)',
+    parse: parsers.number(0.001, 3650),
+    allowed: 'days, 0.001-3650',
+  }),
+  holdUnsyncedClock: s({
+    key: 'holdUnsyncedClock',
+    flag: 'hold-unsynced-clock',
+    env: 'POWER_METER_HOLD_UNSYNCED_CLOCK',
+    default: true,
+    describe: 'hold readings while the system clock is not synchronised, release them with corrected timestamps',
+    parse: parsers.boolean,
+    allowed: 'true or false',
+  }),
+  walletAddress: s({
+    key: 'walletAddress',
+    flag: 'wallet-address',
+    env: 'POWER_METER_WALLET_ADDRESS',
+    default: '',
+    describe: 'owner wallet shown in wallet_address',
+    parse: address,
+    allowed: '0x + 40 hex digits, or empty',
+  }),
+  mqttUrl: s({
+    key: 'mqttUrl',
+    flag: 'mqtt-url',
+    env: 'POWER_METER_MQTT_URL',
+    default: '',
+    describe:
+      'MQTT broker for Home Assistant and other consumers, e.g. mqtt://homeassistant.local:1883 or mqtts://host:8883; empty = MQTT off; the login goes in POWER_METER_MQTT_USER / POWER_METER_MQTT_PASSWORD (environment file)',
+    parse: parseMqttUrl,
+    allowed:
+      'an mqtt:// or mqtts:// URL, or empty; no user or password in it (they go in POWER_METER_MQTT_USER / POWER_METER_MQTT_PASSWORD in the environment file), so the value is not shown',
+    secret: true,
+  }),
+  mqttUser: s({
+    key: 'mqttUser',
+    flag: null,
+    env: 'POWER_METER_MQTT_USER',
+    default: '',
+    describe: 'MQTT user name (environment or config file only, never a flag)',
+    parse: parsers.string,
+    allowed: 'a string',
+    secret: true,
+  }),
+  mqttPassword: s({
+    key: 'mqttPassword',
+    flag: null,
+    env: 'POWER_METER_MQTT_PASSWORD',
+    default: '',
+    describe: 'MQTT password (environment or config file only, never a flag)',
+    parse: parsers.string,
+    allowed: 'a string',
+    secret: true,
+  }),
+  mqttTopicPrefix: s({
+    key: 'mqttTopicPrefix',
+    flag: 'mqtt-topic-prefix',
+    env: 'POWER_METER_MQTT_TOPIC_PREFIX',
+    default: 'power-meter',
+    describe: 'first level of the state topics: <prefix>/<device address>/...',
+    parse: parseTopicPrefix,
+    allowed: 'topic levels without + # or a leading/trailing /',
+  }),
+  mqttDiscoveryPrefix: s({
+    key: 'mqttDiscoveryPrefix',
+    flag: 'mqtt-discovery-prefix',
+    env: 'POWER_METER_MQTT_DISCOVERY_PREFIX',
+    default: 'homeassistant',
+    describe: "Home Assistant's discovery prefix (its MQTT integration setting)",
+    parse: parseTopicPrefix,
+    allowed: 'topic levels without + # or a leading/trailing /',
+  }),
+  mqttPowerIntervalMs: s({
+    key: 'mqttPowerIntervalMs',
+    flag: 'mqtt-power-interval',
+    env: 'POWER_METER_MQTT_POWER_INTERVAL',
+    default: 5000,
+    describe: 'live power is published at most this often, ms (window figures go out with every window)',
+    parse: parsers.integer(500, 3_600_000),
+    allowed: 'milliseconds, 500-3600000',
+  }),
+  mqttReadings: s({
+    key: 'mqttReadings',
+    flag: 'mqtt-readings',
+    env: 'POWER_METER_MQTT_READINGS',
+    default: false,
+    describe: 'also publish each signed reading on <prefix>/<device address>/reading (verifiable without W3bstream)',
+    parse: parsers.boolean,
+    allowed: 'true or false',
+  }),
+  metricsFile: s({
+    key: 'metricsFile',
+    flag: 'metrics-file',
+    env: 'POWER_METER_METRICS_FILE',
+    default: '',
+    describe:
+      "Prometheus metrics for node_exporter's textfile collector, replaced atomically, e.g. /var/lib/prometheus/node-exporter/power_meter.prom; empty = off",
+    parse: parsePromFile,
+    allowed: 'an absolute path ending in .prom, or empty',
+  }),
+  metricsFileIntervalS: s({
+    key: 'metricsFileIntervalS',
+    flag: 'metrics-file-interval',
+    env: 'POWER_METER_METRICS_FILE_INTERVAL',
+    default: 60,
+    describe: 'how often the metrics file is rewritten, seconds (SD-card wear)',
+    parse: parsers.integer(1, 3600),
+    allowed: 'seconds, 1-3600',
+  }),
+  metricsPort: s({
+    key: 'metricsPort',
+    flag: 'metrics-port',
+    env: 'POWER_METER_METRICS_PORT',
+    default: 0,
+    describe: 'serve Prometheus metrics on http://127.0.0.1:<port>/metrics (loopback only); 0 = off',
+    parse: parsers.integer(0, 65535),
+    allowed: 'a TCP port 1-65535, or 0 for off',
+  }),
+  logLevel: s({
+    key: 'logLevel',
+    flag: 'log-level',
+    env: 'POWER_METER_LOG_LEVEL',
+    default: 'info' as LogLevel,
+    describe: 'least important log lines kept: error, warning, notice, info (default; one summary a minute) or debug',
+    parse: parseLogLevel,
+    allowed: LOG_LEVELS.join(', '),
+  }),
+  rewardTiers: s({
+    key: 'rewardTiers',
+    flag: null,
+    env: null,
+    default: DEFAULT_REWARD_TIERS as RewardTier[],
+    describe: 'reward tiers, config file only: [{"belowW":3,"tokensPerH":10},{"belowW":5,"tokensPerH":4}]',
+    parse: parseTiers,
+    allowed: `a list of 1-${TIER_LIMITS.maxTiers} {belowW, tokensPerH} with ascending belowW in (0, ${TIER_LIMITS.maxBelowW}] and tokensPerH in [0, ${TIER_LIMITS.maxTokensPerH}]`,
+  }),
 };
 
 export type BackendSettings = {

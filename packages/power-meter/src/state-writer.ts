@@ -56,7 +56,11 @@ export function buildState(p: StateParts): MeterState {
     recentAvgPowerW: p.recentAvgPowerW.map((x) => r(x, 3)),
     windowS: p.windowS,
     energyTotalWh: r(p.energyTotalWh, 6),
-    rewards: { tokensPerH: p.rewards.tokensPerH, total: r(p.rewards.total, 6), tiers: p.rewards.tiers.map((t) => ({ belowW: t.belowW, tokensPerH: t.tokensPerH })) },
+    rewards: {
+      tokensPerH: p.rewards.tokensPerH,
+      total: r(p.rewards.total, 6),
+      tiers: p.rewards.tiers.map((t) => ({ belowW: t.belowW, tokensPerH: t.tokensPerH })),
+    },
     publishing: p.publishing,
     sensor: {
       state: p.sensor.state,

@@ -68,10 +68,18 @@ export class MeterStore {
     // A total that is not a finite number (Infinity from an earlier release with unbounded reward
     // tiers; NaN reads back as NULL) cannot be added to and would stay so for ever.
     const r = this.row();
-    for (const [field, column, value] of [['energyWh', 'energy_wh', r.energy_wh], ['rewardsTotal', 'rewards_total', r.rewards_total]] as const) {
+    for (const [field, column, value] of [
+      ['energyWh', 'energy_wh', r.energy_wh],
+      ['rewardsTotal', 'rewards_total', r.rewards_total],
+    ] as const) {
       if (value !== null && Number.isFinite(value) && value >= 0) continue;
       this.outbox.transaction((sql) => sql.run(`UPDATE meter_totals SET ${column} = 0 WHERE id = 1`));
-      this.repairs.push({ field, from: value, to: 0, why: `${column} was ${String(value)}, which no reading can produce (an earlier release accepted unbounded reward tiers)` });
+      this.repairs.push({
+        field,
+        from: value,
+        to: 0,
+        why: `${column} was ${String(value)}, which no reading can produce (an earlier release accepted unbounded reward tiers)`,
+      });
     }
   }
 
@@ -81,7 +89,13 @@ export class MeterStore {
 
   totals(): Totals {
     const r = this.row();
-    return { energyWh: r.energy_wh ?? 0, rewardsTotal: r.rewards_total ?? 0, windows: r.windows, recentAvgPowerW: JSON.parse(r.recent) as number[], heldDropped: r.held_dropped };
+    return {
+      energyWh: r.energy_wh ?? 0,
+      rewardsTotal: r.rewards_total ?? 0,
+      windows: r.windows,
+      recentAvgPowerW: JSON.parse(r.recent) as number[],
+      heldDropped: r.held_dropped,
+    };
   }
 
   /**
@@ -90,14 +104,20 @@ export class MeterStore {
    * raised to it. `state.json` is written after the database, so normally it is at most equal
    * (its 6-decimal rounding aside). Returns what was raised, for the log.
    */
-  raiseTotals(lastKnown: { energyWh: number; rewardsTotal: number }): Array<{ field: 'energyWh' | 'rewardsTotal'; from: number; to: number }> {
+  raiseTotals(lastKnown: {
+    energyWh: number;
+    rewardsTotal: number;
+  }): Array<{ field: 'energyWh' | 'rewardsTotal'; from: number; to: number }> {
     const t = this.totals();
     const raised: Array<{ field: 'energyWh' | 'rewardsTotal'; from: number; to: number }> = [];
     const roundingWh = 1e-6;
-    if (Number.isFinite(lastKnown.energyWh) && lastKnown.energyWh > t.energyWh + roundingWh) raised.push({ field: 'energyWh', from: t.energyWh, to: lastKnown.energyWh });
-    if (Number.isFinite(lastKnown.rewardsTotal) && lastKnown.rewardsTotal > t.rewardsTotal + roundingWh) raised.push({ field: 'rewardsTotal', from: t.rewardsTotal, to: lastKnown.rewardsTotal });
+    if (Number.isFinite(lastKnown.energyWh) && lastKnown.energyWh > t.energyWh + roundingWh)
+      raised.push({ field: 'energyWh', from: t.energyWh, to: lastKnown.energyWh });
+    if (Number.isFinite(lastKnown.rewardsTotal) && lastKnown.rewardsTotal > t.rewardsTotal + roundingWh)
+      raised.push({ field: 'rewardsTotal', from: t.rewardsTotal, to: lastKnown.rewardsTotal });
     this.outbox.transaction((sql) => {
-      for (const r of raised) sql.run(`UPDATE meter_totals SET ${r.field === 'energyWh' ? 'energy_wh' : 'rewards_total'} = ? WHERE id = 1`, r.to);
+      for (const r of raised)
+        sql.run(`UPDATE meter_totals SET ${r.field === 'energyWh' ? 'energy_wh' : 'rewards_total'} = ? WHERE id = 1`, r.to);
     });
     return raised;
   }
@@ -114,7 +134,12 @@ export class MeterStore {
     const energyOk = usable(energyWh, r.energy_wh);
     const rewardsOk = usable(rewards, r.rewards_total);
     const recent = [...(JSON.parse(r.recent) as number[]), Number.isFinite(avgPowerW) ? Number(avgPowerW.toFixed(3)) : 0].slice(-RECENT);
-    sql.run('UPDATE meter_totals SET energy_wh = energy_wh + ?, rewards_total = rewards_total + ?, windows = windows + 1, recent = ? WHERE id = 1', energyOk ? energyWh : 0, rewardsOk ? rewards : 0, JSON.stringify(recent));
+    sql.run(
+      'UPDATE meter_totals SET energy_wh = energy_wh + ?, rewards_total = rewards_total + ?, windows = windows + 1, recent = ? WHERE id = 1',
+      energyOk ? energyWh : 0,
+      rewardsOk ? rewards : 0,
+      JSON.stringify(recent),
+    );
     return energyOk && rewardsOk;
   }
 
@@ -122,7 +147,10 @@ export class MeterStore {
    * Stores a signed reading and counts its window, atomically. Returns the sequence number, the
    * drops, and whether the window's increments were finite (false: counted as 0, log it).
    */
-  storeReading(body: string, window: { energyWh: number; rewards: number; avgPowerW: number }): { seq: number; dropped: number; counted: boolean } {
+  storeReading(
+    body: string,
+    window: { energyWh: number; rewards: number; avgPowerW: number },
+  ): { seq: number; dropped: number; counted: boolean } {
     let counted = true;
     const r = this.outbox.append(body, {
       inTransaction: (_seq, sql) => {
@@ -142,7 +170,9 @@ export class MeterStore {
 
   held(): HeldReading[] {
     return this.outbox
-      .transaction((sql) => sql.all<{ id: number; boot_id: string; end_mono_ms: number; avg_power_w: number }>('SELECT * FROM held ORDER BY id'))
+      .transaction((sql) =>
+        sql.all<{ id: number; boot_id: string; end_mono_ms: number; avg_power_w: number }>('SELECT * FROM held ORDER BY id'),
+      )
       .map((r) => ({ id: r.id, bootId: r.boot_id, endMonoMs: r.end_mono_ms, avgPowerW: r.avg_power_w }));
   }
 

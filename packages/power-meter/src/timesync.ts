@@ -27,7 +27,10 @@ export interface ClockSync {
 
 export function decideClockSync(p: ClockProbes): ClockSync {
   if (p.wallNowMs < p.floorMs)
-    return { state: 'unsynced', reason: `system clock ${new Date(p.wallNowMs).toISOString()} is earlier than this build (${new Date(p.floorMs).toISOString()})` };
+    return {
+      state: 'unsynced',
+      reason: `system clock ${new Date(p.wallNowMs).toISOString()} is earlier than this build (${new Date(p.floorMs).toISOString()})`,
+    };
   if (p.timesyncdSynced) return { state: 'synced', reason: 'systemd-timesyncd synchronised' };
   if (p.kernelNtpSynced === true) return { state: 'synced', reason: 'kernel NTP status synchronised' };
   if (p.timesyncdPresent) return { state: 'unsynced', reason: 'systemd-timesyncd has not synchronised yet' };

@@ -30,10 +30,13 @@ export function verifyLines(text: string, opts: { expectAddress?: string; expect
     }
     const v = verifyBody(body, { requireLowS: strict ? 'all' : 'raw' });
     let problem = v.ok ? null : v.reason;
-    if (problem === null && opts.expectAddress !== undefined && v.deviceId !== opts.expectAddress.toLowerCase()) problem = `signed by ${v.deviceId}, not the expected ${opts.expectAddress.toLowerCase()}`;
-    if (problem === null && opts.expectKey !== undefined && v.publicKeyHex?.toLowerCase() !== opts.expectKey.toLowerCase()) problem = `carries public key ${v.publicKeyHex?.slice(0, 18)}…, not the expected one`;
+    if (problem === null && opts.expectAddress !== undefined && v.deviceId !== opts.expectAddress.toLowerCase())
+      problem = `signed by ${v.deviceId}, not the expected ${opts.expectAddress.toLowerCase()}`;
+    if (problem === null && opts.expectKey !== undefined && v.publicKeyHex?.toLowerCase() !== opts.expectKey.toLowerCase())
+      problem = `carries public key ${v.publicKeyHex?.slice(0, 18)}…, not the expected one`;
     const eventAddress = eventId === null ? null : (/^(0x[0-9a-f]{40})-\d+$/.exec(eventId)?.[1] ?? null);
-    if (problem === null && eventAddress !== null && eventAddress !== v.deviceId) problem = `eventID ${eventId} names ${eventAddress}, but the body is signed by ${v.deviceId}`;
+    if (problem === null && eventAddress !== null && eventAddress !== v.deviceId)
+      problem = `eventID ${eventId} names ${eventAddress}, but the body is signed by ${v.deviceId}`;
     if (problem !== null) bad++;
     const device = v.deviceId ?? '-';
     return problem === null

@@ -21,7 +21,11 @@ async function receiver(): Promise<DevReceiver> {
 }
 
 function backend(dataDir: string, args: string[], env: Record<string, string> = {}): Proc {
-  const p = start(BACKEND, ['--sensor', 'sim', '--window', '1', '--data-dir', dataDir, ...args], { W3BSTREAM_PUBLISHER_TOKEN: TOKEN, POWER_METER_RETRY_MAX_MS: '500', ...env });
+  const p = start(BACKEND, ['--sensor', 'sim', '--window', '1', '--data-dir', dataDir, ...args], {
+    W3BSTREAM_PUBLISHER_TOKEN: TOKEN,
+    POWER_METER_RETRY_MAX_MS: '500',
+    ...env,
+  });
   procs.push(p);
   return p;
 }
@@ -75,10 +79,14 @@ describe('power-meter daemon (real process, simulated sensor)', () => {
     r.delayMs(0);
     const second = backend(dir, ['--sim-load', '4', '--publish-url', r.url]);
     await second.waitFor(/totals energy_wh=/);
-    await until(async () => {
-      const s = await readState(dir);
-      return s.ok && s.state.publishing.waiting === 0 && r.received.length >= 6;
-    }, 20_000, 'backlog delivered');
+    await until(
+      async () => {
+        const s = await readState(dir);
+        return s.ok && s.state.publishing.waiting === 0 && r.received.length >= 6;
+      },
+      20_000,
+      'backlog delivered',
+    );
     const after = await readState(dir);
     const firstArrivals = r.received.filter((x) => !x.duplicate).map((x) => x.seq!);
     // In order, each number once; the restart after kill -9 may skip the rest of a reserved block
@@ -111,10 +119,14 @@ describe('power-meter daemon (real process, simulated sensor)', () => {
     const r = await receiver();
     const p = backend(dir, ['--sim-load', '2', '--publish-url', r.url, '--timestamp-unit', 'ms'], { POWER_METER_TIMESYNC_ROOT: root });
     await p.waitFor(/clock unsynced: systemd-timesyncd has not synchronised yet/);
-    await until(async () => {
-      const st = await readState(dir);
-      return st.ok && st.state.publishing.held >= 3;
-    }, 20_000, 'held readings');
+    await until(
+      async () => {
+        const st = await readState(dir);
+        return st.ok && st.state.publishing.held >= 3;
+      },
+      20_000,
+      'held readings',
+    );
     expect(r.received).toHaveLength(0);
     const syncedAt = Date.now();
     writeFileSync(join(root, 'run/systemd/timesync/synchronized'), '');
@@ -145,10 +157,14 @@ describe('power-meter daemon (real process, simulated sensor)', () => {
     const dir = join(mkdtempSync(join(tmpdir(), 'pm-')), 'data');
     const p = start(BACKEND, ['--sensor', 'ina219', '--i2c-bus', '99', '--data-dir', dir]);
     procs.push(p);
-    await until(async () => {
-      const s = await readState(dir);
-      return s.ok && s.state.sensor.state === 'fault';
-    }, 10_000, 'sensor fault in state.json');
+    await until(
+      async () => {
+        const s = await readState(dir);
+        return s.ok && s.state.sensor.state === 'fault';
+      },
+      10_000,
+      'sensor fault in state.json',
+    );
     const s = await readState(dir);
     expect(s.ok && s.state.sensor.reason).toMatch(/enable I2C/);
     // The library names no flag; the program's log adds which setting picks the bus.
@@ -160,12 +176,23 @@ describe('power-meter daemon (real process, simulated sensor)', () => {
 
   it('a full outbox drops the oldest readings, counted in state.json and logged', async () => {
     const dir = join(mkdtempSync(join(tmpdir(), 'pm-')), 'data');
-    const p = backend(dir, ['--sim-load', '4', '--outbox-max-count', '10', '--publish-url', 'http://127.0.0.1:9/srv-applet-mgr/v0/event/x']);
+    const p = backend(dir, [
+      '--sim-load',
+      '4',
+      '--outbox-max-count',
+      '10',
+      '--publish-url',
+      'http://127.0.0.1:9/srv-applet-mgr/v0/event/x',
+    ]);
     await p.waitFor(/dropped 1 oldest undelivered reading/, 25_000);
-    await until(async () => {
-      const s = await readState(dir);
-      return s.ok && s.state.publishing.dropped >= 1 && s.state.publishing.waiting === 10;
-    }, 10_000, 'dropped count in state.json');
+    await until(
+      async () => {
+        const s = await readState(dir);
+        return s.ok && s.state.publishing.dropped >= 1 && s.state.publishing.waiting === 10;
+      },
+      10_000,
+      'dropped count in state.json',
+    );
   });
 
   it('refuses a second instance on the same data directory', async () => {
@@ -202,7 +229,17 @@ describe('power-meter daemon (real process, simulated sensor)', () => {
   it('shows every option with its default and environment variable in --help, and no token flag', async () => {
     const h = start(BACKEND, ['run', '--help']);
     await h.exited;
-    for (const flag of ['--data-dir', '--publish-url', '--sensor', '--window', '--i2c-bus', '--i2c-address', '--shunt-ohms', '--max-current', '--sim-load'])
+    for (const flag of [
+      '--data-dir',
+      '--publish-url',
+      '--sensor',
+      '--window',
+      '--i2c-bus',
+      '--i2c-address',
+      '--shunt-ohms',
+      '--max-current',
+      '--sim-load',
+    ])
       expect(h.output()).toContain(flag);
     expect(h.output()).toMatch(/POWER_METER_WINDOW/);
     expect(h.output()).toMatch(/default: 5;/);
@@ -212,7 +249,9 @@ describe('power-meter daemon (real process, simulated sensor)', () => {
   it('doctor passes with a reachable endpoint and says how to fix what is wrong', async () => {
     const dir = join(mkdtempSync(join(tmpdir(), 'pm-')), 'data');
     const r = await receiver();
-    const good = start(BACKEND, ['doctor', '--sensor', 'sim', '--data-dir', dir, '--publish-url', r.url], { W3BSTREAM_PUBLISHER_TOKEN: TOKEN });
+    const good = start(BACKEND, ['doctor', '--sensor', 'sim', '--data-dir', dir, '--publish-url', r.url], {
+      W3BSTREAM_PUBLISHER_TOKEN: TOKEN,
+    });
     expect(await good.exited).toBe(0);
     expect(good.output()).toMatch(/ok\s+endpoint\s+127\.0\.0\.1:\d+ reachable/);
     expect(good.output()).toContain('all checks passed');

@@ -30,7 +30,8 @@ function run(args: string[], env: Record<string, string> = {}): Proc {
   return p;
 }
 
-const backend = (dir: string, args: string[], env: Record<string, string> = {}) => run(['--sensor', 'sim', '--sim-load', '2', '--window', '1', '--data-dir', dir, ...args], env);
+const backend = (dir: string, args: string[], env: Record<string, string> = {}) =>
+  run(['--sensor', 'sim', '--sim-load', '2', '--window', '1', '--data-dir', dir, ...args], env);
 const dataDir = () => join(mkdtempSync(join(tmpdir(), 'pm-int-')), 'data');
 const outboxFile = (dir: string) => join(dir, 'outbox', 'outbox.sqlite');
 
@@ -93,11 +94,19 @@ describe('a damaged outbox', () => {
     const dir = dataDir();
     // The node is unreachable: readings wait in the outbox.
     const first = backend(dir, ['--publish-url', 'http://127.0.0.1:9/srv-applet-mgr/v0/event/test']);
-    await until(async () => existsSync(join(dir, 'state.json')) && (await stateOf(dir)).publishing.waiting >= 12, 30_000, 'readings waiting');
+    await until(
+      async () => existsSync(join(dir, 'state.json')) && (await stateOf(dir)).publishing.waiting >= 12,
+      30_000,
+      'readings waiting',
+    );
     expect(await first.stop()).toBe(0);
     const stored = await outboxContents(dir);
     const db = new Database(outboxFile(dir));
-    const leaves = (db.prepare("SELECT pageno FROM dbstat WHERE name = 'messages' AND pagetype = 'leaf' ORDER BY pageno").all() as Array<{ pageno: number }>).map((x) => x.pageno);
+    const leaves = (
+      db.prepare("SELECT pageno FROM dbstat WHERE name = 'messages' AND pagetype = 'leaf' ORDER BY pageno").all() as Array<{
+        pageno: number;
+      }>
+    ).map((x) => x.pageno);
     const pageSize = db.pragma('page_size', { simple: true }) as number;
     db.close();
     expect(leaves.length).toBeGreaterThanOrEqual(2);
@@ -163,7 +172,9 @@ describe('settings that cannot work are refused at start (issue 11, case 6)', ()
     for (const token of ['w3b_abc\r\n', 'w3b_abc def', 'w3b_\u0007abc']) {
       const p = backend(dir, ['--publish-url', 'http://127.0.0.1:9/srv-applet-mgr/v0/event/test'], { W3BSTREAM_PUBLISHER_TOKEN: token });
       expect(await p.exited).toBe(EXIT.badSettings);
-      expect(p.output()).toMatch(/invalid setting W3BSTREAM_PUBLISHER_TOKEN = "<hidden>" .*no spaces, line breaks or other control characters/);
+      expect(p.output()).toMatch(
+        /invalid setting W3BSTREAM_PUBLISHER_TOKEN = "<hidden>" .*no spaces, line breaks or other control characters/,
+      );
       expect(p.output()).not.toContain('w3b_');
     }
     const url = backend(dir, ['--publish-url', 'https://meter:Pa55-SECRET@node.example/srv-applet-mgr/v0/event/test']);
@@ -204,7 +215,11 @@ describe('answers that are not the node accepting a reading (issue 11, cases 1 a
     expect(readFileSync(join(dir, 'status'), 'utf8')).toBe('Failed to publish');
     expect(r.received).toHaveLength(0);
     r.setMode('normal');
-    await until(async () => (await stateOf(dir)).publishing.state === 'ok' && (await stateOf(dir)).publishing.waiting === 0, 20_000, 'drained');
+    await until(
+      async () => (await stateOf(dir)).publishing.state === 'ok' && (await stateOf(dir)).publishing.waiting === 0,
+      20_000,
+      'drained',
+    );
     expect(await p.stop()).toBe(0);
     const box = await outboxContents(dir);
     const seqs = r.received.map((e) => e.seq!);
@@ -288,7 +303,10 @@ describe("the backend's tables on an outbox of the first release", () => {
       expect(store.repairs).toEqual([]);
       expect(store.totals()).toEqual({ energyWh: 7.25, rewardsTotal: 1.5, windows: 44, recentAvgPowerW: [2.5, 3], heldDropped: 1 });
       expect(store.held()).toEqual([{ id: 1, bootId: 'boot-a', endMonoMs: 1234.5, avgPowerW: 2.75 }]);
-      expect(outbox.peek(5).map((m) => [m.seq, m.body, m.attempts])).toEqual([[41, 'body-41', 3], [42, 'body-42', 0]]);
+      expect(outbox.peek(5).map((m) => [m.seq, m.body, m.attempts])).toEqual([
+        [41, 'body-41', 3],
+        [42, 'body-42', 0],
+      ]);
       const r = store.storeReading('body-43', { energyWh: 0.01, rewards: Number.POSITIVE_INFINITY, avgPowerW: 2 });
       expect(r).toMatchObject({ seq: 43, counted: false }); // stored, but an infinite increment counts as 0
       expect(store.totals()).toMatchObject({ energyWh: 7.26, rewardsTotal: 1.5, windows: 45 });

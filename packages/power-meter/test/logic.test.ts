@@ -24,7 +24,19 @@ describe('backend settings', () => {
     resolveSettings(BACKEND_SETTINGS, { flags, env, config }).values;
 
   it('has the documented defaults', () => {
-    expect(resolve({})).toMatchObject({ dataDir: '/home/pi/data/power-meter', window: 5, sensor: 'ina219', i2cBus: 1, i2cAddress: 0x40, shuntOhms: 0.1, publishUrl: '', curve: 'p256', signature: 'raw', timestampUnit: 's', holdUnsyncedClock: true });
+    expect(resolve({})).toMatchObject({
+      dataDir: '/home/pi/data/power-meter',
+      window: 5,
+      sensor: 'ina219',
+      i2cBus: 1,
+      i2cAddress: 0x40,
+      shuntOhms: 0.1,
+      publishUrl: '',
+      curve: 'p256',
+      signature: 'raw',
+      timestampUnit: 's',
+      holdUnsyncedClock: true,
+    });
   });
 
   it('validates with messages naming the setting', () => {
@@ -33,7 +45,18 @@ describe('backend settings', () => {
     expect(() => resolve({ sensor: 'ina226' })).toThrow(/ina219 or sim/);
     expect(() => resolve({ publishUrl: 'ftp://x' })).toThrow(/http\(s\) URL/);
     expect(() => resolve({ simLoad: 'pwm:12:2:5' })).toThrow(/--sim-load/);
-    expect(() => resolve({}, {}, { rewardTiers: [{ belowW: 5, tokensPerH: 1 }, { belowW: 3, tokensPerH: 2 }] })).toThrow(/rewardTiers/);
+    expect(() =>
+      resolve(
+        {},
+        {},
+        {
+          rewardTiers: [
+            { belowW: 5, tokensPerH: 1 },
+            { belowW: 3, tokensPerH: 2 },
+          ],
+        },
+      ),
+    ).toThrow(/rewardTiers/);
     expect(resolve({ i2cAddress: '0x41' }).i2cAddress).toBe(0x41);
     expect(resolve({}, { POWER_METER_HOLD_UNSYNCED_CLOCK: 'false' }).holdUnsyncedClock).toBe(false);
   });
@@ -46,7 +69,13 @@ describe('backend settings', () => {
 });
 
 describe('clock synchronisation', () => {
-  const base = { wallNowMs: Date.UTC(2026, 10, 24), floorMs: Date.UTC(2026, 0, 1), timesyncdPresent: false, timesyncdSynced: false, kernelNtpSynced: null };
+  const base = {
+    wallNowMs: Date.UTC(2026, 10, 24),
+    floorMs: Date.UTC(2026, 0, 1),
+    timesyncdPresent: false,
+    timesyncdSynced: false,
+    kernelNtpSynced: null,
+  };
 
   it('distrusts a clock earlier than the build date, whatever the services say', () => {
     const s = decideClockSync({ ...base, wallNowMs: 0, timesyncdSynced: true });
@@ -100,7 +129,11 @@ describe('data directory writer', () => {
   it('state.json carries the configured reward tiers, so the display colours by them', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'data-'));
     const ex = exampleState();
-    const tiers = [{ belowW: 1.5, tokensPerH: 20 }, { belowW: 2.5, tokensPerH: 6 }, { belowW: 9, tokensPerH: 1 }];
+    const tiers = [
+      { belowW: 1.5, tokensPerH: 20 },
+      { belowW: 2.5, tokensPerH: 6 },
+      { belowW: 9, tokensPerH: 1 },
+    ];
     new StateWriter(dir).write(buildState({ ...ex, nowMs: ex.updatedAtMs, rewards: { tokensPerH: 6, total: 2, tiers } }), null);
     const read = await readState(dir);
     expect(read.ok && read.state.rewards).toEqual({ tokensPerH: 6, total: 2, tiers });

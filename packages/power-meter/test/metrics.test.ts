@@ -40,18 +40,29 @@ async function output(over: Partial<Parameters<typeof MetricsOutput.start>[0]> =
   writeFileSync(join(dir, 'outbox.sqlite'), Buffer.alloc(4096));
   writeFileSync(join(dir, 'outbox.sqlite-wal'), Buffer.alloc(1000));
   const lines: string[] = [];
-  const m = await MetricsOutput.start({ outboxStats: () => OUTBOX, outboxFile: join(dir, 'outbox.sqlite'), file: '', fileIntervalMs: 60_000, port: 0, version: '9.9.9', log: (l) => lines.push(l), ...over });
+  const m = await MetricsOutput.start({
+    outboxStats: () => OUTBOX,
+    outboxFile: join(dir, 'outbox.sqlite'),
+    file: '',
+    fileIntervalMs: 60_000,
+    port: 0,
+    version: '9.9.9',
+    log: (l) => lines.push(l),
+    ...over,
+  });
   stops.push(() => m.stop());
   return { m, lines };
 }
 
 function get(port: number, path: string, host = '127.0.0.1'): Promise<{ status: number; type: string; body: string }> {
   return new Promise((resolve, reject) => {
-    http.get({ host, port, path }, (res) => {
-      let body = '';
-      res.on('data', (c: Buffer) => (body += c.toString()));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, type: String(res.headers['content-type']), body }));
-    }).once('error', reject);
+    http
+      .get({ host, port, path }, (res) => {
+        let body = '';
+        res.on('data', (c: Buffer) => (body += c.toString()));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, type: String(res.headers['content-type']), body }));
+      })
+      .once('error', reject);
   });
 }
 
@@ -126,13 +137,17 @@ describe('Prometheus metrics', () => {
     const addr = (m as unknown as { server: http.Server }).server.address();
     expect(addr).toMatchObject({ address: '127.0.0.1', port });
 
-    await until(() => {
-      try {
-        return value(parse(readFileSync(file, 'utf8')), 'power_meter_energy_joules_total') === 3600;
-      } catch {
-        return false;
-      }
-    }, 10_000, 'metrics file');
+    await until(
+      () => {
+        try {
+          return value(parse(readFileSync(file, 'utf8')), 'power_meter_energy_joules_total') === 3600;
+        } catch {
+          return false;
+        }
+      },
+      10_000,
+      'metrics file',
+    );
     m.onState(exampleState({ energyTotalWh: 2 })); // within the interval: the file keeps the first figures
     await new Promise((res) => setImmediate(res));
     expect(value(parse(readFileSync(file, 'utf8')), 'power_meter_energy_joules_total')).toBe(3600);

@@ -30,7 +30,12 @@ interface Seen {
 
 /** A subscriber like Home Assistant: everything under the discovery prefix and the meter's topics. */
 async function subscriber(b: Broker): Promise<{ client: MqttClient; seen: Seen[] }> {
-  const client = await connectAsync(b.url, { username: b.user, password: b.password, reconnectPeriod: 200, clientId: `test-${Math.random()}` });
+  const client = await connectAsync(b.url, {
+    username: b.user,
+    password: b.password,
+    reconnectPeriod: 200,
+    clientId: `test-${Math.random()}`,
+  });
   cleanups.push(() => client.endAsync(true));
   const seen: Seen[] = [];
   client.on('message', (topic, payload, packet) => seen.push({ topic, payload: payload.toString(), retain: packet.retain }));
@@ -75,7 +80,11 @@ describe('MQTT output against a real Mosquitto broker', () => {
     out.onState(st(1.6, 6000));
     // A client that subscribes afterwards (Home Assistant starting later) gets the retained configs.
     const { seen } = await subscriber(b);
-    await until(() => seen.filter((m) => m.topic.endsWith('/config')).length === ENTITIES.length && seen.some((m) => m.topic === topics.window), 20_000, 'retained discovery and state');
+    await until(
+      () => seen.filter((m) => m.topic.endsWith('/config')).length === ENTITIES.length && seen.some((m) => m.topic === topics.window),
+      20_000,
+      'retained discovery and state',
+    );
     for (const m of seen.filter((x) => x.topic.startsWith('homeassistant/'))) {
       expect(m.retain).toBe(true);
       expect(sensorDiscoveryProblems(m.topic, JSON.parse(m.payload))).toEqual([]);
@@ -103,7 +112,11 @@ describe('MQTT output against a real Mosquitto broker', () => {
     await until(() => seen.some((m) => m.topic === topics.window), 20_000, 'retained window');
     seen.length = 0;
     await client.publishAsync('homeassistant/status', 'online');
-    await until(() => seen.some((m) => m.topic === topics.window && !m.retain) && seen.some((m) => m.topic === topics.status && !m.retain), 20_000, 'republished states');
+    await until(
+      () => seen.some((m) => m.topic === topics.window && !m.retain) && seen.some((m) => m.topic === topics.status && !m.retain),
+      20_000,
+      'republished states',
+    );
   });
 
   it('survives a broker restart: reconnects with backoff and publishes discovery, availability and the latest state again', async () => {
@@ -117,7 +130,11 @@ describe('MQTT output against a real Mosquitto broker', () => {
     await b.start(); // no persistence: the broker comes back empty
     await until(() => out.connection().state === 'connected', 20_000, 'reconnected');
     const { seen } = await subscriber(b);
-    await until(() => seen.filter((m) => m.topic.endsWith('/config')).length === ENTITIES.length && seen.some((m) => m.topic === topics.window), 20_000, 'republished');
+    await until(
+      () => seen.filter((m) => m.topic.endsWith('/config')).length === ENTITIES.length && seen.some((m) => m.topic === topics.window),
+      20_000,
+      'republished',
+    );
     expect(JSON.parse(seen.find((m) => m.topic === topics.window)!.payload)).toMatchObject({ energyTotalWh: 3.2 });
     expect(seen.find((m) => m.topic === topics.availability)!.payload).toBe('online');
     expect(lines.filter((l) => /^mqtt retrying/.test(l))).toHaveLength(1); // one line per problem, not per attempt

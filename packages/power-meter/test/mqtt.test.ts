@@ -42,13 +42,22 @@ describe('Home Assistant discovery configs', () => {
   it('give power (W, measurement) and an energy total the Energy dashboard accepts (Wh, total_increasing)', () => {
     const byKey = new Map(msgs.map((m) => [m.topic.split('/')[3], m.config]));
     expect(byKey.get('power')).toMatchObject({ device_class: 'power', state_class: 'measurement', unit_of_measurement: 'W' });
-    expect(byKey.get('energy')).toMatchObject({ device_class: 'energy', state_class: 'total_increasing', unit_of_measurement: 'Wh', value_template: '{{ value_json.energyTotalWh }}' });
+    expect(byKey.get('energy')).toMatchObject({
+      device_class: 'energy',
+      state_class: 'total_increasing',
+      unit_of_measurement: 'Wh',
+      value_template: '{{ value_json.energyTotalWh }}',
+    });
     expect(energyDashboardReady(byKey.get('energy')!)).toBe(true);
     expect(msgs.filter((m) => energyDashboardReady(m.config))).toHaveLength(1);
     expect(byKey.get('window_power')).toMatchObject({ device_class: 'power', unit_of_measurement: 'W' });
     expect(byKey.get('reward_rate')).toMatchObject({ unit_of_measurement: 'tokens/h' });
     expect(byKey.get('rewards')).toMatchObject({ state_class: 'total_increasing' });
-    expect(byKey.get('publishing')).toMatchObject({ device_class: 'enum', options: ['disabled', 'ok', 'retrying', 'failing'], entity_category: 'diagnostic' });
+    expect(byKey.get('publishing')).toMatchObject({
+      device_class: 'enum',
+      options: ['disabled', 'ok', 'retrying', 'failing'],
+      entity_category: 'diagnostic',
+    });
   });
 
   it('share one device block (address, model, version) and one availability topic; ids are unique per meter', () => {
@@ -60,12 +69,24 @@ describe('Home Assistant discovery configs', () => {
       // Every value template reads a field the state payload on its topic really has.
       const field = /value_json\.(\w+)/.exec(String(m.config.value_template))![1]!;
       const topicKey = (Object.keys(t) as Array<keyof typeof t>).find((k) => t[k] === m.config.state_topic)!;
-      const sample = JSON.parse(topicKey === 'window' ? windowPayload(state()) : new StatePlanner(t, 0).all(state(), 0).find((x) => x.topic === t[topicKey])!.payload);
+      const sample = JSON.parse(
+        topicKey === 'window'
+          ? windowPayload(state())
+          : new StatePlanner(t, 0).all(state(), 0).find((x) => x.topic === t[topicKey])!.payload,
+      );
       expect(sample, `${m.topic} reads ${field}`).toHaveProperty(field);
     }
-    expect(msgs[0]!.config.device).toMatchObject({ identifiers: [nodeId(ADDR)], model: 'INA219', sw_version: '1.2.3', serial_number: ADDR.toLowerCase() });
+    expect(msgs[0]!.config.device).toMatchObject({
+      identifiers: [nodeId(ADDR)],
+      model: 'INA219',
+      sw_version: '1.2.3',
+      serial_number: ADDR.toLowerCase(),
+    });
     expect(new Set(msgs.map((m) => m.config.unique_id)).size).toBe(msgs.length);
-    const other = discoveryMessages('homeassistant', 'power-meter', { ...INFO, deviceAddress: '0x1111111111111111111111111111111111111111' });
+    const other = discoveryMessages('homeassistant', 'power-meter', {
+      ...INFO,
+      deviceAddress: '0x1111111111111111111111111111111111111111',
+    });
     expect(other.some((o) => msgs.some((m) => m.config.unique_id === o.config.unique_id || m.topic === o.topic))).toBe(false);
   });
 });
@@ -96,7 +117,8 @@ describe('state messages', () => {
 });
 
 describe('MQTT settings', () => {
-  const resolve = (env: Record<string, string>, flags: Record<string, unknown> = {}) => resolveSettings(BACKEND_SETTINGS, { flags, env, config: {} }).values;
+  const resolve = (env: Record<string, string>, flags: Record<string, unknown> = {}) =>
+    resolveSettings(BACKEND_SETTINGS, { flags, env, config: {} }).values;
 
   it('accept mqtt:// and mqtts:// URLs; refuse other schemes, credentials in the URL (without echoing them) and wildcard prefixes', () => {
     expect(resolve({ POWER_METER_MQTT_URL: 'mqtts://broker.lan:8883' }).mqttUrl).toBe('mqtts://broker.lan:8883');
@@ -120,11 +142,16 @@ describe('MQTT settings', () => {
     expect(BACKEND_SETTINGS.mqttUser.flag).toBeNull();
     expect(BACKEND_SETTINGS.mqttPassword.flag).toBeNull();
     expect(BACKEND_SETTINGS.mqttPassword.secret).toBe(true);
-    expect(resolve({ POWER_METER_MQTT_USER: 'meter', POWER_METER_MQTT_PASSWORD: 'pw' })).toMatchObject({ mqttUser: 'meter', mqttPassword: 'pw' });
+    expect(resolve({ POWER_METER_MQTT_USER: 'meter', POWER_METER_MQTT_PASSWORD: 'pw' })).toMatchObject({
+      mqttUser: 'meter',
+      mqttPassword: 'pw',
+    });
   });
 
   it('read the login from an environment file the way systemd does', () => {
-    const env = parseEnvFile('# comment\nW3BSTREAM_PUBLISHER_TOKEN=abc\nPOWER_METER_MQTT_USER=meter\nPOWER_METER_MQTT_PASSWORD="p w=1"\n  # POWER_METER_MQTT_USER=nobody\n');
+    const env = parseEnvFile(
+      '# comment\nW3BSTREAM_PUBLISHER_TOKEN=abc\nPOWER_METER_MQTT_USER=meter\nPOWER_METER_MQTT_PASSWORD="p w=1"\n  # POWER_METER_MQTT_USER=nobody\n',
+    );
     expect(env).toEqual({ W3BSTREAM_PUBLISHER_TOKEN: 'abc', POWER_METER_MQTT_USER: 'meter', POWER_METER_MQTT_PASSWORD: 'p w=1' });
   });
 });

@@ -21,7 +21,12 @@ afterEach(async () => {
 });
 
 function backend(dataDir: string, args: string[], env: Record<string, string> = {}): Proc {
-  const p = start(BACKEND, ['--sensor', 'sim', '--window', '1', '--data-dir', dataDir, ...args], { W3BSTREAM_PUBLISHER_TOKEN: TOKEN, POWER_METER_RETRY_MAX_MS: '500', POWER_METER_MQTT_RETRY_MAX_MS: '300', ...env });
+  const p = start(BACKEND, ['--sensor', 'sim', '--window', '1', '--data-dir', dataDir, ...args], {
+    W3BSTREAM_PUBLISHER_TOKEN: TOKEN,
+    POWER_METER_RETRY_MAX_MS: '500',
+    POWER_METER_MQTT_RETRY_MAX_MS: '300',
+    ...env,
+  });
   cleanups.push(() => p.stop('SIGKILL'));
   return p;
 }
@@ -45,7 +50,12 @@ interface Seen {
 }
 
 async function subscriber(b: Broker, filters = ['homeassistant/#', 'power-meter/#']): Promise<{ client: MqttClient; seen: Seen[] }> {
-  const client = await connectAsync(b.url, { username: b.user, password: b.password, reconnectPeriod: 200, clientId: `test-${Math.random()}` });
+  const client = await connectAsync(b.url, {
+    username: b.user,
+    password: b.password,
+    reconnectPeriod: 200,
+    clientId: `test-${Math.random()}`,
+  });
   cleanups.push(() => client.endAsync(true));
   const seen: Seen[] = [];
   client.on('message', (topic, payload, packet) => seen.push({ topic, payload: payload.toString(), retain: packet.retain }));
@@ -60,11 +70,19 @@ describe('power-meter with MQTT (real daemon, real Mosquitto)', () => {
     const b = await broker();
     const dir = join(mkdtempSync(join(tmpdir(), 'pm-mqtt-')), 'data');
     const { seen } = await subscriber(b);
-    const first = backend(dir, ['--sim-load', '8', '--mqtt-url', b.url, '--mqtt-readings', 'true', '--mqtt-power-interval', '500'], mqttEnv(b));
+    const first = backend(
+      dir,
+      ['--sim-load', '8', '--mqtt-url', b.url, '--mqtt-readings', 'true', '--mqtt-power-interval', '500'],
+      mqttEnv(b),
+    );
     await first.waitFor(/mqtt connected to mqtt:\/\/127\.0\.0\.1/, 20_000);
     const id = (await first.waitFor(/identity device_id=(0x[0-9a-f]{40})/))[1]!;
     const t = meterTopics('power-meter', id);
-    await until(() => seen.filter((m) => m.topic === t.window).length >= 3 && seen.some((m) => m.topic === t.reading), 20_000, 'window states and a reading');
+    await until(
+      () => seen.filter((m) => m.topic === t.window).length >= 3 && seen.some((m) => m.topic === t.reading),
+      20_000,
+      'window states and a reading',
+    );
 
     const configs = seen.filter((m) => m.topic.startsWith('homeassistant/sensor/'));
     expect(new Set(configs.map((m) => m.topic)).size).toBe(ENTITIES.length);
@@ -89,7 +107,8 @@ describe('power-meter with MQTT (real daemon, real Mosquitto)', () => {
     const windowsBefore = seen.filter((m) => m.topic === t.window).length;
     await until(() => seen.filter((m) => m.topic === t.window).length >= windowsBefore + 3, 20_000, 'windows after the restart');
     const energy = seen.filter((m) => m.topic === t.window).map((m) => (JSON.parse(m.payload) as { energyTotalWh: number }).energyTotalWh);
-    for (let i = 1; i < energy.length; i++) expect(energy[i]!, `energy[${i}] after ${energy[i - 1]}`).toBeGreaterThanOrEqual(energy[i - 1]!);
+    for (let i = 1; i < energy.length; i++)
+      expect(energy[i]!, `energy[${i}] after ${energy[i - 1]}`).toBeGreaterThanOrEqual(energy[i - 1]!);
     expect(energy.at(-1)!).toBeGreaterThan(energy[0]!);
 
     expect(await second.stop('SIGTERM')).toBe(0);
@@ -119,10 +138,14 @@ describe('power-meter with MQTT (real daemon, real Mosquitto)', () => {
     const dir2 = join(mkdtempSync(join(tmpdir(), 'pm-mqtt-')), 'data');
     const q = backend(dir2, ['--sim-load', '4', '--publish-url', r.url, '--mqtt-url', b.url], mqttEnv(b, 'not-the-password'));
     await q.waitFor(/mqtt refused: .*refused the login .*POWER_METER_MQTT_PASSWORD/, 20_000);
-    await until(async () => {
-      const s = await readState(dir2);
-      return s.ok && s.state.lastWindow !== null && s.state.publishing.state === 'ok' && s.state.energyTotalWh > 0;
-    }, 20_000, 'measured and delivered');
+    await until(
+      async () => {
+        const s = await readState(dir2);
+        return s.ok && s.state.lastWindow !== null && s.state.publishing.state === 'ok' && s.state.energyTotalWh > 0;
+      },
+      20_000,
+      'measured and delivered',
+    );
     expect(q.output()).not.toContain('not-the-password');
   });
 
@@ -130,7 +153,10 @@ describe('power-meter with MQTT (real daemon, real Mosquitto)', () => {
     const b = await broker();
     const dir = join(mkdtempSync(join(tmpdir(), 'pm-mqtt-')), 'data');
     const run = async (password: string) => {
-      const d = start(BACKEND, ['doctor', '--sensor', 'sim', '--data-dir', dir, '--mqtt-url', b.url], { ...mqttEnv(b, password), POWER_METER_TIMESYNC_ROOT: dir });
+      const d = start(BACKEND, ['doctor', '--sensor', 'sim', '--data-dir', dir, '--mqtt-url', b.url], {
+        ...mqttEnv(b, password),
+        POWER_METER_TIMESYNC_ROOT: dir,
+      });
       await d.exited;
       return d.output();
     };
@@ -149,20 +175,37 @@ describe('power-meter with Prometheus metrics (real daemon)', () => {
     const dir = join(base, 'data');
     const file = join(base, 'power_meter.prom');
     const r = await receiver();
-    const p = backend(dir, ['--sim-load', '8', '--publish-url', r.url, '--metrics-port', String(port), '--metrics-file', file, '--metrics-file-interval', '1']);
+    const p = backend(dir, [
+      '--sim-load',
+      '8',
+      '--publish-url',
+      r.url,
+      '--metrics-port',
+      String(port),
+      '--metrics-file',
+      file,
+      '--metrics-file-interval',
+      '1',
+    ]);
     await p.waitFor(new RegExp(`metrics listening url=http://127\\.0\\.0\\.1:${port}/metrics`), 20_000);
     await until(() => r.received.length >= 3, 20_000, 'deliveries');
     const scrape = (): Promise<string> =>
       new Promise((resolve, reject) => {
-        http.get({ host: '127.0.0.1', port, path: '/metrics' }, (res) => {
-          let body = '';
-          res.on('data', (c: Buffer) => (body += c.toString()));
-          res.on('end', () => resolve(body));
-        }).once('error', reject);
+        http
+          .get({ host: '127.0.0.1', port, path: '/metrics' }, (res) => {
+            let body = '';
+            res.on('data', (c: Buffer) => (body += c.toString()));
+            res.on('end', () => resolve(body));
+          })
+          .once('error', reject);
       });
     type Family = { name: string; type: string; metrics: Array<{ value: string; labels?: Record<string, string> }> };
     const values = (text: string) => new Map((parsePrometheusTextFormat(text) as Family[]).map((f) => [f.name, f]));
-    await until(async () => Number(values(await scrape()).get('power_meter_readings_delivered_total')?.metrics[0]?.value) >= 3, 20_000, 'delivered counter');
+    await until(
+      async () => Number(values(await scrape()).get('power_meter_readings_delivered_total')?.metrics[0]?.value) >= 3,
+      20_000,
+      'delivered counter',
+    );
     const m = values(await scrape());
     const num = (name: string) => Number(m.get(name)!.metrics[0]!.value);
     expect(num('power_meter_power_watts')).toBeCloseTo(8, 0);
@@ -174,13 +217,17 @@ describe('power-meter with Prometheus metrics (real daemon)', () => {
     const s = await readState(dir);
     expect(s.ok && m.get('power_meter_info')!.metrics[0]!.labels!.device_id === s.state.deviceId).toBe(true);
 
-    await until(() => {
-      try {
-        return Number(values(readFileSync(file, 'utf8')).get('power_meter_energy_joules_total')?.metrics[0]?.value) > 0;
-      } catch {
-        return false;
-      }
-    }, 20_000, 'metrics file');
+    await until(
+      () => {
+        try {
+          return Number(values(readFileSync(file, 'utf8')).get('power_meter_energy_joules_total')?.metrics[0]?.value) > 0;
+        } catch {
+          return false;
+        }
+      },
+      20_000,
+      'metrics file',
+    );
     expect(await p.stop('SIGTERM')).toBe(0);
   });
 });

@@ -37,7 +37,9 @@ for (let i = 0; i < 200; i++) rgbaToRgb565be(rgba, W, undefined, out);
 const convUs = await time(21, 100, () => rgbaToRgb565be(rgba, W, undefined, out));
 const convBgraUs = await time(21, 100, () => rgbaToRgb565be(rgba, W, undefined, out, 'bgra'));
 const smallUs = await time(21, 1000, () => rgbaToRgb565be(rgba, W, { x: 40, y: 50, w: 60, h: 16 }, out));
-console.log(`RGBA -> RGB565 (big-endian), full ${W}x${H} frame: median ${convUs.toFixed(1)} us (${((W * H) / convUs).toFixed(0)} Mpixel/s)`);
+console.log(
+  `RGBA -> RGB565 (big-endian), full ${W}x${H} frame: median ${convUs.toFixed(1)} us (${((W * H) / convUs).toFixed(0)} Mpixel/s)`,
+);
 console.log(`BGRA (canvas raw) -> RGB565, full frame: median ${convBgraUs.toFixed(1)} us; a 60x16 text field: ${smallUs.toFixed(2)} us`);
 figure('RGBA to RGB565, full frame', convUs, 'us');
 figure('BGRA to RGB565, full frame', convBgraUs, 'us');
@@ -65,6 +67,8 @@ const bare = new St7735(nullSpi, { set: () => {} }, null, { sleep: async () => {
 await bare.init();
 const bareUs = await time(21, 50, () => bare.writeRegion(0, 0, W, H, out));
 const wireMs = ((bytesPerFrame * 8) / 24e6) * 1000;
-console.log(`driver alone (null bus), full frame: median ${bareUs.toFixed(0)} us = ${(FRAME_BYTES / bareUs).toFixed(0)} MB/s; the wire at 24 MHz needs ${wireMs.toFixed(1)} ms`);
+console.log(
+  `driver alone (null bus), full frame: median ${bareUs.toFixed(0)} us = ${(FRAME_BYTES / bareUs).toFixed(0)} MB/s; the wire at 24 MHz needs ${wireMs.toFixed(1)} ms`,
+);
 figure('driver CPU per full frame (null bus)', bareUs, 'us');
 figure('full-frame wire time at 24 MHz', wireMs, 'ms');

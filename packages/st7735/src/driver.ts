@@ -134,7 +134,8 @@ export class St7735 {
   writeRegion(x: number, y: number, w: number, h: number, rgb565be: Buffer): Promise<void> {
     if (w <= 0 || h <= 0 || x < 0 || y < 0 || x + w > this.width || y + h > this.height)
       return Promise.reject(new St7735Error(`region ${w}x${h} at (${x},${y}) is outside the ${this.width}x${this.height} screen`));
-    if (rgb565be.length < w * h * 2) return Promise.reject(new St7735Error(`region ${w}x${h} needs ${w * h * 2} bytes, got ${rgb565be.length}`));
+    if (rgb565be.length < w * h * 2)
+      return Promise.reject(new St7735Error(`region ${w}x${h} needs ${w * h * 2} bytes, got ${rgb565be.length}`));
     // Copy now: the caller may reuse its buffer before the queued write runs.
     const pixels = Buffer.from(rgb565be.subarray(0, w * h * 2));
     return this.serial(async () => {

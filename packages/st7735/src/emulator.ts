@@ -116,7 +116,14 @@ function glassSpecOf(glass: PanelVariant | GlassOptions): GlassSpec {
   const centred = centredMemory(spec);
   const memCols = opts.memCols ?? centred?.cols ?? MEMORY.cols;
   const memRows = opts.memRows ?? centred?.rows ?? MEMORY.rows;
-  if (memCols > MEMORY.cols || memRows > MEMORY.rows || spec.colOffset < 0 || spec.rowOffset < 0 || spec.colOffset + spec.width > memCols || spec.rowOffset + spec.height > memRows)
+  if (
+    memCols > MEMORY.cols ||
+    memRows > MEMORY.rows ||
+    spec.colOffset < 0 ||
+    spec.rowOffset < 0 ||
+    spec.colOffset + spec.width > memCols ||
+    spec.rowOffset + spec.height > memRows
+  )
     throw new RangeError(
       `a ${spec.width}x${spec.height} glass at ${spec.colOffset}/${spec.rowOffset} does not fit ${memCols}x${memRows} memory (the controller has at most ${MEMORY.cols}x${MEMORY.rows})`,
     );
@@ -184,13 +191,15 @@ export class EmulatedSt7735 {
     this.glassSpec = glassSpecOf(glass);
     // Power-on window: the whole memory as strapped.
     this.win = { cs: 0, ce: this.glassSpec.memCols - 1, rs: 0, re: this.glassSpec.memRows - 1 };
-    this.wireDelay = (typeof glass === 'object' && 'wireDelay' in glass && glass.wireDelay) || (() => new Promise<void>((r) => setImmediate(r)));
+    this.wireDelay =
+      (typeof glass === 'object' && 'wireDelay' in glass && glass.wireDelay) || (() => new Promise<void>((r) => setImmediate(r)));
     this.spi = { transfer: (message) => this.transfer(message) };
     this.dc = {
       set: (v) => {
         // The controller samples D/C on the last bit of each byte: a change while a message is
         // being clocked turns the rest of it into commands (or parameters). Fail loudly instead.
-        if (this.busy && v !== this.dcLevel) throw new ProtocolError(`D/C changed to ${v} while an SPI transfer was in progress: await each transfer before toggling D/C`);
+        if (this.busy && v !== this.dcLevel)
+          throw new ProtocolError(`D/C changed to ${v} while an SPI transfer was in progress: await each transfer before toggling D/C`);
         this.dcLevel = v;
       },
     };
@@ -236,9 +245,11 @@ export class EmulatedSt7735 {
     // finished cannot know which D/C level each will see: that is the bug this catches.
     if (this.busy) throw new ProtocolError('SPI transfer started before the previous one finished');
     const total = message.reduce((n, p) => n + p.byteLength, 0);
-    if (total > MAX_MESSAGE_BYTES) throw new ProtocolError(`SPI message of ${total} bytes exceeds spidev's ${MAX_MESSAGE_BYTES}-byte limit (EMSGSIZE)`);
+    if (total > MAX_MESSAGE_BYTES)
+      throw new ProtocolError(`SPI message of ${total} bytes exceeds spidev's ${MAX_MESSAGE_BYTES}-byte limit (EMSGSIZE)`);
     for (const p of message)
-      if (p.byteLength > p.sendBuffer.length) throw new ProtocolError(`SPI part says byteLength ${p.byteLength} but its sendBuffer has ${p.sendBuffer.length} bytes`);
+      if (p.byteLength > p.sendBuffer.length)
+        throw new ProtocolError(`SPI part says byteLength ${p.byteLength} but its sendBuffer has ${p.sendBuffer.length} bytes`);
     if (this.resetLevel === 0) throw new ProtocolError('SPI transfer while RESET is held low');
     this.busy = true;
     try {
@@ -269,7 +280,9 @@ export class EmulatedSt7735 {
 
   private command(b: number): void {
     if (this.cmd !== null && this.cmd !== CMD.RAMWR && this.params.length < (PARAMS[this.cmd] ?? 0))
-      throw new ProtocolError(`command 0x${this.cmd.toString(16)} got ${this.params.length} of ${PARAMS[this.cmd]} parameters before the next command`);
+      throw new ProtocolError(
+        `command 0x${this.cmd.toString(16)} got ${this.params.length} of ${PARAMS[this.cmd]} parameters before the next command`,
+      );
     this.cmd = b;
     this.params = [];
     this.pendingByte = null;
@@ -303,7 +316,9 @@ export class EmulatedSt7735 {
     if (this.cmd === null) throw new ProtocolError('data (D/C high) before any command: pixel data must follow RAMWR');
     const want = PARAMS[this.cmd] ?? 0;
     if (this.params.length >= want)
-      throw new ProtocolError(`unexpected data after command 0x${this.cmd.toString(16)} (takes ${want} parameter bytes): pixel data must follow RAMWR`);
+      throw new ProtocolError(
+        `unexpected data after command 0x${this.cmd.toString(16)} (takes ${want} parameter bytes): pixel data must follow RAMWR`,
+      );
     this.params.push(b);
     if (this.params.length === want) this.apply(this.cmd, this.params);
   }
@@ -317,7 +332,9 @@ export class EmulatedSt7735 {
       const isCols = (cmd === CMD.CASET) !== mv;
       const limit = isCols ? this.glassSpec.memCols : this.glassSpec.memRows;
       if (start > end || end >= limit)
-        throw new ProtocolError(`${cmd === CMD.CASET ? 'CASET' : 'RASET'} ${start}..${end} is outside controller memory (0..${limit - 1} in this orientation)`);
+        throw new ProtocolError(
+          `${cmd === CMD.CASET ? 'CASET' : 'RASET'} ${start}..${end} is outside controller memory (0..${limit - 1} in this orientation)`,
+        );
       if (cmd === CMD.CASET) this.win = { ...this.win, cs: start, ce: end };
       else this.win = { ...this.win, rs: start, re: end };
     } else if (cmd === CMD.MADCTL) {
@@ -328,7 +345,10 @@ export class EmulatedSt7735 {
   }
 
   private pixelByte(b: number): void {
-    if (this.colmod !== COLMOD_16BIT) throw new ProtocolError(`pixel data while COLMOD is 0x${this.colmod.toString(16)}; the driver must select 16-bit RGB565 (COLMOD 0x05)`);
+    if (this.colmod !== COLMOD_16BIT)
+      throw new ProtocolError(
+        `pixel data while COLMOD is 0x${this.colmod.toString(16)}; the driver must select 16-bit RGB565 (COLMOD 0x05)`,
+      );
     if (this.pendingByte === null) {
       this.pendingByte = b;
       return;
@@ -363,7 +383,8 @@ export class EmulatedSt7735 {
   /** The colour the glass shows at (gx, gy) in its native portrait orientation (black when off). */
   glassPixel(gx: number, gy: number): [number, number, number] {
     const g = this.glassSpec;
-    if (gx < 0 || gy < 0 || gx >= g.width || gy >= g.height) throw new RangeError(`(${gx},${gy}) is outside the ${g.width}x${g.height} glass`);
+    if (gx < 0 || gy < 0 || gx >= g.width || gy >= g.height)
+      throw new RangeError(`(${gx},${gy}) is outside the ${g.width}x${g.height} glass`);
     if (!this.isOn) return [0, 0, 0];
     const word = this.memory[(gy + g.rowOffset) * MEMORY.cols + gx + g.colOffset]!;
     let [r, gr, b] = rgb565ToRgb(word);

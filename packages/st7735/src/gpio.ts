@@ -69,7 +69,12 @@ export function listGpioChips(root = '/'): GpioChipInfo[] {
   if (!existsSync(dir)) return [];
   return readdirSync(dir)
     .filter((n) => /^gpiochip\d+$/.test(n))
-    .map((name) => ({ name, label: readTrim(join(dir, name, 'label')), base: Number(readTrim(join(dir, name, 'base'))), ngpio: Number(readTrim(join(dir, name, 'ngpio'))) }));
+    .map((name) => ({
+      name,
+      label: readTrim(join(dir, name, 'label')),
+      base: Number(readTrim(join(dir, name, 'base'))),
+      ngpio: Number(readTrim(join(dir, name, 'ngpio'))),
+    }));
 }
 
 /**
@@ -115,7 +120,10 @@ export function headerChip(chips: GpioChipInfo[]): GpioChipInfo | null {
 function checkBcm(bcm: number, chip: GpioChipInfo): void {
   const lines = Math.min(chip.ngpio || MAX_BCM, MAX_BCM);
   if (!Number.isInteger(bcm) || bcm < 0 || bcm >= lines)
-    throw new GpioError(`GPIO${bcm} does not exist on ${chip.label} (BCM 0-${lines - 1}; the header has 0-27): check the pin number`, 'bad-pin');
+    throw new GpioError(
+      `GPIO${bcm} does not exist on ${chip.label} (BCM 0-${lines - 1}; the header has 0-27): check the pin number`,
+      'bad-pin',
+    );
 }
 
 export function sysfsNumber(bcm: number, chip: GpioChipInfo): number {
@@ -135,7 +143,10 @@ export type GpiosetMode = 'interactive' | 'oneshot-v1' | 'oneshot-v2';
 
 export function gpiosetMode(versionText: string, helpText: string): GpiosetMode {
   const v = parseLibgpiodVersion(versionText);
-  if (!v) throw new GpioError(`cannot tell the libgpiod version from 'gpioset --version' (${JSON.stringify(versionText.slice(0, 80))}): install the gpiod package (sudo apt install gpiod)`);
+  if (!v)
+    throw new GpioError(
+      `cannot tell the libgpiod version from 'gpioset --version' (${JSON.stringify(versionText.slice(0, 80))}): install the gpiod package (sudo apt install gpiod)`,
+    );
   if (v.major < 2) return 'oneshot-v1';
   // Interactive mode is a build option of libgpiod 2 (needs libedit); fall back when missing.
   return /--interactive\b/.test(helpText) ? 'interactive' : 'oneshot-v2';
@@ -179,9 +190,16 @@ export async function openGpioLine(bcm: number, opts: GpioLineOptions = {}): Pro
 
 /** A failed write to /sys/class/gpio/export, turned into what to do about it. */
 export function sysfsExportError(code: string, bcm: number, sysfsN: number): GpioError {
-  if (code === 'EACCES' || code === 'EPERM') return new GpioError(`no permission to export GPIO${bcm} (sysfs ${sysfsN}): add the user to the gpio group (sudo adduser $USER gpio) and log in again`, 'permission');
+  if (code === 'EACCES' || code === 'EPERM')
+    return new GpioError(
+      `no permission to export GPIO${bcm} (sysfs ${sysfsN}): add the user to the gpio group (sudo adduser $USER gpio) and log in again`,
+      'permission',
+    );
   if (code === 'EINVAL')
-    return new GpioError(`the kernel refused GPIO${bcm} (sysfs ${sysfsN}, EINVAL): the pin does not exist on this chip; check the pin number (BCM numbers, not header pin numbers)`, 'bad-pin');
+    return new GpioError(
+      `the kernel refused GPIO${bcm} (sysfs ${sysfsN}, EINVAL): the pin does not exist on this chip; check the pin number (BCM numbers, not header pin numbers)`,
+      'bad-pin',
+    );
   if (code === 'EBUSY')
     return new GpioError(
       `GPIO${bcm} is busy (EBUSY): a kernel driver owns it; remove the dtoverlay that uses it (e.g. an st7735r/fbtft overlay) from /boot/firmware/config.txt, or use another pin`,
@@ -245,7 +263,11 @@ function run(cmd: string, args: string[], timeoutMs = 5000): Promise<{ code: num
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
     child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
     child.on('error', (err: NodeJS.ErrnoException) =>
-      reject(err.code === 'ENOENT' ? new GpioError(`${cmd} not found: install the libgpiod tools (sudo apt install gpiod)`, 'tool-missing') : new GpioError(`cannot run ${cmd}: ${err.message}`)),
+      reject(
+        err.code === 'ENOENT'
+          ? new GpioError(`${cmd} not found: install the libgpiod tools (sudo apt install gpiod)`, 'tool-missing')
+          : new GpioError(`cannot run ${cmd}: ${err.message}`),
+      ),
     );
     child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
   });
@@ -254,8 +276,16 @@ function run(cmd: string, args: string[], timeoutMs = 5000): Promise<{ code: num
 /** What a failed gpioset said, turned into a fix. */
 function gpiosetFailure(bcm: number, chip: string, stderr: string): GpioError {
   const msg = stderr.trim().split('\n').slice(-2).join(' ');
-  if (/permission denied/i.test(msg)) return new GpioError(`no permission on /dev/${chip} for GPIO${bcm} (${msg}): add the user to the gpio group (sudo adduser $USER gpio) and log in again`, 'permission');
-  if (/busy/i.test(msg)) return new GpioError(`GPIO${bcm} is in use by another program or kernel driver (${msg}): stop it, or remove the dtoverlay that claims the pin`, 'busy');
+  if (/permission denied/i.test(msg))
+    return new GpioError(
+      `no permission on /dev/${chip} for GPIO${bcm} (${msg}): add the user to the gpio group (sudo adduser $USER gpio) and log in again`,
+      'permission',
+    );
+  if (/busy/i.test(msg))
+    return new GpioError(
+      `GPIO${bcm} is in use by another program or kernel driver (${msg}): stop it, or remove the dtoverlay that claims the pin`,
+      'busy',
+    );
   return new GpioError(`gpioset failed for GPIO${bcm} on ${chip}: ${msg || 'no message'}`);
 }
 
@@ -270,7 +300,11 @@ async function openGpiosetLine(bcm: number, root: string, opts: GpioLineOptions)
     const detect = await run(opts.gpiodetectPath ?? 'gpiodetect', []);
     chip = headerChip(parseGpiodetect(detect.stdout));
   }
-  if (!chip) throw new GpioError('no Raspberry Pi GPIO chip (label pinctrl-rp1/bcm2711/bcm2835) among the GPIO character devices: this is not a Pi', 'not-a-pi');
+  if (!chip)
+    throw new GpioError(
+      'no Raspberry Pi GPIO chip (label pinctrl-rp1/bcm2711/bcm2835) among the GPIO character devices: this is not a Pi',
+      'not-a-pi',
+    );
   checkBcm(bcm, chip);
   const initial = opts.initial ?? 1;
   if (mode !== 'interactive') {
@@ -329,7 +363,13 @@ class InteractiveLine implements GpioLine {
     const child = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'] });
     await new Promise<void>((resolve, reject) => {
       child.once('spawn', resolve);
-      child.once('error', (err: NodeJS.ErrnoException) => reject(err.code === 'ENOENT' ? new GpioError(`${cmd} not found: install the libgpiod tools (sudo apt install gpiod)`, 'tool-missing') : err));
+      child.once('error', (err: NodeJS.ErrnoException) =>
+        reject(
+          err.code === 'ENOENT'
+            ? new GpioError(`${cmd} not found: install the libgpiod tools (sudo apt install gpiod)`, 'tool-missing')
+            : err,
+        ),
+      );
     });
     const line = new InteractiveLine(child, bcm, chip, timeouts.ackTimeoutMs);
     try {
@@ -356,7 +396,12 @@ class InteractiveLine implements GpioLine {
           if (this.exited) return reject(this.exited);
           const timer = setTimeout(() => {
             this.waiter = null;
-            reject(new GpioError(`gpioset did not acknowledge GPIO${this.bcm}=${value} within ${timeoutMs} ms${this.stderr ? ` (${this.stderr.trim()})` : ''}`, 'timeout'));
+            reject(
+              new GpioError(
+                `gpioset did not acknowledge GPIO${this.bcm}=${value} within ${timeoutMs} ms${this.stderr ? ` (${this.stderr.trim()})` : ''}`,
+                'timeout',
+              ),
+            );
           }, timeoutMs);
           this.waiter = { value, resolve, reject, timer };
           this.out = '';

@@ -48,7 +48,13 @@ export async function createPanel(opts: PanelOptions): Promise<Panel> {
   if (opts.kind === 'emulated') {
     // The glass is the module as it is (the variant); the overrides describe that module, so
     // the emulated glass takes them too, otherwise "png" would show a module nobody has.
-    const emulator = new EmulatedSt7735({ variant: opts.variant, colOffset: opts.colOffset, rowOffset: opts.rowOffset, bgr: opts.bgr, invert: opts.invert });
+    const emulator = new EmulatedSt7735({
+      variant: opts.variant,
+      colOffset: opts.colOffset,
+      rowOffset: opts.rowOffset,
+      bgr: opts.bgr,
+      invert: opts.invert,
+    });
     // The emulator has no timing: skip the init delays.
     const device = new St7735(emulator.spi, emulator.dc, emulator.reset, { ...driverOpts, sleep: async () => {} });
     await device.init();

@@ -109,7 +109,9 @@ export const VARIANTS: Record<PanelVariant, VariantSpec> = {
  * addresses within that memory, which is why a centred glass needs the same offsets in every
  * rotation. Null when that exceeds the controller's 132x162.
  */
-export function centredMemory(spec: Pick<VariantSpec, 'width' | 'height' | 'colOffset' | 'rowOffset'>): { cols: number; rows: number } | null {
+export function centredMemory(
+  spec: Pick<VariantSpec, 'width' | 'height' | 'colOffset' | 'rowOffset'>,
+): { cols: number; rows: number } | null {
   const cols = 2 * spec.colOffset + spec.width;
   const rows = 2 * spec.rowOffset + spec.height;
   if (spec.colOffset < 0 || spec.rowOffset < 0 || cols > MEMORY.cols || rows > MEMORY.rows) return null;

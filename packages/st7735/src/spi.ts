@@ -6,7 +6,16 @@ import type { SpiPart, SpiTransfer } from './interfaces.js';
  * chip), `not-a-pi`, `permission`, `busy`, `bad-pin`, `tool-missing` (gpioset, spi-device),
  * `message-size`, `timeout`, `other`.
  */
-export type DeviceFailure = 'missing' | 'not-a-pi' | 'permission' | 'busy' | 'bad-pin' | 'tool-missing' | 'message-size' | 'timeout' | 'other';
+export type DeviceFailure =
+  | 'missing'
+  | 'not-a-pi'
+  | 'permission'
+  | 'busy'
+  | 'bad-pin'
+  | 'tool-missing'
+  | 'message-size'
+  | 'timeout'
+  | 'other';
 
 export class DeviceOpenError extends Error {
   constructor(
@@ -21,11 +30,20 @@ export class DeviceOpenError extends Error {
 /** A failed open of /dev/spidevB.D, turned into what to do about it. */
 export function spiOpenError(code: string, path: string, message = code): DeviceOpenError {
   if (code === 'ENOENT')
-    return new DeviceOpenError(`${path} does not exist: enable SPI (sudo raspi-config nonint do_spi 0, or dtparam=spi=on in /boot/firmware/config.txt) and reboot`, 'missing');
+    return new DeviceOpenError(
+      `${path} does not exist: enable SPI (sudo raspi-config nonint do_spi 0, or dtparam=spi=on in /boot/firmware/config.txt) and reboot`,
+      'missing',
+    );
   if (code === 'EACCES' || code === 'EPERM')
-    return new DeviceOpenError(`no permission to open ${path}: add the user to the spi group (sudo adduser $USER spi) and log in again`, 'permission');
+    return new DeviceOpenError(
+      `no permission to open ${path}: add the user to the spi group (sudo adduser $USER spi) and log in again`,
+      'permission',
+    );
   if (code === 'EBUSY')
-    return new DeviceOpenError(`${path} is busy: a kernel display driver (an st7735r/fbtft dtoverlay) may own the bus; remove it from /boot/firmware/config.txt`, 'busy');
+    return new DeviceOpenError(
+      `${path} is busy: a kernel display driver (an st7735r/fbtft dtoverlay) may own the bus; remove it from /boot/firmware/config.txt`,
+      'busy',
+    );
   return new DeviceOpenError(`cannot open ${path}: ${message}`);
 }
 
@@ -38,7 +56,10 @@ export async function openSpi(bus: number, device: number, maxSpeedHz: number): 
     const mod = (await import('spi-device')) as typeof import('spi-device') & { default?: typeof import('spi-device') };
     spi = mod.default ?? mod;
   } catch (err) {
-    throw new DeviceOpenError(`the spi-device module could not be loaded (${String(err)}): run ./install-requirements.sh on the device`, 'tool-missing');
+    throw new DeviceOpenError(
+      `the spi-device module could not be loaded (${String(err)}): run ./install-requirements.sh on the device`,
+      'tool-missing',
+    );
   }
   const dev = await new Promise<import('spi-device').SpiDevice>((resolve, reject) => {
     const d = spi.open(bus, device, { mode: 0, maxSpeedHz }, (err) => (err ? reject(err) : resolve(d)));
@@ -51,7 +72,14 @@ export async function openSpi(bus: number, device: number, maxSpeedHz: number): 
         dev.transfer(message, (err) => {
           if (!err) return resolve();
           const e = err as NodeJS.ErrnoException;
-          reject(e.code === 'EMSGSIZE' ? new DeviceOpenError(`SPI message too large for spidev (${e.message}): keep messages <= 4096 bytes or raise spidev.bufsiz`, 'message-size') : e);
+          reject(
+            e.code === 'EMSGSIZE'
+              ? new DeviceOpenError(
+                  `SPI message too large for spidev (${e.message}): keep messages <= 4096 bytes or raise spidev.bufsiz`,
+                  'message-size',
+                )
+              : e,
+          );
         }),
       ),
     close: () => new Promise<void>((resolve) => dev.close(() => resolve())),

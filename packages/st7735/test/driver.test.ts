@@ -46,7 +46,12 @@ describe('driver drawing into the emulated panel', () => {
       const window = await firstWindow('mini160x80plugin', rotation, { colOffset: 24, rowOffset: 0, bgr: false, invert: false });
       const landscape = rotation === 90 || rotation === 270;
       expect(window).toEqual(landscape ? [0, 159, 24, 103] : [24, 103, 0, 159]);
-      const { emu, dev } = await setup('mini160x80plugin', rotation, { colOffset: 24, rowOffset: 0, bgr: false, invert: false }, { variant: 'mini160x80' });
+      const { emu, dev } = await setup(
+        'mini160x80plugin',
+        rotation,
+        { colOffset: 24, rowOffset: 0, bgr: false, invert: false },
+        { variant: 'mini160x80' },
+      );
       const frame = testFrame(dev.width, dev.height);
       await dev.writeRegion(0, 0, dev.width, dev.height, rgbaToRgb565be(frame, dev.width));
       expect(Buffer.from(emu.view(rotation).rgba).equals(Buffer.from(frame))).toBe(true);
@@ -289,7 +294,9 @@ describe('the command stream', () => {
     await expect(dev.writeRegion(0, 0, 0, 10, Buffer.alloc(0))).rejects.toThrow(St7735Error);
     await expect(dev.writeRegion(0, 0, 10, 10, Buffer.alloc(199))).rejects.toThrow(/needs 200 bytes, got 199/);
     const r = recorder();
-    expect(() => new St7735(r.spi, r.dcLine, null, { variant: 'greentab', colOffset: 5 })).toThrow(/needs 138x162 frame memory, more than the controller's 132x162/);
+    expect(() => new St7735(r.spi, r.dcLine, null, { variant: 'greentab', colOffset: 5 })).toThrow(
+      /needs 138x162 frame memory, more than the controller's 132x162/,
+    );
     try {
       new St7735(r.spi, r.dcLine, null, { variant: 'mini160x80', rowOffset: 2 });
       expect.unreachable();

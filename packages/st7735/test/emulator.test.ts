@@ -70,8 +70,20 @@ describe('emulator: datasheet behaviour', () => {
   it('accepts a glass spelled out (size, offsets, colour order, memory) and rejects one that cannot fit', () => {
     const emu = new EmulatedSt7735({ glassWidth: 80, glassHeight: 160, colOffset: 24, rowOffset: 0, bgr: false, invert: true });
     // By default the glass is centred in the memory its module straps: 24 + 80 + 24 by 160.
-    expect(emu.glassSpec).toMatchObject({ width: 80, height: 160, colOffset: 24, rowOffset: 0, bgr: false, invert: true, memCols: 128, memRows: 160 });
-    expect(new EmulatedSt7735({ variant: 'mini160x80', memCols: 132, memRows: 162 }).glassSpec).toMatchObject({ memCols: 132, memRows: 162 });
+    expect(emu.glassSpec).toMatchObject({
+      width: 80,
+      height: 160,
+      colOffset: 24,
+      rowOffset: 0,
+      bgr: false,
+      invert: true,
+      memCols: 128,
+      memRows: 160,
+    });
+    expect(new EmulatedSt7735({ variant: 'mini160x80', memCols: 132, memRows: 162 }).glassSpec).toMatchObject({
+      memCols: 132,
+      memRows: 162,
+    });
     expect(new EmulatedSt7735('mini160x80plugin').glassSpec).toMatchObject({ colOffset: 26, rowOffset: 1, memCols: 132, memRows: 162 });
     expect(() => new EmulatedSt7735({ colOffset: 10 })).toThrow(/does not fit/);
     expect(() => new EmulatedSt7735({ variant: 'mini160x80', memCols: 100 })).toThrow(/does not fit 100x160/);
@@ -141,7 +153,9 @@ describe('emulator: protocol violations fail loudly', () => {
     const emu = new EmulatedSt7735();
     await emu.dc.set(0);
     const first = emu.spi.transfer([{ sendBuffer: Buffer.from([CMD.SLPOUT]), byteLength: 1 }]);
-    await expect(emu.spi.transfer([{ sendBuffer: Buffer.from([CMD.DISPON]), byteLength: 1 }])).rejects.toThrow(/before the previous one finished/);
+    await expect(emu.spi.transfer([{ sendBuffer: Buffer.from([CMD.DISPON]), byteLength: 1 }])).rejects.toThrow(
+      /before the previous one finished/,
+    );
     await first;
   });
 
@@ -185,7 +199,10 @@ describe('createPanel', () => {
   });
 
   it('SPI open errors name the fix', () => {
-    expect(spiOpenError('EACCES', '/dev/spidev0.0')).toMatchObject({ kind: 'permission', message: expect.stringMatching(/sudo adduser \$USER spi/) });
+    expect(spiOpenError('EACCES', '/dev/spidev0.0')).toMatchObject({
+      kind: 'permission',
+      message: expect.stringMatching(/sudo adduser \$USER spi/),
+    });
     expect(spiOpenError('ENOENT', '/dev/spidev0.0').message).toMatch(/raspi-config nonint do_spi 0/);
     expect(spiOpenError('EBUSY', '/dev/spidev0.0').message).toMatch(/dtoverlay/);
     expect(spiOpenError('EIO', '/dev/spidev0.0', 'EIO: i/o error').message).toBe('cannot open /dev/spidev0.0: EIO: i/o error');

@@ -103,11 +103,17 @@ describe('GPIO chip discovery and numbering', () => {
 
 describe('libgpiod versions', () => {
   it('reads the version and picks how to drive the line', () => {
-    expect(parseLibgpiodVersion('gpioset (libgpiod) v1.6.3\nCopyright (C) 2017-2018 Bartosz Golaszewski')).toEqual({ major: 1, minor: 6, patch: 3 });
+    expect(parseLibgpiodVersion('gpioset (libgpiod) v1.6.3\nCopyright (C) 2017-2018 Bartosz Golaszewski')).toEqual({
+      major: 1,
+      minor: 6,
+      patch: 3,
+    });
     expect(parseLibgpiodVersion('gpioset (libgpiod) v2.1.3')).toEqual({ major: 2, minor: 1, patch: 3 });
     expect(parseLibgpiodVersion('nonsense')).toBeNull();
     expect(gpiosetMode('gpioset (libgpiod) v1.6.3', '  -m, --mode=[exit|wait|time|signal]')).toBe('oneshot-v1');
-    expect(gpiosetMode('gpioset (libgpiod) v2.1.3', '  -i, --interactive\tset the lines then wait for additional set commands')).toBe('interactive');
+    expect(gpiosetMode('gpioset (libgpiod) v2.1.3', '  -i, --interactive\tset the lines then wait for additional set commands')).toBe(
+      'interactive',
+    );
     expect(gpiosetMode('gpioset (libgpiod) v2.1.3', '  -t, --toggle <period>[,period]...')).toBe('oneshot-v2');
     expect(() => gpiosetMode('', '')).toThrow(/apt install gpiod/);
   });
@@ -115,7 +121,14 @@ describe('libgpiod versions', () => {
   it('builds the command line of each version', () => {
     expect(gpiosetArgs('oneshot-v1', 'gpiochip0', 25, 1, 'pm')).toEqual(['--mode=exit', 'gpiochip0', '25=1']);
     expect(gpiosetArgs('oneshot-v2', 'gpiochip0', 25, 0, 'pm')).toEqual(['--consumer', 'pm', '--chip', 'gpiochip0', '-t0', '25=0']);
-    expect(gpiosetArgs('interactive', 'gpiochip4', 24, 1, 'pm')).toEqual(['--consumer', 'pm', '--chip', 'gpiochip4', '--interactive', '24=1']);
+    expect(gpiosetArgs('interactive', 'gpiochip4', 24, 1, 'pm')).toEqual([
+      '--consumer',
+      'pm',
+      '--chip',
+      'gpiochip4',
+      '--interactive',
+      '24=1',
+    ]);
   });
 
   it('reads the interactive get reply, quoted or not, for the right line only', () => {
@@ -159,9 +172,15 @@ describe('sysfs backend', () => {
   });
 
   it('says how to fix: not a Pi, unknown pin, busy pin, no permission', async () => {
-    await expect(openGpioLine(25, { root: sysfsTree([]), backend: 'sysfs' })).rejects.toMatchObject({ kind: 'not-a-pi', message: expect.stringMatching(/this is not a Pi/) });
+    await expect(openGpioLine(25, { root: sysfsTree([]), backend: 'sysfs' })).rejects.toMatchObject({
+      kind: 'not-a-pi',
+      message: expect.stringMatching(/this is not a Pi/),
+    });
     const pi4 = sysfsTree(PI4);
-    await expect(openGpioLine(60, { root: pi4 })).rejects.toMatchObject({ kind: 'bad-pin', message: expect.stringMatching(/GPIO60 does not exist/) });
+    await expect(openGpioLine(60, { root: pi4 })).rejects.toMatchObject({
+      kind: 'bad-pin',
+      message: expect.stringMatching(/GPIO60 does not exist/),
+    });
     expect(existsSync(join(pi4, 'sys/class/gpio/gpio572'))).toBe(false);
 
     // export is a directory here: writing it fails with EISDIR, standing in for kernel errors.
@@ -268,7 +287,10 @@ describe('gpioset backend (character device)', () => {
     // a running process only: starting the fake (a cold Node start) has its own, generous limit.
     const mute = fakeGpioset('2.1.3', { interactive: true, mute: true });
     const quiet = await openGpioLine(25, { root: noSysfs(), gpiosetPath: mute.bin, gpiodetectPath: mute.detect, ackTimeoutMs: 200 });
-    await expect(quiet.set(0)).rejects.toMatchObject({ kind: 'timeout', message: expect.stringMatching(/did not acknowledge GPIO25=0 within 200 ms/) });
+    await expect(quiet.set(0)).rejects.toMatchObject({
+      kind: 'timeout',
+      message: expect.stringMatching(/did not acknowledge GPIO25=0 within 200 ms/),
+    });
     await quiet.close?.();
   });
 
@@ -288,13 +310,22 @@ describe('gpioset backend (character device)', () => {
   });
 
   it('failures say how to fix them: busy line, no permission, gpioset missing, unknown pin', async () => {
-    const busy = fakeGpioset('2.1.3', { interactive: true, fail: 'gpioset: unable to request lines on chip /dev/gpiochip0: Device or resource busy' });
-    await expect(openGpioLine(25, { root: noSysfs(), gpiosetPath: busy.bin, gpiodetectPath: busy.detect })).rejects.toThrow(/in use by another program or kernel driver/);
+    const busy = fakeGpioset('2.1.3', {
+      interactive: true,
+      fail: 'gpioset: unable to request lines on chip /dev/gpiochip0: Device or resource busy',
+    });
+    await expect(openGpioLine(25, { root: noSysfs(), gpiosetPath: busy.bin, gpiodetectPath: busy.detect })).rejects.toThrow(
+      /in use by another program or kernel driver/,
+    );
     const perm = fakeGpioset('1.6.3', { fail: 'gpioset: error setting the GPIO line values: Permission denied' });
-    await expect(openGpioLine(25, { root: noSysfs(), gpiosetPath: perm.bin, gpiodetectPath: perm.detect })).rejects.toThrow(/sudo adduser \$USER gpio/);
+    await expect(openGpioLine(25, { root: noSysfs(), gpiosetPath: perm.bin, gpiodetectPath: perm.detect })).rejects.toThrow(
+      /sudo adduser \$USER gpio/,
+    );
     await expect(openGpioLine(25, { root: noSysfs(), gpiosetPath: '/nonexistent/gpioset' })).rejects.toThrow(/sudo apt install gpiod/);
     const ok = fakeGpioset('2.1.3', { interactive: true });
-    await expect(openGpioLine(58, { root: noSysfs(), gpiosetPath: ok.bin, gpiodetectPath: ok.detect })).rejects.toThrow(/GPIO58 does not exist/);
+    await expect(openGpioLine(58, { root: noSysfs(), gpiosetPath: ok.bin, gpiodetectPath: ok.detect })).rejects.toThrow(
+      /GPIO58 does not exist/,
+    );
   });
 
   it('auto prefers sysfs when the kernel offers it (no process at all)', async () => {

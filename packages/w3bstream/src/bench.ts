@@ -41,11 +41,16 @@ try {
     bench(`signatures per second (${curve})`, signs, '1/s', '', null);
   }
   const id = loadOrCreateIdentity(join(dir, 'identity-p256'));
-  const bodies = Array.from({ length: 2000 }, (_, i) => buildMessage(id, { powerW: i / 7, timestampMs: 1_764_000_000_000 + i * 5000 }).body);
+  const bodies = Array.from(
+    { length: 2000 },
+    (_, i) => buildMessage(id, { powerW: i / 7, timestampMs: 1_764_000_000_000 + i * 5000 }).body,
+  );
   const verifies = rate(2000, 5, (i) => verifyBody(bodies[i]!));
   const cached = createBodyVerifier();
   const verifiesCached = rate(2000, 5, (i) => cached(bodies[i]!));
-  console.log(`verifyBody (P-256, raw): median ${verifies.toFixed(0)}/s; with the key cache the receiver uses: ${verifiesCached.toFixed(0)}/s`);
+  console.log(
+    `verifyBody (P-256, raw): median ${verifies.toFixed(0)}/s; with the key cache the receiver uses: ${verifiesCached.toFixed(0)}/s`,
+  );
   bench('verified bodies per second (p256)', verifies, '1/s', '', null);
   bench('verified bodies per second, key cached (p256)', verifiesCached, '1/s', '', null);
 
@@ -57,7 +62,9 @@ try {
   const ta = performance.now();
   for (let i = 0; i < N; i++) filled.append(buildMessage(id, { powerW: 4 + (i % 3), timestampMs: 1_764_000_000_000 + i * 5000 }).body);
   const appendMs = performance.now() - ta;
-  console.log(`outbox: ${N} signed + durable appends (synchronous=FULL, one transaction each) in ${(appendMs / 1000).toFixed(1)} s = ${(appendMs / N).toFixed(2)} ms each`);
+  console.log(
+    `outbox: ${N} signed + durable appends (synchronous=FULL, one transaction each) in ${(appendMs / 1000).toFixed(1)} s = ${(appendMs / N).toFixed(2)} ms each`,
+  );
   bench('sign + durable outbox append', appendMs / N, 'ms', '', null);
   // A start checks the database (PRAGMA quick_check) before it trusts it: its cost grows with the backlog.
   filled.close();

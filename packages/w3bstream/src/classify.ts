@@ -53,8 +53,10 @@ interface NodeAnswer {
 }
 
 const ADVICE: Record<string, string> = {
-  InvalidToken: 'the node refused the publisher token: set W3BSTREAM_PUBLISHER_TOKEN to the token of this device (W3bstream Studio, Devices tab)',
-  InvalidClaim: 'the node refused the publisher token: set W3BSTREAM_PUBLISHER_TOKEN to the token of this device (W3bstream Studio, Devices tab)',
+  InvalidToken:
+    'the node refused the publisher token: set W3BSTREAM_PUBLISHER_TOKEN to the token of this device (W3bstream Studio, Devices tab)',
+  InvalidClaim:
+    'the node refused the publisher token: set W3BSTREAM_PUBLISHER_TOKEN to the token of this device (W3bstream Studio, Devices tab)',
   AccessKeyNotFound: 'the access key is unknown to the node: create a new publisher token',
   AccessKeyExpired: 'the access key has expired: create a new publisher token',
   PublisherNotFound: 'the publisher (device) was deleted from the project: add it again and use its token',
@@ -90,7 +92,7 @@ export function classifyAnswer(status: number, bodyText: string, ctx: AnswerCont
     // written by the node, so it must never remove a reading.
     if (ctx.oversized) return notW3bstream(status, 'over the size limit');
     if (ctx.cutShort) return notW3bstream(status, 'cut short');
-    if (body === null) return notW3bstream(status, bodyText.trim() === '' ? 'empty' : mediaType(ctx.contentType) ?? 'no content type');
+    if (body === null) return notW3bstream(status, bodyText.trim() === '' ? 'empty' : (mediaType(ctx.contentType) ?? 'no content type'));
     const err = typeof body.error === 'string' ? body.error : null;
     if (err !== null && /InvalidEventChannel/i.test(err)) return config('InvalidEventChannel');
     if (err !== null && /TrafficLimitExceeded/i.test(err)) return transient('TrafficLimitExceeded');
@@ -99,10 +101,19 @@ export function classifyAnswer(status: number, bodyText: string, ctx: AnswerCont
     // reading, nobody processed it. Retrying cannot change that; counted and shown.
     if (body.results === null || body.results === undefined) {
       const eventType = ctx.eventType ?? 'DEFAULT';
-      return { kind: 'delivered', reason: null, errorKey: null, advice: null, note: `no applet handled eventType ${eventType}`, unhandled: true };
+      return {
+        kind: 'delivered',
+        reason: null,
+        errorKey: null,
+        advice: null,
+        note: `no applet handled eventType ${eventType}`,
+        unhandled: true,
+      };
     }
     const results = Array.isArray(body.results) ? (body.results as Array<{ code?: unknown; error?: unknown } | null>) : [];
-    const failed = results.filter((r) => typeof r === 'object' && r !== null && r.code !== 0 && r.code !== undefined && r.code !== null) as Array<{ code?: unknown; error?: unknown }>;
+    const failed = results.filter(
+      (r) => typeof r === 'object' && r !== null && r.code !== 0 && r.code !== undefined && r.code !== null,
+    ) as Array<{ code?: unknown; error?: unknown }>;
     for (const r of failed) {
       const e = typeof r.error === 'string' ? r.error : '';
       for (const [pattern, key] of TRANSIENT_APPLET_ERRORS) if (pattern.test(e)) return transient(key);
@@ -114,17 +125,24 @@ export function classifyAnswer(status: number, bodyText: string, ctx: AnswerCont
         kind: 'rejected',
         reason: `applet: ${short(what, 70)}`,
         errorKey: 'AppletRefused',
-        advice: 'the node received the reading and the applet refused this one; retrying cannot help, so it is counted and the next reading goes on',
+        advice:
+          'the node received the reading and the applet refused this one; retrying cannot help, so it is counted and the next reading goes on',
       };
     }
     return { kind: 'delivered', reason: null, errorKey: null, advice: null, note: null, unhandled: false };
   }
   const key = body && typeof body.key === 'string' && body.key !== '' ? keyOf(body.key) : `HTTP ${status}`;
   if (status === 401 || status === 403 || status === 404) {
-    return config(key, key === `HTTP ${status}` ? `HTTP ${status} from the publish URL: check that it is the project's event URL (…/srv-applet-mgr/v0/event/<project>) and the token` : undefined);
+    return config(
+      key,
+      key === `HTTP ${status}`
+        ? `HTTP ${status} from the publish URL: check that it is the project's event URL (…/srv-applet-mgr/v0/event/<project>) and the token`
+        : undefined,
+    );
   }
   // Redirects are not followed (a redirect could carry the token elsewhere): the URL is wrong.
-  if (status >= 300 && status < 400) return config(`HTTP ${status}`, `the publish URL answers with a redirect (HTTP ${status}): configure the final URL instead`);
+  if (status >= 300 && status < 400)
+    return config(`HTTP ${status}`, `the publish URL answers with a redirect (HTTP ${status}): configure the final URL instead`);
   // The node answers a malformed `w3b_…` token (cut short when pasted, bad base64) with 500
   // UnknownError, not 401: once or twice it is an outage, every time it is the token.
   if (status === 500 && key === 'UnknownError') {
@@ -133,7 +151,8 @@ export function classifyAnswer(status: number, bodyText: string, ctx: AnswerCont
       persisting: {
         afterFailures: PERSISTING_AFTER_FAILURES,
         reason: 'HTTP 500 UnknownError (token?)',
-        advice: 'the node keeps answering 500 UnknownError, which it does for a malformed publisher token (cut short or changed when pasted): copy the token again from W3bstream Studio (Devices tab) into W3BSTREAM_PUBLISHER_TOKEN; readings are kept and retried',
+        advice:
+          'the node keeps answering 500 UnknownError, which it does for a malformed publisher token (cut short or changed when pasted): copy the token again from W3bstream Studio (Devices tab) into W3BSTREAM_PUBLISHER_TOKEN; readings are kept and retried',
       },
     };
   }
@@ -141,7 +160,10 @@ export function classifyAnswer(status: number, bodyText: string, ctx: AnswerCont
   if (status === 408 || status === 429 || status >= 500) return transient(key === `HTTP ${status}` ? key : `HTTP ${status} ${key}`);
   // Other 4xx: the node (or a proxy) says the request itself is wrong for this endpoint, which a
   // retry of the same request cannot fix: keep the data and tell the user, like a bad token.
-  return config(key === `HTTP ${status}` ? key : `HTTP ${status} ${key}`, `HTTP ${status} from the publish URL: check that it is a W3bstream event URL`);
+  return config(
+    key === `HTTP ${status}` ? key : `HTTP ${status} ${key}`,
+    `HTTP ${status} from the publish URL: check that it is a W3bstream event URL`,
+  );
 }
 
 /** A 2xx that the node cannot have written: transient, and `failing` once it persists. */
@@ -152,7 +174,11 @@ function notW3bstream(status: number, what: string): Verdict {
     reason,
     errorKey: 'NotW3bstream',
     advice: `HTTP ${status} ${what}: ${NOT_W3BSTREAM_ADVICE}`,
-    persisting: { afterFailures: PERSISTING_AFTER_FAILURES, reason, advice: `HTTP ${status} ${what} again and again: ${NOT_W3BSTREAM_ADVICE}` },
+    persisting: {
+      afterFailures: PERSISTING_AFTER_FAILURES,
+      reason,
+      advice: `HTTP ${status} ${what} again and again: ${NOT_W3BSTREAM_ADVICE}`,
+    },
   };
 }
 
@@ -172,7 +198,12 @@ function config(key: string, advice?: string): Verdict {
 }
 
 function transient(key: string, advice?: string): Extract<Verdict, { kind: 'transient' }> {
-  return { kind: 'transient', reason: key, errorKey: key, advice: advice ?? ADVICE[key] ?? `the node answered ${key}: retrying with backoff` };
+  return {
+    kind: 'transient',
+    reason: key,
+    errorKey: key,
+    advice: advice ?? ADVICE[key] ?? `the node answered ${key}: retrying with backoff`,
+  };
 }
 
 /** A node error key is one word; anything else is cut to something that fits a status line. */

@@ -29,7 +29,8 @@ export class ReadingError extends RangeError {
  * a float. Zero is a legal measurement and is sent as `0.0` (docs/w3bstream.md section 2, Decision).
  */
 export function formatSensorReading(powerW: number): string {
-  if (!Number.isFinite(powerW)) throw new ReadingError(`sensor reading ${powerW} W is not a finite number: the window produced no valid power`);
+  if (!Number.isFinite(powerW))
+    throw new ReadingError(`sensor reading ${powerW} W is not a finite number: the window produced no valid power`);
   if (Object.is(powerW, -0)) return '0.0';
   const text = String(powerW);
   return /[.eE]/.test(text) ? text : `${text}.0`;
@@ -38,7 +39,8 @@ export function formatSensorReading(powerW: number): string {
 /** The integer timestamp for the body: Unix seconds (default) or milliseconds, floored. */
 export function timestampFor(timestampMs: number, unit: TimestampUnit = 's'): number {
   const ts = unit === 's' ? Math.floor(timestampMs / 1000) : Math.floor(timestampMs);
-  if (!Number.isSafeInteger(ts) || ts <= 0) throw new ReadingError(`timestamp ${timestampMs} ms is not a positive time: the clock is not set`);
+  if (!Number.isSafeInteger(ts) || ts <= 0)
+    throw new ReadingError(`timestamp ${timestampMs} ms is not a positive time: the clock is not set`);
   return ts;
 }
 
@@ -115,16 +117,20 @@ export function createBodyVerifier(opts: { cacheSize?: number; requireLowS?: Low
   const cacheSize = opts.cacheSize ?? 64;
   const cache = new Map<string, KeyObject | null>();
   return (body) =>
-    verifyWith(body, (hex, curve) => {
-      const k = `${curve}:${hex.toLowerCase()}`;
-      let key = cache.get(k);
-      if (key === undefined) {
-        key = keyFromHex(hex, curve);
-        if (cache.size >= cacheSize) cache.delete(cache.keys().next().value!);
-        cache.set(k, key);
-      }
-      return key;
-    }, opts.requireLowS ?? 'raw');
+    verifyWith(
+      body,
+      (hex, curve) => {
+        const k = `${curve}:${hex.toLowerCase()}`;
+        let key = cache.get(k);
+        if (key === undefined) {
+          key = keyFromHex(hex, curve);
+          if (cache.size >= cacheSize) cache.delete(cache.keys().next().value!);
+          cache.set(k, key);
+        }
+        return key;
+      },
+      opts.requireLowS ?? 'raw',
+    );
 }
 
 function keyFromHex(hex: string, curve: Curve): KeyObject | null {
@@ -136,7 +142,15 @@ function keyFromHex(hex: string, curve: Curve): KeyObject | null {
 }
 
 function verifyWith(body: string, keyFor: (hex: string, curve: Curve) => KeyObject | null, lowSRule: LowSRule): VerifyResult {
-  const fields: VerifyFields = { curve: null, publicKeyHex: null, deviceId: null, sensorReading: null, timestamp: null, encoding: null, lowS: null };
+  const fields: VerifyFields = {
+    curve: null,
+    publicKeyHex: null,
+    deviceId: null,
+    sensorReading: null,
+    timestamp: null,
+    encoding: null,
+    lowS: null,
+  };
   let text: string | null = null;
   const fail = (reason: string): VerifyResult => ({ ok: false, reason, data: null, dataText: text, ...fields });
   let parsed: unknown;
@@ -166,7 +180,8 @@ function verifyWith(body: string, keyFor: (hex: string, curve: Curve) => KeyObje
   const readingRaw = dataMembers.find((m) => m.key === 'sensor_reading')?.raw;
   if (typeof d.sensor_reading !== 'number' || readingRaw === undefined) return fail('sensor_reading missing or not a number');
   if (!/[.eE]/.test(readingRaw)) return fail(`sensor_reading ${readingRaw} is not a float (the applet needs a decimal point)`);
-  if (typeof d.timestamp !== 'number' || !Number.isSafeInteger(d.timestamp) || d.timestamp <= 0) return fail('timestamp is not a positive integer');
+  if (typeof d.timestamp !== 'number' || !Number.isSafeInteger(d.timestamp) || d.timestamp <= 0)
+    return fail('timestamp is not a positive integer');
   const tsRaw = dataMembers.find((m) => m.key === 'timestamp')!.raw;
   if (/[.eE]/.test(tsRaw)) return fail(`timestamp ${tsRaw} is not written as an integer`);
   if (!/^04[0-9a-fA-F]{128}$/.test(publicKey)) return fail('public_key is not 04 followed by 128 hex digits');
@@ -187,7 +202,9 @@ function verifyWith(body: string, keyFor: (hex: string, curve: Curve) => KeyObje
       fields.curve = curve;
       fields.lowS = isLowS(sig.s, curve);
       if (!fields.lowS && (lowSRule === 'all' || sig.encoding === 'raw'))
-        return fail(`signature has a high S (${sig.encoding}): this meter always signs with a low S, so this is an altered copy of a signature, not one it produced`);
+        return fail(
+          `signature has a high S (${sig.encoding}): this meter always signs with a low S, so this is an altered copy of a signature, not one it produced`,
+        );
       return { ok: true, reason: null, data: { sensor_reading: d.sensor_reading, timestamp: d.timestamp }, dataText: text, ...fields };
     }
   }

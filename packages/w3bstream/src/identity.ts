@@ -1,5 +1,17 @@
 import { randomBytes, createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject } from 'node:crypto';
-import { chmodSync, closeSync, fsyncSync, linkSync, mkdirSync, openSync, readFileSync, readdirSync, statSync, unlinkSync, writeSync } from 'node:fs';
+import {
+  chmodSync,
+  closeSync,
+  fsyncSync,
+  linkSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  readdirSync,
+  statSync,
+  unlinkSync,
+  writeSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { inspect } from 'node:util';
 import { CURVES, deviceAddress, normalizeCurve, publicKeyHex, type Curve, type CurveName } from './keys.js';
@@ -130,7 +142,10 @@ function ensurePrivateDir(dir: string): void {
     if (statSync(dir).mode & 0o077) chmodSync(dir, 0o700);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    throw new IdentityPermissionError(`cannot create or secure the identity directory ${dir} (${code}): it must be a directory owned by the user running the meter`, dir);
+    throw new IdentityPermissionError(
+      `cannot create or secure the identity directory ${dir} (${code}): it must be a directory owned by the user running the meter`,
+      dir,
+    );
   }
 }
 
@@ -167,7 +182,8 @@ function parseKey(pem: string, file: string, created: boolean): DeviceIdentity {
   }
   const named = key.asymmetricKeyDetails?.namedCurve;
   const curve = (Object.keys(CURVES) as Curve[]).find((c) => CURVES[c].nodeName === named);
-  if (key.asymmetricKeyType !== 'ec' || curve === undefined) throw new IdentityCorruptError(file, `a ${named ?? key.asymmetricKeyType} key, not P-256 or secp256k1`);
+  if (key.asymmetricKeyType !== 'ec' || curve === undefined)
+    throw new IdentityCorruptError(file, `a ${named ?? key.asymmetricKeyType} key, not P-256 or secp256k1`);
   return new DeviceIdentity(key, curve, file, created);
 }
 

@@ -1,14 +1,40 @@
 // Public API of @power-meter/w3bstream: identity, message codec, durable outbox, publisher, dev receiver.
 export { CURVES, UnknownCurveError, deviceAddress, normalizeCurve, publicKeyFromHex, publicKeyHex } from './keys.js';
 export type { Curve, CurveName } from './keys.js';
-export { IdentityCorruptError, IdentityError, IdentityMissingError, IdentityPermissionError, KEY_FILE, loadIdentity, loadOrCreateIdentity } from './identity.js';
+export {
+  IdentityCorruptError,
+  IdentityError,
+  IdentityMissingError,
+  IdentityPermissionError,
+  KEY_FILE,
+  loadIdentity,
+  loadOrCreateIdentity,
+} from './identity.js';
 export type { Identity, IdentityErrorKind } from './identity.js';
 export { SignatureFormatError, derToRaw, isLowS, parseSignature, rawToDer } from './signature.js';
 export type { SignatureEncoding } from './signature.js';
-export { ReadingError, buildMessage, createBodyVerifier, dataText, formatSensorReading, objectMembers, timestampFor, verifyBody } from './codec.js';
+export {
+  ReadingError,
+  buildMessage,
+  createBodyVerifier,
+  dataText,
+  formatSensorReading,
+  objectMembers,
+  timestampFor,
+  verifyBody,
+} from './codec.js';
 export type { BuildOptions, LowSRule, SignedMessage, Signer, TimestampUnit, VerifyOptions, VerifyResult } from './codec.js';
 export { Outbox, OutboxCorruptError, OutboxLockedError, OutboxOptionError, OutboxTooNewError, isCorruptionError } from './outbox.js';
-export type { DeliveryOutcome, Migration, OutboxMessage, OutboxOpenReport, OutboxOptions, OutboxSql, OutboxStats, SchemaExtension } from './outbox.js';
+export type {
+  DeliveryOutcome,
+  Migration,
+  OutboxMessage,
+  OutboxOpenReport,
+  OutboxOptions,
+  OutboxSql,
+  OutboxStats,
+  SchemaExtension,
+} from './outbox.js';
 export { SequenceFloorError, readSequenceFloor, writeSequenceFloor } from './sequence-floor.js';
 export type { SequenceFloorRecord } from './sequence-floor.js';
 export { PERSISTING_AFTER_FAILURES, classifyAnswer, classifyNetworkError } from './classify.js';

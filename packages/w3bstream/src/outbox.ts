@@ -113,7 +113,9 @@ export class OutboxOptionError extends RangeError {
 
 export class OutboxLockedError extends Error {
   constructor(readonly file: string) {
-    super(`outbox ${file} is in use by another process: another power-meter is already running on this data directory (systemctl status power-meter); stop it first`);
+    super(
+      `outbox ${file} is in use by another process: another power-meter is already running on this data directory (systemctl status power-meter); stop it first`,
+    );
     this.name = 'OutboxLockedError';
   }
 }
@@ -138,7 +140,9 @@ export class OutboxTooNewError extends Error {
     readonly file: string,
     detail: string,
   ) {
-    super(`outbox ${file} was written by a newer release of power-meter (${detail}): install that release again; this one does not change the file`);
+    super(
+      `outbox ${file} was written by a newer release of power-meter (${detail}): install that release again; this one does not change the file`,
+    );
     this.name = 'OutboxTooNewError';
   }
 }
@@ -200,9 +204,12 @@ export class Outbox {
     this.maxCount = opts.maxCount ?? 1_000_000;
     this.maxAgeMs = opts.maxAgeMs ?? 30 * 86_400_000;
     this.block = opts.sequenceBlock ?? 100;
-    if (!Number.isSafeInteger(this.maxCount) || this.maxCount < 1) throw new OutboxOptionError('maxCount', opts.maxCount, 'a whole number >= 1');
-    if (!(this.maxAgeMs > 0) || !Number.isFinite(this.maxAgeMs)) throw new OutboxOptionError('maxAgeMs', opts.maxAgeMs, 'a duration > 0 ms');
-    if (!Number.isSafeInteger(this.block) || this.block < 1) throw new OutboxOptionError('sequenceBlock', opts.sequenceBlock, 'a whole number >= 1');
+    if (!Number.isSafeInteger(this.maxCount) || this.maxCount < 1)
+      throw new OutboxOptionError('maxCount', opts.maxCount, 'a whole number >= 1');
+    if (!(this.maxAgeMs > 0) || !Number.isFinite(this.maxAgeMs))
+      throw new OutboxOptionError('maxAgeMs', opts.maxAgeMs, 'a duration > 0 ms');
+    if (!Number.isSafeInteger(this.block) || this.block < 1)
+      throw new OutboxOptionError('sequenceBlock', opts.sequenceBlock, 'a whole number >= 1');
     this.nowMs = opts.now ?? Date.now;
     this.monoNow = opts.monotonicNow ?? (() => performance.now());
     this.floorFile = opts.sequenceFloorFile ?? null;
@@ -243,14 +250,20 @@ export class Outbox {
       counter: this.#db.prepare<[string], { value: number }>('SELECT value FROM counters WHERE name = ?'),
       bump: this.#db.prepare<[number, string]>('UPDATE counters SET value = value + ? WHERE name = ?'),
       set: this.#db.prepare<[number, string]>('UPDATE counters SET value = ? WHERE name = ?'),
-      insert: this.#db.prepare<[number, string, number, number]>('INSERT INTO messages (seq, body, created_ms, created_measured_ms) VALUES (?, ?, ?, ?)'),
+      insert: this.#db.prepare<[number, string, number, number]>(
+        'INSERT INTO messages (seq, body, created_ms, created_measured_ms) VALUES (?, ?, ?, ?)',
+      ),
       count: this.#db.prepare<[], { n: number }>('SELECT COUNT(*) AS n FROM messages'),
       maxSeq: this.#db.prepare<[], { m: number | null }>('SELECT MAX(seq) AS m FROM messages'),
       dropOldest: this.#db.prepare<[number]>('DELETE FROM messages WHERE seq IN (SELECT seq FROM messages ORDER BY seq LIMIT ?)'),
       // The age bound walks from the head in sequence order and stops at the first young message,
       // so it costs O(dropped) per append instead of a full scan of a large backlog.
-      oldestHead: this.#db.prepare<[], { seq: number; created_measured_ms: number }>('SELECT seq, created_measured_ms FROM messages ORDER BY seq LIMIT 1'),
-      peek: this.#db.prepare<[number, number], Row>('SELECT seq, body, created_ms, attempts FROM messages WHERE seq > ? ORDER BY seq LIMIT ?'),
+      oldestHead: this.#db.prepare<[], { seq: number; created_measured_ms: number }>(
+        'SELECT seq, created_measured_ms FROM messages ORDER BY seq LIMIT 1',
+      ),
+      peek: this.#db.prepare<[number, number], Row>(
+        'SELECT seq, body, created_ms, attempts FROM messages WHERE seq > ? ORDER BY seq LIMIT ?',
+      ),
       remove: this.#db.prepare<[number]>('DELETE FROM messages WHERE seq = ?'),
       attempt: this.#db.prepare<[number]>('UPDATE messages SET attempts = attempts + 1 WHERE seq = ?'),
     };
@@ -286,17 +299,25 @@ export class Outbox {
   /** Applies the outbox's migrations (user_version) and each extension's (schema_versions). */
   private migrate(schemas: readonly SchemaExtension[]): OutboxOpenReport {
     const fromVersion = this.#db.pragma('user_version', { simple: true }) as number;
-    const hadTables = this.#db.prepare("SELECT COUNT(*) AS n FROM sqlite_master WHERE type = 'table' AND name = 'messages'").get() as { n: number };
-    if (fromVersion > MIGRATIONS.length) throw new OutboxTooNewError(this.file, `schema version ${fromVersion}, this release knows ${MIGRATIONS.length}`);
+    const hadTables = this.#db.prepare("SELECT COUNT(*) AS n FROM sqlite_master WHERE type = 'table' AND name = 'messages'").get() as {
+      n: number;
+    };
+    if (fromVersion > MIGRATIONS.length)
+      throw new OutboxTooNewError(this.file, `schema version ${fromVersion}, this release knows ${MIGRATIONS.length}`);
     this.#db.transaction(() => {
       for (let v = fromVersion; v < MIGRATIONS.length; v++) this.apply(MIGRATIONS[v]!);
       this.#db.pragma(`user_version = ${MIGRATIONS.length}`);
       for (const ext of schemas) {
         const row = this.sql.get<{ version: number }>('SELECT version FROM schema_versions WHERE name = ?', ext.name);
         const at = row?.version ?? 0;
-        if (at > ext.migrations.length) throw new OutboxTooNewError(this.file, `${ext.name} tables at version ${at}, this release knows ${ext.migrations.length}`);
+        if (at > ext.migrations.length)
+          throw new OutboxTooNewError(this.file, `${ext.name} tables at version ${at}, this release knows ${ext.migrations.length}`);
         for (let v = at; v < ext.migrations.length; v++) this.apply(ext.migrations[v]!);
-        this.sql.run('INSERT INTO schema_versions (name, version) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET version = excluded.version', ext.name, ext.migrations.length);
+        this.sql.run(
+          'INSERT INTO schema_versions (name, version) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET version = excluded.version',
+          ext.name,
+          ext.migrations.length,
+        );
       }
     })();
     return { created: hadTables.n === 0, seqRaised: null, fromVersion };
@@ -343,7 +364,10 @@ export class Outbox {
    * there, so a window is counted exactly when its message is stored). `dropped`: how many of
    * the oldest messages the bounds removed to make room (also counted).
    */
-  append(body: string, opts: { createdAtMs?: number; inTransaction?: (seq: number, sql: OutboxSql) => void } = {}): { seq: number; dropped: number } {
+  append(
+    body: string,
+    opts: { createdAtMs?: number; inTransaction?: (seq: number, sql: OutboxSql) => void } = {},
+  ): { seq: number; dropped: number } {
     const createdAtMs = opts.createdAtMs ?? this.nowMs();
     if (!Number.isFinite(createdAtMs)) throw new OutboxOptionError('createdAtMs', createdAtMs, 'a time in ms');
     const result = this.transaction(() => {
@@ -372,7 +396,13 @@ export class Outbox {
       const measured = Math.round(this.measuredNowMs());
       for (const m of messages) {
         if (!Number.isSafeInteger(m.seq) || m.seq < 1) continue;
-        restored += sql.run('INSERT OR IGNORE INTO messages (seq, body, created_ms, created_measured_ms) VALUES (?, ?, ?, ?)', m.seq, m.body, Math.round(m.createdAtMs), measured).changes;
+        restored += sql.run(
+          'INSERT OR IGNORE INTO messages (seq, body, created_ms, created_measured_ms) VALUES (?, ?, ?, ?)',
+          m.seq,
+          m.body,
+          Math.round(m.createdAtMs),
+          measured,
+        ).changes;
         if (m.seq >= this.stmts.counter.get('next_seq')!.value) {
           this.reserve(m.seq + 1);
           this.stmts.set.run(m.seq + 1, 'next_seq');
@@ -460,7 +490,14 @@ export class Outbox {
 
   stats(): OutboxStats {
     const c = (name: string): number => this.stmts.counter.get(name)!.value;
-    return { waiting: c('waiting'), dropped: c('dropped'), rejected: c('rejected'), unhandled: c('unhandled'), delivered: c('delivered'), nextSeq: c('next_seq') };
+    return {
+      waiting: c('waiting'),
+      dropped: c('dropped'),
+      rejected: c('rejected'),
+      unhandled: c('unhandled'),
+      delivered: c('delivered'),
+      nextSeq: c('next_seq'),
+    };
   }
 
   /** Called after every append (the publisher wakes up). Returns the unsubscribe function. */

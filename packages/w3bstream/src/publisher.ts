@@ -119,20 +119,41 @@ export class Publisher extends EventEmitter {
     super();
     this.url = opts.url ? parsePublishUrl(opts.url) : null;
     this.deviceId = (opts.deviceId ?? '').toLowerCase();
-    if (this.url && !/^0x[0-9a-f]{40}$/.test(this.deviceId)) throw new PublisherConfigError(`device id ${JSON.stringify(this.deviceId)} is not 0x + 40 hex digits: pass identity.deviceId`);
+    if (this.url && !/^0x[0-9a-f]{40}$/.test(this.deviceId))
+      throw new PublisherConfigError(`device id ${JSON.stringify(this.deviceId)} is not 0x + 40 hex digits: pass identity.deviceId`);
     this.timeoutMs = opts.timeoutMs ?? 15_000;
     this.backoff = {
       baseMs: opts.backoff?.baseMs ?? 1000,
       maxMs: opts.backoff?.maxMs ?? 300_000,
       configRetryMs: opts.backoff?.configRetryMs ?? 60_000,
     };
-    for (const [name, v] of [['timeoutMs', this.timeoutMs], ['backoff.baseMs', this.backoff.baseMs], ['backoff.maxMs', this.backoff.maxMs], ['backoff.configRetryMs', this.backoff.configRetryMs]] as const) {
+    for (const [name, v] of [
+      ['timeoutMs', this.timeoutMs],
+      ['backoff.baseMs', this.backoff.baseMs],
+      ['backoff.maxMs', this.backoff.maxMs],
+      ['backoff.configRetryMs', this.backoff.configRetryMs],
+    ] as const) {
       if (!(Number.isFinite(v) && v > 0)) throw new PublisherConfigError(`publisher option ${name}=${v} is invalid: a duration > 0 ms`);
     }
     this.now = opts.now ?? Date.now;
     this.random = opts.random ?? Math.random;
-    this.agent = this.url === null ? null : this.url.protocol === 'https:' ? new https.Agent({ keepAlive: true, maxSockets: 1 }) : new http.Agent({ keepAlive: true, maxSockets: 1 });
-    this.current = { state: this.url ? 'ok' : 'disabled', reason: null, errorKey: null, advice: null, lastSuccessMs: null, lastDeliveredSeq: null, failures: 0, nextRetryMs: null, lastAttemptOk: null };
+    this.agent =
+      this.url === null
+        ? null
+        : this.url.protocol === 'https:'
+          ? new https.Agent({ keepAlive: true, maxSockets: 1 })
+          : new http.Agent({ keepAlive: true, maxSockets: 1 });
+    this.current = {
+      state: this.url ? 'ok' : 'disabled',
+      reason: null,
+      errorKey: null,
+      advice: null,
+      lastSuccessMs: null,
+      lastDeliveredSeq: null,
+      failures: 0,
+      nextRetryMs: null,
+      lastAttemptOk: null,
+    };
     this.state(); // the counts to report if the outbox fails later
   }
 
@@ -164,7 +185,12 @@ export class Publisher extends EventEmitter {
       // The loop only throws if the outbox itself fails (disk full, closed underneath us).
       this.running = false;
       // Nothing retries after this, so it is reported as failing, not retrying.
-      this.setState({ state: 'failing', reason: 'outbox error', errorKey: 'OutboxError', advice: `the outbox failed: ${(err as Error).message}; restart the meter` });
+      this.setState({
+        state: 'failing',
+        reason: 'outbox error',
+        errorKey: 'OutboxError',
+        advice: `the outbox failed: ${(err as Error).message}; restart the meter`,
+      });
     });
   }
 
@@ -236,7 +262,14 @@ export class Publisher extends EventEmitter {
         if (v.kind === 'rejected') log?.(`rejected seq=${seq} event_id=${eventId} reason="${v.reason}": ${v.advice}`);
         this.repeats = { errorKey: '', count: 0 };
         // Delivered, but nobody processed it: `ok` with the reason shown until a reading is handled.
-        const note = unhandled ? { reason: v.note, errorKey: 'NoApplet', advice: 'the node took the reading but no applet strategy handles this eventType: set --event-type to one the project handles, or add a strategy for it in W3bstream Studio' } : { reason: null, errorKey: null, advice: null };
+        const note = unhandled
+          ? {
+              reason: v.note,
+              errorKey: 'NoApplet',
+              advice:
+                'the node took the reading but no applet strategy handles this eventType: set --event-type to one the project handles, or add a strategy for it in W3bstream Studio',
+            }
+          : { reason: null, errorKey: null, advice: null };
         this.setState({ state: 'ok', ...note, failures: 0, lastSuccessMs: this.now(), lastDeliveredSeq: seq, lastAttemptOk: true });
         this.safeEmit('delivered', { seq, eventId, status, rejected, reason: v.reason ?? note.reason });
         return null;
@@ -247,7 +280,8 @@ export class Publisher extends EventEmitter {
         const delayMs = retryDelayMs(v.kind, failures, this.backoff, this.random);
         const repeats = v.errorKey === this.repeats.errorKey ? this.repeats.count + 1 : 1;
         this.repeats = { errorKey: v.errorKey, count: repeats };
-        const persisting = v.kind === 'transient' && v.persisting !== undefined && repeats >= v.persisting.afterFailures ? v.persisting : null;
+        const persisting =
+          v.kind === 'transient' && v.persisting !== undefined && repeats >= v.persisting.afterFailures ? v.persisting : null;
         this.setState({
           state: v.kind === 'config' || persisting ? 'failing' : 'retrying',
           reason: persisting?.reason ?? v.reason,
@@ -268,7 +302,9 @@ export class Publisher extends EventEmitter {
     const s = this.state();
     if (before.state !== s.state || before.errorKey !== s.errorKey || before.reason !== s.reason) {
       // Format relied on by the end-to-end tests and journal readers: state, reason, waiting.
-      this.opts.log?.(`publish state=${s.state}${s.reason ? ` reason="${s.reason}"` : ''} waiting=${s.waiting}${s.advice ? ` advice="${s.advice}"` : ''}`);
+      this.opts.log?.(
+        `publish state=${s.state}${s.reason ? ` reason="${s.reason}"` : ''} waiting=${s.waiting}${s.advice ? ` advice="${s.advice}"` : ''}`,
+      );
     }
     this.safeEmit('state', s);
   }
@@ -298,7 +334,15 @@ export class Publisher extends EventEmitter {
     if (this.opts.token) headers.Authorization = `Bearer ${this.opts.token}`;
     let status = 0;
     try {
-      const res = await fetch(this.urlFor(seq), { method: 'POST', headers, body, agent: this.agent!, signal, redirect: 'manual', size: MAX_ANSWER_BYTES });
+      const res = await fetch(this.urlFor(seq), {
+        method: 'POST',
+        headers,
+        body,
+        agent: this.agent!,
+        signal,
+        redirect: 'manual',
+        size: MAX_ANSWER_BYTES,
+      });
       status = res.status;
       let text: string;
       let oversized = false;
@@ -312,12 +356,22 @@ export class Publisher extends EventEmitter {
         cutShort = !oversized;
         text = '';
       }
-      const verdict = classifyAnswer(status, text, { contentType: res.headers.get('content-type'), oversized, cutShort, eventType: this.opts.eventType ?? 'DEFAULT' });
+      const verdict = classifyAnswer(status, text, {
+        contentType: res.headers.get('content-type'),
+        oversized,
+        cutShort,
+        eventType: this.opts.eventType ?? 'DEFAULT',
+      });
       return { status, verdict };
     } catch (err) {
       if (this.stopController.signal.aborted) return 'stopped';
       if (timedOut) {
-        const verdict: Verdict = { kind: 'transient', reason: `timeout ${this.timeoutMs} ms`, errorKey: 'timeout', advice: `no answer within ${this.timeoutMs} ms (a busy node delays answers instead of refusing): retrying` };
+        const verdict: Verdict = {
+          kind: 'transient',
+          reason: `timeout ${this.timeoutMs} ms`,
+          errorKey: 'timeout',
+          advice: `no answer within ${this.timeoutMs} ms (a busy node delays answers instead of refusing): retrying`,
+        };
         return { status, verdict };
       }
       const e = err as { code?: string; type?: string; name?: string };
@@ -350,7 +404,12 @@ export class Publisher extends EventEmitter {
  * node does not come back in lock step and the delay still grows. Config errors: a slow pace
  * with +-10 % jitter: the data is kept, and hammering the node cannot fix a wrong token.
  */
-export function retryDelayMs(kind: 'transient' | 'config', failures: number, backoff: Required<BackoffOptions>, random: () => number): number {
+export function retryDelayMs(
+  kind: 'transient' | 'config',
+  failures: number,
+  backoff: Required<BackoffOptions>,
+  random: () => number,
+): number {
   if (kind === 'config') return backoff.configRetryMs * (0.9 + 0.2 * random());
   const exp = Math.min(backoff.maxMs, backoff.baseMs * 2 ** Math.min(Math.max(failures, 1) - 1, 30));
   return exp / 2 + random() * (exp / 2);
@@ -367,9 +426,15 @@ export function parsePublishUrl(text: string): URL {
   try {
     u = new URL(text);
   } catch {
-    throw new PublisherConfigError(`publish URL ${JSON.stringify(text.split('?')[0])} is not a URL: copy it from the W3bstream project settings (https://<host>/srv-applet-mgr/v0/event/<project>)`);
+    throw new PublisherConfigError(
+      `publish URL ${JSON.stringify(text.split('?')[0])} is not a URL: copy it from the W3bstream project settings (https://<host>/srv-applet-mgr/v0/event/<project>)`,
+    );
   }
-  if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new PublisherConfigError(`publish URL ${u.origin}${u.pathname} must start with https:// (or http:// for a local receiver)`);
-  if (u.username || u.password) throw new PublisherConfigError(`publish URL ${u.host}${u.pathname} must not contain a user or password: the token goes in W3BSTREAM_PUBLISHER_TOKEN`);
+  if (u.protocol !== 'http:' && u.protocol !== 'https:')
+    throw new PublisherConfigError(`publish URL ${u.origin}${u.pathname} must start with https:// (or http:// for a local receiver)`);
+  if (u.username || u.password)
+    throw new PublisherConfigError(
+      `publish URL ${u.host}${u.pathname} must not contain a user or password: the token goes in W3BSTREAM_PUBLISHER_TOKEN`,
+    );
   return u;
 }

@@ -74,7 +74,19 @@ export type DevAnswerMode =
   | { appletError: string };
 
 /** The mode names a command line can pass. */
-export const DEV_ANSWER_MODES = ['normal', 'instance-not-loaded', 'instance-stopped', 'wait-timeout', 'traffic-limit', 'no-applet', 'malformed-token', 'html', 'empty', 'oversized', 'drop'] as const;
+export const DEV_ANSWER_MODES = [
+  'normal',
+  'instance-not-loaded',
+  'instance-stopped',
+  'wait-timeout',
+  'traffic-limit',
+  'no-applet',
+  'malformed-token',
+  'html',
+  'empty',
+  'oversized',
+  'drop',
+] as const;
 
 export interface EventRequest {
   method: string;
@@ -109,30 +121,78 @@ const APPLET_ERRORS: Partial<Record<string, string>> = {
  * The answer to one request (pure: the verifier and the duplicate check are passed in).
  * `counted`: the request was on the event route (what `requests()` counts).
  */
-export function answerEvent(req: EventRequest, cfg: AnswerConfig, mode: DevAnswerMode, ctx: { verify: (body: string) => VerifyResult; seen: (eventId: string) => boolean }): EventAnswer {
-  const json = (status: number, body: unknown, counted = true): EventAnswer => ({ drop: false, status, contentType: 'application/json', body: JSON.stringify(body), event: null, counted });
-  const nodeError = (status: number, key: string, code: number, desc: string): EventAnswer => json(status, { key, code, msg: key, desc, canBeTalk: false });
+export function answerEvent(
+  req: EventRequest,
+  cfg: AnswerConfig,
+  mode: DevAnswerMode,
+  ctx: { verify: (body: string) => VerifyResult; seen: (eventId: string) => boolean },
+): EventAnswer {
+  const json = (status: number, body: unknown, counted = true): EventAnswer => ({
+    drop: false,
+    status,
+    contentType: 'application/json',
+    body: JSON.stringify(body),
+    event: null,
+    counted,
+  });
+  const nodeError = (status: number, key: string, code: number, desc: string): EventAnswer =>
+    json(status, { key, code, msg: key, desc, canBeTalk: false });
   const url = new URL(req.url, 'http://localhost');
   const route = ROUTE.exec(url.pathname);
-  if (req.method !== 'POST' || !route) return json(404, { key: 'NotFound', code: 404000000, msg: 'NotFound', desc: `no route ${req.method} ${url.pathname}`, canBeTalk: false }, false);
+  if (req.method !== 'POST' || !route)
+    return json(
+      404,
+      { key: 'NotFound', code: 404000000, msg: 'NotFound', desc: `no route ${req.method} ${url.pathname}`, canBeTalk: false },
+      false,
+    );
   const channel = route[1]!;
   if (mode === 'drop') return { drop: true, event: null, counted: true };
-  if (mode === 'html') return { drop: false, status: 200, contentType: 'text/html; charset=utf-8', body: '<!doctype html><html><body><form action="/login">Wi-Fi login</form></body></html>', event: null, counted: true };
+  if (mode === 'html')
+    return {
+      drop: false,
+      status: 200,
+      contentType: 'text/html; charset=utf-8',
+      body: '<!doctype html><html><body><form action="/login">Wi-Fi login</form></body></html>',
+      event: null,
+      counted: true,
+    };
   if (mode === 'empty') return { drop: false, status: 200, contentType: 'text/plain', body: '', event: null, counted: true };
-  if (typeof mode === 'object' && 'status' in mode) return nodeError(mode.status, mode.status >= 500 ? 'InternalServerError' : 'Failure', mode.status * 1_000_000, 'dev receiver answering an injected failure');
+  if (typeof mode === 'object' && 'status' in mode)
+    return nodeError(
+      mode.status,
+      mode.status >= 500 ? 'InternalServerError' : 'Failure',
+      mode.status * 1_000_000,
+      'dev receiver answering an injected failure',
+    );
   // The node takes the token from ?authorization= first, then the header; `Bearer ` is optional.
   const presented = (url.searchParams.get('authorization') ?? req.authorization ?? '').replace(/^Bearer\s+/i, '');
   if (mode === 'malformed-token') return nodeError(500, 'UnknownError', 500000000, 'UnknownError');
   if (presented !== cfg.token) return nodeError(401, 'InvalidToken', 401999002, 'InvalidToken');
   const eventId = (url.searchParams.get('eventID') ?? '').toLowerCase();
   const eventType = url.searchParams.get('eventType') ?? 'DEFAULT';
-  const base = { channel, publisherID: '1830470000000000001', publisherKey: 'dev_publisher', eventID: eventId, timestamp: req.receivedAtMs };
-  const result = (code: number, error?: string | null) => ({ appletName: 'dev', instanceID: '1830470000000000002', handler: 'start', returnValue: null, code, ...(error ? { error } : {}) });
+  const base = {
+    channel,
+    publisherID: '1830470000000000001',
+    publisherKey: 'dev_publisher',
+    eventID: eventId,
+    timestamp: req.receivedAtMs,
+  };
+  const result = (code: number, error?: string | null) => ({
+    appletName: 'dev',
+    instanceID: '1830470000000000002',
+    handler: 'start',
+    returnValue: null,
+    code,
+    ...(error ? { error } : {}),
+  });
   // The node checks the project's traffic limit before it looks the project up.
-  if (mode === 'traffic-limit') return json(201, { ...base, results: [result(-1, 'TrafficLimitExceeded: project traffic limit exceeded')] });
+  if (mode === 'traffic-limit')
+    return json(201, { ...base, results: [result(-1, 'TrafficLimitExceeded: project traffic limit exceeded')] });
   if (channel !== cfg.project) return json(201, { ...base, results: null, error: 'InvalidEventChannel' });
-  if (mode === 'oversized') return json(201, { ...base, results: [result(-1, 'InstanceNotRunning')], padding: 'x'.repeat((1 << 20) + 1024) });
-  if (typeof mode === 'string' && APPLET_ERRORS[mode] !== undefined) return json(201, { ...base, results: [result(-1, APPLET_ERRORS[mode])] });
+  if (mode === 'oversized')
+    return json(201, { ...base, results: [result(-1, 'InstanceNotRunning')], padding: 'x'.repeat((1 << 20) + 1024) });
+  if (typeof mode === 'string' && APPLET_ERRORS[mode] !== undefined)
+    return json(201, { ...base, results: [result(-1, APPLET_ERRORS[mode])] });
   if (typeof mode === 'object') return json(201, { ...base, results: [result(-1, mode.appletError)] });
   const v = ctx.verify(req.body);
   const seqText = /-(\d+)$/.exec(eventId)?.[1];
@@ -140,7 +200,13 @@ export function answerEvent(req: EventRequest, cfg: AnswerConfig, mode: DevAnswe
   const signerMatchesEventId = eventAddress === null || v.deviceId === null ? null : eventAddress === v.deviceId;
   const handled = mode !== 'no-applet';
   // Like the tutorial applet: a message that does not verify is refused by the applet.
-  const refusal = !handled ? null : !v.ok ? v.reason : cfg.rejectZeroReadings && v.sensorReading === 0 ? 'sensor_reading must not be 0' : null;
+  const refusal = !handled
+    ? null
+    : !v.ok
+      ? v.reason
+      : cfg.rejectZeroReadings && v.sensorReading === 0
+        ? 'sensor_reading must not be 0'
+        : null;
   const event: ReceivedEvent = {
     receivedAtMs: req.receivedAtMs,
     project: channel,
@@ -159,7 +225,14 @@ export function answerEvent(req: EventRequest, cfg: AnswerConfig, mode: DevAnswe
     appletError: refusal,
     body: req.body,
   };
-  return { drop: false, status: 201, contentType: 'application/json', body: JSON.stringify({ ...base, results: handled ? [result(refusal ? -1 : 0, refusal)] : null }), event, counted: true };
+  return {
+    drop: false,
+    status: 201,
+    contentType: 'application/json',
+    body: JSON.stringify({ ...base, results: handled ? [result(refusal ? -1 : 0, refusal)] : null }),
+    event,
+    counted: true,
+  };
 }
 
 export interface DevReceiverOptions {
@@ -196,7 +269,11 @@ export interface DevReceiver {
 }
 
 export async function startDevReceiver(opts: DevReceiverOptions = {}): Promise<DevReceiver> {
-  const cfg: AnswerConfig = { project: opts.project ?? 'demo', token: opts.token ?? 'dev-token', rejectZeroReadings: opts.rejectZeroReadings };
+  const cfg: AnswerConfig = {
+    project: opts.project ?? 'demo',
+    token: opts.token ?? 'dev-token',
+    rejectZeroReadings: opts.rejectZeroReadings,
+  };
   const host = opts.host ?? '127.0.0.1';
   const received: ReceivedEvent[] = [];
   const verify = createBodyVerifier();
@@ -224,7 +301,13 @@ export async function startDevReceiver(opts: DevReceiverOptions = {}): Promise<D
     req.on('end', () => {
       const onRoute = ROUTE.test(new URL(req.url ?? '/', 'http://localhost').pathname);
       const a = answerEvent(
-        { method: req.method ?? 'GET', url: req.url ?? '/', authorization: req.headers.authorization, body: Buffer.concat(chunks).toString('utf8'), receivedAtMs: Date.now() },
+        {
+          method: req.method ?? 'GET',
+          url: req.url ?? '/',
+          authorization: req.headers.authorization,
+          body: Buffer.concat(chunks).toString('utf8'),
+          receivedAtMs: Date.now(),
+        },
         cfg,
         onRoute && req.method === 'POST' ? nextMode() : 'normal',
         { verify, seen: (id) => seen.has(id) },

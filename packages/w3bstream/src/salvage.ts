@@ -43,7 +43,12 @@ export function readDamagedOutbox(file: string, opts: { sequenceFloorFile?: stri
   } catch {
     floor = 0; // an unreadable floor only narrows the search
   }
-  const hi = Math.max(tryGet<{ value: number }>("SELECT value FROM counters WHERE name = 'next_seq'")?.value ?? 0, (tryGet<{ m: number | null }>('SELECT MAX(seq) AS m FROM messages')?.m ?? 0) + 1, floor, 1);
+  const hi = Math.max(
+    tryGet<{ value: number }>("SELECT value FROM counters WHERE name = 'next_seq'")?.value ?? 0,
+    (tryGet<{ m: number | null }>('SELECT MAX(seq) AS m FROM messages')?.m ?? 0) + 1,
+    floor,
+    1,
+  );
   const expected = tryGet<{ value: number }>("SELECT value FROM counters WHERE name = 'waiting'")?.value ?? null;
   const messages: DamagedOutboxContents['messages'] = [];
   const unreadable: number[] = [];
@@ -57,7 +62,8 @@ export function readDamagedOutbox(file: string, opts: { sequenceFloorFile?: stri
     try {
       if (lookup === null) throw new Error('no schema');
       const r = lookup.get(seq) as { seq: unknown; body: unknown; created_ms: unknown } | undefined;
-      if (r !== undefined && typeof r.body === 'string' && r.seq === seq) messages.push({ seq, body: r.body, createdAtMs: typeof r.created_ms === 'number' ? r.created_ms : (opts.nowMs ?? Date.now()) });
+      if (r !== undefined && typeof r.body === 'string' && r.seq === seq)
+        messages.push({ seq, body: r.body, createdAtMs: typeof r.created_ms === 'number' ? r.created_ms : (opts.nowMs ?? Date.now()) });
     } catch {
       unreadable.push(seq);
     }

@@ -67,7 +67,8 @@ export function parseSignature(signatureHex: string): { r: bigint; s: bigint; en
   if (/^[0-9a-fA-F]{128}$/.test(signatureHex)) {
     return { r: BigInt(`0x${signatureHex.slice(0, 64)}`), s: BigInt(`0x${signatureHex.slice(64)}`), encoding: 'raw' };
   }
-  if (!/^(?:[0-9a-fA-F]{2})+$/.test(signatureHex)) throw new SignatureFormatError('signature is not hex (128 digits for r||s, or DER)', signatureHex);
+  if (!/^(?:[0-9a-fA-F]{2})+$/.test(signatureHex))
+    throw new SignatureFormatError('signature is not hex (128 digits for r||s, or DER)', signatureHex);
   const b = Buffer.from(signatureHex, 'hex');
   const bad = (why: string): never => {
     throw new SignatureFormatError(`signature is neither 128 hex digits (r||s) nor valid DER: ${why}`, signatureHex);

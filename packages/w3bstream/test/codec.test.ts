@@ -24,10 +24,13 @@ import { tempDir } from './helpers.js';
 // The verified real example from the tutorial's applet fixtures (docs/w3bstream.md section 3).
 const VECTOR = {
   data: '{"sensor_reading":1.6163222834016864,"timestamp":1681943510756}',
-  publicKey: '040e2d0a3591eb27ad3b55038603c3813310fdaf0f15346016a576841790fb020756cd31af40e3c6d543fb332062d47dd717490f2cc28d053c63de3ae892ec091b',
-  signature: '3045022025891d5d149de8ad612f71687f6e4a9a13335d5cb35c0e6f54237ea8715084c8022100cf2e3bf7304ddf417dc75d52f0403013901a146636203ad138adb8ea3750b85f',
+  publicKey:
+    '040e2d0a3591eb27ad3b55038603c3813310fdaf0f15346016a576841790fb020756cd31af40e3c6d543fb332062d47dd717490f2cc28d053c63de3ae892ec091b',
+  signature:
+    '3045022025891d5d149de8ad612f71687f6e4a9a13335d5cb35c0e6f54237ea8715084c8022100cf2e3bf7304ddf417dc75d52f0403013901a146636203ad138adb8ea3750b85f',
 };
-const body = (data: string, signature = VECTOR.signature, publicKey = VECTOR.publicKey) => `{"data":${data},"signature":"${signature}","public_key":"${publicKey}"}`;
+const body = (data: string, signature = VECTOR.signature, publicKey = VECTOR.publicKey) =>
+  `{"data":${data},"signature":"${signature}","public_key":"${publicKey}"}`;
 
 /** Independent of the code under test: r||s hex -> DER hex, as openssl wants it. */
 function testRawToDer(raw: string): string {
@@ -50,7 +53,15 @@ function derS(der: string): string {
 describe('the docs/w3bstream.md test vector', () => {
   it('verifies as given (P-256, DER, high S, timestamp in ms)', () => {
     const v = verifyBody(body(VECTOR.data));
-    expect(v).toMatchObject({ ok: true, reason: null, curve: 'p256', encoding: 'der', lowS: false, sensorReading: 1.6163222834016864, timestamp: 1681943510756 });
+    expect(v).toMatchObject({
+      ok: true,
+      reason: null,
+      curve: 'p256',
+      encoding: 'der',
+      lowS: false,
+      sensorReading: 1.6163222834016864,
+      timestamp: 1681943510756,
+    });
     expect(v.data).toEqual({ sensor_reading: 1.6163222834016864, timestamp: 1681943510756 });
     expect(v.dataText).toBe(VECTOR.data);
     expect(v.deviceId).toBe(deviceAddress(VECTOR.publicKey));
@@ -74,14 +85,22 @@ describe('the docs/w3bstream.md test vector', () => {
     const raw = derToRaw(VECTOR.signature);
     expect(raw).toHaveLength(128);
     // The same signature with S in the upper half, raw: an altered copy, not something this meter sends.
-    expect(verifyBody(body(VECTOR.data, raw))).toMatchObject({ ok: false, encoding: 'raw', lowS: false, reason: expect.stringMatching(/high S/) });
+    expect(verifyBody(body(VECTOR.data, raw))).toMatchObject({
+      ok: false,
+      encoding: 'raw',
+      lowS: false,
+      reason: expect.stringMatching(/high S/),
+    });
     const n = BigInt(`0x${CURVES.p256.orderHex}`);
     const lowS = (n - BigInt(`0x${raw.slice(64)}`)).toString(16).padStart(64, '0');
     expect(verifyBody(body(VECTOR.data, raw.slice(0, 64) + lowS))).toMatchObject({ ok: true, lowS: true });
     expect(verifyBody(body(VECTOR.data, raw.slice(0, 64) + lowS), { requireLowS: 'all' })).toMatchObject({ ok: true, lowS: true });
     // The tutorial's DER vector (high S) is foreign: it verifies, flagged, unless every S must be low.
     expect(verifyBody(body(VECTOR.data))).toMatchObject({ ok: true, encoding: 'der', lowS: false });
-    expect(verifyBody(body(VECTOR.data), { requireLowS: 'all' })).toMatchObject({ ok: false, reason: expect.stringMatching(/high S \(der\)/) });
+    expect(verifyBody(body(VECTOR.data), { requireLowS: 'all' })).toMatchObject({
+      ok: false,
+      reason: expect.stringMatching(/high S \(der\)/),
+    });
     expect(rawToDer(raw)).toBe(VECTOR.signature);
   });
 
@@ -222,7 +241,17 @@ describe('openssl agrees (independent implementation)', () => {
         writeFileSync(join(dir, 'pub.der'), Buffer.from(CURVES[curve].spkiPrefixHex + id.publicKeyHex, 'hex'));
         writeFileSync(join(dir, 'data.txt'), msg.dataText);
         writeFileSync(join(dir, 'sig.der'), Buffer.from(encoding === 'der' ? msg.signature : testRawToDer(msg.signature), 'hex'));
-        const verifyArgs = ['dgst', '-sha256', '-verify', join(dir, 'pub.der'), '-keyform', 'DER', '-signature', join(dir, 'sig.der'), join(dir, 'data.txt')];
+        const verifyArgs = [
+          'dgst',
+          '-sha256',
+          '-verify',
+          join(dir, 'pub.der'),
+          '-keyform',
+          'DER',
+          '-signature',
+          join(dir, 'sig.der'),
+          join(dir, 'data.txt'),
+        ];
         expect(openssl(verifyArgs).trim()).toBe('Verified OK');
         writeFileSync(join(dir, 'data.txt'), msg.dataText.replace('8.25', '8.26'));
         let failed: { status?: number; stdout?: Buffer } = {};
@@ -250,8 +279,16 @@ describe('openssl agrees (independent implementation)', () => {
       const n = BigInt(`0x${CURVES[curve].orderHex}`);
       const s = BigInt(`0x${raw.slice(64)}`);
       const [low, high] = s > n / 2n ? [n - s, s] : [s, n - s];
-      expect(verifyBody(body(text, raw.slice(0, 64) + low.toString(16).padStart(64, '0'), pub))).toMatchObject({ ok: true, curve, encoding: 'raw', lowS: true });
-      expect(verifyBody(body(text, raw.slice(0, 64) + high.toString(16).padStart(64, '0'), pub))).toMatchObject({ ok: false, reason: expect.stringMatching(/high S/) });
+      expect(verifyBody(body(text, raw.slice(0, 64) + low.toString(16).padStart(64, '0'), pub))).toMatchObject({
+        ok: true,
+        curve,
+        encoding: 'raw',
+        lowS: true,
+      });
+      expect(verifyBody(body(text, raw.slice(0, 64) + high.toString(16).padStart(64, '0'), pub))).toMatchObject({
+        ok: false,
+        reason: expect.stringMatching(/high S/),
+      });
       expect(verifyBody(body(text.replace('3.5', '3.6'), sig, pub)).ok).toBe(false);
     });
   }

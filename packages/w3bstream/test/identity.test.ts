@@ -84,7 +84,11 @@ describe('identity', () => {
     loadOrCreateIdentity(dir);
     const file = join(dir, KEY_FILE);
     const rsa = generateKeyPairSync('rsa', { modulusLength: 1024 }).privateKey.export({ format: 'pem', type: 'pkcs8' }) as string;
-    for (const [content, why] of [['garbage', /not a PEM private key/], ['', /empty/], [rsa, /rsa key, not P-256 or secp256k1/]] as const) {
+    for (const [content, why] of [
+      ['garbage', /not a PEM private key/],
+      ['', /empty/],
+      [rsa, /rsa key, not P-256 or secp256k1/],
+    ] as const) {
       writeFileSync(file, content, { mode: 0o600 });
       let err: unknown;
       try {
@@ -142,7 +146,8 @@ describe('identity', () => {
 
   it('derives the address as keccak256 of X||Y (known Ethereum vector)', () => {
     // Private key 1 on secp256k1: public point G, address 0x7e5f4552091a69125d5dfcb7b8c2659029395bdf.
-    const g = '0479be667ef9dcbbac55a06295ce870b07029bfcdb2dce28d959f2815b16f81798483ada7726a3c4655da4fbfc0e1108a8fd17b448a68554199c47d08ffb10d4b8';
+    const g =
+      '0479be667ef9dcbbac55a06295ce870b07029bfcdb2dce28d959f2815b16f81798483ada7726a3c4655da4fbfc0e1108a8fd17b448a68554199c47d08ffb10d4b8';
     expect(deviceAddress(g)).toBe('0x7e5f4552091a69125d5dfcb7b8c2659029395bdf');
   });
 });

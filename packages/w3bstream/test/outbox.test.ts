@@ -3,7 +3,15 @@ import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
-import { Outbox, OutboxCorruptError, OutboxLockedError, OutboxOptionError, OutboxTooNewError, SequenceFloorError, readSequenceFloor } from '../src/index.js';
+import {
+  Outbox,
+  OutboxCorruptError,
+  OutboxLockedError,
+  OutboxOptionError,
+  OutboxTooNewError,
+  SequenceFloorError,
+  readSequenceFloor,
+} from '../src/index.js';
 import { PACKAGE_DIR, onCleanup, tempDir, until } from './helpers.js';
 
 function open(file: string, opts: Parameters<typeof Outbox.open>[1] = {}): Outbox {
@@ -81,7 +89,11 @@ describe('durable outbox', () => {
     mono += 2_000;
     expect(o.append('c').dropped).toBe(0);
     expect(o.enforceBounds()).toBe(0);
-    expect(o.peek(10).map((m) => [m.body, m.createdAtMs - Date.UTC(2026, 10, 28)])).toEqual([['a', 0], ['b', 0], ['c', 40 * 86_400_000]]);
+    expect(o.peek(10).map((m) => [m.body, m.createdAtMs - Date.UTC(2026, 10, 28)])).toEqual([
+      ['a', 0],
+      ['b', 0],
+      ['c', 40 * 86_400_000],
+    ]);
     wall -= 80 * 86_400_000; // and back: still nothing dropped, nothing misordered
     expect(o.enforceBounds()).toBe(0);
     mono += 30 * 86_400_000 - 4_000 + 1; // thirty days of measured time after 'a'
@@ -118,7 +130,9 @@ describe('durable outbox', () => {
   });
 
   it("commits the caller's own tables in the same transaction, both ways", () => {
-    const o = open(join(tempDir(), 'o.sqlite'), { schemas: [{ name: 'test', migrations: ['CREATE TABLE totals (energy_wh REAL); INSERT INTO totals VALUES (0);'] }] });
+    const o = open(join(tempDir(), 'o.sqlite'), {
+      schemas: [{ name: 'test', migrations: ['CREATE TABLE totals (energy_wh REAL); INSERT INTO totals VALUES (0);'] }],
+    });
     const energy = () => o.transaction((sql) => sql.get<{ e: number }>('SELECT energy_wh AS e FROM totals')!.e);
     // 1. The append hook.
     expect(() => o.append('x', { inTransaction: (_seq, sql) => sql.exec('INSERT INTO nope VALUES (1)') })).toThrow(/no such table/);
@@ -156,7 +170,13 @@ describe('durable outbox', () => {
     old.prepare('INSERT INTO messages (seq, body, created_ms, attempts) VALUES (?, ?, ?, ?)').run(7, 'seven', wall - 1000, 0);
     expect(old.pragma('user_version', { simple: true })).toBe(0);
     old.close();
-    const meter = { name: 'meter', migrations: ['CREATE TABLE IF NOT EXISTS meter_totals (id INTEGER PRIMARY KEY, energy_wh REAL NOT NULL, rewards_total REAL NOT NULL, windows INTEGER NOT NULL, recent TEXT NOT NULL, held_dropped INTEGER NOT NULL DEFAULT 0)', 'ALTER TABLE meter_totals ADD COLUMN note TEXT'] };
+    const meter = {
+      name: 'meter',
+      migrations: [
+        'CREATE TABLE IF NOT EXISTS meter_totals (id INTEGER PRIMARY KEY, energy_wh REAL NOT NULL, rewards_total REAL NOT NULL, windows INTEGER NOT NULL, recent TEXT NOT NULL, held_dropped INTEGER NOT NULL DEFAULT 0)',
+        'ALTER TABLE meter_totals ADD COLUMN note TEXT',
+      ],
+    };
     let mono = 0;
     const o = Outbox.open(file, { maxAgeMs: 11 * 86_400_000, monotonicNow: () => mono, schemas: [meter] });
     expect(o.openReport).toMatchObject({ created: false, fromVersion: 0, seqRaised: null });
@@ -165,7 +185,12 @@ describe('durable outbox', () => {
       { seq: 6, body: 'six', createdAtMs: wall - 10 * 86_400_000, attempts: 4 },
       { seq: 7, body: 'seven', createdAtMs: wall - 1000, attempts: 0 },
     ]);
-    expect(o.transaction((sql) => sql.get('SELECT energy_wh, rewards_total, windows, note FROM meter_totals'))).toEqual({ energy_wh: 12.5, rewards_total: 3.25, windows: 7, note: null });
+    expect(o.transaction((sql) => sql.get('SELECT energy_wh, rewards_total, windows, note FROM meter_totals'))).toEqual({
+      energy_wh: 12.5,
+      rewards_total: 3.25,
+      windows: 7,
+      note: null,
+    });
     // The old rows' age carried over from their wall-clock age: 'six' is 10 days old, so one more day drops it.
     mono += 86_400_000 + 60_000;
     expect(o.enforceBounds()).toBe(1);
@@ -206,7 +231,9 @@ describe('durable outbox', () => {
     expect(d.append('after emptying').seq).toBe(18);
     d.close();
     // 3. kill -9 of a real process: the floor holds a reservation; the restart skips the rest of the block
-    const child = spawn(process.execPath, [join(PACKAGE_DIR, 'test', 'fixtures', 'append-worker.mjs'), file, floor], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const child = spawn(process.execPath, [join(PACKAGE_DIR, 'test', 'fixtures', 'append-worker.mjs'), file, floor], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
     let out = '';
     child.stdout.on('data', (c: Buffer) => (out += c.toString()));
     await until(() => (out.match(/appended/g) ?? []).length >= 5, 'appends from the worker');
@@ -255,7 +282,11 @@ describe('durable outbox', () => {
     for (let i = 0; i < 300; i++) a.append(`{"reading":${i},"pad":"${'x'.repeat(200)}"}`);
     a.close();
     const db = new Database(file);
-    const leaf = (db.prepare("SELECT pageno FROM dbstat WHERE name = 'messages' AND pagetype = 'leaf' ORDER BY pageno").all() as Array<{ pageno: number }>).map((r) => r.pageno);
+    const leaf = (
+      db.prepare("SELECT pageno FROM dbstat WHERE name = 'messages' AND pagetype = 'leaf' ORDER BY pageno").all() as Array<{
+        pageno: number;
+      }>
+    ).map((r) => r.pageno);
     const pageSize = db.pragma('page_size', { simple: true }) as number;
     db.close();
     const bytes = readFileSync(file);

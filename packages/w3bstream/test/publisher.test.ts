@@ -43,7 +43,16 @@ function publisher(outbox: Outbox, id: Identity, url: string | undefined, extra:
   const logs: string[] = [];
   const states: PublishState[] = [];
   const delivered: DeliveredEvent[] = [];
-  const p = new Publisher({ outbox, url, token: TOKEN, deviceId: id.deviceId, timeoutMs: 1000, backoff: { baseMs: 10, maxMs: 40, configRetryMs: 40 }, log: (l) => logs.push(l), ...extra });
+  const p = new Publisher({
+    outbox,
+    url,
+    token: TOKEN,
+    deviceId: id.deviceId,
+    timeoutMs: 1000,
+    backoff: { baseMs: 10, maxMs: 40, configRetryMs: 40 },
+    log: (l) => logs.push(l),
+    ...extra,
+  });
   p.on('state', (s) => states.push(s));
   p.on('delivered', (e) => delivered.push(e));
   onCleanup(() => p.stop());
@@ -106,7 +115,9 @@ describe('publisher against the dev receiver', () => {
     const { p, delivered } = publisher(outbox, id, r.url, { eventType: 'METER' });
     await until(() => r.received.length === 20, '20 deliveries');
     expect(r.received.map((x) => x.seq)).toEqual(Array.from({ length: 20 }, (_, i) => i + 1));
-    expect(r.received.every((x) => x.verified && x.eventId === `${id.deviceId}-${x.seq}` && x.eventType === 'METER' && !x.duplicate)).toBe(true);
+    expect(r.received.every((x) => x.verified && x.eventId === `${id.deviceId}-${x.seq}` && x.eventType === 'METER' && !x.duplicate)).toBe(
+      true,
+    );
     await until(() => p.state().waiting === 0, 'outbox empty');
     expect(p.state()).toMatchObject({ state: 'ok', reason: null, errorKey: null, waiting: 0, lastDeliveredSeq: 20, lastAttemptOk: true });
     expect(p.state().lastSuccessMs).toBeGreaterThan(Date.now() - 10_000);
@@ -215,7 +226,14 @@ describe('publisher against the dev receiver', () => {
     const { p, states } = publisher(outbox, id, r.url);
     await until(() => p.state().state === 'failing', 'failing');
     expect(states[0]).toMatchObject({ state: 'retrying', reason: 'not a W3bstream answer (text/html)' });
-    expect(p.state()).toMatchObject({ state: 'failing', reason: 'not a W3bstream answer (text/html)', errorKey: 'NotW3bstream', waiting: 3, advice: expect.stringMatching(/captive portal/), lastAttemptOk: false });
+    expect(p.state()).toMatchObject({
+      state: 'failing',
+      reason: 'not a W3bstream answer (text/html)',
+      errorKey: 'NotW3bstream',
+      waiting: 3,
+      advice: expect.stringMatching(/captive portal/),
+      lastAttemptOk: false,
+    });
     expect(states.filter((s) => s.state === 'retrying').length).toBe(2); // failing from the third answer on
     expect(outbox.stats()).toMatchObject({ waiting: 3, delivered: 0 });
     r.setMode('normal');
@@ -231,7 +249,11 @@ describe('publisher against the dev receiver', () => {
     append(1);
     const { p } = publisher(outbox, id, r.url);
     await until(() => p.state().state === 'failing', 'failing');
-    expect(p.state()).toMatchObject({ reason: 'HTTP 500 UnknownError (token?)', advice: expect.stringMatching(/malformed publisher token/), waiting: 1 });
+    expect(p.state()).toMatchObject({
+      reason: 'HTTP 500 UnknownError (token?)',
+      advice: expect.stringMatching(/malformed publisher token/),
+      waiting: 1,
+    });
     r.setMode('normal');
     await until(() => outbox.waiting() === 0, 'delivered');
   });
@@ -256,7 +278,11 @@ describe('publisher against the dev receiver', () => {
     append(1);
     const { p } = publisher(outbox, id, r.url, { timeoutMs: 200 });
     await until(() => p.state().state === 'retrying', 'timeout');
-    expect(p.state()).toMatchObject({ reason: 'timeout 200 ms', errorKey: 'timeout', advice: expect.stringMatching(/no answer within 200 ms/) });
+    expect(p.state()).toMatchObject({
+      reason: 'timeout 200 ms',
+      errorKey: 'timeout',
+      advice: expect.stringMatching(/no answer within 200 ms/),
+    });
     r.delayMs(0);
     await until(() => outbox.waiting() === 0, 'delivery after the node speeds up');
     // The receiver may have recorded the slow attempts too: all with the same eventID.
@@ -321,7 +347,13 @@ describe('publisher against the dev receiver', () => {
     const { states } = publisher(outbox, id, r.url, { now: () => 0, random: () => 0, backoff: { baseMs: 40, maxMs: 160 } });
     await until(() => outbox.waiting() === 0, 'delivery');
     const waits = states.filter((s) => s.state === 'retrying').map((s) => [s.failures, s.nextRetryMs]);
-    expect(waits).toEqual([[1, 20], [2, 40], [3, 80], [4, 80], [5, 80]]);
+    expect(waits).toEqual([
+      [1, 20],
+      [2, 40],
+      [3, 80],
+      [4, 80],
+      [5, 80],
+    ]);
     expect(states.at(-1)).toMatchObject({ state: 'ok', failures: 0, nextRetryMs: null });
   });
 
@@ -345,7 +377,10 @@ describe('publisher against the dev receiver', () => {
     const { p } = publisher(outbox, id, r.url, { backoff: { baseMs: 10, maxMs: 10 } });
     await until(() => p.state().failures === 3, 'three failures');
     await p.stop();
-    expect(outbox.peek(2).map((m) => [m.seq, m.attempts])).toEqual([[1, 3], [2, 0]]);
+    expect(outbox.peek(2).map((m) => [m.seq, m.attempts])).toEqual([
+      [1, 3],
+      [2, 0],
+    ]);
   });
 });
 

@@ -36,7 +36,18 @@ describe('dev receiver', () => {
     expect(a.status).toBe(201);
     expect(a.json).toMatchObject({ channel: 'proj', eventID: '0xabc-7', results: [{ code: 0 }] });
     expect(Object.keys(a.json!).sort()).toEqual(['channel', 'eventID', 'publisherID', 'publisherKey', 'results', 'timestamp']);
-    expect(r.received[0]).toMatchObject({ eventId: '0xabc-7', seq: 7, eventType: 'METER', verified: true, reason: null, sensorReading: 8, timestamp: 1764000000, duplicate: false, handled: true, signerMatchesEventId: null });
+    expect(r.received[0]).toMatchObject({
+      eventId: '0xabc-7',
+      seq: 7,
+      eventType: 'METER',
+      verified: true,
+      reason: null,
+      sensorReading: 8,
+      timestamp: 1764000000,
+      duplicate: false,
+      handled: true,
+      signerMatchesEventId: null,
+    });
     // The node's ids are strings (snowflakes), not numbers.
     expect(a.json).toMatchObject({ publisherID: expect.any(String), results: [{ instanceID: expect.any(String) }] });
   });
@@ -72,16 +83,31 @@ describe('dev receiver', () => {
     const body = signedBody();
     const next = async (mode: Parameters<typeof r.answerNext>[1]) => {
       r.answerNext(1, mode);
-      const res = await fetch(`${r.url}?eventType=METER&eventID=0xabc-9`, { method: 'POST', headers: { authorization: 'Bearer tok' }, body });
+      const res = await fetch(`${r.url}?eventType=METER&eventID=0xabc-9`, {
+        method: 'POST',
+        headers: { authorization: 'Bearer tok' },
+        body,
+      });
       const text = await res.text();
-      return { status: res.status, type: res.headers.get('content-type'), text, json: /^\{/.test(text) && text.length < 100_000 ? (JSON.parse(text) as Record<string, unknown>) : null };
+      return {
+        status: res.status,
+        type: res.headers.get('content-type'),
+        text,
+        json: /^\{/.test(text) && text.length < 100_000 ? (JSON.parse(text) as Record<string, unknown>) : null,
+      };
     };
     expect((await next('instance-not-loaded')).json).toMatchObject({ results: [{ code: -1, error: 'InstanceNotRunning' }] });
     expect((await next('instance-stopped')).json).toMatchObject({ results: [{ code: -1, error: 'instance not running' }] });
     expect((await next('wait-timeout')).json).toMatchObject({ results: [{ code: -1, error: 'wait timeout' }] });
-    expect((await next('traffic-limit')).json).toMatchObject({ results: [{ code: -1, error: expect.stringMatching(/TrafficLimitExceeded/) }] });
+    expect((await next('traffic-limit')).json).toMatchObject({
+      results: [{ code: -1, error: expect.stringMatching(/TrafficLimitExceeded/) }],
+    });
     expect(await next('malformed-token')).toMatchObject({ status: 500, json: { key: 'UnknownError', code: 500000000 } });
-    expect(await next('html')).toMatchObject({ status: 200, type: expect.stringMatching(/^text\/html/), text: expect.stringMatching(/^<!doctype html>/) });
+    expect(await next('html')).toMatchObject({
+      status: 200,
+      type: expect.stringMatching(/^text\/html/),
+      text: expect.stringMatching(/^<!doctype html>/),
+    });
     expect(await next('empty')).toMatchObject({ status: 200, text: '' });
     const big = await next('oversized');
     expect(big.status).toBe(201);
@@ -116,7 +142,12 @@ describe('dev receiver', () => {
     const forged = signedBody(8).replace('8.0', '9.0');
     const a = await post(r.url, forged);
     expect(a.json).toMatchObject({ results: [{ code: -1, error: 'signature does not verify' }] });
-    expect(r.received[0]).toMatchObject({ verified: false, reason: 'signature does not verify', appletError: 'signature does not verify', sensorReading: 9 });
+    expect(r.received[0]).toMatchObject({
+      verified: false,
+      reason: 'signature does not verify',
+      appletError: 'signature does not verify',
+      sensorReading: 9,
+    });
   });
 
   it('can refuse zero readings like the tutorial applet', async () => {
@@ -136,8 +167,15 @@ describe('dev receiver', () => {
     expect(lines1).toHaveLength(2); // readable by another process as soon as the answer came
     await post(r.url, body, { query: '?eventID=0xABC-1' });
     await post(r.url, body, { query: '?eventID=0xabc-2' });
-    const lines = readFileSync(recordFile, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as ReceivedEvent);
-    expect(lines.map((l) => [l.seq, l.duplicate, l.body === body])).toEqual([[1, false, true], [1, true, true], [2, false, true]]);
+    const lines = readFileSync(recordFile, 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as ReceivedEvent);
+    expect(lines.map((l) => [l.seq, l.duplicate, l.body === body])).toEqual([
+      [1, false, true],
+      [1, true, true],
+      [2, false, true],
+    ]);
     expect(lines).toEqual(r.received);
     await r.close();
     const again = await start({ recordFile });

@@ -39,7 +39,11 @@ const INFO = 4;
  * inside a host function is reported as the node does (a host log line, a failure code), never
  * thrown into the VM.
  */
-export function createEnvImports(mem: VmMemory, calls: SyncHostCalls, ctx: RunContext): Record<string, (...args: number[]) => number | undefined> {
+export function createEnvImports(
+  mem: VmMemory,
+  calls: SyncHostCalls,
+  ctx: RunContext,
+): Record<string, (...args: number[]) => number | undefined> {
   const guard = (failCode: number, fn: () => number): number => {
     try {
       return fn();

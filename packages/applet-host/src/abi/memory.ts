@@ -15,7 +15,8 @@ export class VmMemory {
 
   read(ptr: number, size: number): Uint8Array {
     const buf = new Uint8Array(this.memory().buffer);
-    if (ptr < 0 || size < 0 || ptr + size > buf.length) throw new VmMemoryError(`overflow: ${size} bytes at ${ptr} outside ${buf.length} bytes of memory`);
+    if (ptr < 0 || size < 0 || ptr + size > buf.length)
+      throw new VmMemoryError(`overflow: ${size} bytes at ${ptr} outside ${buf.length} bytes of memory`);
     return buf.slice(ptr, ptr + size);
   }
 

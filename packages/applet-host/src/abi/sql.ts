@@ -48,7 +48,8 @@ function decodeParam(p: unknown): SqlParam {
   if ('bytes' in v) return Buffer.from(String(v.bytes), 'base64');
   if ('time' in v) {
     const t = String(v.time);
-    if (!/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$/.test(t)) throw new SqlQueryError(`parsing time "${t}" as RFC 3339 failed`);
+    if (!/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$/.test(t))
+      throw new SqlQueryError(`parsing time "${t}" as RFC 3339 failed`);
     return new Date(t).toISOString();
   }
   throw new SqlQueryError('fail to decode the param');
@@ -113,7 +114,8 @@ function encodeRow(columns: ColumnInfo[], row: unknown[]): string {
 function encodeValue(declared: string | null, value: unknown): string {
   if (value === null || value === undefined) return 'null';
   const type = (declared ?? '').toUpperCase();
-  if ((type === 'BOOL' || type === 'BOOLEAN') && (typeof value === 'number' || typeof value === 'bigint')) return Number(value) !== 0 ? 'true' : 'false';
+  if ((type === 'BOOL' || type === 'BOOLEAN') && (typeof value === 'number' || typeof value === 'bigint'))
+    return Number(value) !== 0 ? 'true' : 'false';
   if (typeof value === 'bigint') return value.toString();
   if (typeof value === 'number') return Number.isFinite(value) ? JSON.stringify(value) : 'null';
   if (Buffer.isBuffer(value)) return JSON.stringify(value.toString('utf8'));

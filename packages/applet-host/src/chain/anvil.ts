@@ -28,7 +28,9 @@ export function anvilBinary(): string {
   try {
     return createRequire(import.meta.url).resolve(`${pkg}/bin/anvil`);
   } catch {
-    throw new AnvilMissingError(`anvil is not installed for ${process.platform}-${process.arch} (npm package ${pkg}): run npm ci on a machine that package exists for (Linux or macOS, x64 or arm64)`);
+    throw new AnvilMissingError(
+      `anvil is not installed for ${process.platform}-${process.arch} (npm package ${pkg}): run npm ci on a machine that package exists for (Linux or macOS, x64 or arm64)`,
+    );
   }
 }
 
@@ -44,7 +46,10 @@ export async function startLocalChain(opts: LocalChainOptions = {}): Promise<Loc
   });
   const rpcUrl = await new Promise<string>((resolve, reject) => {
     let out = '';
-    const deadline = setTimeout(() => fail(new Error(`anvil did not start within ${opts.readyTimeoutMs ?? 60_000} ms:\n${out.slice(-2000)}`)), opts.readyTimeoutMs ?? 60_000);
+    const deadline = setTimeout(
+      () => fail(new Error(`anvil did not start within ${opts.readyTimeoutMs ?? 60_000} ms:\n${out.slice(-2000)}`)),
+      opts.readyTimeoutMs ?? 60_000,
+    );
     const fail = (err: Error): void => {
       clearTimeout(deadline);
       child.kill('SIGKILL');

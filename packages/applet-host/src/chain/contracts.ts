@@ -46,7 +46,12 @@ interface Receipt {
 }
 
 /** Sends a transaction from an unlocked account and waits (polling) for its receipt. */
-async function transact(rpcUrl: string, tx: { from: Address; to?: Address; data: Hex }, what: string, timeoutMs = 60_000): Promise<Receipt & { hash: Hex }> {
+async function transact(
+  rpcUrl: string,
+  tx: { from: Address; to?: Address; data: Hex },
+  what: string,
+  timeoutMs = 60_000,
+): Promise<Receipt & { hash: Hex }> {
   const hash = await rpc<Hex>(rpcUrl, 'eth_sendTransaction', [tx]);
   const until = Date.now() + timeoutMs;
   for (;;) {
@@ -75,7 +80,11 @@ export class RewardSystem {
       const a = loadContract(name);
       // Without constructor arguments the creation code is the bytecode itself.
       const data = (args === undefined ? a.bytecode : deployContract(a.abi as never, a.bytecode, args)) as Hex;
-      const receipt = await transact(rpcUrl, { from: admin, data: data.startsWith('0x') ? data : (`0x${data}` as Hex) }, `deploying ${name}`);
+      const receipt = await transact(
+        rpcUrl,
+        { from: admin, data: data.startsWith('0x') ? data : (`0x${data}` as Hex) },
+        `deploying ${name}`,
+      );
       if (!receipt.contractAddress) throw new Error(`deploying ${name}: no contract address (${receipt.hash})`);
       return receipt.contractAddress as Address;
     };
@@ -87,16 +96,31 @@ export class RewardSystem {
   }
 
   async registerDevice(device: Address): Promise<Hex> {
-    return (await transact(this.rpcUrl, { from: this.admin, to: this.contracts.registry, data: encodeCall('DeviceRegistry', 'registerDevice', device) }, 'registerDevice')).hash;
+    return (
+      await transact(
+        this.rpcUrl,
+        { from: this.admin, to: this.contracts.registry, data: encodeCall('DeviceRegistry', 'registerDevice', device) },
+        'registerDevice',
+      )
+    ).hash;
   }
 
   async bindDevice(device: Address, owner: Address): Promise<Hex> {
-    return (await transact(this.rpcUrl, { from: this.admin, to: this.contracts.binding, data: encodeCall('DeviceBinding', 'bindDevice', { device, owner }) }, 'bindDevice')).hash;
+    return (
+      await transact(
+        this.rpcUrl,
+        { from: this.admin, to: this.contracts.binding, data: encodeCall('DeviceBinding', 'bindDevice', { device, owner }) },
+        'bindDevice',
+      )
+    ).hash;
   }
 
   /** The owner's reward-token balance in base units (18 decimals). */
   async balanceOf(owner: Address): Promise<bigint> {
-    const result = await rpc<Hex>(this.rpcUrl, 'eth_call', [{ to: this.contracts.token, data: encodeCall('RewardToken', 'balanceOf', owner) }, 'latest']);
+    const result = await rpc<Hex>(this.rpcUrl, 'eth_call', [
+      { to: this.contracts.token, data: encodeCall('RewardToken', 'balanceOf', owner) },
+      'latest',
+    ]);
     return BigInt(result);
   }
 }

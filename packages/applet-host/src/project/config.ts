@@ -43,7 +43,21 @@ export interface ProjectConfig {
 export class ProjectConfigError extends Error {}
 
 const IDENT = /^[A-Za-z_][A-Za-z0-9_]*$/;
-const COLUMN_TYPES = new Set(['TEXT', 'VARCHAR', 'INTEGER', 'INT', 'BIGINT', 'REAL', 'FLOAT', 'DOUBLE', 'NUMERIC', 'BOOLEAN', 'BOOL', 'BLOB', 'TIMESTAMP']);
+const COLUMN_TYPES = new Set([
+  'TEXT',
+  'VARCHAR',
+  'INTEGER',
+  'INT',
+  'BIGINT',
+  'REAL',
+  'FLOAT',
+  'DOUBLE',
+  'NUMERIC',
+  'BOOLEAN',
+  'BOOL',
+  'BLOB',
+  'TIMESTAMP',
+]);
 const ADDRESS = /^0x[0-9a-fA-F]{40}$/;
 
 /** Checks a project; throws one ProjectConfigError naming the field, the value and what is allowed. */
@@ -54,11 +68,13 @@ export function validateProject(p: ProjectConfig): ProjectConfig {
   if (!/^[A-Za-z0-9_-]+$/.test(p.name)) fail('name', p.name, 'letters, digits, _ and -');
   if (p.publisherToken.length === 0) fail('publisherToken', '', 'a non-empty token');
   if (p.strategies.length === 0) fail('strategies', p.strategies, 'at least one {eventType, handler}');
-  for (const s of p.strategies) if (!IDENT.test(s.handler) || s.eventType.length === 0) fail('strategies', s, 'an eventType and an exported handler name');
+  for (const s of p.strategies)
+    if (!IDENT.test(s.handler) || s.eventType.length === 0) fail('strategies', s, 'an eventType and an exported handler name');
   for (const t of p.tables ?? []) {
     if (!IDENT.test(t.name)) fail('tables[].name', t.name, 'an SQL identifier');
     for (const c of t.columns) {
-      if (!IDENT.test(c.name) || c.name.toLowerCase() === 'id') fail(`tables.${t.name}.columns[].name`, c.name, 'an SQL identifier other than id');
+      if (!IDENT.test(c.name) || c.name.toLowerCase() === 'id')
+        fail(`tables.${t.name}.columns[].name`, c.name, 'an SQL identifier other than id');
       if (!COLUMN_TYPES.has(c.type.toUpperCase())) fail(`tables.${t.name}.${c.name}.type`, c.type, [...COLUMN_TYPES].join(', '));
     }
   }
@@ -77,7 +93,10 @@ export function validateProject(p: ProjectConfig): ProjectConfig {
 
 /** The DDL for the project's tables: each with `id INTEGER PRIMARY KEY AUTOINCREMENT` first. */
 export function tableDdl(tables: TableSpec[]): string[] {
-  return tables.map((t) => `CREATE TABLE IF NOT EXISTS "${t.name}" (id INTEGER PRIMARY KEY AUTOINCREMENT${t.columns.map((c) => `, "${c.name}" ${c.type.toUpperCase()}`).join('')})`);
+  return tables.map(
+    (t) =>
+      `CREATE TABLE IF NOT EXISTS "${t.name}" (id INTEGER PRIMARY KEY AUTOINCREMENT${t.columns.map((c) => `, "${c.name}" ${c.type.toUpperCase()}`).join('')})`,
+  );
 }
 
 /**

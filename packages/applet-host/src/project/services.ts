@@ -133,7 +133,10 @@ export class ProjectServices {
     try {
       const chain = this.chain(chainId);
       const tx = JSON.parse(Buffer.from(txBytes).toString('utf8')) as { to?: string; data?: string };
-      const result = await rpc<string>(chain.rpcUrl, 'eth_call', [{ to: tx.to, data: `0x${String(tx.data ?? '').replace(/^0x/, '')}` }, 'latest']);
+      const result = await rpc<string>(chain.rpcUrl, 'eth_call', [
+        { to: tx.to, data: `0x${String(tx.data ?? '').replace(/^0x/, '')}` },
+        'latest',
+      ]);
       return { code: ResultCode.OK, data: hexToBytes(result) };
     } catch (err) {
       this.opts.log?.(ERROR, `call contract: ${(err as Error).message}`);

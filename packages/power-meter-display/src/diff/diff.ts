@@ -27,13 +27,7 @@ export function pixelWords(rgba: Uint8Array | Uint8ClampedArray): Uint32Array {
  * content is unknown: the whole frame is one rectangle. The union of the result covers every
  * changed pixel; rectangles never overlap.
  */
-export function diffFrames(
-  prev: Uint32Array | null,
-  next: Uint32Array,
-  width: number,
-  height: number,
-  opts: DiffOptions = {},
-): Rect[] {
+export function diffFrames(prev: Uint32Array | null, next: Uint32Array, width: number, height: number, opts: DiffOptions = {}): Rect[] {
   if (next.length !== width * height) throw new RangeError(`frame has ${next.length} pixels, expected ${width}x${height}`);
   if (prev === null) return [{ x: 0, y: 0, w: width, h: height }];
   if (prev.length !== next.length) throw new RangeError('frames differ in size');

@@ -50,7 +50,10 @@ export class ScreenRenderer {
   private readonly canvas: Canvas;
   private readonly ctx: CanvasRenderingContext2D;
 
-  constructor(readonly orientation: Orientation = 'landscape', fontDir?: string) {
+  constructor(
+    readonly orientation: Orientation = 'landscape',
+    fontDir?: string,
+  ) {
     registerScreenFonts(fontDir);
     this.width = orientation === 'landscape' ? 160 : 128;
     this.height = orientation === 'landscape' ? 128 : 160;

@@ -95,7 +95,9 @@ export class StateWatcher {
     const ino = directoryInode(this.dataDir);
     const watched = fstatSync(this.armedFd);
     if (ino !== null && ino === watched.ino && watched.nlink > 0) return;
-    this.opts.log?.(`data directory ${this.dataDir} ${ino === null ? 'removed; waiting for it to come back' : 'replaced; watching the new one'}`);
+    this.opts.log?.(
+      `data directory ${this.dataDir} ${ino === null ? 'removed; waiting for it to come back' : 'replaced; watching the new one'}`,
+    );
     void this.disarm();
     this.request('change');
   }
@@ -157,10 +159,13 @@ export class StateWatcher {
     if (this.closed) return;
     if (this.pending === null || reason === 'change') this.pending = reason;
     if (this.coalesceTimer || this.running) return;
-    this.coalesceTimer = setTimeout(() => {
-      this.coalesceTimer = null;
-      void this.run();
-    }, reason === 'change' ? (this.opts.coalesceMs ?? 10) : 0);
+    this.coalesceTimer = setTimeout(
+      () => {
+        this.coalesceTimer = null;
+        void this.run();
+      },
+      reason === 'change' ? (this.opts.coalesceMs ?? 10) : 0,
+    );
   }
 
   private async run(): Promise<void> {

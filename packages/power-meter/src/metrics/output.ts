@@ -110,7 +110,10 @@ export class MetricsOutput implements MeterObserver {
       this.fileError = null;
     } catch (err) {
       const msg = err instanceof Error ? err.message : String(err);
-      if (msg !== this.fileError) this.opts.log(`metrics: cannot write ${this.opts.file} (${msg}): check that its directory exists and is writable by this user (the service may write only its data directory: add ReadWritePaths=<that directory> with sudo systemctl edit power-meter); measurement goes on`);
+      if (msg !== this.fileError)
+        this.opts.log(
+          `metrics: cannot write ${this.opts.file} (${msg}): check that its directory exists and is writable by this user (the service may write only its data directory: add ReadWritePaths=<that directory> with sudo systemctl edit power-meter); measurement goes on`,
+        );
       this.fileError = msg;
     } finally {
       this.writing = false;
@@ -134,7 +137,9 @@ export class MetricsOutput implements MeterObserver {
     return new Promise((resolve) => {
       server.once('error', (err: NodeJS.ErrnoException) => {
         // A taken port is a setting to change, not a reason to stop measuring.
-        this.opts.log(`metrics: cannot listen on 127.0.0.1:${this.opts.port} (${err.code ?? err.message}): choose another --metrics-port; the endpoint is off, measurement goes on`);
+        this.opts.log(
+          `metrics: cannot listen on 127.0.0.1:${this.opts.port} (${err.code ?? err.message}): choose another --metrics-port; the endpoint is off, measurement goes on`,
+        );
         resolve();
       });
       // Loopback only, on purpose: scrape it from a local Prometheus or an SSH tunnel.

@@ -11,12 +11,21 @@ const ENV_FILE = '/etc/power-meter/power-meter.env';
  * Run interactively, the login is usually only in the root-only environment file: it is read
  * from there when readable.
  */
-export async function checkMqtt(s: { mqttUrl: string; mqttUser: string; mqttPassword: string }, opts: { envFile?: string; timeoutMs?: number } = {}): Promise<Check> {
+export async function checkMqtt(
+  s: { mqttUrl: string; mqttUser: string; mqttPassword: string },
+  opts: { envFile?: string; timeoutMs?: number } = {},
+): Promise<Check> {
   const envFile = opts.envFile ?? ENV_FILE;
   let { mqttUser: username, mqttPassword: password } = s;
   let from = 'the environment';
   if (!username && !password && existsSync(envFile)) {
-    if (!canRead(envFile)) return { name: 'mqtt', status: 'warn', detail: `cannot read ${envFile} (root only) to get the MQTT login`, fix: 'run sudo power-meter doctor to check the broker login' };
+    if (!canRead(envFile))
+      return {
+        name: 'mqtt',
+        status: 'warn',
+        detail: `cannot read ${envFile} (root only) to get the MQTT login`,
+        fix: 'run sudo power-meter doctor to check the broker login',
+      };
     const env = parseEnvFile(readFileSync(envFile, 'utf8'));
     username = env.POWER_METER_MQTT_USER ?? '';
     password = env.POWER_METER_MQTT_PASSWORD ?? '';
@@ -25,14 +34,31 @@ export async function checkMqtt(s: { mqttUrl: string; mqttUser: string; mqttPass
   const broker = safeBroker(s.mqttUrl);
   const login = username ? `as the configured user (from ${from})` : 'without a login';
   try {
-    const client = await connectAsync(s.mqttUrl, { clientId: `power-meter-doctor-${process.pid}`, username: username || undefined, password: password || undefined, protocolVersion: 5, reconnectPeriod: 0, connectTimeout: opts.timeoutMs ?? 5000 });
+    const client = await connectAsync(s.mqttUrl, {
+      clientId: `power-meter-doctor-${process.pid}`,
+      username: username || undefined,
+      password: password || undefined,
+      protocolVersion: 5,
+      reconnectPeriod: 0,
+      connectTimeout: opts.timeoutMs ?? 5000,
+    });
     await client.endAsync();
     return { name: 'mqtt', status: 'ok', detail: `${broker} accepted a connection ${login}; nothing was published` };
   } catch (err) {
     const code = (err as ErrorWithReasonCode).code;
     if (code === 134 || code === 135 || code === 4 || code === 5)
-      return { name: 'mqtt', status: 'fail', detail: `${broker} refused the login ${login}: ${(err as Error).message.replace(/^Connection refused: /, '')}`, fix: `set POWER_METER_MQTT_USER and POWER_METER_MQTT_PASSWORD in ${ENV_FILE} to a user of the broker (Home Assistant: a user of the Mosquitto add-on), then sudo systemctl restart power-meter` };
-    return { name: 'mqtt', status: 'fail', detail: `${broker}: ${typeof code === 'string' ? code : (err as Error).message}`, fix: 'check that the broker runs, the host and port in --mqtt-url (mqtt:// is 1883, mqtts:// 8883) and the network' };
+      return {
+        name: 'mqtt',
+        status: 'fail',
+        detail: `${broker} refused the login ${login}: ${(err as Error).message.replace(/^Connection refused: /, '')}`,
+        fix: `set POWER_METER_MQTT_USER and POWER_METER_MQTT_PASSWORD in ${ENV_FILE} to a user of the broker (Home Assistant: a user of the Mosquitto add-on), then sudo systemctl restart power-meter`,
+      };
+    return {
+      name: 'mqtt',
+      status: 'fail',
+      detail: `${broker}: ${typeof code === 'string' ? code : (err as Error).message}`,
+      fix: 'check that the broker runs, the host and port in --mqtt-url (mqtt:// is 1883, mqtts:// 8883) and the network',
+    };
   }
 }
 

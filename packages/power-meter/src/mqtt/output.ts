@@ -91,7 +91,8 @@ export class MqttOutput implements MeterObserver {
     this.stopping = true;
     if (this.retryTimer) clearTimeout(this.retryTimer);
     const bounded = <T>(p: Promise<T>, ms: number): Promise<unknown> => Promise.race([p, new Promise((r) => setTimeout(r, ms).unref())]);
-    if (this.client.connected) await bounded(this.client.publishAsync(this.topics.availability, 'offline', { qos: 1, retain: true }), 500).catch(() => {});
+    if (this.client.connected)
+      await bounded(this.client.publishAsync(this.topics.availability, 'offline', { qos: 1, retain: true }), 500).catch(() => {});
     await bounded(this.client.endAsync(), 500).catch(() => {});
     this.client.end(true);
   }
@@ -100,9 +101,12 @@ export class MqttOutput implements MeterObserver {
     this.failures = 0;
     this.problem = null;
     this.conn = { state: 'connected', reason: null };
-    this.say(`mqtt connected to ${safeBroker(this.opts.url)} topics=${this.topics.availability.replace(/\/availability$/, '')}/# discovery=${this.opts.discoveryPrefix}`);
+    this.say(
+      `mqtt connected to ${safeBroker(this.opts.url)} topics=${this.topics.availability.replace(/\/availability$/, '')}/# discovery=${this.opts.discoveryPrefix}`,
+    );
     this.client.publish(this.topics.availability, 'online', { qos: 1, retain: true }, () => {});
-    for (const m of discoveryMessages(this.opts.discoveryPrefix, this.opts.topicPrefix, this.opts)) this.client.publish(m.topic, JSON.stringify(m.config), { qos: 1, retain: true }, () => {});
+    for (const m of discoveryMessages(this.opts.discoveryPrefix, this.opts.topicPrefix, this.opts))
+      this.client.publish(m.topic, JSON.stringify(m.config), { qos: 1, retain: true }, () => {});
     this.client.subscribe(this.haStatus, { qos: 0 }, () => {});
     this.sendAll();
   }
@@ -118,7 +122,14 @@ export class MqttOutput implements MeterObserver {
   private onError(err: Error): void {
     const code = (err as ErrorWithReasonCode).code;
     const refused = typeof code === 'number' && LOGIN_REFUSED.has(code);
-    this.problem = { text: refused ? `the broker refused the login (${err.message.replace(/^Connection refused: /, '')}, reason code ${code})` : typeof code === 'string' ? code : err.message, refused };
+    this.problem = {
+      text: refused
+        ? `the broker refused the login (${err.message.replace(/^Connection refused: /, '')}, reason code ${code})`
+        : typeof code === 'string'
+          ? code
+          : err.message,
+      refused,
+    };
   }
 
   private onClose(): void {
@@ -131,12 +142,15 @@ export class MqttOutput implements MeterObserver {
     const reason = this.problem?.text ?? 'connection closed';
     this.conn = { state: refused ? 'refused' : 'retrying', reason };
     const fix = refused
-      ? 'check POWER_METER_MQTT_USER and POWER_METER_MQTT_PASSWORD in /etc/power-meter/power-meter.env (or the broker\'s password file), then restart power-meter'
+      ? "check POWER_METER_MQTT_USER and POWER_METER_MQTT_PASSWORD in /etc/power-meter/power-meter.env (or the broker's password file), then restart power-meter"
       : 'check that the broker runs and --mqtt-url';
     // One line per outage (and per change to or from a refused login), not per attempt: a
     // broker down for a day must not fill the journal.
     const cap = max >= 1000 ? `${Math.round(max / 1000)} s` : `${max} ms`;
-    this.say(`mqtt ${this.conn.state}: ${safeBroker(this.opts.url)}: ${reason}; ${fix}; ${refused ? `retrying every ${cap}` : `retrying with a growing delay (at most ${cap})`}; measurement and W3bstream delivery are not affected`, this.conn.state);
+    this.say(
+      `mqtt ${this.conn.state}: ${safeBroker(this.opts.url)}: ${reason}; ${fix}; ${refused ? `retrying every ${cap}` : `retrying with a growing delay (at most ${cap})`}; measurement and W3bstream delivery are not affected`,
+      this.conn.state,
+    );
     this.retryTimer = setTimeout(() => {
       this.retryTimer = null;
       this.problem = null;

@@ -20,7 +20,13 @@ export interface MeterTopics {
 
 export function meterTopics(prefix: string, deviceAddress: string): MeterTopics {
   const base = `${prefix}/${deviceAddress.toLowerCase()}`;
-  return { availability: `${base}/availability`, power: `${base}/power`, window: `${base}/window`, status: `${base}/status`, reading: `${base}/reading` };
+  return {
+    availability: `${base}/availability`,
+    power: `${base}/power`,
+    window: `${base}/window`,
+    status: `${base}/status`,
+    reading: `${base}/reading`,
+  };
 }
 
 /** Home Assistant's node id: only `[a-zA-Z0-9_-]` is allowed in a discovery topic level. */

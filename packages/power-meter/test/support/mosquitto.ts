@@ -24,7 +24,9 @@ export interface Broker {
 
 function binary(name: string, dirs: string[]): string {
   for (const d of [...dirs, ...(process.env.PATH ?? '').split(':')]) if (d && existsSync(join(d, name))) return join(d, name);
-  throw new Error(`${name} not found: the MQTT tests need a real broker. Install it with ./install-requirements.sh --test (Debian package mosquitto)`);
+  throw new Error(
+    `${name} not found: the MQTT tests need a real broker. Install it with ./install-requirements.sh --test (Debian package mosquitto)`,
+  );
 }
 
 export async function freePort(): Promise<number> {
