@@ -10,7 +10,8 @@ import { ScreenRenderer, TONE_COLOURS } from '../src/screen/render.js';
 
 const NOW = 1_764_000_000_000;
 
-async function rig() {
+/** `clock`: the wall and monotonic clocks the controller reads (default: wall fixed at NOW + 1 s). */
+async function rig(clock?: { wallMs: number; monoMs: number }) {
   const dir = mkdtempSync(join(tmpdir(), 'disp-'));
   const panel: Panel = await createPanel({ kind: 'emulated', variant: 'greentab', rotation: 90 });
   const frame: FramePanel = {
@@ -23,7 +24,8 @@ async function rig() {
     dataDir: dir,
     renderer: new ScreenRenderer('landscape'),
     panel: frame,
-    nowMs: () => NOW + 1000,
+    nowMs: () => clock?.wallMs ?? NOW + 1000,
+    monoMs: clock ? () => clock.monoMs : undefined,
   });
   const glassCount = (x: number, y: number, w: number, h: number, colour: string) => {
     const v = panel.emulator!.view(90);
@@ -203,21 +205,7 @@ describe('power-meter-display program', () => {
 describe('staleness is measured time, not the wall clock', () => {
   // One state written at NOW; the wall clock then steps while the monotonic clock runs on.
   async function controllerWith(clock: { wallMs: number; monoMs: number }) {
-    const dir = mkdtempSync(join(tmpdir(), 'disp-clock-'));
-    const panel: Panel = await createPanel({ kind: 'emulated', variant: 'greentab', rotation: 90 });
-    const frame: FramePanel = {
-      width: panel.device.width,
-      height: panel.device.height,
-      writeRegion: (x, y, w, h, p) => panel.device.writeRegion(x, y, w, h, p),
-      close: () => panel.close(),
-    };
-    const controller = new DisplayController({
-      dataDir: dir,
-      renderer: new ScreenRenderer('landscape'),
-      panel: frame,
-      nowMs: () => clock.wallMs,
-      monoMs: () => clock.monoMs,
-    });
+    const { dir, controller, panel } = await rig(clock);
     await writeFileAtomic(dir, 'state.json', JSON.stringify(exampleState({ updatedAtMs: NOW, powerW: 2.2 })));
     return { controller, panel };
   }
