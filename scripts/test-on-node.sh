@@ -42,14 +42,13 @@ git -C "$REPO" ls-files -z --cached --others --exclude-standard | (cd "$REPO" &&
 # This Node first on the PATH: npm, the install scripts and the tests all run on it. node-gyp takes
 # the headers from the package instead of downloading them.
 export PATH="$NODE_HOME/bin:$PATH"
-export npm_config_nodedir="$NODE_HOME"
-# Compile rather than try GitHub for prebuilt binaries: the same result everywhere, and no wait on
-# a network that may not answer.
-export npm_config_build_from_source=true
 cd "$COPY"
 say "npm ci on Node $(node -v) (modules ABI $(node -p process.versions.modules))"
 phase_s=$SECONDS
-JOBS=max npm ci --no-audit --no-fund --loglevel=error
+# Compile rather than try GitHub for prebuilt binaries: the same result everywhere, and no wait on
+# a network that may not answer. Both settings only for npm ci: npm warns about them on every later
+# run, and the tests check that our commands print nothing on stderr.
+npm_config_nodedir="$NODE_HOME" npm_config_build_from_source=true JOBS=max npm ci --no-audit --no-fund --loglevel=error
 say "npm ci took $((SECONDS - phase_s)) s"
 phase_s=$SECONDS
 npm test

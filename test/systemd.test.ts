@@ -1,5 +1,5 @@
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, symlinkSync } from 'node:fs';
+import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, realpathSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
@@ -92,7 +92,12 @@ async function bootContainer(): Promise<Booted> {
   // This machine's Node and npm, and a copy of the checkout (built, with node_modules), as a
   // user would have after ./install-requirements.sh.
   cpSync(process.execPath, join(merged, 'usr/local/bin/node'));
-  const npm = join(dirname(process.execPath), '..', 'lib', 'node_modules', 'npm');
+  // npm beside this Node, else the npm on the PATH: the npm registry's Node builds
+  // (scripts/test-on-node.sh) come without one.
+  const besideNode = join(dirname(process.execPath), '..', 'lib', 'node_modules', 'npm');
+  const npm = existsSync(besideNode)
+    ? besideNode
+    : dirname(dirname(realpathSync(execFileSync('which', ['npm'], { encoding: 'utf8' }).trim())));
   cpSync(npm, join(merged, 'usr/local/lib/node_modules/npm'), { recursive: true });
   symlinkSync('../lib/node_modules/npm/bin/npm-cli.js', join(merged, 'usr/local/bin/npm'));
   mkdirSync(join(merged, 'src'));
