@@ -26,5 +26,5 @@ export type { BoundedReadResult } from './bounded-read.js';
 export { EXIT } from './exit-codes.js';
 export { createLogger, parseLogLevel, stderrIsJournal, LOG_LEVELS, PRIORITY } from './log.js';
 export type { Logger, LogLevel, LoggerOptions } from './log.js';
-export { ServiceNotifier } from './service.js';
+export { ServiceNotifier, packageVersion } from './service.js';
 export type { ServiceNotifierOptions } from './service.js';

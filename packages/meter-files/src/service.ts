@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { spawn } from 'node:child_process';
 
 /**
@@ -85,4 +86,9 @@ export class ServiceNotifier {
     child.once('close', () => this.inFlight--);
     child.unref();
   }
+}
+
+/** The `version` of the package.json next to a program's dist/ (`--version`), given its `import.meta.url`. */
+export function packageVersion(moduleUrl: string): string {
+  return (JSON.parse(readFileSync(new URL('../package.json', moduleUrl), 'utf8')) as { version: string }).version;
 }

@@ -1,5 +1,4 @@
 #!/usr/bin/env node
-import { readFileSync } from 'node:fs';
 import { isAbsolute, resolve } from 'node:path';
 import { Command, Option } from 'commander';
 import {
@@ -9,6 +8,7 @@ import {
   SettingError,
   createLogger,
   helpText,
+  packageVersion,
   loadSettings,
   type Logger,
 } from '@power-meter/meter-files';
@@ -17,7 +17,7 @@ import { panelErrorHint } from './hints.js';
 import { openPanel } from './panel.js';
 import { DISPLAY_SETTINGS, type DisplaySettings } from './settings.js';
 
-const VERSION = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+const VERSION = packageVersion(import.meta.url);
 let logger: Logger = createLogger({ program: 'power-meter-display' });
 const fail = (message: string, code: number): never => {
   logger.error(message);

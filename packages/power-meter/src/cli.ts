@@ -10,6 +10,7 @@ import {
   SettingError,
   createLogger,
   helpText,
+  packageVersion,
   loadSettings,
   type Logger,
 } from '@power-meter/meter-files';
@@ -34,7 +35,7 @@ import { verifyLines } from './verify.js';
 import { startOutputs } from './outputs.js';
 import { BACKEND_SETTINGS, type BackendSettings } from './settings.js';
 
-const VERSION = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+const VERSION = packageVersion(import.meta.url);
 /** Until the settings are read (and for the one-shot commands): info level, priorities under journald. */
 let logger: Logger = createLogger({ program: 'power-meter' });
 const log = (line: string): void => logger.info(line);

@@ -1,5 +1,4 @@
 import { exampleState, type MeterState } from '@power-meter/meter-files';
-import { connectAsync, type MqttClient } from 'mqtt';
 import { afterEach, describe, expect, it } from 'vitest';
 import { until } from '../../../test/support/processes.js';
 import { checkMqtt } from '../src/mqtt/check.js';
@@ -7,11 +6,12 @@ import { ENTITIES } from '../src/mqtt/discovery.js';
 import { MqttOutput } from '../src/mqtt/output.js';
 import { meterTopics } from '../src/mqtt/topics.js';
 import { sensorDiscoveryProblems } from './ha-schema.js';
-import { freePort, startBroker, type Broker } from './support/mosquitto.js';
+import { freePort, startBroker, subscriber as subscribe, type Broker } from './support/mosquitto.js';
 
 const ADDR = '0x00112233445566778899aabbccddeeff00112233';
 const topics = meterTopics('power-meter', ADDR);
-const cleanups: Array<() => Promise<void>> = [];
+const cleanups: Array<() => Promise<unknown>> = [];
+const subscriber = (b: Broker, filters?: string[]) => subscribe(b, (fn) => cleanups.push(fn), filters);
 afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c().catch(() => {});
 });
@@ -20,27 +20,6 @@ async function broker(): Promise<Broker> {
   const b = await startBroker();
   cleanups.push(() => b.stop('SIGKILL'));
   return b;
-}
-
-interface Seen {
-  topic: string;
-  payload: string;
-  retain: boolean;
-}
-
-/** A subscriber like Home Assistant: everything under the discovery prefix and the meter's topics. */
-async function subscriber(b: Broker): Promise<{ client: MqttClient; seen: Seen[] }> {
-  const client = await connectAsync(b.url, {
-    username: b.user,
-    password: b.password,
-    reconnectPeriod: 200,
-    clientId: `test-${Math.random()}`,
-  });
-  cleanups.push(() => client.endAsync(true));
-  const seen: Seen[] = [];
-  client.on('message', (topic, payload, packet) => seen.push({ topic, payload: payload.toString(), retain: packet.retain }));
-  await client.subscribeAsync(['homeassistant/#', 'power-meter/#']);
-  return { client, seen };
 }
 
 function output(b: Broker, over: Partial<ConstructorParameters<typeof MqttOutput>[0]> = {}): { out: MqttOutput; lines: string[] } {

@@ -4,18 +4,18 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { readState } from '@power-meter/meter-files';
 import { startDevReceiver, verifyBody, type DevReceiver } from '@power-meter/w3bstream';
-import { connectAsync, type MqttClient } from 'mqtt';
 import parsePrometheusTextFormat from 'parse-prometheus-text-format';
 import { afterEach, describe, expect, it } from 'vitest';
 import { BACKEND, start, until, type Proc } from '../../../test/support/processes.js';
 import { ENTITIES } from '../src/mqtt/discovery.js';
 import { meterTopics } from '../src/mqtt/topics.js';
 import { sensorDiscoveryProblems } from './ha-schema.js';
-import { freePort, startBroker, type Broker } from './support/mosquitto.js';
+import { freePort, startBroker, subscriber as subscribe, type Broker } from './support/mosquitto.js';
 
 /** The real daemon (built dist/, simulated sensor) with its outputs, against a real broker. */
 const TOKEN = 'test-token-0d5e';
 const cleanups: Array<() => Promise<unknown>> = [];
+const subscriber = (b: Broker, filters?: string[]) => subscribe(b, (fn) => cleanups.push(fn), filters);
 afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c().catch(() => {});
 });
@@ -41,26 +41,6 @@ async function receiver(): Promise<DevReceiver> {
   const r = await startDevReceiver({ project: 'test', token: TOKEN });
   cleanups.push(() => r.close());
   return r;
-}
-
-interface Seen {
-  topic: string;
-  payload: string;
-  retain: boolean;
-}
-
-async function subscriber(b: Broker, filters = ['homeassistant/#', 'power-meter/#']): Promise<{ client: MqttClient; seen: Seen[] }> {
-  const client = await connectAsync(b.url, {
-    username: b.user,
-    password: b.password,
-    reconnectPeriod: 200,
-    clientId: `test-${Math.random()}`,
-  });
-  cleanups.push(() => client.endAsync(true));
-  const seen: Seen[] = [];
-  client.on('message', (topic, payload, packet) => seen.push({ topic, payload: payload.toString(), retain: packet.retain }));
-  await client.subscribeAsync(filters);
-  return { client, seen };
 }
 
 const mqttEnv = (b: Broker, password = b.password) => ({ POWER_METER_MQTT_USER: b.user, POWER_METER_MQTT_PASSWORD: password });

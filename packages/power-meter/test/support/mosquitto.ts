@@ -3,6 +3,7 @@ import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { connectAsync, type MqttClient } from 'mqtt';
 
 /**
  * A real Mosquitto broker for the tests (Debian package `mosquitto`, installed by
@@ -119,4 +120,29 @@ export async function startBroker(): Promise<Broker> {
     },
     log: () => out,
   };
+}
+
+export interface Seen {
+  topic: string;
+  payload: string;
+  retain: boolean;
+}
+
+/** A subscriber like Home Assistant (by default everything under the discovery prefix and the meter's topics). */
+export async function subscriber(
+  b: Broker,
+  onCleanup: (fn: () => Promise<unknown>) => void,
+  filters = ['homeassistant/#', 'power-meter/#'],
+): Promise<{ client: MqttClient; seen: Seen[] }> {
+  const client = await connectAsync(b.url, {
+    username: b.user,
+    password: b.password,
+    reconnectPeriod: 200,
+    clientId: `test-${Math.random()}`,
+  });
+  onCleanup(() => client.endAsync(true));
+  const seen: Seen[] = [];
+  client.on('message', (topic, payload, packet) => seen.push({ topic, payload: payload.toString(), retain: packet.retain }));
+  await client.subscribeAsync(filters);
+  return { client, seen };
 }
