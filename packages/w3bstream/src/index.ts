@@ -11,6 +11,8 @@ export {
   loadOrCreateIdentity,
 } from './identity.js';
 export type { Identity, IdentityErrorKind } from './identity.js';
+export { RECOVERY_IDS, recoverCandidates, recoverPublicKey, recoverSignerByAddress } from './recover.js';
+export type { RecoveredSigner } from './recover.js';
 export { SignatureFormatError, derToRaw, isLowS, parseSignature, rawToDer } from './signature.js';
 export type { SignatureEncoding } from './signature.js';
 export {
