@@ -1,5 +1,6 @@
-import { verify, type KeyObject } from 'node:crypto';
+import { createHash, verify, type KeyObject } from 'node:crypto';
 import { CURVES, deviceAddress, publicKeyFromHex, type Curve } from './keys.js';
+import { recoverSignerByAddress } from './recover.js';
 import { isLowS, parseSignature, rsToDer, SignatureFormatError, type SignatureEncoding } from './signature.js';
 
 /**
@@ -57,23 +58,45 @@ export interface SignedMessage {
   signature: string;
 }
 
+/**
+ * What `public_key` carries (docs/design.md "Wire profile"):
+ * - `address`: the device address, `0x` + 40 lowercase hex, what the original firmware sends
+ *   (`sprintf("%02x")` of keccak256(X||Y)'s last 20 bytes) and what the tutorial's smart-grid
+ *   applet needs (`public_key.slice(2, 42)` is looked up among the registered devices, which it
+ *   stores as lowercase hex from the contract logs). A verifier recovers the key from the signature.
+ * - `key`: `04` + X + Y (130 lowercase hex), the tutorial README's example.
+ * The signed data text is the same in both.
+ */
+export type PublicKeyField = 'address' | 'key';
+export const PUBLIC_KEY_FIELDS: readonly PublicKeyField[] = ['address', 'key'];
+
 export interface BuildOptions {
   timestampUnit?: TimestampUnit;
   signatureEncoding?: SignatureEncoding;
+  /** Default `key` (this library's original form); the meter's own default is `address`. */
+  publicKeyField?: PublicKeyField;
+}
+
+/** The `public_key` member's value for a signer in the chosen form. */
+export function publicKeyFieldValue(signer: Signer, field: PublicKeyField): string {
+  return field === 'address' ? deviceAddress(signer.publicKeyHex.toLowerCase()) : signer.publicKeyHex;
 }
 
 export function buildMessage(signer: Signer, reading: { powerW: number; timestampMs: number }, opts: BuildOptions = {}): SignedMessage {
   const text = dataText(reading.powerW, reading.timestampMs, opts.timestampUnit ?? 's');
   const signature = signer.sign(text, opts.signatureEncoding ?? 'raw');
-  return { body: `{"data":${text},"signature":"${signature}","public_key":"${signer.publicKeyHex}"}`, dataText: text, signature };
+  const publicKey = publicKeyFieldValue(signer, opts.publicKeyField ?? 'key');
+  return { body: `{"data":${text},"signature":"${signature}","public_key":"${publicKey}"}`, dataText: text, signature };
 }
 
 interface VerifyFields {
   curve: Curve | null;
-  /** `04…` as sent. */
+  /** `04…` as sent, or, for the address form, the key recovered from the signature (null if none matched). */
   publicKeyHex: string | null;
-  /** The sender's address derived from its public key. */
+  /** The signer's address: derived from the key sent, or the address sent once recovery proved it. */
   deviceId: string | null;
+  /** Which form `public_key` had (null: neither). */
+  publicKeyForm: PublicKeyField | null;
   sensorReading: number | null;
   timestamp: number | null;
   encoding: SignatureEncoding | null;
@@ -116,6 +139,9 @@ export function verifyBody(body: string, opts: VerifyOptions = {}): VerifyResult
 export function createBodyVerifier(opts: { cacheSize?: number; requireLowS?: LowSRule } = {}): (body: string) => VerifyResult {
   const cacheSize = opts.cacheSize ?? 64;
   const cache = new Map<string, KeyObject | null>();
+  // Address form: the curve an address signed with last time is tried first (recovery on the
+  // other curve first would cost two to four wasted recoveries per body).
+  const curveOf = new Map<string, Curve>();
   return (body) =>
     verifyWith(
       body,
@@ -130,8 +156,21 @@ export function createBodyVerifier(opts: { cacheSize?: number; requireLowS?: Low
         return key;
       },
       opts.requireLowS ?? 'raw',
+      {
+        order: (address) => (curveOf.get(address) === 'secp256k1' ? ['secp256k1', 'p256'] : ['p256', 'secp256k1']),
+        found: (address, curve) => {
+          if (!curveOf.has(address) && curveOf.size >= cacheSize) curveOf.delete(curveOf.keys().next().value!);
+          curveOf.set(address, curve);
+        },
+      },
     );
 }
+
+interface CurveHints {
+  order: (address: string) => Curve[];
+  found: (address: string, curve: Curve) => void;
+}
+const NO_HINTS: CurveHints = { order: () => ['p256', 'secp256k1'], found: () => {} };
 
 function keyFromHex(hex: string, curve: Curve): KeyObject | null {
   try {
@@ -141,11 +180,17 @@ function keyFromHex(hex: string, curve: Curve): KeyObject | null {
   }
 }
 
-function verifyWith(body: string, keyFor: (hex: string, curve: Curve) => KeyObject | null, lowSRule: LowSRule): VerifyResult {
+function verifyWith(
+  body: string,
+  keyFor: (hex: string, curve: Curve) => KeyObject | null,
+  lowSRule: LowSRule,
+  hints: CurveHints = NO_HINTS,
+): VerifyResult {
   const fields: VerifyFields = {
     curve: null,
     publicKeyHex: null,
     deviceId: null,
+    publicKeyForm: null,
     sensorReading: null,
     timestamp: null,
     encoding: null,
@@ -168,7 +213,8 @@ function verifyWith(body: string, keyFor: (hex: string, curve: Curve) => KeyObje
   if (typeof signature !== 'string' || signature === '') return fail('signature missing or not a string');
   if (typeof publicKey !== 'string' || publicKey === '') return fail('public_key missing or not a string');
   if (typeof data !== 'object' || data === null || Array.isArray(data)) return fail('data is not an object');
-  fields.publicKeyHex = publicKey;
+  // Kept on failures too (what was sent); an address is not a key: recovery fills that in below.
+  if (!publicKey.startsWith('0x')) fields.publicKeyHex = publicKey;
   text = members.find((m) => m.key === 'data')!.raw;
   const dataMembers = objectMembers(text);
   const d = data as { sensor_reading?: unknown; timestamp?: unknown };
@@ -184,8 +230,13 @@ function verifyWith(body: string, keyFor: (hex: string, curve: Curve) => KeyObje
     return fail('timestamp is not a positive integer');
   const tsRaw = dataMembers.find((m) => m.key === 'timestamp')!.raw;
   if (/[.eE]/.test(tsRaw)) return fail(`timestamp ${tsRaw} is not written as an integer`);
-  if (!/^04[0-9a-fA-F]{128}$/.test(publicKey)) return fail('public_key is not 04 followed by 128 hex digits');
-  fields.deviceId = deviceAddress(publicKey.toLowerCase());
+  const isAddress = /^0x[0-9a-fA-F]{40}$/.test(publicKey);
+  if (!isAddress && !/^04[0-9a-fA-F]{128}$/.test(publicKey))
+    return fail('public_key is neither a device address (0x + 40 hex digits) nor a public key (04 followed by 128 hex digits)');
+  fields.publicKeyForm = isAddress ? 'address' : 'key';
+  if (!isAddress) {
+    fields.deviceId = deviceAddress(publicKey.toLowerCase());
+  }
   let sig: { r: bigint; s: bigint; encoding: SignatureEncoding };
   try {
     sig = parseSignature(signature);
@@ -194,19 +245,38 @@ function verifyWith(body: string, keyFor: (hex: string, curve: Curve) => KeyObje
     throw err;
   }
   fields.encoding = sig.encoding;
+  const accept = (curve: Curve): VerifyResult => {
+    fields.curve = curve;
+    fields.lowS = isLowS(sig.s, curve);
+    if (!fields.lowS && (lowSRule === 'all' || sig.encoding === 'raw'))
+      return fail(
+        `signature has a high S (${sig.encoding}): this meter always signs with a low S, so this is an altered copy of a signature, not one it produced`,
+      );
+    return {
+      ok: true,
+      reason: null,
+      data: { sensor_reading: d.sensor_reading as number, timestamp: d.timestamp as number },
+      dataText: text!,
+      ...fields,
+    };
+  };
+  if (isAddress) {
+    // Only the address was sent: recover the key from the signature and keep it only if its
+    // address is the one sent (recovery yields only keys the signature verifies against).
+    const address = publicKey.toLowerCase();
+    const digest = createHash('sha256').update(text, 'utf8').digest();
+    const signer = recoverSignerByAddress(digest, sig.r, sig.s, address, hints.order(address));
+    if (signer === null) return fail(`signature is not by the device ${address} (no key recovered from it has that address)`);
+    hints.found(address, signer.curve);
+    fields.publicKeyHex = signer.publicKeyHex;
+    fields.deviceId = signer.address;
+    return accept(signer.curve);
+  }
   const der = Buffer.from(rsToDer(sig.r, sig.s), 'hex');
   for (const curve of Object.keys(CURVES) as Curve[]) {
     const key = keyFor(publicKey, curve);
     if (key === null) continue;
-    if (verify('sha256', Buffer.from(text, 'utf8'), { key, dsaEncoding: 'der' }, der)) {
-      fields.curve = curve;
-      fields.lowS = isLowS(sig.s, curve);
-      if (!fields.lowS && (lowSRule === 'all' || sig.encoding === 'raw'))
-        return fail(
-          `signature has a high S (${sig.encoding}): this meter always signs with a low S, so this is an altered copy of a signature, not one it produced`,
-        );
-      return { ok: true, reason: null, data: { sensor_reading: d.sensor_reading, timestamp: d.timestamp }, dataText: text, ...fields };
-    }
+    if (verify('sha256', Buffer.from(text, 'utf8'), { key, dsaEncoding: 'der' }, der)) return accept(curve);
   }
   return fail('signature does not verify');
 }

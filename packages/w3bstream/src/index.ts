@@ -16,8 +16,10 @@ export type { RecoveredSigner } from './recover.js';
 export { SignatureFormatError, derToRaw, isLowS, parseSignature, rawToDer } from './signature.js';
 export type { SignatureEncoding } from './signature.js';
 export {
+  PUBLIC_KEY_FIELDS,
   ReadingError,
   buildMessage,
+  publicKeyFieldValue,
   createBodyVerifier,
   dataText,
   formatSensorReading,
@@ -25,7 +27,7 @@ export {
   timestampFor,
   verifyBody,
 } from './codec.js';
-export type { BuildOptions, LowSRule, SignedMessage, Signer, TimestampUnit, VerifyOptions, VerifyResult } from './codec.js';
+export type { BuildOptions, LowSRule, PublicKeyField, SignedMessage, Signer, TimestampUnit, VerifyOptions, VerifyResult } from './codec.js';
 export { Outbox, OutboxCorruptError, OutboxLockedError, OutboxOptionError, OutboxTooNewError, isCorruptionError } from './outbox.js';
 export type {
   DeliveryOutcome,

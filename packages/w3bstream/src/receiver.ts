@@ -33,9 +33,14 @@ export interface ReceivedEvent {
   timestamp: number | null;
   verified: boolean;
   reason: string | null;
+  /** The `04…` key: as sent, or recovered from the signature when `public_key` is an address. */
   publicKey: string | null;
-  /** Address derived from the public key. */
+  /** The signer's address: derived from the key sent, or the address sent once recovery proved it. */
   deviceId: string | null;
+  /** What `public_key` carried: `address` (the original firmware's form) or `key` (null: neither). */
+  publicKeyForm: 'address' | 'key' | null;
+  /** The signer's curve (null: not verified). */
+  curve: 'p256' | 'secp256k1' | null;
   /** Whether the address in the eventID is the signer's (null: no address in the eventID, or no signer). */
   signerMatchesEventId: boolean | null;
   /** False when no applet handled the event (`no-applet` mode: `results: null`). */
@@ -220,6 +225,8 @@ export function answerEvent(
     reason: v.reason ?? (signerMatchesEventId === false ? `eventID names ${eventAddress}, the body is signed by ${v.deviceId}` : null),
     publicKey: v.publicKeyHex,
     deviceId: v.deviceId,
+    publicKeyForm: v.publicKeyForm,
+    curve: v.curve,
     signerMatchesEventId,
     handled,
     appletError: refusal,
@@ -321,7 +328,7 @@ export async function startDevReceiver(opts: DevReceiverOptions = {}): Promise<D
         // Written (to the OS) before answering, so whoever tails the file sees every acknowledged event.
         if (recordFd !== null) writeSync(recordFd, `${JSON.stringify(e)}\n`);
         opts.log?.(
-          `received seq=${e.seq ?? '?'} event_id=${e.eventId || '-'} reading=${e.sensorReading ?? '?'} verified=${e.verified}${e.duplicate ? ' duplicate' : ''}${e.handled ? '' : ' unhandled'}${e.signerMatchesEventId === false ? ' signer-mismatch' : ''}${e.reason ? ` reason="${e.reason}"` : ''}`,
+          `received seq=${e.seq ?? '?'} event_id=${e.eventId || '-'} reading=${e.sensorReading ?? '?'} verified=${e.verified}${e.verified ? ` signer=${e.deviceId} curve=${e.curve} public_key=${e.publicKeyForm}` : ''}${e.duplicate ? ' duplicate' : ''}${e.handled ? '' : ' unhandled'}${e.signerMatchesEventId === false ? ' signer-mismatch' : ''}${e.reason ? ` reason="${e.reason}"` : ''}`,
         );
       }
       const send = (): void => {

@@ -181,7 +181,13 @@ describe('verifyBody refuses what the applet would refuse', () => {
       [body('[1]'), /data is not an object/],
       [body(VECTOR.data, ''), /signature missing/],
       [body(VECTOR.data, VECTOR.signature, ''), /public_key missing/],
-      [body(VECTOR.data, VECTOR.signature, '04abc'), /public_key is not 04 followed by 128 hex digits/],
+      [
+        body(VECTOR.data, VECTOR.signature, '04abc'),
+        /public_key is neither a device address .* nor a public key \(04 followed by 128 hex digits\)/,
+      ],
+      [body(VECTOR.data, VECTOR.signature, `0x${'ab'.repeat(19)}`), /public_key is neither a device address \(0x \+ 40 hex digits\)/],
+      // The right length but not the signer's address: recovery finds no key with it.
+      [body(VECTOR.data, VECTOR.signature, `0x${'ab'.repeat(20)}`), /signature is not by the device 0xabab/],
       [body(VECTOR.data, 'zz'), /signature is not hex/],
       [body(VECTOR.data, '3100'), /nor valid DER/],
       // DER with a needless leading zero byte in r: malleable, refused.
@@ -292,4 +298,67 @@ describe('openssl agrees (independent implementation)', () => {
       expect(verifyBody(body(text.replace('3.5', '3.6'), sig, pub)).ok).toBe(false);
     });
   }
+});
+
+describe('the address form of public_key (what the original firmware sends)', () => {
+  for (const curve of ['p256', 'secp256k1'] as Curve[]) {
+    for (const encoding of ['raw', 'der'] as const) {
+      it(`${curve} ${encoding}: the body carries the lowercase address, the data text is the same, and the signer is recovered`, () => {
+        const id = loadOrCreateIdentity(join(tempDir(), 'identity'), { curve });
+        const reading = { powerW: 2.25, timestampMs: 1_764_000_000_000 };
+        const asAddress = buildMessage(id, reading, { signatureEncoding: encoding, publicKeyField: 'address' });
+        const asKey = buildMessage(id, reading, { signatureEncoding: encoding, publicKeyField: 'key' });
+        expect(asAddress.dataText).toBe(asKey.dataText);
+        const sent = (JSON.parse(asAddress.body) as { public_key: string }).public_key;
+        expect(sent).toBe(id.deviceId);
+        expect(sent).toMatch(/^0x[0-9a-f]{40}$/);
+        expect(asAddress.body).toBe(`{"data":${asAddress.dataText},"signature":"${asAddress.signature}","public_key":"${id.deviceId}"}`);
+        for (const verify of [verifyBody, createBodyVerifier()]) {
+          expect(verify(asAddress.body)).toMatchObject({
+            ok: true,
+            curve,
+            encoding,
+            lowS: true,
+            publicKeyForm: 'address',
+            publicKeyHex: id.publicKeyHex,
+            deviceId: id.deviceId,
+            data: { sensor_reading: 2.25, timestamp: 1_764_000_000 },
+          });
+          expect(verify(asKey.body)).toMatchObject({ ok: true, publicKeyForm: 'key', deviceId: id.deviceId });
+        }
+      });
+    }
+
+    it(`${curve}: altered data, another device's address or a high-S raw copy are refused`, () => {
+      const id = loadOrCreateIdentity(join(tempDir(), 'identity'), { curve });
+      const other = loadOrCreateIdentity(join(tempDir(), 'identity'), { curve });
+      const m = buildMessage(id, { powerW: 12, timestampMs: 1_764_000_005_000 }, { publicKeyField: 'address' });
+      expect(verifyBody(m.body.replace('12.0', '1.0'))).toMatchObject({ ok: false, reason: expect.stringMatching(/not by the device/) });
+      expect(verifyBody(m.body.replace(id.deviceId, other.deviceId))).toMatchObject({
+        ok: false,
+        publicKeyHex: null,
+        reason: `signature is not by the device ${other.deviceId} (no key recovered from it has that address)`,
+      });
+      const n = BigInt(`0x${CURVES[curve].orderHex}`);
+      const highS = (n - BigInt(`0x${m.signature.slice(64)}`)).toString(16).padStart(64, '0');
+      expect(verifyBody(m.body.replace(m.signature, m.signature.slice(0, 64) + highS))).toMatchObject({
+        ok: false,
+        reason: expect.stringMatching(/high S/),
+      });
+      // A checksummed (mixed-case) address names the same device.
+      const mixed = `0x${[...id.deviceId.slice(2)].map((c, i) => (i % 2 ? c.toUpperCase() : c)).join('')}`;
+      expect(verifyBody(m.body.replace(id.deviceId, mixed))).toMatchObject({ ok: true, deviceId: id.deviceId });
+    });
+  }
+
+  it('the tutorial vector with its key replaced by its address still verifies (P-256, high-S DER)', () => {
+    const address = deviceAddress(VECTOR.publicKey);
+    expect(verifyBody(body(VECTOR.data, VECTOR.signature, address))).toMatchObject({
+      ok: true,
+      curve: 'p256',
+      lowS: false,
+      publicKeyHex: VECTOR.publicKey,
+      deviceId: address,
+    });
+  });
 });

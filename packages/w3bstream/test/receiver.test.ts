@@ -67,6 +67,30 @@ describe('dev receiver', () => {
     expect(r.received).toHaveLength(3);
   });
 
+  it('recovers the signer of an address-form body on both curves, logs it, and refuses a body whose address is not the signer', async () => {
+    const lines: string[] = [];
+    const r = await start({ log: (l) => lines.push(l) });
+    const dir = tempDir();
+    const p256 = loadOrCreateIdentity(join(dir, 'p'), { curve: 'p256' });
+    const k1 = loadOrCreateIdentity(join(dir, 'k'), { curve: 'secp256k1' });
+    const reading = { powerW: 2, timestampMs: 1_764_000_000_000 };
+    for (const [i, id] of [p256, k1].entries()) {
+      const a = await post(r.url, buildMessage(id, reading, { publicKeyField: 'address' }).body, {
+        query: `?eventID=${id.deviceId}-${i + 1}`,
+      });
+      expect(a.json).toMatchObject({ results: [{ code: 0 }] });
+    }
+    const forged = buildMessage(k1, reading, { publicKeyField: 'address' }).body.replace(k1.deviceId, p256.deviceId);
+    const refused = await post(r.url, forged, { query: `?eventID=${p256.deviceId}-3` });
+    expect(refused.json).toMatchObject({ results: [{ code: -1, error: expect.stringMatching(/not by the device/) }] });
+    expect(r.received.map((e) => [e.verified, e.publicKeyForm, e.curve, e.deviceId, e.publicKey, e.signerMatchesEventId])).toEqual([
+      [true, 'address', 'p256', p256.deviceId, p256.publicKeyHex, true],
+      [true, 'address', 'secp256k1', k1.deviceId, k1.publicKeyHex, true],
+      [false, 'address', null, null, null, null],
+    ]);
+    expect(lines.filter((l) => l.includes(`signer=${k1.deviceId} curve=secp256k1 public_key=address`))).toHaveLength(1);
+  });
+
   it('records a body signed by another device than the eventID names', async () => {
     const r = await start();
     const dir = tempDir();
