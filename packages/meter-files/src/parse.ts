@@ -77,6 +77,20 @@ function findInvalidField(v: Record<string, unknown>): string | null {
   if (!isNum(p.dropped)) return 'publishing.dropped';
   if (!isNumOrNull(p.lastSuccessMs)) return 'publishing.lastSuccessMs';
   if (!isNum(p.held)) return 'publishing.held';
+  if (p.rejected !== undefined && !isNum(p.rejected)) return 'publishing.rejected';
+  if (p.lastRejection !== undefined && !isStrOrNull(p.lastRejection)) return 'publishing.lastRejection';
+  if (v.rewardBalance !== undefined) {
+    const b = v.rewardBalance;
+    if (!isObj(b)) return 'rewardBalance';
+    if (typeof b.token !== 'string') return 'rewardBalance.token';
+    if (typeof b.owner !== 'string') return 'rewardBalance.owner';
+    if (!isStrOrNull(b.raw) || (typeof b.raw === 'string' && !/^\d+$/.test(b.raw))) return 'rewardBalance.raw';
+    if (!isNumOrNull(b.decimals)) return 'rewardBalance.decimals';
+    if (!isStrOrNull(b.tokens)) return 'rewardBalance.tokens';
+    if (!isNumOrNull(b.readAtMs)) return 'rewardBalance.readAtMs';
+    if (!isNum(b.intervalMs)) return 'rewardBalance.intervalMs';
+    if (!isStrOrNull(b.error)) return 'rewardBalance.error';
+  }
   const s = v.sensor;
   if (!isObj(s)) return 'sensor';
   if (!['ok', 'fault'].includes(s.state as string)) return 'sensor.state';

@@ -67,6 +67,25 @@ export interface WindowSummary {
   complete: boolean;
 }
 
+/** ERC-20 `balanceOf(owner)` of the reward token, with the time it was read. */
+export interface RewardBalance {
+  /** Token contract, `0x` + 40 lowercase hex. */
+  token: string;
+  /** Whose balance: the configured wallet, lowercase. */
+  owner: string;
+  /** Base units as decimal integer text (a uint256 does not fit a JSON number); null before the first read. */
+  raw: string | null;
+  decimals: number | null;
+  /** `raw` in whole tokens, exact decimal text (`"40"`, `"1.25"`); null before the first read. */
+  tokens: string | null;
+  /** When `raw` was read, Unix ms (wall clock); null before the first read. */
+  readAtMs: number | null;
+  /** How often the backend reads it, ms. */
+  intervalMs: number;
+  /** Why the last attempt failed; null when it succeeded. The figure above is then older. */
+  error: string | null;
+}
+
 export interface MeterState {
   schema: typeof STATE_SCHEMA;
   /** Wall-clock time of this update, Unix ms. */
@@ -110,7 +129,19 @@ export interface MeterState {
     lastSuccessMs: number | null;
     /** Readings held because the system clock is not synchronised yet. */
     held: number;
+    /**
+     * Readings the applet refused (delivered, answered with a non-zero code: an unregistered
+     * device, a bad signature), since the outbox was created. Optional: older writers omit it.
+     */
+    rejected?: number;
+    /** The applet's reason when the latest delivered reading was refused; null once one is accepted. */
+    lastRejection?: string | null;
   };
+  /**
+   * The owner's reward-token balance as read from the chain (`--rpc-url`, `--reward-token`,
+   * `--wallet-address`); absent when not configured. Optional in schema 1 (added with it).
+   */
+  rewardBalance?: RewardBalance;
   sensor: {
     state: SensorStateName;
     reason: string | null;

@@ -46,6 +46,36 @@ describe('parseState', () => {
     if (!r.ok) expect(r.message).toContain('publishing.waiting');
   });
 
+  it('reward balance and refusals: optional (older writers omit them), validated when present', () => {
+    const balance = {
+      token: `0x${'ab'.repeat(20)}`,
+      owner: `0x${'cd'.repeat(20)}`,
+      raw: '40000000000000000000',
+      decimals: 18,
+      tokens: '40',
+      readAtMs: 1_764_000_000_000,
+      intervalMs: 60_000,
+      error: null,
+    };
+    const publishing = { ...exampleState().publishing, rejected: 3, lastRejection: 'device 0x12 is not registered' };
+    const full = exampleState({ rewardBalance: balance, publishing });
+    expect(parseState(JSON.stringify(full))).toEqual({ ok: true, state: full });
+    expect(parseState(JSON.stringify(exampleState())).ok).toBe(true);
+    const bad: Array<[object, string]> = [
+      [{ rewardBalance: { ...balance, raw: 4e19 } }, 'rewardBalance.raw'],
+      [{ rewardBalance: { ...balance, raw: '-1' } }, 'rewardBalance.raw'],
+      [{ rewardBalance: { ...balance, readAtMs: 'now' } }, 'rewardBalance.readAtMs'],
+      [{ rewardBalance: { ...balance, intervalMs: null } }, 'rewardBalance.intervalMs'],
+      [{ rewardBalance: 'forty' }, 'rewardBalance'],
+      [{ publishing: { ...publishing, rejected: '3' } }, 'publishing.rejected'],
+      [{ publishing: { ...publishing, lastRejection: 7 } }, 'publishing.lastRejection'],
+    ];
+    for (const [override, field] of bad) {
+      const r = parseState(JSON.stringify({ ...full, ...override }));
+      expect(r).toMatchObject({ ok: false, problem: 'invalid', message: `state.json field ${field} is missing or has the wrong type` });
+    }
+  });
+
   it('reward tiers: optional (a state.json written before the field existed still parses), validated when present', () => {
     const { tiers: _omitted, ...oldRewards } = exampleState().rewards;
     const old = parseState(JSON.stringify({ ...exampleState(), rewards: oldRewards }));

@@ -67,8 +67,22 @@ function settingsFrom(flags: Record<string, unknown>): BackendSettings {
   }
 }
 
-/** The INA219 limits depend on two settings together: check them before anything starts. */
+/** Settings that only work together: check them before anything starts. */
 function checkTogether(values: BackendSettings): void {
+  // The reward balance needs all three: where to ask, which token, whose balance.
+  if (values.rpcUrl !== '' || values.rewardToken !== '') {
+    if (values.rewardToken === '')
+      throw new SettingError('--reward-token', '', "the token's contract address (0x + 40 hex digits) when --rpc-url is set", 'flag');
+    if (values.rpcUrl === '')
+      throw new SettingError('--rpc-url', '', 'the JSON-RPC URL of the chain the token lives on when --reward-token is set', 'flag');
+    if (values.walletAddress === '')
+      throw new SettingError(
+        '--wallet-address',
+        '',
+        "the owner's wallet (0x + 40 hex digits, the address the device is bound to) when --rpc-url and --reward-token are set: its balance is what is read",
+        'flag',
+      );
+  }
   const maxA = 0.32 / values.shuntOhms;
   if (values.maxCurrentA > maxA * 1.0001)
     throw new SettingError(
@@ -79,14 +93,18 @@ function checkTogether(values: BackendSettings): void {
     );
 }
 
-/** Origin and path only: a query string may carry credentials and never goes to the journal. */
-function safeUrl(url: string): string {
+/**
+ * Origin and path only: a query string may carry credentials and never goes to the journal.
+ * `originOnly` for RPC URLs, whose path often is the API key.
+ */
+function safeUrl(url: string, originOnly = false): string {
   const u = new URL(url);
+  if (originOnly) return `${u.origin}${u.pathname === '/' ? '' : '/…'}`;
   return `${u.origin}${u.pathname}${u.search ? '?…' : ''}`;
 }
 
 function summary(s: BackendSettings): string {
-  return `settings data_dir=${s.dataDir} sensor=${s.sensor} window_s=${s.window} publish_url=${s.publishUrl ? safeUrl(s.publishUrl) : '(disabled)'} token=${s.publisherToken ? 'set' : 'not set'} event_type=${s.eventType} signature=${s.signature} timestamp_unit=${s.timestampUnit} hold_unsynced_clock=${s.holdUnsyncedClock}`;
+  return `settings data_dir=${s.dataDir} sensor=${s.sensor} window_s=${s.window} publish_url=${s.publishUrl ? safeUrl(s.publishUrl) : '(disabled)'} token=${s.publisherToken ? 'set' : 'not set'} event_type=${s.eventType} signature=${s.signature} public_key=${s.publicKeyField} timestamp_unit=${s.timestampUnit} hold_unsynced_clock=${s.holdUnsyncedClock} reward_balance=${s.rpcUrl ? `${s.rewardToken}@${safeUrl(s.rpcUrl, true)}` : 'off'}`;
 }
 
 const program = new Command('power-meter')

@@ -3,7 +3,7 @@ import { performance } from 'node:perf_hooks';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Sampler, createSensor, realSleep, systemClock, type Sensor, type SensorState, type WindowResult } from '@power-meter/ina219';
-import { cleanupTempFiles, legacyStatusOf, readState, type WindowSummary } from '@power-meter/meter-files';
+import { cleanupTempFiles, legacyStatusOf, readState, type MeterState, type WindowSummary } from '@power-meter/meter-files';
 import {
   Outbox,
   OutboxCorruptError,
@@ -13,6 +13,7 @@ import {
   loadOrCreateIdentity,
   type Identity,
 } from '@power-meter/w3bstream';
+import { BalanceReader, safeRpcUrl, type ChainBalance } from './chain/balance.js';
 import { rewardsForWindow, tokensPerH } from './rewards.js';
 import { notifyObservers, type MeterObserver } from './observer.js';
 import type { BackendSettings } from './settings.js';
@@ -92,6 +93,11 @@ export class Meter {
   private readonly boot: string;
   private readonly floorMs = buildFloorMs();
   private readonly observers: MeterObserver[] = [];
+  /** Reads the owner's reward-token balance; null when not configured. */
+  private readonly balance: BalanceReader | null;
+  private rewardBalance: ChainBalance | null = null;
+  /** The applet's reason when the latest delivered reading was refused (null once one is accepted). */
+  private lastRejection: string | null = null;
 
   private constructor(private readonly opts: MeterOptions) {
     const s = opts.settings;
@@ -123,6 +129,27 @@ export class Meter {
       backoff: opts.retryMaxMs === undefined ? undefined : { maxMs: opts.retryMaxMs },
       log: opts.log,
     });
+    this.publisher.on('delivered', (e) => {
+      const next = e.rejected ? (e.reason ?? 'refused') : null;
+      if (next === this.lastRejection) return;
+      this.lastRejection = next;
+      this.scheduleWrite();
+    });
+    this.balance =
+      s.rpcUrl === '' || s.rewardToken === '' || s.walletAddress === ''
+        ? null
+        : new BalanceReader({
+            rpcUrl: s.rpcUrl,
+            token: s.rewardToken,
+            owner: s.walletAddress,
+            intervalMs: s.balanceIntervalS * 1000,
+            log: opts.log,
+            onUpdate: (b) => {
+              this.rewardBalance = b;
+              this.scheduleWrite();
+            },
+          });
+    this.rewardBalance = this.balance?.current() ?? null;
     this.publisher.on('state', (st) => {
       this.scheduleWrite();
       // The publisher's loop ended on an outbox error: nothing is sent any more.
@@ -174,6 +201,10 @@ export class Meter {
     );
     await this.refreshClock();
     this.publisher.start();
+    if (this.balance !== null) {
+      log(`reward balance of ${s.walletAddress} in token ${s.rewardToken} read from ${safeRpcUrl(s.rpcUrl)} every ${s.balanceIntervalS} s`);
+      this.balance.start();
+    }
     await this.openSensor();
     this.timers.push(setInterval(() => this.refreshPower(), s.powerIntervalMs));
     // Clock sync is re-checked often while untrusted (readings wait), rarely once trusted.
@@ -295,7 +326,7 @@ export class Meter {
       const body = buildMessage(
         this.identity,
         { powerW: w.avgPowerW, timestampMs: endWall },
-        { signatureEncoding: s.signature, timestampUnit: s.timestampUnit },
+        { signatureEncoding: s.signature, timestampUnit: s.timestampUnit, publicKeyField: s.publicKeyField },
       ).body;
       const stored = this.store.storeReading(body, { energyWh: w.energyWh, rewards, avgPowerW: w.avgPowerW });
       if (!stored.counted)
@@ -333,7 +364,11 @@ export class Meter {
       const body = buildMessage(
         this.identity,
         { powerW: h.avgPowerW, timestampMs: wallTimeOf(h.endMonoMs, anchor) },
-        { signatureEncoding: this.opts.settings.signature, timestampUnit: this.opts.settings.timestampUnit },
+        {
+          signatureEncoding: this.opts.settings.signature,
+          timestampUnit: this.opts.settings.timestampUnit,
+          publicKeyField: this.opts.settings.publicKeyField,
+        },
       ).body;
       this.reportDrops(this.store.release(h.id, body).dropped);
       notifyObservers(this.observers, (o) => o.onReading?.(body), this.opts.log);
@@ -395,7 +430,10 @@ export class Meter {
         dropped: pub.dropped + totals.heldDropped,
         lastSuccessMs: pub.lastSuccessMs,
         held: this.store.heldCount(),
+        rejected: pub.rejected,
+        lastRejection: this.lastRejection,
       },
+      rewardBalance: this.rewardBalance === null ? undefined : stateBalance(this.rewardBalance),
       sensor: {
         state: this.sensorState.state,
         reason: this.sensorState.reason,
@@ -416,10 +454,25 @@ export class Meter {
 
   async stop(): Promise<void> {
     for (const t of this.timers) clearInterval(t);
+    this.balance?.stop();
     await this.sampler?.stop();
     await this.publisher.stop();
     this.stopped = true;
     await this.sensor?.close();
     this.outbox.close();
   }
+}
+
+/** The reader's state as state.json carries it (the failure count stays in the process). */
+function stateBalance(b: ChainBalance): NonNullable<MeterState['rewardBalance']> {
+  return {
+    token: b.token,
+    owner: b.owner,
+    raw: b.raw,
+    decimals: b.decimals,
+    tokens: b.tokens,
+    readAtMs: b.readAtMs,
+    intervalMs: b.intervalMs,
+    error: b.error,
+  };
 }

@@ -83,6 +83,19 @@ const address = (raw: unknown): string => {
   return raw;
 };
 
+/**
+ * A JSON-RPC endpoint: http(s) with a host, or empty. Marked secret where declared: hosted RPC
+ * URLs carry an API key in the path, so neither messages nor logs repeat it (logs show the origin).
+ */
+function parseRpcUrl(raw: unknown): string {
+  const v = parsers.string(raw);
+  if (v === '') return '';
+  const u = new URL(v);
+  if ((u.protocol !== 'http:' && u.protocol !== 'https:') || u.hostname === '' || u.username !== '' || u.password !== '')
+    throw new Error('bad');
+  return v;
+}
+
 /** An MQTT broker URL. Credentials go in the environment file, never in a URL that `ps` shows. */
 function parseMqttUrl(raw: unknown): string {
   if (typeof raw !== 'string') throw new Error('not a string');
@@ -278,12 +291,51 @@ export const BACKEND_SETTINGS = {
     parse: parsers.boolean,
     allowed: 'true or false',
   }),
+  publicKeyField: s({
+    key: 'publicKeyField',
+    flag: 'public-key-field',
+    env: 'POWER_METER_PUBLIC_KEY_FIELD',
+    default: 'address' as 'address' | 'key',
+    describe:
+      "what the body's public_key carries: address (the device address 0x + 40 hex, as the original firmware sends and the smart-grid applet needs) or key (04 + X + Y); stored readings keep the form they were signed with",
+    parse: parsers.oneOf(['address', 'key'] as const),
+    allowed: 'address or key',
+  }),
+  rpcUrl: s({
+    key: 'rpcUrl',
+    flag: 'rpc-url',
+    env: 'POWER_METER_RPC_URL',
+    default: '',
+    describe:
+      "JSON-RPC URL of the chain the reward token lives on, e.g. https://babel-api.testnet.iotex.io; with --reward-token and --wallet-address the owner's balance is read and shown; empty = off",
+    parse: parseRpcUrl,
+    allowed: 'an http(s) URL without a user or password, or empty (the value is not repeated: hosted RPC URLs carry an API key)',
+    secret: true,
+  }),
+  rewardToken: s({
+    key: 'rewardToken',
+    flag: 'reward-token',
+    env: 'POWER_METER_REWARD_TOKEN',
+    default: '',
+    describe: "the reward token's ERC-20 contract address; its balanceOf(--wallet-address) is shown beside the local estimate",
+    parse: address,
+    allowed: '0x + 40 hex digits, or empty',
+  }),
+  balanceIntervalS: s({
+    key: 'balanceIntervalS',
+    flag: 'balance-interval',
+    env: 'POWER_METER_BALANCE_INTERVAL',
+    default: 60,
+    describe: 'how often the reward balance is read from the chain, seconds (after failures: 5 s doubling up to 10 min)',
+    parse: parsers.integer(2, 86_400),
+    allowed: 'seconds, 2-86400',
+  }),
   walletAddress: s({
     key: 'walletAddress',
     flag: 'wallet-address',
     env: 'POWER_METER_WALLET_ADDRESS',
     default: '',
-    describe: 'owner wallet shown in wallet_address',
+    describe: 'owner wallet shown in wallet_address; with --rpc-url and --reward-token, whose reward balance is read',
     parse: address,
     allowed: '0x + 40 hex digits, or empty',
   }),

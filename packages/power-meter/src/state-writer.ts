@@ -62,6 +62,7 @@ export function buildState(p: StateParts): MeterState {
       tiers: p.rewards.tiers.map((t) => ({ belowW: t.belowW, tokensPerH: t.tokensPerH })),
     },
     publishing: p.publishing,
+    ...(p.rewardBalance === undefined ? {} : { rewardBalance: { ...p.rewardBalance } }),
     sensor: {
       state: p.sensor.state,
       reason: p.sensor.reason,

@@ -3,7 +3,8 @@ import { verifyBody } from '@power-meter/w3bstream';
 /**
  * `power-meter verify`, the pure part: one result line per message and the number that failed.
  *
- * Each line names the device address of the signer (derived from the body's public key), so a
+ * Each line names the device address of the signer (derived from the body's public key, or, when
+ * `public_key` is an address, proven by recovering the key from the signature), so a
  * body is traced to a device, not only found "valid": any body carrying its own key verifies,
  * so without an expected address or key, "ok" only means "well formed and signed by the key it
  * carries". `expectAddress` / `expectKey` say which device must have signed; they also require a
@@ -40,7 +41,7 @@ export function verifyLines(text: string, opts: { expectAddress?: string; expect
     if (problem !== null) bad++;
     const device = v.deviceId ?? '-';
     return problem === null
-      ? `ok   line ${i + 1} device=${device} curve=${v.curve} encoding=${v.encoding}${v.lowS === false ? ' high-S' : ''} reading=${v.sensorReading} timestamp=${v.timestamp}`
+      ? `ok   line ${i + 1} device=${device} curve=${v.curve} encoding=${v.encoding}${v.lowS === false ? ' high-S' : ''} public_key=${v.publicKeyForm}${v.publicKeyForm === 'address' ? ' (key recovered from the signature)' : ''} reading=${v.sensorReading} timestamp=${v.timestamp}`
       : `FAIL line ${i + 1} device=${device}: ${problem}`;
   });
   return { lines, bad };

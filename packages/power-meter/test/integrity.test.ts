@@ -258,6 +258,22 @@ describe('verify names the device (issue 11, case 7)', () => {
     const malleated = await verify([mine.replace(sig, highS)]);
     expect(malleated.code).toBe(1);
     expect(malleated.out).toMatch(/FAIL line 1 device=0x[0-9a-f]{40}: signature has a high S \(raw\)/);
+    // The address form (the meter's default on the wire): the key is recovered, the signer named.
+    const k1 = loadOrCreateIdentity(join(dir, 'k1'), { curve: 'secp256k1' });
+    const byAddress = [me, k1].map(
+      (id) => buildMessage(id, { powerW: 2.5, timestampMs: 1_764_000_000_000 }, { publicKeyField: 'address' }).body,
+    );
+    const recovered = await verify(byAddress, ['--expect-key', k1.publicKeyHex]);
+    expect(recovered.out).toContain(
+      `FAIL line 1 device=${me.deviceId}: carries public key ${me.publicKeyHex.slice(0, 18)}…, not the expected one`,
+    );
+    expect(recovered.out).toContain(
+      `ok   line 2 device=${k1.deviceId} curve=secp256k1 encoding=raw public_key=address (key recovered from the signature)`,
+    );
+    const forged = byAddress[1]!.replace(k1.deviceId, me.deviceId);
+    const refused = await verify([forged]);
+    expect(refused.code).toBe(1);
+    expect(refused.out).toContain(`FAIL line 1 device=-: signature is not by the device ${me.deviceId}`);
     // A record whose eventID names another device than the signer.
     const record = JSON.stringify({ eventId: `${other.deviceId}-7`, body: mine });
     const mismatch = await verify([record]);

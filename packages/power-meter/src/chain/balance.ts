@@ -1,0 +1,175 @@
+import { DECIMALS_SELECTOR, balanceOfCall, decodeDecimals, decodeUint256, formatUnits } from './erc20.js';
+
+/**
+ * Reads the owner's reward-token balance from a chain over JSON-RPC (`eth_call` of `decimals()`
+ * and `balanceOf(owner)` at the latest block), every `intervalMs`, with backoff after failures.
+ * It runs beside measurement and delivery and shares nothing with them: a dead or slow RPC only
+ * makes the balance older (its time is kept with it), never delays a window or a delivery.
+ *
+ * Node's own `fetch` is the transport: two fixed calls do not need an Ethereum library (viem is
+ * some 10,000 files that the Pi's install would copy).
+ */
+export interface ChainBalance {
+  token: string;
+  owner: string;
+  /** Base units, decimal integer text (a uint256 does not fit a JSON number); null before the first read. */
+  raw: string | null;
+  decimals: number | null;
+  /** `raw` in whole tokens, exact decimal text (`"40"`, `"1.25"`); null before the first read. */
+  tokens: string | null;
+  /** Wall-clock time of the read that gave `raw`, Unix ms; null before the first. */
+  readAtMs: number | null;
+  /** How often it is read, ms (a reader calls the figure stale after a few intervals). */
+  intervalMs: number;
+  /** Why the last attempt failed (null when it succeeded or none was made yet). */
+  error: string | null;
+  /** Failed attempts in a row. */
+  failures: number;
+}
+
+export interface BalanceReaderOptions {
+  rpcUrl: string;
+  token: string;
+  owner: string;
+  intervalMs: number;
+  /** Per request, ms. */
+  timeoutMs?: number;
+  /** Longest wait between attempts after failures, ms. */
+  maxBackoffMs?: number;
+  onUpdate: (b: ChainBalance) => void;
+  log?: (line: string) => void;
+  now?: () => number;
+  random?: () => number;
+}
+
+/** The delay before attempt `failures + 1`: the interval when healthy; 5 s doubling, capped, with jitter after failures. */
+export function nextBalanceDelayMs(failures: number, intervalMs: number, maxBackoffMs: number, random: () => number): number {
+  if (failures === 0) return intervalMs;
+  const base = Math.min(5000 * 2 ** Math.min(failures - 1, 20), Math.max(maxBackoffMs, 5000));
+  return Math.round(base / 2 + (random() * base) / 2);
+}
+
+/** A URL as it may be logged: origin only (hosted RPC URLs carry an API key in the path). */
+export function safeRpcUrl(url: string): string {
+  try {
+    return new URL(url).origin;
+  } catch {
+    return '(invalid URL)';
+  }
+}
+
+export class BalanceReader {
+  private state: ChainBalance;
+  private timer: NodeJS.Timeout | null = null;
+  private controller: AbortController | null = null;
+  private stopped = false;
+  private requestId = 0;
+  private decimals: number | null = null;
+  private readonly now: () => number;
+  private readonly random: () => number;
+
+  constructor(private readonly opts: BalanceReaderOptions) {
+    this.now = opts.now ?? Date.now;
+    this.random = opts.random ?? Math.random;
+    this.state = {
+      token: opts.token.toLowerCase(),
+      owner: opts.owner.toLowerCase(),
+      raw: null,
+      decimals: null,
+      tokens: null,
+      readAtMs: null,
+      intervalMs: opts.intervalMs,
+      error: null,
+      failures: 0,
+    };
+  }
+
+  current(): ChainBalance {
+    return { ...this.state };
+  }
+
+  start(): void {
+    if (this.timer !== null || this.stopped) return;
+    this.schedule(0);
+  }
+
+  stop(): void {
+    this.stopped = true;
+    if (this.timer !== null) clearTimeout(this.timer);
+    this.timer = null;
+    this.controller?.abort();
+  }
+
+  private schedule(ms: number): void {
+    if (this.stopped) return;
+    this.timer = setTimeout(() => void this.attempt(), ms);
+    this.timer.unref();
+  }
+
+  /** One read; public so a caller (a test, a command) can read once without the timer. */
+  async readOnce(): Promise<ChainBalance> {
+    try {
+      // decimals() never changes for a token: read once per process.
+      this.decimals ??= decodeDecimals(await this.call(this.opts.token, DECIMALS_SELECTOR));
+      const raw = decodeUint256(await this.call(this.opts.token, balanceOfCall(this.opts.owner)), 'balanceOf(owner)');
+      this.state = {
+        ...this.state,
+        raw: raw.toString(),
+        decimals: this.decimals,
+        tokens: formatUnits(raw, this.decimals),
+        readAtMs: this.now(),
+        error: null,
+        failures: 0,
+      };
+    } catch (err) {
+      const error = err instanceof Error ? err.message : String(err);
+      if (error !== this.state.error)
+        this.opts.log?.(`reward balance not read from ${safeRpcUrl(this.opts.rpcUrl)}: ${error} (measurement and delivery go on)`);
+      this.state = { ...this.state, error, failures: this.state.failures + 1 };
+    }
+    return this.current();
+  }
+
+  private async attempt(): Promise<void> {
+    const before = this.state.error;
+    await this.readOnce();
+    if (this.stopped) return;
+    if (before !== null && this.state.error === null) this.opts.log?.(`reward balance read again: ${this.state.tokens}`);
+    this.opts.onUpdate(this.current());
+    this.schedule(nextBalanceDelayMs(this.state.failures, this.opts.intervalMs, this.opts.maxBackoffMs ?? 600_000, this.random));
+  }
+
+  private async call(to: string, data: string): Promise<unknown> {
+    this.controller = new AbortController();
+    const timeout = setTimeout(() => this.controller?.abort(), this.opts.timeoutMs ?? 10_000);
+    try {
+      let res: Response;
+      try {
+        res = await fetch(this.opts.rpcUrl, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ jsonrpc: '2.0', id: ++this.requestId, method: 'eth_call', params: [{ to, data }, 'latest'] }),
+          signal: this.controller.signal,
+          redirect: 'error',
+        });
+      } catch (err) {
+        const cause = (err as { cause?: { code?: string; message?: string } }).cause;
+        const why = this.controller.signal.aborted ? 'no answer in time' : (cause?.code ?? cause?.message ?? (err as Error).message);
+        throw new Error(`RPC ${safeRpcUrl(this.opts.rpcUrl)} unreachable (${why})`);
+      }
+      const text = await res.text();
+      if (!res.ok) throw new Error(`RPC answered HTTP ${res.status}`);
+      let body: { result?: unknown; error?: { message?: unknown } };
+      try {
+        body = JSON.parse(text) as typeof body;
+      } catch {
+        throw new Error(`RPC answered something that is not JSON (${res.headers.get('content-type') ?? 'no content type'})`);
+      }
+      if (body.error !== undefined)
+        throw new Error(`RPC error: ${String(body.error?.message ?? JSON.stringify(body.error)).slice(0, 120)}`);
+      return body.result;
+    } finally {
+      clearTimeout(timeout);
+    }
+  }
+}
