@@ -3,7 +3,7 @@ import { performance } from 'node:perf_hooks';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Sampler, createSensor, realSleep, systemClock, type Sensor, type SensorState, type WindowResult } from '@power-meter/ina219';
-import { cleanupTempFiles, legacyStatusOf, readState, type MeterState, type WindowSummary } from '@power-meter/meter-files';
+import { cleanupTempFiles, legacyStatusOf, readState, type RewardBalance, type WindowSummary } from '@power-meter/meter-files';
 import {
   Outbox,
   OutboxCorruptError,
@@ -464,15 +464,7 @@ export class Meter {
 }
 
 /** The reader's state as state.json carries it (the failure count stays in the process). */
-function stateBalance(b: ChainBalance): NonNullable<MeterState['rewardBalance']> {
-  return {
-    token: b.token,
-    owner: b.owner,
-    raw: b.raw,
-    decimals: b.decimals,
-    tokens: b.tokens,
-    readAtMs: b.readAtMs,
-    intervalMs: b.intervalMs,
-    error: b.error,
-  };
+function stateBalance(b: ChainBalance): RewardBalance {
+  const { failures: _inProcessOnly, ...balance } = b;
+  return balance;
 }

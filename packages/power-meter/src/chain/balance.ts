@@ -1,3 +1,4 @@
+import type { RewardBalance } from '@power-meter/meter-files';
 import { DECIMALS_SELECTOR, balanceOfCall, decodeDecimals, decodeUint256, formatUnits } from './erc20.js';
 
 /**
@@ -9,23 +10,8 @@ import { DECIMALS_SELECTOR, balanceOfCall, decodeDecimals, decodeUint256, format
  * Node's own `fetch` is the transport: two fixed calls do not need an Ethereum library (viem is
  * some 10,000 files that the Pi's install would copy).
  */
-export interface ChainBalance {
-  token: string;
-  owner: string;
-  /** Base units, decimal integer text (a uint256 does not fit a JSON number); null before the first read. */
-  raw: string | null;
-  decimals: number | null;
-  /** `raw` in whole tokens, exact decimal text (`"40"`, `"1.25"`); null before the first read. */
-  tokens: string | null;
-  /** Wall-clock time of the read that gave `raw`, Unix ms; null before the first. */
-  readAtMs: number | null;
-  /** How often it is read, ms (a reader calls the figure stale after a few intervals). */
-  intervalMs: number;
-  /** Why the last attempt failed (null when it succeeded or none was made yet). */
-  error: string | null;
-  /** Failed attempts in a row. */
-  failures: number;
-}
+/** What state.json carries (`rewardBalance`, the data-directory contract) and the failures in a row. */
+export type ChainBalance = RewardBalance & { failures: number };
 
 export interface BalanceReaderOptions {
   rpcUrl: string;
