@@ -1,8 +1,16 @@
-import { exampleState } from '@power-meter/meter-files';
+import { exampleState, type MeterState } from '@power-meter/meter-files';
 import { describe, expect, it } from 'vitest';
 import { areaPx, diffFrames, pixelWords } from '../src/diff/diff.js';
-import { buildScreenModel, formatPowerW, staleAfterMs, toneBounds, toneForPowerW } from '../src/screen/model.js';
-import { ScreenRenderer, TONE_COLOURS } from '../src/screen/render.js';
+import {
+  balanceStaleAfterMs,
+  buildScreenModel,
+  formatPowerW,
+  refusalText,
+  staleAfterMs,
+  toneBounds,
+  toneForPowerW,
+} from '../src/screen/model.js';
+import { BALANCE, ScreenRenderer, TONE_COLOURS } from '../src/screen/render.js';
 
 const NOW = 1_764_000_000_000;
 
@@ -19,6 +27,56 @@ describe('screen model (pure)', () => {
       statusText: 'published ok',
       problemMarker: null,
     });
+  });
+
+  it('shows the on-chain balance beside the local estimate, with its age once it is old', () => {
+    const balance = (over: Partial<NonNullable<MeterState['rewardBalance']>> = {}) => ({
+      token: `0x${'ab'.repeat(20)}`,
+      owner: `0x${'cd'.repeat(20)}`,
+      raw: '40000000000000000000',
+      decimals: 18,
+      tokens: '40',
+      readAtMs: NOW - 5000,
+      intervalMs: 60_000,
+      error: null,
+      ...over,
+    });
+    const at = (b: NonNullable<MeterState['rewardBalance']> | undefined, nowMs = NOW) =>
+      buildScreenModel(exampleState({ updatedAtMs: nowMs, rewardBalance: b }), null, nowMs);
+    expect(at(undefined)).toMatchObject({ balanceText: null, totalText: 'total 1.25' });
+    expect(at(balance())).toMatchObject({ balanceText: 'chain 40.00', balanceTone: 'neutral', totalText: 'total 1.25' });
+    expect(at(balance({ tokens: '1234.5678' }))).toMatchObject({ balanceText: 'chain 1235' });
+    expect(at(balance({ tokens: '123456789.5' }))).toMatchObject({ balanceText: 'chain 123.5M' });
+    // Three intervals (and at least 30 s) without a fresh read: the age is shown, in amber.
+    expect(balanceStaleAfterMs(60_000)).toBe(180_000);
+    expect(balanceStaleAfterMs(2000)).toBe(30_000);
+    expect(at(balance({ readAtMs: NOW - 179_000 })).balanceTone).toBe('neutral');
+    expect(at(balance({ readAtMs: NOW - 300_000, error: 'RPC unreachable' }))).toMatchObject({
+      balanceText: 'chain 40.00 5min',
+      balanceTone: 'fair',
+    });
+    // Never read yet: waiting, or failing.
+    expect(at(balance({ raw: null, tokens: null, readAtMs: null }))).toMatchObject({ balanceText: 'chain …', balanceTone: 'fair' });
+    expect(at(balance({ raw: null, tokens: null, readAtMs: null, error: 'RPC unreachable' }))).toMatchObject({ balanceText: 'chain ?' });
+  });
+
+  it('says when the applet refuses the readings, with the count and the reason', () => {
+    const reason =
+      'abort: device 0x8a1f5e2b4c6d7e8f9a0b1c2d3e4f5a6b7c8d9e0f is not registered in assembly/energy-meter.ts at energy-meter.ts:131:3 (wasm trap: unreachable)';
+    expect(refusalText(reason)).toBe('device is not registered in assembly/energy-meter.ts');
+    const m = buildScreenModel(
+      exampleState({ updatedAtMs: NOW, publishing: { ...exampleState().publishing, rejected: 4, lastRejection: reason } }),
+      null,
+      NOW,
+    );
+    expect(m).toMatchObject({ statusText: 'refused 4: device is not registered in assembly/energy-meter.ts', statusTone: 'alert' });
+    // Once a reading is accepted again the status is back to normal; the count stays in state.json.
+    const ok = buildScreenModel(
+      exampleState({ updatedAtMs: NOW, publishing: { ...exampleState().publishing, rejected: 4, lastRejection: null } }),
+      null,
+      NOW,
+    );
+    expect(ok.statusText).toBe('published ok');
   });
 
   it('reads lower consumption as better', () => {
@@ -164,6 +222,39 @@ describe('rendering (regions and colours)', () => {
     const f = renderer.render(buildScreenModel(exampleState({ updatedAtMs: NOW }), 'garbage', NOW + 60_000));
     expect(countNear(f, 100, 0, 60, 13, TONE_COLOURS.alert)).toBeGreaterThan(100);
     expect(countNear(f, 0, 112, 160, 16, TONE_COLOURS.alert)).toBeGreaterThan(1000);
+  });
+
+  it('draws the chain balance right of the average in its own colour, amber when old, never over the average', () => {
+    const rewardBalance = {
+      token: `0x${'ab'.repeat(20)}`,
+      owner: `0x${'cd'.repeat(20)}`,
+      raw: '1234500000000000000000',
+      decimals: 18,
+      tokens: '1234.5',
+      readAtMs: NOW,
+      intervalMs: 60_000,
+      error: null,
+    };
+    const avgLine = { x: 80, y: 52, w: 80, h: 14 };
+    const count = (f: ReturnType<typeof renderer.render>, colour: string, r = avgLine) => countNear(f, r.x, r.y, r.w, r.h, colour);
+    const without = renderer.render(buildScreenModel(exampleState({ updatedAtMs: NOW }), null, NOW));
+    expect(count(without, BALANCE)).toBe(0);
+    const fresh = renderer.render(buildScreenModel(exampleState({ updatedAtMs: NOW, rewardBalance }), null, NOW));
+    expect(count(fresh, BALANCE)).toBeGreaterThan(40);
+    // The average ("avg 3.98 W", white) is still drawn whole at the left.
+    const white = (f: ReturnType<typeof renderer.render>) => countNear(f, 0, 52, 80, 14, '#ffffff');
+    expect(white(fresh)).toBe(white(without));
+    const later = NOW + 600_000;
+    const old = renderer.render(buildScreenModel(exampleState({ updatedAtMs: later, rewardBalance }), null, later));
+    expect(count(old, BALANCE)).toBe(0);
+    expect(count(old, TONE_COLOURS.fair)).toBeGreaterThan(40);
+    // A wide average ("avg 12.35 W") squeezes the balance instead of overlapping it.
+    const wide = exampleState({ updatedAtMs: NOW, rewardBalance, lastWindow: { ...exampleState().lastWindow!, avgPowerW: 12.35 } });
+    const wideNo = renderer.render(buildScreenModel({ ...wide, rewardBalance: undefined }, null, NOW));
+    const wideYes = renderer.render(buildScreenModel(wide, null, NOW));
+    expect(countNear(wideYes, 0, 52, 75, 14, '#ffffff')).toBe(countNear(wideNo, 0, 52, 75, 14, '#ffffff'));
+    const portrait = new ScreenRenderer('portrait').render(buildScreenModel(exampleState({ updatedAtMs: NOW, rewardBalance }), null, NOW));
+    expect(countNear(portrait, 0, 0, 128, 160, BALANCE)).toBeGreaterThan(40);
   });
 
   it('renders portrait 128x160 too', () => {

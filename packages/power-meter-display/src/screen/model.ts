@@ -20,6 +20,14 @@ export interface ScreenModel {
   /** Colour of the reward rate: the tone of the window average the rate comes from. */
   rateTone: Tone;
   totalText: string;
+  /**
+   * The owner's reward-token balance read from the chain (`rewardBalance` in state.json), shown
+   * beside the local estimate: "chain 40.00"; with its age when stale ("chain 40.00 12min");
+   * null when not configured. The local total is an estimate; this is what was actually minted.
+   */
+  balanceText: string | null;
+  /** neutral when fresh, fair (amber) when the figure is old or was never read. */
+  balanceTone: Tone;
   /** Status line at the bottom and its tone. */
   statusText: string;
   statusTone: Tone;
@@ -89,7 +97,41 @@ function formatAge(ms: number): string {
 }
 
 function formatTokens(total: number): string {
+  if (total >= 10_000_000) return `${(total / 1_000_000).toFixed(1)}M`;
   return total < 1000 ? total.toFixed(2) : total.toFixed(0);
+}
+
+/**
+ * The balance is stale when it is older than three read intervals (never sooner than 30 s): the
+ * RPC is failing or slow. Its age is then shown, and the colour says "old".
+ */
+export function balanceStaleAfterMs(intervalMs: number): number {
+  return Math.max(3 * intervalMs, 30_000);
+}
+
+function balanceLine(state: MeterState, nowMs: number): { balanceText: string | null; balanceTone: Tone } {
+  const b = state.rewardBalance;
+  if (b === undefined) return { balanceText: null, balanceTone: 'neutral' };
+  if (b.tokens === null || b.readAtMs === null) return { balanceText: b.error === null ? 'chain …' : 'chain ?', balanceTone: 'fair' };
+  const age = nowMs - b.readAtMs;
+  const text = `chain ${formatTokens(Number(b.tokens))}`;
+  return age > balanceStaleAfterMs(b.intervalMs)
+    ? { balanceText: `${text} ${formatAge(age)}`, balanceTone: 'fair' }
+    : { balanceText: text, balanceTone: 'neutral' };
+}
+
+/**
+ * The applet's refusal, short enough for the status bar: its position in the source, the
+ * trap's name and addresses are dropped ("abort: device 0x… is not registered at energy-meter.ts:…
+ * (wasm trap: unreachable)" -> "device is not registered").
+ */
+export function refusalText(reason: string): string {
+  return reason
+    .replace(/^abort:\s*/i, '')
+    .replace(/\s*\(wasm trap[^)]*\)/gi, '')
+    .replace(/\s+at\s+\S+:\d+(:\d+)?/g, '')
+    .replace(/\s*0x[0-9a-fA-F]{40}\b/g, '')
+    .trim();
 }
 
 const PROBLEM_MARKERS: Record<StateProblem, string> = {
@@ -114,6 +156,8 @@ export function buildScreenModel(state: MeterState | null, problem: StateProblem
       rateText: '',
       rateTone: 'neutral',
       totalText: '',
+      balanceText: null,
+      balanceTone: 'neutral',
       statusText: problem === null || problem === 'missing' ? 'no data yet' : `no data (${PROBLEM_MARKERS[problem]})`,
       statusTone: 'neutral',
       spark: [],
@@ -150,6 +194,7 @@ export function buildScreenModel(state: MeterState | null, problem: StateProblem
     rateText: `${state.rewards.tokensPerH} tok/h`,
     rateTone: toneForPowerW(avgW, bounds),
     totalText: `total ${formatTokens(state.rewards.total)}`,
+    ...balanceLine(state, nowMs),
     statusText,
     statusTone,
     spark,
@@ -165,6 +210,8 @@ function publishingStatus(state: MeterState): { statusText: string; statusTone: 
     case 'disabled':
       return { statusText: 'publishing off', statusTone: 'neutral' };
     case 'ok':
+      // The node took the reading but the applet refused it (an unregistered device, a bad signature).
+      if (p.lastRejection) return { statusText: `refused ${p.rejected ?? ''}: ${refusalText(p.lastRejection)}`, statusTone: 'alert' };
       return p.waiting > 1
         ? { statusText: `sending: ${p.waiting} waiting`, statusTone: 'fair' }
         : { statusText: 'published ok', statusTone: 'good' };

@@ -34,6 +34,8 @@ const BACKGROUND = '#000000';
 const STATUS_H = 16;
 const TEXT = '#ffffff';
 const DIM = '#8a939c';
+/** The on-chain balance: a cool blue, apart from the tones that judge power. */
+export const BALANCE = '#5ab4ff';
 
 export type Orientation = 'landscape' | 'portrait';
 
@@ -118,25 +120,42 @@ export class ScreenRenderer {
     return bigBaseline;
   }
 
-  /** Window average, reward rate and total; returns the baseline of the rate line. */
+  /**
+   * Window average, reward rate, the local total and the on-chain balance; returns the baseline
+   * of the rate line. The balance sits right of the average (landscape) or of the total
+   * (portrait), squeezed rather than overlapping when the line is full.
+   */
   private drawAverageAndRewards(model: ScreenModel, bigBaseline: number): number {
     const { ctx, width: w } = this;
     ctx.font = `12px ${FONT_FAMILY}`;
     ctx.fillStyle = TEXT;
     const avgY = bigBaseline + 16;
     ctx.fillText(model.avgText, 4, avgY);
+    const avgRight = 4 + ctx.measureText(model.avgText).width;
     const rateY = avgY + 15;
     ctx.fillStyle = TONE_COLOURS[model.rateTone];
     ctx.fillText(model.rateText, 4, rateY);
     ctx.fillStyle = DIM;
     if (this.portrait) {
       ctx.fillText(model.totalText, 4, rateY + 15);
+      this.drawBalance(model, rateY + 15, 4 + ctx.measureText(model.totalText).width);
     } else {
       ctx.textAlign = 'right';
       ctx.fillText(model.totalText, w - 4, rateY);
       ctx.textAlign = 'left';
+      this.drawBalance(model, avgY, avgRight);
     }
     return rateY;
+  }
+
+  private drawBalance(model: ScreenModel, baseline: number, leftEdge: number): void {
+    if (model.balanceText === null) return;
+    const { ctx, width: w } = this;
+    ctx.font = `bold 11px ${FONT_FAMILY}`;
+    ctx.fillStyle = model.balanceTone === 'neutral' ? BALANCE : TONE_COLOURS[model.balanceTone];
+    ctx.textAlign = 'right';
+    ctx.fillText(model.balanceText, w - 4, baseline, Math.max(20, w - 4 - leftEdge - 6));
+    ctx.textAlign = 'left';
   }
 
   private drawStatus(model: ScreenModel): void {
