@@ -1,4 +1,4 @@
-import { STATE_SCHEMA, type MeterState } from './schema.js';
+import { STATE_SCHEMA, type MeterState, type RewardBalance } from './schema.js';
 
 /**
  * A complete, valid state for tests, demos and screenshots. Fields can be overridden; nested
@@ -37,6 +37,21 @@ export function exampleState(overrides: Partial<MeterState> = {}): MeterState {
     },
     publishing: { state: 'ok', reason: null, waiting: 0, dropped: 0, lastSuccessMs: updatedAtMs, held: 0 },
     sensor: { state: 'ok', reason: null, busV: 11.9, currentA: 0.338 },
+    ...overrides,
+  };
+}
+
+/** A valid `rewardBalance` (40 tokens of 18 decimals, read at 1_764_000_000_000, every minute). */
+export function exampleRewardBalance(overrides: Partial<RewardBalance> = {}): RewardBalance {
+  return {
+    token: `0x${'ab'.repeat(20)}`,
+    owner: `0x${'cd'.repeat(20)}`,
+    raw: '40000000000000000000',
+    decimals: 18,
+    tokens: '40',
+    readAtMs: 1_764_000_000_000,
+    intervalMs: 60_000,
+    error: null,
     ...overrides,
   };
 }

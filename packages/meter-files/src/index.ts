@@ -6,7 +6,7 @@ export { legacyFileContents, legacyStatusOf, formatW } from './legacy.js';
 export type { LegacyStatus } from './legacy.js';
 export { writeFileAtomic, writeFileAtomicSync, cleanupTempFiles, isTempFile, readState, STATE_MAX_BYTES } from './files.js';
 export type { AtomicWriteOptions } from './files.js';
-export { exampleState } from './example.js';
+export { exampleRewardBalance, exampleState } from './example.js';
 export {
   SettingError,
   UnknownKeyError,

@@ -6,6 +6,7 @@ import {
   FILES,
   LEGACY_FILES,
   cleanupTempFiles,
+  exampleRewardBalance,
   exampleState,
   isTempFile,
   legacyFileContents,
@@ -47,16 +48,7 @@ describe('parseState', () => {
   });
 
   it('reward balance and refusals: optional (older writers omit them), validated when present', () => {
-    const balance = {
-      token: `0x${'ab'.repeat(20)}`,
-      owner: `0x${'cd'.repeat(20)}`,
-      raw: '40000000000000000000',
-      decimals: 18,
-      tokens: '40',
-      readAtMs: 1_764_000_000_000,
-      intervalMs: 60_000,
-      error: null,
-    };
+    const balance = exampleRewardBalance();
     const publishing = { ...exampleState().publishing, rejected: 3, lastRejection: 'device 0x12 is not registered' };
     const full = exampleState({ rewardBalance: balance, publishing });
     expect(parseState(JSON.stringify(full))).toEqual({ ok: true, state: full });

@@ -1,4 +1,4 @@
-import { exampleState, type MeterState } from '@power-meter/meter-files';
+import { exampleRewardBalance, exampleState, type MeterState } from '@power-meter/meter-files';
 import { describe, expect, it } from 'vitest';
 import { areaPx, diffFrames, pixelWords } from '../src/diff/diff.js';
 import {
@@ -30,17 +30,8 @@ describe('screen model (pure)', () => {
   });
 
   it('shows the on-chain balance beside the local estimate, with its age once it is old', () => {
-    const balance = (over: Partial<NonNullable<MeterState['rewardBalance']>> = {}) => ({
-      token: `0x${'ab'.repeat(20)}`,
-      owner: `0x${'cd'.repeat(20)}`,
-      raw: '40000000000000000000',
-      decimals: 18,
-      tokens: '40',
-      readAtMs: NOW - 5000,
-      intervalMs: 60_000,
-      error: null,
-      ...over,
-    });
+    const balance = (over: Partial<NonNullable<MeterState['rewardBalance']>> = {}) =>
+      exampleRewardBalance({ readAtMs: NOW - 5000, ...over });
     const at = (b: NonNullable<MeterState['rewardBalance']> | undefined, nowMs = NOW) =>
       buildScreenModel(exampleState({ updatedAtMs: nowMs, rewardBalance: b }), null, nowMs);
     expect(at(undefined)).toMatchObject({ balanceText: null, totalText: 'total 1.25' });
@@ -225,16 +216,7 @@ describe('rendering (regions and colours)', () => {
   });
 
   it('draws the chain balance right of the average in its own colour, amber when old, never over the average', () => {
-    const rewardBalance = {
-      token: `0x${'ab'.repeat(20)}`,
-      owner: `0x${'cd'.repeat(20)}`,
-      raw: '1234500000000000000000',
-      decimals: 18,
-      tokens: '1234.5',
-      readAtMs: NOW,
-      intervalMs: 60_000,
-      error: null,
-    };
+    const rewardBalance = exampleRewardBalance({ raw: '1234500000000000000000', tokens: '1234.5', readAtMs: NOW });
     const avgLine = { x: 80, y: 52, w: 80, h: 14 };
     const count = (f: ReturnType<typeof renderer.render>, colour: string, r = avgLine) => countNear(f, r.x, r.y, r.w, r.h, colour);
     const without = renderer.render(buildScreenModel(exampleState({ updatedAtMs: NOW }), null, NOW));
