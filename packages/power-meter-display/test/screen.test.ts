@@ -53,14 +53,14 @@ describe('screen model (pure)', () => {
 
   it('says when the applet refuses the readings, with the count and the reason', () => {
     const reason =
-      'abort: device 0x8a1f5e2b4c6d7e8f9a0b1c2d3e4f5a6b7c8d9e0f is not registered in assembly/energy-meter.ts at energy-meter.ts:131:3 (wasm trap: unreachable)';
-    expect(refusalText(reason)).toBe('device is not registered in assembly/energy-meter.ts');
+      'applet: abort: device 0x8a1f5e2b4c6d7e8f9a0b1c2d3e4f5a6b7c8d9e0f is not registered at applet/energy-meter.ts:181:24 (wasm trap: unreachable)';
+    expect(refusalText(reason)).toBe('device is not registered');
     const m = buildScreenModel(
       exampleState({ updatedAtMs: NOW, publishing: { ...exampleState().publishing, rejected: 4, lastRejection: reason } }),
       null,
       NOW,
     );
-    expect(m).toMatchObject({ statusText: 'refused 4: device is not registered in assembly/energy-meter.ts', statusTone: 'alert' });
+    expect(m).toMatchObject({ statusText: 'refused 4: device is not registered', statusTone: 'alert' });
     // Once a reading is accepted again the status is back to normal; the count stays in state.json.
     const ok = buildScreenModel(
       exampleState({ updatedAtMs: NOW, publishing: { ...exampleState().publishing, rejected: 4, lastRejection: null } }),

@@ -123,7 +123,8 @@ export function classifyAnswer(status: number, bodyText: string, ctx: AnswerCont
       const what = typeof first.error === 'string' && first.error !== '' ? first.error : `code ${String(first.code)}`;
       return {
         kind: 'rejected',
-        reason: `applet: ${short(what, 70)}`,
+        // Long enough for an applet's reason with a device address in it ("device 0x… is not registered").
+        reason: `applet: ${short(what, 160)}`,
         errorKey: 'AppletRefused',
         advice:
           'the node received the reading and the applet refused this one; retrying cannot help, so it is counted and the next reading goes on',

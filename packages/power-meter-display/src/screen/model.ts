@@ -122,11 +122,12 @@ function balanceLine(state: MeterState, nowMs: number): { balanceText: string | 
 
 /**
  * The applet's refusal, short enough for the status bar: its position in the source, the
- * trap's name and addresses are dropped ("abort: device 0x… is not registered at energy-meter.ts:…
+ * trap's name and addresses are dropped ("applet: abort: device 0x… is not registered at energy-meter.ts:…
  * (wasm trap: unreachable)" -> "device is not registered").
  */
 export function refusalText(reason: string): string {
   return reason
+    .replace(/^applet:\s*/i, '')
     .replace(/^abort:\s*/i, '')
     .replace(/\s*\(wasm trap[^)]*\)/gi, '')
     .replace(/\s+at\s+\S+:\d+(:\d+)?/g, '')
