@@ -1,9 +1,14 @@
 #!/usr/bin/env node
 // `npm run demo`: the whole system in simulation, as real processes.
 //   dev receiver  <-HTTP-  power-meter (simulated INA219, demo board)  -files->  power-meter-display (png panel)
-// Prints one line per delivered reading, where the screen image is, and (on a terminal) a live
-// preview of the screen in coloured block characters. Ctrl-C stops everything within 2 s.
-import { spawn } from 'node:child_process';
+// `npm run demo -- --chain`: the dev receiver is replaced by the tutorial's whole DePIN loop on this
+// machine (packages/applet-host): a local chain (anvil) with this project's contracts, the device
+// registered and bound to a demo owner, and this project's applet behind the event route; the meter
+// reads the owner's reward balance back from the chain and the screen shows it.
+// Prints one line per delivered reading (with --chain: the applet's result and the owner's balance),
+// where the screen image is, and (on a terminal) a live preview of the screen in coloured block
+// characters. Ctrl-C stops everything within 2 s.
+import { execFileSync, spawn } from 'node:child_process';
 import { createServer } from 'node:net';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, statSync, writeFileSync, openSync, readSync, closeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -22,6 +27,7 @@ const opts = new Command('npm run demo --')
   .option('--window <s>', 'averaging window in seconds', '5')
   .option('--duration <s>', 'stop by itself after this many seconds (default: run until Ctrl-C)')
   .option('--no-preview', 'do not draw the screen in the terminal')
+  .option('--chain', "the applet on a local chain instead of the dev receiver: each reading's applet result and the owner's balance")
   .parse(process.argv)
   .opts();
 
@@ -58,7 +64,72 @@ const port = await freePort();
 const project = 'demo';
 // A throwaway token for the local receiver only; it is not a secret and never leaves this machine.
 const token = 'demo-token';
-const publishUrl = `http://127.0.0.1:${port}/srv-applet-mgr/v0/event/${project}`;
+let publishUrl = `http://127.0.0.1:${port}/srv-applet-mgr/v0/event/${project}`;
+
+let lastBalance = null;
+const eventLines = [];
+/** --chain: the local DePIN loop, started before the meter (its device must be registered first). */
+let depin = null;
+const chainArgs = [];
+let chainQueue = Promise.resolve();
+if (opts.chain) {
+  // The device's identity is created now, on secp256k1 so the applet checks each signature on chain.
+  const idJson = execFileSync(
+    process.execPath,
+    [BACKEND, 'identity', '--json', '--config', configFile, '--curve', 'secp256k1', '--data-dir', dataDir],
+    {
+      encoding: 'utf8',
+    },
+  );
+  const device = JSON.parse(idJson).deviceId;
+  let startLocalDepin;
+  try {
+    ({ startLocalDepin } = await import(path.join(root, 'packages/applet-host/dist/index.js')));
+  } catch (err) {
+    console.error(`demo: --chain needs packages/applet-host built (npm run build): ${err.message}`);
+    process.exit(1);
+  }
+  console.log('demo: starting the local chain, deploying the contracts, building the applet if needed …');
+  try {
+    depin = await startLocalDepin({ publisherToken: token, port: 0, onEvent: (e) => (chainQueue = chainQueue.then(() => printEvent(e))) });
+  } catch (err) {
+    console.error(`demo: the local chain did not start: ${err.message}`);
+    process.exit(1);
+  }
+  await depin.registerAndBind(device);
+  lastBalance = await depin.rewards.balanceOf(depin.owner);
+  publishUrl = depin.host.url;
+  chainArgs.push(
+    ...['--curve', 'secp256k1', '--rpc-url', depin.chain.rpcUrl, '--reward-token', depin.rewards.contracts.token],
+    ...['--wallet-address', depin.owner, '--balance-interval', '2'],
+  );
+  console.log(`demo: chain ${depin.chain.chainId} at ${depin.chain.rpcUrl}; reward token ${depin.rewards.contracts.token}`);
+  console.log(`demo: device ${device} registered and bound to the owner ${depin.owner}`);
+}
+
+/** One line per reading the applet handled: its result, and the owner's balance after it. */
+async function printEvent(e) {
+  if (e.source !== 'http' || stopping) return;
+  const at = new Date().toISOString().slice(11, 19);
+  const seq = String(e.eventId?.split('-').pop() ?? '?').padStart(5);
+  const r = e.results?.[0];
+  // The applet stores each accepted reading before it answers, and events run one at a time:
+  // the newest row is this reading.
+  const row = r?.code === 0 ? depin.host.services.db.prepare('SELECT sensor_reading FROM readings ORDER BY id DESC LIMIT 1').get() : null;
+  const watts = row ? Number(row.sensor_reading).toFixed(3).padStart(9) : '        -';
+  let balance;
+  try {
+    balance = await depin.rewards.balanceOf(depin.owner);
+  } catch {
+    return; // the chain is stopping
+  }
+  const whole = balance / 10n ** 18n;
+  const delta = lastBalance === null ? '' : balance > lastBalance ? `  +${(balance - lastBalance) / 10n ** 18n}` : '  (no reward)';
+  lastBalance = balance;
+  const result = r === undefined ? 'no applet' : r.code === 0 ? 'applet ok' : `REFUSED (${r.error ?? `code ${r.code}`})`;
+  // Printed by the ticker, above the screen preview.
+  eventLines.push(`${at}   ${watts}   ${seq}  ${result.padEnd(10)}  owner balance ${whole} ECO${delta}`);
+}
 
 const children = [];
 function start(name, args, env = {}) {
@@ -95,15 +166,17 @@ async function stop(code = 0) {
   }, 1500);
   await Promise.all(exits);
   clearTimeout(killer);
+  await depin?.close();
   console.log(`demo: stopped. Data, screen and logs are in ${dir}`);
   process.exit(code);
 }
 process.on('SIGINT', () => stop(0));
 process.on('SIGTERM', () => stop(0));
 
-start('dev-receiver', [BACKEND, 'dev-receiver', '--port', String(port), '--project', project, '--record', recordFile], {
-  DEV_RECEIVER_TOKEN: token,
-});
+if (!opts.chain)
+  start('dev-receiver', [BACKEND, 'dev-receiver', '--port', String(port), '--project', project, '--record', recordFile], {
+    DEV_RECEIVER_TOKEN: token,
+  });
 start(
   'power-meter',
   [
@@ -120,16 +193,17 @@ start(
     dataDir,
     '--publish-url',
     publishUrl,
+    ...chainArgs,
   ],
   { W3BSTREAM_PUBLISHER_TOKEN: token },
 );
 start('power-meter-display', [DISPLAY, '--config', configFile, '--panel', 'png', '--png', pngFile, '--data-dir', dataDir]);
 
 console.log(`demo: working directory ${dir}`);
-console.log(`demo: receiver ${publishUrl}`);
+console.log(`demo: ${opts.chain ? 'applet host' : 'receiver'} ${publishUrl}`);
 console.log(`demo: screen image ${pngFile} (rewritten on every change)`);
 console.log(`demo: logs in ${logDir}; Ctrl-C stops everything`);
-console.log('time       power (W)   seq    signature');
+console.log(opts.chain ? 'time       power (W)   seq  applet      owner balance' : 'time       power (W)   seq    signature');
 
 const preview = opts.preview && process.stdout.isTTY;
 let previewLines = 0;
@@ -204,14 +278,14 @@ async function drawPreview() {
 }
 
 const ticker = setInterval(async () => {
-  const records = readNewRecords();
-  if (records.length && previewLines) {
+  const lines = [...readNewRecords().map(formatRecord), ...eventLines.splice(0)];
+  if (lines.length && previewLines) {
     // Print readings above the preview: move up, clear the preview area, print, redraw below.
     process.stdout.write(`\x1b[${previewLines}A\x1b[J`);
     previewLines = 0;
     lastPngMtime = 0;
   }
-  for (const r of records) console.log(formatRecord(r));
+  for (const l of lines) console.log(l);
   if (preview) await drawPreview();
 }, 250);
 
