@@ -59,7 +59,7 @@ export interface SignedMessage {
 }
 
 /**
- * What `public_key` carries (docs/design.md "Wire profile"):
+ * What `public_key` carries (docs/design.md "The wire profile"):
  * - `address`: the device address, `0x` + 40 lowercase hex, what the original firmware sends
  *   (`sprintf("%02x")` of keccak256(X||Y)'s last 20 bytes) and what the tutorial's smart-grid
  *   applet needs (`public_key.slice(2, 42)` is looked up among the registered devices, which it
