@@ -1,11 +1,15 @@
+import { mkdtempSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { keccak_256 } from '@noble/hashes/sha3.js';
-import { resolveSettings } from '@power-meter/meter-files';
+import { readState, resolveSettings } from '@power-meter/meter-files';
+import { startDevReceiver, type DevReceiver } from '@power-meter/w3bstream';
 import { afterEach, describe, expect, it } from 'vitest';
 import { BalanceReader, nextBalanceDelayMs, safeRpcUrl, type ChainBalance } from '../src/chain/balance.js';
 import { BALANCE_OF_SELECTOR, DECIMALS_SELECTOR, balanceOfCall, decodeDecimals, decodeUint256, formatUnits } from '../src/chain/erc20.js';
 import { BACKEND_SETTINGS } from '../src/settings.js';
-import { BACKEND, start, until } from '../../../test/support/processes.js';
+import { BACKEND, start, until, type Proc } from '../../../test/support/processes.js';
 
 const TOKEN_ADDRESS = `0x${'ab'.repeat(20)}`;
 const OWNER = `0x${'C0'.repeat(20)}`;
@@ -195,5 +199,54 @@ describe('chain settings', () => {
       expect(await p.exited).toBe(2);
       expect(p.output()).toMatch(message);
     }
+  });
+});
+
+describe('public_key on the wire (real process)', () => {
+  const receivers: DevReceiver[] = [];
+  const procs: Proc[] = [];
+  afterEach(async () => {
+    await Promise.all(procs.splice(0).map((p) => p.stop('SIGKILL')));
+    await Promise.all(receivers.splice(0).map((r) => r.close()));
+  });
+
+  it('readings stored under one setting are sent with the body they were signed with; new ones use the new form', async () => {
+    const dir = join(mkdtempSync(join(tmpdir(), 'pm-wire-')), 'data');
+    const meter = (args: string[]) => {
+      const p = start(BACKEND, ['--sensor', 'sim', '--sim-load', '2', '--window', '1', '--data-dir', dir, ...args], {
+        W3BSTREAM_PUBLISHER_TOKEN: 'wire-token',
+        POWER_METER_RETRY_MAX_MS: '500',
+      });
+      procs.push(p);
+      return p;
+    };
+    // No publish URL: the readings stay in the outbox, signed with the key form.
+    const first = meter(['--public-key-field', 'key']);
+    await until(
+      async () => {
+        const r = await readState(dir);
+        return r.ok && r.state.publishing.waiting >= 2;
+      },
+      30_000,
+      'two stored readings',
+    );
+    expect(await first.stop('SIGTERM')).toBe(0);
+    const stored = await readState(dir);
+    if (!stored.ok) throw new Error(`state.json unreadable after a clean stop: ${stored.message}`);
+    const storedCount = stored.state.publishing.waiting;
+
+    const rx = await startDevReceiver({ project: 'wire', token: 'wire-token' });
+    receivers.push(rx);
+    const second = meter(['--publish-url', rx.url]); // the default: address
+    await until(() => rx.received.length >= storedCount + 2, 30_000, 'the stored readings and two new ones');
+    expect(await second.stop('SIGTERM')).toBe(0);
+    const forms = rx.received.map((e) => e.publicKeyForm);
+    expect(forms.slice(0, storedCount)).toEqual(Array(storedCount).fill('key'));
+    expect(forms.slice(storedCount).every((f) => f === 'address')).toBe(true);
+    expect(rx.received.every((e) => e.verified)).toBe(true);
+    // Both forms name the same signer.
+    expect(new Set(rx.received.map((e) => e.deviceId)).size).toBe(1);
+    const body = JSON.parse(rx.received[storedCount]!.body) as { public_key: string };
+    expect(body.public_key).toBe(rx.received[0]!.deviceId);
   });
 });
