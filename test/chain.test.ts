@@ -1,10 +1,10 @@
-import { mkdtempSync } from 'node:fs';
+import { existsSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type Address, type HandledEvent, type LocalDepin, startLocalDepin } from '@power-meter/applet-host';
 import { readState, type MeterState } from '@power-meter/meter-files';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { BACKEND, start, until, type Proc } from './support/processes.js';
+import { BACKEND, ROOT, start, until, type Proc } from './support/processes.js';
 import { freePort } from './support/system.js';
 
 // The tutorial's whole loop on this machine: the meter (a real process, simulated INA219) signs
@@ -144,4 +144,43 @@ describe('the meter against the local W3bstream project and chain', () => {
     expect(st.lastWindow!.avgPowerW).toBeCloseTo(2, 1);
     expect(await p.stop('SIGTERM')).toBe(0);
   });
+});
+
+describe('npm run demo -- --chain', () => {
+  /** The demo's reading lines: `time  power  seq  applet ok|REFUSED (…)  owner balance N ECO  +N|(no reward)`. */
+  async function demo(load: string) {
+    const dir = mkdtempSync(join(tmpdir(), 'chain-demo-'));
+    const p = start(join(ROOT, 'scripts/demo.mjs'), [
+      '--chain',
+      '--load',
+      load,
+      '--window',
+      '1',
+      '--duration',
+      '12',
+      '--no-preview',
+      '--dir',
+      dir,
+    ]);
+    procs.push(p);
+    expect(await p.exited).toBe(0);
+    const lines = p
+      .output()
+      .split('\n')
+      .filter((l) => /^\d\d:\d\d:\d\d\s/.test(l));
+    return { lines, dir, output: p.output() };
+  }
+
+  it('prints each reading with its applet result and the owner balance: rising at 2 W, not at 12 W', async () => {
+    const low = await demo('2');
+    expect(low.lines.length).toBeGreaterThanOrEqual(3);
+    for (const l of low.lines) expect(l).toMatch(/^\S+\s+2\.\d{3}\s+\d+\s+applet ok\s+owner balance \d+ ECO {2}\+10$/);
+    const balances = low.lines.map((l) => Number(/balance (\d+) ECO/.exec(l)![1]));
+    expect(balances).toEqual(balances.map((_, i) => 10 * (i + 1)));
+    expect(existsSync(join(low.dir, 'screen.png'))).toBe(true);
+    const high = await demo('12');
+    expect(high.lines.length).toBeGreaterThanOrEqual(3);
+    for (const l of high.lines) expect(l).toMatch(/applet ok\s+owner balance 0 ECO {2}\(no reward\)$/);
+    expect(high.output).toContain('registered and bound to the owner');
+  }, 120_000);
 });
