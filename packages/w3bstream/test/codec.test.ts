@@ -351,6 +351,25 @@ describe('the address form of public_key (what the original firmware sends)', ()
     });
   }
 
+  it("the receiver's verifier remembers an address's key: later bodies verify against it, a forgery is still refused", () => {
+    const dir = tempDir();
+    const id = loadOrCreateIdentity(join(dir, 'a'), { curve: 'secp256k1' });
+    const other = loadOrCreateIdentity(join(dir, 'b'), { curve: 'p256' });
+    const verify = createBodyVerifier();
+    const at = (signer: typeof id, powerW: number) =>
+      buildMessage(signer, { powerW, timestampMs: 1_764_000_000_000 }, { publicKeyField: 'address' });
+    expect(verify(at(id, 1).body)).toMatchObject({ ok: true, curve: 'secp256k1', publicKeyHex: id.publicKeyHex });
+    // Signed by another key but claiming id's address: the remembered key does not verify it, and recovery finds no key with that address.
+    const forged = at(other, 2).body.replace(other.deviceId, id.deviceId);
+    expect(verify(forged)).toMatchObject({
+      ok: false,
+      reason: `signature is not by the device ${id.deviceId} (no key recovered from it has that address)`,
+    });
+    expect(verify(at(id, 3).body)).toMatchObject({ ok: true, curve: 'secp256k1', publicKeyHex: id.publicKeyHex, deviceId: id.deviceId });
+    expect(verify(at(id, 3).body.replace('3.0', '3.5'))).toMatchObject({ ok: false });
+    expect(verify(at(other, 4).body)).toMatchObject({ ok: true, curve: 'p256', deviceId: other.deviceId });
+  });
+
   it('the tutorial vector with its key replaced by its address still verifies (P-256, high-S DER)', () => {
     const address = deviceAddress(VECTOR.publicKey);
     expect(verifyBody(body(VECTOR.data, VECTOR.signature, address))).toMatchObject({
