@@ -146,6 +146,30 @@ describe('the meter against the local W3bstream project and chain', () => {
   });
 });
 
+describe('power-meter doctor with a chain', () => {
+  it('reads the owner balance once, or fails with the reason and what to check', async () => {
+    const data = join(mkdtempSync(join(tmpdir(), 'chain-doctor-')), 'data');
+    const doctor = async (rpcUrl: string) => {
+      const args = ['doctor', '--json', '--sensor', 'sim', '--data-dir', data, '--rpc-url', rpcUrl];
+      const p = start(BACKEND, [...args, '--reward-token', depin.rewards.contracts.token, '--wallet-address', depin.owner]);
+      await p.exited;
+      const report = JSON.parse(p.output().slice(p.output().indexOf('{'))) as {
+        checks: Array<{ name: string; status: string; detail: string }>;
+      };
+      return report.checks.find((c) => c.name === 'reward-balance');
+    };
+    const balance = await depin.rewards.balanceOf(depin.owner);
+    expect(await doctor(depin.chain.rpcUrl)).toEqual({
+      name: 'reward-balance',
+      status: 'ok',
+      detail: `${depin.owner.toLowerCase()} holds ${balance / WEI} (token ${depin.rewards.contracts.token.toLowerCase()} on ${depin.chain.rpcUrl})`,
+    });
+    const dead = await doctor(`http://127.0.0.1:${await freePort()}/key-in-path`);
+    expect(dead).toMatchObject({ status: 'fail', detail: expect.stringMatching(/unreachable \(ECONNREFUSED\)$/) });
+    expect(dead!.detail).not.toContain('key-in-path');
+  });
+});
+
 describe('npm run demo -- --chain', () => {
   /** The demo's reading lines: `time  power  seq  applet ok|REFUSED (…)  owner balance N ECO  +N|(no reward)`. */
   async function demo(load: string) {
