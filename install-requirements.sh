@@ -234,17 +234,20 @@ github_reachable() {
 if [ node_modules/.package-lock.json -nt package-lock.json ] && native_built; then
   say "npm dependencies up to date"
 else
-  if [ -z "${npm_config_nodedir:-}" ] && NODEDIR="$(node_headers_here)"; then export npm_config_nodedir="$NODEDIR"; fi
+  # npm settings for this npm ci only: npm 11 warns about them ("Unknown env config") in every
+  # later npm command that inherits them, such as the build below.
+  ci_env=(JOBS=max)
+  if [ -z "${npm_config_nodedir:-}" ] && NODEDIR="$(node_headers_here)"; then ci_env+=(npm_config_nodedir="$NODEDIR"); fi
   if [ -n "${npm_config_build_from_source:-}" ]; then
     say "npm ci (npm_config_build_from_source=$npm_config_build_from_source: native modules build from source)"
   elif github_reachable; then
     say "npm ci (prebuilt canvas and better-sqlite3 where published for this Node and CPU; i2c-bus and spi-device compile in seconds)"
   else
     say "npm ci: github.com (where the prebuilt binaries are) cannot be reached, so canvas and better-sqlite3 build from source (about a minute on a PC, 15 or more on a Pi)"
-    export npm_config_build_from_source=true
+    ci_env+=(npm_config_build_from_source=true)
   fi
   # JOBS=max builds the native addons on every core.
-  run_as_user env JOBS=max npm ci --no-audit --no-fund
+  run_as_user env "${ci_env[@]}" npm ci --no-audit --no-fund
 fi
 say "building"
 run_as_user npm run build --silent

@@ -94,7 +94,7 @@ function machine(opts: MachineOptions = {}): Machine {
   // npm: "ci" produces what npm ci would (the lock marker and the native addons).
   writeFileSync(
     join(state, 'npm-stub'),
-    `#!/usr/bin/env bash\necho "npm $* JOBS=\${JOBS:-}" >>"$STATE/calls"\nif [ "$1" = ci ]; then echo "npm-env build_from_source=\${npm_config_build_from_source:-} nodedir=\${npm_config_nodedir:-}" >>"$STATE/calls"; for f in canvas/build/Release/canvas.node better-sqlite3/build/Release/better_sqlite3.node i2c-bus/build/Release/i2c.node spi-device/build/Release/spi.node; do mkdir -p "node_modules/\${f%/*}"; touch "node_modules/$f"; done; touch node_modules/.package-lock.json; rm -f "$STATE/abi-changed"; fi\n`,
+    `#!/usr/bin/env bash\necho "npm $* JOBS=\${JOBS:-}" >>"$STATE/calls"\nif [ "$1" = ci ]; then echo "npm-env build_from_source=\${npm_config_build_from_source:-} nodedir=\${npm_config_nodedir:-}" >>"$STATE/calls"; for f in canvas/build/Release/canvas.node better-sqlite3/build/Release/better_sqlite3.node i2c-bus/build/Release/i2c.node spi-device/build/Release/spi.node; do mkdir -p "node_modules/\${f%/*}"; touch "node_modules/$f"; done; touch node_modules/.package-lock.json; rm -f "$STATE/abi-changed"; else echo "npm-env-after-ci build_from_source=\${npm_config_build_from_source:-}." >>"$STATE/calls"; fi\n`,
   );
   // node -p prints the version; node -e (loading the native addons) fails after a Node upgrade.
   // node --no-warnings -e: the script's reachability probe for github.com, run by the real Node.
@@ -461,6 +461,9 @@ describe('install-requirements.sh: Node from nodejs.org where the distribution h
       'github.com (where the prebuilt binaries are) cannot be reached, so canvas and better-sqlite3 build from source',
     );
     expect(r.calls).toContain('npm-env build_from_source=true nodedir=');
+    // The setting is npm ci's alone: the build after it does not inherit it (npm 11 warns about it).
+    expect(r.calls).toContain('npm run build --silent JOBS=');
+    expect(r.calls).toContain('npm-env-after-ci build_from_source=.');
     // Reachable: prebuild-install decides per module (download, or compile when none is published).
     const online = machine({ node: '20.20.0', installed: ALL });
     const ok = await online.runAsync(hooks(online));
