@@ -270,7 +270,9 @@ describe('install-requirements.sh', { timeout: 120_000 }, () => {
     expect(first.calls).toContain('raspi-config nonint do_spi 0');
     for (const g of ['i2c', 'spi', 'gpio']) expect(first.calls).toContain(`usermod -aG ${g} pi`);
     // npm runs as pi (node_modules must not be root's), with JOBS=max and the caller's PATH.
-    expect(first.calls.some((c) => /^runuser -u pi -- env PATH=\S+ env JOBS=max( npm_config_\w+=\S*)* npm ci --no-audit --no-fund$/.test(c))).toBe(true);
+    expect(
+      first.calls.some((c) => /^runuser -u pi -- env PATH=\S+ env JOBS=max( npm_config_\w+=\S*)* npm ci --no-audit --no-fund$/.test(c)),
+    ).toBe(true);
     expect(first.calls).toContain('npm ci --no-audit --no-fund JOBS=max');
     expect(first.calls.some((c) => /^runuser -u pi -- env PATH=\S+ npm run build --silent$/.test(c))).toBe(true);
     expect(first.out).toMatch(/REBOOT NEEDED/);
