@@ -1,4 +1,4 @@
-import { mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, rmSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import Database from 'better-sqlite3';
@@ -33,6 +33,14 @@ import { readSequenceFloor, writeSequenceFloor } from './sequence-floor.js';
  *   the database itself is deleted, emptied, truncated or replaced by an older copy.
  * - Schema: `PRAGMA user_version` and the migration list below; the backend keeps its own tables
  *   in the same database through `schemas` (migrations) and `transaction()` (no handle is shared).
+ * - Staging in RAM (`stagingFile`, on a tmpfs such as /run): every operation (append, delivery,
+ *   the backend's totals) commits to a copy of the database in RAM, and `sync()` copies what
+ *   changed to the file on the card in one transaction (synchronous=FULL). A process crash
+ *   (kill -9) loses nothing: the RAM copy is a file, it outlives the process, and the next open
+ *   takes it when it is at least as new as the card's (the `synced_gen` counter). A power cut
+ *   loses what changed since the last `sync()`, never more; sequence numbers still never go back
+ *   (the floor is reserved on the card before a number is used). Readings delivered between two
+ *   syncs never reach the card at all. Without `stagingFile` every append is durable at once.
  * - Corruption (SQLite says the file is malformed or not a database) is `OutboxCorruptError`,
  *   never a silent new database: the caller stops and tells the user how to salvage it.
  */
@@ -69,6 +77,11 @@ export interface OutboxOptions {
   sequenceBlock?: number;
   /** The user's own tables, created and migrated at open in the same database. */
   schemas?: readonly SchemaExtension[];
+  /**
+   * A RAM copy of the database (a path on a tmpfs, e.g. /run/power-meter/outbox.sqlite): commits
+   * go there, and reach `file` only at `sync()` (see the header). Removed after a clean close.
+   */
+  stagingFile?: string;
 }
 
 export interface OutboxStats {
@@ -181,7 +194,12 @@ type Row = { seq: number; body: string; created_ms: number; attempts: number };
 export class Outbox {
   /** What open found (new database, sequence raised by the floor, schema version). */
   readonly openReport: OutboxOpenReport;
-  readonly #db: Database.Database;
+  #db: Database.Database;
+  /** The connection to the file on the card when staging (the RAM copy is attached to it as `ram`). */
+  readonly #disk: Database.Database | null = null;
+  private readonly stagingFile: string | null;
+  /** Set by `restore()`: the next sync copies every message, not only the new ones. */
+  private fullSync = false;
   private readonly maxCount: number;
   private readonly maxAgeMs: number;
   private readonly nowMs: () => number;
@@ -240,11 +258,23 @@ export class Outbox {
       const check = this.#db.pragma('quick_check', { simple: true });
       if (check !== 'ok') throw new OutboxCorruptError(file, `integrity check: ${String(check)}`);
       this.openReport = this.migrate(opts.schemas ?? []);
+      this.#db.exec("INSERT OR IGNORE INTO counters VALUES ('synced_gen', 0)");
     } catch (err) {
       this.#db.close();
       if ((err as { code?: string }).code === 'SQLITE_BUSY') throw new OutboxLockedError(file);
       if (isCorruptionError(err)) throw new OutboxCorruptError(file, (err as Error).message);
       throw err;
+    }
+    this.stagingFile = opts.stagingFile ?? null;
+    if (this.stagingFile !== null) {
+      const disk = this.#db;
+      try {
+        this.#db = this.openStaging(disk, this.stagingFile, opts.schemas ?? []);
+      } catch (err) {
+        disk.close();
+        throw err;
+      }
+      this.#disk = disk;
     }
     this.stmts = {
       counter: this.#db.prepare<[string], { value: number }>('SELECT value FROM counters WHERE name = ?'),
@@ -287,9 +317,119 @@ export class Outbox {
       })();
     } catch (err) {
       this.#db.close();
+      this.#disk?.close();
       throw err;
     }
     this.openReport = { ...this.openReport, seqRaised };
+    // The card now holds what the RAM copy holds (raised numbers, reserved block included).
+    this.sync();
+  }
+
+  /**
+   * Opens the RAM copy: the one left by an earlier process of this boot when it is at least as new
+   * as the card's file (kill -9, a crash, a restart), else a fresh copy of the card's file (after
+   * a reboot or power cut /run is empty). Attaches it to the card's connection for `sync()`.
+   */
+  private openStaging(disk: Database.Database, staging: string, schemas: readonly SchemaExtension[]): Database.Database {
+    const diskGen = (disk.prepare("SELECT value FROM counters WHERE name = 'synced_gen'").get() as { value: number }).value;
+    mkdirSync(dirname(staging), { recursive: true, mode: 0o700 });
+    let ram: Database.Database | null = null;
+    if (existsSync(staging)) {
+      try {
+        ram = new Database(staging, { timeout: 0 });
+        const check = ram.pragma('quick_check', { simple: true });
+        const gen = ram.prepare("SELECT value FROM counters WHERE name = 'synced_gen'").get() as { value: number } | undefined;
+        if (check !== 'ok' || gen === undefined || gen.value < diskGen) {
+          ram.close();
+          ram = null;
+        }
+      } catch {
+        ram?.close();
+        ram = null;
+      }
+    }
+    if (ram === null) {
+      removeStaging(staging);
+      // VACUUM INTO writes a consistent copy of the card's database (its page size too).
+      disk.prepare('VACUUM INTO ?').run(staging);
+      ram = new Database(staging, { timeout: 0 });
+    }
+    try {
+      // RAM: nothing to wait for; WAL so that a kill -9 mid-commit leaves the last commit.
+      ram.pragma('journal_mode = WAL');
+      ram.pragma('synchronous = OFF');
+      const db = this.#db;
+      this.#db = ram;
+      // Statements are cached per connection: none of the card's may be used on the RAM copy.
+      this.cache.clear();
+      try {
+        this.migrate(schemas);
+      } finally {
+        this.#db = db;
+        this.cache.clear();
+      }
+      // The card's file stays locked exclusively (one process per outbox: in WAL mode with the
+      // lock taken before the first access, SQLite keeps it whatever locking_mode says later).
+      // The RAM copy is written by the other connection, so it is attached under normal locks.
+      disk.pragma('locking_mode = NORMAL');
+      disk.prepare('ATTACH DATABASE ? AS ram').run(staging);
+      disk.pragma('main.locking_mode = EXCLUSIVE');
+    } catch (err) {
+      ram.close();
+      throw err;
+    }
+    return ram;
+  }
+
+  /** True when commits go to a RAM copy and reach the card at `sync()`. */
+  get staged(): boolean {
+    return this.#disk !== null;
+  }
+
+  /**
+   * Copies what changed in the RAM copy to the card in one durable transaction: messages stored
+   * since the last sync, removals, and every other table (counters, the backend's totals; all
+   * small). A no-op without staging (every commit is durable already).
+   */
+  sync(): void {
+    const disk = this.#disk;
+    if (disk === null || !this.#db.open) return;
+    const gen = this.stmts.counter.get('synced_gen')!.value + 1;
+    this.stmts.set.run(gen, 'synced_gen');
+    const full = this.fullSync;
+    disk.transaction(() => {
+      const maxOnDisk = (disk.prepare('SELECT MAX(seq) AS m FROM main.messages').get() as { m: number | null }).m ?? 0;
+      // Delivered, rejected and dropped messages: gone from the RAM copy.
+      disk.exec('DELETE FROM main.messages WHERE seq NOT IN (SELECT seq FROM ram.messages)');
+      disk
+        .prepare('INSERT OR IGNORE INTO main.messages SELECT * FROM ram.messages WHERE seq > ?')
+        .run(full ? Number.MIN_SAFE_INTEGER : maxOnDisk);
+      const tables = disk
+        .prepare("SELECT name FROM ram.sqlite_master WHERE type = 'table' AND name <> 'messages' AND name NOT LIKE 'sqlite_stat%'")
+        .all() as Array<{ name: string }>;
+      for (const { name } of tables) {
+        const q = `"${name.replaceAll('"', '""')}"`;
+        disk.exec(`DELETE FROM main.${q}; INSERT INTO main.${q} SELECT * FROM ram.${q};`);
+      }
+    })();
+    this.fullSync = false;
+  }
+
+  /** Reads from the card's file (what survives a power cut); the same as `transaction` without staging. */
+  durable<T>(fn: (sql: OutboxSql) => T): T {
+    const disk = this.#disk;
+    if (disk === null) return this.transaction(fn);
+    const sql: OutboxSql = {
+      run: () => {
+        throw new Error('durable(): read only');
+      },
+      get: <U>(text: string, ...params: unknown[]) => disk.prepare(text).get(...params) as U | undefined,
+      all: <U>(text: string, ...params: unknown[]) => disk.prepare(text).all(...params) as U[],
+      exec: () => {
+        throw new Error('durable(): read only');
+      },
+    };
+    return fn(sql);
   }
 
   static open(file: string, opts: OutboxOptions = {}): Outbox {
@@ -409,6 +549,7 @@ export class Outbox {
         }
       }
       this.stmts.set.run(this.stmts.count.get()!.n, 'waiting');
+      this.fullSync = true;
       return restored;
     });
   }
@@ -469,7 +610,7 @@ export class Outbox {
    * caller's, the caller's commit decides.
    */
   private relaxed<T>(fn: () => T): T {
-    if (this.#db.inTransaction) return fn();
+    if (this.#db.inTransaction || this.#disk !== null) return fn();
     this.#db.pragma('synchronous = NORMAL');
     try {
       return fn();
@@ -514,12 +655,24 @@ export class Outbox {
     this.listeners.clear();
     if (!this.#db.open) return;
     let next: number | null = null;
+    let synced = false;
     try {
       this.relaxed(() => void this.stmts.set.run(Math.round(this.measuredNowMs()), 'measured_ms'));
+      this.sync();
+      synced = true;
       next = this.stmts.counter.get('next_seq')!.value;
     } finally {
       this.#db.close();
+      this.#disk?.close();
     }
+    // The card holds everything now: the RAM copy is redundant (if the sync failed it is kept,
+    // and the next open takes it).
+    if (this.stagingFile !== null && synced) removeStaging(this.stagingFile);
     if (this.floorFile !== null && next !== null) writeSequenceFloor(this.floorFile, { nextSeq: next, clean: true });
   }
+}
+
+/** The RAM copy and its WAL files. */
+function removeStaging(file: string): void {
+  for (const f of [file, `${file}-wal`, `${file}-shm`]) rmSync(f, { force: true });
 }
