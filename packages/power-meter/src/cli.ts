@@ -27,7 +27,7 @@ import {
 } from '@power-meter/w3bstream';
 import { printDoctor, runDoctor } from './doctor.js';
 import { sensorErrorHint } from './hints.js';
-import { Meter } from './meter.js';
+import { Meter, stagingFileFor } from './meter.js';
 import { salvageOutbox } from './salvage.js';
 import { libraryLog } from './service/library-log.js';
 import { startSummary } from './service/summary.js';
@@ -270,7 +270,7 @@ withSettings(
 ).action((flags: Record<string, unknown>) => {
   const s = settingsFrom(flags);
   try {
-    const r = salvageOutbox(s.dataDir);
+    const r = salvageOutbox(s.dataDir, Date.now(), stagingFileFor(s));
     console.log(
       `salvaged ${r.restored} undelivered reading(s)${r.expected === null ? '' : ` of the ${r.expected} the damaged outbox counted`} into a new ${r.damagedFile}`,
     );

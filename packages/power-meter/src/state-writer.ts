@@ -1,7 +1,10 @@
+import { lstatSync, readlinkSync, renameSync, rmSync, symlinkSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import {
   FILES,
   STATE_SCHEMA,
   legacyFileContents,
+  writeFileAtomic,
   writeFileAtomicSync,
   type LegacyStatus,
   type MeterState,
@@ -9,28 +12,71 @@ import {
 } from '@power-meter/meter-files';
 
 /**
- * Writes the data directory the display and legacy scripts read: `state.json` plus the
- * original firmware's eight files, each replaced atomically. Files whose content did not change
- * are not rewritten (SD-card wear, docs/design.md complaint 4); bytes written are counted so the
- * daily write volume can be reported.
+ * Writes the files the display and legacy scripts read: `state.json` plus the original
+ * firmware's eight files, each replaced atomically. Files whose content did not change are not
+ * rewritten; bytes written are counted so the daily write volume can be reported.
+ *
+ * Where: `dir` is the RAM directory (README "What is written where"): the files change up to
+ * twice a second, and every atomic rewrite on an SD card costs a new inode and a journal commit.
+ * `linkInto(dataDir)` keeps the data-directory contract: each file is readable at its usual path
+ * through a symbolic link into `dir`. `materialize(dataDir)` (clean stop) puts real files back
+ * there, so a stopped meter leaves a self-contained data directory.
+ *
+ * `write` is asynchronous (it must not block the sampling loop) and callers serialise it: the
+ * meter runs one write at a time and builds each state when its write starts, so a late write
+ * can never overwrite a newer one.
  */
 export class StateWriter {
   private lastContent = new Map<string, string>();
   bytesWritten = 0;
   writes = 0;
 
-  constructor(private readonly dataDir: string) {}
+  constructor(readonly dir: string) {}
 
-  write(state: MeterState, lastStatus: LegacyStatus | null): void {
+  private static files(state: MeterState, lastStatus: LegacyStatus | null): Array<[string, string]> {
     const files: Array<[string, string]> = [[FILES.state, `${JSON.stringify(state)}\n`]];
-    const legacy = legacyFileContents(state, lastStatus);
-    for (const [name, content] of Object.entries(legacy)) files.push([name, content]);
-    for (const [name, content] of files) {
+    for (const [name, content] of Object.entries(legacyFileContents(state, lastStatus))) files.push([name, content]);
+    return files;
+  }
+
+  async write(state: MeterState, lastStatus: LegacyStatus | null): Promise<void> {
+    for (const [name, content] of StateWriter.files(state, lastStatus)) {
       if (this.lastContent.get(name) === content) continue;
-      writeFileAtomicSync(this.dataDir, name, content);
+      await writeFileAtomic(this.dir, name, content);
       this.lastContent.set(name, content);
       this.bytesWritten += Buffer.byteLength(content);
       this.writes++;
+    }
+  }
+
+  /**
+   * Makes each file readable at `dataDir/<name>` through a link into the RAM directory (replacing
+   * a real file atomically: a reader sees the old file or the link, never nothing). No-op when
+   * both are the same directory. Call after the first `write`, so no link points at nothing.
+   */
+  linkInto(dataDir: string): void {
+    if (resolve(dataDir) === resolve(this.dir)) return;
+    for (const name of this.lastContent.keys()) {
+      const target = join(resolve(this.dir), name);
+      const at = join(dataDir, name);
+      try {
+        if (lstatSync(at).isSymbolicLink() && readlinkSync(at) === target) continue;
+      } catch {
+        // missing: created below
+      }
+      const tmp = join(dataDir, `.${name}.tmp-${process.pid}-link`);
+      rmSync(tmp, { force: true });
+      symlinkSync(target, tmp);
+      renameSync(tmp, at);
+    }
+  }
+
+  /** Clean stop: real files with the last content in `dataDir` (replacing the links), RAM copies removed. */
+  materialize(dataDir: string): void {
+    if (resolve(dataDir) === resolve(this.dir)) return;
+    for (const [name, content] of this.lastContent) {
+      writeFileAtomicSync(dataDir, name, content);
+      rmSync(join(this.dir, name), { force: true });
     }
   }
 }

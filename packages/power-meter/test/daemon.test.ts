@@ -34,7 +34,8 @@ describe('power-meter daemon (real process, simulated sensor)', () => {
   it('delivers verified readings matching a constant 8 W load, writes every data file, stops cleanly on SIGTERM', async () => {
     const dir = join(mkdtempSync(join(tmpdir(), 'pm-')), 'data');
     const r = await receiver();
-    const p = backend(dir, ['--sim-load', '8', '--publish-url', r.url]);
+    // Sync every second: the published total is the synced one (it never goes back after a power cut).
+    const p = backend(dir, ['--sim-load', '8', '--publish-url', r.url, '--sync-interval', '1']);
     await until(() => r.received.length >= 3, 20_000, '3 readings');
     for (const x of r.received) {
       expect(x.verified).toBe(true);

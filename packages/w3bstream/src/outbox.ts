@@ -82,6 +82,12 @@ export interface OutboxOptions {
    * go there, and reach `file` only at `sync()` (see the header). Removed after a clean close.
    */
   stagingFile?: string;
+  /**
+   * With `stagingFile`: sync after every append, before anyone is told of it (strict mode: an
+   * acknowledged message is on the card, as without staging). The RAM copy is still the one
+   * the process works on, so a crash's copy is taken over whatever the mode.
+   */
+  syncEveryAppend?: boolean;
 }
 
 export interface OutboxStats {
@@ -200,6 +206,7 @@ export class Outbox {
   private readonly stagingFile: string | null;
   /** Set by `restore()`: the next sync copies every message, not only the new ones. */
   private fullSync = false;
+  private readonly syncEveryAppend: boolean;
   private readonly maxCount: number;
   private readonly maxAgeMs: number;
   private readonly nowMs: () => number;
@@ -266,6 +273,7 @@ export class Outbox {
       throw err;
     }
     this.stagingFile = opts.stagingFile ?? null;
+    this.syncEveryAppend = opts.syncEveryAppend === true;
     if (this.stagingFile !== null) {
       const disk = this.#db;
       try {
@@ -522,6 +530,7 @@ export class Outbox {
       const dropped = this.enforceBounds();
       return { seq, dropped };
     });
+    if (this.syncEveryAppend) this.sync();
     for (const l of this.listeners) l();
     return result;
   }
