@@ -417,7 +417,13 @@ export class Outbox {
         .all() as Array<{ name: string }>;
       for (const { name } of tables) {
         const q = `"${name.replaceAll('"', '""')}"`;
-        disk.exec(`DELETE FROM main.${q}; INSERT INTO main.${q} SELECT * FROM ram.${q};`);
+        // Unchanged tables are not rewritten: every page written is a page on the card.
+        const differs = disk
+          .prepare(
+            `SELECT 1 FROM (SELECT * FROM ram.${q} EXCEPT SELECT * FROM main.${q}) UNION ALL SELECT 1 FROM (SELECT * FROM main.${q} EXCEPT SELECT * FROM ram.${q}) LIMIT 1`,
+          )
+          .get();
+        if (differs !== undefined) disk.exec(`DELETE FROM main.${q}; INSERT INTO main.${q} SELECT * FROM ram.${q};`);
       }
     })();
     this.fullSync = false;
