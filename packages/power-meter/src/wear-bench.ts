@@ -35,7 +35,9 @@ const run = (cmd: string, args: string[]) => execFileSync(cmd, args, { encoding:
 /** Sectors written to the device so far, after `sync` (field 7 of /sys/block/<dev>/stat). */
 function bytesWritten(device: string): number {
   run('sync', []);
-  const fields = readFileSync(`/sys/block/${basename(device)}/stat`, 'utf8').trim().split(/\s+/);
+  const fields = readFileSync(`/sys/block/${basename(device)}/stat`, 'utf8')
+    .trim()
+    .split(/\s+/);
   return Number(fields[6]) * 512;
 }
 
@@ -189,7 +191,13 @@ function report(label: string, r: CaseResult, budget: boolean): void {
   console.log(
     `  ${label}: ${(r.bytes / 1024).toFixed(0)} KiB for ${r.readings} readings in ${r.seconds.toFixed(0)} s = ${perReading.toFixed(0)} B/reading = ${perDayMb.toFixed(1)} MB/day${budget ? ` (budget <= ${BUDGET_MB_PER_DAY})` : ''}`,
   );
-  bench(`card writes per day, ${label}`, perDayMb, 'MB/day', budget ? `<= ${BUDGET_MB_PER_DAY} MB` : '', budget ? perDayMb <= BUDGET_MB_PER_DAY : null);
+  bench(
+    `card writes per day, ${label}`,
+    perDayMb,
+    'MB/day',
+    budget ? `<= ${BUDGET_MB_PER_DAY} MB` : '',
+    budget ? perDayMb <= BUDGET_MB_PER_DAY : null,
+  );
 }
 
 const base = mkdtempSync(join(tmpdir(), 'pm-wear-card-'));
@@ -223,18 +231,24 @@ if (typeof card === 'string') {
     // Measured for an outage of SECONDS readings, then scaled to an hour (720 readings).
     const dead = 'http://127.0.0.1:9/srv-applet-mgr/v0/event/bench';
     let outageReadings = 0;
-    const outage = await measure(card, 'outage', ['--sync-interval', String(60 / COMPRESSION)], receiver, async ({ receiver: r, restartWith }) => {
-      await restartWith(dead);
-      const t0 = Date.now();
-      await sleep(SECONDS * 1000);
-      outageReadings = Math.round((Date.now() - t0) / 1000);
-      const n = r.received.length;
-      await restartWith(r.url);
-      // Drained when every reading of the outage arrived, plus two syncs to write the removals.
-      await waitFor(() => r.received.length - n >= outageReadings, 'the backlog delivered', 120_000);
-      await sleep((2 * 60 * 1000) / COMPRESSION);
-      return outageReadings;
-    });
+    const outage = await measure(
+      card,
+      'outage',
+      ['--sync-interval', String(60 / COMPRESSION)],
+      receiver,
+      async ({ receiver: r, restartWith }) => {
+        await restartWith(dead);
+        const t0 = Date.now();
+        await sleep(SECONDS * 1000);
+        outageReadings = Math.round((Date.now() - t0) / 1000);
+        const n = r.received.length;
+        await restartWith(r.url);
+        // Drained when every reading of the outage arrived, plus two syncs to write the removals.
+        await waitFor(() => r.received.length - n >= outageReadings, 'the backlog delivered', 120_000);
+        await sleep((2 * 60 * 1000) / COMPRESSION);
+        return outageReadings;
+      },
+    );
     const outageExtra = outage.bytes - (healthy.bytes / Math.max(1, healthy.seconds)) * outage.seconds;
     const perHourOutage = Math.max(0, outageExtra) * (720 / Math.max(1, outageReadings));
     const dayWithOutageMb = ((healthy.bytes / Math.max(1, healthy.readings)) * READINGS_PER_DAY + perHourOutage) / 1e6;
