@@ -477,7 +477,7 @@ export class Meter {
         await new Promise<void>((r) => setImmediate(r));
         this.writeRequested = false;
         try {
-          await this.writeState();
+          this.writeState();
           this.writeError = null;
         } catch (err) {
           const msg = err instanceof Error ? err.message : String(err);
@@ -491,7 +491,7 @@ export class Meter {
     }
   }
 
-  private async writeState(): Promise<void> {
+  private writeState(): void {
     const s = this.opts.settings;
     const latest = this.sampler?.latest() ?? null;
     const totals = this.store.totals();
@@ -527,7 +527,7 @@ export class Meter {
       },
     });
     notifyObservers(this.observers, (o) => o.onState?.(state), this.opts.log);
-    await this.writer.write(state, legacyStatusOf(pub.lastAttemptOk));
+    this.writer.write(state, legacyStatusOf(pub.lastAttemptOk));
     this.lastShownPower = state.powerW === null ? null : Math.round(state.powerW * 100);
     this.lastWriteMs = performance.now();
   }

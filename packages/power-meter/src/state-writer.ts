@@ -4,7 +4,6 @@ import {
   FILES,
   STATE_SCHEMA,
   legacyFileContents,
-  writeFileAtomic,
   writeFileAtomicSync,
   type LegacyStatus,
   type MeterState,
@@ -22,9 +21,11 @@ import {
  * through a symbolic link into `dir`. `materialize(dataDir)` (clean stop) puts real files back
  * there, so a stopped meter leaves a self-contained data directory.
  *
- * `write` is asynchronous (it must not block the sampling loop) and callers serialise it: the
- * meter runs one write at a time and builds each state when its write starts, so a late write
- * can never overwrite a newer one.
+ * The meter calls `write` from its own turn of the event loop (Meter.scheduleWrite: requests
+ * coalesce, one write at a time, each state built when its write starts, so a late write can never
+ * overwrite a newer one). The file calls themselves are synchronous: on a tmpfs they take
+ * microseconds, and the thread pool's round trips cost more CPU than the writes (the backend's CPU
+ * budget).
  */
 export class StateWriter {
   private lastContent = new Map<string, string>();
@@ -39,10 +40,10 @@ export class StateWriter {
     return files;
   }
 
-  async write(state: MeterState, lastStatus: LegacyStatus | null): Promise<void> {
+  write(state: MeterState, lastStatus: LegacyStatus | null): void {
     for (const [name, content] of StateWriter.files(state, lastStatus)) {
       if (this.lastContent.get(name) === content) continue;
-      await writeFileAtomic(this.dir, name, content);
+      writeFileAtomicSync(this.dir, name, content);
       this.lastContent.set(name, content);
       this.bytesWritten += Buffer.byteLength(content);
       this.writes++;

@@ -114,14 +114,14 @@ describe('data directory writer', () => {
     const w = new StateWriter(dir);
     const ex = { ...exampleState(), rewards: { tokensPerH: 4, total: 1.25, tiers: DEFAULT_REWARD_TIERS } };
     const state = buildState({ ...ex, nowMs: ex.updatedAtMs, powerW: 4.123456 });
-    await w.write(state, 'Success');
+    w.write(state, 'Success');
     const read = await readState(dir);
     expect(read.ok && read.state.powerW).toBe(4.1235);
     const writesAfterFirst = w.writes;
     expect(writesAfterFirst).toBe(9);
-    await w.write(state, 'Success');
+    w.write(state, 'Success');
     expect(w.writes).toBe(writesAfterFirst);
-    await w.write(buildState({ ...ex, nowMs: ex.updatedAtMs + 500, powerW: 5 }), 'Success');
+    w.write(buildState({ ...ex, nowMs: ex.updatedAtMs + 500, powerW: 5 }), 'Success');
     // Only state.json and current_power_usage changed.
     expect(w.writes).toBe(writesAfterFirst + 2);
   });
@@ -134,7 +134,7 @@ describe('data directory writer', () => {
       { belowW: 2.5, tokensPerH: 6 },
       { belowW: 9, tokensPerH: 1 },
     ];
-    await new StateWriter(dir).write(buildState({ ...ex, nowMs: ex.updatedAtMs, rewards: { tokensPerH: 6, total: 2, tiers } }), null);
+    new StateWriter(dir).write(buildState({ ...ex, nowMs: ex.updatedAtMs, rewards: { tokensPerH: 6, total: 2, tiers } }), null);
     const read = await readState(dir);
     expect(read.ok && read.state.rewards).toEqual({ tokensPerH: 6, total: 2, tiers });
   });

@@ -429,6 +429,16 @@ export class Outbox {
     this.fullSync = false;
   }
 
+  private readonly diskCache = new Map<string, Database.Statement>();
+  private diskStatement(disk: Database.Database, text: string): Database.Statement {
+    let st = this.diskCache.get(text);
+    if (st === undefined) {
+      st = disk.prepare(text);
+      this.diskCache.set(text, st);
+    }
+    return st;
+  }
+
   /** Reads from the card's file (what survives a power cut); the same as `transaction` without staging. */
   durable<T>(fn: (sql: OutboxSql) => T): T {
     const disk = this.#disk;
@@ -437,8 +447,8 @@ export class Outbox {
       run: () => {
         throw new Error('durable(): read only');
       },
-      get: <U>(text: string, ...params: unknown[]) => disk.prepare(text).get(...params) as U | undefined,
-      all: <U>(text: string, ...params: unknown[]) => disk.prepare(text).all(...params) as U[],
+      get: <U>(text: string, ...params: unknown[]) => this.diskStatement(disk, text).get(...params) as U | undefined,
+      all: <U>(text: string, ...params: unknown[]) => this.diskStatement(disk, text).all(...params) as U[],
       exec: () => {
         throw new Error('durable(): read only');
       },
