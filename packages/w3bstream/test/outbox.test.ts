@@ -440,7 +440,7 @@ describe('outbox staged in RAM (stagingFile)', () => {
     const file = join(dir, 'o.sqlite');
     const floor = join(dir, 'floor.json');
     const staging = join(dir, 'ram', 'o.sqlite');
-    const worker = join(PACKAGE_DIR, 'test', 'fixtures', 'staged-worker.mjs');
+    const worker = join(PACKAGE_DIR, 'test', 'fixtures', 'append-worker.mjs');
     const acknowledged = new Set<number>();
     const delivered = new Set<number>();
     const inFlight = new Set<number>();
@@ -464,7 +464,7 @@ describe('outbox staged in RAM (stagingFile)', () => {
         } else if (what === 'delivering') inFlight.add(Number(n));
         else if (what === 'delivered') delivered.add(Number(n));
       }
-      const o = Outbox.open(file, { sequenceFloorFile: floor, stagingFile: staging, sequenceBlock: 10 });
+      const o = Outbox.open(file, { sequenceFloorFile: floor, stagingFile: staging });
       const stored = new Set(o.peek(100_000).map((m) => m.seq));
       for (const seq of acknowledged) {
         if (delivered.has(seq)) continue;
@@ -484,7 +484,7 @@ describe('outbox staged in RAM (stagingFile)', () => {
   it('a power cut (process frozen, only the card copied) loses at most what came after the last sync and never reuses a number', async () => {
     const dir = tempDir();
     const card = join(dir, 'card');
-    const worker = join(PACKAGE_DIR, 'test', 'fixtures', 'staged-worker.mjs');
+    const worker = join(PACKAGE_DIR, 'test', 'fixtures', 'append-worker.mjs');
     const file = join(card, 'o.sqlite');
     const floor = join(card, 'floor.json');
     const child = spawn(process.execPath, [worker, file, floor, join(dir, 'ram', 'o.sqlite')], { stdio: ['ignore', 'pipe', 'inherit'] });
