@@ -231,12 +231,15 @@ export class Meter {
     } catch (err) {
       this.warn(`cannot link the state files into ${s.dataDir}: ${err instanceof Error ? err.message : String(err)}`);
     }
-    if (this.outbox.staged && s.syncIntervalS > 0) {
+    if (stagingFileFor(s) === undefined) log(`no RAM directory: every reading reaches ${s.dataDir} before it is sent`);
+    else if (s.syncIntervalS === 0) log(`strict: every reading reaches ${s.dataDir} before it is sent; state files in ${this.runtimeDir}`);
+    else {
       log(
         `outbox and totals reach ${s.dataDir} every ${s.syncIntervalS} s (a power cut loses at most that much); state files in ${this.runtimeDir}`,
       );
       this.timers.push(setInterval(() => this.sync(), s.syncIntervalS * 1000));
-    } else log(`strict: every reading reaches ${s.dataDir} before it is sent; state files in ${this.runtimeDir}`);
+    }
+    this.logStaging();
     const t = this.store.totals();
     log(`identity device_id=${this.identity.deviceId} curve=${this.identity.curve}`);
     log(
@@ -255,11 +258,25 @@ export class Meter {
     this.scheduleWrite();
   }
 
+  private loggedStaged: boolean | null = null;
+  /** Says when the outbox leaves RAM for a long backlog, and when it comes back. */
+  private logStaging(): void {
+    if (stagingFileFor(this.opts.settings) === undefined || this.loggedStaged === this.outbox.staged) return;
+    if (this.loggedStaged !== null || !this.outbox.staged)
+      this.opts.log(
+        this.outbox.staged
+          ? 'backlog drained: the outbox works in RAM again'
+          : `backlog of ${this.outbox.waiting()} readings: the outbox works on ${this.opts.settings.dataDir} directly until it drains (RAM stays small)`,
+      );
+    this.loggedStaged = this.outbox.staged;
+  }
+
   /** The sync point: the outbox's RAM copy to the card. A failure is retried at the next one. */
   private sync(): void {
     try {
       this.outbox.sync();
       this.syncError = null;
+      this.logStaging();
     } catch (err) {
       if (isCorruptionError(err)) {
         this.opts.onFatal?.(new OutboxCorruptError(this.outbox.file, (err as Error).message));

@@ -88,6 +88,13 @@ export interface OutboxOptions {
    * the process works on, so a crash's copy is taken over whatever the mode.
    */
   syncEveryAppend?: boolean;
+  /**
+   * With `stagingFile`: the most messages waiting in the RAM copy (default 2,880: four hours of
+   * 5 s readings, about 1.5 MB). A longer outage would fill a small tmpfs (/run is a tenth of the
+   * RAM), so beyond this the outbox works on the card's file directly, every append durable at
+   * once, until the backlog is down to a tenth of it; then it stages again.
+   */
+  stagingMaxWaiting?: number;
 }
 
 export interface OutboxStats {
@@ -203,6 +210,10 @@ export class Outbox {
   #db: Database.Database;
   /** The connection to the file on the card when staging (the RAM copy is attached to it as `ram`). */
   readonly #disk: Database.Database | null = null;
+  /** The RAM copy while staging (then `#db` is it); null when working on the card directly. */
+  #ram: Database.Database | null = null;
+  private readonly stagingMaxWaiting: number;
+  private readonly schemas: readonly SchemaExtension[];
   private readonly stagingFile: string | null;
   /** Set by `restore()`: the next sync copies every message, not only the new ones. */
   private fullSync = false;
@@ -217,7 +228,7 @@ export class Outbox {
   private readonly block: number;
   /** Numbers below this are covered by the floor file. */
   private reservedUpTo = 0;
-  private readonly stmts;
+  private stmts: Statements;
   private readonly cache = new Map<string, Database.Statement>();
   private readonly listeners = new Set<() => void>();
   private readonly sql: OutboxSql;
@@ -274,37 +285,24 @@ export class Outbox {
     }
     this.stagingFile = opts.stagingFile ?? null;
     this.syncEveryAppend = opts.syncEveryAppend === true;
+    this.stagingMaxWaiting = opts.stagingMaxWaiting ?? 2880;
+    this.schemas = opts.schemas ?? [];
+    if (!Number.isSafeInteger(this.stagingMaxWaiting) || this.stagingMaxWaiting < 1) {
+      this.#db.close();
+      throw new OutboxOptionError('stagingMaxWaiting', opts.stagingMaxWaiting, 'a whole number >= 1');
+    }
     if (this.stagingFile !== null) {
       const disk = this.#db;
+      this.#disk = disk;
       try {
-        this.#db = this.openStaging(disk, this.stagingFile, opts.schemas ?? []);
+        this.#ram = this.openStaging(disk, this.stagingFile, false);
       } catch (err) {
         disk.close();
         throw err;
       }
-      this.#disk = disk;
+      if (this.#ram !== null) this.#db = this.#ram;
     }
-    this.stmts = {
-      counter: this.#db.prepare<[string], { value: number }>('SELECT value FROM counters WHERE name = ?'),
-      bump: this.#db.prepare<[number, string]>('UPDATE counters SET value = value + ? WHERE name = ?'),
-      set: this.#db.prepare<[number, string]>('UPDATE counters SET value = ? WHERE name = ?'),
-      insert: this.#db.prepare<[number, string, number, number]>(
-        'INSERT INTO messages (seq, body, created_ms, created_measured_ms) VALUES (?, ?, ?, ?)',
-      ),
-      count: this.#db.prepare<[], { n: number }>('SELECT COUNT(*) AS n FROM messages'),
-      maxSeq: this.#db.prepare<[], { m: number | null }>('SELECT MAX(seq) AS m FROM messages'),
-      dropOldest: this.#db.prepare<[number]>('DELETE FROM messages WHERE seq IN (SELECT seq FROM messages ORDER BY seq LIMIT ?)'),
-      // The age bound walks from the head in sequence order and stops at the first young message,
-      // so it costs O(dropped) per append instead of a full scan of a large backlog.
-      oldestHead: this.#db.prepare<[], { seq: number; created_measured_ms: number }>(
-        'SELECT seq, created_measured_ms FROM messages ORDER BY seq LIMIT 1',
-      ),
-      peek: this.#db.prepare<[number, number], Row>(
-        'SELECT seq, body, created_ms, attempts FROM messages WHERE seq > ? ORDER BY seq LIMIT ?',
-      ),
-      remove: this.#db.prepare<[number]>('DELETE FROM messages WHERE seq = ?'),
-      attempt: this.#db.prepare<[number]>('UPDATE messages SET attempts = attempts + 1 WHERE seq = ?'),
-    };
+    this.stmts = prepareStatements(this.#db);
     this.measuredBase = this.stmts.counter.get('measured_ms')!.value;
     this.monoAtOpen = this.monoNow();
     let seqRaised: OutboxOpenReport['seqRaised'] = null;
@@ -324,8 +322,8 @@ export class Outbox {
         this.reserve(next);
       })();
     } catch (err) {
-      this.#db.close();
-      this.#disk?.close();
+      this.#ram?.close();
+      (this.#disk ?? this.#db).close();
       throw err;
     }
     this.openReport = { ...this.openReport, seqRaised };
@@ -337,9 +335,12 @@ export class Outbox {
    * Opens the RAM copy: the one left by an earlier process of this boot when it is at least as new
    * as the card's file (kill -9, a crash, a restart), else a fresh copy of the card's file (after
    * a reboot or power cut /run is empty). Attaches it to the card's connection for `sync()`.
+   * Null (work on the card) when there is no copy and the card's backlog is over the bound.
    */
-  private openStaging(disk: Database.Database, staging: string, schemas: readonly SchemaExtension[]): Database.Database {
-    const diskGen = (disk.prepare("SELECT value FROM counters WHERE name = 'synced_gen'").get() as { value: number }).value;
+  private openStaging(disk: Database.Database, staging: string, resuming: boolean): Database.Database | null {
+    const schemas = this.schemas;
+    const counter = (name: string) => (disk.prepare('SELECT value FROM counters WHERE name = ?').get(name) as { value: number }).value;
+    const diskGen = counter('synced_gen');
     mkdirSync(dirname(staging), { recursive: true, mode: 0o700 });
     let ram: Database.Database | null = null;
     if (existsSync(staging)) {
@@ -357,6 +358,7 @@ export class Outbox {
       }
     }
     if (ram === null) {
+      if (!resuming && counter('waiting') > this.stagingMaxWaiting) return null;
       removeStaging(staging);
       // VACUUM INTO writes a consistent copy of the card's database (its page size too).
       disk.prepare('VACUUM INTO ?').run(staging);
@@ -391,7 +393,28 @@ export class Outbox {
 
   /** True when commits go to a RAM copy and reach the card at `sync()`. */
   get staged(): boolean {
-    return this.#disk !== null;
+    return this.#ram !== null;
+  }
+
+  /** The backlog outgrew the RAM copy: everything is on the card (just synced); work there. */
+  private unstage(): void {
+    const disk = this.#disk!;
+    disk.exec('DETACH DATABASE ram');
+    this.#ram!.close();
+    this.#ram = null;
+    removeStaging(this.stagingFile!);
+    this.#db = disk;
+    this.cache.clear();
+    this.stmts = prepareStatements(disk);
+  }
+
+  /** The backlog drained: stage in RAM again (a fresh copy of the card's file). */
+  private restage(): void {
+    const ram = this.openStaging(this.#disk!, this.stagingFile!, true)!;
+    this.#ram = ram;
+    this.#db = ram;
+    this.cache.clear();
+    this.stmts = prepareStatements(ram);
   }
 
   /**
@@ -402,6 +425,10 @@ export class Outbox {
   sync(): void {
     const disk = this.#disk;
     if (disk === null || !this.#db.open) return;
+    if (this.#ram === null) {
+      if (this.waiting() <= this.stagingMaxWaiting / 10) this.restage();
+      return;
+    }
     const gen = this.stmts.counter.get('synced_gen')!.value + 1;
     this.stmts.set.run(gen, 'synced_gen');
     const full = this.fullSync;
@@ -427,6 +454,7 @@ export class Outbox {
       }
     })();
     this.fullSync = false;
+    if (this.waiting() > this.stagingMaxWaiting) this.unstage();
   }
 
   private readonly diskCache = new Map<string, Database.Statement>();
@@ -442,7 +470,7 @@ export class Outbox {
   /** Reads from the card's file (what survives a power cut); the same as `transaction` without staging. */
   durable<T>(fn: (sql: OutboxSql) => T): T {
     const disk = this.#disk;
-    if (disk === null) return this.transaction(fn);
+    if (disk === null || this.#ram === null) return this.transaction(fn);
     const sql: OutboxSql = {
       run: () => {
         throw new Error('durable(): read only');
@@ -635,7 +663,7 @@ export class Outbox {
    * caller's, the caller's commit decides.
    */
   private relaxed<T>(fn: () => T): T {
-    if (this.#db.inTransaction || this.#disk !== null) return fn();
+    if (this.#db.inTransaction || this.#ram !== null) return fn();
     this.#db.pragma('synchronous = NORMAL');
     try {
       return fn();
@@ -687,12 +715,12 @@ export class Outbox {
       synced = true;
       next = this.stmts.counter.get('next_seq')!.value;
     } finally {
-      this.#db.close();
-      this.#disk?.close();
+      this.#ram?.close();
+      (this.#disk ?? this.#db).close();
     }
     // The card holds everything now: the RAM copy is redundant (if the sync failed it is kept,
     // and the next open takes it).
-    if (this.stagingFile !== null && synced) removeStaging(this.stagingFile);
+    if (this.#ram !== null && synced) removeStaging(this.stagingFile!);
     if (this.floorFile !== null && next !== null) writeSequenceFloor(this.floorFile, { nextSeq: next, clean: true });
   }
 }
@@ -701,3 +729,28 @@ export class Outbox {
 function removeStaging(file: string): void {
   for (const f of [file, `${file}-wal`, `${file}-shm`]) rmSync(f, { force: true });
 }
+
+/** The outbox's statements, on whichever connection it works on (the RAM copy or the card's file). */
+function prepareStatements(db: Database.Database) {
+  return {
+    counter: db.prepare<[string], { value: number }>('SELECT value FROM counters WHERE name = ?'),
+    bump: db.prepare<[number, string]>('UPDATE counters SET value = value + ? WHERE name = ?'),
+    set: db.prepare<[number, string]>('UPDATE counters SET value = ? WHERE name = ?'),
+    insert: db.prepare<[number, string, number, number]>(
+      'INSERT INTO messages (seq, body, created_ms, created_measured_ms) VALUES (?, ?, ?, ?)',
+    ),
+    count: db.prepare<[], { n: number }>('SELECT COUNT(*) AS n FROM messages'),
+    maxSeq: db.prepare<[], { m: number | null }>('SELECT MAX(seq) AS m FROM messages'),
+    dropOldest: db.prepare<[number]>('DELETE FROM messages WHERE seq IN (SELECT seq FROM messages ORDER BY seq LIMIT ?)'),
+    // The age bound walks from the head in sequence order and stops at the first young message,
+    // so it costs O(dropped) per append instead of a full scan of a large backlog.
+    oldestHead: db.prepare<[], { seq: number; created_measured_ms: number }>(
+      'SELECT seq, created_measured_ms FROM messages ORDER BY seq LIMIT 1',
+    ),
+    peek: db.prepare<[number, number], Row>('SELECT seq, body, created_ms, attempts FROM messages WHERE seq > ? ORDER BY seq LIMIT ?'),
+    remove: db.prepare<[number]>('DELETE FROM messages WHERE seq = ?'),
+    attempt: db.prepare<[number]>('UPDATE messages SET attempts = attempts + 1 WHERE seq = ?'),
+  };
+}
+
+type Statements = ReturnType<typeof prepareStatements>;

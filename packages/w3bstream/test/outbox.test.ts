@@ -523,3 +523,43 @@ describe('outbox staged in RAM (stagingFile)', () => {
     expect(o.append('after the cut').seq).toBeGreaterThan(Math.max(...appended));
   });
 });
+
+describe('outbox staged in RAM: a long backlog', () => {
+  it('moves to the card when the backlog outgrows the RAM copy, and back to RAM once it drained', () => {
+    const dir = tempDir();
+    const file = join(dir, 'card', 'o.sqlite');
+    const staging = join(dir, 'ram', 'o.sqlite');
+    const o = open(file, { stagingFile: staging, stagingMaxWaiting: 20 });
+    const onCard = (): number => o.durable((sql) => sql.get<{ n: number }>('SELECT COUNT(*) AS n FROM main.messages'))!.n;
+    for (let i = 0; i < 21; i++) o.append(`m${i}`);
+    expect(onCard()).toBe(0);
+    o.sync(); // 21 waiting > 20: everything goes to the card, and the outbox works there
+    expect(o.staged).toBe(false);
+    expect(existsSync(staging)).toBe(false);
+    expect(onCard()).toBe(21);
+    o.append('m21'); // durable at once
+    expect(onCard()).toBe(22);
+    for (const m of o.peek(20)) o.markDelivered(m.seq);
+    expect(onCard()).toBe(2);
+    o.sync(); // 2 waiting <= a tenth of the bound: back to RAM
+    expect(o.staged).toBe(true);
+    expect(existsSync(staging)).toBe(true);
+    expect(o.append('m22').seq).toBe(23);
+    expect(onCard()).toBe(2);
+    expect(o.peek(10).map((m) => m.body)).toEqual(['m20', 'm21', 'm22']);
+    o.sync();
+    expect(onCard()).toBe(3);
+  });
+
+  it('starts on the card when the card holds a backlog over the bound and no RAM copy is left', () => {
+    const dir = tempDir();
+    const file = join(dir, 'card', 'o.sqlite');
+    const a = Outbox.open(file);
+    for (let i = 0; i < 30; i++) a.append(`m${i}`);
+    a.close();
+    const b = open(file, { stagingFile: join(dir, 'ram', 'o.sqlite'), stagingMaxWaiting: 20 });
+    expect(b.staged).toBe(false);
+    expect(b.waiting()).toBe(30);
+    expect(existsSync(join(dir, 'ram', 'o.sqlite'))).toBe(false);
+  });
+});
