@@ -1,4 +1,4 @@
-import { mkdirSync, rmdirSync, statSync } from 'node:fs';
+import { lstatSync, mkdirSync, rmdirSync, statSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -124,6 +124,7 @@ export class Meter {
     this.runtimeDir = resolveRuntimeDir(s.runtimeDir, s.dataDir);
     // Group-readable like the data directory (the display reads state.json through the links).
     mkdirSync(this.runtimeDir, { recursive: true, mode: 0o750 });
+    checkRuntimeDir(this.runtimeDir);
     // Lock first: a second instance must fail before touching anything.
     const paths = outboxPaths(s.dataDir);
     this.outbox = Outbox.open(paths.outbox, {
@@ -589,4 +590,23 @@ function rmdirIfEmpty(dir: string): void {
 function stateBalance(b: ChainBalance): RewardBalance {
   const { failures: _inProcessOnly, ...balance } = b;
   return balance;
+}
+
+/** The RAM directory cannot be used (cli.ts: exit status 2, a setting to change). */
+export class RuntimeDirError extends Error {
+  override name = 'RuntimeDirError';
+}
+
+/**
+ * The RAM directory holds the outbox between syncs: one made by someone else (its name under
+ * /dev/shm can be guessed) could hand the meter readings it never measured. It must be a real
+ * directory of this user that nobody else can write.
+ */
+function checkRuntimeDir(dir: string): void {
+  const st = lstatSync(dir);
+  const uid = process.getuid?.();
+  if (!st.isDirectory() || (uid !== undefined && st.uid !== uid) || (st.mode & 0o022) !== 0)
+    throw new RuntimeDirError(
+      `RAM directory ${dir} is ${st.isDirectory() ? `owned by uid ${st.uid} with mode ${(st.mode & 0o777).toString(8)}` : 'not a directory'}: it must be this user's and writable by nobody else; remove it, or choose another with --runtime-dir`,
+    );
 }

@@ -1,4 +1,4 @@
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import Database from 'better-sqlite3';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -187,6 +187,17 @@ describe('power-meter daemon (real process, simulated sensor)', () => {
     const lost = [...acknowledged.keys()].filter((seq) => !received.has(seq));
     expect(lost.length, `lost ${JSON.stringify(lost)}`).toBeLessThanOrEqual(syncS + 1);
     for (const seq of lost) expect(seq).toBeGreaterThan(highest - syncS - 2);
+  });
+
+  it('refuses a RAM directory that others can write (its name under /dev/shm can be guessed), with what to do', async () => {
+    const base = mkdtempSync(join(tmpdir(), 'pm-'));
+    const ram = join(base, 'ram');
+    mkdirSync(ram);
+    chmodSync(ram, 0o777);
+    const p = backend(join(base, 'data'), ['--runtime-dir', ram]);
+    expect(await p.exited).toBe(2);
+    expect(p.output()).toContain(`RAM directory ${ram} is owned by uid`);
+    expect(p.output()).toContain('choose another with --runtime-dir');
   });
 
   it('holds readings while the clock is not synchronised and releases them with their true timestamps', async () => {
