@@ -1,5 +1,5 @@
 import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, realpathSync, rmSync, symlinkSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, realpathSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
@@ -221,12 +221,12 @@ describe('the units under a real systemd (Debian 12 in systemd-nspawn)', () => {
       );
       await until(() => seqs().filter((q) => q > last).length >= 3, STEP_MS, 'readings after the restart');
       // Every reading stored before the kill is delivered after it: the outbox drains.
+      // Read inside the machine: state.json is a link into the unit's RuntimeDirectory (its /run).
       await until(
-        () => {
+        async () => {
           try {
             return (
-              (JSON.parse(readFileSync(join(box.merged, DATA_DIR, 'state.json'), 'utf8')) as { publishing: { waiting: number } }).publishing
-                .waiting === 0
+              (JSON.parse((await sh(`cat ${DATA_DIR}/state.json`)).out) as { publishing: { waiting: number } }).publishing.waiting === 0
             );
           } catch {
             return false;

@@ -1,8 +1,9 @@
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
+import { afterAll } from 'vitest';
 
 /** Real processes for the tests: the built programs (npm test builds first). */
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -12,6 +13,12 @@ export const DISPLAY = join(ROOT, 'packages/power-meter-display/dist/cli.js');
 /** An empty config file, so a developer's /etc/power-meter/config.json never leaks into tests. */
 const EMPTY_CONFIG = join(mkdtempSync(join(tmpdir(), 'pm-config-')), 'config.json');
 writeFileSync(EMPTY_CONFIG, '{}');
+/**
+ * Where the backends of these tests keep their RAM directories ($XDG_RUNTIME_DIR/power-meter-<id>),
+ * instead of /dev/shm, where the ones of killed backends would pile up; removed when the tests end.
+ */
+const RUNTIME_ROOT = mkdtempSync(join(tmpdir(), 'pm-run-'));
+afterAll(() => rmSync(RUNTIME_ROOT, { recursive: true, force: true }));
 
 export interface Proc {
   proc: ChildProcessWithoutNullStreams;
@@ -26,7 +33,13 @@ export interface Proc {
 export function start(script: string, args: string[], env: Record<string, string> = {}): Proc {
   const proc = spawn(process.execPath, [script, ...args], {
     // A clean environment: no token or config from the machine running the tests leaks in.
-    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', POWER_METER_CONFIG: EMPTY_CONFIG, ...env },
+    env: {
+      PATH: process.env.PATH ?? '',
+      HOME: process.env.HOME ?? '/tmp',
+      POWER_METER_CONFIG: EMPTY_CONFIG,
+      XDG_RUNTIME_DIR: RUNTIME_ROOT,
+      ...env,
+    },
     stdio: 'pipe',
   });
   let out = '';

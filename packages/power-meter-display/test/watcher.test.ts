@@ -1,4 +1,4 @@
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { writeFileAtomicSync } from '@power-meter/meter-files';
@@ -47,6 +47,41 @@ async function settled(w: StateWatcher): Promise<void> {
 }
 
 describe('state watcher', () => {
+  it('follows state.json linked into a RAM directory: a write there is seen through the link, and a new link target too', async () => {
+    const base = mkdtempSync(join(tmpdir(), 'watch-'));
+    const dir = join(base, 'data');
+    const ram = join(base, 'ram');
+    mkdirSync(dir);
+    mkdirSync(ram);
+    writeFileAtomicSync(ram, 'state.json', 'in ram 0');
+    symlinkSync(join(ram, 'state.json'), join(dir, 'state.json'));
+    // The backend links state.json into its RAM directory (power-meter README, "What is written
+    // where"); chokidar follows links (followSymlinks, its default), which this relies on. A short
+    // tick, but only redraws caused by file events are counted.
+    const { w, seenOnChange } = watch(dir, { tickMs: 200 });
+    await settled(w);
+    // The backend replaces the file in the RAM directory: nothing changes in the data directory itself.
+    for (let i = 1; i <= 10; i++) {
+      writeFileAtomicSync(ram, 'state.json', `in ram ${i}`);
+      await until(() => seenOnChange.includes(`in ram ${i}`), 15_000, `write ${i} in the RAM directory seen through the link`);
+    }
+    // A restart with another RAM directory: the link is replaced; later writes there are seen as well.
+    const ram2 = join(base, 'ram2');
+    mkdirSync(ram2);
+    writeFileAtomicSync(ram2, 'state.json', 'in ram2 0');
+    symlinkSync(join(ram2, 'state.json'), join(dir, '.link'));
+    renameSync(join(dir, '.link'), join(dir, 'state.json'));
+    await until(() => seenOnChange.includes('in ram2 0'), 15_000, 'the new link seen');
+    await until(() => w.stats().armed, 15_000, 'the watch re-armed on the new target');
+    await settled(w);
+    writeFileAtomicSync(ram2, 'state.json', 'in ram2 1');
+    await until(() => seenOnChange.includes('in ram2 1'), 15_000, 'a write in the new RAM directory');
+    // A clean stop puts a real file back: watched as before.
+    writeFileAtomicSync(dir, 'state.json', 'real file');
+    await until(() => seenOnChange.includes('real file'), 15_000, 'the real file seen');
+    rmSync(base, { recursive: true, force: true });
+  });
+
   it('coalesces a burst of 50 rewrites into a few redraws, the last one showing the final content', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'watch-'));
     const { w, seen } = watch(dir);

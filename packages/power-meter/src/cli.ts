@@ -27,7 +27,7 @@ import {
 } from '@power-meter/w3bstream';
 import { printDoctor, runDoctor } from './doctor.js';
 import { sensorErrorHint } from './hints.js';
-import { Meter } from './meter.js';
+import { Meter, RuntimeDirError, stagingFileFor } from './meter.js';
 import { salvageOutbox } from './salvage.js';
 import { libraryLog } from './service/library-log.js';
 import { startSummary } from './service/summary.js';
@@ -155,6 +155,7 @@ withSettings(program.command('run', { isDefault: true }).description('run the me
     } catch (err) {
       if (err instanceof OutboxCorruptError || err instanceof OutboxTooNewError || err instanceof SequenceFloorError) return corrupt(err);
       if (err instanceof OutboxLockedError || err instanceof IdentityError) return fail(err.message);
+      if (err instanceof RuntimeDirError) return fail(err.message, EXIT.badSettings);
       throw err;
     }
     const outputs = await startOutputs(meter, s, log);
@@ -270,7 +271,7 @@ withSettings(
 ).action((flags: Record<string, unknown>) => {
   const s = settingsFrom(flags);
   try {
-    const r = salvageOutbox(s.dataDir);
+    const r = salvageOutbox(s.dataDir, Date.now(), stagingFileFor(s));
     console.log(
       `salvaged ${r.restored} undelivered reading(s)${r.expected === null ? '' : ` of the ${r.expected} the damaged outbox counted`} into a new ${r.damagedFile}`,
     );

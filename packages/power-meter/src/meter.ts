@@ -1,6 +1,6 @@
-import { mkdirSync, statSync } from 'node:fs';
+import { lstatSync, mkdirSync, rmdirSync, statSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Sampler, createSensor, realSleep, systemClock, type Sensor, type SensorState, type WindowResult } from '@power-meter/ina219';
 import { cleanupTempFiles, legacyStatusOf, readState, type RewardBalance, type WindowSummary } from '@power-meter/meter-files';
@@ -18,6 +18,7 @@ import { rewardsForWindow, tokensPerH } from './rewards.js';
 import { notifyObservers, type MeterObserver } from './observer.js';
 import type { BackendSettings } from './settings.js';
 import { sensorErrorHint } from './hints.js';
+import { resolveRuntimeDir } from './runtime-dir.js';
 import { StateWriter, buildState } from './state-writer.js';
 import { METER_SCHEMA, MeterStore } from './store.js';
 import { bootId, bootMonotonicMs, clockTrusted, decideClockSync, probeClock, wallTimeOf, type ClockSync } from './timesync.js';
@@ -67,6 +68,18 @@ export function outboxPaths(dataDir: string): { outbox: string; floor: string; i
   };
 }
 
+/** The outbox's RAM copy in the RAM directory (see runtime-dir.ts); none when RAM is off. */
+export function stagingFileFor(s: Pick<BackendSettings, 'runtimeDir' | 'dataDir'>): string | undefined {
+  const dir = resolveRuntimeDir(s.runtimeDir, s.dataDir);
+  return dir === resolve(s.dataDir) ? undefined : join(dir, 'outbox.sqlite');
+}
+
+/**
+ * Numbers reserved per write of the sequence floor: each write is a synced rename on the card,
+ * and a power cut skips at most the rest of a block (a gap, never a reuse).
+ */
+const SEQUENCE_BLOCK = 1000;
+
 /**
  * The backend: sensor -> sampler -> window -> (signed reading in the outbox, totals) -> files,
  * with the publisher draining the outbox. One instance per data directory (the outbox lock).
@@ -90,6 +103,12 @@ export class Meter {
   private lastShownPower: number | null = null;
   private lastWriteMs = 0;
   private stopped = false;
+  /** A state write was asked for since the running one started (see scheduleWrite). */
+  private writeRequested = false;
+  private writing: Promise<void> | null = null;
+  private syncError: string | null = null;
+  /** The RAM directory (runtime-dir.ts); the data directory itself when RAM is off. */
+  readonly runtimeDir: string;
   private readonly boot: string;
   private readonly floorMs = buildFloorMs();
   private readonly observers: MeterObserver[] = [];
@@ -102,13 +121,22 @@ export class Meter {
   private constructor(private readonly opts: MeterOptions) {
     const s = opts.settings;
     mkdirSync(s.dataDir, { recursive: true });
+    this.runtimeDir = resolveRuntimeDir(s.runtimeDir, s.dataDir);
+    // Group-readable like the data directory (the display reads state.json through the links).
+    mkdirSync(this.runtimeDir, { recursive: true, mode: 0o750 });
+    checkRuntimeDir(this.runtimeDir);
     // Lock first: a second instance must fail before touching anything.
     const paths = outboxPaths(s.dataDir);
     this.outbox = Outbox.open(paths.outbox, {
       maxCount: s.outboxMaxCount,
       maxAgeMs: s.outboxMaxAgeDays * 86_400_000,
       sequenceFloorFile: paths.floor,
+      sequenceBlock: SEQUENCE_BLOCK,
       schemas: [METER_SCHEMA],
+      // No RAM directory: every commit goes to the card. Strict mode (0): the RAM copy is synced
+      // at every reading, so each is on the card before it is sent.
+      stagingFile: stagingFileFor(s),
+      syncEveryAppend: s.syncIntervalS === 0,
     });
     try {
       this.identity = loadOrCreateIdentity(paths.identityDir, { curve: s.curve });
@@ -118,7 +146,7 @@ export class Meter {
       // Damage that the open-time check did not see, met when reading the totals.
       throw isCorruptionError(err) ? new OutboxCorruptError(paths.outbox, (err as Error).message) : err;
     }
-    this.writer = new StateWriter(s.dataDir);
+    this.writer = new StateWriter(this.runtimeDir);
     this.boot = bootId(opts.timesyncRoot);
     this.publisher = new Publisher({
       outbox: this.outbox,
@@ -177,7 +205,7 @@ export class Meter {
 
   private async begin(): Promise<void> {
     const { settings: s, log } = this.opts;
-    const removed = await cleanupTempFiles(s.dataDir);
+    const removed = [...(await cleanupTempFiles(s.dataDir)), ...(await cleanupTempFiles(this.runtimeDir))];
     if (removed.length > 0) log(`removed ${removed.length} leftover temporary file(s) from an earlier run`);
     const report = this.outbox.openReport;
     if (report.created) log(`outbox ${this.outbox.file} is new (first start, or it was deleted or emptied)`);
@@ -194,6 +222,25 @@ export class Meter {
           `totals recovered: ${r.field} ${r.from} -> ${r.to} from the last state.json (the outbox held less: it was deleted, emptied or replaced)`,
         );
     }
+    // Repairs and raised totals reach the card before any total is published.
+    this.outbox.sync();
+    // The files in the RAM directory first, then the links to them (none ever points at nothing).
+    this.scheduleWrite();
+    await this.writing;
+    try {
+      this.writer.linkInto(s.dataDir);
+    } catch (err) {
+      this.warn(`cannot link the state files into ${s.dataDir}: ${err instanceof Error ? err.message : String(err)}`);
+    }
+    if (stagingFileFor(s) === undefined) log(`no RAM directory: every reading reaches ${s.dataDir} before it is sent`);
+    else if (s.syncIntervalS === 0) log(`strict: every reading reaches ${s.dataDir} before it is sent; state files in ${this.runtimeDir}`);
+    else {
+      log(
+        `outbox and totals reach ${s.dataDir} every ${s.syncIntervalS} s (a power cut loses at most that much); state files in ${this.runtimeDir}`,
+      );
+      this.timers.push(setInterval(() => this.sync(), s.syncIntervalS * 1000));
+    }
+    this.logStaging();
     const t = this.store.totals();
     log(`identity device_id=${this.identity.deviceId} curve=${this.identity.curve}`);
     log(
@@ -209,6 +256,41 @@ export class Meter {
     this.timers.push(setInterval(() => this.refreshPower(), s.powerIntervalMs));
     // Clock sync is re-checked often while untrusted (readings wait), rarely once trusted.
     this.timers.push(setInterval(() => void this.refreshClock(), 5000));
+    this.scheduleWrite();
+  }
+
+  private loggedStaged: boolean | null = null;
+  /** Says when the outbox leaves RAM for a long backlog, and when it comes back. */
+  private logStaging(): void {
+    if (stagingFileFor(this.opts.settings) === undefined || this.loggedStaged === this.outbox.staged) return;
+    if (this.loggedStaged !== null || !this.outbox.staged)
+      this.opts.log(
+        this.outbox.staged
+          ? 'backlog drained: the outbox works in RAM again'
+          : `backlog of ${this.outbox.waiting()} readings: the outbox works on ${this.opts.settings.dataDir} directly until it drains (RAM stays small)`,
+      );
+    this.loggedStaged = this.outbox.staged;
+  }
+
+  /** The sync point: the outbox's RAM copy to the card. A failure is retried at the next one. */
+  private sync(): void {
+    try {
+      this.outbox.sync();
+      this.syncError = null;
+      this.logStaging();
+    } catch (err) {
+      if (isCorruptionError(err)) {
+        this.opts.onFatal?.(new OutboxCorruptError(this.outbox.file, (err as Error).message));
+        return;
+      }
+      const msg = err instanceof Error ? err.message : String(err);
+      if (msg !== this.syncError)
+        this.warn(
+          `cannot write the outbox to ${this.opts.settings.dataDir} (${msg}): readings are kept in ${this.runtimeDir} and written at the next sync; free disk space there`,
+        );
+      this.syncError = msg;
+    }
+    // The totals shown are the synced ones (they never go back, even after a power cut).
     this.scheduleWrite();
   }
 
@@ -394,17 +476,36 @@ export class Meter {
     this.scheduleWrite();
   }
 
-  /** Writes of the data directory are synchronous, so two renames of one file never race. */
+  /**
+   * Asks for a write of the state files; returns at once (the sampling loop never waits for the
+   * disk). Requests coalesce: one write runs at a time, and every request made meanwhile becomes
+   * one more write after it, whose state is built when it starts. So writes never reorder: a
+   * later state can never be overwritten by an earlier one.
+   */
   private scheduleWrite(): void {
     if (this.stopped) return;
+    this.writeRequested = true;
+    this.writing ??= this.drainWrites();
+  }
+
+  private async drainWrites(): Promise<void> {
     try {
-      this.writeState();
-      this.writeError = null;
-    } catch (err) {
-      const msg = err instanceof Error ? err.message : String(err);
-      // One line per distinct problem (a full disk would otherwise log twice a second).
-      if (msg !== this.writeError) this.warn(`cannot write the data directory: ${msg}`);
-      this.writeError = msg;
+      while (this.writeRequested && !this.stopped) {
+        // Everything asked for in this turn of the event loop becomes one write.
+        await new Promise<void>((r) => setImmediate(r));
+        this.writeRequested = false;
+        try {
+          this.writeState();
+          this.writeError = null;
+        } catch (err) {
+          const msg = err instanceof Error ? err.message : String(err);
+          // One line per distinct problem (a full disk would otherwise log twice a second).
+          if (msg !== this.writeError) this.warn(`cannot write the state files in ${this.runtimeDir}: ${msg}`);
+          this.writeError = msg;
+        }
+      }
+    } finally {
+      this.writing = null;
     }
   }
 
@@ -412,6 +513,8 @@ export class Meter {
     const s = this.opts.settings;
     const latest = this.sampler?.latest() ?? null;
     const totals = this.store.totals();
+    // Published totals are the ones on the card: after a power cut they are where they were.
+    const synced = this.outbox.staged ? this.store.syncedTotals() : totals;
     const pub = this.publisher.state();
     const state = buildState({
       nowMs: Date.now(),
@@ -421,8 +524,8 @@ export class Meter {
       lastWindow: this.lastWindow,
       recentAvgPowerW: totals.recentAvgPowerW,
       windowS: s.window,
-      energyTotalWh: totals.energyWh,
-      rewards: { tokensPerH: this.lastTokensPerH, total: totals.rewardsTotal, tiers: s.rewardTiers },
+      energyTotalWh: synced.energyWh,
+      rewards: { tokensPerH: this.lastTokensPerH, total: synced.rewardsTotal, tiers: s.rewardTiers },
       publishing: {
         state: pub.state,
         reason: pub.reason,
@@ -457,9 +560,29 @@ export class Meter {
     this.balance?.stop();
     await this.sampler?.stop();
     await this.publisher.stop();
+    // The last state (with the totals of the final sync) goes out before the files leave RAM.
+    this.sync();
+    await this.writing;
     this.stopped = true;
     await this.sensor?.close();
     this.outbox.close();
+    // A stopped meter leaves real files in the data directory, and nothing in RAM.
+    const s = this.opts.settings;
+    try {
+      this.writer.materialize(s.dataDir);
+      // The directory this program chose (not systemd's, not the user's) goes too, when empty.
+      if (s.runtimeDir === '' && !process.env.RUNTIME_DIRECTORY && this.runtimeDir !== resolve(s.dataDir)) rmdirIfEmpty(this.runtimeDir);
+    } catch (err) {
+      this.warn(`cannot move the state files back into ${s.dataDir}: ${err instanceof Error ? err.message : String(err)}`);
+    }
+  }
+}
+
+function rmdirIfEmpty(dir: string): void {
+  try {
+    rmdirSync(dir);
+  } catch {
+    // Not empty (a RAM copy whose last sync failed is kept there) or already gone.
   }
 }
 
@@ -467,4 +590,23 @@ export class Meter {
 function stateBalance(b: ChainBalance): RewardBalance {
   const { failures: _inProcessOnly, ...balance } = b;
   return balance;
+}
+
+/** The RAM directory cannot be used (cli.ts: exit status 2, a setting to change). */
+export class RuntimeDirError extends Error {
+  override name = 'RuntimeDirError';
+}
+
+/**
+ * The RAM directory holds the outbox between syncs: one made by someone else (its name under
+ * /dev/shm can be guessed) could hand the meter readings it never measured. It must be a real
+ * directory of this user that nobody else can write.
+ */
+function checkRuntimeDir(dir: string): void {
+  const st = lstatSync(dir);
+  const uid = process.getuid?.();
+  if (!st.isDirectory() || (uid !== undefined && st.uid !== uid) || (st.mode & 0o022) !== 0)
+    throw new RuntimeDirError(
+      `RAM directory ${dir} is ${st.isDirectory() ? `owned by uid ${st.uid} with mode ${(st.mode & 0o777).toString(8)}` : 'not a directory'}: it must be this user's and writable by nobody else; remove it, or choose another with --runtime-dir`,
+    );
 }

@@ -24,7 +24,12 @@ export interface SalvageReport {
   nextSeq: number;
 }
 
-export function salvageOutbox(dataDir: string, nowMs = Date.now()): SalvageReport {
+/**
+ * `stagingFile`: the meter's RAM copy of the outbox (meter.ts `stagingPath`). When a crash left
+ * one, it is newer than anything on the card: the new outbox starts from it, and the salvaged
+ * readings are added to it.
+ */
+export function salvageOutbox(dataDir: string, nowMs = Date.now(), stagingFile?: string): SalvageReport {
   const paths = outboxPaths(dataDir);
   if (!existsSync(paths.outbox)) throw new Error(`no outbox at ${paths.outbox}: nothing to salvage`);
   const keptAt = `${paths.outbox}.damaged-${new Date(nowMs).toISOString().replace(/[:.]/g, '-')}`;
@@ -51,7 +56,7 @@ export function salvageOutbox(dataDir: string, nowMs = Date.now()): SalvageRepor
     if (last !== undefined && last[1] + 1 === seq) last[1] = seq;
     else unreadable.push([seq, seq]);
   }
-  const outbox = Outbox.open(paths.outbox, { sequenceFloorFile: paths.floor, schemas: [METER_SCHEMA] });
+  const outbox = Outbox.open(paths.outbox, { sequenceFloorFile: paths.floor, schemas: [METER_SCHEMA], stagingFile });
   try {
     const restored = outbox.restore(damaged.messages);
     if (totals !== null) new MeterStore(outbox).raiseTotals(totals);

@@ -282,6 +282,26 @@ export const BACKEND_SETTINGS = {
     parse: parsers.number(0.001, 3650),
     allowed: 'days, 0.001-3650',
   }),
+  syncIntervalS: s({
+    key: 'syncIntervalS',
+    flag: 'sync-interval',
+    env: 'POWER_METER_SYNC_INTERVAL',
+    default: 60,
+    describe:
+      'seconds between writes of the outbox and totals to the data directory (the SD card); a power cut loses at most this much; 0 = strict: every reading is on the card before it is sent',
+    parse: parsers.number(0, 3600),
+    allowed: 'seconds, 0-3600 (0 = strict, a sync per reading)',
+  }),
+  runtimeDir: s({
+    key: 'runtimeDir',
+    flag: 'runtime-dir',
+    env: 'POWER_METER_RUNTIME_DIR',
+    default: '',
+    describe:
+      'RAM directory (tmpfs) for state.json, the eight legacy files (linked from the data directory) and the outbox between syncs; empty = $RUNTIME_DIRECTORY (systemd), else $XDG_RUNTIME_DIR or /dev/shm; the data directory itself = no RAM directory',
+    parse: parsers.string,
+    allowed: 'a directory path, or empty for the default',
+  }),
   holdUnsyncedClock: s({
     key: 'holdUnsyncedClock',
     flag: 'hold-unsynced-clock',

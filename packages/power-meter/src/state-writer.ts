@@ -1,3 +1,5 @@
+import { lstatSync, readlinkSync, renameSync, rmSync, symlinkSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import {
   FILES,
   STATE_SCHEMA,
@@ -9,28 +11,73 @@ import {
 } from '@power-meter/meter-files';
 
 /**
- * Writes the data directory the display and legacy scripts read: `state.json` plus the
- * original firmware's eight files, each replaced atomically. Files whose content did not change
- * are not rewritten (SD-card wear, docs/design.md complaint 4); bytes written are counted so the
- * daily write volume can be reported.
+ * Writes the files the display and legacy scripts read: `state.json` plus the original
+ * firmware's eight files, each replaced atomically. Files whose content did not change are not
+ * rewritten; bytes written are counted so the daily write volume can be reported.
+ *
+ * Where: `dir` is the RAM directory (README "What is written where"): the files change up to
+ * twice a second, and every atomic rewrite on an SD card costs a new inode and a journal commit.
+ * `linkInto(dataDir)` keeps the data-directory contract: each file is readable at its usual path
+ * through a symbolic link into `dir`. `materialize(dataDir)` (clean stop) puts real files back
+ * there, so a stopped meter leaves a self-contained data directory.
+ *
+ * The meter calls `write` from its own turn of the event loop (Meter.scheduleWrite: requests
+ * coalesce, one write at a time, each state built when its write starts, so a late write can never
+ * overwrite a newer one). The file calls themselves are synchronous: on a tmpfs they take
+ * microseconds, and the thread pool's round trips cost more CPU than the writes (the backend's CPU
+ * budget).
  */
 export class StateWriter {
   private lastContent = new Map<string, string>();
   bytesWritten = 0;
   writes = 0;
 
-  constructor(private readonly dataDir: string) {}
+  constructor(readonly dir: string) {}
+
+  private static files(state: MeterState, lastStatus: LegacyStatus | null): Array<[string, string]> {
+    const files: Array<[string, string]> = [[FILES.state, `${JSON.stringify(state)}\n`]];
+    for (const [name, content] of Object.entries(legacyFileContents(state, lastStatus))) files.push([name, content]);
+    return files;
+  }
 
   write(state: MeterState, lastStatus: LegacyStatus | null): void {
-    const files: Array<[string, string]> = [[FILES.state, `${JSON.stringify(state)}\n`]];
-    const legacy = legacyFileContents(state, lastStatus);
-    for (const [name, content] of Object.entries(legacy)) files.push([name, content]);
-    for (const [name, content] of files) {
+    for (const [name, content] of StateWriter.files(state, lastStatus)) {
       if (this.lastContent.get(name) === content) continue;
-      writeFileAtomicSync(this.dataDir, name, content);
+      writeFileAtomicSync(this.dir, name, content);
       this.lastContent.set(name, content);
       this.bytesWritten += Buffer.byteLength(content);
       this.writes++;
+    }
+  }
+
+  /**
+   * Makes each file readable at `dataDir/<name>` through a link into the RAM directory (replacing
+   * a real file atomically: a reader sees the old file or the link, never nothing). No-op when
+   * both are the same directory. Call after the first `write`, so no link points at nothing.
+   */
+  linkInto(dataDir: string): void {
+    if (resolve(dataDir) === resolve(this.dir)) return;
+    for (const name of this.lastContent.keys()) {
+      const target = join(resolve(this.dir), name);
+      const at = join(dataDir, name);
+      try {
+        if (lstatSync(at).isSymbolicLink() && readlinkSync(at) === target) continue;
+      } catch {
+        // missing: created below
+      }
+      const tmp = join(dataDir, `.${name}.tmp-${process.pid}-link`);
+      rmSync(tmp, { force: true });
+      symlinkSync(target, tmp);
+      renameSync(tmp, at);
+    }
+  }
+
+  /** Clean stop: real files with the last content in `dataDir` (replacing the links), RAM copies removed. */
+  materialize(dataDir: string): void {
+    if (resolve(dataDir) === resolve(this.dir)) return;
+    for (const [name, content] of this.lastContent) {
+      writeFileAtomicSync(dataDir, name, content);
+      rmSync(join(this.dir, name), { force: true });
     }
   }
 }

@@ -98,6 +98,12 @@ export class MeterStore {
     };
   }
 
+  /** The totals on the card (the last sync): what survives a power cut, so what is published. */
+  syncedTotals(): Pick<Totals, 'energyWh' | 'rewardsTotal'> {
+    const r = this.outbox.durable((sql) => sql.get<TotalsRow>('SELECT * FROM main.meter_totals WHERE id = 1')!);
+    return { energyWh: r.energy_wh ?? 0, rewardsTotal: r.rewards_total ?? 0 };
+  }
+
   /**
    * Totals never go back: when the database holds less than the last state the meter published
    * (`state.json`; the outbox was deleted, emptied or replaced by an older copy), the totals are

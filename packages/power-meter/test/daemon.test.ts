@@ -1,10 +1,12 @@
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import Database from 'better-sqlite3';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FILES, LEGACY_FILES, readState } from '@power-meter/meter-files';
 import { startDevReceiver, type DevReceiver } from '@power-meter/w3bstream';
 import { afterEach, describe, expect, it } from 'vitest';
 import { BACKEND, outboxContents, start, until, type Proc } from '../../../test/support/processes.js';
+import { freePort } from '../../../test/support/system.js';
 
 const TOKEN = 'test-token-5f0c2a9e';
 const procs: Proc[] = [];
@@ -34,7 +36,8 @@ describe('power-meter daemon (real process, simulated sensor)', () => {
   it('delivers verified readings matching a constant 8 W load, writes every data file, stops cleanly on SIGTERM', async () => {
     const dir = join(mkdtempSync(join(tmpdir(), 'pm-')), 'data');
     const r = await receiver();
-    const p = backend(dir, ['--sim-load', '8', '--publish-url', r.url]);
+    // Sync every second: the published total is the synced one (it never goes back after a power cut).
+    const p = backend(dir, ['--sim-load', '8', '--publish-url', r.url, '--sync-interval', '1']);
     await until(() => r.received.length >= 3, 20_000, '3 readings');
     for (const x of r.received) {
       expect(x.verified).toBe(true);
@@ -109,6 +112,92 @@ describe('power-meter daemon (real process, simulated sensor)', () => {
     expect(box.seqs.filter((seq) => seq < Math.max(...arrived))).toEqual([]);
     expect(box.waiting).toBe(box.seqs.length);
     expect(box.delivered).toBe(arrived.filter((seq) => !box.seqs.includes(seq)).length);
+  });
+
+  it('a power cut (frozen, the card copied as the syncs left it, RAM gone) loses at most the sync interval, never reuses a number, never lowers a total', async () => {
+    const base = mkdtempSync(join(tmpdir(), 'pm-'));
+    const dir = join(base, 'data');
+    const ram = join(base, 'ram');
+    const syncS = 3;
+    // Publishing fails: readings pile up in the outbox, which reaches the card only at the syncs.
+    const dead = `http://127.0.0.1:${await freePort()}/srv-applet-mgr/v0/event/test`;
+    const first = backend(dir, ['--sim-load', '4', '--publish-url', dead, '--runtime-dir', ram, '--sync-interval', String(syncS)]);
+    await first.waitFor(/outbox and totals reach .* every 3 s/);
+    let shown = 0;
+    await until(
+      async () => {
+        const st = await readState(dir);
+        if (st.ok) shown = st.state.energyTotalWh;
+        return st.ok && st.state.publishing.waiting >= 3 * syncS && shown > 0;
+      },
+      30_000,
+      'readings waiting and a synced total',
+    );
+    first.proc.kill('SIGSTOP');
+    // At the cut: the RAM copy holds every reading acknowledged so far; the card what the syncs left.
+    const atCut = join(base, 'ram-at-cut');
+    cpSync(ram, atCut, { recursive: true });
+    const card = join(base, 'card');
+    cpSync(dir, card, { recursive: true, verbatimSymlinks: true });
+    first.proc.kill('SIGKILL');
+    await first.exited;
+    rmSync(ram, { recursive: true, force: true });
+    const acknowledged = new Map<number, string>();
+    {
+      const db = new Database(join(atCut, 'outbox.sqlite'));
+      for (const row of db.prepare('SELECT seq, body FROM messages').all() as Array<{ seq: number; body: string }>)
+        acknowledged.set(row.seq, row.body);
+      db.close();
+    }
+    const highest = Math.max(...acknowledged.keys());
+
+    // The next boot: the card's copy, an empty RAM directory, and a node that answers.
+    const r = await receiver();
+    const second = backend(card, [
+      '--sim-load',
+      '4',
+      '--publish-url',
+      r.url,
+      '--runtime-dir',
+      join(base, 'ram2'),
+      '--sync-interval',
+      String(syncS),
+    ]);
+    await until(() => r.received.some((x) => x.seq! > highest), 30_000, 'readings measured after the cut');
+    const st = await readState(card);
+    // The published total never goes back: it was the synced one.
+    expect(st.ok && st.state.energyTotalWh).toBeGreaterThanOrEqual(shown);
+    await until(
+      async () => {
+        const s2 = await readState(card);
+        return s2.ok && s2.state.publishing.waiting <= 1;
+      },
+      30_000,
+      'the backlog delivered',
+    );
+    expect(await second.stop()).toBe(0);
+    const received = new Map(r.received.map((x) => [x.seq!, x.body]));
+    // An eventID names one body for ever: a number from before the cut arrives only with its own body,
+    // and every number after the cut is above all those handed out before it.
+    for (const [seq, body] of received) {
+      if (acknowledged.has(seq)) expect(body).toBe(acknowledged.get(seq));
+      else expect(seq).toBeGreaterThan(highest);
+    }
+    // Lost: only what came after the last sync (1 s windows, so at most syncS readings, plus the one in flight).
+    const lost = [...acknowledged.keys()].filter((seq) => !received.has(seq));
+    expect(lost.length, `lost ${JSON.stringify(lost)}`).toBeLessThanOrEqual(syncS + 1);
+    for (const seq of lost) expect(seq).toBeGreaterThan(highest - syncS - 2);
+  });
+
+  it('refuses a RAM directory that others can write (its name under /dev/shm can be guessed), with what to do', async () => {
+    const base = mkdtempSync(join(tmpdir(), 'pm-'));
+    const ram = join(base, 'ram');
+    mkdirSync(ram);
+    chmodSync(ram, 0o777);
+    const p = backend(join(base, 'data'), ['--runtime-dir', ram]);
+    expect(await p.exited).toBe(2);
+    expect(p.output()).toContain(`RAM directory ${ram} is owned by uid`);
+    expect(p.output()).toContain('choose another with --runtime-dir');
   });
 
   it('holds readings while the clock is not synchronised and releases them with their true timestamps', async () => {

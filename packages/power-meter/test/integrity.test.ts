@@ -149,14 +149,15 @@ describe('stored numbers stay finite (issue 11, case 5)', () => {
     expect(await bad.exited).toBe(EXIT.badSettings);
     expect(bad.output()).toMatch(/invalid setting "rewardTiers" in the config file = .*tokensPerH in \[0, 1000000\]/);
 
-    const first = backend(dir, []);
+    // The published totals are the synced ones: sync every second so they move within the test.
+    const first = backend(dir, ['--sync-interval', '1']);
     await until(async () => existsSync(join(dir, 'state.json')) && (await stateOf(dir)).rewards.total > 0, 20_000, 'rewards');
     expect(await first.stop()).toBe(0);
     const before = await stateOf(dir);
     const db = new Database(outboxFile(dir));
     db.prepare('UPDATE meter_totals SET rewards_total = ?').run(Number.POSITIVE_INFINITY); // what 1e308 tokens/h left behind
     db.close();
-    const second = backend(dir, []);
+    const second = backend(dir, ['--sync-interval', '1']);
     await second.waitFor(/outbox repaired: rewardsTotal set to 0: rewards_total was Infinity/);
     await second.waitFor(/totals recovered: rewardsTotal 0 ->/);
     await until(async () => (await stateOf(dir)).rewards.total > before.rewards.total, 20_000, 'rewards growing again');

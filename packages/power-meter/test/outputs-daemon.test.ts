@@ -116,7 +116,12 @@ describe('power-meter with MQTT (real daemon, real Mosquitto)', () => {
 
     // Wrong password: a clear, actionable line; measuring and delivering go on.
     const dir2 = join(mkdtempSync(join(tmpdir(), 'pm-mqtt-')), 'data');
-    const q = backend(dir2, ['--sim-load', '4', '--publish-url', r.url, '--mqtt-url', b.url], mqttEnv(b, 'not-the-password'));
+    // Sync every second: the published total is the synced one.
+    const q = backend(
+      dir2,
+      ['--sim-load', '4', '--publish-url', r.url, '--mqtt-url', b.url, '--sync-interval', '1'],
+      mqttEnv(b, 'not-the-password'),
+    );
     await q.waitFor(/mqtt refused: .*refused the login .*POWER_METER_MQTT_PASSWORD/, 20_000);
     await until(
       async () => {
@@ -165,6 +170,9 @@ describe('power-meter with Prometheus metrics (real daemon)', () => {
       '--metrics-file',
       file,
       '--metrics-file-interval',
+      '1',
+      // The published totals are the synced ones: sync every second so they move within the test.
+      '--sync-interval',
       '1',
     ]);
     await p.waitFor(new RegExp(`metrics listening url=http://127\\.0\\.0\\.1:${port}/metrics`), 20_000);

@@ -1,4 +1,4 @@
-import { mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, rmSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import Database from 'better-sqlite3';
@@ -33,6 +33,14 @@ import { readSequenceFloor, writeSequenceFloor } from './sequence-floor.js';
  *   the database itself is deleted, emptied, truncated or replaced by an older copy.
  * - Schema: `PRAGMA user_version` and the migration list below; the backend keeps its own tables
  *   in the same database through `schemas` (migrations) and `transaction()` (no handle is shared).
+ * - Staging in RAM (`stagingFile`, on a tmpfs such as /run): every operation (append, delivery,
+ *   the backend's totals) commits to a copy of the database in RAM, and `sync()` copies what
+ *   changed to the file on the card in one transaction (synchronous=FULL). A process crash
+ *   (kill -9) loses nothing: the RAM copy is a file, it outlives the process, and the next open
+ *   takes it when it is at least as new as the card's (the `synced_gen` counter). A power cut
+ *   loses what changed since the last `sync()`, never more; sequence numbers still never go back
+ *   (the floor is reserved on the card before a number is used). Readings delivered between two
+ *   syncs never reach the card at all. Without `stagingFile` every append is durable at once.
  * - Corruption (SQLite says the file is malformed or not a database) is `OutboxCorruptError`,
  *   never a silent new database: the caller stops and tells the user how to salvage it.
  */
@@ -69,6 +77,24 @@ export interface OutboxOptions {
   sequenceBlock?: number;
   /** The user's own tables, created and migrated at open in the same database. */
   schemas?: readonly SchemaExtension[];
+  /**
+   * A RAM copy of the database (a path on a tmpfs, e.g. /run/power-meter/outbox.sqlite): commits
+   * go there, and reach `file` only at `sync()` (see the header). Removed after a clean close.
+   */
+  stagingFile?: string;
+  /**
+   * With `stagingFile`: sync after every append, before anyone is told of it (strict mode: an
+   * acknowledged message is on the card, as without staging). The RAM copy is still the one
+   * the process works on, so a crash's copy is taken over whatever the mode.
+   */
+  syncEveryAppend?: boolean;
+  /**
+   * With `stagingFile`: the most messages waiting in the RAM copy (default 2,880: four hours of
+   * 5 s readings, about 1.5 MB). A longer outage would fill a small tmpfs (/run is a tenth of the
+   * RAM), so beyond this the outbox works on the card's file directly, every append durable at
+   * once, until the backlog is down to a tenth of it; then it stages again.
+   */
+  stagingMaxWaiting?: number;
 }
 
 export interface OutboxStats {
@@ -181,7 +207,17 @@ type Row = { seq: number; body: string; created_ms: number; attempts: number };
 export class Outbox {
   /** What open found (new database, sequence raised by the floor, schema version). */
   readonly openReport: OutboxOpenReport;
-  readonly #db: Database.Database;
+  #db: Database.Database;
+  /** The connection to the file on the card when staging (the RAM copy is attached to it as `ram`). */
+  readonly #disk: Database.Database | null = null;
+  /** The RAM copy while staging (then `#db` is it); null when working on the card directly. */
+  #ram: Database.Database | null = null;
+  private readonly stagingMaxWaiting: number;
+  private readonly schemas: readonly SchemaExtension[];
+  private readonly stagingFile: string | null;
+  /** Set by `restore()`: the next sync copies every message, not only the new ones. */
+  private fullSync = false;
+  private readonly syncEveryAppend: boolean;
   private readonly maxCount: number;
   private readonly maxAgeMs: number;
   private readonly nowMs: () => number;
@@ -192,7 +228,7 @@ export class Outbox {
   private readonly block: number;
   /** Numbers below this are covered by the floor file. */
   private reservedUpTo = 0;
-  private readonly stmts;
+  private stmts: Statements;
   private readonly cache = new Map<string, Database.Statement>();
   private readonly listeners = new Set<() => void>();
   private readonly sql: OutboxSql;
@@ -240,33 +276,33 @@ export class Outbox {
       const check = this.#db.pragma('quick_check', { simple: true });
       if (check !== 'ok') throw new OutboxCorruptError(file, `integrity check: ${String(check)}`);
       this.openReport = this.migrate(opts.schemas ?? []);
+      this.#db.exec("INSERT OR IGNORE INTO counters VALUES ('synced_gen', 0)");
     } catch (err) {
       this.#db.close();
       if ((err as { code?: string }).code === 'SQLITE_BUSY') throw new OutboxLockedError(file);
       if (isCorruptionError(err)) throw new OutboxCorruptError(file, (err as Error).message);
       throw err;
     }
-    this.stmts = {
-      counter: this.#db.prepare<[string], { value: number }>('SELECT value FROM counters WHERE name = ?'),
-      bump: this.#db.prepare<[number, string]>('UPDATE counters SET value = value + ? WHERE name = ?'),
-      set: this.#db.prepare<[number, string]>('UPDATE counters SET value = ? WHERE name = ?'),
-      insert: this.#db.prepare<[number, string, number, number]>(
-        'INSERT INTO messages (seq, body, created_ms, created_measured_ms) VALUES (?, ?, ?, ?)',
-      ),
-      count: this.#db.prepare<[], { n: number }>('SELECT COUNT(*) AS n FROM messages'),
-      maxSeq: this.#db.prepare<[], { m: number | null }>('SELECT MAX(seq) AS m FROM messages'),
-      dropOldest: this.#db.prepare<[number]>('DELETE FROM messages WHERE seq IN (SELECT seq FROM messages ORDER BY seq LIMIT ?)'),
-      // The age bound walks from the head in sequence order and stops at the first young message,
-      // so it costs O(dropped) per append instead of a full scan of a large backlog.
-      oldestHead: this.#db.prepare<[], { seq: number; created_measured_ms: number }>(
-        'SELECT seq, created_measured_ms FROM messages ORDER BY seq LIMIT 1',
-      ),
-      peek: this.#db.prepare<[number, number], Row>(
-        'SELECT seq, body, created_ms, attempts FROM messages WHERE seq > ? ORDER BY seq LIMIT ?',
-      ),
-      remove: this.#db.prepare<[number]>('DELETE FROM messages WHERE seq = ?'),
-      attempt: this.#db.prepare<[number]>('UPDATE messages SET attempts = attempts + 1 WHERE seq = ?'),
-    };
+    this.stagingFile = opts.stagingFile ?? null;
+    this.syncEveryAppend = opts.syncEveryAppend === true;
+    this.stagingMaxWaiting = opts.stagingMaxWaiting ?? 2880;
+    this.schemas = opts.schemas ?? [];
+    if (!Number.isSafeInteger(this.stagingMaxWaiting) || this.stagingMaxWaiting < 1) {
+      this.#db.close();
+      throw new OutboxOptionError('stagingMaxWaiting', opts.stagingMaxWaiting, 'a whole number >= 1');
+    }
+    if (this.stagingFile !== null) {
+      const disk = this.#db;
+      this.#disk = disk;
+      try {
+        this.#ram = this.openStaging(disk, this.stagingFile, false);
+      } catch (err) {
+        disk.close();
+        throw err;
+      }
+      if (this.#ram !== null) this.#db = this.#ram;
+    }
+    this.stmts = prepareStatements(this.#db);
     this.measuredBase = this.stmts.counter.get('measured_ms')!.value;
     this.monoAtOpen = this.monoNow();
     let seqRaised: OutboxOpenReport['seqRaised'] = null;
@@ -286,10 +322,166 @@ export class Outbox {
         this.reserve(next);
       })();
     } catch (err) {
-      this.#db.close();
+      this.#ram?.close();
+      (this.#disk ?? this.#db).close();
       throw err;
     }
     this.openReport = { ...this.openReport, seqRaised };
+    // The card now holds what the RAM copy holds (raised numbers, reserved block included).
+    this.sync();
+  }
+
+  /**
+   * Opens the RAM copy: the one left by an earlier process of this boot when it is at least as new
+   * as the card's file (kill -9, a crash, a restart), else a fresh copy of the card's file (after
+   * a reboot or power cut /run is empty). Attaches it to the card's connection for `sync()`.
+   * Null (work on the card) when there is no copy and the card's backlog is over the bound.
+   */
+  private openStaging(disk: Database.Database, staging: string, resuming: boolean): Database.Database | null {
+    const schemas = this.schemas;
+    const counter = (name: string) => (disk.prepare('SELECT value FROM counters WHERE name = ?').get(name) as { value: number }).value;
+    const diskGen = counter('synced_gen');
+    mkdirSync(dirname(staging), { recursive: true, mode: 0o700 });
+    let ram: Database.Database | null = null;
+    if (existsSync(staging)) {
+      try {
+        ram = new Database(staging, { timeout: 0 });
+        const check = ram.pragma('quick_check', { simple: true });
+        const gen = ram.prepare("SELECT value FROM counters WHERE name = 'synced_gen'").get() as { value: number } | undefined;
+        if (check !== 'ok' || gen === undefined || gen.value < diskGen) {
+          ram.close();
+          ram = null;
+        }
+      } catch {
+        ram?.close();
+        ram = null;
+      }
+    }
+    if (ram === null) {
+      if (!resuming && counter('waiting') > this.stagingMaxWaiting) return null;
+      removeStaging(staging);
+      // VACUUM INTO writes a consistent copy of the card's database (its page size too).
+      disk.prepare('VACUUM INTO ?').run(staging);
+      ram = new Database(staging, { timeout: 0 });
+    }
+    try {
+      // RAM: nothing to wait for; WAL so that a kill -9 mid-commit leaves the last commit.
+      ram.pragma('journal_mode = WAL');
+      ram.pragma('synchronous = OFF');
+      const db = this.#db;
+      this.#db = ram;
+      // Statements are cached per connection: none of the card's may be used on the RAM copy.
+      this.cache.clear();
+      try {
+        this.migrate(schemas);
+      } finally {
+        this.#db = db;
+        this.cache.clear();
+      }
+      // The card's file stays locked exclusively (one process per outbox: in WAL mode with the
+      // lock taken before the first access, SQLite keeps it whatever locking_mode says later).
+      // The RAM copy is written by the other connection, so it is attached under normal locks.
+      disk.pragma('locking_mode = NORMAL');
+      disk.prepare('ATTACH DATABASE ? AS ram').run(staging);
+      disk.pragma('main.locking_mode = EXCLUSIVE');
+    } catch (err) {
+      ram.close();
+      throw err;
+    }
+    return ram;
+  }
+
+  /** True when commits go to a RAM copy and reach the card at `sync()`. */
+  get staged(): boolean {
+    return this.#ram !== null;
+  }
+
+  /** The backlog outgrew the RAM copy: everything is on the card (just synced); work there. */
+  private unstage(): void {
+    const disk = this.#disk!;
+    disk.exec('DETACH DATABASE ram');
+    this.#ram!.close();
+    this.#ram = null;
+    removeStaging(this.stagingFile!);
+    this.#db = disk;
+    this.cache.clear();
+    this.stmts = prepareStatements(disk);
+  }
+
+  /** The backlog drained: stage in RAM again (a fresh copy of the card's file). */
+  private restage(): void {
+    const ram = this.openStaging(this.#disk!, this.stagingFile!, true)!;
+    this.#ram = ram;
+    this.#db = ram;
+    this.cache.clear();
+    this.stmts = prepareStatements(ram);
+  }
+
+  /**
+   * Copies what changed in the RAM copy to the card in one durable transaction: messages stored
+   * since the last sync, removals, and every other table (counters, the backend's totals; all
+   * small). A no-op without staging (every commit is durable already).
+   */
+  sync(): void {
+    const disk = this.#disk;
+    if (disk === null || !this.#db.open) return;
+    if (this.#ram === null) {
+      if (this.waiting() <= this.stagingMaxWaiting / 10) this.restage();
+      return;
+    }
+    const gen = this.stmts.counter.get('synced_gen')!.value + 1;
+    this.stmts.set.run(gen, 'synced_gen');
+    const full = this.fullSync;
+    disk.transaction(() => {
+      const maxOnDisk = (disk.prepare('SELECT MAX(seq) AS m FROM main.messages').get() as { m: number | null }).m ?? 0;
+      // Delivered, rejected and dropped messages: gone from the RAM copy.
+      disk.exec('DELETE FROM main.messages WHERE seq NOT IN (SELECT seq FROM ram.messages)');
+      disk
+        .prepare('INSERT OR IGNORE INTO main.messages SELECT * FROM ram.messages WHERE seq > ?')
+        .run(full ? Number.MIN_SAFE_INTEGER : maxOnDisk);
+      const tables = disk
+        .prepare("SELECT name FROM ram.sqlite_master WHERE type = 'table' AND name <> 'messages' AND name NOT LIKE 'sqlite_stat%'")
+        .all() as Array<{ name: string }>;
+      for (const { name } of tables) {
+        const q = `"${name.replaceAll('"', '""')}"`;
+        // Unchanged tables are not rewritten: every page written is a page on the card.
+        const differs = disk
+          .prepare(
+            `SELECT 1 FROM (SELECT * FROM ram.${q} EXCEPT SELECT * FROM main.${q}) UNION ALL SELECT 1 FROM (SELECT * FROM main.${q} EXCEPT SELECT * FROM ram.${q}) LIMIT 1`,
+          )
+          .get();
+        if (differs !== undefined) disk.exec(`DELETE FROM main.${q}; INSERT INTO main.${q} SELECT * FROM ram.${q};`);
+      }
+    })();
+    this.fullSync = false;
+    if (this.waiting() > this.stagingMaxWaiting) this.unstage();
+  }
+
+  private readonly diskCache = new Map<string, Database.Statement>();
+  private diskStatement(disk: Database.Database, text: string): Database.Statement {
+    let st = this.diskCache.get(text);
+    if (st === undefined) {
+      st = disk.prepare(text);
+      this.diskCache.set(text, st);
+    }
+    return st;
+  }
+
+  /** Reads from the card's file (what survives a power cut); the same as `transaction` without staging. */
+  durable<T>(fn: (sql: OutboxSql) => T): T {
+    const disk = this.#disk;
+    if (disk === null || this.#ram === null) return this.transaction(fn);
+    const sql: OutboxSql = {
+      run: () => {
+        throw new Error('durable(): read only');
+      },
+      get: <U>(text: string, ...params: unknown[]) => this.diskStatement(disk, text).get(...params) as U | undefined,
+      all: <U>(text: string, ...params: unknown[]) => this.diskStatement(disk, text).all(...params) as U[],
+      exec: () => {
+        throw new Error('durable(): read only');
+      },
+    };
+    return fn(sql);
   }
 
   static open(file: string, opts: OutboxOptions = {}): Outbox {
@@ -382,6 +574,7 @@ export class Outbox {
       const dropped = this.enforceBounds();
       return { seq, dropped };
     });
+    if (this.syncEveryAppend) this.sync();
     for (const l of this.listeners) l();
     return result;
   }
@@ -409,6 +602,7 @@ export class Outbox {
         }
       }
       this.stmts.set.run(this.stmts.count.get()!.n, 'waiting');
+      this.fullSync = true;
       return restored;
     });
   }
@@ -469,7 +663,7 @@ export class Outbox {
    * caller's, the caller's commit decides.
    */
   private relaxed<T>(fn: () => T): T {
-    if (this.#db.inTransaction) return fn();
+    if (this.#db.inTransaction || this.#ram !== null) return fn();
     this.#db.pragma('synchronous = NORMAL');
     try {
       return fn();
@@ -514,12 +708,49 @@ export class Outbox {
     this.listeners.clear();
     if (!this.#db.open) return;
     let next: number | null = null;
+    let synced = false;
     try {
       this.relaxed(() => void this.stmts.set.run(Math.round(this.measuredNowMs()), 'measured_ms'));
+      this.sync();
+      synced = true;
       next = this.stmts.counter.get('next_seq')!.value;
     } finally {
-      this.#db.close();
+      this.#ram?.close();
+      (this.#disk ?? this.#db).close();
     }
+    // The card holds everything now: the RAM copy is redundant (if the sync failed it is kept,
+    // and the next open takes it).
+    if (this.#ram !== null && synced) removeStaging(this.stagingFile!);
     if (this.floorFile !== null && next !== null) writeSequenceFloor(this.floorFile, { nextSeq: next, clean: true });
   }
 }
+
+/** The RAM copy and its WAL files. */
+function removeStaging(file: string): void {
+  for (const f of [file, `${file}-wal`, `${file}-shm`]) rmSync(f, { force: true });
+}
+
+/** The outbox's statements, on whichever connection it works on (the RAM copy or the card's file). */
+function prepareStatements(db: Database.Database) {
+  return {
+    counter: db.prepare<[string], { value: number }>('SELECT value FROM counters WHERE name = ?'),
+    bump: db.prepare<[number, string]>('UPDATE counters SET value = value + ? WHERE name = ?'),
+    set: db.prepare<[number, string]>('UPDATE counters SET value = ? WHERE name = ?'),
+    insert: db.prepare<[number, string, number, number]>(
+      'INSERT INTO messages (seq, body, created_ms, created_measured_ms) VALUES (?, ?, ?, ?)',
+    ),
+    count: db.prepare<[], { n: number }>('SELECT COUNT(*) AS n FROM messages'),
+    maxSeq: db.prepare<[], { m: number | null }>('SELECT MAX(seq) AS m FROM messages'),
+    dropOldest: db.prepare<[number]>('DELETE FROM messages WHERE seq IN (SELECT seq FROM messages ORDER BY seq LIMIT ?)'),
+    // The age bound walks from the head in sequence order and stops at the first young message,
+    // so it costs O(dropped) per append instead of a full scan of a large backlog.
+    oldestHead: db.prepare<[], { seq: number; created_measured_ms: number }>(
+      'SELECT seq, created_measured_ms FROM messages ORDER BY seq LIMIT 1',
+    ),
+    peek: db.prepare<[number, number], Row>('SELECT seq, body, created_ms, attempts FROM messages WHERE seq > ? ORDER BY seq LIMIT ?'),
+    remove: db.prepare<[number]>('DELETE FROM messages WHERE seq = ?'),
+    attempt: db.prepare<[number]>('UPDATE messages SET attempts = attempts + 1 WHERE seq = ?'),
+  };
+}
+
+type Statements = ReturnType<typeof prepareStatements>;
