@@ -4,6 +4,7 @@ import path from 'node:path';
 import { FILES } from './schema.js';
 import { parseState, type ParseResult } from './parse.js';
 import { readBoundedFile } from './bounded-read.js';
+import { pidAlive } from './process.js';
 
 /** Temporary files are hidden and carry this marker, so watchers and cleanup can recognise them. */
 const TMP_MARKER = '.tmp-';
@@ -112,15 +113,6 @@ export async function cleanupTempFiles(dir: string, isAlive: (pid: number) => bo
     removed.push(name);
   }
   return removed;
-}
-
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }
 
 /** state.json is a few hundred bytes; anything this big is not ours and is not read. */

@@ -27,4 +27,5 @@ export { EXIT } from './exit-codes.js';
 export { createLogger, parseLogLevel, stderrIsJournal, LOG_LEVELS, PRIORITY } from './log.js';
 export type { Logger, LogLevel, LoggerOptions } from './log.js';
 export { ServiceNotifier, packageVersion } from './service.js';
+export { pidAlive } from './process.js';
 export type { ServiceNotifierOptions } from './service.js';

@@ -11,11 +11,13 @@ import {
   isTempFile,
   legacyFileContents,
   parseState,
+  pidAlive,
   readState,
   writeFileAtomic,
   writeFileAtomicSync,
 } from '../src/index.js';
 import { mkdirSync, statSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
 
 const tmp = () => mkdtempSync(path.join(tmpdir(), 'meter-files-'));
 
@@ -191,6 +193,15 @@ describe('atomic files', () => {
     const removed = await cleanupTempFiles(dir, (pid) => pid === 4242);
     expect(removed).toEqual(['.state.json.tmp-999999-abcd']);
     expect(readdirSync(dir).sort()).toEqual(['.state.json.tmp-4242-beef', 'state.json']);
+  });
+
+  it('pidAlive: this process and its parent run, an exited child does not, and no id that kill() would widen to a group counts', () => {
+    expect(pidAlive(process.pid)).toBe(true);
+    expect(pidAlive(process.ppid)).toBe(true);
+    const child = spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))'], { encoding: 'utf8' });
+    expect(pidAlive(Number(child.stdout))).toBe(false); // exited and reaped
+    // kill(0, 0) and kill(-1, 0) address this process group and every process: never "alive".
+    for (const pid of [0, -1, Number.NaN, 1.5]) expect(pidAlive(pid)).toBe(false);
   });
 
   it('readState reports a missing directory as missing, not as an exception', async () => {

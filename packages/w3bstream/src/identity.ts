@@ -14,6 +14,7 @@ import {
 } from 'node:fs';
 import { join } from 'node:path';
 import { inspect } from 'node:util';
+import { pidAlive } from '@power-meter/meter-files';
 import { CURVES, deviceAddress, normalizeCurve, publicKeyHex, type Curve, type CurveName } from './keys.js';
 import { signWithKey, type SignatureEncoding } from './signature.js';
 
@@ -221,22 +222,12 @@ function removeLeftoverTemps(dir: string): void {
   for (const name of readdirSync(dir)) {
     if (!name.startsWith(TEMP_PREFIX)) continue;
     const pid = Number(name.slice(TEMP_PREFIX.length).split('-')[0]);
-    if (pid !== process.pid && isRunning(pid)) continue; // another process is creating its key right now
+    if (pid !== process.pid && pidAlive(pid)) continue; // another process is creating its key right now
     try {
       unlinkSync(join(dir, name));
     } catch {
       // already gone
     }
-  }
-}
-
-function isRunning(pid: number): boolean {
-  if (!Number.isInteger(pid) || pid <= 0) return false;
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 
