@@ -2,7 +2,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Command, Option } from 'commander';
-import { I2cError, cycleMs, createSensor, realSleep } from '@power-meter/ina219';
+import { I2cError, Ina219SettingError, cycleMs, createSensor, realSleep, resolveIna219Settings } from '@power-meter/ina219';
 import {
   DEFAULT_CONFIG_FILE,
   EXIT,
@@ -83,14 +83,14 @@ function checkTogether(values: BackendSettings): void {
         'flag',
       );
   }
-  const maxA = 0.32 / values.shuntOhms;
-  if (values.maxCurrentA > maxA * 1.0001)
-    throw new SettingError(
-      '--max-current',
-      values.maxCurrentA,
-      `at most ${maxA.toFixed(2)} A with a ${values.shuntOhms} ohm shunt (320 mV range)`,
-      'flag',
-    );
+  // The INA219 limits depend on two settings together: the driver's own check.
+  try {
+    resolveIna219Settings({ shuntOhms: values.shuntOhms, maxCurrentA: values.maxCurrentA });
+  } catch (err) {
+    if (err instanceof Ina219SettingError && err.setting === 'maxCurrentA')
+      throw new SettingError('--max-current', values.maxCurrentA, err.allowed, 'flag');
+    throw err;
+  }
 }
 
 /**
