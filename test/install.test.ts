@@ -1,4 +1,5 @@
 import { execFileSync, spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import {
   existsSync,
   lstatSync,
@@ -17,6 +18,9 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { ROOT } from './support/processes.js';
 
 const UNITS = ['power-meter.service', 'power-meter-display.service'];
+/** The service user named in the fake roots: a name of this run, so it exists on no machine (not even
+ *  after a killed run of another copy of the suite), which the "does not exist here" warning needs. */
+const USER = `pmtest${randomBytes(4).toString('hex')}`;
 
 /** Each fake root holds a copy of the application (~100 MB): removed after the file's tests. */
 const temps: string[] = [];
@@ -58,7 +62,7 @@ function snapshot(dir: string): string {
 // that takes longer than the default 30 s.
 describe('install.sh into a fake root', { timeout: 180_000 }, () => {
   const root = tempDir('fakeroot-');
-  const args = ['--root', root, '--no-start', '--user', 'pmtest', '--data-dir', '/srv/pm-data', '--prefix', '/opt/power-meter'];
+  const args = ['--root', root, '--no-start', '--user', USER, '--data-dir', '/srv/pm-data', '--prefix', '/opt/power-meter'];
   const first = install(args);
 
   it('installs the application, the programs, both units (enabled), the data directory, config and token file', () => {
@@ -66,15 +70,15 @@ describe('install.sh into a fake root', { timeout: 180_000 }, () => {
     for (const u of UNITS) {
       const unit = readFileSync(join(root, 'etc/systemd/system', u), 'utf8');
       expect(unit).not.toMatch(/@[A-Z_]+@/);
-      expect(unit).toContain('User=pmtest');
+      expect(unit).toContain(`User=${USER}`);
       expect(unit).toContain('POWER_METER_DATA_DIR=/srv/pm-data');
       expect(unit).toMatch(/ExecStart=\S*node (--\S+ )*\/opt\/power-meter\/packages\/power-meter(-display)?\/dist\/cli\.js/);
       expect(unit).not.toMatch(/TOKEN=/);
       expect(lstatSync(join(root, 'etc/systemd/system/multi-user.target.wants', u)).isSymbolicLink()).toBe(true);
       expect(spawnSync('systemctl', ['--root', root, 'is-enabled', u], { encoding: 'utf8' }).stdout.trim()).toBe('enabled');
     }
-    // pmtest exists only on the machine the fake root is for: said, not refused.
-    expect(first.out).toMatch(/warning: user pmtest does not exist here/);
+    // USER exists only on the machine the fake root is for: said, not refused.
+    expect(first.out).toContain(`warning: user ${USER} does not exist here`);
     expect(readFileSync(join(root, 'etc/systemd/system/power-meter.service'), 'utf8')).toContain(
       'EnvironmentFile=-/etc/power-meter/power-meter.env',
     );
@@ -215,7 +219,7 @@ describe('install.sh into a fake root', { timeout: 180_000 }, () => {
   it('--uninstall needs no service user: the data directory to purge is the one the installed unit names', () => {
     const other = tempDir('fakeroot-nouser-');
     expect(
-      install(['--root', other, '--no-start', '--user', 'pmtest', '--data-dir', '/srv/pm-other', '--prefix', '/opt/power-meter']).code,
+      install(['--root', other, '--no-start', '--user', USER, '--data-dir', '/srv/pm-other', '--prefix', '/opt/power-meter']).code,
     ).toBe(0);
     expect(existsSync(join(other, 'srv/pm-other/identity'))).toBe(true);
     const un = install(['--root', other, '--uninstall', '--purge', '--yes']);
@@ -231,7 +235,7 @@ describe('install.sh into a fake root', { timeout: 180_000 }, () => {
 
   it('limits each unit to its own device node, configurable', () => {
     const other = tempDir('fakeroot-');
-    expect(install(['--root', other, '--no-start', '--user', 'pmtest', '--i2c-bus', '3', '--spi', '1.2']).code).toBe(0);
+    expect(install(['--root', other, '--no-start', '--user', USER, '--i2c-bus', '3', '--spi', '1.2']).code).toBe(0);
     expect(readFileSync(join(other, 'etc/systemd/system/power-meter.service'), 'utf8')).toMatch(/^DeviceAllow=\/dev\/i2c-3 rw$/m);
     expect(readFileSync(join(other, 'etc/systemd/system/power-meter-display.service'), 'utf8')).toMatch(
       /^DeviceAllow=\/dev\/spidev1\.2 rw$/m,
@@ -244,7 +248,7 @@ describe('install.sh into a fake root', { timeout: 180_000 }, () => {
     // A file where the key directory belongs: power-meter identity fails, the install must not.
     mkdirSync(join(other, 'srv/pm-data'), { recursive: true });
     writeFileSync(join(other, 'srv/pm-data/identity'), 'not a directory');
-    const r = install(['--root', other, '--no-start', '--user', 'pmtest', '--data-dir', '/srv/pm-data']);
+    const r = install(['--root', other, '--no-start', '--user', USER, '--data-dir', '/srv/pm-data']);
     expect(r.code).toBe(0);
     expect(r.out).toMatch(/device address is not available yet/);
     expect(r.out).not.toMatch(/device_id\s+0x/);
@@ -254,9 +258,9 @@ describe('install.sh into a fake root', { timeout: 180_000 }, () => {
 
   it('refuses to replace or delete a directory that is not its own', () => {
     const other = tempDir('fakeroot-');
-    const base = ['--root', other, '--no-start', '--user', 'pmtest'];
+    const base = ['--root', other, '--no-start', '--user', USER];
     expect(install([...base, '--prefix', '/usr/local']).out).toMatch(/\/usr\/local is a system or home directory/);
-    expect(install([...base, '--data-dir', '/home/pmtest']).out).toMatch(/\/home\/pmtest is a system or home directory/);
+    expect(install([...base, '--data-dir', `/home/${USER}`]).out).toContain(`/home/${USER} is a system or home directory`);
     expect(install([...base, '--data-dir', 'data']).out).toMatch(/give an absolute path/);
     // Would be a specifier in a unit file, or break the substitution.
     expect(install([...base, '--data-dir', '/srv/50%']).out).toMatch(/only letters, digits/);
@@ -291,7 +295,7 @@ describe('install.sh from a checkout that was never built', () => {
     const checkout = copyCheckout(false);
     expect(existsSync(join(checkout, 'packages/power-meter/dist'))).toBe(false);
     const root = tempDir('fakeroot-');
-    const r = spawnSync('bash', [join(checkout, 'install.sh'), '--root', root, '--no-start', '--user', 'pmtest', '--data-dir', '/srv/pm'], {
+    const r = spawnSync('bash', [join(checkout, 'install.sh'), '--root', root, '--no-start', '--user', USER, '--data-dir', '/srv/pm'], {
       encoding: 'utf8',
     });
     expect(r.status).toBe(0);

@@ -1,58 +1,32 @@
-import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, realpathSync, rmSync, symlinkSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { execFile, execFileSync } from 'node:child_process';
+import { cpSync, existsSync, mkdirSync, readdirSync, realpathSync, symlinkSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 import { startDevReceiver, type DevReceiver } from '@power-meter/w3bstream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { bootContainer, cleanLeftovers, until, type Container } from './support/nspawn.js';
 import { ROOT } from './support/processes.js';
 
 /**
  * The services under a real systemd: a minimal Debian 12 root (debootstrap, cached on this
  * machine by test/support/systemd-root.sh) booted with systemd-nspawn, the application installed
  * into it with install.sh, exactly as on a Pi. Each run boots a throw-away overlay of the cached
- * root. The container shares this machine's network, so the units deliver to a receiver that
- * this test runs on 127.0.0.1.
+ * root with its own machine name and cgroup (test/support/nspawn.ts), so two copies of the suite
+ * can run at once, and first removes what killed runs left. The container shares this machine's
+ * network, so the units deliver to a receiver that this test runs on 127.0.0.1.
  */
 const run = promisify(execFile);
 const TOKEN = 'nspawn-test-token-31c9'; // a throw-away value for the local receiver
-const PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 const BOOT_MS = 120_000;
 const STEP_MS = 90_000;
 
-/** Polls a condition every half second (each check runs a command in the container). */
-async function until(cond: () => boolean | Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
-  const t0 = Date.now();
-  while (!(await cond())) {
-    if (Date.now() - t0 > timeoutMs) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 500));
-  }
-}
-
-interface Booted {
-  nspawn: ChildProcess;
-  leader: number;
-  merged: string;
-  work: string;
-  console: () => string;
-}
-
-let box: Booted;
+let box: Container | undefined;
 let receiver: DevReceiver;
 
-/** Runs a shell command inside the container (all its namespaces); never throws. */
-async function sh(cmd: string, timeoutMs = 60_000): Promise<{ code: number; out: string }> {
-  try {
-    const r = await run(
-      'nsenter',
-      ['-t', String(box.leader), '-m', '-u', '-i', '-p', '-C', '--', '/usr/bin/env', '-i', `PATH=${PATH}`, '/bin/bash', '-c', cmd],
-      { timeout: timeoutMs, maxBuffer: 16 << 20 },
-    );
-    return { code: 0, out: r.stdout + r.stderr };
-  } catch (err) {
-    const e = err as { code?: number; stdout?: string; stderr?: string };
-    return { code: typeof e.code === 'number' ? e.code : -1, out: `${e.stdout ?? ''}${e.stderr ?? ''}` };
-  }
+/** Runs a shell command inside the container; never throws. */
+function sh(cmd: string, timeoutMs = 60_000): Promise<{ code: number; out: string }> {
+  if (!box) throw new Error('the container did not boot');
+  return box.sh(cmd, timeoutMs);
 }
 
 async function show(unit: string): Promise<Record<string, string>> {
@@ -75,71 +49,31 @@ function gapFree(list: number[]): boolean {
   return list.length > 0 && list[0] === 1 && list.every((s, i) => s === i + 1);
 }
 
-async function bootContainer(): Promise<Booted> {
+/** The cached root, overlaid, with this machine's Node and npm and a copy of the checkout in it. */
+async function boot(): Promise<Container> {
   const built = await run('bash', [join(ROOT, 'test/support/systemd-root.sh')], { timeout: 30 * 60_000, maxBuffer: 16 << 20 });
   const lower = built.stdout.trim().split('\n').pop()!;
-  const work = mkdtempSync(join(tmpdir(), 'pm-nspawn-'));
-  const merged = join(work, 'root');
-  for (const d of ['upper', 'work', 'root']) mkdirSync(join(work, d));
-  await run('mount', [
-    '-t',
-    'overlay',
-    'overlay',
-    '-o',
-    `lowerdir=${lower},upperdir=${join(work, 'upper')},workdir=${join(work, 'work')}`,
-    merged,
-  ]);
-  // This machine's Node and npm, and a copy of the checkout (built, with node_modules), as a
-  // user would have after ./install-requirements.sh.
-  cpSync(process.execPath, join(merged, 'usr/local/bin/node'));
-  // npm beside this Node, else the npm on the PATH: the npm registry's Node builds
-  // (scripts/test-on-node.sh) come without one.
-  const besideNode = join(dirname(process.execPath), '..', 'lib', 'node_modules', 'npm');
-  const npm = existsSync(besideNode)
-    ? besideNode
-    : dirname(dirname(realpathSync(execFileSync('which', ['npm'], { encoding: 'utf8' }).trim())));
-  cpSync(npm, join(merged, 'usr/local/lib/node_modules/npm'), { recursive: true });
-  symlinkSync('../lib/node_modules/npm/bin/npm-cli.js', join(merged, 'usr/local/bin/npm'));
-  mkdirSync(join(merged, 'src'));
-  await run('bash', ['-c', 'tar -C "$1" --exclude=./.git -cf - . | tar -xf - -C "$2"', 'copy', ROOT, join(merged, 'src')], {
-    maxBuffer: 16 << 20,
-  });
-
-  let consoleOut = '';
-  const nspawn = spawn('systemd-nspawn', ['--register=no', '--keep-unit', '--quiet', '-D', merged, '--boot'], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  nspawn.stdout!.on('data', (c: Buffer) => (consoleOut += c.toString()));
-  nspawn.stderr!.on('data', (c: Buffer) => (consoleOut += c.toString()));
-  let leader = 0;
-  await until(
-    async () => {
-      if (nspawn.exitCode !== null) throw new Error(`systemd-nspawn exited ${nspawn.exitCode}:\n${consoleOut}`);
-      const children = await run('pgrep', ['-P', String(nspawn.pid)]).catch(() => ({ stdout: '' }));
-      leader = Number(children.stdout.trim().split('\n')[0]);
-      return leader > 0;
+  return bootContainer(
+    lower,
+    async (merged) => {
+      // This machine's Node and npm, and a copy of the checkout (built, with node_modules), as a
+      // user would have after ./install-requirements.sh.
+      cpSync(process.execPath, join(merged, 'usr/local/bin/node'));
+      // npm beside this Node, else the npm on the PATH: the npm registry's Node builds
+      // (scripts/test-on-node.sh) come without one.
+      const besideNode = join(dirname(process.execPath), '..', 'lib', 'node_modules', 'npm');
+      const npm = existsSync(besideNode)
+        ? besideNode
+        : dirname(dirname(realpathSync(execFileSync('which', ['npm'], { encoding: 'utf8' }).trim())));
+      cpSync(npm, join(merged, 'usr/local/lib/node_modules/npm'), { recursive: true });
+      symlinkSync('../lib/node_modules/npm/bin/npm-cli.js', join(merged, 'usr/local/bin/npm'));
+      mkdirSync(join(merged, 'src'));
+      await run('bash', ['-c', 'tar -C "$1" --exclude=./.git -cf - . | tar -xf - -C "$2"', 'copy', ROOT, join(merged, 'src')], {
+        maxBuffer: 16 << 20,
+      });
     },
     BOOT_MS,
-    'the container to start',
   );
-  box = { nspawn, leader, merged, work, console: () => consoleOut };
-  await until(
-    async () => /^(running|degraded)$/m.test((await sh('systemctl is-system-running')).out),
-    BOOT_MS,
-    'systemd in the container to finish booting',
-  );
-  return box;
-}
-
-async function shutdown(): Promise<void> {
-  if (!box) return;
-  const exited = new Promise((resolve) => (box.nspawn.exitCode !== null ? resolve(null) : box.nspawn.once('exit', resolve)));
-  await run('bash', ['-c', `kill -s SIGRTMIN+4 ${box.leader}`]).catch(() => {}); // systemd: power off
-  const killer = setTimeout(() => box.nspawn.kill('SIGKILL'), 30_000);
-  await exited;
-  clearTimeout(killer);
-  await run('umount', [box.merged]).catch(() => run('umount', ['-l', box.merged]));
-  rmSync(box.work, { recursive: true, force: true });
 }
 
 async function writeConfig(config: Record<string, unknown>): Promise<void> {
@@ -160,12 +94,14 @@ const goodConfig = () => ({
 
 describe('the units under a real systemd (Debian 12 in systemd-nspawn)', () => {
   beforeAll(async () => {
+    const left = await cleanLeftovers();
+    if (left.length > 0) console.log(`removed what killed runs left: ${left.join(' ')}`);
     receiver = await startDevReceiver({ project: 'nspawn', token: TOKEN });
-    await bootContainer();
+    box = await boot();
   }, 35 * 60_000);
 
   afterAll(async () => {
-    await shutdown();
+    await box?.shutdown();
     await receiver?.close();
   }, 120_000);
 
@@ -380,8 +316,8 @@ describe('the units under a real systemd (Debian 12 in systemd-nspawn)', () => {
       expect((await sh('journalctl -t power-meter-display -p info -b --no-pager -o cat')).out).toMatch(
         /^start pid=\d+ version=.* panel=png png=\/var\/lib\/power-meter-display\/screen\.png/m,
       );
-      expect(readdirSync(join(box.merged, 'var/lib/power-meter-display'))).toContain('screen.png');
-      expect(existsSync(join(box.merged, 'etc/systemd/system/power-meter.service'))).toBe(true);
+      expect(readdirSync(join(box!.merged, 'var/lib/power-meter-display'))).toContain('screen.png');
+      expect(existsSync(join(box!.merged, 'etc/systemd/system/power-meter.service'))).toBe(true);
     },
     STEP_MS,
   );
