@@ -20,22 +20,38 @@ const packages = readdirSync(path.join(root, 'packages'))
   .filter(({ dir }) => only.length === 0 || only.includes(path.basename(dir)));
 
 // The Node flags each program runs with as a service (the V8 memory limits in the units'
-// ExecStart lines), so the memory figures are those of the installed services.
+// ExecStart lines) and the environment the unit sets for the process itself (MALLOC_ARENA_MAX,
+// not the settings, which name paths on the Pi), so the memory figures are those of the
+// installed services.
 function unitNodeFlags(unit) {
   const file = path.join(root, 'systemd', unit);
   if (!existsSync(file)) return [];
   const exec = /^ExecStart=@NODE@ (.*)$/m.exec(readFileSync(file, 'utf8'));
   return (exec?.[1] ?? '').split(/\s+/).filter((word) => word.startsWith('--') && !word.startsWith('--config'));
 }
+function unitProcessEnv(unit) {
+  const file = path.join(root, 'systemd', unit);
+  if (!existsSync(file)) return {};
+  const pairs = [...readFileSync(file, 'utf8').matchAll(/^Environment=([A-Z_]+)=(\S*)$/gm)].map((m) => [m[1], m[2]]);
+  return Object.fromEntries(pairs.filter(([k]) => !k.startsWith('POWER_METER_')));
+}
 const nodeFlags = {
   'power-meter': unitNodeFlags('power-meter.service'),
   'power-meter-display': unitNodeFlags('power-meter-display.service'),
+};
+const processEnv = {
+  'power-meter': unitProcessEnv('power-meter.service'),
+  'power-meter-display': unitProcessEnv('power-meter-display.service'),
 };
 
 function run(dir, script) {
   return new Promise((resolve) => {
     const flags = nodeFlags[path.basename(dir)] ?? [];
-    const env = { ...process.env, POWER_METER_BENCH_NODE_FLAGS: JSON.stringify(flags) };
+    const env = {
+      ...process.env,
+      POWER_METER_BENCH_NODE_FLAGS: JSON.stringify(flags),
+      POWER_METER_BENCH_UNIT_ENV: JSON.stringify(processEnv[path.basename(dir)] ?? {}),
+    };
     const child = spawn('npm', ['run', '--silent', script], { cwd: dir, env, stdio: ['ignore', 'pipe', 'inherit'] });
     const figures = [];
     let buffered = '';

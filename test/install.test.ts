@@ -162,6 +162,7 @@ describe('install.sh into a fake root', { timeout: 180_000 }, () => {
     expect(backend.match(/^DeviceAllow=.*$/gm)).toEqual(['DeviceAllow=/dev/i2c-1 rw']);
     expect(display).toMatch(/^SupplementaryGroups=spi gpio$/m);
     expect(display).toMatch(/^PrivateNetwork=yes$/m);
+    expect(display).toMatch(/^Environment=MALLOC_ARENA_MAX=2$/m); // measured by npm run bench as the unit runs it
     expect(display).toMatch(/^RestrictAddressFamilies=AF_UNIX$/m);
     expect(display).not.toMatch(/^ReadWritePaths=/m);
     expect(display).not.toMatch(/power-meter\.service/); // shows "no data" on its own

@@ -32,6 +32,25 @@ function checkStat(path: string, st: fsSync.Stats, maxBytes: number): BoundedRea
   return null;
 }
 
+/**
+ * A read buffer for a file fstat() found `size` bytes long: one byte more than that tells a file
+ * that grew since fstat from one that did not. Sized to the file, not to `maxBytes`: the display
+ * reads state.json (a few hundred bytes) several times a second, and a 64 KiB buffer each time
+ * is garbage that can outlive a young-generation collection. Below 4 KiB, Buffer.allocUnsafe
+ * takes a slice of Node's shared pool instead of a new allocation; only the bytes read are used.
+ */
+function readBuffer(size: number, maxBytes: number): Buffer {
+  return Buffer.allocUnsafe(Math.min(size, maxBytes) + 1);
+}
+
+/** The buffer is full but the file may go on (it grew since fstat): room up to the cap + 1 byte. */
+function grown(buf: Buffer, n: number, maxBytes: number): Buffer {
+  if (n < buf.length || buf.length > maxBytes) return buf;
+  const bigger = Buffer.allocUnsafe(maxBytes + 1);
+  buf.copy(bigger, 0, 0, n);
+  return bigger;
+}
+
 function failed(path: string, err: unknown): BoundedReadResult {
   const code = (err as NodeJS.ErrnoException).code;
   if (code === 'ENOENT' || code === 'ENOTDIR') return { ok: false, code: 'missing', message: `${path} does not exist` };
@@ -45,12 +64,13 @@ export function readBoundedFileSync(path: string, maxBytes: number): BoundedRead
     const before = checkStat(path, fsSync.statSync(path), maxBytes);
     if (before) return before;
     fd = fsSync.openSync(path, OPEN_FLAGS);
-    const after = checkStat(path, fsSync.fstatSync(fd), maxBytes);
+    const st = fsSync.fstatSync(fd);
+    const after = checkStat(path, st, maxBytes);
     if (after) return after;
-    // One byte more than allowed tells a file that grew since fstat from one that did not.
-    const buf = Buffer.alloc(maxBytes + 1);
+    let buf = readBuffer(st.size, maxBytes);
     let n = 0;
     for (;;) {
+      buf = grown(buf, n, maxBytes);
       const got = fsSync.readSync(fd, buf, n, buf.length - n, null);
       if (got === 0) break;
       n += got;
@@ -71,11 +91,13 @@ export async function readBoundedFile(path: string, maxBytes: number): Promise<B
     const before = checkStat(path, await fs.stat(path), maxBytes);
     if (before) return before;
     handle = await fs.open(path, OPEN_FLAGS);
-    const after = checkStat(path, await handle.stat(), maxBytes);
+    const st = await handle.stat();
+    const after = checkStat(path, st, maxBytes);
     if (after) return after;
-    const buf = Buffer.alloc(maxBytes + 1);
+    let buf = readBuffer(st.size, maxBytes);
     let n = 0;
     for (;;) {
+      buf = grown(buf, n, maxBytes);
       const { bytesRead } = await handle.read(buf, n, buf.length - n, null);
       if (bytesRead === 0) break;
       n += bytesRead;

@@ -139,6 +139,18 @@ describe('bounded reads', () => {
     }
   });
 
+  it('reads all of a file that holds more than fstat said (it grew meanwhile), still within the cap', async () => {
+    // /proc files are regular files whose fstat size is 0 however much they hold: the read
+    // buffer sized to the file must grow, up to the cap and no further.
+    const file = '/proc/self/cmdline'; // the same bytes for the async and the sync read in this process
+    const whole = readFileSync(file, 'utf8');
+    expect(whole.length).toBeGreaterThan(10);
+    expect(await readBoundedFile(file, 4096)).toEqual({ ok: true, text: whole });
+    expect(readBoundedFileSync(file, 4096)).toEqual({ ok: true, text: whole });
+    expect(await readBoundedFile(file, 10)).toMatchObject({ ok: false, code: 'too-big' });
+    expect(readBoundedFileSync(file, 10)).toMatchObject({ ok: false, code: 'too-big' });
+  });
+
   it('reads a regular file (also through a symlink) up to the cap, and refuses a bigger one', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'bounded-'));
     writeFileSync(join(dir, 'small'), 'hello');

@@ -102,8 +102,10 @@ const cli = join(dirname(fileURLToPath(import.meta.url)), 'cli.js');
 writeFileSync(join(dir, 'config.json'), '{}');
 // The service's Node flags (scripts/bench.mjs reads them from the unit's ExecStart).
 const nodeFlags: string[] = JSON.parse(process.env.POWER_METER_BENCH_NODE_FLAGS ?? '[]');
+// And the environment the unit gives the process (MALLOC_ARENA_MAX).
+const unitEnv: Record<string, string> = JSON.parse(process.env.POWER_METER_BENCH_UNIT_ENV ?? '{}');
 const child = spawn(process.execPath, [...nodeFlags, cli, '--panel', 'png', '--png', join(dir, 'screen.png'), '--data-dir', dir], {
-  env: { PATH: process.env.PATH, POWER_METER_CONFIG: join(dir, 'config.json') },
+  env: { PATH: process.env.PATH, POWER_METER_CONFIG: join(dir, 'config.json'), ...unitEnv },
   stdio: 'ignore',
 });
 const rss: number[] = [];
@@ -118,6 +120,10 @@ child.kill('SIGTERM');
 await new Promise((r) => child.once('exit', r));
 rmSync(dir, { recursive: true, force: true });
 console.log(
-  `power-meter-display resident memory (png panel, 4 updates/s for 60 s, node ${nodeFlags.join(' ') || '(no flags)'}): max ${Math.max(...rss).toFixed(1)} MB`,
+  `power-meter-display resident memory (png panel, 4 updates/s for 60 s, node ${nodeFlags.join(' ') || '(no flags)'}, ${
+    Object.entries(unitEnv)
+      .map(([k, v]) => `${k}=${v}`)
+      .join(' ') || 'no unit environment'
+  }): max ${Math.max(...rss).toFixed(1)} MB`,
 );
 bench('display resident memory (max)', Math.max(...rss), 'MB', '< 70 MB', Math.max(...rss) < 70);

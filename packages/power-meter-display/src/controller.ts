@@ -97,8 +97,11 @@ export class DisplayController {
       this.frames++;
     }
     this.bytesSent += bytes;
-    // Keep a copy: the renderer reuses its buffer for the next frame.
-    this.previous = Uint32Array.from(words);
+    // Keep a copy (the renderer's next frame is a new array), in one buffer for the program's
+    // life: a new 80 KB array per frame outlives a young-generation collection, and such arrays
+    // pile up in the old generation until a full one (tens of MB on a 512 MB Pi).
+    if (this.previous === null || this.previous.length !== words.length) this.previous = new Uint32Array(words.length);
+    this.previous.set(words);
     return { model, rects, bytesSent: bytes };
   }
 

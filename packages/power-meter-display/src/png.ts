@@ -1,6 +1,6 @@
 import { basename, dirname } from 'node:path';
 import { writeFileAtomic } from '@power-meter/meter-files';
-import { createCanvas } from 'canvas';
+import { createCanvas, type Canvas, type ImageData } from 'canvas';
 
 /** An RGBA picture, as the emulated panel's `view()` returns it. */
 export interface RgbaView {
@@ -9,13 +9,18 @@ export interface RgbaView {
   rgba: Uint8ClampedArray;
 }
 
+/** One canvas for every frame: a canvas per frame holds native memory until V8 collects it. */
+let scratch: { canvas: Canvas; img: ImageData } | null = null;
+
 /** PNG bytes of an RGBA picture (canvas's encoder: the display already draws with canvas). */
 export function encodePng(view: RgbaView): Buffer {
-  const canvas = createCanvas(view.width, view.height);
-  const ctx = canvas.getContext('2d');
-  const img = ctx.createImageData(view.width, view.height);
+  if (scratch === null || scratch.canvas.width !== view.width || scratch.canvas.height !== view.height) {
+    const canvas = createCanvas(view.width, view.height);
+    scratch = { canvas, img: canvas.getContext('2d').createImageData(view.width, view.height) };
+  }
+  const { canvas, img } = scratch;
   img.data.set(view.rgba);
-  ctx.putImageData(img, 0, 0);
+  canvas.getContext('2d').putImageData(img, 0, 0);
   return canvas.toBuffer('image/png');
 }
 
