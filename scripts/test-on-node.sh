@@ -29,8 +29,10 @@ if [ ! -x "$NODE_HOME/bin/node" ]; then
   mkdir -p "$CACHE"
   tmp="$(mktemp -d "$CACHE/.fetch.XXXXXX")"
   (cd "$tmp" && npm pack --silent "node-linux-$ARCH@$VERSION" >/dev/null && tar -xzf ./*.tgz)
-  rm -rf "$NODE_HOME"
-  mv "$tmp/package" "$NODE_HOME"
+  # Another run (a second checkout on this machine) may be fetching the same version: rename(2)
+  # puts one complete copy in place, and a copy that lost the race is dropped, never one in use.
+  if [ -e "$NODE_HOME" ] && [ ! -x "$NODE_HOME/bin/node" ]; then rm -rf "$NODE_HOME"; fi
+  mv -T "$tmp/package" "$NODE_HOME" 2>/dev/null || [ -x "$NODE_HOME/bin/node" ] || die "cannot put node-linux-$ARCH@$VERSION into $NODE_HOME"
   rm -rf "$tmp"
 fi
 [ "$("$NODE_HOME/bin/node" -p process.versions.node)" = "$VERSION" ] || die "$NODE_HOME/bin/node is not Node $VERSION"
