@@ -1,5 +1,16 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  readdirSync,
+  renameSync,
+  rmdirSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { promisify } from 'node:util';
@@ -25,7 +36,7 @@ import { promisify } from 'node:util';
  * mount, cgroups and work directory.
  */
 const run = promisify(execFile);
-const PREFIX = 'pm-nspawn-';
+export const PREFIX = 'pm-nspawn-';
 const PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 
 interface Owner {
@@ -35,7 +46,7 @@ interface Owner {
 }
 
 /** A process's start time in clock ticks since boot (field 22 of /proc/PID/stat), or null when it is gone. */
-function startTicks(pid: number): number | null {
+export function startTicks(pid: number): number | null {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
     // The command name (field 2) may hold spaces and parentheses: count from the last ')'.
@@ -46,7 +57,7 @@ function startTicks(pid: number): number | null {
 }
 
 /** The cgroup directories this process is in, in the hierarchies systemd uses (name=systemd v1, and v2). */
-function ownCgroupDirs(): string[] {
+export function ownCgroupDirs(): string[] {
   const mounts = readFileSync('/proc/self/mountinfo', 'utf8')
     .split('\n')
     .filter(Boolean)
@@ -69,13 +80,6 @@ function ownCgroupDirs(): string[] {
     if (mount && mount.root === '/') dirs.push(join(mount.point, path));
   }
   return dirs;
-}
-
-/** Every cgroup of ours, old or new, in the hierarchies systemd uses. */
-function cgroupsNamed(name: string): string[] {
-  return ownCgroupDirs()
-    .map((d) => join(d, name))
-    .filter((d) => existsSync(d));
 }
 
 /** Processes in a cgroup and all its children (pids as this machine sees them). */
@@ -111,9 +115,12 @@ async function removeCgroups(dirs: string[]): Promise<void> {
   }
   // Children first: a cgroup is removed with rmdir once it has no children and no processes.
   const rmTree = (d: string) => {
-    if (!existsSync(d)) return;
-    for (const e of readdirSync(d, { withFileTypes: true })) if (e.isDirectory()) rmTree(join(d, e.name));
-    rmdirSync(d);
+    try {
+      for (const e of readdirSync(d, { withFileTypes: true })) if (e.isDirectory()) rmTree(join(d, e.name));
+      rmdirSync(d);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err; // removed meanwhile
+    }
   };
   for (const d of dirs) rmTree(d);
 }
@@ -126,7 +133,47 @@ function mounted(path: string): boolean {
 
 async function unmount(path: string): Promise<void> {
   if (!mounted(path)) return;
-  await run('umount', [path]).catch(() => run('umount', ['-l', path]));
+  await run('umount', [path]).catch(() => (mounted(path) ? run('umount', ['-l', path]) : undefined));
+}
+
+/**
+ * Whether the run in `work` is to be removed by this process: its owner no longer runs, and no
+ * other live cleaner (a copy of the suite starting at the same time) has claimed it. The claim is
+ * a rename of the owner file to `removing-PID-TICKS.json`, which only one process can win; a
+ * claim whose cleaner died is taken over the same way.
+ */
+function claim(work: string): { kind: 'claimed'; owner: Owner } | { kind: 'skip' } | { kind: 'no-owner' } {
+  const readOwner = (file: string): Owner | null => {
+    try {
+      return JSON.parse(readFileSync(file, 'utf8')) as Owner;
+    } catch {
+      return null;
+    }
+  };
+  let names: string[];
+  try {
+    names = readdirSync(work);
+  } catch {
+    return { kind: 'skip' }; // removed meanwhile
+  }
+  const mine = `removing-${process.pid}-${startTicks(process.pid)}.json`;
+  for (const name of names) {
+    const claimedBy = /^removing-(\d+)-(\d+)\.json$/.exec(name);
+    if (name === 'owner.json') {
+      const owner = readOwner(join(work, name));
+      if (owner && startTicks(owner.pid) === owner.startTicks) return { kind: 'skip' }; // its test is still running
+    } else if (claimedBy) {
+      if (startTicks(Number(claimedBy[1])) === Number(claimedBy[2])) return { kind: 'skip' }; // being removed
+    } else continue;
+    try {
+      renameSync(join(work, name), join(work, mine));
+    } catch {
+      return { kind: 'skip' }; // another cleaner was first
+    }
+    const owner = readOwner(join(work, mine));
+    return owner ? { kind: 'claimed', owner } : { kind: 'skip' };
+  }
+  return { kind: 'no-owner' };
 }
 
 /** The work directory of a run: processes, cgroups, the overlay, the files. */
@@ -147,30 +194,23 @@ export async function cleanLeftovers(): Promise<string[]> {
   for (const name of readdirSync(tmpdir())) {
     if (!name.startsWith(PREFIX)) continue;
     const work = join(tmpdir(), name);
-    let owner: Owner | null = null;
-    try {
-      owner = JSON.parse(readFileSync(join(work, 'owner.json'), 'utf8')) as Owner;
-    } catch {
-      owner = null;
-    }
-    if (owner) {
-      if (startTicks(owner.pid) === owner.startTicks) continue; // its test is still running
+    const c = claim(work);
+    if (c.kind === 'claimed') {
       await removeRun(
         work,
-        owner.cgroups.filter((d) => existsSync(d)),
+        c.owner.cgroups.filter((d) => existsSync(d)),
       );
       removed.push(work);
-    } else {
-      const ageMs = Date.now() - statSync(work).mtimeMs;
+    } else if (c.kind === 'no-owner') {
+      let ageMs: number;
+      try {
+        ageMs = Date.now() - statSync(work).mtimeMs;
+      } catch {
+        continue; // removed meanwhile
+      }
       if (mounted(join(work, 'root')) || ageMs < 3_600_000) continue;
       rmSync(work, { recursive: true, force: true });
       removed.push(work);
-    }
-  }
-  // Cgroups whose work directory is gone (killed between the two removals).
-  for (const dir of ownCgroupDirs()) {
-    for (const e of readdirSync(dir, { withFileTypes: true })) {
-      if (e.isDirectory() && e.name.startsWith(PREFIX) && !existsSync(join(tmpdir(), e.name))) await removeCgroups(cgroupsNamed(e.name));
     }
   }
   return removed;
