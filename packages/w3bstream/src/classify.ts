@@ -12,7 +12,16 @@ export type Verdict =
    * Delivered: remove from the outbox. `note` flags an odd but accepted answer (log it);
    * `unhandled` is a delivery that no applet handled (`results: null`): counted and shown.
    */
-  | { kind: 'delivered'; reason: null; errorKey: null; advice: null; note: string | null; unhandled: boolean }
+  | {
+      kind: 'delivered';
+      reason: null;
+      errorKey: null;
+      advice: null;
+      note: string | null;
+      unhandled: boolean;
+      /** W3bstream 2: the node's taskID (`''` while it aggregates messages into a task); absent for v1. */
+      taskId?: string;
+    }
   /** The node took the message but the applet refused this one: counted, not retried. */
   | { kind: 'rejected'; reason: string; errorKey: string; advice: string }
   /** Bad token, unknown project, deleted publisher, wrong URL: keep the data, retry slowly, tell the user. */
@@ -168,7 +177,7 @@ export function classifyAnswer(status: number, bodyText: string, ctx: AnswerCont
 }
 
 /** A 2xx that the node cannot have written: transient, and `failing` once it persists. */
-function notW3bstream(status: number, what: string): Verdict {
+export function notW3bstream(status: number, what: string): Verdict {
   const reason = `not a W3bstream answer (${what})`;
   return {
     kind: 'transient',
@@ -184,7 +193,7 @@ function notW3bstream(status: number, what: string): Verdict {
 }
 
 /** `text/html; charset=utf-8` -> `text/html`; null when there is none. */
-function mediaType(contentType: string | null | undefined): string | null {
+export function mediaType(contentType: string | null | undefined): string | null {
   const t = (contentType ?? '').split(';')[0]!.trim().toLowerCase();
   return /^[a-z0-9.+-]+\/[a-z0-9.+-]+$/.test(t) ? t : null;
 }
@@ -212,7 +221,7 @@ function keyOf(text: string): string {
   return /^[A-Za-z][A-Za-z0-9_.-]{0,63}$/.test(text) ? text : short(text, 40);
 }
 
-function short(text: string, max: number): string {
+export function short(text: string, max: number): string {
   const oneLine = text.replace(/\s+/g, ' ').trim();
   return oneLine.length > max ? `${oneLine.slice(0, max - 1)}…` : oneLine;
 }

@@ -16,6 +16,7 @@ import { join } from 'node:path';
 import { inspect } from 'node:util';
 import { pidAlive } from '@power-meter/meter-files';
 import { CURVES, deviceAddress, normalizeCurve, publicKeyHex, type Curve, type CurveName } from './keys.js';
+import { signRecoverableSecp256k1 } from './recoverable.js';
 import { signWithKey, type SignatureEncoding } from './signature.js';
 
 /**
@@ -36,6 +37,34 @@ export interface Identity {
   readonly keyFile: string;
   /** SHA-256 ECDSA over the UTF-8 bytes of `text`, low S; raw r||s hex (default) or DER hex. */
   sign(text: string, encoding?: SignatureEncoding): string;
+  /**
+   * The ioID DID, `did:io:` + the device address in lower case (ioIDRegistry.documentID writes
+   * the address with OpenZeppelin's `Strings.toHexString`, which is lower case).
+   */
+  readonly did: string;
+  /** The public key as a JWK (`kty` EC, `crv` P-256 or secp256k1, `x`, `y` base64url): never the private part. */
+  readonly publicKeyJwk: PublicJwk;
+  /**
+   * A recoverable secp256k1 signature of a 32-byte digest (already hashed: W3bstream 2 signs
+   * keccak256 of its JSON): 65 bytes r||s||v, low S, v = recovery id 0 or 1. Throws
+   * `IdentityCurveError` on a P-256 identity (the W3bstream 2 node only recovers secp256k1).
+   */
+  signDigestRecoverable(digest: Uint8Array): Uint8Array;
+}
+
+export interface PublicJwk {
+  kty: 'EC';
+  crv: 'P-256' | 'secp256k1';
+  x: string;
+  y: string;
+}
+
+/** An operation needs the other curve (W3bstream 2 needs secp256k1). */
+export class IdentityCurveError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'IdentityCurveError';
+  }
 }
 
 export type IdentityErrorKind = 'missing' | 'permissions' | 'corrupt' | 'unreadable';
@@ -79,8 +108,12 @@ const TEMP_PREFIX = `${KEY_FILE}.tmp-`;
 
 class DeviceIdentity implements Identity {
   readonly #key: KeyObject;
+  /** The private scalar for recoverable signing, read from the key only when first needed. */
+  #scalar: Uint8Array | null = null;
   readonly deviceId: string;
   readonly publicKeyHex: string;
+  readonly did: string;
+  readonly publicKeyJwk: PublicJwk;
 
   constructor(
     key: KeyObject,
@@ -92,6 +125,9 @@ class DeviceIdentity implements Identity {
     this.#key = key;
     this.publicKeyHex = publicKeyHex(createPublicKey(key));
     this.deviceId = deviceAddress(this.publicKeyHex);
+    this.did = `did:io:${this.deviceId}`;
+    const jwk = createPublicKey(key).export({ format: 'jwk' });
+    this.publicKeyJwk = { kty: 'EC', crv: CURVES[curve].jwkCrv as PublicJwk['crv'], x: jwk.x!, y: jwk.y! };
   }
 
   get privateKey(): KeyObject {
@@ -100,6 +136,15 @@ class DeviceIdentity implements Identity {
 
   sign(text: string, encoding: SignatureEncoding = 'raw'): string {
     return signWithKey(this.#key, this.curve, text, encoding);
+  }
+
+  signDigestRecoverable(digest: Uint8Array): Uint8Array {
+    if (this.curve !== 'secp256k1')
+      throw new IdentityCurveError(
+        `the identity ${this.keyFile} is a ${this.curve} key: recoverable signatures (W3bstream 2) need a secp256k1 identity`,
+      );
+    if (this.#scalar === null) this.#scalar = Buffer.from(this.#key.export({ format: 'jwk' }).d!, 'base64url');
+    return signRecoverableSecp256k1(digest, this.#scalar);
   }
 
   toJSON(): { deviceId: string; publicKeyHex: string; curve: Curve } {

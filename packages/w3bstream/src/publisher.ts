@@ -2,8 +2,9 @@ import { EventEmitter } from 'node:events';
 import http from 'node:http';
 import https from 'node:https';
 import fetch from 'node-fetch';
-import { classifyAnswer, classifyNetworkError, type Verdict } from './classify.js';
+import { classifyNetworkError, type Verdict } from './classify.js';
 import type { Outbox } from './outbox.js';
+import { type Transport, w3bstreamV1Transport } from './transport.js';
 
 /**
  * Delivers the outbox in order, at least once, one message at a time, with a stable eventID
@@ -44,6 +45,11 @@ export interface PublishState {
   unhandled: number;
   /** Whether the last attempt removed its reading (null before the first attempt). */
   lastAttemptOk: boolean | null;
+  /**
+   * W3bstream 2: the node's taskID of the last delivery (`''` while the node aggregates messages
+   * into a task; `0x` + 64 hex once a task is packed). Null before the first v2 delivery and for v1.
+   */
+  lastTaskId: string | null;
 }
 
 export interface DeliveredEvent {
@@ -54,6 +60,8 @@ export interface DeliveredEvent {
   /** True when the applet refused this message (counted, not retried). */
   rejected: boolean;
   reason: string | null;
+  /** W3bstream 2 only: the taskID the node answered. */
+  taskId?: string;
 }
 
 export interface BackoffOptions {
@@ -69,11 +77,16 @@ export interface PublisherOptions {
   outbox: Outbox;
   /** The publish URL. Undefined or empty: publishing disabled (the meter still measures, signs and stores). */
   url?: string;
-  /** Publisher token (a secret). */
+  /**
+   * How messages become requests and answers verdicts. Default: W3bstream v1 built from `token`,
+   * `deviceId` and `eventType` below (which only v1 uses).
+   */
+  transport?: Transport;
+  /** Publisher token (a secret), v1. */
   token?: string;
-  /** Device address, `0x…`, the first half of every eventID. */
+  /** Device address, `0x…`, the first half of every eventID (v1). */
   deviceId?: string;
-  /** `eventType` query parameter, default `DEFAULT`. */
+  /** `eventType` query parameter, default `DEFAULT` (v1). */
   eventType?: string;
   /** Per request, including reading the answer (default 15 s). */
   timeoutMs?: number;
@@ -98,7 +111,7 @@ const IDLE_POLL_MS = 60_000;
 
 export class Publisher extends EventEmitter {
   private readonly url: URL | null;
-  private readonly deviceId: string;
+  private readonly transport: Transport;
   private readonly timeoutMs: number;
   private readonly backoff: Required<BackoffOptions>;
   private readonly now: () => number;
@@ -118,9 +131,10 @@ export class Publisher extends EventEmitter {
   constructor(private readonly opts: PublisherOptions) {
     super();
     this.url = opts.url ? parsePublishUrl(opts.url) : null;
-    this.deviceId = (opts.deviceId ?? '').toLowerCase();
-    if (this.url && !/^0x[0-9a-f]{40}$/.test(this.deviceId))
-      throw new PublisherConfigError(`device id ${JSON.stringify(this.deviceId)} is not 0x + 40 hex digits: pass identity.deviceId`);
+    const deviceId = (opts.deviceId ?? '').toLowerCase();
+    if (this.url && opts.transport === undefined && !/^0x[0-9a-f]{40}$/.test(deviceId))
+      throw new PublisherConfigError(`device id ${JSON.stringify(deviceId)} is not 0x + 40 hex digits: pass identity.deviceId`);
+    this.transport = opts.transport ?? w3bstreamV1Transport({ token: opts.token, deviceId, eventType: opts.eventType });
     this.timeoutMs = opts.timeoutMs ?? 15_000;
     this.backoff = {
       baseMs: opts.backoff?.baseMs ?? 1000,
@@ -153,6 +167,7 @@ export class Publisher extends EventEmitter {
       failures: 0,
       nextRetryMs: null,
       lastAttemptOk: null,
+      lastTaskId: null,
     };
     this.state(); // the counts to report if the outbox fails later
   }
@@ -215,18 +230,15 @@ export class Publisher extends EventEmitter {
     this.agent?.destroy();
   }
 
-  /** The eventID of a message: stable across retries and restarts, lower case like the node's. */
+  /** How a message is named in logs and events: its eventID for v1 (stable across retries and restarts). */
   eventIdFor(seq: number): string {
-    return `${this.deviceId}-${seq}`;
+    return this.transport.messageId(seq);
   }
 
-  /** The URL for one message: eventType and the stable eventID as query parameters. */
+  /** The URL for one message (v1: eventType and the stable eventID as query parameters). */
   urlFor(seq: number): string {
     if (this.url === null) throw new PublisherConfigError('publishing is disabled: no publish URL');
-    const u = new URL(this.url);
-    u.searchParams.set('eventType', this.opts.eventType ?? 'DEFAULT');
-    u.searchParams.set('eventID', this.eventIdFor(seq));
-    return u.toString();
+    return this.transport.request(this.url, seq).url;
   }
 
   private async run(): Promise<void> {
@@ -270,8 +282,24 @@ export class Publisher extends EventEmitter {
                 'the node took the reading but no applet strategy handles this eventType: set --event-type to one the project handles, or add a strategy for it in W3bstream Studio',
             }
           : { reason: null, errorKey: null, advice: null };
-        this.setState({ state: 'ok', ...note, failures: 0, lastSuccessMs: this.now(), lastDeliveredSeq: seq, lastAttemptOk: true });
-        this.safeEmit('delivered', { seq, eventId, status, rejected, reason: v.reason ?? note.reason });
+        const taskId = v.kind === 'delivered' && v.taskId !== undefined ? v.taskId : undefined;
+        this.setState({
+          state: 'ok',
+          ...note,
+          failures: 0,
+          lastSuccessMs: this.now(),
+          lastDeliveredSeq: seq,
+          lastAttemptOk: true,
+          ...(taskId === undefined ? {} : { lastTaskId: taskId }),
+        });
+        this.safeEmit('delivered', {
+          seq,
+          eventId,
+          status,
+          rejected,
+          reason: v.reason ?? note.reason,
+          ...(taskId === undefined ? {} : { taskId }),
+        });
         return null;
       }
       case 'config':
@@ -330,11 +358,15 @@ export class Publisher extends EventEmitter {
     const onStop = (): void => request.abort();
     this.stopController.signal.addEventListener('abort', onStop, { once: true });
     const signal = request.signal;
-    const headers: Record<string, string> = { 'Content-Type': 'application/json', 'User-Agent': 'power-meter-w3bstream/0.1' };
-    if (this.opts.token) headers.Authorization = `Bearer ${this.opts.token}`;
+    const req = this.transport.request(this.url!, seq);
+    const headers: Record<string, string> = {
+      'Content-Type': 'application/json',
+      'User-Agent': 'power-meter-w3bstream/0.1',
+      ...req.headers,
+    };
     let status = 0;
     try {
-      const res = await fetch(this.urlFor(seq), {
+      const res = await fetch(req.url, {
         method: 'POST',
         headers,
         body,
@@ -356,12 +388,7 @@ export class Publisher extends EventEmitter {
         cutShort = !oversized;
         text = '';
       }
-      const verdict = classifyAnswer(status, text, {
-        contentType: res.headers.get('content-type'),
-        oversized,
-        cutShort,
-        eventType: this.opts.eventType ?? 'DEFAULT',
-      });
+      const verdict = this.transport.classify(status, text, { contentType: res.headers.get('content-type'), oversized, cutShort });
       return { status, verdict };
     } catch (err) {
       if (this.stopController.signal.aborted) return 'stopped';

@@ -1,0 +1,57 @@
+import { type AnswerContext, classifyAnswer, type Verdict } from './classify.js';
+import { classifyAnswerV2 } from './classify-v2.js';
+
+/**
+ * What differs between the W3bstream node generations, behind one publisher loop: how a stored
+ * message becomes an HTTP request, and what the answer means. The outbox, ordering, backoff,
+ * states and stop() are the publisher's and the same for both. The stored body is sent as is by
+ * both: it is already the signed, final request body, so a resend is byte-identical.
+ */
+export type TransportName = 'w3bstream-v1' | 'w3bstream-v2';
+export const TRANSPORT_NAMES: readonly TransportName[] = ['w3bstream-v1', 'w3bstream-v2'];
+
+export interface Transport {
+  readonly name: TransportName;
+  /** URL and headers for a stored message (called at every attempt: the same message gives the same request). */
+  request(base: URL, seq: number): { url: string; headers: Record<string, string> };
+  /** The answer, classified (pure). */
+  classify(status: number, bodyText: string, ctx: AnswerContext): Verdict;
+  /** How logs and events name a message: the eventID for v1 (`<device>-<seq>`), `seq-<n>` for v2 (the node has no message id). */
+  messageId(seq: number): string;
+}
+
+/**
+ * W3bstream v1 (the applet manager's event route): eventType and the stable eventID in the query,
+ * the publisher token as a Bearer header. The token is held here and nowhere else in the loop.
+ */
+export function w3bstreamV1Transport(opts: { token?: string; deviceId: string; eventType?: string }): Transport {
+  const eventType = opts.eventType ?? 'DEFAULT';
+  const deviceId = opts.deviceId.toLowerCase();
+  const messageId = (seq: number): string => `${deviceId}-${seq}`;
+  return {
+    name: 'w3bstream-v1',
+    messageId,
+    request(base, seq) {
+      const u = new URL(base);
+      u.searchParams.set('eventType', eventType);
+      u.searchParams.set('eventID', messageId(seq));
+      const headers: Record<string, string> = {};
+      if (opts.token) headers.Authorization = `Bearer ${opts.token}`;
+      return { url: u.toString(), headers };
+    },
+    classify: (status, text, ctx) => classifyAnswer(status, text, { ...ctx, eventType }),
+  };
+}
+
+/**
+ * W3bstream 2 (the apinode's `POST /message`): the URL as configured, no token (the node
+ * identifies the device by the address it recovers from the signature inside the body).
+ */
+export function w3bstreamV2Transport(): Transport {
+  return {
+    name: 'w3bstream-v2',
+    messageId: (seq) => `seq-${seq}`,
+    request: (base) => ({ url: base.toString(), headers: {} }),
+    classify: classifyAnswerV2,
+  };
+}
