@@ -3,6 +3,7 @@ export { CURVES, UnknownCurveError, deviceAddress, normalizeCurve, publicKeyFrom
 export type { Curve, CurveName } from './keys.js';
 export {
   IdentityCorruptError,
+  IdentityCurveError,
   IdentityError,
   IdentityMissingError,
   IdentityPermissionError,
@@ -10,9 +11,25 @@ export {
   loadIdentity,
   loadOrCreateIdentity,
 } from './identity.js';
-export type { Identity, IdentityErrorKind } from './identity.js';
+export type { Identity, IdentityErrorKind, PublicJwk } from './identity.js';
 export { RECOVERY_IDS, recoverCandidates, recoverPublicKey, recoverSignerByAddress } from './recover.js';
 export type { RecoveredSigner } from './recover.js';
+export { goJsonString } from './go-json.js';
+export { addressOfPublicKey, recoverSecp256k1, signRecoverableSecp256k1 } from './recoverable.js';
+export {
+  MAX_PROJECT_ID,
+  ProjectIdError,
+  buildMessageV2,
+  checkMessageV2,
+  digestV2,
+  parseProjectId,
+  signedJsonV2,
+} from './v2-codec.js';
+export type { BuildV2Options, MessageV2Check, ProjectRef, RecoverableSigner, SignedMessageV2 } from './v2-codec.js';
+export { classifyAnswerV2 } from './classify-v2.js';
+export { TRANSPORT_NAMES, w3bstreamV1Transport, w3bstreamV2Transport } from './transport.js';
+export type { Transport, TransportName } from './transport.js';
+export { V2_ROUTE, answerMessageV2 } from './receiver-v2.js';
 export { SignatureFormatError, derToRaw, isLowS, parseSignature, rawToDer } from './signature.js';
 export type { SignatureEncoding } from './signature.js';
 export {

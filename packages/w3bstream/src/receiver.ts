@@ -3,6 +3,8 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { dirname } from 'node:path';
 import { createBodyVerifier, type VerifyResult } from './codec.js';
+import { answerMessageV2, V2_ROUTE } from './receiver-v2.js';
+import type { TransportName } from './transport.js';
 
 /**
  * A local stand-in for a W3bstream event endpoint, answering as the W3bstream node's source
@@ -48,6 +50,12 @@ export interface ReceivedEvent {
   /** What the emulated applet answered for it (null: accepted). */
   appletError: string | null;
   body: string;
+  /** W3bstream 2 mode: the project version, the `data` string and the taskID answered (`''` while aggregating, null when refused). */
+  projectVersion?: string | null;
+  data?: string | null;
+  taskId?: string | null;
+  /** W3bstream 2 mode: what identifies a resend (the signature: the same message signs the same), '' when refused. */
+  dedupeKey?: string;
 }
 
 /**
@@ -256,11 +264,13 @@ export interface DevReceiverOptions {
   rejectZeroReadings?: boolean;
   /** How to answer when no one-off answer is queued (default `normal`). */
   mode?: DevAnswerMode;
+  /** Which node to stand in for (default `w3bstream-v1`); `w3bstream-v2` serves `POST /message` (receiver-v2.ts). */
+  transport?: TransportName;
   log?: (line: string) => void;
 }
 
 export interface DevReceiver {
-  /** The full publish URL, including `/srv-applet-mgr/v0/event/<project>`. */
+  /** The full publish URL, including `/srv-applet-mgr/v0/event/<project>` (v1) or `/message` (v2). */
   url: string;
   port: number;
   received: ReceivedEvent[];
@@ -301,35 +311,42 @@ export async function startDevReceiver(opts: DevReceiverOptions = {}): Promise<D
     return head.mode;
   };
 
+  const v2 = opts.transport === 'w3bstream-v2';
   const server = http.createServer((req, res) => {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('error', () => undefined); // a client that hangs up mid-request is not our problem
     req.on('end', () => {
-      const onRoute = ROUTE.test(new URL(req.url ?? '/', 'http://localhost').pathname);
-      const a = answerEvent(
-        {
-          method: req.method ?? 'GET',
-          url: req.url ?? '/',
-          authorization: req.headers.authorization,
-          body: Buffer.concat(chunks).toString('utf8'),
-          receivedAtMs: Date.now(),
-        },
-        cfg,
-        onRoute && req.method === 'POST' ? nextMode() : 'normal',
-        { verify, seen: (id) => seen.has(id) },
-      );
+      const path = new URL(req.url ?? '/', 'http://localhost').pathname;
+      const onRoute = v2 ? path === V2_ROUTE : ROUTE.test(path);
+      const request: EventRequest = {
+        method: req.method ?? 'GET',
+        url: req.url ?? '/',
+        authorization: req.headers.authorization,
+        body: Buffer.concat(chunks).toString('utf8'),
+        receivedAtMs: Date.now(),
+      };
+      const m = onRoute && req.method === 'POST' ? nextMode() : 'normal';
+      const a = v2
+        ? answerMessageV2(request, m, { seen: (key) => seen.has(key) })
+        : answerEvent(request, cfg, m, { verify, seen: (id) => seen.has(id) });
       if (a.counted) requests++;
       if (a.drop) return void req.socket.destroy();
       const e = a.event;
       if (e !== null) {
         if (e.eventId !== '') seen.add(e.eventId);
+        if (e.dedupeKey) seen.add(e.dedupeKey);
         received.push(e);
         // Written (to the OS) before answering, so whoever tails the file sees every acknowledged event.
         if (recordFd !== null) writeSync(recordFd, `${JSON.stringify(e)}\n`);
-        opts.log?.(
-          `received seq=${e.seq ?? '?'} event_id=${e.eventId || '-'} reading=${e.sensorReading ?? '?'} verified=${e.verified}${e.verified ? ` signer=${e.deviceId} curve=${e.curve} public_key=${e.publicKeyForm}` : ''}${e.duplicate ? ' duplicate' : ''}${e.handled ? '' : ' unhandled'}${e.signerMatchesEventId === false ? ' signer-mismatch' : ''}${e.reason ? ` reason="${e.reason}"` : ''}`,
-        );
+        if (v2)
+          opts.log?.(
+            `received project=${e.project || '?'} version=${e.projectVersion ?? '?'} device=${e.deviceId ?? '?'} reading=${e.sensorReading ?? '?'} verified=${e.verified}${e.duplicate ? ' duplicate' : ''}${e.taskId ? ` task_id=${e.taskId}` : ''}${e.reason ? ` reason="${e.reason}"` : ''}`,
+          );
+        else
+          opts.log?.(
+            `received seq=${e.seq ?? '?'} event_id=${e.eventId || '-'} reading=${e.sensorReading ?? '?'} verified=${e.verified}${e.verified ? ` signer=${e.deviceId} curve=${e.curve} public_key=${e.publicKeyForm}` : ''}${e.duplicate ? ' duplicate' : ''}${e.handled ? '' : ' unhandled'}${e.signerMatchesEventId === false ? ' signer-mismatch' : ''}${e.reason ? ` reason="${e.reason}"` : ''}`,
+          );
       }
       const send = (): void => {
         if (res.destroyed) return;
@@ -348,7 +365,7 @@ export async function startDevReceiver(opts: DevReceiverOptions = {}): Promise<D
   const { port } = server.address() as AddressInfo;
   const urlHost = host.includes(':') ? `[${host}]` : host;
   return {
-    url: `http://${urlHost}:${port}/srv-applet-mgr/v0/event/${cfg.project}`,
+    url: v2 ? `http://${urlHost}:${port}${V2_ROUTE}` : `http://${urlHost}:${port}/srv-applet-mgr/v0/event/${cfg.project}`,
     port,
     received,
     requests: () => requests,

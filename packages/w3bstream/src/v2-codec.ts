@@ -112,6 +112,8 @@ export type MessageV2Check =
       status: 400;
       /** The node's `error` text. */
       error: string;
+      /** What the node hashed, once the request decoded with every required field (null before). */
+      signedJson: string | null;
       projectId: string | null;
       projectVersion: string | null;
       data: string | null;
@@ -133,10 +135,12 @@ export function checkMessageV2(body: string): MessageV2Check {
     data: '',
     signature: '',
   };
+  let signedJson: string | null = null;
   const fail = (error: string): MessageV2Check => ({
     ok: false,
     status: 400,
     error,
+    signedJson,
     projectId: values.projectID === '0' ? null : values.projectID,
     projectVersion: values.projectVersion || null,
     data: values.data || null,
@@ -174,7 +178,7 @@ export function checkMessageV2(body: string): MessageV2Check {
     return fail(
       `invalid request payload: ${missing.map((f) => `Key: 'HandleMessageReq.${f.go}' Error:Field validation for '${f.go}' failed on the 'required' tag`).join('\n')}`,
     );
-  const signedJson = signedJsonV2({ projectId: values.projectID, projectVersion: values.projectVersion }, values.data);
+  signedJson = signedJsonV2({ projectId: values.projectID, projectVersion: values.projectVersion }, values.data);
   const sigText = values.signature;
   if (!/^0[xX]/.test(sigText)) return fail('invalid signature format: hex string without 0x prefix');
   if (sigText.length % 2 !== 0) return fail('invalid signature format: hex string of odd length');
