@@ -9,37 +9,117 @@ import {
   Publisher,
   PublisherConfigError,
   buildMessage,
+  buildMessageV2,
   loadOrCreateIdentity,
   startDevReceiver,
+  w3bstreamV2Transport,
   type DeliveredEvent,
+  type DevAnswerMode,
   type DevReceiver,
   type Identity,
   type PublishState,
   type PublisherOptions,
+  type ReceivedEvent,
+  type TransportName,
 } from '../src/index.js';
 import { PACKAGE_DIR, onCleanup, sleep, tempDir, until } from './helpers.js';
 
 const TOKEN = 'tok-Secret-4711';
 
-function setup(opts: { maxCount?: number } = {}) {
-  const dir = tempDir('pub-');
-  const id = loadOrCreateIdentity(join(dir, 'identity'));
-  const outbox = Outbox.open(join(dir, 'outbox', 'outbox.sqlite'), opts);
-  onCleanup(() => outbox.close());
-  const append = (n: number) => {
-    for (let i = 0; i < n; i++) outbox.append(buildMessage(id, { powerW: i + 0.5, timestampMs: 1_764_000_000_000 + i * 5000 }).body);
-  };
-  return { dir, id, outbox, append };
+/**
+ * What differs between the transports in these tests; the delivery guarantees (stored before sent,
+ * in order, at least once, backoff, stop) are asserted once, for each transport (describe.each).
+ */
+interface Kit {
+  transport: TransportName;
+  curve: 'p256' | 'secp256k1';
+  /** The signed body the meter would store for this reading. */
+  build(id: Identity, powerW: number, timestampMs: number): string;
+  /** The route of the node on a loopback port. */
+  path: string;
+  /** Publisher options that select the transport. */
+  extra: Partial<PublisherOptions>;
+  /** The node's reason for an injected 500 (the receiver's `{ status: 500 }` mode). */
+  reason500: string;
+  /** A 2xx cut off in the middle of its body. */
+  cutAnswer: string;
+  /** A success answer as the node writes it. */
+  ok(res: http.ServerResponse): void;
+  /** The node's own transient failures besides 5xx, with the reason each is shown with. */
+  nodeTransients: Array<[DevAnswerMode, string]>;
 }
 
-async function receiver(): Promise<DevReceiver> {
-  const r = await startDevReceiver({ project: 'p', token: TOKEN });
+const V1: Kit = {
+  transport: 'w3bstream-v1',
+  curve: 'p256',
+  build: (id, powerW, timestampMs) => buildMessage(id, { powerW, timestampMs }).body,
+  path: '/srv-applet-mgr/v0/event/p',
+  extra: {},
+  reason500: 'HTTP 500 InternalServerError',
+  ok: (res) => okAnswer(res),
+  nodeTransients: [
+    ['instance-stopped', 'instance not running'],
+    ['wait-timeout', 'wait timeout'],
+    ['instance-not-loaded', 'InstanceNotRunning'],
+    ['traffic-limit', 'TrafficLimitExceeded'],
+    ['traffic-limit', 'TrafficLimitExceeded'],
+  ],
+  cutAnswer: 'HTTP/1.1 201 Created\r\nContent-Type: application/json\r\nContent-Length: 500\r\n\r\n{"channel":"p","res',
+};
+
+const V2: Kit = {
+  transport: 'w3bstream-v2',
+  curve: 'secp256k1',
+  build: (id, powerW, timestampMs) => buildMessageV2(id, { powerW, timestampMs }, { projectId: '42', projectVersion: '0.1' }).body,
+  path: '/message',
+  extra: { transport: w3bstreamV2Transport() },
+  reason500: 'HTTP 500 dev receiver answering an injected fail…',
+  ok: (res) => {
+    res.writeHead(200, { 'content-type': 'application/json; charset=utf-8' });
+    res.end('{"taskID":"0x5f3e2b0c1d4a69788b9aa0b1c2d3e4f5061728394a5b6c7d8e9f000112233445"}');
+  },
+  // The node's answer when it cannot store a message (its database): 500 with its error text.
+  nodeTransients: [['wait-timeout', 'HTTP 500 internal server error; could not save t…']],
+  cutAnswer: 'HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 500\r\n\r\n{"taskID":"0x12',
+};
+
+const KITS = [V1, V2];
+
+/** The same message resent is the same bytes: a duplicate never differs from the first copy. */
+function expectResendsIdentical(received: ReceivedEvent[], seqOf: (x: ReceivedEvent) => number): void {
+  const bySeq = new Map<number, string>();
+  for (const x of received) {
+    if (bySeq.has(seqOf(x))) expect(x.body).toBe(bySeq.get(seqOf(x)));
+    bySeq.set(seqOf(x), x.body);
+  }
+}
+
+function setup(opts: { maxCount?: number } = {}, kit: Kit = V1) {
+  const dir = tempDir('pub-');
+  const id = loadOrCreateIdentity(join(dir, 'identity'), { curve: kit.curve });
+  const outbox = Outbox.open(join(dir, 'outbox', 'outbox.sqlite'), opts);
+  onCleanup(() => outbox.close());
+  /** Body -> the sequence number the outbox gave it: how a received message is identified on either node. */
+  const seqOfBody = new Map<string, number>();
+  let n = 0;
+  const append = (count: number) => {
+    for (let i = 0; i < count; i++, n++) {
+      const body = kit.build(id, n + 0.5, 1_764_000_000_000 + n * 5000);
+      seqOfBody.set(body, outbox.append(body).seq);
+    }
+  };
+  const seqOf = (x: ReceivedEvent): number => seqOfBody.get(x.body) ?? -1;
+  return { dir, id, outbox, append, seqOf };
+}
+
+async function receiver(kit: Kit = V1, port?: number): Promise<DevReceiver> {
+  const r = await startDevReceiver({ project: 'p', token: TOKEN, transport: kit.transport, port });
   onCleanup(() => r.close());
   return r;
 }
 
 /** Everything a publisher said: log lines, states, delivered events (for order and secrecy checks). */
-function publisher(outbox: Outbox, id: Identity, url: string | undefined, extra: Partial<PublisherOptions> = {}) {
+function publisher(outbox: Outbox, id: Identity, url: string | undefined, extra: Partial<PublisherOptions> = {}, kit: Kit = V1) {
   const logs: string[] = [];
   const states: PublishState[] = [];
   const delivered: DeliveredEvent[] = [];
@@ -51,6 +131,7 @@ function publisher(outbox: Outbox, id: Identity, url: string | undefined, extra:
     timeoutMs: 1000,
     backoff: { baseMs: 10, maxMs: 40, configRetryMs: 40 },
     log: (l) => logs.push(l),
+    ...kit.extra,
     ...extra,
   });
   p.on('state', (s) => states.push(s));
@@ -61,7 +142,7 @@ function publisher(outbox: Outbox, id: Identity, url: string | undefined, extra:
 }
 
 /** A loopback HTTP server with a handler per request number (for answers the receiver cannot give). */
-async function httpServer(handler: (n: number, req: http.IncomingMessage, body: string, res: http.ServerResponse) => void) {
+async function httpServer(handler: (n: number, req: http.IncomingMessage, body: string, res: http.ServerResponse) => void, kit: Kit = V1) {
   const seen: Array<{ url: string; headers: http.IncomingHttpHeaders; body: string }> = [];
   const server = http.createServer((req, res) => {
     let body = '';
@@ -79,11 +160,11 @@ async function httpServer(handler: (n: number, req: http.IncomingMessage, body: 
         server.close(() => r());
       }),
   );
-  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/srv-applet-mgr/v0/event/p`, seen };
+  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}${kit.path}`, seen };
 }
 
 /** A loopback TCP server that misbehaves below HTTP (resets, half answers, garbage). */
-async function tcpServer(onData: (n: number, socket: net.Socket) => void) {
+async function tcpServer(onData: (n: number, socket: net.Socket) => void, kit: Kit = V1) {
   let n = 0;
   const sockets = new Set<net.Socket>();
   const server = net.createServer((socket) => {
@@ -99,7 +180,7 @@ async function tcpServer(onData: (n: number, socket: net.Socket) => void) {
         server.close(() => r());
       }),
   );
-  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/srv-applet-mgr/v0/event/p`, requests: () => n };
+  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}${kit.path}`, requests: () => n };
 }
 
 const okAnswer = (res: http.ServerResponse): void => {
@@ -180,42 +261,6 @@ describe('publisher against the dev receiver', () => {
     expect(msg).toMatch(/is not a URL/);
     expect(msg).not.toContain('SECRET');
     expect(() => new Publisher({ outbox, url: 'http://127.0.0.1/x', deviceId: 'nope' })).toThrow(/0x \+ 40 hex/);
-  });
-
-  it('survives 500s, reset connections, HTML, stopped or busy applets and traffic limits, losing and reordering nothing', async () => {
-    const { id, outbox, append } = setup();
-    const r = await receiver();
-    r.answerNext(2, 'drop');
-    r.answerNext(3, { status: 500 });
-    r.answerNext(1, 'html');
-    r.answerNext(1, 'instance-stopped');
-    r.answerNext(1, 'wait-timeout');
-    r.answerNext(1, 'instance-not-loaded');
-    r.answerNext(2, 'traffic-limit');
-    r.answerNext(1, 'empty');
-    r.answerNext(1, 'oversized');
-    append(10);
-    const { states } = publisher(outbox, id, r.url);
-    await until(() => outbox.waiting() === 0, 'all delivered');
-    // Message 1 met every failure in turn and was removed only by the node's real acceptance.
-    expect(r.received.map((x) => x.seq)).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
-    expect(r.received.every((x) => !x.duplicate)).toBe(true);
-    expect(outbox.peek(1)).toEqual([]);
-    expect(outbox.stats()).toMatchObject({ delivered: 10, rejected: 0, dropped: 0 });
-    const keys = states.filter((s) => s.state !== 'ok').map((s) => s.reason);
-    expect(keys).toEqual([
-      'ECONNRESET',
-      'ECONNRESET',
-      ...Array(3).fill('HTTP 500 InternalServerError'),
-      'not a W3bstream answer (text/html)',
-      'instance not running',
-      'wait timeout',
-      'InstanceNotRunning',
-      'TrafficLimitExceeded',
-      'TrafficLimitExceeded',
-      'not a W3bstream answer (empty)',
-      'not a W3bstream answer (over the size limit)',
-    ]);
   });
 
   it('a captive portal answering 200 HTML keeps every reading and becomes failing with advice once it persists', async () => {
@@ -321,24 +366,6 @@ describe('publisher against the dev receiver', () => {
     expect(delivered[0]).toMatchObject({ seq: 1, rejected: true, reason: 'applet: abort: reading is zero' });
   });
 
-  it('delivers the backlog in order once a receiver that was down comes back', async () => {
-    const { id, outbox, append } = setup();
-    // Reserve a port, then close it: connections are refused until the receiver starts there.
-    const probe = http.createServer();
-    await new Promise<void>((res) => probe.listen(0, '127.0.0.1', () => res()));
-    const port = (probe.address() as AddressInfo).port;
-    await new Promise<void>((res) => probe.close(() => res()));
-    append(30);
-    const { p, logs } = publisher(outbox, id, `http://127.0.0.1:${port}/srv-applet-mgr/v0/event/p`);
-    await until(() => p.state().failures >= 3, 'a few refused attempts');
-    expect(p.state()).toMatchObject({ state: 'retrying', errorKey: 'ECONNREFUSED', waiting: 30 });
-    expect(logs[0]).toMatch(/^publish state=retrying reason="ECONNREFUSED" waiting=30 advice="no answer from the publish URL/);
-    const r = await startDevReceiver({ port, project: 'p', token: TOKEN });
-    onCleanup(() => r.close());
-    await until(() => outbox.waiting() === 0, 'backlog delivered');
-    expect(r.received.map((x) => x.seq)).toEqual(Array.from({ length: 30 }, (_, i) => i + 1));
-  });
-
   it('follows the backoff schedule: doubling, capped, reset by a success', async () => {
     const { id, outbox, append } = setup();
     const r = await receiver();
@@ -368,37 +395,9 @@ describe('publisher against the dev receiver', () => {
     await until(() => p.state().state === 'failing', 'failing');
     expect(p.state()).toMatchObject({ errorKey: 'OutboxError', advice: expect.stringMatching(/restart the meter/), waiting: 2 });
   });
-
-  it('counts the attempts that did not deliver a message, on the message', async () => {
-    const { id, outbox, append } = setup();
-    const r = await receiver();
-    r.answerNext(3, { status: 500 });
-    append(2);
-    const { p } = publisher(outbox, id, r.url, { backoff: { baseMs: 10, maxMs: 10 } });
-    await until(() => p.state().failures === 3, 'three failures');
-    await p.stop();
-    expect(outbox.peek(2).map((m) => [m.seq, m.attempts])).toEqual([
-      [1, 3],
-      [2, 0],
-    ]);
-  });
 });
 
 describe('publisher against misbehaving loopback servers', () => {
-  it('a connection reset mid-request is transient and the message is resent', async () => {
-    const { id, outbox, append } = setup();
-    const ok = await httpServer((_n, _r, _b, res) => okAnswer(res));
-    const tcp = await tcpServer((n, socket) => (n <= 2 ? socket.resetAndDestroy() : socket.end()));
-    append(1);
-    const { p, states } = publisher(outbox, id, tcp.url);
-    await until(() => tcp.requests() >= 2 && p.state().failures >= 2, 'two resets');
-    expect(states[0]).toMatchObject({ state: 'retrying', errorKey: 'ECONNRESET', waiting: 1 });
-    await p.stop();
-    publisher(outbox, id, ok.url);
-    await until(() => outbox.waiting() === 0, 'delivered elsewhere');
-    expect(ok.seen[0]!.url).toContain(`eventID=${id.deviceId}-1`);
-  });
-
   it('an answer that is not HTTP at all is transient', async () => {
     const { id, outbox, append } = setup();
     const tcp = await tcpServer((_n, socket) => socket.end('SSH-2.0-OpenSSH_9.2\r\n\r\n'));
@@ -406,18 +405,6 @@ describe('publisher against misbehaving loopback servers', () => {
     const { p } = publisher(outbox, id, tcp.url);
     await until(() => p.state().failures >= 1, 'a failure');
     expect(p.state()).toMatchObject({ state: 'retrying', waiting: 1 });
-  });
-
-  it('a 201 cut off in the middle of its body is not an answer: the reading is kept and sent again', async () => {
-    const { id, outbox, append } = setup();
-    const tcp = await tcpServer((_n, socket) => {
-      socket.write('HTTP/1.1 201 Created\r\nContent-Type: application/json\r\nContent-Length: 500\r\n\r\n{"channel":"p","res');
-      setTimeout(() => socket.destroy(), 20);
-    });
-    append(1);
-    const { p } = publisher(outbox, id, tcp.url);
-    await until(() => p.state().failures >= 2, 'two cut answers');
-    expect(p.state()).toMatchObject({ state: 'retrying', reason: 'not a W3bstream answer (cut short)', waiting: 1 });
   });
 
   it('a 500 with an HTML body is transient, and does not follow redirects (the token stays home)', async () => {
@@ -438,24 +425,6 @@ describe('publisher against misbehaving loopback servers', () => {
     expect(states[0]).toMatchObject({ state: 'retrying', reason: 'HTTP 500' });
     expect(p.state()).toMatchObject({ errorKey: 'HTTP 307', waiting: 1, advice: expect.stringMatching(/final URL/) });
     expect(elsewhere.seen).toHaveLength(0);
-  });
-
-  it('stop() is prompt while a request hangs and while backing off, and keeps the message', async () => {
-    const { id, outbox, append } = setup();
-    const tcp = await tcpServer(() => undefined); // reads the request, never answers
-    append(1);
-    const hung = publisher(outbox, id, tcp.url, { timeoutMs: 30_000 });
-    await until(() => tcp.requests() === 1, 'request sent');
-    let t0 = Date.now();
-    await hung.p.stop();
-    expect(Date.now() - t0).toBeLessThan(1000);
-    expect(outbox.peek(1)[0]).toMatchObject({ seq: 1, attempts: 1 });
-    const refused = publisher(outbox, id, 'http://127.0.0.1:9/srv-applet-mgr/v0/event/p', { backoff: { baseMs: 60_000, maxMs: 60_000 } });
-    await until(() => refused.p.state().state === 'retrying', 'backing off');
-    t0 = Date.now();
-    await refused.p.stop();
-    expect(Date.now() - t0).toBeLessThan(1000);
-    expect(outbox.waiting()).toBe(1);
   });
 
   it('never puts the token in a state, event, reason or log line, whatever goes wrong', async () => {
@@ -491,36 +460,192 @@ describe('publisher against misbehaving loopback servers', () => {
   });
 });
 
-describe('kill -9', () => {
-  it('killed in the middle of a delivery and restarted: every stored message arrives, duplicates only with the same eventID', async () => {
+describe.each(KITS)('delivery guarantees over $transport', (kit) => {
+  it('delivers in order, each message once, verified, and reports ok', async () => {
+    const { id, outbox, append, seqOf } = setup({}, kit);
+    const r = await receiver(kit);
+    append(20);
+    const { p, delivered } = publisher(outbox, id, r.url, {}, kit);
+    await until(() => r.received.length === 20, '20 deliveries');
+    expect(r.received.map(seqOf)).toEqual(Array.from({ length: 20 }, (_, i) => i + 1));
+    expect(r.received.every((x) => x.verified && x.deviceId === id.deviceId && !x.duplicate)).toBe(true);
+    await until(() => p.state().waiting === 0, 'outbox empty');
+    expect(p.state()).toMatchObject({ state: 'ok', reason: null, errorKey: null, waiting: 0, lastDeliveredSeq: 20, lastAttemptOk: true });
+    expect(p.state().lastSuccessMs).toBeGreaterThan(Date.now() - 10_000);
+    expect(delivered.map((d) => d.seq)).toEqual(r.received.map(seqOf));
+    expect(outbox.stats().delivered).toBe(20);
+    if (kit === V2) {
+      // The node's taskID is kept (state.json shows the last one).
+      expect(delivered.every((d) => /^0x[0-9a-f]{64}$/.test(d.taskId ?? ''))).toBe(true);
+      expect(p.state().lastTaskId).toBe(r.received.at(-1)!.taskId);
+    } else expect(p.state().lastTaskId).toBeNull();
+  });
+
+  it('sends the exact stored body, so a resend is byte-identical', async () => {
+    const { id, outbox, append } = setup({}, kit);
+    let n = 0;
+    const srv = await httpServer((_n, _req, _body, res) => {
+      if (++n === 1) {
+        res.writeHead(503, { 'content-type': 'application/json' });
+        res.end('{"error":"busy"}');
+      } else kit.ok(res);
+    }, kit);
+    append(1);
+    const body = outbox.peek(1)[0]!.body;
+    publisher(outbox, id, srv.url, {}, kit);
+    await until(() => outbox.waiting() === 0, 'delivery');
+    expect(srv.seen.map((x) => x.body)).toEqual([body, body]);
+    expect(srv.seen[0]!.headers['content-type']).toBe('application/json');
+    if (kit === V2) {
+      // No token and no query: the device is the signature's recovered address.
+      expect(srv.seen[0]!.headers.authorization).toBeUndefined();
+      expect(srv.seen[0]!.url).toBe('/message');
+    }
+  });
+
+  it('survives 5xx, reset connections, HTML, empty and oversized answers and the node being busy, losing and reordering nothing', async () => {
+    const { id, outbox, append, seqOf } = setup({}, kit);
+    const r = await receiver(kit);
+    r.answerNext(2, 'drop');
+    r.answerNext(3, { status: 500 });
+    r.answerNext(1, 'html');
+    for (const [mode] of kit.nodeTransients) r.answerNext(1, mode);
+    r.answerNext(1, 'empty');
+    r.answerNext(1, 'oversized');
+    append(10);
+    const { states } = publisher(outbox, id, r.url, {}, kit);
+    await until(() => outbox.waiting() === 0, 'all delivered');
+    // Message 1 met every failure in turn and was removed only by the node's real acceptance.
+    expect(r.received.filter((x) => x.verified).map(seqOf)).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+    expect(r.received.every((x) => !x.duplicate)).toBe(true);
+    expect(outbox.peek(1)).toEqual([]);
+    expect(outbox.stats()).toMatchObject({ delivered: 10, rejected: 0, dropped: 0 });
+    const keys = states.filter((s) => s.state !== 'ok').map((s) => s.reason);
+    expect(keys).toEqual([
+      'ECONNRESET',
+      'ECONNRESET',
+      ...Array(3).fill(kit.reason500),
+      'not a W3bstream answer (text/html)',
+      ...kit.nodeTransients.map(([, reason]) => reason),
+      'not a W3bstream answer (empty)',
+      'not a W3bstream answer (over the size limit)',
+    ]);
+  });
+
+  it('delivers the backlog in order once a receiver that was down comes back', async () => {
+    const { id, outbox, append, seqOf } = setup({}, kit);
+    // Reserve a port, then close it: connections are refused until the receiver starts there.
+    const probe = http.createServer();
+    await new Promise<void>((res) => probe.listen(0, '127.0.0.1', () => res()));
+    const port = (probe.address() as AddressInfo).port;
+    await new Promise<void>((res) => probe.close(() => res()));
+    append(30);
+    const { p, logs } = publisher(outbox, id, `http://127.0.0.1:${port}${kit.path}`, {}, kit);
+    await until(() => p.state().failures >= 3, 'a few refused attempts');
+    expect(p.state()).toMatchObject({ state: 'retrying', errorKey: 'ECONNREFUSED', waiting: 30 });
+    expect(logs[0]).toMatch(/^publish state=retrying reason="ECONNREFUSED" waiting=30 advice="no answer from the publish URL/);
+    const r = await receiver(kit, port);
+    await until(() => outbox.waiting() === 0, 'backlog delivered');
+    expect(r.received.map(seqOf)).toEqual(Array.from({ length: 30 }, (_, i) => i + 1));
+  });
+
+  it('counts the attempts that did not deliver a message, on the message', async () => {
+    const { id, outbox, append } = setup({}, kit);
+    const r = await receiver(kit);
+    r.answerNext(3, { status: 500 });
+    append(2);
+    const { p } = publisher(outbox, id, r.url, { backoff: { baseMs: 10, maxMs: 10 } }, kit);
+    await until(() => p.state().failures === 3, 'three failures');
+    await p.stop();
+    expect(outbox.peek(2).map((m) => [m.seq, m.attempts])).toEqual([
+      [1, 3],
+      [2, 0],
+    ]);
+  });
+
+  it('stop() is prompt while a request hangs and while backing off, and keeps the message', async () => {
+    const { id, outbox, append } = setup({}, kit);
+    const tcp = await tcpServer(() => undefined, kit); // reads the request, never answers
+    append(1);
+    const hung = publisher(outbox, id, tcp.url, { timeoutMs: 30_000 }, kit);
+    await until(() => tcp.requests() === 1, 'request sent');
+    let t0 = Date.now();
+    await hung.p.stop();
+    expect(Date.now() - t0).toBeLessThan(1000);
+    expect(outbox.peek(1)[0]).toMatchObject({ seq: 1, attempts: 1 });
+    const refused = publisher(outbox, id, `http://127.0.0.1:9${kit.path}`, { backoff: { baseMs: 60_000, maxMs: 60_000 } }, kit);
+    await until(() => refused.p.state().state === 'retrying', 'backing off');
+    t0 = Date.now();
+    await refused.p.stop();
+    expect(Date.now() - t0).toBeLessThan(1000);
+    expect(outbox.waiting()).toBe(1);
+  });
+
+  it('a connection reset mid-request is transient and the same message is resent', async () => {
+    const { id, outbox, append } = setup({}, kit);
+    const ok = await httpServer((_n, _r, _b, res) => kit.ok(res), kit);
+    const tcp = await tcpServer((n, socket) => (n <= 2 ? socket.resetAndDestroy() : socket.end()), kit);
+    append(1);
+    const body = outbox.peek(1)[0]!.body;
+    const { p, states } = publisher(outbox, id, tcp.url, {}, kit);
+    await until(() => tcp.requests() >= 2 && p.state().failures >= 2, 'two resets');
+    expect(states[0]).toMatchObject({ state: 'retrying', errorKey: 'ECONNRESET', waiting: 1 });
+    await p.stop();
+    publisher(outbox, id, ok.url, {}, kit);
+    await until(() => outbox.waiting() === 0, 'delivered elsewhere');
+    expect(ok.seen[0]!.body).toBe(body);
+    if (kit === V1) expect(ok.seen[0]!.url).toContain(`eventID=${id.deviceId}-1`);
+  });
+
+  it('a success cut off in the middle of its body is not an answer: the reading is kept and sent again', async () => {
+    const { id, outbox, append } = setup({}, kit);
+    const tcp = await tcpServer((_n, socket) => {
+      socket.write(kit.cutAnswer);
+      setTimeout(() => socket.destroy(), 20);
+    }, kit);
+    append(1);
+    const { p } = publisher(outbox, id, tcp.url, {}, kit);
+    await until(() => p.state().failures >= 2, 'two cut answers');
+    expect(p.state()).toMatchObject({ state: 'retrying', reason: 'not a W3bstream answer (cut short)', waiting: 1 });
+  });
+
+  it('kill -9 in the middle of a delivery and restart: every stored message arrives, in order, a resend is the same body', async () => {
     const dir = tempDir('kill-');
-    const r = await startDevReceiver({ project: 'p', token: 'tok' });
-    onCleanup(() => r.close());
+    const r = await receiver(kit);
     r.delayMs(400); // the receiver records a message, then holds its answer: a kill now lands mid-delivery
     const worker = join(PACKAGE_DIR, 'test', 'fixtures', 'publish-worker.mjs');
-    const first = spawn(process.execPath, [worker, dir, r.url, '20'], { stdio: 'pipe' });
+    const seqOfBody = new Map<string, number>();
+    /** The worker prints `appended <seq> <body as JSON>` for every message it stores. */
+    const run = (count: number) => {
+      const child = spawn(process.execPath, [worker, dir, r.url, String(count), kit.transport], {
+        stdio: 'pipe',
+        env: { ...process.env, PUBLISH_TOKEN: TOKEN },
+      });
+      let out = '';
+      child.stdout.on('data', (c: Buffer) => {
+        out += c.toString();
+        for (const m of out.matchAll(/^appended (\d+) (.*)$/gm)) seqOfBody.set(JSON.parse(m[2]!) as string, Number(m[1]));
+      });
+      return { child, out: () => out };
+    };
+    const first = run(20);
     await until(() => r.received.length >= 3, '3 deliveries');
-    first.kill('SIGKILL');
-    await new Promise((res) => first.once('exit', res));
+    first.child.kill('SIGKILL');
+    await new Promise((res) => first.child.once('exit', res));
     r.delayMs(0);
-    const second = spawn(process.execPath, [worker, dir, r.url, '5'], { stdio: 'pipe' });
-    let out = '';
-    second.stdout.on('data', (c: Buffer) => (out += c.toString()));
-    const code = await new Promise((res) => second.once('exit', res));
+    const second = run(5);
+    const code = await new Promise((res) => second.child.once('exit', res));
     expect(code).toBe(0);
-    expect(out).toContain('appended 21'); // numbering continues after the crash
-    const seqs = r.received.map((x) => x.seq!);
+    expect(second.out()).toMatch(/^appended 21 /m); // numbering continues after the crash
+    const seqOf = (x: ReceivedEvent): number => seqOfBody.get(x.body) ?? -1;
+    const seqs = r.received.map(seqOf);
     expect([...new Set(seqs)].sort((a, b) => a - b)).toEqual(Array.from({ length: 25 }, (_, i) => i + 1));
     // In order, apart from the resend of what was in flight at the kill.
-    expect(r.received.filter((x) => !x.duplicate).map((x) => x.seq)).toEqual(Array.from({ length: 25 }, (_, i) => i + 1));
+    expect(r.received.filter((x) => !x.duplicate).map(seqOf)).toEqual(Array.from({ length: 25 }, (_, i) => i + 1));
     // The message whose answer was held at the kill arrived again after the restart.
-    expect(r.received.filter((x) => x.duplicate).map((x) => x.seq)).toEqual([3]);
-    // Any duplicate is the same event: same eventID, same body.
-    const bySeq = new Map<number, string>();
-    for (const x of r.received) {
-      if (bySeq.has(x.seq!)) expect(x.body).toBe(bySeq.get(x.seq!));
-      bySeq.set(x.seq!, x.body);
-    }
+    expect(r.received.filter((x) => x.duplicate).map(seqOf)).toEqual([3]);
+    if (kit === V1) expect(r.received.every((x) => x.seq === seqOf(x))).toBe(true); // the eventID names the same message
+    expectResendsIdentical(r.received, seqOf);
     expect(r.received.every((x) => x.verified)).toBe(true);
   });
 });
