@@ -28,6 +28,11 @@ const opts = new Command('npm run demo --')
   .option('--duration <s>', 'stop by itself after this many seconds (default: run until Ctrl-C)')
   .option('--no-preview', 'do not draw the screen in the terminal')
   .option('--chain', "the applet on a local chain instead of the dev receiver: each reading's applet result and the owner's balance")
+  .option(
+    '--transport <name>',
+    'w3bstream-v1 (event route, token) or w3bstream-v2 (POST /message, secp256k1 signature recovery)',
+    'w3bstream-v1',
+  )
   .parse(process.argv)
   .opts();
 
@@ -64,7 +69,18 @@ const port = await freePort();
 const project = 'demo';
 // A throwaway token for the local receiver only; it is not a secret and never leaves this machine.
 const token = 'demo-token';
-let publishUrl = `http://127.0.0.1:${port}/srv-applet-mgr/v0/event/${project}`;
+const v2 = opts.transport === 'w3bstream-v2';
+if (!v2 && opts.transport !== 'w3bstream-v1') {
+  console.error(`demo: --transport ${opts.transport} is not w3bstream-v1 or w3bstream-v2`);
+  process.exit(2);
+}
+if (v2 && opts.chain) {
+  console.error('demo: --chain runs the W3bstream v1 applet host; it cannot be combined with --transport w3bstream-v2');
+  process.exit(2);
+}
+let publishUrl = v2 ? `http://127.0.0.1:${port}/message` : `http://127.0.0.1:${port}/srv-applet-mgr/v0/event/${project}`;
+// W3bstream 2: a local project ID and version (on the network they come from the project registered on chain).
+const transportArgs = v2 ? ['--transport', 'w3bstream-v2', '--project-id', '1', '--project-version', '0.1'] : [];
 
 let lastBalance = null;
 const eventLines = [];
@@ -174,9 +190,13 @@ process.on('SIGINT', () => stop(0));
 process.on('SIGTERM', () => stop(0));
 
 if (!opts.chain)
-  start('dev-receiver', [BACKEND, 'dev-receiver', '--port', String(port), '--project', project, '--record', recordFile], {
-    DEV_RECEIVER_TOKEN: token,
-  });
+  start(
+    'dev-receiver',
+    [BACKEND, 'dev-receiver', '--port', String(port), '--project', project, '--record', recordFile, '--transport', opts.transport],
+    {
+      DEV_RECEIVER_TOKEN: token,
+    },
+  );
 start(
   'power-meter',
   [
@@ -194,6 +214,7 @@ start(
     '--publish-url',
     publishUrl,
     ...chainArgs,
+    ...transportArgs,
   ],
   { W3BSTREAM_PUBLISHER_TOKEN: token },
 );
@@ -203,7 +224,11 @@ console.log(`demo: working directory ${dir}`);
 console.log(`demo: ${opts.chain ? 'applet host' : 'receiver'} ${publishUrl}`);
 console.log(`demo: screen image ${pngFile} (rewritten on every change)`);
 console.log(`demo: logs in ${logDir}; Ctrl-C stops everything`);
-console.log(opts.chain ? 'time       power (W)   seq  applet      owner balance' : 'time       power (W)   seq    signature');
+console.log(
+  opts.chain
+    ? 'time       power (W)   seq  applet      owner balance'
+    : `time       power (W)   ${v2 ? 'task            ' : 'seq    '}signature`,
+);
 
 const preview = opts.preview && process.stdout.isTTY;
 let previewLines = 0;
@@ -238,7 +263,10 @@ function readNewRecords() {
 function formatRecord(r) {
   const at = new Date(r.receivedAtMs ?? Date.now()).toISOString().slice(11, 19);
   const watts = typeof r.sensorReading === 'number' ? r.sensorReading.toFixed(3).padStart(9) : '        ?';
-  const seq = String(r.seq ?? r.eventId?.split('-').pop() ?? '?').padStart(5);
+  // W3bstream 2 has no sequence number on the wire: the node's taskID is shown instead.
+  const seq = v2
+    ? `task ${r.taskId ? `${r.taskId.slice(0, 10)}…` : '(aggregating)'}`
+    : String(r.seq ?? r.eventId?.split('-').pop() ?? '?').padStart(5);
   return `${at}   ${watts}   ${seq}  ${r.verified ? 'verified' : `NOT VERIFIED (${r.reason ?? 'unknown'})`}`;
 }
 

@@ -91,6 +91,7 @@ function findInvalidField(v: Record<string, unknown>): string | null {
     if (!isNum(b.intervalMs)) return 'rewardBalance.intervalMs';
     if (!isStrOrNull(b.error)) return 'rewardBalance.error';
   }
+  if (p.lastTaskId !== undefined && !isStrOrNull(p.lastTaskId)) return 'publishing.lastTaskId';
   const s = v.sensor;
   if (!isObj(s)) return 'sensor';
   if (!['ok', 'fault'].includes(s.state as string)) return 'sensor.state';

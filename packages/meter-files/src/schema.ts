@@ -136,6 +136,11 @@ export interface MeterState {
     rejected?: number;
     /** The applet's reason when the latest delivered reading was refused; null once one is accepted. */
     lastRejection?: string | null;
+    /**
+     * W3bstream 2 only (absent with v1): the node's taskID for the last delivered reading: `0x` +
+     * 64 hex, `""` while the node aggregates readings into a task, null before the first delivery.
+     */
+    lastTaskId?: string | null;
   };
   /**
    * The owner's reward-token balance as read from the chain (`--rpc-url`, `--reward-token`,

@@ -16,6 +16,10 @@ import {
 } from '@power-meter/meter-files';
 import {
   DEV_ANSWER_MODES,
+  DEV_ANSWER_MODES_V2,
+  IdentityCurveError,
+  TRANSPORT_NAMES,
+  type TransportName,
   IdentityError,
   OutboxCorruptError,
   OutboxLockedError,
@@ -28,6 +32,7 @@ import {
 import { printDoctor, runDoctor } from './doctor.js';
 import { sensorErrorHint } from './hints.js';
 import { Meter, RuntimeDirError, stagingFileFor } from './meter.js';
+import { TransportMismatchError, identityCurveFor, p256ForV2 } from './transport.js';
 import { salvageOutbox } from './salvage.js';
 import { libraryLog } from './service/library-log.js';
 import { startSummary } from './service/summary.js';
@@ -69,6 +74,23 @@ function settingsFrom(flags: Record<string, unknown>): BackendSettings {
 
 /** Settings that only work together: check them before anything starts. */
 function checkTogether(values: BackendSettings): void {
+  // W3bstream 2 signs the project into every stored message: without it nothing could be signed.
+  if (values.transport === 'w3bstream-v2') {
+    if (values.projectId === '')
+      throw new SettingError(
+        '--project-id',
+        '',
+        'the W3bstream 2 project ID (a whole number from 1) with --transport w3bstream-v2',
+        'default',
+      );
+    if (values.projectVersion === '')
+      throw new SettingError(
+        '--project-version',
+        '',
+        'the W3bstream 2 project version (e.g. 0.1) with --transport w3bstream-v2',
+        'default',
+      );
+  }
   // The reward balance needs all three: where to ask, which token, whose balance.
   if (values.rpcUrl !== '' || values.rewardToken !== '') {
     if (values.rewardToken === '')
@@ -104,7 +126,11 @@ function safeUrl(url: string, originOnly = false): string {
 }
 
 function summary(s: BackendSettings): string {
-  return `settings data_dir=${s.dataDir} sensor=${s.sensor} window_s=${s.window} publish_url=${s.publishUrl ? safeUrl(s.publishUrl) : '(disabled)'} token=${s.publisherToken ? 'set' : 'not set'} event_type=${s.eventType} signature=${s.signature} public_key=${s.publicKeyField} timestamp_unit=${s.timestampUnit} hold_unsynced_clock=${s.holdUnsyncedClock} reward_balance=${s.rpcUrl ? `${s.rewardToken}@${safeUrl(s.rpcUrl, true)}` : 'off'}`;
+  const transport =
+    s.transport === 'w3bstream-v2'
+      ? `transport=${s.transport} project_id=${s.projectId} project_version=${JSON.stringify(s.projectVersion)}`
+      : `transport=${s.transport} token=${s.publisherToken ? 'set' : 'not set'} event_type=${s.eventType}`;
+  return `settings data_dir=${s.dataDir} sensor=${s.sensor} window_s=${s.window} publish_url=${s.publishUrl ? safeUrl(s.publishUrl) : '(disabled)'} ${transport} signature=${s.signature} public_key=${s.publicKeyField} timestamp_unit=${s.timestampUnit} hold_unsynced_clock=${s.holdUnsyncedClock} reward_balance=${s.rpcUrl ? `${s.rewardToken}@${safeUrl(s.rpcUrl, true)}` : 'off'}`;
 }
 
 const program = new Command('power-meter')
@@ -120,7 +146,7 @@ withSettings(program.command('run', { isDefault: true }).description('run the me
     const s = settingsFrom(flags);
     log(`start pid=${process.pid} version=${VERSION}`);
     log(summary(s));
-    if (s.publishUrl && !s.publisherToken)
+    if (s.publishUrl && !s.publisherToken && s.transport === 'w3bstream-v1')
       logger.warning('a publish URL is set but W3BSTREAM_PUBLISHER_TOKEN is not: the node will answer InvalidToken');
     const service = new ServiceNotifier({ warn: logger.warning });
     let meter: Meter;
@@ -154,6 +180,8 @@ withSettings(program.command('run', { isDefault: true }).description('run the me
       });
     } catch (err) {
       if (err instanceof OutboxCorruptError || err instanceof OutboxTooNewError || err instanceof SequenceFloorError) return corrupt(err);
+      // A P-256 key for W3bstream 2, or a backlog signed for the other transport: a setting to change, never data to discard.
+      if (err instanceof IdentityCurveError || err instanceof TransportMismatchError) return fail(err.message, EXIT.badSettings);
       if (err instanceof OutboxLockedError || err instanceof IdentityError) return fail(err.message);
       if (err instanceof RuntimeDirError) return fail(err.message, EXIT.badSettings);
       throw err;
@@ -190,16 +218,26 @@ withSettings(program.command('run', { isDefault: true }).description('run the me
 );
 
 withSettings(program.command('identity').description('print the device address and public key (creates the identity on first use)'))
-  .option('--json', 'print {"deviceId","publicKey","curve"}')
+  .option('--json', 'print {"deviceId","publicKey","curve","did","publicKeyJwk"}')
   .action((flags: Record<string, unknown>) => {
     const s = settingsFrom(flags);
     try {
-      const id = loadOrCreateIdentity(join(s.dataDir, 'identity'), { curve: s.curve });
-      if (flags.json) console.log(JSON.stringify({ deviceId: id.deviceId, publicKey: id.publicKeyHex, curve: id.curve }));
+      const id = loadOrCreateIdentity(join(s.dataDir, 'identity'), { curve: identityCurveFor(s) });
+      if (flags.json)
+        console.log(
+          JSON.stringify({
+            deviceId: id.deviceId,
+            publicKey: id.publicKeyHex,
+            curve: id.curve,
+            did: id.did,
+            publicKeyJwk: id.publicKeyJwk,
+          }),
+        );
       else
         console.log(
-          `device_id   ${id.deviceId}\npublic_key  ${id.publicKeyHex}\ncurve       ${id.curve}${id.created ? '\n(new identity created)' : ''}`,
+          `device_id   ${id.deviceId}\npublic_key  ${id.publicKeyHex}\ncurve       ${id.curve}\ndid         ${id.did}\njwk         ${JSON.stringify(id.publicKeyJwk)}${id.created ? '\n(new identity created)' : ''}`,
         );
+      if (s.transport === 'w3bstream-v2' && id.curve !== 'secp256k1') logger.warning(p256ForV2(id.keyFile));
     } catch (err) {
       fail(err instanceof Error ? err.message : String(err));
     }
@@ -307,7 +345,12 @@ program
   .description('local stand-in for a W3bstream event endpoint, for development and tests (verifies every message)')
   .option('--port <n>', 'TCP port on 127.0.0.1 (default: 8080; 0 = any free port)', '8080')
   .option('--host <addr>', 'address to listen on', '127.0.0.1')
-  .option('--project <name>', 'project name in the route /srv-applet-mgr/v0/event/<project>', 'demo')
+  .option(
+    '--transport <name>',
+    'the node to stand in for: w3bstream-v1 (event route, token) or w3bstream-v2 (POST /message, signature recovery)',
+    'w3bstream-v1',
+  )
+  .option('--project <name>', 'project name in the route /srv-applet-mgr/v0/event/<project> (v1)', 'demo')
   .option(
     '--token <token>',
     'publisher token to accept (default: env DEV_RECEIVER_TOKEN or "dev-token"; a local test value, not a real secret)',
@@ -315,28 +358,34 @@ program
   .option('--record <file>', 'append every received message to this JSON-lines file')
   .option(
     '--answer <mode>',
-    `answer every request like this (the node's failure answers and what stands in front of a node): ${DEV_ANSWER_MODES.join(', ')}`,
+    `answer every request like this (the node's failure answers and what stands in front of a node): v1 ${DEV_ANSWER_MODES.join(', ')}; v2 ${DEV_ANSWER_MODES_V2.join(', ')} (no-applet: an empty taskID, the node aggregating; wait-timeout: 500, the node cannot store)`,
     'normal',
   )
-  .action(async (o: { port: string; host: string; project: string; token?: string; record?: string; answer: string }) => {
-    const port = Number(o.port);
-    if (!/^\d+$/.test(o.port) || port > 65535)
-      fail(`invalid setting --port = ${JSON.stringify(o.port)}: allowed 0-65535`, EXIT.badSettings);
-    if (!(DEV_ANSWER_MODES as readonly string[]).includes(o.answer))
-      fail(`invalid setting --answer = ${JSON.stringify(o.answer)}: allowed ${DEV_ANSWER_MODES.join(', ')}`, EXIT.badSettings);
-    const r = await startDevReceiver({
-      port,
-      host: o.host,
-      project: o.project,
-      token: o.token ?? process.env.DEV_RECEIVER_TOKEN ?? 'dev-token',
-      recordFile: o.record,
-      mode: o.answer as DevAnswerMode,
-      log,
-    });
-    log(`dev-receiver listening publish_url=${r.url}`);
-    const stop = (): void => void r.close().then(() => process.exit(0));
-    process.on('SIGTERM', stop);
-    process.on('SIGINT', stop);
-  });
+  .action(
+    async (o: { port: string; host: string; project: string; token?: string; record?: string; answer: string; transport: string }) => {
+      const port = Number(o.port);
+      if (!/^\d+$/.test(o.port) || port > 65535)
+        fail(`invalid setting --port = ${JSON.stringify(o.port)}: allowed 0-65535`, EXIT.badSettings);
+      if (!(TRANSPORT_NAMES as readonly string[]).includes(o.transport))
+        fail(`invalid setting --transport = ${JSON.stringify(o.transport)}: allowed ${TRANSPORT_NAMES.join(' or ')}`, EXIT.badSettings);
+      const modes: readonly string[] = o.transport === 'w3bstream-v2' ? DEV_ANSWER_MODES_V2 : DEV_ANSWER_MODES;
+      if (!modes.includes(o.answer))
+        fail(`invalid setting --answer = ${JSON.stringify(o.answer)}: allowed with ${o.transport} ${modes.join(', ')}`, EXIT.badSettings);
+      const r = await startDevReceiver({
+        transport: o.transport as TransportName,
+        port,
+        host: o.host,
+        project: o.project,
+        token: o.token ?? process.env.DEV_RECEIVER_TOKEN ?? 'dev-token',
+        recordFile: o.record,
+        mode: o.answer as DevAnswerMode,
+        log,
+      });
+      log(`dev-receiver listening publish_url=${r.url}`);
+      const stop = (): void => void r.close().then(() => process.exit(0));
+      process.on('SIGTERM', stop);
+      process.on('SIGINT', stop);
+    },
+  );
 
 program.parseAsync(process.argv).catch((err: unknown) => fail(err instanceof Error ? err.message : String(err)));

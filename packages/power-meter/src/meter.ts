@@ -4,15 +4,7 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Sampler, createSensor, realSleep, systemClock, type Sensor, type SensorState, type WindowResult } from '@power-meter/ina219';
 import { cleanupTempFiles, legacyStatusOf, readState, type RewardBalance, type WindowSummary } from '@power-meter/meter-files';
-import {
-  Outbox,
-  OutboxCorruptError,
-  Publisher,
-  buildMessage,
-  isCorruptionError,
-  loadOrCreateIdentity,
-  type Identity,
-} from '@power-meter/w3bstream';
+import { Outbox, OutboxCorruptError, Publisher, isCorruptionError, loadOrCreateIdentity, type Identity } from '@power-meter/w3bstream';
 import { BalanceReader, safeRpcUrl, type ChainBalance } from './chain/balance.js';
 import { rewardsForWindow, tokensPerH } from './rewards.js';
 import { notifyObservers, type MeterObserver } from './observer.js';
@@ -21,6 +13,7 @@ import { sensorErrorHint } from './hints.js';
 import { resolveRuntimeDir } from './runtime-dir.js';
 import { StateWriter, buildState } from './state-writer.js';
 import { METER_SCHEMA, MeterStore } from './store.js';
+import { checkTransport, identityCurveFor, publisherTransport, signReading } from './transport.js';
 import { bootId, bootMonotonicMs, clockTrusted, decideClockSync, probeClock, wallTimeOf, type ClockSync } from './timesync.js';
 
 /** No reading can be older than this release: a clock before it is certainly wrong. */
@@ -139,7 +132,8 @@ export class Meter {
       syncEveryAppend: s.syncIntervalS === 0,
     });
     try {
-      this.identity = loadOrCreateIdentity(paths.identityDir, { curve: s.curve });
+      this.identity = loadOrCreateIdentity(paths.identityDir, { curve: identityCurveFor(s) });
+      checkTransport(s, this.identity, this.outbox.peek(1)[0], this.outbox.waiting());
       this.store = new MeterStore(this.outbox);
     } catch (err) {
       this.outbox.close();
@@ -151,6 +145,7 @@ export class Meter {
     this.publisher = new Publisher({
       outbox: this.outbox,
       url: s.publishUrl,
+      transport: publisherTransport(s),
       token: s.publisherToken,
       deviceId: this.identity.deviceId,
       eventType: s.eventType,
@@ -405,11 +400,7 @@ export class Meter {
     if (!w.complete)
       this.warn(`window incomplete: ${w.faultReason ?? 'readings missing'}; observed ${(w.observedFraction * 100).toFixed(1)} %`);
     if (this.canTimestamp()) {
-      const body = buildMessage(
-        this.identity,
-        { powerW: w.avgPowerW, timestampMs: endWall },
-        { signatureEncoding: s.signature, timestampUnit: s.timestampUnit, publicKeyField: s.publicKeyField },
-      ).body;
+      const body = signReading(s, this.identity, { powerW: w.avgPowerW, timestampMs: endWall });
       const stored = this.store.storeReading(body, { energyWh: w.energyWh, rewards, avgPowerW: w.avgPowerW });
       if (!stored.counted)
         log(`window energy ${w.energyWh} Wh / rewards ${rewards} is not a finite amount: counted as 0 (totals stay finite)`);
@@ -443,15 +434,7 @@ export class Meter {
         this.opts.log(`dropped a held reading from an earlier boot: its time cannot be known (the clock never synced before that reboot)`);
         continue;
       }
-      const body = buildMessage(
-        this.identity,
-        { powerW: h.avgPowerW, timestampMs: wallTimeOf(h.endMonoMs, anchor) },
-        {
-          signatureEncoding: this.opts.settings.signature,
-          timestampUnit: this.opts.settings.timestampUnit,
-          publicKeyField: this.opts.settings.publicKeyField,
-        },
-      ).body;
+      const body = signReading(this.opts.settings, this.identity, { powerW: h.avgPowerW, timestampMs: wallTimeOf(h.endMonoMs, anchor) });
       this.reportDrops(this.store.release(h.id, body).dropped);
       notifyObservers(this.observers, (o) => o.onReading?.(body), this.opts.log);
       released++;
@@ -535,6 +518,7 @@ export class Meter {
         held: this.store.heldCount(),
         rejected: pub.rejected,
         lastRejection: this.lastRejection,
+        ...(s.transport === 'w3bstream-v2' ? { lastTaskId: pub.lastTaskId } : {}),
       },
       rewardBalance: this.rewardBalance === null ? undefined : stateBalance(this.rewardBalance),
       sensor: {

@@ -8,7 +8,7 @@ import {
   type RewardTier,
   type SettingSpec,
 } from '@power-meter/meter-files';
-import { parsePublishUrl } from '@power-meter/w3bstream';
+import { TRANSPORT_NAMES, type TransportName, parseProjectId, parsePublishUrl } from '@power-meter/w3bstream';
 
 /**
  * Every backend setting, once (docs/design.md "Commands"): flag, environment variable
@@ -65,6 +65,20 @@ function publishUrl(raw: unknown): string {
   const v = parsers.string(raw);
   if (v === '') return '';
   if (parsePublishUrl(v).searchParams.has('authorization')) throw new Error('token in the URL');
+  return v;
+}
+
+/** The W3bstream 2 project ID as its canonical decimal (the node's uint64), or empty. */
+function projectId(raw: unknown): string {
+  if (raw === '') return '';
+  return parseProjectId(raw);
+}
+
+/** Any non-empty text is a version to the node; control characters are a paste accident. */
+function projectVersion(raw: unknown): string {
+  const v = parsers.string(raw);
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what this refuses
+  if (v.length > 64 || /[\u0000-\u001f\u007f]/.test(v)) throw new Error('bad');
   return v;
 }
 
@@ -164,6 +178,34 @@ export const BACKEND_SETTINGS = {
       return v;
     },
     allowed: '1-64 letters, digits, _ . -',
+  }),
+  transport: s({
+    key: 'transport',
+    flag: 'transport',
+    env: 'POWER_METER_TRANSPORT',
+    default: 'w3bstream-v1' as TransportName,
+    describe:
+      'w3bstream-v1 (applet event API, publisher token) or w3bstream-v2 (the IoTeX apinode: POST /message, device identified by its secp256k1 signature)',
+    parse: parsers.oneOf(TRANSPORT_NAMES),
+    allowed: TRANSPORT_NAMES.join(' or '),
+  }),
+  projectId: s({
+    key: 'projectId',
+    flag: 'project-id',
+    env: 'POWER_METER_PROJECT_ID',
+    default: '',
+    describe: 'W3bstream 2 project ID (required with --transport w3bstream-v2)',
+    parse: projectId,
+    allowed: 'a whole number from 1 to 18446744073709551615 (write it as a string in the config file above 2^53), or empty',
+  }),
+  projectVersion: s({
+    key: 'projectVersion',
+    flag: 'project-version',
+    env: 'POWER_METER_PROJECT_VERSION',
+    default: '',
+    describe: 'W3bstream 2 project version, e.g. 0.1 (required with --transport w3bstream-v2)',
+    parse: projectVersion,
+    allowed: 'the version text of the project (1-64 characters, no control characters), or empty',
   }),
   sensor: s({
     key: 'sensor',

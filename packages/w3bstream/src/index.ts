@@ -27,9 +27,9 @@ export {
 } from './v2-codec.js';
 export type { BuildV2Options, MessageV2Check, ProjectRef, RecoverableSigner, SignedMessageV2 } from './v2-codec.js';
 export { classifyAnswerV2 } from './classify-v2.js';
-export { TRANSPORT_NAMES, w3bstreamV1Transport, w3bstreamV2Transport } from './transport.js';
+export { TRANSPORT_NAMES, transportOfBody, w3bstreamV1Transport, w3bstreamV2Transport } from './transport.js';
 export type { Transport, TransportName } from './transport.js';
-export { V2_ROUTE, answerMessageV2 } from './receiver-v2.js';
+export { DEV_ANSWER_MODES_V2, V2_ROUTE, answerMessageV2 } from './receiver-v2.js';
 export { SignatureFormatError, derToRaw, isLowS, parseSignature, rawToDer } from './signature.js';
 export type { SignatureEncoding } from './signature.js';
 export {

@@ -20,6 +20,9 @@ import { checkMessageV2, type MessageV2Check } from './v2-codec.js';
  */
 export const V2_ROUTE = '/message';
 
+/** The modes a command line can pass in W3bstream 2 mode (`wait-timeout`: the node's 500 when it cannot store). */
+export const DEV_ANSWER_MODES_V2 = ['normal', 'no-applet', 'wait-timeout', 'html', 'empty', 'oversized', 'drop'] as const;
+
 export function answerMessageV2(
   req: EventRequest,
   mode: DevAnswerMode,

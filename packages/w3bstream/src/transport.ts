@@ -55,3 +55,14 @@ export function w3bstreamV2Transport(): Transport {
     classify: classifyAnswerV2,
   };
 }
+
+/**
+ * Which transport a stored body was signed for (null: neither form), from its first bytes: both
+ * codecs write their bodies in a fixed field order (`{"data":` for v1, `{"projectID":` for v2).
+ * A backlog signed for one node cannot be sent to the other: its signature covers other bytes.
+ */
+export function transportOfBody(body: string): TransportName | null {
+  if (body.startsWith('{"projectID":')) return 'w3bstream-v2';
+  if (body.startsWith('{"data":')) return 'w3bstream-v1';
+  return null;
+}
