@@ -3,7 +3,8 @@ import Database from 'better-sqlite3';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FILES, LEGACY_FILES, readState } from '@power-meter/meter-files';
-import { startDevReceiver, type DevReceiver } from '@power-meter/w3bstream';
+import { startDevReceiver, type DevReceiver, type ReceivedEvent } from '@power-meter/w3bstream';
+import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
 import { BACKEND, outboxContents, start, until, type Proc } from '../../../test/support/processes.js';
 import { freePort } from '../../../test/support/system.js';
@@ -22,6 +23,16 @@ async function receiver(): Promise<DevReceiver> {
   return r;
 }
 
+/** The bodies still in the outbox (undelivered), oldest first. */
+function storedBodies(dataDir: string): string[] {
+  const db = new Database(join(dataDir, 'outbox', 'outbox.sqlite'), { readonly: true, fileMustExist: true });
+  try {
+    return (db.prepare('SELECT body FROM messages ORDER BY seq').all() as Array<{ body: string }>).map((r) => r.body);
+  } finally {
+    db.close();
+  }
+}
+
 function backend(dataDir: string, args: string[], env: Record<string, string> = {}): Proc {
   const p = start(BACKEND, ['--sensor', 'sim', '--window', '1', '--data-dir', dataDir, ...args], {
     W3BSTREAM_PUBLISHER_TOKEN: TOKEN,
@@ -32,23 +43,61 @@ function backend(dataDir: string, args: string[], env: Record<string, string> = 
   return p;
 }
 
-describe('power-meter daemon (real process, simulated sensor)', () => {
+/**
+ * The delivery guarantees end to end, for each transport: the same daemon, outbox and publisher;
+ * only the wire differs. A W3bstream 2 message has no sequence number on the wire, so readings are
+ * told apart by their millisecond timestamps (one window each, strictly increasing).
+ */
+const TRANSPORTS = [
+  {
+    transport: 'w3bstream-v1' as const,
+    args: [] as string[],
+    key: (x: ReceivedEvent): number => x.seq!,
+  },
+  {
+    transport: 'w3bstream-v2' as const,
+    args: ['--transport', 'w3bstream-v2', '--project-id', '7', '--project-version', '0.1', '--timestamp-unit', 'ms'],
+    key: (x: ReceivedEvent): number => x.timestamp!,
+  },
+];
+
+describe.each(TRANSPORTS)('power-meter daemon over $transport (real process, simulated sensor)', (kit) => {
+  const receiverFor = async (): Promise<DevReceiver> => {
+    const r = await startDevReceiver({ project: 'test', token: TOKEN, transport: kit.transport });
+    receivers.push(r);
+    return r;
+  };
+
   it('delivers verified readings matching a constant 8 W load, writes every data file, stops cleanly on SIGTERM', async () => {
     const dir = join(mkdtempSync(join(tmpdir(), 'pm-')), 'data');
-    const r = await receiver();
+    const r = await receiverFor();
     // Sync every second: the published total is the synced one (it never goes back after a power cut).
-    const p = backend(dir, ['--sim-load', '8', '--publish-url', r.url, '--sync-interval', '1']);
+    const p = backend(dir, ['--sim-load', '8', '--publish-url', r.url, '--sync-interval', '1', ...kit.args]);
     await until(() => r.received.length >= 3, 20_000, '3 readings');
     for (const x of r.received) {
       expect(x.verified).toBe(true);
       expect(Math.abs(x.sensorReading! - 8) / 8).toBeLessThan(0.01);
-      expect(x.eventType).toBe('DEFAULT');
     }
     const id = JSON.parse(readFileSync(join(dir, FILES.state), 'utf8')).deviceId as string;
-    expect(r.received.map((x) => x.eventId)).toEqual(r.received.map((_, i) => `${id}-${i + 1}`));
-    // Timestamps are Unix seconds of the window end.
     const now = Date.now() / 1000;
-    for (const x of r.received) expect(Math.abs(x.timestamp! - now)).toBeLessThan(60);
+    if (kit.transport === 'w3bstream-v1') {
+      expect(r.received.every((x) => x.eventType === 'DEFAULT')).toBe(true);
+      expect(r.received.map((x) => x.eventId)).toEqual(r.received.map((_, i) => `${id}-${i + 1}`));
+      // Timestamps are Unix seconds of the window end.
+      for (const x of r.received) expect(Math.abs(x.timestamp! - now)).toBeLessThan(60);
+    } else {
+      // The node knows the device only by the address it recovers from the signature.
+      expect(r.received.every((x) => x.deviceId === id && x.project === '7' && x.projectVersion === '0.1')).toBe(true);
+      for (const x of r.received) expect(Math.abs(x.timestamp! / 1000 - now)).toBeLessThan(60);
+      await until(
+        async () => {
+          const s = await readState(dir);
+          return s.ok && s.state.publishing.lastTaskId === r.received.at(-1)!.taskId;
+        },
+        20_000,
+        'the last taskID in state.json',
+      );
+    }
 
     const state = await readState(dir);
     expect(state.ok).toBe(true);
@@ -65,22 +114,23 @@ describe('power-meter daemon (real process, simulated sensor)', () => {
     expect(st.powerW!).toBeCloseTo(8, 1);
     expect(st.energyTotalWh).toBeGreaterThan(0);
     expect(st.rewards.tokensPerH).toBe(0); // 8 W is above every default tier
+    if (kit.transport === 'w3bstream-v1') expect(st.publishing.lastTaskId).toBeUndefined();
 
     expect(await p.stop('SIGTERM')).toBe(0);
     expect(p.output()).not.toContain(TOKEN);
   });
 
-  it('kill -9 and restart: no stored reading is lost, no sequence number is reused, energy never goes back', async () => {
+  it('kill -9 and restart: no stored reading is lost, none is sent as two different messages, energy never goes back', async () => {
     const dir = join(mkdtempSync(join(tmpdir(), 'pm-')), 'data');
-    const r = await receiver();
+    const r = await receiverFor();
     r.delayMs(300); // keep deliveries in flight so the kill lands mid-delivery
-    const first = backend(dir, ['--sim-load', '4', '--publish-url', r.url]);
+    const first = backend(dir, ['--sim-load', '4', '--publish-url', r.url, ...kit.args]);
     await until(() => r.received.length >= 2, 20_000, 'first readings');
     const before = await readState(dir);
     first.proc.kill('SIGKILL');
     await first.exited;
     r.delayMs(0);
-    const second = backend(dir, ['--sim-load', '4', '--publish-url', r.url]);
+    const second = backend(dir, ['--sim-load', '4', '--publish-url', r.url, ...kit.args]);
     await second.waitFor(/totals energy_wh=/);
     await until(
       async () => {
@@ -91,15 +141,16 @@ describe('power-meter daemon (real process, simulated sensor)', () => {
       'backlog delivered',
     );
     const after = await readState(dir);
-    const firstArrivals = r.received.filter((x) => !x.duplicate).map((x) => x.seq!);
-    // In order, each number once; the restart after kill -9 may skip the rest of a reserved block
-    // of numbers (the sequence floor), never reuse one.
+    expect(r.received.every((x) => x.verified)).toBe(true);
+    const firstArrivals = r.received.filter((x) => !x.duplicate).map(kit.key);
+    // In order, each reading once; v1: the restart after kill -9 may skip the rest of a reserved
+    // block of numbers (the sequence floor), never reuse one.
     expect(firstArrivals).toEqual([...firstArrivals].sort((a, b) => a - b));
     expect(new Set(firstArrivals).size).toBe(firstArrivals.length);
     const bodies = new Map<number, string>();
     for (const x of r.received) {
-      if (bodies.has(x.seq!)) expect(x.body).toBe(bodies.get(x.seq!)); // a duplicate is the same event
-      bodies.set(x.seq!, x.body);
+      if (bodies.has(kit.key(x))) expect(x.body).toBe(bodies.get(kit.key(x))); // a duplicate is the same message, byte for byte
+      bodies.set(kit.key(x), x.body);
     }
     expect(before.ok && after.ok && after.state.energyTotalWh >= before.state.energyTotalWh).toBe(true);
     expect(second.output()).not.toContain(TOKEN);
@@ -107,13 +158,18 @@ describe('power-meter daemon (real process, simulated sensor)', () => {
     // Every stored reading arrived: the outbox drained (at most the reading stored as SIGTERM came
     // is left, newer than all that arrived) and it removed exactly what the receiver got.
     const box = await outboxContents(dir);
-    const arrived = [...new Set(r.received.map((x) => x.seq!))];
+    const arrived = [...bodies.keys()];
     expect(box.seqs.length).toBeLessThanOrEqual(1);
-    expect(box.seqs.filter((seq) => seq < Math.max(...arrived))).toEqual([]);
     expect(box.waiting).toBe(box.seqs.length);
-    expect(box.delivered).toBe(arrived.filter((seq) => !box.seqs.includes(seq)).length);
+    const left = storedBodies(dir)
+      .map((b) => arrived.find((k) => bodies.get(k) === b))
+      .filter((k) => k !== undefined);
+    expect(left.filter((k) => k < Math.max(...arrived))).toEqual([]);
+    expect(box.delivered).toBe(arrived.length - left.length);
   });
+});
 
+describe('power-meter daemon (real process, simulated sensor)', () => {
   it('a power cut (frozen, the card copied as the syncs left it, RAM gone) loses at most the sync interval, never reuses a number, never lowers a total', async () => {
     const base = mkdtempSync(join(tmpdir(), 'pm-'));
     const dir = join(base, 'data');
