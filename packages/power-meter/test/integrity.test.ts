@@ -332,3 +332,89 @@ describe("the backend's tables on an outbox of the first release", () => {
     }
   });
 });
+
+describe('W3bstream 2 settings and identity (issue 14)', () => {
+  const V2 = ['--transport', 'w3bstream-v2', '--project-id', '7', '--project-version', '0.1'];
+
+  it('refuses a missing or impossible project, and an unknown transport, with exit 2 naming the setting', async () => {
+    const dir = dataDir();
+    const cases: Array<[string[], RegExp]> = [
+      [['--transport', 'w3bstream-v2', '--project-version', '0.1'], /invalid setting --project-id = "" .*with --transport w3bstream-v2/],
+      [['--transport', 'w3bstream-v2', '--project-id', '7'], /invalid setting --project-version = "" .*with --transport w3bstream-v2/],
+      [
+        ['--transport', 'w3bstream-v2', '--project-id', '0', '--project-version', '1'],
+        /invalid setting --project-id = "0" .*from 1 to 18446744073709551615/,
+      ],
+      [['--transport', 'w3bstream-v2', '--project-id', '18446744073709551616', '--project-version', '1'], /invalid setting --project-id/],
+      [['--transport', 'w3bstream-v3'], /invalid setting --transport = "w3bstream-v3" .*w3bstream-v1 or w3bstream-v2/],
+    ];
+    for (const [args, message] of cases) {
+      const p = backend(dir, args);
+      expect(await p.exited).toBe(EXIT.badSettings);
+      expect(p.output()).toMatch(message);
+    }
+    const env = backend(dir, ['--transport', 'w3bstream-v2', '--project-version', '1'], { POWER_METER_PROJECT_ID: 'abc' });
+    expect(await env.exited).toBe(EXIT.badSettings);
+    expect(env.output()).toMatch(/invalid setting POWER_METER_PROJECT_ID = "abc"/);
+    expect(existsSync(dir)).toBe(false); // refused before anything was created
+  });
+
+  it('identity prints the ioID DID and the public key as a JWK; for W3bstream 2 a new identity is secp256k1', async () => {
+    for (const [args, curve, crv] of [
+      [[], 'p256', 'P-256'],
+      [V2, 'secp256k1', 'secp256k1'],
+    ] as const) {
+      const dir = dataDir();
+      const p = run(['identity', '--json', '--data-dir', dir, ...args]);
+      expect(await p.exited).toBe(0);
+      const id = JSON.parse(p.output()) as {
+        deviceId: string;
+        publicKey: string;
+        curve: string;
+        did: string;
+        publicKeyJwk: Record<string, string>;
+      };
+      expect(id.curve).toBe(curve);
+      expect(id.did).toBe(`did:io:${id.deviceId}`);
+      expect(id.did).toMatch(/^did:io:0x[0-9a-f]{40}$/);
+      expect(Object.keys(id.publicKeyJwk).sort()).toEqual(['crv', 'kty', 'x', 'y']);
+      expect(id.publicKeyJwk).toMatchObject({ kty: 'EC', crv });
+      const xy = Buffer.concat([Buffer.from(id.publicKeyJwk.x!, 'base64url'), Buffer.from(id.publicKeyJwk.y!, 'base64url')]).toString(
+        'hex',
+      );
+      expect(`04${xy}`).toBe(id.publicKey);
+      const text = run(['identity', '--data-dir', dir, ...args]);
+      expect(await text.exited).toBe(0);
+      expect(text.output()).toContain(`did         ${id.did}`);
+    }
+  });
+
+  it('a P-256 identity under W3bstream 2 is refused with exit 2 and how to make a secp256k1 one; the key is untouched', async () => {
+    const dir = dataDir();
+    expect(await run(['identity', '--data-dir', dir]).exited).toBe(0);
+    const keyFile = join(dir, 'identity', 'device-key.pem');
+    const key = readFileSync(keyFile);
+    const p = backend(dir, ['--publish-url', 'http://127.0.0.1:9/message', ...V2]);
+    expect(await p.exited).toBe(EXIT.badSettings);
+    expect(p.output()).toMatch(
+      /is a P-256 key.*secp256k1.*not replaced.*move .*identity away.*power-meter identity --transport w3bstream-v2/,
+    );
+    expect(readFileSync(keyFile).equals(key)).toBe(true);
+  });
+
+  it('a backlog signed for W3bstream v1 stops a W3bstream 2 start with exit 2, and is kept', async () => {
+    const dir = dataDir();
+    const p = backend(dir, ['--curve', 'secp256k1', '--publish-url', 'http://127.0.0.1:9/srv-applet-mgr/v0/event/test']);
+    await until(async () => existsSync(join(dir, 'state.json')) && (await stateOf(dir)).publishing.waiting >= 2, 20_000, 'a backlog');
+    expect(await p.stop()).toBe(0);
+    const waiting = (await outboxContents(dir)).waiting;
+    const v2 = backend(dir, ['--publish-url', 'http://127.0.0.1:9/message', ...V2]);
+    expect(await v2.exited).toBe(EXIT.badSettings);
+    expect(v2.output()).toMatch(
+      new RegExp(
+        `holds ${waiting} undelivered reading\\(s\\) signed for w3bstream-v1, but --transport is w3bstream-v2.*nothing was discarded`,
+      ),
+    );
+    expect((await outboxContents(dir)).waiting).toBe(waiting);
+  });
+});
