@@ -176,6 +176,16 @@ async function checkPublishing(s: BackendSettings, envFile: string): Promise<Che
         fix: 'set "publishUrl" in /etc/power-meter/config.json (W3bstream project settings) and restart',
       },
     ];
+  // W3bstream 2 has no token: the node identifies the device by the signature (the key check covers it).
+  if (s.transport === 'w3bstream-v2')
+    return [
+      {
+        name: 'transport',
+        status: 'ok',
+        detail: `W3bstream 2: project ${s.projectId} version ${JSON.stringify(s.projectVersion)}, no token needed (the device is its signature)`,
+      },
+      await checkEndpoint(s.publishUrl),
+    ];
   return [checkToken(s.publisherToken, envFile), await checkEndpoint(s.publishUrl)];
 }
 

@@ -81,3 +81,21 @@ describe('doctor: the installed services', () => {
     expect(JSON.parse(out[0]!)).toMatchObject({ ok: true, failed: 0 });
   });
 });
+
+describe('doctor: publishing', () => {
+  it('asks for a token with W3bstream v1, not with W3bstream 2 (the device is its signature)', async () => {
+    const url = 'http://127.0.0.1:9/message';
+    const v1 = await runDoctor(settings({ publishUrl: url, publisherToken: '' }), { envFile: '/nonexistent', systemctl: null });
+    expect(v1.find((c) => c.name === 'token')).toMatchObject({ status: 'fail', detail: 'publish URL set but no publisher token' });
+    const v2 = await runDoctor(
+      settings({ publishUrl: url, publisherToken: '', transport: 'w3bstream-v2', projectId: '7', projectVersion: '0.1' }),
+      { envFile: '/nonexistent', systemctl: null },
+    );
+    expect(v2.find((c) => c.name === 'token')).toBeUndefined();
+    expect(v2.find((c) => c.name === 'transport')).toMatchObject({
+      status: 'ok',
+      detail: expect.stringMatching(/project 7 version "0.1", no token/),
+    });
+    expect(v2.find((c) => c.name === 'endpoint')).toBeDefined();
+  });
+});
