@@ -1,4 +1,4 @@
-import { type AnswerContext, mediaType, notW3bstream, short, type Verdict } from './classify.js';
+import { type AnswerContext, jsonObject, mediaType, notW3bstream, short, type Verdict } from './classify.js';
 
 /**
  * How the W3bstream 2 node answers `POST /message` (cmd/apinode/api/http.go), classified. Pure.
@@ -13,14 +13,7 @@ import { type AnswerContext, mediaType, notW3bstream, short, type Verdict } from
  *   transient, `failing` once it persists, exactly as for v1.
  */
 export function classifyAnswerV2(status: number, bodyText: string, ctx: AnswerContext = {}): Verdict {
-  type NodeAnswerV2 = { taskID?: unknown; error?: unknown };
-  let body: NodeAnswerV2 | null = null;
-  try {
-    const parsed: unknown = JSON.parse(bodyText);
-    if (typeof parsed === 'object' && parsed !== null && !Array.isArray(parsed)) body = parsed as NodeAnswerV2;
-  } catch {
-    body = null;
-  }
+  const body = jsonObject<{ taskID: unknown; error: unknown }>(bodyText);
   const nodeError = body !== null && typeof body.error === 'string' && body.error !== '' ? body.error : null;
   if (status >= 200 && status < 300) {
     if (ctx.oversized) return notW3bstream(status, 'over the size limit');

@@ -88,13 +88,7 @@ const NOT_W3BSTREAM_ADVICE =
   'the publish URL answers, but not like a W3bstream node (the node always answers a JSON object): a captive portal (hotel or guest Wi-Fi login page), a proxy or a load balancer error page is in the way, or the URL points at another service; readings are kept and retried';
 
 export function classifyAnswer(status: number, bodyText: string, ctx: AnswerContext = {}): Verdict {
-  let body: NodeAnswer | null = null;
-  try {
-    const parsed: unknown = JSON.parse(bodyText);
-    if (typeof parsed === 'object' && parsed !== null && !Array.isArray(parsed)) body = parsed as NodeAnswer;
-  } catch {
-    body = null;
-  }
+  const body = jsonObject<NodeAnswer>(bodyText);
   if (status >= 200 && status < 300) {
     // The node always answers a JSON object: anything else (a captive portal's HTML login page, an
     // empty or cut answer, an answer over the size cap even if it starts like the node's) was not
@@ -190,6 +184,16 @@ export function notW3bstream(status: number, what: string): Verdict {
       advice: `HTTP ${status} ${what} again and again: ${NOT_W3BSTREAM_ADVICE}`,
     },
   };
+}
+
+/** The answer as a JSON object, or null when it is not one (HTML, empty, an array, cut short). */
+export function jsonObject<T extends object>(text: string): Partial<T> | null {
+  try {
+    const parsed: unknown = JSON.parse(text);
+    return typeof parsed === 'object' && parsed !== null && !Array.isArray(parsed) ? (parsed as Partial<T>) : null;
+  } catch {
+    return null;
+  }
 }
 
 /** `text/html; charset=utf-8` -> `text/html`; null when there is none. */

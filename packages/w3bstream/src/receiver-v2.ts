@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { keccak_256 } from '@noble/hashes/sha3.js';
-import type { DevAnswerMode, EventAnswer, EventRequest, ReceivedEvent } from './receiver.js';
+import { answerBetween, type DevAnswerMode, type EventAnswer, type EventRequest, type ReceivedEvent } from './receiver.js';
 import { checkMessageV2, type MessageV2Check } from './v2-codec.js';
 
 /**
@@ -39,17 +39,8 @@ export function answerMessageV2(
   const path = new URL(req.url, 'http://localhost').pathname;
   if (req.method !== 'POST' || path !== V2_ROUTE)
     return { drop: false, status: 404, contentType: 'text/plain', body: '404 page not found', event: null, counted: false };
-  if (mode === 'drop') return { drop: true, event: null, counted: true };
-  if (mode === 'html')
-    return {
-      drop: false,
-      status: 200,
-      contentType: 'text/html; charset=utf-8',
-      body: '<!doctype html><html><body><form action="/login">Wi-Fi login</form></body></html>',
-      event: null,
-      counted: true,
-    };
-  if (mode === 'empty') return { drop: false, status: 200, contentType: 'text/plain', body: '', event: null, counted: true };
+  const between = answerBetween(mode);
+  if (between !== null) return between;
   if (typeof mode === 'object' && 'status' in mode) return json(mode.status, { error: 'dev receiver answering an injected failure' });
   if (typeof mode === 'object') return json(400, { error: mode.appletError });
   if (mode !== 'normal' && mode !== 'no-applet' && mode !== 'oversized')

@@ -159,17 +159,8 @@ export function answerEvent(
       false,
     );
   const channel = route[1]!;
-  if (mode === 'drop') return { drop: true, event: null, counted: true };
-  if (mode === 'html')
-    return {
-      drop: false,
-      status: 200,
-      contentType: 'text/html; charset=utf-8',
-      body: '<!doctype html><html><body><form action="/login">Wi-Fi login</form></body></html>',
-      event: null,
-      counted: true,
-    };
-  if (mode === 'empty') return { drop: false, status: 200, contentType: 'text/plain', body: '', event: null, counted: true };
+  const between = answerBetween(mode);
+  if (between !== null) return between;
   if (typeof mode === 'object' && 'status' in mode)
     return nodeError(
       mode.status,
@@ -248,6 +239,25 @@ export function answerEvent(
     event,
     counted: true,
   };
+}
+
+/**
+ * What stands between a meter and any node, the same for both generations: a dropped connection,
+ * a captive portal's login page, an empty 200. Null for the modes the node itself answers.
+ */
+export function answerBetween(mode: DevAnswerMode): EventAnswer | null {
+  if (mode === 'drop') return { drop: true, event: null, counted: true };
+  if (mode === 'html')
+    return {
+      drop: false,
+      status: 200,
+      contentType: 'text/html; charset=utf-8',
+      body: '<!doctype html><html><body><form action="/login">Wi-Fi login</form></body></html>',
+      event: null,
+      counted: true,
+    };
+  if (mode === 'empty') return { drop: false, status: 200, contentType: 'text/plain', body: '', event: null, counted: true };
+  return null;
 }
 
 export interface DevReceiverOptions {
