@@ -370,7 +370,10 @@ program
         fail(`invalid setting --transport = ${JSON.stringify(o.transport)}: allowed ${TRANSPORT_NAMES.join(' or ')}`, EXIT.badSettings);
       const modes: readonly string[] = o.transport === 'w3bstream-v2' ? DEV_ANSWER_MODES_V2 : DEV_ANSWER_MODES;
       if (!modes.includes(o.answer))
-        fail(`invalid setting --answer = ${JSON.stringify(o.answer)}: allowed with ${o.transport} ${modes.join(', ')}`, EXIT.badSettings);
+        fail(
+          `invalid setting --answer = ${JSON.stringify(o.answer)}: allowed ${modes.join(', ')} (with --transport ${o.transport})`,
+          EXIT.badSettings,
+        );
       const r = await startDevReceiver({
         transport: o.transport as TransportName,
         port,

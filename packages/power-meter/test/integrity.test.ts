@@ -294,6 +294,22 @@ describe('dev-receiver --answer', () => {
     expect(res.status).toBe(201);
     expect(await res.json()).toMatchObject({ results: [{ code: -1, error: 'instance not running' }] });
   });
+
+  it('with --transport w3bstream-v2 serves /message, accepts the modes that exist on that node and refuses the others', async () => {
+    const bad = run(['dev-receiver', '--port', '0', '--transport', 'w3bstream-v2', '--answer', 'instance-stopped']);
+    expect(await bad.exited).toBe(EXIT.badSettings);
+    expect(bad.output()).toMatch(
+      /--answer = "instance-stopped": allowed normal, no-applet, wait-timeout, .* \(with --transport w3bstream-v2\)/,
+    );
+    const badTransport = run(['dev-receiver', '--port', '0', '--transport', 'mqtt']);
+    expect(await badTransport.exited).toBe(EXIT.badSettings);
+    const rx = run(['dev-receiver', '--port', '0', '--transport', 'w3bstream-v2', '--answer', 'wait-timeout']);
+    const url = (await rx.waitFor(/publish_url=(\S+)/))[1]!;
+    expect(url).toMatch(/\/message$/);
+    const res = await fetch(url, { method: 'POST', body: '{}' });
+    expect(res.status).toBe(500);
+    expect(await res.json()).toEqual({ error: 'internal server error; could not save task: dev receiver answering an injected failure' });
+  });
 });
 
 describe("the backend's tables on an outbox of the first release", () => {
