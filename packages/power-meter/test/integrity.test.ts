@@ -416,6 +416,12 @@ describe('W3bstream 2 settings and identity (issue 14)', () => {
       /is a P-256 key.*secp256k1.*not replaced.*move .*identity away.*power-meter identity --transport w3bstream-v2/,
     );
     expect(readFileSync(keyFile).equals(key)).toBe(true);
+    // identity shows the key as it is, and says the same.
+    const shown = run(['identity', '--data-dir', dir, ...V2]);
+    expect(await shown.exited).toBe(0);
+    expect(shown.output()).toMatch(/curve {7}p256/);
+    expect(shown.output()).toMatch(/is a P-256 key.*not replaced/);
+    expect(readFileSync(keyFile).equals(key)).toBe(true);
   });
 
   it('a backlog signed for W3bstream v1 stops a W3bstream 2 start with exit 2, and is kept', async () => {

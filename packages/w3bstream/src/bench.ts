@@ -13,6 +13,7 @@ import type { Curve } from './keys.js';
 import { Outbox } from './outbox.js';
 import { Publisher } from './publisher.js';
 import { startDevReceiver } from './receiver.js';
+import { buildMessageV2, checkMessageV2 } from './v2-codec.js';
 
 function bench(name: string, value: number, unit: string, budget: string, pass: boolean | null): void {
   console.log(`BENCH ${JSON.stringify({ name, value: Number(value.toPrecision(4)), unit, budget, pass })}`);
@@ -40,6 +41,21 @@ try {
     console.log(`signatures (${curve}, SHA-256 ECDSA, raw, low S): median ${signs.toFixed(0)}/s over 5 runs of 2,000`);
     bench(`signatures per second (${curve})`, signs, '1/s', '', null);
   }
+  // W3bstream 2: Go-escaped JSON, keccak256 and a recoverable secp256k1 signature (@noble/curves)
+  // per reading; the dev receiver recovers the signer from each.
+  const k1 = loadOrCreateIdentity(join(dir, 'identity-secp256k1'));
+  const ref = { projectId: '42', projectVersion: '0.1' };
+  const v2Bodies: string[] = [];
+  const v2Signs = rate(2000, 5, (i) => {
+    v2Bodies[i] = buildMessageV2(k1, { powerW: i / 7, timestampMs: 1_764_000_000_000 + i * 5000 }, ref).body;
+  });
+  const v2Checks = rate(2000, 5, (i) => checkMessageV2(v2Bodies[i]!));
+  console.log(
+    `W3bstream 2 messages (keccak256, recoverable secp256k1): median ${v2Signs.toFixed(0)}/s built and signed; ${v2Checks.toFixed(0)}/s checked with signer recovery`,
+  );
+  bench('W3bstream 2 messages signed per second', v2Signs, '1/s', '', null);
+  bench('W3bstream 2 messages recovered per second', v2Checks, '1/s', '', null);
+
   const id = loadOrCreateIdentity(join(dir, 'identity-p256'));
   const bodies = Array.from(
     { length: 2000 },
