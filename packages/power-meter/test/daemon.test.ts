@@ -4,7 +4,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FILES, LEGACY_FILES, readState } from '@power-meter/meter-files';
 import { startDevReceiver, type DevReceiver, type ReceivedEvent } from '@power-meter/w3bstream';
-import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
 import { BACKEND, outboxContents, start, until, type Proc } from '../../../test/support/processes.js';
 import { freePort } from '../../../test/support/system.js';
