@@ -332,50 +332,21 @@ describe('durable outbox', () => {
   it('survives kill -9 at random moments: everything acknowledged is there, numbers never repeat', async () => {
     const file = join(tempDir(), 'o.sqlite');
     const worker = join(PACKAGE_DIR, 'test', 'fixtures', 'append-worker.mjs');
-    const acknowledged = new Set<number>();
-    const delivered = new Set<number>();
-    // Removal started but not confirmed when the kill came: the row may be there or not.
-    const inFlight = new Set<number>();
-    let highest = 0;
+    const ledger = new KillLedger();
     for (let round = 0; round < 4; round++) {
-      const child = spawn(process.execPath, [worker, file], { stdio: ['ignore', 'pipe', 'inherit'] });
-      let out = '';
-      child.stdout.on('data', (c: Buffer) => (out += c.toString()));
-      const target = 30 + round * 40; // kill at different points of the append/remove cycle
-      await until(() => out.split('\n').filter((l) => l.startsWith('appended')).length >= target, 'appends from the worker');
-      child.kill('SIGKILL');
-      await new Promise((res) => child.once('exit', res));
-      const lines = out.split('\n');
-      if (!out.endsWith('\n')) lines.pop(); // a line cut by the kill was never fully printed
-      for (const line of lines) {
-        const [what, n] = line.split(' ');
-        if (what === 'appended') {
-          expect(Number(n)).toBeGreaterThan(highest); // never a number handed out before
-          highest = Number(n);
-          acknowledged.add(highest);
-        } else if (what === 'delivering') inFlight.add(Number(n));
-        else if (what === 'delivered') delivered.add(Number(n));
-      }
+      await ledger.runUntilKilled([worker, file], 30 + round * 40); // kill at different points of the append/remove cycle
       const check = new Database(file);
       expect(check.pragma('integrity_check', { simple: true })).toBe('ok');
       const stored = new Set((check.prepare('SELECT seq FROM messages').all() as Array<{ seq: number }>).map((r) => r.seq));
       check.close();
-      for (const seq of acknowledged) {
-        if (delivered.has(seq)) continue;
-        if (inFlight.has(seq)) {
-          if (!stored.has(seq)) delivered.add(seq); // the removal committed; the kill came before its line
-          continue;
-        }
-        expect(stored.has(seq), `seq ${seq} lost`).toBe(true);
-      }
-      expect([...inFlight].filter((seq) => !delivered.has(seq)).length).toBeLessThanOrEqual(1);
+      ledger.expectKept(stored);
       // At most the one step in flight at the kill can be ahead of what was printed.
       const o = Outbox.open(file);
-      expect(o.stats().nextSeq).toBeGreaterThan(highest);
-      expect(o.stats().nextSeq).toBeLessThanOrEqual(highest + 2);
+      expect(o.stats().nextSeq).toBeGreaterThan(ledger.highest);
+      expect(o.stats().nextSeq).toBeLessThanOrEqual(ledger.highest + 2);
       o.close();
     }
-    expect(acknowledged.size).toBeGreaterThan(100);
+    expect(ledger.acknowledged.size).toBeGreaterThan(100);
   });
 });
 
@@ -441,44 +412,17 @@ describe('outbox staged in RAM (stagingFile)', () => {
     const floor = join(dir, 'floor.json');
     const staging = join(dir, 'ram', 'o.sqlite');
     const worker = join(PACKAGE_DIR, 'test', 'fixtures', 'append-worker.mjs');
-    const acknowledged = new Set<number>();
-    const delivered = new Set<number>();
-    const inFlight = new Set<number>();
-    let highest = 0;
+    const ledger = new KillLedger();
     for (let round = 0; round < 4; round++) {
-      const child = spawn(process.execPath, [worker, file, floor, staging], { stdio: ['ignore', 'pipe', 'inherit'] });
-      let out = '';
-      child.stdout.on('data', (c: Buffer) => (out += c.toString()));
-      const target = 30 + round * 37;
-      await until(() => out.split('\n').filter((l) => l.startsWith('appended')).length >= target, 'appends from the worker');
-      child.kill('SIGKILL');
-      await new Promise((res) => child.once('exit', res));
-      const lines = out.split('\n');
-      if (!out.endsWith('\n')) lines.pop();
-      for (const line of lines) {
-        const [what, n] = line.split(' ');
-        if (what === 'appended') {
-          expect(Number(n)).toBeGreaterThan(highest);
-          highest = Number(n);
-          acknowledged.add(highest);
-        } else if (what === 'delivering') inFlight.add(Number(n));
-        else if (what === 'delivered') delivered.add(Number(n));
-      }
+      await ledger.runUntilKilled([worker, file, floor, staging], 30 + round * 37);
       const o = Outbox.open(file, { sequenceFloorFile: floor, stagingFile: staging });
       const stored = new Set(o.peek(100_000).map((m) => m.seq));
-      for (const seq of acknowledged) {
-        if (delivered.has(seq)) continue;
-        if (inFlight.has(seq)) {
-          if (!stored.has(seq)) delivered.add(seq);
-          continue;
-        }
-        expect(stored.has(seq), `seq ${seq} lost`).toBe(true);
-      }
-      expect(o.stats().nextSeq).toBeGreaterThan(highest);
+      ledger.expectKept(stored);
+      expect(o.stats().nextSeq).toBeGreaterThan(ledger.highest);
       o.close(); // the card now holds it all; the next round starts from it
       expect(cardSeqs(file)).toEqual([...stored].sort((x, y) => x - y));
     }
-    expect(acknowledged.size).toBeGreaterThan(100);
+    expect(ledger.acknowledged.size).toBeGreaterThan(100);
   });
 
   it('a power cut (process frozen, only the card copied) loses at most what came after the last sync and never reuses a number', async () => {
@@ -563,3 +507,49 @@ describe('outbox staged in RAM: a long backlog', () => {
     expect(existsSync(join(dir, 'ram', 'o.sqlite'))).toBe(false);
   });
 });
+
+/**
+ * What a killed append-worker (test/fixtures/append-worker.mjs) acknowledged before each kill -9:
+ * appended numbers, removals it confirmed, and removals announced but not confirmed (the row may be
+ * there or not). Shared by the kill -9 tests of the plain and the RAM-staged outbox.
+ */
+class KillLedger {
+  readonly acknowledged = new Set<number>();
+  readonly delivered = new Set<number>();
+  readonly inFlight = new Set<number>();
+  highest = 0;
+
+  /** Runs the worker until it printed `appends` appended lines, kills it with SIGKILL, reads what it printed. */
+  async runUntilKilled(args: string[], appends: number): Promise<void> {
+    const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    child.stdout.on('data', (c: Buffer) => (out += c.toString()));
+    await until(() => out.split('\n').filter((l) => l.startsWith('appended')).length >= appends, 'appends from the worker');
+    child.kill('SIGKILL');
+    await new Promise((res) => child.once('exit', res));
+    const lines = out.split('\n');
+    if (!out.endsWith('\n')) lines.pop(); // a line cut by the kill was never fully printed
+    for (const line of lines) {
+      const [what, n] = line.split(' ');
+      if (what === 'appended') {
+        expect(Number(n)).toBeGreaterThan(this.highest); // never a number handed out before
+        this.highest = Number(n);
+        this.acknowledged.add(this.highest);
+      } else if (what === 'delivering') this.inFlight.add(Number(n));
+      else if (what === 'delivered') this.delivered.add(Number(n));
+    }
+  }
+
+  /** Every acknowledged number not delivered is stored; at most one announced removal is unresolved. */
+  expectKept(stored: Set<number>): void {
+    for (const seq of this.acknowledged) {
+      if (this.delivered.has(seq)) continue;
+      if (this.inFlight.has(seq)) {
+        if (!stored.has(seq)) this.delivered.add(seq); // the removal committed; the kill came before its line
+        continue;
+      }
+      expect(stored.has(seq), `seq ${seq} lost`).toBe(true);
+    }
+    expect([...this.inFlight].filter((seq) => !this.delivered.has(seq)).length).toBeLessThanOrEqual(1);
+  }
+}
