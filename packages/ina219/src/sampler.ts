@@ -35,7 +35,10 @@ export interface SamplerOptions {
   faultHint?: (err: I2cError) => string;
   /** Read the configuration back every N conversions to detect a chip reset (default ~1 s). */
   resetCheckEvery?: number;
-  /** How long after the expected end of a conversion to read it. */
+  /**
+   * How long after the expected end of a conversion to read it (default 2 ms: Node's timers fire
+   * up to ~1.25 ms early, measured on Node 20, and an early read finds no conversion and polls).
+   */
   readMarginMs?: number;
   /** Pause between recovery attempts while the sensor is silent. */
   faultRetryMs?: number;
@@ -124,9 +127,9 @@ export class Sampler {
   private async step(): Promise<void> {
     const { clock, driver } = this.opts;
     const now = clock.nowMs();
-    const k = Math.floor((now - this.phaseStartMs) / this.cycleMs) + 1;
+    const k = Math.floor((now - this.phaseStartMs) / this.cycleMs + 1e-9) + 1;
     const expectedEnd = this.phaseStartMs + k * this.cycleMs;
-    await this.pause(expectedEnd + (this.opts.readMarginMs ?? 1) - now);
+    await this.pause(expectedEnd + (this.opts.readMarginMs ?? 2) - now);
     if (!this.running) return;
 
     if (++this.sinceCheck >= (this.opts.resetCheckEvery ?? 15)) {
@@ -139,14 +142,27 @@ export class Sampler {
     let r = await driver.read();
     // The chip's oscillator may run a little slow: poll CNVR briefly and re-anchor the phase.
     for (let polls = 0; !r.ready && polls < 20 && this.running; polls++) {
+      const notReadyAtMs = clock.nowMs();
       await this.pause(0.5);
       r = await driver.read();
-      if (r.ready) this.phaseStartMs = clock.nowMs() - k * this.cycleMs;
+      // The conversion ended between these two reads. Anchor near the first: a poll that woke
+      // late on a busy loop would otherwise set the phase that late, and every later read with
+      // it, leaving too little slack before the next conversion replaces the one to read.
+      if (r.ready) this.phaseStartMs = Math.min(clock.nowMs(), notReadyAtMs + 1) - k * this.cycleMs;
     }
     if (!r.ready) return; // no conversion finished: nothing to account for yet
     const t = clock.nowMs();
-    // End of the conversion just read: the latest cycle boundary not after now.
-    const end = this.phaseStartMs + Math.floor((t - this.phaseStartMs) / this.cycleMs) * this.cycleMs;
+    // End of the conversion just read: the latest cycle boundary not after now (the epsilon keeps
+    // a phase anchored on this very moment from rounding down to the boundary before).
+    let end = this.phaseStartMs + Math.floor((t - this.phaseStartMs) / this.cycleMs + 1e-9) * this.cycleMs;
+    if (end <= this.coveredUntilMs + 1e-6) {
+      // A fresh conversion where the phase says none has ended since the last one read: the chip
+      // is ahead of the phase (a timer that fired early, an anchor taken late on a busy loop).
+      // It ended by now, so re-anchor on now. Dropping it instead lost the conversion, and the
+      // next read found nothing and polled CNVR for 20 ms.
+      this.phaseStartMs -= this.coveredUntilMs + this.cycleMs - t;
+      end = t;
+    }
     if (r.rangeChanged) {
       this.acc!.markOutOfRange();
       this.restartPhase();
