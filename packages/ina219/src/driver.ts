@@ -127,10 +127,17 @@ export class Ina219 {
 
   async readRegister(name: RegisterName): Promise<number> {
     const spec = REGISTERS[name];
-    return this.retry(`read ${spec.name} register (0x0${spec.ptr})`, async () => {
+    try {
+      // The usual case, three times per conversion: one transfer, no closure (backend CPU budget).
       await this.bus.readI2cBlock(this.settings.address, spec.ptr, 2, this.buf);
-      return spec.signed ? this.buf.readInt16BE(0) : this.buf.readUInt16BE(0);
-    });
+    } catch (err) {
+      await this.retry(
+        `read ${spec.name} register (0x0${spec.ptr})`,
+        () => this.bus.readI2cBlock(this.settings.address, spec.ptr, 2, this.buf),
+        { error: err },
+      );
+    }
+    return spec.signed ? this.buf.readInt16BE(0) : this.buf.readUInt16BE(0);
   }
 
   async write(name: RegisterName, value: number): Promise<void> {
@@ -140,12 +147,16 @@ export class Ina219 {
     });
   }
 
-  /** Transient errors (EIO, NACK, timeout) are retried with backoff: 2, 4, 8 ms. */
-  private async retry<T>(operation: string, fn: () => Promise<T>): Promise<T> {
+  /**
+   * Transient errors (EIO, NACK, timeout) are retried with backoff: 2, 4, 8 ms. `first`: the
+   * caller already made the first attempt, and it failed with this error.
+   */
+  private async retry<T>(operation: string, fn: () => Promise<T>, first?: { error: unknown }): Promise<T> {
     const attempts = this.opts.attempts ?? 4;
     const target = `INA219 at 0x${this.settings.address.toString(16)}`;
     for (let i = 1; ; i++) {
       try {
+        if (i === 1 && first !== undefined) throw first.error;
         return await fn();
       } catch (err) {
         const e = err instanceof I2cError ? err : new I2cError(operation, target, err);

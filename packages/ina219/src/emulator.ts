@@ -173,9 +173,19 @@ export class Ina219Emulator implements I2cBus {
 
   private cache: { config: number; calibration: number; seqStartMs: number; k: number; value: Conversion } | null = null;
 
-  /** The most recently completed conversion, computed from the load model on demand. */
-  private latest(): Conversion {
-    const now = this.opts.clock.nowMs();
+  private timing: {
+    config: number;
+    tShunt: number;
+    tBus: number;
+    cycleMs: number;
+    continuous: boolean;
+    samples: number;
+    bits: number;
+  } | null = null;
+
+  /** Conversion timing of the current configuration (decoded once per configuration written). */
+  private conversionTiming(): NonNullable<Ina219Emulator['timing']> {
+    if (this.timing?.config === this.config) return this.timing;
     const mode = getField(this.config, CONFIG_FIELDS.mode);
     const shuntAdc = adcSetting(getField(this.config, CONFIG_FIELDS.sadc));
     const busAdc = adcSetting(getField(this.config, CONFIG_FIELDS.badc));
@@ -185,8 +195,22 @@ export class Ina219Emulator implements I2cBus {
       mode === MODES.bothContinuous || mode === MODES.busContinuous || mode === MODES.bothTriggered || mode === MODES.busTriggered;
     const tShunt = shuntOn ? shuntAdc.conversionUs / 1000 : 0;
     const tBus = busOn ? busAdc.conversionUs / 1000 : 0;
-    const cycleMs = tShunt + tBus;
-    const continuous = mode >= MODES.shuntContinuous;
+    this.timing = {
+      config: this.config,
+      tShunt,
+      tBus,
+      cycleMs: tShunt + tBus,
+      continuous: mode >= MODES.shuntContinuous,
+      samples: shuntAdc.samples,
+      bits: shuntAdc.bits,
+    };
+    return this.timing;
+  }
+
+  /** The most recently completed conversion, computed from the load model on demand. */
+  private latest(): Conversion {
+    const now = this.opts.clock.nowMs();
+    const { tShunt, tBus, cycleMs, continuous, samples, bits } = this.conversionTiming();
     let k: number; // index of the last completed cycle (0-based), -1 if none
     if (cycleMs === 0) k = -1;
     else if (continuous) k = Math.floor((now - this.seqStartMs) / cycleMs) - 1;
@@ -199,7 +223,7 @@ export class Ina219Emulator implements I2cBus {
       value = { shuntRaw: 0, busRaw: 0, currentRaw: 0, powerRaw: 0, ovf: false, endMs: -Infinity };
     } else {
       const start = this.seqStartMs + k * cycleMs;
-      value = this.convert(start, tShunt, tBus, shuntAdc.samples, shuntAdc.bits);
+      value = this.convert(start, tShunt, tBus, samples, bits);
     }
     this.cache = { config: this.config, calibration: this.calibration, seqStartMs: this.seqStartMs, k, value };
     return value;

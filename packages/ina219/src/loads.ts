@@ -15,10 +15,13 @@ export interface LoadModel {
   readonly supplyV: number;
   /** The constant-current pieces covering [t0Ms, t1Ms), in order. */
   segments(t0Ms: number, t1Ms: number): Iterable<Segment>;
+  /** The same as `meanCurrentA(this, ...)`, without a generator (the emulator asks twice per conversion). */
+  meanCurrentA?(t0Ms: number, t1Ms: number): number;
 }
 
 export function meanCurrentA(load: LoadModel, t0Ms: number, t1Ms: number): number {
   if (t1Ms <= t0Ms) return currentAt(load, t0Ms);
+  if (load.meanCurrentA) return load.meanCurrentA(t0Ms, t1Ms);
   let q = 0;
   for (const s of load.segments(t0Ms, t1Ms)) q += s.currentA * (s.t1Ms - s.t0Ms);
   return q / (t1Ms - t0Ms);
@@ -100,31 +103,38 @@ export interface DemoBoardOptions {
   branchW?: number;
   /** Start time of the schedule (monotonic ms). */
   startMs?: number;
+  /**
+   * Forget switch changes older than this behind the latest time asked for (default: keep all,
+   * so tests can ask for any past interval). The simulated sensor of a long-running meter sets
+   * it: the schedule grows by ~13,000 changes a day at the default rate.
+   */
+  historyMs?: number;
 }
 
 /**
  * The tutorial's demo board (docs/design.md "The demo load"): a 12 V supply and three switches, each
  * feeding ~4 W, so 0/4/8/12 W. Each switch flips after an exponentially distributed time.
- * The schedule is generated lazily and kept, so any interval can be asked for repeatedly.
+ * The schedule is generated lazily and kept (within `historyMs`), so an interval can be asked
+ * for repeatedly.
  */
-export function demoBoardLoad(opts: DemoBoardOptions = {}): LoadModel & { switchesAt(tMs: number): boolean[] } {
+export function demoBoardLoad(opts: DemoBoardOptions = {}): LoadModel & { switchesAt(tMs: number): boolean[]; keptChanges(): number } {
   const rand = mulberry32(opts.seed ?? 1);
   const supplyV = opts.supplyV ?? 12;
   const branchA = (opts.branchW ?? 4) / supplyV;
   const meanMs = opts.meanToggleMs ?? 20_000;
   const startMs = opts.startMs ?? 0;
-  // Change points: time -> number of closed switches from then on.
-  const times: number[] = [startMs];
-  const states: boolean[][] = [[true, false, false]];
+  const historyMs = opts.historyMs ?? Infinity;
+  // Change points: from times[i] on, the closed switches are the set bits of masks[i].
+  let times: number[] = [startMs];
+  let masks: number[] = [0b001];
+  const closedCount = [0, 1, 1, 2, 1, 2, 2, 3];
   const next = (): number => -Math.log(1 - rand()) * (meanMs / 3);
   const extend = (untilMs: number): void => {
     while (times[times.length - 1]! <= untilMs) {
       const t = times[times.length - 1]! + Math.max(50, next());
-      const s = [...states[states.length - 1]!];
       const which = Math.floor(rand() * 3);
-      s[which] = !s[which];
       times.push(t);
-      states.push(s);
+      masks.push(masks[masks.length - 1]! ^ (1 << which));
     }
   };
   const indexAt = (tMs: number): number => {
@@ -138,19 +148,41 @@ export function demoBoardLoad(opts: DemoBoardOptions = {}): LoadModel & { switch
     }
     return lo;
   };
+  /** Drops change points that ended more than `historyMs` before `tMs` (in batches, not per call). */
+  const forget = (tMs: number): void => {
+    if (historyMs === Infinity || times.length < 1024) return;
+    const keepFrom = indexAt(tMs - historyMs);
+    if (keepFrom < 512) return;
+    times = times.slice(keepFrom);
+    masks = masks.slice(keepFrom);
+  };
+  const currentOf = (i: number): number => closedCount[masks[i]!]! * branchA;
   return {
     label: 'demo board (3 switches x 4 W, 12 V)',
     supplyV,
+    keptChanges: () => times.length,
     switchesAt(tMs) {
-      return [...states[indexAt(tMs)]!];
+      const m = masks[indexAt(tMs)]!;
+      return [0, 1, 2].map((b) => (m & (1 << b)) !== 0);
     },
     *segments(t0Ms, t1Ms) {
       extend(t1Ms);
       for (let i = indexAt(t0Ms); i < times.length && times[i]! < t1Ms; i++) {
         const a = Math.max(times[i]!, t0Ms);
         const b = Math.min(times[i + 1] ?? Infinity, t1Ms);
-        if (b > a) yield { t0Ms: a, t1Ms: b, currentA: states[i]!.filter(Boolean).length * branchA };
+        if (b > a) yield { t0Ms: a, t1Ms: b, currentA: currentOf(i) };
       }
+    },
+    meanCurrentA(t0Ms, t1Ms) {
+      forget(t0Ms);
+      extend(t1Ms);
+      let q = 0;
+      for (let i = indexAt(t0Ms); i < times.length && times[i]! < t1Ms; i++) {
+        const a = Math.max(times[i]!, t0Ms);
+        const b = Math.min(times[i + 1] ?? Infinity, t1Ms);
+        if (b > a) q += currentOf(i) * (b - a);
+      }
+      return q / (t1Ms - t0Ms);
     },
   };
 }
@@ -165,9 +197,10 @@ export class SimLoadError extends Error {
 }
 
 /** Parses a simulated-load spec ("demo", watts, or pwm:<W>:<duty>:<hz>). */
-export function parseSimLoad(spec: string, opts: { seed?: number; startMs?: number } = {}): LoadModel {
+export function parseSimLoad(spec: string, opts: { seed?: number; startMs?: number; historyMs?: number } = {}): LoadModel {
   const s = spec.trim();
-  if (s === 'demo') return demoBoardLoad({ seed: opts.seed ?? Date.now() % 2 ** 31, startMs: opts.startMs ?? 0 });
+  if (s === 'demo')
+    return demoBoardLoad({ seed: opts.seed ?? Date.now() % 2 ** 31, startMs: opts.startMs ?? 0, historyMs: opts.historyMs });
   const num = (t: string | undefined): number => (t !== undefined && /^\d+(\.\d+)?$/.test(t) ? Number(t) : NaN);
   if (/^\d+(\.\d+)?$/.test(s)) {
     const w = Number(s);

@@ -27,6 +27,9 @@ export interface Sensor {
  * One entry point for both worlds: the real i2c-bus device or the emulator, behind the same
  * driver. Simulation runs on the same (real, monotonic) clock as the sampler.
  */
+/** The simulated chip only looks at the present: its demo schedule keeps ten minutes (bounded memory). */
+const SIM_HISTORY_MS = 10 * 60_000;
+
 export async function createSensor(opts: SensorOptions): Promise<Sensor> {
   const clock = opts.clock ?? systemClock;
   const sleep = opts.sleep ?? realSleep;
@@ -35,7 +38,9 @@ export async function createSensor(opts: SensorOptions): Promise<Sensor> {
   let close = async (): Promise<void> => {};
   if (opts.kind === 'sim') {
     const load =
-      typeof opts.simLoad === 'object' ? opts.simLoad : parseSimLoad(opts.simLoad ?? 'demo', { seed: opts.seed, startMs: clock.nowMs() });
+      typeof opts.simLoad === 'object'
+        ? opts.simLoad
+        : parseSimLoad(opts.simLoad ?? 'demo', { seed: opts.seed, startMs: clock.nowMs(), historyMs: SIM_HISTORY_MS });
     emulator = new Ina219Emulator({
       clock,
       load,

@@ -16,6 +16,7 @@ import {
   constantLoad,
   currentLsbFor,
   demoBoardLoad,
+  meanCurrentA,
   encodeFields,
   getField,
   parseSimLoad,
@@ -381,6 +382,27 @@ describe('window accumulator', () => {
 });
 
 describe('sim load spec', () => {
+  it('demo board: the direct mean equals the integral of its segments, and a bounded history stays bounded', () => {
+    const kept = demoBoardLoad({ seed: 4, meanToggleMs: 1200 });
+    const bounded = demoBoardLoad({ seed: 4, meanToggleMs: 1200, historyMs: 60_000 });
+    const rand = mulberry32(5);
+    const bySegments = (t0: number, t1: number) => {
+      let q = 0;
+      for (const s of kept.segments(t0, t1)) q += s.currentA * (s.t1Ms - s.t0Ms);
+      return q / (t1 - t0);
+    };
+    // Two simulated days, read the way the emulator reads them: a shunt then a bus conversion.
+    for (let t = 0; t < 2 * 86_400_000; t += 68.632 + 5000 * rand()) {
+      const want = bySegments(t, t + 68.1);
+      expect(kept.meanCurrentA!(t, t + 68.1)).toBeCloseTo(want, 12);
+      expect(bounded.meanCurrentA!(t, t + 68.1)).toBeCloseTo(want, 12);
+      expect(meanCurrentA(bounded, t + 68.1, t + 68.632)).toBeCloseTo(bySegments(t + 68.1, t + 68.632), 12);
+    }
+    // ~430,000 switch changes in two days; the bounded schedule keeps about a minute's worth.
+    expect(kept.keptChanges()).toBeGreaterThan(400_000);
+    expect(bounded.keptChanges()).toBeLessThan(1024 + 200);
+  });
+
   it('parses demo, constant and pwm; rejects anything else with the allowed forms', () => {
     expect(parseSimLoad('8').label).toBe('constant 8 W');
     expect(parseSimLoad('pwm:12:0.25:1000').label).toMatch(/pwm 12 W/);
