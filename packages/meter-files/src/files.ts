@@ -27,8 +27,16 @@ export interface AtomicWriteOptions {
 }
 
 /** Where a write of `dir/name` goes first: hidden, in the same directory (so rename is atomic), named after this process. */
+/**
+ * Random per process, then counted: unique among this process's writes (even concurrent ones to
+ * the same file) and unlike another process's, without a call into crypto for each of the
+ * backend's several writes a second.
+ */
+const tmpPrefix = `${process.pid}-${randomBytes(4).toString('hex')}`;
+let tmpCount = 0;
+
 function tempPathFor(dir: string, name: string): string {
-  return path.join(dir, `.${name}${TMP_MARKER}${process.pid}-${randomBytes(4).toString('hex')}`);
+  return path.join(dir, `.${name}${TMP_MARKER}${tmpPrefix}-${(++tmpCount).toString(36)}`);
 }
 
 /**

@@ -50,11 +50,18 @@ export function publicKeyHex(key: KeyObject): string {
   return `04${x.toString('hex').padStart(64, '0')}${y.toString('hex').padStart(64, '0')}`;
 }
 
+let lastAddress: { pubHex: string; address: string } | null = null;
+
 /** The device address: `0x` + last 20 bytes of keccak256(X || Y) (Ethereum style). */
 export function deviceAddress(pubHex: string): string {
+  // Every message names the same device: remember the last one (keccak in pure JS is the
+  // largest part of building a message on the backend's interpreter-only Node).
+  if (lastAddress?.pubHex === pubHex) return lastAddress.address;
   const xy = Buffer.from(pubHex.slice(2), 'hex');
   const hash = keccak_256(xy);
-  return `0x${Buffer.from(hash.slice(-20)).toString('hex')}`;
+  const address = `0x${Buffer.from(hash.slice(-20)).toString('hex')}`;
+  lastAddress = { pubHex, address };
+  return address;
 }
 
 /** A public key object from the 130-hex form on the given curve (throws if not on it). */
