@@ -68,7 +68,7 @@ program.action(async (flags: Record<string, unknown>) => {
     return fail(`cannot open the panel: ${err instanceof Error ? err.message : String(err)}${panelErrorHint(err)}`, EXIT.failure);
   }
   logger.info(
-    `start pid=${process.pid} version=${VERSION} panel=${settings.panel}${settings.panel === 'png' ? ` png=${settings.png}` : ` spi=${settings.spiBus}.${settings.spiDevice} dc=${settings.dcPin} reset=${settings.resetPin}`} data_dir=${settings.dataDir} rotation=${settings.rotation} variant=${settings.variant}`,
+    `start pid=${process.pid} version=${VERSION} panel=${settings.panel}${settings.panel === 'png' ? ` png=${settings.png}` : settings.panel === 'emulated' ? '' : ` spi=${settings.spiBus}.${settings.spiDevice} dc=${settings.dcPin} reset=${settings.resetPin}`} data_dir=${settings.dataDir} rotation=${settings.rotation} variant=${settings.variant}`,
   );
   const service = new ServiceNotifier({ warn: logger.warning });
   const running = await startDisplay(settings, panel, logger, (text) => service.status(text));

@@ -8,11 +8,12 @@ import type { DisplaySettings } from './settings.js';
 /**
  * The panel behind the display: the ST7735 on SPI + GPIO, or (`--panel png`) the very same
  * driver talking to the emulated panel, whose glass is saved as a PNG after every update, so the
- * png path exercises the whole stack.
+ * png path exercises the whole stack. `--panel emulated` saves nothing: the default path
+ * (driver, frame diffing, SPI traffic) without the SPI hardware, for the memory benchmark.
  */
 export async function openPanel(s: DisplaySettings): Promise<FramePanel & { pngFile: string | null }> {
   const panel = await createPanel({
-    kind: s.panel === 'png' ? 'emulated' : 'st7735',
+    kind: s.panel === 'st7735' ? 'st7735' : 'emulated',
     variant: s.variant,
     rotation: s.rotation,
     spiBus: s.spiBus,
@@ -27,13 +28,14 @@ export async function openPanel(s: DisplaySettings): Promise<FramePanel & { pngF
     invert: s.invert ?? undefined,
   });
   const { device, emulator } = panel;
-  if (emulator) mkdirSync(dirname(s.png), { recursive: true });
+  const png = s.panel === 'png' && emulator ? emulator : null;
+  if (png) mkdirSync(dirname(s.png), { recursive: true });
   return {
     width: device.width,
     height: device.height,
-    pngFile: emulator ? s.png : null,
+    pngFile: png ? s.png : null,
     writeRegion: (x, y, w, h, px) => device.writeRegion(x, y, w, h, px),
-    afterUpdate: emulator ? () => savePng(s.png, emulator.view(s.rotation)) : undefined,
+    afterUpdate: png ? () => savePng(s.png, png.view(s.rotation)) : undefined,
     close: () => panel.close(),
   };
 }

@@ -23,10 +23,11 @@ export const DISPLAY_SETTINGS = {
     key: 'panel',
     flag: 'panel',
     env: 'POWER_METER_DISPLAY_PANEL',
-    default: 'st7735' as 'st7735' | 'png',
-    describe: 'st7735 (the TFT over SPI) or png (emulated panel saved as a PNG file)',
-    parse: parsers.oneOf(['st7735', 'png'] as const),
-    allowed: 'st7735 or png',
+    default: 'st7735' as 'st7735' | 'png' | 'emulated',
+    describe:
+      'st7735 (the TFT over SPI), png (emulated panel saved as a PNG file) or emulated (the same driver and panel emulator with nothing saved: benchmarks, trying settings)',
+    parse: parsers.oneOf(['st7735', 'png', 'emulated'] as const),
+    allowed: 'st7735, png or emulated',
   }),
   png: s({
     key: 'png',

@@ -147,6 +147,23 @@ describe('power-meter-display program', () => {
     expect(await p.stop('SIGTERM')).toBe(0);
   });
 
+  it('--panel emulated runs the same driver on the emulated panel and saves nothing (the memory benchmark)', async () => {
+    const base = mkdtempSync(join(tmpdir(), 'disp-'));
+    const png = join(base, 'screen.png');
+    const data = join(base, 'data');
+    const { mkdirSync, existsSync, readdirSync } = await import('node:fs');
+    mkdirSync(data);
+    const p = start(DISPLAY, ['--panel', 'emulated', '--png', png, '--data-dir', data]);
+    procs.push(p);
+    await p.waitFor(/screen mode=no-data/);
+    expect(p.output()).toMatch(/panel=emulated data_dir=/);
+    await writeFileAtomic(data, 'state.json', JSON.stringify(exampleState({ updatedAtMs: Date.now(), powerW: 7.5 })));
+    await p.waitFor(/screen mode=live/);
+    expect(await p.stop('SIGTERM')).toBe(0);
+    expect(existsSync(png)).toBe(false);
+    expect(readdirSync(data)).toEqual(['state.json']);
+  });
+
   it('exits 2 naming a bad setting; --help lists options with defaults and environment variables', async () => {
     const badBgr = start(DISPLAY, ['--bgr', 'maybe']);
     expect(await badBgr.exited).toBe(2);
