@@ -21,6 +21,7 @@ export {
   ProjectIdError,
   buildMessageV2,
   checkMessageV2,
+  signMessageV2,
   digestV2,
   parseProjectId,
   signedJsonV2,
@@ -31,11 +32,14 @@ export { TRANSPORT_NAMES, transportOfBody, w3bstreamV1Transport, w3bstreamV2Tran
 export type { Transport, TransportName } from './transport.js';
 export { DEV_ANSWER_MODES_V2, V2_ROUTE, answerMessageV2 } from './receiver-v2.js';
 export { SignatureFormatError, derToRaw, isLowS, parseSignature, rawToDer } from './signature.js';
+export { SignerCurveError, lowSOf, requireSecp256k1, signRecoverableWith, signTextWith } from './signer.js';
+export type { DigestSigner } from './signer.js';
 export type { SignatureEncoding } from './signature.js';
 export {
   PUBLIC_KEY_FIELDS,
   ReadingError,
   buildMessage,
+  signMessage,
   publicKeyFieldValue,
   createBodyVerifier,
   dataText,
@@ -66,3 +70,7 @@ export { DEV_ANSWER_MODES, answerEvent, startDevReceiver } from './receiver.js';
 export type { AnswerConfig, DevAnswerMode, DevReceiver, DevReceiverOptions, EventAnswer, EventRequest, ReceivedEvent } from './receiver.js';
 export { readDamagedOutbox } from './salvage.js';
 export type { DamagedOutboxContents } from './salvage.js';
+export { Pkcs11UriError, formatPkcs11Uri, parsePkcs11Uri } from './pkcs11/uri.js';
+export type { Pkcs11Uri } from './pkcs11/uri.js';
+export { Pkcs11Key, TokenError, ecPointHex, tokenErrorOf } from './pkcs11/token.js';
+export type { OpenTokenOptions, TokenFaultKind, TokenKeyInfo } from './pkcs11/token.js';
