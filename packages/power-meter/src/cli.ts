@@ -1,6 +1,5 @@
 #!/usr/bin/env node
 import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { Command, Option } from 'commander';
 import { I2cError, Ina219SettingError, cycleMs, createSensor, realSleep, resolveIna219Settings } from '@power-meter/ina219';
 import {
@@ -25,14 +24,16 @@ import {
   OutboxLockedError,
   OutboxTooNewError,
   SequenceFloorError,
-  loadOrCreateIdentity,
+  TokenError,
   startDevReceiver,
   type DevAnswerMode,
 } from '@power-meter/w3bstream';
 import { printDoctor, runDoctor } from './doctor.js';
 import { sensorErrorHint } from './hints.js';
 import { Meter, RuntimeDirError, stagingFileFor } from './meter.js';
-import { TransportMismatchError, identityCurveFor, p256ForV2 } from './transport.js';
+import { TransportMismatchError, identityCurveFor, requireSecp256k1Key } from './transport.js';
+import { moduleFor, openMeterKey } from './key/meter-key.js';
+import { TokenKeyError, describeTokenFault } from './key/token-key.js';
 import { salvageOutbox } from './salvage.js';
 import { libraryLog } from './service/library-log.js';
 import { startSummary } from './service/summary.js';
@@ -91,6 +92,21 @@ function checkTogether(values: BackendSettings): void {
         'default',
       );
   }
+  // A key in a token needs its module (the setting, or module-path in the URI).
+  if (values.keyUri !== '' && moduleFor(values) === '')
+    throw new SettingError(
+      '--pkcs11-module',
+      '',
+      "the token's PKCS#11 library (an absolute path, e.g. /usr/lib/aarch64-linux-gnu/pkcs11/libtpm2_pkcs11.so) when --key-uri is set",
+      'default',
+    );
+  if (values.keyUri === '' && values.pkcs11Module !== '')
+    throw new SettingError(
+      '--pkcs11-module',
+      values.pkcs11Module,
+      'a module only together with --key-uri (which key in the token to use)',
+      'flag',
+    );
   // The reward balance needs all three: where to ask, which token, whose balance.
   if (values.rpcUrl !== '' || values.rewardToken !== '') {
     if (values.rewardToken === '')
@@ -125,12 +141,34 @@ function safeUrl(url: string, originOnly = false): string {
   return `${u.origin}${u.pathname}${u.search ? '?…' : ''}`;
 }
 
+/**
+ * The PKCS#11 user PIN: from POWER_METER_PKCS11_PIN only (the environment file), never a flag or
+ * a config key (`ps` and world-readable files). Never printed; a control character is refused.
+ */
+function pkcs11Pin(s: BackendSettings): string {
+  const pin = process.env.POWER_METER_PKCS11_PIN ?? '';
+  if (s.keyUri === '') return '';
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what this refuses
+  if (/[\u0000-\u001f\u007f]/.test(pin))
+    fail(
+      'invalid setting POWER_METER_PKCS11_PIN = <hidden>: allowed the PIN without line breaks or other control characters (check the environment file for a CR or a stray space)',
+      EXIT.badSettings,
+    );
+  return pin;
+}
+
+/** A key in a token that cannot be opened (and this meter has never seen it): what to do, exit 2. */
+function tokenFailure(err: TokenError | TokenKeyError): string {
+  const w = describeTokenFault(err.kind, err.message);
+  return `signing key: ${w.reason}: ${w.advice}`;
+}
+
 function summary(s: BackendSettings): string {
   const transport =
     s.transport === 'w3bstream-v2'
       ? `transport=${s.transport} project_id=${s.projectId} project_version=${JSON.stringify(s.projectVersion)}`
       : `transport=${s.transport} token=${s.publisherToken ? 'set' : 'not set'} event_type=${s.eventType}`;
-  return `settings data_dir=${s.dataDir} sensor=${s.sensor} window_s=${s.window} publish_url=${s.publishUrl ? safeUrl(s.publishUrl) : '(disabled)'} ${transport} signature=${s.signature} public_key=${s.publicKeyField} timestamp_unit=${s.timestampUnit} hold_unsynced_clock=${s.holdUnsyncedClock} reward_balance=${s.rpcUrl ? `${s.rewardToken}@${safeUrl(s.rpcUrl, true)}` : 'off'}`;
+  return `settings data_dir=${s.dataDir} sensor=${s.sensor} window_s=${s.window} publish_url=${s.publishUrl ? safeUrl(s.publishUrl) : '(disabled)'} ${transport} signature=${s.signature} public_key=${s.publicKeyField} timestamp_unit=${s.timestampUnit} hold_unsynced_clock=${s.holdUnsyncedClock} reward_balance=${s.rpcUrl ? `${s.rewardToken}@${safeUrl(s.rpcUrl, true)}` : 'off'} key=${s.keyUri ? `pkcs11 ${s.keyUri} module=${moduleFor(s)} pin=${process.env.POWER_METER_PKCS11_PIN ? 'set' : 'not set'}` : 'file'}`;
 }
 
 const program = new Command('power-meter')
@@ -177,6 +215,10 @@ withSettings(program.command('run', { isDefault: true }).description('run the me
         retryMaxMs: process.env.POWER_METER_RETRY_MAX_MS ? Number(process.env.POWER_METER_RETRY_MAX_MS) : undefined,
         onFatal: corrupt,
         testFault: testFault === 'sampler' || testFault === 'publisher' ? testFault : undefined,
+        pkcs11Pin: pkcs11Pin(s),
+        tokenRetryMs: process.env.POWER_METER_TOKEN_RETRY_MS
+          ? { first: Number(process.env.POWER_METER_TOKEN_RETRY_MS), max: Number(process.env.POWER_METER_TOKEN_RETRY_MS) * 4 }
+          : undefined,
       });
     } catch (err) {
       if (err instanceof OutboxCorruptError || err instanceof OutboxTooNewError || err instanceof SequenceFloorError) return corrupt(err);
@@ -184,6 +226,8 @@ withSettings(program.command('run', { isDefault: true }).description('run the me
       if (err instanceof IdentityCurveError || err instanceof TransportMismatchError) return fail(err.message, EXIT.badSettings);
       if (err instanceof OutboxLockedError || err instanceof IdentityError) return fail(err.message);
       if (err instanceof RuntimeDirError) return fail(err.message, EXIT.badSettings);
+      // The token cannot be used and this meter has never seen its key: no device address to measure under.
+      if (err instanceof TokenError || err instanceof TokenKeyError) return fail(tokenFailure(err), EXIT.badSettings);
       throw err;
     }
     const outputs = await startOutputs(meter, s, log);
@@ -217,30 +261,87 @@ withSettings(program.command('run', { isDefault: true }).description('run the me
   },
 );
 
-withSettings(program.command('identity').description('print the device address and public key (creates the identity on first use)'))
-  .option('--json', 'print {"deviceId","publicKey","curve","did","publicKeyJwk"}')
-  .action((flags: Record<string, unknown>) => {
+withSettings(
+  program
+    .command('identity')
+    .description(
+      'print the device address and public key (creates the identity on first use: the key file, or with --key-uri the key inside the PKCS#11 token)',
+    ),
+)
+  .option('--json', 'print {"deviceId","publicKey","curve","did","publicKeyJwk","key"}')
+  .option('--retry-pin', 'with --key-uri: try the PIN in POWER_METER_PKCS11_PIN once more although the token refused it before')
+  .action(async (flags: Record<string, unknown>) => {
     const s = settingsFrom(flags);
+    let key: Awaited<ReturnType<typeof openMeterKey>>;
     try {
-      const id = loadOrCreateIdentity(join(s.dataDir, 'identity'), { curve: identityCurveFor(s) });
-      if (flags.json)
-        console.log(
-          JSON.stringify({
-            deviceId: id.deviceId,
-            publicKey: id.publicKeyHex,
-            curve: id.curve,
-            did: id.did,
-            publicKeyJwk: id.publicKeyJwk,
-          }),
-        );
-      else
-        console.log(
-          `device_id   ${id.deviceId}\npublic_key  ${id.publicKeyHex}\ncurve       ${id.curve}\ndid         ${id.did}\njwk         ${JSON.stringify(id.publicKeyJwk)}${id.created ? '\n(new identity created)' : ''}`,
-        );
-      if (s.transport === 'w3bstream-v2' && id.curve !== 'secp256k1') logger.warning(p256ForV2(id.keyFile));
+      key = await openMeterKey(s, {
+        log,
+        // A fault is the failure below, said once.
+        warn: () => {},
+        pin: pkcs11Pin(s),
+        curve: identityCurveFor(s),
+        createInToken: true,
+        retryPin: flags.retryPin === true,
+      });
     } catch (err) {
-      fail(err instanceof Error ? err.message : String(err));
+      if (err instanceof TokenError || err instanceof TokenKeyError) {
+        // A TPM has no secp256k1: say so in the terms of the use that needs it.
+        if (err.kind === 'curve' && s.transport === 'w3bstream-v2')
+          return fail(
+            `${tokenFailure(err)}. W3bstream 2 needs a secp256k1 key; a TPM 2.0 (and an ATECC608) offers NIST curves only. Use a token that offers secp256k1, the key file (no --key-uri), or --transport w3bstream-v1`,
+            EXIT.badSettings,
+          );
+        return fail(tokenFailure(err), EXIT.badSettings);
+      }
+      return fail(err instanceof Error ? err.message : String(err));
     }
+    const ks = key.status();
+    if (ks.state === 'fault') {
+      await key.close();
+      return fail(`signing key: ${ks.reason}: ${ks.advice}`, EXIT.badSettings);
+    }
+    const info = key.token?.info ?? null;
+    const where =
+      info === null
+        ? { source: 'file', file: key.where }
+        : {
+            source: 'pkcs11',
+            uri: key.where,
+            token: info.token.label,
+            label: info.label,
+            id: info.idHex,
+            sensitive: info.sensitive,
+            extractable: info.extractable,
+            neverExtractable: info.neverExtractable,
+            alwaysSensitive: info.alwaysSensitive,
+          };
+    if (flags.json)
+      console.log(
+        JSON.stringify({
+          deviceId: key.deviceId,
+          publicKey: key.publicKeyHex,
+          curve: key.curve,
+          did: key.did,
+          publicKeyJwk: key.publicKeyJwk,
+          key: where,
+        }),
+      );
+    else {
+      const created = info?.created ?? (key.signer as { created?: boolean }).created ?? false;
+      const keyLine =
+        info === null
+          ? key.where
+          : `in token "${info.token.label}" (${key.where}): ${info.sensitive ? 'sensitive' : 'NOT sensitive'}, ${info.extractable === false ? 'not extractable' : 'EXTRACTABLE'}; no key file`;
+      console.log(
+        `device_id   ${key.deviceId}\npublic_key  ${key.publicKeyHex}\ncurve       ${key.curve}\ndid         ${key.did}\njwk         ${JSON.stringify(key.publicKeyJwk)}\nkey         ${keyLine}${created ? '\n(new identity created)' : ''}`,
+      );
+    }
+    try {
+      if (s.transport === 'w3bstream-v2') requireSecp256k1Key(key, 'W3bstream 2 (--transport w3bstream-v2)');
+    } catch (err) {
+      logger.warning((err as Error).message);
+    }
+    await key.close();
   });
 
 withSettings(program.command('read').description('take one measurement and print it'))

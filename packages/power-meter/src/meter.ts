@@ -4,7 +4,7 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Sampler, createSensor, realSleep, systemClock, type Sensor, type SensorState, type WindowResult } from '@power-meter/ina219';
 import { cleanupTempFiles, legacyStatusOf, readState, type RewardBalance, type WindowSummary } from '@power-meter/meter-files';
-import { Outbox, OutboxCorruptError, Publisher, isCorruptionError, loadOrCreateIdentity, type Identity } from '@power-meter/w3bstream';
+import { Outbox, OutboxCorruptError, Publisher, isCorruptionError, loadOrCreateIdentity } from '@power-meter/w3bstream';
 import { BalanceReader, safeRpcUrl, type ChainBalance } from './chain/balance.js';
 import { rewardsForWindow, tokensPerH } from './rewards.js';
 import { notifyObservers, type MeterObserver } from './observer.js';
@@ -14,6 +14,7 @@ import { resolveRuntimeDir } from './runtime-dir.js';
 import { StateWriter, buildState } from './state-writer.js';
 import { METER_SCHEMA, MeterStore } from './store.js';
 import { checkTransport, identityCurveFor, publisherTransport, signReading } from './transport.js';
+import { fileKey, openMeterKey, type MeterKey } from './key/meter-key.js';
 import { bootId, bootMonotonicMs, clockTrusted, decideClockSync, probeClock, wallTimeOf, type ClockSync } from './timesync.js';
 
 /** No reading can be older than this release: a clock before it is certainly wrong. */
@@ -50,6 +51,26 @@ export interface MeterOptions {
   onStopped?: (reason: string) => void;
   /** Test hook (POWER_METER_TEST_FAULT): make the sampler or the publisher stop for good after the first window. */
   testFault?: 'sampler' | 'publisher';
+  /** The PKCS#11 user PIN (POWER_METER_PKCS11_PIN; never logged), for a key in a token (`--key-uri`). */
+  pkcs11Pin?: string;
+  /** Reconnect delays for a token that went away, ms (tests shorten them; default 2 s doubling to 60 s). */
+  tokenRetryMs?: { first: number; max: number };
+}
+
+/**
+ * A measured window on its way to the outbox: signed in order, one at a time. A key in a token
+ * signs off the event loop (tens to hundreds of ms on a TPM), so a window waits here meanwhile;
+ * when the key cannot sign (or the clock cannot be trusted) it is held in the database instead,
+ * unsigned and counted, and signed when the key is back.
+ */
+interface PendingReading {
+  avgPowerW: number;
+  energyWh: number;
+  rewards: number;
+  /** Wall-clock end, when the clock was trusted at the end of the window; null: re-anchored later. */
+  endWallMs: number | null;
+  /** Monotonic end (the sampler's clock) and the boot it belongs to. */
+  endMonoMs: number;
 }
 
 /** Where the outbox and the sequence floor live in the data directory. */
@@ -78,7 +99,8 @@ const SEQUENCE_BLOCK = 1000;
  * with the publisher draining the outbox. One instance per data directory (the outbox lock).
  */
 export class Meter {
-  readonly identity: Identity;
+  /** The device key (a key file or a PKCS#11 token) and its address. */
+  readonly identity: MeterKey;
   readonly outbox: Outbox;
   private readonly store: MeterStore;
   private readonly writer: StateWriter;
@@ -91,8 +113,14 @@ export class Meter {
   private clock: ClockSync = { state: 'unknown', reason: 'not probed yet' };
   private timers: NodeJS.Timeout[] = [];
   private writeError: string | null = null;
-  private unstored: WindowResult[] = [];
+  /** Windows measured and not yet stored or held, oldest first (see PendingReading). */
+  private pending: PendingReading[] = [];
   private storeError: string | null = null;
+  /** The signing loop, while it runs (one at a time). */
+  private signing: Promise<void> | null = null;
+  private signAgain = false;
+  /** Set by stop(): a signature that comes back after the pending windows were held is dropped. */
+  private signingAbandoned = false;
   private lastShownPower: number | null = null;
   private lastWriteMs = 0;
   /** Monotonic ms (the sampler's clock) of the last live-power check. */
@@ -113,7 +141,10 @@ export class Meter {
   /** The applet's reason when the latest delivered reading was refused (null once one is accepted). */
   private lastRejection: string | null = null;
 
-  private constructor(private readonly opts: MeterOptions) {
+  private constructor(
+    private readonly opts: MeterOptions,
+    tokenKey?: MeterKey,
+  ) {
     const s = opts.settings;
     mkdirSync(s.dataDir, { recursive: true });
     this.runtimeDir = resolveRuntimeDir(s.runtimeDir, s.dataDir);
@@ -134,11 +165,12 @@ export class Meter {
       syncEveryAppend: s.syncIntervalS === 0,
     });
     try {
-      this.identity = loadOrCreateIdentity(paths.identityDir, { curve: identityCurveFor(s) });
+      this.identity = tokenKey ?? fileKey(loadOrCreateIdentity(paths.identityDir, { curve: identityCurveFor(s) }));
       checkTransport(s, this.identity, this.outbox.peek(1)[0], this.outbox.waiting());
       this.store = new MeterStore(this.outbox);
     } catch (err) {
       this.outbox.close();
+      void tokenKey?.close();
       // Damage that the open-time check did not see, met when reading the totals.
       throw isCorruptionError(err) ? new OutboxCorruptError(paths.outbox, (err as Error).message) : err;
     }
@@ -195,7 +227,24 @@ export class Meter {
   private readonly warn = (line: string): void => (this.opts.warn ?? this.opts.log)(line);
 
   static async start(opts: MeterOptions): Promise<Meter> {
-    const m = new Meter(opts);
+    const s = opts.settings;
+    // A key in a token is opened first (asynchronously); a token that cannot be used now is a fault
+    // the meter measures through, unless this meter has never seen its key (no device address yet).
+    const tokenKey =
+      s.keyUri === ''
+        ? undefined
+        : await openMeterKey(s, {
+            log: opts.log,
+            warn: opts.warn ?? opts.log,
+            pin: opts.pkcs11Pin ?? '',
+            curve: identityCurveFor(s),
+            retryMs: opts.tokenRetryMs,
+          });
+    const m = new Meter(opts, tokenKey);
+    m.identity.onStatus((st) => {
+      m.scheduleWrite();
+      if (st.state === 'ok') m.kickSigning();
+    });
     await m.begin();
     return m;
   }
@@ -239,7 +288,12 @@ export class Meter {
     }
     this.logStaging();
     const t = this.store.totals();
-    log(`identity device_id=${this.identity.deviceId} curve=${this.identity.curve}`);
+    log(
+      `identity device_id=${this.identity.deviceId} curve=${this.identity.curve} key=${this.identity.source === 'file' ? this.identity.where : `pkcs11 ${this.identity.where}`}`,
+    );
+    const ks = this.identity.status();
+    if (ks.state === 'fault')
+      this.warn(`signing key fault at start: ${ks.reason}: ${ks.advice}; measuring goes on, readings are kept unsigned`);
     log(
       `totals energy_wh=${t.energyWh.toFixed(6)} rewards=${t.rewardsTotal.toFixed(6)} windows=${t.windows} waiting=${this.outbox.stats().waiting} held=${this.store.heldCount()}`,
     );
@@ -351,7 +405,7 @@ export class Meter {
     const before = this.clock.state;
     this.clock = decideClockSync(await probeClock({ floorMs: this.floorMs, root: this.opts.timesyncRoot }));
     if (before !== this.clock.state) this.opts.log(`clock ${this.clock.state}: ${this.clock.reason}`);
-    if (this.canTimestamp()) this.releaseHeld();
+    if (this.canTimestamp()) this.kickSigning();
   }
 
   private canTimestamp(): boolean {
@@ -359,9 +413,10 @@ export class Meter {
   }
 
   /**
-   * A window that could not be stored (disk full, I/O error) is kept in memory and retried with
-   * the next window; an exception here must never end the sampler (measurement would stop while
-   * the files still looked alive).
+   * A window becomes a pending reading; the signing loop stores it (or holds it). A window that
+   * could not be stored (disk full, I/O error) stays pending and is retried with the next window;
+   * an exception here must never end the sampler (measurement would stop while the files still
+   * looked alive).
    */
   private onWindow(w: WindowResult): void {
     if (this.stopped) return;
@@ -370,34 +425,21 @@ export class Meter {
       this.outbox.close();
       this.publisher.notify();
     }
-    this.unstored.push(w);
-    while (this.unstored.length > 0) {
-      try {
-        this.storeWindow(this.unstored[0]!);
-        this.unstored.shift();
-        this.storeError = null;
-      } catch (err) {
-        if (isCorruptionError(err)) {
-          this.opts.onFatal?.(new OutboxCorruptError(this.outbox.file, (err as Error).message));
-          return;
-        }
-        const msg = err instanceof Error ? err.message : String(err);
-        if (msg !== this.storeError)
-          this.warn(
-            `cannot store a reading (${msg}): ${this.unstored.length} window(s) kept in memory and retried with the next window; free disk space in ${this.opts.settings.dataDir}`,
-          );
-        this.storeError = msg;
-        if (this.unstored.length > 10_000) this.unstored.shift();
-        return;
-      }
+    const r = this.prepareWindow(w);
+    if (r !== null) {
+      this.pending.push(r);
+      if (this.pending.length > 10_000) this.pending.shift();
     }
+    this.kickSigning();
+    this.scheduleWrite();
   }
 
-  private storeWindow(w: WindowResult): void {
+  /** The window's figures for the screen, and what will be signed; null when it had no readings. */
+  private prepareWindow(w: WindowResult): PendingReading | null {
     const { settings: s, log } = this.opts;
     if (w.avgPowerW === null) {
       log(`window without readings (sensor fault: ${w.faultReason ?? 'unknown'}): nothing to sign`);
-      return;
+      return null;
     }
     const durationMs = w.endMs - w.startMs;
     const rewards = rewardsForWindow(w.avgPowerW, durationMs, s.rewardTiers);
@@ -417,19 +459,133 @@ export class Meter {
     };
     if (!w.complete)
       this.warn(`window incomplete: ${w.faultReason ?? 'readings missing'}; observed ${(w.observedFraction * 100).toFixed(1)} %`);
-    if (this.canTimestamp()) {
-      const body = signReading(s, this.identity, { powerW: w.avgPowerW, timestampMs: endWall });
-      const stored = this.store.storeReading(body, { energyWh: w.energyWh, rewards, avgPowerW: w.avgPowerW });
-      if (!stored.counted)
-        log(`window energy ${w.energyWh} Wh / rewards ${rewards} is not a finite amount: counted as 0 (totals stay finite)`);
-      this.reportDrops(stored.dropped);
-      notifyObservers(this.observers, (o) => o.onReading?.(body), log);
-    } else {
-      if (!this.store.holdReading({ bootId: this.boot, endMonoMs: w.endMs, avgPowerW: w.avgPowerW }, { energyWh: w.energyWh, rewards }))
-        log(`window energy ${w.energyWh} Wh / rewards ${rewards} is not a finite amount: counted as 0 (totals stay finite)`);
-      log(`reading held until the clock is synchronised (${this.clock.reason}); held=${this.store.heldCount()}`);
+    return {
+      avgPowerW: w.avgPowerW,
+      energyWh: w.energyWh,
+      rewards,
+      endWallMs: this.canTimestamp() ? endWall : null,
+      endMonoMs: w.endMs,
+    };
+  }
+
+  /** Runs the signing loop, or asks the running one to look again. */
+  private kickSigning(): void {
+    if (this.stopped || this.signingAbandoned) return;
+    if (this.signing !== null) {
+      this.signAgain = true;
+      return;
     }
-    this.scheduleWrite();
+    this.signing = this.signLoop().finally(() => {
+      this.signing = null;
+      if (this.signAgain) {
+        this.signAgain = false;
+        this.kickSigning();
+      }
+    });
+  }
+
+  /**
+   * In order: readings held earlier (for the clock or the key) are signed first, then the pending
+   * windows. While the key cannot sign or the clock is not trusted, pending windows are held in
+   * the database (unsigned, counted, bounded), so the order is kept and a restart loses nothing.
+   */
+  private async signLoop(): Promise<void> {
+    const s = this.opts.settings;
+    for (;;) {
+      if (this.stopped || this.signingAbandoned) return;
+      const canSign = this.identity.ready() && this.canTimestamp();
+      try {
+        if (canSign) {
+          const held = this.store.held(1)[0];
+          if (held !== undefined) {
+            if (held.endWallMs === null && held.bootId !== this.boot) {
+              this.store.dropHeld(held.id);
+              this.opts.log(
+                'dropped a held reading from an earlier boot: its time cannot be known (the clock never synced before that reboot)',
+              );
+              continue;
+            }
+            const timestampMs = held.endWallMs ?? wallTimeOf(held.endMonoMs, { wallMs: Date.now(), monoMs: bootMonotonicMs() });
+            const body = await this.sign({ powerW: held.avgPowerW, timestampMs });
+            if (body === null) continue; // the key failed: the next turn holds
+            if (this.signingAbandoned) return;
+            this.reportDrops(this.store.release(held.id, body).dropped);
+            notifyObservers(this.observers, (o) => o.onReading?.(body), this.opts.log);
+            if (this.store.held(1).length === 0) this.opts.log('released the held readings: all signed');
+            this.scheduleWrite();
+            continue;
+          }
+        }
+        const r = this.pending[0];
+        if (r === undefined) return;
+        if (!canSign) {
+          this.hold(r);
+          this.pending.shift();
+          this.scheduleWrite();
+          continue;
+        }
+        const timestampMs = r.endWallMs ?? wallTimeOf(r.endMonoMs, { wallMs: Date.now(), monoMs: bootMonotonicMs() });
+        const body = await this.sign({ powerW: r.avgPowerW, timestampMs });
+        if (body === null) continue;
+        if (this.signingAbandoned) return;
+        const stored = this.store.storeReading(body, { energyWh: r.energyWh, rewards: r.rewards, avgPowerW: r.avgPowerW });
+        this.pending.shift();
+        this.storeError = null;
+        if (!stored.counted)
+          this.opts.log(`window energy ${r.energyWh} Wh / rewards ${r.rewards} is not a finite amount: counted as 0 (totals stay finite)`);
+        this.reportDrops(stored.dropped);
+        notifyObservers(this.observers, (o) => o.onReading?.(body), this.opts.log);
+        this.scheduleWrite();
+      } catch (err) {
+        if (isCorruptionError(err)) {
+          this.opts.onFatal?.(new OutboxCorruptError(this.outbox.file, (err as Error).message));
+          return;
+        }
+        const msg = err instanceof Error ? err.message : String(err);
+        if (msg !== this.storeError)
+          this.warn(
+            `cannot store a reading (${msg}): ${this.pending.length} window(s) kept in memory and retried with the next window; free disk space in ${s.dataDir}`,
+          );
+        this.storeError = msg;
+        return;
+      }
+    }
+  }
+
+  /** Signs through the key; null when the key failed (it is then in its fault state and says so). */
+  private async sign(reading: { powerW: number; timestampMs: number }): Promise<string | null> {
+    try {
+      return await signReading(this.opts.settings, this.identity, reading);
+    } catch (err) {
+      if (this.identity.source === 'file') throw err;
+      return null;
+    }
+  }
+
+  /**
+   * Keeps a window unsigned in the database (its energy and rewards counted now, once). Bounded by
+   * `--outbox-max-count`: past it the oldest held reading is dropped and counted (publishing.dropped).
+   */
+  private hold(r: PendingReading): void {
+    if (this.store.heldCount() >= this.opts.settings.outboxMaxCount) {
+      this.store.dropOldestHeld();
+      this.warn(
+        `more than ${this.opts.settings.outboxMaxCount} readings held unsigned (--outbox-max-count): dropped the oldest (counted in publishing.dropped)`,
+      );
+    }
+    if (
+      !this.store.holdReading(
+        { bootId: this.boot, endMonoMs: r.endMonoMs, avgPowerW: r.avgPowerW, endWallMs: r.endWallMs },
+        { energyWh: r.energyWh, rewards: r.rewards },
+      )
+    )
+      this.opts.log(`window energy ${r.energyWh} Wh / rewards ${r.rewards} is not a finite amount: counted as 0 (totals stay finite)`);
+    const counts = this.store.heldCounts();
+    if (r.endWallMs === null) this.opts.log(`reading held until the clock is synchronised (${this.clock.reason}); held=${counts.clock}`);
+    else
+      this.opts.log(
+        `reading held unsigned until the signing key is back (${this.identity.status().reason ?? 'key not ready'}); unsigned=${counts.key}`,
+      );
   }
 
   /** The outbox is bounded: dropping the oldest is counted (state.json) and logged, never silent. */
@@ -438,27 +594,6 @@ export class Meter {
       this.warn(
         `outbox full or too old: dropped ${dropped} oldest undelivered reading(s); ${this.outbox.stats().dropped} dropped since install (raise --outbox-max-count / --outbox-max-age)`,
       );
-  }
-
-  /** Signs held readings with timestamps re-anchored from the monotonic clock, oldest first. */
-  private releaseHeld(): void {
-    const held = this.store.held();
-    if (held.length === 0) return;
-    const anchor = { wallMs: Date.now(), monoMs: bootMonotonicMs() };
-    let released = 0;
-    for (const h of held) {
-      if (h.bootId !== this.boot) {
-        this.store.dropHeld(h.id);
-        this.opts.log(`dropped a held reading from an earlier boot: its time cannot be known (the clock never synced before that reboot)`);
-        continue;
-      }
-      const body = signReading(this.opts.settings, this.identity, { powerW: h.avgPowerW, timestampMs: wallTimeOf(h.endMonoMs, anchor) });
-      this.reportDrops(this.store.release(h.id, body).dropped);
-      notifyObservers(this.observers, (o) => o.onReading?.(body), this.opts.log);
-      released++;
-    }
-    if (released > 0) this.opts.log(`released ${released} held reading(s) with re-anchored timestamps`);
-    this.scheduleWrite();
   }
 
   /**
@@ -518,6 +653,8 @@ export class Meter {
     // Published totals are the ones on the card: after a power cut they are where they were.
     const synced = this.outbox.staged ? this.store.syncedTotals() : totals;
     const pub = this.publisher.state();
+    const held = this.store.heldCounts();
+    const key = this.identity.status();
     const state = buildState({
       nowMs: Date.now(),
       deviceId: this.identity.deviceId,
@@ -534,12 +671,23 @@ export class Meter {
         waiting: pub.waiting,
         dropped: pub.dropped + totals.heldDropped,
         lastSuccessMs: pub.lastSuccessMs,
-        held: this.store.heldCount(),
+        held: held.clock,
         rejected: pub.rejected,
         lastRejection: this.lastRejection,
         ...(s.transport === 'w3bstream-v2' ? { lastTaskId: pub.lastTaskId } : {}),
       },
       rewardBalance: this.rewardBalance === null ? undefined : stateBalance(this.rewardBalance),
+      signing:
+        key.source === 'file'
+          ? undefined
+          : {
+              key: 'pkcs11',
+              state: key.state,
+              reason: key.reason,
+              unsigned: held.key + (key.state === 'ok' ? 0 : this.pending.length),
+              pinAttempts: key.pinAttempts,
+              sinceMs: key.sinceMs,
+            },
       sensor: {
         state: this.sensorState.state,
         reason: this.sensorState.reason,
@@ -553,6 +701,22 @@ export class Meter {
     this.lastWriteMs = performance.now();
   }
 
+  /**
+   * A signature still in the token gets up to a second to come back; whatever is still pending
+   * then is held in the database (unsigned, counted), so a stop loses no measured window.
+   */
+  private async stopSigning(): Promise<void> {
+    if (this.signing !== null) await Promise.race([this.signing, new Promise((r) => setTimeout(r, 1000))]);
+    this.signingAbandoned = true;
+    for (const r of this.pending.splice(0)) {
+      try {
+        this.hold(r);
+      } catch (err) {
+        this.warn(`cannot keep a window at stop (${err instanceof Error ? err.message : String(err)}): it is lost`);
+      }
+    }
+  }
+
   /** Bytes written to the data directory so far (state files only). */
   get bytesWritten(): number {
     return this.writer.bytesWritten;
@@ -562,6 +726,7 @@ export class Meter {
     for (const t of this.timers) clearInterval(t);
     this.balance?.stop();
     await this.sampler?.stop();
+    await this.stopSigning();
     await this.publisher.stop();
     // The last state (with the totals of the final sync) goes out before the files leave RAM.
     this.sync();
@@ -569,6 +734,7 @@ export class Meter {
     this.stopped = true;
     await this.sensor?.close();
     this.outbox.close();
+    await this.identity.close();
     // A stopped meter leaves real files in the data directory, and nothing in RAM.
     const s = this.opts.settings;
     try {

@@ -14,7 +14,7 @@ export interface Totals {
   rewardsTotal: number;
   windows: number;
   recentAvgPowerW: number[];
-  /** Held readings dropped because they were measured in an earlier boot before the clock synced. */
+  /** Held readings dropped: measured in an earlier boot before the clock synced, or past the bound on readings held unsigned. */
   heldDropped: number;
 }
 
@@ -23,6 +23,11 @@ export interface HeldReading {
   bootId: string;
   endMonoMs: number;
   avgPowerW: number;
+  /**
+   * The window's wall-clock end when the clock was trusted as it ended (a reading held because the
+   * signing key could not sign); null for a reading held for the clock (re-anchored when it syncs).
+   */
+  endWallMs: number | null;
 }
 
 const RECENT = 60;
@@ -47,6 +52,8 @@ export const METER_SCHEMA: SchemaExtension = {
        end_mono_ms REAL NOT NULL,
        avg_power_w REAL NOT NULL
      );`,
+    // 2: readings held because the signing key (a PKCS#11 token) could not sign keep their time.
+    'ALTER TABLE held ADD COLUMN end_wall_ms REAL',
   ],
 };
 
@@ -132,6 +139,25 @@ export class MeterStore {
     return this.outbox.transaction((sql) => sql.get<{ n: number }>('SELECT COUNT(*) AS n FROM held')!.n);
   }
 
+  /** Held readings by what they wait for: the clock (no wall time yet), or only the signing key. */
+  heldCounts(): { clock: number; key: number } {
+    const r = this.outbox.transaction(
+      (sql) =>
+        sql.get<{ clock: number | null; key: number | null }>(
+          'SELECT SUM(end_wall_ms IS NULL) AS clock, SUM(end_wall_ms IS NOT NULL) AS key FROM held',
+        )!,
+    );
+    return { clock: r.clock ?? 0, key: r.key ?? 0 };
+  }
+
+  /** The bound on held readings was reached: the oldest goes, counted like the outbox's drops. */
+  dropOldestHeld(): void {
+    this.outbox.transaction((sql) => {
+      sql.run('DELETE FROM held WHERE id = (SELECT MIN(id) FROM held)');
+      sql.run('UPDATE meter_totals SET held_dropped = held_dropped + 1 WHERE id = 1');
+    });
+  }
+
   /** Adds a window; a non-finite or negative increment counts as 0 (then it returns false). */
   private addWindow(sql: OutboxSql, energyWh: number, rewards: number, avgPowerW: number): boolean {
     const r = sql.get<TotalsRow>('SELECT * FROM meter_totals WHERE id = 1')!;
@@ -167,19 +193,32 @@ export class MeterStore {
   }
 
   /** Holds a reading until the clock is trusted; its window is counted now, once. */
-  holdReading(r: { bootId: string; endMonoMs: number; avgPowerW: number }, window: { energyWh: number; rewards: number }): boolean {
+  holdReading(
+    r: { bootId: string; endMonoMs: number; avgPowerW: number; endWallMs?: number | null },
+    window: { energyWh: number; rewards: number },
+  ): boolean {
     return this.outbox.transaction((sql) => {
-      sql.run('INSERT INTO held (boot_id, end_mono_ms, avg_power_w) VALUES (?, ?, ?)', r.bootId, r.endMonoMs, r.avgPowerW);
+      sql.run(
+        'INSERT INTO held (boot_id, end_mono_ms, avg_power_w, end_wall_ms) VALUES (?, ?, ?, ?)',
+        r.bootId,
+        r.endMonoMs,
+        r.avgPowerW,
+        r.endWallMs ?? null,
+      );
       return this.addWindow(sql, window.energyWh, window.rewards, r.avgPowerW);
     });
   }
 
-  held(): HeldReading[] {
+  /** Held readings, oldest first (`limit` of them). */
+  held(limit = -1): HeldReading[] {
     return this.outbox
       .transaction((sql) =>
-        sql.all<{ id: number; boot_id: string; end_mono_ms: number; avg_power_w: number }>('SELECT * FROM held ORDER BY id'),
+        sql.all<{ id: number; boot_id: string; end_mono_ms: number; avg_power_w: number; end_wall_ms: number | null }>(
+          'SELECT * FROM held ORDER BY id LIMIT ?',
+          limit,
+        ),
       )
-      .map((r) => ({ id: r.id, bootId: r.boot_id, endMonoMs: r.end_mono_ms, avgPowerW: r.avg_power_w }));
+      .map((r) => ({ id: r.id, bootId: r.boot_id, endMonoMs: r.end_mono_ms, avgPowerW: r.avg_power_w, endWallMs: r.end_wall_ms }));
   }
 
   /** Moves a held reading into the outbox (signed with its re-anchored timestamp), atomically. */

@@ -1,13 +1,14 @@
 import {
   IdentityCurveError,
-  buildMessage,
-  buildMessageV2,
+  signMessage,
+  signMessageV2,
   transportOfBody,
   w3bstreamV2Transport,
-  type Identity,
+  type Curve,
   type Transport,
   type TransportName,
 } from '@power-meter/w3bstream';
+import type { MeterKey } from './key/meter-key.js';
 import type { BackendSettings } from './settings.js';
 
 /**
@@ -21,7 +22,7 @@ type TransportSettings = Pick<
 >;
 
 /** W3bstream 2 recovers secp256k1 signatures only: a new identity for it is created on that curve (`--curve` is for v1). */
-export function identityCurveFor(s: Pick<BackendSettings, 'transport' | 'curve'>): 'p256' | 'secp256k1' {
+export function identityCurveFor(s: Pick<BackendSettings, 'transport' | 'curve'>): Curve {
   return s.transport === 'w3bstream-v2' ? 'secp256k1' : s.curve;
 }
 
@@ -45,26 +46,55 @@ export class TransportMismatchError extends Error {
   }
 }
 
+/** The refusal for a P-256 key in a token under a secp256k1-only use, saying why and the ways out. */
+export function p256TokenFor(purpose: string, keyUri: string): string {
+  return `the device key ${keyUri} in the PKCS#11 token is a P-256 key, and ${purpose} identifies devices by recovering a secp256k1 signature. A TPM 2.0 offers NIST curves only (no secp256k1), and so does an ATECC608; SoftHSM and some HSMs offer secp256k1. Either keep --transport w3bstream-v1, or use a token that offers secp256k1 (power-meter identity --transport w3bstream-v2 --key-uri … creates the key on it), or keep the key in the key file (no --key-uri)`;
+}
+
 /**
- * Checks before the meter starts: the identity's curve and the oldest stored message (the outbox is
+ * The one check every secp256k1-only use makes before it starts (the W3bstream 2 transport here;
+ * an ioID permit uses the same): throws `IdentityCurveError` naming the key, the use and the ways out.
+ */
+export function requireSecp256k1Key(key: Pick<MeterKey, 'curve' | 'where' | 'source'>, purpose: string): void {
+  if (key.curve === 'secp256k1') return;
+  throw new IdentityCurveError(key.source === 'file' ? p256ForV2(key.where) : p256TokenFor(purpose, key.where));
+}
+
+/**
+ * Checks before the meter starts: the key's curve and the oldest stored message (the outbox is
  * in order, so a backlog from before a switch starts at its head). Throws, never discards.
  */
-export function checkTransport(s: TransportSettings, identity: Identity, head: { body: string } | undefined, waiting: number): void {
-  if (s.transport === 'w3bstream-v2' && identity.curve !== 'secp256k1') throw new IdentityCurveError(p256ForV2(identity.keyFile));
+export function checkTransport(
+  s: TransportSettings,
+  key: Pick<MeterKey, 'curve' | 'where' | 'source'>,
+  head: { body: string } | undefined,
+  waiting: number,
+): void {
+  if (s.transport === 'w3bstream-v2') requireSecp256k1Key(key, 'W3bstream 2 (--transport w3bstream-v2)');
   const stored = head === undefined ? null : transportOfBody(head.body);
   if (stored !== null && stored !== s.transport) throw new TransportMismatchError(stored, s.transport, waiting);
 }
 
-/** The signed body for one reading, exactly what is stored and later sent. */
-export function signReading(s: TransportSettings, identity: Identity, reading: { powerW: number; timestampMs: number }): string {
+/**
+ * The signed body for one reading, exactly what is stored and later sent. Through the signing
+ * seam: a key in a token signs asynchronously (off the event loop); the key file as before.
+ */
+export async function signReading(
+  s: TransportSettings,
+  key: Pick<MeterKey, 'signer'>,
+  reading: { powerW: number; timestampMs: number },
+): Promise<string> {
   if (s.transport === 'w3bstream-v2')
-    return buildMessageV2(identity, reading, { projectId: s.projectId, projectVersion: s.projectVersion, timestampUnit: s.timestampUnit })
-      .body;
-  return buildMessage(identity, reading, {
-    signatureEncoding: s.signature,
-    timestampUnit: s.timestampUnit,
-    publicKeyField: s.publicKeyField,
-  }).body;
+    return (
+      await signMessageV2(key.signer, reading, { projectId: s.projectId, projectVersion: s.projectVersion, timestampUnit: s.timestampUnit })
+    ).body;
+  return (
+    await signMessage(key.signer, reading, {
+      signatureEncoding: s.signature,
+      timestampUnit: s.timestampUnit,
+      publicKeyField: s.publicKeyField,
+    })
+  ).body;
 }
 
 /** The publisher's transport; undefined = its default, v1 from the token, device and eventType. */
