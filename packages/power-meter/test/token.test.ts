@@ -1,6 +1,6 @@
 import { execFileSync, spawnSync } from 'node:child_process';
 import { createPublicKey } from 'node:crypto';
-import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { readState, type MeterState } from '@power-meter/meter-files';
@@ -186,7 +186,24 @@ describe('SoftHSM2: the identity is made in the token and the meter signs with i
     expect((await state(dir))!.signing).toMatchObject({ state: 'fault', pinAttempts: 1 });
     expect(p.output()).not.toContain('CKR_PIN_INCORRECT');
     expect(p.output()).toContain('refused this PIN at');
+    // doctor, while the meter runs: the meter's own view, with what to do.
+    const doctorCheck = (): { status: string; detail: string; fix?: string } => {
+      const d = cli(['doctor', '--json', '--sensor', 'sim', '--data-dir', dir, ...uri], bad);
+      const checks = (
+        JSON.parse(d.out.trim().split('\n').pop()!) as { checks: Array<{ name: string; status: string; detail: string; fix?: string }> }
+      ).checks;
+      return checks.find((c) => c.name === 'signing-key')!;
+    };
+    const running = doctorCheck();
+    expect(running).toMatchObject({ status: 'fail' });
+    expect(running.detail).toMatch(/wrong PIN.*kept unsigned.*refused the PIN 1 time/);
+    expect(running.fix).toContain('POWER_METER_PKCS11_PIN');
     expect(await p.stop('SIGTERM')).toBe(0);
+    // doctor with the meter stopped opens the token itself, through the same guard: no new attempt.
+    const stopped = doctorCheck();
+    expect(stopped).toMatchObject({ status: 'fail', detail: 'wrong PIN (not retried)' });
+    expect(JSON.parse(readFileSync(join(dir, 'identity', 'pkcs11-pin-refused.json'), 'utf8'))).toMatchObject({ attempts: 1 });
+    expect(readFileSync(join(dir, 'identity', 'pkcs11-pin-refused.json'), 'utf8')).not.toContain('not-the-pin');
     const kept = (await state(dir))!.signing!.unsigned;
     // The right PIN (the configuration changed): every reading kept is signed, in order, and delivered.
     p = run(good);

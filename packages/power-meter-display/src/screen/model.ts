@@ -183,6 +183,10 @@ export function buildScreenModel(state: MeterState | null, problem: StateProblem
   } else if (sensorFault) {
     statusText = `sensor: ${shorten(state.sensor.reason ?? 'fault', 22)}`;
     statusTone = 'alert';
+  } else if (state.signing?.state === 'fault') {
+    // The key in the token is gone or refuses: measuring goes on, readings wait unsigned.
+    statusText = signingFaultText(state.signing.reason, state.signing.unsigned);
+    statusTone = 'alert';
   } else {
     ({ statusText, statusTone } = publishingStatus(state));
   }
@@ -221,6 +225,15 @@ function publishingStatus(state: MeterState): { statusText: string; statusTone: 
     case 'failing':
       return { statusText: `failing: ${shorten(p.reason ?? 'error', 16)}`, statusTone: 'alert' };
   }
+}
+
+/**
+ * The token's fault in the status bar's width: what is wrong, and how many readings wait unsigned
+ * ("key: wrong PIN, 12 kept"). The backend's reasons are short words (state.json signing.reason).
+ */
+export function signingFaultText(reason: string | null, unsigned: number): string {
+  const what = (reason ?? 'token fault').replace(/ \(not retried\)$/, '').replace(/^token /, '');
+  return `key: ${shorten(what, 16)}${unsigned > 0 ? `, ${unsigned} kept` : ''}`;
 }
 
 function shorten(text: string, max: number): string {
