@@ -119,6 +119,8 @@ export class Meter {
   /** The signing loop, while it runs (one at a time). */
   private signing: Promise<void> | null = null;
   private signAgain = false;
+  /** Held readings signed since the last "released" line, by what they waited for. */
+  private released = { clock: 0, key: 0 };
   /** Set by stop(): a signature that comes back after the pending windows were held is dropped. */
   private signingAbandoned = false;
   private lastShownPower: number | null = null;
@@ -511,7 +513,14 @@ export class Meter {
             if (this.signingAbandoned) return;
             this.reportDrops(this.store.release(held.id, body).dropped);
             notifyObservers(this.observers, (o) => o.onReading?.(body), this.opts.log);
-            if (this.store.held(1).length === 0) this.opts.log('released the held readings: all signed');
+            this.released[held.endWallMs === null ? 'clock' : 'key']++;
+            if (this.store.held(1).length === 0) {
+              const { clock, key } = this.released;
+              this.opts.log(
+                `released ${clock + key} held reading(s)${clock > 0 ? ' with re-anchored timestamps' : ''}${key > 0 ? `, ${key} kept unsigned while the signing key could not sign` : ''}`,
+              );
+              this.released = { clock: 0, key: 0 };
+            }
             this.scheduleWrite();
             continue;
           }
