@@ -31,7 +31,7 @@ import {
 import { printDoctor, runDoctor } from './doctor.js';
 import { sensorErrorHint } from './hints.js';
 import { Meter, RuntimeDirError, stagingFileFor } from './meter.js';
-import { TransportMismatchError, identityCurveFor, requireSecp256k1Key } from './transport.js';
+import { SignerMismatchError, TransportMismatchError, identityCurveFor, requireSecp256k1Key } from './transport.js';
 import { moduleFor, openMeterKey } from './key/meter-key.js';
 import { TokenKeyError, describeTokenFault } from './key/token-key.js';
 import { salvageOutbox } from './salvage.js';
@@ -223,7 +223,8 @@ withSettings(program.command('run', { isDefault: true }).description('run the me
     } catch (err) {
       if (err instanceof OutboxCorruptError || err instanceof OutboxTooNewError || err instanceof SequenceFloorError) return corrupt(err);
       // A P-256 key for W3bstream 2, or a backlog signed for the other transport: a setting to change, never data to discard.
-      if (err instanceof IdentityCurveError || err instanceof TransportMismatchError) return fail(err.message, EXIT.badSettings);
+      if (err instanceof IdentityCurveError || err instanceof TransportMismatchError || err instanceof SignerMismatchError)
+        return fail(err.message, EXIT.badSettings);
       if (err instanceof OutboxLockedError || err instanceof IdentityError) return fail(err.message);
       if (err instanceof RuntimeDirError) return fail(err.message, EXIT.badSettings);
       // The token cannot be used and this meter has never seen its key: no device address to measure under.

@@ -1,5 +1,7 @@
 import {
   IdentityCurveError,
+  checkMessageV2,
+  verifyBody,
   signMessage,
   signMessageV2,
   transportOfBody,
@@ -60,19 +62,51 @@ export function requireSecp256k1Key(key: Pick<MeterKey, 'curve' | 'where' | 'sou
   throw new IdentityCurveError(key.source === 'file' ? p256ForV2(key.where) : p256TokenFor(purpose, key.where));
 }
 
+/** The outbox holds undelivered messages signed by another key (the identity was replaced, e.g. moved into a token). */
+export class SignerMismatchError extends Error {
+  constructor(
+    readonly stored: string,
+    readonly current: string,
+    readonly waiting: number,
+  ) {
+    super(
+      `the outbox holds ${waiting} undelivered reading(s) signed by the device ${stored}, but the key now is the device ${current}: they would be delivered under the new device's numbering while they name the old one. Deliver them with the old key first (start without --key-uri, or with the old identity/ directory, until state.json publishing.waiting = 0), then switch; nothing was discarded`,
+    );
+    this.name = 'SignerMismatchError';
+  }
+}
+
+/** The device that signed a stored body (either node generation), or null when it cannot be told. */
+export function signerOfBody(body: string): string | null {
+  const stored = transportOfBody(body);
+  if (stored === 'w3bstream-v2') {
+    const c = checkMessageV2(body);
+    return c.ok ? c.deviceId : null;
+  }
+  const v = verifyBody(body);
+  return v.ok ? v.deviceId : null;
+}
+
 /**
  * Checks before the meter starts: the key's curve and the oldest stored message (the outbox is
  * in order, so a backlog from before a switch starts at its head). Throws, never discards.
  */
 export function checkTransport(
   s: TransportSettings,
-  key: Pick<MeterKey, 'curve' | 'where' | 'source'>,
+  key: Pick<MeterKey, 'curve' | 'where' | 'source'> & Partial<Pick<MeterKey, 'deviceId'>>,
   head: { body: string } | undefined,
   waiting: number,
 ): void {
   if (s.transport === 'w3bstream-v2') requireSecp256k1Key(key, 'W3bstream 2 (--transport w3bstream-v2)');
   const stored = head === undefined ? null : transportOfBody(head.body);
   if (stored !== null && stored !== s.transport) throw new TransportMismatchError(stored, s.transport, waiting);
+  // A backlog signed by another key (the identity replaced, e.g. moved into a token): its signer is
+  // recovered once at start; the outbox is in order, so the head is the oldest.
+  if (head !== undefined && key.deviceId !== undefined) {
+    const signer = signerOfBody(head.body);
+    const current = key.deviceId.toLowerCase();
+    if (signer !== null && signer.toLowerCase() !== current) throw new SignerMismatchError(signer.toLowerCase(), current, waiting);
+  }
 }
 
 /**

@@ -224,6 +224,55 @@ describe('SoftHSM2: the identity is made in the token and the meter signs with i
     expect((await outboxContents(dir)).waiting).toBe(0);
   }, 150_000);
 
+  it('moving to a key in the token with readings still waiting: refused with exit 2 (they name the old device), nothing discarded; delivered with the old key first', async () => {
+    const dir = dataDir();
+    const env = { ...hsm.env, POWER_METER_PKCS11_PIN: USER_PIN };
+    // The key file meter measures while the node is unreachable: readings wait in the outbox.
+    const old = start(
+      BACKEND,
+      [
+        '--sensor',
+        'sim',
+        '--sim-load',
+        '4',
+        '--window',
+        '1',
+        '--data-dir',
+        dir,
+        '--publish-url',
+        'http://127.0.0.1:9/srv-applet-mgr/v0/event/test',
+      ],
+      {
+        W3BSTREAM_PUBLISHER_TOKEN: TOKEN,
+      },
+    );
+    procs.push(old);
+    await until(async () => ((await state(dir))?.publishing.waiting ?? 0) >= 2, 30_000, '2 readings waiting');
+    expect(await old.stop('SIGTERM')).toBe(0);
+    const waiting = (await outboxContents(dir)).waiting;
+    const oldId = (await state(dir))!.deviceId;
+    const tokenArgs = ['--key-uri', 'pkcs11:token=meter;object=move-key', '--pkcs11-module', hsm.module];
+    expect(cli(['identity', '--data-dir', dir, ...tokenArgs], env).status).toBe(0);
+    const r = await startDevReceiver({ project: 'test', token: TOKEN });
+    receivers.push(r);
+    const refused = start(BACKEND, ['--sensor', 'sim', '--data-dir', dir, '--publish-url', r.url, ...tokenArgs], {
+      W3BSTREAM_PUBLISHER_TOKEN: TOKEN,
+      ...env,
+    });
+    procs.push(refused);
+    expect(await refused.exited).toBe(2);
+    expect(refused.output()).toContain(`signed by the device ${oldId}`);
+    expect((await outboxContents(dir)).waiting).toBe(waiting);
+    // With the old key (no --key-uri) they go out, signed by the old device.
+    const drain = start(BACKEND, ['--sensor', 'sim', '--window', '1', '--data-dir', dir, '--publish-url', r.url], {
+      W3BSTREAM_PUBLISHER_TOKEN: TOKEN,
+      POWER_METER_RETRY_MAX_MS: '500',
+    });
+    procs.push(drain);
+    await until(() => r.received.length >= waiting, 30_000, 'the backlog delivered');
+    expect(r.received.slice(0, waiting).every((x) => x.verified && x.deviceId === oldId)).toBe(true);
+  }, 120_000);
+
   it('W3bstream 2 with a secp256k1 key in the token: the node recovers the device from every message (checked with ethers)', async () => {
     const dir = dataDir();
     const env = { ...hsm.env, POWER_METER_PKCS11_PIN: USER_PIN };
