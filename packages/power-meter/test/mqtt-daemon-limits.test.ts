@@ -93,6 +93,7 @@ describe('a 50 MB retained message on homeassistant/status (real daemon, real Mo
     const id = (await p.waitFor(/identity device_id=(0x[0-9a-f]{40})/))[1]!;
     // The meter asked for 64 KiB; the proxy hid that from the broker, which sent all 50 MB.
     expect(proxy.connects[0]!.maximumPacketSize).toBe(65_536);
+    // 1 type byte + 4 length bytes + 2 + 20 (topic) + 1 (no properties) + 52428800 (payload): the whole packet.
     await p.waitFor(/mqtt: ignored a 52428828-byte message from the broker \(over the 65536-byte limit/, 60_000);
     await homeAssistantOnline(b, id);
     const mem = memoryMb(p.proc.pid!);

@@ -265,6 +265,7 @@ describe('the on-chain reward balance in MQTT and Prometheus (real daemon, real 
       mqttEnv(b),
     );
     const id = (await p.waitFor(/identity device_id=(0x[0-9a-f]{40})/, 20_000))[1]!;
+    await p.waitFor(new RegExp(`metrics listening url=http://127\\.0\\.0\\.1:${port}/metrics`), 20_000);
     const t = meterTopics('power-meter', id);
     await until(() => seen.some((m) => m.topic === t.balance), 20_000, 'balance published');
     expect(JSON.parse(seen.find((m) => m.topic === t.balance)!.payload)).toMatchObject({ tokens: '40.5', decimals: 18, token, owner });
