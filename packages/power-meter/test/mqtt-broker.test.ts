@@ -88,7 +88,7 @@ describe('MQTT output against a real Mosquitto broker', () => {
     await until(() => live.seen.some((m) => m.topic === topics.availability && m.payload === 'offline'), 20_000, 'offline on stop');
   });
 
-  it('republishes everything when Home Assistant announces itself online', async () => {
+  it('republishes the discovery configs and every state when Home Assistant announces itself online', async () => {
     const b = await broker();
     const { out } = output(b);
     out.onState(st(2, 1000));
@@ -98,10 +98,19 @@ describe('MQTT output against a real Mosquitto broker', () => {
     seen.length = 0;
     await client.publishAsync('homeassistant/status', 'online');
     await until(
-      () => seen.some((m) => m.topic === topics.window && !m.retain) && seen.some((m) => m.topic === topics.status && !m.retain),
+      () =>
+        seen.some((m) => m.topic === topics.window && !m.retain) &&
+        seen.some((m) => m.topic === topics.status && !m.retain) &&
+        new Set(seen.filter((m) => m.topic.endsWith('/config') && !m.retain).map((m) => m.topic)).size === ENTITIES.length,
       20_000,
-      'republished states',
+      'republished discovery configs and states',
     );
+    // Anything else on that topic (offline, garbage) changes nothing.
+    seen.length = 0;
+    await client.publishAsync('homeassistant/status', 'offline');
+    await client.publishAsync(topics.power, 'marker'); // a message that arrives after the meter handled 'offline'
+    await until(() => seen.some((m) => m.payload === 'marker'), 20_000, 'marker');
+    expect(seen.filter((m) => m.topic.endsWith('/config'))).toEqual([]);
   });
 
   it('survives a broker restart: reconnects with backoff and publishes discovery, availability and the latest state again', async () => {
