@@ -81,7 +81,7 @@ describe('a 50 MB retained message on homeassistant/status (real daemon, real Mo
     expect(mem.peak).toBeLessThan(150);
     expect(p.proc.exitCode).toBeNull();
     expect(await p.stop('SIGTERM')).toBe(0);
-  });
+  }, 120_000);
 
   it('a broker that ignores the limit sends it: the meter skips it unread, stays under 150 MB and goes on', async () => {
     const b = await broker();
@@ -100,14 +100,44 @@ describe('a 50 MB retained message on homeassistant/status (real daemon, real Mo
     expect(mem.peak).toBeLessThan(150);
     expect(p.output()).not.toMatch(/mqtt retrying/); // skipped, not a reason to drop the connection
     expect(await p.stop('SIGTERM')).toBe(0);
-  });
+  }, 120_000);
+});
+
+describe('an MQTT 3.1.1 broker (real Mosquitto behind a front that refuses MQTT 5)', () => {
+  it('the meter falls back to 3.1.1, still skips the 50 MB message unread, stays under 150 MB, and doctor connects too', async () => {
+    const b = await broker();
+    await retainHuge(b, 50);
+    const v311 = await stripMaxPacketSizeProxy(b.port, 'mqtt311');
+    cleanups.push(() => v311.close());
+    const p = backend(['--mqtt-url', v311.url], login(b));
+    await p.waitFor(
+      /mqtt: mqtt:\/\/127\.0\.0\.1:\d+ speaks only MQTT 3\.1\.1 \(Connection refused: Unacceptable protocol version\): connecting with MQTT 3\.1\.1/,
+      30_000,
+    );
+    await p.waitFor(/mqtt connected/, 30_000);
+    expect(v311.connects.map((c) => c.protocolVersion)).toEqual([5, 4]);
+    const id = (await p.waitFor(/identity device_id=(0x[0-9a-f]{40})/))[1]!;
+    // MQTT 3.1.1 has no properties: one byte less than the MQTT 5 packet above.
+    await p.waitFor(/mqtt: ignored a 52428827-byte message from the broker/, 20_000);
+    await homeAssistantOnline(b, id);
+    expect(memoryMb(p.proc.pid!).peak).toBeLessThan(150);
+    expect(await p.stop('SIGTERM')).toBe(0);
+
+    const dir = mkdtempSync(join(tmpdir(), 'pm-mqtt-doctor-'));
+    const d = start(BACKEND, ['doctor', '--sensor', 'sim', '--data-dir', dir, '--mqtt-url', v311.url], {
+      ...login(b),
+      POWER_METER_TIMESYNC_ROOT: dir,
+    });
+    await d.exited;
+    expect(d.output()).toMatch(/^ok\s+mqtt\s+mqtt:\/\/127\.0\.0\.1:\d+ accepted a connection .*\(MQTT 3\.1\.1: it refuses MQTT 5\)/m);
+  }, 120_000);
 });
 
 describe('MQTT over TLS (real Mosquitto, certificates made with openssl)', () => {
   let certs: TestCerts;
   beforeAll(() => {
     certs = makeTestCerts();
-  });
+  }, 120_000);
 
   it('--mqtt-ca, --mqtt-cert and --mqtt-key: the daemon connects to a broker that requires a client certificate', async () => {
     const b = await broker({ certFile: certs.serverCert, keyFile: certs.serverKey, caFile: certs.caCert, requireCertificate: true });
@@ -145,7 +175,7 @@ describe('MQTT over TLS (real Mosquitto, certificates made with openssl)', () =>
     await until(() => out.connection().state !== 'connecting' && out.connection().failures > 0, 20_000, 'a failed attempt');
     expect(out.connection()).toMatchObject({ state: 'certificate', reason: expect.stringMatching(/client certificate/) });
     expect(lines.join('\n')).toMatch(/^mqtt certificate problem: mqtts:\/\/127\.0\.0\.1:\d+: .*--mqtt-cert and --mqtt-key/m);
-  });
+  }, 120_000);
 
   it('a self-signed broker is a certificate problem in the log, the connection state and doctor; --mqtt-ca fixes it', async () => {
     const b = await broker({ certFile: certs.selfSignedCert, keyFile: certs.selfSignedKey });
@@ -191,7 +221,7 @@ describe('MQTT over TLS (real Mosquitto, certificates made with openssl)', () =>
     expect(bad).toMatch(/^FAIL mqtt\s+mqtts:\/\/127\.0\.0\.1:\d+: certificate problem: the broker's certificate is not signed by a CA/m);
     expect(bad).toMatch(/fix: give the CA certificate .*--mqtt-ca/);
     expect(await doctor(['--mqtt-ca', certs.selfSignedCert])).toMatch(/^ok\s+mqtt\s+mqtts:\/\/127\.0\.0\.1:\d+ accepted a connection/m);
-  });
+  }, 120_000);
 
   it('unusable TLS settings stop the program before it starts (exit 2), naming the setting', async () => {
     const garbage = join(certs.dir, 'garbage.pem');
@@ -207,5 +237,5 @@ describe('MQTT over TLS (real Mosquitto, certificates made with openssl)', () =>
       expect(p.output()).toMatch(message);
       expect(p.output()).not.toMatch(/identity device_id/); // nothing started
     }
-  });
+  }, 120_000);
 });

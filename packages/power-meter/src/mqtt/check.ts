@@ -1,6 +1,6 @@
 import { constants, accessSync, existsSync, readFileSync } from 'node:fs';
 import type { Check } from '../doctor.js';
-import { createMqttClient, type MqttTls } from './connection.js';
+import { createMqttClient, isProtocolRefusal, type MqttTls } from './connection.js';
 import { safeBroker } from './output.js';
 import { describeMqttError } from './problems.js';
 import { readMqttTls } from './tls-files.js';
@@ -46,15 +46,25 @@ export async function checkMqtt(
   }
   const broker = safeBroker(s.mqttUrl);
   const login = username ? `as the configured user (from ${from})` : 'without a login';
+  const options = {
+    clientId: `power-meter-doctor-${process.pid}`,
+    username: username || undefined,
+    password: password || undefined,
+    reconnectPeriod: 0,
+    connectTimeout: opts.timeoutMs ?? 5000,
+  };
   try {
-    await connectOnce(s.mqttUrl, tls, {
-      clientId: `power-meter-doctor-${process.pid}`,
-      username: username || undefined,
-      password: password || undefined,
-      reconnectPeriod: 0,
-      connectTimeout: opts.timeoutMs ?? 5000,
+    let v311 = false;
+    await connectOnce(s.mqttUrl, tls, options).catch(async (err: Error) => {
+      if (!isProtocolRefusal(err)) throw err;
+      v311 = true;
+      await connectOnce(s.mqttUrl, tls, options, true);
     });
-    return { name: 'mqtt', status: 'ok', detail: `${broker} accepted a connection ${login}; nothing was published` };
+    return {
+      name: 'mqtt',
+      status: 'ok',
+      detail: `${broker} accepted a connection ${login}${v311 ? ' (MQTT 3.1.1: it refuses MQTT 5)' : ''}; nothing was published`,
+    };
   } catch (err) {
     const p = describeMqttError(err as Error);
     if (p.kind === 'login')
@@ -70,9 +80,9 @@ export async function checkMqtt(
 }
 
 /** One connection through the meter's own client (packet guard, TLS files), closed at once. */
-function connectOnce(url: string, tls: MqttTls, client: Parameters<typeof createMqttClient>[0]['client']): Promise<void> {
+function connectOnce(url: string, tls: MqttTls, client: Parameters<typeof createMqttClient>[0]['client'], v311 = false): Promise<void> {
   return new Promise((resolve, reject) => {
-    const c = createMqttClient({ url, tls, client });
+    const c = createMqttClient({ url, tls, client, protocolVersion: v311 ? 4 : 5 });
     c.once('connect', () => {
       resolve();
       c.end();

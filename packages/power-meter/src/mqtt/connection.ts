@@ -30,6 +30,8 @@ export interface MqttConnectionOptions {
   onDrop?: (p: DroppedPacket) => void;
   /** mqtt.js options (client id, login, keepalive, will, ...); protocol and host come from `url`. */
   client: IClientOptions;
+  /** MQTT 5 (default) or 3.1.1 (4), for a broker that refuses 5 (see isProtocolRefusal). */
+  protocolVersion?: 4 | 5;
 }
 
 export function createMqttClient(o: MqttConnectionOptions): MqttClient {
@@ -73,11 +75,33 @@ export function createMqttClient(o: MqttConnectionOptions): MqttClient {
     watchTlsHangUp(socket, stream, o.tls?.cert !== undefined);
     return stream;
   };
-  return new MqttClient(build, {
-    ...o.client,
-    protocolVersion: 5,
-    properties: { ...o.client.properties, maximumPacketSize: maxBytes },
-  });
+  // MQTT 3.1.1 has no properties, so no Maximum Packet Size: the guard alone bounds what is read.
+  return new MqttClient(
+    build,
+    o.protocolVersion === 4
+      ? { ...o.client, protocolVersion: 4, properties: undefined }
+      : { ...o.client, protocolVersion: 5, properties: { ...o.client.properties, maximumPacketSize: maxBytes } },
+  );
+}
+
+/**
+ * A broker that speaks only MQTT 3.1.1 answers an MQTT 5 CONNECT with CONNACK return code 1
+ * ("unacceptable protocol level", MQTT 3.1.1 section 3.1.2.2; mqtt.js reports it as code 1); one
+ * that knows MQTT 5 but refuses it answers 0x84 (132, Unsupported Protocol Version).
+ */
+export function isProtocolRefusal(err: Error): boolean {
+  const code = (err as Error & { code?: unknown }).code;
+  return code === 1 || code === 132;
+}
+
+/**
+ * Makes `client` speak MQTT 3.1.1 from its next connection on (mqtt.js reads its options at each
+ * connect). 3.1.1 has no properties, so no Maximum Packet Size either: the packet guard alone
+ * bounds what is read.
+ */
+export function useMqtt311(client: MqttClient): void {
+  client.options.protocolVersion = 4;
+  delete client.options.properties;
 }
 
 /**

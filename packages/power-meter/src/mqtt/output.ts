@@ -1,7 +1,7 @@
 import type { MqttClient } from 'mqtt';
 import type { MeterState } from '@power-meter/meter-files';
 import type { MeterObserver } from '../observer.js';
-import { MAX_INCOMING_PACKET_BYTES, type MqttTls, createMqttClient } from './connection.js';
+import { MAX_INCOMING_PACKET_BYTES, type MqttTls, createMqttClient, isProtocolRefusal, useMqtt311 } from './connection.js';
 import { discoveryMessages, type DeviceInfo, type DiscoveryOptions } from './discovery.js';
 import { describeMqttError, type MqttProblem } from './problems.js';
 import { StatePlanner, type OutMessage } from './payloads.js';
@@ -62,6 +62,8 @@ export class MqttOutput implements MeterObserver {
   private retryTimer: NodeJS.Timeout | null = null;
   private problem: MqttProblem | null = null;
   private droppedLogged = false;
+  /** The broker refused MQTT 5: reconnect at once with 3.1.1, not after the backoff. */
+  private retryNow = false;
   private lastLogged: string | null = null;
   private stopping = false;
   private conn: { state: MqttConnection; reason: string | null } = { state: 'connecting', reason: null };
@@ -171,11 +173,30 @@ export class MqttOutput implements MeterObserver {
   }
 
   private onError(err: Error): void {
+    if (this.client.options.protocolVersion === 5 && isProtocolRefusal(err)) {
+      // An MQTT 3.1.1 broker: try again at once in its protocol, and say so once.
+      useMqtt311(this.client);
+      this.opts.log(
+        `mqtt: ${safeBroker(this.opts.url)} speaks only MQTT 3.1.1 (${err.message}): connecting with MQTT 3.1.1 (no Maximum Packet Size to advertise: messages over ${this.opts.maxPacketBytes ?? MAX_INCOMING_PACKET_BYTES} bytes are skipped by the meter)`,
+      );
+      this.problem = { kind: 'network', text: 'MQTT 3.1.1 broker', fix: '', lasting: false };
+      this.retryNow = true;
+      return;
+    }
     this.problem = describeMqttError(err);
   }
 
   private onClose(): void {
     if (this.stopping || this.retryTimer) return;
+    if (this.retryNow) {
+      this.retryNow = false;
+      this.problem = null;
+      this.retryTimer = setTimeout(() => {
+        this.retryTimer = null;
+        if (!this.stopping) this.client.reconnect();
+      }, 0);
+      return;
+    }
     const min = this.opts.retryMinMs ?? 1000;
     const max = this.opts.retryMaxMs ?? 60_000;
     const lasting = this.problem?.lasting ?? false;

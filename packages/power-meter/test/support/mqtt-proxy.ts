@@ -11,11 +11,16 @@ import mqttPacket from 'mqtt-packet';
 export interface StrippingProxy {
   url: string;
   /** CONNECT packets seen, with the maximumPacketSize each carried before it was removed. */
-  connects: Array<{ maximumPacketSize: number | undefined }>;
+  connects: Array<{ maximumPacketSize: number | undefined; protocolVersion: number }>;
   close(): Promise<void>;
 }
 
-export async function stripMaxPacketSizeProxy(brokerPort: number): Promise<StrippingProxy> {
+/**
+ * `mqtt311`: an MQTT 3.1.1-only broker made from the same Mosquitto: an MQTT 5 CONNECT gets the
+ * 3.1.1 refusal (CONNACK return code 1, "unacceptable protocol level", MQTT 3.1.1 section
+ * 3.1.2.2) and the connection is closed; a 3.1.1 CONNECT passes through untouched.
+ */
+export async function stripMaxPacketSizeProxy(brokerPort: number, mode: 'strip' | 'mqtt311' = 'strip'): Promise<StrippingProxy> {
   const connects: StrippingProxy['connects'] = [];
   const sockets = new Set<net.Socket>();
   const server = net.createServer((client) => {
@@ -45,7 +50,17 @@ export async function stripMaxPacketSizeProxy(brokerPort: number): Promise<Strip
       parser.parse(head.subarray(0, size));
       const c = connect as mqttPacket.IConnectPacket | null;
       if (c === null || c.cmd !== 'connect') return drop();
-      connects.push({ maximumPacketSize: c.properties?.maximumPacketSize });
+      connects.push({ maximumPacketSize: c.properties?.maximumPacketSize, protocolVersion: c.protocolVersion });
+      if (mode === 'mqtt311' && c.protocolVersion === 5) {
+        client.end(Buffer.from([0x20, 0x02, 0x00, 0x01]));
+        upstream.destroy();
+        return;
+      }
+      if (mode === 'mqtt311') {
+        upstream.write(head);
+        head = null;
+        return;
+      }
       if (c.properties) delete c.properties.maximumPacketSize;
       upstream.write(mqttPacket.generate(c, { protocolVersion: c.protocolVersion }));
       upstream.write(head.subarray(size));
