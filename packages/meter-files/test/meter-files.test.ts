@@ -164,6 +164,22 @@ describe('atomic files', () => {
       expect(readdirSync(dir).sort()).toEqual(['a', 'taken']);
     });
 
+  for (const [name, write] of twins)
+    it(`${name}: exactMode gives the mode whatever the umask (the service's 0027 would make 0644 into 0640)`, async () => {
+      const dir = tmp();
+      const old = process.umask(0o027);
+      try {
+        await write(dir, 'follows-umask', 'x', { mode: 0o644 });
+        await write(dir, 'exact', 'x', { mode: 0o644, exactMode: true });
+        // A file that existed with another mode gets the exact one too (the temporary file carries it).
+        await write(dir, 'exact', 'y', { mode: 0o644, exactMode: true });
+      } finally {
+        process.umask(old);
+      }
+      expect(statSync(path.join(dir, 'follows-umask')).mode & 0o777).toBe(0o640);
+      expect(statSync(path.join(dir, 'exact')).mode & 0o777).toBe(0o644);
+    });
+
   it('a concurrent reader never sees a partial or empty file', async () => {
     const dir = tmp();
     const big = (c: string) => c.repeat(256 * 1024);
