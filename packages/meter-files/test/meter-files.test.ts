@@ -49,6 +49,16 @@ describe('parseState', () => {
     if (!r.ok) expect(r.message).toContain('publishing.waiting');
   });
 
+  it("the window's mean voltage and current: optional (older writers omit them), numbers or null when present", () => {
+    const w = exampleState().lastWindow!;
+    const { busV: _v, currentA: _a, ...older } = w;
+    expect(parseState(JSON.stringify(exampleState({ lastWindow: older }))).ok).toBe(true);
+    expect(parseState(JSON.stringify(exampleState({ lastWindow: { ...w, busV: null, currentA: null } }))).ok).toBe(true);
+    const r = parseState(JSON.stringify({ ...exampleState(), lastWindow: { ...w, currentA: '0.3' } }));
+    expect(r).toMatchObject({ ok: false, problem: 'invalid' });
+    if (!r.ok) expect(r.message).toContain('lastWindow.currentA');
+  });
+
   it('reward balance and refusals: optional (older writers omit them), validated when present', () => {
     const balance = exampleRewardBalance();
     const publishing = { ...exampleState().publishing, rejected: 3, lastRejection: 'device 0x12 is not registered' };
