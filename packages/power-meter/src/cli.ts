@@ -38,7 +38,7 @@ import { salvageOutbox } from './salvage.js';
 import { libraryLog } from './service/library-log.js';
 import { startSummary } from './service/summary.js';
 import { verifyLines } from './verify.js';
-import { startOutputs } from './outputs.js';
+import { readOutputFiles, startOutputs, type OutputFiles } from './outputs.js';
 import { BACKEND_SETTINGS, type BackendSettings } from './settings.js';
 
 const VERSION = packageVersion(import.meta.url);
@@ -121,6 +121,20 @@ function checkTogether(values: BackendSettings): void {
         'flag',
       );
   }
+  // A client certificate needs its key and the other way round; TLS files only mean something for mqtts://.
+  if ((values.mqttCert === '') !== (values.mqttKey === ''))
+    throw new SettingError(
+      values.mqttCert === '' ? '--mqtt-cert' : '--mqtt-key',
+      '',
+      values.mqttCert === '' ? 'the client certificate (PEM) that goes with --mqtt-key' : 'the private key (PEM) of --mqtt-cert',
+      'flag',
+    );
+  for (const [flag, value] of [
+    ['--mqtt-ca', values.mqttCa],
+    ['--mqtt-cert', values.mqttCert],
+  ] as const)
+    if (value !== '' && !values.mqttUrl.startsWith('mqtts://'))
+      throw new SettingError(flag, value, 'a PEM file only with an mqtts:// --mqtt-url (TLS); plain mqtt:// uses no certificates', 'flag');
   // The INA219 limits depend on two settings together: the driver's own check.
   try {
     resolveIna219Settings({ shuntOhms: values.shuntOhms, maxCurrentA: values.maxCurrentA });
@@ -184,9 +198,19 @@ withSettings(program.command('run', { isDefault: true }).description('run the me
     const s = settingsFrom(flags);
     log(`start pid=${process.pid} version=${VERSION}`);
     log(summary(s));
+    // The PIN is read once; the programs this one starts (systemd-notify, timedatectl) do not inherit it.
+    const pin = pkcs11Pin(s);
+    delete process.env.POWER_METER_PKCS11_PIN;
     if (s.publishUrl && !s.publisherToken && s.transport === 'w3bstream-v1')
       logger.warning('a publish URL is set but W3BSTREAM_PUBLISHER_TOKEN is not: the node will answer InvalidToken');
     const service = new ServiceNotifier({ warn: logger.warning });
+    // Certificates and keys for the outputs, before anything starts: a bad file is a setting to fix.
+    let outputFiles: OutputFiles;
+    try {
+      outputFiles = await readOutputFiles(s);
+    } catch (err) {
+      return fail(err instanceof Error ? err.message : String(err), EXIT.badSettings);
+    }
     let meter: Meter;
     // A damaged outbox stops the program for good (systemd does not restart on status 3): running
     // on would mean numbering from scratch or losing what it holds.
@@ -215,7 +239,7 @@ withSettings(program.command('run', { isDefault: true }).description('run the me
         retryMaxMs: process.env.POWER_METER_RETRY_MAX_MS ? Number(process.env.POWER_METER_RETRY_MAX_MS) : undefined,
         onFatal: corrupt,
         testFault: testFault === 'sampler' || testFault === 'publisher' ? testFault : undefined,
-        pkcs11Pin: pkcs11Pin(s),
+        pkcs11Pin: pin,
         tokenRetryMs: process.env.POWER_METER_TOKEN_RETRY_MS
           ? { first: Number(process.env.POWER_METER_TOKEN_RETRY_MS), max: Number(process.env.POWER_METER_TOKEN_RETRY_MS) * 4 }
           : undefined,
@@ -231,7 +255,7 @@ withSettings(program.command('run', { isDefault: true }).description('run the me
       if (err instanceof TokenError || err instanceof TokenKeyError) return fail(tokenFailure(err), EXIT.badSettings);
       throw err;
     }
-    const outputs = await startOutputs(meter, s, log);
+    const outputs = await startOutputs(meter, s, log, outputFiles);
     const summaryTimer = startSummary(
       meter,
       { log: logger.info, status: (text) => service.status(text) },
