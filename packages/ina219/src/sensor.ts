@@ -20,6 +20,11 @@ export interface SensorOptions {
   kind: SensorKind;
   /** The chip the simulated sensor emulates (default INA219). */
   simChip?: ChipId;
+  /**
+   * Test hook: the emulator is this chip while the driver expects `simChip` (a wrong setting,
+   * as on a board with another chip than configured).
+   */
+  simEmulatedChip?: ChipId;
   i2cBus?: number;
   /** Address, shunt and expected current (every chip); the INA219's ADC settings too. */
   settings?: Partial<Ina219Settings>;
@@ -95,7 +100,7 @@ export async function createSensor(opts: SensorOptions): Promise<Sensor> {
       typeof opts.simLoad === 'object'
         ? opts.simLoad
         : parseSimLoad(opts.simLoad ?? 'demo', { seed: opts.seed, startMs: clock.nowMs(), historyMs: SIM_HISTORY_MS });
-    emulator = emulatorFor(chip, {
+    emulator = emulatorFor(CHIPS[opts.simEmulatedChip ?? chip.id], {
       clock,
       load,
       address: opts.settings?.address ?? 0x40,

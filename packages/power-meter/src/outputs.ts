@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Meter } from './meter.js';
-import type { BackendSettings } from './settings.js';
+import { sensorModel, type BackendSettings } from './settings.js';
 
 /** The program's version, for Home Assistant's device block and the metrics. */
 export function programVersion(): string {
@@ -38,7 +38,7 @@ export async function startOutputs(meter: Meter, s: BackendSettings, log: (line:
       readings: s.mqttReadings,
       deviceAddress: meter.identity.deviceId,
       version,
-      model: s.sensor === 'sim' ? 'INA219 (simulated)' : 'INA219',
+      model: sensorModel(s),
       log,
       retryMinMs: retryMaxMs ? Math.min(1000, Number(retryMaxMs)) : undefined,
       retryMaxMs: retryMaxMs ? Number(retryMaxMs) : undefined,

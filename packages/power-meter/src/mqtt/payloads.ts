@@ -46,6 +46,9 @@ export function statusPayload(s: MeterState): string {
     lastSuccessMs: p.lastSuccessMs,
     sensor: s.sensor.state,
     sensorReason: s.sensor.reason,
+    // Which chip measured and with which calibration (additive; absent in an older state).
+    ...(s.sensor.chip === undefined ? {} : { sensorChip: s.sensor.chip }),
+    ...(s.sensor.calibrationId === undefined ? {} : { calibrationId: s.sensor.calibrationId }),
   });
 }
 
