@@ -60,10 +60,13 @@ async function measure(
 ): Promise<Run> {
   const windows: WindowResult[] = [];
   let wakeups = 0;
-  const sampler = make(async (ms) => {
-    wakeups++;
-    clock.advance(ms);
-  }, (w) => windows.push(w));
+  const sampler = make(
+    async (ms) => {
+      wakeups++;
+      clock.advance(ms);
+    },
+    (w) => windows.push(w),
+  );
   const t0 = performance.now();
   await sampler.runUntil(MINUTES * 60_000);
   const cpuMs = performance.now() - t0;
@@ -171,5 +174,17 @@ bench('readings per second on one core (emulated bus)', perS, '1/s', '>= 5,000',
 bench('INA228 accumulator: energy error per window, worst load (median)', accWorstMedian * 100, '%', '<= 0.5 %', accWorstMedian <= 0.005);
 bench('INA228 accumulator: energy error, worst window of all loads', accWorstMax * 100, '%', '<= 0.5 %', accWorstMax <= 0.005);
 bench('INA228 accumulator: observed fraction of each window (min)', accMinObserved * 100, '%', '>= 95 %', accMinObserved >= 0.95);
-bench('INA219 polling / INA228 accumulator: register reads per second', pollReads / accReads, 'x', '> 1 (fewer reads)', pollReads > accReads);
-bench('INA219 polling / INA228 accumulator: sampler wake-ups per second', pollWakeups / accWakeups, 'x', '> 1 (fewer wake-ups)', pollWakeups > accWakeups);
+bench(
+  'INA219 polling / INA228 accumulator: register reads per second',
+  pollReads / accReads,
+  'x',
+  '> 1 (fewer reads)',
+  pollReads > accReads,
+);
+bench(
+  'INA219 polling / INA228 accumulator: sampler wake-ups per second',
+  pollWakeups / accWakeups,
+  'x',
+  '> 1 (fewer wake-ups)',
+  pollWakeups > accWakeups,
+);

@@ -94,7 +94,8 @@ export function fitCalibration(points: readonly CalibrationPoint[], fullScaleA: 
     const a = referenceOf(p, voltageGain).currentA;
     return a === null ? [] : [{ x: p.measuredA, y: a }];
   });
-  if (xy.length === 0) return { calibration: { voltageGain, currentGain: 1, currentOffsetA: 0 }, method: 'voltage gain only', points: points.length };
+  if (xy.length === 0)
+    return { calibration: { voltageGain, currentGain: 1, currentOffsetA: 0 }, method: 'voltage gain only', points: points.length };
   const xs = xy.map((p) => p.x);
   const spread = Math.max(...xs) - Math.min(...xs);
   const largest = Math.max(...xs.map(Math.abs));
@@ -118,7 +119,10 @@ export function fitCalibration(points: readonly CalibrationPoint[], fullScaleA: 
     // One current (or several at about the same one): a gain only, through zero.
     const p = xy[xy.length - 1]!;
     if (Math.abs(p.x) < 1e-9) {
-      if (Math.abs(p.y) > 1e-9) throw new CalibrationError(`the meter measured no current where the reference shows ${fmt(p.y)} A: is the load on, and is it wired through the shunt?`);
+      if (Math.abs(p.y) > 1e-9)
+        throw new CalibrationError(
+          `the meter measured no current where the reference shows ${fmt(p.y)} A: is the load on, and is it wired through the shunt?`,
+        );
       gain = 1;
       offset = 0 - p.x;
       method = 'current offset from a point without load';

@@ -105,9 +105,13 @@ export class RegisterIo {
     try {
       await this.bus.readI2cBlock(this.address, spec.ptr, spec.bytes, buf);
     } catch (err) {
-      await this.retry(`read ${spec.name} register (0x${hex2(spec.ptr)})`, () => this.bus.readI2cBlock(this.address, spec.ptr, spec.bytes, buf), {
-        error: err,
-      });
+      await this.retry(
+        `read ${spec.name} register (0x${hex2(spec.ptr)})`,
+        () => this.bus.readI2cBlock(this.address, spec.ptr, spec.bytes, buf),
+        {
+          error: err,
+        },
+      );
     }
     return decodeRegister(spec, buf);
   }

@@ -83,7 +83,10 @@ export class Ina219 implements ConversionDriver {
    * resets the chip, then writes configuration and calibration.
    */
   async init(): Promise<void> {
-    await checkIdentity(new RegisterIo(this.bus, this.settings.address, `INA219 at 0x${this.settings.address.toString(16)}`, this.opts), this.chip);
+    await checkIdentity(
+      new RegisterIo(this.bus, this.settings.address, `INA219 at 0x${this.settings.address.toString(16)}`, this.opts),
+      this.chip,
+    );
     await this.write('config', 0x8000);
     await this.write('config', this.expectedConfig);
     await this.write('calibration', this.calibration);

@@ -6,7 +6,9 @@ import type { RegisterSpec } from './registers.js';
 const idRegister = (ptr: number): RegisterSpec => ({ ptr, name: 'ID', access: 'r', bytes: 2, powerOn: null, signed: false });
 
 /** The two places TI's current monitors keep their IDs: 0xFE/0xFF (INA226, INA260) and 0x3E/0x3F (INA228). */
-const ID_LOCATIONS = [...new Map(Object.values(CHIPS).flatMap((c) => (c.identity ? [[c.identity.manufacturerPtr, c.identity]] : []))).values()];
+const ID_LOCATIONS = [
+  ...new Map(Object.values(CHIPS).flatMap((c) => (c.identity ? [[c.identity.manufacturerPtr, c.identity]] : []))).values(),
+];
 
 export interface ProbeResult {
   /** The known chip whose manufacturer and die ID were read, or null. */

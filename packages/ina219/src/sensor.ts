@@ -74,7 +74,13 @@ export function emulatorFor(
 ): ChipEmulator {
   switch (chip.id) {
     case 'ina219':
-      return new Ina219Emulator({ clock: o.clock, load: o.load, address: o.address, shuntOhms: o.shuntOhms ?? chip.defaults.shuntOhms, seed: o.seed });
+      return new Ina219Emulator({
+        clock: o.clock,
+        load: o.load,
+        address: o.address,
+        shuntOhms: o.shuntOhms ?? chip.defaults.shuntOhms,
+        seed: o.seed,
+      });
     case 'ina226':
     case 'ina260':
       return new Ina226Emulator({ chip, clock: o.clock, load: o.load, address: o.address, shuntOhms: o.shuntOhms, seed: o.seed });

@@ -305,7 +305,9 @@ describe('drivers: every chip reads 8 W, refuses another chip, and re-applies a 
   });
 
   it('settings beyond a chip are refused, naming chip, setting and limit', () => {
-    expect(() => resolveIna226Settings(CHIPS.ina226, { maxCurrentA: 3.2 })).toThrow(/INA226 setting maxCurrentA=3.2: allowed at most 0.82 A with a 0.1 ohm shunt/);
+    expect(() => resolveIna226Settings(CHIPS.ina226, { maxCurrentA: 3.2 })).toThrow(
+      /INA226 setting maxCurrentA=3.2: allowed at most 0.82 A with a 0.1 ohm shunt/,
+    );
     expect(() => resolveIna226Settings(CHIPS.ina260, { maxCurrentA: 20 })).toThrow(/at most 15 A/);
     expect(resolveIna226Settings(CHIPS.ina260, { shuntOhms: 0.1 }).shuntOhms).toBe(0.002); // its own shunt
     expect(() => resolveIna228Settings({ maxCurrentA: 12 })).toThrow(ChipSettingError);

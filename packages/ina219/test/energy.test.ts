@@ -246,7 +246,21 @@ describe('calibration', () => {
     expect(r.powerW).toBeCloseTo(12 * 1.01 * (0.98 * 1 + 0.002), 12);
     expect(r.atMs).toBe(5);
     const w = calibrateWindow(
-      { startMs: 0, endMs: 5000, avgPowerW: 12, energyWh: (12 * 5) / 3600, minPowerW: 12, maxPowerW: 12, readings: 1, observedFraction: 1, outOfRange: 0, complete: true, faultReason: null, busV: 12, currentA: 1 },
+      {
+        startMs: 0,
+        endMs: 5000,
+        avgPowerW: 12,
+        energyWh: (12 * 5) / 3600,
+        minPowerW: 12,
+        maxPowerW: 12,
+        readings: 1,
+        observedFraction: 1,
+        outOfRange: 0,
+        complete: true,
+        faultReason: null,
+        busV: 12,
+        currentA: 1,
+      },
       c,
     );
     expect(w.avgPowerW).toBeCloseTo(r.powerW, 12);

@@ -241,7 +241,8 @@ describe('rendering (regions and colours)', () => {
 
   it('names the chip that measures top right, dim, and gives the place to the problem marker', () => {
     const sensor = (chip?: string, simulated?: boolean) => ({ ...exampleState().sensor, chip, simulated });
-    const at = (over: Partial<MeterState>, problem: 'garbage' | null = null) => buildScreenModel(exampleState({ updatedAtMs: NOW, ...over }), problem, NOW);
+    const at = (over: Partial<MeterState>, problem: 'garbage' | null = null) =>
+      buildScreenModel(exampleState({ updatedAtMs: NOW, ...over }), problem, NOW);
     expect(at({}).chipText).toBeNull(); // a backend from before the field
     expect(at({ sensor: sensor('INA228', false) }).chipText).toBe('INA228');
     expect(at({ sensor: sensor('INA219', true) }).chipText).toBe('INA219 sim');

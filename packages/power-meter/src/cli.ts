@@ -375,7 +375,10 @@ withSettings(
       if (raw === undefined) return null;
       const n = typeof raw === 'string' && /^-?(\d+(\.\d*)?|\.\d+)$/.test(raw.trim()) ? Number(raw) : Number.NaN;
       if (!(n >= min && n <= max))
-        fail(`invalid setting --${flag} = ${JSON.stringify(raw)}: allowed a number from ${min} to ${max} (plain decimal)`, EXIT.badSettings);
+        fail(
+          `invalid setting --${flag} = ${JSON.stringify(raw)}: allowed a number from ${min} to ${max} (plain decimal)`,
+          EXIT.badSettings,
+        );
       return n;
     };
     const referenceW = ref('referenceW', 'reference-w', 0, 100_000);
@@ -399,7 +402,8 @@ withSettings(
       );
       console.log(`stored in ${r.path}; it applies from the next start: sudo systemctl restart power-meter`);
     } catch (err) {
-      if (err instanceof CalibrationError || err instanceof UnsteadyLoadError) return fail(`calibration refused: ${err.message}; nothing was stored`, EXIT.badSettings);
+      if (err instanceof CalibrationError || err instanceof UnsteadyLoadError)
+        return fail(`calibration refused: ${err.message}; nothing was stored`, EXIT.badSettings);
       if (err instanceof ChipMismatchError) return fail(wrongChip(err, s), EXIT.badSettings);
       if (err instanceof MeterRunningError) return fail(err.message);
       if (err instanceof Error) return fail(`${err.message}${sensorErrorHint(err)}`);

@@ -113,7 +113,9 @@ async function checkChip(s: BackendSettings): Promise<Check> {
         name,
         status: 'fail',
         detail: err.message,
-        fix: err.foundId ? `set --sensor ${err.foundId} (config "sensor": "${err.foundId}"), or connect an ${chip.name}` : `check --sensor and --i2c-address; i2cdetect -y ${s.i2cBus} lists the addresses that answer`,
+        fix: err.foundId
+          ? `set --sensor ${err.foundId} (config "sensor": "${err.foundId}"), or connect an ${chip.name}`
+          : `check --sensor and --i2c-address; i2cdetect -y ${s.i2cBus} lists the addresses that answer`,
       };
     return {
       name,
@@ -131,7 +133,8 @@ function checkCalibration(s: BackendSettings): Check {
     return {
       name: 'calibration',
       status: 'ok',
-      detail: "none: the figures carry the chip's and the shunt's own tolerance; power-meter calibrate corrects them against a reference meter",
+      detail:
+        "none: the figures carry the chip's and the shunt's own tolerance; power-meter calibrate corrects them against a reference meter",
     };
   if (stored.state === 'unusable')
     return {

@@ -383,7 +383,7 @@ export class Meter {
     this.sampler.start();
     const chip = this.sensor.chip;
     log(
-      `sensor ${s.sensor}${s.sensor === 'sim' ? ` chip=${s.simChip} load=${s.simLoad}` : ` bus=/dev/i2c-${s.i2cBus} address=0x${s.i2cAddress.toString(16)}`} ${chip.name} shunt_ohms=${this.sensor.driver.chip.internalShuntOhms ?? s.shuntOhms} max_current_a=${s.maxCurrentA} ${chip.energyAccumulator ? 'energy from the chip\'s accumulator' : `a result every ${this.sensor.driver.cycleMs.toFixed(1)} ms`} window_s=${s.window}`,
+      `sensor ${s.sensor}${s.sensor === 'sim' ? ` chip=${s.simChip} load=${s.simLoad}` : ` bus=/dev/i2c-${s.i2cBus} address=0x${s.i2cAddress.toString(16)}`} ${chip.name} shunt_ohms=${this.sensor.driver.chip.internalShuntOhms ?? s.shuntOhms} max_current_a=${s.maxCurrentA} ${chip.energyAccumulator ? "energy from the chip's accumulator" : `a result every ${this.sensor.driver.cycleMs.toFixed(1)} ms`} window_s=${s.window}`,
     );
   }
 

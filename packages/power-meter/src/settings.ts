@@ -24,7 +24,9 @@ export type SensorSetting = (typeof SENSOR_NAMES)[number];
 
 /** "INA219 0.1, INA226 0.1, INA260 (inside), INA228 0.015": the per-chip defaults for --help and the README. */
 function chipDefaults(key: 'shuntOhms' | 'maxCurrentA'): string {
-  return CHIP_IDS.map((id) => `${CHIPS[id].name} ${key === 'shuntOhms' && CHIPS[id].internalShuntOhms !== null ? '(inside)' : CHIPS[id].defaults[key]}`).join(', ');
+  return CHIP_IDS.map(
+    (id) => `${CHIPS[id].name} ${key === 'shuntOhms' && CHIPS[id].internalShuntOhms !== null ? '(inside)' : CHIPS[id].defaults[key]}`,
+  ).join(', ');
 }
 
 // The reward table's type and default belong to the data-directory contract (state.json carries the tiers).
@@ -277,7 +279,7 @@ export const BACKEND_SETTINGS = {
     flag: 'i2c-address',
     env: 'POWER_METER_I2C_ADDRESS',
     default: 0x40,
-    describe: 'the chip\'s I2C address (A0/A1 straps)',
+    describe: "the chip's I2C address (A0/A1 straps)",
     parse: parsers.integer(0x40, 0x4f, { hex: true }),
     allowed: '64-79 or 0x40-0x4f',
   }),

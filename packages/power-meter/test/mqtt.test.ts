@@ -2,9 +2,9 @@ import { exampleState, type MeterState } from '@power-meter/meter-files';
 import { describe, expect, it } from 'vitest';
 import { parseEnvFile } from '../src/mqtt/check.js';
 import { ENTITIES, discoveryMessages } from '../src/mqtt/discovery.js';
-import { StatePlanner, windowPayload } from '../src/mqtt/payloads.js';
+import { StatePlanner, statusPayload, windowPayload } from '../src/mqtt/payloads.js';
 import { clientId, meterTopics, nodeId } from '../src/mqtt/topics.js';
-import { BACKEND_SETTINGS } from '../src/settings.js';
+import { BACKEND_SETTINGS, sensorModel } from '../src/settings.js';
 import { resolveSettings, SettingError } from '@power-meter/meter-files';
 import { energyDashboardReady, sensorDiscoveryProblems } from './ha-schema.js';
 
@@ -113,6 +113,22 @@ describe('state messages', () => {
     const [w, , pw] = new StatePlanner(t, 0).all(s, 0);
     expect(JSON.parse(w!.payload)).toMatchObject({ energyTotalWh: 12.5, avgPowerW: null, observedPercent: null });
     expect(JSON.parse(pw!.payload)).toMatchObject({ powerW: null });
+  });
+});
+
+describe('which chip measured', () => {
+  it('the status carries the chip and the calibration; the device model names the chip, simulated or not', () => {
+    const base = state();
+    const s = state({ sensor: { ...base.sensor, chip: 'INA260', simulated: false, calibrationId: null } });
+    expect(JSON.parse(statusPayload(s))).toMatchObject({ sensor: 'ok', sensorChip: 'INA260', calibrationId: null });
+    expect(JSON.parse(statusPayload(base))).not.toHaveProperty('sensorChip'); // an older state: nothing invented
+    expect(sensorModel({ sensor: 'ina228', simChip: 'ina219' })).toBe('INA228');
+    expect(sensorModel({ sensor: 'sim', simChip: 'ina226' })).toBe('INA226 (simulated)');
+    const device = discoveryMessages('homeassistant', 'power-meter', {
+      ...INFO,
+      model: sensorModel({ sensor: 'ina228', simChip: 'ina219' }),
+    })[0]!.config.device as { model: string };
+    expect(device.model).toBe('INA228');
   });
 });
 

@@ -69,8 +69,15 @@ export function resolveIna228Settings(partial: Partial<Ina228Settings> = {}): In
     if (!Number.isInteger(s[key]) || s[key] < 0 || s[key] > 7) throw err(key, 'a code 0-7');
   const fullScaleV = s.adcRange === 1 ? 0.04096 : (chip.shuntFullScaleV ?? 0);
   if (s.maxCurrentA > (fullScaleV / s.shuntOhms) * 1.0001)
-    throw err('maxCurrentA', `at most ${(fullScaleV / s.shuntOhms).toFixed(2)} A with a ${s.shuntOhms} ohm shunt (${(fullScaleV * 1000).toFixed(2)} mV full scale)`);
-  if (shuntCalFor(s) < 1) throw err('maxCurrentA', `at least ${(1 / (INA228_CAL_FACTOR / 2 ** 19) / s.shuntOhms).toFixed(4)} A with this shunt (SHUNT_CAL would be 0)`);
+    throw err(
+      'maxCurrentA',
+      `at most ${(fullScaleV / s.shuntOhms).toFixed(2)} A with a ${s.shuntOhms} ohm shunt (${(fullScaleV * 1000).toFixed(2)} mV full scale)`,
+    );
+  if (shuntCalFor(s) < 1)
+    throw err(
+      'maxCurrentA',
+      `at least ${(1 / (INA228_CAL_FACTOR / 2 ** 19) / s.shuntOhms).toFixed(4)} A with this shunt (SHUNT_CAL would be 0)`,
+    );
   return s;
 }
 

@@ -148,7 +148,13 @@ export class Ina226Emulator extends RegisterEmulator {
     const busOn = mode === 2 || mode === 3 || mode === 6 || mode === 7;
     const tShunt = shuntOn ? INA226_CONVERSION_US[getField(this.config, INA226_CONFIG_FIELDS.vshct)]! / 1000 : 0;
     const tBus = busOn ? INA226_CONVERSION_US[getField(this.config, INA226_CONFIG_FIELDS.vbusct)]! / 1000 : 0;
-    return { tShunt, tBus, sampleMs: tShunt + tBus, samples: AVERAGES[getField(this.config, INA226_CONFIG_FIELDS.avg)]!, continuous: mode >= 5 };
+    return {
+      tShunt,
+      tBus,
+      sampleMs: tShunt + tBus,
+      samples: AVERAGES[getField(this.config, INA226_CONFIG_FIELDS.avg)]!,
+      continuous: mode >= 5,
+    };
   }
 
   /** The most recent complete result, computed from the load model on demand. */
@@ -170,7 +176,7 @@ export class Ina226Emulator extends RegisterEmulator {
   private convert(startMs: number, t: ReturnType<Ina226Emulator['timing']>): Result {
     const load = this.opts.load;
     // The delta-sigma ADC averages the signal over its conversion time: less noise when longer.
-    const noiseUv = t.tShunt > 0 ? ((this.opts.noiseUv ?? this.chip.noiseUv) * Math.sqrt(1.1 / t.tShunt)) : 0;
+    const noiseUv = t.tShunt > 0 ? (this.opts.noiseUv ?? this.chip.noiseUv) * Math.sqrt(1.1 / t.tShunt) : 0;
     // Bus: VBUS on IN+, the supply itself (the load model's supply is stiff).
     const busRaw = t.tBus > 0 ? Math.min(0x7fff, Math.max(0, Math.round(load.supplyV / 1.25e-3))) : 0;
     let sumFirst = 0;

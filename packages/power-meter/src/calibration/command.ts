@@ -72,7 +72,11 @@ function holdMeterLock(s: BackendSettings): () => void {
 }
 
 /** Measures `seconds` of 1 s windows (the first, partial one dropped) and returns them. */
-async function measure(s: BackendSettings, seconds: number, log: (line: string) => void): Promise<{ windows: WindowResult[]; chipLabel: string }> {
+async function measure(
+  s: BackendSettings,
+  seconds: number,
+  log: (line: string) => void,
+): Promise<{ windows: WindowResult[]; chipLabel: string }> {
   const sensor = await createSensor({
     kind: s.sensor,
     simChip: s.simChip,
@@ -82,7 +86,14 @@ async function measure(s: BackendSettings, seconds: number, log: (line: string) 
     log,
   });
   const windows: WindowResult[] = [];
-  const sampler = createSampler({ driver: sensor.driver, clock: systemClock, sleep: realSleep, windowMs: 1000, onWindow: (w) => windows.push(w), log });
+  const sampler = createSampler({
+    driver: sensor.driver,
+    clock: systemClock,
+    sleep: realSleep,
+    windowMs: 1000,
+    onWindow: (w) => windows.push(w),
+    log,
+  });
   let failure: unknown = null;
   const start = systemClock.nowMs();
   const run = sampler.runUntil(start + (seconds + 1) * 1000).catch((err: unknown) => {
@@ -95,13 +106,20 @@ async function measure(s: BackendSettings, seconds: number, log: (line: string) 
   return { windows: windows.slice(1), chipLabel: `${sensor.chip.name}${sensor.simulated ? ', simulated' : ''}` };
 }
 
-export async function calibrate(s: BackendSettings, req: CalibrateRequest, log: (line: string) => void, nowMs = Date.now()): Promise<CalibrateReport> {
+export async function calibrate(
+  s: BackendSettings,
+  req: CalibrateRequest,
+  log: (line: string) => void,
+  nowMs = Date.now(),
+): Promise<CalibrateReport> {
   const release = holdMeterLock(s);
   try {
     const { windows, chipLabel } = await measure(s, req.seconds, log);
     const usable = windows.filter((w) => w.complete && w.outOfRange === 0 && w.avgPowerW !== null);
     if (usable.length < Math.min(3, Math.max(1, req.seconds - 1)))
-      throw new UnsteadyLoadError(`only ${usable.length} of ${windows.length} one-second windows were complete and in range: check the sensor (power-meter doctor) and the load`);
+      throw new UnsteadyLoadError(
+        `only ${usable.length} of ${windows.length} one-second windows were complete and in range: check the sensor (power-meter doctor) and the load`,
+      );
     const span = usable.reduce((a, w) => a + (w.endMs - w.startMs), 0);
     const mean = (f: (w: WindowResult) => number) => usable.reduce((a, w) => a + f(w) * (w.endMs - w.startMs), 0) / span;
     const measuredW = mean((w) => w.avgPowerW!);

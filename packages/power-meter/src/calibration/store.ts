@@ -1,13 +1,6 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import {
-  CHIPS,
-  NO_CALIBRATION,
-  calibrationProblem,
-  type Calibration,
-  type CalibrationPoint,
-  type ChipId,
-} from '@power-meter/ina219';
+import { CHIPS, NO_CALIBRATION, calibrationProblem, type Calibration, type CalibrationPoint, type ChipId } from '@power-meter/ina219';
 import { readBoundedFileSync, writeFileAtomicSync } from '@power-meter/meter-files';
 
 /**
