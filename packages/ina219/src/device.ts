@@ -91,6 +91,11 @@ export class RegisterIo {
     this.sleep = opts.sleep ?? realSleep;
   }
 
+  /** The same registers without retries: for probing where a NACK is an answer, not a fault. */
+  once(): RegisterIo {
+    return new RegisterIo(this.bus, this.address, this.target, { ...this.opts, attempts: 1 });
+  }
+
   private buf(bytes: number): Buffer {
     let b = this.bufs.get(bytes);
     if (b === undefined) {

@@ -22,7 +22,8 @@ export interface ProbeResult {
  * ID the meter knows. Read errors count as "no ID there": an INA219 has no ID registers, and
  * what it answers at other pointers is not documented.
  */
-export async function probeChip(io: RegisterIo): Promise<ProbeResult> {
+export async function probeChip(withRetries: RegisterIo): Promise<ProbeResult> {
+  const io = withRetries.once();
   const seen: string[] = [];
   for (const loc of ID_LOCATIONS) {
     let manufacturer: number;
