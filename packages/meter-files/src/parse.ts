@@ -99,5 +99,8 @@ function findInvalidField(v: Record<string, unknown>): string | null {
   if (!isStrOrNull(s.reason)) return 'sensor.reason';
   if (!isNumOrNull(s.busV)) return 'sensor.busV';
   if (!isNumOrNull(s.currentA)) return 'sensor.currentA';
+  if (s.chip !== undefined && typeof s.chip !== 'string') return 'sensor.chip';
+  if (s.simulated !== undefined && typeof s.simulated !== 'boolean') return 'sensor.simulated';
+  if (s.calibrationId !== undefined && !isStrOrNull(s.calibrationId)) return 'sensor.calibrationId';
   return null;
 }

@@ -158,5 +158,17 @@ export interface MeterState {
     reason: string | null;
     busV: number | null;
     currentA: number | null;
+    /**
+     * The chip that measures ("INA219", "INA226", "INA260", "INA228"). Optional in schema 1
+     * (added with it; older writers measured with an INA219 and omit it).
+     */
+    chip?: string;
+    /** True when the chip is the emulator (`--sensor sim`). Optional, like `chip`. */
+    simulated?: boolean;
+    /**
+     * The calibration applied to the figures (`power-meter calibrate`), e.g. "20260514-3f9a1c2e";
+     * null when uncalibrated. Optional, like `chip`.
+     */
+    calibrationId?: string | null;
   };
 }

@@ -242,6 +242,24 @@ describe('rendering (regions and colours)', () => {
     expect(countNear(portrait, 0, 0, 128, 160, BALANCE)).toBeGreaterThan(40);
   });
 
+  it('names the chip that measures top right, dim, and gives the place to the problem marker', () => {
+    const sensor = (chip?: string, simulated?: boolean) => ({ ...exampleState().sensor, chip, simulated });
+    const at = (over: Partial<MeterState>, problem: 'garbage' | null = null) =>
+      buildScreenModel(exampleState({ updatedAtMs: NOW, ...over }), problem, NOW);
+    expect(at({}).chipText).toBeNull(); // a backend from before the field
+    expect(at({ sensor: sensor('INA228', false) }).chipText).toBe('INA228');
+    expect(at({ sensor: sensor('INA219', true) }).chipText).toBe('INA219 sim');
+    const dim = '#8a939c';
+    const without = renderer.render(at({}));
+    const withChip = renderer.render(at({ sensor: sensor('INA228', false) }));
+    expect(countNear(without, 110, 0, 50, 13, dim)).toBe(0);
+    expect(countNear(withChip, 110, 0, 50, 13, dim)).toBeGreaterThan(15);
+    // The label on the left is untouched.
+    expect(countNear(withChip, 0, 0, 80, 13, dim)).toBe(countNear(without, 0, 0, 80, 13, dim));
+    const marked = renderer.render(at({ sensor: sensor('INA228', false) }, 'garbage'));
+    expect(countNear(marked, 110, 0, 50, 13, dim)).toBe(0);
+  });
+
   it('renders portrait 128x160 too', () => {
     const f = new ScreenRenderer('portrait').render(buildScreenModel(exampleState({ updatedAtMs: NOW }), null, NOW));
     expect([f.width, f.height]).toEqual([128, 160]);

@@ -2,7 +2,21 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Command, Option } from 'commander';
-import { I2cError, Ina219SettingError, cycleMs, createSensor, realSleep, resolveIna219Settings } from '@power-meter/ina219';
+import {
+  CHIPS,
+  CHIP_IDS,
+  CalibrationError,
+  ChipMismatchError,
+  ChipSettingError,
+  I2cError,
+  calibrateReading,
+  createSensor,
+  realSleep,
+  resolveIna219Settings,
+  resolveIna226Settings,
+  resolveIna228Settings,
+  type ChipId,
+} from '@power-meter/ina219';
 import {
   DEFAULT_CONFIG_FILE,
   EXIT,
@@ -13,6 +27,7 @@ import {
   packageVersion,
   loadSettings,
   type Logger,
+  type SettingSource,
 } from '@power-meter/meter-files';
 import {
   DEV_ANSWER_MODES,
@@ -29,6 +44,8 @@ import {
   startDevReceiver,
   type DevAnswerMode,
 } from '@power-meter/w3bstream';
+import { MeterRunningError, UnsteadyLoadError, calibrate } from './calibration/command.js';
+import { activeCalibration, readCalibration } from './calibration/store.js';
 import { printDoctor, runDoctor } from './doctor.js';
 import { sensorErrorHint } from './hints.js';
 import { Meter, RuntimeDirError, stagingFileFor } from './meter.js';
@@ -38,7 +55,7 @@ import { libraryLog } from './service/library-log.js';
 import { startSummary } from './service/summary.js';
 import { verifyLines } from './verify.js';
 import { readOutputFiles, startOutputs, type OutputFiles } from './outputs.js';
-import { BACKEND_SETTINGS, type BackendSettings } from './settings.js';
+import { BACKEND_SETTINGS, applyChipDefaults, sensorChip, type BackendSettings } from './settings.js';
 
 const VERSION = packageVersion(import.meta.url);
 /** Until the settings are read (and for the one-shot commands): info level, priorities under journald. */
@@ -59,11 +76,14 @@ function withSettings(cmd: Command): Command {
   return cmd;
 }
 
-/** flags > environment > config file > defaults; invalid -> exit 2 with one message. */
+/**
+ * flags > environment > config file > defaults, the shunt and current defaulting to the chip's
+ * breakout; invalid -> exit 2 with one message.
+ */
 function settingsFrom(flags: Record<string, unknown>): BackendSettings {
   try {
-    const values = loadSettings({ specs: BACKEND_SETTINGS, flags, env: process.env, otherSections: ['display'], check: checkTogether })
-      .values as BackendSettings;
+    const loaded = loadSettings({ specs: BACKEND_SETTINGS, flags, env: process.env, otherSections: ['display'], check: checkTogether });
+    const values = applyChipDefaults(loaded.values as BackendSettings, loaded.sources);
     logger = createLogger({ program: 'power-meter', level: values.logLevel });
     return values;
   } catch (err) {
@@ -73,7 +93,8 @@ function settingsFrom(flags: Record<string, unknown>): BackendSettings {
 }
 
 /** Settings that only work together: check them before anything starts. */
-function checkTogether(values: BackendSettings): void {
+function checkTogether(raw: BackendSettings, sources: Record<keyof BackendSettings, SettingSource>): void {
+  const values = applyChipDefaults(raw, sources);
   // W3bstream 2 signs the project into every stored message: without it nothing could be signed.
   if (values.transport === 'w3bstream-v2') {
     if (values.projectId === '')
@@ -119,14 +140,42 @@ function checkTogether(values: BackendSettings): void {
   ] as const)
     if (value !== '' && !values.mqttUrl.startsWith('mqtts://'))
       throw new SettingError(flag, value, 'a PEM file only with an mqtts:// --mqtt-url (TLS); plain mqtt:// uses no certificates', 'flag');
-  // The INA219 limits depend on two settings together: the driver's own check.
+  // The chip's limits depend on the shunt and the current together: the driver's own check.
+  const chip = sensorChip(values);
+  if (CHIPS[chip].internalShuntOhms !== null && sources.shuntOhms !== 'default')
+    throw new SettingError(
+      '--shunt-ohms',
+      values.shuntOhms,
+      `no value with ${values.sensor === 'sim' ? '--sim-chip' : '--sensor'} ${chip}: the ${CHIPS[chip].name} measures through its own ${CHIPS[chip].internalShuntOhms! * 1000} mohm shunt`,
+      sources.shuntOhms as SettingSource,
+    );
+  const chipSettings = { shuntOhms: values.shuntOhms, maxCurrentA: values.maxCurrentA };
   try {
-    resolveIna219Settings({ shuntOhms: values.shuntOhms, maxCurrentA: values.maxCurrentA });
+    if (chip === 'ina219') resolveIna219Settings(chipSettings);
+    else if (chip === 'ina228') resolveIna228Settings(chipSettings);
+    else resolveIna226Settings(CHIPS[chip], chipSettings);
   } catch (err) {
-    if (err instanceof Ina219SettingError && err.setting === 'maxCurrentA')
-      throw new SettingError('--max-current', values.maxCurrentA, err.allowed, 'flag');
+    if (err instanceof ChipSettingError && err.setting === 'maxCurrentA')
+      throw new SettingError('--max-current', values.maxCurrentA, `${err.allowed} (${CHIPS[chip].name})`, sources.maxCurrentA);
+    if (err instanceof ChipSettingError && err.setting === 'shuntOhms')
+      throw new SettingError('--shunt-ohms', values.shuntOhms, `${err.allowed} (${CHIPS[chip].name})`, sources.shuntOhms);
     throw err;
   }
+}
+
+/** Test hook: the simulated sensor emulates another chip than --sim-chip (a wrong setting). */
+function testEmulatedChip(): ChipId | undefined {
+  const v = process.env.POWER_METER_TEST_SIM_EMULATED_CHIP;
+  return v !== undefined && (CHIP_IDS as readonly string[]).includes(v) ? (v as ChipId) : undefined;
+}
+
+/** The advice for a chip that is not the configured one (library errors name no flags). */
+function wrongChip(err: ChipMismatchError, s: BackendSettings): string {
+  const setting = s.sensor === 'sim' ? 'sim-chip' : 'sensor';
+  const fix = err.foundId
+    ? `set --${setting} ${err.foundId} (config "${setting === 'sensor' ? 'sensor' : 'simChip'}": "${err.foundId}"), or connect the ${CHIPS[sensorChip(s)].name} the setting names`
+    : `check --sensor ${s.sensor} and --i2c-address 0x${s.i2cAddress.toString(16)} (i2cdetect -y ${s.i2cBus} lists what answers)`;
+  return `${err.message}: ${fix}`;
 }
 
 /**
@@ -144,11 +193,13 @@ function summary(s: BackendSettings): string {
     s.transport === 'w3bstream-v2'
       ? `transport=${s.transport} project_id=${s.projectId} project_version=${JSON.stringify(s.projectVersion)}`
       : `transport=${s.transport} token=${s.publisherToken ? 'set' : 'not set'} event_type=${s.eventType}`;
-  return `settings data_dir=${s.dataDir} sensor=${s.sensor} window_s=${s.window} publish_url=${s.publishUrl ? safeUrl(s.publishUrl) : '(disabled)'} ${transport} signature=${s.signature} public_key=${s.publicKeyField} timestamp_unit=${s.timestampUnit} hold_unsynced_clock=${s.holdUnsyncedClock} reward_balance=${s.rpcUrl ? `${s.rewardToken}@${safeUrl(s.rpcUrl, true)}` : 'off'}`;
+  return `settings data_dir=${s.dataDir} sensor=${s.sensor}${s.sensor === 'sim' ? ` sim_chip=${s.simChip}` : ''} window_s=${s.window} publish_url=${s.publishUrl ? safeUrl(s.publishUrl) : '(disabled)'} ${transport} signature=${s.signature} public_key=${s.publicKeyField} timestamp_unit=${s.timestampUnit} hold_unsynced_clock=${s.holdUnsyncedClock} reward_balance=${s.rpcUrl ? `${s.rewardToken}@${safeUrl(s.rpcUrl, true)}` : 'off'}`;
 }
 
 const program = new Command('power-meter')
-  .description('Measures power with an INA219, signs each window and delivers it to W3bstream; writes live values for power-meter-display')
+  .description(
+    'Measures power with an INA219, INA226, INA260 or INA228, signs each window and delivers it to W3bstream; writes live values for power-meter-display',
+  )
   .version(VERSION)
   .addHelpText(
     'after',
@@ -198,6 +249,14 @@ withSettings(program.command('run', { isDefault: true }).description('run the me
         retryMaxMs: process.env.POWER_METER_RETRY_MAX_MS ? Number(process.env.POWER_METER_RETRY_MAX_MS) : undefined,
         onFatal: corrupt,
         testFault: testFault === 'sampler' || testFault === 'publisher' ? testFault : undefined,
+        testEmulatedChip: testEmulatedChip(),
+        // Another chip at the address: a setting or the wiring to change, so no restart loop.
+        onWrongChip: (err) => {
+          if (stopping) return;
+          stopping = true;
+          service.status(`fault: ${err.message}`);
+          fail(wrongChip(err, s), EXIT.badSettings);
+        },
       });
     } catch (err) {
       if (err instanceof OutboxCorruptError || err instanceof OutboxTooNewError || err instanceof SequenceFloorError) return corrupt(err);
@@ -264,36 +323,112 @@ withSettings(program.command('identity').description('print the device address a
     }
   });
 
-withSettings(program.command('read').description('take one measurement and print it'))
+withSettings(program.command('read').description('take one measurement and print it (calibrated, naming the chip)'))
   .option('--json', 'print JSON')
   .action(async (flags: Record<string, unknown>) => {
     const s = settingsFrom(flags);
     try {
       const sensor = await createSensor({
         kind: s.sensor,
+        simChip: s.simChip,
+        simEmulatedChip: testEmulatedChip(),
         i2cBus: s.i2cBus,
         settings: { address: s.i2cAddress, shuntOhms: s.shuntOhms, maxCurrentA: s.maxCurrentA },
         simLoad: s.simLoad,
       });
-      await sensor.driver.init();
-      await realSleep(cycleMs(sensor.driver.settings) + 2);
-      const r = await sensor.driver.read();
-      await sensor.close();
+      let r: Awaited<ReturnType<typeof sensor.driver.read>>;
+      try {
+        await sensor.driver.init();
+        await realSleep(sensor.driver.cycleMs + 2);
+        r = await sensor.driver.read();
+        // A result is ready one cycle after the settings are written; a slow oscillator can make it a little later.
+        for (let polls = 0; !r.ready && polls < 40; polls++) {
+          await realSleep(1);
+          r = await sensor.driver.read();
+        }
+      } finally {
+        await sensor.close();
+      }
+      const stored = readCalibration(s.dataDir, { chip: sensor.chip.id, simulated: sensor.simulated, fullScaleA: s.maxCurrentA });
+      const { calibration, id } = activeCalibration(stored);
+      const c = calibrateReading(r, calibration);
+      const chipLabel = `${sensor.chip.name}${sensor.simulated ? ' (simulated)' : ''}`;
       const out = {
-        powerW: Number(r.powerW.toFixed(4)),
-        busV: r.busV,
-        currentA: Number(r.currentA.toFixed(6)),
-        shuntUv: r.shuntUv,
+        powerW: Number(c.powerW.toFixed(4)),
+        busV: Number(c.busV.toFixed(4)),
+        currentA: Number(c.currentA.toFixed(6)),
+        shuntUv: r.shuntUv === undefined ? null : Number(r.shuntUv.toFixed(3)),
         outOfRange: r.outOfRange,
         sensor: s.sensor,
+        chip: sensor.chip.name,
+        simulated: sensor.simulated,
+        calibrationId: id,
       };
       if (flags.json) console.log(JSON.stringify(out));
       else
         console.log(
-          `power ${out.powerW} W   bus ${out.busV} V   current ${out.currentA} A${r.outOfRange ? '   (OUT OF RANGE: raise --max-current or lower --shunt-ohms)' : ''}`,
+          `power ${out.powerW} W   bus ${out.busV} V   current ${out.currentA} A   ${chipLabel}, ${id === null ? 'uncalibrated' : `calibration ${id}`}${r.outOfRange ? '   (OUT OF RANGE: raise --max-current or lower --shunt-ohms)' : ''}`,
         );
+      if (stored.state === 'unusable') logger.warning(`calibration not applied: ${stored.problem}`);
     } catch (err) {
+      if (err instanceof ChipMismatchError) return fail(wrongChip(err, s), EXIT.badSettings);
       if (err instanceof I2cError || err instanceof Error) fail(`${err.message}${sensorErrorHint(err)}`);
+    }
+  });
+
+withSettings(
+  program
+    .command('calibrate')
+    .description(
+      'measure a steady load against a reference meter and store the correction (stop the meter first); one point gives a gain, a second at another current (e.g. --reference-w 0 with the load off) gain and offset',
+    ),
+)
+  .option('--reference-w <watts>', 'the power the reference meter shows while the load runs')
+  .option('--reference-v <volts>', 'the supply voltage the reference shows (calibrates the voltage)')
+  .option('--reference-a <amperes>', 'the current the reference shows')
+  .option('--seconds <n>', 'how long to measure (3-120)', '10')
+  .option('--new', 'forget the earlier points: start the calibration from this one')
+  .option('--json', 'print the stored calibration as JSON')
+  .action(async (flags: Record<string, unknown>) => {
+    const s = settingsFrom(flags);
+    const ref = (name: string, flag: string, min: number, max: number): number | null => {
+      const raw = flags[name];
+      if (raw === undefined) return null;
+      const n = typeof raw === 'string' && /^-?(\d+(\.\d*)?|\.\d+)$/.test(raw.trim()) ? Number(raw) : Number.NaN;
+      if (!(n >= min && n <= max))
+        fail(
+          `invalid setting --${flag} = ${JSON.stringify(raw)}: allowed a number from ${min} to ${max} (plain decimal)`,
+          EXIT.badSettings,
+        );
+      return n;
+    };
+    const referenceW = ref('referenceW', 'reference-w', 0, 100_000);
+    const referenceV = ref('referenceV', 'reference-v', 0.1, 1000);
+    const referenceA = ref('referenceA', 'reference-a', 0, 1000);
+    const seconds = ref('seconds', 'seconds', 3, 120)!;
+    if (referenceW === null && referenceV === null && referenceA === null)
+      return fail('calibrate needs what the reference meter shows: --reference-w, --reference-a and/or --reference-v', EXIT.badSettings);
+    try {
+      const r = await calibrate(s, { referenceW, referenceV, referenceA, seconds: Math.round(seconds), fresh: flags.new === true }, log);
+      const f = r.file;
+      if (flags.json) {
+        console.log(JSON.stringify(f));
+        return;
+      }
+      console.log(
+        `measured ${r.point.measuredW.toFixed(4)} W (${r.point.measuredV.toFixed(4)} V, ${r.point.measuredA.toFixed(6)} A) over ${r.point.seconds.toFixed(0)} s, ${r.chipLabel}`,
+      );
+      console.log(
+        `calibration ${f.id}: voltage gain ${f.voltageGain.toFixed(6)}, current gain ${f.currentGain.toFixed(6)}, current offset ${(f.currentOffsetA * 1000).toFixed(3)} mA (${f.method})`,
+      );
+      console.log(`stored in ${r.path}; it applies from the next start: sudo systemctl restart power-meter`);
+    } catch (err) {
+      if (err instanceof CalibrationError || err instanceof UnsteadyLoadError)
+        return fail(`calibration refused: ${err.message}; nothing was stored`, EXIT.badSettings);
+      if (err instanceof ChipMismatchError) return fail(wrongChip(err, s), EXIT.badSettings);
+      if (err instanceof MeterRunningError) return fail(err.message);
+      if (err instanceof Error) return fail(`${err.message}${sensorErrorHint(err)}`);
+      throw err;
     }
   });
 

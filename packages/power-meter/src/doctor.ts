@@ -4,10 +4,11 @@ import { lookup } from 'node:dns/promises';
 import net from 'node:net';
 import tls from 'node:tls';
 import { dirname, join } from 'node:path';
-import { Ina219, openI2cBus } from '@power-meter/ina219';
+import { CHIPS, ChipMismatchError, RegisterIo, checkIdentity as checkChipIdentity, openI2cBus, type ChipSpec } from '@power-meter/ina219';
 import { KEY_FILE } from '@power-meter/w3bstream';
+import { readCalibration } from './calibration/store.js';
 import { buildFloorMs } from './meter.js';
-import type { BackendSettings } from './settings.js';
+import { sensorChip, type BackendSettings } from './settings.js';
 import { decideClockSync, probeClock } from './timesync.js';
 
 /**
@@ -36,6 +37,7 @@ export async function runDoctor(s: BackendSettings, opts: DoctorOptions = {}): P
   return [
     { name: 'config', status: 'ok', detail: 'settings are valid' },
     ...(await checkSensor(s, dev)),
+    checkCalibration(s),
     checkSpi(dev),
     checkDataDir(s.dataDir),
     checkIdentity(s.dataDir),
@@ -50,7 +52,14 @@ export async function runDoctor(s: BackendSettings, opts: DoctorOptions = {}): P
 
 /** I2C bus, permissions and the chip itself (nothing to check for the simulated sensor). */
 async function checkSensor(s: BackendSettings, dev: string): Promise<Check[]> {
-  if (s.sensor === 'sim') return [{ name: 'sensor', status: 'ok', detail: 'simulated sensor (--sensor sim): no I2C needed' }];
+  if (s.sensor === 'sim')
+    return [
+      {
+        name: 'sensor',
+        status: 'ok',
+        detail: `simulated ${CHIPS[s.simChip].name} (--sensor sim --sim-chip ${s.simChip}, load ${s.simLoad}): no I2C needed`,
+      },
+    ];
   const bus = join(dev, `i2c-${s.i2cBus}`);
   if (!existsSync(bus))
     return [
@@ -73,28 +82,73 @@ async function checkSensor(s: BackendSettings, dev: string): Promise<Check[]> {
   return [{ name: 'i2c', status: 'ok', detail: `${bus} is present and accessible` }, await checkChip(s)];
 }
 
+/**
+ * The chip at the address, without touching its settings (the meter may be running): its ID
+ * registers where it has them, and for the INA219, which has none, that no other chip names
+ * itself there.
+ */
 async function checkChip(s: BackendSettings): Promise<Check> {
+  const chip: ChipSpec = CHIPS[sensorChip(s)];
+  const name = chip.id;
   try {
     const b = await openI2cBus(s.i2cBus);
     try {
-      const driver = new Ina219(b, { address: s.i2cAddress, shuntOhms: s.shuntOhms, maxCurrentA: s.maxCurrentA }, { attempts: 2 });
-      const config = await driver.readRegister('config');
+      const io = new RegisterIo(b, s.i2cAddress, `${chip.name} at 0x${s.i2cAddress.toString(16)}`, { attempts: 2 });
+      await checkChipIdentity(io, chip);
+      const config = await io.read(chip.registers.config!);
+      const id = chip.identity
+        ? `manufacturer 0x${chip.identity.manufacturerId.toString(16)} ("TI"), die 0x${chip.identity.dieId.toString(16)}`
+        : 'it has no ID registers';
       return {
-        name: 'ina219',
+        name,
         status: 'ok',
-        detail: `INA219 answers at 0x${s.i2cAddress.toString(16)} (configuration 0x${config.toString(16)})`,
+        detail: `${chip.name} answers at 0x${s.i2cAddress.toString(16)} (${id}; configuration 0x${config.toString(16)})`,
       };
     } finally {
       await b.close();
     }
   } catch (err) {
+    if (err instanceof ChipMismatchError)
+      return {
+        name,
+        status: 'fail',
+        detail: err.message,
+        fix: err.foundId
+          ? `set --sensor ${err.foundId} (config "sensor": "${err.foundId}"), or connect an ${chip.name}`
+          : `check --sensor and --i2c-address; i2cdetect -y ${s.i2cBus} lists the addresses that answer`,
+      };
     return {
-      name: 'ina219',
+      name,
       status: 'fail',
       detail: err instanceof Error ? err.message : String(err),
-      fix: 'check wiring and --i2c-address; i2cdetect -y 1 lists the addresses that answer',
+      fix: `check wiring and --i2c-address; i2cdetect -y ${s.i2cBus} lists the addresses that answer`,
     };
   }
+}
+
+/** The calibration the meter applies (calibration.json), or why it does not. */
+function checkCalibration(s: BackendSettings): Check {
+  const stored = readCalibration(s.dataDir, { chip: sensorChip(s), simulated: s.sensor === 'sim', fullScaleA: s.maxCurrentA });
+  if (stored.state === 'none')
+    return {
+      name: 'calibration',
+      status: 'ok',
+      detail:
+        "none: the figures carry the chip's and the shunt's own tolerance; power-meter calibrate corrects them against a reference meter",
+    };
+  if (stored.state === 'unusable')
+    return {
+      name: 'calibration',
+      status: 'fail',
+      detail: `not applied: ${stored.problem}`,
+      fix: 'stop the meter, run power-meter calibrate --new --reference-w <watts> with a steady load, then start it',
+    };
+  const f = stored.file;
+  return {
+    name: 'calibration',
+    status: 'ok',
+    detail: `${f.id} of ${f.createdAt.slice(0, 10)} (${f.method}): voltage gain ${f.voltageGain.toFixed(5)}, current gain ${f.currentGain.toFixed(5)}, offset ${(f.currentOffsetA * 1000).toFixed(3)} mA`,
+  };
 }
 
 /** SPI for the display (informational for the backend, but users run doctor for both). */

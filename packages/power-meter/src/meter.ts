@@ -2,13 +2,31 @@ import { lstatSync, mkdirSync, rmdirSync, statSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Sampler, createSensor, realSleep, systemClock, type Sensor, type SensorState, type WindowResult } from '@power-meter/ina219';
+import {
+  CHIPS,
+  ChipMismatchError,
+  NO_CALIBRATION,
+  calibrateReading,
+  calibrateWindow,
+  createSampler,
+  createSensor,
+  realSleep,
+  systemClock,
+  type Calibration,
+  type ChipId,
+  type LatestReading,
+  type MeasuringSampler,
+  type Sensor,
+  type SensorState,
+  type WindowResult,
+} from '@power-meter/ina219';
 import { cleanupTempFiles, legacyStatusOf, readState, type RewardBalance, type WindowSummary } from '@power-meter/meter-files';
 import { Outbox, OutboxCorruptError, Publisher, isCorruptionError, loadOrCreateIdentity, type Identity } from '@power-meter/w3bstream';
+import { activeCalibration, readCalibration } from './calibration/store.js';
 import { BalanceReader, safeRpcUrl, type ChainBalance } from './chain/balance.js';
 import { rewardsForWindow, tokensPerH } from './rewards.js';
 import { notifyObservers, type MeterObserver } from './observer.js';
-import type { BackendSettings } from './settings.js';
+import { sensorChip, type BackendSettings } from './settings.js';
 import { sensorErrorHint } from './hints.js';
 import { resolveRuntimeDir } from './runtime-dir.js';
 import { StateWriter, buildState } from './state-writer.js';
@@ -50,6 +68,13 @@ export interface MeterOptions {
   onStopped?: (reason: string) => void;
   /** Test hook (POWER_METER_TEST_FAULT): make the sampler or the publisher stop for good after the first window. */
   testFault?: 'sampler' | 'publisher';
+  /**
+   * The chip answering is not the configured one (its ID registers name another): a setting or
+   * the wiring must change, a restart cannot help (cli.ts: exit status 2).
+   */
+  onWrongChip?: (err: ChipMismatchError) => void;
+  /** Test hook (POWER_METER_TEST_SIM_EMULATED_CHIP): the simulated sensor emulates this chip instead of --sim-chip. */
+  testEmulatedChip?: ChipId;
 }
 
 /** Where the outbox and the sequence floor live in the data directory. */
@@ -84,7 +109,10 @@ export class Meter {
   private readonly writer: StateWriter;
   private readonly publisher: Publisher;
   private sensor: Sensor | null = null;
-  private sampler: Sampler | null = null;
+  private sampler: MeasuringSampler | null = null;
+  /** The calibration applied to every reading and window (calibration.json), and its id. */
+  private readonly calibration: Calibration;
+  readonly calibrationId: string | null;
   private sensorState: SensorState = { state: 'ok', reason: null };
   private lastWindow: WindowSummary | null = null;
   private lastTokensPerH = 0;
@@ -143,6 +171,9 @@ export class Meter {
       throw isCorruptionError(err) ? new OutboxCorruptError(paths.outbox, (err as Error).message) : err;
     }
     this.writer = new StateWriter(this.runtimeDir);
+    const stored = readCalibration(s.dataDir, { chip: sensorChip(s), simulated: s.sensor === 'sim', fullScaleA: s.maxCurrentA });
+    if (stored.state === 'unusable') this.warn(`calibration not applied: ${stored.problem}`);
+    ({ calibration: this.calibration, id: this.calibrationId } = activeCalibration(stored));
     this.boot = bootId(opts.timesyncRoot);
     this.publisher = new Publisher({
       outbox: this.outbox,
@@ -241,6 +272,11 @@ export class Meter {
     const t = this.store.totals();
     log(`identity device_id=${this.identity.deviceId} curve=${this.identity.curve}`);
     log(
+      this.calibrationId === null
+        ? 'calibration none (power-meter calibrate measures one against a reference meter)'
+        : `calibration ${this.calibrationId} applied: voltage gain ${this.calibration.voltageGain}, current gain ${this.calibration.currentGain}, offset ${this.calibration.currentOffsetA} A`,
+    );
+    log(
       `totals energy_wh=${t.energyWh.toFixed(6)} rewards=${t.rewardsTotal.toFixed(6)} windows=${t.windows} waiting=${this.outbox.stats().waiting} held=${this.store.heldCount()}`,
     );
     await this.refreshClock();
@@ -304,6 +340,8 @@ export class Meter {
     try {
       this.sensor = await createSensor({
         kind: s.sensor,
+        simChip: s.simChip,
+        simEmulatedChip: this.opts.testEmulatedChip,
         i2cBus: s.i2cBus,
         settings: { address: s.i2cAddress, shuntOhms: s.shuntOhms, maxCurrentA: s.maxCurrentA },
         simLoad: s.simLoad,
@@ -318,7 +356,7 @@ export class Meter {
       if (!this.stopped) this.timers.push(setTimeout(() => void this.openSensor(), 10_000));
       return;
     }
-    this.sampler = new Sampler({
+    this.sampler = createSampler({
       driver: this.sensor.driver,
       clock: systemClock,
       sleep: realSleep,
@@ -334,14 +372,18 @@ export class Meter {
         this.sensorState = st;
         this.scheduleWrite();
       },
-      onStopped: (err) => this.stoppedForGood(`sampler stopped: ${err instanceof Error ? err.message : String(err)}`),
+      onStopped: (err) => {
+        if (err instanceof ChipMismatchError && this.opts.onWrongChip && !this.stopped) return this.opts.onWrongChip(err);
+        this.stoppedForGood(`sampler stopped: ${err instanceof Error ? err.message : String(err)}`);
+      },
       log,
       faultHint: sensorErrorHint,
     });
     this.sensorState = { state: 'ok', reason: null };
     this.sampler.start();
+    const chip = this.sensor.chip;
     log(
-      `sensor ${s.sensor}${s.sensor === 'sim' ? ` load=${s.simLoad}` : ` bus=/dev/i2c-${s.i2cBus} address=0x${s.i2cAddress.toString(16)}`} window_s=${s.window}`,
+      `sensor ${s.sensor}${s.sensor === 'sim' ? ` chip=${s.simChip} load=${s.simLoad}` : ` bus=/dev/i2c-${s.i2cBus} address=0x${s.i2cAddress.toString(16)}`} ${chip.name} shunt_ohms=${this.sensor.driver.chip.internalShuntOhms ?? s.shuntOhms} max_current_a=${s.maxCurrentA} ${chip.energyAccumulator ? "energy from the chip's accumulator" : `a result every ${this.sensor.driver.cycleMs.toFixed(1)} ms`} window_s=${s.window}`,
     );
   }
 
@@ -393,12 +435,15 @@ export class Meter {
     }
   }
 
-  private storeWindow(w: WindowResult): void {
+  private storeWindow(raw: WindowResult): void {
+    let w = raw;
     const { settings: s, log } = this.opts;
     if (w.avgPowerW === null) {
       log(`window without readings (sensor fault: ${w.faultReason ?? 'unknown'}): nothing to sign`);
       return;
     }
+    w = calibrateWindow(w, this.calibration);
+    if (w.avgPowerW === null) return;
     const durationMs = w.endMs - w.startMs;
     const rewards = rewardsForWindow(w.avgPowerW, durationMs, s.rewardTiers);
     this.lastTokensPerH = tokensPerH(w.avgPowerW, s.rewardTiers);
@@ -420,7 +465,7 @@ export class Meter {
     if (!w.complete)
       this.warn(`window incomplete: ${w.faultReason ?? 'readings missing'}; observed ${(w.observedFraction * 100).toFixed(1)} %`);
     if (this.canTimestamp()) {
-      const body = signReading(s, this.identity, { powerW: w.avgPowerW, timestampMs: endWall });
+      const body = signReading(s, this.identity, { powerW: w.avgPowerW, timestampMs: endWall }, this.readingExtras());
       const stored = this.store.storeReading(body, { energyWh: w.energyWh, rewards, avgPowerW: w.avgPowerW });
       if (!stored.counted)
         log(`window energy ${w.energyWh} Wh / rewards ${rewards} is not a finite amount: counted as 0 (totals stay finite)`);
@@ -432,6 +477,17 @@ export class Meter {
       log(`reading held until the clock is synchronised (${this.clock.reason}); held=${this.store.heldCount()}`);
     }
     this.scheduleWrite();
+  }
+
+  /** What the wire profile adds to the signed data: the calibration id with --reading-calibration-id. */
+  private readingExtras(): ReadonlyArray<readonly [string, string]> {
+    return this.opts.settings.readingCalibrationId ? [['calibration_id', this.calibrationId ?? 'none']] : [];
+  }
+
+  /** The sampler's latest reading with the calibration applied. */
+  private latestReading(): LatestReading | null {
+    const latest = this.sampler?.latest() ?? null;
+    return latest === null || this.calibration === NO_CALIBRATION ? latest : calibrateReading(latest, this.calibration);
   }
 
   /** The outbox is bounded: dropping the oldest is counted (state.json) and logged, never silent. */
@@ -454,7 +510,12 @@ export class Meter {
         this.opts.log(`dropped a held reading from an earlier boot: its time cannot be known (the clock never synced before that reboot)`);
         continue;
       }
-      const body = signReading(this.opts.settings, this.identity, { powerW: h.avgPowerW, timestampMs: wallTimeOf(h.endMonoMs, anchor) });
+      const body = signReading(
+        this.opts.settings,
+        this.identity,
+        { powerW: h.avgPowerW, timestampMs: wallTimeOf(h.endMonoMs, anchor) },
+        this.readingExtras(),
+      );
       this.reportDrops(this.store.release(h.id, body).dropped);
       notifyObservers(this.observers, (o) => o.onReading?.(body), this.opts.log);
       released++;
@@ -470,7 +531,7 @@ export class Meter {
    * docs/design.md complaint 4).
    */
   private refreshPower(): void {
-    const latest = this.sampler?.latest() ?? null;
+    const latest = this.latestReading();
     const shown = latest === null ? null : Math.round(latest.powerW * 100);
     // Measured time: with the wall clock, a step back (NTP after a boot without a real-time
     // clock, `date -s`) would stop the heartbeat until the clock caught up, and the display would
@@ -515,7 +576,7 @@ export class Meter {
 
   private writeState(): void {
     const s = this.opts.settings;
-    const latest = this.sampler?.latest() ?? null;
+    const latest = this.latestReading();
     const totals = this.store.totals();
     // Published totals are the ones on the card: after a power cut they are where they were.
     const synced = this.outbox.staged ? this.store.syncedTotals() : totals;
@@ -547,6 +608,9 @@ export class Meter {
         reason: this.sensorState.reason,
         busV: latest?.busV ?? null,
         currentA: latest?.currentA ?? null,
+        chip: CHIPS[sensorChip(s)].name,
+        simulated: s.sensor === 'sim',
+        calibrationId: this.calibrationId,
       },
     });
     notifyObservers(this.observers, (o) => o.onState?.(state), this.opts.log);

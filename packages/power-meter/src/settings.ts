@@ -1,4 +1,4 @@
-import { parseSimLoad } from '@power-meter/ina219';
+import { CHIP_IDS, CHIPS, parseSimLoad, type ChipId } from '@power-meter/ina219';
 import {
   DEFAULT_REWARD_TIERS,
   LOG_LEVELS,
@@ -6,6 +6,7 @@ import {
   parsers,
   type LogLevel,
   type RewardTier,
+  type SettingSource,
   type SettingSpec,
 } from '@power-meter/meter-files';
 import { TRANSPORT_NAMES, type TransportName, parseProjectId, parsePublishUrl } from '@power-meter/w3bstream';
@@ -16,6 +17,17 @@ import { TRANSPORT_NAMES, type TransportName, parseProjectId, parsePublishUrl } 
  * purpose: `ps` would show it.
  */
 const s = <T>(spec: SettingSpec<T>): SettingSpec<T> => spec;
+
+/** What --sensor accepts: a chip on the bus, or the emulator of one. */
+export const SENSOR_NAMES = [...CHIP_IDS, 'sim'] as const;
+export type SensorSetting = (typeof SENSOR_NAMES)[number];
+
+/** "INA219 0.1, INA226 0.1, INA260 (inside), INA228 0.015": the per-chip defaults for --help and the README. */
+function chipDefaults(key: 'shuntOhms' | 'maxCurrentA'): string {
+  return CHIP_IDS.map(
+    (id) => `${CHIPS[id].name} ${key === 'shuntOhms' && CHIPS[id].internalShuntOhms !== null ? '(inside)' : CHIPS[id].defaults[key]}`,
+  ).join(', ');
+}
 
 // The reward table's type and default belong to the data-directory contract (state.json carries the tiers).
 export { DEFAULT_REWARD_TIERS, type RewardTier };
@@ -226,10 +238,20 @@ export const BACKEND_SETTINGS = {
     key: 'sensor',
     flag: 'sensor',
     env: 'POWER_METER_SENSOR',
-    default: 'ina219' as 'ina219' | 'sim',
-    describe: 'ina219 (real chip over I2C) or sim (the same driver on the emulator)',
-    parse: parsers.oneOf(['ina219', 'sim'] as const),
-    allowed: 'ina219 or sim',
+    default: 'ina219' as SensorSetting,
+    describe:
+      'the chip over I2C: ina219, ina226, ina260 or ina228 (its energy accumulator is read once per window); or sim (a chip emulator behind the same driver, --sim-chip)',
+    parse: parsers.oneOf(SENSOR_NAMES),
+    allowed: SENSOR_NAMES.join(', '),
+  }),
+  simChip: s({
+    key: 'simChip',
+    flag: 'sim-chip',
+    env: 'POWER_METER_SIM_CHIP',
+    default: 'ina219' as ChipId,
+    describe: 'the chip the simulated sensor emulates (with --sensor sim)',
+    parse: parsers.oneOf(CHIP_IDS),
+    allowed: CHIP_IDS.join(', '),
   }),
   simLoad: s({
     key: 'simLoad',
@@ -272,7 +294,7 @@ export const BACKEND_SETTINGS = {
     flag: 'i2c-address',
     env: 'POWER_METER_I2C_ADDRESS',
     default: 0x40,
-    describe: 'INA219 address (A0/A1 straps)',
+    describe: "the chip's I2C address (A0/A1 straps)",
     parse: parsers.integer(0x40, 0x4f, { hex: true }),
     allowed: '64-79 or 0x40-0x4f',
   }),
@@ -281,7 +303,7 @@ export const BACKEND_SETTINGS = {
     flag: 'shunt-ohms',
     env: 'POWER_METER_SHUNT_OHMS',
     default: 0.1,
-    describe: 'shunt resistance, ohms',
+    describe: `shunt resistance, ohms; unset: the chip's common breakout (${chipDefaults('shuntOhms')}; the default shown is the INA219's); the INA260 has its own and refuses this setting`,
     parse: parsers.number(0.0001, 10),
     allowed: 'ohms, 0.0001-10',
   }),
@@ -290,7 +312,7 @@ export const BACKEND_SETTINGS = {
     flag: 'max-current',
     env: 'POWER_METER_MAX_CURRENT',
     default: 3.2,
-    describe: 'largest expected current, A (at most 0.32 V / shunt ohms)',
+    describe: `largest expected current, A, at most the chip's full-scale shunt voltage / shunt ohms; unset: the chip's breakout (${chipDefaults('maxCurrentA')}; the default shown is the INA219's)`,
     parse: parsers.number(0.001, 100),
     allowed: 'amperes, 0.001-100',
   }),
@@ -365,6 +387,16 @@ export const BACKEND_SETTINGS = {
     env: 'POWER_METER_HOLD_UNSYNCED_CLOCK',
     default: true,
     describe: 'hold readings while the system clock is not synchronised, release them with corrected timestamps',
+    parse: parsers.boolean,
+    allowed: 'true or false',
+  }),
+  readingCalibrationId: s({
+    key: 'readingCalibrationId',
+    flag: 'reading-calibration-id',
+    env: 'POWER_METER_READING_CALIBRATION_ID',
+    default: false,
+    describe:
+      'wire profile: sign the calibration id into each reading (data gets "calibration_id":"<id>", or "none" when uncalibrated) so a consumer can tell which calibration produced it; off: the original two-member data',
     parse: parsers.boolean,
     allowed: 'true or false',
   }),
@@ -572,3 +604,25 @@ export const BACKEND_SETTINGS = {
 export type BackendSettings = {
   [K in keyof typeof BACKEND_SETTINGS]: (typeof BACKEND_SETTINGS)[K] extends SettingSpec<infer T> ? T : never;
 };
+
+/** The chip that measures: the one on the bus, or the one the simulated sensor emulates. */
+export function sensorChip(s: Pick<BackendSettings, 'sensor' | 'simChip'>): ChipId {
+  return s.sensor === 'sim' ? s.simChip : s.sensor;
+}
+
+/**
+ * The shunt and expected current default to the chip's common breakout (chips/table.ts in the
+ * sensor library): settings left at their built-in default take the chosen chip's. Explicit
+ * values are kept (and checked against the chip by the loader's check).
+ */
+export function applyChipDefaults<T extends Pick<BackendSettings, 'sensor' | 'simChip' | 'shuntOhms' | 'maxCurrentA'>>(
+  values: T,
+  sources: Partial<Record<keyof BackendSettings, SettingSource>>,
+): T {
+  const chip = CHIPS[sensorChip(values)];
+  return {
+    ...values,
+    shuntOhms: sources.shuntOhms === 'default' || sources.shuntOhms === undefined ? chip.defaults.shuntOhms : values.shuntOhms,
+    maxCurrentA: sources.maxCurrentA === 'default' || sources.maxCurrentA === undefined ? chip.defaults.maxCurrentA : values.maxCurrentA,
+  };
+}

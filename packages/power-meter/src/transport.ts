@@ -4,6 +4,7 @@ import {
   buildMessageV2,
   transportOfBody,
   w3bstreamV2Transport,
+  type ExtraDataMembers,
   type Identity,
   type Transport,
   type TransportName,
@@ -55,15 +56,28 @@ export function checkTransport(s: TransportSettings, identity: Identity, head: {
   if (stored !== null && stored !== s.transport) throw new TransportMismatchError(stored, s.transport, waiting);
 }
 
-/** The signed body for one reading, exactly what is stored and later sent. */
-export function signReading(s: TransportSettings, identity: Identity, reading: { powerW: number; timestampMs: number }): string {
+/**
+ * The signed body for one reading, exactly what is stored and later sent. `extraData`: what the
+ * wire profile adds inside the signed data after the timestamp (the calibration id).
+ */
+export function signReading(
+  s: TransportSettings,
+  identity: Identity,
+  reading: { powerW: number; timestampMs: number },
+  extraData: ExtraDataMembers = [],
+): string {
   if (s.transport === 'w3bstream-v2')
-    return buildMessageV2(identity, reading, { projectId: s.projectId, projectVersion: s.projectVersion, timestampUnit: s.timestampUnit })
-      .body;
+    return buildMessageV2(identity, reading, {
+      projectId: s.projectId,
+      projectVersion: s.projectVersion,
+      timestampUnit: s.timestampUnit,
+      extraData,
+    }).body;
   return buildMessage(identity, reading, {
     signatureEncoding: s.signature,
     timestampUnit: s.timestampUnit,
     publicKeyField: s.publicKeyField,
+    extraData,
   }).body;
 }
 

@@ -44,7 +44,17 @@ export {
   timestampFor,
   verifyBody,
 } from './codec.js';
-export type { BuildOptions, LowSRule, PublicKeyField, SignedMessage, Signer, TimestampUnit, VerifyOptions, VerifyResult } from './codec.js';
+export type {
+  BuildOptions,
+  ExtraDataMembers,
+  LowSRule,
+  PublicKeyField,
+  SignedMessage,
+  Signer,
+  TimestampUnit,
+  VerifyOptions,
+  VerifyResult,
+} from './codec.js';
 export { Outbox, OutboxCorruptError, OutboxLockedError, OutboxOptionError, OutboxTooNewError, isCorruptionError } from './outbox.js';
 export type {
   DeliveryOutcome,

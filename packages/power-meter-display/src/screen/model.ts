@@ -36,6 +36,11 @@ export interface ScreenModel {
   sparkTones: Tone[];
   /** Short marker when state.json is currently unreadable (the screen keeps the last good data). */
   problemMarker: string | null;
+  /**
+   * Which chip measures, top right: "INA228", "INA219 sim" for the emulator; null when the state
+   * does not say (a backend from before the field). The problem marker takes the place when shown.
+   */
+  chipText: string | null;
 }
 
 /**
@@ -230,6 +235,7 @@ export function buildScreenModel(state: MeterState | null, problem: StateProblem
       spark: [],
       sparkTones: [],
       problemMarker: problem === null || problem === 'missing' ? null : PROBLEM_MARKERS[problem],
+      chipText: null,
     };
   }
   const age = ageMs ?? nowMs - state.updatedAtMs;
@@ -267,6 +273,7 @@ export function buildScreenModel(state: MeterState | null, problem: StateProblem
     spark,
     sparkTones: spark.map((w) => toneForPowerW(Math.max(0, w), bounds)),
     problemMarker: problem === null ? null : PROBLEM_MARKERS[problem],
+    chipText: state.sensor.chip === undefined ? null : `${state.sensor.chip}${state.sensor.simulated ? ' sim' : ''}`,
   };
 }
 
