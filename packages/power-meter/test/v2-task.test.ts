@@ -239,3 +239,44 @@ describe('a meter on /v1/task (real processes, dev apinode on loopback)', () => 
     expect(existsSync(join(dataDir, 'outbox'))).toBe(false);
   }, 60_000);
 });
+
+describe('every reading is told apart on the wire (--window 1, timestamps in seconds)', () => {
+  it('W3bstream v1: no two bodies alike, timestamps strictly increasing and close to the time received', async () => {
+    const { startDevReceiver } = await import('@power-meter/w3bstream');
+    const rx = await startDevReceiver({ project: 'test', token: 'test-token-1' });
+    try {
+      const dataDir = join(mkdtempSync(join(tmpdir(), 'pm-distinct-')), 'data');
+      // A constant load: equal powers, so only the timestamp can tell two readings apart.
+      const meter = run(
+        [
+          'run',
+          '--sensor',
+          'sim',
+          '--sim-load',
+          '8',
+          '--window',
+          '1',
+          '--timestamp-unit',
+          's',
+          '--data-dir',
+          dataDir,
+          '--publish-url',
+          rx.url,
+        ],
+        {
+          W3BSTREAM_PUBLISHER_TOKEN: 'test-token-1',
+        },
+      );
+      await until(() => rx.received.length >= 12, 40_000, '12 readings');
+      expect(await meter.stop('SIGTERM')).toBe(0);
+      const got = rx.received.filter((e) => !e.duplicate);
+      expect(got.every((e) => e.verified)).toBe(true);
+      expect(new Set(got.map((e) => e.body)).size).toBe(got.length);
+      const ts = got.map((e) => e.timestamp!);
+      for (let i = 1; i < ts.length; i++) expect(ts[i]!).toBeGreaterThan(ts[i - 1]!);
+      for (const e of got) expect(Math.abs(e.timestamp! - e.receivedAtMs / 1000)).toBeLessThan(30);
+    } finally {
+      await rx.close();
+    }
+  }, 90_000);
+});
