@@ -148,6 +148,26 @@ describe('screen model (pure)', () => {
     expect(pub({ state: 'failing', reason: 'SomeNewNodeKey' })).toBe('failing: SomeNewNodeKey'); // as it is; the renderer cuts it to fit
     expect(pub({ state: 'disabled' })).toBe('publishing off');
     expect(pub({ held: 3 })).toBe('clock sync: 3 held');
+    // W3bstream 2: a device the node does not approve, and the followed task's state.
+    expect(pub({ state: 'failing', reason: 'device not approved for project 42', waiting: 7 })).toBe('failing: not approved');
+    expect(pub({ state: 'failing', reason: 'unknown project 42 / version 0.1' })).toBe('failing: unknown project');
+    const task = (state: string, error: string | null = null) => ({
+      id: `0x${'ab'.repeat(32)}`,
+      state,
+      stateAtMs: NOW,
+      txHash: state === 'settled' ? `0x${'cd'.repeat(32)}` : null,
+      error,
+      checkedAtMs: NOW,
+      failedCount: state === 'failed' ? 1 : 0,
+    });
+    expect(pub({ task: task('settled') })).toBe('published, settled');
+    expect(pub({ task: task('assigned') })).toBe('published, assigned');
+    const failed = buildScreenModel(
+      { ...base, publishing: { ...base.publishing, task: task('failed', 'proof rejected by verifier') } },
+      null,
+      NOW,
+    );
+    expect(failed).toMatchObject({ statusText: 'task failed: proof rejec…', statusTone: 'alert' });
     const fault = buildScreenModel(
       { ...base, sensor: { state: 'fault', reason: 'no answer at 0x40', busV: null, currentA: null } },
       null,

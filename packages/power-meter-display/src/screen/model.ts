@@ -171,6 +171,10 @@ export const REASON_WORDS: ReadonlyArray<readonly [RegExp, string]> = [
   [/CERT|^ERR_TLS_|^UNABLE_TO_(VERIFY|GET)_/, 'certificate'],
   [/^ERR_SSL_/, 'TLS error'],
   [/^outbox error$/, 'outbox error'],
+  // W3bstream 2 /v1/task (classify-v2.ts): the node's 403, its unknown project or version, a taskID it did not compute.
+  [/^device not approved for project/, 'not approved'],
+  [/^unknown project/, 'unknown project'],
+  [/^answer not from the node$/, 'not the node'],
 ];
 
 export function reasonWords(reason: string): string {
@@ -277,6 +281,11 @@ export function buildScreenModel(state: MeterState | null, problem: StateProblem
   };
 }
 
+/** Cut to `max` characters with an ellipsis. */
+function shorten(text: string, max: number): string {
+  return text.length <= max ? text : `${text.slice(0, max - 1)}…`;
+}
+
 function publishingStatus(state: MeterState): { statusText: string; statusTone: Tone } {
   const p = state.publishing;
   if (p.held > 0) return { statusText: `clock sync: ${p.held} held`, statusTone: 'fair' };
@@ -286,11 +295,15 @@ function publishingStatus(state: MeterState): { statusText: string; statusTone: 
     case 'ok':
       // The node took the reading but the applet refused it (an unregistered device, a bad signature).
       if (p.lastRejection) return { statusText: `refused: ${refusalWords(p.lastRejection)}`, statusTone: 'alert' };
+      // W3bstream 2: the node took the reading, and the prover failed the task made of it.
+      if (p.task?.state === 'failed') return { statusText: `task failed: ${shorten(p.task.error ?? '?', 12)}`, statusTone: 'alert' };
       // Delivered, but no applet strategy handles the eventType (publisher: NoApplet).
       if (p.reason) return { statusText: 'ok: no applet', statusTone: 'fair' };
-      return p.waiting > 1
-        ? { statusText: `sending: ${p.waiting} waiting`, statusTone: 'fair' }
-        : { statusText: 'published ok', statusTone: 'good' };
+      if (p.waiting > 1) return { statusText: `sending: ${p.waiting} waiting`, statusTone: 'fair' };
+      // W3bstream 2: the newest followed task's state: packed, assigned, settled (on chain).
+      if (p.task && p.task.state !== 'unknown' && p.task.state !== 'error')
+        return { statusText: `published, ${p.task.state}`, statusTone: 'good' };
+      return { statusText: 'published ok', statusTone: 'good' };
     case 'retrying':
       return { statusText: p.reason ? `retrying: ${reasonWords(p.reason)}` : `retrying: ${p.waiting} waiting`, statusTone: 'fair' };
     case 'failing':
