@@ -60,10 +60,15 @@ function withSettings(cmd: Command): Command {
 }
 
 /** flags > environment > config file > defaults; invalid -> exit 2 with one message. */
-function settingsFrom(flags: Record<string, unknown>): BackendSettings {
+function settingsFrom(flags: Record<string, unknown>, ioidCommand = false): BackendSettings {
   try {
-    const values = loadSettings({ specs: BACKEND_SETTINGS, flags, env: process.env, otherSections: ['display'], check: checkTogether })
-      .values as BackendSettings;
+    const values = loadSettings({
+      specs: BACKEND_SETTINGS,
+      flags,
+      env: process.env,
+      otherSections: ['display'],
+      check: (v: BackendSettings) => checkTogether(v, ioidCommand),
+    }).values as BackendSettings;
     logger = createLogger({ program: 'power-meter', level: values.logLevel });
     return values;
   } catch (err) {
@@ -73,7 +78,7 @@ function settingsFrom(flags: Record<string, unknown>): BackendSettings {
 }
 
 /** Settings that only work together: check them before anything starts. */
-function checkTogether(values: BackendSettings): void {
+function checkTogether(values: BackendSettings, ioidCommand: boolean): void {
   // W3bstream 2 signs the project into every stored message: without it nothing could be signed.
   if (values.transport === 'w3bstream-v2') {
     if (values.projectId === '')
@@ -91,10 +96,16 @@ function checkTogether(values: BackendSettings): void {
         'default',
       );
   }
-  // The reward balance needs all three: where to ask, which token, whose balance.
-  if (values.rpcUrl !== '' || values.rewardToken !== '') {
-    if (values.rewardToken === '')
-      throw new SettingError('--reward-token', '', "the token's contract address (0x + 40 hex digits) when --rpc-url is set", 'flag');
+  // The reward balance needs all three: where to ask, which token, whose balance. The RPC URL
+  // also serves the ioID status: with neither of them it would be read for nothing.
+  if (values.rpcUrl !== '' && values.rewardToken === '' && values.ioidRegistry === '')
+    throw new SettingError(
+      '--reward-token',
+      '',
+      "the token's contract address (0x + 40 hex digits), or --ioid-registry, when --rpc-url is set",
+      'flag',
+    );
+  if (values.rewardToken !== '') {
     if (values.rpcUrl === '')
       throw new SettingError('--rpc-url', '', 'the JSON-RPC URL of the chain the token lives on when --reward-token is set', 'flag');
     if (values.walletAddress === '')
@@ -105,6 +116,9 @@ function checkTogether(values: BackendSettings): void {
         'flag',
       );
   }
+  // The ioID commands take the registry as --registry and can sign a permit without a chain.
+  if (values.ioidRegistry !== '' && values.rpcUrl === '' && !ioidCommand)
+    throw new SettingError('--rpc-url', '', 'the JSON-RPC URL of the chain the ioID registry lives on when --ioid-registry is set', 'flag');
   // The INA219 limits depend on two settings together: the driver's own check.
   try {
     resolveIna219Settings({ shuntOhms: values.shuntOhms, maxCurrentA: values.maxCurrentA });
@@ -324,6 +338,44 @@ withSettings(
     fail(err instanceof Error ? err.message : String(err));
   }
 });
+
+const ioid = program.command('ioid').description("the device's side of an ioID registration on IoTeX (the key never leaves the meter)");
+/** `--registry` is the ioID commands' name for the --ioid-registry setting (checked by its parser). */
+const withRegistry = (flags: Record<string, unknown>): Record<string, unknown> =>
+  flags.registry === undefined ? flags : { ...flags, ioidRegistry: flags.registry };
+const printResult = (r: { exit: number; out: string[]; err: string[] }): never => {
+  for (const line of r.out) console.log(line);
+  for (const line of r.err) logger.error(line);
+  process.exit(r.exit);
+};
+withSettings(
+  ioid
+    .command('permit')
+    .description(
+      "print the EIP-712 Permit(owner, nonce) signature by the device key that ioIDRegistry.register takes, with the device's DID, DID document and the document's hash",
+    ),
+)
+  .option('--owner <0x…>', 'the wallet that will send ioIDRegistry.register (the ioID is minted to it)')
+  .option('--registry <0x…>', 'the ioIDRegistry contract (default: --ioid-registry)')
+  .option('--chain-id <n>', 'the chain id (read from --rpc-url when given)')
+  .option('--nonce <n>', "the registry's nonces(device) (read from the registry with --rpc-url when not given)")
+  .option(
+    '--json',
+    'print {"device","owner","nonce","chainId","registry","v","r","s","digest","signature","did","didDocument","didDocumentText","didDocumentHash"}',
+  )
+  .action(async (flags: Record<string, unknown>) => {
+    const s = settingsFrom(withRegistry(flags), true);
+    const { ioIdPermitCommand } = await import('./ioid-command.js');
+    printResult(await ioIdPermitCommand(s, flags as { owner?: string; chainId?: string; nonce?: string; json?: boolean }));
+  });
+withSettings(ioid.command('status').description("read the device's ioID registration: registered or not, its ioID, owner and project"))
+  .option('--registry <0x…>', 'the ioIDRegistry contract (default: --ioid-registry)')
+  .option('--json', 'print {"device","did","registry","registered","ioIdContract","ioId","owner","projectId","approved"}')
+  .action(async (flags: Record<string, unknown>) => {
+    const s = settingsFrom(withRegistry(flags), true);
+    const { ioIdStatusCommand } = await import('./ioid-command.js');
+    printResult(await ioIdStatusCommand(s, { json: flags.json === true }));
+  });
 
 withSettings(
   program

@@ -3,9 +3,17 @@ import { performance } from 'node:perf_hooks';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Sampler, createSensor, realSleep, systemClock, type Sensor, type SensorState, type WindowResult } from '@power-meter/ina219';
-import { cleanupTempFiles, legacyStatusOf, readState, type RewardBalance, type WindowSummary } from '@power-meter/meter-files';
+import {
+  cleanupTempFiles,
+  legacyStatusOf,
+  readState,
+  type IoIdStatus,
+  type RewardBalance,
+  type WindowSummary,
+} from '@power-meter/meter-files';
 import { Outbox, OutboxCorruptError, Publisher, isCorruptionError, loadOrCreateIdentity, type Identity } from '@power-meter/w3bstream';
 import { BalanceReader, safeRpcUrl, type ChainBalance } from './chain/balance.js';
+import { IoIdWatcher, ioIdVerdict } from './chain/ioid.js';
 import { rewardsForWindow, tokensPerH } from './rewards.js';
 import { notifyObservers, type MeterObserver } from './observer.js';
 import type { BackendSettings } from './settings.js';
@@ -110,6 +118,9 @@ export class Meter {
   /** Reads the owner's reward-token balance; null when not configured. */
   private readonly balance: BalanceReader | null;
   private rewardBalance: ChainBalance | null = null;
+  /** Reads the device's ioID registration; null when not configured. */
+  private readonly ioid: IoIdWatcher | null;
+  private ioidStatus: IoIdStatus | null = null;
   /** The applet's reason when the latest delivered reading was refused (null once one is accepted). */
   private lastRejection: string | null = null;
 
@@ -175,6 +186,32 @@ export class Meter {
             },
           });
     this.rewardBalance = this.balance?.current() ?? null;
+    this.ioid =
+      s.rpcUrl === '' || s.ioidRegistry === ''
+        ? null
+        : new IoIdWatcher({
+            rpcUrl: s.rpcUrl,
+            registry: s.ioidRegistry,
+            device: this.identity.deviceId,
+            did: this.identity.did,
+            intervalMs: s.ioidIntervalS * 1000,
+            log: opts.log,
+            onUpdate: ({ failures: _inProcessOnly, ...st }) => {
+              const before = this.ioidStatus;
+              this.ioidStatus = st;
+              // First read, or a change: one line in the log saying where the device stands.
+              if (
+                st.error === null &&
+                (before?.readAtMs === null || before?.registered !== st.registered || before?.projectId !== st.projectId)
+              )
+                opts.log(`ioID ${ioIdVerdict(st, s.transport === 'w3bstream-v2' ? s.projectId : '').text}`);
+              this.scheduleWrite();
+            },
+          });
+    if (this.ioid !== null) {
+      const { failures: _inProcessOnly, ...st } = this.ioid.current();
+      this.ioidStatus = st;
+    }
     this.publisher.on('state', (st) => {
       this.scheduleWrite();
       // The publisher's loop ended on an outbox error: nothing is sent any more.
@@ -248,6 +285,12 @@ export class Meter {
     if (this.balance !== null) {
       log(`reward balance of ${s.walletAddress} in token ${s.rewardToken} read from ${safeRpcUrl(s.rpcUrl)} every ${s.balanceIntervalS} s`);
       this.balance.start();
+    }
+    if (this.ioid !== null) {
+      log(
+        `ioID registration of ${this.identity.did} read from registry ${s.ioidRegistry} at ${safeRpcUrl(s.rpcUrl)} every ${s.ioidIntervalS} s`,
+      );
+      this.ioid.start();
     }
     await this.openSensor();
     // Live power is refreshed from the sampler's own wake-ups (onReading), not from a timer of
@@ -540,6 +583,7 @@ export class Meter {
         ...(s.transport === 'w3bstream-v2' ? { lastTaskId: pub.lastTaskId } : {}),
       },
       rewardBalance: this.rewardBalance === null ? undefined : stateBalance(this.rewardBalance),
+      ioid: this.ioidStatus ?? undefined,
       sensor: {
         state: this.sensorState.state,
         reason: this.sensorState.reason,
@@ -561,6 +605,7 @@ export class Meter {
   async stop(): Promise<void> {
     for (const t of this.timers) clearInterval(t);
     this.balance?.stop();
+    this.ioid?.stop();
     await this.sampler?.stop();
     await this.publisher.stop();
     // The last state (with the totals of the final sync) goes out before the files leave RAM.
