@@ -46,6 +46,18 @@ export { classifyAnswerV2 } from './classify-v2.js';
 export { TRANSPORT_NAMES, transportOfBody, w3bstreamV1Transport, w3bstreamV2Transport } from './transport.js';
 export type { Transport, TransportName } from './transport.js';
 export { DEV_ANSWER_MODES_V2, V2_ROUTE, answerMessageV2 } from './receiver-v2.js';
+export {
+  APINODE_ERRORS,
+  MESSAGE_ROUTE,
+  PROJECT_CONFIG_MISSING,
+  TASK_ROUTE,
+  TASK_STATES,
+  possibleTaskIds,
+  taskIdOf,
+} from './apinode.js';
+export type { TaskStateName } from './apinode.js';
+export { ApprovalSyntaxError, parseApproval, staticApprovals } from './approvals.js';
+export type { Approval, DeviceApprovals, StaticApprovalOptions } from './approvals.js';
 export { SignatureFormatError, derToRaw, isLowS, parseSignature, rawToDer } from './signature.js';
 export type { SignatureEncoding } from './signature.js';
 export {

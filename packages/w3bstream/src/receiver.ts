@@ -2,6 +2,7 @@ import { closeSync, mkdirSync, openSync, writeSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { dirname } from 'node:path';
+import type { DeviceApprovals } from './approvals.js';
 import { createBodyVerifier, type VerifyResult } from './codec.js';
 import { answerMessageV2, V2_ROUTE } from './receiver-v2.js';
 import type { TransportName } from './transport.js';
@@ -274,8 +275,14 @@ export interface DevReceiverOptions {
   rejectZeroReadings?: boolean;
   /** How to answer when no one-off answer is queued (default `normal`). */
   mode?: DevAnswerMode;
-  /** Which node to stand in for (default `w3bstream-v1`); `w3bstream-v2` serves `POST /message` (receiver-v2.ts). */
+  /** Which node to stand in for (default `w3bstream-v1`); `w3bstream-v2` serves the apinode (receiver-v2.ts). */
   transport?: TransportName;
+  /**
+   * W3bstream 2 `POST /v1/task`: which devices are approved for which project (approvals.ts; the
+   * node answers 403 "device does not have permission" to the others). Default: every device
+   * (`staticApprovals({ approveAll: true })`). Closed with the receiver.
+   */
+  approvals?: DeviceApprovals;
   log?: (line: string) => void;
 }
 
