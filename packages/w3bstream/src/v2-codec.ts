@@ -15,8 +15,8 @@ import { addressOfPublicKey, recoverSecp256k1 } from './recoverable.js';
 export const MAX_PROJECT_ID = 2n ** 64n - 1n;
 
 export class ProjectIdError extends RangeError {
-  constructor(value: unknown) {
-    super(`project ID ${JSON.stringify(value)} is not a whole number from 1 to ${MAX_PROJECT_ID}`);
+  constructor(value: unknown, max: bigint = MAX_PROJECT_ID) {
+    super(`project ID ${JSON.stringify(value)} is not a whole number from 1 to ${max}`);
     this.name = 'ProjectIdError';
   }
 }
