@@ -28,6 +28,7 @@ import {
   loadOrCreateIdentity,
   startDevReceiver,
   type DevAnswerMode,
+  type DeviceApprovals,
 } from '@power-meter/w3bstream';
 import { printDoctor, runDoctor } from './doctor.js';
 import { sensorErrorHint } from './hints.js';
@@ -413,8 +414,25 @@ program
     `answer every request like this (the node's failure answers and what stands in front of a node): v1 ${DEV_ANSWER_MODES.join(', ')}; v2 ${DEV_ANSWER_MODES_V2.join(', ')} (no-applet: an empty taskID, the node aggregating; wait-timeout: 500, the node cannot store)`,
     'normal',
   )
+  .option(
+    '--ioid-contract <0x…>',
+    "W3bstream 2: approve devices as the node does, from this ioID contract's CreateIoID events and deviceProject (needs --rpc-url; `power-meter ioid status` prints the contract)",
+  )
+  .option('--rpc-url <url>', 'W3bstream 2 with --ioid-contract: the JSON-RPC URL of the chain the ioID contract is on')
+  .option('--from-block <n>', 'W3bstream 2 with --ioid-contract: the first block whose events are read', '0')
   .action(
-    async (o: { port: string; host: string; project: string; token?: string; record?: string; answer: string; transport: string }) => {
+    async (o: {
+      port: string;
+      host: string;
+      project: string;
+      token?: string;
+      record?: string;
+      answer: string;
+      transport: string;
+      ioidContract?: string;
+      rpcUrl?: string;
+      fromBlock: string;
+    }) => {
       const port = Number(o.port);
       if (!/^\d+$/.test(o.port) || port > 65535)
         fail(`invalid setting --port = ${JSON.stringify(o.port)}: allowed 0-65535`, EXIT.badSettings);
@@ -426,7 +444,28 @@ program
           `invalid setting --answer = ${JSON.stringify(o.answer)}: allowed ${modes.join(', ')} (with --transport ${o.transport})`,
           EXIT.badSettings,
         );
+      let approvals: DeviceApprovals | undefined;
+      if (o.ioidContract !== undefined || o.rpcUrl !== undefined) {
+        if (o.transport !== 'w3bstream-v2')
+          fail('invalid setting --ioid-contract: ioID approvals are for --transport w3bstream-v2', EXIT.badSettings);
+        if (o.ioidContract === undefined || !/^0x[0-9a-fA-F]{40}$/.test(o.ioidContract))
+          fail(
+            `invalid setting --ioid-contract = ${JSON.stringify(o.ioidContract ?? '')}: allowed 0x + 40 hex digits, with --rpc-url`,
+            EXIT.badSettings,
+          );
+        if (o.rpcUrl === undefined || !/^https?:\/\//.test(o.rpcUrl))
+          fail('invalid setting --rpc-url = "<hidden>": allowed an http(s) JSON-RPC URL, with --ioid-contract', EXIT.badSettings);
+        if (!/^\d{1,15}$/.test(o.fromBlock))
+          fail(`invalid setting --from-block = ${JSON.stringify(o.fromBlock)}: allowed a block number`, EXIT.badSettings);
+        const { startChainApprovals } = await import('./chain/ioid-approvals.js');
+        try {
+          approvals = await startChainApprovals({ rpcUrl: o.rpcUrl!, ioIdContract: o.ioidContract!, fromBlock: Number(o.fromBlock), log });
+        } catch (err) {
+          fail(`cannot read the ioID contract's events: ${err instanceof Error ? err.message : String(err)}`);
+        }
+      }
       const r = await startDevReceiver({
+        approvals,
         transport: o.transport as TransportName,
         port,
         host: o.host,
