@@ -5,10 +5,18 @@ import { join } from 'node:path';
 import { type Address, ensureArtifacts, type LocalChain, LocalIoId, rpc, startLocalChain } from '@power-meter/applet-host';
 import { IdentityCurveError, didDocument, ioIdPermitDigest, loadOrCreateIdentity, signIoIdPermit } from '@power-meter/w3bstream';
 import { Signature, TypedDataEncoder, Wallet, recoverAddress, verifyTypedData } from 'ethers';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CREATE_IOID_TOPIC, type ChainApprovals, startChainApprovals } from '../packages/power-meter/src/chain/ioid-approvals.js';
-import { IOID_SELECTORS } from '../packages/power-meter/src/chain/ioid.js';
-import { BACKEND, start } from './support/processes.js';
+import { readState } from '@power-meter/meter-files';
+import { AbiCoder } from 'ethers';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import {
+  CREATE_IOID_TOPIC,
+  type ChainApprovals,
+  addressOfDid,
+  didOfCreateIoIdLog,
+  startChainApprovals,
+} from '../packages/power-meter/src/chain/ioid-approvals.js';
+import { IOID_SELECTORS, ioIdVerdict } from '../packages/power-meter/src/chain/ioid.js';
+import { BACKEND, type Proc, start, until } from './support/processes.js';
 
 // The device's consent to an ioID registration (docs/w3bstream.md "ioID"): the permit the meter
 // signs is checked with ethers (an independent EIP-712 implementation), then taken by this
@@ -85,6 +93,65 @@ describe('the permit, checked by ethers', () => {
   });
 });
 
+describe('the CLI refuses what cannot make a valid permit (exit 2, nothing signed)', () => {
+  const run = async (args: string[]) => {
+    const p = start(BACKEND, args);
+    return { code: await p.exited, out: p.output() };
+  };
+  const registry = `0x${'22'.repeat(20)}`;
+  const owner = `0x${'11'.repeat(20)}`;
+
+  it('a P-256 identity, with the command that creates a secp256k1 one; a missing identity; bad or missing values', async () => {
+    const data = join(mkdtempSync(join(tmpdir(), 'ioid-refuse-')), 'data');
+    const base = ['ioid', 'permit', '--data-dir', data, '--registry', registry, '--chain-id', '4690', '--nonce', '0'];
+    const missing = await run([...base, '--owner', owner]);
+    expect(missing.code).toBe(1);
+    expect(missing.out).toContain(`power-meter identity --curve secp256k1 --data-dir ${data}`);
+    expect((await run(['identity', '--data-dir', data])).code).toBe(0); // P-256, the v1 default
+    const p256 = await run([...base, '--owner', owner]);
+    expect(p256.code).toBe(2);
+    expect(p256.out).toMatch(/is a P-256 key.*move .*identity away.*power-meter identity --curve secp256k1 --data-dir/);
+    expect(p256.out).not.toMatch(/"r"/);
+    for (const [args, message] of [
+      [[...base, '--owner', '0x12'], /invalid setting --owner = "0x12"/],
+      [
+        ['ioid', 'permit', '--data-dir', data, '--registry', registry, '--owner', owner],
+        /invalid setting --rpc-url = "".*--chain-id and --nonce/,
+      ],
+      [[...base, '--owner', owner, '--nonce', '-1'], /invalid setting --nonce = "-1"/],
+      [['ioid', 'status', '--data-dir', data, '--registry', registry], /invalid setting --rpc-url = ""/],
+      [['run', '--data-dir', data, '--ioid-registry', registry], /invalid setting --rpc-url = "".*when --ioid-registry is set/],
+    ] as Array<[string[], RegExp]>) {
+      const r = await run(args);
+      expect(r.code, r.out).toBe(2);
+      expect(r.out).toMatch(message);
+    }
+  });
+});
+
+describe('reading the chain (pure parts)', () => {
+  it('the DID of a CreateIoID log, and the address in it as the node reads it', () => {
+    const did = 'did:io:0x958d4535b824eacd6cb4bfa448815e6442af2d9f';
+    const data = AbiCoder.defaultAbiCoder().encode(['uint256', 'address', 'string'], [7n, `0x${'ab'.repeat(20)}`, did]);
+    expect(didOfCreateIoIdLog(data)).toBe(did);
+    expect(addressOfDid(did)).toBe('0x958d4535b824eacd6cb4bfa448815e6442af2d9f');
+    expect(addressOfDid('did:io:0x958D4535B824EACD6CB4BFA448815E6442AF2D9F')).toBe('0x958d4535b824eacd6cb4bfa448815e6442af2d9f');
+    expect(addressOfDid('did:io:5RJ1UfUCLX68KeFMmuvaVsm6m5Y7yH1bkF5CC4WpHXxa')).toBeNull();
+    expect(() => didOfCreateIoIdLog(data.slice(0, 200))).toThrow(/too short/);
+  });
+
+  it('the verdict doctor and the log give', () => {
+    const reg = { registered: true, projectId: '42', ioId: '3', owner: '0xaa', error: null };
+    expect(ioIdVerdict(reg, '42')).toEqual({ ok: true, text: 'registered: ioID 3, owner 0xaa, project 42' });
+    expect(ioIdVerdict(reg, '43')).toEqual({ ok: false, text: 'registered: ioID 3, owner 0xaa, project 42, not project 43' });
+    expect(ioIdVerdict({ ...reg, registered: false }, '42')).toEqual({ ok: false, text: 'not registered for project 42' });
+    expect(ioIdVerdict({ ...reg, registered: null, error: 'RPC unreachable' }, '')).toEqual({
+      ok: false,
+      text: 'not read: RPC unreachable',
+    });
+  });
+});
+
 describe('ioid permit and status (real CLI) against the local registry on anvil', () => {
   let chain: LocalChain;
   let ioid: LocalIoId;
@@ -109,8 +176,13 @@ describe('ioid permit and status (real CLI) against the local registry on anvil'
     await chain?.stop();
   });
 
+  const procs: Proc[] = [];
+  afterEach(async () => {
+    await Promise.all(procs.splice(0).map((p) => p.stop('SIGKILL')));
+  });
   const cli = async (args: string[]): Promise<{ code: number | string; out: string }> => {
     const p = start(BACKEND, args);
+    procs.push(p);
     const code = await p.exited;
     return { code, out: p.output() };
   };
@@ -193,6 +265,44 @@ describe('ioid permit and status (real CLI) against the local registry on anvil'
     expect(approvals.isApproved(device, '43')).toBe(false);
     expect(approvals.approved()).toEqual([{ address: device, projectId: '42' }]);
   }, 120_000);
+
+  it('a running meter shows its ioID registration in state.json, read from the chain', async () => {
+    const data = join(mkdtempSync(join(tmpdir(), 'ioid-state-')), 'data');
+    expect((await cli(['identity', '--curve', 'secp256k1', '--data-dir', data])).code).toBe(0);
+    const meter = start(BACKEND, [
+      ...['--sensor', 'sim', '--sim-load', '2', '--window', '1', '--data-dir', data],
+      ...['--rpc-url', chain.rpcUrl, '--ioid-registry', ioid.addresses.registry, '--ioid-interval', '2'],
+    ]);
+    procs.push(meter);
+    const ioidState = async () => {
+      const r = await readState(data);
+      return r.ok ? r.state.ioid : undefined;
+    };
+    await until(async () => (await ioidState())?.registered === false, 30_000, 'state.json ioid: not registered');
+    expect(await ioidState()).toMatchObject({
+      registry: ioid.addresses.registry.toLowerCase(),
+      ioIdContract: ioid.addresses.ioId.toLowerCase(),
+      error: null,
+    });
+    const permit = await cli([
+      'ioid',
+      'permit',
+      '--data-dir',
+      data,
+      '--owner',
+      ioid.owner,
+      '--registry',
+      ioid.addresses.registry,
+      '--rpc-url',
+      chain.rpcUrl,
+      '--json',
+    ]);
+    await ioid.register(JSON.parse(permit.out));
+    await until(async () => (await ioidState())?.registered === true, 30_000, 'state.json ioid: registered');
+    expect(await ioidState()).toMatchObject({ projectId: '42', owner: ioid.owner.toLowerCase() });
+    expect(meter.output()).toMatch(/ioID registered: token \d+, owner 0x[0-9a-f]{40}, project 42/);
+    expect(await meter.stop('SIGTERM')).toBe(0);
+  }, 90_000);
 
   it('the selectors and the event topic are keccak256 of the signatures', async () => {
     const { id } = await import('ethers');
