@@ -38,7 +38,7 @@ const opts = new Command('npm run demo --')
   )
   .option(
     '--transport <name>',
-    'w3bstream-v1 (event route, token) or w3bstream-v2 (POST /message, secp256k1 signature recovery)',
+    'w3bstream-v1 (event route, token) or w3bstream-v2 (POST /v1/task, secp256k1 signature recovery)',
     'w3bstream-v1',
   )
   .parse(process.argv)
@@ -87,7 +87,7 @@ if (!Number.isFinite(registerAfterS) || registerAfterS < 0) {
   console.error(`demo: --register-after ${opts.registerAfter} is not a number of seconds`);
   process.exit(2);
 }
-let publishUrl = v2 ? `http://127.0.0.1:${port}/message` : `http://127.0.0.1:${port}/srv-applet-mgr/v0/event/${project}`;
+let publishUrl = v2 ? `http://127.0.0.1:${port}/v1/task` : `http://127.0.0.1:${port}/srv-applet-mgr/v0/event/${project}`;
 // W3bstream 2: a local project ID and version (on the network they come from the project registered on chain).
 const transportArgs = v2 ? ['--transport', 'w3bstream-v2', '--project-id', '1', '--project-version', '0.1'] : [];
 

@@ -101,6 +101,17 @@ function findInvalidField(v: Record<string, unknown>): string | null {
     if (!isNum(i.intervalMs)) return 'ioid.intervalMs';
   }
   if (p.lastTaskId !== undefined && !isStrOrNull(p.lastTaskId)) return 'publishing.lastTaskId';
+  if (p.task !== undefined && p.task !== null) {
+    const t = p.task;
+    if (!isObj(t)) return 'publishing.task';
+    if (typeof t.id !== 'string') return 'publishing.task.id';
+    if (typeof t.state !== 'string') return 'publishing.task.state';
+    if (!isNumOrNull(t.stateAtMs)) return 'publishing.task.stateAtMs';
+    if (!isStrOrNull(t.txHash)) return 'publishing.task.txHash';
+    if (!isStrOrNull(t.error)) return 'publishing.task.error';
+    if (!isNum(t.checkedAtMs)) return 'publishing.task.checkedAtMs';
+    if (!isNum(t.failedCount)) return 'publishing.task.failedCount';
+  }
   const s = v.sensor;
   if (!isObj(s)) return 'sensor';
   if (!['ok', 'fault'].includes(s.state as string)) return 'sensor.state';

@@ -169,6 +169,22 @@ export interface MeterState {
      * 64 hex, `""` while the node aggregates readings into a task, null before the first delivery.
      */
     lastTaskId?: string | null;
+    /**
+     * W3bstream 2 `/v1/task` only, once a task's state was read (`GET <node>/v1/task/<taskID>` at
+     * the task poll interval): the newest delivered task the meter followed, its latest state
+     * (`packed`, `assigned`, `settled`, `failed`; `error`: the node could not look it up;
+     * `unknown`: the node lists no state), the settling transaction, the failure text, and how
+     * many followed tasks failed since the meter started.
+     */
+    task?: {
+      id: string;
+      state: string;
+      stateAtMs: number | null;
+      txHash: string | null;
+      error: string | null;
+      checkedAtMs: number;
+      failedCount: number;
+    } | null;
   };
   /**
    * The owner's reward-token balance as read from the chain (`--rpc-url`, `--reward-token`,

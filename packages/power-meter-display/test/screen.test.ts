@@ -169,6 +169,25 @@ describe('screen model (pure)', () => {
     expect(pub({ state: 'failing', reason: 'InvalidToken' })).toBe('failing: InvalidToken');
     expect(pub({ state: 'disabled' })).toBe('publishing off');
     expect(pub({ held: 3 })).toBe('clock sync: 3 held');
+    // W3bstream 2: a device the node does not approve, and the followed task's state.
+    expect(pub({ state: 'failing', reason: 'device not approved for project 42', waiting: 7 })).toBe('not approved: 7 wait');
+    const task = (state: string, error: string | null = null) => ({
+      id: `0x${'ab'.repeat(32)}`,
+      state,
+      stateAtMs: NOW,
+      txHash: state === 'settled' ? `0x${'cd'.repeat(32)}` : null,
+      error,
+      checkedAtMs: NOW,
+      failedCount: state === 'failed' ? 1 : 0,
+    });
+    expect(pub({ task: task('settled') })).toBe('published, settled');
+    expect(pub({ task: task('assigned') })).toBe('published, assigned');
+    const failed = buildScreenModel(
+      { ...base, publishing: { ...base.publishing, task: task('failed', 'proof rejected by verifier') } },
+      null,
+      NOW,
+    );
+    expect(failed).toMatchObject({ statusText: 'task failed: proof rejec…', statusTone: 'alert' });
     const fault = buildScreenModel(
       { ...base, sensor: { state: 'fault', reason: 'no answer at 0x40', busV: null, currentA: null } },
       null,

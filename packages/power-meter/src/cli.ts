@@ -16,15 +16,26 @@ import {
 } from '@power-meter/meter-files';
 import {
   DEV_ANSWER_MODES,
+  DEV_ANSWER_MODES_TASK,
   DEV_ANSWER_MODES_V2,
+  V2_DIALECTS,
+  parseApproval,
+  parseTaskProjectId,
+  staticApprovals,
+  type Approval,
+  type DevProject,
+  type V2Dialect,
   IdentityCurveError,
+  MAX_PROJECT_ID,
   TRANSPORT_NAMES,
+  v2DialectOfUrl,
   type TransportName,
   IdentityError,
   OutboxCorruptError,
   OutboxLockedError,
   OutboxTooNewError,
   SequenceFloorError,
+  loadIdentity,
   loadOrCreateIdentity,
   startDevReceiver,
   type DevAnswerMode,
@@ -33,8 +44,9 @@ import {
 import { printDoctor, runDoctor } from './doctor.js';
 import { sensorErrorHint } from './hints.js';
 import { Meter, RuntimeDirError, stagingFileFor } from './meter.js';
-import { TransportMismatchError, identityCurveFor, p256ForV2 } from './transport.js';
+import { ProjectMismatchError, TransportMismatchError, identityCurveFor, p256ForV2, signedForSettings, v2Dialect } from './transport.js';
 import { salvageOutbox } from './salvage.js';
+import { describeGroup, discardBacklog, exportBacklog, resignBacklog, summarizeBacklog } from './backlog.js';
 import { libraryLog } from './service/library-log.js';
 import { startSummary } from './service/summary.js';
 import { verifyLines } from './verify.js';
@@ -89,13 +101,32 @@ function checkTogether(values: BackendSettings, ioidCommand: boolean): void {
         'the W3bstream 2 project ID (a whole number from 1) with --transport w3bstream-v2',
         'default',
       );
-    if (values.projectVersion === '')
+    // The node API is the URL's ending: the bodies signed for one cannot be sent to the other.
+    if (values.publishUrl !== '' && v2DialectOfUrl(values.publishUrl) === null)
       throw new SettingError(
-        '--project-version',
-        '',
-        'the W3bstream 2 project version (e.g. 0.1) with --transport w3bstream-v2',
-        'default',
+        '--publish-url',
+        safeUrl(values.publishUrl),
+        'with --transport w3bstream-v2, the node URL ending in /v1/task (current nodes: https://<node>/v1/task) or /message (nodes before v0.17: https://<node>/message)',
+        'flag',
       );
+    if (v2Dialect(values) === 'message') {
+      if (values.projectVersion === '')
+        throw new SettingError(
+          '--project-version',
+          '',
+          'the W3bstream 2 project version (e.g. 0.1): a /message node requires it',
+          'default',
+        );
+      if (BigInt(values.projectId) > MAX_PROJECT_ID)
+        throw new SettingError(
+          '--project-id',
+          values.projectId,
+          `at most ${MAX_PROJECT_ID} for a /message node (its project ID is a uint64)`,
+          'flag',
+        );
+      if (values.signedKeys.length > 0)
+        throw new SettingError('--signed-keys', values.signedKeys.join(','), 'empty for a /message node (it signs no keys)', 'flag');
+    }
   }
   // The reward balance needs all three: where to ask, which token, whose balance. The RPC URL
   // also serves the ioID status: with neither of them it would be read for nothing.
@@ -143,7 +174,7 @@ function safeUrl(url: string, originOnly = false): string {
 function summary(s: BackendSettings): string {
   const transport =
     s.transport === 'w3bstream-v2'
-      ? `transport=${s.transport} project_id=${s.projectId} project_version=${JSON.stringify(s.projectVersion)}`
+      ? `transport=${s.transport} api=${v2Dialect(s)} project_id=${s.projectId} project_version=${JSON.stringify(s.projectVersion)}${s.signedKeys.length > 0 ? ` signed_keys=${s.signedKeys.join(',')}` : ''}`
       : `transport=${s.transport} token=${s.publisherToken ? 'set' : 'not set'} event_type=${s.eventType}`;
   return `settings data_dir=${s.dataDir} sensor=${s.sensor} window_s=${s.window} publish_url=${s.publishUrl ? safeUrl(s.publishUrl) : '(disabled)'} ${transport} signature=${s.signature} public_key=${s.publicKeyField} timestamp_unit=${s.timestampUnit} hold_unsynced_clock=${s.holdUnsyncedClock} reward_balance=${s.rpcUrl ? `${s.rewardToken}@${safeUrl(s.rpcUrl, true)}` : 'off'}`;
 }
@@ -196,7 +227,8 @@ withSettings(program.command('run', { isDefault: true }).description('run the me
     } catch (err) {
       if (err instanceof OutboxCorruptError || err instanceof OutboxTooNewError || err instanceof SequenceFloorError) return corrupt(err);
       // A P-256 key for W3bstream 2, or a backlog signed for the other transport: a setting to change, never data to discard.
-      if (err instanceof IdentityCurveError || err instanceof TransportMismatchError) return fail(err.message, EXIT.badSettings);
+      if (err instanceof IdentityCurveError || err instanceof TransportMismatchError || err instanceof ProjectMismatchError)
+        return fail(err.message, EXIT.badSettings);
       if (err instanceof OutboxLockedError || err instanceof IdentityError) return fail(err.message);
       if (err instanceof RuntimeDirError) return fail(err.message, EXIT.badSettings);
       throw err;
@@ -238,6 +270,9 @@ withSettings(program.command('identity').description('print the device address a
     const s = settingsFrom(flags);
     try {
       const id = loadOrCreateIdentity(join(s.dataDir, 'identity'), { curve: identityCurveFor(s) });
+      // The key W3bstream 2 needs is not this one: printing it as the device's identity would be a
+      // dead end (the README's promise: exit 2, nothing printed on standard output).
+      if (s.transport === 'w3bstream-v2' && id.curve !== 'secp256k1') return fail(p256ForV2(id.keyFile), EXIT.badSettings);
       if (flags.json)
         console.log(
           JSON.stringify({
@@ -252,7 +287,6 @@ withSettings(program.command('identity').description('print the device address a
         console.log(
           `device_id   ${id.deviceId}\npublic_key  ${id.publicKeyHex}\ncurve       ${id.curve}\ndid         ${id.did}\njwk         ${JSON.stringify(id.publicKeyJwk)}${id.created ? '\n(new identity created)' : ''}`,
         );
-      if (s.transport === 'w3bstream-v2' && id.curve !== 'secp256k1') logger.warning(p256ForV2(id.keyFile));
     } catch (err) {
       fail(err instanceof Error ? err.message : String(err));
     }
@@ -378,6 +412,108 @@ withSettings(ioid.command('status').description("read the device's ioID registra
     printResult(await ioIdStatusCommand(s, { json: flags.json === true }));
   });
 
+/** A destructive command's confirmation: --yes, or "yes" typed at a terminal; otherwise exit 2 saying how. */
+async function confirmed(flags: Record<string, unknown>, question: string): Promise<boolean> {
+  if (flags.yes === true) return true;
+  if (!process.stdin.isTTY) return false;
+  const { createInterface } = await import('node:readline/promises');
+  const rl = createInterface({ input: process.stdin, output: process.stderr });
+  try {
+    return (await rl.question(`${question} Type yes to go on: `)).trim().toLowerCase() === 'yes';
+  } finally {
+    rl.close();
+  }
+}
+
+/** The outbox commands need the meter stopped: its lock says so. */
+function outboxFailure(err: unknown, s: BackendSettings): never {
+  if (err instanceof OutboxCorruptError)
+    return fail(`${err.message}. First: power-meter outbox salvage --data-dir ${s.dataDir}`, EXIT.corruptData);
+  if (err instanceof OutboxLockedError) return fail(`${err.message} (sudo systemctl stop power-meter)`);
+  return fail(err instanceof Error ? err.message : String(err));
+}
+
+withSettings(
+  outbox
+    .command('export')
+    .description(
+      'print every undelivered reading as one JSON line {seq, createdAtMs, signedFor, powerW, timestampMs, body} (stop the meter first); the outbox is not changed',
+    ),
+).action((flags: Record<string, unknown>) => {
+  const s = settingsFrom(flags);
+  try {
+    const r = exportBacklog(s, (line) => process.stdout.write(`${line}\n`));
+    logger.info(`exported ${r.waiting} undelivered reading(s): ${r.groups.map(describeGroup).join('; ') || 'none'}`);
+  } catch (err) {
+    outboxFailure(err, s);
+  }
+});
+
+withSettings(
+  outbox
+    .command('discard')
+    .description(
+      'remove every undelivered reading from the outbox, for good (stop the meter first; export them first if they matter); asks for confirmation, or --yes',
+    ),
+)
+  .option('--yes', 'do not ask: discard')
+  .action(async (flags: Record<string, unknown>) => {
+    const s = settingsFrom(flags);
+    try {
+      const before = summarizeBacklog(s);
+      if (before.waiting === 0) return void console.log('the outbox holds no undelivered reading: nothing to discard');
+      const what = before.groups.map(describeGroup).join('; ');
+      if (!(await confirmed(flags, `This removes ${before.waiting} undelivered reading(s) for good (${what}).`)))
+        return fail(
+          `not confirmed: nothing was discarded. ${before.waiting} reading(s) wait (${what}); save them with "power-meter outbox export --data-dir ${s.dataDir} > backlog.jsonl", then run this again with --yes`,
+          EXIT.badSettings,
+        );
+      const n = discardBacklog(s);
+      console.log(`discarded ${n} undelivered reading(s) (${what}); the totals (energy, rewards) keep them; start the meter again`);
+    } catch (err) {
+      outboxFailure(err, s);
+    }
+  });
+
+withSettings(
+  outbox
+    .command('resign')
+    .description(
+      'sign every undelivered reading again for the current settings (--transport, the publish URL, --project-id, --project-version, --signed-keys) with the current identity: same power and time, new signature and sequence number (stop the meter first); asks for confirmation, or --yes',
+    ),
+)
+  .option('--yes', 'do not ask: sign again')
+  .action(async (flags: Record<string, unknown>) => {
+    const s = settingsFrom(flags);
+    try {
+      const before = summarizeBacklog(s);
+      if (before.waiting === 0) return void console.log('the outbox holds no undelivered reading: nothing to sign again');
+      const identity = loadIdentity(join(s.dataDir, 'identity'));
+      if (s.transport === 'w3bstream-v2' && identity.curve !== 'secp256k1') return fail(p256ForV2(identity.keyFile), EXIT.badSettings);
+      const to = signedForSettings(s);
+      const target = to === 'w3bstream-v1' ? to : `${to}, project ${s.projectId} version ${s.projectVersion || '(default)'}`;
+      const what = before.groups.map(describeGroup).join('; ');
+      if (
+        !(await confirmed(
+          flags,
+          `This signs ${before.waiting} undelivered reading(s) (${what}) again for ${target} with ${identity.deviceId}; their old signatures are gone.`,
+        ))
+      )
+        return fail(
+          `not confirmed: nothing was changed. Run this again with --yes to sign ${before.waiting} reading(s) for ${target}`,
+          EXIT.badSettings,
+        );
+      const r = resignBacklog(s, identity);
+      console.log(
+        `signed ${r.resigned} reading(s) again for ${target} with ${identity.deviceId}${r.firstSeq === null ? '' : ` (sequence numbers ${r.firstSeq}-${r.lastSeq})`}${r.unreadable > 0 ? `; ${r.unreadable} held no reading to sign and were left as they were (export and discard them)` : ''}; start the meter again`,
+      );
+    } catch (err) {
+      if (err instanceof IdentityError)
+        return fail(`${err.message}; create the identity first: power-meter identity --data-dir ${s.dataDir} …(the same settings)`);
+      outboxFailure(err, s);
+    }
+  });
+
 withSettings(
   program
     .command('doctor')
@@ -393,15 +529,22 @@ withSettings(
     process.exit(ok ? EXIT.ok : EXIT.failure);
   });
 
+const collect = (value: string, previous: string[] = []): string[] => [...previous, value];
+
 program
   .command('dev-receiver')
-  .description('local stand-in for a W3bstream event endpoint, for development and tests (verifies every message)')
+  .description('local stand-in for a W3bstream node, for development and tests (verifies every message)')
   .option('--port <n>', 'TCP port on 127.0.0.1 (default: 8080; 0 = any free port)', '8080')
   .option('--host <addr>', 'address to listen on', '127.0.0.1')
   .option(
     '--transport <name>',
-    'the node to stand in for: w3bstream-v1 (event route, token) or w3bstream-v2 (POST /message, signature recovery)',
+    'the node to stand in for: w3bstream-v1 (event route, token) or w3bstream-v2 (the apinode: POST /v1/task, or /message with --dialect message)',
     'w3bstream-v1',
+  )
+  .option(
+    '--dialect <api>',
+    'w3bstream-v2: task (POST /v1/task, GET /v1/task/<id>: the current node) or message (POST /message: nodes before v0.17)',
+    'task',
   )
   .option('--project <name>', 'project name in the route /srv-applet-mgr/v0/event/<project> (v1)', 'demo')
   .option(
@@ -411,7 +554,7 @@ program
   .option('--record <file>', 'append every received message to this JSON-lines file')
   .option(
     '--answer <mode>',
-    `answer every request like this (the node's failure answers and what stands in front of a node): v1 ${DEV_ANSWER_MODES.join(', ')}; v2 ${DEV_ANSWER_MODES_V2.join(', ')} (no-applet: an empty taskID, the node aggregating; wait-timeout: 500, the node cannot store)`,
+    `answer every request like this (the node's failure answers and what stands in front of a node): v1 ${DEV_ANSWER_MODES.join(', ')}; v2 task ${DEV_ANSWER_MODES_TASK.join(', ')}; v2 message ${DEV_ANSWER_MODES_V2.join(', ')} (no-applet: an empty taskID, the node aggregating; wait-timeout: 500, the node cannot store; not-from-node: a taskID the node would not compute)`,
     'normal',
   )
   .option(
@@ -420,6 +563,30 @@ program
   )
   .option('--rpc-url <url>', 'W3bstream 2 with --ioid-contract: the JSON-RPC URL of the chain the ioID contract is on')
   .option('--from-block <n>', 'W3bstream 2 with --ioid-contract: the first block whose events are read', '0')
+  .option(
+    '--approve <device:project>',
+    'w3bstream-v2 task: approve this device (0x + 40 hex) for this project ID, as an ioID registration does (repeatable); devices not named get 403 "device does not have permission"',
+    collect,
+  )
+  .option('--approve-after <seconds>', 'w3bstream-v2 task: the --approve devices are refused (403) until this long after their first task')
+  .option('--approve-all', 'w3bstream-v2 task: every device for every project (the default when no --approve is given)')
+  .option(
+    '--project-id <id>',
+    'w3bstream-v2 task: a project the node knows (repeatable; default: any project); others get 400 "failed to get project"',
+    collect,
+  )
+  .option(
+    '--project-version <v>',
+    'w3bstream-v2 task: the versions the --project-id projects have (repeatable; default: any); others get 400 "failed to get project config"',
+    collect,
+  )
+  .option(
+    '--signed-keys <keys>',
+    "w3bstream-v2 task: the payload members the --project-id projects' config signs (e.g. timestamp, as Pebble's)",
+    '',
+  )
+  .option('--task-outcome <state>', 'w3bstream-v2 task: where every task ends for GET /v1/task/<id>: settled, failed or packed', 'settled')
+  .option('--task-step <ms>', "w3bstream-v2 task: time between a task's states (packed, assigned, settled/failed)", '2000')
   .action(
     async (o: {
       port: string;
@@ -432,20 +599,68 @@ program
       ioidContract?: string;
       rpcUrl?: string;
       fromBlock: string;
+      dialect: string;
+      approve?: string[];
+      approveAfter?: string;
+      approveAll?: boolean;
+      projectId?: string[];
+      projectVersion?: string[];
+      signedKeys: string;
+      taskOutcome: string;
+      taskStep: string;
     }) => {
+      const bad = (name: string, value: unknown, allowed: string): never =>
+        fail(`invalid setting --${name} = ${JSON.stringify(value)}: allowed ${allowed}`, EXIT.badSettings);
       const port = Number(o.port);
-      if (!/^\d+$/.test(o.port) || port > 65535)
-        fail(`invalid setting --port = ${JSON.stringify(o.port)}: allowed 0-65535`, EXIT.badSettings);
-      if (!(TRANSPORT_NAMES as readonly string[]).includes(o.transport))
-        fail(`invalid setting --transport = ${JSON.stringify(o.transport)}: allowed ${TRANSPORT_NAMES.join(' or ')}`, EXIT.badSettings);
-      const modes: readonly string[] = o.transport === 'w3bstream-v2' ? DEV_ANSWER_MODES_V2 : DEV_ANSWER_MODES;
+      if (!/^\d+$/.test(o.port) || port > 65535) bad('port', o.port, '0-65535');
+      if (!(TRANSPORT_NAMES as readonly string[]).includes(o.transport)) bad('transport', o.transport, TRANSPORT_NAMES.join(' or '));
+      if (!(V2_DIALECTS as readonly string[]).includes(o.dialect)) bad('dialect', o.dialect, V2_DIALECTS.join(' or '));
+      const v2 = o.transport === 'w3bstream-v2';
+      const taskApi = v2 && o.dialect === 'task';
+      const modes: readonly string[] = !v2 ? DEV_ANSWER_MODES : taskApi ? DEV_ANSWER_MODES_TASK : DEV_ANSWER_MODES_V2;
       if (!modes.includes(o.answer))
-        fail(
-          `invalid setting --answer = ${JSON.stringify(o.answer)}: allowed ${modes.join(', ')} (with --transport ${o.transport})`,
-          EXIT.badSettings,
-        );
+        bad('answer', o.answer, `${modes.join(', ')} (with --transport ${o.transport}${v2 ? ` --dialect ${o.dialect}` : ''})`);
+      let approve: Approval[] = [];
+      try {
+        approve = (o.approve ?? []).map(parseApproval);
+      } catch (err) {
+        bad('approve', (err as Error).message, '<device address 0x + 40 hex>:<project ID>');
+      }
+      const afterS = o.approveAfter === undefined ? undefined : Number(o.approveAfter);
+      if (afterS !== undefined && !(Number.isFinite(afterS) && afterS >= 0)) bad('approve-after', o.approveAfter, 'seconds >= 0');
+      if (afterS !== undefined && approve.length === 0)
+        bad('approve-after', o.approveAfter, 'with --approve <device:project> (the devices it delays)');
+      if (!['settled', 'failed', 'packed'].includes(o.taskOutcome)) bad('task-outcome', o.taskOutcome, 'settled, failed or packed');
+      const stepMs = Number(o.taskStep);
+      if (!(Number.isFinite(stepMs) && stepMs >= 0)) bad('task-step', o.taskStep, 'milliseconds >= 0');
+      const keys = o.signedKeys
+        .split(',')
+        .map((k) => k.trim())
+        .filter((k) => k !== '');
+      let projects: DevProject[] | null = null;
+      try {
+        projects =
+          o.projectId === undefined
+            ? null
+            : o.projectId.map((p) => ({ projectId: parseTaskProjectId(p), versions: o.projectVersion ?? [], signedKeys: keys }));
+      } catch (err) {
+        bad('project-id', (err as Error).message, 'a whole number from 1 to 2^256-1');
+      }
+      const approveAll = o.approveAll === true || approve.length === 0;
       let approvals: DeviceApprovals | undefined;
       if (o.ioidContract !== undefined || o.rpcUrl !== undefined) {
+        if (approve.length > 0 || o.approveAll === true)
+          bad(
+            'ioid-contract',
+            o.ioidContract ?? '',
+            'either --ioid-contract (approvals from the chain) or --approve/--approve-all, not both',
+          );
+        if (!taskApi)
+          bad(
+            'ioid-contract',
+            o.ioidContract ?? '',
+            'with --transport w3bstream-v2 --dialect task (the /message node checks no registration)',
+          );
         if (o.transport !== 'w3bstream-v2')
           fail('invalid setting --ioid-contract: ioID approvals are for --transport w3bstream-v2', EXIT.badSettings);
         if (o.ioidContract === undefined || !/^0x[0-9a-fA-F]{40}$/.test(o.ioidContract))
@@ -465,17 +680,27 @@ program
         }
       }
       const r = await startDevReceiver({
-        approvals,
         transport: o.transport as TransportName,
+        dialect: o.dialect as V2Dialect,
         port,
         host: o.host,
         project: o.project,
         token: o.token ?? process.env.DEV_RECEIVER_TOKEN ?? 'dev-token',
         recordFile: o.record,
         mode: o.answer as DevAnswerMode,
+        approvals: approvals ?? staticApprovals({ approve, approveAll, approveAfterMs: afterS === undefined ? undefined : afterS * 1000 }),
+        projects,
+        taskOutcome: o.taskOutcome as 'settled' | 'failed' | 'packed',
+        taskStepMs: stepMs,
         log,
       });
       log(`dev-receiver listening publish_url=${r.url}`);
+      if (taskApi && approvals === undefined)
+        log(
+          approveAll
+            ? "approvals: every device for every project (name devices with --approve to get the node's 403 for the others)"
+            : `approvals: ${approve.map((a) => `${a.address} for project ${a.projectId}`).join(', ')}${afterS === undefined ? '' : ` after ${afterS} s`}; other devices get 403`,
+        );
       const stop = (): void => void r.close().then(() => process.exit(0));
       process.on('SIGTERM', stop);
       process.on('SIGINT', stop);

@@ -6,7 +6,9 @@ import tls from 'node:tls';
 import { dirname, join } from 'node:path';
 import { Ina219, openI2cBus } from '@power-meter/ina219';
 import { KEY_FILE } from '@power-meter/w3bstream';
+import { readState } from '@power-meter/meter-files';
 import { buildFloorMs } from './meter.js';
+import { v2Dialect } from './transport.js';
 import type { BackendSettings } from './settings.js';
 import { decideClockSync, probeClock } from './timesync.js';
 
@@ -183,11 +185,62 @@ async function checkPublishing(s: BackendSettings, envFile: string): Promise<Che
       {
         name: 'transport',
         status: 'ok',
-        detail: `W3bstream 2: project ${s.projectId} version ${JSON.stringify(s.projectVersion)}, no token needed (the device is its signature)`,
+        detail: `W3bstream 2 (${v2Dialect(s) === 'task' ? 'POST /v1/task' : 'POST /message, a node before v0.17'}): project ${s.projectId} version ${s.projectVersion === '' ? "(the project's default)" : JSON.stringify(s.projectVersion)}${s.signedKeys.length > 0 ? `, signed keys ${s.signedKeys.join(',')}` : ''}, no token needed (the device is its signature)`,
       },
       await checkEndpoint(s.publishUrl),
+      ...(await checkDelivery(s)),
     ];
   return [checkToken(s.publisherToken, envFile), await checkEndpoint(s.publishUrl)];
+}
+
+/**
+ * What the running (or last) meter wrote in state.json about delivery: a device the node does not
+ * approve, an unknown project, and the newest followed task (settled, failed, still on its way).
+ */
+async function checkDelivery(s: BackendSettings): Promise<Check[]> {
+  const r = await readState(s.dataDir);
+  if (!r.ok) return [];
+  const p = r.state.publishing;
+  const checks: Check[] = [];
+  if (p.state === 'failing' && /^device not approved/.test(p.reason ?? ''))
+    checks.push({
+      name: 'approval',
+      status: 'fail',
+      detail: `the node answers 403 "device does not have permission": ${p.reason}; ${p.waiting} reading(s) wait, none lost`,
+      fix: `register this device's ioID for project ${s.projectId}: the owner runs the registration with the device's permit (power-meter ioid permit --owner <owner wallet> …, README "Put the meter on IoTeX"); the meter delivers everything once the node sees the registration`,
+    });
+  else if (p.state === 'failing' && /^unknown project/.test(p.reason ?? ''))
+    checks.push({
+      name: 'project',
+      status: 'fail',
+      detail: `the node does not know this project: ${p.reason}; ${p.waiting} reading(s) wait`,
+      fix: 'check --project-id and --project-version against the project registered on the chain the node watches (an empty version takes the default)',
+    });
+  else if (p.state === 'failing')
+    checks.push({
+      name: 'delivery',
+      status: 'fail',
+      detail: `failing: ${p.reason ?? 'error'}; ${p.waiting} reading(s) wait`,
+      fix: 'see journalctl -u power-meter -p warning -b',
+    });
+  const t = p.task;
+  if (t) {
+    const failed = t.failedCount > 0 ? `; ${t.failedCount} followed task(s) failed since the meter started` : '';
+    if (t.state === 'failed' || t.state === 'error')
+      checks.push({
+        name: 'task',
+        status: 'warn',
+        detail: `task ${t.id} ${t.state}: ${t.error ?? 'no reason given'}${failed}`,
+        fix: "the node took the reading but its prover failed the task: the project's owner sees why on the node (GET /v1/task/<id>)",
+      });
+    else
+      checks.push({
+        name: 'task',
+        status: 'ok',
+        detail: `task ${t.id} ${t.state}${t.txHash ? ` (transaction ${t.txHash})` : ''}${failed}`,
+      });
+  }
+  return checks;
 }
 
 function checkToken(token: string, envFile: string): Check {

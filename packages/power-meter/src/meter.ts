@@ -11,7 +11,16 @@ import {
   type RewardBalance,
   type WindowSummary,
 } from '@power-meter/meter-files';
-import { Outbox, OutboxCorruptError, Publisher, isCorruptionError, loadOrCreateIdentity, type Identity } from '@power-meter/w3bstream';
+import {
+  Outbox,
+  OutboxCorruptError,
+  Publisher,
+  TaskWatcher,
+  isCorruptionError,
+  loadOrCreateIdentity,
+  timestampFor,
+  type Identity,
+} from '@power-meter/w3bstream';
 import { BalanceReader, safeRpcUrl, type ChainBalance } from './chain/balance.js';
 import { IoIdWatcher, ioIdVerdict } from './chain/ioid.js';
 import { rewardsForWindow, tokensPerH } from './rewards.js';
@@ -21,7 +30,7 @@ import { sensorErrorHint } from './hints.js';
 import { resolveRuntimeDir } from './runtime-dir.js';
 import { StateWriter, buildState } from './state-writer.js';
 import { METER_SCHEMA, MeterStore } from './store.js';
-import { checkTransport, identityCurveFor, publisherTransport, signReading } from './transport.js';
+import { backlogGroups, checkTransport, identityCurveFor, publisherTransport, signReading, v2Dialect } from './transport.js';
 import { bootId, bootMonotonicMs, clockTrusted, decideClockSync, probeClock, wallTimeOf, type ClockSync } from './timesync.js';
 
 /** No reading can be older than this release: a clock before it is certainly wrong. */
@@ -123,6 +132,10 @@ export class Meter {
   private ioidStatus: IoIdStatus | null = null;
   /** The applet's reason when the latest delivered reading was refused (null once one is accepted). */
   private lastRejection: string | null = null;
+  /** W3bstream 2 /v1/task: follows the state of the newest delivered task; null when off. */
+  private readonly tasks: TaskWatcher | null;
+  /** The last timestamp signed, in the unit sent (see distinctTimeMs). */
+  private lastSignedTs = 0;
 
   private constructor(private readonly opts: MeterOptions) {
     const s = opts.settings;
@@ -146,7 +159,7 @@ export class Meter {
     });
     try {
       this.identity = loadOrCreateIdentity(paths.identityDir, { curve: identityCurveFor(s) });
-      checkTransport(s, this.identity, this.outbox.peek(1)[0], this.outbox.waiting());
+      checkTransport(s, this.identity, backlogGroups(this.outbox));
       this.store = new MeterStore(this.outbox);
     } catch (err) {
       this.outbox.close();
@@ -162,10 +175,20 @@ export class Meter {
       token: s.publisherToken,
       deviceId: this.identity.deviceId,
       eventType: s.eventType,
-      backoff: opts.retryMaxMs === undefined ? undefined : { maxMs: opts.retryMaxMs },
+      backoff: opts.retryMaxMs === undefined ? undefined : { maxMs: opts.retryMaxMs, configRetryMs: opts.retryMaxMs },
       log: opts.log,
     });
+    this.tasks =
+      s.transport === 'w3bstream-v2' && v2Dialect(s) === 'task' && s.publishUrl !== '' && s.taskPollIntervalS > 0
+        ? new TaskWatcher({
+            taskUrl: s.publishUrl,
+            intervalMs: s.taskPollIntervalS * 1000,
+            log: opts.log,
+            onUpdate: () => this.scheduleWrite(),
+          })
+        : null;
     this.publisher.on('delivered', (e) => {
+      if (e.taskId) this.tasks?.track(e.taskId);
       const next = e.rejected ? (e.reason ?? 'refused') : null;
       if (next === this.lastRejection) return;
       this.lastRejection = next;
@@ -282,6 +305,10 @@ export class Meter {
     );
     await this.refreshClock();
     this.publisher.start();
+    if (this.tasks !== null) {
+      log(`task state of the newest delivered task read every ${s.taskPollIntervalS} s from ${s.publishUrl.replace(/\?.*$/, '')}/<taskID>`);
+      this.tasks.start();
+    }
     if (this.balance !== null) {
       log(`reward balance of ${s.walletAddress} in token ${s.rewardToken} read from ${safeRpcUrl(s.rpcUrl)} every ${s.balanceIntervalS} s`);
       this.balance.start();
@@ -461,18 +488,36 @@ export class Meter {
     if (!w.complete)
       this.warn(`window incomplete: ${w.faultReason ?? 'readings missing'}; observed ${(w.observedFraction * 100).toFixed(1)} %`);
     if (this.canTimestamp()) {
-      const body = signReading(s, this.identity, { powerW: w.avgPowerW, timestampMs: endWall });
+      const body = signReading(s, this.identity, { powerW: w.avgPowerW, timestampMs: this.distinctTimeMs(endWall) });
       const stored = this.store.storeReading(body, { energyWh: w.energyWh, rewards, avgPowerW: w.avgPowerW });
       if (!stored.counted)
         log(`window energy ${w.energyWh} Wh / rewards ${rewards} is not a finite amount: counted as 0 (totals stay finite)`);
       this.reportDrops(stored.dropped);
-      notifyObservers(this.observers, (o) => o.onReading?.(body), log);
+      notifyObservers(this.observers, (o) => o.onReading?.(stored.body), log);
     } else {
       if (!this.store.holdReading({ bootId: this.boot, endMonoMs: w.endMs, avgPowerW: w.avgPowerW }, { energyWh: w.energyWh, rewards }))
         log(`window energy ${w.energyWh} Wh / rewards ${rewards} is not a finite amount: counted as 0 (totals stay finite)`);
       log(`reading held until the clock is synchronised (${this.clock.reason}); held=${this.store.heldCount()}`);
     }
     this.scheduleWrite();
+  }
+
+  /**
+   * Every reading is told apart on the wire by its body, not only by its eventID or nonce: with
+   * `--window 1` and second timestamps, two windows can end within the same second (window
+   * lengths vary by a few ms), and the same power then gave a byte-identical body (deterministic
+   * signatures) that an applet could not tell from a resend. So the timestamp sent, in its unit,
+   * always goes up: a reading whose second (or ms) was taken by the previous one gets the next
+   * one. The shift is under one unit, within the timestamp's own rounding (docs/w3bstream.md
+   * section 2, "Decision").
+   */
+  private distinctTimeMs(wallMs: number): number {
+    const unit = this.opts.settings.timestampUnit;
+    const perUnit = unit === 's' ? 1000 : 1;
+    let ts = timestampFor(wallMs, unit);
+    if (ts <= this.lastSignedTs) ts = this.lastSignedTs + 1;
+    this.lastSignedTs = ts;
+    return Math.max(wallMs, ts * perUnit);
   }
 
   /** The outbox is bounded: dropping the oldest is counted (state.json) and logged, never silent. */
@@ -495,9 +540,13 @@ export class Meter {
         this.opts.log(`dropped a held reading from an earlier boot: its time cannot be known (the clock never synced before that reboot)`);
         continue;
       }
-      const body = signReading(this.opts.settings, this.identity, { powerW: h.avgPowerW, timestampMs: wallTimeOf(h.endMonoMs, anchor) });
-      this.reportDrops(this.store.release(h.id, body).dropped);
-      notifyObservers(this.observers, (o) => o.onReading?.(body), this.opts.log);
+      const body = signReading(this.opts.settings, this.identity, {
+        powerW: h.avgPowerW,
+        timestampMs: this.distinctTimeMs(wallTimeOf(h.endMonoMs, anchor)),
+      });
+      const out = this.store.release(h.id, body);
+      this.reportDrops(out.dropped);
+      notifyObservers(this.observers, (o) => o.onReading?.(out.body), this.opts.log);
       released++;
     }
     if (released > 0) this.opts.log(`released ${released} held reading(s) with re-anchored timestamps`);
@@ -581,6 +630,7 @@ export class Meter {
         rejected: pub.rejected,
         lastRejection: this.lastRejection,
         ...(s.transport === 'w3bstream-v2' ? { lastTaskId: pub.lastTaskId } : {}),
+        ...(this.tasks === null ? {} : { task: this.taskState() }),
       },
       rewardBalance: this.rewardBalance === null ? undefined : stateBalance(this.rewardBalance),
       ioid: this.ioidStatus ?? undefined,
@@ -597,6 +647,21 @@ export class Meter {
     this.lastWriteMs = performance.now();
   }
 
+  /** The followed task as state.json carries it (null before its state was first read). */
+  private taskState(): NonNullable<import('@power-meter/meter-files').MeterState['publishing']['task']> | null {
+    const t = this.tasks?.current() ?? null;
+    if (t === null) return null;
+    return {
+      id: t.taskId,
+      state: t.state,
+      stateAtMs: t.stateAtMs,
+      txHash: t.txHash,
+      error: t.error,
+      checkedAtMs: t.checkedAtMs,
+      failedCount: this.tasks!.failedCount(),
+    };
+  }
+
   /** Bytes written to the data directory so far (state files only). */
   get bytesWritten(): number {
     return this.writer.bytesWritten;
@@ -606,6 +671,7 @@ export class Meter {
     for (const t of this.timers) clearInterval(t);
     this.balance?.stop();
     this.ioid?.stop();
+    this.tasks?.stop();
     await this.sampler?.stop();
     await this.publisher.stop();
     // The last state (with the totals of the final sync) goes out before the files leave RAM.

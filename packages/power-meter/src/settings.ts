@@ -8,7 +8,7 @@ import {
   type RewardTier,
   type SettingSpec,
 } from '@power-meter/meter-files';
-import { TRANSPORT_NAMES, type TransportName, parseProjectId, parsePublishUrl } from '@power-meter/w3bstream';
+import { SIGNED_KEY_NAME, TRANSPORT_NAMES, type TransportName, parsePublishUrl, parseTaskProjectId } from '@power-meter/w3bstream';
 
 /**
  * Every backend setting, once (docs/design.md "Commands"): flag, environment variable
@@ -68,10 +68,20 @@ function publishUrl(raw: unknown): string {
   return v;
 }
 
-/** The W3bstream 2 project ID as its canonical decimal (the node's uint64), or empty. */
+/** The W3bstream 2 project ID as its canonical decimal (a uint256 on chain), or empty. */
 function projectId(raw: unknown): string {
   if (raw === '') return '';
-  return parseProjectId(raw);
+  return parseTaskProjectId(raw);
+}
+
+/** The project config's signed keys: names of the payload's members, comma-separated (or a list in the config file). */
+function signedKeys(raw: unknown): string[] {
+  const list = Array.isArray(raw) ? raw : typeof raw === 'string' ? raw.split(',') : null;
+  if (list === null) throw new Error('not a list');
+  const names = list.map((k) => (typeof k === 'string' ? k.trim().replace(/:uint64$/, '') : '')).filter((k) => k !== '');
+  for (const k of names) if (!SIGNED_KEY_NAME.test(k) || !['timestamp', 'sensor_reading'].includes(k)) throw new Error('bad key');
+  if (new Set(names).size !== names.length) throw new Error('repeated');
+  return names;
 }
 
 /** Any non-empty text is a version to the node; control characters are a paste accident. */
@@ -150,7 +160,8 @@ export const BACKEND_SETTINGS = {
     flag: 'publish-url',
     env: 'POWER_METER_PUBLISH_URL',
     default: '',
-    describe: 'W3bstream event URL, e.g. https://<host>/srv-applet-mgr/v0/event/<project>; empty = publishing disabled',
+    describe:
+      'where readings go: W3bstream v1 event URL (https://<host>/srv-applet-mgr/v0/event/<project>), or with --transport w3bstream-v2 the node URL ending in /v1/task (current nodes) or /message (nodes before v0.17); empty = publishing disabled',
     parse: publishUrl,
     allowed:
       'an http(s) URL without a user or password and without ?authorization= (a token does not belong in the URL: put it in W3BSTREAM_PUBLISHER_TOKEN), or empty',
@@ -185,7 +196,7 @@ export const BACKEND_SETTINGS = {
     env: 'POWER_METER_TRANSPORT',
     default: 'w3bstream-v1' as TransportName,
     describe:
-      'w3bstream-v1 (applet event API, publisher token) or w3bstream-v2 (the IoTeX apinode: POST /message, device identified by its secp256k1 signature)',
+      'w3bstream-v1 (applet event API, publisher token) or w3bstream-v2 (the IoTeX apinode: POST /v1/task, or /message on older nodes; the device is identified by its secp256k1 signature and registered through ioID)',
     parse: parsers.oneOf(TRANSPORT_NAMES),
     allowed: TRANSPORT_NAMES.join(' or '),
   }),
@@ -196,16 +207,38 @@ export const BACKEND_SETTINGS = {
     default: '',
     describe: 'W3bstream 2 project ID (required with --transport w3bstream-v2)',
     parse: projectId,
-    allowed: 'a whole number from 1 to 18446744073709551615 (write it as a string in the config file above 2^53), or empty',
+    allowed:
+      'a whole number from 1 to 2^256-1 (at most 18446744073709551615 for a /message node; write it as a string in the config file above 2^53), or empty',
   }),
   projectVersion: s({
     key: 'projectVersion',
     flag: 'project-version',
     env: 'POWER_METER_PROJECT_VERSION',
     default: '',
-    describe: 'W3bstream 2 project version, e.g. 0.1 (required with --transport w3bstream-v2)',
+    describe:
+      "W3bstream 2 project version, e.g. 0.1 (a /v1/task node takes the project's default version when empty; required for a /message node)",
     parse: projectVersion,
     allowed: 'the version text of the project (1-64 characters, no control characters), or empty',
+  }),
+  signedKeys: s({
+    key: 'signedKeys',
+    flag: 'signed-keys',
+    env: 'POWER_METER_SIGNED_KEYS',
+    default: [] as string[],
+    describe:
+      "W3bstream 2 /v1/task: the payload members the project's config signs as uint64 (its signedKeys; Pebble projects: timestamp), comma-separated; empty for most projects",
+    parse: signedKeys,
+    allowed: 'empty, timestamp, sensor_reading, or both comma-separated (each optionally with :uint64), as the project config lists them',
+  }),
+  taskPollIntervalS: s({
+    key: 'taskPollIntervalS',
+    flag: 'task-poll-interval',
+    env: 'POWER_METER_TASK_POLL_INTERVAL',
+    default: 60,
+    describe:
+      'W3bstream 2 /v1/task: how often the state of the last delivered task is asked (GET <node>/v1/task/<taskID>), seconds; 0 = never',
+    parse: parsers.number(0, 86_400),
+    allowed: 'seconds, 0-86400 (0 = off)',
   }),
   sensor: s({
     key: 'sensor',

@@ -81,6 +81,8 @@ export {
 } from './apinode.js';
 export type { TaskStateName } from './apinode.js';
 export { ApprovalSyntaxError, parseApproval, staticApprovals } from './approvals.js';
+export { TaskWatcher, isFinalTaskState, parseTaskStatus } from './task-status.js';
+export type { TaskStatus, TaskWatcherOptions } from './task-status.js';
 export type { Approval, DeviceApprovals, StaticApprovalOptions } from './approvals.js';
 export { SignatureFormatError, derToRaw, isLowS, parseSignature, rawToDer } from './signature.js';
 export type { SignatureEncoding } from './signature.js';

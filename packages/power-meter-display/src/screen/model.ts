@@ -220,12 +220,18 @@ function publishingStatus(state: MeterState): { statusText: string; statusTone: 
     case 'ok':
       // The node took the reading but the applet refused it (an unregistered device, a bad signature).
       if (p.lastRejection) return { statusText: `refused ${p.rejected ?? ''}: ${refusalText(p.lastRejection)}`, statusTone: 'alert' };
-      return p.waiting > 1
-        ? { statusText: `sending: ${p.waiting} waiting`, statusTone: 'fair' }
-        : { statusText: 'published ok', statusTone: 'good' };
+      // W3bstream 2: the node took the reading, and the prover failed the task made of it.
+      if (p.task?.state === 'failed') return { statusText: `task failed: ${shorten(p.task.error ?? '?', 12)}`, statusTone: 'alert' };
+      if (p.waiting > 1) return { statusText: `sending: ${p.waiting} waiting`, statusTone: 'fair' };
+      // The newest followed task's state: packed, assigned, settled (on chain).
+      if (p.task && p.task.state !== 'unknown' && p.task.state !== 'error')
+        return { statusText: `published, ${p.task.state}`, statusTone: 'good' };
+      return { statusText: 'published ok', statusTone: 'good' };
     case 'retrying':
       return { statusText: `retry: ${p.waiting} waiting`, statusTone: 'fair' };
     case 'failing':
+      // The current node's 403: the device is not registered through ioID for the project.
+      if (/^device not approved/.test(p.reason ?? '')) return { statusText: `not approved: ${p.waiting} wait`, statusTone: 'alert' };
       return { statusText: `failing: ${shorten(p.reason ?? 'error', 16)}`, statusTone: 'alert' };
   }
 }
