@@ -300,7 +300,7 @@ describe('ioid permit and status (real CLI) against the local registry on anvil'
     await ioid.register(JSON.parse(permit.out));
     await until(async () => (await ioidState())?.registered === true, 30_000, 'state.json ioid: registered');
     expect(await ioidState()).toMatchObject({ projectId: '42', owner: ioid.owner.toLowerCase() });
-    expect(meter.output()).toMatch(/ioID registered: token \d+, owner 0x[0-9a-f]{40}, project 42/);
+    expect(meter.output()).toMatch(/ioID registered: ioID \d+, owner 0x[0-9a-f]{40}, project 42/);
     expect(await meter.stop('SIGTERM')).toBe(0);
   }, 90_000);
 

@@ -223,11 +223,14 @@ export class Meter {
               const before = this.ioidStatus;
               this.ioidStatus = st;
               // First read, or a change: one line in the log saying where the device stands.
-              if (
-                st.error === null &&
-                (before?.readAtMs === null || before?.registered !== st.registered || before?.projectId !== st.projectId)
-              )
-                opts.log(`ioID ${ioIdVerdict(st, s.transport === 'w3bstream-v2' ? s.projectId : '').text}`);
+              const project = s.transport === 'w3bstream-v2' ? s.projectId : '';
+              const changed = before?.readAtMs === null || before?.registered !== st.registered || before?.projectId !== st.projectId;
+              if (st.error === null && changed) {
+                const verdict = ioIdVerdict(st, project);
+                opts.log(`ioID ${verdict.text}`);
+                // Just registered for this project: readings refused with 403 need not wait out the slow retry.
+                if (verdict.ok && before?.readAtMs !== null && this.publisher.state().state === 'failing') this.publisher.retryNow();
+              }
               this.scheduleWrite();
             },
           });

@@ -151,12 +151,6 @@ export class IoIdWatcher {
   async readOnce(): Promise<IoIdStatus & { failures: number }> {
     try {
       const r = await readIoIdStatus(this.rpc, this.opts.registry, this.opts.device, this.state.ioIdContract ?? undefined);
-      if (this.state.registered !== r.registered && this.state.registered !== null)
-        this.opts.log?.(
-          r.registered
-            ? `ioID registered: token ${r.ioId}, owner ${r.owner}, project ${r.projectId}`
-            : 'ioID registration removed from the registry',
-        );
       this.state = { ...this.state, ...r, readAtMs: this.now(), error: null, failures: 0 };
     } catch (err) {
       const error = err instanceof Error ? err.message : String(err);
