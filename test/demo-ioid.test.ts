@@ -19,7 +19,7 @@ describe('npm run demo -- --chain --transport w3bstream-v2', () => {
     ]);
     procs.push(p);
     // No fixed duration: the demo runs until a reading went through after the registration.
-    await p.waitFor(/with its permit[^]*task 0x[0-9a-f]{8}… +verified/, 90_000);
+    await p.waitFor(/with its permit[\s\S]*task 0x[0-9a-f]{8}… +verified/, 90_000);
     expect(await p.stop('SIGTERM')).toBe(0);
     const out = p.output();
     const refused = out.search(/nonce 1 +REFUSED \(device does not have permission\)/);
