@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type Address, ensureArtifacts, type LocalChain, LocalIoId, rpc, startLocalChain } from '@power-meter/applet-host';
@@ -16,7 +16,7 @@ import {
   startChainApprovals,
 } from '../packages/power-meter/src/chain/ioid-approvals.js';
 import { IOID_SELECTORS, ioIdVerdict } from '../packages/power-meter/src/chain/ioid.js';
-import { BACKEND, type Proc, start, until } from './support/processes.js';
+import { BACKEND, type Proc, ROOT, start, until } from './support/processes.js';
 
 // The device's consent to an ioID registration (docs/w3bstream.md "ioID"): the permit the meter
 // signs is checked with ethers (an independent EIP-712 implementation), then taken by this
@@ -269,10 +269,18 @@ describe('ioid permit and status (real CLI) against the local registry on anvil'
   it('a running meter shows its ioID registration in state.json, read from the chain', async () => {
     const data = join(mkdtempSync(join(tmpdir(), 'ioid-state-')), 'data');
     expect((await cli(['identity', '--curve', 'secp256k1', '--data-dir', data])).code).toBe(0);
-    const meter = start(BACKEND, [
-      ...['--sensor', 'sim', '--sim-load', '2', '--window', '1', '--data-dir', data],
-      ...['--rpc-url', chain.rpcUrl, '--ioid-registry', ioid.addresses.registry, '--ioid-interval', '2'],
-    ]);
+    // With the service's Node flags: --jitless takes away the WebAssembly that Node's own fetch needs.
+    const unit = readFileSync(join(ROOT, 'systemd/power-meter.service'), 'utf8');
+    const nodeFlags = /^ExecStart=@NODE@ ((?:--\S+ )+)/m.exec(unit)![1]!.trim();
+    expect(nodeFlags).toContain('--jitless');
+    const meter = start(
+      BACKEND,
+      [
+        ...['--sensor', 'sim', '--sim-load', '2', '--window', '1', '--data-dir', data],
+        ...['--rpc-url', chain.rpcUrl, '--ioid-registry', ioid.addresses.registry, '--ioid-interval', '2'],
+      ],
+      { NODE_OPTIONS: nodeFlags },
+    );
     procs.push(meter);
     const ioidState = async () => {
       const r = await readState(data);

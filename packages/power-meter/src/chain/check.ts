@@ -69,6 +69,6 @@ export async function checkIoId(s: BackendSettings): Promise<Check> {
     detail: `${identity.did} ${verdict.text} (${where})`,
     fix: st.registered
       ? `the device's ioID belongs to project ${st.projectId}: publish with --project-id ${st.projectId}, or register the device for project ${projectId || 'yours'} with a new identity`
-      : 'the owner registers the device: power-meter ioid permit --owner <owner wallet> --registry <registry> --rpc-url <url> --json prints the signature and DID document that ioIDRegistry.register takes (README "Putting the meter on IoTeX")',
+      : 'the owner registers the device: power-meter ioid permit --owner <owner wallet> --registry <registry> --rpc-url <url> --json prints the signature and DID document that ioIDRegistry.register takes (README "Registering the meter in ioID")',
   };
 }

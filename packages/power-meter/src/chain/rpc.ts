@@ -1,5 +1,8 @@
+import fetch, { type Response } from 'node-fetch';
+
 /**
- * The meter's Ethereum JSON-RPC client: Node's own `fetch`, one request at a time, a timeout per
+ * The meter's Ethereum JSON-RPC client: `node-fetch` (Node's `http`: the service runs Node with
+ * `--jitless`, which takes away the WebAssembly that Node's built-in `fetch` needs), one request at a time, a timeout per
  * request, and errors worded for the user without the URL's path (hosted RPC URLs carry an API
  * key there). The reward balance and the ioID status both read the chain through it; an Ethereum
  * library would be thousands of files on the Pi for a handful of `eth_call`s.
@@ -53,8 +56,8 @@ export class JsonRpc {
           redirect: 'error',
         });
       } catch (err) {
-        const cause = (err as { cause?: { code?: string; message?: string } }).cause;
-        const why = controller.signal.aborted ? 'no answer in time' : (cause?.code ?? cause?.message ?? (err as Error).message);
+        const e = err as { code?: string; cause?: { code?: string; message?: string }; message?: string };
+        const why = controller.signal.aborted ? 'no answer in time' : (e.code ?? e.cause?.code ?? e.cause?.message ?? e.message);
         throw new Error(`RPC ${safeRpcUrl(this.url)} unreachable (${why})`);
       }
       const text = await res.text();
