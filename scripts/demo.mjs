@@ -90,6 +90,19 @@ if (!Number.isFinite(registerAfterS) || registerAfterS < 0) {
 let publishUrl = v2 ? `http://127.0.0.1:${port}/v1/task` : `http://127.0.0.1:${port}/srv-applet-mgr/v0/event/${project}`;
 // W3bstream 2: a local project ID and version (on the network they come from the project registered on chain).
 const transportArgs = v2 ? ['--transport', 'w3bstream-v2', '--project-id', '1', '--project-version', '0.1'] : [];
+// The node approves only devices registered for the project (ioID): the local one approves this device by name.
+const approveArgs = [];
+// With --chain the ioID registry approves the device instead (below).
+if (v2 && !opts.chain) {
+  const idJson = execFileSync(
+    process.execPath,
+    [BACKEND, 'identity', '--json', '--config', configFile, ...transportArgs, '--data-dir', dataDir],
+    {
+      encoding: 'utf8',
+    },
+  );
+  approveArgs.push('--approve', `${JSON.parse(idJson).deviceId}:1`);
+}
 
 let lastBalance = null;
 const eventLines = [];
@@ -257,16 +270,8 @@ if (!opts.chain || v2)
   start(
     'dev-receiver',
     [
-      BACKEND,
-      'dev-receiver',
-      '--port',
-      String(port),
-      '--project',
-      project,
-      '--record',
-      recordFile,
-      '--transport',
-      opts.transport,
+      ...[BACKEND, 'dev-receiver', '--port', String(port), '--project', project, '--record', recordFile, '--transport', opts.transport],
+      ...approveArgs,
       ...receiverArgs,
     ],
     {

@@ -32,13 +32,18 @@ const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1]!;
 
 const dir = mkdtempSync(join(tmpdir(), 'pm-bench-'));
 writeFileSync(join(dir, 'config.json'), '{}'); // defaults only, whatever /etc/power-meter holds
-const receiver = await startDevReceiver({ project: 'bench', token: 'bench-token' });
+// BENCH_BACKEND_TRANSPORT=w3bstream-v2: the current node's task API, with the task state of the
+// newest delivered task polled (GET /v1/task/<id>) every BENCH_TASK_POLL_S (default 60, the meter's).
+const v2 = process.env.BENCH_BACKEND_TRANSPORT === 'w3bstream-v2';
+const pollS = process.env.BENCH_TASK_POLL_S ?? '60';
+const receiver = await startDevReceiver(v2 ? { transport: 'w3bstream-v2', taskStepMs: 1000 } : { project: 'bench', token: 'bench-token' });
+const transportArgs = v2 ? ['--transport', 'w3bstream-v2', '--project-id', '1', '--task-poll-interval', pollS] : [];
 const cli = join(dirname(fileURLToPath(import.meta.url)), 'cli.js');
 // The service's Node flags (scripts/bench.mjs reads them from the unit's ExecStart).
 const nodeFlags: string[] = JSON.parse(process.env.POWER_METER_BENCH_NODE_FLAGS ?? '[]');
 const child = spawn(
   process.execPath,
-  [...nodeFlags, cli, '--sensor', 'sim', '--data-dir', join(dir, 'data'), '--publish-url', receiver.url],
+  [...nodeFlags, cli, '--sensor', 'sim', '--data-dir', join(dir, 'data'), '--publish-url', receiver.url, ...transportArgs],
   {
     env: { PATH: process.env.PATH, W3BSTREAM_PUBLISHER_TOKEN: 'bench-token', POWER_METER_CONFIG: join(dir, 'config.json') },
     stdio: 'ignore',
@@ -73,13 +78,19 @@ await receiver.close();
 rmSync(dir, { recursive: true, force: true });
 
 console.log(
-  `power-meter daemon, default settings (sim demo load, 5 s windows, publishing to a local receiver), ${wallS.toFixed(0)} s after ${WARMUP_S} s of start-up, node ${nodeFlags.join(' ') || '(no flags)'}, load average ${readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')} on ${availableParallelism()} cores:`,
+  `power-meter daemon, default settings (sim demo load, 5 s windows, publishing to a local receiver${v2 ? `: W3bstream 2 /v1/task, task state polled every ${pollS} s` : ''}), ${wallS.toFixed(0)} s after ${WARMUP_S} s of start-up, node ${nodeFlags.join(' ') || '(no flags)'}, load average ${readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')} on ${availableParallelism()} cores:`,
 );
 console.log(`  CPU ${cpuPct.toFixed(2)} % of one core (per-second median ${median(cpuPerS).toFixed(1)} %, clock tick 10 ms)`);
 console.log(`  RSS median ${median(rss).toFixed(1)} MB, max ${Math.max(...rss).toFixed(1)} MB`);
 console.log(
   `  written (write syscalls, all files, most of it to the RAM directory; the card's share is the wear bench's): ${(bytesPerDay / 1e6).toFixed(1)} MB/day; readings delivered: ${receiver.received.length}`,
 );
-bench('backend CPU at default settings', cpuPct, '% of a core', '< 1 %', cpuPct < 1);
+bench(
+  `backend CPU at default settings${v2 ? ` (W3bstream 2 /v1/task, task polling every ${pollS} s)` : ''}`,
+  cpuPct,
+  '% of a core',
+  '< 1 %',
+  cpuPct < 1,
+);
 bench('backend resident memory (max)', Math.max(...rss), 'MB', '< 60 MB', Math.max(...rss) < 60);
 bench('backend bytes written per day', bytesPerDay / 1e6, 'MB/day', '', null);

@@ -1,3 +1,4 @@
+import fetch from 'node-fetch';
 import { TASK_STATES, type TaskStateName } from './apinode.js';
 import { jsonObject, short } from './classify.js';
 
@@ -138,7 +139,13 @@ export class TaskWatcher {
     this.inFlight = abort;
     const timer = setTimeout(() => abort.abort(), this.opts.timeoutMs ?? 10_000);
     try {
-      const res = await fetch(`${this.opts.taskUrl.replace(/\/+$/, '')}/${id}`, { signal: abort.signal, redirect: 'manual' });
+      // node-fetch (Node's http), not the global fetch: undici needs WebAssembly, which the
+      // service's --jitless does not have (the publisher uses node-fetch for the same reason).
+      const res = await fetch(`${this.opts.taskUrl.replace(/\/+$/, '')}/${id}`, {
+        signal: abort.signal,
+        redirect: 'manual',
+        size: 1 << 20,
+      });
       const text = await res.text();
       const s = parseTaskStatus(id, res.status, text, this.now());
       if (s === null) return this.problem(`HTTP ${res.status}: not the node's task answer`);
