@@ -20,7 +20,14 @@ import {
   type SensorState,
   type WindowResult,
 } from '@power-meter/ina219';
-import { cleanupTempFiles, legacyStatusOf, readState, type RewardBalance, type WindowSummary } from '@power-meter/meter-files';
+import {
+  cleanupTempFiles,
+  legacyStatusOf,
+  readState,
+  type IoIdStatus,
+  type RewardBalance,
+  type WindowSummary,
+} from '@power-meter/meter-files';
 import {
   Outbox,
   OutboxCorruptError,
@@ -33,6 +40,7 @@ import {
 } from '@power-meter/w3bstream';
 import { activeCalibration, readCalibration } from './calibration/store.js';
 import { BalanceReader, safeRpcUrl, type ChainBalance } from './chain/balance.js';
+import { IoIdWatcher, ioIdVerdict } from './chain/ioid.js';
 import { rewardsForWindow, tokensPerH } from './rewards.js';
 import { notifyObservers, type MeterObserver } from './observer.js';
 import { sensorChip, type BackendSettings } from './settings.js';
@@ -147,6 +155,9 @@ export class Meter {
   /** Reads the owner's reward-token balance; null when not configured. */
   private readonly balance: BalanceReader | null;
   private rewardBalance: ChainBalance | null = null;
+  /** Reads the device's ioID registration; null when not configured. */
+  private readonly ioid: IoIdWatcher | null;
+  private ioidStatus: IoIdStatus | null = null;
   /** The applet's reason when the latest delivered reading was refused (null once one is accepted). */
   private lastRejection: string | null = null;
   /** W3bstream 2 /v1/task: follows the state of the newest delivered task; null when off. */
@@ -229,6 +240,35 @@ export class Meter {
             },
           });
     this.rewardBalance = this.balance?.current() ?? null;
+    this.ioid =
+      s.rpcUrl === '' || s.ioidRegistry === ''
+        ? null
+        : new IoIdWatcher({
+            rpcUrl: s.rpcUrl,
+            registry: s.ioidRegistry,
+            device: this.identity.deviceId,
+            did: this.identity.did,
+            intervalMs: s.ioidIntervalS * 1000,
+            log: opts.log,
+            onUpdate: ({ failures: _inProcessOnly, ...st }) => {
+              const before = this.ioidStatus;
+              this.ioidStatus = st;
+              // First read, or a change: one line in the log saying where the device stands.
+              const project = s.transport === 'w3bstream-v2' ? s.projectId : '';
+              const changed = before?.readAtMs === null || before?.registered !== st.registered || before?.projectId !== st.projectId;
+              if (st.error === null && changed) {
+                const verdict = ioIdVerdict(st, project);
+                opts.log(`ioID ${verdict.text}`);
+                // Just registered for this project: readings refused with 403 need not wait out the slow retry.
+                if (verdict.ok && before?.readAtMs !== null && this.publisher.state().state === 'failing') this.publisher.retryNow();
+              }
+              this.scheduleWrite();
+            },
+          });
+    if (this.ioid !== null) {
+      const { failures: _inProcessOnly, ...st } = this.ioid.current();
+      this.ioidStatus = st;
+    }
     this.publisher.on('state', (st) => {
       this.scheduleWrite();
       // The publisher's loop ended on an outbox error: nothing is sent any more.
@@ -311,6 +351,12 @@ export class Meter {
     if (this.balance !== null) {
       log(`reward balance of ${s.walletAddress} in token ${s.rewardToken} read from ${safeRpcUrl(s.rpcUrl)} every ${s.balanceIntervalS} s`);
       this.balance.start();
+    }
+    if (this.ioid !== null) {
+      log(
+        `ioID registration of ${this.identity.did} read from registry ${s.ioidRegistry} at ${safeRpcUrl(s.rpcUrl)} every ${s.ioidIntervalS} s`,
+      );
+      this.ioid.start();
     }
     await this.openSensor();
     // Live power is refreshed from the sampler's own wake-ups (onReading), not from a timer of
@@ -650,6 +696,7 @@ export class Meter {
         ...(this.tasks === null ? {} : { task: this.taskState() }),
       },
       rewardBalance: this.rewardBalance === null ? undefined : stateBalance(this.rewardBalance),
+      ioid: this.ioidStatus ?? undefined,
       sensor: {
         state: this.sensorState.state,
         reason: this.sensorState.reason,
@@ -689,6 +736,7 @@ export class Meter {
   async stop(): Promise<void> {
     for (const t of this.timers) clearInterval(t);
     this.balance?.stop();
+    this.ioid?.stop();
     this.tasks?.stop();
     await this.sampler?.stop();
     await this.publisher.stop();

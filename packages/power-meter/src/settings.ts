@@ -472,6 +472,25 @@ export const BACKEND_SETTINGS = {
     parse: parsers.integer(2, 86_400),
     allowed: 'seconds, 2-86400',
   }),
+  ioidRegistry: s({
+    key: 'ioidRegistry',
+    flag: 'ioid-registry',
+    env: 'POWER_METER_IOID_REGISTRY',
+    default: '',
+    describe:
+      "the ioIDRegistry contract (IoTeX's, or your own deployment); with --rpc-url the device's ioID registration (registered or not, its ioID, owner and project) is read and shown; empty = off",
+    parse: address,
+    allowed: '0x + 40 hex digits, or empty',
+  }),
+  ioidIntervalS: s({
+    key: 'ioidIntervalS',
+    flag: 'ioid-interval',
+    env: 'POWER_METER_IOID_INTERVAL',
+    default: 60,
+    describe: 'how often the ioID registration is read from the chain, seconds (after failures: 5 s doubling up to 10 min)',
+    parse: parsers.integer(2, 86_400),
+    allowed: 'seconds, 2-86400',
+  }),
   walletAddress: s({
     key: 'walletAddress',
     flag: 'wallet-address',
