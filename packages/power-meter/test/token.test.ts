@@ -1,11 +1,11 @@
 import { execFileSync, spawnSync } from 'node:child_process';
-import { createPublicKey } from 'node:crypto';
+import { createHash, createPublicKey } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { readState, type MeterState } from '@power-meter/meter-files';
-import { CURVES, parseSignature, rawToDer, startDevReceiver, type DevReceiver } from '@power-meter/w3bstream';
-import { keccak256, recoverAddress, Signature } from 'ethers';
+import { CURVES, parseSignature, rawToDer, startDevReceiver, staticApprovals, type DevReceiver } from '@power-meter/w3bstream';
+import { recoverAddress, Signature } from 'ethers';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { BACKEND, outboxContents, start, until, type Proc } from '../../../test/support/processes.js';
 import { USER_PIN, readKeyProtection, slowModule, softHsm, swTpm, type SoftHsm, type SwTpm } from '../../../test/support/tokens.js';
@@ -273,7 +273,44 @@ describe('SoftHSM2: the identity is made in the token and the meter signs with i
     expect(r.received.slice(0, waiting).every((x) => x.verified && x.deviceId === oldId)).toBe(true);
   }, 120_000);
 
-  it('W3bstream 2 with a secp256k1 key in the token: the node recovers the device from every message (checked with ethers)', async () => {
+  it('ioid permit signs with the secp256k1 key in the token: the permit recovers to the device (ethers), no key file', async () => {
+    const dir = dataDir();
+    const env = { ...hsm.env, POWER_METER_PKCS11_PIN: USER_PIN };
+    const k1 = ['--key-uri', 'pkcs11:token=meter;object=permit-key', '--pkcs11-module', hsm.module];
+    const idr = cli(['identity', '--json', '--curve', 'secp256k1', '--data-dir', dir, ...k1], env);
+    expect(idr.status).toBe(0);
+    const id = JSON.parse(idr.out.trim().split('\n').pop()!) as { deviceId: string; curve: string };
+    expect(id.curve).toBe('secp256k1');
+    const owner = '0x3c44cdddb6a900fa2b585dd299e03d12fa4293bc';
+    const registry = '0x5fbdb2315678afecb367f032d93f642f64180aa3';
+    const pr = cli(
+      [
+        'ioid',
+        'permit',
+        '--json',
+        '--data-dir',
+        dir,
+        ...k1,
+        '--owner',
+        owner,
+        '--registry',
+        registry,
+        '--chain-id',
+        '4690',
+        '--nonce',
+        '0',
+      ],
+      env,
+    );
+    expect(pr.status).toBe(0);
+    const permit = JSON.parse(pr.out.trim().split('\n').pop()!) as { device: string; v: number; r: string; s: string; digest: string };
+    expect(permit.device).toBe(id.deviceId);
+    expect(recoverAddress(permit.digest, Signature.from({ r: permit.r, s: permit.s, v: permit.v })).toLowerCase()).toBe(id.deviceId);
+    expect(readdirSync(join(dir, 'identity')).filter((f) => f.endsWith('.pem'))).toEqual([]);
+    expect(pr.out).not.toContain(USER_PIN);
+  }, 60_000);
+
+  it('W3bstream 2 (/v1/task) with a secp256k1 key in the token: the node recovers and approves the device for every task (checked with ethers)', async () => {
     const dir = dataDir();
     const env = { ...hsm.env, POWER_METER_PKCS11_PIN: USER_PIN };
     const v2 = ['--transport', 'w3bstream-v2', '--project-id', '9', '--project-version', '0.1', '--timestamp-unit', 'ms'];
@@ -282,7 +319,11 @@ describe('SoftHSM2: the identity is made in the token and the meter signs with i
     expect(idr.status).toBe(0);
     const id = JSON.parse(idr.out.trim().split('\n').pop()!) as { deviceId: string; curve: string };
     expect(id.curve).toBe('secp256k1');
-    const r = await startDevReceiver({ transport: 'w3bstream-v2' });
+    // The node approves the device it recovers (recovery id 0 or 1) only if ioID approved it: this one.
+    const r = await startDevReceiver({
+      transport: 'w3bstream-v2',
+      approvals: staticApprovals({ approve: [{ address: id.deviceId, projectId: '9' }] }),
+    });
     receivers.push(r);
     const p = start(
       BACKEND,
@@ -295,11 +336,19 @@ describe('SoftHSM2: the identity is made in the token and the meter signs with i
     procs.push(p);
     await until(() => r.received.length >= 3, 30_000, '3 messages');
     expect(await p.stop('SIGTERM')).toBe(0);
+    expect(r.url).toMatch(/\/v1\/task$/);
     for (const x of r.received) {
       expect(x).toMatchObject({ verified: true, deviceId: id.deviceId });
+      // Independently: the task's r||s over sha256 of the body without its signature recovers (with
+      // id 0 or 1, as the node tries) to the token key's address, and S is low.
       const b = JSON.parse(x.body) as { signature: string };
+      expect(b.signature).toMatch(/^0x[0-9a-f]{128}$/);
       const signed = x.body.replace(/,"signature":"0x[0-9a-f]+"}$/, '}');
-      expect(recoverAddress(keccak256(Buffer.from(signed, 'utf8')), Signature.from(b.signature)).toLowerCase()).toBe(id.deviceId);
+      const digest = createHash('sha256').update(signed, 'utf8').digest();
+      const [rr, ss] = [`0x${b.signature.slice(2, 66)}`, `0x${b.signature.slice(66)}`];
+      const who = [27, 28].map((v) => recoverAddress(digest, Signature.from({ r: rr, s: ss, v })).toLowerCase());
+      expect(who).toContain(id.deviceId);
+      expect(BigInt(ss) <= BigInt(`0x${CURVES.secp256k1.orderHex}`) / 2n).toBe(true);
     }
   }, 90_000);
 });
@@ -334,6 +383,27 @@ describe('TPM 2.0 (swtpm + tpm2-pkcs11): the key in the TPM, a TPM reset while m
     procs.push(p);
     expect(await p.exited).toBe(2);
     expect(p.output()).toMatch(/P-256 key.*secp256k1.*A TPM 2\.0 offers NIST curves only/s);
+    // ioID recovers the device with ecrecover (secp256k1): the same check refuses the permit.
+    const permit = cli(
+      [
+        'ioid',
+        'permit',
+        '--data-dir',
+        dir,
+        ...mod,
+        '--owner',
+        `0x${'11'.repeat(20)}`,
+        '--registry',
+        `0x${'22'.repeat(20)}`,
+        '--chain-id',
+        '4690',
+        '--nonce',
+        '0',
+      ],
+      env,
+    );
+    expect(permit.status).toBe(2);
+    expect(permit.out).toMatch(/P-256 key.*ioID.*A TPM 2\.0 offers NIST curves only/s);
   }, 90_000);
 
   it('signs with the TPM key, measures through a TPM reset (swtpm stopped and started), and signs the readings kept meanwhile, in order', async () => {

@@ -1,7 +1,7 @@
 import { join } from 'node:path';
-import { loadOrCreateIdentity, type Curve, type DigestSigner, type Identity, type PublicJwk } from '@power-meter/w3bstream';
+import { loadIdentity, loadOrCreateIdentity, type Curve, type DigestSigner, type Identity, type PublicJwk } from '@power-meter/w3bstream';
 import type { BackendSettings } from '../settings.js';
-import { TokenKey, type TokenKeyStatus } from './token-key.js';
+import { TokenKey, rememberedTokenKey, type TokenKeyStatus } from './token-key.js';
 
 /**
  * The device key as the meter uses it, wherever it lives: the key file (`identity/device-key.pem`,
@@ -132,4 +132,23 @@ export async function openMeterKey(s: Pick<BackendSettings, 'dataDir' | 'keyUri'
     retryMs: o.retryMs,
   });
   return tokenMeterKey(t);
+}
+
+/**
+ * The device's address and DID without signing anything: the key file's (never created here), or
+ * the public key remembered for the key in the token (the token is not opened). Throws with what to
+ * do when there is none yet.
+ */
+export function deviceOf(s: Pick<BackendSettings, 'dataDir' | 'keyUri' | 'pkcs11Module'>): { deviceId: string; did: string } {
+  const identityDir = join(s.dataDir, 'identity');
+  if (s.keyUri === '') {
+    const id = loadIdentity(identityDir);
+    return { deviceId: id.deviceId, did: id.did };
+  }
+  const r = rememberedTokenKey(identityDir, moduleFor(s), s.keyUri);
+  if (r === null)
+    throw new Error(
+      `no key in the token is known to this meter yet for ${s.keyUri} (identity/token-key.json): run power-meter identity with the same --key-uri and --pkcs11-module first`,
+    );
+  return { deviceId: r.deviceId, did: `did:io:${r.deviceId}` };
 }

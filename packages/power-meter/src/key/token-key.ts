@@ -317,6 +317,18 @@ async function openChecked(opts: TokenKeyOptions, keyUri: string, known: TokenKe
   return key;
 }
 
+/**
+ * The public key this meter remembers for a key in a token (`identity/token-key.json`), without
+ * opening the token: for what needs only the device's address (ioID status, doctor's ioID check).
+ */
+export function rememberedTokenKey(identityDir: string, module: string, keyUri: string): TokenKeyRecord | null {
+  try {
+    return readRecord(identityDir, module, formatPkcs11Uri(parsePkcs11Uri(keyUri)));
+  } catch {
+    return null;
+  }
+}
+
 function readRecord(identityDir: string, module: string, keyUri: string): TokenKeyRecord | null {
   try {
     const r = JSON.parse(readFileSync(join(identityDir, TOKEN_KEY_FILE), 'utf8')) as TokenKeyRecord;
