@@ -26,10 +26,12 @@ afterEach(async () => {
 });
 afterAll(() => {
   for (const d of dirs) rmSync(d, { recursive: true, force: true });
+  rmSync(CONFIG_DIR, { recursive: true, force: true });
 });
 
 /** An empty config file: the machine's /etc/power-meter/config.json never leaks into the one-shot commands. */
-const EMPTY_CONFIG = join(mkdtempSync(join(tmpdir(), 'pm-token-config-')), 'config.json');
+const CONFIG_DIR = mkdtempSync(join(tmpdir(), 'pm-token-config-'));
+const EMPTY_CONFIG = join(CONFIG_DIR, 'config.json');
 writeFileSync(EMPTY_CONFIG, '{}');
 
 function dataDir(): string {
@@ -448,7 +450,9 @@ describe('a slow token (200 ms per signature, a TPM on SPI) does not cost the sa
 
   it('every window stays gap-free (observed fraction of a gap-free window) while each reading is signed in 200 ms', async () => {
     const dir = dataDir();
-    const slow = slowModule(mkdtempSync(join(tmpdir(), 'pm-slow-')), hsm.module, 200);
+    const slowDir = mkdtempSync(join(tmpdir(), 'pm-slow-'));
+    dirs.push(slowDir);
+    const slow = slowModule(slowDir, hsm.module, 200);
     const env = { ...hsm.env, POWER_METER_PKCS11_PIN: USER_PIN };
     expect(cli(['identity', '--data-dir', dir, '--key-uri', URI, '--pkcs11-module', slow], env).status).toBe(0);
     const r = await startDevReceiver({ project: 'test', token: TOKEN });
