@@ -44,7 +44,18 @@ export {
   timestampFor,
   verifyBody,
 } from './codec.js';
-export type { BuildOptions, LowSRule, PublicKeyField, SignedMessage, Signer, TimestampUnit, VerifyOptions, VerifyResult } from './codec.js';
+export type {
+  BuildOptions,
+  LowSRule,
+  PublicKeyField,
+  Reading,
+  ReadingExtras,
+  SignedMessage,
+  Signer,
+  TimestampUnit,
+  VerifyOptions,
+  VerifyResult,
+} from './codec.js';
 export { Outbox, OutboxCorruptError, OutboxLockedError, OutboxOptionError, OutboxTooNewError, isCorruptionError } from './outbox.js';
 export type {
   DeliveryOutcome,

@@ -1,5 +1,5 @@
 import { keccak_256 } from '@noble/hashes/sha3.js';
-import { dataText, objectMembers, type TimestampUnit } from './codec.js';
+import { dataText, objectMembers, type Reading, type TimestampUnit } from './codec.js';
 import { goJsonString } from './go-json.js';
 import { addressOfPublicKey, recoverSecp256k1 } from './recoverable.js';
 
@@ -73,10 +73,10 @@ export interface BuildV2Options extends ProjectRef {
 
 export function buildMessageV2(
   signer: RecoverableSigner,
-  reading: { powerW: number; timestampMs: number },
+  reading: Reading,
   opts: BuildV2Options,
 ): SignedMessageV2 {
-  const text = dataText(reading.powerW, reading.timestampMs, opts.timestampUnit ?? 's');
+  const text = dataText(reading.powerW, reading.timestampMs, opts.timestampUnit ?? 's', reading.extras);
   const ref = { projectId: parseProjectId(opts.projectId), projectVersion: opts.projectVersion };
   if (ref.projectVersion === '') throw new RangeError('project version must not be empty (the node requires it)');
   const signedJson = signedJsonV2(ref, text);
