@@ -58,6 +58,7 @@ export type {
 } from './codec.js';
 export { Outbox, OutboxCorruptError, OutboxLockedError, OutboxOptionError, OutboxTooNewError, isCorruptionError } from './outbox.js';
 export type {
+  AppendResult,
   DeliveryOutcome,
   Migration,
   OutboxMessage,
@@ -66,6 +67,7 @@ export type {
   OutboxSql,
   OutboxStats,
   SchemaExtension,
+  SeqGapReason,
 } from './outbox.js';
 export { SequenceFloorError, readSequenceFloor, writeSequenceFloor } from './sequence-floor.js';
 export type { SequenceFloorRecord } from './sequence-floor.js';
