@@ -1,4 +1,4 @@
-import type { Outbox, OutboxSql, SchemaExtension } from '@power-meter/w3bstream';
+import type { AppendResult, Outbox, OutboxSql, SchemaExtension } from '@power-meter/w3bstream';
 
 /**
  * The meter's own durable state, in the outbox database so that it changes in the same SQLite
@@ -150,15 +150,17 @@ export class MeterStore {
   }
 
   /**
-   * Stores a signed reading and counts its window, atomically. Returns the sequence number, the
-   * drops, and whether the window's increments were finite (false: counted as 0, log it).
+   * Stores a signed reading and counts its window, atomically: `sign` gets the reading's sequence
+   * number inside the transaction (the extended reading signs it), so a window is numbered,
+   * signed, stored and counted together or not at all (Outbox.append). Returns what `append` did
+   * and whether the window's increments were finite (false: counted as 0, log it).
    */
   storeReading(
-    body: string,
+    sign: (seq: number) => string,
     window: { energyWh: number; rewards: number; avgPowerW: number },
-  ): { seq: number; dropped: number; counted: boolean } {
+  ): AppendResult & { counted: boolean } {
     let counted = true;
-    const r = this.outbox.append(body, {
+    const r = this.outbox.append(sign, {
       inTransaction: (_seq, sql) => {
         counted = this.addWindow(sql, window.energyWh, window.rewards, window.avgPowerW);
       },
@@ -182,9 +184,9 @@ export class MeterStore {
       .map((r) => ({ id: r.id, bootId: r.boot_id, endMonoMs: r.end_mono_ms, avgPowerW: r.avg_power_w }));
   }
 
-  /** Moves a held reading into the outbox (signed with its re-anchored timestamp), atomically. */
-  release(id: number, body: string): { seq: number; dropped: number } {
-    return this.outbox.append(body, { inTransaction: (_seq, sql) => void sql.run('DELETE FROM held WHERE id = ?', id) });
+  /** Moves a held reading into the outbox (signed with its number and re-anchored timestamp), atomically. */
+  release(id: number, sign: (seq: number) => string): AppendResult {
+    return this.outbox.append(sign, { inTransaction: (_seq, sql) => void sql.run('DELETE FROM held WHERE id = ?', id) });
   }
 
   /** A held reading from an earlier boot cannot be re-anchored: drop it, counted. */

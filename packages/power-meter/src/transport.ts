@@ -5,6 +5,8 @@ import {
   transportOfBody,
   w3bstreamV2Transport,
   type Identity,
+  type Reading,
+  type ReadingExtras,
   type Transport,
   type TransportName,
 } from '@power-meter/w3bstream';
@@ -17,7 +19,7 @@ import type { BackendSettings } from './settings.js';
  */
 type TransportSettings = Pick<
   BackendSettings,
-  'transport' | 'curve' | 'projectId' | 'projectVersion' | 'signature' | 'timestampUnit' | 'publicKeyField'
+  'transport' | 'curve' | 'projectId' | 'projectVersion' | 'signature' | 'timestampUnit' | 'publicKeyField' | 'signedFields'
 >;
 
 /** W3bstream 2 recovers secp256k1 signatures only: a new identity for it is created on that curve (`--curve` is for v1). */
@@ -55,12 +57,20 @@ export function checkTransport(s: TransportSettings, identity: Identity, head: {
   if (stored !== null && stored !== s.transport) throw new TransportMismatchError(stored, s.transport, waiting);
 }
 
-/** The signed body for one reading, exactly what is stored and later sent. */
-export function signReading(s: TransportSettings, identity: Identity, reading: { powerW: number; timestampMs: number }): string {
+/**
+ * The signed body for one reading, exactly what is stored and later sent. `extras` (its sequence
+ * number and the energy total) go into the signed data only with `--signed-fields extended`.
+ */
+export function signReading(
+  s: TransportSettings,
+  identity: Identity,
+  reading: { powerW: number; timestampMs: number },
+  extras: ReadingExtras,
+): string {
+  const r: Reading = s.signedFields === 'extended' ? { ...reading, extras } : reading;
   if (s.transport === 'w3bstream-v2')
-    return buildMessageV2(identity, reading, { projectId: s.projectId, projectVersion: s.projectVersion, timestampUnit: s.timestampUnit })
-      .body;
-  return buildMessage(identity, reading, {
+    return buildMessageV2(identity, r, { projectId: s.projectId, projectVersion: s.projectVersion, timestampUnit: s.timestampUnit }).body;
+  return buildMessage(identity, r, {
     signatureEncoding: s.signature,
     timestampUnit: s.timestampUnit,
     publicKeyField: s.publicKeyField,
