@@ -13,7 +13,7 @@ export const EXIT = {
   badSettings: 2,
   /** Stored data that cannot be used as is (a damaged outbox, a damaged or exposed key): a restart cannot fix it. */
   corruptData: 3,
-  /** The data directory cannot be used (not a directory, missing, read-only, no permission, full): a restart cannot fix it. */
+  /** The data directory cannot be used (not a directory, missing parent, read-only, no permission): a restart cannot fix it. */
   dataDirUnusable: 4,
 } as const;
 
@@ -46,7 +46,7 @@ export const EXIT_STATUSES: readonly ExitStatusInfo[] = [
     status: EXIT.dataDirUnusable,
     restarted: false,
     meaning:
-      'the data directory cannot be used: it is a file, its parent is missing, the file system is read-only or full, or the user running the program may not write it',
+      'the data directory cannot be used: it is a file, its parent is missing, the file system is read-only, or the user running the program may not write it (a full one is status 1: it may pass)',
   },
 ];
 

@@ -34,6 +34,7 @@ import { sensorErrorHint } from './hints.js';
 import { Meter, RuntimeDirError, stagingFileFor } from './meter.js';
 import { TransportMismatchError, identityCurveFor, p256ForV2 } from './transport.js';
 import { salvageOutbox } from './salvage.js';
+import { dataDirFault, prepareDataDir } from './data-dir.js';
 import { libraryLog } from './service/library-log.js';
 import { startSummary } from './service/summary.js';
 import { verifyLines } from './verify.js';
@@ -182,8 +183,12 @@ withSettings(program.command('run', { isDefault: true }).description('run the me
       if (err instanceof OutboxCorruptError || err instanceof OutboxTooNewError || err instanceof SequenceFloorError) return corrupt(err);
       // A P-256 key for W3bstream 2, or a backlog signed for the other transport: a setting to change, never data to discard.
       if (err instanceof IdentityCurveError || err instanceof TransportMismatchError) return fail(err.message, EXIT.badSettings);
-      if (err instanceof OutboxLockedError || err instanceof IdentityError) return fail(err.message);
+      // A damaged key, or one with the wrong owner or permissions: restarting cannot fix it.
+      if (err instanceof IdentityError) return fail(`${err.message}; then start the meter again`, EXIT.corruptData);
+      if (err instanceof OutboxLockedError) return fail(err.message);
       if (err instanceof RuntimeDirError) return fail(err.message, EXIT.badSettings);
+      const fault = dataDirFault(err, s.dataDir);
+      if (fault !== null) return fail(fault.message, fault.status);
       throw err;
     }
     const outputs = await startOutputs(meter, s, log);
@@ -222,6 +227,7 @@ withSettings(program.command('identity').description('print the device address a
   .action((flags: Record<string, unknown>) => {
     const s = settingsFrom(flags);
     try {
+      prepareDataDir(s.dataDir);
       const id = loadOrCreateIdentity(join(s.dataDir, 'identity'), { curve: identityCurveFor(s) });
       if (flags.json)
         console.log(
@@ -239,7 +245,9 @@ withSettings(program.command('identity').description('print the device address a
         );
       if (s.transport === 'w3bstream-v2' && id.curve !== 'secp256k1') logger.warning(p256ForV2(id.keyFile));
     } catch (err) {
-      fail(err instanceof Error ? err.message : String(err));
+      if (err instanceof IdentityError) fail(err.message, EXIT.corruptData);
+      const fault = dataDirFault(err, s.dataDir);
+      fail(fault?.message ?? (err instanceof Error ? err.message : String(err)), fault?.status ?? EXIT.failure);
     }
   });
 

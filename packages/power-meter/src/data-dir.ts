@@ -47,7 +47,11 @@ export function prepareDataDir(dir: string): void {
     let existing = dirname(abs);
     while (statOrNull(existing) === null && dirname(existing) !== existing) existing = dirname(existing);
     if (!statOrNull(existing)?.isDirectory())
-      throw new DataDirError(abs, 'not-a-directory', `the data directory ${abs} cannot be created: ${existing} is not a directory; set --data-dir`);
+      throw new DataDirError(
+        abs,
+        'not-a-directory',
+        `the data directory ${abs} cannot be created: ${existing} is not a directory; set --data-dir`,
+      );
     if (NO_CREATE_BELOW.has(existing))
       throw new DataDirError(
         abs,

@@ -525,7 +525,9 @@ export class Meter {
 
   /** The energy total an extended reading signs: the card's (the last sync), so it never decreases. */
   private signedEnergyWh(): number {
-    return this.opts.settings.signedFields === 'extended' ? (this.outbox.staged ? this.store.syncedTotals() : this.store.totals()).energyWh : 0;
+    return this.opts.settings.signedFields === 'extended'
+      ? (this.outbox.staged ? this.store.syncedTotals() : this.store.totals()).energyWh
+      : 0;
   }
 
   /** The outbox is bounded: dropping the oldest is counted (state.json) and logged, never silent. */

@@ -56,7 +56,18 @@ const TRANSPORTS = [
   {
     transport: 'w3bstream-v2' as const,
     // The extended reading: v2 has no number on the wire, the signed data carries it.
-    args: ['--transport', 'w3bstream-v2', '--project-id', '7', '--project-version', '0.1', '--timestamp-unit', 'ms', '--signed-fields', 'extended'],
+    args: [
+      '--transport',
+      'w3bstream-v2',
+      '--project-id',
+      '7',
+      '--project-version',
+      '0.1',
+      '--timestamp-unit',
+      'ms',
+      '--signed-fields',
+      'extended',
+    ],
     key: (x: ReceivedEvent): number => x.timestamp!,
   },
 ];
@@ -181,7 +192,17 @@ describe('power-meter daemon (real process, simulated sensor)', () => {
     // Publishing fails: readings pile up in the outbox, which reaches the card only at the syncs.
     const dead = `http://127.0.0.1:${await freePort()}/srv-applet-mgr/v0/event/test`;
     const extended = ['--signed-fields', 'extended'];
-    const first = backend(dir, ['--sim-load', '4', '--publish-url', dead, '--runtime-dir', ram, '--sync-interval', String(syncS), ...extended]);
+    const first = backend(dir, [
+      '--sim-load',
+      '4',
+      '--publish-url',
+      dead,
+      '--runtime-dir',
+      ram,
+      '--sync-interval',
+      String(syncS),
+      ...extended,
+    ]);
     await first.waitFor(/outbox and totals reach .* every 3 s/);
     let shown = 0;
     await until(
@@ -225,7 +246,9 @@ describe('power-meter daemon (real process, simulated sensor)', () => {
       ...extended,
     ]);
     // The numbers the lost RAM copy may have used are skipped, said once with the range, and counted.
-    const [, from, to] = (await second.waitFor(/sequence numbers (\d+) to (\d+) skipped .*the RAM copy of the outbox was lost/)).map(Number);
+    const [, from, to] = (await second.waitFor(/sequence numbers (\d+) to (\d+) skipped .*the RAM copy of the outbox was lost/)).map(
+      Number,
+    );
     expect(from).toBeLessThanOrEqual(highest + 1);
     expect(to).toBeGreaterThanOrEqual(highest);
     await until(() => r.received.some((x) => x.seq! > highest), 30_000, 'readings measured after the cut');

@@ -32,7 +32,21 @@ async function receiver(): Promise<DevReceiver> {
 function backend(dir: string, args: string[], env: Record<string, string> = {}): Proc {
   const p = start(
     BACKEND,
-    ['--sensor', 'sim', '--sim-load', '4', '--window', '1', '--timestamp-unit', 'ms', '--signed-fields', 'extended', '--data-dir', dir, ...args],
+    [
+      '--sensor',
+      'sim',
+      '--sim-load',
+      '4',
+      '--window',
+      '1',
+      '--timestamp-unit',
+      'ms',
+      '--signed-fields',
+      'extended',
+      '--data-dir',
+      dir,
+      ...args,
+    ],
     { W3BSTREAM_PUBLISHER_TOKEN: TOKEN, POWER_METER_RETRY_MAX_MS: '300', ...env },
   );
   started.push(() => p.stop('SIGKILL'));

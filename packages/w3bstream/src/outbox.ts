@@ -870,8 +870,7 @@ export class Outbox {
     // The card holds everything now: the RAM copy is redundant (if the sync failed it is kept,
     // and the next open takes it).
     if (this.#ram !== null && synced) removeStaging(this.stagingFile!);
-    if (this.floorFile !== null && next !== null)
-      writeSequenceFloor(this.floorFile, { nextSeq: next, clean: true, session: this.session });
+    if (this.floorFile !== null && next !== null) writeSequenceFloor(this.floorFile, { nextSeq: next, clean: true, session: this.session });
   }
 }
 
@@ -892,7 +891,11 @@ function writeLocalMeta(sql: OutboxSql, session: string, working: 'ram' | 'card'
     ['session', session],
     ['working', working],
   ])
-    sql.run(`INSERT INTO ${schema}${LOCAL_META} (name, value) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET value = excluded.value`, name, value);
+    sql.run(
+      `INSERT INTO ${schema}${LOCAL_META} (name, value) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET value = excluded.value`,
+      name,
+      value,
+    );
 }
 
 /**

@@ -71,11 +71,7 @@ export interface BuildV2Options extends ProjectRef {
   timestampUnit?: TimestampUnit;
 }
 
-export function buildMessageV2(
-  signer: RecoverableSigner,
-  reading: Reading,
-  opts: BuildV2Options,
-): SignedMessageV2 {
+export function buildMessageV2(signer: RecoverableSigner, reading: Reading, opts: BuildV2Options): SignedMessageV2 {
   const text = dataText(reading.powerW, reading.timestampMs, opts.timestampUnit ?? 's', reading.extras);
   const ref = { projectId: parseProjectId(opts.projectId), projectVersion: opts.projectVersion };
   if (ref.projectVersion === '') throw new RangeError('project version must not be empty (the node requires it)');

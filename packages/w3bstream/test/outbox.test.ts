@@ -535,7 +535,11 @@ describe('strict mode (syncEveryAppend) on a card that fills up', () => {
     const failed = [2, 3, 4, 5, 6].map((n) => o.append(`m${n} ${pad}`));
     // Stored (numbered, in the RAM copy), each exactly once; the sync after it failed, and says so.
     expect(failed.map((r) => r.seq)).toEqual([2, 3, 4, 5, 6]);
-    expect(failed.every((r) => r.syncError !== null && /full|SQLITE_FULL/.test(`${r.syncError.message} ${(r.syncError as { code?: string }).code}`))).toBe(true);
+    expect(
+      failed.every(
+        (r) => r.syncError !== null && /full|SQLITE_FULL/.test(`${r.syncError.message} ${(r.syncError as { code?: string }).code}`),
+      ),
+    ).toBe(true);
     expect(o.waiting()).toBe(6);
     expect(o.peek(10).map((m) => m.seq)).toEqual([1]); // only what is on the card goes out
     expect(o.durable((sql) => sql.all<{ seq: number }>('SELECT seq FROM main.messages')).map((r) => r.seq)).toEqual([1]);
