@@ -520,6 +520,8 @@ export class Outbox {
       exec: (text) => void ram.exec(text),
     };
     writeLocalMeta(sql, this.session, 'ram');
+    // The card holds every message now (the copy was just made from it): all of them may go out.
+    this.syncedNext = (ram.prepare("SELECT value FROM counters WHERE name = 'next_seq'").get() as { value: number }).value;
     this.#ram = ram;
     this.#db = ram;
     this.cache.clear();

@@ -554,6 +554,26 @@ describe('strict mode (syncEveryAppend) on a card that fills up', () => {
   });
 });
 
+describe('strict mode across a long backlog', () => {
+  it('what was appended on the card while the backlog was long goes out at once when the outbox is back in RAM', () => {
+    const dir = tempDir();
+    const o = open(join(dir, 'card', 'o.sqlite'), {
+      stagingFile: join(dir, 'ram', 'o.sqlite'),
+      syncEveryAppend: true,
+      stagingMaxWaiting: 10,
+    });
+    for (let i = 1; i <= 11; i++) expect(o.append(`m${i}`).syncError).toBeNull();
+    expect(o.staged).toBe(false); // 11 waiting > 10: on the card, every append durable at once
+    expect(o.append('m12').seq).toBe(12);
+    for (const m of o.peek(11)) o.markDelivered(m.seq);
+    o.sync(); // 1 waiting: back in RAM
+    expect(o.staged).toBe(true);
+    expect(o.peek(10).map((m) => m.seq)).toEqual([12]);
+    expect(o.append('m13').syncError).toBeNull();
+    expect(o.peek(10).map((m) => m.seq)).toEqual([12, 13]);
+  });
+});
+
 describe('outbox staged in RAM: a long backlog', () => {
   it('kill -9 while it works on the card (the backlog outgrew RAM): the card knows the next number, no gap', async () => {
     const dir = tempDir();
