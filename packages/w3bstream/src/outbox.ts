@@ -729,21 +729,29 @@ export class Outbox {
   restore(messages: ReadonlyArray<{ seq: number; body: string; createdAtMs: number }>): number {
     return this.transaction((sql) => {
       let restored = 0;
+      // Numbers below this were counted as skipped when this database was opened behind the floor.
+      const nextBefore = this.stmts.counter.get('next_seq')!.value;
+      let refilled = 0;
       const measured = Math.round(this.measuredNowMs());
       for (const m of messages) {
         if (!Number.isSafeInteger(m.seq) || m.seq < 1) continue;
-        restored += sql.run(
+        const inserted = sql.run(
           'INSERT OR IGNORE INTO messages (seq, body, created_ms, created_measured_ms) VALUES (?, ?, ?, ?)',
           m.seq,
           m.body,
           Math.round(m.createdAtMs),
           measured,
         ).changes;
+        restored += inserted;
+        if (inserted > 0 && m.seq < nextBefore) refilled++;
         if (m.seq >= this.stmts.counter.get('next_seq')!.value) {
           this.reserve(m.seq + 1);
           this.stmts.set.run(m.seq + 1, 'next_seq');
         }
       }
+      // A salvaged message is stored in this database again: its number is no longer a hole.
+      this.stmts.bump.run(restored, 'appended');
+      this.stmts.set.run(Math.max(0, this.stmts.counter.get('skipped')!.value - refilled), 'skipped');
       this.stmts.set.run(this.stmts.count.get()!.n, 'waiting');
       this.fullSync = true;
       return restored;

@@ -271,6 +271,22 @@ describe('durable outbox', () => {
     expect(h.openReport.seqRaised).toEqual({ from: 2, to: 12, reason: 'unclean-stop' });
   });
 
+  it('salvaged messages put back under their own numbers are no longer counted as skipped', () => {
+    const dir = tempDir();
+    const file = join(dir, 'o.sqlite');
+    const floor = join(dir, 'floor.json');
+    const a = Outbox.open(file, { sequenceFloorFile: floor });
+    for (let i = 1; i <= 5; i++) a.append(`m${i}`);
+    const salvaged = a.peek(10).filter((m) => m.seq >= 2 && m.seq <= 4);
+    a.close();
+    rmSync(file); // damaged and moved aside, as `power-meter outbox salvage` does
+    rmSync(`${file}-wal`, { force: true });
+    const b = open(file, { sequenceFloorFile: floor });
+    expect(b.stats()).toMatchObject({ nextSeq: 6, appended: 0, skipped: 5 });
+    expect(b.restore(salvaged)).toBe(3);
+    expect(b.stats()).toMatchObject({ nextSeq: 6, appended: 3, skipped: 2, waiting: 3 });
+  });
+
   it('refuses a database written by a newer release, and leaves it as it is', () => {
     const file = join(tempDir(), 'o.sqlite');
     Outbox.open(file).close();
