@@ -1,5 +1,5 @@
-import { closeSync, mkdirSync, openSync, statSync, unlinkSync, type Stats } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
+import { accessSync, constants, mkdirSync, statSync, type Stats } from 'node:fs';
+import { dirname, resolve } from 'node:path';
 import { EXIT, type ExitStatus } from '@power-meter/meter-files';
 
 /**
@@ -64,11 +64,11 @@ export function prepareDataDir(dir: string): void {
       throw describe(err, abs) ?? err;
     }
   }
-  // Writable by this user on a writable file system: an empty file, created and removed.
-  const probe = join(abs, `.write-check-${process.pid}`);
+  // Writable by this user on a writable file system (access(2) answers EROFS for a read-only
+  // mount, EACCES for the permission bits), without touching the directory: a start changes
+  // nothing there that it does not need to.
   try {
-    closeSync(openSync(probe, 'wx', 0o600));
-    unlinkSync(probe);
+    accessSync(abs, constants.W_OK | constants.X_OK);
   } catch (err) {
     throw describe(err, abs) ?? err;
   }
