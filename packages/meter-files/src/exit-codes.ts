@@ -9,7 +9,10 @@ export const EXIT = {
   ok: 0,
   /** Anything unexpected, or a component that stopped for good: systemd restarts the program. */
   failure: 1,
-  /** An invalid setting (the message names it): a restart cannot fix it. */
+  /**
+   * An invalid setting (the message names it), or hardware that contradicts a setting (a chip
+   * whose ID registers name another chip than `--sensor`): a restart cannot fix either.
+   */
   badSettings: 2,
   /** Stored data that cannot be used as is (a damaged outbox, a damaged or exposed key): a restart cannot fix it. */
   corruptData: 3,
@@ -35,7 +38,12 @@ export const EXIT_STATUSES: readonly ExitStatusInfo[] = [
     restarted: true,
     meaning: 'anything unexpected, or a part that stopped for good: systemd restarts the program',
   },
-  { status: EXIT.badSettings, restarted: false, meaning: 'an invalid setting (the message names it, the value and what is allowed)' },
+  {
+    status: EXIT.badSettings,
+    restarted: false,
+    meaning:
+      'an invalid setting (the message names it, the value and what is allowed), or a chip that is not the one `--sensor` names (the message names the chip that answered)',
+  },
   {
     status: EXIT.corruptData,
     restarted: false,

@@ -150,17 +150,17 @@ export class MeterStore {
   }
 
   /**
-   * Stores a signed reading and counts its window, atomically: `sign` gets the reading's sequence
-   * number inside the transaction (the extended reading signs it), so a window is numbered,
+   * Stores a signed reading and counts its window, atomically: a `body` function gets the reading's
+   * sequence number inside the transaction (a task's nonce, the extended reading's seq), so a window is numbered,
    * signed, stored and counted together or not at all (Outbox.append). Returns what `append` did
    * and whether the window's increments were finite (false: counted as 0, log it).
    */
   storeReading(
-    sign: (seq: number) => string,
+    body: string | ((seq: number) => string),
     window: { energyWh: number; rewards: number; avgPowerW: number },
   ): AppendResult & { counted: boolean } {
     let counted = true;
-    const r = this.outbox.append(sign, {
+    const r = this.outbox.append(body, {
       inTransaction: (_seq, sql) => {
         counted = this.addWindow(sql, window.energyWh, window.rewards, window.avgPowerW);
       },
@@ -185,8 +185,8 @@ export class MeterStore {
   }
 
   /** Moves a held reading into the outbox (signed with its number and re-anchored timestamp), atomically. */
-  release(id: number, sign: (seq: number) => string): AppendResult {
-    return this.outbox.append(sign, { inTransaction: (_seq, sql) => void sql.run('DELETE FROM held WHERE id = ?', id) });
+  release(id: number, body: string | ((seq: number) => string)): AppendResult {
+    return this.outbox.append(body, { inTransaction: (_seq, sql) => void sql.run('DELETE FROM held WHERE id = ?', id) });
   }
 
   /** A held reading from an earlier boot cannot be re-anchored: drop it, counted. */

@@ -71,11 +71,30 @@ export function timestampFor(timestampMs: number, unit: TimestampUnit = 's'): nu
 }
 
 /**
- * `{"sensor_reading":<float>,"timestamp":<int>}`: compact, keys in this order, no whitespace; with
- * `extras`, `,"seq":<int>,"energy_wh":<float>` before the closing brace.
+ * Members a wire profile adds after the two the applets read, in this order (e.g. the
+ * calibration id): names of `[a-z_]` only, string values JSON-encoded.
  */
-export function dataText(powerW: number, timestampMs: number, unit: TimestampUnit = 's', extras?: ReadingExtras): string {
-  return `{"sensor_reading":${formatSensorReading(powerW)},"timestamp":${timestampFor(timestampMs, unit)}${extras === undefined ? '' : extrasText(extras)}}`;
+export type ExtraDataMembers = ReadonlyArray<readonly [name: string, value: string]>;
+
+/**
+ * `{"sensor_reading":<float>,"timestamp":<int>}`: compact, keys in this order, no whitespace;
+ * the extended reading's `,"seq":<int>,"energy_wh":<float>` (`extras`) and then the `extra`
+ * members follow `timestamp` (verifiers and the applets read the first two by name).
+ */
+export function dataText(
+  powerW: number,
+  timestampMs: number,
+  unit: TimestampUnit = 's',
+  extra: ExtraDataMembers = [],
+  extras?: ReadingExtras,
+): string {
+  let tail = extras === undefined ? '' : extrasText(extras);
+  for (const [name, value] of extra) {
+    if (!/^[a-z_]{1,32}$/.test(name) || ['sensor_reading', 'timestamp', 'seq', 'energy_wh'].includes(name))
+      throw new ReadingError(`data member name ${JSON.stringify(name)} is not allowed`);
+    tail += `,"${name}":${JSON.stringify(value)}`;
+  }
+  return `{"sensor_reading":${formatSensorReading(powerW)},"timestamp":${timestampFor(timestampMs, unit)}${tail}}`;
 }
 
 /** A reading to sign: the window's mean power and end time, and for the extended form its number and the energy total. */
@@ -107,6 +126,8 @@ export const PUBLIC_KEY_FIELDS: readonly PublicKeyField[] = ['address', 'key'];
 
 export interface BuildOptions {
   timestampUnit?: TimestampUnit;
+  /** Members after `timestamp` inside the signed data (a wire profile's additions). */
+  extraData?: ExtraDataMembers;
   signatureEncoding?: SignatureEncoding;
   /** Default `key` (this library's original form); the meter's own default is `address`. */
   publicKeyField?: PublicKeyField;
@@ -118,7 +139,7 @@ export function publicKeyFieldValue(signer: Signer, field: PublicKeyField): stri
 }
 
 export function buildMessage(signer: Signer, reading: Reading, opts: BuildOptions = {}): SignedMessage {
-  const text = dataText(reading.powerW, reading.timestampMs, opts.timestampUnit ?? 's', reading.extras);
+  const text = dataText(reading.powerW, reading.timestampMs, opts.timestampUnit ?? 's', opts.extraData, reading.extras);
   const signature = signer.sign(text, opts.signatureEncoding ?? 'raw');
   const publicKey = publicKeyFieldValue(signer, opts.publicKeyField ?? 'key');
   return { body: `{"data":${text},"signature":"${signature}","public_key":"${publicKey}"}`, dataText: text, signature };
