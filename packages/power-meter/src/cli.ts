@@ -74,6 +74,7 @@ import {
 import { moduleFor, openMeterKey } from './key/meter-key.js';
 import { TokenKeyError, describeTokenFault } from './key/token-key.js';
 import { salvageOutbox } from './salvage.js';
+import { dataDirFault, prepareDataDir } from './data-dir.js';
 import { describeGroup, discardBacklog, exportBacklog, resignBacklog, summarizeBacklog } from './backlog.js';
 import { libraryLog } from './service/library-log.js';
 import { startSummary } from './service/summary.js';
@@ -370,10 +371,15 @@ withSettings(program.command('run', { isDefault: true }).description('run the me
         err instanceof SignerMismatchError
       )
         return fail(err.message, EXIT.badSettings);
-      if (err instanceof OutboxLockedError || err instanceof IdentityError) return fail(err.message);
+      // A damaged key, or one with the wrong owner or permissions: restarting cannot fix it.
+      if (err instanceof IdentityError) return fail(`${err.message}; then start the meter again`, EXIT.corruptData);
+      if (err instanceof OutboxLockedError) return fail(err.message);
       if (err instanceof RuntimeDirError) return fail(err.message, EXIT.badSettings);
-      // The token cannot be used and this meter has never seen its key: no device address to measure under.
+      // The token cannot be used and this meter has never seen its key: no device address to
+      // measure under. A setting to fix (URI, module, PIN, the key not created yet), so exit 2.
       if (err instanceof TokenError || err instanceof TokenKeyError) return fail(tokenFailure(err), EXIT.badSettings);
+      const fault = dataDirFault(err, s.dataDir);
+      if (fault !== null) return fail(fault.message, fault.status);
       throw err;
     }
     const outputs = await startOutputs(meter, s, log, outputFiles);
@@ -420,6 +426,7 @@ withSettings(
     const s = settingsFrom(flags);
     let key: Awaited<ReturnType<typeof openMeterKey>>;
     try {
+      prepareDataDir(s.dataDir);
       key = await openMeterKey(s, {
         log,
         // A fault is the failure below, said once.
@@ -439,7 +446,10 @@ withSettings(
           );
         return fail(tokenFailure(err), EXIT.badSettings);
       }
-      return fail(err instanceof Error ? err.message : String(err));
+      // A damaged key file, or one other users can read: restarting cannot fix it.
+      if (err instanceof IdentityError) return fail(err.message, EXIT.corruptData);
+      const fault = dataDirFault(err, s.dataDir);
+      return fail(fault?.message ?? (err instanceof Error ? err.message : String(err)), fault?.status ?? EXIT.failure);
     }
     const ks = key.status();
     if (ks.state === 'fault') {

@@ -36,6 +36,8 @@ import {
   isCorruptionError,
   loadOrCreateIdentity,
   timestampFor,
+  type AppendResult,
+  type SeqGapReason,
 } from '@power-meter/w3bstream';
 import { activeCalibration, readCalibration } from './calibration/store.js';
 import { BalanceReader, safeRpcUrl, type ChainBalance } from './chain/balance.js';
@@ -45,6 +47,7 @@ import { notifyObservers, type MeterObserver } from './observer.js';
 import { sensorChip, type BackendSettings } from './settings.js';
 import { sensorErrorHint } from './hints.js';
 import { resolveRuntimeDir } from './runtime-dir.js';
+import { prepareDataDir } from './data-dir.js';
 import { StateWriter, buildState } from './state-writer.js';
 import { METER_SCHEMA, MeterStore } from './store.js';
 import {
@@ -184,6 +187,11 @@ export class Meter {
   private writeRequested = false;
   private writing: Promise<void> | null = null;
   private syncError: string | null = null;
+  /**
+   * Strict mode: readings stored while the card could not be written, not yet handed to the
+   * outputs (MQTT `reading`): they go out with the sync that puts them on the card.
+   */
+  private unsyncedReadings: string[] = [];
   /** The RAM directory (runtime-dir.ts); the data directory itself when RAM is off. */
   readonly runtimeDir: string;
   private readonly boot: string;
@@ -207,34 +215,18 @@ export class Meter {
     tokenKey?: MeterKey,
   ) {
     const s = opts.settings;
-    mkdirSync(s.dataDir, { recursive: true });
     this.runtimeDir = resolveRuntimeDir(s.runtimeDir, s.dataDir);
     // Group-readable like the data directory (the display reads state.json through the links).
     mkdirSync(this.runtimeDir, { recursive: true, mode: 0o750 });
     checkRuntimeDir(this.runtimeDir);
-    // Lock first: a second instance must fail before touching anything.
-    const paths = outboxPaths(s.dataDir);
-    this.outbox = Outbox.open(paths.outbox, {
-      maxCount: s.outboxMaxCount,
-      maxAgeMs: s.outboxMaxAgeDays * 86_400_000,
-      sequenceFloorFile: paths.floor,
-      sequenceBlock: SEQUENCE_BLOCK,
-      schemas: [METER_SCHEMA],
-      // No RAM directory: every commit goes to the card. Strict mode (0): the RAM copy is synced
-      // at every reading, so each is on the card before it is sent.
-      stagingFile: stagingFileFor(s),
-      syncEveryAppend: s.syncIntervalS === 0,
-    });
     try {
-      this.identity = tokenKey ?? fileKey(loadOrCreateIdentity(paths.identityDir, { curve: identityCurveFor(s) }));
-      checkTransport(s, this.identity, backlogGroups(this.outbox));
-      checkBacklogSigner(this.identity, this.outbox.peek(1)[0], this.outbox.waiting());
-      this.store = new MeterStore(this.outbox);
+      ({ outbox: this.outbox, identity: this.identity, store: this.store } = this.openStores(tokenKey));
     } catch (err) {
-      this.outbox.close();
       void tokenKey?.close();
-      // Damage that the open-time check did not see, met when reading the totals.
-      throw isCorruptionError(err) ? new OutboxCorruptError(paths.outbox, (err as Error).message) : err;
+      // Nothing runs: a RAM directory this program made and left empty goes (exit 2 or 3 must not
+      // leave /dev/shm/power-meter-<id> behind). One holding a RAM copy of the outbox stays.
+      this.removeOwnRuntimeDir();
+      throw err;
     }
     this.writer = new StateWriter(this.runtimeDir);
     const stored = readCalibration(s.dataDir, { chip: sensorChip(s), simulated: s.sensor === 'sim', fullScaleA: s.maxCurrentA });
@@ -318,6 +310,43 @@ export class Meter {
     });
   }
 
+  /**
+   * The outbox (locked first: a second instance must fail before touching anything), the key (the
+   * token's, opened before by `start`, or the key file's), the checks of the backlog against both,
+   * the totals.
+   */
+  private openStores(tokenKey?: MeterKey): { outbox: Outbox; identity: MeterKey; store: MeterStore } {
+    const s = this.opts.settings;
+    const paths = outboxPaths(s.dataDir);
+    const outbox = Outbox.open(paths.outbox, {
+      maxCount: s.outboxMaxCount,
+      maxAgeMs: s.outboxMaxAgeDays * 86_400_000,
+      sequenceFloorFile: paths.floor,
+      sequenceBlock: SEQUENCE_BLOCK,
+      schemas: [METER_SCHEMA],
+      // No RAM directory: every commit goes to the card. Strict mode (0): the RAM copy is synced
+      // at every reading, so each is on the card before it is sent.
+      stagingFile: stagingFileFor(s),
+      syncEveryAppend: s.syncIntervalS === 0,
+    });
+    try {
+      const identity = tokenKey ?? fileKey(loadOrCreateIdentity(paths.identityDir, { curve: identityCurveFor(s) }));
+      checkTransport(s, identity, backlogGroups(outbox));
+      checkBacklogSigner(identity, outbox.peek(1)[0], outbox.waiting());
+      return { outbox, identity, store: new MeterStore(outbox) };
+    } catch (err) {
+      outbox.close();
+      // Damage that the open-time check did not see, met when reading the totals.
+      throw isCorruptionError(err) ? new OutboxCorruptError(paths.outbox, (err as Error).message) : err;
+    }
+  }
+
+  /** The RAM directory goes when this program chose it (not systemd, not the user) and it is empty. */
+  private removeOwnRuntimeDir(): void {
+    const s = this.opts.settings;
+    if (s.runtimeDir === '' && !process.env.RUNTIME_DIRECTORY && this.runtimeDir !== resolve(s.dataDir)) rmdirIfEmpty(this.runtimeDir);
+  }
+
   /** Adds an output (MQTT, metrics): see observer.ts. */
   observe(o: MeterObserver): void {
     this.observers.push(o);
@@ -332,6 +361,9 @@ export class Meter {
 
   static async start(opts: MeterOptions): Promise<Meter> {
     const s = opts.settings;
+    // The data directory is checked (exit 4) before anything is written into it, the token's
+    // remembered public key and PIN guard (identity/) included.
+    prepareDataDir(s.dataDir);
     // A key in a token is opened first (asynchronously); a token that cannot be used now is a fault
     // the meter measures through, unless this meter has never seen its key (no device address yet).
     const tokenKey =
@@ -359,10 +391,12 @@ export class Meter {
     if (removed.length > 0) log(`removed ${removed.length} leftover temporary file(s) from an earlier run`);
     const report = this.outbox.openReport;
     if (report.created) log(`outbox ${this.outbox.file} is new (first start, or it was deleted or emptied)`);
-    if (report.seqRaised)
-      log(
-        `outbox was behind the sequence floor (deleted, emptied or an older copy): numbering continues at ${report.seqRaised.to}, not ${report.seqRaised.from}, so no eventID names two readings`,
+    if (report.seqRaised) {
+      const { from, to, reason } = report.seqRaised;
+      this.warn(
+        `sequence numbers ${from} to ${to - 1} skipped (${to - from}; counted in state.json publishing.skipped): ${GAP_REASONS[reason]}; numbering continues at ${to}, so no eventID names two readings`,
       );
+    }
     for (const r of this.store.repairs) log(`outbox repaired: ${r.field} set to ${r.to}: ${r.why}`);
     // Totals never go back: the last published state is the floor for them.
     const last = await readState(s.dataDir);
@@ -431,6 +465,8 @@ export class Meter {
         // Every 5 s while readings wait for it, every minute once trusted: with chrony or ntpd
         // a probe runs timedatectl, a process per probe.
         if (!this.canTimestamp() || performance.now() - this.lastClockProbeMs >= 60_000) void this.refreshClock();
+        // Strict mode syncs with each reading; after a failed one, try again even without readings.
+        if (s.syncIntervalS === 0 && this.syncError !== null) this.sync();
         this.refreshPower();
       }, 5000),
     );
@@ -452,24 +488,39 @@ export class Meter {
 
   /** The sync point: the outbox's RAM copy to the card. A failure is retried at the next one. */
   private sync(): void {
+    let error: unknown = null;
     try {
       this.outbox.sync();
-      this.syncError = null;
       this.logStaging();
     } catch (err) {
-      if (isCorruptionError(err)) {
-        this.opts.onFatal?.(new OutboxCorruptError(this.outbox.file, (err as Error).message));
-        return;
-      }
-      const msg = err instanceof Error ? err.message : String(err);
-      if (msg !== this.syncError)
-        this.warn(
-          `cannot write the outbox to ${this.opts.settings.dataDir} (${msg}): readings are kept in ${this.runtimeDir} and written at the next sync; free disk space there`,
-        );
-      this.syncError = msg;
+      error = err;
     }
+    this.syncDone(error);
     // The totals shown are the synced ones (they never go back, even after a power cut).
     this.scheduleWrite();
+  }
+
+  /** After a sync (the timer's, or strict mode's after each reading): one line per new problem, one when it is over. */
+  private syncDone(err: unknown): void {
+    if (err === null) {
+      if (this.syncError !== null) this.opts.log(`the outbox reaches ${this.opts.settings.dataDir} again`);
+      this.syncError = null;
+      // Strict mode: readings now on the card go to the outputs, in order.
+      for (const body of this.unsyncedReadings.splice(0)) notifyObservers(this.observers, (o) => o.onReading?.(body), this.opts.log);
+      return;
+    }
+    if (isCorruptionError(err)) {
+      this.opts.onFatal?.(new OutboxCorruptError(this.outbox.file, (err as Error).message));
+      return;
+    }
+    const msg = err instanceof Error ? err.message : String(err);
+    if (msg !== this.syncError)
+      this.warn(
+        this.opts.settings.syncIntervalS === 0
+          ? `cannot write the outbox to ${this.opts.settings.dataDir} (${msg}): readings are stored in ${this.runtimeDir}, counted once, and sent once they are on the card (strict mode); free disk space there`
+          : `cannot write the outbox to ${this.opts.settings.dataDir} (${msg}): readings are kept in ${this.runtimeDir} and written at the next sync; free disk space there`,
+      );
+    this.syncError = msg;
   }
 
   private async openSensor(): Promise<void> {
@@ -618,12 +669,19 @@ export class Meter {
    * In order: readings held earlier (for the clock or the key) are signed first, then the pending
    * windows. While the key cannot sign or the clock is not trusted, pending windows are held in
    * the database (unsigned, counted, bounded), so the order is kept and a restart loses nothing.
+   *
+   * Each step is one commit (Outbox.append, or the hold): up to it, a failure (disk full, SQLite
+   * busy, I/O error) rolls everything back and the window stays where it was, tried again with the
+   * next window; after it, the window has left the queue (or the held table) for good, and what
+   * follows (drops, strict mode's sync result, outputs, logs) runs on its own and can never put
+   * it back, so no window is stored or counted twice.
    */
   private async signLoop(): Promise<void> {
     const s = this.opts.settings;
     for (;;) {
       if (this.stopped || this.signingAbandoned) return;
       const canSign = this.identity.ready() && this.canTimestamp();
+      let committed: (() => void) | null = null;
       try {
         if (canSign) {
           const held = this.store.held(1)[0];
@@ -636,45 +694,48 @@ export class Meter {
               continue;
             }
             const wallMs = held.endWallMs ?? wallTimeOf(held.endMonoMs, { wallMs: Date.now(), monoMs: bootMonotonicMs() });
-            const body = await this.sign({ powerW: held.avgPowerW, timestampMs: this.distinctTimeMs(wallMs) });
+            const reading = { powerW: held.avgPowerW, timestampMs: this.distinctTimeMs(wallMs) };
+            const body = await this.sign(reading);
             if (body === null) continue; // the key failed: the next turn holds
             if (this.signingAbandoned) return;
-            const out = this.store.release(held.id, body);
-            this.reportDrops(out.dropped);
-            notifyObservers(this.observers, (o) => o.onReading?.(out.body), this.opts.log);
-            this.released[held.endWallMs === null ? 'clock' : 'key']++;
-            if (this.store.held(1).length === 0) {
-              const { clock, key } = this.released;
-              this.opts.log(
-                `released ${clock + key} held reading(s)${clock > 0 ? ' with re-anchored timestamps' : ''}${key > 0 ? `, ${key} kept unsigned while the signing key could not sign` : ''}`,
-              );
-              this.released = { clock: 0, key: 0 };
-            }
-            this.scheduleWrite();
-            continue;
+            const stored = this.store.release(held.id, body);
+            // Stored: only now does the timestamp count as taken (a failed store is signed again with it).
+            this.signedAt(reading.timestampMs);
+            committed = () => this.afterRelease(held.endWallMs === null ? 'clock' : 'key', stored);
           }
         }
-        const r = this.pending[0];
-        if (r === undefined) return;
-        if (!canSign) {
-          this.hold(r);
-          this.pending.shift();
-          this.scheduleWrite();
-          continue;
+        if (committed === null) {
+          const r = this.pending[0];
+          if (r === undefined) return;
+          if (!canSign) {
+            const held = this.store.holdReading(
+              { bootId: this.boot, endMonoMs: r.endMonoMs, avgPowerW: r.avgPowerW, endWallMs: r.endWallMs },
+              { energyWh: r.energyWh, rewards: r.rewards },
+              s.outboxMaxCount,
+            );
+            this.pending.shift();
+            committed = () => this.afterHold(r, held);
+          } else {
+            const wallMs = r.endWallMs ?? wallTimeOf(r.endMonoMs, { wallMs: Date.now(), monoMs: bootMonotonicMs() });
+            const reading = { powerW: r.avgPowerW, timestampMs: this.distinctTimeMs(wallMs) };
+            const body = await this.sign(reading);
+            if (body === null) continue;
+            if (this.signingAbandoned) return;
+            const stored = this.store.storeReading(body, { energyWh: r.energyWh, rewards: r.rewards, avgPowerW: r.avgPowerW });
+            this.pending.shift();
+            this.signedAt(reading.timestampMs);
+            committed = () => {
+              if (!stored.counted)
+                this.opts.log(
+                  `window energy ${r.energyWh} Wh / rewards ${r.rewards} is not a finite amount: counted as 0 (totals stay finite)`,
+                );
+              this.afterAppend(stored);
+            };
+          }
         }
-        const wallMs = r.endWallMs ?? wallTimeOf(r.endMonoMs, { wallMs: Date.now(), monoMs: bootMonotonicMs() });
-        const body = await this.sign({ powerW: r.avgPowerW, timestampMs: this.distinctTimeMs(wallMs) });
-        if (body === null) continue;
-        if (this.signingAbandoned) return;
-        const stored = this.store.storeReading(body, { energyWh: r.energyWh, rewards: r.rewards, avgPowerW: r.avgPowerW });
-        this.pending.shift();
         this.storeError = null;
-        if (!stored.counted)
-          this.opts.log(`window energy ${r.energyWh} Wh / rewards ${r.rewards} is not a finite amount: counted as 0 (totals stay finite)`);
-        this.reportDrops(stored.dropped);
-        notifyObservers(this.observers, (o) => o.onReading?.(stored.body), this.opts.log);
-        this.scheduleWrite();
       } catch (err) {
+        // Nothing of this step was committed (the transaction rolled back): it is tried again.
         if (isCorruptionError(err)) {
           this.opts.onFatal?.(new OutboxCorruptError(this.outbox.file, (err as Error).message));
           return;
@@ -687,36 +748,57 @@ export class Meter {
         this.storeError = msg;
         return;
       }
+      try {
+        committed();
+      } catch (err) {
+        this.warn(`after storing a reading: ${err instanceof Error ? err.message : String(err)}`);
+      }
+      this.scheduleWrite();
     }
   }
 
   /** Signs through the key; null when the key failed (it is then in its fault state and says so). */
   private async sign(reading: { powerW: number; timestampMs: number }): Promise<string | ((seq: number) => string) | null> {
     try {
-      return await signReadingWith(this.opts.settings, this.identity, reading, this.readingExtras(), () => this.outbox.stats().nextSeq);
+      return await signReadingWith(
+        this.opts.settings,
+        this.identity,
+        reading,
+        this.readingExtras(),
+        () => this.outbox.stats().nextSeq,
+        // The extended reading's energy total: the one on the card, which never goes back.
+        this.signedEnergyWh(),
+      );
     } catch (err) {
       if (this.identity.source === 'file') throw err;
       return null;
     }
   }
 
+  /** A held reading was signed and stored: as a new one, plus the "released" line once none is left. */
+  private afterRelease(waitedFor: 'clock' | 'key', stored: AppendResult): void {
+    this.afterAppend(stored);
+    this.released[waitedFor]++;
+    if (this.store.held(1).length === 0) {
+      const { clock, key } = this.released;
+      this.opts.log(
+        `released ${clock + key} held reading(s)${clock > 0 ? ' with re-anchored timestamps' : ''}${key > 0 ? `, ${key} kept unsigned while the signing key could not sign` : ''}`,
+      );
+      this.released = { clock: 0, key: 0 };
+    }
+  }
+
   /**
-   * Keeps a window unsigned in the database (its energy and rewards counted now, once). Bounded by
-   * `--outbox-max-count`: past it the oldest held reading is dropped and counted (publishing.dropped).
+   * A window kept unsigned in the database (its energy and rewards counted, once), bounded by
+   * `--outbox-max-count`: past it the oldest held reading was dropped and counted
+   * (publishing.dropped) in the same transaction (MeterStore.holdReading).
    */
-  private hold(r: PendingReading): void {
-    if (this.store.heldCount() >= this.opts.settings.outboxMaxCount) {
-      this.store.dropOldestHeld();
+  private afterHold(r: PendingReading, held: { counted: boolean; droppedOldest: boolean }): void {
+    if (held.droppedOldest)
       this.warn(
         `more than ${this.opts.settings.outboxMaxCount} readings held unsigned (--outbox-max-count): dropped the oldest (counted in publishing.dropped)`,
       );
-    }
-    if (
-      !this.store.holdReading(
-        { bootId: this.boot, endMonoMs: r.endMonoMs, avgPowerW: r.avgPowerW, endWallMs: r.endWallMs },
-        { energyWh: r.energyWh, rewards: r.rewards },
-      )
-    )
+    if (!held.counted)
       this.opts.log(`window energy ${r.energyWh} Wh / rewards ${r.rewards} is not a finite amount: counted as 0 (totals stay finite)`);
     const counts = this.store.heldCounts();
     if (r.endWallMs === null) this.opts.log(`reading held until the clock is synchronised (${this.clock.reason}); held=${counts.clock}`);
@@ -724,6 +806,29 @@ export class Meter {
       this.opts.log(
         `reading held unsigned until the signing key is back (${this.identity.status().reason ?? 'key not ready'}); unsigned=${counts.key}`,
       );
+    // Strict mode: the held window's energy reaches the card now, as a stored reading's does.
+    if (this.opts.settings.syncIntervalS === 0) this.sync();
+  }
+
+  /** A reading is in the outbox: drops, strict mode's sync result, the outputs. */
+  private afterAppend(stored: AppendResult): void {
+    this.reportDrops(stored.dropped);
+    if (this.opts.settings.syncIntervalS === 0) {
+      this.syncDone(stored.syncError);
+      // Not on the card yet: the outputs get it with the sync that puts it there.
+      if (stored.syncError !== null) {
+        this.unsyncedReadings.push(stored.body);
+        return;
+      }
+    }
+    notifyObservers(this.observers, (o) => o.onReading?.(stored.body), this.opts.log);
+  }
+
+  /** The energy total an extended reading signs: the card's (the last sync), so it never decreases. */
+  private signedEnergyWh(): number {
+    return this.opts.settings.signedFields === 'extended'
+      ? (this.outbox.staged ? this.store.syncedTotals() : this.store.totals()).energyWh
+      : 0;
   }
 
   /** What the wire profile adds to the signed data: the calibration id with --reading-calibration-id. */
@@ -744,15 +849,20 @@ export class Meter {
    * signatures) that an applet could not tell from a resend. So the timestamp sent, in its unit,
    * always goes up: a reading whose second (or ms) was taken by the previous one gets the next
    * one. The shift is under one unit, within the timestamp's own rounding (docs/w3bstream.md
-   * section 2, "Decision").
+   * section 2, "Decision"). Only a stored reading takes its timestamp (`signedAt`): a window that
+   * could not be stored and is tried again must not push the ones behind it into the future.
    */
   private distinctTimeMs(wallMs: number): number {
     const unit = this.opts.settings.timestampUnit;
     const perUnit = unit === 's' ? 1000 : 1;
     let ts = timestampFor(wallMs, unit);
     if (ts <= this.lastSignedTs) ts = this.lastSignedTs + 1;
-    this.lastSignedTs = ts;
     return Math.max(wallMs, ts * perUnit);
+  }
+
+  /** A reading with this time (from `distinctTimeMs`) was stored: the next one must be later. */
+  private signedAt(timestampMs: number): void {
+    this.lastSignedTs = Math.max(this.lastSignedTs, timestampFor(timestampMs, this.opts.settings.timestampUnit));
   }
 
   /** The outbox is bounded: dropping the oldest is counted (state.json) and logged, never silent. */
@@ -841,6 +951,7 @@ export class Meter {
         held: held.clock,
         rejected: pub.rejected,
         lastRejection: this.lastRejection,
+        skipped: this.outbox.stats().skipped,
         ...(s.transport === 'w3bstream-v2' ? { lastTaskId: pub.lastTaskId } : {}),
         ...(this.tasks === null ? {} : { task: this.taskState() }),
       },
@@ -896,10 +1007,21 @@ export class Meter {
     if (this.signing !== null) await Promise.race([this.signing, new Promise((r) => setTimeout(r, 1000))]);
     this.signingAbandoned = true;
     for (const r of this.pending.splice(0)) {
+      let held: { counted: boolean; droppedOldest: boolean };
       try {
-        this.hold(r);
+        held = this.store.holdReading(
+          { bootId: this.boot, endMonoMs: r.endMonoMs, avgPowerW: r.avgPowerW, endWallMs: r.endWallMs },
+          { energyWh: r.energyWh, rewards: r.rewards },
+          this.opts.settings.outboxMaxCount,
+        );
       } catch (err) {
         this.warn(`cannot keep a window at stop (${err instanceof Error ? err.message : String(err)}): it is lost`);
+        continue;
+      }
+      try {
+        this.afterHold(r, held);
+      } catch (err) {
+        this.warn(`after keeping a window at stop: ${err instanceof Error ? err.message : String(err)}`);
       }
     }
   }
@@ -929,12 +1051,22 @@ export class Meter {
     try {
       this.writer.materialize(s.dataDir);
       // The directory this program chose (not systemd's, not the user's) goes too, when empty.
-      if (s.runtimeDir === '' && !process.env.RUNTIME_DIRECTORY && this.runtimeDir !== resolve(s.dataDir)) rmdirIfEmpty(this.runtimeDir);
+      this.removeOwnRuntimeDir();
     } catch (err) {
       this.warn(`cannot move the state files back into ${s.dataDir}: ${err instanceof Error ? err.message : String(err)}`);
     }
   }
 }
+
+/** The log's words for a gap in the numbering (Outbox openReport.seqRaised). */
+const GAP_REASONS: Record<SeqGapReason, string> = {
+  'ram-copy-lost':
+    'the RAM copy of the outbox was lost (a power cut, or the machine stopped without stopping the meter): the readings it stored after the last sync to the card are lost with their numbers, and the rest of the reserved block was never used',
+  'outbox-new': 'the outbox is new (deleted or emptied) while the key stayed: its readings are lost',
+  'outbox-older': 'the outbox is older than the numbers used before the last stop (an older copy): the readings of the newer one are lost',
+  'unclean-stop':
+    'the meter did not stop cleanly and the outbox cannot show that it holds the last number used (an older copy, or a start stopped while opening the outbox)',
+};
 
 function rmdirIfEmpty(dir: string): void {
   try {

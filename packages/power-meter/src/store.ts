@@ -1,4 +1,4 @@
-import type { Outbox, OutboxSql, SchemaExtension } from '@power-meter/w3bstream';
+import type { AppendResult, Outbox, OutboxSql, SchemaExtension } from '@power-meter/w3bstream';
 
 /**
  * The meter's own durable state, in the outbox database so that it changes in the same SQLite
@@ -150,14 +150,6 @@ export class MeterStore {
     return { clock: r.clock ?? 0, key: r.key ?? 0 };
   }
 
-  /** The bound on held readings was reached: the oldest goes, counted like the outbox's drops. */
-  dropOldestHeld(): void {
-    this.outbox.transaction((sql) => {
-      sql.run('DELETE FROM held WHERE id = (SELECT MIN(id) FROM held)');
-      sql.run('UPDATE meter_totals SET held_dropped = held_dropped + 1 WHERE id = 1');
-    });
-  }
-
   /** Adds a window; a non-finite or negative increment counts as 0 (then it returns false). */
   private addWindow(sql: OutboxSql, energyWh: number, rewards: number, avgPowerW: number): boolean {
     const r = sql.get<TotalsRow>('SELECT * FROM meter_totals WHERE id = 1')!;
@@ -176,29 +168,41 @@ export class MeterStore {
   }
 
   /**
-   * Stores a signed reading and counts its window, atomically. Returns the sequence number, the
-   * drops, and whether the window's increments were finite (false: counted as 0, log it).
+   * Stores a signed reading and counts its window, atomically: a `body` function gets the reading's
+   * sequence number inside the transaction (a task's nonce, the extended reading's seq), so a window is numbered,
+   * signed, stored and counted together or not at all (Outbox.append). Returns what `append` did
+   * and whether the window's increments were finite (false: counted as 0, log it).
    */
   storeReading(
     body: string | ((seq: number) => string),
     window: { energyWh: number; rewards: number; avgPowerW: number },
-  ): { seq: number; dropped: number; counted: boolean; body: string } {
+  ): AppendResult & { counted: boolean } {
     let counted = true;
-    let stored = typeof body === 'string' ? body : '';
-    const r = this.outbox.append(typeof body === 'string' ? body : (seq) => (stored = body(seq)), {
+    const r = this.outbox.append(body, {
       inTransaction: (_seq, sql) => {
         counted = this.addWindow(sql, window.energyWh, window.rewards, window.avgPowerW);
       },
     });
-    return { ...r, counted, body: stored };
+    return { ...r, counted };
   }
 
-  /** Holds a reading until the clock is trusted; its window is counted now, once. */
+  /**
+   * Holds a reading until the clock is trusted (or the signing key is back); its window is counted
+   * now, once. At `maxHeld` held readings the oldest goes first, counted like the outbox's drops,
+   * in the same transaction: the bound, the hold and the count change together or not at all.
+   * Returns whether the window's increments were finite, and whether the oldest was dropped.
+   */
   holdReading(
     r: { bootId: string; endMonoMs: number; avgPowerW: number; endWallMs?: number | null },
     window: { energyWh: number; rewards: number },
-  ): boolean {
+    maxHeld = Number.POSITIVE_INFINITY,
+  ): { counted: boolean; droppedOldest: boolean } {
     return this.outbox.transaction((sql) => {
+      const droppedOldest = sql.get<{ n: number }>('SELECT COUNT(*) AS n FROM held')!.n >= maxHeld;
+      if (droppedOldest) {
+        sql.run('DELETE FROM held WHERE id = (SELECT MIN(id) FROM held)');
+        sql.run('UPDATE meter_totals SET held_dropped = held_dropped + 1 WHERE id = 1');
+      }
       sql.run(
         'INSERT INTO held (boot_id, end_mono_ms, avg_power_w, end_wall_ms) VALUES (?, ?, ?, ?)',
         r.bootId,
@@ -206,7 +210,7 @@ export class MeterStore {
         r.avgPowerW,
         r.endWallMs ?? null,
       );
-      return this.addWindow(sql, window.energyWh, window.rewards, r.avgPowerW);
+      return { counted: this.addWindow(sql, window.energyWh, window.rewards, r.avgPowerW), droppedOldest };
     });
   }
 
@@ -222,13 +226,9 @@ export class MeterStore {
       .map((r) => ({ id: r.id, bootId: r.boot_id, endMonoMs: r.end_mono_ms, avgPowerW: r.avg_power_w, endWallMs: r.end_wall_ms }));
   }
 
-  /** Moves a held reading into the outbox (signed with its re-anchored timestamp, or by `body(seq)`), atomically. */
-  release(id: number, body: string | ((seq: number) => string)): { seq: number; dropped: number; body: string } {
-    let stored = typeof body === 'string' ? body : '';
-    const r = this.outbox.append(typeof body === 'string' ? body : (seq) => (stored = body(seq)), {
-      inTransaction: (_seq, sql) => void sql.run('DELETE FROM held WHERE id = ?', id),
-    });
-    return { ...r, body: stored };
+  /** Moves a held reading into the outbox (signed with its number and re-anchored timestamp), atomically. */
+  release(id: number, body: string | ((seq: number) => string)): AppendResult {
+    return this.outbox.append(body, { inTransaction: (_seq, sql) => void sql.run('DELETE FROM held WHERE id = ?', id) });
   }
 
   /** A held reading from an earlier boot cannot be re-anchored: drop it, counted. */

@@ -15,6 +15,7 @@ import {
   type ExtraDataMembers,
   type Identity,
   type Outbox,
+  type Reading,
   type Transport,
   type TransportName,
   type V2Dialect,
@@ -39,6 +40,7 @@ type TransportSettings = Pick<
   | 'signature'
   | 'timestampUnit'
   | 'publicKeyField'
+  | 'signedFields'
   | 'publishUrl'
   | 'dataDir'
 >;
@@ -216,16 +218,20 @@ export function checkTransport(
 }
 
 /**
- * The signed body for one reading, exactly what is stored and later sent; a task is signed with its
- * sequence number as nonce. `extraData`: what the wire profile adds inside the signed data after the
- * timestamp (the calibration id).
+ * The signed body for one reading, exactly what is stored and later sent, as a function of its
+ * sequence number (called inside the outbox's transaction): a task is signed with it as nonce, and
+ * with `--signed-fields extended` it and `energyWh` (the energy total on the card) go into the
+ * signed data as `seq` and `energy_wh`. `extraData`: what the wire profile adds after those (the
+ * calibration id).
  */
 export function signReading(
   s: TransportSettings,
   identity: Identity,
   reading: { powerW: number; timestampMs: number },
   extraData: ExtraDataMembers = [],
-): string | ((seq: number) => string) {
+  energyWh = 0,
+): (seq: number) => string {
+  const signed = (seq: number): Reading => (s.signedFields === 'extended' ? { ...reading, extras: { seq, energyWh } } : reading);
   if (s.transport === 'w3bstream-v2') {
     if (v2Dialect(s) === 'task') {
       const project = {
@@ -235,29 +241,33 @@ export function signReading(
         timestampUnit: s.timestampUnit,
         extraData,
       };
-      return (seq) => buildReadingTask(identity, seq, reading, project).body;
+      return (seq) => buildReadingTask(identity, seq, signed(seq), project).body;
     }
-    return buildMessageV2(identity, reading, {
-      projectId: s.projectId,
-      projectVersion: s.projectVersion,
+    return (seq) =>
+      buildMessageV2(identity, signed(seq), {
+        projectId: s.projectId,
+        projectVersion: s.projectVersion,
+        timestampUnit: s.timestampUnit,
+        extraData,
+      }).body;
+  }
+  return (seq) =>
+    buildMessage(identity, signed(seq), {
+      signatureEncoding: s.signature,
       timestampUnit: s.timestampUnit,
+      publicKeyField: s.publicKeyField,
       extraData,
     }).body;
-  }
-  return buildMessage(identity, reading, {
-    signatureEncoding: s.signature,
-    timestampUnit: s.timestampUnit,
-    publicKeyField: s.publicKeyField,
-    extraData,
-  }).body;
 }
 
 /**
  * `signReading` through the signing seam, for the meter's key wherever it is. The key file keeps
- * the synchronous path above (a task is signed inside the outbox's transaction with the number it
- * gets). A key in a token signs off the event loop, so a task is signed before it is stored, with
- * the number `nextSeq()` says it will get (the meter's signing loop is the only writer, so it does);
- * the function returned refuses to store it under any other number.
+ * the synchronous path above (signed inside the outbox's transaction with the number it gets). A
+ * key in a token signs off the event loop, so the body is signed before it is stored; when the
+ * number is part of what is signed (a task's nonce, the extended reading's `seq`), it is signed
+ * with the number `nextSeq()` says it will get (the meter's signing loop is the only writer, so it
+ * does), and the function returned refuses to store it under any other number (Outbox.append then
+ * rolls back: nothing numbered, stored or counted). `energyWh`: as for `signReading`.
  */
 export async function signReadingWith(
   s: TransportSettings,
@@ -265,41 +275,50 @@ export async function signReadingWith(
   reading: { powerW: number; timestampMs: number },
   extraData: ExtraDataMembers,
   nextSeq: () => number,
+  energyWh = 0,
 ): Promise<string | ((seq: number) => string)> {
-  if (key.source === 'file') return signReading(s, key.signer as Identity, reading, extraData);
-  if (s.transport === 'w3bstream-v2') {
-    if (v2Dialect(s) === 'task') {
-      const seq = nextSeq();
-      const task = await signReadingTask(key.signer, seq, reading, {
+  if (key.source === 'file') return signReading(s, key.signer as Identity, reading, extraData, energyWh);
+  const task = s.transport === 'w3bstream-v2' && v2Dialect(s) === 'task';
+  const numbered = task || s.signedFields === 'extended';
+  const seq = numbered ? nextSeq() : 0;
+  const signed: Reading = s.signedFields === 'extended' ? { ...reading, extras: { seq, energyWh } } : reading;
+  let body: string;
+  if (task)
+    body = (
+      await signReadingTask(key.signer, seq, signed, {
         projectId: s.projectId,
         projectVersion: s.projectVersion,
         signedKeys: s.signedKeys,
         timestampUnit: s.timestampUnit,
         extraData,
-      });
-      return (got) => {
-        if (got !== seq)
-          throw new Error(`the task was signed for nonce ${seq} but would be stored as ${got}: signed again with the next window`);
-        return task.body;
-      };
-    }
-    return (
-      await signMessageV2(key.signer, reading, {
+      })
+    ).body;
+  else if (s.transport === 'w3bstream-v2')
+    body = (
+      await signMessageV2(key.signer, signed, {
         projectId: s.projectId,
         projectVersion: s.projectVersion,
         timestampUnit: s.timestampUnit,
         extraData,
       })
     ).body;
-  }
-  return (
-    await signMessage(key.signer, reading, {
-      signatureEncoding: s.signature,
-      timestampUnit: s.timestampUnit,
-      publicKeyField: s.publicKeyField,
-      extraData,
-    })
-  ).body;
+  else
+    body = (
+      await signMessage(key.signer, signed, {
+        signatureEncoding: s.signature,
+        timestampUnit: s.timestampUnit,
+        publicKeyField: s.publicKeyField,
+        extraData,
+      })
+    ).body;
+  if (!numbered) return body;
+  return (got) => {
+    if (got !== seq)
+      throw new Error(
+        `the reading was signed for ${task ? 'nonce' : 'seq'} ${seq} but would be stored as ${got}: signed again with the next window`,
+      );
+    return body;
+  };
 }
 
 /** The publisher's transport; undefined = its default, v1 from the token, device and eventType. */

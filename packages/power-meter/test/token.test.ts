@@ -153,7 +153,7 @@ describe('SoftHSM2: the identity is made in the token and the meter signs with i
     expect(p.output()).not.toContain(USER_PIN);
   }, 90_000);
 
-  it('a wrong PIN is tried once, never again on the next starts; measuring goes on, readings wait unsigned in order and are signed once the right PIN is set', async () => {
+  it('a wrong PIN is tried once, never again on the next starts; measuring goes on, readings wait unsigned in order and are signed once the right PIN is set (extended: each with its own number)', async () => {
     const dir = dataDir();
     const good = { ...hsm.env, POWER_METER_PKCS11_PIN: USER_PIN };
     const bad = { ...hsm.env, POWER_METER_PKCS11_PIN: 'not-the-pin' };
@@ -161,16 +161,23 @@ describe('SoftHSM2: the identity is made in the token and the meter signs with i
       cli(['identity', '--data-dir', dir, '--key-uri', 'pkcs11:token=meter;object=pin-key', '--pkcs11-module', hsm.module], good).status,
     ).toBe(0);
     const uri = ['--key-uri', 'pkcs11:token=meter;object=pin-key', '--pkcs11-module', hsm.module];
+    // The extended reading signs the sequence number: a token signs before storing, so it must
+    // sign with the number the outbox then gives the reading (issue 24 with issue 27).
+    const extended = ['--signed-fields', 'extended'];
     const r = await startDevReceiver({ project: 'test', token: TOKEN });
     receivers.push(r);
     const url = r.url;
     const run = (env: Record<string, string>): Proc => {
-      const p = start(BACKEND, ['--sensor', 'sim', '--sim-load', '4', '--window', '1', '--data-dir', dir, '--publish-url', url, ...uri], {
-        W3BSTREAM_PUBLISHER_TOKEN: TOKEN,
-        POWER_METER_RETRY_MAX_MS: '500',
-        POWER_METER_TOKEN_RETRY_MS: '300',
-        ...env,
-      });
+      const p = start(
+        BACKEND,
+        ['--sensor', 'sim', '--sim-load', '4', '--window', '1', '--data-dir', dir, '--publish-url', url, ...uri, ...extended],
+        {
+          W3BSTREAM_PUBLISHER_TOKEN: TOKEN,
+          POWER_METER_RETRY_MAX_MS: '500',
+          POWER_METER_TOKEN_RETRY_MS: '300',
+          ...env,
+        },
+      );
       procs.push(p);
       return p;
     };
@@ -216,6 +223,11 @@ describe('SoftHSM2: the identity is made in the token and the meter signs with i
     expect(seqs).toEqual(seqs.map((_, i) => seqs[0]! + i)); // contiguous numbers, no gap, in order
     const ts = r.received.map((x) => x.timestamp!);
     expect([...ts].sort((a, b) => a - b)).toEqual(ts);
+    // Kept readings and new ones alike: the signed seq is the eventID's, the energy total never goes back.
+    expect(r.received.map((x) => x.signedSeq)).toEqual(seqs);
+    expect(r.received.every((x) => x.reason === null)).toBe(true);
+    const wh = r.received.map((x) => x.energyWh!);
+    expect(wh.every((e, i) => typeof e === 'number' && (i === 0 || e >= wh[i - 1]!))).toBe(true);
     const idj = JSON.parse(
       cli(['identity', '--json', '--data-dir', dir, ...uri], good)
         .out.trim()
@@ -225,6 +237,31 @@ describe('SoftHSM2: the identity is made in the token and the meter signs with i
     checkReadings(r, idj);
     expect((await outboxContents(dir)).waiting).toBe(0);
   }, 150_000);
+
+  it('at a first start (key never seen): an unusable data directory is exit 4 before the token is touched; a token without the key is exit 2; nothing left behind', async () => {
+    const env = { ...hsm.env, POWER_METER_PKCS11_PIN: USER_PIN, W3BSTREAM_PUBLISHER_TOKEN: TOKEN };
+    const args = ['--sensor', 'sim', '--key-uri', 'pkcs11:token=meter;object=never-made', '--pkcs11-module', hsm.module];
+    // A file where the data directory belongs: the data directory's status (4), not the token's.
+    const file = dataDir();
+    writeFileSync(file, 'not a directory');
+    const onFile = start(BACKEND, [...args, '--data-dir', file], env);
+    procs.push(onFile);
+    expect(await onFile.exited).toBe(4);
+    expect(onFile.output()).toContain(`the data directory ${file} is not a directory`);
+    expect(onFile.output()).not.toContain('signing key');
+    // The token is there, the key is not (the daemon never creates one): exit 2 saying so, no restart loop.
+    const dir = dataDir();
+    const runtime = join(dir, '..', 'run');
+    const noKey = start(BACKEND, [...args, '--data-dir', dir, '--runtime-dir', runtime], env);
+    procs.push(noKey);
+    expect(await noKey.exited).toBe(2);
+    expect(noKey.output()).toMatch(/signing key: key not in token: .*power-meter identity --key-uri/);
+    expect(noKey.output()).not.toContain(USER_PIN);
+    // Nothing stored under a device address that does not exist: no outbox, no remembered key, no RAM directory.
+    expect(readdirSync(dir).filter((f) => f !== 'identity')).toEqual([]);
+    expect(existsSync(join(dir, 'identity', 'token-key.json'))).toBe(false);
+    expect(existsSync(runtime)).toBe(false);
+  }, 60_000);
 
   it('moving to a key in the token with readings still waiting: refused with exit 2 (they name the old device), nothing discarded; delivered with the old key first', async () => {
     const dir = dataDir();
@@ -312,7 +349,7 @@ describe('SoftHSM2: the identity is made in the token and the meter signs with i
     expect(pr.out).not.toContain(USER_PIN);
   }, 60_000);
 
-  it('W3bstream 2 (/v1/task) with a secp256k1 key in the token: the node recovers and approves the device for every task (checked with ethers)', async () => {
+  it('W3bstream 2 (/v1/task) with a secp256k1 key in the token: the node recovers and approves the device for every task (checked with ethers); the extended seq is the nonce', async () => {
     const dir = dataDir();
     const env = { ...hsm.env, POWER_METER_PKCS11_PIN: USER_PIN };
     const v2 = ['--transport', 'w3bstream-v2', '--project-id', '9', '--project-version', '0.1', '--timestamp-unit', 'ms'];
@@ -329,7 +366,22 @@ describe('SoftHSM2: the identity is made in the token and the meter signs with i
     receivers.push(r);
     const p = start(
       BACKEND,
-      ['--sensor', 'sim', '--sim-load', '4', '--window', '1', '--data-dir', dir, '--publish-url', r.url, ...k1, ...v2],
+      [
+        '--sensor',
+        'sim',
+        '--sim-load',
+        '4',
+        '--window',
+        '1',
+        '--data-dir',
+        dir,
+        '--publish-url',
+        r.url,
+        ...k1,
+        ...v2,
+        '--signed-fields',
+        'extended',
+      ],
       {
         POWER_METER_RETRY_MAX_MS: '500',
         ...env,
@@ -341,6 +393,8 @@ describe('SoftHSM2: the identity is made in the token and the meter signs with i
     expect(r.url).toMatch(/\/v1\/task$/);
     for (const x of r.received) {
       expect(x).toMatchObject({ verified: true, deviceId: id.deviceId });
+      // --signed-fields extended: the seq signed into the payload is the task's nonce (the reading's number).
+      expect(x.signedSeq).toBe(Number((JSON.parse(x.body) as { nonce: number }).nonce));
       // Independently: the task's r||s over sha256 of the body without its signature recovers (with
       // id 0 or 1, as the node tries) to the token key's address, and S is low.
       const b = JSON.parse(x.body) as { signature: string };

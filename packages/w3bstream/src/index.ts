@@ -110,6 +110,8 @@ export type {
   ExtraDataMembers,
   LowSRule,
   PublicKeyField,
+  Reading,
+  ReadingExtras,
   SignedMessage,
   Signer,
   TimestampUnit,
@@ -118,6 +120,7 @@ export type {
 } from './codec.js';
 export { Outbox, OutboxCorruptError, OutboxLockedError, OutboxOptionError, OutboxTooNewError, isCorruptionError } from './outbox.js';
 export type {
+  AppendResult,
   DeliveryOutcome,
   Migration,
   OutboxMessage,
@@ -126,6 +129,7 @@ export type {
   OutboxSql,
   OutboxStats,
   SchemaExtension,
+  SeqGapReason,
 } from './outbox.js';
 export { SequenceFloorError, readSequenceFloor, writeSequenceFloor } from './sequence-floor.js';
 export type { SequenceFloorRecord } from './sequence-floor.js';

@@ -1,5 +1,5 @@
 import { keccak_256 } from '@noble/hashes/sha3.js';
-import { dataText, objectMembers, type ExtraDataMembers, type TimestampUnit } from './codec.js';
+import { dataText, objectMembers, type ExtraDataMembers, type Reading, type TimestampUnit } from './codec.js';
 import { goJsonString } from './go-json.js';
 import { addressOfPublicKey, recoverSecp256k1 } from './recoverable.js';
 import { signRecoverableWith, type DigestSigner } from './signer.js';
@@ -74,11 +74,7 @@ export interface BuildV2Options extends ProjectRef {
   extraData?: ExtraDataMembers;
 }
 
-export function buildMessageV2(
-  signer: RecoverableSigner,
-  reading: { powerW: number; timestampMs: number },
-  opts: BuildV2Options,
-): SignedMessageV2 {
+export function buildMessageV2(signer: RecoverableSigner, reading: Reading, opts: BuildV2Options): SignedMessageV2 {
   const { text, signedJson } = prepareV2(reading, opts);
   return assembleV2(text, signedJson, signer.signDigestRecoverable(digestV2(signedJson)));
 }
@@ -86,11 +82,12 @@ export function buildMessageV2(
 /**
  * `buildMessageV2` for any key, through the signing seam (`signer.ts`): the PEM identity signs
  * with its recoverable signer as before; a key in a token signs the keccak digest (r||s), and the
- * recovery id is found by trial recovery against its public key. The body is the same either way.
+ * recovery id is found by trial recovery against its public key. The body is the same either way,
+ * extended members (`reading.extras`) included.
  */
 export async function signMessageV2(
   signer: RecoverableSigner | DigestSigner,
-  reading: { powerW: number; timestampMs: number },
+  reading: Reading,
   opts: BuildV2Options,
 ): Promise<SignedMessageV2> {
   const { text, signedJson } = prepareV2(reading, opts);
@@ -99,8 +96,8 @@ export async function signMessageV2(
   return assembleV2(text, signedJson, rsv);
 }
 
-function prepareV2(reading: { powerW: number; timestampMs: number }, opts: BuildV2Options): { text: string; signedJson: string } {
-  const text = dataText(reading.powerW, reading.timestampMs, opts.timestampUnit ?? 's', opts.extraData);
+function prepareV2(reading: Reading, opts: BuildV2Options): { text: string; signedJson: string } {
+  const text = dataText(reading.powerW, reading.timestampMs, opts.timestampUnit ?? 's', opts.extraData, reading.extras);
   const ref = { projectId: parseProjectId(opts.projectId), projectVersion: opts.projectVersion };
   if (ref.projectVersion === '') throw new RangeError('project version must not be empty (the node requires it)');
   return { text, signedJson: signedJsonV2(ref, text) };
