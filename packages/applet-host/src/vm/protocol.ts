@@ -2,7 +2,18 @@
 import type { MessagePort } from 'node:worker_threads';
 import type { HostReply } from '../abi/imports.js';
 
-export type HostOp = 'kvGet' | 'kvSet' | 'sqlQuery' | 'sqlExec' | 'getEnv' | 'sendTx' | 'callContract' | 'sendMqtt';
+export type HostOp =
+  | 'kvGet'
+  | 'kvSet'
+  | 'sqlQuery'
+  | 'sqlExec'
+  | 'getEnv'
+  | 'sendTx'
+  | 'sendTxWithOperator'
+  | 'apiCall'
+  | 'submitMetrics'
+  | 'callContract'
+  | 'sendMqtt';
 export interface HostRequest {
   op: HostOp;
   args: unknown[];

@@ -10,7 +10,7 @@
  */
 import { randomInt } from 'node:crypto';
 import { type MessagePort, parentPort, receiveMessageOnPort, workerData } from 'node:worker_threads';
-import { createEnvImports, type HostReply, type RunContext, type SyncHostCalls } from '../abi/imports.js';
+import { createEnvImports, createStatImports, type HostReply, type RunContext, type SyncHostCalls } from '../abi/imports.js';
 import { VmMemory } from '../abi/memory.js';
 import type { HostOp, RunRequest, WorkerInit, WorkerMessage } from './protocol.js';
 
@@ -35,6 +35,9 @@ const calls: SyncHostCalls = {
   sqlExec: (query) => callHost('sqlExec', query),
   getEnv: (key) => callHost('getEnv', key),
   sendTx: (chainId, tx) => callHost('sendTx', chainId, tx),
+  sendTxWithOperator: (chainId, tx) => callHost('sendTxWithOperator', chainId, tx),
+  apiCall: (request) => callHost('apiCall', request),
+  submitMetrics: (data) => callHost('submitMetrics', data),
   callContract: (chainId, tx) => callHost('callContract', chainId, tx),
   sendMqtt: (topic, message) => callHost('sendMqtt', topic, message),
 };
@@ -56,7 +59,7 @@ function run(req: RunRequest): { code: number; error: string | null } {
     () => instance?.exports.alloc as ((size: number) => number) | undefined,
   );
   try {
-    instance = new WebAssembly.Instance(module, { env: createEnvImports(mem, calls, ctx) });
+    instance = new WebAssembly.Instance(module, { env: createEnvImports(mem, calls, ctx), stat: createStatImports(mem, calls, ctx) });
   } catch (err) {
     return { code: -1, error: (err as Error).message };
   }
