@@ -113,8 +113,8 @@ export class AppletRunner {
     while (this.slots.length < this.warm) this.spawn();
   }
 
-  /** Runs `handler(rid)` with `data` as the event's resource. Never rejects. */
-  run(handler: string, data: Uint8Array, eventType = ''): Promise<HandlerResult> {
+  /** Runs `handler(rid)` with `data` as the event's resource. Never rejects. `timeoutMs` overrides the limit for this event. */
+  run(handler: string, data: Uint8Array, eventType = '', timeoutMs = this.timeoutMs): Promise<HandlerResult> {
     return new Promise((resolve) => {
       const job: Job = {
         runId: this.nextRunId++,
@@ -123,7 +123,7 @@ export class AppletRunner {
         data,
         state: 'queued',
         resolve,
-        timer: setTimeout(() => this.expire(job), this.timeoutMs),
+        timer: setTimeout(() => this.expire(job), timeoutMs),
       };
       if (this.closed) return this.finish(job, { code: -1, error: 'instance not running' });
       this.queue.push(job);
