@@ -58,9 +58,11 @@ describe('a project file’s monitors, run as the node runs them', () => {
   it('contract logs, chain transaction and chain height: one event each, with go-ethereum’s JSON, then no more', async () => {
     await rewards.bindDevice(device, owner);
     await host.syncChain();
-    const receipt = await rpc<{ blockHash: string; logs: { blockHash: string; transactionHash: string }[] }>(chain.rpcUrl, 'eth_getTransactionReceipt', [
-      registerTx,
-    ]);
+    const receipt = await rpc<{ blockHash: string; logs: { blockHash: string; transactionHash: string }[] }>(
+      chain.rpcUrl,
+      'eth_getTransactionReceipt',
+      [registerTx],
+    );
     const pad = (a: string) => `0x${a.slice(2).toLowerCase().padStart(64, '0')}`;
     expect(payloads('REGISTERED').map((e) => e.source)).toEqual(['contract-log']);
     expect(eventLogs()[0]).toBe(
@@ -119,7 +121,9 @@ describe('cron jobs', () => {
   it('deliver the node’s payload {"ID","Timestamp"} as an event of the job’s type', async () => {
     await host.fireCron(1);
     const last = eventLogs().at(-1)!;
-    expect(last).toMatch(new RegExp(`^\\{"ID":"${host.cron.ids[1]}","Timestamp":"\\d{4}-\\d\\d-\\d\\dT\\d\\d:\\d\\d:\\d\\d(\\.\\d{1,9})?Z"\\}$`));
+    expect(last).toMatch(
+      new RegExp(`^\\{"ID":"${host.cron.ids[1]}","Timestamp":"\\d{4}-\\d\\d-\\d\\dT\\d\\d:\\d\\d:\\d\\d(\\.\\d{1,9})?Z"\\}$`),
+    );
     expect(Math.abs(Date.parse(JSON.parse(last).Timestamp) - Date.now())).toBeLessThan(60_000);
     expect(events.at(-1)).toMatchObject({ source: 'cron', eventType: 'HOURLY' });
   });

@@ -11,7 +11,9 @@ function sqlProject(): ProjectConfig {
   return {
     name: 'sql_probe',
     publisherToken: TOKEN,
-    applets: [{ appletName: 'sql-probe', wasmFile: appletWasmFile('sql-probe'), strategies: handlers.map((h) => ({ eventType: h, handler: h })) }],
+    applets: [
+      { appletName: 'sql-probe', wasmFile: appletWasmFile('sql-probe'), strategies: handlers.map((h) => ({ eventType: h, handler: h })) },
+    ],
     database: {
       schemas: [
         {
@@ -88,7 +90,17 @@ describe('parameter types and answers', () => {
     const logs = wasmLogs(host, 'sql_sdk_types');
     // The SDK logs the query JSON it sends; its Bytes encoder is not plain base64, so compare with what it sent.
     const sent = JSON.parse(logs[0]!) as { params: Record<string, unknown>[] };
-    expect(sent.params.map((p) => Object.keys(p)[0])).toEqual(['string', 'bool', 'bool', 'float32', 'float64', 'time', 'bytes', 'int32', 'int64']);
+    expect(sent.params.map((p) => Object.keys(p)[0])).toEqual([
+      'string',
+      'bool',
+      'bool',
+      'float32',
+      'float64',
+      'time',
+      'bytes',
+      'int32',
+      'int64',
+    ]);
     const raw = Buffer.from(String(sent.params[6]!.bytes), 'base64');
     const rows = logs.find((l) => l.startsWith('rows:'))!;
     expect(JSON.parse(rows.slice(5))).toEqual({
@@ -121,13 +133,15 @@ describe('parameter types and answers', () => {
   it('bytes: into bytea as \\x hex, answered as a string of the raw bytes (invalid UTF-8 as \\ufffd); into text as they are', async () => {
     expect(await exec('INSERT INTO kinds (label, raw) VALUES ($1, $2)', [{ string: 'B' }, { bytes: 'AQL/' }])).toBe('code:0');
     expect(await query("SELECT raw FROM kinds WHERE label = 'B'")).toBe('code:0 rows:{"raw":"\\u0001\\u0002\\ufffd"}');
-    expect(await query('SELECT $1::text AS t', [{ bytes: Buffer.from('<w3b>').toString('base64') }])).toBe('code:0 rows:{"t":"\\u003cw3b\\u003e"}');
+    expect(await query('SELECT $1::text AS t', [{ bytes: Buffer.from('<w3b>').toString('base64') }])).toBe(
+      'code:0 rows:{"t":"\\u003cw3b\\u003e"}',
+    );
   });
 
   it('floats in strconv’s fixed form where text receives them; int32 wraps; several rows are an array; none is empty', async () => {
-    expect(await query('SELECT $1::text AS f, $2::text AS g, $3::int AS i', [{ float64: 1e-7 }, { float32: 0.1 }, { int32: 4294967297 }])).toBe(
-      'code:0 rows:{"f":"0.0000001","g":"0.10000000149011612","i":1}',
-    );
+    expect(
+      await query('SELECT $1::text AS f, $2::text AS g, $3::int AS i', [{ float64: 1e-7 }, { float32: 0.1 }, { int32: 4294967297 }]),
+    ).toBe('code:0 rows:{"f":"0.0000001","g":"0.10000000149011612","i":1}');
     expect(await query('SELECT n FROM generate_series(1, 3) AS n ORDER BY n')).toBe('code:0 rows:[{"n":1},{"n":2},{"n":3}]');
     expect(await query("SELECT label FROM kinds WHERE label = 'nobody'")).toBe('code:0 rows:');
   });

@@ -13,7 +13,9 @@ function project(): ProjectConfig {
   return {
     name: 'timeouts',
     publisherToken: TOKEN,
-    applets: [{ appletName: 'sql-probe', wasmFile: appletWasmFile('sql-probe'), strategies: handlers.map((h) => ({ eventType: h, handler: h })) }],
+    applets: [
+      { appletName: 'sql-probe', wasmFile: appletWasmFile('sql-probe'), strategies: handlers.map((h) => ({ eventType: h, handler: h })) },
+    ],
     database: {
       schemas: [
         {
