@@ -1,6 +1,10 @@
+import { fileURLToPath } from 'node:url';
 import { type AppletHost, type ProjectConfig, appletWasmFile } from '../src/index.js';
 
 export const TOKEN = 'local-test-token';
+
+/** A project file with every kind of monitor and a cron job (see its description). */
+export const MONITORS_PROJECT = fileURLToPath(new URL('./fixtures/monitors.project.json', import.meta.url));
 
 /** The probe applet's project: each probe handler is routed by an eventType of the same name. */
 export function probeProject(extra: Partial<ProjectConfig> = {}): ProjectConfig {

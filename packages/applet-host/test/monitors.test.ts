@@ -1,4 +1,3 @@
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   type Address,
@@ -13,11 +12,10 @@ import {
   rpc,
   startLocalChain,
 } from '../src/index.js';
-import { TOKEN, wasmLogs } from './helpers.js';
+import { MONITORS_PROJECT, TOKEN, wasmLogs } from './helpers.js';
 
 // A project file with every kind of monitor and a cron job (test/fixtures/monitors.project.json),
 // on a local chain with this package's contracts: the events arrive with the node's payloads.
-export const MONITORS_PROJECT = fileURLToPath(new URL('./fixtures/monitors.project.json', import.meta.url));
 let chain: LocalChain;
 let rewards: RewardSystem;
 let host: AppletHost;
