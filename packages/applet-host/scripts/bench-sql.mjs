@@ -13,7 +13,9 @@ const handlers = ['probe_log', 'probe_sql_set', 'probe_sql_get'];
 const host = await AppletHost.start({
   name: 'bench',
   publisherToken: 'bench',
-  applets: [{ appletName: 'abi-probe', wasmFile: appletWasmFile('abi-probe'), strategies: handlers.map((h) => ({ eventType: h, handler: h })) }],
+  applets: [
+    { appletName: 'abi-probe', wasmFile: appletWasmFile('abi-probe'), strategies: handlers.map((h) => ({ eventType: h, handler: h })) },
+  ],
   database: {
     schemas: [
       {
@@ -53,4 +55,6 @@ await host.close();
 const f = (ms) => `${ms.toFixed(2)} ms`;
 console.log(`applet-host SQL (PGlite), ${N} events each`);
 for (const [h, v] of Object.entries(figures)) console.log(`  ${h.padEnd(14)} median ${f(v.median)}  p90 ${f(v.p90)}`);
-console.log(`  one INSERT costs ${f(figures.probe_sql_set.median - figures.probe_log.median)}, one SELECT ${f(figures.probe_sql_get.median - figures.probe_log.median)} (medians over probe_log)`);
+console.log(
+  `  one INSERT costs ${f(figures.probe_sql_set.median - figures.probe_log.median)}, one SELECT ${f(figures.probe_sql_get.median - figures.probe_log.median)} (medians over probe_log)`,
+);
