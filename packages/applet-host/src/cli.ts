@@ -16,7 +16,7 @@ import type { Address } from './chain/contracts.js';
 import { DEFAULT_REWARD_TIERS, type RewardTier, startLocalDepin } from './depin.js';
 import { AppletHost } from './host.js';
 import { ProjectConfigError } from './project/config.js';
-import { localChainIds, readProjectFile, resolveProject } from './project/file.js';
+import { localChainIds, missingWasmFiles, readProjectFile, resolveProject } from './project/file.js';
 
 const ADDRESS = /^0x[0-9a-fA-F]{40}$/;
 
@@ -129,6 +129,8 @@ async function upProject(o: UpOptions, path: string, token: string): Promise<voi
   try {
     file = readProjectFile(path);
     resolveProject(file, { publisherToken: token, localEndpoints: new Map(localChainIds(file).map((id) => [id, 'http://127.0.0.1:1'])) });
+    const missing = missingWasmFiles(file);
+    if (missing) throw new ProjectConfigError(missing);
   } catch (err) {
     if (!(err instanceof ProjectConfigError)) throw err;
     console.error(`${err.message}: fix the project file`);

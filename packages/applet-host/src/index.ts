@@ -42,7 +42,7 @@ export type {
   ProjectConfig,
   StrategySpec,
 } from './project/config.js';
-export { LOCAL_CHAIN_ENDPOINT, localChainIds, readProjectFile, resolveProject } from './project/file.js';
+export { LOCAL_CHAIN_ENDPOINT, localChainIds, missingWasmFiles, readProjectFile, resolveProject } from './project/file.js';
 export type { ProjectFile, ResolveOptions } from './project/file.js';
 export { columnDdl, databaseDdl, schemasOf } from './project/schema.js';
 export type { ColumnSpec, DatabaseSpec, KeySpec, SchemaSpec, TableSpec } from './project/schema.js';

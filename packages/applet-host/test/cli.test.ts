@@ -119,6 +119,17 @@ describe('applet-host up', () => {
     expect(r.status).toBe(2);
     expect(r.stderr).toContain('project database column marks.label.constrains.datatype: "JSONB" is not allowed (INT, ');
     expect(r.stderr).toContain('fix the project file');
+    // A wasm file that is not there is a wrong setting too.
+    const noWasm = JSON.parse(readFileSync(MONITORS_PROJECT, 'utf8')) as { applets: { wasmFile: string }[] };
+    noWasm.applets[0]!.wasmFile = 'nowhere.wasm';
+    writeFileSync(file, JSON.stringify(noWasm));
+    const r2 = spawnSync(process.execPath, [CLI, 'up', '--project', file, '--port', '0'], {
+      env: { ...process.env, W3BSTREAM_PUBLISHER_TOKEN: TOKEN },
+      encoding: 'utf8',
+      timeout: 60_000,
+    });
+    expect(r2.status).toBe(2);
+    expect(r2.stderr).toContain(`project applets.sql-probe.wasmFile: ${join(dir, 'nowhere.wasm')} does not exist`);
   });
 
   it('up --project runs a project file: its chain, its applet, its cron; kill -9 of the host takes the chain with it', async () => {

@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { type ProjectConfig, ProjectConfigError, validateProject } from './config.js';
 
@@ -71,4 +71,16 @@ export function resolveProject(file: ProjectFile, o: ResolveOptions): ProjectCon
     }),
   };
   return validateProject(project);
+}
+
+/** The applets whose wasm file is not there, as ProjectConfigError text (null: all present). */
+export function missingWasmFiles(file: ProjectFile): string | null {
+  const missing = (file.applets ?? []).filter((a) => typeof a.wasmFile === 'string' && !existsSync(a.wasmFile));
+  if (missing.length === 0) return null;
+  return missing
+    .map(
+      (a) =>
+        `project applets.${a.appletName}.wasmFile: ${a.wasmFile} does not exist (build the applet, or give its path relative to the project file)`,
+    )
+    .join('; ');
 }
