@@ -63,6 +63,7 @@ function findInvalidField(v: Record<string, unknown>): string | null {
       if (!isNum(w[k])) return `lastWindow.${k}`;
     }
     if (typeof w.complete !== 'boolean') return 'lastWindow.complete';
+    for (const k of ['busV', 'currentA']) if (w[k] !== undefined && !isNumOrNull(w[k])) return `lastWindow.${k}`;
   }
   const r = v.rewards;
   if (!isObj(r)) return 'rewards';

@@ -65,6 +65,12 @@ export interface WindowSummary {
   observedFraction: number;
   /** False when the sensor failed during the window: the figures cover less than the window. */
   complete: boolean;
+  /**
+   * Mean bus voltage (V) and current (A) over the observed parts of the window; null when the
+   * chip gave none. Optional in schema 1 (added with it): older writers omit them.
+   */
+  busV?: number | null;
+  currentA?: number | null;
 }
 
 /** ERC-20 `balanceOf(owner)` of the reward token, with the time it was read. */

@@ -60,7 +60,8 @@ describe('screen model (pure)', () => {
       null,
       NOW,
     );
-    expect(m).toMatchObject({ statusText: 'refused 4: device is not registered', statusTone: 'alert' });
+    // In words that fit the status bar (the count stays in state.json, MQTT and the metrics).
+    expect(m).toMatchObject({ statusText: 'refused: not registered', statusTone: 'alert' });
     // Once a reading is accepted again the status is back to normal; the count stays in state.json.
     const ok = buildScreenModel(
       exampleState({ updatedAtMs: NOW, publishing: { ...exampleState().publishing, rejected: 4, lastRejection: null } }),
@@ -141,8 +142,10 @@ describe('screen model (pure)', () => {
     const base = exampleState({ updatedAtMs: NOW });
     const pub = (p: Partial<typeof base.publishing>) =>
       buildScreenModel({ ...base, publishing: { ...base.publishing, ...p } }, null, NOW).statusText;
-    expect(pub({ state: 'retrying', waiting: 12 })).toBe('retry: 12 waiting');
-    expect(pub({ state: 'failing', reason: 'InvalidToken' })).toBe('failing: InvalidToken');
+    expect(pub({ state: 'retrying', waiting: 12 })).toBe('retrying: 12 waiting');
+    expect(pub({ state: 'retrying', reason: 'instance not running', waiting: 12 })).toBe('retrying: applet stopped');
+    expect(pub({ state: 'failing', reason: 'InvalidToken' })).toBe('failing: bad token');
+    expect(pub({ state: 'failing', reason: 'SomeNewNodeKey' })).toBe('failing: SomeNewNodeKey'); // as it is; the renderer cuts it to fit
     expect(pub({ state: 'disabled' })).toBe('publishing off');
     expect(pub({ held: 3 })).toBe('clock sync: 3 held');
     const fault = buildScreenModel(

@@ -37,7 +37,7 @@ import { salvageOutbox } from './salvage.js';
 import { libraryLog } from './service/library-log.js';
 import { startSummary } from './service/summary.js';
 import { verifyLines } from './verify.js';
-import { startOutputs } from './outputs.js';
+import { readOutputFiles, startOutputs, type OutputFiles } from './outputs.js';
 import { BACKEND_SETTINGS, type BackendSettings } from './settings.js';
 
 const VERSION = packageVersion(import.meta.url);
@@ -105,6 +105,20 @@ function checkTogether(values: BackendSettings): void {
         'flag',
       );
   }
+  // A client certificate needs its key and the other way round; TLS files only mean something for mqtts://.
+  if ((values.mqttCert === '') !== (values.mqttKey === ''))
+    throw new SettingError(
+      values.mqttCert === '' ? '--mqtt-cert' : '--mqtt-key',
+      '',
+      values.mqttCert === '' ? 'the client certificate (PEM) that goes with --mqtt-key' : 'the private key (PEM) of --mqtt-cert',
+      'flag',
+    );
+  for (const [flag, value] of [
+    ['--mqtt-ca', values.mqttCa],
+    ['--mqtt-cert', values.mqttCert],
+  ] as const)
+    if (value !== '' && !values.mqttUrl.startsWith('mqtts://'))
+      throw new SettingError(flag, value, 'a PEM file only with an mqtts:// --mqtt-url (TLS); plain mqtt:// uses no certificates', 'flag');
   // The INA219 limits depend on two settings together: the driver's own check.
   try {
     resolveIna219Settings({ shuntOhms: values.shuntOhms, maxCurrentA: values.maxCurrentA });
@@ -149,6 +163,13 @@ withSettings(program.command('run', { isDefault: true }).description('run the me
     if (s.publishUrl && !s.publisherToken && s.transport === 'w3bstream-v1')
       logger.warning('a publish URL is set but W3BSTREAM_PUBLISHER_TOKEN is not: the node will answer InvalidToken');
     const service = new ServiceNotifier({ warn: logger.warning });
+    // Certificates and keys for the outputs, before anything starts: a bad file is a setting to fix.
+    let outputFiles: OutputFiles;
+    try {
+      outputFiles = await readOutputFiles(s);
+    } catch (err) {
+      return fail(err instanceof Error ? err.message : String(err), EXIT.badSettings);
+    }
     let meter: Meter;
     // A damaged outbox stops the program for good (systemd does not restart on status 3): running
     // on would mean numbering from scratch or losing what it holds.
@@ -186,7 +207,7 @@ withSettings(program.command('run', { isDefault: true }).description('run the me
       if (err instanceof RuntimeDirError) return fail(err.message, EXIT.badSettings);
       throw err;
     }
-    const outputs = await startOutputs(meter, s, log);
+    const outputs = await startOutputs(meter, s, log, outputFiles);
     const summaryTimer = startSummary(
       meter,
       { log: logger.info, status: (text) => service.status(text) },

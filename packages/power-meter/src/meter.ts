@@ -414,6 +414,8 @@ export class Meter {
       samples: w.readings,
       observedFraction: Number(w.observedFraction.toFixed(4)),
       complete: w.complete,
+      busV: w.busV === null ? null : Number(w.busV.toFixed(4)),
+      currentA: w.currentA === null ? null : Number(w.currentA.toFixed(6)),
     };
     if (!w.complete)
       this.warn(`window incomplete: ${w.faultReason ?? 'readings missing'}; observed ${(w.observedFraction * 100).toFixed(1)} %`);

@@ -128,6 +128,21 @@ function parseTopicPrefix(raw: unknown): string {
   return v;
 }
 
+/** A PEM file for mqtts://: an absolute path (the service's working directory is /), or empty. */
+function parsePemPath(raw: unknown): string {
+  if (typeof raw !== 'string') throw new Error('not a string');
+  if (raw !== '' && !raw.startsWith('/')) throw new Error('bad');
+  return raw;
+}
+
+/** A Home Assistant area name: one line of printable text. */
+function parseArea(raw: unknown): string {
+  const v = parsers.string(raw).trim();
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what this refuses
+  if (v.length > 64 || /[\u0000-\u001f\u007f]/.test(v)) throw new Error('bad');
+  return v;
+}
+
 /** node_exporter's textfile collector reads only `*.prom` files. */
 function parsePromFile(raw: unknown): string {
   if (typeof raw !== 'string') throw new Error('not a string');
@@ -468,6 +483,43 @@ export const BACKEND_SETTINGS = {
     describe: 'also publish each signed reading on <prefix>/<device address>/reading (verifiable without W3bstream)',
     parse: parsers.boolean,
     allowed: 'true or false',
+  }),
+  mqttCa: s({
+    key: 'mqttCa',
+    flag: 'mqtt-ca',
+    env: 'POWER_METER_MQTT_CA',
+    default: '',
+    describe:
+      "PEM file of the CA that signed the broker's certificate (mqtts:// only), for a broker with a private or self-signed certificate; empty = the system's CAs",
+    parse: parsePemPath,
+    allowed: 'an absolute path to a PEM file readable by the service user, or empty',
+  }),
+  mqttCert: s({
+    key: 'mqttCert',
+    flag: 'mqtt-cert',
+    env: 'POWER_METER_MQTT_CERT',
+    default: '',
+    describe: 'PEM client certificate for a broker that requires one (mqtts:// only; with --mqtt-key); empty = none',
+    parse: parsePemPath,
+    allowed: 'an absolute path to a PEM file readable by the service user, or empty',
+  }),
+  mqttKey: s({
+    key: 'mqttKey',
+    flag: 'mqtt-key',
+    env: 'POWER_METER_MQTT_KEY',
+    default: '',
+    describe: 'PEM private key of --mqtt-cert (mqtts:// only; keep it mode 600, owned by the service user); empty = none',
+    parse: parsePemPath,
+    allowed: 'an absolute path to a PEM file readable by the service user, or empty',
+  }),
+  mqttArea: s({
+    key: 'mqttArea',
+    flag: 'mqtt-area',
+    env: 'POWER_METER_MQTT_AREA',
+    default: '',
+    describe: 'Home Assistant area suggested for the meter when it is first discovered, e.g. Garage; empty = none',
+    parse: parseArea,
+    allowed: 'an area name of at most 64 characters on one line, or empty',
   }),
   metricsFile: s({
     key: 'metricsFile',
