@@ -97,7 +97,14 @@ export class AppletHost {
     project.applets.forEach((a, i) => {
       runners.set(
         a.appletName,
-        new AppletRunner({ wasm: wasms[i]!, services: services.handle, timeoutMs: opts.timeoutMs, threads: opts.vmThreads, onLog: log }),
+        new AppletRunner({
+          wasm: wasms[i]!,
+          services: services.handle,
+          timeoutMs: opts.timeoutMs,
+          threads: opts.vmThreads,
+          onLog: log,
+          linkDb: () => db.link(),
+        }),
       );
     });
     const deliver = async (source: MonitorSource, eventType: string, payload: string) =>

@@ -9,7 +9,7 @@ const TIMEOUT_MS = 1500;
 let host: AppletHost;
 
 function project(): ProjectConfig {
-  const handlers = ['spin', 'grow', 'mark', 'mark_then_spin'];
+  const handlers = ['spin', 'grow', 'mark', 'mark_then_spin', 'sql_exec_raw'];
   return {
     name: 'timeouts',
     publisherToken: TOKEN,
@@ -64,6 +64,47 @@ describe('time-outs that protect the rest', () => {
     const load = host.load()['sql-probe']!;
     expect(load.running).toBe(0); // … and is not running any more
   }, 60_000);
+});
+
+describe('an event answered wait timeout while its SQL waits for the database', () => {
+  it('has that SQL refused when the database gets to it: the statement never runs', async () => {
+    // One event holds the database thread longer than the time-out (Postgres cannot be interrupted
+    // there); a second event's INSERT waits behind it, and the second event times out meanwhile.
+    const slow = publish(host, 'sql_exec_raw', JSON.stringify({ statement: 'SELECT pg_sleep(3)', params: [] }));
+    await new Promise((r) => setTimeout(r, 200));
+    const late = await publish(host, 'mark', 'behind the slow statement');
+    expect(late.body.results?.[0]).toMatchObject({ code: -1, error: 'wait timeout' });
+    expect((await slow).body.results?.[0]).toMatchObject({ code: -1, error: 'wait timeout' });
+    // This query queues behind both on the database thread: by its answer the INSERT was refused.
+    expect(await marks()).not.toContain('behind the slow statement');
+  }, 60_000);
+
+  it('the database thread serves a VM thread’s line only for the run that thread is on now', async () => {
+    const link = host.db.link();
+    const run = new Int32Array(link.run);
+    const flag = new Int32Array(link.signal);
+    const ask = async (runId: number, label: string) => {
+      Atomics.store(flag, 0, 0);
+      const answered = new Promise<{ code: number; error?: string }>((resolve) => link.port.once('message', resolve));
+      link.port.postMessage({
+        runId,
+        mode: 'exec',
+        query: new TextEncoder().encode(
+          JSON.stringify({ statement: 'INSERT INTO marks (label) VALUES ($1)', params: [{ string: label }] }),
+        ),
+      });
+      const reply = await answered;
+      expect(Atomics.load(flag, 0)).toBe(1); // the VM thread would have been woken
+      return reply;
+    };
+    Atomics.store(run, 0, 7);
+    expect(await ask(7, 'run 7')).toMatchObject({ code: 0 });
+    Atomics.store(run, 0, 0); // run 7 stopped
+    expect(await ask(7, 'run 7 again')).toMatchObject({ code: -1, error: expect.stringContaining('refused') });
+    expect(await marks()).toContain('run 7');
+    expect(await marks()).not.toContain('run 7 again');
+    link.port.close();
+  });
 });
 
 describe('an event answered wait timeout while it waits for a thread', () => {

@@ -1,7 +1,9 @@
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { Worker } from 'node:worker_threads';
+import { MessageChannel, Worker } from 'node:worker_threads';
+import type { DbLink } from '../vm/protocol.js';
 import type { DbInit, DbReply, DbRequest } from './protocol.js';
+import type { MessagePort } from 'node:worker_threads';
 
 // Like the VM thread, the database thread always runs from dist (Node 20 cannot run TypeScript).
 const WORKER_FILE = fileURLToPath(new URL('../../dist/sql/db-worker.js', import.meta.url));
@@ -49,13 +51,25 @@ export class ProjectDatabase {
     return new ProjectDatabase(worker);
   }
 
-  private call(req: WithoutId<DbRequest>): Promise<DbReply> {
+  private call(req: WithoutId<DbRequest>, transfer: MessagePort[] = []): Promise<DbReply> {
     if (this.closed) return Promise.resolve({ id: 0, ok: false, error: 'the project database is closed' });
     const id = this.nextId++;
     return new Promise((resolve) => {
       this.pending.set(id, { resolve });
-      this.worker.postMessage({ ...req, id });
+      this.worker.postMessage({ ...req, id }, transfer);
     });
+  }
+
+  /**
+   * A direct line for one VM thread: the thread posts its SQL on the returned port and sleeps on
+   * `signal`; the database thread answers on the port and wakes it. `run` holds the run the
+   * thread serves, so requests of a run stopped at its time-out are refused.
+   */
+  link(): DbLink {
+    const channel = new MessageChannel();
+    const link: DbLink = { port: channel.port1, signal: new SharedArrayBuffer(4), run: new SharedArrayBuffer(4) };
+    void this.call({ op: 'attach', port: channel.port2, signal: link.signal, run: link.run }, [channel.port2]);
+    return link;
   }
 
   /** ws_get_sql_db (query) and ws_set_sql_db (exec) with the node's semantics. */

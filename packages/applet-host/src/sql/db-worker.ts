@@ -4,8 +4,9 @@
  * Requests run one at a time, like statements on one connection.
  */
 import { PGlite, protocol } from '@electric-sql/pglite';
-import { parentPort, workerData } from 'node:worker_threads';
+import { type MessagePort, parentPort, workerData } from 'node:worker_threads';
 import { AppletSql, type BackendMessage, type WireSerializer } from './engine.js';
+import type { DbLinkReply, DbLinkRequest } from '../vm/protocol.js';
 import type { DbInit, DbReply, DbRequest } from './protocol.js';
 
 const init = workerData as DbInit;
@@ -34,9 +35,40 @@ const engine = new AppletSql(
   init.databaseName,
 );
 
+/** A VM thread's own line: its requests join the same queue; the answer wakes that thread. */
+function attach(port: MessagePort, signal: SharedArrayBuffer, run: SharedArrayBuffer): void {
+  const flag = new Int32Array(signal);
+  const current = new Int32Array(run);
+  port.on('message', (req: DbLinkRequest) => {
+    queue = queue.then(async () => {
+      let reply: DbLinkReply;
+      if (Atomics.load(current, 0) !== req.runId) reply = { code: -1, error: 'the event was stopped (time-out): its SQL is refused' };
+      else
+        try {
+          const r = await engine.run(req.query, req.mode);
+          reply = {
+            code: r.ok ? 0 : -1,
+            data: r.ok && req.mode === 'query' ? (r.data ?? new Uint8Array(0)) : undefined,
+            error: r.error,
+            notes: r.notes,
+          };
+        } catch (err) {
+          reply = { code: -1, error: (err as Error).message };
+        }
+      port.postMessage(reply);
+      Atomics.store(flag, 0, 1);
+      Atomics.notify(flag, 0);
+    });
+  });
+  port.on('close', () => port.removeAllListeners());
+}
+
 async function handle(req: DbRequest): Promise<DbReply> {
   try {
     switch (req.op) {
+      case 'attach':
+        attach(req.port, req.signal, req.run);
+        return { id: req.id, ok: true };
       case 'applet': {
         const r = await engine.run(req.query, req.mode);
         return { id: req.id, ok: r.ok, data: r.data, error: r.error, notes: r.notes };

@@ -1,3 +1,5 @@
+import type { MessagePort } from 'node:worker_threads';
+
 /** Messages between the main thread and the project database's thread. */
 export interface DbInit {
   /** A directory to keep the database in; none = in memory. */
@@ -12,6 +14,7 @@ export interface DbInit {
 
 export type DbRequest =
   | { id: number; op: 'applet'; query: Uint8Array; mode: 'query' | 'exec' }
+  | { id: number; op: 'attach'; port: MessagePort; signal: SharedArrayBuffer; run: SharedArrayBuffer }
   | { id: number; op: 'query'; sql: string; params?: unknown[] }
   | { id: number; op: 'close' };
 

@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { MessageChannel, Worker } from 'node:worker_threads';
-import type { HostReply, HostRequest, RunRequest, WorkerInit, WorkerMessage } from './protocol.js';
+import type { DbLink, HostReply, HostRequest, RunRequest, WorkerInit, WorkerMessage } from './protocol.js';
 
 /** What a host call knows about the event it serves. */
 export interface RunInfo {
@@ -34,6 +34,8 @@ export interface AppletRunnerOptions {
   /** Events running at the same time at most (default 32); later ones wait, and may time out waiting. */
   maxThreads?: number;
   onLog?: (line: LogLine, handler: string) => void;
+  /** A direct line to the database thread for each VM thread (SQL then skips the main thread). */
+  linkDb?: () => DbLink;
 }
 
 export const WAIT_TIMEOUT_MS = 5_000;
@@ -57,6 +59,8 @@ interface Slot {
   worker: Worker;
   job: Job | null;
   stopped: boolean;
+  /** Int32[0] = the runId the database may serve for this thread (0: none). */
+  dbRun: Int32Array | null;
 }
 
 /**
@@ -157,6 +161,7 @@ export class AppletRunner {
     } else if (job.state === 'running' && job.slot) {
       const slot = job.slot;
       slot.job = null; // host calls still in flight from this thread are refused from now on
+      if (slot.dbRun) Atomics.store(slot.dbRun, 0, 0); // and so are its SQL calls
       this.drop(slot);
       void slot.worker.terminate();
     }
@@ -173,6 +178,7 @@ export class AppletRunner {
       job.state = 'running';
       job.slot = slot;
       slot.job = job;
+      if (slot.dbRun) Atomics.store(slot.dbRun, 0, job.runId);
       const req: RunRequest = { type: 'run', runId: job.runId, handler: job.handler, data: job.data };
       slot.worker.postMessage(req);
     }
@@ -195,9 +201,10 @@ export class AppletRunner {
     const channel = new MessageChannel();
     const signal = new SharedArrayBuffer(4);
     const flag = new Int32Array(signal);
-    const init: WorkerInit = { wasm: this.opts.wasm, port: channel.port2, signal };
-    const worker = new Worker(WORKER_FILE, { workerData: init, transferList: [channel.port2] });
-    const slot: Slot = { worker, job: null, stopped: false };
+    const db = this.opts.linkDb?.();
+    const init: WorkerInit = { wasm: this.opts.wasm, port: channel.port2, signal, db };
+    const worker = new Worker(WORKER_FILE, { workerData: init, transferList: db ? [channel.port2, db.port] : [channel.port2] });
+    const slot: Slot = { worker, job: null, stopped: false, dbRun: db ? new Int32Array(db.run) : null };
     this.slots.push(slot);
     channel.port1.on('message', (req: HostRequest) => {
       const job = slot.job;
@@ -224,6 +231,7 @@ export class AppletRunner {
       if (msg.type === 'log') this.opts.onLog?.({ level: msg.level, src: msg.src, message: msg.message }, job.handler);
       else {
         slot.job = null;
+        if (slot.dbRun) Atomics.store(slot.dbRun, 0, 0);
         this.finish(job, { code: msg.code, error: msg.error });
         this.dispatch();
       }
