@@ -37,7 +37,8 @@ function project(): ProjectConfig {
 
 beforeAll(async () => {
   ensureArtifacts();
-  host = await AppletHost.start(project(), { timeoutMs: TIMEOUT_MS });
+  // Eight threads ready: the normal event below needs no thread started for it on a loaded machine.
+  host = await AppletHost.start(project(), { timeoutMs: TIMEOUT_MS, vmThreads: 8 });
 }, 300_000);
 afterAll(async () => host?.close());
 
