@@ -220,6 +220,9 @@ export class AppletHost {
     );
     if (routing.kind === 'answer') return { status: routing.status, body: routing.body };
     const results = await this.handleEvent(routing.eventType, new Uint8Array(body));
+    for (const r of results ?? [])
+      this.opts.log?.(`http ${routing.eventType} ${routing.eventId} -> ${r.handler}: code ${r.code}${r.error ? ` ${r.error}` : ''}`);
+    if (!results) this.opts.log?.(`http ${routing.eventType} ${routing.eventId}: no strategy (results: null)`);
     this.opts.onEvent?.({ source: 'http', eventType: routing.eventType, eventId: routing.eventId, results });
     return { status: 201, body: eventAnswer(routing, this.identity, results ?? []) };
   }
