@@ -5,6 +5,14 @@
  */
 const HEX = '0123456789abcdef';
 
+/** Printable ASCII that Go writes as it is (no quote, backslash or HTML character). */
+const PLAIN = /^[\x20-\x21\x23-\x25\x27-\x3b\x3d\x3f-\x5b\x5d-\x7e]*$/;
+
+/** goJsonString for a JavaScript string (its UTF-8 bytes). */
+export function goJsonText(text: string): string {
+  return PLAIN.test(text) ? `"${text}"` : goJsonString(Buffer.from(text, 'utf8'));
+}
+
 /** Go's `encodeState.string` with HTML escaping on (json.Marshal's default), over UTF-8 bytes. */
 export function goJsonString(bytes: Uint8Array): string {
   let out = '"';
@@ -94,10 +102,22 @@ export function goFormatFloat(x: number): string {
   return `${sign}${digits.slice(0, point)}.${digits.slice(point)}`;
 }
 
-/** A Go map[string]… as json.Marshal writes it: keys sorted by their bytes, last duplicate wins. */
+/**
+ * The key order of a Go map[string]… as json.Marshal writes it: sorted by the keys' bytes, the
+ * last of duplicate keys winning. Returns, in that order, each key's JSON and the index of the
+ * value it takes.
+ */
+export function goMapOrder(keys: string[]): { json: string; index: number }[] {
+  const last = new Map<string, number>();
+  keys.forEach((k, i) => last.set(k, i));
+  return [...last.keys()]
+    .sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)))
+    .map((k) => ({ json: goJsonText(k), index: last.get(k)! }));
+}
+
+/** A Go map[string]… as json.Marshal writes it (values already JSON). */
 export function goJsonObject(entries: [string, string][]): string {
-  const byKey = new Map<string, string>();
-  for (const [k, v] of entries) byKey.set(k, v);
-  const keys = [...byKey.keys()].sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)));
-  return `{${keys.map((k) => `${goJsonString(Buffer.from(k))}:${byKey.get(k)}`).join(',')}}`;
+  return `{${goMapOrder(entries.map(([k]) => k))
+    .map((o) => `${o.json}:${entries[o.index]![1]}`)
+    .join(',')}}`;
 }
