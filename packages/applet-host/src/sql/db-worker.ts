@@ -12,10 +12,14 @@ import type { DbInit, DbReply, DbRequest } from './protocol.js';
 const init = workerData as DbInit;
 const port = parentPort!;
 
+// A development host needs no 128 MB buffer cache (Postgres' default): ~90 MB less resident
+// memory per host, the same answers.
+const postgresqlconf = ['shared_buffers = 32MB'];
+
 async function open(): Promise<PGlite> {
   const pg = init.template
-    ? await PGlite.create({ dataDir: init.dataDir, loadDataDir: new Blob([init.template]) })
-    : await PGlite.create(init.dataDir ? { dataDir: init.dataDir } : undefined);
+    ? await PGlite.create({ dataDir: init.dataDir, loadDataDir: new Blob([init.template]), postgresqlconf })
+    : await PGlite.create({ ...(init.dataDir ? { dataDir: init.dataDir } : {}), postgresqlconf });
   for (const statement of init.ddl) await pg.exec(statement);
   return pg;
 }
