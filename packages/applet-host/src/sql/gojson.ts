@@ -109,7 +109,9 @@ export function goFormatFloat(x: number): string {
  */
 export function goMapOrder(keys: string[]): { json: string; index: number }[] {
   const last = new Map<string, number>();
-  keys.forEach((k, i) => last.set(k, i));
+  keys.forEach((k, i) => {
+    last.set(k, i);
+  });
   return [...last.keys()]
     .sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)))
     .map((k) => ({ json: goJsonText(k), index: last.get(k)! }));
