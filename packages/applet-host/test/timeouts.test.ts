@@ -47,7 +47,11 @@ const marks = async () => (await host.db.query<{ label: string }>('SELECT label 
 describe('time-outs that protect the rest', () => {
   it('four looping handlers and one allocating handler do not hold up a fifth event: it is answered at once', async () => {
     const order: string[] = [];
-    const track = (name: string, p: ReturnType<typeof publish>) => p.then((a) => (order.push(name), a));
+    const track = (name: string, p: ReturnType<typeof publish>) =>
+      p.then((a) => {
+        order.push(name);
+        return a;
+      });
     const loops = [1, 2, 3, 4].map((i) => track(`spin${i}`, publish(host, 'spin', `loop ${i}`)));
     const grow = track('grow', publish(host, 'grow', 'alloc'));
     const normal = await track('mark', publish(host, 'mark', 'normal'));

@@ -172,7 +172,7 @@ export class ChainMonitors {
     const url = this.opts.endpointFor(t.spec.chainID);
     if (!url) throw new Error('blockchain not exist');
     const tx = await rpc<RpcTransaction | null>(url, 'eth_getTransactionByHash', [t.spec.txAddress]);
-    if (!tx || !tx.blockNumber) return; // not found, or pending
+    if (!tx?.blockNumber) return; // not found, or pending
     await this.deliverOrThrow('chain-tx', t.spec.eventType || MONITOR_DEFAULT, goTransactionJson(tx));
     t.finished = true;
   }

@@ -210,7 +210,7 @@ export class AppletRunner {
       const job = slot.job;
       void (async () => {
         let reply: HostReply;
-        if (!job || job.state !== 'running') reply = { code: -1 };
+        if (job?.state !== 'running') reply = { code: -1 };
         else
           try {
             reply = await this.opts.services(req, { handler: job.handler, eventType: job.eventType });
