@@ -110,8 +110,9 @@ export function validateProject(p: ProjectConfig): ProjectConfig {
   const fail = (field: string, value: unknown, allowed: string): never => {
     throw new ProjectConfigError(`project ${field}: ${JSON.stringify(value)} is not allowed (${allowed})`);
   };
-  if (typeof p.name !== 'string' || !/^[a-z0-9_]+$/.test(p.name))
-    fail('name', p.name, 'lower-case letters, digits and _, as the node requires');
+  // The node's projectName format (pkg/depends/util/strfmt/strfmt.go).
+  if (typeof p.name !== 'string' || !/^[a-z0-9_]{1,32}$/.test(p.name))
+    fail('name', p.name, '1 to 32 lower-case letters, digits and _, as the node requires');
   if (typeof p.publisherToken !== 'string' || p.publisherToken.length === 0) fail('publisherToken', p.publisherToken, 'a non-empty token');
   for (const pair of p.envs?.env ?? [])
     if (!Array.isArray(pair) || pair.length !== 2 || typeof pair[0] !== 'string' || typeof pair[1] !== 'string')
