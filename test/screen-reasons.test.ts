@@ -2,7 +2,14 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { I2cError, SensorFault } from '@power-meter/ina219';
 import { exampleState, type MeterState } from '@power-meter/meter-files';
-import { PERSISTING_AFTER_FAILURES, classifyAnswer, classifyAnswerV2, classifyNetworkError, type Verdict } from '@power-meter/w3bstream';
+import {
+  PERSISTING_AFTER_FAILURES,
+  classifyAnswer,
+  classifyAnswerV2,
+  classifyNetworkError,
+  classifyTaskAnswer,
+  type Verdict,
+} from '@power-meter/w3bstream';
 import { describe, expect, it } from 'vitest';
 import { buildScreenModel } from '../packages/power-meter-display/src/screen/model.js';
 import { STATUS_FONTS, ScreenRenderer } from '../packages/power-meter-display/src/screen/render.js';
@@ -26,6 +33,18 @@ function fromVerdict(v: Verdict, repeated = 1): Partial<Publishing> {
 }
 
 const json = (o: unknown) => JSON.stringify(o);
+/** A task as the meter sends it (the classifier reads its project and signature). */
+const TASK = `{"nonce":1,"projectID":"42","projectVersion":"0.1","payload":{"sensor_reading":1.0,"timestamp":1764000000},"signature":"0x${'ab'.repeat(64)}"}`;
+/** The task state the meter follows (state.json publishing.task). */
+const task = (state: string, error: string | null = null) => ({
+  id: `0x${'cd'.repeat(32)}`,
+  state,
+  stateAtMs: NOW,
+  txHash: null,
+  error,
+  checkedAtMs: NOW,
+  failedCount: error ? 1 : 0,
+});
 const applet = (error: string) => json({ results: [{ code: -1, error }] });
 const verdicts: Verdict[] = [
   // W3bstream 1: the node's error keys (classify.ts ADVICE), applet answers, what else answers.
@@ -62,6 +81,14 @@ const verdicts: Verdict[] = [
   classifyAnswerV2(301, ''),
   classifyAnswerV2(200, json({ ok: true })),
   classifyAnswerV2(200, '<html/>', { contentType: 'text/html' }),
+  // W3bstream 2 /v1/task (classify-v2.ts classifyTaskAnswer): the current node's answers.
+  classifyTaskAnswer(403, json({ error: 'device does not have permission' }), { requestBody: TASK }),
+  classifyTaskAnswer(400, json({ error: 'failed to get project: project not exist, project_id 42' }), { requestBody: TASK }),
+  classifyTaskAnswer(400, json({ error: 'failed to get project config: project config not exist' }), { requestBody: TASK }),
+  classifyTaskAnswer(400, json({ error: 'invalid signature; could not recover public key: x' }), { requestBody: TASK }),
+  classifyTaskAnswer(200, json({ taskID: `0x${'12'.repeat(32)}` }), { requestBody: TASK }),
+  classifyTaskAnswer(500, json({ error: 'could not save task: x' }), { requestBody: TASK }),
+  classifyTaskAnswer(404, '404 page not found', { requestBody: TASK }),
   // No answer at all (publisher.ts: the error code node-fetch reports).
   ...['ECONNREFUSED', 'ECONNRESET', 'ENOTFOUND', 'EAI_AGAIN', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'EPIPE'].map((c) =>
     classifyNetworkError(c),
@@ -83,6 +110,9 @@ const publishings: Array<Partial<Publishing>> = [
   { state: 'ok', reason: null, waiting: 0 },
   { state: 'disabled', reason: null },
   { held: 3 },
+  // W3bstream 2 /v1/task: the newest followed task's state.
+  ...['packed', 'assigned', 'settled'].map((st) => ({ state: 'ok' as const, reason: null, waiting: 0, task: task(st) })),
+  { state: 'ok', reason: null, waiting: 0, task: task('failed', 'prover: proof rejected') },
 ];
 
 const sensorReasons: string[] = [

@@ -23,7 +23,14 @@ export interface ContractArtifact {
   bytecode: `0x${string}`;
 }
 
-export type ContractName = 'DeviceRegistry' | 'DeviceBinding' | 'RewardToken' | 'ReadingVerifier';
+export type ContractName =
+  | 'DeviceRegistry'
+  | 'DeviceBinding'
+  | 'RewardToken'
+  | 'ReadingVerifier'
+  | 'IoIdRegistryLocal'
+  | 'IoIdLocal'
+  | 'IoIdDeviceNFT';
 
 export function loadContract(name: ContractName): ContractArtifact {
   const file = join(BUILD_DIR, 'contracts', `${name}.json`);
@@ -41,9 +48,9 @@ function isStale(): boolean {
   const outputs = [
     ...APPLETS.map(appletWasmFile),
     join(BUILD_DIR, 'pglite-template.tgz'),
-    ...(['DeviceRegistry', 'DeviceBinding', 'RewardToken', 'ReadingVerifier'] as const).map((n) =>
-      join(BUILD_DIR, 'contracts', `${n}.json`),
-    ),
+    ...(
+      ['DeviceRegistry', 'DeviceBinding', 'RewardToken', 'ReadingVerifier', 'IoIdRegistryLocal', 'IoIdLocal', 'IoIdDeviceNFT'] as const
+    ).map((n) => join(BUILD_DIR, 'contracts', `${n}.json`)),
   ];
   const sourcesMs = Math.max(
     newestMtimeMs(join(PACKAGE_ROOT, 'applet')),

@@ -59,3 +59,5 @@ export { AppletRunner, WAIT_TIMEOUT_MS } from './vm/runner.js';
 export type { AppletRunnerOptions, HandlerResult, LogLine, RunInfo } from './vm/runner.js';
 export { DEFAULT_REWARD_TIERS, ENERGY_METER_PROJECT_FILE, energyMeterProject, startLocalDepin } from './depin.js';
 export type { EnergyMeterProjectOptions, LocalDepin, LocalDepinOptions, RewardTier } from './depin.js';
+export { LocalIoId } from './chain/ioid.js';
+export type { IoIdAddresses, PermitForRegister } from './chain/ioid.js';

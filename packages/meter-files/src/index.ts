@@ -1,12 +1,12 @@
 export { STATE_SCHEMA, FILES, LEGACY_FILES, DEFAULT_REWARD_TIERS } from './schema.js';
-export type { MeterState, RewardBalance, WindowSummary, PublishingStateName, SensorStateName, RewardTier } from './schema.js';
+export type { MeterState, RewardBalance, IoIdStatus, WindowSummary, PublishingStateName, SensorStateName, RewardTier } from './schema.js';
 export { parseState } from './parse.js';
 export type { ParseResult, StateProblem } from './parse.js';
 export { legacyFileContents, legacyStatusOf, formatW } from './legacy.js';
 export type { LegacyStatus } from './legacy.js';
 export { writeFileAtomic, writeFileAtomicSync, cleanupTempFiles, isTempFile, readState, STATE_MAX_BYTES } from './files.js';
 export type { AtomicWriteOptions } from './files.js';
-export { exampleRewardBalance, exampleState } from './example.js';
+export { exampleIoIdStatus, exampleRewardBalance, exampleState } from './example.js';
 export {
   SettingError,
   UnknownKeyError,

@@ -92,12 +92,35 @@ function findInvalidField(v: Record<string, unknown>): string | null {
     if (!isNum(b.intervalMs)) return 'rewardBalance.intervalMs';
     if (!isStrOrNull(b.error)) return 'rewardBalance.error';
   }
+  if (v.ioid !== undefined) {
+    const i = v.ioid;
+    if (!isObj(i)) return 'ioid';
+    for (const k of ['registry', 'device', 'did']) if (typeof i[k] !== 'string') return `ioid.${k}`;
+    for (const k of ['ioIdContract', 'ioId', 'owner', 'projectId', 'error']) if (!isStrOrNull(i[k])) return `ioid.${k}`;
+    if (i.registered !== null && typeof i.registered !== 'boolean') return 'ioid.registered';
+    if (!isNumOrNull(i.readAtMs)) return 'ioid.readAtMs';
+    if (!isNum(i.intervalMs)) return 'ioid.intervalMs';
+  }
   if (p.lastTaskId !== undefined && !isStrOrNull(p.lastTaskId)) return 'publishing.lastTaskId';
+  if (p.task !== undefined && p.task !== null) {
+    const t = p.task;
+    if (!isObj(t)) return 'publishing.task';
+    if (typeof t.id !== 'string') return 'publishing.task.id';
+    if (typeof t.state !== 'string') return 'publishing.task.state';
+    if (!isNumOrNull(t.stateAtMs)) return 'publishing.task.stateAtMs';
+    if (!isStrOrNull(t.txHash)) return 'publishing.task.txHash';
+    if (!isStrOrNull(t.error)) return 'publishing.task.error';
+    if (!isNum(t.checkedAtMs)) return 'publishing.task.checkedAtMs';
+    if (!isNum(t.failedCount)) return 'publishing.task.failedCount';
+  }
   const s = v.sensor;
   if (!isObj(s)) return 'sensor';
   if (!['ok', 'fault'].includes(s.state as string)) return 'sensor.state';
   if (!isStrOrNull(s.reason)) return 'sensor.reason';
   if (!isNumOrNull(s.busV)) return 'sensor.busV';
   if (!isNumOrNull(s.currentA)) return 'sensor.currentA';
+  if (s.chip !== undefined && typeof s.chip !== 'string') return 'sensor.chip';
+  if (s.simulated !== undefined && typeof s.simulated !== 'boolean') return 'sensor.simulated';
+  if (s.calibrationId !== undefined && !isStrOrNull(s.calibrationId)) return 'sensor.calibrationId';
   return null;
 }

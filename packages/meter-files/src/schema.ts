@@ -92,6 +92,34 @@ export interface RewardBalance {
   error: string | null;
 }
 
+/**
+ * The device's ioID registration as read from the chain (`--rpc-url`, `--ioid-registry`): the
+ * W3bstream node takes readings only from a device registered through ioID for the task's
+ * project. Addresses are `0x` + 40 lowercase hex; big integers are decimal text.
+ */
+export interface IoIdStatus {
+  /** The ioIDRegistry contract asked. */
+  registry: string;
+  /** The ioID NFT contract (the registry's `ioID()`); null before the first read. */
+  ioIdContract: string | null;
+  /** This device's address and DID (`did:io:` + the address). */
+  device: string;
+  did: string;
+  /** null before the first successful read. */
+  registered: boolean | null;
+  /** The ioID token id when registered, else null. */
+  ioId: string | null;
+  /** The ioID token's owner when registered, else null. */
+  owner: string | null;
+  /** The ioID project (`deviceProject`) when registered, else null. */
+  projectId: string | null;
+  /** When the figures above were read, Unix ms; null before the first read. */
+  readAtMs: number | null;
+  intervalMs: number;
+  /** Why the last attempt failed; null when it succeeded. */
+  error: string | null;
+}
+
 export interface MeterState {
   schema: typeof STATE_SCHEMA;
   /** Wall-clock time of this update, Unix ms. */
@@ -147,16 +175,49 @@ export interface MeterState {
      * 64 hex, `""` while the node aggregates readings into a task, null before the first delivery.
      */
     lastTaskId?: string | null;
+    /**
+     * W3bstream 2 `/v1/task` only, once a task's state was read (`GET <node>/v1/task/<taskID>` at
+     * the task poll interval): the newest delivered task the meter followed, its latest state
+     * (`packed`, `assigned`, `settled`, `failed`; `error`: the node could not look it up;
+     * `unknown`: the node lists no state), the settling transaction, the failure text, and how
+     * many followed tasks failed since the meter started.
+     */
+    task?: {
+      id: string;
+      state: string;
+      stateAtMs: number | null;
+      txHash: string | null;
+      error: string | null;
+      checkedAtMs: number;
+      failedCount: number;
+    } | null;
   };
   /**
    * The owner's reward-token balance as read from the chain (`--rpc-url`, `--reward-token`,
    * `--wallet-address`); absent when not configured. Optional in schema 1 (added with it).
    */
   rewardBalance?: RewardBalance;
+  /**
+   * The device's ioID registration (`--rpc-url` with `--ioid-registry`); absent when not
+   * configured. Optional in schema 1 (added with it).
+   */
+  ioid?: IoIdStatus;
   sensor: {
     state: SensorStateName;
     reason: string | null;
     busV: number | null;
     currentA: number | null;
+    /**
+     * The chip that measures ("INA219", "INA226", "INA260", "INA228"). Optional in schema 1
+     * (added with it; older writers measured with an INA219 and omit it).
+     */
+    chip?: string;
+    /** True when the chip is the emulator (`--sensor sim`). Optional, like `chip`. */
+    simulated?: boolean;
+    /**
+     * The calibration applied to the figures (`power-meter calibrate`), e.g. "20260514-3f9a1c2e";
+     * null when uncalibrated. Optional, like `chip`.
+     */
+    calibrationId?: string | null;
   };
 }

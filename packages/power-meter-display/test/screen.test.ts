@@ -1,4 +1,4 @@
-import { exampleRewardBalance, exampleState, type MeterState } from '@power-meter/meter-files';
+import { exampleIoIdStatus, exampleRewardBalance, exampleState, type MeterState } from '@power-meter/meter-files';
 import { describe, expect, it } from 'vitest';
 import { areaPx, diffFrames, pixelWords } from '../src/diff/diff.js';
 import {
@@ -49,6 +49,30 @@ describe('screen model (pure)', () => {
     // Never read yet: waiting, or failing.
     expect(at(balance({ raw: null, tokens: null, readAtMs: null }))).toMatchObject({ balanceText: 'chain …', balanceTone: 'fair' });
     expect(at(balance({ raw: null, tokens: null, readAtMs: null, error: 'RPC unreachable' }))).toMatchObject({ balanceText: 'chain ?' });
+  });
+
+  it('says when the device has no ioID (the node refuses its readings) before the publishing state', () => {
+    const failing = {
+      state: 'failing' as const,
+      reason: 'device not approved for project 42',
+      waiting: 7,
+      dropped: 0,
+      lastSuccessMs: null,
+      held: 0,
+    };
+    const at = (ioid: MeterState['ioid'], publishing: MeterState['publishing'] = failing) =>
+      buildScreenModel(exampleState({ updatedAtMs: NOW, ioid, publishing }), null, NOW + 1000);
+    expect(at(exampleIoIdStatus({ registered: false, ioId: null, owner: null, projectId: null }))).toMatchObject({
+      statusText: 'no ioID: 7 waiting',
+      statusTone: 'alert',
+    });
+    const idle = { state: 'ok' as const, reason: null, waiting: 0, dropped: 0, lastSuccessMs: NOW, held: 0 };
+    expect(at(exampleIoIdStatus({ registered: false }), idle)).toMatchObject({ statusText: 'ioID: not registered', statusTone: 'fair' });
+    // Registered, or not read yet: the publishing state speaks.
+    expect(at(exampleIoIdStatus(), idle)).toMatchObject({ statusText: 'published ok', statusTone: 'good' });
+    expect(at(exampleIoIdStatus({ registered: null, readAtMs: null }))).toMatchObject({ statusTone: 'alert' });
+    expect(at(exampleIoIdStatus({ registered: null, readAtMs: null })).statusText).toBe('failing: not approved');
+    expect(at(undefined, idle).statusText).toBe('published ok');
   });
 
   it('says when the applet refuses the readings, with the count and the reason', () => {
@@ -148,6 +172,26 @@ describe('screen model (pure)', () => {
     expect(pub({ state: 'failing', reason: 'SomeNewNodeKey' })).toBe('failing: SomeNewNodeKey'); // as it is; the renderer cuts it to fit
     expect(pub({ state: 'disabled' })).toBe('publishing off');
     expect(pub({ held: 3 })).toBe('clock sync: 3 held');
+    // W3bstream 2: a device the node does not approve, and the followed task's state.
+    expect(pub({ state: 'failing', reason: 'device not approved for project 42', waiting: 7 })).toBe('failing: not approved');
+    expect(pub({ state: 'failing', reason: 'unknown project 42 / version 0.1' })).toBe('failing: unknown project');
+    const task = (state: string, error: string | null = null) => ({
+      id: `0x${'ab'.repeat(32)}`,
+      state,
+      stateAtMs: NOW,
+      txHash: state === 'settled' ? `0x${'cd'.repeat(32)}` : null,
+      error,
+      checkedAtMs: NOW,
+      failedCount: state === 'failed' ? 1 : 0,
+    });
+    expect(pub({ task: task('settled') })).toBe('published, settled');
+    expect(pub({ task: task('assigned') })).toBe('published, assigned');
+    const failed = buildScreenModel(
+      { ...base, publishing: { ...base.publishing, task: task('failed', 'proof rejected by verifier') } },
+      null,
+      NOW,
+    );
+    expect(failed).toMatchObject({ statusText: 'task failed: proof rejec…', statusTone: 'alert' });
     const fault = buildScreenModel(
       { ...base, sensor: { state: 'fault', reason: 'no answer at 0x40', busV: null, currentA: null } },
       null,
@@ -240,6 +284,24 @@ describe('rendering (regions and colours)', () => {
     expect(countNear(wideYes, 0, 52, 75, 14, '#ffffff')).toBe(countNear(wideNo, 0, 52, 75, 14, '#ffffff'));
     const portrait = new ScreenRenderer('portrait').render(buildScreenModel(exampleState({ updatedAtMs: NOW, rewardBalance }), null, NOW));
     expect(countNear(portrait, 0, 0, 128, 160, BALANCE)).toBeGreaterThan(40);
+  });
+
+  it('names the chip that measures top right, dim, and gives the place to the problem marker', () => {
+    const sensor = (chip?: string, simulated?: boolean) => ({ ...exampleState().sensor, chip, simulated });
+    const at = (over: Partial<MeterState>, problem: 'garbage' | null = null) =>
+      buildScreenModel(exampleState({ updatedAtMs: NOW, ...over }), problem, NOW);
+    expect(at({}).chipText).toBeNull(); // a backend from before the field
+    expect(at({ sensor: sensor('INA228', false) }).chipText).toBe('INA228');
+    expect(at({ sensor: sensor('INA219', true) }).chipText).toBe('INA219 sim');
+    const dim = '#8a939c';
+    const without = renderer.render(at({}));
+    const withChip = renderer.render(at({ sensor: sensor('INA228', false) }));
+    expect(countNear(without, 110, 0, 50, 13, dim)).toBe(0);
+    expect(countNear(withChip, 110, 0, 50, 13, dim)).toBeGreaterThan(15);
+    // The label on the left is untouched.
+    expect(countNear(withChip, 0, 0, 80, 13, dim)).toBe(countNear(without, 0, 0, 80, 13, dim));
+    const marked = renderer.render(at({ sensor: sensor('INA228', false) }, 'garbage'));
+    expect(countNear(marked, 110, 0, 50, 13, dim)).toBe(0);
   });
 
   it('renders portrait 128x160 too', () => {

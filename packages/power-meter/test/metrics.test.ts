@@ -67,6 +67,20 @@ function get(port: number, path: string, host = '127.0.0.1'): Promise<{ status: 
 }
 
 describe('Prometheus metrics', () => {
+  it('name the chip that measures, whether simulated, and the calibration (an older state: INA219, none)', async () => {
+    const { m } = await output();
+    const base = exampleState();
+    m.onState({ ...base, sensor: { ...base.sensor, chip: 'INA228', simulated: false, calibrationId: '20260514-3f9a1c2e' } });
+    const p = parse((await m.text())!);
+    expect(value(p, 'power_meter_sensor_info', { chip: 'INA228', simulated: 'false', calibration_id: '20260514-3f9a1c2e' })).toBe(1);
+    expect(p.get('power_meter_sensor_info')!.metrics).toHaveLength(1);
+    m.onState(base);
+    const old = parse((await m.text())!);
+    expect(old.get('power_meter_sensor_info')!.metrics).toEqual([
+      { value: '1', labels: { chip: 'INA219', simulated: 'false', calibration_id: 'none' } },
+    ]);
+  });
+
   it('follow the naming conventions: base units, counters end in _total, every metric has help', () => {
     for (const d of METRICS) {
       expect(d.name).toMatch(/^power_meter_[a-z_]+$/);

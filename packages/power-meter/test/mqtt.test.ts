@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { parseEnvFile } from '../src/mqtt/check.js';
 import { ENTITIES, discoveryMessages, liveExpireAfterS } from '../src/mqtt/discovery.js';
 import { SENSOR_CHIPS, sensorHardware } from '../src/sensor-info.js';
-import { StatePlanner, windowPayload } from '../src/mqtt/payloads.js';
+import { StatePlanner, statusPayload, windowPayload } from '../src/mqtt/payloads.js';
 import { clientId, meterTopics, nodeId } from '../src/mqtt/topics.js';
 import { BACKEND_SETTINGS } from '../src/settings.js';
 import { resolveSettings, SettingError } from '@power-meter/meter-files';
@@ -242,6 +242,26 @@ describe('state messages', () => {
     const [w, , pw] = new StatePlanner(t, 0).all(s, 0);
     expect(JSON.parse(w!.payload)).toMatchObject({ energyTotalWh: 12.5, avgPowerW: null, observedPercent: null });
     expect(JSON.parse(pw!.payload)).toMatchObject({ powerW: null });
+  });
+});
+
+describe('which chip measured', () => {
+  it('the status carries the chip and the calibration; the device model names the chip, simulated or not', () => {
+    const base = state();
+    const s = state({ sensor: { ...base.sensor, chip: 'INA260', simulated: false, calibrationId: null } });
+    expect(JSON.parse(statusPayload(s))).toMatchObject({ sensor: 'ok', sensorChip: 'INA260', calibrationId: null });
+    expect(JSON.parse(statusPayload(base))).not.toHaveProperty('sensorChip'); // an older state: nothing invented
+    expect(sensorHardware({ sensor: 'ina228', simChip: 'ina219', shuntOhms: 0.015 })).toEqual({
+      model: 'INA228',
+      hwVersion: 'INA228, 15 mΩ shunt',
+    });
+    expect(sensorHardware({ sensor: 'sim', simChip: 'ina226', shuntOhms: 0.1 }).model).toBe('INA226 (simulated)');
+    expect(sensorHardware({ sensor: 'ina260', shuntOhms: 0.002 }).hwVersion).toBe('INA260, 2 mΩ shunt inside');
+    const device = discoveryMessages('homeassistant', 'power-meter', {
+      ...INFO,
+      model: sensorHardware({ sensor: 'ina228', shuntOhms: 0.015 }).model,
+    })[0]!.config.device as { model: string };
+    expect(device.model).toBe('INA228');
   });
 });
 

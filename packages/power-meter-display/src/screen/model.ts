@@ -36,6 +36,11 @@ export interface ScreenModel {
   sparkTones: Tone[];
   /** Short marker when state.json is currently unreadable (the screen keeps the last good data). */
   problemMarker: string | null;
+  /**
+   * Which chip measures, top right: "INA228", "INA219 sim" for the emulator; null when the state
+   * does not say (a backend from before the field). The problem marker takes the place when shown.
+   */
+  chipText: string | null;
 }
 
 /**
@@ -166,6 +171,10 @@ export const REASON_WORDS: ReadonlyArray<readonly [RegExp, string]> = [
   [/CERT|^ERR_TLS_|^UNABLE_TO_(VERIFY|GET)_/, 'certificate'],
   [/^ERR_SSL_/, 'TLS error'],
   [/^outbox error$/, 'outbox error'],
+  // W3bstream 2 /v1/task (classify-v2.ts): the node's 403, its unknown project or version, a taskID it did not compute.
+  [/^device not approved for project/, 'not approved'],
+  [/^unknown project/, 'unknown project'],
+  [/^answer not from the node$/, 'not the node'],
 ];
 
 export function reasonWords(reason: string): string {
@@ -230,6 +239,7 @@ export function buildScreenModel(state: MeterState | null, problem: StateProblem
       spark: [],
       sparkTones: [],
       problemMarker: problem === null || problem === 'missing' ? null : PROBLEM_MARKERS[problem],
+      chipText: null,
     };
   }
   const age = ageMs ?? nowMs - state.updatedAtMs;
@@ -267,23 +277,40 @@ export function buildScreenModel(state: MeterState | null, problem: StateProblem
     spark,
     sparkTones: spark.map((w) => toneForPowerW(Math.max(0, w), bounds)),
     problemMarker: problem === null ? null : PROBLEM_MARKERS[problem],
+    chipText: state.sensor.chip === undefined ? null : `${state.sensor.chip}${state.sensor.simulated ? ' sim' : ''}`,
   };
+}
+
+/** Cut to `max` characters with an ellipsis. */
+function shorten(text: string, max: number): string {
+  return text.length <= max ? text : `${text.slice(0, max - 1)}…`;
 }
 
 function publishingStatus(state: MeterState): { statusText: string; statusTone: Tone } {
   const p = state.publishing;
   if (p.held > 0) return { statusText: `clock sync: ${p.held} held`, statusTone: 'fair' };
+  // The chain says the device has no ioID: the W3bstream node refuses its readings (403) until the
+  // owner registers it. Said before the publishing state, which only says "failing".
+  if (state.ioid?.registered === false)
+    return {
+      statusText: p.waiting > 0 ? `no ioID: ${p.waiting} waiting` : 'ioID: not registered',
+      statusTone: p.state === 'ok' || p.state === 'disabled' ? 'fair' : 'alert',
+    };
   switch (p.state) {
     case 'disabled':
       return { statusText: 'publishing off', statusTone: 'neutral' };
     case 'ok':
       // The node took the reading but the applet refused it (an unregistered device, a bad signature).
       if (p.lastRejection) return { statusText: `refused: ${refusalWords(p.lastRejection)}`, statusTone: 'alert' };
+      // W3bstream 2: the node took the reading, and the prover failed the task made of it.
+      if (p.task?.state === 'failed') return { statusText: `task failed: ${shorten(p.task.error ?? '?', 12)}`, statusTone: 'alert' };
       // Delivered, but no applet strategy handles the eventType (publisher: NoApplet).
       if (p.reason) return { statusText: 'ok: no applet', statusTone: 'fair' };
-      return p.waiting > 1
-        ? { statusText: `sending: ${p.waiting} waiting`, statusTone: 'fair' }
-        : { statusText: 'published ok', statusTone: 'good' };
+      if (p.waiting > 1) return { statusText: `sending: ${p.waiting} waiting`, statusTone: 'fair' };
+      // W3bstream 2: the newest followed task's state: packed, assigned, settled (on chain).
+      if (p.task && p.task.state !== 'unknown' && p.task.state !== 'error')
+        return { statusText: `published, ${p.task.state}`, statusTone: 'good' };
+      return { statusText: 'published ok', statusTone: 'good' };
     case 'retrying':
       return { statusText: p.reason ? `retrying: ${reasonWords(p.reason)}` : `retrying: ${p.waiting} waiting`, statusTone: 'fair' };
     case 'failing':

@@ -95,7 +95,16 @@ export class ScreenRenderer {
     ctx.fillStyle = DIM;
     ctx.textAlign = 'left';
     ctx.fillText(model.mode === 'stale' ? 'STALE' : this.portrait ? 'POWER' : 'POWER NOW', 4, 11);
-    if (model.problemMarker === null) return;
+    if (model.problemMarker === null) {
+      if (model.chipText !== null) {
+        // The chip that measures, small and dim: a fact about the figures, not news.
+        ctx.font = `9px ${FONT_FAMILY}`;
+        ctx.textAlign = 'right';
+        ctx.fillText(model.chipText, w - 4, 10);
+        ctx.textAlign = 'left';
+      }
+      return;
+    }
     ctx.font = `bold 9px ${FONT_FAMILY}`;
     const text = `! ${model.problemMarker}`;
     const tw = Math.ceil(ctx.measureText(text).width) + 6;

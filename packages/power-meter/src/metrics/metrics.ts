@@ -52,6 +52,22 @@ export const METRICS: readonly MetricDef[] = [
     samples: (s) => [{ labels: { device_id: s.state.deviceId, version: s.version }, value: 1 }],
   },
   {
+    name: 'power_meter_sensor_info',
+    help: 'Constant 1, labelled with the chip that measures (INA219, INA226, INA260, INA228), whether it is simulated, and the calibration applied ("none" when uncalibrated)',
+    type: 'gauge',
+    labelNames: ['chip', 'simulated', 'calibration_id'],
+    samples: (s) => [
+      {
+        labels: {
+          chip: s.state.sensor.chip ?? 'INA219',
+          simulated: String(s.state.sensor.simulated ?? false),
+          calibration_id: s.state.sensor.calibrationId ?? 'none',
+        },
+        value: 1,
+      },
+    ],
+  },
+  {
     name: 'power_meter_energy_joules_total',
     help: 'Energy measured since the meter was installed (never decreases); divide by 3.6e6 for kWh',
     type: 'counter',

@@ -66,6 +66,9 @@ export function statusPayload(s: MeterState, startedAtMs: number | null = null):
     lastSuccessMs: p.lastSuccessMs,
     sensor: s.sensor.state,
     sensorReason: s.sensor.reason,
+    // Which chip measured and with which calibration (additive; absent in an older state).
+    ...(s.sensor.chip === undefined ? {} : { sensorChip: s.sensor.chip }),
+    ...(s.sensor.calibrationId === undefined ? {} : { calibrationId: s.sensor.calibrationId }),
   });
 }
 
