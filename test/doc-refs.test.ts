@@ -1,9 +1,5 @@
 import { describe, expect, it } from 'vitest';
-// @ts-expect-error: a plain ES module script without type declarations
-import { findOutsideRefs } from '../scripts/check-doc-refs.mjs';
-
-type Finding = { line: number; ref: string; why: string };
-const check = findOutsideRefs as (file: string, text: string, exists: (p: string) => boolean) => Finding[];
+import { findOutsideRefs as check } from '../scripts/check-doc-refs.mjs';
 
 /** A repository with these files. */
 const repo =

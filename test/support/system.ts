@@ -36,7 +36,8 @@ export function displayProcess(dataDir: string, png: string): Proc {
   return start(DISPLAY, ['--panel', 'png', '--png', png, '--data-dir', dataDir]);
 }
 
-export interface Record {
+/** The fields of a dev receiver's `--record` line (its ReceivedEvent) that these tests read. */
+export interface RecordedEvent {
   seq: number;
   eventId: string;
   sensorReading: number;
@@ -44,12 +45,12 @@ export interface Record {
   body: string;
 }
 
-export function records(file: string): Record[] {
+export function records(file: string): RecordedEvent[] {
   if (!existsSync(file)) return [];
   return readFileSync(file, 'utf8')
     .split('\n')
     .filter((l) => l.trim() !== '')
-    .map((l) => JSON.parse(l) as Record);
+    .map((l) => JSON.parse(l) as RecordedEvent);
 }
 
 /** Pixels of the PNG screen near a colour inside a region (tolerant to anti-aliasing). */

@@ -201,8 +201,7 @@ describe('power-meter with Prometheus metrics (real daemon)', () => {
           })
           .once('error', reject);
       });
-    type Family = { name: string; type: string; metrics: Array<{ value: string; labels?: Record<string, string> }> };
-    const values = (text: string) => new Map((parsePrometheusTextFormat(text) as Family[]).map((f) => [f.name, f]));
+    const values = (text: string) => new Map(parsePrometheusTextFormat(text).map((f) => [f.name, f]));
     await until(
       async () => Number(values(await scrape()).get('power_meter_readings_delivered_total')?.metrics[0]?.value) >= 3,
       20_000,

@@ -181,8 +181,8 @@ describe('the dev apinode: POST /v1/task and GET /v1/task/<id> as the node answe
       expect(last.states.map((s) => s.state)).toEqual(['packed', 'assigned', outcome]);
       if (outcome === 'settled') expect(last.states[2]!.transaction_hash).toMatch(/^0x[0-9a-f]{64}$/);
       else expect(last.states[2]!.error).toMatch(/failed/);
-      const none = await (await fetch(`${r.url}/0x${'00'.repeat(32)}`)).json();
-      expect(none.states[0].state).toBe('error');
+      const none = (await (await fetch(`${r.url}/0x${'00'.repeat(32)}`)).json()) as { states: Array<{ state: string }> };
+      expect(none.states[0]!.state).toBe('error');
     }
   });
 });
