@@ -6,7 +6,7 @@
  */
 import { Command, InvalidArgumentError, Option } from 'commander';
 import type { Address } from './chain/contracts.js';
-import { DEFAULT_REWARD_TIERS, type RewardTier, startLocalDepin } from './depin.js';
+import { DEFAULT_PER_READING_REWARD_TIERS, type PerReadingRewardTier, startLocalDepin } from './depin.js';
 
 const ADDRESS = /^0x[0-9a-fA-F]{40}$/;
 
@@ -16,7 +16,15 @@ function address(value: string): Address {
   return value as Address;
 }
 
-function tiers(value: string): RewardTier[] {
+interface DemoOptions {
+  port: number;
+  device?: Address[];
+  owner?: Address;
+  tiers: PerReadingRewardTier[];
+  signatureCheck: 'secp256k1' | 'off';
+}
+
+function tiers(value: string): PerReadingRewardTier[] {
   let parsed: unknown;
   try {
     parsed = JSON.parse(value);
@@ -25,7 +33,7 @@ function tiers(value: string): RewardTier[] {
   }
   const ok = Array.isArray(parsed) && parsed.every((t) => typeof t?.belowW === 'number' && Number.isInteger(t?.tokens) && t.tokens >= 0);
   if (!ok) throw new InvalidArgumentError(`${JSON.stringify(value)}: a JSON array of {"belowW": watts, "tokens": whole tokens >= 0}`);
-  return parsed as RewardTier[];
+  return parsed as PerReadingRewardTier[];
 }
 
 function port(value: string): number {
@@ -48,13 +56,13 @@ program
     (v: string, prev: Address[] = []) => [...prev, address(v)],
   )
   .option('--owner <address>', "owner wallet that receives the rewards (default: the chain's third account)", address)
-  .option('--tiers <json>', 'reward tiers, whole tokens per reading', tiers, DEFAULT_REWARD_TIERS)
+  .option('--tiers <json>', 'reward tiers, whole tokens per reading', tiers, DEFAULT_PER_READING_REWARD_TIERS)
   .addOption(
     new Option('--signature-check <mode>', 'check each reading’s signature against the registered address (secp256k1 devices only)')
       .choices(['secp256k1', 'off'])
       .default('secp256k1'),
   )
-  .action(async (o: { port: number; device?: Address[]; owner?: Address; tiers: RewardTier[]; signatureCheck: 'secp256k1' | 'off' }) => {
+  .action(async (o: DemoOptions) => {
     const token = process.env.W3BSTREAM_PUBLISHER_TOKEN ?? '';
     if (token === '') {
       console.error(
