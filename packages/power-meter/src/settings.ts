@@ -1,11 +1,11 @@
 import { CHIP_IDS, CHIPS, parseSimLoad, type ChipId } from '@power-meter/ina219';
 import {
-  DEFAULT_REWARD_TIERS,
+  DEFAULT_HOURLY_REWARD_TIERS,
   LOG_LEVELS,
   parseLogLevel,
   parsers,
   type LogLevel,
-  type RewardTier,
+  type HourlyRewardTier,
   type SettingSource,
   type SettingSpec,
 } from '@power-meter/meter-files';
@@ -30,7 +30,7 @@ function chipDefaults(key: 'shuntOhms' | 'maxCurrentA'): string {
 }
 
 // The reward table's type and default belong to the data-directory contract (state.json carries the tiers).
-export { DEFAULT_REWARD_TIERS, type RewardTier };
+export { DEFAULT_HOURLY_REWARD_TIERS, type HourlyRewardTier };
 
 /**
  * Bounds of a reward tier. The rates feed totals that are stored for ever, so they must stay
@@ -39,7 +39,7 @@ export { DEFAULT_REWARD_TIERS, type RewardTier };
  */
 export const TIER_LIMITS = { maxBelowW: 100_000, maxTokensPerH: 1_000_000, maxTiers: 32 } as const;
 
-function parseTiers(raw: unknown): RewardTier[] {
+function parseTiers(raw: unknown): HourlyRewardTier[] {
   if (!Array.isArray(raw) || raw.length === 0 || raw.length > TIER_LIMITS.maxTiers) throw new Error('not a list');
   let last = -Infinity;
   return raw.map((t: unknown) => {
@@ -646,7 +646,7 @@ export const BACKEND_SETTINGS = {
     key: 'rewardTiers',
     flag: null,
     env: null,
-    default: DEFAULT_REWARD_TIERS as RewardTier[],
+    default: DEFAULT_HOURLY_REWARD_TIERS as HourlyRewardTier[],
     describe: 'reward tiers, config file only: [{"belowW":3,"tokensPerH":10},{"belowW":5,"tokensPerH":4}]',
     parse: parseTiers,
     allowed: `a list of 1-${TIER_LIMITS.maxTiers} {belowW, tokensPerH} with ascending belowW in (0, ${TIER_LIMITS.maxBelowW}] and tokensPerH in [0, ${TIER_LIMITS.maxTokensPerH}]`,
