@@ -125,7 +125,7 @@ export type { SequenceFloorRecord } from './sequence-floor.js';
 export { PERSISTING_AFTER_FAILURES, classifyAnswer, classifyNetworkError } from './classify.js';
 export type { AnswerContext, Persisting, Verdict } from './classify.js';
 export { Publisher, PublisherConfigError, parsePublishUrl, retryDelayMs } from './publisher.js';
-export type { BackoffOptions, DeliveredEvent, PublishState, PublishStateName, PublisherEvents, PublisherOptions } from './publisher.js';
+export type { BackoffOptions, DeliveredEvent, PublishState, PublisherEvents, PublisherOptions } from './publisher.js';
 export { DEV_ANSWER_MODES, answerEvent, startDevReceiver } from './receiver.js';
 export type { AnswerConfig, DevAnswerMode, DevReceiver, DevReceiverOptions, EventAnswer, EventRequest, ReceivedEvent } from './receiver.js';
 export { readDamagedOutbox } from './salvage.js';
