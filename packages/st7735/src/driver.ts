@@ -1,5 +1,5 @@
-import type { GpioLine, Sleep, SpiTransfer } from './interfaces.js';
-import { realSleep } from './interfaces.js';
+import { setTimeout as delay } from 'node:timers/promises';
+import type { GpioLine, SpiTransfer } from './interfaces.js';
 import {
   CMD,
   COLMOD_16BIT,
@@ -28,7 +28,8 @@ export interface St7735Options {
   pixelSpeedHz?: number;
   commandSpeedHz?: number;
   maxMessageBytes?: number;
-  sleep?: Sleep;
+  /** Waits `ms` (the reset and init delays); default: Node's timers. Tests pass one that returns at once. */
+  sleep?: (ms: number) => Promise<void>;
 }
 
 /** What was wrong, so an application can name its own setting: `geometry` (offsets), `rotation`, `region` (a write call). */
@@ -60,7 +61,7 @@ export class St7735 {
   private readonly pixelHz: number;
   private readonly commandHz: number;
   private readonly maxBytes: number;
-  private readonly sleep: Sleep;
+  private readonly sleep: (ms: number) => Promise<void>;
   private queue: Promise<void> = Promise.resolve();
   /** The D/C level last driven, so unchanged levels cost no GPIO write (null = unknown). */
   private dcLevel: 0 | 1 | null = null;
@@ -99,7 +100,7 @@ export class St7735 {
     this.pixelHz = opts.pixelSpeedHz ?? 24_000_000;
     this.commandHz = Math.min(opts.commandSpeedHz ?? MAX_COMMAND_HZ, MAX_COMMAND_HZ);
     this.maxBytes = opts.maxMessageBytes ?? MAX_MESSAGE_BYTES;
-    this.sleep = opts.sleep ?? realSleep;
+    this.sleep = opts.sleep ?? ((ms) => delay(ms));
   }
 
   /** Hardware reset (RESET low >= 20 us, then 120 ms) and the ST7735R init sequence. */

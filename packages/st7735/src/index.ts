@@ -14,8 +14,7 @@ export {
   isLandscape,
 } from './protocol.js';
 export type { PanelVariant, Rotation, VariantSpec } from './protocol.js';
-export type { SpiTransfer, SpiPart, GpioLine, Sleep } from './interfaces.js';
-export { realSleep } from './interfaces.js';
+export type { SpiTransfer, SpiPart, GpioLine } from './interfaces.js';
 export { rgbaToRgb565be, rgb565ToRgb } from './convert.js';
 export type { Rect, PixelOrder } from './convert.js';
 export { St7735, St7735Error } from './driver.js';
