@@ -20,7 +20,7 @@ export async function openPanel(s: DisplaySettings): Promise<FramePanel & { pngF
     spiDevice: s.spiDevice,
     dcPin: s.dcPin,
     resetPin: s.resetPin,
-    pixelSpeedHz: s.speedHz,
+    speedHz: s.speedHz,
     gpio: s.gpio,
     colOffset: s.colOffset ?? undefined,
     rowOffset: s.rowOffset ?? undefined,

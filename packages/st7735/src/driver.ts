@@ -25,7 +25,9 @@ export interface St7735Options {
   rowOffset?: number;
   bgr?: boolean;
   invert?: boolean;
-  pixelSpeedHz?: number;
+  /** SPI clock for pixel data, Hz (default 24 MHz); the display's `speedHz` setting. */
+  speedHz?: number;
+  /** SPI clock for commands, Hz: capped at MAX_COMMAND_HZ (10 MHz). */
   commandSpeedHz?: number;
   maxMessageBytes?: number;
   /** Waits `ms` (the reset and init delays); default: Node's timers. Tests pass one that returns at once. */
@@ -97,7 +99,7 @@ export class St7735 {
     this.rowOffset = landscape ? col : row;
     this.madctl = rot | ((opts.bgr ?? v.bgr) ? MADCTL.BGR : 0);
     this.invert = opts.invert ?? v.invert;
-    this.pixelHz = opts.pixelSpeedHz ?? 24_000_000;
+    this.pixelHz = opts.speedHz ?? 24_000_000;
     this.commandHz = Math.min(opts.commandSpeedHz ?? MAX_COMMAND_HZ, MAX_COMMAND_HZ);
     this.maxBytes = opts.maxMessageBytes ?? MAX_MESSAGE_BYTES;
     this.sleep = opts.sleep ?? ((ms) => delay(ms));

@@ -14,7 +14,8 @@ export interface PanelOptions {
   /** BCM numbers (docs/hardware.md defaults: D/C 25, RESET 24). */
   dcPin?: number;
   resetPin?: number;
-  pixelSpeedHz?: number;
+  /** SPI clock for pixel data (St7735Options.speedHz); the bus is opened at this speed. */
+  speedHz?: number;
   commandSpeedHz?: number;
   /** Module geometry/colour overrides; the emulated glass gets the same ones. */
   colOffset?: number;
@@ -38,7 +39,7 @@ export async function createPanel(opts: PanelOptions): Promise<Panel> {
   const driverOpts: St7735Options = {
     variant: opts.variant,
     rotation: opts.rotation,
-    pixelSpeedHz: opts.pixelSpeedHz,
+    speedHz: opts.speedHz,
     commandSpeedHz: opts.commandSpeedHz,
     colOffset: opts.colOffset,
     rowOffset: opts.rowOffset,
@@ -60,7 +61,7 @@ export async function createPanel(opts: PanelOptions): Promise<Panel> {
     await device.init();
     return { device, emulator, close: () => device.close() };
   }
-  const spi = await openSpi(opts.spiBus ?? 0, opts.spiDevice ?? 0, Math.max(opts.pixelSpeedHz ?? 24_000_000, MAX_COMMAND_HZ));
+  const spi = await openSpi(opts.spiBus ?? 0, opts.spiDevice ?? 0, Math.max(opts.speedHz ?? 24_000_000, MAX_COMMAND_HZ));
   const lines: GpioLine[] = [];
   try {
     lines.push(await openGpioLine(opts.dcPin ?? 25, { root: opts.gpioRoot, backend: opts.gpio, initial: 0 }));

@@ -222,7 +222,7 @@ describe('the command stream', () => {
   });
 
   it('pixels go in messages of at most 4096 bytes (or the configured size); commands at <= 10 MHz, pixels at the pixel speed', async () => {
-    const { emu, dev } = await setup('greentab', 90, { pixelSpeedHz: 32_000_000, commandSpeedHz: 20_000_000 });
+    const { emu, dev } = await setup('greentab', 90, { speedHz: 32_000_000, commandSpeedHz: 20_000_000 });
     const before = emu.stats();
     await dev.writeRegion(0, 0, 160, 128, Buffer.alloc(160 * 128 * 2, 0x12));
     const s = emu.stats();
