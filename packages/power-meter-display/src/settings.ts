@@ -1,5 +1,5 @@
 import { LOG_LEVELS, parseLogLevel, parsers, type LogLevel, type SettingSpec } from '@power-meter/meter-files';
-import { PANEL_VARIANTS, type PanelVariant } from '@power-meter/st7735';
+import { MODULE_VARIANTS, type ModuleVariant } from '@power-meter/st7735';
 import { DEFAULT_FONT_DIR } from './screen/fonts.js';
 
 /**
@@ -101,10 +101,10 @@ export const DISPLAY_SETTINGS = {
     key: 'variant',
     flag: 'variant',
     env: 'POWER_METER_DISPLAY_VARIANT',
-    default: 'greentab' as PanelVariant,
+    default: 'greentab' as ModuleVariant,
     describe: 'panel variant: tab colour of the 1.8" module, or the 0.96" mini (mini160x80plugin: the one with the plug-in flex cable)',
-    parse: parsers.oneOf(PANEL_VARIANTS),
-    allowed: PANEL_VARIANTS.join(', '),
+    parse: parsers.oneOf(MODULE_VARIANTS),
+    allowed: MODULE_VARIANTS.join(', '),
   }),
   gpio: s({
     key: 'gpio',

@@ -13,12 +13,12 @@ import {
   MEMORY,
   ROTATION_MADCTL,
   VARIANTS,
-  type PanelVariant,
+  type ModuleVariant,
   type Rotation,
 } from './protocol.js';
 
 export interface St7735Options {
-  variant?: PanelVariant;
+  variant?: ModuleVariant;
   rotation?: Rotation;
   /** Overrides of the variant's geometry and colour settings (offsets as in VariantSpec: portrait, Adafruit's colstart/rowstart). */
   colOffset?: number;

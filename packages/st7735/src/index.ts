@@ -2,7 +2,7 @@ export {
   CMD,
   MADCTL,
   MEMORY,
-  PANEL_VARIANTS,
+  MODULE_VARIANTS,
   VARIANTS,
   ROTATION_MADCTL,
   INIT_SEQUENCE,
@@ -13,7 +13,7 @@ export {
   centredMemory,
   isLandscape,
 } from './protocol.js';
-export type { PanelVariant, Rotation, VariantSpec } from './protocol.js';
+export type { ModuleVariant, Rotation, VariantSpec } from './protocol.js';
 export type { SpiTransfer, SpiPart, GpioLine } from './interfaces.js';
 export { rgbaToRgb565be, rgb565ToRgb } from './convert.js';
 export type { Rect, PixelOrder } from './convert.js';

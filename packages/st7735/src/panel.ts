@@ -2,12 +2,12 @@ import { St7735, type St7735Options } from './driver.js';
 import { EmulatedSt7735 } from './emulator.js';
 import { openGpioLine, type GpioBackend } from './gpio.js';
 import type { GpioLine } from './interfaces.js';
-import { MAX_COMMAND_HZ, type PanelVariant, type Rotation } from './protocol.js';
+import { MAX_COMMAND_HZ, type ModuleVariant, type Rotation } from './protocol.js';
 import { openSpi } from './spi.js';
 
 export interface PanelOptions {
   kind: 'st7735' | 'emulated';
-  variant: PanelVariant;
+  variant: ModuleVariant;
   rotation: Rotation;
   spiBus?: number;
   spiDevice?: number;
