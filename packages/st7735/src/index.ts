@@ -38,5 +38,5 @@ export {
   GpioError,
 } from './gpio.js';
 export type { GpioChipInfo, GpioBackend, GpioLineOptions, GpiosetMode } from './gpio.js';
-export { createPanel } from './panel.js';
-export type { Panel, PanelOptions } from './panel.js';
+export { createPanel } from './module.js';
+export type { Panel, PanelOptions } from './module.js';
