@@ -10,7 +10,7 @@ import { dirname, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { exampleState, writeFileAtomic } from '@power-meter/meter-files';
-import { createPanel, rgbaToRgb565be } from '@power-meter/st7735';
+import { openModule, rgbaToRgb565be } from '@power-meter/st7735';
 import { DisplayController } from './controller.js';
 import { buildScreenModel } from './screen/model.js';
 import { ScreenRenderer } from './screen/render.js';
@@ -38,8 +38,8 @@ console.log(
 );
 bench('render + convert per frame (p50)', pct(renderUs, 50) / 1000, 'ms', '', null);
 
-// Latency through the real watcher and the real driver on the emulated panel.
-const panel = await createPanel({ kind: 'emulated', variant: 'greentab', rotation: 90 });
+// Latency through the real watcher and the real driver on the emulated module.
+const st7735 = await openModule({ kind: 'emulated', variant: 'greentab', rotation: 90 });
 let pushedAt = 0;
 const controller = new DisplayController({
   dataDir: dir,
@@ -47,11 +47,11 @@ const controller = new DisplayController({
   panel: {
     width: 160,
     height: 128,
-    writeRegion: (x, y, w, h, px) => panel.device.writeRegion(x, y, w, h, px),
+    writeRegion: (x, y, w, h, px) => st7735.device.writeRegion(x, y, w, h, px),
     afterUpdate: async () => {
       pushedAt = performance.now();
     },
-    close: () => panel.close(),
+    close: () => st7735.close(),
   },
 });
 await writeFileAtomic(dir, 'state.json', JSON.stringify(exampleState({ updatedAtMs: Date.now(), powerW: 4 })));
@@ -98,7 +98,7 @@ bench('updates not pushed within 5 s', missed, 'count', '0', missed === 0);
 bench('bytes for a typical update vs full frame', (typical / full) * 100, '%', '< 25 %', typical / full < 0.25);
 
 // Resident memory of the real program while updates arrive: at defaults (the ST7735 driver,
-// frame diffing and SPI traffic; here the panel emulator takes the SPI device's place and
+// frame diffing and SPI traffic; here the emulated module takes the SPI device's place and
 // nothing is saved), and on the png panel, which also encodes and writes a PNG file per update.
 const cli = join(dirname(fileURLToPath(import.meta.url)), 'cli.js');
 writeFileSync(join(dir, 'config.json'), '{}');

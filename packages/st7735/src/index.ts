@@ -38,5 +38,5 @@ export {
   GpioError,
 } from './gpio.js';
 export type { GpioChipInfo, GpioBackend, GpioLineOptions, GpiosetMode } from './gpio.js';
-export { createPanel } from './module.js';
-export type { Panel, PanelOptions } from './module.js';
+export { openModule } from './module.js';
+export type { St7735Module, ModuleOptions } from './module.js';

@@ -5,7 +5,7 @@ import type { GpioLine } from './interfaces.js';
 import { MAX_COMMAND_HZ, type ModuleVariant, type Rotation } from './protocol.js';
 import { openSpi } from './spi.js';
 
-export interface PanelOptions {
+export interface ModuleOptions {
   kind: 'st7735' | 'emulated';
   variant: ModuleVariant;
   rotation: Rotation;
@@ -28,14 +28,14 @@ export interface PanelOptions {
   gpioRoot?: string;
 }
 
-export interface Panel {
+export interface St7735Module {
   device: St7735;
   emulator: EmulatedSt7735 | null;
   close(): Promise<void>;
 }
 
 /** The real module on SPI + GPIO, or the same driver on the emulated panel. Both are initialised. */
-export async function createPanel(opts: PanelOptions): Promise<Panel> {
+export async function openModule(opts: ModuleOptions): Promise<St7735Module> {
   const driverOpts: St7735Options = {
     variant: opts.variant,
     rotation: opts.rotation,
