@@ -147,7 +147,7 @@ describe('power-meter-display program', () => {
     expect(await p.stop('SIGTERM')).toBe(0);
   });
 
-  it('--panel emulated runs the same driver on the emulated panel and saves nothing (the memory benchmark)', async () => {
+  it('--panel emulated runs the same driver on the emulated module and saves nothing (the memory benchmark)', async () => {
     const base = mkdtempSync(join(tmpdir(), 'disp-'));
     const png = join(base, 'screen.png');
     const data = join(base, 'data');

@@ -1,6 +1,6 @@
 /**
  * ST7735 benchmark (`npm run bench`): RGBA -> RGB565 conversion per full 160x128 frame, and the
- * driver's throughput into the emulated panel and into a bus that does nothing (driver cost
+ * driver's throughput into the emulated module and into a bus that does nothing (driver cost
  * alone). Medians over repeated runs; no budget in docs/design.md applies directly (the display's
  * benchmark measures state change -> frame pushed), so pass is null.
  */

@@ -16,7 +16,7 @@ import {
   type VariantSpec,
 } from './protocol.js';
 
-/** A violation of the ST7735 protocol or the spidev limits: the real panel would show garbage. */
+/** A violation of the ST7735 protocol or the spidev limits: the real module would show garbage. */
 export class ProtocolError extends Error {
   constructor(message: string) {
     super(message);

@@ -34,7 +34,7 @@ export interface St7735Module {
   close(): Promise<void>;
 }
 
-/** The real module on SPI + GPIO, or the same driver on the emulated panel. Both are initialised. */
+/** The real module on SPI + GPIO, or the same driver on the emulated module. Both are initialised. */
 export async function openModule(opts: ModuleOptions): Promise<St7735Module> {
   const driverOpts: St7735Options = {
     variant: opts.variant,

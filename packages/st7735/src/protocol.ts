@@ -1,6 +1,6 @@
 /**
  * ST7735 facts, declared once (Sitronix ST7735R datasheet, docs/hardware.md): commands, the init
- * sequence, MADCTL bits, controller memory size and the panel variants. The driver and the
+ * sequence, MADCTL bits, controller memory size and the module variants. The driver and the
  * emulator both read this file.
  */
 export const CMD = {

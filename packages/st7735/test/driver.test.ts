@@ -26,7 +26,7 @@ async function firstWindow(variant: ModuleVariant, rotation: Rotation, extra = {
   return [...at(0x2a), ...at(0x2b)];
 }
 
-describe('driver drawing into the emulated panel', () => {
+describe('driver drawing into the emulated module', () => {
   for (const variant of MODULE_VARIANTS)
     for (const rotation of ROTATIONS)
       it(`reproduces a frame pixel for pixel: ${variant}, rotation ${rotation}`, async () => {
