@@ -6,7 +6,6 @@ import { SettingError, helpText, loadConfigFile, parsers, resolveSettings, type 
 
 const specs = {
   window: {
-    key: 'window',
     flag: 'window',
     env: 'PM_WINDOW',
     default: 5,
@@ -15,7 +14,6 @@ const specs = {
     allowed: 'seconds, 1-3600',
   } as SettingSpec<number>,
   dataDir: {
-    key: 'dataDir',
     flag: 'data-dir',
     env: 'PM_DATA_DIR',
     default: '/d',
@@ -23,8 +21,7 @@ const specs = {
     parse: parsers.nonEmptyString,
     allowed: 'a path',
   } as SettingSpec<string>,
-  token: {
-    key: 'publisherToken',
+  publisherToken: {
     flag: null,
     env: 'TOKEN',
     default: '',
@@ -43,7 +40,7 @@ describe('settings precedence and validation', () => {
     expect(resolveSettings(specs, { ...base, env: { PM_WINDOW: '20' }, config: { window: 10 } }).values.window).toBe(20);
     const r = resolveSettings(specs, { flags: { window: '30', dataDir: '/x' }, env: { PM_WINDOW: '20' }, config: { window: 10 } });
     expect(r.values).toMatchObject({ window: 30, dataDir: '/x' });
-    expect(r.sources).toMatchObject({ window: 'flag', dataDir: 'flag', token: 'default' });
+    expect(r.sources).toMatchObject({ window: 'flag', dataDir: 'flag', publisherToken: 'default' });
   });
 
   it('names the setting, the value and what is allowed; hides secrets', () => {
@@ -73,7 +70,7 @@ describe('settings precedence and validation', () => {
   });
 
   it('help text shows default and environment variable but never a secret default', () => {
-    expect(helpText(specs.window)).toBe('window length, s (default: 5; env PM_WINDOW; config "window")');
-    expect(helpText(specs.token)).toContain('default: unset');
+    expect(helpText('window', specs.window)).toBe('window length, s (default: 5; env PM_WINDOW; config "window")');
+    expect(helpText('publisherToken', specs.publisherToken)).toContain('default: unset');
   });
 });

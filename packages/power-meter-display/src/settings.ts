@@ -11,7 +11,6 @@ const s = <T>(spec: SettingSpec<T>): SettingSpec<T> => spec;
 
 export const DISPLAY_SETTINGS = {
   dataDir: s({
-    key: 'dataDir',
     flag: 'data-dir',
     env: 'POWER_METER_DATA_DIR',
     default: '/home/pi/data/power-meter',
@@ -20,7 +19,6 @@ export const DISPLAY_SETTINGS = {
     allowed: 'a directory path',
   }),
   panel: s({
-    key: 'panel',
     flag: 'panel',
     env: 'POWER_METER_DISPLAY_PANEL',
     default: 'st7735' as 'st7735' | 'png' | 'emulated',
@@ -30,7 +28,6 @@ export const DISPLAY_SETTINGS = {
     allowed: 'st7735, png or emulated',
   }),
   png: s({
-    key: 'png',
     flag: 'png',
     env: 'POWER_METER_DISPLAY_PNG',
     default: 'screen.png',
@@ -40,7 +37,6 @@ export const DISPLAY_SETTINGS = {
     allowed: 'a file path',
   }),
   spiBus: s({
-    key: 'spiBus',
     flag: 'spi-bus',
     env: 'POWER_METER_DISPLAY_SPI_BUS',
     default: 0,
@@ -49,7 +45,6 @@ export const DISPLAY_SETTINGS = {
     allowed: 'an integer 0-6',
   }),
   spiDevice: s({
-    key: 'spiDevice',
     flag: 'spi-device',
     env: 'POWER_METER_DISPLAY_SPI_DEVICE',
     default: 0,
@@ -58,7 +53,6 @@ export const DISPLAY_SETTINGS = {
     allowed: 'an integer 0-3',
   }),
   dcPin: s({
-    key: 'dcPin',
     flag: 'dc-pin',
     env: 'POWER_METER_DISPLAY_DC_PIN',
     default: 25,
@@ -67,7 +61,6 @@ export const DISPLAY_SETTINGS = {
     allowed: 'a BCM GPIO number 0-53',
   }),
   resetPin: s({
-    key: 'resetPin',
     flag: 'reset-pin',
     env: 'POWER_METER_DISPLAY_RESET_PIN',
     default: 24,
@@ -76,7 +69,6 @@ export const DISPLAY_SETTINGS = {
     allowed: 'a BCM GPIO number 0-53',
   }),
   speedHz: s({
-    key: 'speedHz',
     flag: 'speed-hz',
     env: 'POWER_METER_DISPLAY_SPEED_HZ',
     default: 24_000_000,
@@ -85,7 +77,6 @@ export const DISPLAY_SETTINGS = {
     allowed: 'an integer 1000000-62500000',
   }),
   rotation: s({
-    key: 'rotation',
     flag: 'rotation',
     env: 'POWER_METER_DISPLAY_ROTATION',
     default: 90 as 0 | 90 | 180 | 270,
@@ -98,7 +89,6 @@ export const DISPLAY_SETTINGS = {
     allowed: '0, 90, 180 or 270',
   }),
   variant: s({
-    key: 'variant',
     flag: 'variant',
     env: 'POWER_METER_DISPLAY_VARIANT',
     default: 'greentab' as ModuleVariant,
@@ -107,7 +97,6 @@ export const DISPLAY_SETTINGS = {
     allowed: MODULE_VARIANTS.join(', '),
   }),
   gpio: s({
-    key: 'gpio',
     flag: 'gpio',
     env: 'POWER_METER_DISPLAY_GPIO',
     default: 'auto' as 'auto' | 'sysfs' | 'gpioset',
@@ -116,7 +105,6 @@ export const DISPLAY_SETTINGS = {
     allowed: 'auto, sysfs or gpioset',
   }),
   colOffset: s({
-    key: 'colOffset',
     flag: 'col-offset',
     env: 'POWER_METER_DISPLAY_COL_OFFSET',
     default: null as number | null,
@@ -126,7 +114,6 @@ export const DISPLAY_SETTINGS = {
     allowed: 'an integer 0-131',
   }),
   rowOffset: s({
-    key: 'rowOffset',
     flag: 'row-offset',
     env: 'POWER_METER_DISPLAY_ROW_OFFSET',
     default: null as number | null,
@@ -136,7 +123,6 @@ export const DISPLAY_SETTINGS = {
     allowed: 'an integer 0-161',
   }),
   bgr: s({
-    key: 'bgr',
     flag: 'bgr',
     env: 'POWER_METER_DISPLAY_BGR',
     default: null as boolean | null,
@@ -145,7 +131,6 @@ export const DISPLAY_SETTINGS = {
     allowed: 'true or false',
   }),
   invert: s({
-    key: 'invert',
     flag: 'invert',
     env: 'POWER_METER_DISPLAY_INVERT',
     default: null as boolean | null,
@@ -154,7 +139,6 @@ export const DISPLAY_SETTINGS = {
     allowed: 'true or false',
   }),
   fontDir: s({
-    key: 'fontDir',
     flag: 'font-dir',
     env: 'POWER_METER_DISPLAY_FONT_DIR',
     default: DEFAULT_FONT_DIR,
@@ -163,7 +147,6 @@ export const DISPLAY_SETTINGS = {
     allowed: 'a directory path',
   }),
   logLevel: s({
-    key: 'logLevel',
     flag: 'log-level',
     env: 'POWER_METER_DISPLAY_LOG_LEVEL',
     default: 'info' as LogLevel,

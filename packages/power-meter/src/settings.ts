@@ -174,7 +174,6 @@ function parsePromFile(raw: unknown): string {
 
 export const BACKEND_SETTINGS = {
   dataDir: s({
-    key: 'dataDir',
     flag: 'data-dir',
     env: 'POWER_METER_DATA_DIR',
     default: '/home/pi/data/power-meter',
@@ -183,7 +182,6 @@ export const BACKEND_SETTINGS = {
     allowed: 'a directory path',
   }),
   publishUrl: s({
-    key: 'publishUrl',
     flag: 'publish-url',
     env: 'POWER_METER_PUBLISH_URL',
     default: '',
@@ -195,7 +193,6 @@ export const BACKEND_SETTINGS = {
     secret: true,
   }),
   publisherToken: s({
-    key: 'publisherToken',
     flag: null,
     env: 'W3BSTREAM_PUBLISHER_TOKEN',
     default: '',
@@ -205,7 +202,6 @@ export const BACKEND_SETTINGS = {
     secret: true,
   }),
   eventType: s({
-    key: 'eventType',
     flag: 'event-type',
     env: 'POWER_METER_EVENT_TYPE',
     default: 'DEFAULT',
@@ -218,7 +214,6 @@ export const BACKEND_SETTINGS = {
     allowed: '1-64 letters, digits, _ . -',
   }),
   transport: s({
-    key: 'transport',
     flag: 'transport',
     env: 'POWER_METER_TRANSPORT',
     default: 'w3bstream-v1' as TransportName,
@@ -228,7 +223,6 @@ export const BACKEND_SETTINGS = {
     allowed: TRANSPORT_NAMES.join(' or '),
   }),
   projectId: s({
-    key: 'projectId',
     flag: 'project-id',
     env: 'POWER_METER_PROJECT_ID',
     default: '',
@@ -238,7 +232,6 @@ export const BACKEND_SETTINGS = {
       'a whole number from 1 to 2^256-1 (at most 18446744073709551615 for a /message node; write it as a string in the config file above 2^53), or empty',
   }),
   projectVersion: s({
-    key: 'projectVersion',
     flag: 'project-version',
     env: 'POWER_METER_PROJECT_VERSION',
     default: '',
@@ -248,7 +241,6 @@ export const BACKEND_SETTINGS = {
     allowed: 'the version text of the project (1-64 characters, no control characters), or empty',
   }),
   signedKeys: s({
-    key: 'signedKeys',
     flag: 'signed-keys',
     env: 'POWER_METER_SIGNED_KEYS',
     default: [] as string[],
@@ -258,7 +250,6 @@ export const BACKEND_SETTINGS = {
     allowed: 'empty, timestamp, sensor_reading, or both comma-separated (each optionally with :uint64), as the project config lists them',
   }),
   taskPollIntervalS: s({
-    key: 'taskPollIntervalS',
     flag: 'task-poll-interval',
     env: 'POWER_METER_TASK_POLL_INTERVAL',
     default: 60,
@@ -268,7 +259,6 @@ export const BACKEND_SETTINGS = {
     allowed: 'seconds, 0-86400 (0 = off)',
   }),
   sensor: s({
-    key: 'sensor',
     flag: 'sensor',
     env: 'POWER_METER_SENSOR',
     default: 'ina219' as SensorSetting,
@@ -278,7 +268,6 @@ export const BACKEND_SETTINGS = {
     allowed: SENSOR_NAMES.join(', '),
   }),
   simChip: s({
-    key: 'simChip',
     flag: 'sim-chip',
     env: 'POWER_METER_SIM_CHIP',
     default: 'ina219' as ChipId,
@@ -287,7 +276,6 @@ export const BACKEND_SETTINGS = {
     allowed: CHIP_IDS.join(', '),
   }),
   simLoad: s({
-    key: 'simLoad',
     flag: 'sim-load',
     env: 'POWER_METER_SIM_LOAD',
     default: 'demo',
@@ -296,7 +284,6 @@ export const BACKEND_SETTINGS = {
     allowed: 'demo, a number of watts (0-50), or pwm:<watts 0-50>:<duty 0-1>:<hz, above 0 and at most 100000>',
   }),
   window: s({
-    key: 'window',
     flag: 'window',
     env: 'POWER_METER_WINDOW',
     default: 5,
@@ -305,7 +292,6 @@ export const BACKEND_SETTINGS = {
     allowed: 'seconds, 1-3600',
   }),
   powerIntervalMs: s({
-    key: 'powerIntervalMs',
     flag: 'power-interval',
     env: 'POWER_METER_POWER_INTERVAL',
     default: 500,
@@ -314,7 +300,6 @@ export const BACKEND_SETTINGS = {
     allowed: 'milliseconds, 100-60000',
   }),
   i2cBus: s({
-    key: 'i2cBus',
     flag: 'i2c-bus',
     env: 'POWER_METER_I2C_BUS',
     default: 1,
@@ -323,7 +308,6 @@ export const BACKEND_SETTINGS = {
     allowed: 'an integer 0-255',
   }),
   i2cAddress: s({
-    key: 'i2cAddress',
     flag: 'i2c-address',
     env: 'POWER_METER_I2C_ADDRESS',
     default: 0x40,
@@ -332,7 +316,6 @@ export const BACKEND_SETTINGS = {
     allowed: '64-79 or 0x40-0x4f',
   }),
   shuntOhms: s({
-    key: 'shuntOhms',
     flag: 'shunt-ohms',
     env: 'POWER_METER_SHUNT_OHMS',
     default: 0.1,
@@ -341,7 +324,6 @@ export const BACKEND_SETTINGS = {
     allowed: 'ohms, 0.0001-10',
   }),
   maxCurrentA: s({
-    key: 'maxCurrentA',
     flag: 'max-current',
     env: 'POWER_METER_MAX_CURRENT',
     default: 3.2,
@@ -350,7 +332,6 @@ export const BACKEND_SETTINGS = {
     allowed: 'amperes, 0.001-100',
   }),
   curve: s({
-    key: 'curve',
     flag: 'curve',
     env: 'POWER_METER_CURVE',
     default: 'p256' as 'p256' | 'secp256k1',
@@ -359,7 +340,6 @@ export const BACKEND_SETTINGS = {
     allowed: 'p256 or secp256k1',
   }),
   signature: s({
-    key: 'signature',
     flag: 'signature',
     env: 'POWER_METER_SIGNATURE',
     default: 'raw' as 'raw' | 'der',
@@ -368,7 +348,6 @@ export const BACKEND_SETTINGS = {
     allowed: 'raw or der',
   }),
   timestampUnit: s({
-    key: 'timestampUnit',
     flag: 'timestamp-unit',
     env: 'POWER_METER_TIMESTAMP_UNIT',
     default: 's' as 's' | 'ms',
@@ -377,7 +356,6 @@ export const BACKEND_SETTINGS = {
     allowed: 's or ms',
   }),
   outboxMaxCount: s({
-    key: 'outboxMaxCount',
     flag: 'outbox-max-count',
     env: 'POWER_METER_OUTBOX_MAX_COUNT',
     default: 1_000_000,
@@ -386,7 +364,6 @@ export const BACKEND_SETTINGS = {
     allowed: 'an integer 10-100000000',
   }),
   outboxMaxAgeDays: s({
-    key: 'outboxMaxAgeDays',
     flag: 'outbox-max-age',
     env: 'POWER_METER_OUTBOX_MAX_AGE',
     default: 30,
@@ -395,7 +372,6 @@ export const BACKEND_SETTINGS = {
     allowed: 'days, 0.001-3650',
   }),
   syncIntervalS: s({
-    key: 'syncIntervalS',
     flag: 'sync-interval',
     env: 'POWER_METER_SYNC_INTERVAL',
     default: 60,
@@ -405,7 +381,6 @@ export const BACKEND_SETTINGS = {
     allowed: 'seconds, 0-3600 (0 = strict, a sync per reading)',
   }),
   runtimeDir: s({
-    key: 'runtimeDir',
     flag: 'runtime-dir',
     env: 'POWER_METER_RUNTIME_DIR',
     default: '',
@@ -415,7 +390,6 @@ export const BACKEND_SETTINGS = {
     allowed: 'a directory path, or empty for the default',
   }),
   holdUnsyncedClock: s({
-    key: 'holdUnsyncedClock',
     flag: 'hold-unsynced-clock',
     env: 'POWER_METER_HOLD_UNSYNCED_CLOCK',
     default: true,
@@ -424,7 +398,6 @@ export const BACKEND_SETTINGS = {
     allowed: 'true or false',
   }),
   readingCalibrationId: s({
-    key: 'readingCalibrationId',
     flag: 'reading-calibration-id',
     env: 'POWER_METER_READING_CALIBRATION_ID',
     default: false,
@@ -434,7 +407,6 @@ export const BACKEND_SETTINGS = {
     allowed: 'true or false',
   }),
   publicKeyField: s({
-    key: 'publicKeyField',
     flag: 'public-key-field',
     env: 'POWER_METER_PUBLIC_KEY_FIELD',
     default: 'address' as 'address' | 'key',
@@ -444,7 +416,6 @@ export const BACKEND_SETTINGS = {
     allowed: 'address or key',
   }),
   rpcUrl: s({
-    key: 'rpcUrl',
     flag: 'rpc-url',
     env: 'POWER_METER_RPC_URL',
     default: '',
@@ -455,7 +426,6 @@ export const BACKEND_SETTINGS = {
     secret: true,
   }),
   rewardToken: s({
-    key: 'rewardToken',
     flag: 'reward-token',
     env: 'POWER_METER_REWARD_TOKEN',
     default: '',
@@ -464,7 +434,6 @@ export const BACKEND_SETTINGS = {
     allowed: '0x + 40 hex digits, or empty',
   }),
   balanceIntervalS: s({
-    key: 'balanceIntervalS',
     flag: 'balance-interval',
     env: 'POWER_METER_BALANCE_INTERVAL',
     default: 60,
@@ -473,7 +442,6 @@ export const BACKEND_SETTINGS = {
     allowed: 'seconds, 2-86400',
   }),
   ioidRegistry: s({
-    key: 'ioidRegistry',
     flag: 'ioid-registry',
     env: 'POWER_METER_IOID_REGISTRY',
     default: '',
@@ -483,7 +451,6 @@ export const BACKEND_SETTINGS = {
     allowed: '0x + 40 hex digits, or empty',
   }),
   ioidIntervalS: s({
-    key: 'ioidIntervalS',
     flag: 'ioid-interval',
     env: 'POWER_METER_IOID_INTERVAL',
     default: 60,
@@ -492,7 +459,6 @@ export const BACKEND_SETTINGS = {
     allowed: 'seconds, 2-86400',
   }),
   walletAddress: s({
-    key: 'walletAddress',
     flag: 'wallet-address',
     env: 'POWER_METER_WALLET_ADDRESS',
     default: '',
@@ -501,7 +467,6 @@ export const BACKEND_SETTINGS = {
     allowed: '0x + 40 hex digits, or empty',
   }),
   mqttUrl: s({
-    key: 'mqttUrl',
     flag: 'mqtt-url',
     env: 'POWER_METER_MQTT_URL',
     default: '',
@@ -513,7 +478,6 @@ export const BACKEND_SETTINGS = {
     secret: true,
   }),
   mqttUser: s({
-    key: 'mqttUser',
     flag: null,
     env: 'POWER_METER_MQTT_USER',
     default: '',
@@ -523,7 +487,6 @@ export const BACKEND_SETTINGS = {
     secret: true,
   }),
   mqttPassword: s({
-    key: 'mqttPassword',
     flag: null,
     env: 'POWER_METER_MQTT_PASSWORD',
     default: '',
@@ -533,7 +496,6 @@ export const BACKEND_SETTINGS = {
     secret: true,
   }),
   mqttTopicPrefix: s({
-    key: 'mqttTopicPrefix',
     flag: 'mqtt-topic-prefix',
     env: 'POWER_METER_MQTT_TOPIC_PREFIX',
     default: 'power-meter',
@@ -542,7 +504,6 @@ export const BACKEND_SETTINGS = {
     allowed: 'topic levels without + # or a leading/trailing /',
   }),
   mqttDiscoveryPrefix: s({
-    key: 'mqttDiscoveryPrefix',
     flag: 'mqtt-discovery-prefix',
     env: 'POWER_METER_MQTT_DISCOVERY_PREFIX',
     default: 'homeassistant',
@@ -551,7 +512,6 @@ export const BACKEND_SETTINGS = {
     allowed: 'topic levels without + # or a leading/trailing /',
   }),
   mqttPowerIntervalMs: s({
-    key: 'mqttPowerIntervalMs',
     flag: 'mqtt-power-interval',
     env: 'POWER_METER_MQTT_POWER_INTERVAL',
     default: 5000,
@@ -560,7 +520,6 @@ export const BACKEND_SETTINGS = {
     allowed: 'milliseconds, 500-3600000',
   }),
   mqttReadings: s({
-    key: 'mqttReadings',
     flag: 'mqtt-readings',
     env: 'POWER_METER_MQTT_READINGS',
     default: false,
@@ -569,7 +528,6 @@ export const BACKEND_SETTINGS = {
     allowed: 'true or false',
   }),
   mqttCa: s({
-    key: 'mqttCa',
     flag: 'mqtt-ca',
     env: 'POWER_METER_MQTT_CA',
     default: '',
@@ -579,7 +537,6 @@ export const BACKEND_SETTINGS = {
     allowed: 'an absolute path to a PEM file readable by the service user, or empty',
   }),
   mqttCert: s({
-    key: 'mqttCert',
     flag: 'mqtt-cert',
     env: 'POWER_METER_MQTT_CERT',
     default: '',
@@ -588,7 +545,6 @@ export const BACKEND_SETTINGS = {
     allowed: 'an absolute path to a PEM file readable by the service user, or empty',
   }),
   mqttKey: s({
-    key: 'mqttKey',
     flag: 'mqtt-key',
     env: 'POWER_METER_MQTT_KEY',
     default: '',
@@ -597,7 +553,6 @@ export const BACKEND_SETTINGS = {
     allowed: 'an absolute path to a PEM file readable by the service user, or empty',
   }),
   mqttArea: s({
-    key: 'mqttArea',
     flag: 'mqtt-area',
     env: 'POWER_METER_MQTT_AREA',
     default: '',
@@ -606,7 +561,6 @@ export const BACKEND_SETTINGS = {
     allowed: 'an area name of at most 64 characters on one line, or empty',
   }),
   metricsFile: s({
-    key: 'metricsFile',
     flag: 'metrics-file',
     env: 'POWER_METER_METRICS_FILE',
     default: '',
@@ -616,7 +570,6 @@ export const BACKEND_SETTINGS = {
     allowed: 'an absolute path ending in .prom, or empty',
   }),
   metricsFileIntervalS: s({
-    key: 'metricsFileIntervalS',
     flag: 'metrics-file-interval',
     env: 'POWER_METER_METRICS_FILE_INTERVAL',
     default: 60,
@@ -625,7 +578,6 @@ export const BACKEND_SETTINGS = {
     allowed: 'seconds, 1-3600',
   }),
   metricsPort: s({
-    key: 'metricsPort',
     flag: 'metrics-port',
     env: 'POWER_METER_METRICS_PORT',
     default: 0,
@@ -634,7 +586,6 @@ export const BACKEND_SETTINGS = {
     allowed: 'a TCP port 1-65535, or 0 for off',
   }),
   logLevel: s({
-    key: 'logLevel',
     flag: 'log-level',
     env: 'POWER_METER_LOG_LEVEL',
     default: 'info' as LogLevel,
@@ -643,7 +594,6 @@ export const BACKEND_SETTINGS = {
     allowed: LOG_LEVELS.join(', '),
   }),
   rewardTiers: s({
-    key: 'rewardTiers',
     flag: null,
     env: null,
     default: DEFAULT_HOURLY_REWARD_TIERS as HourlyRewardTier[],
