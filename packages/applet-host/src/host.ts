@@ -2,7 +2,8 @@ import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { logLevelName } from './abi/codes.js';
-import { type AppletResult, appletResult, eventAnswer, type ProjectIdentity, routeEvent } from './answer.js';
+import { type V1AppletResult, v1AnswerHead, v1AppletResult, v1EventAnswer } from '@power-meter/w3bstream';
+import { type ProjectIdentity, routeEvent } from './answer.js';
 import { ContractLogWatcher } from './chain/logs.js';
 import { type ProjectConfig, strategiesFor, validateProject } from './project/config.js';
 import { ProjectServices } from './project/services.js';
@@ -35,7 +36,7 @@ export interface HandledEvent {
   eventType: string;
   /** The route's eventID; null for contract logs. */
   eventId: string | null;
-  results: AppletResult[] | null;
+  results: V1AppletResult[] | null;
 }
 
 /**
@@ -97,13 +98,13 @@ export class AppletHost {
   }
 
   /** Runs every strategy of `eventType` on `payload`; null when none matched. */
-  async handleEvent(eventType: string, payload: Uint8Array): Promise<AppletResult[] | null> {
+  async handleEvent(eventType: string, payload: Uint8Array): Promise<V1AppletResult[] | null> {
     const strategies = strategiesFor(this.project, eventType);
     if (strategies.length === 0) return null;
-    const results: AppletResult[] = [];
+    const results: V1AppletResult[] = [];
     for (const s of strategies) {
       const r = await this.runner.run(s.handler, payload);
-      results.push(appletResult(this.project.appletName, this.instanceId, s.handler, r.code, r.error));
+      results.push(v1AppletResult(this.project.appletName, this.instanceId, s.handler, r.code, r.error));
     }
     return results;
   }
@@ -161,6 +162,9 @@ export class AppletHost {
     if (routing.kind === 'answer') return { status: routing.status, body: routing.body };
     const results = await this.handleEvent(routing.eventType, new Uint8Array(body));
     this.opts.onEvent?.({ source: 'http', eventType: routing.eventType, eventId: routing.eventId, results });
-    return { status: 201, body: eventAnswer(routing, this.identity, results ?? []) };
+    return {
+      status: 201,
+      body: v1EventAnswer(v1AnswerHead(routing.channel, this.identity, routing.eventId, routing.timestampMs), results),
+    };
   }
 }
