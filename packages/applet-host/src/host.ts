@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { logLevelName } from './abi/codes.js';
-import { type V1AppletResult, v1AnswerHead, v1AppletResult, v1EventAnswer } from '@power-meter/w3bstream';
+import { type V1AppletResult, v1AnswerHead, v1AppletResult, v1EventAnswer, v1EventPath } from '@power-meter/w3bstream';
 import { type ProjectIdentity, routeEvent } from './answer.js';
 import { ContractLogWatcher } from './chain/logs.js';
 import { type ProjectConfig, strategiesFor, validateProject } from './project/config.js';
@@ -150,7 +150,7 @@ export class AppletHost {
     this.server = server;
     const { port, address } = server.address() as AddressInfo;
     const host = address.includes(':') ? `[${address}]` : address;
-    this.url = `http://${host}:${port}/srv-applet-mgr/v0/event/${this.project.name}`;
+    this.url = `http://${host}:${port}${v1EventPath(this.project.name)}`;
   }
 
   private async answer(req: http.IncomingMessage, body: Buffer): Promise<{ status: number; body: unknown }> {
