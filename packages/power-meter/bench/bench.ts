@@ -37,7 +37,8 @@ const v2 = process.env.BENCH_BACKEND_TRANSPORT === 'w3bstream-v2';
 const pollS = process.env.BENCH_TASK_POLL_S ?? '60';
 const receiver = await startDevReceiver(v2 ? { transport: 'w3bstream-v2', taskStepMs: 1000 } : { project: 'bench', token: 'bench-token' });
 const transportArgs = v2 ? ['--transport', 'w3bstream-v2', '--project-id', '1', '--task-poll-interval', pollS] : [];
-const cli = join(dirname(fileURLToPath(import.meta.url)), 'cli.js');
+// The built program beside this benchmark's output (dist-bench/ -> dist/cli.js).
+const cli = join(dirname(fileURLToPath(import.meta.url)), '..', 'dist', 'cli.js');
 // The service's Node flags (scripts/bench.mjs reads them from the unit's ExecStart).
 const nodeFlags: string[] = JSON.parse(process.env.POWER_METER_BENCH_NODE_FLAGS ?? '[]');
 // Let it start before measuring the steady state: module loading, key creation, the first

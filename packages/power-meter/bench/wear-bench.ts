@@ -96,7 +96,8 @@ function mountLoop(base: string): Mounted | string {
   };
 }
 
-const cli = join(dirname(fileURLToPath(import.meta.url)), 'cli.js');
+// The built program beside this benchmark's output (dist-bench/ -> dist/cli.js).
+const cli = join(dirname(fileURLToPath(import.meta.url)), '..', 'dist', 'cli.js');
 const nodeFlags: string[] = JSON.parse(process.env.POWER_METER_BENCH_NODE_FLAGS ?? '[]');
 
 function daemon(dataDir: string, runtimeDir: string, url: string, extra: string[], configFile: string): ChildProcess {

@@ -7,13 +7,18 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { buildMessage, createBodyVerifier, verifyBody } from './codec.js';
-import { loadOrCreateIdentity } from './identity.js';
-import type { Curve } from './keys.js';
-import { Outbox } from './outbox.js';
-import { Publisher } from './publisher.js';
-import { startDevReceiver } from './receiver.js';
-import { buildMessageV2, checkMessageV2 } from './v2-codec.js';
+import {
+  buildMessage,
+  createBodyVerifier,
+  verifyBody,
+  loadOrCreateIdentity,
+  Outbox,
+  Publisher,
+  startDevReceiver,
+  buildMessageV2,
+  checkMessageV2,
+  type Curve,
+} from '@power-meter/w3bstream';
 
 function bench(name: string, value: number, unit: string, budget: string, pass: boolean | null): void {
   console.log(`BENCH ${JSON.stringify({ name, value: Number(value.toPrecision(4)), unit, budget, pass })}`);

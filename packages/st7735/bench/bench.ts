@@ -5,10 +5,7 @@
  * benchmark measures state change -> frame pushed), so pass is null.
  */
 import { performance } from 'node:perf_hooks';
-import { rgbaToRgb565be } from './convert.js';
-import { St7735 } from './driver.js';
-import { EmulatedSt7735 } from './emulator.js';
-import type { SpiPart } from './interfaces.js';
+import { rgbaToRgb565be, St7735, EmulatedSt7735, type SpiPart } from '@power-meter/st7735';
 
 function figure(name: string, value: number, unit: string): void {
   console.log(`BENCH ${JSON.stringify({ name, value: Number(value.toPrecision(4)), unit, budget: '', pass: null })}`);

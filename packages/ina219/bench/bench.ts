@@ -4,15 +4,20 @@
  * the observed fraction, and the driver + sampler overhead per reading on the emulated bus.
  */
 import { performance } from 'node:perf_hooks';
-import { VirtualClock } from './clock.js';
-import { Ina219 } from './driver.js';
-import { Ina219Emulator } from './emulator.js';
-import { demoBoardLoad, pwmLoad, trueEnergyWh, type LoadModel } from './loads.js';
-import { Ina228 } from './drivers/ina228.js';
-import { EnergySampler } from './energy-sampler.js';
-import { Ina228Emulator } from './emulators/ina228.js';
-import { Sampler } from './sampler.js';
-import type { WindowResult } from './window.js';
+import {
+  VirtualClock,
+  Ina219,
+  Ina219Emulator,
+  demoBoardLoad,
+  pwmLoad,
+  trueEnergyWh,
+  Ina228,
+  EnergySampler,
+  Ina228Emulator,
+  Sampler,
+  type LoadModel,
+  type WindowResult,
+} from '@power-meter/ina219';
 
 const WINDOW_MS = 5000;
 const MINUTES = 30;

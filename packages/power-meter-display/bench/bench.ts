@@ -11,10 +11,7 @@ import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { exampleState, writeFileAtomic } from '@power-meter/meter-files';
 import { openModule, rgbaToRgb565be } from '@power-meter/st7735';
-import { DisplayController } from './controller.js';
-import { buildScreenModel } from './screen/model.js';
-import { ScreenRenderer } from './screen/render.js';
-import { StateWatcher } from './watch/watcher.js';
+import { DisplayController, buildScreenModel, ScreenRenderer, StateWatcher } from '@power-meter/power-meter-display';
 
 function bench(name: string, value: number, unit: string, budget: string, pass: boolean | null): void {
   console.log(`BENCH ${JSON.stringify({ name, value: Number(value.toPrecision(4)), unit, budget, pass })}`);
@@ -100,7 +97,8 @@ bench('bytes for a typical update vs full frame', (typical / full) * 100, '%', '
 // Resident memory of the real program while updates arrive: at defaults (the ST7735 driver,
 // frame diffing and SPI traffic; here the emulated module takes the SPI device's place and
 // nothing is saved), and on the png panel, which also encodes and writes a PNG file per update.
-const cli = join(dirname(fileURLToPath(import.meta.url)), 'cli.js');
+// The built program beside this benchmark's output (dist-bench/ -> dist/cli.js).
+const cli = join(dirname(fileURLToPath(import.meta.url)), '..', 'dist', 'cli.js');
 writeFileSync(join(dir, 'config.json'), '{}');
 // The service's Node flags (scripts/bench.mjs reads them from the unit's ExecStart).
 const nodeFlags: string[] = JSON.parse(process.env.POWER_METER_BENCH_NODE_FLAGS ?? '[]');
