@@ -6,10 +6,8 @@
  */
 import { performance } from 'node:perf_hooks';
 import { rgbaToRgb565be, St7735, EmulatedSt7735, type SpiPart } from '@power-meter/st7735';
+import { reportFigure } from '../../../scripts/bench-figure.mjs';
 
-function figure(name: string, value: number, unit: string): void {
-  console.log(`BENCH ${JSON.stringify({ name, value: Number(value.toPrecision(4)), unit, budget: '', pass: null })}`);
-}
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[xs.length >> 1]!;
 
 /** Median per-iteration time in microseconds over `runs` runs of `inner` iterations. */
@@ -38,8 +36,8 @@ console.log(
   `RGBA -> RGB565 (big-endian), full ${W}x${H} frame: median ${convUs.toFixed(1)} us (${((W * H) / convUs).toFixed(0)} Mpixel/s)`,
 );
 console.log(`BGRA (canvas raw) -> RGB565, full frame: median ${convBgraUs.toFixed(1)} us; a 60x16 text field: ${smallUs.toFixed(2)} us`);
-figure('RGBA to RGB565, full frame', convUs, 'us');
-figure('BGRA to RGB565, full frame', convBgraUs, 'us');
+reportFigure('RGBA to RGB565, full frame', convUs, 'us');
+reportFigure('BGRA to RGB565, full frame', convBgraUs, 'us');
 
 // Driver into the emulator (decodes every byte into controller memory; yields per message).
 const emu = new EmulatedSt7735('greentab');
@@ -55,8 +53,8 @@ const bytesPerFrame = (after.bytesSent - before.bytesSent) / frames;
 console.log(
   `driver -> emulated panel, full frame: median ${(emuUs / 1000).toFixed(2)} ms, ${msgsPerFrame} messages (largest ${after.largestMessage} B), ${bytesPerFrame} bytes (${FRAME_BYTES} of pixels)`,
 );
-figure('driver full-frame write into the emulator', emuUs / 1000, 'ms');
-figure('messages per full frame', msgsPerFrame, 'count');
+reportFigure('driver full-frame write into the emulator', emuUs / 1000, 'ms');
+reportFigure('messages per full frame', msgsPerFrame, 'count');
 
 // Driver alone: a bus that returns at once, and D/C writes that cost nothing.
 const nullSpi = { transfer: async (_m: SpiPart[]) => {} };
@@ -67,5 +65,5 @@ const wireMs = ((bytesPerFrame * 8) / 24e6) * 1000;
 console.log(
   `driver alone (null bus), full frame: median ${bareUs.toFixed(0)} us = ${(FRAME_BYTES / bareUs).toFixed(0)} MB/s; the wire at 24 MHz needs ${wireMs.toFixed(1)} ms`,
 );
-figure('driver CPU per full frame (null bus)', bareUs, 'us');
-figure('full-frame wire time at 24 MHz', wireMs, 'ms');
+reportFigure('driver CPU per full frame (null bus)', bareUs, 'us');
+reportFigure('full-frame wire time at 24 MHz', wireMs, 'ms');
