@@ -3,8 +3,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach } from 'vitest';
 
-export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
 const cleanups: Array<() => Promise<void> | void> = [];
 /** Runs after the current test, last registered first. */
 export function onCleanup(fn: () => Promise<void> | void): void {
