@@ -5,9 +5,11 @@ export interface DocRefFinding {
   why: string;
 }
 export const SPEC_NAMES: ReadonlySet<string>;
+export function headingsOf(markdown: string): string[];
 export function findOutsideRefs(
   file: string,
   text: string,
   exists: (pathFromRoot: string) => boolean,
   specNames?: ReadonlySet<string>,
+  headings?: (pathFromRoot: string) => string[] | null,
 ): DocRefFinding[];
