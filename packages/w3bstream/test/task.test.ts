@@ -179,7 +179,14 @@ describe('the dev apinode: POST /v1/task and GET /v1/task/<id> as the node answe
       expect(first.states[0]!.state).toBe('packed');
       // Each state follows the one before after taskStepMs (50 ms): wait for the third, however slow the machine.
       let last = first;
-      await until(async () => (last = await get()).states.length >= 3, 10_000, `the task to be ${outcome}`);
+      await until(
+        async () => {
+          last = await get();
+          return last.states.length >= 3;
+        },
+        10_000,
+        `the task to be ${outcome}`,
+      );
       expect(last.states.map((s) => s.state)).toEqual(['packed', 'assigned', outcome]);
       if (outcome === 'settled') expect(last.states[2]!.transaction_hash).toMatch(/^0x[0-9a-f]{64}$/);
       else expect(last.states[2]!.error).toMatch(/failed/);
