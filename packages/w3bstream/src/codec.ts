@@ -65,6 +65,24 @@ export function dataText(powerW: number, timestampMs: number, unit: TimestampUni
   return `{"sensor_reading":${formatSensorReading(powerW)},"timestamp":${timestampFor(timestampMs, unit)}${tail}}`;
 }
 
+/**
+ * The reading in a data text (dataText's output, or a W3bstream 2 payload): `sensor_reading` and
+ * `timestamp` when they are numbers, null for each that is not; null when the text is not a JSON
+ * object. Lenient on purpose: the dev receivers record what arrived, the checks are elsewhere.
+ */
+export function readingOfData(text: string): { sensorReading: number | null; timestamp: number | null } | null {
+  try {
+    const d = JSON.parse(text) as { sensor_reading?: unknown; timestamp?: unknown };
+    if (typeof d !== 'object' || d === null) return null;
+    return {
+      sensorReading: typeof d.sensor_reading === 'number' ? d.sensor_reading : null,
+      timestamp: typeof d.timestamp === 'number' ? d.timestamp : null,
+    };
+  } catch {
+    return null;
+  }
+}
+
 export interface SignedMessage {
   /** The exact HTTP body. */
   body: string;

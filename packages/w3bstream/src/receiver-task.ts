@@ -1,6 +1,6 @@
 import { keccak_256 } from '@noble/hashes/sha3.js';
 import { APINODE_ERRORS, PROJECT_CONFIG_MISSING, taskIdOf, type TaskStateName } from './apinode.js';
-import { objectMembers } from './codec.js';
+import { objectMembers, readingOfData } from './codec.js';
 import { answerBetween, type DevAnswerMode, type EventAnswer, type EventRequest, type ReceivedEvent } from './receiver.js';
 import { addressOfPublicKey, recoverSecp256k1 } from './recoverable.js';
 import { digestTask, MAX_NONCE, signedJsonTask } from './task-codec.js';
@@ -244,7 +244,7 @@ export function taskAnswer(
   if (typeof mode === 'object' && 'status' in mode)
     return { answer: json(mode.status, { error: 'dev apinode answering an injected failure' }), taskId: null };
   if (typeof mode === 'object') return { answer: json(400, { error: mode.appletError }), taskId: null };
-  const reading = c.payload === null ? null : readingOf(c.payload);
+  const reading = c.payload === null ? null : readingOfData(c.payload);
   const key = c.ok ? c.signature.toLowerCase() : '';
   const refusal = !c.ok
     ? c.error
@@ -290,18 +290,4 @@ export function taskAnswer(
   if (mode === 'not-from-node')
     return { answer: { ...json(200, { taskID: `0x${Buffer.from(keccak_256(Buffer.from(key))).toString('hex')}` }), event }, taskId: null };
   return { answer: { ...json(200, { taskID: taskId }), event }, taskId };
-}
-
-/** The reading inside a payload, when it is the meter's data object. */
-function readingOf(payload: string): { sensorReading: number | null; timestamp: number | null } | null {
-  try {
-    const d = JSON.parse(payload) as { sensor_reading?: unknown; timestamp?: unknown };
-    if (typeof d !== 'object' || d === null) return null;
-    return {
-      sensorReading: typeof d.sensor_reading === 'number' ? d.sensor_reading : null,
-      timestamp: typeof d.timestamp === 'number' ? d.timestamp : null,
-    };
-  } catch {
-    return null;
-  }
 }
