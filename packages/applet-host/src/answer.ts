@@ -11,17 +11,11 @@ import {
   newV1EventId,
   v1TokenAccepted,
   type V1Publisher,
+  type V1RouteRequest,
   v1AnswerHead,
   v1EventParams,
   v1WrongChannelAnswer,
 } from '@power-meter/w3bstream';
-
-export interface EventRequest {
-  method: string;
-  /** Path and query, as in the request line. */
-  url: string;
-  authorization: string | undefined;
-}
 
 export interface ProjectIdentity extends V1Publisher {
   name: string;
@@ -37,7 +31,7 @@ export type Routing =
  * (the query wins, and `Bearer ` is optional); the token is checked before the project name, so
  * a valid token with a wrong name gets 201 + InvalidEventChannel, as on the node.
  */
-export function routeEvent(req: EventRequest, project: ProjectIdentity, nowMs: number): Routing {
+export function routeEvent(req: V1RouteRequest, project: ProjectIdentity, nowMs: number): Routing {
   const route = matchV1EventRoute(req.method, req.url);
   if (!route.ok) return { kind: 'answer', status: route.status, body: route.body };
   if (!v1TokenAccepted(route.url, req.authorization, project.publisherToken))

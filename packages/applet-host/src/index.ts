@@ -7,7 +7,7 @@ export { VmMemory, VmMemoryError } from './abi/memory.js';
 export { SqlQueryError, jsonifyRows, parseQuery, toSqlite } from './abi/sql.js';
 export type { ColumnInfo, ParsedQuery, SqlParam } from './abi/sql.js';
 export { routeEvent } from './answer.js';
-export type { EventRequest, ProjectIdentity, Routing } from './answer.js';
+export type { ProjectIdentity, Routing } from './answer.js';
 export { BUILD_DIR, PACKAGE_ROOT, appletWasmFile, ensureArtifacts, loadContract } from './artifacts.js';
 export type { ContractArtifact, ContractName } from './artifacts.js';
 export { AnvilMissingError, anvilBinary, startLocalChain } from './chain/anvil.js';

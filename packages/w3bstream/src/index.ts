@@ -141,7 +141,15 @@ export {
   v1EventPath,
   v1WrongChannelAnswer,
 } from './v1-event-route.js';
-export type { V1ErrorBody, V1AnswerHead, V1AppletResult, V1EventParams, V1Publisher, V1RouteMatch } from './v1-event-route.js';
+export type {
+  V1ErrorBody,
+  V1AnswerHead,
+  V1AppletResult,
+  V1EventParams,
+  V1Publisher,
+  V1RouteMatch,
+  V1RouteRequest,
+} from './v1-event-route.js';
 export type { AnswerConfig, DevAnswerMode, DevReceiver, DevReceiverOptions, EventAnswer, EventRequest, ReceivedEvent } from './receiver.js';
 export { readDamagedOutbox } from './salvage.js';
 export type { DamagedOutboxContents } from './salvage.js';

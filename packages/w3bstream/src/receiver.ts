@@ -17,6 +17,7 @@ import {
   v1ErrorBody,
   v1TokenAccepted,
   V1_EVENT_ROUTE,
+  type V1RouteRequest,
   v1AnswerHead,
   v1AppletResult,
   v1EventParams,
@@ -125,12 +126,8 @@ export const DEV_ANSWER_MODES = [
   'drop',
 ] as const;
 
-export interface EventRequest {
-  method: string;
-  /** Path and query, as in the request line. */
-  url: string;
-  /** The Authorization header, if any. */
-  authorization?: string;
+/** A request to a dev receiver: what the route reads (V1RouteRequest), the body, when it came. */
+export interface EventRequest extends V1RouteRequest {
   body: string;
   receivedAtMs: number;
 }

@@ -11,6 +11,15 @@ import { randomUUID } from 'node:crypto';
 
 export const V1_EVENT_ROUTE = /^\/srv-applet-mgr\/v0\/event\/([^/?]+)$/;
 
+/** What the route reads of a request. */
+export interface V1RouteRequest {
+  method: string;
+  /** Path and query, as in the request line. */
+  url: string;
+  /** The Authorization header, if any. */
+  authorization?: string | undefined;
+}
+
 /** The route's path for a project, as the stand-ins print it in their publish URL. */
 export function v1EventPath(project: string): string {
   return `/srv-applet-mgr/v0/event/${project}`;
