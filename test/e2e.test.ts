@@ -3,19 +3,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { readState } from '@power-meter/meter-files';
 import { afterEach, describe, expect, it } from 'vitest';
+import { freePort } from './support/free-port.js';
 import { outboxContents, until, type Proc } from './support/processes.js';
-import {
-  GREEN,
-  MAIN_FIGURE,
-  RED,
-  TOKEN,
-  backendProcess,
-  displayProcess,
-  freePort,
-  pngCount,
-  receiverProcess,
-  records,
-} from './support/system.js';
+import { GREEN, MAIN_FIGURE, RED, TOKEN, backendProcess, displayProcess, pngCount, receiverProcess, records } from './support/system.js';
 
 const procs: Proc[] = [];
 const track = (p: Proc): Proc => {

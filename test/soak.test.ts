@@ -5,7 +5,7 @@ import { readState } from '@power-meter/meter-files';
 import { startDevReceiver, type DevAnswerMode, type DevReceiver, type ReceivedEvent } from '@power-meter/w3bstream';
 import { afterEach, describe, expect, it } from 'vitest';
 import { BACKEND, outboxContents, start, until, type Proc } from './support/processes.js';
-import { freePort } from './support/system.js';
+import { freePort } from './support/free-port.js';
 
 /**
  * Soak (issue 11, "done when"): about a minute of a receiver that alternates between healthy, a

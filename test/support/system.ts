@@ -1,4 +1,3 @@
-import { createServer } from 'node:net';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadImage, createCanvas } from 'canvas';
@@ -6,17 +5,6 @@ import { BACKEND, DISPLAY, start, type Proc } from './processes.js';
 
 /** Helpers for the end-to-end tests: the whole system as real processes. */
 export const TOKEN = 'e2e-token-7d41';
-
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as { port: number };
-      srv.close(() => resolve(port));
-    });
-  });
-}
 
 export function receiverProcess(port: number, record: string): Proc {
   return start(BACKEND, ['dev-receiver', '--port', String(port), '--project', 'e2e', '--record', record], { DEV_RECEIVER_TOKEN: TOKEN });

@@ -8,7 +8,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { until } from '../../../test/support/processes.js';
 import { FaultCounter, METRICS } from '../src/metrics/metrics.js';
 import { MetricsOutput } from '../src/metrics/output.js';
-import { freePort } from './support/mosquitto.js';
+import { freePort } from '../../../test/support/free-port.js';
 
 /** The exposition text through a real Prometheus text-format parser, as name -> family. */
 function parse(text: string): Map<string, PrometheusFamily> {

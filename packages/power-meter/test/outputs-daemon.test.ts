@@ -12,7 +12,8 @@ import { DECIMALS_SELECTOR } from '../src/chain/erc20.js';
 import { ENTITIES } from '../src/mqtt/discovery.js';
 import { meterTopics } from '../src/mqtt/topics.js';
 import { sensorDiscoveryProblems } from './ha-schema.js';
-import { freePort, startBroker, subscriber as subscribe, type Broker } from './support/mosquitto.js';
+import { freePort } from '../../../test/support/free-port.js';
+import { startBroker, subscriber as subscribe, type Broker } from './support/mosquitto.js';
 
 /** The real daemon (built dist/, simulated sensor) with its outputs, against a real broker. */
 const TOKEN = 'test-token-0d5e';
