@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { reportFigure } from '../scripts/bench-figure.mjs';
+import { median, reportFigure } from '../scripts/bench-figure.mjs';
 
 afterEach(() => {
   vi.restoreAllMocks();
@@ -17,5 +17,13 @@ describe('the benchmarks’ figure reporter (scripts/bench-figure.mjs)', () => {
     ]);
     // What bench.mjs does with such a line: the JSON after "BENCH ".
     expect(JSON.parse(lines[0]!.slice(6))).toMatchObject({ value: 14.23, pass: true });
+  });
+
+  it('median: the middle value, or the mean of the two middle ones; the input stays unsorted', () => {
+    const xs = [5, 1, 3];
+    expect(median(xs)).toBe(3);
+    expect(xs).toEqual([5, 1, 3]);
+    expect(median([4, 1, 3, 2])).toBe(2.5);
+    expect(median([])).toBeNaN();
   });
 });

@@ -18,16 +18,10 @@ import {
   type LoadModel,
   type WindowResult,
 } from '@power-meter/ina219';
-import { reportFigure } from '../../../scripts/bench-figure.mjs';
+import { median, reportFigure } from '../../../scripts/bench-figure.mjs';
 
 const WINDOW_MS = 5000;
 const MINUTES = 30;
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-}
 
 interface Run {
   errors: number[];

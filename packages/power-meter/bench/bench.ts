@@ -10,7 +10,7 @@ import { availableParallelism, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startDevReceiver } from '@power-meter/w3bstream';
-import { reportFigure } from '../../../scripts/bench-figure.mjs';
+import { median, reportFigure } from '../../../scripts/bench-figure.mjs';
 
 const DURATION_S = Number(process.env.BENCH_BACKEND_SECONDS ?? 60);
 const CLK_TCK = 100; // USER_HZ on Linux
@@ -27,7 +27,6 @@ function writeBytes(pid: number): number {
   const m = /wchar: (\d+)/.exec(readFileSync(`/proc/${pid}/io`, 'utf8'));
   return Number(m?.[1] ?? 0);
 }
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1]!;
 
 // BENCH_BACKEND_TRANSPORT=w3bstream-v2: the current node's task API, with the task state of the
 // newest delivered task polled (GET /v1/task/<id>) every BENCH_TASK_POLL_S (default 60, the meter's).

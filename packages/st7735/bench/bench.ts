@@ -6,9 +6,7 @@
  */
 import { performance } from 'node:perf_hooks';
 import { rgbaToRgb565be, St7735, EmulatedSt7735, type SpiPart } from '@power-meter/st7735';
-import { reportFigure } from '../../../scripts/bench-figure.mjs';
-
-const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[xs.length >> 1]!;
+import { median, reportFigure } from '../../../scripts/bench-figure.mjs';
 
 /** Median per-iteration time in microseconds over `runs` runs of `inner` iterations. */
 async function time(runs: number, inner: number, fn: () => unknown): Promise<number> {

@@ -19,12 +19,8 @@ import {
   checkMessageV2,
   type Curve,
 } from '@power-meter/w3bstream';
-import { reportFigure } from '../../../scripts/bench-figure.mjs';
+import { median, reportFigure } from '../../../scripts/bench-figure.mjs';
 
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[s.length >> 1]!;
-}
 /** Median rate (per second) of `runs` runs of `n` calls. */
 function rate(n: number, runs: number, fn: (i: number) => void): number {
   const rates: number[] = [];
