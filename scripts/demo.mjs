@@ -206,9 +206,9 @@ async function printEvent(e) {
   const at = new Date().toISOString().slice(11, 19);
   const seq = String(e.eventId?.split('-').pop() ?? '?').padStart(5);
   const r = e.results?.[0];
-  // The applet stores each accepted reading before it answers, and events run one at a time:
-  // the newest row is this reading.
-  const row = r?.code === 0 ? depin.host.services.db.prepare('SELECT sensor_reading FROM readings ORDER BY id DESC LIMIT 1').get() : null;
+  // The applet stores each accepted reading before it answers, and the meter sends one reading at
+  // a time: the newest row is this reading.
+  const [row] = r?.code === 0 ? await depin.host.db.query('SELECT sensor_reading FROM readings ORDER BY id DESC LIMIT 1') : [];
   const watts = row ? Number(row.sensor_reading).toFixed(3).padStart(9) : '        -';
   let balance;
   try {

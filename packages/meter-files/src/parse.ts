@@ -79,6 +79,7 @@ function findInvalidField(v: Record<string, unknown>): string | null {
   if (!isNumOrNull(p.lastSuccessMs)) return 'publishing.lastSuccessMs';
   if (!isNum(p.held)) return 'publishing.held';
   if (p.rejected !== undefined && !isNum(p.rejected)) return 'publishing.rejected';
+  if (p.skipped !== undefined && !isNum(p.skipped)) return 'publishing.skipped';
   if (p.lastRejection !== undefined && !isStrOrNull(p.lastRejection)) return 'publishing.lastRejection';
   if (v.rewardBalance !== undefined) {
     const b = v.rewardBalance;

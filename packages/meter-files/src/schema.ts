@@ -175,6 +175,13 @@ export interface MeterState {
     /** The applet's reason when the latest delivered reading was refused; null once one is accepted. */
     lastRejection?: string | null;
     /**
+     * Sequence numbers (eventIDs) skipped since the outbox was created: numbers no stored reading
+     * carries, because readings were lost (the RAM copy in a power cut, a lost or older outbox)
+     * together with the unused rest of the reserved block. A consumer seeing a gap in eventIDs
+     * finds it counted here. Optional: older writers omit it.
+     */
+    skipped?: number;
+    /**
      * W3bstream 2 only (absent with v1): the node's taskID for the last delivered reading: `0x` +
      * 64 hex, `""` while the node aggregates readings into a task, null before the first delivery.
      */

@@ -63,6 +63,7 @@ import { sensorErrorHint } from './hints.js';
 import { Meter, RuntimeDirError, stagingFileFor } from './meter.js';
 import { ProjectMismatchError, TransportMismatchError, identityCurveFor, p256ForV2, signedForSettings, v2Dialect } from './transport.js';
 import { salvageOutbox } from './salvage.js';
+import { dataDirFault, prepareDataDir } from './data-dir.js';
 import { describeGroup, discardBacklog, exportBacklog, resignBacklog, summarizeBacklog } from './backlog.js';
 import { libraryLog } from './service/library-log.js';
 import { startSummary } from './service/summary.js';
@@ -311,8 +312,12 @@ withSettings(program.command('run', { isDefault: true }).description('run the me
       // A P-256 key for W3bstream 2, or a backlog signed for the other transport: a setting to change, never data to discard.
       if (err instanceof IdentityCurveError || err instanceof TransportMismatchError || err instanceof ProjectMismatchError)
         return fail(err.message, EXIT.badSettings);
-      if (err instanceof OutboxLockedError || err instanceof IdentityError) return fail(err.message);
+      // A damaged key, or one with the wrong owner or permissions: restarting cannot fix it.
+      if (err instanceof IdentityError) return fail(`${err.message}; then start the meter again`, EXIT.corruptData);
+      if (err instanceof OutboxLockedError) return fail(err.message);
       if (err instanceof RuntimeDirError) return fail(err.message, EXIT.badSettings);
+      const fault = dataDirFault(err, s.dataDir);
+      if (fault !== null) return fail(fault.message, fault.status);
       throw err;
     }
     const outputs = await startOutputs(meter, s, log, outputFiles);
@@ -351,6 +356,7 @@ withSettings(program.command('identity').description('print the device address a
   .action((flags: Record<string, unknown>) => {
     const s = settingsFrom(flags);
     try {
+      prepareDataDir(s.dataDir);
       const id = loadOrCreateIdentity(join(s.dataDir, 'identity'), { curve: identityCurveFor(s) });
       // The key W3bstream 2 needs is not this one: printing it as the device's identity would be a
       // dead end (the README's promise: exit 2, nothing printed on standard output).
@@ -370,7 +376,9 @@ withSettings(program.command('identity').description('print the device address a
           `device_id   ${id.deviceId}\npublic_key  ${id.publicKeyHex}\ncurve       ${id.curve}\ndid         ${id.did}\njwk         ${JSON.stringify(id.publicKeyJwk)}${id.created ? '\n(new identity created)' : ''}`,
         );
     } catch (err) {
-      fail(err instanceof Error ? err.message : String(err));
+      if (err instanceof IdentityError) fail(err.message, EXIT.corruptData);
+      const fault = dataDirFault(err, s.dataDir);
+      fail(fault?.message ?? (err instanceof Error ? err.message : String(err)), fault?.status ?? EXIT.failure);
     }
   });
 

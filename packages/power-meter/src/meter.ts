@@ -36,7 +36,9 @@ import {
   isCorruptionError,
   loadOrCreateIdentity,
   timestampFor,
+  type AppendResult,
   type Identity,
+  type SeqGapReason,
 } from '@power-meter/w3bstream';
 import { activeCalibration, readCalibration } from './calibration/store.js';
 import { BalanceReader, safeRpcUrl, type ChainBalance } from './chain/balance.js';
@@ -46,6 +48,7 @@ import { notifyObservers, type MeterObserver } from './observer.js';
 import { sensorChip, type BackendSettings } from './settings.js';
 import { sensorErrorHint } from './hints.js';
 import { resolveRuntimeDir } from './runtime-dir.js';
+import { prepareDataDir } from './data-dir.js';
 import { StateWriter, buildState } from './state-writer.js';
 import { METER_SCHEMA, MeterStore } from './store.js';
 import { backlogGroups, checkTransport, identityCurveFor, publisherTransport, signReading, v2Dialect } from './transport.js';
@@ -147,6 +150,11 @@ export class Meter {
   private writeRequested = false;
   private writing: Promise<void> | null = null;
   private syncError: string | null = null;
+  /**
+   * Strict mode: readings stored while the card could not be written, not yet handed to the
+   * outputs (MQTT `reading`): they go out with the sync that puts them on the card.
+   */
+  private unsyncedReadings: string[] = [];
   /** The RAM directory (runtime-dir.ts); the data directory itself when RAM is off. */
   readonly runtimeDir: string;
   private readonly boot: string;
@@ -167,32 +175,18 @@ export class Meter {
 
   private constructor(private readonly opts: MeterOptions) {
     const s = opts.settings;
-    mkdirSync(s.dataDir, { recursive: true });
+    prepareDataDir(s.dataDir);
     this.runtimeDir = resolveRuntimeDir(s.runtimeDir, s.dataDir);
     // Group-readable like the data directory (the display reads state.json through the links).
     mkdirSync(this.runtimeDir, { recursive: true, mode: 0o750 });
     checkRuntimeDir(this.runtimeDir);
-    // Lock first: a second instance must fail before touching anything.
-    const paths = outboxPaths(s.dataDir);
-    this.outbox = Outbox.open(paths.outbox, {
-      maxCount: s.outboxMaxCount,
-      maxAgeMs: s.outboxMaxAgeDays * 86_400_000,
-      sequenceFloorFile: paths.floor,
-      sequenceBlock: SEQUENCE_BLOCK,
-      schemas: [METER_SCHEMA],
-      // No RAM directory: every commit goes to the card. Strict mode (0): the RAM copy is synced
-      // at every reading, so each is on the card before it is sent.
-      stagingFile: stagingFileFor(s),
-      syncEveryAppend: s.syncIntervalS === 0,
-    });
     try {
-      this.identity = loadOrCreateIdentity(paths.identityDir, { curve: identityCurveFor(s) });
-      checkTransport(s, this.identity, backlogGroups(this.outbox));
-      this.store = new MeterStore(this.outbox);
+      ({ outbox: this.outbox, identity: this.identity, store: this.store } = this.openStores());
     } catch (err) {
-      this.outbox.close();
-      // Damage that the open-time check did not see, met when reading the totals.
-      throw isCorruptionError(err) ? new OutboxCorruptError(paths.outbox, (err as Error).message) : err;
+      // Nothing runs: a RAM directory this program made and left empty goes (exit 2 or 3 must not
+      // leave /dev/shm/power-meter-<id> behind). One holding a RAM copy of the outbox stays.
+      this.removeOwnRuntimeDir();
+      throw err;
     }
     this.writer = new StateWriter(this.runtimeDir);
     const stored = readCalibration(s.dataDir, { chip: sensorChip(s), simulated: s.sensor === 'sim', fullScaleA: s.maxCurrentA });
@@ -276,6 +270,38 @@ export class Meter {
     });
   }
 
+  /** The outbox (locked first: a second instance must fail before touching anything), the key, the totals. */
+  private openStores(): { outbox: Outbox; identity: Identity; store: MeterStore } {
+    const s = this.opts.settings;
+    const paths = outboxPaths(s.dataDir);
+    const outbox = Outbox.open(paths.outbox, {
+      maxCount: s.outboxMaxCount,
+      maxAgeMs: s.outboxMaxAgeDays * 86_400_000,
+      sequenceFloorFile: paths.floor,
+      sequenceBlock: SEQUENCE_BLOCK,
+      schemas: [METER_SCHEMA],
+      // No RAM directory: every commit goes to the card. Strict mode (0): the RAM copy is synced
+      // at every reading, so each is on the card before it is sent.
+      stagingFile: stagingFileFor(s),
+      syncEveryAppend: s.syncIntervalS === 0,
+    });
+    try {
+      const identity = loadOrCreateIdentity(paths.identityDir, { curve: identityCurveFor(s) });
+      checkTransport(s, identity, backlogGroups(outbox));
+      return { outbox, identity, store: new MeterStore(outbox) };
+    } catch (err) {
+      outbox.close();
+      // Damage that the open-time check did not see, met when reading the totals.
+      throw isCorruptionError(err) ? new OutboxCorruptError(paths.outbox, (err as Error).message) : err;
+    }
+  }
+
+  /** The RAM directory goes when this program chose it (not systemd, not the user) and it is empty. */
+  private removeOwnRuntimeDir(): void {
+    const s = this.opts.settings;
+    if (s.runtimeDir === '' && !process.env.RUNTIME_DIRECTORY && this.runtimeDir !== resolve(s.dataDir)) rmdirIfEmpty(this.runtimeDir);
+  }
+
   /** Adds an output (MQTT, metrics): see observer.ts. */
   observe(o: MeterObserver): void {
     this.observers.push(o);
@@ -300,10 +326,12 @@ export class Meter {
     if (removed.length > 0) log(`removed ${removed.length} leftover temporary file(s) from an earlier run`);
     const report = this.outbox.openReport;
     if (report.created) log(`outbox ${this.outbox.file} is new (first start, or it was deleted or emptied)`);
-    if (report.seqRaised)
-      log(
-        `outbox was behind the sequence floor (deleted, emptied or an older copy): numbering continues at ${report.seqRaised.to}, not ${report.seqRaised.from}, so no eventID names two readings`,
+    if (report.seqRaised) {
+      const { from, to, reason } = report.seqRaised;
+      this.warn(
+        `sequence numbers ${from} to ${to - 1} skipped (${to - from}; counted in state.json publishing.skipped): ${GAP_REASONS[reason]}; numbering continues at ${to}, so no eventID names two readings`,
       );
+    }
     for (const r of this.store.repairs) log(`outbox repaired: ${r.field} set to ${r.to}: ${r.why}`);
     // Totals never go back: the last published state is the floor for them.
     const last = await readState(s.dataDir);
@@ -367,6 +395,8 @@ export class Meter {
         // Every 5 s while readings wait for it, every minute once trusted: with chrony or ntpd
         // a probe runs timedatectl, a process per probe.
         if (!this.canTimestamp() || performance.now() - this.lastClockProbeMs >= 60_000) void this.refreshClock();
+        // Strict mode syncs with each reading; after a failed one, try again even without readings.
+        if (s.syncIntervalS === 0 && this.syncError !== null) this.sync();
         this.refreshPower();
       }, 5000),
     );
@@ -388,24 +418,39 @@ export class Meter {
 
   /** The sync point: the outbox's RAM copy to the card. A failure is retried at the next one. */
   private sync(): void {
+    let error: unknown = null;
     try {
       this.outbox.sync();
-      this.syncError = null;
       this.logStaging();
     } catch (err) {
-      if (isCorruptionError(err)) {
-        this.opts.onFatal?.(new OutboxCorruptError(this.outbox.file, (err as Error).message));
-        return;
-      }
-      const msg = err instanceof Error ? err.message : String(err);
-      if (msg !== this.syncError)
-        this.warn(
-          `cannot write the outbox to ${this.opts.settings.dataDir} (${msg}): readings are kept in ${this.runtimeDir} and written at the next sync; free disk space there`,
-        );
-      this.syncError = msg;
+      error = err;
     }
+    this.syncDone(error);
     // The totals shown are the synced ones (they never go back, even after a power cut).
     this.scheduleWrite();
+  }
+
+  /** After a sync (the timer's, or strict mode's after each reading): one line per new problem, one when it is over. */
+  private syncDone(err: unknown): void {
+    if (err === null) {
+      if (this.syncError !== null) this.opts.log(`the outbox reaches ${this.opts.settings.dataDir} again`);
+      this.syncError = null;
+      // Strict mode: readings now on the card go to the outputs, in order.
+      for (const body of this.unsyncedReadings.splice(0)) notifyObservers(this.observers, (o) => o.onReading?.(body), this.opts.log);
+      return;
+    }
+    if (isCorruptionError(err)) {
+      this.opts.onFatal?.(new OutboxCorruptError(this.outbox.file, (err as Error).message));
+      return;
+    }
+    const msg = err instanceof Error ? err.message : String(err);
+    if (msg !== this.syncError)
+      this.warn(
+        this.opts.settings.syncIntervalS === 0
+          ? `cannot write the outbox to ${this.opts.settings.dataDir} (${msg}): readings are stored in ${this.runtimeDir}, counted once, and sent once they are on the card (strict mode); free disk space there`
+          : `cannot write the outbox to ${this.opts.settings.dataDir} (${msg}): readings are kept in ${this.runtimeDir} and written at the next sync; free disk space there`,
+      );
+    this.syncError = msg;
   }
 
   private async openSensor(): Promise<void> {
@@ -487,11 +532,11 @@ export class Meter {
     }
     this.unstored.push(w);
     while (this.unstored.length > 0) {
+      let stored: StoredWindow;
       try {
-        this.storeWindow(this.unstored[0]!);
-        this.unstored.shift();
-        this.storeError = null;
+        stored = this.storeWindow(this.unstored[0]!);
       } catch (err) {
+        // Nothing of this window was stored (the outbox rolled it back): it is tried again.
         if (isCorruptionError(err)) {
           this.opts.onFatal?.(new OutboxCorruptError(this.outbox.file, (err as Error).message));
           return;
@@ -505,18 +550,32 @@ export class Meter {
         if (this.unstored.length > 10_000) this.unstored.shift();
         return;
       }
+      // Stored and counted: the window leaves the queue whatever happens next, so it is never
+      // stored twice.
+      this.unstored.shift();
+      this.storeError = null;
+      try {
+        this.afterStore(stored);
+      } catch (err) {
+        this.warn(`after storing a reading: ${err instanceof Error ? err.message : String(err)}`);
+      }
     }
   }
 
-  private storeWindow(raw: WindowResult): void {
+  /**
+   * One window into the outbox: numbered, signed, stored and counted in one transaction
+   * (MeterStore.storeReading, Outbox.append), or held until the clock can be trusted. Throws only
+   * when nothing was stored.
+   */
+  private storeWindow(raw: WindowResult): StoredWindow {
     let w = raw;
     const { settings: s, log } = this.opts;
     if (w.avgPowerW === null) {
       log(`window without readings (sensor fault: ${w.faultReason ?? 'unknown'}): nothing to sign`);
-      return;
+      return { kind: 'nothing' };
     }
     w = calibrateWindow(w, this.calibration);
-    if (w.avgPowerW === null) return;
+    if (w.avgPowerW === null) return { kind: 'nothing' };
     const durationMs = w.endMs - w.startMs;
     const rewards = rewardsForWindow(w.avgPowerW, durationMs, s.rewardTiers);
     this.lastTokensPerH = tokensPerH(w.avgPowerW, s.rewardTiers);
@@ -537,19 +596,52 @@ export class Meter {
     };
     if (!w.complete)
       this.warn(`window incomplete: ${w.faultReason ?? 'readings missing'}; observed ${(w.observedFraction * 100).toFixed(1)} %`);
+    const window = { energyWh: w.energyWh, rewards, avgPowerW: w.avgPowerW };
     if (this.canTimestamp()) {
-      const body = signReading(s, this.identity, { powerW: w.avgPowerW, timestampMs: this.distinctTimeMs(endWall) }, this.readingExtras());
-      const stored = this.store.storeReading(body, { energyWh: w.energyWh, rewards, avgPowerW: w.avgPowerW });
-      if (!stored.counted)
-        log(`window energy ${w.energyWh} Wh / rewards ${rewards} is not a finite amount: counted as 0 (totals stay finite)`);
-      this.reportDrops(stored.dropped);
-      notifyObservers(this.observers, (o) => o.onReading?.(stored.body), log);
-    } else {
-      if (!this.store.holdReading({ bootId: this.boot, endMonoMs: w.endMs, avgPowerW: w.avgPowerW }, { energyWh: w.energyWh, rewards }))
-        log(`window energy ${w.energyWh} Wh / rewards ${rewards} is not a finite amount: counted as 0 (totals stay finite)`);
-      log(`reading held until the clock is synchronised (${this.clock.reason}); held=${this.store.heldCount()}`);
+      const reading = { powerW: w.avgPowerW, timestampMs: this.distinctTimeMs(endWall) };
+      // The extended reading's energy total: the one on the card, which never goes back.
+      const body = signReading(s, this.identity, reading, this.readingExtras(), this.signedEnergyWh());
+      const stored = this.store.storeReading(body, window);
+      this.signedAt(reading.timestampMs);
+      return { kind: 'stored', stored, window, counted: stored.counted };
     }
+    const counted = this.store.holdReading({ bootId: this.boot, endMonoMs: w.endMs, avgPowerW: w.avgPowerW }, window);
+    return { kind: 'held', window, counted };
+  }
+
+  /** What follows a stored window: log, outputs, the state files. Never puts the window back. */
+  private afterStore(r: StoredWindow): void {
+    const { log } = this.opts;
+    if (r.kind === 'nothing') return;
+    if (!r.counted)
+      log(`window energy ${r.window.energyWh} Wh / rewards ${r.window.rewards} is not a finite amount: counted as 0 (totals stay finite)`);
+    if (r.kind === 'held') {
+      log(`reading held until the clock is synchronised (${this.clock.reason}); held=${this.store.heldCount()}`);
+      // Strict mode: the held window's energy reaches the card now, as a stored reading's does.
+      if (this.opts.settings.syncIntervalS === 0) this.sync();
+    } else this.afterAppend(r.stored);
     this.scheduleWrite();
+  }
+
+  /** A reading is in the outbox: drops, strict mode's sync result, the outputs. */
+  private afterAppend(stored: AppendResult): void {
+    this.reportDrops(stored.dropped);
+    if (this.opts.settings.syncIntervalS === 0) {
+      this.syncDone(stored.syncError);
+      // Not on the card yet: the outputs get it with the sync that puts it there.
+      if (stored.syncError !== null) {
+        this.unsyncedReadings.push(stored.body);
+        return;
+      }
+    }
+    notifyObservers(this.observers, (o) => o.onReading?.(stored.body), this.opts.log);
+  }
+
+  /** The energy total an extended reading signs: the card's (the last sync), so it never decreases. */
+  private signedEnergyWh(): number {
+    return this.opts.settings.signedFields === 'extended'
+      ? (this.outbox.staged ? this.store.syncedTotals() : this.store.totals()).energyWh
+      : 0;
   }
 
   /** What the wire profile adds to the signed data: the calibration id with --reading-calibration-id. */
@@ -570,15 +662,20 @@ export class Meter {
    * signatures) that an applet could not tell from a resend. So the timestamp sent, in its unit,
    * always goes up: a reading whose second (or ms) was taken by the previous one gets the next
    * one. The shift is under one unit, within the timestamp's own rounding (docs/w3bstream.md
-   * section 2, "Decision").
+   * section 2, "Decision"). Only a stored reading takes its timestamp (`signedAt`): a window that
+   * could not be stored and is tried again must not push the ones behind it into the future.
    */
   private distinctTimeMs(wallMs: number): number {
     const unit = this.opts.settings.timestampUnit;
     const perUnit = unit === 's' ? 1000 : 1;
     let ts = timestampFor(wallMs, unit);
     if (ts <= this.lastSignedTs) ts = this.lastSignedTs + 1;
-    this.lastSignedTs = ts;
     return Math.max(wallMs, ts * perUnit);
+  }
+
+  /** A reading with this time (from `distinctTimeMs`) was stored: the next one must be later. */
+  private signedAt(timestampMs: number): void {
+    this.lastSignedTs = Math.max(this.lastSignedTs, timestampFor(timestampMs, this.opts.settings.timestampUnit));
   }
 
   /** The outbox is bounded: dropping the oldest is counted (state.json) and logged, never silent. */
@@ -601,15 +698,13 @@ export class Meter {
         this.opts.log(`dropped a held reading from an earlier boot: its time cannot be known (the clock never synced before that reboot)`);
         continue;
       }
-      const body = signReading(
-        this.opts.settings,
-        this.identity,
-        { powerW: h.avgPowerW, timestampMs: this.distinctTimeMs(wallTimeOf(h.endMonoMs, anchor)) },
-        this.readingExtras(),
+      const reading = { powerW: h.avgPowerW, timestampMs: this.distinctTimeMs(wallTimeOf(h.endMonoMs, anchor)) };
+      const stored = this.store.release(
+        h.id,
+        signReading(this.opts.settings, this.identity, reading, this.readingExtras(), this.signedEnergyWh()),
       );
-      const out = this.store.release(h.id, body);
-      this.reportDrops(out.dropped);
-      notifyObservers(this.observers, (o) => o.onReading?.(out.body), this.opts.log);
+      this.signedAt(reading.timestampMs);
+      this.afterAppend(stored);
       released++;
     }
     if (released > 0) this.opts.log(`released ${released} held reading(s) with re-anchored timestamps`);
@@ -692,6 +787,7 @@ export class Meter {
         held: this.store.heldCount(),
         rejected: pub.rejected,
         lastRejection: this.lastRejection,
+        skipped: this.outbox.stats().skipped,
         ...(s.transport === 'w3bstream-v2' ? { lastTaskId: pub.lastTaskId } : {}),
         ...(this.tasks === null ? {} : { task: this.taskState() }),
       },
@@ -751,12 +847,28 @@ export class Meter {
     try {
       this.writer.materialize(s.dataDir);
       // The directory this program chose (not systemd's, not the user's) goes too, when empty.
-      if (s.runtimeDir === '' && !process.env.RUNTIME_DIRECTORY && this.runtimeDir !== resolve(s.dataDir)) rmdirIfEmpty(this.runtimeDir);
+      this.removeOwnRuntimeDir();
     } catch (err) {
       this.warn(`cannot move the state files back into ${s.dataDir}: ${err instanceof Error ? err.message : String(err)}`);
     }
   }
 }
+
+/** What storing a window did (Meter.storeWindow), for what follows it (Meter.afterStore). */
+type StoredWindow =
+  | { kind: 'nothing' }
+  | { kind: 'stored'; stored: AppendResult & { counted: boolean }; window: { energyWh: number; rewards: number }; counted: boolean }
+  | { kind: 'held'; window: { energyWh: number; rewards: number }; counted: boolean };
+
+/** The log's words for a gap in the numbering (Outbox openReport.seqRaised). */
+const GAP_REASONS: Record<SeqGapReason, string> = {
+  'ram-copy-lost':
+    'the RAM copy of the outbox was lost (a power cut, or the machine stopped without stopping the meter): the readings it stored after the last sync to the card are lost with their numbers, and the rest of the reserved block was never used',
+  'outbox-new': 'the outbox is new (deleted or emptied) while the key stayed: its readings are lost',
+  'outbox-older': 'the outbox is older than the numbers used before the last stop (an older copy): the readings of the newer one are lost',
+  'unclean-stop':
+    'the meter did not stop cleanly and the outbox cannot show that it holds the last number used (an older copy, or a start stopped while opening the outbox)',
+};
 
 function rmdirIfEmpty(dir: string): void {
   try {

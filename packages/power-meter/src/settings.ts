@@ -230,6 +230,7 @@ export const BACKEND_SETTINGS = {
     parse: projectId,
     allowed:
       'a whole number from 1 to 2^256-1 (at most 18446744073709551615 for a /message node; write it as a string in the config file above 2^53), or empty',
+    json: ['string', 'number'],
   }),
   projectVersion: s({
     flag: 'project-version',
@@ -248,6 +249,8 @@ export const BACKEND_SETTINGS = {
       "W3bstream 2 /v1/task: the payload members the project's config signs as uint64 (its signedKeys; Pebble projects: timestamp), comma-separated; empty for most projects",
     parse: signedKeys,
     allowed: 'empty, timestamp, sensor_reading, or both comma-separated (each optionally with :uint64), as the project config lists them',
+    // The config file may list them, or write them comma-separated as on the command line.
+    json: ['array', 'string'],
   }),
   taskPollIntervalS: s({
     flag: 'task-poll-interval',
@@ -314,6 +317,8 @@ export const BACKEND_SETTINGS = {
     describe: "the chip's I2C address (A0/A1 straps)",
     parse: parsers.integer(0x40, 0x4f, { hex: true }),
     allowed: '64-79 or 0x40-0x4f',
+    // The hex form is text: "0x41".
+    json: ['number', 'string'],
   }),
   shuntOhms: s({
     flag: 'shunt-ohms',
@@ -414,6 +419,15 @@ export const BACKEND_SETTINGS = {
       "what the body's public_key carries: address (the device address 0x + 40 hex, as the original firmware sends and the smart-grid applet needs) or key (04 + X + Y); stored readings keep the form they were signed with",
     parse: parsers.oneOf(['address', 'key'] as const),
     allowed: 'address or key',
+  }),
+  signedFields: s({
+    flag: 'signed-fields',
+    env: 'POWER_METER_SIGNED_FIELDS',
+    default: 'basic' as 'basic' | 'extended',
+    describe:
+      "what the signed data carries: basic (sensor_reading and timestamp, the tutorial applets' fields) or extended (also seq, the eventID's sequence number, and energy_wh, the meter's energy total, which never decreases); stored readings keep the form they were signed with",
+    parse: parsers.oneOf(['basic', 'extended'] as const),
+    allowed: 'basic or extended',
   }),
   rpcUrl: s({
     flag: 'rpc-url',

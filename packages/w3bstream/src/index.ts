@@ -103,6 +103,8 @@ export type {
   ExtraDataMembers,
   LowSRule,
   PublicKeyField,
+  Reading,
+  ReadingExtras,
   SignedMessage,
   Signer,
   TimestampUnit,
@@ -111,6 +113,7 @@ export type {
 } from './codec.js';
 export { Outbox, OutboxCorruptError, OutboxLockedError, OutboxOptionError, OutboxTooNewError, isCorruptionError } from './outbox.js';
 export type {
+  AppendResult,
   DeliveryOutcome,
   Migration,
   OutboxMessage,
@@ -119,6 +122,7 @@ export type {
   OutboxSql,
   OutboxStats,
   SchemaExtension,
+  SeqGapReason,
 } from './outbox.js';
 export { SequenceFloorError, readSequenceFloor, writeSequenceFloor } from './sequence-floor.js';
 export type { SequenceFloorRecord } from './sequence-floor.js';

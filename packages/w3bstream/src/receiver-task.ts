@@ -265,6 +265,8 @@ export function taskAnswer(
     duplicate: key !== '' && ctx.seen(key),
     sensorReading: reading?.sensorReading ?? null,
     timestamp: reading?.timestamp ?? null,
+    signedSeq: reading?.signedSeq ?? null,
+    energyWh: reading?.energyWh ?? null,
     verified: c.ok,
     reason: refusal,
     publicKey: c.ok && typeof approved === 'number' ? c.publicKeys[approved] : null,

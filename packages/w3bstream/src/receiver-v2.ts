@@ -59,6 +59,8 @@ export function answerMessageV2(
     duplicate: key !== '' && ctx.seen(key),
     sensorReading: reading?.sensorReading ?? null,
     timestamp: reading?.timestamp ?? null,
+    signedSeq: reading?.signedSeq ?? null,
+    energyWh: reading?.energyWh ?? null,
     verified: c.ok,
     reason: c.ok ? null : c.error,
     publicKey: c.ok ? c.publicKeyHex : null,
