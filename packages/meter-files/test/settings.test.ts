@@ -55,8 +55,8 @@ describe('settings precedence and validation', () => {
     });
     // A setting may name the other types it takes (an I2C address as "0x41").
     const hex = { ...specs.window, parse: parsers.integer(0x40, 0x4f, { hex: true }), json: ['number', 'string'] as const };
-    expect(resolveSettings({ hex }, { ...none, config: { window: '0x41' } }).values.hex).toBe(0x41);
-    expect(() => resolveSettings({ hex }, { ...none, config: { window: true } })).toThrow(
+    expect(resolveSettings({ hex }, { ...none, config: { hex: '0x41' } }).values.hex).toBe(0x41);
+    expect(() => resolveSettings({ hex }, { ...none, config: { hex: true } })).toThrow(
       /JSON number or a JSON string \(not a JSON boolean\)/,
     );
   });
