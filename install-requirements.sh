@@ -8,7 +8,9 @@
 # unpacked into /usr/local (Debian 12 "bookworm" ships Node 18). --no-node never installs Node.
 #
 # On a Raspberry Pi it also enables I2C and SPI and adds the user to the i2c, spi and gpio groups.
-# --test (implied by CI=true) also installs what only the test suite needs: a Mosquitto broker.
+# --test (implied by CI=true) also installs what only the test suite needs: a Mosquitto broker, and
+# the PKCS#11 tokens the signing tests start on their own directories (SoftHSM2, a software TPM 2.0
+# with tpm2-pkcs11).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
 
@@ -25,7 +27,7 @@ for arg in "$@"; do
     -h | --help)
       echo "usage: ./install-requirements.sh [--no-node] [--test]"
       echo "  --no-node  never install Node.js (stop if there is no Node.js >= 20.19)"
-      echo "  --test     also install the test suite's tools (a Mosquitto broker; implied by CI=true)"
+      echo "  --test     also install the test suite's tools (a Mosquitto broker, SoftHSM2, swtpm and tpm2-pkcs11; implied by CI=true)"
       exit 0 ;;
     *) die "unknown option $arg (allowed: --test, --no-node, --help)" ;;
   esac
@@ -44,7 +46,7 @@ TARGET_USER="${SUDO_USER:-$(id -un)}"
 ORIGINAL_PATH="$PATH"
 
 # ---- Debian packages ------------------------------------------------------------------------
-# build-essential python3 pkg-config: native addons (canvas, better-sqlite3, i2c-bus, spi-device)
+# build-essential python3 pkg-config: native addons (canvas, better-sqlite3, i2c-bus, spi-device, pkcs11js)
 # libcairo2-dev libpango1.0-dev libjpeg-dev libgif-dev librsvg2-dev: canvas builds from source
 # fonts-dejavu-core: the display's fonts, registered explicitly so the screen looks the same everywhere
 # openssl: the tests check signatures with it; shellcheck: the tests lint the shell scripts;
@@ -53,6 +55,10 @@ PACKAGES=(build-essential python3 pkg-config libcairo2-dev libpango1.0-dev libjp
   librsvg2-dev fonts-dejavu-core openssl shellcheck systemd ca-certificates)
 # mosquitto: the MQTT tests start their own broker from it (own port, config and password file)
 if [ "$TEST_TOOLS" -eq 1 ]; then PACKAGES+=(mosquitto); fi
+# softhsm2: a software PKCS#11 token; swtpm swtpm-tools tpm2-tools libtpm2-pkcs11-1: a software
+# TPM 2.0 reached through tpm2-pkcs11 (the same module a Pi's TPM HAT uses). The signing tests start
+# each on its own state directory.
+if [ "$TEST_TOOLS" -eq 1 ]; then PACKAGES+=(softhsm2 swtpm swtpm-tools tpm2-tools libtpm2-pkcs11-1); fi
 # POWER_METER_SYSROOT lets the tests play a Raspberry Pi (its /proc/device-tree/model and /dev).
 SYSROOT="${POWER_METER_SYSROOT:-}"
 IS_PI=0
@@ -210,7 +216,8 @@ run_as_user() {
 }
 # The native addons exist and load in this Node (a Node upgrade changes the ABI: rebuild).
 NATIVE=(node_modules/canvas/build/Release/canvas.node node_modules/better-sqlite3/build/Release/better_sqlite3.node
-  node_modules/i2c-bus/build/Release/i2c.node node_modules/spi-device/build/Release/spi.node)
+  node_modules/i2c-bus/build/Release/i2c.node node_modules/spi-device/build/Release/spi.node
+  node_modules/pkcs11js/build/Release/pkcs11.node)
 native_built() {
   local f
   for f in "${NATIVE[@]}"; do [ -f "$f" ] || return 1; done
@@ -241,7 +248,7 @@ else
   if [ -n "${npm_config_build_from_source:-}" ]; then
     say "npm ci (npm_config_build_from_source=$npm_config_build_from_source: native modules build from source)"
   elif github_reachable; then
-    say "npm ci (prebuilt canvas and better-sqlite3 where published for this Node and CPU; i2c-bus and spi-device compile in seconds)"
+    say "npm ci (prebuilt canvas and better-sqlite3 where published for this Node and CPU; i2c-bus, spi-device and pkcs11js compile in seconds)"
   else
     say "npm ci: github.com (where the prebuilt binaries are) cannot be reached, so canvas and better-sqlite3 build from source (about a minute on a PC, 15 or more on a Pi)"
     ci_env+=(npm_config_build_from_source=true)

@@ -94,7 +94,7 @@ function machine(opts: MachineOptions = {}): Machine {
   // npm: "ci" produces what npm ci would (the lock marker and the native addons).
   writeFileSync(
     join(state, 'npm-stub'),
-    `#!/usr/bin/env bash\necho "npm $* JOBS=\${JOBS:-}" >>"$STATE/calls"\nif [ "$1" = ci ]; then echo "npm-env build_from_source=\${npm_config_build_from_source:-} nodedir=\${npm_config_nodedir:-}" >>"$STATE/calls"; for f in canvas/build/Release/canvas.node better-sqlite3/build/Release/better_sqlite3.node i2c-bus/build/Release/i2c.node spi-device/build/Release/spi.node; do mkdir -p "node_modules/\${f%/*}"; touch "node_modules/$f"; done; touch node_modules/.package-lock.json; rm -f "$STATE/abi-changed"; elif [ -n "\${npm_config_build_from_source:-}\${npm_config_nodedir:-}" ]; then echo "npm-env leaked into npm $1" >>"$STATE/calls"; fi\n`,
+    `#!/usr/bin/env bash\necho "npm $* JOBS=\${JOBS:-}" >>"$STATE/calls"\nif [ "$1" = ci ]; then echo "npm-env build_from_source=\${npm_config_build_from_source:-} nodedir=\${npm_config_nodedir:-}" >>"$STATE/calls"; for f in canvas/build/Release/canvas.node better-sqlite3/build/Release/better_sqlite3.node i2c-bus/build/Release/i2c.node spi-device/build/Release/spi.node pkcs11js/build/Release/pkcs11.node; do mkdir -p "node_modules/\${f%/*}"; touch "node_modules/$f"; done; touch node_modules/.package-lock.json; rm -f "$STATE/abi-changed"; elif [ -n "\${npm_config_build_from_source:-}\${npm_config_nodedir:-}" ]; then echo "npm-env leaked into npm $1" >>"$STATE/calls"; fi\n`,
   );
   // node -p prints the version; node -e (loading the native addons) fails after a Node upgrade.
   // node --no-warnings -e: the script's reachability probe for github.com, run by the real Node.
@@ -307,8 +307,15 @@ describe('install-requirements.sh', { timeout: 120_000 }, () => {
     mkdirSync(join(pi.sysroot, 'proc/device-tree'), { recursive: true });
     writeFileSync(join(pi.sysroot, 'proc/device-tree/model'), 'Raspberry Pi 4 Model B Rev 1.4\0');
     expect(pi.run({ SUDO_USER: 'pi' }).calls.some((c) => c.includes('mosquitto'))).toBe(false);
-    expect(machine({ installed: ALL }).run({}, ['--test']).calls).toContain('apt-get install -y -qq --no-install-recommends mosquitto');
-    expect(machine({ installed: ALL }).run({ CI: 'true' }).calls).toContain('apt-get install -y -qq --no-install-recommends mosquitto');
+    // With the tests: the broker and the PKCS#11 tokens the signing tests start (SoftHSM2, swtpm + tpm2-pkcs11).
+    const TEST_PACKAGES = 'mosquitto softhsm2 swtpm swtpm-tools tpm2-tools libtpm2-pkcs11-1';
+    expect(machine({ installed: ALL }).run({}, ['--test']).calls).toContain(
+      `apt-get install -y -qq --no-install-recommends ${TEST_PACKAGES}`,
+    );
+    expect(machine({ installed: ALL }).run({ CI: 'true' }).calls).toContain(
+      `apt-get install -y -qq --no-install-recommends ${TEST_PACKAGES}`,
+    );
+    expect(plain.run().calls.some((c) => /softhsm2|swtpm|tpm2/.test(c))).toBe(false);
     const typo = machine({ installed: ALL }).run({}, ['--tests']);
     expect(typo.code).toBe(1);
     expect(typo.out).toMatch(/unknown option --tests \(allowed: --test/);
@@ -350,7 +357,7 @@ describe('install-requirements.sh: Node from nodejs.org where the distribution h
     });
     writeFileSync(
       join(pkg, 'bin/npm'),
-      `#!/usr/bin/env bash\necho "npm(official) $*" >>"$STATE/calls"\nif [ "$1" = ci ]; then echo "npm-env build_from_source=\${npm_config_build_from_source:-} nodedir=\${npm_config_nodedir:-}" >>"$STATE/calls"; for f in canvas/build/Release/canvas.node better-sqlite3/build/Release/better_sqlite3.node i2c-bus/build/Release/i2c.node spi-device/build/Release/spi.node; do mkdir -p "node_modules/\${f%/*}"; touch "node_modules/$f"; done; touch node_modules/.package-lock.json; fi\n`,
+      `#!/usr/bin/env bash\necho "npm(official) $*" >>"$STATE/calls"\nif [ "$1" = ci ]; then echo "npm-env build_from_source=\${npm_config_build_from_source:-} nodedir=\${npm_config_nodedir:-}" >>"$STATE/calls"; for f in canvas/build/Release/canvas.node better-sqlite3/build/Release/better_sqlite3.node i2c-bus/build/Release/i2c.node spi-device/build/Release/spi.node pkcs11js/build/Release/pkcs11.node; do mkdir -p "node_modules/\${f%/*}"; touch "node_modules/$f"; done; touch node_modules/.package-lock.json; fi\n`,
       { mode: 0o755 },
     );
     const r = spawnSync('tar', ['-C', top, '-cJf', join(top, `${NAME}.tar.xz`), NAME]);

@@ -615,7 +615,7 @@ describe.each(KITS)('delivery guarantees over $transport', (kit) => {
     // The head and the start of the body, then the connection ends (FIN) 480 bytes short.
     const tcp = await tcpServer((_n, socket) => socket.end(kit.cutAnswer), kit);
     append(1);
-    const { p, states } = publisher(outbox, id, tcp.url, {}, kit);
+    const { states } = publisher(outbox, id, tcp.url, {}, kit);
     // From the states it reported (a poll could land on either side of the third failure).
     await until(() => states.some((s) => s.failures >= PERSISTING_AFTER_FAILURES), 10_000, 'cut answers in a row');
     const byFailures = (n: number) => states.find((s) => s.failures === n);
