@@ -244,7 +244,6 @@ export function taskAnswer(
   if (typeof mode === 'object' && 'status' in mode)
     return { answer: json(mode.status, { error: 'dev apinode answering an injected failure' }), taskId: null };
   if (typeof mode === 'object') return { answer: json(400, { error: mode.appletError }), taskId: null };
-  const reading = c.payload === null ? null : readingOfData(c.payload);
   const key = c.ok ? c.signature.toLowerCase() : '';
   const refusal = !c.ok
     ? c.error
@@ -263,10 +262,7 @@ export function taskAnswer(
     eventId: '',
     seq: c.nonce === null || !Number.isSafeInteger(Number(c.nonce)) ? null : Number(c.nonce),
     duplicate: key !== '' && ctx.seen(key),
-    sensorReading: reading?.sensorReading ?? null,
-    timestamp: reading?.timestamp ?? null,
-    signedSeq: reading?.signedSeq ?? null,
-    energyWh: reading?.energyWh ?? null,
+    ...readingOfData(c.payload),
     verified: c.ok,
     reason: refusal,
     publicKey: c.ok && typeof approved === 'number' ? c.publicKeys[approved] : null,

@@ -47,7 +47,6 @@ export function answerMessageV2(
   if (mode !== 'normal' && mode !== 'no-applet' && mode !== 'oversized')
     return json(500, { error: 'internal server error; could not save task: dev receiver answering an injected failure' });
   const c = (ctx.check ?? checkMessageV2)(req.body);
-  const reading = c.data === null ? null : readingOfData(c.data);
   const key = c.ok ? c.signature.toLowerCase() : '';
   const taskId = !c.ok ? null : mode === 'no-applet' ? '' : (ctx.taskId ?? randomTaskId)();
   const event: ReceivedEvent = {
@@ -57,10 +56,7 @@ export function answerMessageV2(
     eventId: '',
     seq: null,
     duplicate: key !== '' && ctx.seen(key),
-    sensorReading: reading?.sensorReading ?? null,
-    timestamp: reading?.timestamp ?? null,
-    signedSeq: reading?.signedSeq ?? null,
-    energyWh: reading?.energyWh ?? null,
+    ...readingOfData(c.data),
     verified: c.ok,
     reason: c.ok ? null : c.error,
     publicKey: c.ok ? c.publicKeyHex : null,
