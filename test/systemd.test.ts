@@ -4,7 +4,8 @@ import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 import { startDevReceiver, type DevReceiver } from '@power-meter/w3bstream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { bootContainer, cleanLeftovers, until, type Container } from './support/nspawn.js';
+import { CONTAINER_CHECK_MS, bootContainer, cleanLeftovers, type Container } from './support/nspawn.js';
+import { until } from './support/until.js';
 import { ROOT } from './support/processes.js';
 
 /**
@@ -127,11 +128,21 @@ describe('the units under a real systemd (Debian 12 in systemd-nspawn)', () => {
       expect((await sh(`printf 'W3BSTREAM_PUBLISHER_TOKEN=${TOKEN}\\n' > /etc/power-meter/power-meter.env`)).code).toBe(0);
       const restart = await sh('systemctl restart power-meter power-meter-display');
       expect(restart.code, restart.out).toBe(0);
-      await until(() => seqs().length >= 3, STEP_MS, 'three readings at the receiver');
+      await until(() => seqs().length >= 3, STEP_MS, 'three readings at the receiver', CONTAINER_CHECK_MS);
       expect(gapFree(seqs())).toBe(true);
       expect(receiver.received.every((r) => r.verified)).toBe(true);
-      await until(async () => (await sh('test -s /var/lib/power-meter-display/screen.png')).code === 0, STEP_MS, 'the png panel to draw');
-      await until(async () => /^ok: screen/.test((await show('power-meter-display')).StatusText ?? ''), STEP_MS, 'the display status line');
+      await until(
+        async () => (await sh('test -s /var/lib/power-meter-display/screen.png')).code === 0,
+        STEP_MS,
+        'the png panel to draw',
+        CONTAINER_CHECK_MS,
+      );
+      await until(
+        async () => /^ok: screen/.test((await show('power-meter-display')).StatusText ?? ''),
+        STEP_MS,
+        'the display status line',
+        CONTAINER_CHECK_MS,
+      );
     },
     3 * STEP_MS,
   );
@@ -140,7 +151,7 @@ describe('the units under a real systemd (Debian 12 in systemd-nspawn)', () => {
     'comes back after SIGKILL: nothing stored is lost, no number is used twice, none is skipped',
     async () => {
       // Running and delivering first (on a loaded machine the previous restart may still be under way).
-      await until(async () => (await show('power-meter')).ActiveState === 'active', STEP_MS, 'the backend to run');
+      await until(async () => (await show('power-meter')).ActiveState === 'active', STEP_MS, 'the backend to run', CONTAINER_CHECK_MS);
       const before = await show('power-meter');
       const last = Math.max(...seqs());
       const kill = await sh('systemctl kill --signal=SIGKILL power-meter');
@@ -154,8 +165,9 @@ describe('the units under a real systemd (Debian 12 in systemd-nspawn)', () => {
         },
         STEP_MS,
         'systemd to restart the killed backend',
+        CONTAINER_CHECK_MS,
       );
-      await until(() => seqs().filter((q) => q > last).length >= 3, STEP_MS, 'readings after the restart');
+      await until(() => seqs().filter((q) => q > last).length >= 3, STEP_MS, 'readings after the restart', CONTAINER_CHECK_MS);
       // Every reading stored before the kill is delivered after it: the outbox drains.
       // Read inside the machine: state.json is a link into the unit's RuntimeDirectory (its /run).
       await until(
@@ -170,6 +182,7 @@ describe('the units under a real systemd (Debian 12 in systemd-nspawn)', () => {
         },
         STEP_MS,
         'the outbox to drain',
+        CONTAINER_CHECK_MS,
       );
       // Numbers run on without reuse and without a hole: the RAM copy in the unit's
       // RuntimeDirectory (kept across restarts) knew the next number, so the rest of the block the
@@ -201,12 +214,18 @@ describe('the units under a real systemd (Debian 12 in systemd-nspawn)', () => {
           ).length >= 2,
         STEP_MS,
         'systemd to restart the failed backend',
+        CONTAINER_CHECK_MS,
       );
       expect((await sh(`journalctl -u power-meter --since @${since} --no-pager -o cat`)).out).toMatch(/Scheduled restart job/);
       await sh(
         'rm /run/systemd/system/power-meter.service.d/fault.conf && systemctl daemon-reload && systemctl reset-failed power-meter; systemctl restart power-meter',
       );
-      await until(async () => (await show('power-meter')).ActiveState === 'active', STEP_MS, 'the backend to run again');
+      await until(
+        async () => (await show('power-meter')).ActiveState === 'active',
+        STEP_MS,
+        'the backend to run again',
+        CONTAINER_CHECK_MS,
+      );
     },
     3 * STEP_MS,
   );
@@ -221,7 +240,7 @@ describe('the units under a real systemd (Debian 12 in systemd-nspawn)', () => {
       expect(running.ActiveState).toBe('active');
       // Healthy for longer than the watchdog period: the pings arrive.
       const since = (await sh('date +%s')).out.trim();
-      await until(async () => Number((await sh('date +%s')).out) - Number(since) >= 6, 30_000, 'two watchdog periods');
+      await until(async () => Number((await sh('date +%s')).out) - Number(since) >= 6, 30_000, 'two watchdog periods', CONTAINER_CHECK_MS);
       expect((await show('power-meter')).MainPID).toBe(running.MainPID);
       // A stopped process runs no event loop at all: no pings, so systemd must kill it.
       expect((await sh(`kill -STOP ${running.MainPID}`)).code).toBe(0);
@@ -229,6 +248,7 @@ describe('the units under a real systemd (Debian 12 in systemd-nspawn)', () => {
         async () => /Watchdog timeout/.test((await sh(`journalctl -u power-meter --since @${since} --no-pager -o cat`)).out),
         STEP_MS,
         'the watchdog to fire',
+        CONTAINER_CHECK_MS,
       );
       await until(
         async () => {
@@ -237,6 +257,7 @@ describe('the units under a real systemd (Debian 12 in systemd-nspawn)', () => {
         },
         STEP_MS,
         'systemd to restart the hung backend',
+        CONTAINER_CHECK_MS,
       );
       await sh('rm /run/systemd/system/power-meter.service.d/watchdog.conf && systemctl daemon-reload && systemctl restart power-meter');
     },
@@ -249,11 +270,11 @@ describe('the units under a real systemd (Debian 12 in systemd-nspawn)', () => {
       await writeConfig({ ...goodConfig(), windw: 3 });
       const since = (await sh('date +%s')).out.trim();
       expect((await sh('systemctl restart power-meter')).code).not.toBe(0); // it exits before it is ready
-      await until(async () => (await show('power-meter')).ActiveState === 'failed', STEP_MS, 'the unit to fail');
+      await until(async () => (await show('power-meter')).ActiveState === 'failed', STEP_MS, 'the unit to fail', CONTAINER_CHECK_MS);
       const failed = await show('power-meter');
       expect(failed.ExecMainStatus).toBe('2');
       // Longer than RestartSec=5: still failed, never restarted.
-      await until(async () => Number((await sh('date +%s')).out) - Number(since) >= 8, 30_000, 'more than RestartSec');
+      await until(async () => Number((await sh('date +%s')).out) - Number(since) >= 8, 30_000, 'more than RestartSec', CONTAINER_CHECK_MS);
       expect(await show('power-meter')).toMatchObject({ ActiveState: 'failed', MainPID: '0' });
       const warnings = (await sh('journalctl -t power-meter -p warning -b --no-pager -o cat')).out;
       expect(warnings).toMatch(/unknown key "windw" in the config file \(did you mean "window"\?\)/);
@@ -276,9 +297,9 @@ describe('the units under a real systemd (Debian 12 in systemd-nspawn)', () => {
       ).toBe(0);
       const since = (await sh('date +%s')).out.trim();
       expect((await sh('systemctl start power-meter')).code).not.toBe(0);
-      await until(async () => (await show('power-meter')).ActiveState === 'failed', STEP_MS, 'the unit to fail');
+      await until(async () => (await show('power-meter')).ActiveState === 'failed', STEP_MS, 'the unit to fail', CONTAINER_CHECK_MS);
       expect((await show('power-meter')).ExecMainStatus).toBe('3');
-      await until(async () => Number((await sh('date +%s')).out) - Number(since) >= 8, 30_000, 'more than RestartSec');
+      await until(async () => Number((await sh('date +%s')).out) - Number(since) >= 8, 30_000, 'more than RestartSec', CONTAINER_CHECK_MS);
       expect(await show('power-meter')).toMatchObject({ ActiveState: 'failed', MainPID: '0' });
       expect((await sh(`journalctl -t power-meter -p err --since @${since} --no-pager -o cat`)).out).toMatch(
         /outbox .*outbox\.sqlite is damaged/,
@@ -291,7 +312,12 @@ describe('the units under a real systemd (Debian 12 in systemd-nspawn)', () => {
           )
         ).code,
       ).toBe(0);
-      await until(async () => (await show('power-meter')).ActiveState === 'active', STEP_MS, 'the backend to run again');
+      await until(
+        async () => (await show('power-meter')).ActiveState === 'active',
+        STEP_MS,
+        'the backend to run again',
+        CONTAINER_CHECK_MS,
+      );
     },
     3 * STEP_MS,
   );
