@@ -16,7 +16,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ROOT } from './support/processes.js';
-import { NO_RESTART_STATUSES } from '@power-meter/meter-files';
+import { NO_RESTART_STATUSES } from '@power-meter/service';
 
 const UNITS = ['power-meter.service', 'power-meter-display.service'];
 /** The service user named in the fake roots: a name of this run, so it exists on no machine (not even

@@ -28,7 +28,7 @@ import {
   loadSettings,
   type Logger,
   type SettingSource,
-} from '@power-meter/meter-files';
+} from '@power-meter/service';
 import {
   DEV_ANSWER_MODES,
   DEV_ANSWER_MODES_TASK,

@@ -2,7 +2,8 @@ import { readFileSync, rmSync, writeFileSync, mkdtempSync, existsSync } from 'no
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import { EXIT, readState } from '@power-meter/meter-files';
+import { readState } from '@power-meter/meter-files';
+import { EXIT } from '@power-meter/service';
 import { buildMessage, loadOrCreateIdentity, startDevReceiver, type DevReceiver } from '@power-meter/w3bstream';
 import { afterEach, describe, expect, it } from 'vitest';
 import { BACKEND, outboxContents, start, until, type Proc } from '../../../test/support/processes.js';

@@ -2,7 +2,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { closeSync, mkdtempSync, openSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { EXIT } from '@power-meter/meter-files';
+import { EXIT } from '@power-meter/service';
 import { startDevReceiver, type DevReceiver } from '@power-meter/w3bstream';
 import { afterEach, describe, expect, it } from 'vitest';
 import { BACKEND, ROOT, start, until, type Proc } from '../../../test/support/processes.js';

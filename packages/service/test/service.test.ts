@@ -11,10 +11,9 @@ import {
   createLogger,
   loadSettings,
   parsers,
-  readBoundedFile,
-  readBoundedFileSync,
   type SettingSpec,
 } from '../src/index.js';
+import { readBoundedFile, readBoundedFileSync } from '@power-meter/meter-files';
 
 const specs = {
   window: {
