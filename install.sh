@@ -189,7 +189,7 @@ mkdir -p "$STAGE/app/packages"
 cp -a "$SRC/package.json" "$SRC/package-lock.json" "$SRC/README.md" "$STAGE/app/"
 for d in "$SRC"/packages/*/; do
   name="$(basename "$d")"
-  [ "$name" = applet-host ] && continue # a development tool (its dependencies include a chain binary)
+  [ "$name" = dev-node ] && continue # a development tool (its dependencies include a chain binary)
   mkdir -p "$STAGE/app/packages/$name"
   cp -a "$d/package.json" "$d/dist" "$STAGE/app/packages/$name/"
   if [ -d "$d/bin" ]; then cp -a "$d/bin" "$STAGE/app/packages/$name/"; fi
@@ -197,7 +197,7 @@ for d in "$SRC"/packages/*/; do
 done
 cp -a "$SRC/node_modules" "$STAGE/app/"
 # Out of the workspace list too, so npm prune drops the development tool's dependencies.
-"$NODE_BIN" -e 'const fs = require("fs"); const f = process.argv[1]; const p = JSON.parse(fs.readFileSync(f, "utf8")); p.workspaces = p.workspaces.filter((w) => w !== "packages/applet-host"); fs.writeFileSync(f, JSON.stringify(p, null, 2) + "\n");' "$STAGE/app/package.json"
+"$NODE_BIN" -e 'const fs = require("fs"); const f = process.argv[1]; const p = JSON.parse(fs.readFileSync(f, "utf8")); p.workspaces = p.workspaces.filter((w) => w !== "packages/dev-node"); fs.writeFileSync(f, JSON.stringify(p, null, 2) + "\n");' "$STAGE/app/package.json"
 # Production dependencies only; the native addons were built by install-requirements.sh.
 (cd "$STAGE/app" && npm prune --omit=dev --no-audit --no-fund --loglevel=error >/dev/null)
 chmod -R u=rwX,go=rX "$STAGE/app"

@@ -1,7 +1,7 @@
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { type Address, ensureArtifacts, type LocalChain, LocalIoId, startLocalChain } from '@power-meter/applet-host';
+import { type Address, ensureArtifacts, type LocalChain, LocalIoId, startLocalChain } from '@power-meter/dev-node';
 import { readState, type MeterState } from '@power-meter/meter-files';
 import { type DevReceiver, startDevReceiver } from '@power-meter/w3bstream';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';

@@ -1,4 +1,4 @@
-// Public API of @power-meter/applet-host: a local W3bstream v1 applet host, a local chain, this
+// Public API of @power-meter/dev-node: a local W3bstream v1 applet host, a local chain, this
 // project's contracts and applet. A development tool; never installed on the Pi.
 export { ResultCode, logLevelName } from './abi/codes.js';
 export { createEnvImports, createStatImports } from './abi/imports.js';
