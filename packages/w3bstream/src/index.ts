@@ -83,11 +83,11 @@ export {
   possibleTaskIds,
   taskIdOf,
 } from './apinode.js';
-export type { TaskStateName } from './apinode.js';
+export type { Approval, DeviceApprovals, TaskStateName } from './apinode.js';
 export { ApprovalSyntaxError, parseApproval, staticApprovals } from './approvals.js';
 export { TaskWatcher, isFinalTaskState, parseTaskStatus } from './task-status.js';
 export type { TaskStatus, TaskWatcherOptions } from './task-status.js';
-export type { Approval, DeviceApprovals, StaticApprovalOptions } from './approvals.js';
+export type { StaticApprovalOptions } from './approvals.js';
 export { SignatureFormatError, derToRaw, isLowS, parseSignature, rawToDer } from './signature.js';
 export { SignerCurveError, lowSOf, requireSecp256k1, signRecoverableWith, signTextWith } from './signer.js';
 export type { DigestSigner } from './signer.js';
