@@ -61,3 +61,5 @@ export { DEFAULT_PER_READING_REWARD_TIERS, ENERGY_METER_PROJECT_FILE, energyMete
 export type { EnergyMeterProjectOptions, LocalDepin, LocalDepinOptions, PerReadingRewardTier } from './depin.js';
 export { LocalIoId } from './chain/ioid.js';
 export type { IoIdAddresses, PermitForRegister } from './chain/ioid.js';
+export { defineDevReceiverCommand } from './receiver/index.js';
+export type { DevReceiverCommandIo } from './receiver/index.js';
