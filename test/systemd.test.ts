@@ -2,7 +2,7 @@ import { execFile, execFileSync } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, readdirSync, realpathSync, symlinkSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
-import { startDevReceiver, type DevReceiver } from '@power-meter/w3bstream';
+import { startDevReceiver, type DevReceiver } from '@power-meter/dev-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CONTAINER_CHECK_MS, bootContainer, cleanLeftovers, type Container } from './support/nspawn.js';
 import { until } from './support/until.js';

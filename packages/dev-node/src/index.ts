@@ -61,5 +61,28 @@ export { DEFAULT_PER_READING_REWARD_TIERS, ENERGY_METER_PROJECT_FILE, energyMete
 export type { EnergyMeterProjectOptions, LocalDepin, LocalDepinOptions, PerReadingRewardTier } from './depin.js';
 export { LocalIoId } from './chain/ioid.js';
 export type { IoIdAddresses, PermitForRegister } from './chain/ioid.js';
-export { defineDevReceiverCommand } from './receiver/index.js';
-export type { DevReceiverCommandIo } from './receiver/index.js';
+// The dev receivers (also their own entry point, @power-meter/dev-node/receiver).
+export * from './receiver/index.js';
+export {
+  V1_INVALID_TOKEN,
+  V1_EVENT_ROUTE,
+  v1EventAnswer,
+  matchV1EventRoute,
+  newV1EventId,
+  v1ErrorBody,
+  v1TokenAccepted,
+  v1AnswerHead,
+  v1AppletResult,
+  v1EventParams,
+  v1EventPath,
+  v1WrongChannelAnswer,
+} from './v1-event-route.js';
+export type {
+  V1ErrorBody,
+  V1AnswerHead,
+  V1AppletResult,
+  V1EventParams,
+  V1Publisher,
+  V1RouteMatch,
+  V1RouteRequest,
+} from './v1-event-route.js';

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { keccak_256 } from '@noble/hashes/sha3.js';
 import { readState } from '@power-meter/meter-files';
 import { resolveSettings } from '@power-meter/service';
-import { startDevReceiver, type DevReceiver } from '@power-meter/w3bstream';
+import { startDevReceiver, type DevReceiver } from '@power-meter/dev-node';
 import { afterEach, describe, expect, it } from 'vitest';
 import { BalanceReader, nextBalanceDelayMs, safeRpcUrl, type ChainBalance } from '../src/chain/balance.js';
 import { BALANCE_OF_SELECTOR, DECIMALS_SELECTOR, balanceOfCall, decodeDecimals, decodeUint256, formatUnits } from '../src/chain/erc20.js';

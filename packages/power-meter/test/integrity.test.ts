@@ -4,7 +4,8 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { readState } from '@power-meter/meter-files';
 import { EXIT } from '@power-meter/service';
-import { buildMessage, loadOrCreateIdentity, startDevReceiver, type DevReceiver } from '@power-meter/w3bstream';
+import { buildMessage, loadOrCreateIdentity } from '@power-meter/w3bstream';
+import { startDevReceiver, type DevReceiver } from '@power-meter/dev-node';
 import { afterEach, describe, expect, it } from 'vitest';
 import { BACKEND, outboxContents, start, until, type Proc } from '../../../test/support/processes.js';
 

@@ -3,7 +3,7 @@ import { closeSync, mkdtempSync, openSync, readFileSync, statSync, writeFileSync
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { EXIT } from '@power-meter/service';
-import { startDevReceiver, type DevReceiver } from '@power-meter/w3bstream';
+import { startDevReceiver, type DevReceiver } from '@power-meter/dev-node';
 import { afterEach, describe, expect, it } from 'vitest';
 import { BACKEND, ROOT, start, until, type Proc } from '../../../test/support/processes.js';
 import { summaryLine } from '../src/service/summary.js';

@@ -1,6 +1,7 @@
 import { keccak_256 } from '@noble/hashes/sha3.js';
 import { describe, expect, it } from 'vitest';
-import { ApprovalSyntaxError, parseApproval, possibleTaskIds, staticApprovals, taskIdOf } from '../src/index.js';
+import { possibleTaskIds, taskIdOf } from '../src/index.js';
+import { ApprovalSyntaxError, parseApproval, staticApprovals } from '@power-meter/dev-node';
 
 const DEV = `0x${'ab'.repeat(20)}`;
 

@@ -12,11 +12,9 @@ import {
   loadOrCreateIdentity,
   parseTaskProjectId,
   readTaskBody,
-  staticApprovals,
-  startDevReceiver,
   taskIdOf,
-  type DevReceiverOptions,
 } from '../src/index.js';
+import { staticApprovals, startDevReceiver, type DevReceiverOptions } from '@power-meter/dev-node';
 import { until } from '../../../test/support/until.js';
 import { onCleanup, tempDir } from './helpers.js';
 

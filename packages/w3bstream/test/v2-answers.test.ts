@@ -1,7 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { buildMessageV2, classifyAnswerV2, loadOrCreateIdentity, startDevReceiver, type DevReceiverOptions } from '../src/index.js';
+import { buildMessageV2, classifyAnswerV2, loadOrCreateIdentity } from '../src/index.js';
+import { startDevReceiver, type DevReceiverOptions } from '@power-meter/dev-node';
 import { onCleanup, tempDir } from './helpers.js';
 
 const REF = { projectId: '42', projectVersion: '0.1' };

@@ -1,22 +1,18 @@
 import type { Command } from 'commander';
 import { EXIT } from '@power-meter/service';
 import {
-  DEV_ANSWER_MODES,
-  DEV_ANSWER_MODES_TASK,
-  DEV_ANSWER_MODES_V2,
   TRANSPORT_NAMES,
   V2_DIALECTS,
-  parseApproval,
   parseTaskProjectId,
-  startDevReceiver,
-  staticApprovals,
   type Approval,
-  type DevAnswerMode,
-  type DevProject,
   type DeviceApprovals,
   type TransportName,
   type V2Dialect,
 } from '@power-meter/w3bstream';
+import { parseApproval, staticApprovals } from './approvals.js';
+import { DEV_ANSWER_MODES, startDevReceiver, type DevAnswerMode } from './receiver.js';
+import { DEV_ANSWER_MODES_TASK, type DevProject } from './receiver-task.js';
+import { DEV_ANSWER_MODES_V2 } from './receiver-v2.js';
 
 /**
  * What the program that offers the command (`power-meter dev-receiver`) gives it: its log line,

@@ -2,12 +2,17 @@ import { closeSync, mkdirSync, openSync, writeSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { dirname } from 'node:path';
-import { createBodyVerifier, type VerifyResult } from './codec.js';
+import {
+  createBodyVerifier,
+  type VerifyResult,
+  TASK_ROUTE,
+  type DeviceApprovals,
+  type TransportName,
+  type V2Dialect,
+} from '@power-meter/w3bstream';
 import { answerMessageV2, V2_ROUTE } from './receiver-v2.js';
-import { TASK_ROUTE, type DeviceApprovals } from './apinode.js';
 import { staticApprovals } from './approvals.js';
 import { checkTask, type DevProjects, type DevTask, taskAnswer, taskStatusBody } from './receiver-task.js';
-import type { TransportName, V2Dialect } from './transport.js';
 import {
   v1EventAnswer,
   V1_INVALID_TOKEN,
@@ -22,7 +27,7 @@ import {
   v1EventParams,
   v1EventPath,
   v1WrongChannelAnswer,
-} from './v1-event-route.js';
+} from '../v1-event-route.js';
 
 /**
  * A local stand-in for a W3bstream event endpoint, answering as the W3bstream node's source

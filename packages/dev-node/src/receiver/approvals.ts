@@ -1,4 +1,4 @@
-import type { Approval, DeviceApprovals } from './apinode.js';
+import type { Approval, DeviceApprovals } from '@power-meter/w3bstream';
 
 /**
  * The dev apinode's approvals from settings (`--approve 0x…:<project>`, `--approve-all`,
