@@ -10,7 +10,7 @@ import {
   type DevReceiverOptions,
   type ReceivedEvent,
 } from '../src/index.js';
-import { onCleanup, tempDir } from '../../w3bstream/test/helpers.js';
+import { onCleanup, tempDir } from '../../../test/support/cleanup.js';
 
 async function start(opts: DevReceiverOptions = {}) {
   const r = await startDevReceiver({ project: 'proj', token: 'tok', ...opts });
