@@ -10,7 +10,8 @@ import {
   type V2Dialect,
 } from '@power-meter/w3bstream';
 import { parseApproval, staticApprovals } from './approvals.js';
-import { DEV_ANSWER_MODES, startDevReceiver, type DevAnswerMode } from './receiver.js';
+import type { DevAnswerMode } from './exchange.js';
+import { DEV_ANSWER_MODES, startDevReceiver } from './receiver.js';
 import { DEV_ANSWER_MODES_TASK, type DevProject } from './receiver-task.js';
 import { DEV_ANSWER_MODES_V2 } from './receiver-v2.js';
 

@@ -8,4 +8,5 @@ export { DEV_ANSWER_MODES_V2, V2_ROUTE, answerMessageV2 } from './receiver-v2.js
 export { ApprovalSyntaxError, parseApproval, staticApprovals } from './approvals.js';
 export type { StaticApprovalOptions } from './approvals.js';
 export { DEV_ANSWER_MODES, answerEvent, startDevReceiver } from './receiver.js';
-export type { AnswerConfig, DevAnswerMode, DevReceiver, DevReceiverOptions, EventAnswer, EventRequest, ReceivedEvent } from './receiver.js';
+export type { AnswerConfig, DevReceiver, DevReceiverOptions } from './receiver.js';
+export type { DevAnswerMode, EventAnswer, EventRequest, ReceivedEvent } from './exchange.js';

@@ -12,7 +12,7 @@ import {
   MAX_NONCE,
   signedJsonTask,
 } from '@power-meter/w3bstream';
-import { answerBetween, type DevAnswerMode, type EventAnswer, type EventRequest, type ReceivedEvent } from './receiver.js';
+import { answerBetween, type DevAnswerMode, type EventAnswer, type EventRequest, type ReceivedEvent } from './exchange.js';
 
 /**
  * The dev apinode's `POST /v1/task` and `GET /v1/task/<id>`, as the current node does them
