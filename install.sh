@@ -189,14 +189,16 @@ mkdir -p "$STAGE/app/packages"
 cp -a "$SRC/package.json" "$SRC/package-lock.json" "$SRC/README.md" "$STAGE/app/"
 for d in "$SRC"/packages/*/; do
   name="$(basename "$d")"
-  [ "$name" = dev-node ] && continue # a development tool (its dependencies include a chain binary)
+  # The development package: stand-ins for the W3bstream node (dev receivers, applet host, local
+  # chain); its dependencies include a chain binary and Postgres in WebAssembly. No program needs it.
+  [ "$name" = dev-node ] && continue
   mkdir -p "$STAGE/app/packages/$name"
   cp -a "$d/package.json" "$d/dist" "$STAGE/app/packages/$name/"
   if [ -d "$d/bin" ]; then cp -a "$d/bin" "$STAGE/app/packages/$name/"; fi
   rm -f "$STAGE/app/packages/$name/dist/bench."* # benchmarks stay in the repository
 done
 cp -a "$SRC/node_modules" "$STAGE/app/"
-# Out of the workspace list too, so npm prune drops the development tool's dependencies.
+# Out of the workspace list too, so npm prune drops the development package's dependencies.
 "$NODE_BIN" -e 'const fs = require("fs"); const f = process.argv[1]; const p = JSON.parse(fs.readFileSync(f, "utf8")); p.workspaces = p.workspaces.filter((w) => w !== "packages/dev-node"); fs.writeFileSync(f, JSON.stringify(p, null, 2) + "\n");' "$STAGE/app/package.json"
 # Production dependencies only; the native addons were built by install-requirements.sh.
 (cd "$STAGE/app" && npm prune --omit=dev --no-audit --no-fund --loglevel=error >/dev/null)

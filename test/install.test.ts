@@ -115,6 +115,19 @@ describe('install.sh into a fake root', { timeout: 180_000 }, () => {
     expect(JSON.parse(out).deviceId).toMatch(/^0x[0-9a-f]{40}$/);
   });
 
+  it('leaves the development package out, and the installed dev-receiver says so (exit 1)', () => {
+    const app = join(root, 'opt/power-meter');
+    expect(existsSync(join(app, 'packages/dev-node'))).toBe(false);
+    expect(existsSync(join(app, 'node_modules/@power-meter/dev-node'))).toBe(false);
+    expect(existsSync(join(app, 'node_modules/@electric-sql/pglite'))).toBe(false);
+    expect(JSON.parse(readFileSync(join(app, 'package.json'), 'utf8')).workspaces).not.toContain('packages/dev-node');
+    const r = spawnSync(process.execPath, [join(app, 'packages/power-meter/dist/cli.js'), 'dev-receiver', '--port', '0'], {
+      encoding: 'utf8',
+    });
+    expect(r.status).toBe(1);
+    expect(r.stderr).toContain('development package (@power-meter/dev-node), which this installation does not have');
+  });
+
   it('units pass systemd-analyze verify with empty stderr and score 2.0 / 1.5 or better', () => {
     for (const u of UNITS) {
       const v = spawnSync('systemd-analyze', ['verify', join(root, 'etc/systemd/system', u)], { encoding: 'utf8' });
