@@ -1,5 +1,6 @@
-// Public API of @power-meter/dev-node: a local W3bstream v1 applet host, a local chain, this
-// project's contracts and applet. A development tool; never installed on the Pi.
+// Public API of @power-meter/dev-node, the development package: stand-ins for the W3bstream node
+// (the dev receivers, a v1 applet host), a local chain, this project's contracts and applet.
+// Never installed on the Pi; no program depends on it.
 export { ResultCode, logLevelName } from './abi/codes.js';
 export { createEnvImports, createStatImports } from './abi/imports.js';
 export type { HostReply, RunContext, SyncHostCalls } from './abi/imports.js';

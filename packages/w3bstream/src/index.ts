@@ -1,4 +1,4 @@
-// Public API of @power-meter/w3bstream: identity, message codec, durable outbox, publisher, dev receiver.
+// Public API of @power-meter/w3bstream: identity, message codec, durable outbox, publisher, what the node says.
 export { CURVES, UnknownCurveError, deviceAddress, normalizeCurve, publicKeyFromHex, publicKeyHex } from './keys.js';
 export type { Curve, CurveName } from './keys.js';
 export {
