@@ -290,22 +290,30 @@ export function prune(root) {
   return removed;
 }
 
-/** Copies a file tree, leaving out what `skip(rel)` says, keeping modes and symlinks as they are. */
+/**
+ * Copies a file tree, leaving out the files `skip(rel)` names (and a top-level node_modules),
+ * keeping modes and symlinks as they are; folders left empty are not kept.
+ */
 function copyTree(src, dest, skip, rel = '') {
   mkdirSync(dest, { recursive: true });
   for (const e of readdirSync(src, { withFileTypes: true })) {
     const r = rel ? `${rel}/${e.name}` : e.name;
-    if (skip(r)) continue;
+    if (r === 'node_modules') continue;
     const s = join(src, e.name);
     const d = join(dest, e.name);
+    if (e.isDirectory()) {
+      copyTree(s, d, skip, r);
+      continue;
+    }
+    if (skip(r)) continue;
     if (e.isSymbolicLink()) symlinkSync(readlinkSync(s), d);
-    else if (e.isDirectory()) copyTree(s, d, skip, r);
     else {
       copyFileSync(s, d);
       chmodSync(d, statSync(s).mode & 0o7777);
     }
   }
   chmodSync(dest, statSync(src).mode & 0o7777);
+  if (rel !== '' && readdirSync(dest).length === 0) rmSync(dest, { recursive: true });
 }
 
 /**
@@ -351,7 +359,7 @@ export function copyApp(root, dest) {
       continue;
     }
     const native = isNativePackage(src);
-    copyTree(src, d, (rel) => rel === 'node_modules' || isDevFile(rel, native));
+    copyTree(src, d, (rel) => isDevFile(rel, native));
   }
   if (missing.length > 0)
     throw new Error(
