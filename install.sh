@@ -163,6 +163,7 @@ if [ "$UNINSTALL" -eq 1 ]; then
     if [ -f "$UNIT_DIR/$u" ]; then systemctl_ disable "$u" >/dev/null 2>&1 || true; fi
     rm -f "$UNIT_DIR/$u"
   done
+  rm -f "$ROOT/etc/tmpfiles.d/power-meter.conf"
   if [ -z "$ROOT" ]; then
     systemctl daemon-reload
     systemctl reset-failed "${UNITS[@]}" 2>/dev/null || true
@@ -249,7 +250,8 @@ if [ -f "$APP/package.json" ]; then
   elif [ "$ORDER" -gt 0 ]; then
     say "upgrading power-meter $OLD_VERSION to $NEW_VERSION"
   fi
-  UPGRADE_FROM="$OLD_VERSION (commit ${OLD_COMMIT:0:12})"
+  UPGRADE_FROM="$OLD_VERSION"
+  if [ "$OLD_COMMIT" != unknown ]; then UPGRADE_FROM="$OLD_VERSION (commit ${OLD_COMMIT:0:12})"; fi
 fi
 
 CHANGED=0 # anything installed or replaced: the services restart, and a re-run says whether it did anything
@@ -280,7 +282,7 @@ else
   rm -rf "$APP.old"
   CHANGED=1
   if [ -n "${UPGRADE_FROM:-}" ]; then
-    say "installed the application in $PREFIX: $NEW_VERSION (commit ${COMMIT:0:12}), replacing $UPGRADE_FROM; the data directory and settings are kept"
+    say "installed the application in $PREFIX: $NEW_VERSION${COMMIT:+ (commit ${COMMIT:0:12})}, replacing $UPGRADE_FROM; the data directory and settings are kept"
   else
     say "installed the application in $PREFIX"
   fi
@@ -324,8 +326,26 @@ for u in "${UNITS[@]}"; do
 done
 
 # ---- data directory, config and token file (never overwritten) -----------------------------
-# Not in a staging root: there the unit creates it on the device's first start, owned by the
-# service user, who then creates the device's own key in it.
+# At boot, systemd-tmpfiles makes the data directory when it is missing, owned by the service
+# user: a device made from an image (--root) has none, and its first start then creates the
+# device's own key in it, as that user. (The unit's sandbox needs the directory to exist before it
+# starts, so the unit cannot make it itself.) Inside the user's home, the folders between are the
+# user's too.
+{
+  echo "# power-meter's data directory (written by install.sh): made at boot when missing, owned by the service user."
+  if [ "${DATA_DIR#"$USER_HOME"/}" != "$DATA_DIR" ]; then
+    d="$USER_HOME"
+    rest="${DATA_DIR#"$USER_HOME"/}"
+    while [ "${rest%%/*}" != "$rest" ]; do
+      d="$d/${rest%%/*}"
+      rest="${rest#*/}"
+      echo "d $d 0755 $USER_NAME $GROUP_NAME -"
+    done
+  fi
+  echo "d $DATA_DIR 0755 $USER_NAME $GROUP_NAME -"
+} >"$STAGE/power-meter.conf"
+install_if_changed "$STAGE/power-meter.conf" "$ROOT/etc/tmpfiles.d/power-meter.conf" 0644
+# Not in a staging root: each device has its own.
 if [ -z "$ROOT" ] && [ ! -d "$DATA_DIR" ]; then
   if [ "${DATA_DIR#"$USER_HOME"/}" != "$DATA_DIR" ]; then
     # Inside the user's home: created by the user, so ~/data is theirs too, not root's.
@@ -391,8 +411,9 @@ ID_CMD=("$NODE_BIN" "$APP/packages/power-meter/dist/cli.js" identity --data-dir 
 if [ "$(id -u)" -eq 0 ]; then ID_CMD=(runuser -u "$USER_NAME" -- "${ID_CMD[@]}"); fi
 # The backend creates the device key on first use; if it cannot (yet), the install still stands.
 if [ -n "$ROOT" ]; then
-  IDENTITY="No device key was made: this is a staging root (an image). Each device creates its own key
-on its first start, as user $USER_NAME, in $DATA_DIR. Its address, on the device:
+  IDENTITY="No device key was made: this is a staging root (an image). On each device the first boot
+makes the data directory $DATA_DIR (systemd-tmpfiles),
+and the first start creates the device's own key in it, as user $USER_NAME. Its address, on the device:
   power-meter identity --data-dir $DATA_DIR"
 elif IDENTITY="$("${ID_CMD[@]}" 2>&1)"; then
   IDENTITY="This device (register its address in your W3bstream project):

@@ -55,5 +55,6 @@ say "npm ci took $((SECONDS - phase_s)) s"
 phase_s=$SECONDS
 # The whole suite, test/systemd.test.ts too: it copies this Node into its Debian root, which has
 # libatomic1 for the official builds from Node 24 on (test/support/systemd-root.sh).
-npm test
+# The copy has no .git: the upgrade test (test/systemd.test.ts) finds the previous release in this repository.
+POWER_METER_SOURCE_REPO="$REPO" npm test
 say "npm test took $((SECONDS - phase_s)) s; $((SECONDS - START_S)) s in all, on Node $VERSION"

@@ -94,11 +94,9 @@ describe('install.sh into a fake root', { timeout: 180_000 }, () => {
     expect(existsSync(join(root, 'srv/pm-data'))).toBe(false);
     expect(first.out).not.toMatch(/device_id\s+0x/);
     expect(first.out).toMatch(/No device key was made: this is a staging root/);
-    expect(readFileSync(join(root, 'etc/systemd/system/power-meter.service'), 'utf8')).toMatch(
-      new RegExp(
-        `^ExecStartPre=\\+/bin/sh -c 'test -d /srv/pm-data \\|\\| runuser -u ${USER} -- mkdir -p -m 0755 /srv/pm-data \\|\\| install -d -m 0755 -o ${USER} -g ${USER} /srv/pm-data'$`,
-        'm',
-      ),
+    // At boot, systemd-tmpfiles makes the data directory, owned by the service user, where none exists.
+    expect(readFileSync(join(root, 'etc/tmpfiles.d/power-meter.conf'), 'utf8')).toMatch(
+      new RegExp(`^d /srv/pm-data 0755 ${USER} ${USER} -$`, 'm'),
     );
     // Only what the programs run: no development tool, no applet host, no sources.
     const f = footprint(join(root, 'opt/power-meter'));
@@ -254,6 +252,12 @@ describe('install.sh into a fake root', { timeout: 180_000 }, () => {
   it('limits each unit to its own device node, configurable', () => {
     const other = tempDir('fakeroot-');
     expect(install(['--root', other, '--no-start', '--user', USER, '--i2c-bus', '3', '--spi', '1.2']).code).toBe(0);
+    // The default data directory is in the user's home: the folder between is made the user's too.
+    expect(
+      readFileSync(join(other, 'etc/tmpfiles.d/power-meter.conf'), 'utf8')
+        .split('\n')
+        .filter((l) => l.startsWith('d ')),
+    ).toEqual([`d /home/${USER}/data 0755 ${USER} ${USER} -`, `d /home/${USER}/data/power-meter 0755 ${USER} ${USER} -`]);
     expect(readFileSync(join(other, 'etc/systemd/system/power-meter.service'), 'utf8')).toMatch(/^DeviceAllow=\/dev\/i2c-3 rw$/m);
     expect(readFileSync(join(other, 'etc/systemd/system/power-meter-display.service'), 'utf8')).toMatch(
       /^DeviceAllow=\/dev\/spidev1\.2 rw$/m,
@@ -438,7 +442,7 @@ describe('a release tarball (scripts/build-release.sh), installed without npm or
     const up = installRelease(withVersion('0.2.0'), ['--root', root]);
     expect(up.code, up.out).toBe(0);
     expect(up.out).toMatch(/upgrading power-meter 0\.1\.0 to 0\.2\.0/);
-    expect(up.out).toMatch(/installed the application in \/opt\/power-meter: 0\.2\.0 .*replacing 0\.1\.0/);
+    expect(up.out).toMatch(/installed the application in \/opt\/power-meter: 0\.2\.0\b.*, replacing 0\.1\.0\b/);
     expect(JSON.parse(readFileSync(join(root, 'opt/power-meter/package.json'), 'utf8')).version).toBe('0.2.0');
   });
 });
