@@ -27,6 +27,7 @@
  *   node scripts/runtime-tree.mjs source-hash              a hash of what the runtime build reads
  *   node scripts/runtime-tree.mjs needs MODE               what set-up MODE (runtime or full) still has to do: "install", "build", or nothing
  *   node scripts/runtime-tree.mjs mark MODE [--built]      records a finished set-up (node_modules/.power-meter-setup.json)
+ *   node scripts/runtime-tree.mjs require-full             fails, saying what to do, in a checkout with the runtime set-up
  *
  * Every command works on the project the script belongs to (its parent directory), or on --root DIR;
  * needs and mark take the Node modules ABI with --abi N (default: this Node's).
@@ -575,6 +576,17 @@ function main(argv) {
     case 'source-hash':
       console.log(sourceHash(root));
       return 0;
+    case 'require-full': {
+      // npm run build/test/demo/bench/lint in a checkout with the runtime set-up: say why they cannot work.
+      const m = readMarker(root);
+      if (m?.mode === 'runtime') {
+        console.error(
+          'this checkout has the runtime set-up (./install-requirements.sh --runtime, the default on a Raspberry Pi): no TypeScript, tests or demo here. For them: ./install-requirements.sh --full',
+        );
+        return 1;
+      }
+      return 0;
+    }
     case 'needs':
       if (rest[0] !== 'runtime' && rest[0] !== 'full') throw new Error('needs runtime|full');
       console.log(needs(root, rest[0], abi));
