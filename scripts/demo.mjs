@@ -30,7 +30,7 @@ const opts = new Command('npm run demo --')
   .option('--chain', "the applet on a local chain instead of the dev receiver: each reading's applet result and the owner's balance")
   .option(
     '--transport <name>',
-    'w3bstream-v1 (event route, token) or w3bstream-v2 (POST /message, secp256k1 signature recovery)',
+    'w3bstream-v1 (event route, token) or w3bstream-v2 (POST /v1/task, secp256k1 signature recovery)',
     'w3bstream-v1',
   )
   .parse(process.argv)
@@ -78,9 +78,21 @@ if (v2 && opts.chain) {
   console.error('demo: --chain runs the W3bstream v1 applet host; it cannot be combined with --transport w3bstream-v2');
   process.exit(2);
 }
-let publishUrl = v2 ? `http://127.0.0.1:${port}/message` : `http://127.0.0.1:${port}/srv-applet-mgr/v0/event/${project}`;
+let publishUrl = v2 ? `http://127.0.0.1:${port}/v1/task` : `http://127.0.0.1:${port}/srv-applet-mgr/v0/event/${project}`;
 // W3bstream 2: a local project ID and version (on the network they come from the project registered on chain).
 const transportArgs = v2 ? ['--transport', 'w3bstream-v2', '--project-id', '1', '--project-version', '0.1'] : [];
+// The node approves only devices registered for the project (ioID): the local one approves this device by name.
+const approveArgs = [];
+if (v2) {
+  const idJson = execFileSync(
+    process.execPath,
+    [BACKEND, 'identity', '--json', '--config', configFile, ...transportArgs, '--data-dir', dataDir],
+    {
+      encoding: 'utf8',
+    },
+  );
+  approveArgs.push('--approve', `${JSON.parse(idJson).deviceId}:1`);
+}
 
 let lastBalance = null;
 const eventLines = [];
@@ -192,7 +204,10 @@ process.on('SIGTERM', () => stop(0));
 if (!opts.chain)
   start(
     'dev-receiver',
-    [BACKEND, 'dev-receiver', '--port', String(port), '--project', project, '--record', recordFile, '--transport', opts.transport],
+    [
+      ...[BACKEND, 'dev-receiver', '--port', String(port), '--project', project, '--record', recordFile, '--transport', opts.transport],
+      ...approveArgs,
+    ],
     {
       DEV_RECEIVER_TOKEN: token,
     },

@@ -28,7 +28,7 @@ describe('npm run demo -- --transport w3bstream-v2', () => {
     ]);
     procs.push(p);
     expect(await p.exited).toBe(0);
-    expect(p.output()).toMatch(/receiver http:\/\/127\.0\.0\.1:\d+\/message/);
+    expect(p.output()).toMatch(/receiver http:\/\/127\.0\.0\.1:\d+\/v1\/task/);
     /** `time  power  task 0x…  verified`, one per reading the receiver took. */
     const lines = p
       .output()

@@ -8,6 +8,9 @@ import { VirtualClock } from './clock.js';
 import { Ina219 } from './driver.js';
 import { Ina219Emulator } from './emulator.js';
 import { demoBoardLoad, pwmLoad, trueEnergyWh, type LoadModel } from './loads.js';
+import { Ina228 } from './drivers/ina228.js';
+import { EnergySampler } from './energy-sampler.js';
+import { Ina228Emulator } from './emulators/ina228.js';
 import { Sampler } from './sampler.js';
 import type { WindowResult } from './window.js';
 
@@ -24,12 +27,46 @@ function bench(name: string, value: number, unit: string, budget: string, pass: 
   console.log(`BENCH ${JSON.stringify({ name, value: Number(value.toPrecision(4)), unit, budget, pass })}`);
 }
 
-async function gapFree(load: LoadModel): Promise<{ errors: number[]; observed: number[]; readings: number; cpuMs: number }> {
+interface Run {
+  errors: number[];
+  observed: number[];
+  readings: number;
+  cpuMs: number;
+  /** Register transactions and sampler wake-ups per second of measured time. */
+  transactionsPerS: number;
+  wakeupsPerS: number;
+}
+
+async function gapFree(load: LoadModel): Promise<Run> {
   const clock = new VirtualClock(0);
   const emu = new Ina219Emulator({ clock, load, seed: 11 });
   const driver = new Ina219(emu, {}, { sleep: clock.sleep });
+  return measure(load, clock, emu, (sleep, onWindow) => new Sampler({ driver, clock, sleep, windowMs: WINDOW_MS, onWindow }));
+}
+
+/** The INA228 on its energy accumulator: one ENERGY read per window, a result every 533.8 ms. */
+async function accumulator(load: LoadModel): Promise<Run> {
+  const clock = new VirtualClock(0);
+  const emu = new Ina228Emulator({ clock, load, seed: 11 });
+  const driver = new Ina228(emu, {}, { sleep: clock.sleep });
+  return measure(load, clock, emu, (sleep, onWindow) => new EnergySampler({ driver, clock, sleep, windowMs: WINDOW_MS, onWindow }));
+}
+
+async function measure(
+  load: LoadModel,
+  clock: VirtualClock,
+  emu: { transactions: number },
+  make: (sleep: (ms: number) => Promise<void>, onWindow: (w: WindowResult) => void) => Sampler | EnergySampler,
+): Promise<Run> {
   const windows: WindowResult[] = [];
-  const sampler = new Sampler({ driver, clock, sleep: clock.sleep, windowMs: WINDOW_MS, onWindow: (w) => windows.push(w) });
+  let wakeups = 0;
+  const sampler = make(
+    async (ms) => {
+      wakeups++;
+      clock.advance(ms);
+    },
+    (w) => windows.push(w),
+  );
   const t0 = performance.now();
   await sampler.runUntil(MINUTES * 60_000);
   const cpuMs = performance.now() - t0;
@@ -37,7 +74,15 @@ async function gapFree(load: LoadModel): Promise<{ errors: number[]; observed: n
     const truth = trueEnergyWh(load, w.startMs, w.endMs);
     return Math.abs(w.energyWh - truth) / truth;
   });
-  return { errors, observed: windows.slice(1).map((w) => w.observedFraction), readings: sampler.readings, cpuMs };
+  const seconds = clock.nowMs() / 1000;
+  return {
+    errors,
+    observed: windows.slice(1).map((w) => w.observedFraction),
+    readings: sampler.readings,
+    cpuMs,
+    transactionsPerS: emu.transactions / seconds,
+    wakeupsPerS: wakeups / seconds,
+  };
 }
 
 /** The tutorial firmware: 128-sample conversions read every 500 ms, averaged with equal weight. */
@@ -75,8 +120,11 @@ let demoRatio = 0;
 let minObserved = 1;
 let readings = 0;
 let cpuMs = 0;
+const pct = (x: number) => `${(x * 100).toFixed(3)} %`;
+const polled = new Map<string, Run>();
 for (const [name, load] of loads) {
   const g = await gapFree(load);
+  polled.set(name, g);
   const o = await original(load);
   const gm = median(g.errors);
   const om = median(o.errors);
@@ -86,12 +134,35 @@ for (const [name, load] of loads) {
   minObserved = Math.min(minObserved, ...g.observed);
   readings += g.readings;
   cpuMs += g.cpuMs;
-  const pct = (x: number) => `${(x * 100).toFixed(3)} %`;
   console.log(
     `| ${name} | ${pct(gm)} | ${pct(Math.max(...g.errors))} | ${pct(om)} | ${pct(Math.max(...o.errors))} | ${pct(median(g.observed))} / ${pct(o.observed)} |`,
   );
 }
 const perS = readings / (cpuMs / 1000);
+console.log(`\nINA228 on its energy accumulator (ENERGY read once per window on a cycle boundary), the same loads and ${MINUTES} min:`);
+console.log('| load | median err | max err | observed | register reads /s | wake-ups /s |');
+console.log('|---|---|---|---|---|---|');
+let accWorstMedian = 0;
+let accWorstMax = 0;
+let accMinObserved = 1;
+let accReads = 0;
+let accWakeups = 0;
+let pollReads = 0;
+let pollWakeups = 0;
+for (const [name, load] of loads) {
+  const a = await accumulator(load);
+  const g = polled.get(name)!;
+  accWorstMedian = Math.max(accWorstMedian, median(a.errors));
+  accWorstMax = Math.max(accWorstMax, ...a.errors);
+  accMinObserved = Math.min(accMinObserved, ...a.observed);
+  accReads = Math.max(accReads, a.transactionsPerS);
+  accWakeups = Math.max(accWakeups, a.wakeupsPerS);
+  pollReads = Math.max(pollReads, g.transactionsPerS);
+  pollWakeups = Math.max(pollWakeups, g.wakeupsPerS);
+  console.log(
+    `| ${name} | ${pct(median(a.errors))} | ${pct(Math.max(...a.errors))} | ${pct(median(a.observed))} | ${a.transactionsPerS.toFixed(1)} (INA219: ${g.transactionsPerS.toFixed(1)}) | ${a.wakeupsPerS.toFixed(2)} (INA219: ${g.wakeupsPerS.toFixed(2)}) |`,
+  );
+}
 console.log(
   `driver + sampler + emulator: ${readings} readings in ${cpuMs.toFixed(0)} ms of CPU = ${perS.toFixed(0)} readings/s (each reading is 3 register reads)`,
 );
@@ -100,3 +171,20 @@ bench('energy error per window, worst window of all loads', worstMax * 100, '%',
 bench('original firmware median error / ours (fast-switching demo board)', demoRatio, 'x', 'far below the original', demoRatio > 10);
 bench('observed fraction of each window (min)', minObserved * 100, '%', '>= 95 %', minObserved >= 0.95);
 bench('readings per second on one core (emulated bus)', perS, '1/s', '>= 5,000', perS >= 5000);
+bench('INA228 accumulator: energy error per window, worst load (median)', accWorstMedian * 100, '%', '<= 0.5 %', accWorstMedian <= 0.005);
+bench('INA228 accumulator: energy error, worst window of all loads', accWorstMax * 100, '%', '<= 0.5 %', accWorstMax <= 0.005);
+bench('INA228 accumulator: observed fraction of each window (min)', accMinObserved * 100, '%', '>= 95 %', accMinObserved >= 0.95);
+bench(
+  'INA219 polling / INA228 accumulator: register reads per second',
+  pollReads / accReads,
+  'x',
+  '> 1 (fewer reads)',
+  pollReads > accReads,
+);
+bench(
+  'INA219 polling / INA228 accumulator: sampler wake-ups per second',
+  pollWakeups / accWakeups,
+  'x',
+  '> 1 (fewer wake-ups)',
+  pollWakeups > accWakeups,
+);

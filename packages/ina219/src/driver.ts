@@ -1,12 +1,17 @@
 import type { I2cBus } from './bus.js';
+import { CHIPS, type ChipSpec } from './chips/table.js';
 import { realSleep, type Sleep } from './clock.js';
+import { RegisterIo, type ConversionDriver, type DriverOptions } from './device.js';
 import { I2cError, isTransient } from './errors.js';
+import { checkIdentity } from './identify.js';
 import { BUS_FIELDS, BUS_LSB_MV, PG_RANGE_MV, REGISTERS, SHUNT_LSB_UV, getField, type RegisterName } from './registers.js';
 import {
   calibrationFor,
   configWord,
   currentLsbFor,
+  cycleMs,
   initialRangeMv,
+  observedFractionPerCycle,
   resolveIna219Settings,
   type Ina219Settings,
   type ShuntRangeMv,
@@ -27,20 +32,19 @@ export interface Ina219Reading {
   rangeMv: ShuntRangeMv;
 }
 
-export interface DriverOptions {
-  sleep?: Sleep;
-  /** Attempts for a transient error (EIO, NACK) before it is reported. */
-  attempts?: number;
-  log?: (line: string) => void;
-}
+export type { DriverOptions } from './device.js';
 
 /**
  * INA219 driver on the small bus interface. Reads shunt and bus only and does the current and
  * power math in software (docs/hardware.md "Robustness facts"); writes calibration anyway so other
  * tools reading registers 0x03/0x04 see correct values.
  */
-export class Ina219 {
+export class Ina219 implements ConversionDriver {
+  readonly chip: ChipSpec = CHIPS.ina219;
   readonly settings: Ina219Settings;
+  /** Conversion cycle in continuous shunt + bus mode, ms. */
+  readonly cycleMs: number;
+  readonly observedShare: number;
   readonly currentLsbA: number;
   readonly calibration: number;
   private rangeMv: ShuntRangeMv;
@@ -58,6 +62,12 @@ export class Ina219 {
     this.calibration = calibrationFor(this.currentLsbA, this.settings.shuntOhms);
     this.rangeMv = initialRangeMv(this.settings);
     this.sleep = opts.sleep ?? realSleep;
+    this.cycleMs = cycleMs(this.settings);
+    this.observedShare = observedFractionPerCycle(this.settings);
+  }
+
+  get address(): number {
+    return this.settings.address;
   }
 
   get expectedConfig(): number {
@@ -68,8 +78,15 @@ export class Ina219 {
     return this.rangeMv;
   }
 
-  /** Resets the chip, then writes configuration and calibration. */
+  /**
+   * Checks that no other chip identifies itself at the address (the INA219 has no ID registers),
+   * resets the chip, then writes configuration and calibration.
+   */
   async init(): Promise<void> {
+    await checkIdentity(
+      new RegisterIo(this.bus, this.settings.address, `INA219 at 0x${this.settings.address.toString(16)}`, this.opts),
+      this.chip,
+    );
     await this.write('config', 0x8000);
     await this.write('config', this.expectedConfig);
     await this.write('calibration', this.calibration);

@@ -1,6 +1,6 @@
-import type { I2cBus } from './bus.js';
 import type { MonotonicClock } from './clock.js';
-import { meanCurrentA, mulberry32, type LoadModel } from './loads.js';
+import { RegisterEmulator, gaussian } from './emulators/base.js';
+import { meanCurrentA, type LoadModel } from './loads.js';
 import {
   BRNG_RANGE_V,
   BUS_FIELDS,
@@ -14,7 +14,6 @@ import {
   SHUNT_LSB_UV,
   adcSetting,
   getField,
-  registerByPtr,
   setField,
 } from './registers.js';
 
@@ -35,14 +34,9 @@ export interface EmulatorOptions {
   seed?: number;
 }
 
-export type Fault = 'nack' | 'eio';
+export type { Fault } from './emulators/base.js';
 
-function errnoError(code: string, errno: number, message: string): Error {
-  return Object.assign(new Error(`${code}: ${message}`), { code, errno });
-}
-
-export class Ina219Emulator implements I2cBus {
-  readonly address: number;
+export class Ina219Emulator extends RegisterEmulator {
   readonly shuntOhms: number;
   private config: number = REGISTERS.config.powerOn;
   private calibration = 0;
@@ -50,84 +44,31 @@ export class Ina219Emulator implements I2cBus {
   private seqStartMs: number;
   /** CNVR is clear for conversions that completed at or before this time. */
   private cnvrClearedAtMs: number;
-  private plugged = true;
-  private faults: Fault[] = [];
   private readonly gauss: () => number;
-  /** Transactions served, for tests and benchmarks. */
-  transactions = 0;
 
   constructor(private readonly opts: EmulatorOptions) {
-    this.address = opts.address ?? 0x40;
+    super(opts.address ?? 0x40, REGISTERS);
     this.shuntOhms = opts.shuntOhms ?? 0.1;
     this.seqStartMs = opts.clock.nowMs();
     this.cnvrClearedAtMs = this.seqStartMs;
-    const rand = mulberry32(opts.seed ?? 7);
-    this.gauss = () => {
-      // Box-Muller: normally distributed noise from the seeded PRNG.
-      const u = 1 - rand();
-      const v = rand();
-      return Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * v);
-    };
+    this.gauss = gaussian(opts.seed ?? 7);
   }
 
-  // ---- fault injection -------------------------------------------------------------------
-
-  /** The next `count` transactions fail with this fault (NACK = ENXIO/EREMOTEIO, EIO). */
-  injectFault(fault: Fault, count = 1): void {
-    for (let i = 0; i < count; i++) this.faults.push(fault);
-  }
-  /** A brown-out: every register returns to its power-on value, calibration is lost. */
-  spontaneousReset(): void {
-    this.powerOn();
-  }
-  unplug(): void {
-    this.plugged = false;
-  }
-  replug(): void {
-    this.plugged = true;
-    this.powerOn();
-  }
   /** Register values as the chip holds them (for tests). */
   peek(): { config: number; calibration: number } {
     return { config: this.config, calibration: this.calibration };
   }
 
-  private powerOn(): void {
+  protected powerOn(): void {
     this.config = REGISTERS.config.powerOn;
     this.calibration = 0;
     this.seqStartMs = this.opts.clock.nowMs();
     this.cnvrClearedAtMs = this.seqStartMs;
   }
 
-  // ---- bus interface ---------------------------------------------------------------------
+  // ---- registers -------------------------------------------------------------------------
 
-  async readI2cBlock(address: number, command: number, length: number, buffer: Buffer): Promise<{ bytesRead: number; buffer: Buffer }> {
-    this.transaction(address);
-    const value = this.readRegister(command);
-    const n = Math.min(length, 2);
-    // Most significant byte first, as on the wire.
-    if (n >= 1) buffer[0] = (value >> 8) & 0xff;
-    if (n >= 2) buffer[1] = value & 0xff;
-    return { bytesRead: n, buffer };
-  }
-
-  async writeI2cBlock(address: number, command: number, length: number, buffer: Buffer): Promise<{ bytesWritten: number; buffer: Buffer }> {
-    this.transaction(address);
-    if (length >= 2) this.writeRegister(command, buffer.readUInt16BE(0));
-    return { bytesWritten: length, buffer };
-  }
-
-  private transaction(address: number): void {
-    this.transactions++;
-    if (!this.plugged || address !== this.address) throw errnoError('ENXIO', -6, `no device answered at 0x${address.toString(16)}`);
-    const fault = this.faults.shift();
-    if (fault === 'nack') throw errnoError('EREMOTEIO', -121, 'Remote I/O error');
-    if (fault === 'eio') throw errnoError('EIO', -5, 'i/o error');
-  }
-
-  private writeRegister(ptr: number, value: number): void {
-    const spec = registerByPtr(ptr);
-    if (spec?.access !== 'rw') return; // writes to read-only registers are ignored by the chip
+  protected writeValue(ptr: number, value: number): void {
     if (ptr === REGISTERS.config.ptr) {
       if (getField(value, CONFIG_FIELDS.rst)) {
         this.powerOn();
@@ -142,7 +83,7 @@ export class Ina219Emulator implements I2cBus {
     }
   }
 
-  private readRegister(ptr: number): number {
+  protected readValue(ptr: number): number {
     switch (ptr) {
       case REGISTERS.config.ptr:
         return this.config;

@@ -61,13 +61,22 @@ export class I2cError extends Error {
 }
 
 /** A setting outside what the chip or the wiring allows. */
-export class Ina219SettingError extends Error {
+export class ChipSettingError extends Error {
   constructor(
+    readonly chip: string,
     readonly setting: string,
     readonly value: unknown,
     readonly allowed: string,
   ) {
-    super(`invalid INA219 setting ${setting}=${JSON.stringify(value)}: allowed ${allowed}`);
+    super(`invalid ${chip} setting ${setting}=${JSON.stringify(value)}: allowed ${allowed}`);
+    this.name = 'ChipSettingError';
+  }
+}
+
+/** A setting outside what the INA219 or its wiring allows. */
+export class Ina219SettingError extends ChipSettingError {
+  constructor(setting: string, value: unknown, allowed: string) {
+    super('INA219', setting, value, allowed);
     this.name = 'Ina219SettingError';
   }
 }
@@ -77,8 +86,26 @@ export class SensorFault extends Error {
   constructor(
     readonly register: string,
     override readonly cause: I2cError,
+    chip = 'INA219',
   ) {
-    super(`INA219 ${register}: ${cause.message}`);
+    super(`${chip} ${register}: ${cause.message}`);
     this.name = 'SensorFault';
+  }
+}
+
+/**
+ * The chip at the address is not the one configured: its ID registers name another chip, or it
+ * has none where the configured chip has them. A restart cannot fix this; the setting (or the
+ * wiring) must change. `foundId` is the chip it identified as, when it is one the meter knows.
+ */
+export class ChipMismatchError extends Error {
+  constructor(
+    readonly expected: string,
+    readonly address: number,
+    readonly foundId: string | null,
+    readonly found: string,
+  ) {
+    super(`the chip at I2C address 0x${address.toString(16)} is ${found}, not an ${expected}`);
+    this.name = 'ChipMismatchError';
   }
 }

@@ -1,30 +1,53 @@
 /**
- * The INA219 register map, declared once as data (TI SBOS448, section 8.6 and docs/hardware.md).
- * Both the driver (encode/decode) and the emulator (register file, power-on values) use it,
- * so every number of the datasheet lives in this one file.
+ * Registers as data: each chip's register map is declared once (the INA219's here, TI SBOS448
+ * section 8.6; the others in chips/), and both the driver (encode/decode) and the emulator
+ * (register file, power-on values) use it, so every number of a datasheet lives in one place
+ * (docs/hardware.md). The helpers below work on any chip's tables.
  */
 export interface RegisterSpec {
   ptr: number;
   name: string;
   access: 'r' | 'rw';
+  /** Bytes on the wire, most significant first: 2 for 16-bit, 3 for 24-bit, 5 for 40-bit registers. */
+  bytes: 2 | 3 | 5;
   /** Value after power-on or RST; null where the datasheet leaves it undefined (measurements). */
   powerOn: number | null;
   signed: boolean;
 }
 
+/** A chip's registers by name. */
+export type RegisterMap = Record<string, RegisterSpec>;
+
 export const REGISTERS = {
-  config: { ptr: 0x00, name: 'configuration', access: 'rw', powerOn: 0x399f, signed: false },
-  shunt: { ptr: 0x01, name: 'shunt voltage', access: 'r', powerOn: null, signed: true },
-  bus: { ptr: 0x02, name: 'bus voltage', access: 'r', powerOn: null, signed: false },
-  power: { ptr: 0x03, name: 'power', access: 'r', powerOn: 0, signed: false },
-  current: { ptr: 0x04, name: 'current', access: 'r', powerOn: 0, signed: true },
-  calibration: { ptr: 0x05, name: 'calibration', access: 'rw', powerOn: 0, signed: false },
-} as const satisfies Record<string, RegisterSpec>;
+  config: { ptr: 0x00, name: 'configuration', access: 'rw', bytes: 2, powerOn: 0x399f, signed: false },
+  shunt: { ptr: 0x01, name: 'shunt voltage', access: 'r', bytes: 2, powerOn: null, signed: true },
+  bus: { ptr: 0x02, name: 'bus voltage', access: 'r', bytes: 2, powerOn: null, signed: false },
+  power: { ptr: 0x03, name: 'power', access: 'r', bytes: 2, powerOn: 0, signed: false },
+  current: { ptr: 0x04, name: 'current', access: 'r', bytes: 2, powerOn: 0, signed: true },
+  calibration: { ptr: 0x05, name: 'calibration', access: 'rw', bytes: 2, powerOn: 0, signed: false },
+} as const satisfies RegisterMap;
 
 export type RegisterName = keyof typeof REGISTERS;
 
-export function registerByPtr(ptr: number): RegisterSpec | undefined {
-  return Object.values(REGISTERS).find((r) => r.ptr === ptr);
+export function registerByPtr(ptr: number, map: RegisterMap = REGISTERS): RegisterSpec | undefined {
+  for (const key in map) if (map[key]!.ptr === ptr) return map[key];
+  return undefined;
+}
+
+/** Decodes a register's bytes (most significant first) as its spec says: signed or not, 16 to 40 bits. */
+export function decodeRegister(spec: RegisterSpec, buf: Buffer): number {
+  if (spec.bytes === 2) return spec.signed ? buf.readInt16BE(0) : buf.readUInt16BE(0);
+  const raw = spec.bytes === 3 ? buf.readUIntBE(0, 3) : buf.readUIntBE(0, 5);
+  const bits = spec.bytes * 8;
+  // Exact in a double up to 2^53: a 40-bit value always is.
+  return spec.signed && raw >= 2 ** (bits - 1) ? raw - 2 ** bits : raw;
+}
+
+/** Encodes a register value (two's complement when negative) into `bytes` bytes, most significant first. */
+export function encodeRegister(spec: RegisterSpec, value: number, buf: Buffer): void {
+  const bits = spec.bytes * 8;
+  const raw = value < 0 ? value + 2 ** bits : value;
+  buf.writeUIntBE(raw % 2 ** bits, 0, spec.bytes);
 }
 
 /** A bit field inside a 16-bit register. */

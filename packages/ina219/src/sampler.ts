@@ -1,7 +1,6 @@
 import { realSleep, type MonotonicClock, type Sleep } from './clock.js';
-import type { Ina219 } from './driver.js';
+import type { ConversionDriver } from './device.js';
 import { I2cError } from './errors.js';
-import { cycleMs, observedFractionPerCycle } from './settings.js';
 import { WindowAccumulator, type WindowResult } from './window.js';
 
 export interface LatestReading {
@@ -17,8 +16,8 @@ export interface SensorState {
   reason: string | null;
 }
 
-export interface SamplerOptions {
-  driver: Ina219;
+export interface SamplerOptions<D extends ConversionDriver = ConversionDriver> {
+  driver: D;
   clock: MonotonicClock;
   sleep: Sleep;
   windowMs?: number;
@@ -33,7 +32,7 @@ export interface SamplerOptions {
   log?: (line: string) => void;
   /** Appended to the logged fault: the application's hint (which of its settings helps). */
   faultHint?: (err: I2cError) => string;
-  /** Read the configuration back every N conversions to detect a chip reset (default ~1 s). */
+  /** Read the configuration back every N conversions to detect a chip reset (default 15: ~1 s on the INA219). */
   resetCheckEvery?: number;
   /**
    * How long after the expected end of a conversion to read it (default 2 ms: Node's timers fire
@@ -69,8 +68,8 @@ export class Sampler {
   missedConversions = 0;
 
   constructor(private readonly opts: SamplerOptions) {
-    this.cycleMs = cycleMs(opts.driver.settings);
-    this.share = observedFractionPerCycle(opts.driver.settings);
+    this.cycleMs = opts.driver.cycleMs;
+    this.share = opts.driver.observedShare;
     this.windowMs = opts.windowMs ?? 5000;
   }
 
@@ -197,7 +196,7 @@ export class Sampler {
       await this.opts.driver.init();
       this.restartPhase();
       if (this.sensor.state !== 'ok') {
-        this.opts.log?.('INA219 answers again: sensor recovered');
+        this.opts.log?.(`${this.opts.driver.chip.name} answers again: sensor recovered`);
         this.setState({ state: 'ok', reason: null });
       }
     } catch (err) {

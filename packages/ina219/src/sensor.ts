@@ -1,13 +1,32 @@
 import { openI2cBus, type I2cBus } from './bus.js';
+import { CHIPS, type ChipId, type ChipSpec } from './chips/table.js';
 import { realSleep, systemClock, type MonotonicClock, type Sleep } from './clock.js';
+import { isAccumulatorDriver, type ConversionDriver } from './device.js';
 import { Ina219 } from './driver.js';
+import { Ina226 } from './drivers/ina226.js';
+import { Ina228 } from './drivers/ina228.js';
 import { Ina219Emulator } from './emulator.js';
+import { EnergySampler } from './energy-sampler.js';
+import { Ina226Emulator } from './emulators/ina226.js';
+import { Ina228Emulator } from './emulators/ina228.js';
 import { parseSimLoad, type LoadModel } from './loads.js';
+import { Sampler, type SamplerOptions } from './sampler.js';
 import type { Ina219Settings } from './settings.js';
 
+/** The sensor as the meter's settings name it: a chip on the I2C bus, or `sim` (a chip's emulator). */
+export type SensorKind = ChipId | 'sim';
+
 export interface SensorOptions {
-  kind: 'ina219' | 'sim';
+  kind: SensorKind;
+  /** The chip the simulated sensor emulates (default INA219). */
+  simChip?: ChipId;
+  /**
+   * Test hook: the emulator is this chip while the driver expects `simChip` (a wrong setting,
+   * as on a board with another chip than configured).
+   */
+  simEmulatedChip?: ChipId;
   i2cBus?: number;
+  /** Address, shunt and expected current (every chip); the INA219's ADC settings too. */
   settings?: Partial<Ina219Settings>;
   /** Simulated-load spec (parseSimLoad) or a ready load model (sim only). */
   simLoad?: string | LoadModel;
@@ -17,35 +36,81 @@ export interface SensorOptions {
   log?: (line: string) => void;
 }
 
+export type ChipEmulator = Ina219Emulator | Ina226Emulator | Ina228Emulator;
+
 export interface Sensor {
-  driver: Ina219;
-  emulator: Ina219Emulator | null;
+  chip: ChipSpec;
+  simulated: boolean;
+  driver: ConversionDriver;
+  emulator: ChipEmulator | null;
   close(): Promise<void>;
+}
+
+/** The simulated chip only looks at the present: its demo schedule keeps ten minutes (bounded memory). */
+const SIM_HISTORY_MS = 10 * 60_000;
+
+/** The driver for a chip on a bus (real or emulated). */
+export function driverFor(
+  chip: ChipSpec,
+  bus: I2cBus,
+  settings: Partial<Ina219Settings> = {},
+  opts: { sleep?: Sleep; log?: (line: string) => void; attempts?: number } = {},
+): ConversionDriver {
+  switch (chip.id) {
+    case 'ina219':
+      return new Ina219(bus, settings, opts);
+    case 'ina226':
+    case 'ina260':
+      return new Ina226(bus, chip, { address: settings.address, shuntOhms: settings.shuntOhms, maxCurrentA: settings.maxCurrentA }, opts);
+    case 'ina228':
+      return new Ina228(bus, { address: settings.address, shuntOhms: settings.shuntOhms, maxCurrentA: settings.maxCurrentA }, opts);
+  }
+}
+
+/** A datasheet emulator of the chip, wired like the README shows, drawing the load model's current. */
+export function emulatorFor(
+  chip: ChipSpec,
+  o: { clock: MonotonicClock; load: LoadModel; address?: number; shuntOhms?: number; seed?: number },
+): ChipEmulator {
+  switch (chip.id) {
+    case 'ina219':
+      return new Ina219Emulator({
+        clock: o.clock,
+        load: o.load,
+        address: o.address,
+        shuntOhms: o.shuntOhms ?? chip.defaults.shuntOhms,
+        seed: o.seed,
+      });
+    case 'ina226':
+    case 'ina260':
+      return new Ina226Emulator({ chip, clock: o.clock, load: o.load, address: o.address, shuntOhms: o.shuntOhms, seed: o.seed });
+    case 'ina228':
+      return new Ina228Emulator({ clock: o.clock, load: o.load, address: o.address, shuntOhms: o.shuntOhms, seed: o.seed });
+  }
 }
 
 /**
  * One entry point for both worlds: the real i2c-bus device or the emulator, behind the same
  * driver. Simulation runs on the same (real, monotonic) clock as the sampler.
  */
-/** The simulated chip only looks at the present: its demo schedule keeps ten minutes (bounded memory). */
-const SIM_HISTORY_MS = 10 * 60_000;
-
 export async function createSensor(opts: SensorOptions): Promise<Sensor> {
   const clock = opts.clock ?? systemClock;
   const sleep = opts.sleep ?? realSleep;
+  const simulated = opts.kind === 'sim';
+  const chip = CHIPS[opts.kind === 'sim' ? (opts.simChip ?? 'ina219') : opts.kind];
   let bus: I2cBus;
-  let emulator: Ina219Emulator | null = null;
+  let emulator: ChipEmulator | null = null;
   let close = async (): Promise<void> => {};
-  if (opts.kind === 'sim') {
+  if (simulated) {
     const load =
       typeof opts.simLoad === 'object'
         ? opts.simLoad
         : parseSimLoad(opts.simLoad ?? 'demo', { seed: opts.seed, startMs: clock.nowMs(), historyMs: SIM_HISTORY_MS });
-    emulator = new Ina219Emulator({
+    emulator = emulatorFor(CHIPS[opts.simEmulatedChip ?? chip.id], {
       clock,
       load,
       address: opts.settings?.address ?? 0x40,
-      shuntOhms: opts.settings?.shuntOhms ?? 0.1,
+      shuntOhms: opts.settings?.shuntOhms,
       seed: opts.seed,
     });
     bus = emulator;
@@ -54,6 +119,14 @@ export async function createSensor(opts: SensorOptions): Promise<Sensor> {
     bus = real;
     close = () => real.close();
   }
-  const driver = new Ina219(bus, opts.settings, { sleep, log: opts.log });
-  return { driver, emulator, close };
+  const driver = driverFor(chip, bus, opts.settings, { sleep, log: opts.log });
+  return { chip, simulated, driver, emulator, close };
+}
+
+/** What the meter runs: the conversion sampler, or the energy sampler for a chip with an accumulator. */
+export type MeasuringSampler = Sampler | EnergySampler;
+
+export function createSampler(opts: SamplerOptions): MeasuringSampler {
+  const driver = opts.driver;
+  return isAccumulatorDriver(driver) ? new EnergySampler({ ...opts, driver }) : new Sampler(opts);
 }

@@ -23,6 +23,8 @@ export function exampleState(overrides: Partial<MeterState> = {}): MeterState {
       samples: 36,
       observedFraction: 0.99,
       complete: true,
+      busV: 11.9,
+      currentA: 0.334,
     },
     recentAvgPowerW: [0, 4, 4, 8, 8, 12, 8, 4, 4, 3.98],
     windowS: 5,

@@ -8,7 +8,10 @@ export const EXIT = {
   ok: 0,
   /** Anything unexpected, or a component that stopped for good: systemd restarts the program. */
   failure: 1,
-  /** An invalid setting (the message names it): a restart cannot fix it. */
+  /**
+   * An invalid setting (the message names it), or hardware that contradicts a setting (a chip
+   * whose ID registers name another chip than `--sensor`): a restart cannot fix either.
+   */
   badSettings: 2,
   /** Stored data that cannot be used as is (corrupt outbox, unusable key): a restart cannot fix it. */
   corruptData: 3,

@@ -24,6 +24,13 @@ export interface AtomicWriteOptions {
   durable?: boolean;
   /** File mode; the data directory is readable by the display user, so 0644 by default. */
   mode?: number;
+  /**
+   * Give the file exactly `mode`, whatever the process's umask (which creation applies): for a
+   * file another user's program must read, such as a Prometheus textfile for node_exporter
+   * under the service's UMask=0027. Set on the temporary file, so the file is never visible
+   * with another mode.
+   */
+  exactMode?: boolean;
 }
 
 /** Where a write of `dir/name` goes first: hidden, in the same directory (so rename is atomic), named after this process. */
@@ -54,6 +61,7 @@ export async function writeFileAtomic(
   const tmp = tempPathFor(dir, name);
   try {
     await fs.writeFile(tmp, content, { mode: opts.mode ?? 0o644, flush: opts.durable === true });
+    if (opts.exactMode) await fs.chmod(tmp, opts.mode ?? 0o644);
     await fs.rename(tmp, path.join(dir, name));
   } catch (err) {
     await fs.rm(tmp, { force: true });
@@ -72,6 +80,7 @@ export function writeFileAtomicSync(dir: string, name: string, content: string |
   const tmp = tempPathFor(dir, name);
   try {
     fsSync.writeFileSync(tmp, content, { mode: opts.mode ?? 0o644, flush: opts.durable === true });
+    if (opts.exactMode) fsSync.chmodSync(tmp, opts.mode ?? 0o644);
     fsSync.renameSync(tmp, path.join(dir, name));
   } catch (err) {
     fsSync.rmSync(tmp, { force: true });

@@ -63,6 +63,7 @@ function findInvalidField(v: Record<string, unknown>): string | null {
       if (!isNum(w[k])) return `lastWindow.${k}`;
     }
     if (typeof w.complete !== 'boolean') return 'lastWindow.complete';
+    for (const k of ['busV', 'currentA']) if (w[k] !== undefined && !isNumOrNull(w[k])) return `lastWindow.${k}`;
   }
   const r = v.rewards;
   if (!isObj(r)) return 'rewards';
@@ -92,11 +93,25 @@ function findInvalidField(v: Record<string, unknown>): string | null {
     if (!isStrOrNull(b.error)) return 'rewardBalance.error';
   }
   if (p.lastTaskId !== undefined && !isStrOrNull(p.lastTaskId)) return 'publishing.lastTaskId';
+  if (p.task !== undefined && p.task !== null) {
+    const t = p.task;
+    if (!isObj(t)) return 'publishing.task';
+    if (typeof t.id !== 'string') return 'publishing.task.id';
+    if (typeof t.state !== 'string') return 'publishing.task.state';
+    if (!isNumOrNull(t.stateAtMs)) return 'publishing.task.stateAtMs';
+    if (!isStrOrNull(t.txHash)) return 'publishing.task.txHash';
+    if (!isStrOrNull(t.error)) return 'publishing.task.error';
+    if (!isNum(t.checkedAtMs)) return 'publishing.task.checkedAtMs';
+    if (!isNum(t.failedCount)) return 'publishing.task.failedCount';
+  }
   const s = v.sensor;
   if (!isObj(s)) return 'sensor';
   if (!['ok', 'fault'].includes(s.state as string)) return 'sensor.state';
   if (!isStrOrNull(s.reason)) return 'sensor.reason';
   if (!isNumOrNull(s.busV)) return 'sensor.busV';
   if (!isNumOrNull(s.currentA)) return 'sensor.currentA';
+  if (s.chip !== undefined && typeof s.chip !== 'string') return 'sensor.chip';
+  if (s.simulated !== undefined && typeof s.simulated !== 'boolean') return 'sensor.simulated';
+  if (s.calibrationId !== undefined && !isStrOrNull(s.calibrationId)) return 'sensor.calibrationId';
   return null;
 }

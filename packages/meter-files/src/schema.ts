@@ -65,6 +65,12 @@ export interface WindowSummary {
   observedFraction: number;
   /** False when the sensor failed during the window: the figures cover less than the window. */
   complete: boolean;
+  /**
+   * Mean bus voltage (V) and current (A) over the observed parts of the window; null when the
+   * chip gave none. Optional in schema 1 (added with it): older writers omit them.
+   */
+  busV?: number | null;
+  currentA?: number | null;
 }
 
 /** ERC-20 `balanceOf(owner)` of the reward token, with the time it was read. */
@@ -141,6 +147,22 @@ export interface MeterState {
      * 64 hex, `""` while the node aggregates readings into a task, null before the first delivery.
      */
     lastTaskId?: string | null;
+    /**
+     * W3bstream 2 `/v1/task` only, once a task's state was read (`GET <node>/v1/task/<taskID>` at
+     * the task poll interval): the newest delivered task the meter followed, its latest state
+     * (`packed`, `assigned`, `settled`, `failed`; `error`: the node could not look it up;
+     * `unknown`: the node lists no state), the settling transaction, the failure text, and how
+     * many followed tasks failed since the meter started.
+     */
+    task?: {
+      id: string;
+      state: string;
+      stateAtMs: number | null;
+      txHash: string | null;
+      error: string | null;
+      checkedAtMs: number;
+      failedCount: number;
+    } | null;
   };
   /**
    * The owner's reward-token balance as read from the chain (`--rpc-url`, `--reward-token`,
@@ -152,5 +174,17 @@ export interface MeterState {
     reason: string | null;
     busV: number | null;
     currentA: number | null;
+    /**
+     * The chip that measures ("INA219", "INA226", "INA260", "INA228"). Optional in schema 1
+     * (added with it; older writers measured with an INA219 and omit it).
+     */
+    chip?: string;
+    /** True when the chip is the emulator (`--sensor sim`). Optional, like `chip`. */
+    simulated?: boolean;
+    /**
+     * The calibration applied to the figures (`power-meter calibrate`), e.g. "20260514-3f9a1c2e";
+     * null when uncalibrated. Optional, like `chip`.
+     */
+    calibrationId?: string | null;
   };
 }

@@ -184,8 +184,8 @@ export interface LoadSettingsOptions<S extends SpecTable> {
   otherSections?: readonly string[];
   /** Settings of a section that fall back to the same top-level key (the shared `dataDir`). */
   inheritFromTop?: readonly string[];
-  /** Checks that involve several settings; throw a SettingError. */
-  check?: (values: Resolved<S>) => void;
+  /** Checks that involve several settings (and where each came from); throw a SettingError. */
+  check?: (values: Resolved<S>, sources: Record<keyof S, SettingSource>) => void;
 }
 
 /**
@@ -215,7 +215,7 @@ export function loadSettings<S extends SpecTable>(
     for (const k of opts.inheritFromTop ?? []) if (config[k] === undefined && top[k] !== undefined) config[k] = top[k];
   }
   const r = resolveSettings(opts.specs, { flags: opts.flags, env: opts.env, config });
-  opts.check?.(r.values);
+  opts.check?.(r.values, r.sources);
   return { ...r, configFile: use ? path : null };
 }
 

@@ -49,6 +49,16 @@ describe('parseState', () => {
     if (!r.ok) expect(r.message).toContain('publishing.waiting');
   });
 
+  it("the window's mean voltage and current: optional (older writers omit them), numbers or null when present", () => {
+    const w = exampleState().lastWindow!;
+    const { busV: _v, currentA: _a, ...older } = w;
+    expect(parseState(JSON.stringify(exampleState({ lastWindow: older }))).ok).toBe(true);
+    expect(parseState(JSON.stringify(exampleState({ lastWindow: { ...w, busV: null, currentA: null } }))).ok).toBe(true);
+    const r = parseState(JSON.stringify({ ...exampleState(), lastWindow: { ...w, currentA: '0.3' } }));
+    expect(r).toMatchObject({ ok: false, problem: 'invalid' });
+    if (!r.ok) expect(r.message).toContain('lastWindow.currentA');
+  });
+
   it('reward balance and refusals: optional (older writers omit them), validated when present', () => {
     const balance = exampleRewardBalance();
     const publishing = { ...exampleState().publishing, rejected: 3, lastRejection: 'device 0x12 is not registered' };
@@ -162,6 +172,22 @@ describe('atomic files', () => {
       writeFileSync(path.join(dir, 'taken', 'x'), '');
       await expect(write(dir, 'taken', 'three')).rejects.toThrow(/EISDIR|ENOTEMPTY|EEXIST/);
       expect(readdirSync(dir).sort()).toEqual(['a', 'taken']);
+    });
+
+  for (const [name, write] of twins)
+    it(`${name}: exactMode gives the mode whatever the umask (the service's 0027 would make 0644 into 0640)`, async () => {
+      const dir = tmp();
+      const old = process.umask(0o027);
+      try {
+        await write(dir, 'follows-umask', 'x', { mode: 0o644 });
+        await write(dir, 'exact', 'x', { mode: 0o644, exactMode: true });
+        // A file that existed with another mode gets the exact one too (the temporary file carries it).
+        await write(dir, 'exact', 'y', { mode: 0o644, exactMode: true });
+      } finally {
+        process.umask(old);
+      }
+      expect(statSync(path.join(dir, 'follows-umask')).mode & 0o777).toBe(0o640);
+      expect(statSync(path.join(dir, 'exact')).mode & 0o777).toBe(0o644);
     });
 
   it('a concurrent reader never sees a partial or empty file', async () => {

@@ -60,7 +60,8 @@ describe('screen model (pure)', () => {
       null,
       NOW,
     );
-    expect(m).toMatchObject({ statusText: 'refused 4: device is not registered', statusTone: 'alert' });
+    // In words that fit the status bar (the count stays in state.json, MQTT and the metrics).
+    expect(m).toMatchObject({ statusText: 'refused: not registered', statusTone: 'alert' });
     // Once a reading is accepted again the status is back to normal; the count stays in state.json.
     const ok = buildScreenModel(
       exampleState({ updatedAtMs: NOW, publishing: { ...exampleState().publishing, rejected: 4, lastRejection: null } }),
@@ -141,10 +142,32 @@ describe('screen model (pure)', () => {
     const base = exampleState({ updatedAtMs: NOW });
     const pub = (p: Partial<typeof base.publishing>) =>
       buildScreenModel({ ...base, publishing: { ...base.publishing, ...p } }, null, NOW).statusText;
-    expect(pub({ state: 'retrying', waiting: 12 })).toBe('retry: 12 waiting');
-    expect(pub({ state: 'failing', reason: 'InvalidToken' })).toBe('failing: InvalidToken');
+    expect(pub({ state: 'retrying', waiting: 12 })).toBe('retrying: 12 waiting');
+    expect(pub({ state: 'retrying', reason: 'instance not running', waiting: 12 })).toBe('retrying: applet stopped');
+    expect(pub({ state: 'failing', reason: 'InvalidToken' })).toBe('failing: bad token');
+    expect(pub({ state: 'failing', reason: 'SomeNewNodeKey' })).toBe('failing: SomeNewNodeKey'); // as it is; the renderer cuts it to fit
     expect(pub({ state: 'disabled' })).toBe('publishing off');
     expect(pub({ held: 3 })).toBe('clock sync: 3 held');
+    // W3bstream 2: a device the node does not approve, and the followed task's state.
+    expect(pub({ state: 'failing', reason: 'device not approved for project 42', waiting: 7 })).toBe('failing: not approved');
+    expect(pub({ state: 'failing', reason: 'unknown project 42 / version 0.1' })).toBe('failing: unknown project');
+    const task = (state: string, error: string | null = null) => ({
+      id: `0x${'ab'.repeat(32)}`,
+      state,
+      stateAtMs: NOW,
+      txHash: state === 'settled' ? `0x${'cd'.repeat(32)}` : null,
+      error,
+      checkedAtMs: NOW,
+      failedCount: state === 'failed' ? 1 : 0,
+    });
+    expect(pub({ task: task('settled') })).toBe('published, settled');
+    expect(pub({ task: task('assigned') })).toBe('published, assigned');
+    const failed = buildScreenModel(
+      { ...base, publishing: { ...base.publishing, task: task('failed', 'proof rejected by verifier') } },
+      null,
+      NOW,
+    );
+    expect(failed).toMatchObject({ statusText: 'task failed: proof rejec…', statusTone: 'alert' });
     const fault = buildScreenModel(
       { ...base, sensor: { state: 'fault', reason: 'no answer at 0x40', busV: null, currentA: null } },
       null,
@@ -237,6 +260,24 @@ describe('rendering (regions and colours)', () => {
     expect(countNear(wideYes, 0, 52, 75, 14, '#ffffff')).toBe(countNear(wideNo, 0, 52, 75, 14, '#ffffff'));
     const portrait = new ScreenRenderer('portrait').render(buildScreenModel(exampleState({ updatedAtMs: NOW, rewardBalance }), null, NOW));
     expect(countNear(portrait, 0, 0, 128, 160, BALANCE)).toBeGreaterThan(40);
+  });
+
+  it('names the chip that measures top right, dim, and gives the place to the problem marker', () => {
+    const sensor = (chip?: string, simulated?: boolean) => ({ ...exampleState().sensor, chip, simulated });
+    const at = (over: Partial<MeterState>, problem: 'garbage' | null = null) =>
+      buildScreenModel(exampleState({ updatedAtMs: NOW, ...over }), problem, NOW);
+    expect(at({}).chipText).toBeNull(); // a backend from before the field
+    expect(at({ sensor: sensor('INA228', false) }).chipText).toBe('INA228');
+    expect(at({ sensor: sensor('INA219', true) }).chipText).toBe('INA219 sim');
+    const dim = '#8a939c';
+    const without = renderer.render(at({}));
+    const withChip = renderer.render(at({ sensor: sensor('INA228', false) }));
+    expect(countNear(without, 110, 0, 50, 13, dim)).toBe(0);
+    expect(countNear(withChip, 110, 0, 50, 13, dim)).toBeGreaterThan(15);
+    // The label on the left is untouched.
+    expect(countNear(withChip, 0, 0, 80, 13, dim)).toBe(countNear(without, 0, 0, 80, 13, dim));
+    const marked = renderer.render(at({ sensor: sensor('INA228', false) }, 'garbage'));
+    expect(countNear(marked, 110, 0, 50, 13, dim)).toBe(0);
   });
 
   it('renders portrait 128x160 too', () => {

@@ -2,7 +2,21 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Command, Option } from 'commander';
-import { I2cError, Ina219SettingError, cycleMs, createSensor, realSleep, resolveIna219Settings } from '@power-meter/ina219';
+import {
+  CHIPS,
+  CHIP_IDS,
+  CalibrationError,
+  ChipMismatchError,
+  ChipSettingError,
+  I2cError,
+  calibrateReading,
+  createSensor,
+  realSleep,
+  resolveIna219Settings,
+  resolveIna226Settings,
+  resolveIna228Settings,
+  type ChipId,
+} from '@power-meter/ina219';
 import {
   DEFAULT_CONFIG_FILE,
   EXIT,
@@ -13,32 +27,47 @@ import {
   packageVersion,
   loadSettings,
   type Logger,
+  type SettingSource,
 } from '@power-meter/meter-files';
 import {
   DEV_ANSWER_MODES,
+  DEV_ANSWER_MODES_TASK,
   DEV_ANSWER_MODES_V2,
+  V2_DIALECTS,
+  parseApproval,
+  parseTaskProjectId,
+  staticApprovals,
+  type Approval,
+  type DevProject,
+  type V2Dialect,
   IdentityCurveError,
+  MAX_PROJECT_ID,
   TRANSPORT_NAMES,
+  v2DialectOfUrl,
   type TransportName,
   IdentityError,
   OutboxCorruptError,
   OutboxLockedError,
   OutboxTooNewError,
   SequenceFloorError,
+  loadIdentity,
   loadOrCreateIdentity,
   startDevReceiver,
   type DevAnswerMode,
 } from '@power-meter/w3bstream';
+import { MeterRunningError, UnsteadyLoadError, calibrate } from './calibration/command.js';
+import { activeCalibration, readCalibration } from './calibration/store.js';
 import { printDoctor, runDoctor } from './doctor.js';
 import { sensorErrorHint } from './hints.js';
 import { Meter, RuntimeDirError, stagingFileFor } from './meter.js';
-import { TransportMismatchError, identityCurveFor, p256ForV2 } from './transport.js';
+import { ProjectMismatchError, TransportMismatchError, identityCurveFor, p256ForV2, signedForSettings, v2Dialect } from './transport.js';
 import { salvageOutbox } from './salvage.js';
+import { describeGroup, discardBacklog, exportBacklog, resignBacklog, summarizeBacklog } from './backlog.js';
 import { libraryLog } from './service/library-log.js';
 import { startSummary } from './service/summary.js';
 import { verifyLines } from './verify.js';
-import { startOutputs } from './outputs.js';
-import { BACKEND_SETTINGS, type BackendSettings } from './settings.js';
+import { readOutputFiles, startOutputs, type OutputFiles } from './outputs.js';
+import { BACKEND_SETTINGS, applyChipDefaults, sensorChip, type BackendSettings } from './settings.js';
 
 const VERSION = packageVersion(import.meta.url);
 /** Until the settings are read (and for the one-shot commands): info level, priorities under journald. */
@@ -59,11 +88,14 @@ function withSettings(cmd: Command): Command {
   return cmd;
 }
 
-/** flags > environment > config file > defaults; invalid -> exit 2 with one message. */
+/**
+ * flags > environment > config file > defaults, the shunt and current defaulting to the chip's
+ * breakout; invalid -> exit 2 with one message.
+ */
 function settingsFrom(flags: Record<string, unknown>): BackendSettings {
   try {
-    const values = loadSettings({ specs: BACKEND_SETTINGS, flags, env: process.env, otherSections: ['display'], check: checkTogether })
-      .values as BackendSettings;
+    const loaded = loadSettings({ specs: BACKEND_SETTINGS, flags, env: process.env, otherSections: ['display'], check: checkTogether });
+    const values = applyChipDefaults(loaded.values as BackendSettings, loaded.sources);
     logger = createLogger({ program: 'power-meter', level: values.logLevel });
     return values;
   } catch (err) {
@@ -73,7 +105,8 @@ function settingsFrom(flags: Record<string, unknown>): BackendSettings {
 }
 
 /** Settings that only work together: check them before anything starts. */
-function checkTogether(values: BackendSettings): void {
+function checkTogether(raw: BackendSettings, sources: Record<keyof BackendSettings, SettingSource>): void {
+  const values = applyChipDefaults(raw, sources);
   // W3bstream 2 signs the project into every stored message: without it nothing could be signed.
   if (values.transport === 'w3bstream-v2') {
     if (values.projectId === '')
@@ -83,13 +116,32 @@ function checkTogether(values: BackendSettings): void {
         'the W3bstream 2 project ID (a whole number from 1) with --transport w3bstream-v2',
         'default',
       );
-    if (values.projectVersion === '')
+    // The node API is the URL's ending: the bodies signed for one cannot be sent to the other.
+    if (values.publishUrl !== '' && v2DialectOfUrl(values.publishUrl) === null)
       throw new SettingError(
-        '--project-version',
-        '',
-        'the W3bstream 2 project version (e.g. 0.1) with --transport w3bstream-v2',
-        'default',
+        '--publish-url',
+        safeUrl(values.publishUrl),
+        'with --transport w3bstream-v2, the node URL ending in /v1/task (current nodes: https://<node>/v1/task) or /message (nodes before v0.17: https://<node>/message)',
+        'flag',
       );
+    if (v2Dialect(values) === 'message') {
+      if (values.projectVersion === '')
+        throw new SettingError(
+          '--project-version',
+          '',
+          'the W3bstream 2 project version (e.g. 0.1): a /message node requires it',
+          'default',
+        );
+      if (BigInt(values.projectId) > MAX_PROJECT_ID)
+        throw new SettingError(
+          '--project-id',
+          values.projectId,
+          `at most ${MAX_PROJECT_ID} for a /message node (its project ID is a uint64)`,
+          'flag',
+        );
+      if (values.signedKeys.length > 0)
+        throw new SettingError('--signed-keys', values.signedKeys.join(','), 'empty for a /message node (it signs no keys)', 'flag');
+    }
   }
   // The reward balance needs all three: where to ask, which token, whose balance.
   if (values.rpcUrl !== '' || values.rewardToken !== '') {
@@ -105,14 +157,56 @@ function checkTogether(values: BackendSettings): void {
         'flag',
       );
   }
-  // The INA219 limits depend on two settings together: the driver's own check.
+  // A client certificate needs its key and the other way round; TLS files only mean something for mqtts://.
+  if ((values.mqttCert === '') !== (values.mqttKey === ''))
+    throw new SettingError(
+      values.mqttCert === '' ? '--mqtt-cert' : '--mqtt-key',
+      '',
+      values.mqttCert === '' ? 'the client certificate (PEM) that goes with --mqtt-key' : 'the private key (PEM) of --mqtt-cert',
+      'flag',
+    );
+  for (const [flag, value] of [
+    ['--mqtt-ca', values.mqttCa],
+    ['--mqtt-cert', values.mqttCert],
+  ] as const)
+    if (value !== '' && !values.mqttUrl.startsWith('mqtts://'))
+      throw new SettingError(flag, value, 'a PEM file only with an mqtts:// --mqtt-url (TLS); plain mqtt:// uses no certificates', 'flag');
+  // The chip's limits depend on the shunt and the current together: the driver's own check.
+  const chip = sensorChip(values);
+  if (CHIPS[chip].internalShuntOhms !== null && sources.shuntOhms !== 'default')
+    throw new SettingError(
+      '--shunt-ohms',
+      values.shuntOhms,
+      `no value with ${values.sensor === 'sim' ? '--sim-chip' : '--sensor'} ${chip}: the ${CHIPS[chip].name} measures through its own ${CHIPS[chip].internalShuntOhms! * 1000} mohm shunt`,
+      sources.shuntOhms as SettingSource,
+    );
+  const chipSettings = { shuntOhms: values.shuntOhms, maxCurrentA: values.maxCurrentA };
   try {
-    resolveIna219Settings({ shuntOhms: values.shuntOhms, maxCurrentA: values.maxCurrentA });
+    if (chip === 'ina219') resolveIna219Settings(chipSettings);
+    else if (chip === 'ina228') resolveIna228Settings(chipSettings);
+    else resolveIna226Settings(CHIPS[chip], chipSettings);
   } catch (err) {
-    if (err instanceof Ina219SettingError && err.setting === 'maxCurrentA')
-      throw new SettingError('--max-current', values.maxCurrentA, err.allowed, 'flag');
+    if (err instanceof ChipSettingError && err.setting === 'maxCurrentA')
+      throw new SettingError('--max-current', values.maxCurrentA, `${err.allowed} (${CHIPS[chip].name})`, sources.maxCurrentA);
+    if (err instanceof ChipSettingError && err.setting === 'shuntOhms')
+      throw new SettingError('--shunt-ohms', values.shuntOhms, `${err.allowed} (${CHIPS[chip].name})`, sources.shuntOhms);
     throw err;
   }
+}
+
+/** Test hook: the simulated sensor emulates another chip than --sim-chip (a wrong setting). */
+function testEmulatedChip(): ChipId | undefined {
+  const v = process.env.POWER_METER_TEST_SIM_EMULATED_CHIP;
+  return v !== undefined && (CHIP_IDS as readonly string[]).includes(v) ? (v as ChipId) : undefined;
+}
+
+/** The advice for a chip that is not the configured one (library errors name no flags). */
+function wrongChip(err: ChipMismatchError, s: BackendSettings): string {
+  const setting = s.sensor === 'sim' ? 'sim-chip' : 'sensor';
+  const fix = err.foundId
+    ? `set --${setting} ${err.foundId} (config "${setting === 'sensor' ? 'sensor' : 'simChip'}": "${err.foundId}"), or connect the ${CHIPS[sensorChip(s)].name} the setting names`
+    : `check --sensor ${s.sensor} and --i2c-address 0x${s.i2cAddress.toString(16)} (i2cdetect -y ${s.i2cBus} lists what answers)`;
+  return `${err.message}: ${fix}`;
 }
 
 /**
@@ -128,13 +222,15 @@ function safeUrl(url: string, originOnly = false): string {
 function summary(s: BackendSettings): string {
   const transport =
     s.transport === 'w3bstream-v2'
-      ? `transport=${s.transport} project_id=${s.projectId} project_version=${JSON.stringify(s.projectVersion)}`
+      ? `transport=${s.transport} api=${v2Dialect(s)} project_id=${s.projectId} project_version=${JSON.stringify(s.projectVersion)}${s.signedKeys.length > 0 ? ` signed_keys=${s.signedKeys.join(',')}` : ''}`
       : `transport=${s.transport} token=${s.publisherToken ? 'set' : 'not set'} event_type=${s.eventType}`;
-  return `settings data_dir=${s.dataDir} sensor=${s.sensor} window_s=${s.window} publish_url=${s.publishUrl ? safeUrl(s.publishUrl) : '(disabled)'} ${transport} signature=${s.signature} public_key=${s.publicKeyField} timestamp_unit=${s.timestampUnit} hold_unsynced_clock=${s.holdUnsyncedClock} reward_balance=${s.rpcUrl ? `${s.rewardToken}@${safeUrl(s.rpcUrl, true)}` : 'off'}`;
+  return `settings data_dir=${s.dataDir} sensor=${s.sensor}${s.sensor === 'sim' ? ` sim_chip=${s.simChip}` : ''} window_s=${s.window} publish_url=${s.publishUrl ? safeUrl(s.publishUrl) : '(disabled)'} ${transport} signature=${s.signature} public_key=${s.publicKeyField} timestamp_unit=${s.timestampUnit} hold_unsynced_clock=${s.holdUnsyncedClock} reward_balance=${s.rpcUrl ? `${s.rewardToken}@${safeUrl(s.rpcUrl, true)}` : 'off'}`;
 }
 
 const program = new Command('power-meter')
-  .description('Measures power with an INA219, signs each window and delivers it to W3bstream; writes live values for power-meter-display')
+  .description(
+    'Measures power with an INA219, INA226, INA260 or INA228, signs each window and delivers it to W3bstream; writes live values for power-meter-display',
+  )
   .version(VERSION)
   .addHelpText(
     'after',
@@ -149,6 +245,13 @@ withSettings(program.command('run', { isDefault: true }).description('run the me
     if (s.publishUrl && !s.publisherToken && s.transport === 'w3bstream-v1')
       logger.warning('a publish URL is set but W3BSTREAM_PUBLISHER_TOKEN is not: the node will answer InvalidToken');
     const service = new ServiceNotifier({ warn: logger.warning });
+    // Certificates and keys for the outputs, before anything starts: a bad file is a setting to fix.
+    let outputFiles: OutputFiles;
+    try {
+      outputFiles = await readOutputFiles(s);
+    } catch (err) {
+      return fail(err instanceof Error ? err.message : String(err), EXIT.badSettings);
+    }
     let meter: Meter;
     // A damaged outbox stops the program for good (systemd does not restart on status 3): running
     // on would mean numbering from scratch or losing what it holds.
@@ -177,16 +280,25 @@ withSettings(program.command('run', { isDefault: true }).description('run the me
         retryMaxMs: process.env.POWER_METER_RETRY_MAX_MS ? Number(process.env.POWER_METER_RETRY_MAX_MS) : undefined,
         onFatal: corrupt,
         testFault: testFault === 'sampler' || testFault === 'publisher' ? testFault : undefined,
+        testEmulatedChip: testEmulatedChip(),
+        // Another chip at the address: a setting or the wiring to change, so no restart loop.
+        onWrongChip: (err) => {
+          if (stopping) return;
+          stopping = true;
+          service.status(`fault: ${err.message}`);
+          fail(wrongChip(err, s), EXIT.badSettings);
+        },
       });
     } catch (err) {
       if (err instanceof OutboxCorruptError || err instanceof OutboxTooNewError || err instanceof SequenceFloorError) return corrupt(err);
       // A P-256 key for W3bstream 2, or a backlog signed for the other transport: a setting to change, never data to discard.
-      if (err instanceof IdentityCurveError || err instanceof TransportMismatchError) return fail(err.message, EXIT.badSettings);
+      if (err instanceof IdentityCurveError || err instanceof TransportMismatchError || err instanceof ProjectMismatchError)
+        return fail(err.message, EXIT.badSettings);
       if (err instanceof OutboxLockedError || err instanceof IdentityError) return fail(err.message);
       if (err instanceof RuntimeDirError) return fail(err.message, EXIT.badSettings);
       throw err;
     }
-    const outputs = await startOutputs(meter, s, log);
+    const outputs = await startOutputs(meter, s, log, outputFiles);
     const summaryTimer = startSummary(
       meter,
       { log: logger.info, status: (text) => service.status(text) },
@@ -223,6 +335,9 @@ withSettings(program.command('identity').description('print the device address a
     const s = settingsFrom(flags);
     try {
       const id = loadOrCreateIdentity(join(s.dataDir, 'identity'), { curve: identityCurveFor(s) });
+      // The key W3bstream 2 needs is not this one: printing it as the device's identity would be a
+      // dead end (the README's promise: exit 2, nothing printed on standard output).
+      if (s.transport === 'w3bstream-v2' && id.curve !== 'secp256k1') return fail(p256ForV2(id.keyFile), EXIT.badSettings);
       if (flags.json)
         console.log(
           JSON.stringify({
@@ -237,42 +352,117 @@ withSettings(program.command('identity').description('print the device address a
         console.log(
           `device_id   ${id.deviceId}\npublic_key  ${id.publicKeyHex}\ncurve       ${id.curve}\ndid         ${id.did}\njwk         ${JSON.stringify(id.publicKeyJwk)}${id.created ? '\n(new identity created)' : ''}`,
         );
-      if (s.transport === 'w3bstream-v2' && id.curve !== 'secp256k1') logger.warning(p256ForV2(id.keyFile));
     } catch (err) {
       fail(err instanceof Error ? err.message : String(err));
     }
   });
 
-withSettings(program.command('read').description('take one measurement and print it'))
+withSettings(program.command('read').description('take one measurement and print it (calibrated, naming the chip)'))
   .option('--json', 'print JSON')
   .action(async (flags: Record<string, unknown>) => {
     const s = settingsFrom(flags);
     try {
       const sensor = await createSensor({
         kind: s.sensor,
+        simChip: s.simChip,
+        simEmulatedChip: testEmulatedChip(),
         i2cBus: s.i2cBus,
         settings: { address: s.i2cAddress, shuntOhms: s.shuntOhms, maxCurrentA: s.maxCurrentA },
         simLoad: s.simLoad,
       });
-      await sensor.driver.init();
-      await realSleep(cycleMs(sensor.driver.settings) + 2);
-      const r = await sensor.driver.read();
-      await sensor.close();
+      let r: Awaited<ReturnType<typeof sensor.driver.read>>;
+      try {
+        await sensor.driver.init();
+        await realSleep(sensor.driver.cycleMs + 2);
+        r = await sensor.driver.read();
+        // A result is ready one cycle after the settings are written; a slow oscillator can make it a little later.
+        for (let polls = 0; !r.ready && polls < 40; polls++) {
+          await realSleep(1);
+          r = await sensor.driver.read();
+        }
+      } finally {
+        await sensor.close();
+      }
+      const stored = readCalibration(s.dataDir, { chip: sensor.chip.id, simulated: sensor.simulated, fullScaleA: s.maxCurrentA });
+      const { calibration, id } = activeCalibration(stored);
+      const c = calibrateReading(r, calibration);
+      const chipLabel = `${sensor.chip.name}${sensor.simulated ? ' (simulated)' : ''}`;
       const out = {
-        powerW: Number(r.powerW.toFixed(4)),
-        busV: r.busV,
-        currentA: Number(r.currentA.toFixed(6)),
-        shuntUv: r.shuntUv,
+        powerW: Number(c.powerW.toFixed(4)),
+        busV: Number(c.busV.toFixed(4)),
+        currentA: Number(c.currentA.toFixed(6)),
+        shuntUv: r.shuntUv === undefined ? null : Number(r.shuntUv.toFixed(3)),
         outOfRange: r.outOfRange,
         sensor: s.sensor,
+        chip: sensor.chip.name,
+        simulated: sensor.simulated,
+        calibrationId: id,
       };
       if (flags.json) console.log(JSON.stringify(out));
       else
         console.log(
-          `power ${out.powerW} W   bus ${out.busV} V   current ${out.currentA} A${r.outOfRange ? '   (OUT OF RANGE: raise --max-current or lower --shunt-ohms)' : ''}`,
+          `power ${out.powerW} W   bus ${out.busV} V   current ${out.currentA} A   ${chipLabel}, ${id === null ? 'uncalibrated' : `calibration ${id}`}${r.outOfRange ? '   (OUT OF RANGE: raise --max-current or lower --shunt-ohms)' : ''}`,
         );
+      if (stored.state === 'unusable') logger.warning(`calibration not applied: ${stored.problem}`);
     } catch (err) {
+      if (err instanceof ChipMismatchError) return fail(wrongChip(err, s), EXIT.badSettings);
       if (err instanceof I2cError || err instanceof Error) fail(`${err.message}${sensorErrorHint(err)}`);
+    }
+  });
+
+withSettings(
+  program
+    .command('calibrate')
+    .description(
+      'measure a steady load against a reference meter and store the correction (stop the meter first); one point gives a gain, a second at another current (e.g. --reference-w 0 with the load off) gain and offset',
+    ),
+)
+  .option('--reference-w <watts>', 'the power the reference meter shows while the load runs')
+  .option('--reference-v <volts>', 'the supply voltage the reference shows (calibrates the voltage)')
+  .option('--reference-a <amperes>', 'the current the reference shows')
+  .option('--seconds <n>', 'how long to measure (3-120)', '10')
+  .option('--new', 'forget the earlier points: start the calibration from this one')
+  .option('--json', 'print the stored calibration as JSON')
+  .action(async (flags: Record<string, unknown>) => {
+    const s = settingsFrom(flags);
+    const ref = (name: string, flag: string, min: number, max: number): number | null => {
+      const raw = flags[name];
+      if (raw === undefined) return null;
+      const n = typeof raw === 'string' && /^-?(\d+(\.\d*)?|\.\d+)$/.test(raw.trim()) ? Number(raw) : Number.NaN;
+      if (!(n >= min && n <= max))
+        fail(
+          `invalid setting --${flag} = ${JSON.stringify(raw)}: allowed a number from ${min} to ${max} (plain decimal)`,
+          EXIT.badSettings,
+        );
+      return n;
+    };
+    const referenceW = ref('referenceW', 'reference-w', 0, 100_000);
+    const referenceV = ref('referenceV', 'reference-v', 0.1, 1000);
+    const referenceA = ref('referenceA', 'reference-a', 0, 1000);
+    const seconds = ref('seconds', 'seconds', 3, 120)!;
+    if (referenceW === null && referenceV === null && referenceA === null)
+      return fail('calibrate needs what the reference meter shows: --reference-w, --reference-a and/or --reference-v', EXIT.badSettings);
+    try {
+      const r = await calibrate(s, { referenceW, referenceV, referenceA, seconds: Math.round(seconds), fresh: flags.new === true }, log);
+      const f = r.file;
+      if (flags.json) {
+        console.log(JSON.stringify(f));
+        return;
+      }
+      console.log(
+        `measured ${r.point.measuredW.toFixed(4)} W (${r.point.measuredV.toFixed(4)} V, ${r.point.measuredA.toFixed(6)} A) over ${r.point.seconds.toFixed(0)} s, ${r.chipLabel}`,
+      );
+      console.log(
+        `calibration ${f.id}: voltage gain ${f.voltageGain.toFixed(6)}, current gain ${f.currentGain.toFixed(6)}, current offset ${(f.currentOffsetA * 1000).toFixed(3)} mA (${f.method})`,
+      );
+      console.log(`stored in ${r.path}; it applies from the next start: sudo systemctl restart power-meter`);
+    } catch (err) {
+      if (err instanceof CalibrationError || err instanceof UnsteadyLoadError)
+        return fail(`calibration refused: ${err.message}; nothing was stored`, EXIT.badSettings);
+      if (err instanceof ChipMismatchError) return fail(wrongChip(err, s), EXIT.badSettings);
+      if (err instanceof MeterRunningError) return fail(err.message);
+      if (err instanceof Error) return fail(`${err.message}${sensorErrorHint(err)}`);
+      throw err;
     }
   });
 
@@ -325,6 +515,108 @@ withSettings(
   }
 });
 
+/** A destructive command's confirmation: --yes, or "yes" typed at a terminal; otherwise exit 2 saying how. */
+async function confirmed(flags: Record<string, unknown>, question: string): Promise<boolean> {
+  if (flags.yes === true) return true;
+  if (!process.stdin.isTTY) return false;
+  const { createInterface } = await import('node:readline/promises');
+  const rl = createInterface({ input: process.stdin, output: process.stderr });
+  try {
+    return (await rl.question(`${question} Type yes to go on: `)).trim().toLowerCase() === 'yes';
+  } finally {
+    rl.close();
+  }
+}
+
+/** The outbox commands need the meter stopped: its lock says so. */
+function outboxFailure(err: unknown, s: BackendSettings): never {
+  if (err instanceof OutboxCorruptError)
+    return fail(`${err.message}. First: power-meter outbox salvage --data-dir ${s.dataDir}`, EXIT.corruptData);
+  if (err instanceof OutboxLockedError) return fail(`${err.message} (sudo systemctl stop power-meter)`);
+  return fail(err instanceof Error ? err.message : String(err));
+}
+
+withSettings(
+  outbox
+    .command('export')
+    .description(
+      'print every undelivered reading as one JSON line {seq, createdAtMs, signedFor, powerW, timestampMs, body} (stop the meter first); the outbox is not changed',
+    ),
+).action((flags: Record<string, unknown>) => {
+  const s = settingsFrom(flags);
+  try {
+    const r = exportBacklog(s, (line) => process.stdout.write(`${line}\n`));
+    logger.info(`exported ${r.waiting} undelivered reading(s): ${r.groups.map(describeGroup).join('; ') || 'none'}`);
+  } catch (err) {
+    outboxFailure(err, s);
+  }
+});
+
+withSettings(
+  outbox
+    .command('discard')
+    .description(
+      'remove every undelivered reading from the outbox, for good (stop the meter first; export them first if they matter); asks for confirmation, or --yes',
+    ),
+)
+  .option('--yes', 'do not ask: discard')
+  .action(async (flags: Record<string, unknown>) => {
+    const s = settingsFrom(flags);
+    try {
+      const before = summarizeBacklog(s);
+      if (before.waiting === 0) return void console.log('the outbox holds no undelivered reading: nothing to discard');
+      const what = before.groups.map(describeGroup).join('; ');
+      if (!(await confirmed(flags, `This removes ${before.waiting} undelivered reading(s) for good (${what}).`)))
+        return fail(
+          `not confirmed: nothing was discarded. ${before.waiting} reading(s) wait (${what}); save them with "power-meter outbox export --data-dir ${s.dataDir} > backlog.jsonl", then run this again with --yes`,
+          EXIT.badSettings,
+        );
+      const n = discardBacklog(s);
+      console.log(`discarded ${n} undelivered reading(s) (${what}); the totals (energy, rewards) keep them; start the meter again`);
+    } catch (err) {
+      outboxFailure(err, s);
+    }
+  });
+
+withSettings(
+  outbox
+    .command('resign')
+    .description(
+      'sign every undelivered reading again for the current settings (--transport, the publish URL, --project-id, --project-version, --signed-keys) with the current identity: same power and time, new signature and sequence number (stop the meter first); asks for confirmation, or --yes',
+    ),
+)
+  .option('--yes', 'do not ask: sign again')
+  .action(async (flags: Record<string, unknown>) => {
+    const s = settingsFrom(flags);
+    try {
+      const before = summarizeBacklog(s);
+      if (before.waiting === 0) return void console.log('the outbox holds no undelivered reading: nothing to sign again');
+      const identity = loadIdentity(join(s.dataDir, 'identity'));
+      if (s.transport === 'w3bstream-v2' && identity.curve !== 'secp256k1') return fail(p256ForV2(identity.keyFile), EXIT.badSettings);
+      const to = signedForSettings(s);
+      const target = to === 'w3bstream-v1' ? to : `${to}, project ${s.projectId} version ${s.projectVersion || '(default)'}`;
+      const what = before.groups.map(describeGroup).join('; ');
+      if (
+        !(await confirmed(
+          flags,
+          `This signs ${before.waiting} undelivered reading(s) (${what}) again for ${target} with ${identity.deviceId}; their old signatures are gone.`,
+        ))
+      )
+        return fail(
+          `not confirmed: nothing was changed. Run this again with --yes to sign ${before.waiting} reading(s) for ${target}`,
+          EXIT.badSettings,
+        );
+      const r = resignBacklog(s, identity);
+      console.log(
+        `signed ${r.resigned} reading(s) again for ${target} with ${identity.deviceId}${r.firstSeq === null ? '' : ` (sequence numbers ${r.firstSeq}-${r.lastSeq})`}${r.unreadable > 0 ? `; ${r.unreadable} held no reading to sign and were left as they were (export and discard them)` : ''}; start the meter again`,
+      );
+    } catch (err) {
+      if (err instanceof IdentityError)
+        return fail(`${err.message}; create the identity first: power-meter identity --data-dir ${s.dataDir} …(the same settings)`);
+      outboxFailure(err, s);
+    }
+  });
+
 withSettings(
   program
     .command('doctor')
@@ -340,15 +632,22 @@ withSettings(
     process.exit(ok ? EXIT.ok : EXIT.failure);
   });
 
+const collect = (value: string, previous: string[] = []): string[] => [...previous, value];
+
 program
   .command('dev-receiver')
-  .description('local stand-in for a W3bstream event endpoint, for development and tests (verifies every message)')
+  .description('local stand-in for a W3bstream node, for development and tests (verifies every message)')
   .option('--port <n>', 'TCP port on 127.0.0.1 (default: 8080; 0 = any free port)', '8080')
   .option('--host <addr>', 'address to listen on', '127.0.0.1')
   .option(
     '--transport <name>',
-    'the node to stand in for: w3bstream-v1 (event route, token) or w3bstream-v2 (POST /message, signature recovery)',
+    'the node to stand in for: w3bstream-v1 (event route, token) or w3bstream-v2 (the apinode: POST /v1/task, or /message with --dialect message)',
     'w3bstream-v1',
+  )
+  .option(
+    '--dialect <api>',
+    'w3bstream-v2: task (POST /v1/task, GET /v1/task/<id>: the current node) or message (POST /message: nodes before v0.17)',
+    'task',
   )
   .option('--project <name>', 'project name in the route /srv-applet-mgr/v0/event/<project> (v1)', 'demo')
   .option(
@@ -358,33 +657,112 @@ program
   .option('--record <file>', 'append every received message to this JSON-lines file')
   .option(
     '--answer <mode>',
-    `answer every request like this (the node's failure answers and what stands in front of a node): v1 ${DEV_ANSWER_MODES.join(', ')}; v2 ${DEV_ANSWER_MODES_V2.join(', ')} (no-applet: an empty taskID, the node aggregating; wait-timeout: 500, the node cannot store)`,
+    `answer every request like this (the node's failure answers and what stands in front of a node): v1 ${DEV_ANSWER_MODES.join(', ')}; v2 task ${DEV_ANSWER_MODES_TASK.join(', ')}; v2 message ${DEV_ANSWER_MODES_V2.join(', ')} (no-applet: an empty taskID, the node aggregating; wait-timeout: 500, the node cannot store; not-from-node: a taskID the node would not compute)`,
     'normal',
   )
+  .option(
+    '--approve <device:project>',
+    'w3bstream-v2 task: approve this device (0x + 40 hex) for this project ID, as an ioID registration does (repeatable); devices not named get 403 "device does not have permission"',
+    collect,
+  )
+  .option('--approve-after <seconds>', 'w3bstream-v2 task: the --approve devices are refused (403) until this long after their first task')
+  .option('--approve-all', 'w3bstream-v2 task: every device for every project (the default when no --approve is given)')
+  .option(
+    '--project-id <id>',
+    'w3bstream-v2 task: a project the node knows (repeatable; default: any project); others get 400 "failed to get project"',
+    collect,
+  )
+  .option(
+    '--project-version <v>',
+    'w3bstream-v2 task: the versions the --project-id projects have (repeatable; default: any); others get 400 "failed to get project config"',
+    collect,
+  )
+  .option(
+    '--signed-keys <keys>',
+    "w3bstream-v2 task: the payload members the --project-id projects' config signs (e.g. timestamp, as Pebble's)",
+    '',
+  )
+  .option('--task-outcome <state>', 'w3bstream-v2 task: where every task ends for GET /v1/task/<id>: settled, failed or packed', 'settled')
+  .option('--task-step <ms>', "w3bstream-v2 task: time between a task's states (packed, assigned, settled/failed)", '2000')
   .action(
-    async (o: { port: string; host: string; project: string; token?: string; record?: string; answer: string; transport: string }) => {
+    async (o: {
+      port: string;
+      host: string;
+      project: string;
+      token?: string;
+      record?: string;
+      answer: string;
+      transport: string;
+      dialect: string;
+      approve?: string[];
+      approveAfter?: string;
+      approveAll?: boolean;
+      projectId?: string[];
+      projectVersion?: string[];
+      signedKeys: string;
+      taskOutcome: string;
+      taskStep: string;
+    }) => {
+      const bad = (name: string, value: unknown, allowed: string): never =>
+        fail(`invalid setting --${name} = ${JSON.stringify(value)}: allowed ${allowed}`, EXIT.badSettings);
       const port = Number(o.port);
-      if (!/^\d+$/.test(o.port) || port > 65535)
-        fail(`invalid setting --port = ${JSON.stringify(o.port)}: allowed 0-65535`, EXIT.badSettings);
-      if (!(TRANSPORT_NAMES as readonly string[]).includes(o.transport))
-        fail(`invalid setting --transport = ${JSON.stringify(o.transport)}: allowed ${TRANSPORT_NAMES.join(' or ')}`, EXIT.badSettings);
-      const modes: readonly string[] = o.transport === 'w3bstream-v2' ? DEV_ANSWER_MODES_V2 : DEV_ANSWER_MODES;
+      if (!/^\d+$/.test(o.port) || port > 65535) bad('port', o.port, '0-65535');
+      if (!(TRANSPORT_NAMES as readonly string[]).includes(o.transport)) bad('transport', o.transport, TRANSPORT_NAMES.join(' or '));
+      if (!(V2_DIALECTS as readonly string[]).includes(o.dialect)) bad('dialect', o.dialect, V2_DIALECTS.join(' or '));
+      const v2 = o.transport === 'w3bstream-v2';
+      const taskApi = v2 && o.dialect === 'task';
+      const modes: readonly string[] = !v2 ? DEV_ANSWER_MODES : taskApi ? DEV_ANSWER_MODES_TASK : DEV_ANSWER_MODES_V2;
       if (!modes.includes(o.answer))
-        fail(
-          `invalid setting --answer = ${JSON.stringify(o.answer)}: allowed ${modes.join(', ')} (with --transport ${o.transport})`,
-          EXIT.badSettings,
-        );
+        bad('answer', o.answer, `${modes.join(', ')} (with --transport ${o.transport}${v2 ? ` --dialect ${o.dialect}` : ''})`);
+      let approve: Approval[] = [];
+      try {
+        approve = (o.approve ?? []).map(parseApproval);
+      } catch (err) {
+        bad('approve', (err as Error).message, '<device address 0x + 40 hex>:<project ID>');
+      }
+      const afterS = o.approveAfter === undefined ? undefined : Number(o.approveAfter);
+      if (afterS !== undefined && !(Number.isFinite(afterS) && afterS >= 0)) bad('approve-after', o.approveAfter, 'seconds >= 0');
+      if (afterS !== undefined && approve.length === 0)
+        bad('approve-after', o.approveAfter, 'with --approve <device:project> (the devices it delays)');
+      if (!['settled', 'failed', 'packed'].includes(o.taskOutcome)) bad('task-outcome', o.taskOutcome, 'settled, failed or packed');
+      const stepMs = Number(o.taskStep);
+      if (!(Number.isFinite(stepMs) && stepMs >= 0)) bad('task-step', o.taskStep, 'milliseconds >= 0');
+      const keys = o.signedKeys
+        .split(',')
+        .map((k) => k.trim())
+        .filter((k) => k !== '');
+      let projects: DevProject[] | null = null;
+      try {
+        projects =
+          o.projectId === undefined
+            ? null
+            : o.projectId.map((p) => ({ projectId: parseTaskProjectId(p), versions: o.projectVersion ?? [], signedKeys: keys }));
+      } catch (err) {
+        bad('project-id', (err as Error).message, 'a whole number from 1 to 2^256-1');
+      }
+      const approveAll = o.approveAll === true || approve.length === 0;
       const r = await startDevReceiver({
         transport: o.transport as TransportName,
+        dialect: o.dialect as V2Dialect,
         port,
         host: o.host,
         project: o.project,
         token: o.token ?? process.env.DEV_RECEIVER_TOKEN ?? 'dev-token',
         recordFile: o.record,
         mode: o.answer as DevAnswerMode,
+        approvals: staticApprovals({ approve, approveAll, approveAfterMs: afterS === undefined ? undefined : afterS * 1000 }),
+        projects,
+        taskOutcome: o.taskOutcome as 'settled' | 'failed' | 'packed',
+        taskStepMs: stepMs,
         log,
       });
       log(`dev-receiver listening publish_url=${r.url}`);
+      if (taskApi)
+        log(
+          approveAll
+            ? "approvals: every device for every project (name devices with --approve to get the node's 403 for the others)"
+            : `approvals: ${approve.map((a) => `${a.address} for project ${a.projectId}`).join(', ')}${afterS === undefined ? '' : ` after ${afterS} s`}; other devices get 403`,
+        );
       const stop = (): void => void r.close().then(() => process.exit(0));
       process.on('SIGTERM', stop);
       process.on('SIGINT', stop);

@@ -4,10 +4,13 @@ import { lookup } from 'node:dns/promises';
 import net from 'node:net';
 import tls from 'node:tls';
 import { dirname, join } from 'node:path';
-import { Ina219, openI2cBus } from '@power-meter/ina219';
+import { CHIPS, ChipMismatchError, RegisterIo, checkIdentity as checkChipIdentity, openI2cBus, type ChipSpec } from '@power-meter/ina219';
 import { KEY_FILE } from '@power-meter/w3bstream';
+import { readState } from '@power-meter/meter-files';
+import { readCalibration } from './calibration/store.js';
 import { buildFloorMs } from './meter.js';
-import type { BackendSettings } from './settings.js';
+import { sensorChip, type BackendSettings } from './settings.js';
+import { v2Dialect } from './transport.js';
 import { decideClockSync, probeClock } from './timesync.js';
 
 /**
@@ -36,6 +39,7 @@ export async function runDoctor(s: BackendSettings, opts: DoctorOptions = {}): P
   return [
     { name: 'config', status: 'ok', detail: 'settings are valid' },
     ...(await checkSensor(s, dev)),
+    checkCalibration(s),
     checkSpi(dev),
     checkDataDir(s.dataDir),
     checkIdentity(s.dataDir),
@@ -50,7 +54,14 @@ export async function runDoctor(s: BackendSettings, opts: DoctorOptions = {}): P
 
 /** I2C bus, permissions and the chip itself (nothing to check for the simulated sensor). */
 async function checkSensor(s: BackendSettings, dev: string): Promise<Check[]> {
-  if (s.sensor === 'sim') return [{ name: 'sensor', status: 'ok', detail: 'simulated sensor (--sensor sim): no I2C needed' }];
+  if (s.sensor === 'sim')
+    return [
+      {
+        name: 'sensor',
+        status: 'ok',
+        detail: `simulated ${CHIPS[s.simChip].name} (--sensor sim --sim-chip ${s.simChip}, load ${s.simLoad}): no I2C needed`,
+      },
+    ];
   const bus = join(dev, `i2c-${s.i2cBus}`);
   if (!existsSync(bus))
     return [
@@ -73,28 +84,73 @@ async function checkSensor(s: BackendSettings, dev: string): Promise<Check[]> {
   return [{ name: 'i2c', status: 'ok', detail: `${bus} is present and accessible` }, await checkChip(s)];
 }
 
+/**
+ * The chip at the address, without touching its settings (the meter may be running): its ID
+ * registers where it has them, and for the INA219, which has none, that no other chip names
+ * itself there.
+ */
 async function checkChip(s: BackendSettings): Promise<Check> {
+  const chip: ChipSpec = CHIPS[sensorChip(s)];
+  const name = chip.id;
   try {
     const b = await openI2cBus(s.i2cBus);
     try {
-      const driver = new Ina219(b, { address: s.i2cAddress, shuntOhms: s.shuntOhms, maxCurrentA: s.maxCurrentA }, { attempts: 2 });
-      const config = await driver.readRegister('config');
+      const io = new RegisterIo(b, s.i2cAddress, `${chip.name} at 0x${s.i2cAddress.toString(16)}`, { attempts: 2 });
+      await checkChipIdentity(io, chip);
+      const config = await io.read(chip.registers.config!);
+      const id = chip.identity
+        ? `manufacturer 0x${chip.identity.manufacturerId.toString(16)} ("TI"), die 0x${chip.identity.dieId.toString(16)}`
+        : 'it has no ID registers';
       return {
-        name: 'ina219',
+        name,
         status: 'ok',
-        detail: `INA219 answers at 0x${s.i2cAddress.toString(16)} (configuration 0x${config.toString(16)})`,
+        detail: `${chip.name} answers at 0x${s.i2cAddress.toString(16)} (${id}; configuration 0x${config.toString(16)})`,
       };
     } finally {
       await b.close();
     }
   } catch (err) {
+    if (err instanceof ChipMismatchError)
+      return {
+        name,
+        status: 'fail',
+        detail: err.message,
+        fix: err.foundId
+          ? `set --sensor ${err.foundId} (config "sensor": "${err.foundId}"), or connect an ${chip.name}`
+          : `check --sensor and --i2c-address; i2cdetect -y ${s.i2cBus} lists the addresses that answer`,
+      };
     return {
-      name: 'ina219',
+      name,
       status: 'fail',
       detail: err instanceof Error ? err.message : String(err),
-      fix: 'check wiring and --i2c-address; i2cdetect -y 1 lists the addresses that answer',
+      fix: `check wiring and --i2c-address; i2cdetect -y ${s.i2cBus} lists the addresses that answer`,
     };
   }
+}
+
+/** The calibration the meter applies (calibration.json), or why it does not. */
+function checkCalibration(s: BackendSettings): Check {
+  const stored = readCalibration(s.dataDir, { chip: sensorChip(s), simulated: s.sensor === 'sim', fullScaleA: s.maxCurrentA });
+  if (stored.state === 'none')
+    return {
+      name: 'calibration',
+      status: 'ok',
+      detail:
+        "none: the figures carry the chip's and the shunt's own tolerance; power-meter calibrate corrects them against a reference meter",
+    };
+  if (stored.state === 'unusable')
+    return {
+      name: 'calibration',
+      status: 'fail',
+      detail: `not applied: ${stored.problem}`,
+      fix: 'stop the meter, run power-meter calibrate --new --reference-w <watts> with a steady load, then start it',
+    };
+  const f = stored.file;
+  return {
+    name: 'calibration',
+    status: 'ok',
+    detail: `${f.id} of ${f.createdAt.slice(0, 10)} (${f.method}): voltage gain ${f.voltageGain.toFixed(5)}, current gain ${f.currentGain.toFixed(5)}, offset ${(f.currentOffsetA * 1000).toFixed(3)} mA`,
+  };
 }
 
 /** SPI for the display (informational for the backend, but users run doctor for both). */
@@ -182,11 +238,62 @@ async function checkPublishing(s: BackendSettings, envFile: string): Promise<Che
       {
         name: 'transport',
         status: 'ok',
-        detail: `W3bstream 2: project ${s.projectId} version ${JSON.stringify(s.projectVersion)}, no token needed (the device is its signature)`,
+        detail: `W3bstream 2 (${v2Dialect(s) === 'task' ? 'POST /v1/task' : 'POST /message, a node before v0.17'}): project ${s.projectId} version ${s.projectVersion === '' ? "(the project's default)" : JSON.stringify(s.projectVersion)}${s.signedKeys.length > 0 ? `, signed keys ${s.signedKeys.join(',')}` : ''}, no token needed (the device is its signature)`,
       },
       await checkEndpoint(s.publishUrl),
+      ...(await checkDelivery(s)),
     ];
   return [checkToken(s.publisherToken, envFile), await checkEndpoint(s.publishUrl)];
+}
+
+/**
+ * What the running (or last) meter wrote in state.json about delivery: a device the node does not
+ * approve, an unknown project, and the newest followed task (settled, failed, still on its way).
+ */
+async function checkDelivery(s: BackendSettings): Promise<Check[]> {
+  const r = await readState(s.dataDir);
+  if (!r.ok) return [];
+  const p = r.state.publishing;
+  const checks: Check[] = [];
+  if (p.state === 'failing' && /^device not approved/.test(p.reason ?? ''))
+    checks.push({
+      name: 'approval',
+      status: 'fail',
+      detail: `the node answers 403 "device does not have permission": ${p.reason}; ${p.waiting} reading(s) wait, none lost`,
+      fix: `register this device's ioID for project ${s.projectId}: the owner runs the registration with the device's permit (power-meter ioid permit --owner <owner wallet> …, README "Put the meter on IoTeX"); the meter delivers everything once the node sees the registration`,
+    });
+  else if (p.state === 'failing' && /^unknown project/.test(p.reason ?? ''))
+    checks.push({
+      name: 'project',
+      status: 'fail',
+      detail: `the node does not know this project: ${p.reason}; ${p.waiting} reading(s) wait`,
+      fix: 'check --project-id and --project-version against the project registered on the chain the node watches (an empty version takes the default)',
+    });
+  else if (p.state === 'failing')
+    checks.push({
+      name: 'delivery',
+      status: 'fail',
+      detail: `failing: ${p.reason ?? 'error'}; ${p.waiting} reading(s) wait`,
+      fix: 'see journalctl -u power-meter -p warning -b',
+    });
+  const t = p.task;
+  if (t) {
+    const failed = t.failedCount > 0 ? `; ${t.failedCount} followed task(s) failed since the meter started` : '';
+    if (t.state === 'failed' || t.state === 'error')
+      checks.push({
+        name: 'task',
+        status: 'warn',
+        detail: `task ${t.id} ${t.state}: ${t.error ?? 'no reason given'}${failed}`,
+        fix: "the node took the reading but its prover failed the task: the project's owner sees why on the node (GET /v1/task/<id>)",
+      });
+    else
+      checks.push({
+        name: 'task',
+        status: 'ok',
+        detail: `task ${t.id} ${t.state}${t.txHash ? ` (transaction ${t.txHash})` : ''}${failed}`,
+      });
+  }
+  return checks;
 }
 
 function checkToken(token: string, envFile: string): Check {

@@ -1,6 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Meter } from './meter.js';
+import type { MqttTls } from './mqtt/connection.js';
+import { sensorHardware } from './sensor-info.js';
 import type { BackendSettings } from './settings.js';
 
 /** The program's version, for Home Assistant's device block and the metrics. */
@@ -16,17 +18,42 @@ export interface Outputs {
   stop(): Promise<void>;
 }
 
+/** What the outputs read from files, read before the meter starts (see readOutputFiles). */
+export interface OutputFiles {
+  mqttTls?: MqttTls;
+}
+
+/**
+ * The files the outputs need (the MQTT CA, client certificate and key), read and checked before
+ * anything starts: a bad one throws MqttTlsFileError, which the program reports as an invalid
+ * setting (exit 2). Loads nothing when MQTT is off.
+ */
+export async function readOutputFiles(s: BackendSettings): Promise<OutputFiles> {
+  if (!s.mqttUrl || (!s.mqttCa && !s.mqttCert && !s.mqttKey)) return {};
+  const { readMqttTls } = await import('./mqtt/tls-files.js');
+  return { mqttTls: readMqttTls(s) };
+}
+
 /**
  * Starts the optional outputs the settings ask for and attaches them to the meter. Each is
  * loaded only when configured, so a meter without MQTT or metrics does not carry their
  * libraries in memory.
  */
-export async function startOutputs(meter: Meter, s: BackendSettings, log: (line: string) => void): Promise<Outputs> {
+export async function startOutputs(
+  meter: Meter,
+  s: BackendSettings,
+  log: (line: string) => void,
+  files: OutputFiles = {},
+): Promise<Outputs> {
   const stops: Array<() => Promise<void>> = [];
   const version = programVersion();
   if (s.mqttUrl) {
     const { MqttOutput, safeBroker } = await import('./mqtt/output.js');
-    log(`mqtt broker=${safeBroker(s.mqttUrl)} login=${s.mqttUser ? 'set' : 'none'} readings=${s.mqttReadings}`);
+    const { liveExpireAfterS } = await import('./mqtt/discovery.js');
+    log(
+      `mqtt broker=${safeBroker(s.mqttUrl)} login=${s.mqttUser ? 'set' : 'none'} readings=${s.mqttReadings}${s.mqttCa ? ` ca=${s.mqttCa}` : ''}${s.mqttCert ? ` client_cert=${s.mqttCert}` : ''}`,
+    );
+    const hardware = sensorHardware(s);
     const retryMaxMs = process.env.POWER_METER_MQTT_RETRY_MAX_MS; // test hook: shorter backoff
     const mqtt = new MqttOutput({
       url: s.mqttUrl,
@@ -38,7 +65,12 @@ export async function startOutputs(meter: Meter, s: BackendSettings, log: (line:
       readings: s.mqttReadings,
       deviceAddress: meter.identity.deviceId,
       version,
-      model: s.sensor === 'sim' ? 'INA219 (simulated)' : 'INA219',
+      model: hardware.model,
+      hwVersion: hardware.hwVersion,
+      suggestedArea: s.mqttArea,
+      liveExpireAfterS: liveExpireAfterS(s.mqttPowerIntervalMs),
+      balance: s.rpcUrl !== '',
+      tls: files.mqttTls,
       log,
       retryMinMs: retryMaxMs ? Math.min(1000, Number(retryMaxMs)) : undefined,
       retryMaxMs: retryMaxMs ? Number(retryMaxMs) : undefined,

@@ -1,4 +1,4 @@
-import { parseSimLoad } from '@power-meter/ina219';
+import { CHIP_IDS, CHIPS, parseSimLoad, type ChipId } from '@power-meter/ina219';
 import {
   DEFAULT_REWARD_TIERS,
   LOG_LEVELS,
@@ -6,9 +6,10 @@ import {
   parsers,
   type LogLevel,
   type RewardTier,
+  type SettingSource,
   type SettingSpec,
 } from '@power-meter/meter-files';
-import { TRANSPORT_NAMES, type TransportName, parseProjectId, parsePublishUrl } from '@power-meter/w3bstream';
+import { SIGNED_KEY_NAME, TRANSPORT_NAMES, type TransportName, parsePublishUrl, parseTaskProjectId } from '@power-meter/w3bstream';
 
 /**
  * Every backend setting, once (docs/design.md "Commands"): flag, environment variable
@@ -16,6 +17,17 @@ import { TRANSPORT_NAMES, type TransportName, parseProjectId, parsePublishUrl } 
  * purpose: `ps` would show it.
  */
 const s = <T>(spec: SettingSpec<T>): SettingSpec<T> => spec;
+
+/** What --sensor accepts: a chip on the bus, or the emulator of one. */
+export const SENSOR_NAMES = [...CHIP_IDS, 'sim'] as const;
+export type SensorSetting = (typeof SENSOR_NAMES)[number];
+
+/** "INA219 0.1, INA226 0.1, INA260 (inside), INA228 0.015": the per-chip defaults for --help and the README. */
+function chipDefaults(key: 'shuntOhms' | 'maxCurrentA'): string {
+  return CHIP_IDS.map(
+    (id) => `${CHIPS[id].name} ${key === 'shuntOhms' && CHIPS[id].internalShuntOhms !== null ? '(inside)' : CHIPS[id].defaults[key]}`,
+  ).join(', ');
+}
 
 // The reward table's type and default belong to the data-directory contract (state.json carries the tiers).
 export { DEFAULT_REWARD_TIERS, type RewardTier };
@@ -68,10 +80,20 @@ function publishUrl(raw: unknown): string {
   return v;
 }
 
-/** The W3bstream 2 project ID as its canonical decimal (the node's uint64), or empty. */
+/** The W3bstream 2 project ID as its canonical decimal (a uint256 on chain), or empty. */
 function projectId(raw: unknown): string {
   if (raw === '') return '';
-  return parseProjectId(raw);
+  return parseTaskProjectId(raw);
+}
+
+/** The project config's signed keys: names of the payload's members, comma-separated (or a list in the config file). */
+function signedKeys(raw: unknown): string[] {
+  const list = Array.isArray(raw) ? raw : typeof raw === 'string' ? raw.split(',') : null;
+  if (list === null) throw new Error('not a list');
+  const names = list.map((k) => (typeof k === 'string' ? k.trim().replace(/:uint64$/, '') : '')).filter((k) => k !== '');
+  for (const k of names) if (!SIGNED_KEY_NAME.test(k) || !['timestamp', 'sensor_reading'].includes(k)) throw new Error('bad key');
+  if (new Set(names).size !== names.length) throw new Error('repeated');
+  return names;
 }
 
 /** Any non-empty text is a version to the node; control characters are a paste accident. */
@@ -128,6 +150,21 @@ function parseTopicPrefix(raw: unknown): string {
   return v;
 }
 
+/** A PEM file for mqtts://: an absolute path (the service's working directory is /), or empty. */
+function parsePemPath(raw: unknown): string {
+  if (typeof raw !== 'string') throw new Error('not a string');
+  if (raw !== '' && !raw.startsWith('/')) throw new Error('bad');
+  return raw;
+}
+
+/** A Home Assistant area name: one line of printable text. */
+function parseArea(raw: unknown): string {
+  const v = parsers.string(raw).trim();
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what this refuses
+  if (v.length > 64 || /[\u0000-\u001f\u007f]/.test(v)) throw new Error('bad');
+  return v;
+}
+
 /** node_exporter's textfile collector reads only `*.prom` files. */
 function parsePromFile(raw: unknown): string {
   if (typeof raw !== 'string') throw new Error('not a string');
@@ -150,7 +187,8 @@ export const BACKEND_SETTINGS = {
     flag: 'publish-url',
     env: 'POWER_METER_PUBLISH_URL',
     default: '',
-    describe: 'W3bstream event URL, e.g. https://<host>/srv-applet-mgr/v0/event/<project>; empty = publishing disabled',
+    describe:
+      'where readings go: W3bstream v1 event URL (https://<host>/srv-applet-mgr/v0/event/<project>), or with --transport w3bstream-v2 the node URL ending in /v1/task (current nodes) or /message (nodes before v0.17); empty = publishing disabled',
     parse: publishUrl,
     allowed:
       'an http(s) URL without a user or password and without ?authorization= (a token does not belong in the URL: put it in W3BSTREAM_PUBLISHER_TOKEN), or empty',
@@ -185,7 +223,7 @@ export const BACKEND_SETTINGS = {
     env: 'POWER_METER_TRANSPORT',
     default: 'w3bstream-v1' as TransportName,
     describe:
-      'w3bstream-v1 (applet event API, publisher token) or w3bstream-v2 (the IoTeX apinode: POST /message, device identified by its secp256k1 signature)',
+      'w3bstream-v1 (applet event API, publisher token) or w3bstream-v2 (the IoTeX apinode: POST /v1/task, or /message on older nodes; the device is identified by its secp256k1 signature and registered through ioID)',
     parse: parsers.oneOf(TRANSPORT_NAMES),
     allowed: TRANSPORT_NAMES.join(' or '),
   }),
@@ -196,25 +234,57 @@ export const BACKEND_SETTINGS = {
     default: '',
     describe: 'W3bstream 2 project ID (required with --transport w3bstream-v2)',
     parse: projectId,
-    allowed: 'a whole number from 1 to 18446744073709551615 (write it as a string in the config file above 2^53), or empty',
+    allowed:
+      'a whole number from 1 to 2^256-1 (at most 18446744073709551615 for a /message node; write it as a string in the config file above 2^53), or empty',
   }),
   projectVersion: s({
     key: 'projectVersion',
     flag: 'project-version',
     env: 'POWER_METER_PROJECT_VERSION',
     default: '',
-    describe: 'W3bstream 2 project version, e.g. 0.1 (required with --transport w3bstream-v2)',
+    describe:
+      "W3bstream 2 project version, e.g. 0.1 (a /v1/task node takes the project's default version when empty; required for a /message node)",
     parse: projectVersion,
     allowed: 'the version text of the project (1-64 characters, no control characters), or empty',
+  }),
+  signedKeys: s({
+    key: 'signedKeys',
+    flag: 'signed-keys',
+    env: 'POWER_METER_SIGNED_KEYS',
+    default: [] as string[],
+    describe:
+      "W3bstream 2 /v1/task: the payload members the project's config signs as uint64 (its signedKeys; Pebble projects: timestamp), comma-separated; empty for most projects",
+    parse: signedKeys,
+    allowed: 'empty, timestamp, sensor_reading, or both comma-separated (each optionally with :uint64), as the project config lists them',
+  }),
+  taskPollIntervalS: s({
+    key: 'taskPollIntervalS',
+    flag: 'task-poll-interval',
+    env: 'POWER_METER_TASK_POLL_INTERVAL',
+    default: 60,
+    describe:
+      'W3bstream 2 /v1/task: how often the state of the last delivered task is asked (GET <node>/v1/task/<taskID>), seconds; 0 = never',
+    parse: parsers.number(0, 86_400),
+    allowed: 'seconds, 0-86400 (0 = off)',
   }),
   sensor: s({
     key: 'sensor',
     flag: 'sensor',
     env: 'POWER_METER_SENSOR',
-    default: 'ina219' as 'ina219' | 'sim',
-    describe: 'ina219 (real chip over I2C) or sim (the same driver on the emulator)',
-    parse: parsers.oneOf(['ina219', 'sim'] as const),
-    allowed: 'ina219 or sim',
+    default: 'ina219' as SensorSetting,
+    describe:
+      'the chip over I2C: ina219, ina226, ina260 or ina228 (its energy accumulator is read once per window); or sim (a chip emulator behind the same driver, --sim-chip)',
+    parse: parsers.oneOf(SENSOR_NAMES),
+    allowed: SENSOR_NAMES.join(', '),
+  }),
+  simChip: s({
+    key: 'simChip',
+    flag: 'sim-chip',
+    env: 'POWER_METER_SIM_CHIP',
+    default: 'ina219' as ChipId,
+    describe: 'the chip the simulated sensor emulates (with --sensor sim)',
+    parse: parsers.oneOf(CHIP_IDS),
+    allowed: CHIP_IDS.join(', '),
   }),
   simLoad: s({
     key: 'simLoad',
@@ -257,7 +327,7 @@ export const BACKEND_SETTINGS = {
     flag: 'i2c-address',
     env: 'POWER_METER_I2C_ADDRESS',
     default: 0x40,
-    describe: 'INA219 address (A0/A1 straps)',
+    describe: "the chip's I2C address (A0/A1 straps)",
     parse: parsers.integer(0x40, 0x4f, { hex: true }),
     allowed: '64-79 or 0x40-0x4f',
   }),
@@ -266,7 +336,7 @@ export const BACKEND_SETTINGS = {
     flag: 'shunt-ohms',
     env: 'POWER_METER_SHUNT_OHMS',
     default: 0.1,
-    describe: 'shunt resistance, ohms',
+    describe: `shunt resistance, ohms; unset: the chip's common breakout (${chipDefaults('shuntOhms')}; the default shown is the INA219's); the INA260 has its own and refuses this setting`,
     parse: parsers.number(0.0001, 10),
     allowed: 'ohms, 0.0001-10',
   }),
@@ -275,7 +345,7 @@ export const BACKEND_SETTINGS = {
     flag: 'max-current',
     env: 'POWER_METER_MAX_CURRENT',
     default: 3.2,
-    describe: 'largest expected current, A (at most 0.32 V / shunt ohms)',
+    describe: `largest expected current, A, at most the chip's full-scale shunt voltage / shunt ohms; unset: the chip's breakout (${chipDefaults('maxCurrentA')}; the default shown is the INA219's)`,
     parse: parsers.number(0.001, 100),
     allowed: 'amperes, 0.001-100',
   }),
@@ -350,6 +420,16 @@ export const BACKEND_SETTINGS = {
     env: 'POWER_METER_HOLD_UNSYNCED_CLOCK',
     default: true,
     describe: 'hold readings while the system clock is not synchronised, release them with corrected timestamps',
+    parse: parsers.boolean,
+    allowed: 'true or false',
+  }),
+  readingCalibrationId: s({
+    key: 'readingCalibrationId',
+    flag: 'reading-calibration-id',
+    env: 'POWER_METER_READING_CALIBRATION_ID',
+    default: false,
+    describe:
+      'wire profile: sign the calibration id into each reading (data gets "calibration_id":"<id>", or "none" when uncalibrated) so a consumer can tell which calibration produced it; off: the original two-member data',
     parse: parsers.boolean,
     allowed: 'true or false',
   }),
@@ -469,6 +549,43 @@ export const BACKEND_SETTINGS = {
     parse: parsers.boolean,
     allowed: 'true or false',
   }),
+  mqttCa: s({
+    key: 'mqttCa',
+    flag: 'mqtt-ca',
+    env: 'POWER_METER_MQTT_CA',
+    default: '',
+    describe:
+      "PEM file of the CA that signed the broker's certificate (mqtts:// only), for a broker with a private or self-signed certificate; empty = the system's CAs",
+    parse: parsePemPath,
+    allowed: 'an absolute path to a PEM file readable by the service user, or empty',
+  }),
+  mqttCert: s({
+    key: 'mqttCert',
+    flag: 'mqtt-cert',
+    env: 'POWER_METER_MQTT_CERT',
+    default: '',
+    describe: 'PEM client certificate for a broker that requires one (mqtts:// only; with --mqtt-key); empty = none',
+    parse: parsePemPath,
+    allowed: 'an absolute path to a PEM file readable by the service user, or empty',
+  }),
+  mqttKey: s({
+    key: 'mqttKey',
+    flag: 'mqtt-key',
+    env: 'POWER_METER_MQTT_KEY',
+    default: '',
+    describe: 'PEM private key of --mqtt-cert (mqtts:// only; keep it mode 600, owned by the service user); empty = none',
+    parse: parsePemPath,
+    allowed: 'an absolute path to a PEM file readable by the service user, or empty',
+  }),
+  mqttArea: s({
+    key: 'mqttArea',
+    flag: 'mqtt-area',
+    env: 'POWER_METER_MQTT_AREA',
+    default: '',
+    describe: 'Home Assistant area suggested for the meter when it is first discovered, e.g. Garage; empty = none',
+    parse: parseArea,
+    allowed: 'an area name of at most 64 characters on one line, or empty',
+  }),
   metricsFile: s({
     key: 'metricsFile',
     flag: 'metrics-file',
@@ -520,3 +637,25 @@ export const BACKEND_SETTINGS = {
 export type BackendSettings = {
   [K in keyof typeof BACKEND_SETTINGS]: (typeof BACKEND_SETTINGS)[K] extends SettingSpec<infer T> ? T : never;
 };
+
+/** The chip that measures: the one on the bus, or the one the simulated sensor emulates. */
+export function sensorChip(s: Pick<BackendSettings, 'sensor' | 'simChip'>): ChipId {
+  return s.sensor === 'sim' ? s.simChip : s.sensor;
+}
+
+/**
+ * The shunt and expected current default to the chip's common breakout (chips/table.ts in the
+ * sensor library): settings left at their built-in default take the chosen chip's. Explicit
+ * values are kept (and checked against the chip by the loader's check).
+ */
+export function applyChipDefaults<T extends Pick<BackendSettings, 'sensor' | 'simChip' | 'shuntOhms' | 'maxCurrentA'>>(
+  values: T,
+  sources: Partial<Record<keyof BackendSettings, SettingSource>>,
+): T {
+  const chip = CHIPS[sensorChip(values)];
+  return {
+    ...values,
+    shuntOhms: sources.shuntOhms === 'default' || sources.shuntOhms === undefined ? chip.defaults.shuntOhms : values.shuntOhms,
+    maxCurrentA: sources.maxCurrentA === 'default' || sources.maxCurrentA === undefined ? chip.defaults.maxCurrentA : values.maxCurrentA,
+  };
+}

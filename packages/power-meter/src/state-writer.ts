@@ -115,6 +115,9 @@ export function buildState(p: StateParts): MeterState {
       reason: p.sensor.reason,
       busV: p.sensor.busV === null ? null : r(p.sensor.busV, 3),
       currentA: p.sensor.currentA === null ? null : r(p.sensor.currentA, 5),
+      ...(p.sensor.chip === undefined ? {} : { chip: p.sensor.chip }),
+      ...(p.sensor.simulated === undefined ? {} : { simulated: p.sensor.simulated }),
+      ...(p.sensor.calibrationId === undefined ? {} : { calibrationId: p.sensor.calibrationId }),
     },
   };
 }

@@ -154,16 +154,17 @@ export class MeterStore {
    * drops, and whether the window's increments were finite (false: counted as 0, log it).
    */
   storeReading(
-    body: string,
+    body: string | ((seq: number) => string),
     window: { energyWh: number; rewards: number; avgPowerW: number },
-  ): { seq: number; dropped: number; counted: boolean } {
+  ): { seq: number; dropped: number; counted: boolean; body: string } {
     let counted = true;
-    const r = this.outbox.append(body, {
+    let stored = typeof body === 'string' ? body : '';
+    const r = this.outbox.append(typeof body === 'string' ? body : (seq) => (stored = body(seq)), {
       inTransaction: (_seq, sql) => {
         counted = this.addWindow(sql, window.energyWh, window.rewards, window.avgPowerW);
       },
     });
-    return { ...r, counted };
+    return { ...r, counted, body: stored };
   }
 
   /** Holds a reading until the clock is trusted; its window is counted now, once. */
@@ -182,9 +183,13 @@ export class MeterStore {
       .map((r) => ({ id: r.id, bootId: r.boot_id, endMonoMs: r.end_mono_ms, avgPowerW: r.avg_power_w }));
   }
 
-  /** Moves a held reading into the outbox (signed with its re-anchored timestamp), atomically. */
-  release(id: number, body: string): { seq: number; dropped: number } {
-    return this.outbox.append(body, { inTransaction: (_seq, sql) => void sql.run('DELETE FROM held WHERE id = ?', id) });
+  /** Moves a held reading into the outbox (signed with its re-anchored timestamp, or by `body(seq)`), atomically. */
+  release(id: number, body: string | ((seq: number) => string)): { seq: number; dropped: number; body: string } {
+    let stored = typeof body === 'string' ? body : '';
+    const r = this.outbox.append(typeof body === 'string' ? body : (seq) => (stored = body(seq)), {
+      inTransaction: (_seq, sql) => void sql.run('DELETE FROM held WHERE id = ?', id),
+    });
+    return { ...r, body: stored };
   }
 
   /** A held reading from an earlier boot cannot be re-anchored: drop it, counted. */

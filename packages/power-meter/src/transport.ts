@@ -2,72 +2,194 @@ import {
   IdentityCurveError,
   buildMessage,
   buildMessageV2,
-  transportOfBody,
+  buildReadingTask,
+  v2DialectOfUrl,
   w3bstreamV2Transport,
+  type ExtraDataMembers,
   type Identity,
+  type Outbox,
   type Transport,
   type TransportName,
+  type V2Dialect,
 } from '@power-meter/w3bstream';
 import type { BackendSettings } from './settings.js';
 
 /**
- * What the meter does differently per W3bstream generation (`--transport`): which curve a new
- * identity gets, how a reading is signed into the body the outbox stores, and which transport the
- * publisher uses. The outbox, the publisher loop and the totals are the same for both.
+ * What the meter does differently per W3bstream generation (`--transport`) and, for W3bstream 2,
+ * per node API (the publish URL's ending: `/v1/task` or `/message`): which curve a new identity
+ * gets, how a reading is signed into the body the outbox stores, which transport the publisher
+ * uses, and which stored backlog it can still send. The outbox, the publisher loop and the totals
+ * are the same for all.
  */
 type TransportSettings = Pick<
   BackendSettings,
-  'transport' | 'curve' | 'projectId' | 'projectVersion' | 'signature' | 'timestampUnit' | 'publicKeyField'
+  | 'transport'
+  | 'curve'
+  | 'projectId'
+  | 'projectVersion'
+  | 'signedKeys'
+  | 'signature'
+  | 'timestampUnit'
+  | 'publicKeyField'
+  | 'publishUrl'
+  | 'dataDir'
 >;
+
+/** What a stored body was signed for: the v1 event, or a W3bstream 2 dialect. */
+export type SignedFor = 'w3bstream-v1' | 'w3bstream-v2 task' | 'w3bstream-v2 message';
 
 /** W3bstream 2 recovers secp256k1 signatures only: a new identity for it is created on that curve (`--curve` is for v1). */
 export function identityCurveFor(s: Pick<BackendSettings, 'transport' | 'curve'>): 'p256' | 'secp256k1' {
   return s.transport === 'w3bstream-v2' ? 'secp256k1' : s.curve;
 }
 
+/** The W3bstream 2 API the meter signs for: the publish URL's ending; `task` (the current node) without a URL. */
+export function v2Dialect(s: Pick<BackendSettings, 'publishUrl'>): V2Dialect {
+  return s.publishUrl === '' ? 'task' : (v2DialectOfUrl(s.publishUrl) ?? 'task');
+}
+
+/** What the configured meter signs new readings for. */
+export function signedForSettings(s: Pick<BackendSettings, 'transport' | 'publishUrl'>): SignedFor {
+  return s.transport === 'w3bstream-v1' ? 'w3bstream-v1' : `w3bstream-v2 ${v2Dialect(s)}`;
+}
+
 /** The refusal for a P-256 identity under W3bstream 2, saying how to get a secp256k1 one without losing the old key. */
 export function p256ForV2(keyFile: string): string {
   const dir = keyFile.replace(/\/[^/]*$/, '');
-  return `the device identity ${keyFile} is a P-256 key, and W3bstream 2 (--transport w3bstream-v2) identifies devices by recovering a secp256k1 signature. The key is not replaced (its address may be registered): either keep --transport w3bstream-v1, or stop the meter, move ${dir} away (keep it as a backup), run "power-meter identity --transport w3bstream-v2 --project-id … --project-version …" to create a secp256k1 identity, and register its DID in ioID`;
+  const dataDir = dir.replace(/\/identity$/, '');
+  return `the device identity ${keyFile} is a P-256 key, and W3bstream 2 (--transport w3bstream-v2) identifies devices by recovering a secp256k1 signature. The key is not replaced (its address may be registered): either keep --transport w3bstream-v1, or stop the meter, move ${dir} away (keep it as a backup: mv ${dir} ${dir}.p256), run "power-meter identity --transport w3bstream-v2 --data-dir ${dataDir}" to create a secp256k1 identity, and register it in ioID (README "Put the meter on IoTeX"). Readings still waiting, signed by the old key, can then be signed again for W3bstream 2 ("power-meter outbox resign") or exported and discarded ("power-meter outbox export", "power-meter outbox discard")`;
 }
 
-/** The outbox holds undelivered messages signed for the other node generation. */
+/** The ways out of a backlog that cannot be sent with the current settings (README "A backlog signed for other settings"). */
+function waysOut(s: Pick<BackendSettings, 'dataDir'>, drain: string): string {
+  return `Either ${drain}; or sign them again for the current settings with "power-meter outbox resign --data-dir ${s.dataDir} …(the same settings)" (same readings, same values and times, new signatures; stop the meter first); or save them with "power-meter outbox export --data-dir ${s.dataDir} > backlog.jsonl" and remove them with "power-meter outbox discard --data-dir ${s.dataDir}". Nothing was discarded`;
+}
+
+/** The outbox holds undelivered messages signed for another node generation or API. */
 export class TransportMismatchError extends Error {
   constructor(
-    readonly stored: TransportName,
-    readonly configured: TransportName,
+    readonly stored: SignedFor,
+    readonly configured: SignedFor,
     readonly waiting: number,
+    s: Pick<BackendSettings, 'dataDir'>,
   ) {
+    const drain =
+      stored === 'w3bstream-v1'
+        ? 'start with --transport w3bstream-v1 (and its publish URL and token) until they are delivered (state.json publishing.waiting = 0), then switch'
+        : `start with --transport w3bstream-v2 and a publish URL ending in ${stored.endsWith('task') ? '/v1/task' : '/message'} until they are delivered, then switch`;
     super(
-      `the outbox holds ${waiting} undelivered reading(s) signed for ${stored}, but --transport is ${configured}: their signatures cover the ${stored} message, so they cannot be sent to the other node. Start with --transport ${stored} until they are delivered (state.json publishing.waiting = 0), then switch; nothing was discarded`,
+      `the outbox holds ${waiting} undelivered reading(s) signed for ${stored}, but the settings sign for ${configured}: their signatures cover the ${stored} request, so they cannot be sent to the other node. ${waysOut(s, drain)}`,
     );
     this.name = 'TransportMismatchError';
   }
 }
 
-/**
- * Checks before the meter starts: the identity's curve and the oldest stored message (the outbox is
- * in order, so a backlog from before a switch starts at its head). Throws, never discards.
- */
-export function checkTransport(s: TransportSettings, identity: Identity, head: { body: string } | undefined, waiting: number): void {
-  if (s.transport === 'w3bstream-v2' && identity.curve !== 'secp256k1') throw new IdentityCurveError(p256ForV2(identity.keyFile));
-  const stored = head === undefined ? null : transportOfBody(head.body);
-  if (stored !== null && stored !== s.transport) throw new TransportMismatchError(stored, s.transport, waiting);
+/** The outbox holds W3bstream 2 readings signed for another project or project version. */
+export class ProjectMismatchError extends Error {
+  constructor(
+    readonly stored: { projectId: string; projectVersion: string; count: number },
+    readonly configured: { projectId: string; projectVersion: string },
+    s: Pick<BackendSettings, 'dataDir'>,
+  ) {
+    const name = (p: { projectId: string; projectVersion: string }) => `project ${p.projectId} version ${p.projectVersion || '(default)'}`;
+    super(
+      `the outbox holds ${stored.count} undelivered reading(s) signed for ${name(stored)}, but the settings say ${name(configured)}: the project is inside their signatures, so they would go to ${name(stored)}, not to the new one. ${waysOut(s, `start with --project-id ${stored.projectId}${stored.projectVersion ? ` --project-version ${stored.projectVersion}` : ''} until they are delivered (state.json publishing.waiting = 0), then change`)}`,
+    );
+    this.name = 'ProjectMismatchError';
+  }
 }
 
-/** The signed body for one reading, exactly what is stored and later sent. */
-export function signReading(s: TransportSettings, identity: Identity, reading: { powerW: number; timestampMs: number }): string {
-  if (s.transport === 'w3bstream-v2')
-    return buildMessageV2(identity, reading, { projectId: s.projectId, projectVersion: s.projectVersion, timestampUnit: s.timestampUnit })
-      .body;
+/** What the waiting messages were signed for, by group (one scan of the outbox). */
+export interface BacklogGroup {
+  signedFor: SignedFor | null;
+  projectId: string;
+  projectVersion: string;
+  count: number;
+  firstSeq: number;
+}
+
+export function backlogGroups(outbox: Outbox): BacklogGroup[] {
+  return outbox.groupWaiting({ extract: ['$.projectID', '$.projectVersion'], type: ['$.nonce', '$.data'] }).map((g) => {
+    const [nonce, data] = g.types;
+    const signedFor: SignedFor | null =
+      nonce !== null ? 'w3bstream-v2 task' : data !== null ? 'w3bstream-v1' : g.values[0] !== null ? 'w3bstream-v2 message' : null;
+    return {
+      signedFor,
+      projectId: g.values[0] === null ? '' : String(g.values[0]),
+      projectVersion: g.values[1] === null ? '' : String(g.values[1]),
+      count: g.count,
+      firstSeq: g.firstSeq,
+    };
+  });
+}
+
+/**
+ * Checks before the meter starts: the identity's curve, and every stored message still waiting
+ * (which node API it was signed for, which project and version). Throws, never discards.
+ */
+export function checkTransport(s: TransportSettings, identity: Identity, backlog: readonly BacklogGroup[]): void {
+  if (s.transport === 'w3bstream-v2' && identity.curve !== 'secp256k1') throw new IdentityCurveError(p256ForV2(identity.keyFile));
+  const configured = signedForSettings(s);
+  const waiting = backlog.reduce((n, g) => n + g.count, 0);
+  const other = backlog.find((g) => g.signedFor !== null && g.signedFor !== configured);
+  if (other !== undefined)
+    throw new TransportMismatchError(
+      other.signedFor!,
+      configured,
+      backlog.filter((g) => g.signedFor === other.signedFor).reduce((n, g) => n + g.count, 0),
+      s,
+    );
+  if (configured === 'w3bstream-v1' || waiting === 0) return;
+  const mine = { projectId: s.projectId, projectVersion: s.projectVersion };
+  const foreign = backlog.find((g) => g.signedFor !== null && (g.projectId !== mine.projectId || g.projectVersion !== mine.projectVersion));
+  if (foreign !== undefined) {
+    const count = backlog
+      .filter((g) => g.projectId === foreign.projectId && g.projectVersion === foreign.projectVersion)
+      .reduce((n, g) => n + g.count, 0);
+    throw new ProjectMismatchError({ projectId: foreign.projectId, projectVersion: foreign.projectVersion, count }, mine, s);
+  }
+}
+
+/**
+ * The signed body for one reading, exactly what is stored and later sent; a task is signed with its
+ * sequence number as nonce. `extraData`: what the wire profile adds inside the signed data after the
+ * timestamp (the calibration id).
+ */
+export function signReading(
+  s: TransportSettings,
+  identity: Identity,
+  reading: { powerW: number; timestampMs: number },
+  extraData: ExtraDataMembers = [],
+): string | ((seq: number) => string) {
+  if (s.transport === 'w3bstream-v2') {
+    if (v2Dialect(s) === 'task') {
+      const project = {
+        projectId: s.projectId,
+        projectVersion: s.projectVersion,
+        signedKeys: s.signedKeys,
+        timestampUnit: s.timestampUnit,
+        extraData,
+      };
+      return (seq) => buildReadingTask(identity, seq, reading, project).body;
+    }
+    return buildMessageV2(identity, reading, {
+      projectId: s.projectId,
+      projectVersion: s.projectVersion,
+      timestampUnit: s.timestampUnit,
+      extraData,
+    }).body;
+  }
   return buildMessage(identity, reading, {
     signatureEncoding: s.signature,
     timestampUnit: s.timestampUnit,
     publicKeyField: s.publicKeyField,
+    extraData,
   }).body;
 }
 
 /** The publisher's transport; undefined = its default, v1 from the token, device and eventType. */
 export function publisherTransport(s: TransportSettings): Transport | undefined {
-  return s.transport === 'w3bstream-v2' ? w3bstreamV2Transport() : undefined;
+  return s.transport === 'w3bstream-v2' ? w3bstreamV2Transport({ dialect: v2Dialect(s) }) : undefined;
 }
+
+export type { TransportName };

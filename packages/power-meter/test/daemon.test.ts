@@ -3,7 +3,7 @@ import Database from 'better-sqlite3';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FILES, LEGACY_FILES, readState } from '@power-meter/meter-files';
-import { startDevReceiver, type DevReceiver, type ReceivedEvent } from '@power-meter/w3bstream';
+import { loadOrCreateIdentity, startDevReceiver, staticApprovals, type DevReceiver, type ReceivedEvent } from '@power-meter/w3bstream';
 import { afterEach, describe, expect, it } from 'vitest';
 import { BACKEND, outboxContents, start, until, type Proc } from '../../../test/support/processes.js';
 import { freePort } from '../../../test/support/system.js';
@@ -61,15 +61,25 @@ const TRANSPORTS = [
 ];
 
 describe.each(TRANSPORTS)('power-meter daemon over $transport (real process, simulated sensor)', (kit) => {
-  const receiverFor = async (): Promise<DevReceiver> => {
-    const r = await startDevReceiver({ project: 'test', token: TOKEN, transport: kit.transport });
+  /**
+   * W3bstream 2: the node approves devices by name (an ioID registration); the device's identity
+   * is made first (the meter keeps it) so the receiver can approve exactly that address.
+   */
+  const receiverFor = async (dir: string): Promise<DevReceiver> => {
+    const approvals =
+      kit.transport === 'w3bstream-v2'
+        ? staticApprovals({
+            approve: [{ address: loadOrCreateIdentity(join(dir, 'identity'), { curve: 'secp256k1' }).deviceId, projectId: '7' }],
+          })
+        : undefined;
+    const r = await startDevReceiver({ project: 'test', token: TOKEN, transport: kit.transport, approvals });
     receivers.push(r);
     return r;
   };
 
   it('delivers verified readings matching a constant 8 W load, writes every data file, stops cleanly on SIGTERM', async () => {
     const dir = join(mkdtempSync(join(tmpdir(), 'pm-')), 'data');
-    const r = await receiverFor();
+    const r = await receiverFor(dir);
     // Sync every second: the published total is the synced one (it never goes back after a power cut).
     const p = backend(dir, ['--sim-load', '8', '--publish-url', r.url, '--sync-interval', '1', ...kit.args]);
     await until(() => r.received.length >= 3, 20_000, '3 readings');
@@ -121,7 +131,7 @@ describe.each(TRANSPORTS)('power-meter daemon over $transport (real process, sim
 
   it('kill -9 and restart: no stored reading is lost, none is sent as two different messages, energy never goes back', async () => {
     const dir = join(mkdtempSync(join(tmpdir(), 'pm-')), 'data');
-    const r = await receiverFor();
+    const r = await receiverFor(dir);
     r.delayMs(300); // keep deliveries in flight so the kill lands mid-delivery
     const first = backend(dir, ['--sim-load', '4', '--publish-url', r.url, ...kit.args]);
     await until(() => r.received.length >= 2, 20_000, 'first readings');

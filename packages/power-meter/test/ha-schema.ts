@@ -2,7 +2,10 @@
  * Home Assistant's MQTT sensor discovery schema, written from its documentation (not from our
  * code): the MQTT integration page ("Discovery topic", "Discovery payload", device and origin
  * options), the MQTT sensor page (configuration variables) and the developer docs' sensor
- * device classes and state classes. `object_id` was deprecated in 2025.10 for
+ * device classes and state classes; checked against Home Assistant's own code
+ * (homeassistant/components/mqtt/sensor.py and schemas.py: expire_after and
+ * suggested_display_precision are cv.positive_int, device fields cv.string, options only with
+ * device_class enum; sensor/const.py: the units and state classes of each device class). `object_id` was deprecated in 2025.10 for
  * `default_entity_id` (home-assistant/core#151775) and stops working in 2026.4, so it is refused.
  * Returns the problems found (empty = valid).
  */
@@ -62,7 +65,11 @@ const DEVICE_CLASSES: Record<string, { units: string[]; stateClasses: string[] }
     units: ['J', 'kJ', 'MJ', 'GJ', 'mWh', 'Wh', 'kWh', 'MWh', 'GWh', 'TWh', 'cal', 'kcal', 'Mcal', 'Gcal'],
     stateClasses: ['total', 'total_increasing'],
   },
+  voltage: { units: ['V', 'mV', 'µV', 'kV', 'MV'], stateClasses: ['measurement'] },
+  current: { units: ['A', 'mA'], stateClasses: ['measurement'] },
 };
+/** Device classes whose state is not a number: no unit, no state class (sensor docs, "Non-numerical device classes"). */
+const NON_NUMERIC = new Set(['timestamp', 'date', 'enum']);
 const TOPIC_RE = /^[^/+#]+\/sensor\/(?:[a-zA-Z0-9_-]+\/)?[a-zA-Z0-9_-]+\/config$/;
 
 export function sensorDiscoveryProblems(topic: string, c: Record<string, unknown>): string[] {
@@ -83,6 +90,8 @@ export function sensorDiscoveryProblems(topic: string, c: Record<string, unknown
   if (c.device !== undefined) {
     const d = c.device as Record<string, unknown>;
     for (const k of Object.keys(d)) if (!DEVICE_KEYS.has(k)) p.push(`device: unknown key ${k}`);
+    for (const k of ['name', 'manufacturer', 'model', 'hw_version', 'sw_version', 'serial_number', 'suggested_area'])
+      if (d[k] !== undefined && typeof d[k] !== 'string') p.push(`device: ${k} must be a string`);
     if (d.identifiers === undefined && d.connections === undefined) p.push('device needs identifiers or connections');
     if (typeof c.unique_id !== 'string' || c.unique_id === '') p.push('device only works with a unique_id');
   }
@@ -95,8 +104,19 @@ export function sensorDiscoveryProblems(topic: string, c: Record<string, unknown
     p.push(`default_entity_id ${String(c.default_entity_id)} is not sensor.<lowercase id>`);
   if (c.entity_category !== undefined && c.entity_category !== 'diagnostic') p.push('a sensor entity_category can only be diagnostic');
   if (c.state_class !== undefined && !STATE_CLASSES.has(String(c.state_class))) p.push(`unknown state_class ${String(c.state_class)}`);
-  if (c.suggested_display_precision !== undefined && !Number.isInteger(c.suggested_display_precision))
-    p.push('suggested_display_precision must be an integer');
+  if (
+    c.suggested_display_precision !== undefined &&
+    !(Number.isInteger(c.suggested_display_precision) && (c.suggested_display_precision as number) >= 0)
+  )
+    p.push('suggested_display_precision must be an integer >= 0');
+  if (c.expire_after !== undefined && !(Number.isInteger(c.expire_after) && (c.expire_after as number) >= 0))
+    p.push('expire_after must be a whole number of seconds >= 0');
+  if (c.enabled_by_default !== undefined && typeof c.enabled_by_default !== 'boolean') p.push('enabled_by_default must be a boolean');
+  if (typeof c.device_class === 'string' && NON_NUMERIC.has(c.device_class) && c.device_class !== 'enum') {
+    if (c.unit_of_measurement !== undefined) p.push(`a ${c.device_class} sensor has no unit_of_measurement`);
+    if (c.state_class !== undefined) p.push(`a ${c.device_class} sensor has no state_class`);
+    if (c.suggested_display_precision !== undefined) p.push(`a ${c.device_class} sensor is not a number: no suggested_display_precision`);
+  }
   if (c.device_class === 'enum') {
     if (!Array.isArray(c.options) || c.options.length === 0) p.push('an enum sensor needs a non-empty options list');
     if (c.state_class !== undefined || c.unit_of_measurement !== undefined)

@@ -295,20 +295,29 @@ describe('dev-receiver --answer', () => {
     expect(await res.json()).toMatchObject({ results: [{ code: -1, error: 'instance not running' }] });
   });
 
-  it('with --transport w3bstream-v2 serves /message, accepts the modes that exist on that node and refuses the others', async () => {
+  it('with --transport w3bstream-v2 serves /v1/task (or /message with --dialect message), accepts the modes that exist on that node and refuses the others', async () => {
     const bad = run(['dev-receiver', '--port', '0', '--transport', 'w3bstream-v2', '--answer', 'instance-stopped']);
     expect(await bad.exited).toBe(EXIT.badSettings);
     expect(bad.output()).toMatch(
-      /--answer = "instance-stopped": allowed normal, no-applet, wait-timeout, .* \(with --transport w3bstream-v2\)/,
+      /--answer = "instance-stopped": allowed normal, wait-timeout, .*not-from-node \(with --transport w3bstream-v2 --dialect task\)/,
     );
     const badTransport = run(['dev-receiver', '--port', '0', '--transport', 'mqtt']);
     expect(await badTransport.exited).toBe(EXIT.badSettings);
-    const rx = run(['dev-receiver', '--port', '0', '--transport', 'w3bstream-v2', '--answer', 'wait-timeout']);
+    const badApprove = run(['dev-receiver', '--port', '0', '--transport', 'w3bstream-v2', '--approve', '0x12:42']);
+    expect(await badApprove.exited).toBe(EXIT.badSettings);
+    expect(badApprove.output()).toMatch(/--approve/);
+    const delayAlone = run(['dev-receiver', '--port', '0', '--transport', 'w3bstream-v2', '--approve-after', '5']);
+    expect(await delayAlone.exited).toBe(EXIT.badSettings);
+    const rx = run(['dev-receiver', '--port', '0', '--transport', 'w3bstream-v2', '--dialect', 'message', '--answer', 'wait-timeout']);
     const url = (await rx.waitFor(/publish_url=(\S+)/))[1]!;
     expect(url).toMatch(/\/message$/);
     const res = await fetch(url, { method: 'POST', body: '{}' });
     expect(res.status).toBe(500);
     expect(await res.json()).toEqual({ error: 'internal server error; could not save task: dev receiver answering an injected failure' });
+    const task = run(['dev-receiver', '--port', '0', '--transport', 'w3bstream-v2', '--answer', 'wait-timeout']);
+    const taskUrl = (await task.waitFor(/publish_url=(\S+)/))[1]!;
+    expect(taskUrl).toMatch(/\/v1\/task$/);
+    expect((await fetch(taskUrl.replace('/v1/task', '/message'), { method: 'POST', body: '{}' })).status).toBe(404);
   });
 });
 
@@ -356,12 +365,33 @@ describe('W3bstream 2 settings and identity (issue 14)', () => {
     const dir = dataDir();
     const cases: Array<[string[], RegExp]> = [
       [['--transport', 'w3bstream-v2', '--project-version', '0.1'], /invalid setting --project-id = "" .*with --transport w3bstream-v2/],
-      [['--transport', 'w3bstream-v2', '--project-id', '7'], /invalid setting --project-version = "" .*with --transport w3bstream-v2/],
+      [
+        ['--transport', 'w3bstream-v2', '--project-id', '7', '--publish-url', 'http://127.0.0.1:9/message'],
+        /invalid setting --project-version = "" .*a \/message node requires it/,
+      ],
       [
         ['--transport', 'w3bstream-v2', '--project-id', '0', '--project-version', '1'],
-        /invalid setting --project-id = "0" .*from 1 to 18446744073709551615/,
+        /invalid setting --project-id = "0" .*from 1 to 2\^256-1/,
       ],
-      [['--transport', 'w3bstream-v2', '--project-id', '18446744073709551616', '--project-version', '1'], /invalid setting --project-id/],
+      [['--transport', 'w3bstream-v2', '--project-id', String(2n ** 256n), '--project-version', '1'], /invalid setting --project-id/],
+      [
+        [
+          '--transport',
+          'w3bstream-v2',
+          '--project-id',
+          '18446744073709551616',
+          '--publish-url',
+          'http://127.0.0.1:9/message',
+          '--project-version',
+          '1',
+        ],
+        /invalid setting --project-id = "18446744073709551616" .*at most 18446744073709551615 for a \/message node/,
+      ],
+      [
+        ['--transport', 'w3bstream-v2', '--project-id', '7', '--publish-url', 'http://127.0.0.1:9/srv-applet-mgr/v0/event/x'],
+        /invalid setting --publish-url .*ending in \/v1\/task .* or \/message/,
+      ],
+      [['--transport', 'w3bstream-v2', '--project-id', '7', '--signed-keys', 'latitude'], /invalid setting --signed-keys/],
       [['--transport', 'w3bstream-v3'], /invalid setting --transport = "w3bstream-v3" .*w3bstream-v1 or w3bstream-v2/],
     ];
     for (const [args, message] of cases) {
@@ -416,10 +446,10 @@ describe('W3bstream 2 settings and identity (issue 14)', () => {
       /is a P-256 key.*secp256k1.*not replaced.*move .*identity away.*power-meter identity --transport w3bstream-v2/,
     );
     expect(readFileSync(keyFile).equals(key)).toBe(true);
-    // identity shows the key as it is, and says the same.
+    // identity refuses it the same way (exit 2, as the README says), and prints no identity to use.
     const shown = run(['identity', '--data-dir', dir, ...V2]);
-    expect(await shown.exited).toBe(0);
-    expect(shown.output()).toMatch(/curve {7}p256/);
+    expect(await shown.exited).toBe(EXIT.badSettings);
+    expect(shown.output()).not.toMatch(/curve {7}p256/);
     expect(shown.output()).toMatch(/is a P-256 key.*not replaced/);
     expect(readFileSync(keyFile).equals(key)).toBe(true);
   });
@@ -434,7 +464,7 @@ describe('W3bstream 2 settings and identity (issue 14)', () => {
     expect(await v2.exited).toBe(EXIT.badSettings);
     expect(v2.output()).toMatch(
       new RegExp(
-        `holds ${waiting} undelivered reading\\(s\\) signed for w3bstream-v1, but --transport is w3bstream-v2.*nothing was discarded`,
+        `holds ${waiting} undelivered reading\\(s\\) signed for w3bstream-v1, but the settings sign for w3bstream-v2 message.*outbox resign.*outbox export.*outbox discard.*Nothing was discarded`,
       ),
     );
     expect((await outboxContents(dir)).waiting).toBe(waiting);

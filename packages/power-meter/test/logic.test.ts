@@ -1,12 +1,37 @@
 import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { exampleState, readState, resolveSettings } from '@power-meter/meter-files';
+import { exampleState, parseState, readState, resolveSettings } from '@power-meter/meter-files';
 import { describe, expect, it } from 'vitest';
 import { rewardsForWindow, tokensPerH } from '../src/rewards.js';
-import { BACKEND_SETTINGS, DEFAULT_REWARD_TIERS } from '../src/settings.js';
+import { BACKEND_SETTINGS, DEFAULT_REWARD_TIERS, applyChipDefaults } from '../src/settings.js';
 import { StateWriter, buildState } from '../src/state-writer.js';
 import { clockTrusted, decideClockSync, probeClock, wallTimeOf } from '../src/timesync.js';
+
+describe('state.json names the chip and the calibration', () => {
+  it('writes chip, simulated and calibration id into sensor, and readers check their types', () => {
+    const base = exampleState();
+    const state = buildState({
+      ...base,
+      nowMs: 1_764_000_000_000,
+      rewards: { ...base.rewards, tiers: DEFAULT_REWARD_TIERS },
+      sensor: { ...base.sensor, chip: 'INA228', simulated: true, calibrationId: '20260514-3f9a1c2e' },
+    });
+    expect(state.sensor).toMatchObject({ chip: 'INA228', simulated: true, calibrationId: '20260514-3f9a1c2e' });
+    const text = JSON.stringify(state);
+    expect(parseState(text)).toMatchObject({ ok: true, state: { sensor: { chip: 'INA228' } } });
+    expect(parseState(text.replace('"chip":"INA228"', '"chip":228'))).toMatchObject({
+      ok: false,
+      problem: 'invalid',
+      message: expect.stringMatching(/sensor\.chip/),
+    });
+    expect(parseState(text.replace('"calibrationId":"20260514-3f9a1c2e"', '"calibrationId":5'))).toMatchObject({ ok: false });
+    // Older writers omit them: still valid.
+    expect(
+      parseState(JSON.stringify(buildState({ ...base, nowMs: 1, rewards: { ...base.rewards, tiers: DEFAULT_REWARD_TIERS } }))).ok,
+    ).toBe(true);
+  });
+});
 
 describe('rewards (docs/w3bstream.md section 6 tier table)', () => {
   it('uses the firmware table by default: < 3 W -> 10/h, < 5 W -> 4/h, else 0', () => {
@@ -22,6 +47,18 @@ describe('rewards (docs/w3bstream.md section 6 tier table)', () => {
 describe('backend settings', () => {
   const resolve = (flags: Record<string, unknown>, env: Record<string, string> = {}, config: Record<string, unknown> = {}) =>
     resolveSettings(BACKEND_SETTINGS, { flags, env, config }).values;
+
+  it("takes the shunt and current of the chosen chip's breakout unless they are set", () => {
+    const withDefaults = (flags: Record<string, unknown>, config: Record<string, unknown> = {}) => {
+      const r = resolveSettings(BACKEND_SETTINGS, { flags, env: {}, config });
+      return applyChipDefaults(r.values, r.sources);
+    };
+    expect(withDefaults({})).toMatchObject({ sensor: 'ina219', shuntOhms: 0.1, maxCurrentA: 3.2 });
+    expect(withDefaults({ sensor: 'ina228' })).toMatchObject({ shuntOhms: 0.015, maxCurrentA: 10 });
+    expect(withDefaults({ sensor: 'sim', simChip: 'ina226' })).toMatchObject({ shuntOhms: 0.1, maxCurrentA: 0.8 });
+    expect(withDefaults({ sensor: 'ina260' })).toMatchObject({ shuntOhms: 0.002, maxCurrentA: 15 });
+    expect(withDefaults({ sensor: 'ina228' }, { shuntOhms: 0.01 })).toMatchObject({ shuntOhms: 0.01, maxCurrentA: 10 });
+  });
 
   it('has the documented defaults', () => {
     expect(resolve({})).toMatchObject({
@@ -42,7 +79,8 @@ describe('backend settings', () => {
   it('validates with messages naming the setting', () => {
     expect(() => resolve({ window: '0' })).toThrow(/--window = "0".*seconds, 1-3600/);
     expect(() => resolve({ i2cAddress: '0x50' })).toThrow(/--i2c-address.*0x40-0x4f/);
-    expect(() => resolve({ sensor: 'ina226' })).toThrow(/ina219 or sim/);
+    expect(() => resolve({ sensor: 'ina3221' })).toThrow(/--sensor.*ina219, ina226, ina260, ina228, sim/);
+    expect(() => resolve({ simChip: 'sim' })).toThrow(/--sim-chip.*ina219, ina226, ina260, ina228$/);
     expect(() => resolve({ publishUrl: 'ftp://x' })).toThrow(/http\(s\) URL/);
     expect(() => resolve({ simLoad: 'pwm:12:2:5' })).toThrow(/--sim-load/);
     expect(() =>

@@ -1,8 +1,8 @@
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { exampleState, type MeterState } from '@power-meter/meter-files';
+import { exampleRewardBalance, exampleState, type MeterState } from '@power-meter/meter-files';
 import parsePrometheusTextFormat from 'parse-prometheus-text-format';
 import { afterEach, describe, expect, it } from 'vitest';
 import { until } from '../../../test/support/processes.js';
@@ -67,6 +67,20 @@ function get(port: number, path: string, host = '127.0.0.1'): Promise<{ status: 
 }
 
 describe('Prometheus metrics', () => {
+  it('name the chip that measures, whether simulated, and the calibration (an older state: INA219, none)', async () => {
+    const { m } = await output();
+    const base = exampleState();
+    m.onState({ ...base, sensor: { ...base.sensor, chip: 'INA228', simulated: false, calibrationId: '20260514-3f9a1c2e' } });
+    const p = parse((await m.text())!);
+    expect(value(p, 'power_meter_sensor_info', { chip: 'INA228', simulated: 'false', calibration_id: '20260514-3f9a1c2e' })).toBe(1);
+    expect(p.get('power_meter_sensor_info')!.metrics).toHaveLength(1);
+    m.onState(base);
+    const old = parse((await m.text())!);
+    expect(old.get('power_meter_sensor_info')!.metrics).toEqual([
+      { value: '1', labels: { chip: 'INA219', simulated: 'false', calibration_id: 'none' } },
+    ]);
+  });
+
   it('follow the naming conventions: base units, counters end in _total, every metric has help', () => {
     for (const d of METRICS) {
       expect(d.name).toMatch(/^power_meter_[a-z_]+$/);
@@ -101,7 +115,7 @@ describe('Prometheus metrics', () => {
     for (const d of METRICS) expect(p.has(d.name), d.name).toBe(true);
   });
 
-  it('say NaN (not 0) for power while the sensor is faulty, and count faults and incomplete windows', async () => {
+  it('leave power, voltage and current out (never NaN, never 0) while the sensor is faulty, and count faults and incomplete windows', async () => {
     const { m } = await output();
     const ok = exampleState();
     const fault: MeterState = { ...ok, powerW: null, sensor: { state: 'fault', reason: 'EIO', busV: null, currentA: null } };
@@ -110,8 +124,13 @@ describe('Prometheus metrics', () => {
     m.onState(fault); // the same fault: still one
     m.onState({ ...ok, lastWindow: { ...ok.lastWindow!, endMs: ok.lastWindow!.endMs + 5000, complete: false } });
     m.onState(fault);
-    const p = parse((await m.text())!);
-    expect(Number.isNaN(value(p, 'power_meter_power_watts'))).toBe(true);
+    const text = (await m.text())!;
+    const p = parse(text);
+    for (const name of ['power_meter_power_watts', 'power_meter_bus_volts', 'power_meter_current_amperes']) {
+      expect(p.get(name)?.metrics ?? [], name).toEqual([]);
+      expect(text).toMatch(new RegExp(`^# TYPE ${name} gauge$`, 'm')); // the family is declared, with no sample
+    }
+    expect(text).not.toMatch(/NaN/);
     expect(value(p, 'power_meter_sensor_up')).toBe(0);
     expect(value(p, 'power_meter_sensor_faults_total')).toBe(2);
     expect(value(p, 'power_meter_windows_incomplete_total')).toBe(1);
@@ -119,6 +138,64 @@ describe('Prometheus metrics', () => {
     c.update(ok);
     c.update(ok);
     expect([c.sensorFaults, c.incompleteWindows]).toEqual([0, 0]);
+  });
+
+  it('have no NaN before the first window, delivery or balance read: those series are absent', async () => {
+    const { m } = await output();
+    const first = exampleState({
+      powerW: null,
+      lastWindow: null,
+      publishing: { state: 'retrying', reason: 'ECONNREFUSED', waiting: 1, dropped: 0, lastSuccessMs: null, held: 0 },
+      rewardBalance: exampleRewardBalance({ raw: null, decimals: null, tokens: null, readAtMs: null, error: 'RPC unreachable' }),
+    });
+    m.onState(first);
+    const text = (await m.text())!;
+    expect(text).not.toMatch(/NaN/);
+    const p = parse(text);
+    for (const name of [
+      'power_meter_power_watts',
+      'power_meter_window_average_power_watts',
+      'power_meter_window_observed_ratio',
+      'power_meter_window_end_timestamp_seconds',
+      'power_meter_publish_last_success_timestamp_seconds',
+      'power_meter_reward_balance_tokens',
+      'power_meter_reward_balance_read_timestamp_seconds',
+    ])
+      expect(p.get(name)?.metrics ?? [], name).toEqual([]);
+    // What is known is there: the totals, the counters, the state, the live voltage.
+    expect(value(p, 'power_meter_energy_joules_total')).toBe(first.energyTotalWh * 3600);
+    expect(value(p, 'power_meter_publish_state', { state: 'retrying' })).toBe(1);
+    expect(value(p, 'power_meter_bus_volts')).toBe(11.9);
+  });
+
+  it('carry the live voltage and current and the on-chain balance with its read time', async () => {
+    const { m } = await output();
+    const b = exampleRewardBalance({ tokens: '40.5', readAtMs: 1_764_000_123_000 });
+    m.onState(exampleState({ rewardBalance: b }));
+    const p = parse((await m.text())!);
+    expect(value(p, 'power_meter_bus_volts')).toBe(11.9);
+    expect(value(p, 'power_meter_current_amperes')).toBe(0.338);
+    expect(value(p, 'power_meter_reward_balance_tokens', { token: b.token, owner: b.owner })).toBe(40.5);
+    expect(value(p, 'power_meter_reward_balance_read_timestamp_seconds')).toBe(1_764_000_123);
+    // Not configured: no balance series at all.
+    m.onState(exampleState());
+    expect(parse((await m.text())!).get('power_meter_reward_balance_tokens')?.metrics ?? []).toEqual([]);
+  });
+
+  it('write the textfile -rw-r--r-- even under the service unit umask 0027, so node_exporter (another user) can read it', async () => {
+    const file = join(mkdtempSync(join(tmpdir(), 'pm-prom-mode-')), 'power_meter.prom');
+    const old = process.umask(0o027);
+    try {
+      const { m } = await output({ file, fileIntervalMs: 60_000 });
+      m.onState(exampleState());
+      await until(() => existsSync(file), 10_000, 'metrics file');
+      expect((statSync(file).mode & 0o777).toString(8)).toBe('644');
+      // The same umask gives other files the mode the unit means: what the write would have been.
+      writeFileSync(`${file}.other`, 'x', { mode: 0o644 });
+      expect((statSync(`${file}.other`).mode & 0o777).toString(8)).toBe('640');
+    } finally {
+      process.umask(old);
+    }
   });
 
   it('serve /metrics on 127.0.0.1 only, and write the textfile atomically at most every interval', async () => {

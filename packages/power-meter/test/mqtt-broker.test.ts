@@ -59,17 +59,23 @@ describe('MQTT output against a real Mosquitto broker', () => {
     out.onState(st(1.6, 6000));
     // A client that subscribes afterwards (Home Assistant starting later) gets the retained configs.
     const { seen } = await subscriber(b);
+    // The 6000 window may reach the broker just before or just after this subscription: either
+    // way the late subscriber gets a retained window first and ends with the latest one.
+    const windows = () => seen.filter((m) => m.topic === topics.window);
     await until(
-      () => seen.filter((m) => m.topic.endsWith('/config')).length === ENTITIES.length && seen.some((m) => m.topic === topics.window),
+      () =>
+        seen.filter((m) => m.topic.endsWith('/config')).length === ENTITIES.length &&
+        windows().some((m) => (JSON.parse(m.payload) as { endMs: number }).endMs === 6000),
       20_000,
-      'retained discovery and state',
+      'retained discovery and the latest state',
     );
+    expect(windows()[0]!.retain).toBe(true);
     for (const m of seen.filter((x) => x.topic.startsWith('homeassistant/'))) {
       expect(m.retain).toBe(true);
       expect(sensorDiscoveryProblems(m.topic, JSON.parse(m.payload))).toEqual([]);
     }
     expect(seen.find((m) => m.topic === topics.availability)).toMatchObject({ payload: 'online', retain: true });
-    expect(JSON.parse(seen.find((m) => m.topic === topics.window)!.payload)).toMatchObject({ energyTotalWh: 1.6, endMs: 6000 });
+    expect(JSON.parse(windows().at(-1)!.payload)).toMatchObject({ energyTotalWh: 1.6, endMs: 6000 });
     expect(seen.some((m) => m.topic === topics.reading)).toBe(false); // readings are not retained
 
     const live = await subscriber(b);
@@ -82,7 +88,7 @@ describe('MQTT output against a real Mosquitto broker', () => {
     await until(() => live.seen.some((m) => m.topic === topics.availability && m.payload === 'offline'), 20_000, 'offline on stop');
   });
 
-  it('republishes everything when Home Assistant announces itself online', async () => {
+  it('republishes the discovery configs and every state when Home Assistant announces itself online', async () => {
     const b = await broker();
     const { out } = output(b);
     out.onState(st(2, 1000));
@@ -92,10 +98,19 @@ describe('MQTT output against a real Mosquitto broker', () => {
     seen.length = 0;
     await client.publishAsync('homeassistant/status', 'online');
     await until(
-      () => seen.some((m) => m.topic === topics.window && !m.retain) && seen.some((m) => m.topic === topics.status && !m.retain),
+      () =>
+        seen.some((m) => m.topic === topics.window && !m.retain) &&
+        seen.some((m) => m.topic === topics.status && !m.retain) &&
+        new Set(seen.filter((m) => m.topic.endsWith('/config') && !m.retain).map((m) => m.topic)).size === ENTITIES.length,
       20_000,
-      'republished states',
+      'republished discovery configs and states',
     );
+    // Anything else on that topic (offline, garbage) changes nothing.
+    seen.length = 0;
+    await client.publishAsync('homeassistant/status', 'offline');
+    await client.publishAsync(topics.power, 'marker'); // a message that arrives after the meter handled 'offline'
+    await until(() => seen.some((m) => m.payload === 'marker'), 20_000, 'marker');
+    expect(seen.filter((m) => m.topic.endsWith('/config'))).toEqual([]);
   });
 
   it('survives a broker restart: reconnects with backoff and publishes discovery, availability and the latest state again', async () => {

@@ -1,5 +1,6 @@
 import { mkdtempSync, readFileSync } from 'node:fs';
 import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { readState } from '@power-meter/meter-files';
@@ -7,6 +8,7 @@ import { startDevReceiver, verifyBody, type DevReceiver } from '@power-meter/w3b
 import parsePrometheusTextFormat from 'parse-prometheus-text-format';
 import { afterEach, describe, expect, it } from 'vitest';
 import { BACKEND, start, until, type Proc } from '../../../test/support/processes.js';
+import { DECIMALS_SELECTOR } from '../src/chain/erc20.js';
 import { ENTITIES } from '../src/mqtt/discovery.js';
 import { meterTopics } from '../src/mqtt/topics.js';
 import { sensorDiscoveryProblems } from './ha-schema.js';
@@ -68,8 +70,20 @@ describe('power-meter with MQTT (real daemon, real Mosquitto)', () => {
     expect(new Set(configs.map((m) => m.topic)).size).toBe(ENTITIES.length);
     for (const m of configs) expect(sensorDiscoveryProblems(m.topic, JSON.parse(m.payload))).toEqual([]);
     expect(seen.filter((m) => m.topic === t.availability).at(-1)!.payload).toBe('online');
-    const power = JSON.parse(seen.filter((m) => m.topic === t.power).at(-1)!.payload) as { powerW: number };
+    const power = JSON.parse(seen.filter((m) => m.topic === t.power).at(-1)!.payload) as { powerW: number; busV: number; currentA: number };
     expect(power.powerW).toBeCloseTo(8, 0);
+    // Voltage and current entities exist and carry the chip's figures (P = V x I on the emulator).
+    for (const key of ['voltage', 'current', 'window_voltage', 'window_current'])
+      expect(
+        configs.some((m) => m.topic.endsWith(`/${key}/config`)),
+        key,
+      ).toBe(true);
+    expect(power.busV).toBeGreaterThan(1);
+    expect(power.busV * power.currentA).toBeCloseTo(power.powerW, 0);
+    const window = JSON.parse(seen.filter((m) => m.topic === t.window).at(-1)!.payload) as Record<string, number | string>;
+    expect(Number(window.avgBusV) * Number(window.avgCurrentA)).toBeCloseTo(Number(window.avgPowerW), 0);
+    expect(window.energyTotalKwh).toBeCloseTo(Number(window.energyTotalWh) / 1000, 12);
+    expect(Date.parse(String(window.lastReadingAt))).toBe(Number(window.endMs));
     const reading = seen.find((m) => m.topic === t.reading)!.payload;
     expect(verifyBody(reading)).toMatchObject({ ok: true }); // verifiable without W3bstream
 
@@ -216,6 +230,62 @@ describe('power-meter with Prometheus metrics (real daemon)', () => {
       20_000,
       'metrics file',
     );
+    expect(await p.stop('SIGTERM')).toBe(0);
+  });
+});
+
+describe('the on-chain reward balance in MQTT and Prometheus (real daemon, real Mosquitto)', () => {
+  /** A JSON-RPC endpoint answering eth_call as an Ethereum node does: decimals() 18, balanceOf 40.5 tokens. */
+  async function rpc(): Promise<string> {
+    const word = (n: bigint) => `0x${n.toString(16).padStart(64, '0')}`;
+    const server = http.createServer((req, res) => {
+      let text = '';
+      req.on('data', (c: Buffer) => (text += c.toString()));
+      req.on('end', () => {
+        const rq = JSON.parse(text) as { id: number; params: [{ data: string }] };
+        const result = rq.params[0].data === DECIMALS_SELECTOR ? word(18n) : word(405n * 10n ** 17n);
+        res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ jsonrpc: '2.0', id: rq.id, result }));
+      });
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    cleanups.push(() => new Promise((r) => server.close(r)));
+    return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  }
+
+  it('with --rpc-url the balance is a Home Assistant entity and a gauge, labelled with the token and owner', async () => {
+    const b = await broker();
+    const port = await freePort();
+    const token = `0x${'ab'.repeat(20)}`;
+    const owner = `0x${'cd'.repeat(20)}`;
+    const dir = join(mkdtempSync(join(tmpdir(), 'pm-balance-')), 'data');
+    const { seen } = await subscriber(b);
+    const p = backend(
+      dir,
+      ['--mqtt-url', b.url, '--metrics-port', String(port), '--rpc-url', await rpc(), '--reward-token', token, '--wallet-address', owner],
+      mqttEnv(b),
+    );
+    const id = (await p.waitFor(/identity device_id=(0x[0-9a-f]{40})/, 20_000))[1]!;
+    await p.waitFor(new RegExp(`metrics listening url=http://127\\.0\\.0\\.1:${port}/metrics`), 20_000);
+    const t = meterTopics('power-meter', id);
+    await until(() => seen.some((m) => m.topic === t.balance), 20_000, 'balance published');
+    expect(JSON.parse(seen.find((m) => m.topic === t.balance)!.payload)).toMatchObject({ tokens: '40.5', decimals: 18, token, owner });
+    const config = seen.find((m) => m.topic.endsWith('/reward_balance/config'));
+    expect(JSON.parse(config!.payload)).toMatchObject({ state_topic: t.balance, value_template: '{{ value_json.tokens }}' });
+    expect(sensorDiscoveryProblems(config!.topic, JSON.parse(config!.payload))).toEqual([]);
+    const scrape = (): Promise<string> =>
+      new Promise((resolve, reject) => {
+        http
+          .get({ host: '127.0.0.1', port, path: '/metrics' }, (res) => {
+            let body = '';
+            res.on('data', (c: Buffer) => (body += c.toString()));
+            res.on('end', () => resolve(body));
+          })
+          .once('error', reject);
+      });
+    await until(async () => /power_meter_reward_balance_tokens\{/.test(await scrape()), 20_000, 'balance gauge');
+    const text = await scrape();
+    expect(text).toContain(`power_meter_reward_balance_tokens{token="${token}",owner="${owner}"} 40.5`);
+    expect(text).not.toMatch(/NaN/);
     expect(await p.stop('SIGTERM')).toBe(0);
   });
 });

@@ -50,6 +50,8 @@ export interface AnswerContext {
   cutShort?: boolean;
   /** The eventType the reading was sent with, to name it when no applet handled it. */
   eventType?: string;
+  /** The request body the answer is for (W3bstream 2 tasks: the taskID is checked against its signature, the project named). */
+  requestBody?: string;
 }
 
 /** Failures in a row after which a suspicious transient answer is shown as `failing`. */

@@ -45,9 +45,24 @@ export function timestampFor(timestampMs: number, unit: TimestampUnit = 's'): nu
   return ts;
 }
 
-/** `{"sensor_reading":<float>,"timestamp":<int>}`: compact, keys in this order, no whitespace. */
-export function dataText(powerW: number, timestampMs: number, unit: TimestampUnit = 's'): string {
-  return `{"sensor_reading":${formatSensorReading(powerW)},"timestamp":${timestampFor(timestampMs, unit)}}`;
+/**
+ * Members a wire profile adds after the two the applets read, in this order (e.g. the
+ * calibration id): names of `[a-z_]` only, string values JSON-encoded.
+ */
+export type ExtraDataMembers = ReadonlyArray<readonly [name: string, value: string]>;
+
+/**
+ * `{"sensor_reading":<float>,"timestamp":<int>}`: compact, keys in this order, no whitespace;
+ * `extra` members follow `timestamp` (verifiers and the applets read the first two by name).
+ */
+export function dataText(powerW: number, timestampMs: number, unit: TimestampUnit = 's', extra: ExtraDataMembers = []): string {
+  let tail = '';
+  for (const [name, value] of extra) {
+    if (!/^[a-z_]{1,32}$/.test(name) || name === 'sensor_reading' || name === 'timestamp')
+      throw new ReadingError(`data member name ${JSON.stringify(name)} is not allowed`);
+    tail += `,"${name}":${JSON.stringify(value)}`;
+  }
+  return `{"sensor_reading":${formatSensorReading(powerW)},"timestamp":${timestampFor(timestampMs, unit)}${tail}}`;
 }
 
 export interface SignedMessage {
@@ -72,6 +87,8 @@ export const PUBLIC_KEY_FIELDS: readonly PublicKeyField[] = ['address', 'key'];
 
 export interface BuildOptions {
   timestampUnit?: TimestampUnit;
+  /** Members after `timestamp` inside the signed data (a wire profile's additions). */
+  extraData?: ExtraDataMembers;
   signatureEncoding?: SignatureEncoding;
   /** Default `key` (this library's original form); the meter's own default is `address`. */
   publicKeyField?: PublicKeyField;
@@ -83,7 +100,7 @@ export function publicKeyFieldValue(signer: Signer, field: PublicKeyField): stri
 }
 
 export function buildMessage(signer: Signer, reading: { powerW: number; timestampMs: number }, opts: BuildOptions = {}): SignedMessage {
-  const text = dataText(reading.powerW, reading.timestampMs, opts.timestampUnit ?? 's');
+  const text = dataText(reading.powerW, reading.timestampMs, opts.timestampUnit ?? 's', opts.extraData);
   const signature = signer.sign(text, opts.signatureEncoding ?? 'raw');
   const publicKey = publicKeyFieldValue(signer, opts.publicKeyField ?? 'key');
   return { body: `{"data":${text},"signature":"${signature}","public_key":"${publicKey}"}`, dataText: text, signature };

@@ -26,10 +26,48 @@ export {
   signedJsonV2,
 } from './v2-codec.js';
 export type { BuildV2Options, MessageV2Check, ProjectRef, RecoverableSigner, SignedMessageV2 } from './v2-codec.js';
-export { classifyAnswerV2 } from './classify-v2.js';
-export { TRANSPORT_NAMES, transportOfBody, w3bstreamV1Transport, w3bstreamV2Transport } from './transport.js';
-export type { Transport, TransportName } from './transport.js';
+export { classifyAnswerV2, classifyTaskAnswer } from './classify-v2.js';
+export {
+  MAX_NONCE,
+  MAX_TASK_PROJECT_ID,
+  SIGNED_KEY_NAME,
+  buildReadingTask,
+  buildTask,
+  digestTask,
+  gjsonUint,
+  goCompactJson,
+  parseTaskProjectId,
+  readTaskBody,
+  signedJsonTask,
+} from './task-codec.js';
+export type { SignedTask, StoredTask, TaskProject, TaskSigner } from './task-codec.js';
+export { DEV_ANSWER_MODES_TASK, checkTask, taskAnswer, taskStatusBody } from './receiver-task.js';
+export type { DevProject, DevProjects, DevTask, TaskCheck, TaskStateLog } from './receiver-task.js';
+export {
+  TRANSPORT_NAMES,
+  V2_DIALECTS,
+  transportOfBody,
+  v2DialectOfBody,
+  v2DialectOfUrl,
+  w3bstreamV1Transport,
+  w3bstreamV2Transport,
+} from './transport.js';
+export type { Transport, TransportName, V2Dialect } from './transport.js';
 export { DEV_ANSWER_MODES_V2, V2_ROUTE, answerMessageV2 } from './receiver-v2.js';
+export {
+  APINODE_ERRORS,
+  MESSAGE_ROUTE,
+  PROJECT_CONFIG_MISSING,
+  TASK_ROUTE,
+  TASK_STATES,
+  possibleTaskIds,
+  taskIdOf,
+} from './apinode.js';
+export type { TaskStateName } from './apinode.js';
+export { ApprovalSyntaxError, parseApproval, staticApprovals } from './approvals.js';
+export { TaskWatcher, isFinalTaskState, parseTaskStatus } from './task-status.js';
+export type { TaskStatus, TaskWatcherOptions } from './task-status.js';
+export type { Approval, DeviceApprovals, StaticApprovalOptions } from './approvals.js';
 export { SignatureFormatError, derToRaw, isLowS, parseSignature, rawToDer } from './signature.js';
 export type { SignatureEncoding } from './signature.js';
 export {
@@ -44,7 +82,17 @@ export {
   timestampFor,
   verifyBody,
 } from './codec.js';
-export type { BuildOptions, LowSRule, PublicKeyField, SignedMessage, Signer, TimestampUnit, VerifyOptions, VerifyResult } from './codec.js';
+export type {
+  BuildOptions,
+  ExtraDataMembers,
+  LowSRule,
+  PublicKeyField,
+  SignedMessage,
+  Signer,
+  TimestampUnit,
+  VerifyOptions,
+  VerifyResult,
+} from './codec.js';
 export { Outbox, OutboxCorruptError, OutboxLockedError, OutboxOptionError, OutboxTooNewError, isCorruptionError } from './outbox.js';
 export type {
   DeliveryOutcome,

@@ -551,13 +551,14 @@ export class Outbox {
   }
 
   /**
-   * Stores a message under the next sequence number; durable when it returns. `inTransaction`
+   * Stores a message under the next sequence number; durable when it returns. `body` may be a
+   * function of that number (called once, inside the transaction). `inTransaction`
    * runs inside the same transaction with the new number (the backend counts the window's energy
    * there, so a window is counted exactly when its message is stored). `dropped`: how many of
    * the oldest messages the bounds removed to make room (also counted).
    */
   append(
-    body: string,
+    body: string | ((seq: number) => string),
     opts: { createdAtMs?: number; inTransaction?: (seq: number, sql: OutboxSql) => void } = {},
   ): { seq: number; dropped: number } {
     const createdAtMs = opts.createdAtMs ?? this.nowMs();
@@ -567,7 +568,9 @@ export class Outbox {
       this.reserve(seq);
       const measured = Math.round(this.measuredNowMs());
       this.stmts.bump.run(1, 'next_seq');
-      this.stmts.insert.run(seq, body, Math.round(createdAtMs), measured);
+      // A body that carries its own sequence number (a W3bstream 2 task's nonce) is built here,
+      // with the number it gets, inside the same transaction.
+      this.stmts.insert.run(seq, typeof body === 'function' ? body(seq) : body, Math.round(createdAtMs), measured);
       this.stmts.bump.run(1, 'waiting');
       this.stmts.set.run(measured, 'measured_ms');
       opts.inTransaction?.(seq, this.sql);
@@ -670,6 +673,77 @@ export class Outbox {
     } finally {
       this.#db.pragma('synchronous = FULL');
     }
+  }
+
+  /**
+   * The waiting messages grouped by what their JSON bodies say (SQLite's JSON functions, one
+   * scan): `extract` paths by value, `type` paths by JSON type (null: absent). A body that is not
+   * JSON groups with nulls. Oldest group first. For start-up checks of a backlog (which project,
+   * which node it was signed for) without reading every body into the process.
+   */
+  groupWaiting(
+    paths: { extract?: readonly string[]; type?: readonly string[] } = {},
+  ): Array<{ values: unknown[]; types: Array<string | null>; count: number; firstSeq: number; lastSeq: number }> {
+    const extract = paths.extract ?? [];
+    const types = paths.type ?? [];
+    const cols = [
+      ...extract.map((_, i) => `CASE WHEN json_valid(body) THEN json_extract(body, ?) END AS e${i}`),
+      ...types.map((_, i) => `CASE WHEN json_valid(body) THEN json_type(body, ?) END AS t${i}`),
+    ];
+    const keys = [...extract.map((_, i) => `e${i}`), ...types.map((_, i) => `t${i}`)];
+    const text = `SELECT ${[...cols, 'COUNT(*) AS n', 'MIN(seq) AS first', 'MAX(seq) AS last'].join(', ')} FROM messages${keys.length > 0 ? ` GROUP BY ${keys.join(', ')}` : ''} ORDER BY first`;
+    const rows = this.statement(text).all(...extract, ...types) as Array<Record<string, unknown>>;
+    return rows
+      .filter((r) => (r.n as number) > 0)
+      .map((r) => ({
+        values: extract.map((_, i) => r[`e${i}`] ?? null),
+        types: types.map((_, i) => (r[`t${i}`] as string | null) ?? null),
+        count: r.n as number,
+        firstSeq: r.first as number,
+        lastSeq: r.last as number,
+      }));
+  }
+
+  /**
+   * Removes waiting messages on the user's word (`power-meter outbox discard`), counted apart from
+   * the bounds' drops (counter `discarded`). All of them, or those up to `throughSeq`. Returns how many.
+   */
+  discard(throughSeq: number = Number.MAX_SAFE_INTEGER): number {
+    return this.transaction((sql) => {
+      const n = sql.run('DELETE FROM messages WHERE seq <= ?', throughSeq).changes;
+      sql.run("INSERT OR IGNORE INTO counters VALUES ('discarded', 0)");
+      sql.run("UPDATE counters SET value = value + ? WHERE name = 'discarded'", n);
+      this.stmts.bump.run(-n, 'waiting');
+      return n;
+    });
+  }
+
+  /** Messages removed by `discard` since the database was created. */
+  discardedTotal(): number {
+    return this.transaction((sql) => sql.get<{ value: number }>("SELECT value FROM counters WHERE name = 'discarded'")?.value ?? 0);
+  }
+
+  /**
+   * Replaces a waiting message by one built for a new sequence number (`build(newSeq)`), keeping
+   * its creation time and place in the order relative to the others replaced after it: the old
+   * one is removed and the new one appended, in one transaction (a body that carries its number,
+   * a W3bstream 2 task's nonce, is signed again for the new one). Returns the new number, or null
+   * when `seq` was not waiting.
+   */
+  replace(seq: number, build: (newSeq: number) => string): number | null {
+    return this.transaction((sql) => {
+      const row = sql.get<{ created_ms: number; created_measured_ms: number }>(
+        'SELECT created_ms, created_measured_ms FROM messages WHERE seq = ?',
+        seq,
+      );
+      if (row === undefined) return null;
+      const next = this.stmts.counter.get('next_seq')!.value;
+      this.reserve(next);
+      this.stmts.bump.run(1, 'next_seq');
+      sql.run('DELETE FROM messages WHERE seq = ?', seq);
+      this.stmts.insert.run(next, build(next), row.created_ms, row.created_measured_ms);
+      return next;
+    });
   }
 
   /** Messages stored and not yet delivered. */

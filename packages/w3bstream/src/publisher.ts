@@ -388,7 +388,12 @@ export class Publisher extends EventEmitter {
         cutShort = !oversized;
         text = '';
       }
-      const verdict = this.transport.classify(status, text, { contentType: res.headers.get('content-type'), oversized, cutShort });
+      const verdict = this.transport.classify(status, text, {
+        contentType: res.headers.get('content-type'),
+        oversized,
+        cutShort,
+        requestBody: body,
+      });
       return { status, verdict };
     } catch (err) {
       if (this.stopController.signal.aborted) return 'stopped';

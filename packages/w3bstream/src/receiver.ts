@@ -2,9 +2,13 @@ import { closeSync, mkdirSync, openSync, writeSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { dirname } from 'node:path';
+import type { DeviceApprovals } from './approvals.js';
 import { createBodyVerifier, type VerifyResult } from './codec.js';
 import { answerMessageV2, V2_ROUTE } from './receiver-v2.js';
-import type { TransportName } from './transport.js';
+import { TASK_ROUTE } from './apinode.js';
+import { staticApprovals } from './approvals.js';
+import { checkTask, type DevProjects, type DevTask, taskAnswer, taskStatusBody } from './receiver-task.js';
+import type { TransportName, V2Dialect } from './transport.js';
 
 /**
  * A local stand-in for a W3bstream event endpoint, answering as the W3bstream node's source
@@ -56,6 +60,10 @@ export interface ReceivedEvent {
   taskId?: string | null;
   /** W3bstream 2 mode: what identifies a resend (the signature: the same message signs the same), '' when refused. */
   dedupeKey?: string;
+  /** W3bstream 2 `/v1/task`: the task's nonce as sent (decimal), null when it had none. */
+  nonce?: string | null;
+  /** W3bstream 2 `/v1/task`: the addresses recovered with recovery id 0 and 1 (the node approves the first approved one). */
+  candidates?: [string, string];
 }
 
 /**
@@ -83,6 +91,7 @@ export type DevAnswerMode =
   | 'empty'
   | 'oversized'
   | 'drop'
+  | 'not-from-node'
   | { status: number }
   | { appletError: string };
 
@@ -274,8 +283,22 @@ export interface DevReceiverOptions {
   rejectZeroReadings?: boolean;
   /** How to answer when no one-off answer is queued (default `normal`). */
   mode?: DevAnswerMode;
-  /** Which node to stand in for (default `w3bstream-v1`); `w3bstream-v2` serves `POST /message` (receiver-v2.ts). */
+  /** Which node to stand in for (default `w3bstream-v1`); `w3bstream-v2` serves the apinode (receiver-v2.ts). */
   transport?: TransportName;
+  /**
+   * W3bstream 2 `POST /v1/task`: which devices are approved for which project (approvals.ts; the
+   * node answers 403 "device does not have permission" to the others). Default: every device
+   * (`staticApprovals({ approveAll: true })`). Closed with the receiver.
+   */
+  approvals?: DeviceApprovals;
+  /** W3bstream 2: which API to serve, `task` (`/v1/task`, the current node; default) or `message` (`/message`, nodes before v0.17). */
+  dialect?: V2Dialect;
+  /** W3bstream 2 `/v1/task`: the projects the node knows (400 "failed to get project" for others); default: any. */
+  projects?: DevProjects;
+  /** W3bstream 2 `/v1/task`: where each task ends (`GET /v1/task/<id>`): `settled` (default), `failed` or `packed`. */
+  taskOutcome?: DevTask['outcome'];
+  /** W3bstream 2 `/v1/task`: time between a task's states (default 2000 ms). */
+  taskStepMs?: number;
   log?: (line: string) => void;
 }
 
@@ -322,13 +345,59 @@ export async function startDevReceiver(opts: DevReceiverOptions = {}): Promise<D
   };
 
   const v2 = opts.transport === 'w3bstream-v2';
+  const taskApi = v2 && (opts.dialect ?? 'task') === 'task';
+  const approvals = opts.approvals ?? staticApprovals({ approveAll: true });
+  const projects = opts.projects ?? null;
+  const tasks = new Map<string, DevTask>();
+  const taskStatus = new RegExp(`^${TASK_ROUTE}/([^/]+)$`);
+  /** The approved recovery id: the node asks about id 0's address, then id 1's. */
+  const approvedOf = async (candidates: [string, string], projectId: string): Promise<0 | 1 | null | 'failed'> => {
+    try {
+      if (await approvals.isApproved(candidates[0], projectId)) return 0;
+      if (await approvals.isApproved(candidates[1], projectId)) return 1;
+      return null;
+    } catch {
+      return 'failed';
+    }
+  };
+  const answerFor = async (request: EventRequest, path: string, m: DevAnswerMode): Promise<EventAnswer> => {
+    if (!v2) return answerEvent(request, cfg, m, { verify, seen: (id) => seen.has(id) });
+    if (!taskApi) return answerMessageV2(request, m, { seen: (key) => seen.has(key) });
+    const status = request.method === 'GET' ? taskStatus.exec(path) : null;
+    if (status !== null) {
+      const id = decodeURIComponent(status[1]!);
+      const key = /^(0x)?[0-9a-fA-F]{1,64}$/.test(id) ? `0x${id.replace(/^0x/, '').toLowerCase().padStart(64, '0')}` : '';
+      return {
+        drop: false,
+        status: 200,
+        contentType: 'application/json; charset=utf-8',
+        body: taskStatusBody(id, tasks.get(key) ?? null, Date.now()),
+        event: null,
+        counted: false,
+      };
+    }
+    if (request.method !== 'POST' || path !== TASK_ROUTE)
+      return { drop: false, status: 404, contentType: 'text/plain', body: '404 page not found', event: null, counted: false };
+    const c = checkTask(request.body, projects);
+    const approved = c.ok && answerBetween(m) === null && typeof m !== 'object' ? await approvedOf(c.candidates, c.projectId) : null;
+    const { answer, taskId } = taskAnswer(request, m, c, approved, { seen: (key) => seen.has(key) });
+    if (taskId !== null && c.ok)
+      tasks.set(taskId, {
+        taskId,
+        projectId: c.projectId,
+        createdAtMs: request.receivedAtMs,
+        outcome: opts.taskOutcome ?? 'settled',
+        stepMs: opts.taskStepMs ?? 2000,
+      });
+    return answer;
+  };
   const server = http.createServer((req, res) => {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('error', () => undefined); // a client that hangs up mid-request is not our problem
     req.on('end', () => {
       const path = new URL(req.url ?? '/', 'http://localhost').pathname;
-      const onRoute = v2 ? path === V2_ROUTE : ROUTE.test(path);
+      const onRoute = v2 ? path === (taskApi ? TASK_ROUTE : V2_ROUTE) : ROUTE.test(path);
       const request: EventRequest = {
         method: req.method ?? 'GET',
         url: req.url ?? '/',
@@ -337,34 +406,33 @@ export async function startDevReceiver(opts: DevReceiverOptions = {}): Promise<D
         receivedAtMs: Date.now(),
       };
       const m = onRoute && req.method === 'POST' ? nextMode() : 'normal';
-      const a = v2
-        ? answerMessageV2(request, m, { seen: (key) => seen.has(key) })
-        : answerEvent(request, cfg, m, { verify, seen: (id) => seen.has(id) });
-      if (a.counted) requests++;
-      if (a.drop) return void req.socket.destroy();
-      const e = a.event;
-      if (e !== null) {
-        if (e.eventId !== '') seen.add(e.eventId);
-        if (e.dedupeKey) seen.add(e.dedupeKey);
-        received.push(e);
-        // Written (to the OS) before answering, so whoever tails the file sees every acknowledged event.
-        if (recordFd !== null) writeSync(recordFd, `${JSON.stringify(e)}\n`);
-        if (v2)
-          opts.log?.(
-            `received project=${e.project || '?'} version=${e.projectVersion ?? '?'} device=${e.deviceId ?? '?'} reading=${e.sensorReading ?? '?'} verified=${e.verified}${e.duplicate ? ' duplicate' : ''}${e.taskId ? ` task_id=${e.taskId}` : ''}${e.reason ? ` reason="${e.reason}"` : ''}`,
-          );
-        else
-          opts.log?.(
-            `received seq=${e.seq ?? '?'} event_id=${e.eventId || '-'} reading=${e.sensorReading ?? '?'} verified=${e.verified}${e.verified ? ` signer=${e.deviceId} curve=${e.curve} public_key=${e.publicKeyForm}` : ''}${e.duplicate ? ' duplicate' : ''}${e.handled ? '' : ' unhandled'}${e.signerMatchesEventId === false ? ' signer-mismatch' : ''}${e.reason ? ` reason="${e.reason}"` : ''}`,
-          );
-      }
-      const send = (): void => {
-        if (res.destroyed) return;
-        res.writeHead(a.status, { 'Content-Type': a.contentType });
-        res.end(a.body);
-      };
-      if (delay > 0) setTimeout(send, delay);
-      else send();
+      void answerFor(request, path, m).then((a) => {
+        if (a.counted) requests++;
+        if (a.drop) return void req.socket.destroy();
+        const e = a.event;
+        if (e !== null) {
+          if (e.eventId !== '') seen.add(e.eventId);
+          if (e.dedupeKey && e.taskId !== null && e.taskId !== undefined) seen.add(e.dedupeKey);
+          received.push(e);
+          // Written (to the OS) before answering, so whoever tails the file sees every acknowledged event.
+          if (recordFd !== null) writeSync(recordFd, `${JSON.stringify(e)}\n`);
+          if (v2)
+            opts.log?.(
+              `received project=${e.project || '?'} version=${e.projectVersion || '-'}${e.nonce ? ` nonce=${e.nonce}` : ''} device=${e.deviceId ?? '?'} reading=${e.sensorReading ?? '?'} verified=${e.verified}${e.duplicate ? ' duplicate' : ''}${e.taskId ? ` task_id=${e.taskId}` : ''}${e.reason ? ` reason="${e.reason}"` : ''}`,
+            );
+          else
+            opts.log?.(
+              `received seq=${e.seq ?? '?'} event_id=${e.eventId || '-'} reading=${e.sensorReading ?? '?'} verified=${e.verified}${e.verified ? ` signer=${e.deviceId} curve=${e.curve} public_key=${e.publicKeyForm}` : ''}${e.duplicate ? ' duplicate' : ''}${e.handled ? '' : ' unhandled'}${e.signerMatchesEventId === false ? ' signer-mismatch' : ''}${e.reason ? ` reason="${e.reason}"` : ''}`,
+            );
+        }
+        const send = (): void => {
+          if (res.destroyed) return;
+          res.writeHead(a.status, { 'Content-Type': a.contentType });
+          res.end(a.body);
+        };
+        if (delay > 0) setTimeout(send, delay);
+        else send();
+      });
     });
   });
   server.keepAliveTimeout = 30_000;
@@ -375,7 +443,9 @@ export async function startDevReceiver(opts: DevReceiverOptions = {}): Promise<D
   const { port } = server.address() as AddressInfo;
   const urlHost = host.includes(':') ? `[${host}]` : host;
   return {
-    url: v2 ? `http://${urlHost}:${port}${V2_ROUTE}` : `http://${urlHost}:${port}/srv-applet-mgr/v0/event/${cfg.project}`,
+    url: v2
+      ? `http://${urlHost}:${port}${taskApi ? TASK_ROUTE : V2_ROUTE}`
+      : `http://${urlHost}:${port}/srv-applet-mgr/v0/event/${cfg.project}`,
     port,
     received,
     requests: () => requests,
@@ -392,7 +462,7 @@ export async function startDevReceiver(opts: DevReceiverOptions = {}): Promise<D
         server.close(() => {
           if (recordFd !== null) closeSync(recordFd);
           recordFd = null;
-          resolve();
+          void Promise.resolve(approvals.close?.()).finally(resolve);
         });
       }),
   };

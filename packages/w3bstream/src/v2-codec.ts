@@ -1,5 +1,5 @@
 import { keccak_256 } from '@noble/hashes/sha3.js';
-import { dataText, objectMembers, type TimestampUnit } from './codec.js';
+import { dataText, objectMembers, type ExtraDataMembers, type TimestampUnit } from './codec.js';
 import { goJsonString } from './go-json.js';
 import { addressOfPublicKey, recoverSecp256k1 } from './recoverable.js';
 
@@ -15,8 +15,8 @@ import { addressOfPublicKey, recoverSecp256k1 } from './recoverable.js';
 export const MAX_PROJECT_ID = 2n ** 64n - 1n;
 
 export class ProjectIdError extends RangeError {
-  constructor(value: unknown) {
-    super(`project ID ${JSON.stringify(value)} is not a whole number from 1 to ${MAX_PROJECT_ID}`);
+  constructor(value: unknown, max: bigint = MAX_PROJECT_ID) {
+    super(`project ID ${JSON.stringify(value)} is not a whole number from 1 to ${max}`);
     this.name = 'ProjectIdError';
   }
 }
@@ -69,6 +69,8 @@ export interface SignedMessageV2 {
 
 export interface BuildV2Options extends ProjectRef {
   timestampUnit?: TimestampUnit;
+  /** Members after `timestamp` inside the data text (a wire profile's additions). */
+  extraData?: ExtraDataMembers;
 }
 
 export function buildMessageV2(
@@ -76,7 +78,7 @@ export function buildMessageV2(
   reading: { powerW: number; timestampMs: number },
   opts: BuildV2Options,
 ): SignedMessageV2 {
-  const text = dataText(reading.powerW, reading.timestampMs, opts.timestampUnit ?? 's');
+  const text = dataText(reading.powerW, reading.timestampMs, opts.timestampUnit ?? 's', opts.extraData);
   const ref = { projectId: parseProjectId(opts.projectId), projectVersion: opts.projectVersion };
   if (ref.projectVersion === '') throw new RangeError('project version must not be empty (the node requires it)');
   const signedJson = signedJsonV2(ref, text);

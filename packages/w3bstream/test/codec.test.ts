@@ -139,6 +139,24 @@ describe('formatting (docs/w3bstream.md section 2)', () => {
     expect(() => dataText(8, 0)).toThrow(/clock is not set/);
     expect(() => dataText(8, 999)).toThrow(ReadingError); // floors to 0 s
   });
+
+  it("appends a wire profile's members after the timestamp, JSON-encoded, and refuses names that could shadow the two the applets read", () => {
+    expect(dataText(8, 1_764_000_123_999, 's', [['calibration_id', '20260514-3f9a1c2e']])).toBe(
+      '{"sensor_reading":8.0,"timestamp":1764000123,"calibration_id":"20260514-3f9a1c2e"}',
+    );
+    expect(dataText(8, 1_764_000_123_999, 's', [['note', 'a"b']])).toBe('{"sensor_reading":8.0,"timestamp":1764000123,"note":"a\\"b"}');
+    for (const bad of ['timestamp', 'sensor_reading', 'Bad', 'a-b', ''])
+      expect(() => dataText(8, 1_764_000_123_999, 's', [[bad, 'x']])).toThrow(/data member name/);
+    // The verifier takes such a body as the meter signed it, the extra member inside the signed text.
+    const id = loadOrCreateIdentity(join(tempDir(), 'id'));
+    const msg = buildMessage(id, { powerW: 4, timestampMs: 1_764_000_000_000 }, { extraData: [['calibration_id', 'none']] });
+    const v = verifyBody(msg.body);
+    expect(v).toMatchObject({
+      ok: true,
+      sensorReading: 4,
+      dataText: '{"sensor_reading":4.0,"timestamp":1764000000,"calibration_id":"none"}',
+    });
+  });
 });
 
 describe('buildMessage', () => {

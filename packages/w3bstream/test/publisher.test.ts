@@ -72,7 +72,7 @@ const V2: Kit = {
   curve: 'secp256k1',
   build: (id, powerW, timestampMs) => buildMessageV2(id, { powerW, timestampMs }, { projectId: '42', projectVersion: '0.1' }).body,
   path: '/message',
-  extra: { transport: w3bstreamV2Transport() },
+  extra: { transport: w3bstreamV2Transport({ dialect: 'message' }) },
   reason500: 'HTTP 500 dev receiver answering an injected fail…',
   ok: (res) => {
     res.writeHead(200, { 'content-type': 'application/json; charset=utf-8' });
@@ -113,7 +113,7 @@ function setup(opts: { maxCount?: number } = {}, kit: Kit = V1) {
 }
 
 async function receiver(kit: Kit = V1, port?: number): Promise<DevReceiver> {
-  const r = await startDevReceiver({ project: 'p', token: TOKEN, transport: kit.transport, port });
+  const r = await startDevReceiver({ project: 'p', token: TOKEN, transport: kit.transport, dialect: 'message', port });
   onCleanup(() => r.close());
   return r;
 }

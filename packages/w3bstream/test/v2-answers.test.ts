@@ -66,7 +66,7 @@ describe('W3bstream 2 answers, classified (cmd/apinode/api/http.go)', () => {
 
 describe('dev receiver, W3bstream 2 mode', () => {
   async function start(opts: DevReceiverOptions = {}) {
-    const r = await startDevReceiver({ transport: 'w3bstream-v2', ...opts });
+    const r = await startDevReceiver({ transport: 'w3bstream-v2', dialect: 'message', ...opts });
     onCleanup(() => r.close());
     return r;
   }

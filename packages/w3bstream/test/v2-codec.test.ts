@@ -45,6 +45,13 @@ describe('W3bstream 2 message: an independent implementation (ethers) agrees byt
     );
   });
 
+  it("a wire profile's extra data member is inside the signed data text, and the node's check accepts it", () => {
+    const id = k1Identity();
+    const msg = buildMessageV2(id, READING, { ...REF, extraData: [['calibration_id', '20260514-3f9a1c2e']] });
+    expect(msg.dataText).toBe('{"sensor_reading":12.5,"timestamp":1764000000,"calibration_id":"20260514-3f9a1c2e"}');
+    expect(checkMessageV2(msg.body)).toMatchObject({ ok: true, deviceId: id.deviceId, data: msg.dataText });
+  });
+
   it('the body is the signed JSON with the signature as the last field, and verifies after a JSON round trip', () => {
     const id = k1Identity();
     const msg = buildMessageV2(id, READING, REF);

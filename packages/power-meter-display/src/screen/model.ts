@@ -36,6 +36,11 @@ export interface ScreenModel {
   sparkTones: Tone[];
   /** Short marker when state.json is currently unreadable (the screen keeps the last good data). */
   problemMarker: string | null;
+  /**
+   * Which chip measures, top right: "INA228", "INA219 sim" for the emulator; null when the state
+   * does not say (a backend from before the field). The problem marker takes the place when shown.
+   */
+  chipText: string | null;
 }
 
 /**
@@ -135,6 +140,76 @@ export function refusalText(reason: string): string {
     .trim();
 }
 
+/**
+ * What `publishing.reason` says (the node's error key, a network error code, what answered
+ * instead of the node), in words that fit the status bar: 160 px in DejaVu Sans Bold 10 px holds
+ * about 24 characters, so "retrying: instance not running" or "failing: not a W3bstream answer
+ * (text/html)" would be cut. First match wins; a reason not listed is shown as it is (the
+ * renderer cuts it to fit). The README's Troubleshooting quotes the lines these make, and the log
+ * keeps the full reason (`publish state=… reason="…"`).
+ */
+export const REASON_WORDS: ReadonlyArray<readonly [RegExp, string]> = [
+  [/^(InvalidToken|InvalidClaim)$/, 'bad token'],
+  [/^AccessKeyNotFound$/, 'unknown key'],
+  [/^AccessKeyExpired$/, 'key expired'],
+  [/^PublisherNotFound$/, 'device deleted'],
+  [/^InvalidEventChannel$/, 'wrong project'],
+  [/^TrafficLimitExceeded$/, 'traffic limit'],
+  [/^(InstanceNotRunning|instance not running)$/i, 'applet stopped'],
+  [/^wait timeout$/i, 'applet busy'],
+  // The node's answer to a malformed token, once it keeps coming (classify.ts, persisting).
+  [/^HTTP 500 UnknownError \(token\?\)$/, 'bad token? (500)'],
+  [/^not a W3bstream answer\b/, 'not W3bstream'],
+  [/^timeout \d+ ms$/, 'no answer'],
+  [/^HTTP (\d{3})\b/, 'HTTP $1'],
+  [/^ECONNREFUSED$/, 'conn. refused'],
+  [/^(ECONNRESET|EPIPE|ECONNABORTED)$/, 'conn. reset'],
+  [/^(ENOTFOUND|EAI_NONAME)$/, 'unknown host'],
+  [/^EAI_AGAIN$/, 'DNS: no answer'],
+  [/^ETIMEDOUT$/, 'no answer'],
+  [/^(EHOSTUNREACH|ENETUNREACH|ENETDOWN)$/, 'network down'],
+  [/CERT|^ERR_TLS_|^UNABLE_TO_(VERIFY|GET)_/, 'certificate'],
+  [/^ERR_SSL_/, 'TLS error'],
+  [/^outbox error$/, 'outbox error'],
+  // W3bstream 2 /v1/task (classify-v2.ts): the node's 403, its unknown project or version, a taskID it did not compute.
+  [/^device not approved for project/, 'not approved'],
+  [/^unknown project/, 'unknown project'],
+  [/^answer not from the node$/, 'not the node'],
+];
+
+export function reasonWords(reason: string): string {
+  for (const [pattern, words] of REASON_WORDS) {
+    const m = pattern.exec(reason);
+    if (m) return words.replace(/\$(\d)/g, (_, i: string) => m[Number(i)] ?? '');
+  }
+  return reason;
+}
+
+/**
+ * A sensor fault's reason (ina219's I2cError: "<operation> failed (<errno>): <hint>") by its errno,
+ * in words that fit; the log has the full text with the fix.
+ */
+export const SENSOR_WORDS: ReadonlyArray<readonly [RegExp, string]> = [
+  [/\(ENOENT\)/, 'I2C is off'],
+  [/\((EACCES|EPERM)\)/, 'no I2C permission'],
+  [/\(EBUSY\)/, 'address in use'],
+  [/\((ENXIO|EREMOTEIO)\)/, 'no answer'],
+  [/\(EIO\)/, 'I2C error'],
+  [/\(ETIMEDOUT\)/, 'I2C timeout'],
+  [/^sampler stopped/, 'stopped'],
+];
+
+export function sensorWords(reason: string): string {
+  for (const [pattern, words] of SENSOR_WORDS) if (pattern.test(reason)) return words;
+  return reason;
+}
+
+/** Applet refusals in words that fit (refusalText first drops the position and addresses). */
+const REFUSAL_WORDS: ReadonlyArray<readonly [RegExp, string]> = [
+  [/not registered/i, 'not registered'],
+  [/signature/i, 'bad signature'],
+];
+
 const PROBLEM_MARKERS: Record<StateProblem, string> = {
   missing: 'no file',
   empty: 'empty file',
@@ -164,6 +239,7 @@ export function buildScreenModel(state: MeterState | null, problem: StateProblem
       spark: [],
       sparkTones: [],
       problemMarker: problem === null || problem === 'missing' ? null : PROBLEM_MARKERS[problem],
+      chipText: null,
     };
   }
   const age = ageMs ?? nowMs - state.updatedAtMs;
@@ -181,7 +257,7 @@ export function buildScreenModel(state: MeterState | null, problem: StateProblem
     statusText = `stale: no update for ${formatAge(age)}`;
     statusTone = 'alert';
   } else if (sensorFault) {
-    statusText = `sensor: ${shorten(state.sensor.reason ?? 'fault', 22)}`;
+    statusText = `sensor: ${sensorWords(state.sensor.reason ?? 'fault')}`;
     statusTone = 'alert';
   } else {
     ({ statusText, statusTone } = publishingStatus(state));
@@ -201,7 +277,13 @@ export function buildScreenModel(state: MeterState | null, problem: StateProblem
     spark,
     sparkTones: spark.map((w) => toneForPowerW(Math.max(0, w), bounds)),
     problemMarker: problem === null ? null : PROBLEM_MARKERS[problem],
+    chipText: state.sensor.chip === undefined ? null : `${state.sensor.chip}${state.sensor.simulated ? ' sim' : ''}`,
   };
+}
+
+/** Cut to `max` characters with an ellipsis. */
+function shorten(text: string, max: number): string {
+  return text.length <= max ? text : `${text.slice(0, max - 1)}…`;
 }
 
 function publishingStatus(state: MeterState): { statusText: string; statusTone: Tone } {
@@ -212,17 +294,25 @@ function publishingStatus(state: MeterState): { statusText: string; statusTone: 
       return { statusText: 'publishing off', statusTone: 'neutral' };
     case 'ok':
       // The node took the reading but the applet refused it (an unregistered device, a bad signature).
-      if (p.lastRejection) return { statusText: `refused ${p.rejected ?? ''}: ${refusalText(p.lastRejection)}`, statusTone: 'alert' };
-      return p.waiting > 1
-        ? { statusText: `sending: ${p.waiting} waiting`, statusTone: 'fair' }
-        : { statusText: 'published ok', statusTone: 'good' };
+      if (p.lastRejection) return { statusText: `refused: ${refusalWords(p.lastRejection)}`, statusTone: 'alert' };
+      // W3bstream 2: the node took the reading, and the prover failed the task made of it.
+      if (p.task?.state === 'failed') return { statusText: `task failed: ${shorten(p.task.error ?? '?', 12)}`, statusTone: 'alert' };
+      // Delivered, but no applet strategy handles the eventType (publisher: NoApplet).
+      if (p.reason) return { statusText: 'ok: no applet', statusTone: 'fair' };
+      if (p.waiting > 1) return { statusText: `sending: ${p.waiting} waiting`, statusTone: 'fair' };
+      // W3bstream 2: the newest followed task's state: packed, assigned, settled (on chain).
+      if (p.task && p.task.state !== 'unknown' && p.task.state !== 'error')
+        return { statusText: `published, ${p.task.state}`, statusTone: 'good' };
+      return { statusText: 'published ok', statusTone: 'good' };
     case 'retrying':
-      return { statusText: `retry: ${p.waiting} waiting`, statusTone: 'fair' };
+      return { statusText: p.reason ? `retrying: ${reasonWords(p.reason)}` : `retrying: ${p.waiting} waiting`, statusTone: 'fair' };
     case 'failing':
-      return { statusText: `failing: ${shorten(p.reason ?? 'error', 16)}`, statusTone: 'alert' };
+      return { statusText: `failing: ${reasonWords(p.reason ?? 'error')}`, statusTone: 'alert' };
   }
 }
 
-function shorten(text: string, max: number): string {
-  return text.length <= max ? text : `${text.slice(0, max - 1)}…`;
+function refusalWords(reason: string): string {
+  const text = refusalText(reason);
+  for (const [pattern, words] of REFUSAL_WORDS) if (pattern.test(text)) return words;
+  return text;
 }

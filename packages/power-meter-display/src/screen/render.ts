@@ -32,6 +32,8 @@ export const TONE_COLOURS: Record<Tone, string> = {
 const BACKGROUND = '#000000';
 /** Height of the status bar at the bottom. */
 const STATUS_H = 16;
+/** The status line's fonts, largest first (model.ts words fit the first one at 160 px). */
+export const STATUS_FONTS = ['bold 10px', 'bold 9px', '9px', '8px'] as const;
 const TEXT = '#ffffff';
 const DIM = '#8a939c';
 /** The on-chain balance: a cool blue, apart from the tones that judge power. */
@@ -93,7 +95,16 @@ export class ScreenRenderer {
     ctx.fillStyle = DIM;
     ctx.textAlign = 'left';
     ctx.fillText(model.mode === 'stale' ? 'STALE' : this.portrait ? 'POWER' : 'POWER NOW', 4, 11);
-    if (model.problemMarker === null) return;
+    if (model.problemMarker === null) {
+      if (model.chipText !== null) {
+        // The chip that measures, small and dim: a fact about the figures, not news.
+        ctx.font = `9px ${FONT_FAMILY}`;
+        ctx.textAlign = 'right';
+        ctx.fillText(model.chipText, w - 4, 10);
+        ctx.textAlign = 'left';
+      }
+      return;
+    }
     ctx.font = `bold 9px ${FONT_FAMILY}`;
     const text = `! ${model.problemMarker}`;
     const tw = Math.ceil(ctx.measureText(text).width) + 6;
@@ -162,10 +173,29 @@ export class ScreenRenderer {
     const { ctx, width: w, height: h } = this;
     ctx.fillStyle = model.statusTone === 'good' ? '#0b3d16' : model.statusTone === 'neutral' ? '#222a31' : TONE_COLOURS[model.statusTone];
     ctx.fillRect(0, h - STATUS_H, w, STATUS_H);
-    ctx.font = `bold 10px ${FONT_FAMILY}`;
+    const fit = this.statusFit(model.statusText);
+    ctx.font = fit.font;
     ctx.fillStyle = model.statusTone === 'good' || model.statusTone === 'neutral' ? TEXT : '#000000';
     ctx.textAlign = 'left';
-    ctx.fillText(model.statusText, 4, h - 4, w - 8);
+    ctx.fillText(fit.text, 4, h - 4);
+  }
+
+  /**
+   * How the status line is drawn: in the first of the status fonts it fits whole (bold 10 px,
+   * then smaller), else cut with "…" in the smallest. Never squeezed: canvas's maxWidth would
+   * compress the glyphs until they are unreadable on the panel.
+   */
+  statusFit(text: string): { font: string; text: string; width: number } {
+    const { ctx } = this;
+    const room = this.width - 8;
+    for (const font of STATUS_FONTS) {
+      ctx.font = `${font} ${FONT_FAMILY}`;
+      const width = ctx.measureText(text).width;
+      if (width <= room) return { font: ctx.font, text, width };
+    }
+    let cut = text;
+    while (cut.length > 1 && ctx.measureText(`${cut}…`).width > room) cut = cut.slice(0, -1);
+    return { font: ctx.font, text: `${cut.trimEnd()}…`, width: ctx.measureText(`${cut.trimEnd()}…`).width };
   }
 
   /** The canvas itself, for saving previews. */

@@ -21,7 +21,6 @@ export interface MetricsSnapshot {
 
 export interface Sample {
   labels: Record<string, string>;
-  /** NaN when unknown (no reading yet, sensor fault). */
   value: number;
 }
 
@@ -33,7 +32,14 @@ export interface MetricDef {
   samples: (s: MetricsSnapshot) => Sample[];
 }
 
-const one = (value: number | null | undefined): Sample[] => [{ labels: {}, value: value ?? Number.NaN }];
+/**
+ * One sample, or none while the value is unknown (no reading yet, no delivery yet, a sensor
+ * fault, a balance never read): the series is then absent, never NaN. A NaN poisons every
+ * expression it enters (sum, rate, comparisons) and reads as a value; `absent()` is the
+ * Prometheus way to alert on a missing one.
+ */
+const one = (value: number | null | undefined): Sample[] =>
+  value === null || value === undefined || !Number.isFinite(value) ? [] : [{ labels: {}, value }];
 const seconds = (ms: number | null | undefined): number | null => (ms === null || ms === undefined ? null : ms / 1000);
 const PUBLISH_STATES = ['disabled', 'ok', 'retrying', 'failing'] as const;
 
@@ -46,6 +52,22 @@ export const METRICS: readonly MetricDef[] = [
     samples: (s) => [{ labels: { device_id: s.state.deviceId, version: s.version }, value: 1 }],
   },
   {
+    name: 'power_meter_sensor_info',
+    help: 'Constant 1, labelled with the chip that measures (INA219, INA226, INA260, INA228), whether it is simulated, and the calibration applied ("none" when uncalibrated)',
+    type: 'gauge',
+    labelNames: ['chip', 'simulated', 'calibration_id'],
+    samples: (s) => [
+      {
+        labels: {
+          chip: s.state.sensor.chip ?? 'INA219',
+          simulated: String(s.state.sensor.simulated ?? false),
+          calibration_id: s.state.sensor.calibrationId ?? 'none',
+        },
+        value: 1,
+      },
+    ],
+  },
+  {
     name: 'power_meter_energy_joules_total',
     help: 'Energy measured since the meter was installed (never decreases); divide by 3.6e6 for kWh',
     type: 'counter',
@@ -54,7 +76,7 @@ export const METRICS: readonly MetricDef[] = [
   },
   {
     name: 'power_meter_power_watts',
-    help: 'Latest instantaneous power (NaN while the sensor is faulty)',
+    help: 'Latest instantaneous power (absent while the sensor is faulty)',
     type: 'gauge',
     labelNames: [],
     samples: (s) => one(s.state.powerW),
@@ -131,7 +153,7 @@ export const METRICS: readonly MetricDef[] = [
   },
   {
     name: 'power_meter_publish_last_success_timestamp_seconds',
-    help: 'Unix time of the last successful delivery (NaN before the first)',
+    help: 'Unix time of the last successful delivery (absent before the first)',
     type: 'gauge',
     labelNames: [],
     samples: (s) => one(seconds(s.state.publishing.lastSuccessMs)),
@@ -177,6 +199,40 @@ export const METRICS: readonly MetricDef[] = [
     type: 'counter',
     labelNames: [],
     samples: (s) => one(s.state.rewards.total),
+  },
+  {
+    name: 'power_meter_bus_volts',
+    help: 'Latest bus voltage on the load side (absent while the sensor is faulty)',
+    type: 'gauge',
+    labelNames: [],
+    samples: (s) => one(s.state.sensor.state === 'ok' ? s.state.sensor.busV : null),
+  },
+  {
+    name: 'power_meter_current_amperes',
+    help: 'Latest current through the shunt (absent while the sensor is faulty)',
+    type: 'gauge',
+    labelNames: [],
+    samples: (s) => one(s.state.sensor.state === 'ok' ? s.state.sensor.currentA : null),
+  },
+  {
+    name: 'power_meter_reward_balance_tokens',
+    help: "The owner's reward-token balance read from the chain (with --rpc-url; absent before the first read)",
+    type: 'gauge',
+    labelNames: ['token', 'owner'],
+    samples: (s) => {
+      const b = s.state.rewardBalance;
+      const tokens = b?.tokens === null || b?.tokens === undefined ? null : Number(b.tokens);
+      return b === undefined || tokens === null || !Number.isFinite(tokens)
+        ? []
+        : [{ labels: { token: b.token, owner: b.owner }, value: tokens }];
+    },
+  },
+  {
+    name: 'power_meter_reward_balance_read_timestamp_seconds',
+    help: 'Unix time the reward balance was last read (a stale value means the RPC fails; absent before the first read)',
+    type: 'gauge',
+    labelNames: [],
+    samples: (s) => one(seconds(s.state.rewardBalance?.readAtMs)),
   },
   {
     name: 'power_meter_state_updated_timestamp_seconds',

@@ -39,9 +39,11 @@ export class MetricsOutput implements MeterObserver {
   private constructor(private readonly opts: MetricsOutputOptions) {
     for (const def of METRICS) {
       // prom-client keeps values; ours live in the state, so each collection refills them.
-      const fill = (metric: { reset(): void }, put: (s: Sample) => void): void => {
+      const fill = (metric: { reset(): void; remove(...labels: string[]): void }, put: (s: Sample) => void): void => {
         const snap = this.snapshot();
         metric.reset();
+        // reset() leaves a 0 in a metric without labels: an unknown value is no sample at all.
+        if (def.labelNames.length === 0) metric.remove();
         if (snap) for (const s of def.samples(snap)) put(s);
       };
       const config = { name: def.name, help: def.help, labelNames: def.labelNames, registers: [this.registry] };
@@ -106,7 +108,9 @@ export class MetricsOutput implements MeterObserver {
     this.writing = true;
     try {
       const text = await this.text();
-      if (text !== null) writeFileAtomicSync(dirname(this.opts.file), basename(this.opts.file), text);
+      // -rw-r--r-- whatever the umask (the unit's UMask=0027 would give -rw-r-----): node_exporter
+      // runs as another user and must read it.
+      if (text !== null) writeFileAtomicSync(dirname(this.opts.file), basename(this.opts.file), text, { mode: 0o644, exactMode: true });
       this.fileError = null;
     } catch (err) {
       const msg = err instanceof Error ? err.message : String(err);

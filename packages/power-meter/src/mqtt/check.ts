@@ -1,7 +1,9 @@
 import { constants, accessSync, existsSync, readFileSync } from 'node:fs';
-import { connectAsync, type ErrorWithReasonCode } from 'mqtt';
 import type { Check } from '../doctor.js';
+import { createMqttClient, isProtocolRefusal, type MqttTls } from './connection.js';
 import { safeBroker } from './output.js';
+import { describeMqttError } from './problems.js';
+import { readMqttTls } from './tls-files.js';
 
 const ENV_FILE = '/etc/power-meter/power-meter.env';
 
@@ -12,9 +14,20 @@ const ENV_FILE = '/etc/power-meter/power-meter.env';
  * from there when readable.
  */
 export async function checkMqtt(
-  s: { mqttUrl: string; mqttUser: string; mqttPassword: string },
+  s: { mqttUrl: string; mqttUser: string; mqttPassword: string; mqttCa?: string; mqttCert?: string; mqttKey?: string },
   opts: { envFile?: string; timeoutMs?: number } = {},
 ): Promise<Check> {
+  let tls: MqttTls;
+  try {
+    tls = readMqttTls({ mqttCa: s.mqttCa ?? '', mqttCert: s.mqttCert ?? '', mqttKey: s.mqttKey ?? '' });
+  } catch (err) {
+    return {
+      name: 'mqtt',
+      status: 'fail',
+      detail: (err as Error).message,
+      fix: 'fix the file or the setting (run doctor as the user the service runs as, or with sudo, when the file is only readable by it)',
+    };
+  }
   const envFile = opts.envFile ?? ENV_FILE;
   let { mqttUser: username, mqttPassword: password } = s;
   let from = 'the environment';
@@ -33,33 +46,54 @@ export async function checkMqtt(
   }
   const broker = safeBroker(s.mqttUrl);
   const login = username ? `as the configured user (from ${from})` : 'without a login';
+  const options = {
+    clientId: `power-meter-doctor-${process.pid}`,
+    username: username || undefined,
+    password: password || undefined,
+    reconnectPeriod: 0,
+    connectTimeout: opts.timeoutMs ?? 5000,
+  };
   try {
-    const client = await connectAsync(s.mqttUrl, {
-      clientId: `power-meter-doctor-${process.pid}`,
-      username: username || undefined,
-      password: password || undefined,
-      protocolVersion: 5,
-      reconnectPeriod: 0,
-      connectTimeout: opts.timeoutMs ?? 5000,
+    let v311 = false;
+    await connectOnce(s.mqttUrl, tls, options).catch(async (err: Error) => {
+      if (!isProtocolRefusal(err)) throw err;
+      v311 = true;
+      await connectOnce(s.mqttUrl, tls, options, true);
     });
-    await client.endAsync();
-    return { name: 'mqtt', status: 'ok', detail: `${broker} accepted a connection ${login}; nothing was published` };
+    return {
+      name: 'mqtt',
+      status: 'ok',
+      detail: `${broker} accepted a connection ${login}${v311 ? ' (MQTT 3.1.1: it refuses MQTT 5)' : ''}; nothing was published`,
+    };
   } catch (err) {
-    const code = (err as ErrorWithReasonCode).code;
-    if (code === 134 || code === 135 || code === 4 || code === 5)
+    const p = describeMqttError(err as Error);
+    if (p.kind === 'login')
       return {
         name: 'mqtt',
         status: 'fail',
         detail: `${broker} refused the login ${login}: ${(err as Error).message.replace(/^Connection refused: /, '')}`,
         fix: `set POWER_METER_MQTT_USER and POWER_METER_MQTT_PASSWORD in ${ENV_FILE} to a user of the broker (Home Assistant: a user of the Mosquitto add-on), then sudo systemctl restart power-meter`,
       };
-    return {
-      name: 'mqtt',
-      status: 'fail',
-      detail: `${broker}: ${typeof code === 'string' ? code : (err as Error).message}`,
-      fix: 'check that the broker runs, the host and port in --mqtt-url (mqtt:// is 1883, mqtts:// 8883) and the network',
-    };
+    const certificate = p.kind === 'certificate' || p.kind === 'client-certificate';
+    return { name: 'mqtt', status: 'fail', detail: `${broker}: ${certificate ? 'certificate problem: ' : ''}${p.text}`, fix: p.fix };
   }
+}
+
+/** One connection through the meter's own client (packet guard, TLS files), closed at once. */
+function connectOnce(url: string, tls: MqttTls, client: Parameters<typeof createMqttClient>[0]['client'], v311 = false): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const c = createMqttClient({ url, tls, client, protocolVersion: v311 ? 4 : 5 });
+    c.once('connect', () => {
+      resolve();
+      c.end();
+    });
+    c.once('error', (err) => {
+      c.end(true);
+      reject(err);
+    });
+    // A close before CONNACK without an error (the broker hung up): say so rather than hang.
+    c.once('close', () => reject(new Error('the broker closed the connection before answering')));
+  });
 }
 
 /** KEY=VALUE lines as systemd's EnvironmentFile= reads them (comments, optional quotes). */

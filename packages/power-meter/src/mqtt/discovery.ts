@@ -4,7 +4,8 @@ import { discoveryTopic, meterTopics, nodeId, shortId, type MeterTopics } from '
  * Home Assistant MQTT discovery, pure: one retained config per entity, all tied to one device
  * (the meter's address). Keys are Home Assistant's documented sensor options, unabbreviated so
  * a person reading the broker understands them. `default_entity_id` replaces the deprecated
- * `object_id` (Home Assistant 2025.10; `object_id` stops working in 2026.4).
+ * `object_id` (Home Assistant 2025.10; `object_id` stops working in 2026.4). What each choice
+ * below rests on (units, expiry, timestamps, the kWh migration) is in docs/home-assistant.md.
  *
  * The Energy dashboard accepts a sensor with `device_class: energy`, `state_class:
  * total_increasing` and an energy unit: `energy` below. Its value is the meter's stored total,
@@ -14,16 +15,20 @@ export interface EntitySpec {
   /** Entity key: last level of the discovery topic, suffix of unique_id and entity id. */
   key: string;
   name: string;
-  topic: keyof Pick<MeterTopics, 'power' | 'window' | 'status'>;
+  topic: keyof Pick<MeterTopics, 'power' | 'window' | 'status' | 'balance'>;
   /** Field of the JSON payload on that topic. */
   field: string;
-  deviceClass?: 'power' | 'energy' | 'enum';
+  deviceClass?: 'power' | 'energy' | 'voltage' | 'current' | 'timestamp' | 'enum';
   stateClass?: 'measurement' | 'total_increasing';
   unit?: string;
   precision?: number;
   diagnostic?: boolean;
   options?: string[];
   icon?: string;
+  /** A live figure: Home Assistant shows it unavailable when no update came for `expire_after` s. */
+  live?: boolean;
+  /** Created disabled: the user enables it in Home Assistant if wanted. */
+  disabledByDefault?: boolean;
 }
 
 export const ENTITIES: readonly EntitySpec[] = [
@@ -36,15 +41,41 @@ export const ENTITIES: readonly EntitySpec[] = [
     stateClass: 'measurement',
     unit: 'W',
     precision: 2,
+    live: true,
   },
   {
+    key: 'voltage',
+    name: 'Voltage',
+    topic: 'power',
+    field: 'busV',
+    deviceClass: 'voltage',
+    stateClass: 'measurement',
+    unit: 'V',
+    precision: 2,
+    live: true,
+  },
+  {
+    key: 'current',
+    name: 'Current',
+    topic: 'power',
+    field: 'currentA',
+    deviceClass: 'current',
+    stateClass: 'measurement',
+    unit: 'A',
+    precision: 3,
+    live: true,
+  },
+  {
+    // Same unique_id as when it was published in Wh: Home Assistant converts the new kWh states
+    // to the unit its statistics were compiled in, so existing history and the Energy dashboard
+    // go on without a jump (docs/home-assistant.md, "Energy in kWh").
     key: 'energy',
     name: 'Energy',
     topic: 'window',
-    field: 'energyTotalWh',
+    field: 'energyTotalKwh',
     deviceClass: 'energy',
     stateClass: 'total_increasing',
-    unit: 'Wh',
+    unit: 'kWh',
     precision: 3,
   },
   {
@@ -58,6 +89,26 @@ export const ENTITIES: readonly EntitySpec[] = [
     precision: 2,
   },
   {
+    key: 'window_voltage',
+    name: 'Window average voltage',
+    topic: 'window',
+    field: 'avgBusV',
+    deviceClass: 'voltage',
+    stateClass: 'measurement',
+    unit: 'V',
+    precision: 2,
+  },
+  {
+    key: 'window_current',
+    name: 'Window average current',
+    topic: 'window',
+    field: 'avgCurrentA',
+    deviceClass: 'current',
+    stateClass: 'measurement',
+    unit: 'A',
+    precision: 3,
+  },
+  {
     key: 'reward_rate',
     name: 'Reward rate',
     topic: 'window',
@@ -65,6 +116,7 @@ export const ENTITIES: readonly EntitySpec[] = [
     stateClass: 'measurement',
     unit: 'tokens/h',
     icon: 'mdi:hand-coin',
+    disabledByDefault: true,
   },
   {
     key: 'rewards',
@@ -75,6 +127,7 @@ export const ENTITIES: readonly EntitySpec[] = [
     unit: 'tokens',
     precision: 3,
     icon: 'mdi:hand-coin',
+    disabledByDefault: true,
   },
   {
     key: 'observed',
@@ -86,6 +139,14 @@ export const ENTITIES: readonly EntitySpec[] = [
     precision: 1,
     diagnostic: true,
     icon: 'mdi:chart-bell-curve',
+  },
+  {
+    key: 'last_reading',
+    name: 'Last reading',
+    topic: 'window',
+    field: 'lastReadingAt',
+    deviceClass: 'timestamp',
+    diagnostic: true,
   },
   {
     key: 'publishing',
@@ -117,7 +178,29 @@ export const ENTITIES: readonly EntitySpec[] = [
     diagnostic: true,
     icon: 'mdi:chip',
   },
+  {
+    // A timestamp, not a counter of seconds: Home Assistant shows it as "3 hours ago" (the
+    // uptime) and records one state per start instead of one per update.
+    key: 'last_restart',
+    name: 'Last restart',
+    topic: 'status',
+    field: 'startedAt',
+    deviceClass: 'timestamp',
+    diagnostic: true,
+  },
 ];
+
+/** Published only when the on-chain balance is read (--rpc-url, --reward-token, --wallet-address). */
+export const BALANCE_ENTITY: EntitySpec = {
+  key: 'reward_balance',
+  name: 'Reward balance',
+  topic: 'balance',
+  field: 'tokens',
+  stateClass: 'measurement',
+  unit: 'tokens',
+  precision: 2,
+  icon: 'mdi:wallet',
+};
 
 export interface DeviceInfo {
   deviceAddress: string;
@@ -125,6 +208,26 @@ export interface DeviceInfo {
   version: string;
   /** What measures: shown as the device model. */
   model: string;
+  /** Chip and shunt, e.g. "INA219, 0.1 Ω shunt" (device hw_version). */
+  hwVersion?: string;
+}
+
+export interface DiscoveryOptions {
+  /** Home Assistant area for a newly discovered device, e.g. "Garage"; empty = none. */
+  suggestedArea?: string;
+  /** expire_after of the live entities, seconds (see liveExpireAfterS). */
+  liveExpireAfterS?: number;
+  /** Add the on-chain reward balance entity. */
+  balance?: boolean;
+}
+
+/**
+ * How long a live figure stays valid without an update: live power goes out at most every
+ * `powerIntervalMs` and the meter's state at least every 5 s (its heartbeat), so three of the
+ * longer of the two, and never under 30 s (a broker or Wi-Fi hiccup must not blank the card).
+ */
+export function liveExpireAfterS(powerIntervalMs: number): number {
+  return Math.max(30, Math.ceil((3 * Math.max(powerIntervalMs, 5000)) / 1000));
 }
 
 export interface DiscoveryMessage {
@@ -132,11 +235,20 @@ export interface DiscoveryMessage {
   config: Record<string, unknown>;
 }
 
-export function discoveryMessages(discoveryPrefix: string, topicPrefix: string, info: DeviceInfo): DiscoveryMessage[] {
+export function entitiesFor(o: DiscoveryOptions = {}): readonly EntitySpec[] {
+  return o.balance ? [...ENTITIES, BALANCE_ENTITY] : ENTITIES;
+}
+
+export function discoveryMessages(
+  discoveryPrefix: string,
+  topicPrefix: string,
+  info: DeviceInfo,
+  o: DiscoveryOptions = {},
+): DiscoveryMessage[] {
   const topics = meterTopics(topicPrefix, info.deviceAddress);
   const node = nodeId(info.deviceAddress);
   const short = shortId(info.deviceAddress);
-  const device = {
+  const device: Record<string, unknown> = {
     identifiers: [node],
     name: `Power meter ${short}`,
     manufacturer: 'power-meter (open source)',
@@ -144,8 +256,10 @@ export function discoveryMessages(discoveryPrefix: string, topicPrefix: string, 
     serial_number: info.deviceAddress.toLowerCase(),
     sw_version: info.version,
   };
+  if (info.hwVersion) device.hw_version = info.hwVersion;
+  if (o.suggestedArea) device.suggested_area = o.suggestedArea;
   const origin = { name: 'power-meter', sw_version: info.version };
-  return ENTITIES.map((e) => {
+  return entitiesFor(o).map((e) => {
     const config: Record<string, unknown> = {
       name: e.name,
       unique_id: `${node}_${e.key}`,
@@ -163,6 +277,8 @@ export function discoveryMessages(discoveryPrefix: string, topicPrefix: string, 
     if (e.options) config.options = e.options;
     if (e.diagnostic) config.entity_category = 'diagnostic';
     if (e.icon) config.icon = e.icon;
+    if (e.live && o.liveExpireAfterS) config.expire_after = o.liveExpireAfterS;
+    if (e.disabledByDefault) config.enabled_by_default = false;
     return { topic: discoveryTopic(discoveryPrefix, info.deviceAddress, e.key), config };
   });
 }

@@ -2,9 +2,10 @@
  * Topic names and identifiers, pure. One meter owns `<prefix>/<device address>/…`:
  *
  *   availability  `online` / `offline` (retained; `offline` is also the broker-held last will)
- *   power         {"powerW"}: live power, at most every --mqtt-power-interval (retained)
+ *   power         {"powerW", "busV", "currentA"}: live figures, at most every --mqtt-power-interval (retained)
  *   window        the last window and the totals, once per window (retained)
  *   status        publishing and sensor state, on every change (retained)
+ *   balance       the on-chain reward balance, when it is read (--rpc-url; retained)
  *   reading       each signed reading body, with --mqtt-readings (not retained)
  *
  * and one retained Home Assistant discovery config per entity under
@@ -15,6 +16,7 @@ export interface MeterTopics {
   power: string;
   window: string;
   status: string;
+  balance: string;
   reading: string;
 }
 
@@ -25,6 +27,7 @@ export function meterTopics(prefix: string, deviceAddress: string): MeterTopics 
     power: `${base}/power`,
     window: `${base}/window`,
     status: `${base}/status`,
+    balance: `${base}/balance`,
     reading: `${base}/reading`,
   };
 }

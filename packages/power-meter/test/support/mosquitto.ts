@@ -3,7 +3,7 @@ import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { connectAsync, type MqttClient } from 'mqtt';
+import { connectAsync, type IClientOptions, type MqttClient } from 'mqtt';
 
 /**
  * A real Mosquitto broker for the tests (Debian package `mosquitto`, installed by
@@ -13,6 +13,7 @@ import { connectAsync, type MqttClient } from 'mqtt';
  */
 export interface Broker {
   port: number;
+  /** mqtt://127.0.0.1:<port>, or mqtts:// with `tls`. */
   url: string;
   user: string;
   password: string;
@@ -48,7 +49,17 @@ function portOpen(port: number): Promise<boolean> {
   });
 }
 
-export async function startBroker(): Promise<Broker> {
+/** A TLS listener instead of plain MQTT: the broker's certificate and key, and its CA for client certificates. */
+export interface BrokerTls {
+  certFile: string;
+  keyFile: string;
+  /** CA that signs the client certificates it accepts (with requireCertificate). */
+  caFile?: string;
+  /** Refuse clients without a certificate signed by caFile (mosquitto require_certificate). */
+  requireCertificate?: boolean;
+}
+
+export async function startBroker(opts: { tls?: BrokerTls } = {}): Promise<Broker> {
   const mosquitto = binary('mosquitto', ['/usr/sbin', '/usr/local/sbin']);
   const passwd = binary('mosquitto_passwd', ['/usr/bin', '/usr/local/bin']);
   const dir = mkdtempSync(join(tmpdir(), 'pm-mosquitto-'));
@@ -67,6 +78,14 @@ export async function startBroker(): Promise<Broker> {
       conf,
       [
         `listener ${port} 127.0.0.1`,
+        ...(opts.tls
+          ? [
+              `certfile ${opts.tls.certFile}`,
+              `keyfile ${opts.tls.keyFile}`,
+              ...(opts.tls.caFile ? [`cafile ${opts.tls.caFile}`] : []),
+              `require_certificate ${opts.tls.requireCertificate === true}`,
+            ]
+          : []),
         'allow_anonymous false',
         `password_file ${pwFile}`,
         'persistence false',
@@ -111,7 +130,7 @@ export async function startBroker(): Promise<Broker> {
   }
   return {
     port,
-    url: `mqtt://127.0.0.1:${port}`,
+    url: `${opts.tls ? 'mqtts' : 'mqtt'}://127.0.0.1:${port}`,
     user,
     password,
     stop,
@@ -133,12 +152,14 @@ export async function subscriber(
   b: Broker,
   onCleanup: (fn: () => Promise<unknown>) => void,
   filters = ['homeassistant/#', 'power-meter/#'],
+  extra: IClientOptions = {},
 ): Promise<{ client: MqttClient; seen: Seen[] }> {
   const client = await connectAsync(b.url, {
     username: b.user,
     password: b.password,
     reconnectPeriod: 200,
     clientId: `test-${Math.random()}`,
+    ...extra,
   });
   onCleanup(() => client.endAsync(true));
   const seen: Seen[] = [];

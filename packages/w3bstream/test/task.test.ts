@@ -1,0 +1,188 @@
+import { createHash } from 'node:crypto';
+import { join } from 'node:path';
+import { keccak256, recoverAddress, Signature } from 'ethers';
+import { describe, expect, it } from 'vitest';
+import {
+  buildReadingTask,
+  buildTask,
+  classifyTaskAnswer,
+  digestTask,
+  gjsonUint,
+  goCompactJson,
+  loadOrCreateIdentity,
+  parseTaskProjectId,
+  readTaskBody,
+  staticApprovals,
+  startDevReceiver,
+  taskIdOf,
+  type DevReceiverOptions,
+} from '../src/index.js';
+import { onCleanup, tempDir } from './helpers.js';
+
+const PROJECT = { projectId: '42', projectVersion: '0.1' };
+const READING = { powerW: 12.5, timestampMs: 1_764_000_000_000 };
+const k1 = () => loadOrCreateIdentity(join(tempDir('task-'), 'identity'), { curve: 'secp256k1' });
+const sha = (b: Buffer | string) => createHash('sha256').update(b).digest();
+
+describe('the /v1/task request (service/apinode/api/http.go HashTask), checked with node:crypto and ethers', () => {
+  it('signs sha256 of the re-marshalled request (no signature) with a 64-byte low-S r||s; ethers recovers the device', () => {
+    const id = k1();
+    const t = buildReadingTask(id, 7, READING, PROJECT);
+    expect(t.signedJson).toBe(
+      '{"nonce":7,"projectID":"42","projectVersion":"0.1","payload":{"sensor_reading":12.5,"timestamp":1764000000}}',
+    );
+    expect(t.body).toBe(`${t.signedJson.slice(0, -1)},"signature":"${t.signature}"}`);
+    expect(t.signature).toMatch(/^0x[0-9a-f]{128}$/);
+    const digest = `0x${sha(t.signedJson).toString('hex')}`;
+    expect(Buffer.from(digestTask(t.signedJson, t.payload)).toString('hex')).toBe(digest.slice(2));
+    const s = BigInt(`0x${t.signature.slice(66)}`);
+    expect(s <= 0x7fffffffffffffffffffffffffffffff5d576e7357a4501ddfe92f46681b20a0n).toBe(true); // low S: at most n/2
+    const sig = Signature.from({ r: `0x${t.signature.slice(2, 66)}`, s: `0x${t.signature.slice(66)}`, v: 27 + t.recoveryId });
+    expect(recoverAddress(digest, sig).toLowerCase()).toBe(id.deviceId);
+    expect(t.taskId).toBe(keccak256(`0x${t.signature.slice(2)}0${t.recoveryId}`));
+    // A resend is the same bytes: deterministic signatures, one fixed layout.
+    expect(buildReadingTask(id, 7, READING, PROJECT).body).toBe(t.body);
+    expect(buildReadingTask(id, 8, READING, PROJECT).body).not.toBe(t.body);
+    expect(readTaskBody(t.body)).toMatchObject({ nonce: '7', projectId: '42', projectVersion: '0.1', payload: t.payload });
+  });
+
+  it('omits an empty projectVersion; HTML characters in the payload are escaped as Go writes them; white space compacted', () => {
+    const id = k1();
+    const t = buildTask(id, 1, '{ "a" : "<b>&\u2028" , "n": [1, 2.50] }', { projectId: '007', projectVersion: '' });
+    expect(t.signedJson).toBe('{"nonce":1,"projectID":"7","payload":{"a":"\\u003cb\\u003e\\u0026\\u2028","n":[1,2.50]}}');
+    expect(goCompactJson('{"s":"a b\\" c"}')).toBe('{"s":"a b\\" c"}');
+  });
+
+  it("signed keys (Pebble's timestamp): sha256(payload hash || value as uint64 little-endian)", () => {
+    const id = k1();
+    const t = buildReadingTask(id, 3, READING, { ...PROJECT, signedKeys: ['timestamp'] });
+    const le = Buffer.alloc(8);
+    le.writeBigUInt64LE(1_764_000_000n);
+    const expected = sha(Buffer.concat([sha(t.signedJson), le]));
+    expect(Buffer.from(digestTask(t.signedJson, t.payload, ['timestamp']))).toEqual(expected);
+    const sig = Signature.from({ r: `0x${t.signature.slice(2, 66)}`, s: `0x${t.signature.slice(66)}`, v: 27 + t.recoveryId });
+    expect(recoverAddress(`0x${expected.toString('hex')}`, sig).toLowerCase()).toBe(id.deviceId);
+    // gjson's Uint(): floats truncated, missing 0, true 1, digit strings their value.
+    expect([gjsonUint('{"x":12.9}', 'x'), gjsonUint('{}', 'x'), gjsonUint('{"x":true}', 'x'), gjsonUint('{"x":"15"}', 'x')]).toEqual([
+      12n,
+      0n,
+      1n,
+      15n,
+    ]);
+  });
+
+  it('project IDs from 1 to 2^256-1', () => {
+    expect(parseTaskProjectId(String(2n ** 256n - 1n))).toBe(String(2n ** 256n - 1n));
+    expect(parseTaskProjectId(' 0042 ')).toBe('42');
+    for (const bad of ['0', String(2n ** 256n), '-1', '1.5', 'x', 1.5]) expect(() => parseTaskProjectId(bad), String(bad)).toThrow(/1 to/);
+  });
+});
+
+describe('the /v1/task answers, classified', () => {
+  const id = k1();
+  const t = buildReadingTask(id, 5, READING, PROJECT);
+  const ctx = { requestBody: t.body };
+  it('200 with the taskID of this signature is delivered; another taskID is "answer not from the node", kept', () => {
+    expect(classifyTaskAnswer(200, `{"taskID":"${t.taskId}"}`, ctx)).toMatchObject({ kind: 'delivered', taskId: t.taskId });
+    const sig = Buffer.from(t.signature.slice(2), 'hex');
+    expect(classifyTaskAnswer(200, `{"taskID":"${taskIdOf(sig, (1 - t.recoveryId) as 0 | 1)}"}`, ctx).kind).toBe('delivered');
+    const other = classifyTaskAnswer(200, `{"taskID":"0x${'12'.repeat(32)}"}`, ctx);
+    expect(other).toMatchObject({ kind: 'transient', reason: 'answer not from the node', errorKey: 'NotFromNode' });
+    expect(classifyTaskAnswer(200, '{"taskID":""}', ctx).kind).toBe('transient');
+    expect(classifyTaskAnswer(200, '<html>', { ...ctx, contentType: 'text/html' }).kind).toBe('transient');
+  });
+  it('403 not approved, 400 unknown project/version and any other 400 are kept (config); 5xx transient', () => {
+    expect(classifyTaskAnswer(403, '{"error":"device does not have permission"}', ctx)).toMatchObject({
+      kind: 'config',
+      errorKey: 'NotApproved',
+      reason: 'device not approved for project 42',
+    });
+    expect(classifyTaskAnswer(400, '{"error":"failed to get project: project not exist, project_id 42"}', ctx)).toMatchObject({
+      kind: 'config',
+      errorKey: 'UnknownProject',
+      reason: 'unknown project 42 / version 0.1',
+    });
+    expect(classifyTaskAnswer(400, '{"error":"failed to get project config: project config not exist"}', ctx)).toMatchObject({
+      kind: 'config',
+      errorKey: 'UnknownVersion',
+    });
+    const bug = classifyTaskAnswer(400, '{"error":"invalid signature; could not recover public key: x"}', ctx);
+    expect(bug).toMatchObject({ kind: 'config', errorKey: 'HTTP 400' });
+    expect(bug.advice).toContain('invalid signature; could not recover public key');
+    expect(classifyTaskAnswer(500, '{"error":"could not save task: x"}', ctx).kind).toBe('transient');
+    expect(classifyTaskAnswer(404, '404 page not found', ctx)).toMatchObject({ kind: 'config' });
+    expect(classifyTaskAnswer(404, '404 page not found', ctx).advice).toMatch(/\/message/);
+  });
+});
+
+describe('the dev apinode: POST /v1/task and GET /v1/task/<id> as the node answers them', () => {
+  async function start(opts: DevReceiverOptions = {}) {
+    const r = await startDevReceiver({ transport: 'w3bstream-v2', taskStepMs: 50, ...opts });
+    onCleanup(() => r.close());
+    return r;
+  }
+  const post = async (url: string, body: string) => {
+    const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body });
+    return { status: res.status, json: JSON.parse(await res.text()) as Record<string, unknown> };
+  };
+
+  it('403 until the device is approved, then 200 with keccak256(r||s||v); the record names the device and nonce', async () => {
+    const id = k1();
+    const approvals = staticApprovals();
+    const r = await start({ approvals, projects: [{ projectId: '42', versions: ['0.1'], signedKeys: [] }] });
+    expect(r.url).toMatch(/\/v1\/task$/);
+    const t = buildReadingTask(id, 9, READING, PROJECT);
+    expect(await post(r.url, t.body)).toEqual({ status: 403, json: { error: 'device does not have permission' } });
+    approvals.approve(id.deviceId, '42');
+    expect(await post(r.url, t.body)).toEqual({ status: 200, json: { taskID: t.taskId } });
+    const e = r.received.at(-1)!;
+    expect([e.deviceId, e.nonce, e.project, e.projectVersion, e.sensorReading, e.taskId]).toEqual([
+      id.deviceId,
+      '9',
+      '42',
+      '0.1',
+      12.5,
+      t.taskId,
+    ]);
+    const unknown = buildReadingTask(id, 10, READING, { projectId: '43', projectVersion: '0.1' });
+    expect((await post(r.url, unknown.body)).json.error).toMatch(/^failed to get project: /);
+    const badVersion = buildReadingTask(id, 11, READING, { projectId: '42', projectVersion: '9.9' });
+    expect((await post(r.url, badVersion.body)).json.error).toBe('failed to get project config: project config not exist');
+    // The signed keys of the project's config decide the hash: a task signed without them recovers another address.
+    const withKeys = await start({ approvals, projects: [{ projectId: '42', versions: [], signedKeys: ['timestamp'] }] });
+    expect((await post(withKeys.url, t.body)).status).toBe(403);
+    const keyed = buildReadingTask(id, 12, READING, { ...PROJECT, signedKeys: ['timestamp'] });
+    expect((await post(withKeys.url, keyed.body)).status).toBe(200);
+    expect((await post(r.url, `${t.body.slice(0, -3)}"}`)).json.error).toMatch(/^(invalid signature|failed to decode signature)/);
+    expect((await post(r.url, '{"nonce":0,"projectID":"42","payload":{},"signature":"0x00"}')).json.error).toContain(
+      "'CreateTaskReq.Nonce'",
+    );
+    const res = await fetch(r.url.replace('/v1/task', '/message'), { method: 'POST', body: t.body });
+    expect([res.status, await res.text()]).toEqual([404, '404 page not found']);
+  });
+
+  it('GET /v1/task/<id>: packed, then assigned, then settled with a transaction hash (or failed with an error)', async () => {
+    const id = k1();
+    for (const outcome of ['settled', 'failed'] as const) {
+      const r = await start({ taskOutcome: outcome });
+      const t = buildReadingTask(id, 1, READING, PROJECT);
+      const { json } = await post(r.url, t.body);
+      const get = async () =>
+        (await (await fetch(`${r.url}/${json.taskID}`)).json()) as {
+          projectID: string;
+          taskID: string;
+          states: Array<Record<string, string>>;
+        };
+      const first = await get();
+      expect(first).toMatchObject({ projectID: '42', taskID: json.taskID });
+      expect(first.states[0]!.state).toBe('packed');
+      await new Promise((res) => setTimeout(res, 150));
+      const last = await get();
+      expect(last.states.map((s) => s.state)).toEqual(['packed', 'assigned', outcome]);
+      if (outcome === 'settled') expect(last.states[2]!.transaction_hash).toMatch(/^0x[0-9a-f]{64}$/);
+      else expect(last.states[2]!.error).toMatch(/failed/);
+      const none = await (await fetch(`${r.url}/0x${'00'.repeat(32)}`)).json();
+      expect(none.states[0].state).toBe('error');
+    }
+  });
+});
