@@ -48,9 +48,12 @@ cd "$COPY"
 say "npm ci on Node $(node -v) (modules ABI $(node -p process.versions.modules))"
 phase_s=$SECONDS
 # Compile rather than try GitHub for prebuilt binaries: the same result everywhere, and no wait on
-# a network that may not answer. Both settings only for npm ci: npm warns about them on every later
-# run, and the tests check that our commands print nothing on stderr.
-npm_config_nodedir="$NODE_HOME" npm_config_build_from_source=true JOBS=max npm ci --no-audit --no-fund --loglevel=error
+# a network that may not answer. prebuild-install's own setting, in its config file in the copy
+# (npm's build-from-source is a setting npm does not know and warns about); the headers only for
+# npm ci.
+printf 'buildFromSource=true\n' >.prebuild-installrc
+npm_config_nodedir="$NODE_HOME" JOBS=max npm ci --no-audit --no-fund --loglevel=error
+rm -f .prebuild-installrc
 say "npm ci took $((SECONDS - phase_s)) s"
 phase_s=$SECONDS
 # The whole suite, test/systemd.test.ts too: it copies this Node into its Debian root, which has
