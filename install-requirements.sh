@@ -287,9 +287,11 @@ swap_advice() {
   say "  sudo fallocate -l 1G /var/power-meter.swap && sudo chmod 600 /var/power-meter.swap && sudo mkswap /var/power-meter.swap && sudo swapon /var/power-meter.swap"
 }
 BUILD_DIR=""
+SCRIPT_SHELL_DIR=""
 PREBUILD_RC_WRITTEN=0
 cleanup_build() {
   if [ "$PREBUILD_RC_WRITTEN" -eq 1 ]; then rm -f .prebuild-installrc; PREBUILD_RC_WRITTEN=0; fi
+  if [ -n "$SCRIPT_SHELL_DIR" ]; then rm -rf "$SCRIPT_SHELL_DIR"; SCRIPT_SHELL_DIR=""; fi
   local l
   for l in "${BUILD_LINKS[@]}"; do rm -f "$l"; done
   for l in "${BUILD_LINK_DIRS[@]}"; do rmdir "$l" 2>/dev/null || true; done
@@ -343,7 +345,15 @@ else
   # ("Unknown env config"), so the native modules' own settings are used, never npm's.
   ci_env=()
   ci_args=(--no-audit --no-fund)
-  if [ -z "${npm_config_nodedir:-}" ] && NODEDIR="$(node_headers_here)"; then ci_env+=(npm_config_nodedir="$NODEDIR"); fi
+  if [ -z "${npm_config_nodedir:-}" ] && NODEDIR="$(node_headers_here)"; then
+    # node-gyp takes the headers from npm_config_nodedir, which npm 11 warns about in its own
+    # environment ("Unknown env config"): so only the install scripts get it, through the shell npm
+    # runs them with (npm's script-shell setting).
+    SCRIPT_SHELL_DIR="$(run_as_user mktemp -d "${TMPDIR:-/tmp}/power-meter-setup.XXXXXX")"
+    printf '#!/bin/sh\n# node-gyp: Node.js headers beside this Node (install-requirements.sh; removed after npm ci)\nnpm_config_nodedir=%q\nexport npm_config_nodedir\nexec /bin/sh "$@"\n' "$NODEDIR" >"$SCRIPT_SHELL_DIR/sh"
+    chmod 0755 "$SCRIPT_SHELL_DIR/sh"
+    ci_args+=(--script-shell="$SCRIPT_SHELL_DIR/sh")
+  fi
   if [ "$MEM_MB" -lt 1024 ]; then
     # One compiler at a time, one module at a time (npm runs install scripts in parallel otherwise).
     ci_env+=(JOBS=1)

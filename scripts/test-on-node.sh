@@ -48,12 +48,16 @@ cd "$COPY"
 say "npm ci on Node $(node -v) (modules ABI $(node -p process.versions.modules))"
 phase_s=$SECONDS
 # Compile rather than try GitHub for prebuilt binaries: the same result everywhere, and no wait on
-# a network that may not answer. prebuild-install's own setting, in its config file in the copy
-# (npm's build-from-source is a setting npm does not know and warns about); the headers only for
-# npm ci.
+# a network that may not answer: prebuild-install's own setting, in its config file in the copy.
+# node-gyp's headers are the package's, given to the install scripts only, through the shell npm
+# runs them with. (npm warns about npm_config_build_from_source and npm_config_nodedir in its own
+# environment: "Unknown env config".)
+SETUP_TMP="$(mktemp -d)"
 printf 'buildFromSource=true\n' >.prebuild-installrc
-npm_config_nodedir="$NODE_HOME" JOBS=max npm ci --no-audit --no-fund --loglevel=error
-rm -f .prebuild-installrc
+printf '#!/bin/sh\nnpm_config_nodedir=%q\nexport npm_config_nodedir\nexec /bin/sh "$@"\n' "$NODE_HOME" >"$SETUP_TMP/sh"
+chmod 0755 "$SETUP_TMP/sh"
+JOBS=max npm ci --no-audit --no-fund --loglevel=error --script-shell="$SETUP_TMP/sh"
+rm -rf .prebuild-installrc "$SETUP_TMP"
 say "npm ci took $((SECONDS - phase_s)) s"
 phase_s=$SECONDS
 # The whole suite, test/systemd.test.ts too: it copies this Node into its Debian root, which has

@@ -61,6 +61,20 @@ const NPM_CI =
   'for d in canvas better-sqlite3 i2c-bus spi-device; do mkdir -p "node_modules/$d"; touch "node_modules/$d/binding.gyp"; done; for f in canvas/build/Release/canvas.node better-sqlite3/build/Release/better_sqlite3.node i2c-bus/build/Release/i2c.node spi-device/build/Release/spi.node; do mkdir -p "node_modules/${f%/*}"; touch "node_modules/$f"; done; touch node_modules/.package-lock.json';
 
 /**
+ * What npm ci's install scripts would see (stand-in): prebuild-install's setting in its config
+ * file, and node-gyp's headers from npm's environment (npm warns about that) or from the shell
+ * npm runs the scripts with (--script-shell, the set-up's wrapper). npm itself must never get
+ * npm_config_nodedir.
+ */
+const NPM_ENV = [
+  'nd=""',
+  // biome-ignore lint/suspicious/noTemplateCurlyInString: shell parameter expansion, not a template
+  'for a in "$@"; do case "$a" in --script-shell=*) nd="$(env -i "${a#*=}" -c \'echo "$npm_config_nodedir"\')" ;; esac; done',
+  // biome-ignore lint/suspicious/noTemplateCurlyInString: shell parameter expansion, not a template
+  'echo "npm-env prebuild_rc=$(grep -h buildFromSource .prebuild-installrc ../.prebuild-installrc 2>/dev/null) nodedir=$nd npm_sees_nodedir=${npm_config_nodedir:-}" >>"$STATE/calls"',
+].join('; ');
+
+/**
  * node: `-p` prints the version (or the modules ABI); the project's scripts (*.mjs) and the
  * github.com probe run on the real Node; TypeScript's compiler is recorded, not run.
  */
@@ -121,7 +135,7 @@ function machine(opts: MachineOptions = {}): Machine {
   // npm: "ci" produces what npm ci would (the lock marker and the native addons).
   writeFileSync(
     join(state, 'npm-stub'),
-    `#!/usr/bin/env bash\necho "npm $* JOBS=\${JOBS:-}" >>"$STATE/calls"\nif [ "$1" = ci ]; then echo "npm-env prebuild_rc=$(grep -h buildFromSource .prebuild-installrc ../.prebuild-installrc 2>/dev/null) nodedir=\${npm_config_nodedir:-}" >>"$STATE/calls"; ${NPM_CI}; elif [ -e .prebuild-installrc ] || [ -n "\${npm_config_nodedir:-}" ]; then echo "npm-env leaked into npm $1" >>"$STATE/calls"; fi\n`,
+    `#!/usr/bin/env bash\necho "npm $* JOBS=\${JOBS:-}" >>"$STATE/calls"\nif [ "$1" = ci ]; then ${NPM_ENV}; ${NPM_CI}; elif [ -e .prebuild-installrc ] || [ -n "\${npm_config_nodedir:-}" ]; then echo "npm-env leaked into npm $1" >>"$STATE/calls"; fi\n`,
   );
   // node -p prints the version; node -e (loading the native addons) fails after a Node upgrade.
   // node --no-warnings -e: the script's reachability probe for github.com, run by the real Node.
@@ -420,7 +434,7 @@ describe('install-requirements.sh: Node from nodejs.org where the distribution h
     });
     writeFileSync(
       join(pkg, 'bin/npm'),
-      `#!/usr/bin/env bash\necho "npm(official) $*" >>"$STATE/calls"\nif [ "$1" = ci ]; then echo "npm-env prebuild_rc=$(grep -h buildFromSource .prebuild-installrc 2>/dev/null) nodedir=\${npm_config_nodedir:-}" >>"$STATE/calls"; ${NPM_CI}; fi\n`,
+      `#!/usr/bin/env bash\necho "npm(official) $*" >>"$STATE/calls"\nif [ "$1" = ci ]; then ${NPM_ENV}; ${NPM_CI}; fi\n`,
       { mode: 0o755 },
     );
     const r = spawnSync('tar', ['-C', top, '-cJf', join(top, `${NAME}.tar.xz`), NAME]);
@@ -472,8 +486,8 @@ describe('install-requirements.sh: Node from nodejs.org where the distribution h
     expect(readFileSync(join(prefix, 'include/node/node_version.h'), 'utf8')).toContain('26');
     for (const f of ['CHANGELOG.md', 'LICENSE', 'README.md']) expect(() => readFileSync(join(prefix, f))).toThrow();
     // npm is the one just installed, with the headers beside it for node-gyp; github.com answered.
-    expect(r.calls).toContain('npm(official) ci --no-audit --no-fund');
-    expect(r.calls).toContain(`npm-env prebuild_rc= nodedir=${prefix}`);
+    expect(r.calls.some((c) => /^npm\(official\) ci --no-audit --no-fund --script-shell=\S+\/sh$/.test(c))).toBe(true);
+    expect(r.calls).toContain(`npm-env prebuild_rc= nodedir=${prefix} npm_sees_nodedir=`);
 
     // Next time (the new Node first on the PATH, as /usr/local/bin is on Debian): nothing to do.
     requests.length = 0;
@@ -532,7 +546,7 @@ describe('install-requirements.sh: Node from nodejs.org where the distribution h
     expect(r.out).toContain(
       'github.com (where the prebuilt binaries are) cannot be reached, so canvas and better-sqlite3 build from source',
     );
-    expect(r.calls).toContain('npm-env prebuild_rc=buildFromSource=true nodedir=');
+    expect(r.calls).toContain('npm-env prebuild_rc=buildFromSource=true nodedir= npm_sees_nodedir=');
     // prebuild-install's own setting, for that npm ci only (npm warns about npm_config_build_from_source).
     expect(existsSync(join(m.dir, '.prebuild-installrc'))).toBe(false);
     expect(r.out).not.toMatch(/Unknown env config/);
@@ -554,7 +568,7 @@ describe('install-requirements.sh: Node from nodejs.org where the distribution h
     const online = machine({ node: '20.20.0', installed: ALL });
     const ok = await online.runAsync(hooks(online));
     expect(ok.out).toContain('npm ci (prebuilt canvas and better-sqlite3 where published');
-    expect(ok.calls).toContain('npm-env prebuild_rc= nodedir=');
+    expect(ok.calls).toContain('npm-env prebuild_rc= nodedir= npm_sees_nodedir=');
   });
 
   it('with little memory (a Pi Zero 2 W): compiles one module at a time, and when a compile is needed says so and how to add swap', async () => {
