@@ -153,7 +153,23 @@ APP="$ROOT$PREFIX"
 UNITS=(power-meter.service power-meter-display.service)
 
 systemctl_() {
-  if [ -n "$ROOT" ]; then systemctl --root="$ROOT" "$@"; else systemctl "$@"; fi
+  if [ -z "$ROOT" ]; then systemctl "$@"
+  elif command -v systemctl >/dev/null 2>&1; then systemctl --root="$ROOT" "$@"
+  else root_links "$@"
+  fi
+}
+# What `systemctl --root enable/disable/is-enabled` does for these units, where the machine building
+# the staging root has no systemd (a container, a minimal build root): the [Install] WantedBy= links.
+root_links() { # enable|disable|is-enabled [--quiet] UNIT
+  local verb="$1" u="${*: -1}" t targets=()
+  read -ra targets < <(sed -n 's/^WantedBy=//p' "$UNIT_DIR/$u" 2>/dev/null | tr '\n' ' ')
+  for t in "${targets[@]}"; do
+    case "$verb" in
+      enable) mkdir -p "$UNIT_DIR/$t.wants" && ln -sfn "/etc/systemd/system/$u" "$UNIT_DIR/$t.wants/$u" ;;
+      disable) rm -f "$UNIT_DIR/$t.wants/$u"; rmdir "$UNIT_DIR/$t.wants" 2>/dev/null || true ;;
+      is-enabled) [ -L "$UNIT_DIR/$t.wants/$u" ] || return 1 ;;
+    esac
+  done
 }
 
 # ---- uninstall ----------------------------------------------------------------------------

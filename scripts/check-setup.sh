@@ -233,13 +233,14 @@ if [ "$MODE" = runtime ]; then
   tarball="$(basename "$(find "$ROOT/home/pi/release" -name '*.tar.gz' | head -n 1)")"
   mkdir -p "$CACHE/releases"
   cp "$ROOT/home/pi/release/$tarball" "$CACHE/releases/"
-  # The tarball as an offline Pi gets it: unpacked elsewhere, installed with no npm on the PATH.
+  # The tarball as an offline Pi gets it: unpacked elsewhere, installed with npm replaced by a trap
+  # (this root has no systemd either: install.sh makes the units' enablement links itself).
   cat >"$ROOT/tmp/check-release.sh" <<'RUN'
 set -euo pipefail
-rm -rf /tmp/rel /tmp/image /tmp/nonpm && mkdir -p /tmp/rel /tmp/nonpm
+rm -rf /tmp/rel /tmp/image /tmp/npm-trap && mkdir -p /tmp/rel /tmp/npm-trap
 tar -xzf "/home/pi/release/$1" -C /tmp/rel
-ln -s "$(command -v node)" /tmp/nonpm/node
-env PATH=/tmp/nonpm:/usr/sbin:/sbin:/bin bash /tmp/rel/*/install.sh --root /tmp/image --user pi
+printf '#!/bin/sh\necho "npm was called: $*" >&2\nexit 97\n' >/tmp/npm-trap/npm && chmod +x /tmp/npm-trap/npm
+env PATH="/tmp/npm-trap:$PATH" bash /tmp/rel/*/install.sh --root /tmp/image --user pi
 RUN
   chroot "$ROOT" bash /tmp/check-release.sh "$tarball" || die "install.sh --root from the release failed"
   [ -z "$(find "$ROOT/tmp/image" -name '*.pem' -o -name identity -o -name '*.sqlite')" ] || die "the image holds device state"

@@ -10,6 +10,7 @@ import {
   readlinkSync,
   rmSync,
   statSync,
+  symlinkSync,
   writeFileSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -302,6 +303,31 @@ describe('install.sh into a fake root', { timeout: 180_000 }, () => {
     expect(units()).toBe(before);
     expect(before).toMatch(/^DeviceAllow=\/dev\/i2c-3 rw$/m);
     expect(before).toContain(`User=${USER}`);
+  });
+
+  it('builds a staging root on a machine without systemd: the same enablement links, idempotent', () => {
+    // Every command of this machine but systemctl (a container or build root without systemd).
+    const bin = tempDir('no-systemctl-');
+    for (const dir of ['/usr/local/sbin', '/usr/local/bin', '/usr/sbin', '/usr/bin', '/sbin', '/bin'])
+      for (const name of existsSync(dir) ? readdirSync(dir) : [])
+        if (name !== 'systemctl' && !existsSync(join(bin, name))) symlinkSync(join(dir, name), join(bin, name));
+    const run = (args: string[]) => {
+      const r = spawnSync('bash', [INSTALL, ...args], { encoding: 'utf8', env: { ...process.env, PATH: bin, SUDO_USER: '' } });
+      return { code: r.status, out: `${r.stdout}${r.stderr}` };
+    };
+    const other = tempDir('fakeroot-nosystemd-');
+    const args = ['--root', other, '--user', USER, '--data-dir', '/srv/pm-data'];
+    const r = run(args);
+    expect(r.code, r.out).toBe(0);
+    for (const u of UNITS) {
+      expect(readlinkSync(join(other, 'etc/systemd/system/multi-user.target.wants', u))).toBe(`/etc/systemd/system/${u}`);
+      // What systemd itself reads from them.
+      expect(spawnSync('systemctl', ['--root', other, 'is-enabled', u], { encoding: 'utf8' }).stdout.trim()).toBe('enabled');
+    }
+    const again = run(args);
+    expect(again.out).toContain('nothing changed');
+    expect(run([...args, '--uninstall']).code).toBe(0);
+    expect(existsSync(join(other, 'etc/systemd/system/multi-user.target.wants/power-meter.service'))).toBe(false);
   });
 
   it('refuses to replace or delete a directory that is not its own', () => {
