@@ -229,19 +229,16 @@ if [ -f "$SRC/release.json" ]; then
     [ "$REL_ABI" = "$HERE_ABI" ] ||
       die "this release's native modules are built for Node.js $REL_NODE (modules ABI $REL_ABI) and this machine runs Node.js $("$NODE_BIN" -v) (ABI $HERE_ABI): install Node.js ${REL_NODE%%.*}, or use a release built with this machine's Node.js line"
   fi
-  SOURCE="release $(basename "$SRC")"
 elif [ ! -d "$SRC/node_modules" ]; then
   die "dependencies are not installed in $SRC: run ./install-requirements.sh first"
-elif [ -n "$(cd "$SRC" && "${TREE[@]}" needs runtime)" ] && [ -f "$SRC/node_modules/.power-meter-setup.json" ] &&
-  grep -q '"mode": "runtime"' "$SRC/node_modules/.power-meter-setup.json"; then
+elif grep -qs '"mode": "runtime"' "$SRC/node_modules/.power-meter-setup.json"; then
   # A runtime set-up has no TypeScript: install-requirements.sh is what builds there.
-  die "the sources in $SRC changed since ./install-requirements.sh built them (or Node.js changed): run ./install-requirements.sh again, then this"
-elif [ ! -f "$SRC/node_modules/.power-meter-setup.json" ] || grep -q '"mode": "full"' "$SRC/node_modules/.power-meter-setup.json"; then
+  [ -z "$(cd "$SRC" && "${TREE[@]}" needs runtime)" ] ||
+    die "the sources in $SRC changed since ./install-requirements.sh built them (or Node.js changed): run ./install-requirements.sh again, then this"
+else
   # A full set-up: tsc -b rebuilds only what changed since the last build.
   (cd "$SRC" && as_owner npm run build --silent) || die "the build failed (npm run build in $SRC)"
-  SOURCE="checkout $SRC"
 fi
-SOURCE="${SOURCE:-checkout $SRC}"
 
 # ---- a staging root carries no device: no key, no outbox, no state -----------------------------
 if [ -n "$ROOT" ] && [ -d "$ROOT$DATA_DIR" ] && [ -n "$(ls -A "$ROOT$DATA_DIR")" ]; then

@@ -174,6 +174,33 @@ describe('./install-requirements.sh --runtime on a fresh clone, under a 400 MB m
     expect(readFileSync(join(work, 'screen.png')).subarray(1, 4).toString()).toBe('PNG');
   }, 150_000);
 
+  it('install.sh installs from it (no TypeScript needed), and refuses sources changed since the build', () => {
+    const root = tempDir('runtime-root-');
+    const install = () =>
+      execFileSync(
+        'bash',
+        ['-c', 'bash "$0" --root "$1" --user pmruntime --data-dir /srv/pm 2>&1; echo "exit=$?"', join(copy, 'install.sh'), root],
+        {
+          encoding: 'utf8',
+          env: { ...process.env, SUDO_USER: '' },
+        },
+      );
+    const ok = install();
+    expect(ok, ok).toMatch(/exit=0$/m);
+    expect(existsSync(join(root, 'opt/power-meter/packages/power-meter/dist/cli.js'))).toBe(true);
+    expect(footprint(join(root, 'opt/power-meter')).forbidden).toEqual([]);
+    const src = join(copy, 'packages/meter-files/src/index.ts');
+    const before = readFileSync(src);
+    writeFileSync(src, `${before}\n// changed after the build\n`);
+    try {
+      const stale = install();
+      expect(stale).toMatch(/exit=1$/m);
+      expect(stale).toMatch(/the sources in .* changed since \.\/install-requirements\.sh built them/);
+    } finally {
+      writeFileSync(src, before);
+    }
+  }, 120_000);
+
   it('a second run does nothing', () => {
     const again = execFileSync('./install-requirements.sh', ['--runtime', '--no-node'], {
       cwd: copy,
