@@ -248,8 +248,10 @@ RUN
   cat >"$ROOT/tmp/run-release.sh" <<'RUN'
 set -uo pipefail
 APP=/tmp/image/opt/power-meter/packages
-cd /tmp && rm -rf pm-data rec.jsonl screen.png receiver.log
-export DEV_RECEIVER_TOKEN=check-token W3BSTREAM_PUBLISHER_TOKEN=check-token
+cd /tmp && rm -rf pm-data pm-run rec.jsonl screen.png receiver.log
+# The meter's RAM directory (a service gets /run/power-meter): /dev/shm here is the host's.
+mkdir -m 0700 pm-run
+export XDG_RUNTIME_DIR=/tmp/pm-run DEV_RECEIVER_TOKEN=check-token W3BSTREAM_PUBLISHER_TOKEN=check-token
 node $APP/power-meter/dist/cli.js dev-receiver --port 0 --project check --record /tmp/rec.jsonl >receiver.log 2>&1 & r=$!
 url=""
 for _ in $(seq 1 600); do url="$(sed -n 's/.*publish_url=\([^ ]*\).*/\1/p' receiver.log | head -n 1)"; [ -n "$url" ] && break; sleep 0.5; done
@@ -262,7 +264,7 @@ echo "verified=$(grep -c '"verified":true' /tmp/rec.jsonl)"
 RUN
   run_s="$DEMO_S"
   out="$(chroot "$ROOT" runuser -u pi -- bash /tmp/run-release.sh "$run_s" 2>&1 || true)"
-  echo "$out" | tail -n 3
+  echo "$out" | tail -n 12
   verified="$(sed -n 's/^verified=//p' <<<"$out")"
   [ "${verified:-0}" -ge 1 ] || die "the release's power-meter delivered no verified reading in $run_s s"
   [ -s "$ROOT/tmp/screen.png" ] || die "the release's power-meter-display drew no screen"
