@@ -5,6 +5,9 @@
 // machine (packages/applet-host): a local chain (anvil) with this project's contracts, the device
 // registered and bound to a demo owner, and this project's applet behind the event route; the meter
 // reads the owner's reward balance back from the chain and the screen shows it.
+// `npm run demo -- --chain --transport w3bstream-v2`: the dev apinode approves devices from the ioID
+// events of this project's own registry on anvil; the meter starts unregistered (403, readings kept)
+// and the owner registers it with its permit after --register-after seconds.
 // Prints one line per delivered reading (with --chain: the applet's result and the owner's balance),
 // where the screen image is, and (on a terminal) a live preview of the screen in coloured block
 // characters. Ctrl-C stops everything within 2 s.
@@ -28,6 +31,11 @@ const opts = new Command('npm run demo --')
   .option('--duration <s>', 'stop by itself after this many seconds (default: run until Ctrl-C)')
   .option('--no-preview', 'do not draw the screen in the terminal')
   .option('--chain', "the applet on a local chain instead of the dev receiver: each reading's applet result and the owner's balance")
+  .option(
+    '--register-after <s>',
+    '--chain with --transport w3bstream-v2: the owner registers the device in ioID after this many seconds (until then the node answers 403 and the meter keeps its readings)',
+    '15',
+  )
   .option(
     '--transport <name>',
     'w3bstream-v1 (event route, token) or w3bstream-v2 (POST /v1/task, secp256k1 signature recovery)',
@@ -74,8 +82,9 @@ if (!v2 && opts.transport !== 'w3bstream-v1') {
   console.error(`demo: --transport ${opts.transport} is not w3bstream-v1 or w3bstream-v2`);
   process.exit(2);
 }
-if (v2 && opts.chain) {
-  console.error('demo: --chain runs the W3bstream v1 applet host; it cannot be combined with --transport w3bstream-v2');
+const registerAfterS = Number(opts.registerAfter);
+if (!Number.isFinite(registerAfterS) || registerAfterS < 0) {
+  console.error(`demo: --register-after ${opts.registerAfter} is not a number of seconds`);
   process.exit(2);
 }
 let publishUrl = v2 ? `http://127.0.0.1:${port}/v1/task` : `http://127.0.0.1:${port}/srv-applet-mgr/v0/event/${project}`;
@@ -83,7 +92,8 @@ let publishUrl = v2 ? `http://127.0.0.1:${port}/v1/task` : `http://127.0.0.1:${p
 const transportArgs = v2 ? ['--transport', 'w3bstream-v2', '--project-id', '1', '--project-version', '0.1'] : [];
 // The node approves only devices registered for the project (ioID): the local one approves this device by name.
 const approveArgs = [];
-if (v2) {
+// With --chain the ioID registry approves the device instead (below).
+if (v2 && !opts.chain) {
   const idJson = execFileSync(
     process.execPath,
     [BACKEND, 'identity', '--json', '--config', configFile, ...transportArgs, '--data-dir', dataDir],
@@ -100,7 +110,62 @@ const eventLines = [];
 let depin = null;
 const chainArgs = [];
 let chainQueue = Promise.resolve();
-if (opts.chain) {
+/** --chain --transport w3bstream-v2: the dev apinode's extra arguments, and the registration to run later. */
+const receiverArgs = [];
+let registerLater = null;
+if (opts.chain && v2) {
+  // W3bstream 2 on a local chain: this project's ioID registry (contracts/IoIdRegistryLocal.sol, the
+  // ioID interface) on anvil; the dev apinode approves devices from its CreateIoID events as the
+  // node does. The device starts unregistered (403, readings kept); the owner registers it later
+  // with the permit the meter prints.
+  let host;
+  try {
+    host = await import(path.join(root, 'packages/applet-host/dist/index.js'));
+  } catch (err) {
+    console.error(`demo: --chain needs packages/applet-host built (npm run build): ${err.message}`);
+    process.exit(1);
+  }
+  console.log('demo: starting the local chain and deploying the ioID registry …');
+  host.ensureArtifacts();
+  const chain = await host.startLocalChain({ chainId: 4690 });
+  const [admin, owner] = chain.accounts;
+  const ioid = await host.LocalIoId.deploy(chain.rpcUrl, admin, owner, 1n);
+  depin = { close: () => chain.stop() };
+  execFileSync(process.execPath, [BACKEND, 'identity', '--config', configFile, '--curve', 'secp256k1', '--data-dir', dataDir]);
+  receiverArgs.push(...['--ioid-contract', ioid.addresses.ioId, '--rpc-url', chain.rpcUrl, '--from-block', String(ioid.deployedAtBlock)]);
+  chainArgs.push(...['--rpc-url', chain.rpcUrl, '--ioid-registry', ioid.addresses.registry, '--ioid-interval', '2']);
+  console.log(
+    `demo: chain ${chain.chainId} at ${chain.rpcUrl}; ioIDRegistry ${ioid.addresses.registry}, ioID ${ioid.addresses.ioId}, project 1`,
+  );
+  console.log(`demo: the device is not registered: the node answers 403 until the owner ${owner} registers it in ${registerAfterS} s`);
+  registerLater = async () => {
+    const out = execFileSync(
+      process.execPath,
+      [
+        BACKEND,
+        'ioid',
+        'permit',
+        '--config',
+        configFile,
+        '--data-dir',
+        dataDir,
+        '--owner',
+        owner,
+        '--registry',
+        ioid.addresses.registry,
+        '--rpc-url',
+        chain.rpcUrl,
+        '--json',
+      ],
+      { encoding: 'utf8' },
+    );
+    const permit = JSON.parse(out);
+    const { hash } = await ioid.register(permit, { uri: `file://${path.join(dir, 'did-document.json')}` });
+    writeFileSync(path.join(dir, 'did-document.json'), permit.didDocumentText);
+    eventLines.push(`demo: the owner registered ${permit.device} (${permit.did}) with its permit: register tx ${hash.slice(0, 12)}…`);
+  };
+}
+if (opts.chain && !v2) {
   // The device's identity is created now, on secp256k1 so the applet checks each signature on chain.
   const idJson = execFileSync(
     process.execPath,
@@ -141,9 +206,9 @@ async function printEvent(e) {
   const at = new Date().toISOString().slice(11, 19);
   const seq = String(e.eventId?.split('-').pop() ?? '?').padStart(5);
   const r = e.results?.[0];
-  // The applet stores each accepted reading before it answers, and events run one at a time:
-  // the newest row is this reading.
-  const row = r?.code === 0 ? depin.host.services.db.prepare('SELECT sensor_reading FROM readings ORDER BY id DESC LIMIT 1').get() : null;
+  // The applet stores each accepted reading before it answers, and the meter sends one reading at
+  // a time: the newest row is this reading.
+  const [row] = r?.code === 0 ? await depin.host.db.query('SELECT sensor_reading FROM readings ORDER BY id DESC LIMIT 1') : [];
   const watts = row ? Number(row.sensor_reading).toFixed(3).padStart(9) : '        -';
   let balance;
   try {
@@ -201,12 +266,13 @@ async function stop(code = 0) {
 process.on('SIGINT', () => stop(0));
 process.on('SIGTERM', () => stop(0));
 
-if (!opts.chain)
+if (!opts.chain || v2)
   start(
     'dev-receiver',
     [
       ...[BACKEND, 'dev-receiver', '--port', String(port), '--project', project, '--record', recordFile, '--transport', opts.transport],
       ...approveArgs,
+      ...receiverArgs,
     ],
     {
       DEV_RECEIVER_TOKEN: token,
@@ -236,11 +302,11 @@ start(
 start('power-meter-display', [DISPLAY, '--config', configFile, '--panel', 'png', '--png', pngFile, '--data-dir', dataDir]);
 
 console.log(`demo: working directory ${dir}`);
-console.log(`demo: ${opts.chain ? 'applet host' : 'receiver'} ${publishUrl}`);
+console.log(`demo: ${opts.chain && !v2 ? 'applet host' : 'receiver'} ${publishUrl}`);
 console.log(`demo: screen image ${pngFile} (rewritten on every change)`);
 console.log(`demo: logs in ${logDir}; Ctrl-C stops everything`);
 console.log(
-  opts.chain
+  opts.chain && !v2
     ? 'time       power (W)   seq  applet      owner balance'
     : `time       power (W)   ${v2 ? 'task            ' : 'seq    '}signature`,
 );
@@ -282,6 +348,8 @@ function formatRecord(r) {
   const seq = v2
     ? `task ${r.taskId ? `${r.taskId.slice(0, 10)}…` : '(aggregating)'}`
     : String(r.seq ?? r.eventId?.split('-').pop() ?? '?').padStart(5);
+  // W3bstream 2 refusals of a valid request (403: no ioID for the project) are the node's answer, not a bad signature.
+  if (v2 && r.verified && r.reason) return `${at}   ${watts}   ${`nonce ${r.nonce ?? '?'}`.padEnd(16)}REFUSED (${r.reason})`;
   return `${at}   ${watts}   ${seq}  ${r.verified ? 'verified' : `NOT VERIFIED (${r.reason ?? 'unknown'})`}`;
 }
 
@@ -333,4 +401,13 @@ const ticker = setInterval(async () => {
 }, 250);
 
 if (opts.duration) setTimeout(() => stop(0), Number(opts.duration) * 1000);
+if (registerLater)
+  setTimeout(
+    () =>
+      void registerLater().catch((err) => {
+        console.error(`demo: the registration failed: ${err.message}`);
+        stop(1);
+      }),
+    registerAfterS * 1000,
+  );
 if (preview) process.stdout.write('\x1b[?25l');

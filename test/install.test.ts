@@ -18,6 +18,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { footprint } from '../scripts/runtime-tree.mjs';
 import { ROOT } from './support/processes.js';
+import { NO_RESTART_STATUSES } from '@power-meter/meter-files';
 
 const UNITS = ['power-meter.service', 'power-meter-display.service'];
 /** The service user named in the fake roots: a name of this run, so it exists on no machine (not even
@@ -160,11 +161,11 @@ describe('install.sh into a fake root', { timeout: 180_000 }, () => {
       expect(text).toMatch(/^Restart=on-failure$/m);
       expect(text).toMatch(/^WantedBy=multi-user\.target$/m);
       // Failures systemd can see: readiness and a watchdog pinged from the event loop, no
-      // restart loop for what a restart cannot fix (EXIT.badSettings, EXIT.corruptData).
+      // restart loop for what a restart cannot fix (EXIT_STATUSES: settings, stored data, the data directory).
       expect(text).toMatch(/^Type=notify$/m);
       expect(text).toMatch(/^NotifyAccess=all$/m);
       expect(text).toMatch(/^WatchdogSec=\d+$/m);
-      expect(text).toMatch(/^RestartPreventExitStatus=2 3$/m);
+      expect(text).toMatch(new RegExp(`^RestartPreventExitStatus=${NO_RESTART_STATUSES.join(' ')}$`, 'm'));
     }
     expect(backend).toMatch(/^SyslogIdentifier=power-meter$/m);
     expect(display).toMatch(/^SyslogIdentifier=power-meter-display$/m);

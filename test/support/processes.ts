@@ -30,8 +30,10 @@ export interface Proc {
   exited: Promise<number | string>;
 }
 
-export function start(script: string, args: string[], env: Record<string, string> = {}): Proc {
+/** `uid`: run as another user (and its group of the same number), e.g. 65534 (nobody) to meet permissions root never meets. */
+export function start(script: string, args: string[], env: Record<string, string> = {}, opts: { uid?: number } = {}): Proc {
   const proc = spawn(process.execPath, [script, ...args], {
+    ...(opts.uid === undefined ? {} : { uid: opts.uid, gid: opts.uid }),
     // A clean environment: no token or config from the machine running the tests leaks in.
     env: {
       PATH: process.env.PATH ?? '',

@@ -51,7 +51,7 @@ export function probe_sql_set(rid: i32): i32 {
   // The event data is the name to store; every SDK parameter type goes through the host.
   const name = GetDataByRID(rid);
   const blob = new Uint8Array(3);
-  blob[0] = 1; blob[1] = 2; blob[2] = 255;
+  blob[0] = 0x77; blob[1] = 0x33; blob[2] = 0x62; // "w3b": the column is text
   ExecSQL("INSERT INTO probe (name, count32, count64, ratio, active, raw) VALUES ($1, $2, $3, $4, $5, $6);", [
     new SQLString(name), new Int32(7), new Int64(9007199254740993), new Float64(0.25), new SQLBool(true), new SQLBytes(blob),
   ]);

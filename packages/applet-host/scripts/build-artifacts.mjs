@@ -21,7 +21,7 @@ function writeAtomic(file, data) {
 
 async function buildApplets() {
   const asc = (await import('assemblyscript/asc')).default;
-  for (const name of ['energy-meter', 'abi-probe']) {
+  for (const name of ['energy-meter', 'abi-probe', 'sql-probe']) {
     const source = join(root, 'applet', `${name}.ts`);
     const wasm = join(out, 'applets', `${name}.wasm`);
     const tmp = `${wasm}.${process.pid}.tmp`;
@@ -61,7 +61,17 @@ function buildContracts() {
   }
 }
 
+// An empty, initialised PGlite database: the host starts from it instead of running initdb.
+async function buildDatabaseTemplate() {
+  const { PGlite } = await import('@electric-sql/pglite');
+  const pg = await PGlite.create();
+  const dump = await pg.dumpDataDir('gzip');
+  await pg.close();
+  writeAtomic(join(out, 'pglite-template.tgz'), Buffer.from(await dump.arrayBuffer()));
+}
+
 const started = Date.now();
 buildContracts();
 await buildApplets();
+await buildDatabaseTemplate();
 console.log(`applet-host: contracts and applets built in ${Date.now() - started} ms -> ${out}`);

@@ -1,5 +1,6 @@
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -7,7 +8,10 @@ import { fileURLToPath } from 'node:url';
 export const PACKAGE_ROOT = fileURLToPath(new URL('..', import.meta.url));
 export const BUILD_DIR = join(PACKAGE_ROOT, 'build');
 
-export function appletWasmFile(name: 'energy-meter' | 'abi-probe'): string {
+export type AppletName = 'energy-meter' | 'abi-probe' | 'sql-probe';
+export const APPLETS: AppletName[] = ['energy-meter', 'abi-probe', 'sql-probe'];
+
+export function appletWasmFile(name: AppletName): string {
   return join(BUILD_DIR, 'applets', `${name}.wasm`);
 }
 
@@ -19,7 +23,14 @@ export interface ContractArtifact {
   bytecode: `0x${string}`;
 }
 
-export type ContractName = 'DeviceRegistry' | 'DeviceBinding' | 'RewardToken' | 'ReadingVerifier';
+export type ContractName =
+  | 'DeviceRegistry'
+  | 'DeviceBinding'
+  | 'RewardToken'
+  | 'ReadingVerifier'
+  | 'IoIdRegistryLocal'
+  | 'IoIdLocal'
+  | 'IoIdDeviceNFT';
 
 export function loadContract(name: ContractName): ContractArtifact {
   const file = join(BUILD_DIR, 'contracts', `${name}.json`);
@@ -35,16 +46,17 @@ function newestMtimeMs(dir: string): number {
 
 function isStale(): boolean {
   const outputs = [
-    appletWasmFile('energy-meter'),
-    appletWasmFile('abi-probe'),
-    ...(['DeviceRegistry', 'DeviceBinding', 'RewardToken', 'ReadingVerifier'] as const).map((n) =>
-      join(BUILD_DIR, 'contracts', `${n}.json`),
-    ),
+    ...APPLETS.map(appletWasmFile),
+    join(BUILD_DIR, 'pglite-template.tgz'),
+    ...(
+      ['DeviceRegistry', 'DeviceBinding', 'RewardToken', 'ReadingVerifier', 'IoIdRegistryLocal', 'IoIdLocal', 'IoIdDeviceNFT'] as const
+    ).map((n) => join(BUILD_DIR, 'contracts', `${n}.json`)),
   ];
   const sourcesMs = Math.max(
     newestMtimeMs(join(PACKAGE_ROOT, 'applet')),
     newestMtimeMs(join(PACKAGE_ROOT, 'contracts')),
     statSync(join(PACKAGE_ROOT, 'scripts', 'build-artifacts.mjs')).mtimeMs,
+    statSync(createRequire(import.meta.url).resolve('@electric-sql/pglite')).mtimeMs,
   );
   return outputs.some((f) => !existsSync(f) || statSync(f).mtimeMs < sourcesMs);
 }

@@ -1,8 +1,10 @@
-import { appletWasmFile, ensureArtifacts } from './artifacts.js';
+import { join } from 'node:path';
+import { ensureArtifacts, PACKAGE_ROOT } from './artifacts.js';
 import { type LocalChain, startLocalChain } from './chain/anvil.js';
 import { type Address, DEVICE_BOUND_TOPIC, DEVICE_REGISTERED_TOPIC, type RewardContracts, RewardSystem } from './chain/contracts.js';
 import { AppletHost, type AppletHostOptions } from './host.js';
 import type { ProjectConfig } from './project/config.js';
+import { readProjectFile, resolveProject } from './project/file.js';
 
 export interface RewardTier {
   /** Readings below this many watts earn `tokens` (the first matching tier wins). */
@@ -18,7 +20,6 @@ export const DEFAULT_REWARD_TIERS: RewardTier[] = [
 ];
 
 export interface EnergyMeterProjectOptions {
-  name?: string;
   publisherToken: string;
   chainId: number;
   rpcUrl: string;
@@ -27,66 +28,44 @@ export interface EnergyMeterProjectOptions {
   tiers?: RewardTier[];
   /** "secp256k1": the applet checks each signature against the registered address (on chain). */
   signatureCheck?: 'secp256k1' | 'off';
-  /** First block the contract-log strategies scan. */
-  blockStart?: number;
 }
 
-/** This project's W3bstream project: the energy-meter applet, its tables, env, chain and log strategies. */
+/** This project's W3bstream project file: the energy-meter applet, its tables, env, chain and monitors. */
+export const ENERGY_METER_PROJECT_FILE = join(PACKAGE_ROOT, 'projects', 'energy-meter.json');
+
+/**
+ * This project's W3bstream project, read from its project file (projects/energy-meter.json, the
+ * file `applet-host up --project` reads too), with the chain, the operator and the contracts of
+ * this deployment filled in (the file names those of a fresh local chain) and the tiers and
+ * signature check of the command line.
+ */
 export function energyMeterProject(o: EnergyMeterProjectOptions): ProjectConfig {
-  const chain = String(o.chainId);
-  return {
-    name: o.name ?? 'energy_meter',
-    publisherToken: o.publisherToken,
-    appletName: 'energy-meter',
-    wasmFile: appletWasmFile('energy-meter'),
-    strategies: [
-      { eventType: 'DEFAULT', handler: 'handle_data' },
-      { eventType: 'DEVICE_REGISTERED', handler: 'handle_device_registered' },
-      { eventType: 'DEVICE_BOUND', handler: 'handle_device_bound' },
-    ],
-    env: {
-      CHAIN_ID: chain,
-      TOKEN_ADDRESS: o.contracts.token,
-      VERIFIER_ADDRESS: o.contracts.verifier,
-      REWARD_TIERS: JSON.stringify(o.tiers ?? DEFAULT_REWARD_TIERS),
-      SIGNATURE_CHECK: o.signatureCheck ?? 'secp256k1',
+  const file = readProjectFile(ENERGY_METER_PROJECT_FILE);
+  const byTopic: Record<string, Address> = { [DEVICE_REGISTERED_TOPIC]: o.contracts.registry, [DEVICE_BOUND_TOPIC]: o.contracts.binding };
+  const chains = (file.chains ?? []).map((c) => ({ ...c, chainID: o.chainId }));
+  return resolveProject(
+    {
+      ...file,
+      chains,
+      operators: [{ name: 'default', address: o.operator }],
+      contractLogs: (file.contractLogs ?? []).map((l) => ({
+        ...l,
+        chainID: o.chainId,
+        contractAddress: byTopic[l.topic0 ?? ''] ?? l.contractAddress,
+      })),
     },
-    tables: [
-      { name: 'device_registry', columns: [{ name: 'device_id', type: 'TEXT' }] },
-      {
-        name: 'device_binding',
-        columns: [
-          { name: 'device_id', type: 'TEXT' },
-          { name: 'owner', type: 'TEXT' },
-        ],
+    {
+      publisherToken: o.publisherToken,
+      localEndpoints: new Map([[o.chainId, o.rpcUrl]]),
+      env: {
+        CHAIN_ID: String(o.chainId),
+        TOKEN_ADDRESS: o.contracts.token,
+        VERIFIER_ADDRESS: o.contracts.verifier,
+        REWARD_TIERS: JSON.stringify(o.tiers ?? DEFAULT_REWARD_TIERS),
+        SIGNATURE_CHECK: o.signatureCheck ?? 'secp256k1',
       },
-      {
-        name: 'readings',
-        columns: [
-          { name: 'device_id', type: 'TEXT' },
-          { name: 'sensor_reading', type: 'DOUBLE' },
-          { name: 'timestamp', type: 'BIGINT' },
-        ],
-      },
-    ],
-    chains: { [chain]: { rpcUrl: o.rpcUrl, operator: o.operator } },
-    contractLogs: [
-      {
-        eventType: 'DEVICE_REGISTERED',
-        chainId: o.chainId,
-        contractAddress: o.contracts.registry,
-        topic0: DEVICE_REGISTERED_TOPIC,
-        blockStart: o.blockStart ?? 0,
-      },
-      {
-        eventType: 'DEVICE_BOUND',
-        chainId: o.chainId,
-        contractAddress: o.contracts.binding,
-        topic0: DEVICE_BOUND_TOPIC,
-        blockStart: o.blockStart ?? 0,
-      },
-    ],
-  };
+    },
+  );
 }
 
 export interface LocalDepin {
@@ -108,7 +87,7 @@ export interface LocalDepinOptions extends Omit<AppletHostOptions, 'watchChain'>
   publisherToken: string;
   tiers?: RewardTier[];
   signatureCheck?: 'secp256k1' | 'off';
-  /** Poll contract logs in the background (default true); tests call host.syncChain() instead. */
+  /** Run the monitors in the background (default true); tests call host.syncChain() instead. */
   watchChain?: boolean;
 }
 

@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   type Address,
   AppletHost,
+  appletWasmFile,
   encodeCall,
   ensureArtifacts,
   type LocalChain,
@@ -24,12 +25,31 @@ beforeAll(async () => {
   const [admin, op] = chain.accounts as [Address, Address];
   operator = op;
   rewards = await RewardSystem.deploy(chain.rpcUrl, chain.chainId, admin, operator);
-  host = await AppletHost.start(
-    probeProject({
-      env: { GREETING: 'hello from the project env', CHAIN_ID: String(chain.chainId) },
-      chains: { [chain.chainId]: { rpcUrl: chain.rpcUrl, operator } },
-    }),
-  );
+  const project = probeProject({
+    envs: {
+      env: [
+        ['GREETING', 'hello from the project env'],
+        ['CHAIN_ID', String(chain.chainId)],
+      ],
+    },
+    chains: [{ chainID: chain.chainId, name: 'local', endpoint: chain.rpcUrl }],
+    operators: [
+      { name: 'default', address: operator },
+      { name: 'treasurer', address: chain.accounts[5]! },
+    ],
+  });
+  // A second applet in the same project, for the host functions the SDK wraps in newer versions.
+  project.applets.push({
+    appletName: 'sql-probe',
+    wasmFile: appletWasmFile('sql-probe'),
+    strategies: [
+      { eventType: 'api_call', handler: 'api_call' },
+      { eventType: 'send_tx_with_operator', handler: 'send_tx_with_operator' },
+      { eventType: 'submit_metrics', handler: 'submit_metrics' },
+      { eventType: 'API_RESULT', handler: 'on_event' },
+    ],
+  });
+  host = await AppletHost.start(project, { apiStateCheckMs: 200 });
 }, 300_000);
 
 afterAll(async () => {
@@ -78,21 +98,20 @@ describe('host functions', () => {
     expect(Buffer.from(host.services.kvGet('meter-7').data!).toString()).toBe('value for meter-7');
   });
 
-  it('ws_set_sql_db: every SDK parameter type reaches the project database with its value', async () => {
+  it('ws_set_sql_db: the SDK’s parameter types reach the project database (Postgres) with their values', async () => {
     await ok('probe_sql_set', 'alpha');
-    const row = host.services.db.prepare('SELECT * FROM probe WHERE name = ?').safeIntegers(true).get('alpha') as Record<string, unknown>;
-    // The SDK logs the query it sends. Its base64 encoder shifts u8 values and so does not send
-    // bytes [1, 2, 255]: the host stores what was sent, decoded.
+    const [row] = await host.db.query<Record<string, unknown>>('SELECT * FROM probe WHERE name = $1', ['alpha']);
+    // The SDK logs the query it sends; the host stores what was sent. Its base64 encoder does not
+    // encode every byte faithfully: compare with what the SDK sent, decoded.
     const sent = JSON.parse(wasmLogs(host, 'probe_sql_set')[0]!) as { params: Record<string, unknown>[] };
-    const base64 = String(sent.params[5]!.bytes);
     expect(row).toEqual({
-      id: 1n,
+      id: 1,
       name: 'alpha',
-      count32: 7n,
+      count32: 7,
       count64: 9007199254740993n,
       ratio: 0.25,
-      active: 1n,
-      raw: Buffer.from(base64, 'base64'),
+      active: true,
+      raw: Buffer.from(String(sent.params[5]!.bytes), 'base64').toString('utf8'),
     });
     // 2^53 + 1 is exact as an i64 but not as a JS number: check the text the SDK sent, not JSON.parse's value.
     expect(wasmLogs(host, 'probe_sql_set')[0]).toContain('{"int64":9007199254740993}');
@@ -122,9 +141,7 @@ describe('host functions', () => {
   it('ws_set_sql_db: a statement the database refuses fails the call (the SDK traps)', async () => {
     const a = await publish(host, 'probe_sql_bad', '');
     expect(a.body.results?.[0]).toMatchObject({ code: -1, error: expect.stringContaining('fail to execute the sql query') });
-    expect(host.logs).toContainEqual(
-      expect.objectContaining({ src: 'host', message: expect.stringContaining('no such table: no_such_table') }),
-    );
+    expect(host.logs).toContainEqual(expect.objectContaining({ src: 'host', message: 'pq: relation "no_such_table" does not exist' }));
   });
 
   it('ws_send_tx: the operator sends the transaction; its hash is copied in', async () => {
@@ -170,5 +187,75 @@ describe('host functions', () => {
     expect(host.logs).toContainEqual(
       expect.objectContaining({ src: 'host', level: 2, message: 'abort: reported on purpose at abi-probe.ts:7:3' }),
     );
+  });
+
+  it('ws_send_tx_with_operator: the named operator sends it; an unknown operator fails the call', async () => {
+    const data = encodeCall('RewardToken', 'decimals');
+    const body = JSON.stringify({ to: rewards.contracts.token, value: '0', data: data.slice(2), operatorName: 'treasurer' });
+    const a = await publish(host, 'send_tx_with_operator', body);
+    expect(a.body.results?.[0]).toMatchObject({ appletName: 'sql-probe', instanceID: '2', code: 0 });
+    const hash = /hash:(0x[0-9a-f]{64})/.exec(wasmLogs(host, 'send_tx_with_operator')[0]!)![1]!;
+    const tx = await rpc<{ from: string }>(chain.rpcUrl, 'eth_getTransactionByHash', [hash]);
+    expect(tx.from.toLowerCase()).toBe(chain.accounts[5]!.toLowerCase());
+    await publish(host, 'send_tx_with_operator', body.replace('treasurer', 'nobody'));
+    expect(wasmLogs(host, 'send_tx_with_operator')[1]).toBe('code:-1 hash:');
+    expect(host.logs).toContainEqual(
+      expect.objectContaining({ src: 'host', message: expect.stringContaining('operator "nobody" not found') }),
+    );
+  });
+
+  it('stat.ws_submit_metrics: a JSON object is recorded; an array fails the call (the SDK traps)', async () => {
+    await publish(host, 'submit_metrics', '{"powerW":2.5}');
+    expect(wasmLogs(host, 'submit_metrics')).toEqual(['submitted']);
+    expect(host.services.metrics).toEqual([expect.objectContaining({ data: '{"powerW":2.5}' })]);
+    const bad = await publish(host, 'submit_metrics', '[1,2]');
+    expect(bad.body.results?.[0]).toMatchObject({ code: -1, error: expect.stringContaining('fail to submit metrics') });
+    expect(host.logs).toContainEqual(expect.objectContaining({ src: 'host', message: 'json object should not be an array' }));
+  });
+
+  it('ws_api_call: the SDK’s request, Go’s HttpResponse back at once, the asynchronous answer later as an event', async () => {
+    const request = JSON.stringify({ Method: 'GET', Url: '/system/hello', Header: { Eventtype: ['API_RESULT'], Name: ['probe'] } });
+    const a = await publish(host, 'api_call', request);
+    expect(a.body.results?.[0]).toMatchObject({ code: 0 });
+    const answer = JSON.parse(
+      wasmLogs(host, 'api_call')
+        .find((l) => l.startsWith('answer:'))!
+        .slice('answer:'.length),
+    ) as {
+      StatusCode: number;
+      Body: string;
+      Header: Record<string, string[]>;
+    };
+    expect(answer.StatusCode).toBe(200);
+    expect(Buffer.from(answer.Body, 'base64').toString()).toBe('"{\\"message\\": \\"hello probe\\"}"');
+    expect(answer.Header.Eventtype).toEqual(['API_RESULT']);
+    const until = Date.now() + 20_000;
+    while (wasmLogs(host, 'on_event').length === 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 50));
+    const later = JSON.parse(wasmLogs(host, 'on_event')[0]!.slice('event:'.length)) as { Body: string };
+    expect(Buffer.from(later.Body, 'base64').toString()).toBe('"{\\"async message\\": \\"hello probe\\"}"');
+  });
+
+  it('ws_api_call send_tx: a transaction id at once, the operator’s transaction on chain, CONFIRMED later as an event', async () => {
+    const before = wasmLogs(host, 'on_event').length;
+    const body = Buffer.from(
+      JSON.stringify({
+        chainName: 'local',
+        operatorName: 'treasurer',
+        to: rewards.contracts.token,
+        value: '0',
+        data: encodeCall('RewardToken', 'decimals'),
+      }),
+    ).toString('base64');
+    await publish(
+      host,
+      'api_call',
+      JSON.stringify({ Method: 'POST', Url: '/system/send_tx', Header: { Eventtype: ['API_RESULT'] }, Body: body }),
+    );
+    const answer = JSON.parse(wasmLogs(host, 'api_call').at(-1)!.slice('answer:'.length)) as { Body: string };
+    const { transactionID } = JSON.parse(Buffer.from(answer.Body, 'base64').toString()) as { transactionID: string };
+    const until = Date.now() + 30_000;
+    while (wasmLogs(host, 'on_event').length === before && Date.now() < until) await new Promise((r) => setTimeout(r, 50));
+    const later = JSON.parse(wasmLogs(host, 'on_event')[before]!.slice('event:'.length)) as { Body: string };
+    expect(JSON.parse(Buffer.from(later.Body, 'base64').toString())).toEqual({ transactionID, state: 'CONFIRMED' });
   });
 });

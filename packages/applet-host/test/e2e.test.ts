@@ -39,10 +39,8 @@ afterAll(async () => {
 });
 
 describe('the energy-meter applet on a local chain', () => {
-  it('learns the registration and the binding from the contracts’ logs', () => {
-    const rows = depin.host.services.db
-      .prepare('SELECT r.device_id, b.owner FROM device_registry r JOIN device_binding b USING (device_id)')
-      .all();
+  it('learns the registration and the binding from the contracts’ logs', async () => {
+    const rows = await depin.host.db.query('SELECT r.device_id, b.owner FROM device_registry r JOIN device_binding b USING (device_id)');
     expect(rows).toEqual([{ device_id: device.deviceId.slice(2).toLowerCase(), owner: depin.owner.slice(2).toLowerCase() }]);
   });
 
@@ -52,7 +50,7 @@ describe('the energy-meter applet on a local chain', () => {
     expect(r).toMatchObject({ appletName: 'energy-meter', handler: 'handle_data', code: 0 });
     expect(r.error).toBeUndefined();
     expect(await depin.rewards.balanceOf(depin.owner)).toBe(before + 10n * WEI_PER_TOKEN);
-    const stored = depin.host.services.db.prepare('SELECT sensor_reading FROM readings ORDER BY id DESC LIMIT 1').get();
+    const [stored] = await depin.host.db.query('SELECT sensor_reading FROM readings ORDER BY id DESC LIMIT 1');
     expect(stored).toEqual({ sensor_reading: 2 });
   });
 

@@ -1,6 +1,10 @@
+import { fileURLToPath } from 'node:url';
 import { type AppletHost, type ProjectConfig, appletWasmFile } from '../src/index.js';
 
 export const TOKEN = 'local-test-token';
+
+/** A project file with every kind of monitor and a cron job (see its description). */
+export const MONITORS_PROJECT = fileURLToPath(new URL('./fixtures/monitors.project.json', import.meta.url));
 
 /** The probe applet's project: each probe handler is routed by an eventType of the same name. */
 export function probeProject(extra: Partial<ProjectConfig> = {}): ProjectConfig {
@@ -27,23 +31,32 @@ export function probeProject(extra: Partial<ProjectConfig> = {}): ProjectConfig 
   return {
     name: 'probe_project',
     publisherToken: TOKEN,
-    appletName: 'abi-probe',
-    wasmFile: appletWasmFile('abi-probe'),
-    strategies: handlers.map((h) => ({ eventType: h, handler: h })),
-    env: { GREETING: 'hello from the project env' },
-    tables: [
-      {
-        name: 'probe',
-        columns: [
-          { name: 'name', type: 'TEXT' },
-          { name: 'count32', type: 'INTEGER' },
-          { name: 'count64', type: 'BIGINT' },
-          { name: 'ratio', type: 'DOUBLE' },
-          { name: 'active', type: 'BOOLEAN' },
-          { name: 'raw', type: 'BLOB' },
-        ],
-      },
+    applets: [
+      { appletName: 'abi-probe', wasmFile: appletWasmFile('abi-probe'), strategies: handlers.map((h) => ({ eventType: h, handler: h })) },
     ],
+    envs: { env: [['GREETING', 'hello from the project env']] },
+    database: {
+      schemas: [
+        {
+          schema: 'public',
+          tables: [
+            {
+              name: 'probe',
+              cols: [
+                { name: 'id', constrains: { datatype: 'INT64', autoincrement: true } },
+                { name: 'name', constrains: { datatype: 'TEXT' } },
+                { name: 'count32', constrains: { datatype: 'INT32' } },
+                { name: 'count64', constrains: { datatype: 'INT64' } },
+                { name: 'ratio', constrains: { datatype: 'FLOAT64' } },
+                { name: 'active', constrains: { datatype: 'BOOL' } },
+                { name: 'raw', constrains: { datatype: 'TEXT', null: true } },
+              ],
+              keys: [{ name: 'primary', isUnique: true, columnNames: ['id'] }],
+            },
+          ],
+        },
+      ],
+    },
     ...extra,
   };
 }

@@ -93,7 +93,9 @@ describe('loading', () => {
     try {
       const wasmFile = join(dir, 'not.wasm');
       writeFileSync(wasmFile, 'this is text, not wasm');
-      await expect(AppletHost.start(probeProject({ wasmFile }))).rejects.toThrow(/the applet cannot be loaded: .*magic/i);
+      const project = probeProject();
+      project.applets[0]!.wasmFile = wasmFile;
+      await expect(AppletHost.start(project)).rejects.toThrow(/applet abi-probe: the applet cannot be loaded: .*magic/i);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

@@ -1,4 +1,4 @@
-import { STATE_SCHEMA, type MeterState, type RewardBalance } from './schema.js';
+import { STATE_SCHEMA, type MeterState, type RewardBalance, type IoIdStatus } from './schema.js';
 
 /**
  * A complete, valid state for tests, demos and screenshots. Fields can be overridden; nested
@@ -51,6 +51,24 @@ export function exampleRewardBalance(overrides: Partial<RewardBalance> = {}): Re
     raw: '40000000000000000000',
     decimals: 18,
     tokens: '40',
+    readAtMs: 1_764_000_000_000,
+    intervalMs: 60_000,
+    error: null,
+    ...overrides,
+  };
+}
+
+/** A valid `ioid` status: registered as ioID 1 for project 42, read at 1_764_000_000_000, every minute. */
+export function exampleIoIdStatus(overrides: Partial<IoIdStatus> = {}): IoIdStatus {
+  return {
+    registry: `0x${'12'.repeat(20)}`,
+    ioIdContract: `0x${'34'.repeat(20)}`,
+    device: '0x5c0ffee0000000000000000000000000000000aa',
+    did: 'did:io:0x5c0ffee0000000000000000000000000000000aa',
+    registered: true,
+    ioId: '1',
+    owner: `0x${'cd'.repeat(20)}`,
+    projectId: '42',
     readAtMs: 1_764_000_000_000,
     intervalMs: 60_000,
     error: null,

@@ -79,6 +79,7 @@ function findInvalidField(v: Record<string, unknown>): string | null {
   if (!isNumOrNull(p.lastSuccessMs)) return 'publishing.lastSuccessMs';
   if (!isNum(p.held)) return 'publishing.held';
   if (p.rejected !== undefined && !isNum(p.rejected)) return 'publishing.rejected';
+  if (p.skipped !== undefined && !isNum(p.skipped)) return 'publishing.skipped';
   if (p.lastRejection !== undefined && !isStrOrNull(p.lastRejection)) return 'publishing.lastRejection';
   if (v.rewardBalance !== undefined) {
     const b = v.rewardBalance;
@@ -91,6 +92,15 @@ function findInvalidField(v: Record<string, unknown>): string | null {
     if (!isNumOrNull(b.readAtMs)) return 'rewardBalance.readAtMs';
     if (!isNum(b.intervalMs)) return 'rewardBalance.intervalMs';
     if (!isStrOrNull(b.error)) return 'rewardBalance.error';
+  }
+  if (v.ioid !== undefined) {
+    const i = v.ioid;
+    if (!isObj(i)) return 'ioid';
+    for (const k of ['registry', 'device', 'did']) if (typeof i[k] !== 'string') return `ioid.${k}`;
+    for (const k of ['ioIdContract', 'ioId', 'owner', 'projectId', 'error']) if (!isStrOrNull(i[k])) return `ioid.${k}`;
+    if (i.registered !== null && typeof i.registered !== 'boolean') return 'ioid.registered';
+    if (!isNumOrNull(i.readAtMs)) return 'ioid.readAtMs';
+    if (!isNum(i.intervalMs)) return 'ioid.intervalMs';
   }
   if (p.lastTaskId !== undefined && !isStrOrNull(p.lastTaskId)) return 'publishing.lastTaskId';
   if (p.task !== undefined && p.task !== null) {

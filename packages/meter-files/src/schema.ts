@@ -92,6 +92,34 @@ export interface RewardBalance {
   error: string | null;
 }
 
+/**
+ * The device's ioID registration as read from the chain (`--rpc-url`, `--ioid-registry`): the
+ * W3bstream node takes readings only from a device registered through ioID for the task's
+ * project. Addresses are `0x` + 40 lowercase hex; big integers are decimal text.
+ */
+export interface IoIdStatus {
+  /** The ioIDRegistry contract asked. */
+  registry: string;
+  /** The ioID NFT contract (the registry's `ioID()`); null before the first read. */
+  ioIdContract: string | null;
+  /** This device's address and DID (`did:io:` + the address). */
+  device: string;
+  did: string;
+  /** null before the first successful read. */
+  registered: boolean | null;
+  /** The ioID token id when registered, else null. */
+  ioId: string | null;
+  /** The ioID token's owner when registered, else null. */
+  owner: string | null;
+  /** The ioID project (`deviceProject`) when registered, else null. */
+  projectId: string | null;
+  /** When the figures above were read, Unix ms; null before the first read. */
+  readAtMs: number | null;
+  intervalMs: number;
+  /** Why the last attempt failed; null when it succeeded. */
+  error: string | null;
+}
+
 export interface MeterState {
   schema: typeof STATE_SCHEMA;
   /** Wall-clock time of this update, Unix ms. */
@@ -143,6 +171,13 @@ export interface MeterState {
     /** The applet's reason when the latest delivered reading was refused; null once one is accepted. */
     lastRejection?: string | null;
     /**
+     * Sequence numbers (eventIDs) skipped since the outbox was created: numbers no stored reading
+     * carries, because readings were lost (the RAM copy in a power cut, a lost or older outbox)
+     * together with the unused rest of the reserved block. A consumer seeing a gap in eventIDs
+     * finds it counted here. Optional: older writers omit it.
+     */
+    skipped?: number;
+    /**
      * W3bstream 2 only (absent with v1): the node's taskID for the last delivered reading: `0x` +
      * 64 hex, `""` while the node aggregates readings into a task, null before the first delivery.
      */
@@ -169,6 +204,11 @@ export interface MeterState {
    * `--wallet-address`); absent when not configured. Optional in schema 1 (added with it).
    */
   rewardBalance?: RewardBalance;
+  /**
+   * The device's ioID registration (`--rpc-url` with `--ioid-registry`); absent when not
+   * configured. Optional in schema 1 (added with it).
+   */
+  ioid?: IoIdStatus;
   sensor: {
     state: SensorStateName;
     reason: string | null;

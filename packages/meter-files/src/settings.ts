@@ -37,6 +37,28 @@ export interface SettingSpec<T> {
   allowed: string;
   /** Never print the value (tokens). */
   secret?: boolean;
+  /**
+   * The JSON types the config file may use for it. Flags and environment variables are text and
+   * go through `parse` as text; in the JSON file a value of the wrong type (`{"window":"5"}`) is
+   * refused rather than converted. Default: the type of `default` (no check when it is null).
+   */
+  json?: readonly JsonType[];
+}
+
+export type JsonType = 'string' | 'number' | 'boolean' | 'array' | 'object';
+
+function jsonTypeOf(v: unknown): JsonType | null {
+  if (v === null || v === undefined) return null;
+  if (Array.isArray(v)) return 'array';
+  const t = typeof v;
+  return t === 'string' || t === 'number' || t === 'boolean' || t === 'object' ? t : null;
+}
+
+/** The JSON types a config-file value of this setting may have (null: any, the parser decides). */
+export function configJsonTypes(spec: SettingSpec<unknown>): readonly JsonType[] | null {
+  if (spec.json !== undefined) return spec.json;
+  const t = jsonTypeOf(spec.default);
+  return t === null ? null : [t];
 }
 
 export type SpecTable = Record<string, SettingSpec<unknown>>;
@@ -72,10 +94,19 @@ export function resolveSettings<S extends SpecTable>(
       sources[name] = 'default';
       continue;
     }
+    const label = source === 'flag' ? `--${spec.flag}` : source === 'env' ? spec.env! : `"${spec.key}" in the config file`;
+    const types = source === 'config' ? configJsonTypes(spec) : null;
+    const type = jsonTypeOf(raw);
+    if (types !== null && (type === null || !types.includes(type)))
+      throw new SettingError(
+        label,
+        spec.secret ? '<hidden>' : raw,
+        `${spec.allowed}, written as a JSON ${types.join(' or a JSON ')} (not a JSON ${type ?? 'null'})`,
+        source,
+      );
     try {
       values[name] = spec.parse(raw);
     } catch {
-      const label = source === 'flag' ? `--${spec.flag}` : source === 'env' ? spec.env! : `"${spec.key}" in the config file`;
       throw new SettingError(label, spec.secret ? '<hidden>' : raw, spec.allowed, source);
     }
     sources[name] = source;

@@ -6,6 +6,7 @@ import {
   FILES,
   LEGACY_FILES,
   cleanupTempFiles,
+  exampleIoIdStatus,
   exampleRewardBalance,
   exampleState,
   isTempFile,
@@ -76,6 +77,35 @@ describe('parseState', () => {
     ];
     for (const [override, field] of bad) {
       const r = parseState(JSON.stringify({ ...full, ...override }));
+      expect(r).toMatchObject({ ok: false, problem: 'invalid', message: `state.json field ${field} is missing or has the wrong type` });
+    }
+  });
+
+  it('ioid: optional (absent when not configured), validated when present', () => {
+    const ioid = exampleIoIdStatus();
+    const full = exampleState({ ioid });
+    expect(parseState(JSON.stringify(full))).toEqual({ ok: true, state: full });
+    const unread = exampleState({
+      ioid: exampleIoIdStatus({
+        ioIdContract: null,
+        registered: null,
+        ioId: null,
+        owner: null,
+        projectId: null,
+        readAtMs: null,
+        error: 'RPC unreachable',
+      }),
+    });
+    expect(parseState(JSON.stringify(unread)).ok).toBe(true);
+    const bad: Array<[object, string]> = [
+      [{ ...ioid, registered: 'yes' }, 'ioid.registered'],
+      [{ ...ioid, ioId: 1 }, 'ioid.ioId'],
+      [{ ...ioid, did: null }, 'ioid.did'],
+      [{ ...ioid, readAtMs: 'now' }, 'ioid.readAtMs'],
+      [{ ...ioid, intervalMs: null }, 'ioid.intervalMs'],
+    ];
+    for (const [value, field] of bad) {
+      const r = parseState(JSON.stringify({ ...full, ioid: value }));
       expect(r).toMatchObject({ ok: false, problem: 'invalid', message: `state.json field ${field} is missing or has the wrong type` });
     }
   });

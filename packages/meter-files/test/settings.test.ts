@@ -46,6 +46,24 @@ describe('settings precedence and validation', () => {
     expect(r.sources).toMatchObject({ window: 'flag', dataDir: 'flag', token: 'default' });
   });
 
+  it('refuses a config-file value of the wrong JSON type instead of converting it; flags and the environment are text', () => {
+    const none = { flags: {}, env: {} };
+    expect(() => resolveSettings(specs, { ...none, config: { window: '5' } })).toThrow(
+      /"window" in the config file = "5" .*seconds, 1-3600, written as a JSON number \(not a JSON string\)/,
+    );
+    expect(() => resolveSettings(specs, { ...none, config: { dataDir: ['/d'] } })).toThrow(/written as a JSON string \(not a JSON array\)/);
+    expect(resolveSettings(specs, { flags: { window: '5' }, env: { PM_DATA_DIR: '/e' }, config: {} }).values).toMatchObject({
+      window: 5,
+      dataDir: '/e',
+    });
+    // A setting may name the other types it takes (an I2C address as "0x41").
+    const hex = { ...specs.window, parse: parsers.integer(0x40, 0x4f, { hex: true }), json: ['number', 'string'] as const };
+    expect(resolveSettings({ hex }, { ...none, config: { window: '0x41' } }).values.hex).toBe(0x41);
+    expect(() => resolveSettings({ hex }, { ...none, config: { window: true } })).toThrow(
+      /JSON number or a JSON string \(not a JSON boolean\)/,
+    );
+  });
+
   it('names the setting, the value and what is allowed; hides secrets', () => {
     expect(() => resolveSettings(specs, { flags: { window: 'abc' }, env: {}, config: {} })).toThrow(/--window = "abc".*seconds, 1-3600/);
     expect(() => resolveSettings(specs, { flags: {}, env: { PM_WINDOW: '0' }, config: {} })).toThrow(/PM_WINDOW = "0"/);

@@ -124,6 +124,7 @@ export const DISPLAY_SETTINGS = {
       "first column of the glass in portrait, as Adafruit's colstart (the same in every rotation), overriding the variant's (unset = the variant's)",
     parse: parsers.integer(0, 131),
     allowed: 'an integer 0-131',
+    json: ['number'],
   }),
   rowOffset: s({
     key: 'rowOffset',
@@ -134,6 +135,7 @@ export const DISPLAY_SETTINGS = {
       "first row of the glass in portrait, as Adafruit's rowstart (the same in every rotation), overriding the variant's (unset = the variant's)",
     parse: parsers.integer(0, 161),
     allowed: 'an integer 0-161',
+    json: ['number'],
   }),
   bgr: s({
     key: 'bgr',
@@ -143,6 +145,7 @@ export const DISPLAY_SETTINGS = {
     describe: "the glass has BGR sub-pixels, overriding the variant's (wrong = red and blue swapped)",
     parse: parsers.boolean,
     allowed: 'true or false',
+    json: ['boolean'],
   }),
   invert: s({
     key: 'invert',
@@ -152,6 +155,7 @@ export const DISPLAY_SETTINGS = {
     describe: "send INVON for glasses that invert colours, overriding the variant's",
     parse: parsers.boolean,
     allowed: 'true or false',
+    json: ['boolean'],
   }),
   fontDir: s({
     key: 'fontDir',

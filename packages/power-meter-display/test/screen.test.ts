@@ -1,4 +1,4 @@
-import { exampleRewardBalance, exampleState, type MeterState } from '@power-meter/meter-files';
+import { exampleIoIdStatus, exampleRewardBalance, exampleState, type MeterState } from '@power-meter/meter-files';
 import { describe, expect, it } from 'vitest';
 import { areaPx, diffFrames, pixelWords } from '../src/diff/diff.js';
 import {
@@ -49,6 +49,30 @@ describe('screen model (pure)', () => {
     // Never read yet: waiting, or failing.
     expect(at(balance({ raw: null, tokens: null, readAtMs: null }))).toMatchObject({ balanceText: 'chain …', balanceTone: 'fair' });
     expect(at(balance({ raw: null, tokens: null, readAtMs: null, error: 'RPC unreachable' }))).toMatchObject({ balanceText: 'chain ?' });
+  });
+
+  it('says when the device has no ioID (the node refuses its readings) before the publishing state', () => {
+    const failing = {
+      state: 'failing' as const,
+      reason: 'device not approved for project 42',
+      waiting: 7,
+      dropped: 0,
+      lastSuccessMs: null,
+      held: 0,
+    };
+    const at = (ioid: MeterState['ioid'], publishing: MeterState['publishing'] = failing) =>
+      buildScreenModel(exampleState({ updatedAtMs: NOW, ioid, publishing }), null, NOW + 1000);
+    expect(at(exampleIoIdStatus({ registered: false, ioId: null, owner: null, projectId: null }))).toMatchObject({
+      statusText: 'no ioID: 7 waiting',
+      statusTone: 'alert',
+    });
+    const idle = { state: 'ok' as const, reason: null, waiting: 0, dropped: 0, lastSuccessMs: NOW, held: 0 };
+    expect(at(exampleIoIdStatus({ registered: false }), idle)).toMatchObject({ statusText: 'ioID: not registered', statusTone: 'fair' });
+    // Registered, or not read yet: the publishing state speaks.
+    expect(at(exampleIoIdStatus(), idle)).toMatchObject({ statusText: 'published ok', statusTone: 'good' });
+    expect(at(exampleIoIdStatus({ registered: null, readAtMs: null }))).toMatchObject({ statusTone: 'alert' });
+    expect(at(exampleIoIdStatus({ registered: null, readAtMs: null })).statusText).toBe('failing: not approved');
+    expect(at(undefined, idle).statusText).toBe('published ok');
   });
 
   it('says when the applet refuses the readings, with the count and the reason', () => {

@@ -1,7 +1,7 @@
 import { Outbox, readTaskBody, type Identity } from '@power-meter/w3bstream';
 import { outboxPaths, stagingFileFor } from './meter.js';
 import type { BackendSettings } from './settings.js';
-import { METER_SCHEMA } from './store.js';
+import { METER_SCHEMA, MeterStore } from './store.js';
 import { backlogGroups, signReading, signedForSettings, type BacklogGroup, type SignedFor } from './transport.js';
 
 /**
@@ -17,8 +17,8 @@ function openOutbox(s: Pick<BackendSettings, 'dataDir' | 'runtimeDir'>): Outbox 
   return Outbox.open(paths.outbox, { sequenceFloorFile: paths.floor, schemas: [METER_SCHEMA], stagingFile: stagingFileFor(s) });
 }
 
-/** What a stored reading says, whatever it was signed for: the power and the time (ms). */
-export function readingOfBody(body: string): { powerW: number; timestampMs: number } | null {
+/** What a stored reading says, whatever it was signed for: the power, the time (ms), and the energy total it signed (extended readings). */
+export function readingOfBody(body: string): { powerW: number; timestampMs: number; energyWh?: number } | null {
   let data: unknown;
   const task = readTaskBody(body);
   try {
@@ -30,11 +30,11 @@ export function readingOfBody(body: string): { powerW: number; timestampMs: numb
   } catch {
     return null;
   }
-  const d = data as { sensor_reading?: unknown; timestamp?: unknown } | null;
+  const d = data as { sensor_reading?: unknown; timestamp?: unknown; energy_wh?: unknown } | null;
   if (typeof d !== 'object' || d === null || typeof d.sensor_reading !== 'number' || typeof d.timestamp !== 'number') return null;
   // Seconds or milliseconds, as the meter wrote it: no reading is from before 1973 in ms or after 5138 in s.
   const timestampMs = d.timestamp < 1e11 ? d.timestamp * 1000 : d.timestamp;
-  return { powerW: d.sensor_reading, timestampMs };
+  return { powerW: d.sensor_reading, timestampMs, ...(typeof d.energy_wh === 'number' ? { energyWh: d.energy_wh } : {}) };
 }
 
 export interface BacklogSummary {
@@ -140,6 +140,9 @@ export function resignBacklog(s: BackendSettings, identity: Identity): ResignRep
     let unreadable = 0;
     let firstSeq: number | null = null;
     let lastSeq: number | null = null;
+    // --signed-fields extended: a reading keeps the energy total it signed; one signed without it
+    // gets today's total, which no reading delivered before it exceeds (the counter never goes back).
+    const totalWh = new MeterStore(outbox).totals().energyWh;
     outbox.transaction(() => {
       for (const seq of seqs) {
         const [m] = outbox.peek(1, seq - 1);
@@ -148,8 +151,8 @@ export function resignBacklog(s: BackendSettings, identity: Identity): ResignRep
           unreadable++;
           continue;
         }
-        const body = signReading(s, identity, reading);
-        const next = outbox.replace(seq, (n) => (typeof body === 'string' ? body : body(n)));
+        const body = signReading(s, identity, reading, [], reading.energyWh ?? totalWh);
+        const next = outbox.replace(seq, body);
         if (next === null) continue;
         firstSeq ??= next;
         lastSeq = next;

@@ -54,6 +54,7 @@ import {
   loadOrCreateIdentity,
   startDevReceiver,
   type DevAnswerMode,
+  type DeviceApprovals,
 } from '@power-meter/w3bstream';
 import { MeterRunningError, UnsteadyLoadError, calibrate } from './calibration/command.js';
 import { activeCalibration, readCalibration } from './calibration/store.js';
@@ -62,6 +63,7 @@ import { sensorErrorHint } from './hints.js';
 import { Meter, RuntimeDirError, stagingFileFor } from './meter.js';
 import { ProjectMismatchError, TransportMismatchError, identityCurveFor, p256ForV2, signedForSettings, v2Dialect } from './transport.js';
 import { salvageOutbox } from './salvage.js';
+import { dataDirFault, prepareDataDir } from './data-dir.js';
 import { describeGroup, discardBacklog, exportBacklog, resignBacklog, summarizeBacklog } from './backlog.js';
 import { libraryLog } from './service/library-log.js';
 import { startSummary } from './service/summary.js';
@@ -92,9 +94,15 @@ function withSettings(cmd: Command): Command {
  * flags > environment > config file > defaults, the shunt and current defaulting to the chip's
  * breakout; invalid -> exit 2 with one message.
  */
-function settingsFrom(flags: Record<string, unknown>): BackendSettings {
+function settingsFrom(flags: Record<string, unknown>, ioidCommand = false): BackendSettings {
   try {
-    const loaded = loadSettings({ specs: BACKEND_SETTINGS, flags, env: process.env, otherSections: ['display'], check: checkTogether });
+    const loaded = loadSettings({
+      specs: BACKEND_SETTINGS,
+      flags,
+      env: process.env,
+      otherSections: ['display'],
+      check: (v: BackendSettings, sources: Record<keyof BackendSettings, SettingSource>) => checkTogether(v, sources, ioidCommand),
+    });
     const values = applyChipDefaults(loaded.values as BackendSettings, loaded.sources);
     logger = createLogger({ program: 'power-meter', level: values.logLevel });
     return values;
@@ -105,7 +113,7 @@ function settingsFrom(flags: Record<string, unknown>): BackendSettings {
 }
 
 /** Settings that only work together: check them before anything starts. */
-function checkTogether(raw: BackendSettings, sources: Record<keyof BackendSettings, SettingSource>): void {
+function checkTogether(raw: BackendSettings, sources: Record<keyof BackendSettings, SettingSource>, ioidCommand: boolean): void {
   const values = applyChipDefaults(raw, sources);
   // W3bstream 2 signs the project into every stored message: without it nothing could be signed.
   if (values.transport === 'w3bstream-v2') {
@@ -143,10 +151,16 @@ function checkTogether(raw: BackendSettings, sources: Record<keyof BackendSettin
         throw new SettingError('--signed-keys', values.signedKeys.join(','), 'empty for a /message node (it signs no keys)', 'flag');
     }
   }
-  // The reward balance needs all three: where to ask, which token, whose balance.
-  if (values.rpcUrl !== '' || values.rewardToken !== '') {
-    if (values.rewardToken === '')
-      throw new SettingError('--reward-token', '', "the token's contract address (0x + 40 hex digits) when --rpc-url is set", 'flag');
+  // The reward balance needs all three: where to ask, which token, whose balance. The RPC URL
+  // also serves the ioID status: with neither of them it would be read for nothing.
+  if (values.rpcUrl !== '' && values.rewardToken === '' && values.ioidRegistry === '')
+    throw new SettingError(
+      '--reward-token',
+      '',
+      "the token's contract address (0x + 40 hex digits), or --ioid-registry, when --rpc-url is set",
+      'flag',
+    );
+  if (values.rewardToken !== '') {
     if (values.rpcUrl === '')
       throw new SettingError('--rpc-url', '', 'the JSON-RPC URL of the chain the token lives on when --reward-token is set', 'flag');
     if (values.walletAddress === '')
@@ -171,6 +185,9 @@ function checkTogether(raw: BackendSettings, sources: Record<keyof BackendSettin
   ] as const)
     if (value !== '' && !values.mqttUrl.startsWith('mqtts://'))
       throw new SettingError(flag, value, 'a PEM file only with an mqtts:// --mqtt-url (TLS); plain mqtt:// uses no certificates', 'flag');
+  // The ioID commands take the registry as --registry and can sign a permit without a chain.
+  if (values.ioidRegistry !== '' && values.rpcUrl === '' && !ioidCommand)
+    throw new SettingError('--rpc-url', '', 'the JSON-RPC URL of the chain the ioID registry lives on when --ioid-registry is set', 'flag');
   // The chip's limits depend on the shunt and the current together: the driver's own check.
   const chip = sensorChip(values);
   if (CHIPS[chip].internalShuntOhms !== null && sources.shuntOhms !== 'default')
@@ -294,8 +311,12 @@ withSettings(program.command('run', { isDefault: true }).description('run the me
       // A P-256 key for W3bstream 2, or a backlog signed for the other transport: a setting to change, never data to discard.
       if (err instanceof IdentityCurveError || err instanceof TransportMismatchError || err instanceof ProjectMismatchError)
         return fail(err.message, EXIT.badSettings);
-      if (err instanceof OutboxLockedError || err instanceof IdentityError) return fail(err.message);
+      // A damaged key, or one with the wrong owner or permissions: restarting cannot fix it.
+      if (err instanceof IdentityError) return fail(`${err.message}; then start the meter again`, EXIT.corruptData);
+      if (err instanceof OutboxLockedError) return fail(err.message);
       if (err instanceof RuntimeDirError) return fail(err.message, EXIT.badSettings);
+      const fault = dataDirFault(err, s.dataDir);
+      if (fault !== null) return fail(fault.message, fault.status);
       throw err;
     }
     const outputs = await startOutputs(meter, s, log, outputFiles);
@@ -334,6 +355,7 @@ withSettings(program.command('identity').description('print the device address a
   .action((flags: Record<string, unknown>) => {
     const s = settingsFrom(flags);
     try {
+      prepareDataDir(s.dataDir);
       const id = loadOrCreateIdentity(join(s.dataDir, 'identity'), { curve: identityCurveFor(s) });
       // The key W3bstream 2 needs is not this one: printing it as the device's identity would be a
       // dead end (the README's promise: exit 2, nothing printed on standard output).
@@ -353,7 +375,9 @@ withSettings(program.command('identity').description('print the device address a
           `device_id   ${id.deviceId}\npublic_key  ${id.publicKeyHex}\ncurve       ${id.curve}\ndid         ${id.did}\njwk         ${JSON.stringify(id.publicKeyJwk)}${id.created ? '\n(new identity created)' : ''}`,
         );
     } catch (err) {
-      fail(err instanceof Error ? err.message : String(err));
+      if (err instanceof IdentityError) fail(err.message, EXIT.corruptData);
+      const fault = dataDirFault(err, s.dataDir);
+      fail(fault?.message ?? (err instanceof Error ? err.message : String(err)), fault?.status ?? EXIT.failure);
     }
   });
 
@@ -515,6 +539,44 @@ withSettings(
   }
 });
 
+const ioid = program.command('ioid').description("the device's side of an ioID registration on IoTeX (the key never leaves the meter)");
+/** `--registry` is the ioID commands' name for the --ioid-registry setting (checked by its parser). */
+const withRegistry = (flags: Record<string, unknown>): Record<string, unknown> =>
+  flags.registry === undefined ? flags : { ...flags, ioidRegistry: flags.registry };
+const printResult = (r: { exit: number; out: string[]; err: string[] }): never => {
+  for (const line of r.out) console.log(line);
+  for (const line of r.err) logger.error(line);
+  process.exit(r.exit);
+};
+withSettings(
+  ioid
+    .command('permit')
+    .description(
+      "print the EIP-712 Permit(owner, nonce) signature by the device key that ioIDRegistry.register takes, with the device's DID, DID document and the document's hash",
+    ),
+)
+  .option('--owner <0x…>', 'the wallet that will send ioIDRegistry.register (the ioID is minted to it)')
+  .option('--registry <0x…>', 'the ioIDRegistry contract (default: --ioid-registry)')
+  .option('--chain-id <n>', 'the chain id (read from --rpc-url when given)')
+  .option('--nonce <n>', "the registry's nonces(device) (read from the registry with --rpc-url when not given)")
+  .option(
+    '--json',
+    'print {"device","owner","nonce","chainId","registry","v","r","s","digest","signature","did","didDocument","didDocumentText","didDocumentHash"}',
+  )
+  .action(async (flags: Record<string, unknown>) => {
+    const s = settingsFrom(withRegistry(flags), true);
+    const { ioIdPermitCommand } = await import('./ioid-command.js');
+    printResult(await ioIdPermitCommand(s, flags as { owner?: string; chainId?: string; nonce?: string; json?: boolean }));
+  });
+withSettings(ioid.command('status').description("read the device's ioID registration: registered or not, its ioID, owner and project"))
+  .option('--registry <0x…>', 'the ioIDRegistry contract (default: --ioid-registry)')
+  .option('--json', 'print {"device","did","registry","registered","ioIdContract","ioId","owner","projectId","approved"}')
+  .action(async (flags: Record<string, unknown>) => {
+    const s = settingsFrom(withRegistry(flags), true);
+    const { ioIdStatusCommand } = await import('./ioid-command.js');
+    printResult(await ioIdStatusCommand(s, { json: flags.json === true }));
+  });
+
 /** A destructive command's confirmation: --yes, or "yes" typed at a terminal; otherwise exit 2 saying how. */
 async function confirmed(flags: Record<string, unknown>, question: string): Promise<boolean> {
   if (flags.yes === true) return true;
@@ -661,6 +723,12 @@ program
     'normal',
   )
   .option(
+    '--ioid-contract <0x…>',
+    "W3bstream 2: approve devices as the node does, from this ioID contract's CreateIoID events and deviceProject (needs --rpc-url; `power-meter ioid status` prints the contract)",
+  )
+  .option('--rpc-url <url>', 'W3bstream 2 with --ioid-contract: the JSON-RPC URL of the chain the ioID contract is on')
+  .option('--from-block <n>', 'W3bstream 2 with --ioid-contract: the first block whose events are read', '0')
+  .option(
     '--approve <device:project>',
     'w3bstream-v2 task: approve this device (0x + 40 hex) for this project ID, as an ioID registration does (repeatable); devices not named get 403 "device does not have permission"',
     collect,
@@ -693,6 +761,9 @@ program
       record?: string;
       answer: string;
       transport: string;
+      ioidContract?: string;
+      rpcUrl?: string;
+      fromBlock: string;
       dialect: string;
       approve?: string[];
       approveAfter?: string;
@@ -741,6 +812,38 @@ program
         bad('project-id', (err as Error).message, 'a whole number from 1 to 2^256-1');
       }
       const approveAll = o.approveAll === true || approve.length === 0;
+      let approvals: DeviceApprovals | undefined;
+      if (o.ioidContract !== undefined || o.rpcUrl !== undefined) {
+        if (approve.length > 0 || o.approveAll === true)
+          bad(
+            'ioid-contract',
+            o.ioidContract ?? '',
+            'either --ioid-contract (approvals from the chain) or --approve/--approve-all, not both',
+          );
+        if (!taskApi)
+          bad(
+            'ioid-contract',
+            o.ioidContract ?? '',
+            'with --transport w3bstream-v2 --dialect task (the /message node checks no registration)',
+          );
+        if (o.transport !== 'w3bstream-v2')
+          fail('invalid setting --ioid-contract: ioID approvals are for --transport w3bstream-v2', EXIT.badSettings);
+        if (o.ioidContract === undefined || !/^0x[0-9a-fA-F]{40}$/.test(o.ioidContract))
+          fail(
+            `invalid setting --ioid-contract = ${JSON.stringify(o.ioidContract ?? '')}: allowed 0x + 40 hex digits, with --rpc-url`,
+            EXIT.badSettings,
+          );
+        if (o.rpcUrl === undefined || !/^https?:\/\//.test(o.rpcUrl))
+          fail('invalid setting --rpc-url = "<hidden>": allowed an http(s) JSON-RPC URL, with --ioid-contract', EXIT.badSettings);
+        if (!/^\d{1,15}$/.test(o.fromBlock))
+          fail(`invalid setting --from-block = ${JSON.stringify(o.fromBlock)}: allowed a block number`, EXIT.badSettings);
+        const { startChainApprovals } = await import('./chain/ioid-approvals.js');
+        try {
+          approvals = await startChainApprovals({ rpcUrl: o.rpcUrl!, ioIdContract: o.ioidContract!, fromBlock: Number(o.fromBlock), log });
+        } catch (err) {
+          fail(`cannot read the ioID contract's events: ${err instanceof Error ? err.message : String(err)}`);
+        }
+      }
       const r = await startDevReceiver({
         transport: o.transport as TransportName,
         dialect: o.dialect as V2Dialect,
@@ -750,14 +853,14 @@ program
         token: o.token ?? process.env.DEV_RECEIVER_TOKEN ?? 'dev-token',
         recordFile: o.record,
         mode: o.answer as DevAnswerMode,
-        approvals: staticApprovals({ approve, approveAll, approveAfterMs: afterS === undefined ? undefined : afterS * 1000 }),
+        approvals: approvals ?? staticApprovals({ approve, approveAll, approveAfterMs: afterS === undefined ? undefined : afterS * 1000 }),
         projects,
         taskOutcome: o.taskOutcome as 'settled' | 'failed' | 'packed',
         taskStepMs: stepMs,
         log,
       });
       log(`dev-receiver listening publish_url=${r.url}`);
-      if (taskApi)
+      if (taskApi && approvals === undefined)
         log(
           approveAll
             ? "approvals: every device for every project (name devices with --approve to get the node's 403 for the others)"

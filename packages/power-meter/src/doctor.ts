@@ -47,7 +47,8 @@ export async function runDoctor(s: BackendSettings, opts: DoctorOptions = {}): P
     ...(await checkPublishing(s, opts.envFile ?? '/etc/power-meter/power-meter.env')),
     // Loaded only when MQTT is on: the broker library stays out of every other run.
     ...(s.mqttUrl ? [await (await import('./mqtt/check.js')).checkMqtt(s)] : []),
-    ...(s.rpcUrl ? [await (await import('./chain/check.js')).checkRewardBalance(s)] : []),
+    ...(s.rpcUrl && s.rewardToken ? [await (await import('./chain/check.js')).checkRewardBalance(s)] : []),
+    ...(s.rpcUrl && s.ioidRegistry ? [await (await import('./chain/check.js')).checkIoId(s)] : []),
     ...checkServices(opts.systemctl === undefined ? systemctlShow : opts.systemctl),
   ];
 }

@@ -20,7 +20,14 @@ import {
   type SensorState,
   type WindowResult,
 } from '@power-meter/ina219';
-import { cleanupTempFiles, legacyStatusOf, readState, type RewardBalance, type WindowSummary } from '@power-meter/meter-files';
+import {
+  cleanupTempFiles,
+  legacyStatusOf,
+  readState,
+  type IoIdStatus,
+  type RewardBalance,
+  type WindowSummary,
+} from '@power-meter/meter-files';
 import {
   Outbox,
   OutboxCorruptError,
@@ -29,15 +36,19 @@ import {
   isCorruptionError,
   loadOrCreateIdentity,
   timestampFor,
+  type AppendResult,
   type Identity,
+  type SeqGapReason,
 } from '@power-meter/w3bstream';
 import { activeCalibration, readCalibration } from './calibration/store.js';
 import { BalanceReader, safeRpcUrl, type ChainBalance } from './chain/balance.js';
+import { IoIdWatcher, ioIdVerdict } from './chain/ioid.js';
 import { rewardsForWindow, tokensPerH } from './rewards.js';
 import { notifyObservers, type MeterObserver } from './observer.js';
 import { sensorChip, type BackendSettings } from './settings.js';
 import { sensorErrorHint } from './hints.js';
 import { resolveRuntimeDir } from './runtime-dir.js';
+import { prepareDataDir } from './data-dir.js';
 import { StateWriter, buildState } from './state-writer.js';
 import { METER_SCHEMA, MeterStore } from './store.js';
 import { backlogGroups, checkTransport, identityCurveFor, publisherTransport, signReading, v2Dialect } from './transport.js';
@@ -139,6 +150,11 @@ export class Meter {
   private writeRequested = false;
   private writing: Promise<void> | null = null;
   private syncError: string | null = null;
+  /**
+   * Strict mode: readings stored while the card could not be written, not yet handed to the
+   * outputs (MQTT `reading`): they go out with the sync that puts them on the card.
+   */
+  private unsyncedReadings: string[] = [];
   /** The RAM directory (runtime-dir.ts); the data directory itself when RAM is off. */
   readonly runtimeDir: string;
   private readonly boot: string;
@@ -147,6 +163,9 @@ export class Meter {
   /** Reads the owner's reward-token balance; null when not configured. */
   private readonly balance: BalanceReader | null;
   private rewardBalance: ChainBalance | null = null;
+  /** Reads the device's ioID registration; null when not configured. */
+  private readonly ioid: IoIdWatcher | null;
+  private ioidStatus: IoIdStatus | null = null;
   /** The applet's reason when the latest delivered reading was refused (null once one is accepted). */
   private lastRejection: string | null = null;
   /** W3bstream 2 /v1/task: follows the state of the newest delivered task; null when off. */
@@ -156,32 +175,18 @@ export class Meter {
 
   private constructor(private readonly opts: MeterOptions) {
     const s = opts.settings;
-    mkdirSync(s.dataDir, { recursive: true });
+    prepareDataDir(s.dataDir);
     this.runtimeDir = resolveRuntimeDir(s.runtimeDir, s.dataDir);
     // Group-readable like the data directory (the display reads state.json through the links).
     mkdirSync(this.runtimeDir, { recursive: true, mode: 0o750 });
     checkRuntimeDir(this.runtimeDir);
-    // Lock first: a second instance must fail before touching anything.
-    const paths = outboxPaths(s.dataDir);
-    this.outbox = Outbox.open(paths.outbox, {
-      maxCount: s.outboxMaxCount,
-      maxAgeMs: s.outboxMaxAgeDays * 86_400_000,
-      sequenceFloorFile: paths.floor,
-      sequenceBlock: SEQUENCE_BLOCK,
-      schemas: [METER_SCHEMA],
-      // No RAM directory: every commit goes to the card. Strict mode (0): the RAM copy is synced
-      // at every reading, so each is on the card before it is sent.
-      stagingFile: stagingFileFor(s),
-      syncEveryAppend: s.syncIntervalS === 0,
-    });
     try {
-      this.identity = loadOrCreateIdentity(paths.identityDir, { curve: identityCurveFor(s) });
-      checkTransport(s, this.identity, backlogGroups(this.outbox));
-      this.store = new MeterStore(this.outbox);
+      ({ outbox: this.outbox, identity: this.identity, store: this.store } = this.openStores());
     } catch (err) {
-      this.outbox.close();
-      // Damage that the open-time check did not see, met when reading the totals.
-      throw isCorruptionError(err) ? new OutboxCorruptError(paths.outbox, (err as Error).message) : err;
+      // Nothing runs: a RAM directory this program made and left empty goes (exit 2 or 3 must not
+      // leave /dev/shm/power-meter-<id> behind). One holding a RAM copy of the outbox stays.
+      this.removeOwnRuntimeDir();
+      throw err;
     }
     this.writer = new StateWriter(this.runtimeDir);
     const stored = readCalibration(s.dataDir, { chip: sensorChip(s), simulated: s.sensor === 'sim', fullScaleA: s.maxCurrentA });
@@ -229,11 +234,72 @@ export class Meter {
             },
           });
     this.rewardBalance = this.balance?.current() ?? null;
+    this.ioid =
+      s.rpcUrl === '' || s.ioidRegistry === ''
+        ? null
+        : new IoIdWatcher({
+            rpcUrl: s.rpcUrl,
+            registry: s.ioidRegistry,
+            device: this.identity.deviceId,
+            did: this.identity.did,
+            intervalMs: s.ioidIntervalS * 1000,
+            log: opts.log,
+            onUpdate: ({ failures: _inProcessOnly, ...st }) => {
+              const before = this.ioidStatus;
+              this.ioidStatus = st;
+              // First read, or a change: one line in the log saying where the device stands.
+              const project = s.transport === 'w3bstream-v2' ? s.projectId : '';
+              const changed = before?.readAtMs === null || before?.registered !== st.registered || before?.projectId !== st.projectId;
+              if (st.error === null && changed) {
+                const verdict = ioIdVerdict(st, project);
+                opts.log(`ioID ${verdict.text}`);
+                // Just registered for this project: readings refused with 403 need not wait out the slow retry.
+                if (verdict.ok && before?.readAtMs !== null && this.publisher.state().state === 'failing') this.publisher.retryNow();
+              }
+              this.scheduleWrite();
+            },
+          });
+    if (this.ioid !== null) {
+      const { failures: _inProcessOnly, ...st } = this.ioid.current();
+      this.ioidStatus = st;
+    }
     this.publisher.on('state', (st) => {
       this.scheduleWrite();
       // The publisher's loop ended on an outbox error: nothing is sent any more.
       if (st.errorKey === 'OutboxError') this.stoppedForGood(`publisher stopped: ${st.advice ?? st.reason ?? 'outbox error'}`);
     });
+  }
+
+  /** The outbox (locked first: a second instance must fail before touching anything), the key, the totals. */
+  private openStores(): { outbox: Outbox; identity: Identity; store: MeterStore } {
+    const s = this.opts.settings;
+    const paths = outboxPaths(s.dataDir);
+    const outbox = Outbox.open(paths.outbox, {
+      maxCount: s.outboxMaxCount,
+      maxAgeMs: s.outboxMaxAgeDays * 86_400_000,
+      sequenceFloorFile: paths.floor,
+      sequenceBlock: SEQUENCE_BLOCK,
+      schemas: [METER_SCHEMA],
+      // No RAM directory: every commit goes to the card. Strict mode (0): the RAM copy is synced
+      // at every reading, so each is on the card before it is sent.
+      stagingFile: stagingFileFor(s),
+      syncEveryAppend: s.syncIntervalS === 0,
+    });
+    try {
+      const identity = loadOrCreateIdentity(paths.identityDir, { curve: identityCurveFor(s) });
+      checkTransport(s, identity, backlogGroups(outbox));
+      return { outbox, identity, store: new MeterStore(outbox) };
+    } catch (err) {
+      outbox.close();
+      // Damage that the open-time check did not see, met when reading the totals.
+      throw isCorruptionError(err) ? new OutboxCorruptError(paths.outbox, (err as Error).message) : err;
+    }
+  }
+
+  /** The RAM directory goes when this program chose it (not systemd, not the user) and it is empty. */
+  private removeOwnRuntimeDir(): void {
+    const s = this.opts.settings;
+    if (s.runtimeDir === '' && !process.env.RUNTIME_DIRECTORY && this.runtimeDir !== resolve(s.dataDir)) rmdirIfEmpty(this.runtimeDir);
   }
 
   /** Adds an output (MQTT, metrics): see observer.ts. */
@@ -260,10 +326,12 @@ export class Meter {
     if (removed.length > 0) log(`removed ${removed.length} leftover temporary file(s) from an earlier run`);
     const report = this.outbox.openReport;
     if (report.created) log(`outbox ${this.outbox.file} is new (first start, or it was deleted or emptied)`);
-    if (report.seqRaised)
-      log(
-        `outbox was behind the sequence floor (deleted, emptied or an older copy): numbering continues at ${report.seqRaised.to}, not ${report.seqRaised.from}, so no eventID names two readings`,
+    if (report.seqRaised) {
+      const { from, to, reason } = report.seqRaised;
+      this.warn(
+        `sequence numbers ${from} to ${to - 1} skipped (${to - from}; counted in state.json publishing.skipped): ${GAP_REASONS[reason]}; numbering continues at ${to}, so no eventID names two readings`,
       );
+    }
     for (const r of this.store.repairs) log(`outbox repaired: ${r.field} set to ${r.to}: ${r.why}`);
     // Totals never go back: the last published state is the floor for them.
     const last = await readState(s.dataDir);
@@ -312,6 +380,12 @@ export class Meter {
       log(`reward balance of ${s.walletAddress} in token ${s.rewardToken} read from ${safeRpcUrl(s.rpcUrl)} every ${s.balanceIntervalS} s`);
       this.balance.start();
     }
+    if (this.ioid !== null) {
+      log(
+        `ioID registration of ${this.identity.did} read from registry ${s.ioidRegistry} at ${safeRpcUrl(s.rpcUrl)} every ${s.ioidIntervalS} s`,
+      );
+      this.ioid.start();
+    }
     await this.openSensor();
     // Live power is refreshed from the sampler's own wake-ups (onReading), not from a timer of
     // its own: every wake-up of an idle Node costs ~0.2 ms of CPU (backend CPU budget). This
@@ -321,6 +395,8 @@ export class Meter {
         // Every 5 s while readings wait for it, every minute once trusted: with chrony or ntpd
         // a probe runs timedatectl, a process per probe.
         if (!this.canTimestamp() || performance.now() - this.lastClockProbeMs >= 60_000) void this.refreshClock();
+        // Strict mode syncs with each reading; after a failed one, try again even without readings.
+        if (s.syncIntervalS === 0 && this.syncError !== null) this.sync();
         this.refreshPower();
       }, 5000),
     );
@@ -342,24 +418,39 @@ export class Meter {
 
   /** The sync point: the outbox's RAM copy to the card. A failure is retried at the next one. */
   private sync(): void {
+    let error: unknown = null;
     try {
       this.outbox.sync();
-      this.syncError = null;
       this.logStaging();
     } catch (err) {
-      if (isCorruptionError(err)) {
-        this.opts.onFatal?.(new OutboxCorruptError(this.outbox.file, (err as Error).message));
-        return;
-      }
-      const msg = err instanceof Error ? err.message : String(err);
-      if (msg !== this.syncError)
-        this.warn(
-          `cannot write the outbox to ${this.opts.settings.dataDir} (${msg}): readings are kept in ${this.runtimeDir} and written at the next sync; free disk space there`,
-        );
-      this.syncError = msg;
+      error = err;
     }
+    this.syncDone(error);
     // The totals shown are the synced ones (they never go back, even after a power cut).
     this.scheduleWrite();
+  }
+
+  /** After a sync (the timer's, or strict mode's after each reading): one line per new problem, one when it is over. */
+  private syncDone(err: unknown): void {
+    if (err === null) {
+      if (this.syncError !== null) this.opts.log(`the outbox reaches ${this.opts.settings.dataDir} again`);
+      this.syncError = null;
+      // Strict mode: readings now on the card go to the outputs, in order.
+      for (const body of this.unsyncedReadings.splice(0)) notifyObservers(this.observers, (o) => o.onReading?.(body), this.opts.log);
+      return;
+    }
+    if (isCorruptionError(err)) {
+      this.opts.onFatal?.(new OutboxCorruptError(this.outbox.file, (err as Error).message));
+      return;
+    }
+    const msg = err instanceof Error ? err.message : String(err);
+    if (msg !== this.syncError)
+      this.warn(
+        this.opts.settings.syncIntervalS === 0
+          ? `cannot write the outbox to ${this.opts.settings.dataDir} (${msg}): readings are stored in ${this.runtimeDir}, counted once, and sent once they are on the card (strict mode); free disk space there`
+          : `cannot write the outbox to ${this.opts.settings.dataDir} (${msg}): readings are kept in ${this.runtimeDir} and written at the next sync; free disk space there`,
+      );
+    this.syncError = msg;
   }
 
   private async openSensor(): Promise<void> {
@@ -441,11 +532,11 @@ export class Meter {
     }
     this.unstored.push(w);
     while (this.unstored.length > 0) {
+      let stored: StoredWindow;
       try {
-        this.storeWindow(this.unstored[0]!);
-        this.unstored.shift();
-        this.storeError = null;
+        stored = this.storeWindow(this.unstored[0]!);
       } catch (err) {
+        // Nothing of this window was stored (the outbox rolled it back): it is tried again.
         if (isCorruptionError(err)) {
           this.opts.onFatal?.(new OutboxCorruptError(this.outbox.file, (err as Error).message));
           return;
@@ -459,18 +550,32 @@ export class Meter {
         if (this.unstored.length > 10_000) this.unstored.shift();
         return;
       }
+      // Stored and counted: the window leaves the queue whatever happens next, so it is never
+      // stored twice.
+      this.unstored.shift();
+      this.storeError = null;
+      try {
+        this.afterStore(stored);
+      } catch (err) {
+        this.warn(`after storing a reading: ${err instanceof Error ? err.message : String(err)}`);
+      }
     }
   }
 
-  private storeWindow(raw: WindowResult): void {
+  /**
+   * One window into the outbox: numbered, signed, stored and counted in one transaction
+   * (MeterStore.storeReading, Outbox.append), or held until the clock can be trusted. Throws only
+   * when nothing was stored.
+   */
+  private storeWindow(raw: WindowResult): StoredWindow {
     let w = raw;
     const { settings: s, log } = this.opts;
     if (w.avgPowerW === null) {
       log(`window without readings (sensor fault: ${w.faultReason ?? 'unknown'}): nothing to sign`);
-      return;
+      return { kind: 'nothing' };
     }
     w = calibrateWindow(w, this.calibration);
-    if (w.avgPowerW === null) return;
+    if (w.avgPowerW === null) return { kind: 'nothing' };
     const durationMs = w.endMs - w.startMs;
     const rewards = rewardsForWindow(w.avgPowerW, durationMs, s.rewardTiers);
     this.lastTokensPerH = tokensPerH(w.avgPowerW, s.rewardTiers);
@@ -491,19 +596,52 @@ export class Meter {
     };
     if (!w.complete)
       this.warn(`window incomplete: ${w.faultReason ?? 'readings missing'}; observed ${(w.observedFraction * 100).toFixed(1)} %`);
+    const window = { energyWh: w.energyWh, rewards, avgPowerW: w.avgPowerW };
     if (this.canTimestamp()) {
-      const body = signReading(s, this.identity, { powerW: w.avgPowerW, timestampMs: this.distinctTimeMs(endWall) }, this.readingExtras());
-      const stored = this.store.storeReading(body, { energyWh: w.energyWh, rewards, avgPowerW: w.avgPowerW });
-      if (!stored.counted)
-        log(`window energy ${w.energyWh} Wh / rewards ${rewards} is not a finite amount: counted as 0 (totals stay finite)`);
-      this.reportDrops(stored.dropped);
-      notifyObservers(this.observers, (o) => o.onReading?.(stored.body), log);
-    } else {
-      if (!this.store.holdReading({ bootId: this.boot, endMonoMs: w.endMs, avgPowerW: w.avgPowerW }, { energyWh: w.energyWh, rewards }))
-        log(`window energy ${w.energyWh} Wh / rewards ${rewards} is not a finite amount: counted as 0 (totals stay finite)`);
-      log(`reading held until the clock is synchronised (${this.clock.reason}); held=${this.store.heldCount()}`);
+      const reading = { powerW: w.avgPowerW, timestampMs: this.distinctTimeMs(endWall) };
+      // The extended reading's energy total: the one on the card, which never goes back.
+      const body = signReading(s, this.identity, reading, this.readingExtras(), this.signedEnergyWh());
+      const stored = this.store.storeReading(body, window);
+      this.signedAt(reading.timestampMs);
+      return { kind: 'stored', stored, window, counted: stored.counted };
     }
+    const counted = this.store.holdReading({ bootId: this.boot, endMonoMs: w.endMs, avgPowerW: w.avgPowerW }, window);
+    return { kind: 'held', window, counted };
+  }
+
+  /** What follows a stored window: log, outputs, the state files. Never puts the window back. */
+  private afterStore(r: StoredWindow): void {
+    const { log } = this.opts;
+    if (r.kind === 'nothing') return;
+    if (!r.counted)
+      log(`window energy ${r.window.energyWh} Wh / rewards ${r.window.rewards} is not a finite amount: counted as 0 (totals stay finite)`);
+    if (r.kind === 'held') {
+      log(`reading held until the clock is synchronised (${this.clock.reason}); held=${this.store.heldCount()}`);
+      // Strict mode: the held window's energy reaches the card now, as a stored reading's does.
+      if (this.opts.settings.syncIntervalS === 0) this.sync();
+    } else this.afterAppend(r.stored);
     this.scheduleWrite();
+  }
+
+  /** A reading is in the outbox: drops, strict mode's sync result, the outputs. */
+  private afterAppend(stored: AppendResult): void {
+    this.reportDrops(stored.dropped);
+    if (this.opts.settings.syncIntervalS === 0) {
+      this.syncDone(stored.syncError);
+      // Not on the card yet: the outputs get it with the sync that puts it there.
+      if (stored.syncError !== null) {
+        this.unsyncedReadings.push(stored.body);
+        return;
+      }
+    }
+    notifyObservers(this.observers, (o) => o.onReading?.(stored.body), this.opts.log);
+  }
+
+  /** The energy total an extended reading signs: the card's (the last sync), so it never decreases. */
+  private signedEnergyWh(): number {
+    return this.opts.settings.signedFields === 'extended'
+      ? (this.outbox.staged ? this.store.syncedTotals() : this.store.totals()).energyWh
+      : 0;
   }
 
   /** What the wire profile adds to the signed data: the calibration id with --reading-calibration-id. */
@@ -524,15 +662,20 @@ export class Meter {
    * signatures) that an applet could not tell from a resend. So the timestamp sent, in its unit,
    * always goes up: a reading whose second (or ms) was taken by the previous one gets the next
    * one. The shift is under one unit, within the timestamp's own rounding (docs/w3bstream.md
-   * section 2, "Decision").
+   * section 2, "Decision"). Only a stored reading takes its timestamp (`signedAt`): a window that
+   * could not be stored and is tried again must not push the ones behind it into the future.
    */
   private distinctTimeMs(wallMs: number): number {
     const unit = this.opts.settings.timestampUnit;
     const perUnit = unit === 's' ? 1000 : 1;
     let ts = timestampFor(wallMs, unit);
     if (ts <= this.lastSignedTs) ts = this.lastSignedTs + 1;
-    this.lastSignedTs = ts;
     return Math.max(wallMs, ts * perUnit);
+  }
+
+  /** A reading with this time (from `distinctTimeMs`) was stored: the next one must be later. */
+  private signedAt(timestampMs: number): void {
+    this.lastSignedTs = Math.max(this.lastSignedTs, timestampFor(timestampMs, this.opts.settings.timestampUnit));
   }
 
   /** The outbox is bounded: dropping the oldest is counted (state.json) and logged, never silent. */
@@ -555,15 +698,13 @@ export class Meter {
         this.opts.log(`dropped a held reading from an earlier boot: its time cannot be known (the clock never synced before that reboot)`);
         continue;
       }
-      const body = signReading(
-        this.opts.settings,
-        this.identity,
-        { powerW: h.avgPowerW, timestampMs: this.distinctTimeMs(wallTimeOf(h.endMonoMs, anchor)) },
-        this.readingExtras(),
+      const reading = { powerW: h.avgPowerW, timestampMs: this.distinctTimeMs(wallTimeOf(h.endMonoMs, anchor)) };
+      const stored = this.store.release(
+        h.id,
+        signReading(this.opts.settings, this.identity, reading, this.readingExtras(), this.signedEnergyWh()),
       );
-      const out = this.store.release(h.id, body);
-      this.reportDrops(out.dropped);
-      notifyObservers(this.observers, (o) => o.onReading?.(out.body), this.opts.log);
+      this.signedAt(reading.timestampMs);
+      this.afterAppend(stored);
       released++;
     }
     if (released > 0) this.opts.log(`released ${released} held reading(s) with re-anchored timestamps`);
@@ -646,10 +787,12 @@ export class Meter {
         held: this.store.heldCount(),
         rejected: pub.rejected,
         lastRejection: this.lastRejection,
+        skipped: this.outbox.stats().skipped,
         ...(s.transport === 'w3bstream-v2' ? { lastTaskId: pub.lastTaskId } : {}),
         ...(this.tasks === null ? {} : { task: this.taskState() }),
       },
       rewardBalance: this.rewardBalance === null ? undefined : stateBalance(this.rewardBalance),
+      ioid: this.ioidStatus ?? undefined,
       sensor: {
         state: this.sensorState.state,
         reason: this.sensorState.reason,
@@ -689,6 +832,7 @@ export class Meter {
   async stop(): Promise<void> {
     for (const t of this.timers) clearInterval(t);
     this.balance?.stop();
+    this.ioid?.stop();
     this.tasks?.stop();
     await this.sampler?.stop();
     await this.publisher.stop();
@@ -703,12 +847,28 @@ export class Meter {
     try {
       this.writer.materialize(s.dataDir);
       // The directory this program chose (not systemd's, not the user's) goes too, when empty.
-      if (s.runtimeDir === '' && !process.env.RUNTIME_DIRECTORY && this.runtimeDir !== resolve(s.dataDir)) rmdirIfEmpty(this.runtimeDir);
+      this.removeOwnRuntimeDir();
     } catch (err) {
       this.warn(`cannot move the state files back into ${s.dataDir}: ${err instanceof Error ? err.message : String(err)}`);
     }
   }
 }
+
+/** What storing a window did (Meter.storeWindow), for what follows it (Meter.afterStore). */
+type StoredWindow =
+  | { kind: 'nothing' }
+  | { kind: 'stored'; stored: AppendResult & { counted: boolean }; window: { energyWh: number; rewards: number }; counted: boolean }
+  | { kind: 'held'; window: { energyWh: number; rewards: number }; counted: boolean };
+
+/** The log's words for a gap in the numbering (Outbox openReport.seqRaised). */
+const GAP_REASONS: Record<SeqGapReason, string> = {
+  'ram-copy-lost':
+    'the RAM copy of the outbox was lost (a power cut, or the machine stopped without stopping the meter): the readings it stored after the last sync to the card are lost with their numbers, and the rest of the reserved block was never used',
+  'outbox-new': 'the outbox is new (deleted or emptied) while the key stayed: its readings are lost',
+  'outbox-older': 'the outbox is older than the numbers used before the last stop (an older copy): the readings of the newer one are lost',
+  'unclean-stop':
+    'the meter did not stop cleanly and the outbox cannot show that it holds the last number used (an older copy, or a start stopped while opening the outbox)',
+};
 
 function rmdirIfEmpty(dir: string): void {
   try {

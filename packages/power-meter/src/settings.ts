@@ -236,6 +236,7 @@ export const BACKEND_SETTINGS = {
     parse: projectId,
     allowed:
       'a whole number from 1 to 2^256-1 (at most 18446744073709551615 for a /message node; write it as a string in the config file above 2^53), or empty',
+    json: ['string', 'number'],
   }),
   projectVersion: s({
     key: 'projectVersion',
@@ -256,6 +257,8 @@ export const BACKEND_SETTINGS = {
       "W3bstream 2 /v1/task: the payload members the project's config signs as uint64 (its signedKeys; Pebble projects: timestamp), comma-separated; empty for most projects",
     parse: signedKeys,
     allowed: 'empty, timestamp, sensor_reading, or both comma-separated (each optionally with :uint64), as the project config lists them',
+    // The config file may list them, or write them comma-separated as on the command line.
+    json: ['array', 'string'],
   }),
   taskPollIntervalS: s({
     key: 'taskPollIntervalS',
@@ -330,6 +333,8 @@ export const BACKEND_SETTINGS = {
     describe: "the chip's I2C address (A0/A1 straps)",
     parse: parsers.integer(0x40, 0x4f, { hex: true }),
     allowed: '64-79 or 0x40-0x4f',
+    // The hex form is text: "0x41".
+    json: ['number', 'string'],
   }),
   shuntOhms: s({
     key: 'shuntOhms',
@@ -443,6 +448,16 @@ export const BACKEND_SETTINGS = {
     parse: parsers.oneOf(['address', 'key'] as const),
     allowed: 'address or key',
   }),
+  signedFields: s({
+    key: 'signedFields',
+    flag: 'signed-fields',
+    env: 'POWER_METER_SIGNED_FIELDS',
+    default: 'basic' as 'basic' | 'extended',
+    describe:
+      "what the signed data carries: basic (sensor_reading and timestamp, the tutorial applets' fields) or extended (also seq, the eventID's sequence number, and energy_wh, the meter's energy total, which never decreases); stored readings keep the form they were signed with",
+    parse: parsers.oneOf(['basic', 'extended'] as const),
+    allowed: 'basic or extended',
+  }),
   rpcUrl: s({
     key: 'rpcUrl',
     flag: 'rpc-url',
@@ -469,6 +484,25 @@ export const BACKEND_SETTINGS = {
     env: 'POWER_METER_BALANCE_INTERVAL',
     default: 60,
     describe: 'how often the reward balance is read from the chain, seconds (after failures: 5 s doubling up to 10 min)',
+    parse: parsers.integer(2, 86_400),
+    allowed: 'seconds, 2-86400',
+  }),
+  ioidRegistry: s({
+    key: 'ioidRegistry',
+    flag: 'ioid-registry',
+    env: 'POWER_METER_IOID_REGISTRY',
+    default: '',
+    describe:
+      "the ioIDRegistry contract (IoTeX's, or your own deployment); with --rpc-url the device's ioID registration (registered or not, its ioID, owner and project) is read and shown; empty = off",
+    parse: address,
+    allowed: '0x + 40 hex digits, or empty',
+  }),
+  ioidIntervalS: s({
+    key: 'ioidIntervalS',
+    flag: 'ioid-interval',
+    env: 'POWER_METER_IOID_INTERVAL',
+    default: 60,
+    describe: 'how often the ioID registration is read from the chain, seconds (after failures: 5 s doubling up to 10 min)',
     parse: parsers.integer(2, 86_400),
     allowed: 'seconds, 2-86400',
   }),

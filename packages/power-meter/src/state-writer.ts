@@ -110,6 +110,7 @@ export function buildState(p: StateParts): MeterState {
     },
     publishing: p.publishing,
     ...(p.rewardBalance === undefined ? {} : { rewardBalance: { ...p.rewardBalance } }),
+    ...(p.ioid === undefined ? {} : { ioid: { ...p.ioid } }),
     sensor: {
       state: p.sensor.state,
       reason: p.sensor.reason,

@@ -1,4 +1,4 @@
-import type { Outbox, OutboxSql, SchemaExtension } from '@power-meter/w3bstream';
+import type { AppendResult, Outbox, OutboxSql, SchemaExtension } from '@power-meter/w3bstream';
 
 /**
  * The meter's own durable state, in the outbox database so that it changes in the same SQLite
@@ -150,21 +150,22 @@ export class MeterStore {
   }
 
   /**
-   * Stores a signed reading and counts its window, atomically. Returns the sequence number, the
-   * drops, and whether the window's increments were finite (false: counted as 0, log it).
+   * Stores a signed reading and counts its window, atomically: a `body` function gets the reading's
+   * sequence number inside the transaction (a task's nonce, the extended reading's seq), so a window is numbered,
+   * signed, stored and counted together or not at all (Outbox.append). Returns what `append` did
+   * and whether the window's increments were finite (false: counted as 0, log it).
    */
   storeReading(
     body: string | ((seq: number) => string),
     window: { energyWh: number; rewards: number; avgPowerW: number },
-  ): { seq: number; dropped: number; counted: boolean; body: string } {
+  ): AppendResult & { counted: boolean } {
     let counted = true;
-    let stored = typeof body === 'string' ? body : '';
-    const r = this.outbox.append(typeof body === 'string' ? body : (seq) => (stored = body(seq)), {
+    const r = this.outbox.append(body, {
       inTransaction: (_seq, sql) => {
         counted = this.addWindow(sql, window.energyWh, window.rewards, window.avgPowerW);
       },
     });
-    return { ...r, counted, body: stored };
+    return { ...r, counted };
   }
 
   /** Holds a reading until the clock is trusted; its window is counted now, once. */
@@ -183,13 +184,9 @@ export class MeterStore {
       .map((r) => ({ id: r.id, bootId: r.boot_id, endMonoMs: r.end_mono_ms, avgPowerW: r.avg_power_w }));
   }
 
-  /** Moves a held reading into the outbox (signed with its re-anchored timestamp, or by `body(seq)`), atomically. */
-  release(id: number, body: string | ((seq: number) => string)): { seq: number; dropped: number; body: string } {
-    let stored = typeof body === 'string' ? body : '';
-    const r = this.outbox.append(typeof body === 'string' ? body : (seq) => (stored = body(seq)), {
-      inTransaction: (_seq, sql) => void sql.run('DELETE FROM held WHERE id = ?', id),
-    });
-    return { ...r, body: stored };
+  /** Moves a held reading into the outbox (signed with its number and re-anchored timestamp), atomically. */
+  release(id: number, body: string | ((seq: number) => string)): AppendResult {
+    return this.outbox.append(body, { inTransaction: (_seq, sql) => void sql.run('DELETE FROM held WHERE id = ?', id) });
   }
 
   /** A held reading from an earlier boot cannot be re-anchored: drop it, counted. */

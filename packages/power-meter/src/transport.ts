@@ -8,6 +8,7 @@ import {
   type ExtraDataMembers,
   type Identity,
   type Outbox,
+  type Reading,
   type Transport,
   type TransportName,
   type V2Dialect,
@@ -31,6 +32,7 @@ type TransportSettings = Pick<
   | 'signature'
   | 'timestampUnit'
   | 'publicKeyField'
+  | 'signedFields'
   | 'publishUrl'
   | 'dataDir'
 >;
@@ -151,16 +153,20 @@ export function checkTransport(s: TransportSettings, identity: Identity, backlog
 }
 
 /**
- * The signed body for one reading, exactly what is stored and later sent; a task is signed with its
- * sequence number as nonce. `extraData`: what the wire profile adds inside the signed data after the
- * timestamp (the calibration id).
+ * The signed body for one reading, exactly what is stored and later sent, as a function of its
+ * sequence number (called inside the outbox's transaction): a task is signed with it as nonce, and
+ * with `--signed-fields extended` it and `energyWh` (the energy total on the card) go into the
+ * signed data as `seq` and `energy_wh`. `extraData`: what the wire profile adds after those (the
+ * calibration id).
  */
 export function signReading(
   s: TransportSettings,
   identity: Identity,
   reading: { powerW: number; timestampMs: number },
   extraData: ExtraDataMembers = [],
-): string | ((seq: number) => string) {
+  energyWh = 0,
+): (seq: number) => string {
+  const signed = (seq: number): Reading => (s.signedFields === 'extended' ? { ...reading, extras: { seq, energyWh } } : reading);
   if (s.transport === 'w3bstream-v2') {
     if (v2Dialect(s) === 'task') {
       const project = {
@@ -170,21 +176,23 @@ export function signReading(
         timestampUnit: s.timestampUnit,
         extraData,
       };
-      return (seq) => buildReadingTask(identity, seq, reading, project).body;
+      return (seq) => buildReadingTask(identity, seq, signed(seq), project).body;
     }
-    return buildMessageV2(identity, reading, {
-      projectId: s.projectId,
-      projectVersion: s.projectVersion,
+    return (seq) =>
+      buildMessageV2(identity, signed(seq), {
+        projectId: s.projectId,
+        projectVersion: s.projectVersion,
+        timestampUnit: s.timestampUnit,
+        extraData,
+      }).body;
+  }
+  return (seq) =>
+    buildMessage(identity, signed(seq), {
+      signatureEncoding: s.signature,
       timestampUnit: s.timestampUnit,
+      publicKeyField: s.publicKeyField,
       extraData,
     }).body;
-  }
-  return buildMessage(identity, reading, {
-    signatureEncoding: s.signature,
-    timestampUnit: s.timestampUnit,
-    publicKeyField: s.publicKeyField,
-    extraData,
-  }).body;
 }
 
 /** The publisher's transport; undefined = its default, v1 from the token, device and eventType. */

@@ -55,7 +55,19 @@ const TRANSPORTS = [
   },
   {
     transport: 'w3bstream-v2' as const,
-    args: ['--transport', 'w3bstream-v2', '--project-id', '7', '--project-version', '0.1', '--timestamp-unit', 'ms'],
+    // The extended reading: v2 has no number on the wire, the signed data carries it.
+    args: [
+      '--transport',
+      'w3bstream-v2',
+      '--project-id',
+      '7',
+      '--project-version',
+      '0.1',
+      '--timestamp-unit',
+      'ms',
+      '--signed-fields',
+      'extended',
+    ],
     key: (x: ReceivedEvent): number => x.timestamp!,
   },
 ];
@@ -152,10 +164,13 @@ describe.each(TRANSPORTS)('power-meter daemon over $transport (real process, sim
     const after = await readState(dir);
     expect(r.received.every((x) => x.verified)).toBe(true);
     const firstArrivals = r.received.filter((x) => !x.duplicate).map(kit.key);
-    // In order, each reading once; v1: the restart after kill -9 may skip the rest of a reserved
-    // block of numbers (the sequence floor), never reuse one.
+    // In order, each reading once, and the numbers (v1: the eventIDs; v2: the signed seq) without
+    // a hole: the RAM copy outlived the kill and knew the next number.
     expect(firstArrivals).toEqual([...firstArrivals].sort((a, b) => a - b));
     expect(new Set(firstArrivals).size).toBe(firstArrivals.length);
+    const numbers = r.received.filter((x) => !x.duplicate).map((x) => (kit.transport === 'w3bstream-v1' ? x.seq! : x.signedSeq!));
+    expect(numbers).toEqual(Array.from({ length: numbers.length }, (_, i) => i + 1));
+    expect(after.ok && after.state.publishing.skipped).toBe(0);
     const bodies = new Map<number, string>();
     for (const x of r.received) {
       if (bodies.has(kit.key(x))) expect(x.body).toBe(bodies.get(kit.key(x))); // a duplicate is the same message, byte for byte
@@ -186,7 +201,18 @@ describe('power-meter daemon (real process, simulated sensor)', () => {
     const syncS = 3;
     // Publishing fails: readings pile up in the outbox, which reaches the card only at the syncs.
     const dead = `http://127.0.0.1:${await freePort()}/srv-applet-mgr/v0/event/test`;
-    const first = backend(dir, ['--sim-load', '4', '--publish-url', dead, '--runtime-dir', ram, '--sync-interval', String(syncS)]);
+    const extended = ['--signed-fields', 'extended'];
+    const first = backend(dir, [
+      '--sim-load',
+      '4',
+      '--publish-url',
+      dead,
+      '--runtime-dir',
+      ram,
+      '--sync-interval',
+      String(syncS),
+      ...extended,
+    ]);
     await first.waitFor(/outbox and totals reach .* every 3 s/);
     let shown = 0;
     await until(
@@ -227,7 +253,14 @@ describe('power-meter daemon (real process, simulated sensor)', () => {
       join(base, 'ram2'),
       '--sync-interval',
       String(syncS),
+      ...extended,
     ]);
+    // The numbers the lost RAM copy may have used are skipped, said once with the range, and counted.
+    const [, from, to] = (await second.waitFor(/sequence numbers (\d+) to (\d+) skipped .*the RAM copy of the outbox was lost/)).map(
+      Number,
+    );
+    expect(from).toBeLessThanOrEqual(highest + 1);
+    expect(to).toBeGreaterThanOrEqual(highest);
     await until(() => r.received.some((x) => x.seq! > highest), 30_000, 'readings measured after the cut');
     const st = await readState(card);
     // The published total never goes back: it was the synced one.
@@ -252,6 +285,16 @@ describe('power-meter daemon (real process, simulated sensor)', () => {
     const lost = [...acknowledged.keys()].filter((seq) => !received.has(seq));
     expect(lost.length, `lost ${JSON.stringify(lost)}`).toBeLessThanOrEqual(syncS + 1);
     for (const seq of lost) expect(seq).toBeGreaterThan(highest - syncS - 2);
+    // After the cut the numbering goes on right after the skipped range, which state.json counts.
+    expect(Math.min(...[...received.keys()].filter((seq) => seq > highest))).toBe(to! + 1);
+    const stopped = await readState(card);
+    expect(stopped.ok && stopped.state.publishing.skipped).toBe(to! - from! + 1);
+    // The signed energy total never decreases, not even across the cut: every reading signed
+    // before it (delivered or lost) carries at most what the card held, where the next boot starts.
+    const energyOf = (body: string) => (JSON.parse(body) as { data: { energy_wh: number } }).data.energy_wh;
+    const before = Math.max(...[...acknowledged.values()].map(energyOf));
+    const afterCut = [...received.entries()].filter(([seq]) => seq > highest).map(([, body]) => energyOf(body));
+    expect(Math.min(...afterCut)).toBeGreaterThanOrEqual(before);
   });
 
   it('refuses a RAM directory that others can write (its name under /dev/shm can be guessed), with what to do', async () => {

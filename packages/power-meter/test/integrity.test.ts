@@ -349,7 +349,7 @@ describe("the backend's tables on an outbox of the first release", () => {
         [41, 'body-41', 3],
         [42, 'body-42', 0],
       ]);
-      const r = store.storeReading('body-43', { energyWh: 0.01, rewards: Number.POSITIVE_INFINITY, avgPowerW: 2 });
+      const r = store.storeReading(() => 'body-43', { energyWh: 0.01, rewards: Number.POSITIVE_INFINITY, avgPowerW: 2 });
       expect(r).toMatchObject({ seq: 43, counted: false }); // stored, but an infinite increment counts as 0
       expect(store.totals()).toMatchObject({ energyWh: 7.26, rewardsTotal: 1.5, windows: 45 });
     } finally {

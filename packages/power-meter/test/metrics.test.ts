@@ -33,7 +33,8 @@ afterEach(async () => {
   for (const s of stops.splice(0)) await s();
 });
 
-const OUTBOX = { waiting: 3, dropped: 1, rejected: 2, delivered: 40, nextSeq: 46 };
+// 1,045 numbers used: 45 readings signed, then 1,000 skipped (a power cut): the counter is the signatures.
+const OUTBOX = { waiting: 3, dropped: 1, rejected: 2, unhandled: 0, delivered: 40, nextSeq: 1046, appended: 45, skipped: 1000 };
 
 async function output(over: Partial<Parameters<typeof MetricsOutput.start>[0]> = {}): Promise<{ m: MetricsOutput; lines: string[] }> {
   const dir = mkdtempSync(join(tmpdir(), 'pm-metrics-'));
@@ -102,6 +103,8 @@ describe('Prometheus metrics', () => {
     expect(value(p, 'power_meter_window_average_power_watts')).toBeCloseTo(s.lastWindow!.avgPowerW, 6);
     expect(value(p, 'power_meter_window_observed_ratio')).toBeCloseTo(s.lastWindow!.observedFraction, 6);
     expect(value(p, 'power_meter_readings_signed_total')).toBe(45);
+    expect(p.get('power_meter_sequence_skipped_total')!.type).toBe('COUNTER');
+    expect(value(p, 'power_meter_sequence_skipped_total')).toBe(1000);
     expect(value(p, 'power_meter_readings_delivered_total')).toBe(40);
     expect(value(p, 'power_meter_readings_refused_total')).toBe(2);
     expect(value(p, 'power_meter_readings_dropped_total')).toBe(s.publishing.dropped);

@@ -166,11 +166,11 @@ describe('logs by priority', () => {
   });
 
   it('summarises a minute from the outbox counters', () => {
-    const before = { waiting: 2, dropped: 0, rejected: 0, delivered: 10, nextSeq: 13 };
-    expect(summaryLine(before, { waiting: 1, dropped: 0, rejected: 1, delivered: 21, nextSeq: 25 }, 1)).toBe(
+    const before = { waiting: 2, dropped: 0, rejected: 0, delivered: 10, appended: 12 };
+    expect(summaryLine(before, { waiting: 1, dropped: 0, rejected: 1, delivered: 21, appended: 24 }, 1)).toBe(
       'summary last minute: measured 12, delivered 12, waiting 1',
     );
-    expect(summaryLine(before, { waiting: 5, dropped: 3, rejected: 0, delivered: 10, nextSeq: 19 }, 1)).toBe(
+    expect(summaryLine(before, { waiting: 5, dropped: 3, rejected: 0, delivered: 10, appended: 18 }, 1)).toBe(
       'summary last minute: measured 6, delivered 0, waiting 5, dropped 3',
     );
   });

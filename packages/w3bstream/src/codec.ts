@@ -32,9 +32,34 @@ export class ReadingError extends RangeError {
 export function formatSensorReading(powerW: number): string {
   if (!Number.isFinite(powerW))
     throw new ReadingError(`sensor reading ${powerW} W is not a finite number: the window produced no valid power`);
-  if (Object.is(powerW, -0)) return '0.0';
-  const text = String(powerW);
+  return jsonFloat(powerW);
+}
+
+/** The shortest round-trip form with a decimal point (`12` -> `12.0`, `-0` -> `0.0`): a JSON float to an applet. */
+function jsonFloat(x: number): string {
+  if (Object.is(x, -0)) return '0.0';
+  const text = String(x);
   return /[.eE]/.test(text) ? text : `${text}.0`;
+}
+
+/**
+ * The extended reading (docs/design.md "The wire profile", `--signed-fields extended`): two more
+ * members inside the signed data, after the tutorial's two, so an applet can tell a gap or a
+ * replay from the signed text itself and compute energy from a counter instead of from averages:
+ * - `seq`: the reading's sequence number, the one at the end of its eventID (an integer from 1);
+ * - `energy_wh`: the meter's energy total in Wh (a float) as stored on the card when the reading
+ *   was signed: it never decreases, not across restarts or power cuts, and it counts every
+ *   window up to the last sync (in strict mode, up to the previous reading).
+ */
+export interface ReadingExtras {
+  seq: number;
+  energyWh: number;
+}
+
+function extrasText(x: ReadingExtras): string {
+  if (!Number.isSafeInteger(x.seq) || x.seq < 1) throw new ReadingError(`sequence number ${x.seq} is not a whole number from 1`);
+  if (!Number.isFinite(x.energyWh) || x.energyWh < 0) throw new ReadingError(`energy total ${x.energyWh} Wh is not a finite amount >= 0`);
+  return `,"seq":${x.seq},"energy_wh":${jsonFloat(x.energyWh)}`;
 }
 
 /** The integer timestamp for the body: Unix seconds (default) or milliseconds, floored. */
@@ -53,16 +78,30 @@ export type ExtraDataMembers = ReadonlyArray<readonly [name: string, value: stri
 
 /**
  * `{"sensor_reading":<float>,"timestamp":<int>}`: compact, keys in this order, no whitespace;
- * `extra` members follow `timestamp` (verifiers and the applets read the first two by name).
+ * the extended reading's `,"seq":<int>,"energy_wh":<float>` (`extras`) and then the `extra`
+ * members follow `timestamp` (verifiers and the applets read the first two by name).
  */
-export function dataText(powerW: number, timestampMs: number, unit: TimestampUnit = 's', extra: ExtraDataMembers = []): string {
-  let tail = '';
+export function dataText(
+  powerW: number,
+  timestampMs: number,
+  unit: TimestampUnit = 's',
+  extra: ExtraDataMembers = [],
+  extras?: ReadingExtras,
+): string {
+  let tail = extras === undefined ? '' : extrasText(extras);
   for (const [name, value] of extra) {
-    if (!/^[a-z_]{1,32}$/.test(name) || name === 'sensor_reading' || name === 'timestamp')
+    if (!/^[a-z_]{1,32}$/.test(name) || ['sensor_reading', 'timestamp', 'seq', 'energy_wh'].includes(name))
       throw new ReadingError(`data member name ${JSON.stringify(name)} is not allowed`);
     tail += `,"${name}":${JSON.stringify(value)}`;
   }
   return `{"sensor_reading":${formatSensorReading(powerW)},"timestamp":${timestampFor(timestampMs, unit)}${tail}}`;
+}
+
+/** A reading to sign: the window's mean power and end time, and for the extended form its number and the energy total. */
+export interface Reading {
+  powerW: number;
+  timestampMs: number;
+  extras?: ReadingExtras;
 }
 
 export interface SignedMessage {
@@ -99,8 +138,8 @@ export function publicKeyFieldValue(signer: Signer, field: PublicKeyField): stri
   return field === 'address' ? deviceAddress(signer.publicKeyHex.toLowerCase()) : signer.publicKeyHex;
 }
 
-export function buildMessage(signer: Signer, reading: { powerW: number; timestampMs: number }, opts: BuildOptions = {}): SignedMessage {
-  const text = dataText(reading.powerW, reading.timestampMs, opts.timestampUnit ?? 's', opts.extraData);
+export function buildMessage(signer: Signer, reading: Reading, opts: BuildOptions = {}): SignedMessage {
+  const text = dataText(reading.powerW, reading.timestampMs, opts.timestampUnit ?? 's', opts.extraData, reading.extras);
   const signature = signer.sign(text, opts.signatureEncoding ?? 'raw');
   const publicKey = publicKeyFieldValue(signer, opts.publicKeyField ?? 'key');
   return { body: `{"data":${text},"signature":"${signature}","public_key":"${publicKey}"}`, dataText: text, signature };
@@ -119,6 +158,9 @@ interface VerifyFields {
   encoding: SignatureEncoding | null;
   /** Whether s is in the lower half (this code always sends low S; others may not). */
   lowS: boolean | null;
+  /** The extended reading's signed sequence number and energy total (null: not in the data). */
+  seq: number | null;
+  energyWh: number | null;
 }
 
 /**
@@ -210,6 +252,8 @@ function verifyWith(
     timestamp: null,
     encoding: null,
     lowS: null,
+    seq: null,
+    energyWh: null,
   };
   let text: string | null = null;
   const fail = (reason: string): VerifyResult => ({ ok: false, reason, data: null, dataText: text, ...fields });
@@ -245,6 +289,11 @@ function verifyWith(
     return fail('timestamp is not a positive integer');
   const tsRaw = dataMembers.find((m) => m.key === 'timestamp')!.raw;
   if (/[.eE]/.test(tsRaw)) return fail(`timestamp ${tsRaw} is not written as an integer`);
+  // The extended reading's members, when present, are what their names promise.
+  const extra = checkExtras(data as Record<string, unknown>, dataMembers);
+  if (typeof extra === 'string') return fail(extra);
+  fields.seq = extra.seq;
+  fields.energyWh = extra.energyWh;
   const isAddress = /^0x[0-9a-fA-F]{40}$/.test(publicKey);
   if (!isAddress && !/^04[0-9a-fA-F]{128}$/.test(publicKey))
     return fail('public_key is neither a device address (0x + 40 hex digits) nor a public key (04 followed by 128 hex digits)');
@@ -303,6 +352,21 @@ function verifyWith(
     if (verify('sha256', Buffer.from(text, 'utf8'), { key, dsaEncoding: 'der' }, der)) return accept(curve);
   }
   return fail('signature does not verify');
+}
+
+/** `seq` (an integer from 1) and `energy_wh` (a number >= 0), each at most once; a reason when not. */
+function checkExtras(
+  d: Record<string, unknown>,
+  members: Array<{ key: string; raw: string }>,
+): { seq: number | null; energyWh: number | null } | string {
+  for (const name of ['seq', 'energy_wh'])
+    if (members.filter((m) => m.key === name).length > 1) return `data has more than one "${name}" member`;
+  const seqRaw = members.find((m) => m.key === 'seq')?.raw;
+  if (seqRaw !== undefined && (!Number.isSafeInteger(d.seq) || (d.seq as number) < 1 || /[.eE]/.test(seqRaw)))
+    return `seq ${seqRaw} is not a whole number from 1`;
+  if (d.energy_wh !== undefined && (typeof d.energy_wh !== 'number' || !Number.isFinite(d.energy_wh) || d.energy_wh < 0))
+    return `energy_wh ${JSON.stringify(d.energy_wh)} is not an amount of energy (a number >= 0)`;
+  return { seq: seqRaw === undefined ? null : (d.seq as number), energyWh: d.energy_wh === undefined ? null : (d.energy_wh as number) };
 }
 
 /**

@@ -15,6 +15,22 @@ export type { Identity, IdentityErrorKind, PublicJwk } from './identity.js';
 export { RECOVERY_IDS, recoverCandidates, recoverPublicKey, recoverSignerByAddress } from './recover.js';
 export type { RecoveredSigner } from './recover.js';
 export { goJsonString } from './go-json.js';
+export {
+  EIP712_DOMAIN_TYPE,
+  IOID_DOMAIN_NAME,
+  IOID_DOMAIN_VERSION,
+  IOID_PERMIT_TYPE,
+  IoIdInputError,
+  didDocument,
+  didDocumentHash,
+  didDocumentText,
+  didKeyId,
+  ioIdDomainSeparator,
+  ioIdPermitDigest,
+  ioIdPermitStructHash,
+  signIoIdPermit,
+} from './ioid.js';
+export type { DidDocument, IoIdPermit, IoIdPermitRequest } from './ioid.js';
 export { addressOfPublicKey, recoverSecp256k1, signRecoverableSecp256k1 } from './recoverable.js';
 export {
   MAX_PROJECT_ID,
@@ -87,6 +103,8 @@ export type {
   ExtraDataMembers,
   LowSRule,
   PublicKeyField,
+  Reading,
+  ReadingExtras,
   SignedMessage,
   Signer,
   TimestampUnit,
@@ -95,6 +113,7 @@ export type {
 } from './codec.js';
 export { Outbox, OutboxCorruptError, OutboxLockedError, OutboxOptionError, OutboxTooNewError, isCorruptionError } from './outbox.js';
 export type {
+  AppendResult,
   DeliveryOutcome,
   Migration,
   OutboxMessage,
@@ -103,6 +122,7 @@ export type {
   OutboxSql,
   OutboxStats,
   SchemaExtension,
+  SeqGapReason,
 } from './outbox.js';
 export { SequenceFloorError, readSequenceFloor, writeSequenceFloor } from './sequence-floor.js';
 export type { SequenceFloorRecord } from './sequence-floor.js';

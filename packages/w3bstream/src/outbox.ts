@@ -1,8 +1,9 @@
+import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, rmSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import Database from 'better-sqlite3';
-import { readSequenceFloor, writeSequenceFloor } from './sequence-floor.js';
+import { readSequenceFloor, writeSequenceFloor, type SequenceFloorRecord } from './sequence-floor.js';
 
 /**
  * The durable outbox (docs/design.md "Never losing a reading"): every signed message gets the next
@@ -31,6 +32,21 @@ import { readSequenceFloor, writeSequenceFloor } from './sequence-floor.js';
  *   `append`, never silent.
  * - Sequence floor (`sequenceFloorFile`, see sequence-floor.ts): numbers also never go back when
  *   the database itself is deleted, emptied, truncated or replaced by an older copy.
+ * - Sequence numbers after a stop that was not clean: numbers stay contiguous when nothing was lost.
+ *   Each open is a session (a random name) written into the floor and into the copy it works on
+ *   (`local_meta`, a table that is never copied between the RAM copy and the card): `working` =
+ *   `ram` or `card`. The next open trusts the next number of the copy it takes when that copy is
+ *   the one the last session worked on (same session name, same place): the RAM copy after kill -9
+ *   or a crash, the card's file when the session worked on it directly (no RAM copy, or a long
+ *   backlog; every commit there is durable). Otherwise it continues above the floor's reservation
+ *   and reports the skipped numbers (`openReport.seqRaised`, counted in `skipped`): the RAM copy
+ *   was lost with what it held since the last sync (a power cut), or the outbox is new or older.
+ *   The card is marked `working = ram` durably before a RAM copy hands out a number the card does
+ *   not have. Not covered: a copy of the card's file taken while that very session ran and put
+ *   back after it crashed, before the next start (it carries the session's name).
+ * - Appending never fails after its commit: a reading is stored (numbered, counted) exactly once or
+ *   not at all, whatever fails after (a sync to a full card: `append` returns `syncError`). Strict
+ *   mode (`syncEveryAppend`) hands the publisher only messages that are on the card (`peek`).
  * - Schema: `PRAGMA user_version` and the migration list below; the backend keeps its own tables
  *   in the same database through `schemas` (migrations) and `transaction()` (no handle is shared).
  * - Staging in RAM (`stagingFile`, on a tmpfs such as /run): every operation (append, delivery,
@@ -108,16 +124,50 @@ export interface OutboxStats {
   delivered: number;
   /** The sequence number the next append gets. */
   nextSeq: number;
+  /** Messages stored (signed readings), since the database was created. */
+  appended: number;
+  /**
+   * Sequence numbers skipped since the database was created: never given to a stored message
+   * (the readings of a RAM copy lost in a power cut, a lost or older outbox, the unused rest of
+   * the reserved block). `nextSeq - 1 = appended + skipped` for a database numbered from 1.
+   */
+  skipped: number;
 }
 
 /** What `open` found, for the caller to log and show. */
 export interface OutboxOpenReport {
   /** The database had no outbox tables (a new, deleted or emptied file). */
   created: boolean;
-  /** Set when the sequence floor raised the next number: the database was behind it. */
-  seqRaised: { from: number; to: number } | null;
+  /**
+   * Set when the sequence floor raised the next number: numbers `from` to `to - 1` are skipped
+   * (see the header), and why.
+   */
+  seqRaised: { from: number; to: number; reason: SeqGapReason } | null;
   /** Schema version before migrations (0: created or older than versioning). */
   fromVersion: number;
+}
+
+/**
+ * Why numbers were skipped at open:
+ * - `ram-copy-lost`: the last session worked on a RAM copy that is gone (power cut, reboot without
+ *   a clean stop); what it stored after the last sync is lost, and so are the numbers it used.
+ * - `outbox-new`: the database was created (deleted or emptied) while the floor stayed.
+ * - `outbox-older`: the database is behind the number recorded at the last clean stop (an older copy).
+ * - `unclean-stop`: the last session did not stop cleanly and the database cannot show it holds its
+ *   last number (an older copy, a start killed while opening, a floor of an earlier release).
+ */
+export type SeqGapReason = 'ram-copy-lost' | 'outbox-new' | 'outbox-older' | 'unclean-stop';
+
+/** What `append` did: the number, the body stored, drops, and a sync that failed after the commit. */
+export interface AppendResult {
+  seq: number;
+  body: string;
+  dropped: number;
+  /**
+   * With `syncEveryAppend`: the sync after the commit failed (a full or failing card). The message
+   * is stored (in the RAM copy) and counted; it is handed to the publisher once a sync succeeds.
+   */
+  syncError: Error | null;
 }
 
 export type DeliveryOutcome = 'delivered' | 'rejected' | 'unhandled';
@@ -200,7 +250,15 @@ const MIGRATIONS: readonly Migration[] = [
       CREATE TABLE IF NOT EXISTS schema_versions (name TEXT PRIMARY KEY, version INTEGER NOT NULL);`);
     sql.run('UPDATE messages SET created_measured_ms = -MAX(0, ? - created_ms)', Date.now());
   },
+  // 3: honest counters (appended, skipped; for an existing database every number used so far
+  // counts as appended) and the values that belong to one copy of the database (see the header).
+  `INSERT OR IGNORE INTO counters SELECT 'appended', value - 1 FROM counters WHERE name = 'next_seq';
+   INSERT OR IGNORE INTO counters VALUES ('skipped', 0);
+   CREATE TABLE IF NOT EXISTS local_meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);`,
 ];
+
+/** Never copied between the RAM copy and the card: it says which copy a session works on. */
+const LOCAL_META = 'local_meta';
 
 type Row = { seq: number; body: string; created_ms: number; attempts: number };
 
@@ -228,6 +286,10 @@ export class Outbox {
   private readonly block: number;
   /** Numbers below this are covered by the floor file. */
   private reservedUpTo = 0;
+  /** This open's name in the floor file and in the copy it works on (see the header). */
+  private readonly session = randomBytes(8).toString('hex');
+  /** Strict mode: messages below this number are on the card (or gone); only those are peeked. */
+  private syncedNext = 0;
   private stmts: Statements;
   private readonly cache = new Map<string, Database.Statement>();
   private readonly listeners = new Set<() => void>();
@@ -291,11 +353,16 @@ export class Outbox {
       this.#db.close();
       throw new OutboxOptionError('stagingMaxWaiting', opts.stagingMaxWaiting, 'a whole number >= 1');
     }
+    // Which copy the last session worked on, as the card says (read before this session marks it).
+    const cardMeta = readLocalMeta(this.#db);
+    let tookRamCopy = false;
     if (this.stagingFile !== null) {
       const disk = this.#db;
       this.#disk = disk;
       try {
-        this.#ram = this.openStaging(disk, this.stagingFile, false);
+        const staged = this.openStaging(disk, this.stagingFile, false);
+        this.#ram = staged?.db ?? null;
+        tookRamCopy = staged?.taken === true;
       } catch (err) {
         disk.close();
         throw err;
@@ -307,20 +374,32 @@ export class Outbox {
     this.monoAtOpen = this.monoNow();
     let seqRaised: OutboxOpenReport['seqRaised'] = null;
     try {
+      // The copy this session takes: a RAM copy left by the last session knows its own state;
+      // a fresh copy of the card (or the card itself) is what the card says.
+      const taken = tookRamCopy ? readLocalMeta(this.#db) : cardMeta;
       this.#db.transaction(() => {
         // The waiting counter saves a COUNT(*) (a full scan in SQLite) on every append. Recount once
         // at open so that rows removed behind our back (a user pruning the table) cannot skew it.
         this.stmts.set.run(this.stmts.count.get()!.n, 'waiting');
-        // Never hand out a number at or below one already stored, nor below the floor.
+        // Never hand out a number at or below one already stored, nor below the floor unless the
+        // copy taken is the one the last session numbered in (see the header).
         const max = this.stmts.maxSeq.get()!.m;
         const stored = this.stmts.counter.get('next_seq')!.value;
+        const own = Math.max(stored, max === null ? 1 : max + 1);
         const floor = this.floorFile === null ? null : readSequenceFloor(this.floorFile);
-        const next = Math.max(stored, max === null ? 1 : max + 1, floor?.nextSeq ?? 1);
+        const exact = floor !== null && isExactCopy(floor, taken, tookRamCopy ? 'ram' : 'card');
+        const next = floor === null || exact ? own : Math.max(own, floor.nextSeq);
         if (next !== stored) this.stmts.set.run(next, 'next_seq');
-        if (floor !== null && floor.nextSeq > Math.max(stored, max === null ? 1 : max + 1)) seqRaised = { from: stored, to: next };
+        if (next > own) {
+          seqRaised = { from: own, to: next, reason: gapReason(floor!, this.openReport.created, taken, tookRamCopy) };
+          this.stmts.bump.run(next - own, 'skipped');
+        }
+        writeLocalMeta(this.sql, this.session, this.#ram === null ? 'card' : 'ram');
         // Reserve the first block before the first number of it can be handed out.
         this.reserve(next);
       })();
+      // The card says durably that a RAM copy may hold more than it does, before a number is used.
+      if (this.#ram !== null) this.markCard('ram');
     } catch (err) {
       this.#ram?.close();
       (this.#disk ?? this.#db).close();
@@ -331,18 +410,37 @@ export class Outbox {
     this.sync();
   }
 
+  /** Records on the card which copy this session works on (a durable commit on the card). */
+  private markCard(working: 'ram' | 'card'): void {
+    const disk = this.#disk!;
+    disk.transaction(() =>
+      writeLocalMeta(
+        {
+          run: (text, ...params) => ({ changes: disk.prepare(text).run(...params).changes }),
+          get: () => undefined,
+          all: () => [],
+          exec: (text) => void disk.exec(text),
+        },
+        this.session,
+        working,
+        'main.',
+      ),
+    )();
+  }
+
   /**
    * Opens the RAM copy: the one left by an earlier process of this boot when it is at least as new
    * as the card's file (kill -9, a crash, a restart), else a fresh copy of the card's file (after
    * a reboot or power cut /run is empty). Attaches it to the card's connection for `sync()`.
    * Null (work on the card) when there is no copy and the card's backlog is over the bound.
    */
-  private openStaging(disk: Database.Database, staging: string, resuming: boolean): Database.Database | null {
+  private openStaging(disk: Database.Database, staging: string, resuming: boolean): { db: Database.Database; taken: boolean } | null {
     const schemas = this.schemas;
     const counter = (name: string) => (disk.prepare('SELECT value FROM counters WHERE name = ?').get(name) as { value: number }).value;
     const diskGen = counter('synced_gen');
     mkdirSync(dirname(staging), { recursive: true, mode: 0o700 });
     let ram: Database.Database | null = null;
+    let taken = false;
     if (existsSync(staging)) {
       try {
         ram = new Database(staging, { timeout: 0 });
@@ -351,7 +449,7 @@ export class Outbox {
         if (check !== 'ok' || gen === undefined || gen.value < diskGen) {
           ram.close();
           ram = null;
-        }
+        } else taken = true;
       } catch {
         ram?.close();
         ram = null;
@@ -388,7 +486,7 @@ export class Outbox {
       ram.close();
       throw err;
     }
-    return ram;
+    return { db: ram, taken };
   }
 
   /** True when commits go to a RAM copy and reach the card at `sync()`. */
@@ -399,6 +497,8 @@ export class Outbox {
   /** The backlog outgrew the RAM copy: everything is on the card (just synced); work there. */
   private unstage(): void {
     const disk = this.#disk!;
+    // The card is complete now, and from here on every number is committed to it first.
+    this.markCard('card');
     disk.exec('DETACH DATABASE ram');
     this.#ram!.close();
     this.#ram = null;
@@ -410,7 +510,18 @@ export class Outbox {
 
   /** The backlog drained: stage in RAM again (a fresh copy of the card's file). */
   private restage(): void {
-    const ram = this.openStaging(this.#disk!, this.stagingFile!, true)!;
+    // Durably on the card before the RAM copy hands out a number the card will not have.
+    this.markCard('ram');
+    const ram = this.openStaging(this.#disk!, this.stagingFile!, true)!.db;
+    const sql: OutboxSql = {
+      run: (text, ...params) => ({ changes: ram.prepare(text).run(...params).changes }),
+      get: () => undefined,
+      all: () => [],
+      exec: (text) => void ram.exec(text),
+    };
+    writeLocalMeta(sql, this.session, 'ram');
+    // The card holds every message now (the copy was just made from it): all of them may go out.
+    this.syncedNext = (ram.prepare("SELECT value FROM counters WHERE name = 'next_seq'").get() as { value: number }).value;
     this.#ram = ram;
     this.#db = ram;
     this.cache.clear();
@@ -431,6 +542,7 @@ export class Outbox {
     }
     const gen = this.stmts.counter.get('synced_gen')!.value + 1;
     this.stmts.set.run(gen, 'synced_gen');
+    const nextOnCard = this.stmts.counter.get('next_seq')!.value;
     const full = this.fullSync;
     disk.transaction(() => {
       const maxOnDisk = (disk.prepare('SELECT MAX(seq) AS m FROM main.messages').get() as { m: number | null }).m ?? 0;
@@ -440,8 +552,10 @@ export class Outbox {
         .prepare('INSERT OR IGNORE INTO main.messages SELECT * FROM ram.messages WHERE seq > ?')
         .run(full ? Number.MIN_SAFE_INTEGER : maxOnDisk);
       const tables = disk
-        .prepare("SELECT name FROM ram.sqlite_master WHERE type = 'table' AND name <> 'messages' AND name NOT LIKE 'sqlite_stat%'")
-        .all() as Array<{ name: string }>;
+        .prepare(
+          "SELECT name FROM ram.sqlite_master WHERE type = 'table' AND name <> 'messages' AND name <> ? AND name NOT LIKE 'sqlite_stat%'",
+        )
+        .all(LOCAL_META) as Array<{ name: string }>;
       for (const { name } of tables) {
         const q = `"${name.replaceAll('"', '""')}"`;
         // Unchanged tables are not rewritten: every page written is a page on the card.
@@ -454,7 +568,21 @@ export class Outbox {
       }
     })();
     this.fullSync = false;
+    const gated = this.syncEveryAppend && nextOnCard > this.syncedNext;
+    this.syncedNext = nextOnCard;
     if (this.waiting() > this.stagingMaxWaiting) this.unstage();
+    // Strict mode: messages the publisher could not see until now are on the card.
+    if (gated) this.notifyAppend();
+  }
+
+  private notifyAppend(): void {
+    for (const l of this.listeners) {
+      try {
+        l();
+      } catch {
+        // A listener's failure is its own: the message is stored whatever it does.
+      }
+    }
   }
 
   private readonly diskCache = new Map<string, Database.Statement>();
@@ -537,7 +665,7 @@ export class Outbox {
   /** Writes the floor for the block starting at `seq` (before any number of it is used). */
   private reserve(seq: number): void {
     if (this.floorFile === null || seq < this.reservedUpTo) return;
-    writeSequenceFloor(this.floorFile, { nextSeq: seq + this.block, clean: false });
+    writeSequenceFloor(this.floorFile, { nextSeq: seq + this.block, clean: false, session: this.session });
     this.reservedUpTo = seq + this.block;
   }
 
@@ -551,35 +679,47 @@ export class Outbox {
   }
 
   /**
-   * Stores a message under the next sequence number; durable when it returns. `body` may be a
-   * function of that number (called once, inside the transaction). `inTransaction`
-   * runs inside the same transaction with the new number (the backend counts the window's energy
-   * there, so a window is counted exactly when its message is stored). `dropped`: how many of
-   * the oldest messages the bounds removed to make room (also counted).
+   * Stores a message under the next sequence number, in one transaction: the number is taken (and
+   * reserved in the floor), `body` is made (a function gets the number, so it can be signed into
+   * the message: a W3bstream 2 task's nonce, the extended reading's seq), stored, and `inTransaction` runs with the same number (the backend counts the
+   * window's energy there, so a window is counted exactly when its message is stored). Anything
+   * failing up to the commit rolls all of it back: nothing is numbered, stored or counted, and the
+   * caller may try again. Nothing fails after the commit: a strict-mode sync that fails is
+   * returned as `syncError` (the message waits in the RAM copy until a sync succeeds), never
+   * thrown, so a caller never stores the same thing twice. `dropped`: how many of the oldest
+   * messages the bounds removed to make room (also counted).
    */
   append(
     body: string | ((seq: number) => string),
     opts: { createdAtMs?: number; inTransaction?: (seq: number, sql: OutboxSql) => void } = {},
-  ): { seq: number; dropped: number } {
+  ): AppendResult {
     const createdAtMs = opts.createdAtMs ?? this.nowMs();
     if (!Number.isFinite(createdAtMs)) throw new OutboxOptionError('createdAtMs', createdAtMs, 'a time in ms');
     const result = this.transaction(() => {
       const seq = this.stmts.counter.get('next_seq')!.value;
       this.reserve(seq);
+      const text = typeof body === 'function' ? body(seq) : body;
       const measured = Math.round(this.measuredNowMs());
       this.stmts.bump.run(1, 'next_seq');
-      // A body that carries its own sequence number (a W3bstream 2 task's nonce) is built here,
-      // with the number it gets, inside the same transaction.
-      this.stmts.insert.run(seq, typeof body === 'function' ? body(seq) : body, Math.round(createdAtMs), measured);
+      this.stmts.insert.run(seq, text, Math.round(createdAtMs), measured);
       this.stmts.bump.run(1, 'waiting');
+      this.stmts.bump.run(1, 'appended');
       this.stmts.set.run(measured, 'measured_ms');
       opts.inTransaction?.(seq, this.sql);
       const dropped = this.enforceBounds();
-      return { seq, dropped };
+      return { seq, body: text, dropped };
     });
-    if (this.syncEveryAppend) this.sync();
-    for (const l of this.listeners) l();
-    return result;
+    let syncError: Error | null = null;
+    // Inside a caller's transaction the commit is the caller's: it syncs after it (sync()).
+    if (this.syncEveryAppend && !this.#db.inTransaction) {
+      try {
+        this.sync();
+      } catch (err) {
+        syncError = err instanceof Error ? err : new Error(String(err));
+      }
+    }
+    this.notifyAppend();
+    return { ...result, syncError };
   }
 
   /**
@@ -589,21 +729,29 @@ export class Outbox {
   restore(messages: ReadonlyArray<{ seq: number; body: string; createdAtMs: number }>): number {
     return this.transaction((sql) => {
       let restored = 0;
+      // Numbers below this were counted as skipped when this database was opened behind the floor.
+      const nextBefore = this.stmts.counter.get('next_seq')!.value;
+      let refilled = 0;
       const measured = Math.round(this.measuredNowMs());
       for (const m of messages) {
         if (!Number.isSafeInteger(m.seq) || m.seq < 1) continue;
-        restored += sql.run(
+        const inserted = sql.run(
           'INSERT OR IGNORE INTO messages (seq, body, created_ms, created_measured_ms) VALUES (?, ?, ?, ?)',
           m.seq,
           m.body,
           Math.round(m.createdAtMs),
           measured,
         ).changes;
+        restored += inserted;
+        if (inserted > 0 && m.seq < nextBefore) refilled++;
         if (m.seq >= this.stmts.counter.get('next_seq')!.value) {
           this.reserve(m.seq + 1);
           this.stmts.set.run(m.seq + 1, 'next_seq');
         }
       }
+      // A salvaged message is stored in this database again: its number is no longer a hole.
+      this.stmts.bump.run(restored, 'appended');
+      this.stmts.set.run(Math.max(0, this.stmts.counter.get('skipped')!.value - refilled), 'skipped');
       this.stmts.set.run(this.stmts.count.get()!.n, 'waiting');
       this.fullSync = true;
       return restored;
@@ -629,9 +777,15 @@ export class Outbox {
     });
   }
 
-  /** The oldest undelivered messages after `afterSeq`, in order. */
+  /**
+   * The oldest undelivered messages after `afterSeq`, in order. Strict mode (`syncEveryAppend`)
+   * while staged: only those on the card (a message whose sync failed waits for the next one).
+   */
   peek(limit = 1, afterSeq = 0): OutboxMessage[] {
-    return this.stmts.peek.all(afterSeq, limit).map((r) => ({ seq: r.seq, body: r.body, createdAtMs: r.created_ms, attempts: r.attempts }));
+    const below = this.syncEveryAppend && this.#ram !== null ? this.syncedNext : Number.MAX_SAFE_INTEGER;
+    return this.stmts.peek
+      .all(afterSeq, below, limit)
+      .map((r) => ({ seq: r.seq, body: r.body, createdAtMs: r.created_ms, attempts: r.attempts }));
   }
 
   /**
@@ -742,6 +896,8 @@ export class Outbox {
       this.stmts.bump.run(1, 'next_seq');
       sql.run('DELETE FROM messages WHERE seq = ?', seq);
       this.stmts.insert.run(next, build(next), row.created_ms, row.created_measured_ms);
+      // A new signature under a new number: stored, so not a hole (the old number stays its old body's).
+      this.stmts.bump.run(1, 'appended');
       return next;
     });
   }
@@ -765,6 +921,8 @@ export class Outbox {
       unhandled: c('unhandled'),
       delivered: c('delivered'),
       nextSeq: c('next_seq'),
+      appended: c('appended'),
+      skipped: c('skipped'),
     };
   }
 
@@ -795,8 +953,47 @@ export class Outbox {
     // The card holds everything now: the RAM copy is redundant (if the sync failed it is kept,
     // and the next open takes it).
     if (this.#ram !== null && synced) removeStaging(this.stagingFile!);
-    if (this.floorFile !== null && next !== null) writeSequenceFloor(this.floorFile, { nextSeq: next, clean: true });
+    if (this.floorFile !== null && next !== null) writeSequenceFloor(this.floorFile, { nextSeq: next, clean: true, session: this.session });
   }
+}
+
+/** Which session worked on this copy of the database, and where (see the header). */
+interface LocalMeta {
+  session: string | undefined;
+  working: string | undefined;
+}
+
+function readLocalMeta(db: Database.Database): LocalMeta {
+  const rows = db.prepare(`SELECT name, value FROM ${LOCAL_META}`).all() as Array<{ name: string; value: string }>;
+  const get = (name: string) => rows.find((r) => r.name === name)?.value;
+  return { session: get('session'), working: get('working') };
+}
+
+function writeLocalMeta(sql: OutboxSql, session: string, working: 'ram' | 'card', schema = ''): void {
+  for (const [name, value] of [
+    ['session', session],
+    ['working', working],
+  ])
+    sql.run(
+      `INSERT INTO ${schema}${LOCAL_META} (name, value) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET value = excluded.value`,
+      name,
+      value,
+    );
+}
+
+/**
+ * The copy taken is the one the last session numbered in, in the same place: its next number is
+ * exact, even though that session did not stop cleanly (see the header).
+ */
+function isExactCopy(floor: SequenceFloorRecord, taken: LocalMeta, place: 'ram' | 'card'): boolean {
+  return !floor.clean && floor.session !== undefined && taken.session === floor.session && taken.working === place;
+}
+
+function gapReason(floor: SequenceFloorRecord, created: boolean, taken: LocalMeta, tookRamCopy: boolean): SeqGapReason {
+  if (!tookRamCopy && created) return 'outbox-new';
+  if (floor.clean) return 'outbox-older';
+  if (!tookRamCopy && taken.session !== undefined && taken.session === floor.session && taken.working === 'ram') return 'ram-copy-lost';
+  return 'unclean-stop';
 }
 
 /** The RAM copy and its WAL files. */
@@ -821,7 +1018,9 @@ function prepareStatements(db: Database.Database) {
     oldestHead: db.prepare<[], { seq: number; created_measured_ms: number }>(
       'SELECT seq, created_measured_ms FROM messages ORDER BY seq LIMIT 1',
     ),
-    peek: db.prepare<[number, number], Row>('SELECT seq, body, created_ms, attempts FROM messages WHERE seq > ? ORDER BY seq LIMIT ?'),
+    peek: db.prepare<[number, number, number], Row>(
+      'SELECT seq, body, created_ms, attempts FROM messages WHERE seq > ? AND seq < ? ORDER BY seq LIMIT ?',
+    ),
     remove: db.prepare<[number]>('DELETE FROM messages WHERE seq = ?'),
     attempt: db.prepare<[number]>('UPDATE messages SET attempts = attempts + 1 WHERE seq = ?'),
   };

@@ -215,6 +215,15 @@ export class Publisher extends EventEmitter {
   }
 
   /**
+   * Ends a backoff or slow-retry sleep at once: for a caller that knows the cause of the failures
+   * is gone (the meter sees the device's ioID registration appear on chain while the node answers
+   * 403). The next attempt follows the usual rules.
+   */
+  retryNow(): void {
+    this.wakeSleep?.();
+  }
+
+  /**
    * Stops promptly: aborts a request in flight (its message stays in the outbox and is sent again
    * with the same eventID next time) and ends a backoff sleep. Resolves when the loop has ended.
    */

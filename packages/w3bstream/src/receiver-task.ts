@@ -265,6 +265,8 @@ export function taskAnswer(
     duplicate: key !== '' && ctx.seen(key),
     sensorReading: reading?.sensorReading ?? null,
     timestamp: reading?.timestamp ?? null,
+    signedSeq: reading?.signedSeq ?? null,
+    energyWh: reading?.energyWh ?? null,
     verified: c.ok,
     reason: refusal,
     publicKey: c.ok && typeof approved === 'number' ? c.publicKeys[approved] : null,
@@ -293,13 +295,17 @@ export function taskAnswer(
 }
 
 /** The reading inside a payload, when it is the meter's data object. */
-function readingOf(payload: string): { sensorReading: number | null; timestamp: number | null } | null {
+function readingOf(
+  payload: string,
+): { sensorReading: number | null; timestamp: number | null; signedSeq: number | null; energyWh: number | null } | null {
   try {
-    const d = JSON.parse(payload) as { sensor_reading?: unknown; timestamp?: unknown };
+    const d = JSON.parse(payload) as { sensor_reading?: unknown; timestamp?: unknown; seq?: unknown; energy_wh?: unknown };
     if (typeof d !== 'object' || d === null) return null;
     return {
       sensorReading: typeof d.sensor_reading === 'number' ? d.sensor_reading : null,
       timestamp: typeof d.timestamp === 'number' ? d.timestamp : null,
+      signedSeq: typeof d.seq === 'number' ? d.seq : null,
+      energyWh: typeof d.energy_wh === 'number' ? d.energy_wh : null,
     };
   } catch {
     return null;

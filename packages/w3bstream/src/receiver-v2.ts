@@ -58,6 +58,8 @@ export function answerMessageV2(
     duplicate: key !== '' && ctx.seen(key),
     sensorReading: reading?.sensorReading ?? null,
     timestamp: reading?.timestamp ?? null,
+    signedSeq: reading?.signedSeq ?? null,
+    energyWh: reading?.energyWh ?? null,
     verified: c.ok,
     reason: c.ok ? null : c.error,
     publicKey: c.ok ? c.publicKeyHex : null,
@@ -85,13 +87,17 @@ function randomTaskId(): string {
 }
 
 /** The reading inside `data`, when it is the meter's data text. */
-function readingOf(data: string): { sensorReading: number | null; timestamp: number | null } | null {
+function readingOf(
+  data: string,
+): { sensorReading: number | null; timestamp: number | null; signedSeq: number | null; energyWh: number | null } | null {
   try {
-    const d = JSON.parse(data) as { sensor_reading?: unknown; timestamp?: unknown };
+    const d = JSON.parse(data) as { sensor_reading?: unknown; timestamp?: unknown; seq?: unknown; energy_wh?: unknown };
     if (typeof d !== 'object' || d === null) return null;
     return {
       sensorReading: typeof d.sensor_reading === 'number' ? d.sensor_reading : null,
       timestamp: typeof d.timestamp === 'number' ? d.timestamp : null,
+      signedSeq: typeof d.seq === 'number' ? d.seq : null,
+      energyWh: typeof d.energy_wh === 'number' ? d.energy_wh : null,
     };
   } catch {
     return null;

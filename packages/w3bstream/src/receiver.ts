@@ -37,6 +37,9 @@ export interface ReceivedEvent {
   duplicate: boolean;
   sensorReading: number | null;
   timestamp: number | null;
+  /** The extended reading's signed `seq` and `energy_wh` (null: basic reading). */
+  signedSeq?: number | null;
+  energyWh?: number | null;
   verified: boolean;
   reason: string | null;
   /** The `04…` key: as sent, or recovered from the signature when `public_key` is an address. */
@@ -229,8 +232,16 @@ export function answerEvent(
     duplicate: eventId !== '' && ctx.seen(eventId),
     sensorReading: v.sensorReading,
     timestamp: v.timestamp,
+    signedSeq: v.seq,
+    energyWh: v.energyWh,
     verified: v.ok,
-    reason: v.reason ?? (signerMatchesEventId === false ? `eventID names ${eventAddress}, the body is signed by ${v.deviceId}` : null),
+    reason:
+      v.reason ??
+      (signerMatchesEventId === false
+        ? `eventID names ${eventAddress}, the body is signed by ${v.deviceId}`
+        : v.seq !== null && seqText !== undefined && v.seq !== Number(seqText)
+          ? `eventID names sequence number ${seqText}, the signed data ${v.seq}`
+          : null),
     publicKey: v.publicKeyHex,
     deviceId: v.deviceId,
     publicKeyForm: v.publicKeyForm,

@@ -9,15 +9,24 @@ import { basename, dirname, join } from 'node:path';
  *
  * Hi/lo: the outbox reserves a block of numbers by writing `nextSeq = seq + block` before it hands
  * out the first number of the block, and writes the exact next number on a clean close. So the
- * file is written once per block (every `block` readings) and at start and stop, never per reading;
- * after kill -9 or a power cut the next start skips the rest of the block (a gap in the numbers,
- * never a reuse). Written atomically: temporary file, fsync, rename, fsync of the directory.
+ * file is written once per block (every `block` readings) and at start and stop, never per reading.
+ * Written atomically: temporary file, fsync, rename, fsync of the directory.
+ *
+ * After a stop that was not clean (kill -9, a crash, a power cut) the reservation is only an upper
+ * bound. `session` names the run that wrote the record; the outbox copy that run worked on records
+ * the same name (outbox.ts "Sequence numbers after a stop that was not clean"). When the copy the
+ * next start takes is that very copy (the RAM copy after kill -9, the card's file when the run
+ * worked on it directly), it knows the exact next number and the rest of the block is not skipped;
+ * otherwise (the RAM copy was lost in a power cut, the outbox is new or older) the start skips to
+ * `nextSeq`: a gap, never a reuse.
  */
 export interface SequenceFloorRecord {
   /** No number at or above this was ever handed out. */
   nextSeq: number;
   /** True when written by a clean close (`nextSeq` is then exact, not a reservation). */
   clean: boolean;
+  /** The run (one open of the outbox) that wrote it; absent in files of earlier releases. */
+  session?: string;
 }
 
 export class SequenceFloorError extends Error {
@@ -48,9 +57,16 @@ export function readSequenceFloor(file: string): SequenceFloorRecord | null {
     throw new SequenceFloorError(file, 'not JSON');
   }
   const r = parsed as Partial<SequenceFloorRecord> | null;
-  if (typeof r !== 'object' || r === null || !Number.isSafeInteger(r.nextSeq) || (r.nextSeq as number) < 1 || typeof r.clean !== 'boolean')
-    throw new SequenceFloorError(file, 'not {"nextSeq": a whole number >= 1, "clean": true|false}');
-  return { nextSeq: r.nextSeq as number, clean: r.clean };
+  if (
+    typeof r !== 'object' ||
+    r === null ||
+    !Number.isSafeInteger(r.nextSeq) ||
+    (r.nextSeq as number) < 1 ||
+    typeof r.clean !== 'boolean' ||
+    (r.session !== undefined && typeof r.session !== 'string')
+  )
+    throw new SequenceFloorError(file, 'not {"nextSeq": a whole number >= 1, "clean": true|false, "session": text (optional)}');
+  return { nextSeq: r.nextSeq as number, clean: r.clean, ...(r.session === undefined ? {} : { session: r.session }) };
 }
 
 export function writeSequenceFloor(file: string, record: SequenceFloorRecord): void {

@@ -1,5 +1,5 @@
 import { sha256 } from '@noble/hashes/sha2.js';
-import { dataText, objectMembers, type ExtraDataMembers, type TimestampUnit } from './codec.js';
+import { dataText, objectMembers, type ExtraDataMembers, type Reading, type TimestampUnit } from './codec.js';
 import { goJsonString } from './go-json.js';
 import { possibleTaskIds } from './apinode.js';
 import { ProjectIdError } from './v2-codec.js';
@@ -156,10 +156,15 @@ export function buildTask(signer: TaskSigner, nonce: number | bigint, payloadJso
 export function buildReadingTask(
   signer: TaskSigner,
   nonce: number,
-  reading: { powerW: number; timestampMs: number },
+  reading: Reading,
   project: TaskProject & { timestampUnit?: TimestampUnit; extraData?: ExtraDataMembers },
 ): SignedTask {
-  return buildTask(signer, nonce, dataText(reading.powerW, reading.timestampMs, project.timestampUnit ?? 's', project.extraData), project);
+  return buildTask(
+    signer,
+    nonce,
+    dataText(reading.powerW, reading.timestampMs, project.timestampUnit ?? 's', project.extraData, reading.extras),
+    project,
+  );
 }
 
 /** What a stored task body says about itself (null fields: not a task body of this form). */

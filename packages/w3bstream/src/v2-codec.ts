@@ -1,5 +1,5 @@
 import { keccak_256 } from '@noble/hashes/sha3.js';
-import { dataText, objectMembers, type ExtraDataMembers, type TimestampUnit } from './codec.js';
+import { dataText, objectMembers, type ExtraDataMembers, type Reading, type TimestampUnit } from './codec.js';
 import { goJsonString } from './go-json.js';
 import { addressOfPublicKey, recoverSecp256k1 } from './recoverable.js';
 
@@ -73,12 +73,8 @@ export interface BuildV2Options extends ProjectRef {
   extraData?: ExtraDataMembers;
 }
 
-export function buildMessageV2(
-  signer: RecoverableSigner,
-  reading: { powerW: number; timestampMs: number },
-  opts: BuildV2Options,
-): SignedMessageV2 {
-  const text = dataText(reading.powerW, reading.timestampMs, opts.timestampUnit ?? 's', opts.extraData);
+export function buildMessageV2(signer: RecoverableSigner, reading: Reading, opts: BuildV2Options): SignedMessageV2 {
+  const text = dataText(reading.powerW, reading.timestampMs, opts.timestampUnit ?? 's', opts.extraData, reading.extras);
   const ref = { projectId: parseProjectId(opts.projectId), projectVersion: opts.projectVersion };
   if (ref.projectVersion === '') throw new RangeError('project version must not be empty (the node requires it)');
   const signedJson = signedJsonV2(ref, text);

@@ -185,6 +185,47 @@ describe('buildMessage', () => {
   });
 });
 
+describe('the extended reading (seq and energy_wh inside the signed data)', () => {
+  it("appends the two members after the tutorial's two, signed, and verifyBody returns them", () => {
+    expect(dataText(4, 1_764_000_000_000, 's', [], { seq: 1, energyWh: 0 })).toBe(
+      '{"sensor_reading":4.0,"timestamp":1764000000,"seq":1,"energy_wh":0.0}',
+    );
+    expect(dataText(0.5, 1_764_000_000_123, 'ms', [['calibration_id', 'c1']], { seq: 1734, energyWh: 12.4567 })).toBe(
+      '{"sensor_reading":0.5,"timestamp":1764000000123,"seq":1734,"energy_wh":12.4567,"calibration_id":"c1"}',
+    );
+    const id = loadOrCreateIdentity(join(tempDir(), 'id'));
+    const msg = buildMessage(
+      id,
+      { powerW: 4, timestampMs: 1_764_000_000_000, extras: { seq: 42, energyWh: 3.25 } },
+      { publicKeyField: 'address' },
+    );
+    expect(msg.body).toBe(`{"data":${msg.dataText},"signature":"${msg.signature}","public_key":"${id.deviceId}"}`);
+    expect(verifyBody(msg.body)).toMatchObject({ ok: true, seq: 42, energyWh: 3.25, sensorReading: 4, timestamp: 1_764_000_000 });
+    expect(verifyBody(buildMessage(id, { powerW: 4, timestampMs: 1_764_000_000_000 }).body)).toMatchObject({
+      ok: true,
+      seq: null,
+      energyWh: null,
+    });
+    // Inside the signature: a changed number or total does not verify.
+    expect(verifyBody(msg.body.replace('"seq":42', '"seq":43')).ok).toBe(false);
+    expect(verifyBody(msg.body.replace('"energy_wh":3.25', '"energy_wh":3.5')).ok).toBe(false);
+  });
+
+  it('refuses numbers that are not what the names promise, and impossible extras when signing', () => {
+    const reason = (data: string) => verifyBody(body(data)).reason;
+    const base = '"sensor_reading":1.6163222834016864,"timestamp":1681943510756';
+    expect(reason(`{${base},"seq":1.5,"energy_wh":1.0}`)).toBe('seq 1.5 is not a whole number from 1');
+    expect(reason(`{${base},"seq":0,"energy_wh":1.0}`)).toBe('seq 0 is not a whole number from 1');
+    expect(reason(`{${base},"seq":"7","energy_wh":1.0}`)).toBe('seq "7" is not a whole number from 1');
+    expect(reason(`{${base},"seq":7,"energy_wh":-1.0}`)).toBe('energy_wh -1 is not an amount of energy (a number >= 0)');
+    expect(reason(`{${base},"seq":7,"seq":8}`)).toBe('data has more than one "seq" member');
+    expect(() => dataText(1, 1_764_000_000_000, 's', [], { seq: 0, energyWh: 1 })).toThrow(ReadingError);
+    expect(() => dataText(1, 1_764_000_000_000, 's', [], { seq: 1, energyWh: Number.NaN })).toThrow(/energy total NaN Wh/);
+    // A wire profile's own members cannot take the extended reading's names.
+    expect(() => dataText(1, 1_764_000_000_000, 's', [['seq', '7']])).toThrow(/data member name "seq" is not allowed/);
+  });
+});
+
 describe('verifyBody refuses what the applet would refuse', () => {
   it('with a reason for each rule', () => {
     const cases: Array<[string, RegExp]> = [

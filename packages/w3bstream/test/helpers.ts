@@ -2,6 +2,9 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach } from 'vitest';
+import { mountTmpfs as mountTmpfsAt } from '../../../test/support/filesystem.js';
+
+export { fillUp } from '../../../test/support/filesystem.js';
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -31,3 +34,8 @@ export function tempDir(prefix = 'w3b-'): string {
 
 /** The package root (tests that spawn processes use the built dist/). */
 export const PACKAGE_DIR = join(import.meta.dirname, '..');
+
+/** A tmpfs of `size` at `dir` (test/support/filesystem.ts), unmounted after the test. */
+export function mountTmpfs(dir: string, size: string): void {
+  onCleanup(mountTmpfsAt(dir, size));
+}

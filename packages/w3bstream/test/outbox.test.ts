@@ -12,7 +12,7 @@ import {
   SequenceFloorError,
   readSequenceFloor,
 } from '../src/index.js';
-import { PACKAGE_DIR, onCleanup, tempDir, until } from './helpers.js';
+import { PACKAGE_DIR, fillUp, mountTmpfs, onCleanup, tempDir, until } from './helpers.js';
 
 function open(file: string, opts: Parameters<typeof Outbox.open>[1] = {}): Outbox {
   const o = Outbox.open(file, opts);
@@ -49,7 +49,7 @@ describe('durable outbox', () => {
     a.close();
     const b = open(file);
     expect(b.append('reopened').seq).toBe(7);
-    expect(b.stats()).toEqual({ waiting: 1, dropped: 0, rejected: 1, unhandled: 0, delivered: 5, nextSeq: 8 });
+    expect(b.stats()).toEqual({ waiting: 1, dropped: 0, rejected: 1, unhandled: 0, delivered: 5, nextSeq: 8, appended: 7, skipped: 0 });
   });
 
   it('drops the oldest when full, returns and counts every drop, keeps the newest', () => {
@@ -180,7 +180,8 @@ describe('durable outbox', () => {
     let mono = 0;
     const o = Outbox.open(file, { maxAgeMs: 11 * 86_400_000, monotonicNow: () => mono, schemas: [meter] });
     expect(o.openReport).toMatchObject({ created: false, fromVersion: 0, seqRaised: null });
-    expect(o.stats()).toEqual({ waiting: 2, dropped: 2, rejected: 1, unhandled: 0, delivered: 3, nextSeq: 8 });
+    // Every number used before the counters existed counts as appended.
+    expect(o.stats()).toEqual({ waiting: 2, dropped: 2, rejected: 1, unhandled: 0, delivered: 3, nextSeq: 8, appended: 7, skipped: 0 });
     expect(o.peek(10)).toEqual([
       { seq: 6, body: 'six', createdAtMs: wall - 10 * 86_400_000, attempts: 4 },
       { seq: 7, body: 'seven', createdAtMs: wall - 1000, attempts: 0 },
@@ -207,22 +208,23 @@ describe('durable outbox', () => {
     const floor = join(dir, 'identity', 'sequence-floor.json');
     const a = Outbox.open(file, { sequenceFloorFile: floor, sequenceBlock: 10 });
     for (let i = 0; i < 4; i++) a.append(`m${i}`);
-    expect(readSequenceFloor(floor)).toEqual({ nextSeq: 11, clean: false }); // the block 1-10 is reserved
+    expect(readSequenceFloor(floor)).toMatchObject({ nextSeq: 11, clean: false }); // the block 1-10 is reserved
     a.close();
-    expect(readSequenceFloor(floor)).toEqual({ nextSeq: 5, clean: true }); // a clean stop records the exact next number
+    expect(readSequenceFloor(floor)).toMatchObject({ nextSeq: 5, clean: true }); // a clean stop records the exact next number
     const copy = `${file}.copy`;
     writeFileSync(copy, readFileSync(file)); // an older copy, to be put back later
     const b = Outbox.open(file, { sequenceFloorFile: floor, sequenceBlock: 10 });
     expect(b.openReport.seqRaised).toBeNull();
     for (let i = 0; i < 12; i++) b.append(`n${i}`); // 5..16: a second block is reserved at 15
-    expect(readSequenceFloor(floor)).toEqual({ nextSeq: 25, clean: false });
+    expect(readSequenceFloor(floor)).toMatchObject({ nextSeq: 25, clean: false });
     b.close();
     // 1. deleted
     rmSync(file);
     rmSync(`${file}-wal`, { force: true });
     const c = Outbox.open(file, { sequenceFloorFile: floor, sequenceBlock: 10 });
-    expect(c.openReport).toMatchObject({ created: true, seqRaised: { from: 1, to: 17 } });
+    expect(c.openReport).toMatchObject({ created: true, seqRaised: { from: 1, to: 17, reason: 'outbox-new' } });
     expect(c.append('after delete').seq).toBe(17);
+    expect(c.stats()).toMatchObject({ appended: 1, skipped: 16, nextSeq: 18 });
     c.close();
     // 2. emptied (a zero-byte file, as a full disk or a careless `> outbox.sqlite` leaves it)
     writeFileSync(file, '');
@@ -230,7 +232,8 @@ describe('durable outbox', () => {
     const d = Outbox.open(file, { sequenceFloorFile: floor, sequenceBlock: 10 });
     expect(d.append('after emptying').seq).toBe(18);
     d.close();
-    // 3. kill -9 of a real process: the floor holds a reservation; the restart skips the rest of the block
+    // 3. kill -9 of a real process working on the card's file: the floor holds a reservation, but
+    // the file it committed every number to is there, so the numbering goes on without a gap.
     const child = spawn(process.execPath, [join(PACKAGE_DIR, 'test', 'fixtures', 'append-worker.mjs'), file, floor], {
       stdio: ['ignore', 'pipe', 'inherit'],
     });
@@ -244,15 +247,44 @@ describe('durable outbox', () => {
     const printed = [...out.matchAll(/appended (\d+)/g)].map((m) => Number(m[1]));
     expect(Math.max(...printed)).toBeLessThan(reservation.nextSeq);
     const e = Outbox.open(file, { sequenceFloorFile: floor, sequenceBlock: 10 });
-    expect(e.append('after a crash').seq).toBe(reservation.nextSeq);
+    expect(e.openReport.seqRaised).toBeNull();
+    const afterCrash = e.append('after a crash').seq;
+    expect(afterCrash).toBeGreaterThan(Math.max(...printed));
+    expect(afterCrash).toBeLessThanOrEqual(Math.max(...printed) + 2); // the append in flight at the kill may have committed
+    expect(afterCrash).toBeLessThan(reservation.nextSeq);
     e.close();
     // 4. replaced by the older copy: it knows only 1-4
     rmSync(`${file}-wal`, { force: true });
     writeFileSync(file, readFileSync(copy));
     const f = open(file, { sequenceFloorFile: floor, sequenceBlock: 10 });
-    expect(f.openReport.seqRaised).toEqual({ from: 5, to: reservation.nextSeq + 1 });
+    expect(f.openReport.seqRaised).toEqual({ from: 5, to: afterCrash + 1, reason: 'outbox-older' });
     expect(f.peek(10).map((m) => m.seq)).toEqual([1, 2, 3, 4]); // its own messages are still sent
-    expect(f.append('after restore').seq).toBe(reservation.nextSeq + 1);
+    expect(f.append('after restore').seq).toBe(afterCrash + 1);
+    // 5. a floor written by another run than the one the database worked in (a start killed while
+    // opening, an older copy of the same place): no proof the database holds the last number.
+    const g = Outbox.open(join(dir, 'other.sqlite'), { sequenceFloorFile: join(dir, 'other-floor.json'), sequenceBlock: 10 });
+    g.append('g1');
+    g.close();
+    const otherFloor = join(dir, 'other-floor.json');
+    writeFileSync(otherFloor, JSON.stringify({ nextSeq: 12, clean: false, session: 'a-start-killed-while-opening' }));
+    const h = open(join(dir, 'other.sqlite'), { sequenceFloorFile: otherFloor, sequenceBlock: 10 });
+    expect(h.openReport.seqRaised).toEqual({ from: 2, to: 12, reason: 'unclean-stop' });
+  });
+
+  it('salvaged messages put back under their own numbers are no longer counted as skipped', () => {
+    const dir = tempDir();
+    const file = join(dir, 'o.sqlite');
+    const floor = join(dir, 'floor.json');
+    const a = Outbox.open(file, { sequenceFloorFile: floor });
+    for (let i = 1; i <= 5; i++) a.append(`m${i}`);
+    const salvaged = a.peek(10).filter((m) => m.seq >= 2 && m.seq <= 4);
+    a.close();
+    rmSync(file); // damaged and moved aside, as `power-meter outbox salvage` does
+    rmSync(`${file}-wal`, { force: true });
+    const b = open(file, { sequenceFloorFile: floor });
+    expect(b.stats()).toMatchObject({ nextSeq: 6, appended: 0, skipped: 5 });
+    expect(b.restore(salvaged)).toBe(3);
+    expect(b.stats()).toMatchObject({ nextSeq: 6, appended: 3, skipped: 2, waiting: 3 });
   });
 
   it('refuses a database written by a newer release, and leaves it as it is', () => {
@@ -318,6 +350,28 @@ describe('durable outbox', () => {
     const b = open(file);
     expect(b.waiting()).toBe(2);
     expect(b.append('next').seq).toBe(5);
+  });
+
+  it('makes the body with its own number inside the transaction; a failure there takes nothing', () => {
+    const o = open(join(tempDir(), 'o.sqlite'));
+    const made: number[] = [];
+    const sign = (seq: number) => {
+      made.push(seq);
+      return `{"data":{"seq":${seq}}}`;
+    };
+    expect(o.append(sign)).toMatchObject({ seq: 1, body: '{"data":{"seq":1}}', dropped: 0, syncError: null });
+    expect(() =>
+      o.append(() => {
+        throw new Error('the signing token is away');
+      }),
+    ).toThrow('token is away');
+    expect(() => o.append(sign, { inTransaction: () => void o.transaction((sql) => sql.exec('INSERT INTO nope VALUES (1)')) })).toThrow(
+      /no such table/,
+    );
+    expect(o.append(sign).seq).toBe(2); // neither failure used a number
+    expect(made).toEqual([1, 2, 2]);
+    expect(o.peek(10).map((m) => m.body)).toEqual(['{"data":{"seq":1}}', '{"data":{"seq":2}}']);
+    expect(o.stats()).toMatchObject({ appended: 2, skipped: 0, nextSeq: 3, waiting: 2 });
   });
 
   it('uses WAL with synchronous=FULL for appends, and restores FULL after a removal', () => {
@@ -418,7 +472,11 @@ describe('outbox staged in RAM (stagingFile)', () => {
       const o = Outbox.open(file, { sequenceFloorFile: floor, stagingFile: staging });
       const stored = new Set(o.peek(100_000).map((m) => m.seq));
       ledger.expectKept(stored);
+      // The RAM copy outlived the process and knows the exact next number: no gap.
+      expect(o.openReport.seqRaised).toBeNull();
       expect(o.stats().nextSeq).toBeGreaterThan(ledger.highest);
+      expect(o.stats().nextSeq).toBeLessThanOrEqual(ledger.highest + 2);
+      expect(o.stats().skipped).toBe(0);
       o.close(); // the card now holds it all; the next round starts from it
       expect(cardSeqs(file)).toEqual([...stored].sort((x, y) => x - y));
     }
@@ -463,12 +521,92 @@ describe('outbox staged in RAM (stagingFile)', () => {
     // Lost: at most the 7 steps between two syncs (and the one in flight).
     const lost = appended.filter((seq) => !kept.has(seq) && !deliveredSeqs.has(seq) && seq > lastSynced);
     expect(lost.length).toBeLessThanOrEqual(8);
-    // A number handed out before the cut is never handed out again, whatever the card lost.
+    // A number handed out before the cut is never handed out again, whatever the card lost; the
+    // numbers skipped are reported, with why.
     expect(o.append('after the cut').seq).toBeGreaterThan(Math.max(...appended));
+    const gap = o.openReport.seqRaised!;
+    expect(gap).toMatchObject({ reason: 'ram-copy-lost' });
+    expect(gap.from).toBeGreaterThan(lastSynced);
+    expect(gap.from).toBeLessThanOrEqual(Math.max(...appended) + 2);
+    expect(o.stats().skipped).toBe(gap.to - gap.from);
+  });
+});
+
+describe('strict mode (syncEveryAppend) on a card that fills up', () => {
+  it('stores each message once, hands the publisher only what is on the card, and the rest once there is room', () => {
+    const dir = tempDir();
+    const card = join(dir, 'card');
+    mountTmpfs(card, '1m');
+    const o = open(join(card, 'o.sqlite'), {
+      stagingFile: join(dir, 'ram', 'o.sqlite'),
+      sequenceFloorFile: join(card, 'floor.json'),
+      syncEveryAppend: true,
+    });
+    let wakeUps = 0;
+    o.onAppend(() => wakeUps++);
+    const pad = 'x'.repeat(3000);
+    expect(o.append(`m1 ${pad}`)).toMatchObject({ seq: 1, syncError: null });
+    expect(o.peek(10).map((m) => m.seq)).toEqual([1]);
+    const free = fillUp(card);
+    const failed = [2, 3, 4, 5, 6].map((n) => o.append(`m${n} ${pad}`));
+    // Stored (numbered, in the RAM copy), each exactly once; the sync after it failed, and says so.
+    expect(failed.map((r) => r.seq)).toEqual([2, 3, 4, 5, 6]);
+    expect(
+      failed.every(
+        (r) => r.syncError !== null && /full|SQLITE_FULL/.test(`${r.syncError.message} ${(r.syncError as { code?: string }).code}`),
+      ),
+    ).toBe(true);
+    expect(o.waiting()).toBe(6);
+    expect(o.peek(10).map((m) => m.seq)).toEqual([1]); // only what is on the card goes out
+    expect(o.durable((sql) => sql.all<{ seq: number }>('SELECT seq FROM main.messages')).map((r) => r.seq)).toEqual([1]);
+    o.markDelivered(1);
+    const before = wakeUps;
+    free();
+    o.sync();
+    expect(wakeUps).toBe(before + 1); // the publisher is woken: five more are on the card
+    expect(o.peek(10).map((m) => m.seq)).toEqual([2, 3, 4, 5, 6]);
+    expect(o.append(`m7 ${pad}`)).toMatchObject({ seq: 7, syncError: null });
+    expect(o.stats()).toMatchObject({ appended: 7, skipped: 0, waiting: 6, nextSeq: 8 });
+  });
+});
+
+describe('strict mode across a long backlog', () => {
+  it('what was appended on the card while the backlog was long goes out at once when the outbox is back in RAM', () => {
+    const dir = tempDir();
+    const o = open(join(dir, 'card', 'o.sqlite'), {
+      stagingFile: join(dir, 'ram', 'o.sqlite'),
+      syncEveryAppend: true,
+      stagingMaxWaiting: 10,
+    });
+    for (let i = 1; i <= 11; i++) expect(o.append(`m${i}`).syncError).toBeNull();
+    expect(o.staged).toBe(false); // 11 waiting > 10: on the card, every append durable at once
+    expect(o.append('m12').seq).toBe(12);
+    for (const m of o.peek(11)) o.markDelivered(m.seq);
+    o.sync(); // 1 waiting: back in RAM
+    expect(o.staged).toBe(true);
+    expect(o.peek(10).map((m) => m.seq)).toEqual([12]);
+    expect(o.append('m13').syncError).toBeNull();
+    expect(o.peek(10).map((m) => m.seq)).toEqual([12, 13]);
   });
 });
 
 describe('outbox staged in RAM: a long backlog', () => {
+  it('kill -9 while it works on the card (the backlog outgrew RAM): the card knows the next number, no gap', async () => {
+    const dir = tempDir();
+    const file = join(dir, 'card', 'o.sqlite');
+    const floor = join(dir, 'card', 'floor.json');
+    const staging = join(dir, 'ram', 'o.sqlite');
+    const ledger = new KillLedger();
+    const worker = join(PACKAGE_DIR, 'test', 'fixtures', 'append-worker.mjs');
+    await ledger.runUntilKilled([worker, file, floor, staging, '20'], 60);
+    const o = open(file, { sequenceFloorFile: floor, stagingFile: staging, stagingMaxWaiting: 20 });
+    expect(o.staged).toBe(false); // the backlog is still over the bound: on the card
+    ledger.expectKept(new Set(o.peek(100_000).map((m) => m.seq)));
+    expect(o.openReport.seqRaised).toBeNull();
+    expect(o.stats().nextSeq).toBeGreaterThan(ledger.highest);
+    expect(o.stats().nextSeq).toBeLessThanOrEqual(ledger.highest + 2);
+  });
+
   it('moves to the card when the backlog outgrows the RAM copy, and back to RAM once it drained', () => {
     const dir = tempDir();
     const file = join(dir, 'card', 'o.sqlite');

@@ -17,6 +17,12 @@ export interface SyncHostCalls {
   sqlExec(query: Uint8Array): HostReply;
   getEnv(key: string): HostReply;
   sendTx(chainId: number, tx: Uint8Array): HostReply;
+  /** ws_send_tx_with_operator: the same JSON plus `operatorName`. */
+  sendTxWithOperator(chainId: number, tx: Uint8Array): HostReply;
+  /** ws_api_call: the node's HttpRequest JSON in, its HttpResponse JSON out (always code 0 when copied). */
+  apiCall(request: Uint8Array): HostReply;
+  /** stat.ws_submit_metrics: a JSON object (not an array). */
+  submitMetrics(data: Uint8Array): HostReply;
   callContract(chainId: number, tx: Uint8Array): HostReply;
   sendMqtt(topic: string, message: Uint8Array): HostReply;
 }
@@ -32,6 +38,20 @@ export interface RunContext {
 
 const ERROR = 2;
 const INFO = 4;
+
+/** The `stat` module: the node links ws_submit_metrics there (instance_exports.go, LinkABI). */
+export function createStatImports(mem: VmMemory, calls: SyncHostCalls, ctx: RunContext): Record<string, (...args: number[]) => number> {
+  return {
+    ws_submit_metrics: (ptr: number, size: number) => {
+      try {
+        return calls.submitMetrics(mem.read(ptr, size)).code;
+      } catch (err) {
+        ctx.log(ERROR, 'host', (err as Error).message);
+        return ResultCode.Failed;
+      }
+    },
+  };
+}
 
 /**
  * The `env` module of a W3bstream v1 applet: every function the node links (its
@@ -109,6 +129,20 @@ export function createEnvImports(
       guard(ResultCode.TransDataToVMFailed, () => copyReply(calls.getEnv(mem.readText(kPtr, kSize)), addrPtr, sizePtr)),
     ws_send_tx: (chainId: number, ptr: number, size: number, addrPtr: number, sizePtr: number) =>
       guard(ResultCode.Failed, () => copyReply(calls.sendTx(chainId, mem.read(ptr, size)), addrPtr, sizePtr, ResultCode.Failed)),
+    ws_send_tx_with_operator: (chainId: number, ptr: number, size: number, addrPtr: number, sizePtr: number) =>
+      guard(ResultCode.Failed, () =>
+        copyReply(calls.sendTxWithOperator(chainId, mem.read(ptr, size)), addrPtr, sizePtr, ResultCode.Failed),
+      ),
+    ws_api_call: (ptr: number, size: number, addrPtr: number, sizePtr: number) => {
+      let request: Uint8Array;
+      try {
+        request = mem.read(ptr, size);
+      } catch (err) {
+        ctx.log(ERROR, 'host', (err as Error).message);
+        return ResultCode.TransDataFromVMFailed;
+      }
+      return guard(ResultCode.HostInternal, () => copyReply(calls.apiCall(request), addrPtr, sizePtr));
+    },
     ws_call_contract: (chainId: number, ptr: number, size: number, addrPtr: number, sizePtr: number) =>
       guard(ResultCode.Failed, () => copyReply(calls.callContract(chainId, mem.read(ptr, size)), addrPtr, sizePtr, ResultCode.Failed)),
     ws_send_mqtt_msg: (tPtr: number, tSize: number, mPtr: number, mSize: number) =>

@@ -1,5 +1,6 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
 import { rpc } from './rpc.js';
 
 export interface LocalChain {
@@ -7,6 +8,8 @@ export interface LocalChain {
   chainId: number;
   /** The chain's unlocked development accounts (eth_sendTransaction works from them). */
   accounts: string[];
+  /** The watchdog's process id (anvil runs under it). */
+  pid: number;
   stop(): Promise<void>;
 }
 
@@ -34,16 +37,21 @@ export function anvilBinary(): string {
   }
 }
 
+// The watchdog always runs from dist (Node 20 cannot run TypeScript), as the VM threads do.
+const WATCHDOG = fileURLToPath(new URL('../../dist/chain/watchdog.js', import.meta.url));
+
 /**
  * Starts anvil (Foundry's local EVM node) on a free loopback port and waits until it answers
  * JSON-RPC, polling: the port is the one anvil itself prints after binding port 0, so no other
- * process can take it in between.
+ * process can take it in between. anvil runs under a watchdog whose stdin this process holds:
+ * when this process ends, however (kill -9 included), the watchdog stops anvil.
  */
 export async function startLocalChain(opts: LocalChainOptions = {}): Promise<LocalChain> {
   const chainId = opts.chainId ?? 31337;
-  const child = spawn(anvilBinary(), ['--host', '127.0.0.1', '--port', '0', '--chain-id', String(chainId), '--accounts', '10'], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const anvilArgs = ['--host', '127.0.0.1', '--port', '0', '--chain-id', String(chainId), '--accounts', '10'];
+  const child = spawn(process.execPath, [WATCHDOG, anvilBinary(), ...anvilArgs], { stdio: ['pipe', 'pipe', 'pipe'] });
+  // The pipe is what the watchdog watches; this process never writes to it.
+  child.stdin?.on('error', () => undefined);
   const rpcUrl = await new Promise<string>((resolve, reject) => {
     let out = '';
     const deadline = setTimeout(
@@ -72,7 +80,7 @@ export async function startLocalChain(opts: LocalChainOptions = {}): Promise<Loc
   child.stdout?.resume();
   const accounts = await waitForRpc(rpcUrl, opts.readyTimeoutMs ?? 60_000);
   opts.log?.(`local chain ${chainId} at ${rpcUrl}`);
-  return { rpcUrl, chainId, accounts, stop: () => stopChild(child) };
+  return { rpcUrl, chainId, accounts, pid: child.pid ?? 0, stop: () => stopChild(child) };
 }
 
 async function waitForRpc(url: string, timeoutMs: number): Promise<string[]> {
@@ -91,7 +99,7 @@ function stopChild(child: ChildProcess): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
   return new Promise((resolve) => {
     child.once('exit', () => resolve());
-    child.kill('SIGTERM');
+    child.stdin?.end(); // the watchdog stops anvil and exits
     setTimeout(() => child.kill('SIGKILL'), 5_000).unref();
   });
 }

@@ -46,9 +46,9 @@ interface Receipt {
 }
 
 /** Sends a transaction from an unlocked account and waits (polling) for its receipt. */
-async function transact(
+export async function transact(
   rpcUrl: string,
-  tx: { from: Address; to?: Address; data: Hex },
+  tx: { from: Address; to?: Address; data: Hex; value?: Hex },
   what: string,
   timeoutMs = 60_000,
 ): Promise<Receipt & { hash: Hex }> {

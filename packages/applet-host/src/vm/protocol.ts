@@ -2,7 +2,18 @@
 import type { MessagePort } from 'node:worker_threads';
 import type { HostReply } from '../abi/imports.js';
 
-export type HostOp = 'kvGet' | 'kvSet' | 'sqlQuery' | 'sqlExec' | 'getEnv' | 'sendTx' | 'callContract' | 'sendMqtt';
+export type HostOp =
+  | 'kvGet'
+  | 'kvSet'
+  | 'sqlQuery'
+  | 'sqlExec'
+  | 'getEnv'
+  | 'sendTx'
+  | 'sendTxWithOperator'
+  | 'apiCall'
+  | 'submitMetrics'
+  | 'callContract'
+  | 'sendMqtt';
 export interface HostRequest {
   op: HostOp;
   args: unknown[];
@@ -25,4 +36,29 @@ export interface WorkerInit {
   /** The worker's end of the host-call channel, and the flag it sleeps on while a call runs. */
   port: MessagePort;
   signal: SharedArrayBuffer;
+  /** A direct channel to the project database's thread (SQL calls skip the main thread). */
+  db?: DbLink;
+}
+
+/** One VM thread's own line to the database thread: a port, the flag it sleeps on, the run it serves. */
+export interface DbLink {
+  port: MessagePort;
+  signal: SharedArrayBuffer;
+  /** Int32[0]: the runId the VM thread is running now (0: none). The database thread refuses a
+   * request of any other run, so an event stopped at its time-out changes nothing afterwards. */
+  run: SharedArrayBuffer;
+}
+
+/** A SQL call on a DbLink, and its answer. */
+export interface DbLinkRequest {
+  runId: number;
+  query: Uint8Array;
+  mode: 'query' | 'exec';
+}
+export interface DbLinkReply {
+  code: number;
+  data?: Uint8Array;
+  /** Why it failed, and notes, for the host log. */
+  error?: string;
+  notes?: string[];
 }

@@ -289,6 +289,13 @@ function shorten(text: string, max: number): string {
 function publishingStatus(state: MeterState): { statusText: string; statusTone: Tone } {
   const p = state.publishing;
   if (p.held > 0) return { statusText: `clock sync: ${p.held} held`, statusTone: 'fair' };
+  // The chain says the device has no ioID: the W3bstream node refuses its readings (403) until the
+  // owner registers it. Said before the publishing state, which only says "failing".
+  if (state.ioid?.registered === false)
+    return {
+      statusText: p.waiting > 0 ? `no ioID: ${p.waiting} waiting` : 'ioID: not registered',
+      statusTone: p.state === 'ok' || p.state === 'disabled' ? 'fair' : 'alert',
+    };
   switch (p.state) {
     case 'disabled':
       return { statusText: 'publishing off', statusTone: 'neutral' };

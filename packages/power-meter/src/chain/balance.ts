@@ -1,4 +1,5 @@
 import type { RewardBalance } from '@power-meter/meter-files';
+import { JsonRpc, safeRpcUrl } from './rpc.js';
 import { DECIMALS_SELECTOR, balanceOfCall, decodeDecimals, decodeUint256, formatUnits } from './erc20.js';
 
 /**
@@ -35,21 +36,13 @@ export function nextBalanceDelayMs(failures: number, intervalMs: number, maxBack
   return Math.round(base / 2 + (random() * base) / 2);
 }
 
-/** A URL as it may be logged: origin only (hosted RPC URLs carry an API key in the path). */
-export function safeRpcUrl(url: string): string {
-  try {
-    return new URL(url).origin;
-  } catch {
-    return '(invalid URL)';
-  }
-}
+export { safeRpcUrl };
 
 export class BalanceReader {
   private state: ChainBalance;
   private timer: NodeJS.Timeout | null = null;
-  private controller: AbortController | null = null;
+  private readonly rpc: JsonRpc;
   private stopped = false;
-  private requestId = 0;
   private decimals: number | null = null;
   private readonly now: () => number;
   private readonly random: () => number;
@@ -57,6 +50,7 @@ export class BalanceReader {
   constructor(private readonly opts: BalanceReaderOptions) {
     this.now = opts.now ?? Date.now;
     this.random = opts.random ?? Math.random;
+    this.rpc = new JsonRpc(opts.rpcUrl, opts.timeoutMs ?? 10_000);
     this.state = {
       token: opts.token.toLowerCase(),
       owner: opts.owner.toLowerCase(),
@@ -83,7 +77,7 @@ export class BalanceReader {
     this.stopped = true;
     if (this.timer !== null) clearTimeout(this.timer);
     this.timer = null;
-    this.controller?.abort();
+    this.rpc.abort();
   }
 
   private schedule(ms: number): void {
@@ -125,37 +119,7 @@ export class BalanceReader {
     this.schedule(nextBalanceDelayMs(this.state.failures, this.opts.intervalMs, this.opts.maxBackoffMs ?? 600_000, this.random));
   }
 
-  private async call(to: string, data: string): Promise<unknown> {
-    this.controller = new AbortController();
-    const timeout = setTimeout(() => this.controller?.abort(), this.opts.timeoutMs ?? 10_000);
-    try {
-      let res: Response;
-      try {
-        res = await fetch(this.opts.rpcUrl, {
-          method: 'POST',
-          headers: { 'content-type': 'application/json' },
-          body: JSON.stringify({ jsonrpc: '2.0', id: ++this.requestId, method: 'eth_call', params: [{ to, data }, 'latest'] }),
-          signal: this.controller.signal,
-          redirect: 'error',
-        });
-      } catch (err) {
-        const cause = (err as { cause?: { code?: string; message?: string } }).cause;
-        const why = this.controller.signal.aborted ? 'no answer in time' : (cause?.code ?? cause?.message ?? (err as Error).message);
-        throw new Error(`RPC ${safeRpcUrl(this.opts.rpcUrl)} unreachable (${why})`);
-      }
-      const text = await res.text();
-      if (!res.ok) throw new Error(`RPC answered HTTP ${res.status}`);
-      let body: { result?: unknown; error?: { message?: unknown } };
-      try {
-        body = JSON.parse(text) as typeof body;
-      } catch {
-        throw new Error(`RPC answered something that is not JSON (${res.headers.get('content-type') ?? 'no content type'})`);
-      }
-      if (body.error !== undefined)
-        throw new Error(`RPC error: ${String(body.error?.message ?? JSON.stringify(body.error)).slice(0, 120)}`);
-      return body.result;
-    } finally {
-      clearTimeout(timeout);
-    }
+  private call(to: string, data: string): Promise<unknown> {
+    return this.rpc.ethCall(to, data);
   }
 }

@@ -104,10 +104,17 @@ export const METRICS: readonly MetricDef[] = [
   },
   {
     name: 'power_meter_readings_signed_total',
-    help: 'Readings measured, signed and stored in the outbox since install',
+    help: 'Readings measured, signed and stored in the outbox since it was created (signatures made, not sequence numbers)',
     type: 'counter',
     labelNames: [],
-    samples: (s) => one(s.outbox.nextSeq - 1),
+    samples: (s) => one(s.outbox.appended),
+  },
+  {
+    name: 'power_meter_sequence_skipped_total',
+    help: 'Sequence numbers (eventIDs) skipped since the outbox was created: readings lost in a power cut or with a lost or older outbox, and the unused rest of the reserved block',
+    type: 'counter',
+    labelNames: [],
+    samples: (s) => one(s.outbox.skipped),
   },
   {
     name: 'power_meter_readings_delivered_total',

@@ -12,8 +12,14 @@ export const SUMMARY_EVERY_MS = 60_000;
  * readings measured (signed and stored) and delivered in that minute, and how many wait. The same
  * text becomes the unit's status line (`systemctl status`).
  */
-export function summaryLine(before: OutboxStats, now: OutboxStats, minutes: number): string {
-  const measured = now.nextSeq - before.nextSeq;
+export function summaryLine(
+  before: Pick<OutboxStats, 'appended' | 'delivered' | 'rejected' | 'waiting' | 'dropped'>,
+  now: Pick<OutboxStats, 'appended' | 'delivered' | 'rejected' | 'waiting' | 'dropped'>,
+  minutes: number,
+): string {
+  // Readings stored (signed) in that minute: not a difference of sequence numbers, which skip
+  // after a power cut.
+  const measured = now.appended - before.appended;
   const delivered = now.delivered + now.rejected - (before.delivered + before.rejected);
   return `summary last ${minutes === 1 ? 'minute' : `${minutes} minutes`}: measured ${measured}, delivered ${delivered}, waiting ${now.waiting}${now.dropped > before.dropped ? `, dropped ${now.dropped - before.dropped}` : ''}`;
 }
