@@ -8,7 +8,9 @@
 # unpacked into /usr/local (Debian 12 "bookworm" ships Node 18). --no-node never installs Node.
 #
 # On a Raspberry Pi it also enables I2C and SPI and adds the user to the i2c, spi and gpio groups.
-# --test (implied by CI=true) also installs what only the test suite needs: a Mosquitto broker.
+# --test (implied by CI=true) also installs what only the test suite needs: a Mosquitto broker, and
+# the PKCS#11 tokens the signing tests start on their own directories (SoftHSM2, a software TPM 2.0
+# with tpm2-pkcs11).
 #
 # Two set-ups. Full (the default off a Pi): every dependency, development tools included, and the
 # build: what `npm run demo` and `npm test` need. Runtime (--runtime, the default on a Pi): only
@@ -37,7 +39,7 @@ for arg in "$@"; do
       echo "usage: ./install-requirements.sh [--runtime | --full] [--test] [--no-node]"
       echo "  --runtime  only what the two programs run (the default on a Raspberry Pi): no development tools"
       echo "  --full     everything, development tools included (the default elsewhere): npm run demo, npm test"
-      echo "  --test     also install the test suite's tools (a Mosquitto broker; implied by CI=true; needs the full set-up)"
+      echo "  --test     also install the test suite's tools (a Mosquitto broker, SoftHSM2, swtpm and tpm2-pkcs11; implied by CI=true; needs the full set-up)"
       echo "  --no-node  never install Node.js (stop if there is no Node.js >= 20.19)"
       exit 0 ;;
     *) die "unknown option $arg (allowed: --runtime, --full, --test, --no-node, --help)" ;;
@@ -70,8 +72,8 @@ if [ -z "$MODE" ]; then
 fi
 
 # ---- Debian packages ------------------------------------------------------------------------
-# build-essential python3 pkg-config: native addons (i2c-bus and spi-device always compile;
-#   canvas and better-sqlite3 when no prebuilt binary can be downloaded)
+# build-essential python3 pkg-config: native addons (i2c-bus, spi-device and pkcs11js always
+#   compile; canvas and better-sqlite3 when no prebuilt binary can be downloaded)
 # libcairo2-dev libpango1.0-dev libjpeg-dev libgif-dev librsvg2-dev: canvas builds from source
 #   (and brings the libraries canvas loads)
 # fonts-dejavu-core: the display's fonts, registered explicitly so the screen looks the same everywhere
@@ -83,6 +85,10 @@ PACKAGES=(build-essential python3 pkg-config libcairo2-dev libpango1.0-dev libjp
 if [ "$MODE" = full ]; then PACKAGES+=(openssl shellcheck systemd); fi
 # mosquitto: the MQTT tests start their own broker from it (own port, config and password file)
 if [ "$TEST_TOOLS" -eq 1 ]; then PACKAGES+=(mosquitto); fi
+# softhsm2: a software PKCS#11 token; swtpm swtpm-tools tpm2-tools libtpm2-pkcs11-1: a software
+# TPM 2.0 reached through tpm2-pkcs11 (the same module a Pi's TPM HAT uses). The signing tests start
+# each on its own state directory.
+if [ "$TEST_TOOLS" -eq 1 ]; then PACKAGES+=(softhsm2 swtpm swtpm-tools tpm2-tools libtpm2-pkcs11-1); fi
 if [ "$IS_PI" -eq 1 ]; then
   PACKAGES+=(i2c-tools gpiod) # i2cdetect for diagnosis; gpioset for kernels without sysfs GPIO
 fi
@@ -367,7 +373,7 @@ else
     say "npm ci (npm_config_build_from_source=$npm_config_build_from_source: native modules build from source)"
   elif github_reachable; then
     COMPILE=0
-    say "npm ci (prebuilt canvas and better-sqlite3 where published for this Node and CPU; i2c-bus and spi-device compile in seconds)"
+    say "npm ci (prebuilt canvas and better-sqlite3 where published for this Node and CPU; i2c-bus, spi-device and pkcs11js compile in seconds)"
   else
     say "npm ci: github.com (where the prebuilt binaries are) cannot be reached, so canvas and better-sqlite3 build from source (about a minute on a PC, 15 or more on a Pi)"
     # prebuild-install's own setting, in its own config file (found from the module's directory

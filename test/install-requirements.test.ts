@@ -55,10 +55,10 @@ afterAll(() => {
   for (const dir of temps) rmSync(dir, { recursive: true, force: true });
 });
 
-/** What npm ci leaves behind (stand-in): the four native modules, each with its binding.gyp and built module. */
+/** What npm ci leaves behind (stand-in): the native modules, each with its binding.gyp and built module. */
 const NPM_CI =
   // biome-ignore lint/suspicious/noTemplateCurlyInString: shell parameter expansion (${f%/*}), not a template
-  'for d in canvas better-sqlite3 i2c-bus spi-device; do mkdir -p "node_modules/$d"; touch "node_modules/$d/binding.gyp"; done; for f in canvas/build/Release/canvas.node better-sqlite3/build/Release/better_sqlite3.node i2c-bus/build/Release/i2c.node spi-device/build/Release/spi.node; do mkdir -p "node_modules/${f%/*}"; touch "node_modules/$f"; done; touch node_modules/.package-lock.json';
+  'for d in canvas better-sqlite3 i2c-bus spi-device pkcs11js; do mkdir -p "node_modules/$d"; touch "node_modules/$d/binding.gyp"; done; for f in canvas/build/Release/canvas.node better-sqlite3/build/Release/better_sqlite3.node i2c-bus/build/Release/i2c.node spi-device/build/Release/spi.node pkcs11js/build/Release/pkcs11.node; do mkdir -p "node_modules/${f%/*}"; touch "node_modules/$f"; done; touch node_modules/.package-lock.json';
 
 /**
  * What npm ci's install scripts would see (stand-in): prebuild-install's setting in its config
@@ -392,8 +392,15 @@ describe('install-requirements.sh', { timeout: 120_000 }, () => {
     mkdirSync(join(pi.sysroot, 'proc/device-tree'), { recursive: true });
     writeFileSync(join(pi.sysroot, 'proc/device-tree/model'), 'Raspberry Pi 4 Model B Rev 1.4\0');
     expect(pi.run({ SUDO_USER: 'pi' }).calls.some((c) => c.includes('mosquitto'))).toBe(false);
-    expect(machine({ installed: ALL }).run({}, ['--test']).calls).toContain('apt-get install -y -qq --no-install-recommends mosquitto');
-    expect(machine({ installed: ALL }).run({ CI: 'true' }).calls).toContain('apt-get install -y -qq --no-install-recommends mosquitto');
+    // With the tests: the broker and the PKCS#11 tokens the signing tests start (SoftHSM2, swtpm + tpm2-pkcs11).
+    const TEST_PACKAGES = 'mosquitto softhsm2 swtpm swtpm-tools tpm2-tools libtpm2-pkcs11-1';
+    expect(machine({ installed: ALL }).run({}, ['--test']).calls).toContain(
+      `apt-get install -y -qq --no-install-recommends ${TEST_PACKAGES}`,
+    );
+    expect(machine({ installed: ALL }).run({ CI: 'true' }).calls).toContain(
+      `apt-get install -y -qq --no-install-recommends ${TEST_PACKAGES}`,
+    );
+    expect(plain.run().calls.some((c) => /softhsm2|swtpm|tpm2/.test(c))).toBe(false);
     const typo = machine({ installed: ALL }).run({}, ['--tests']);
     expect(typo.code).toBe(1);
     expect(typo.out).toMatch(/unknown option --tests \(allowed: --runtime, --full, --test/);

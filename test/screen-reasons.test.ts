@@ -13,6 +13,7 @@ import {
 import { describe, expect, it } from 'vitest';
 import { buildScreenModel } from '../packages/power-meter-display/src/screen/model.js';
 import { STATUS_FONTS, ScreenRenderer } from '../packages/power-meter-display/src/screen/render.js';
+import { describeTokenFault } from '../packages/power-meter/src/key/token-key.js';
 import { ROOT } from './support/processes.js';
 
 /**
@@ -133,7 +134,26 @@ function statusOf(p: Partial<Publishing>, sensorReason?: string): string {
   return buildScreenModel(state, null, NOW).statusText;
 }
 
-const lines = [...new Set([...publishings.map((p) => statusOf(p)), ...sensorReasons.map((r) => statusOf({}, r))])];
+/** The key in a token (state.json `signing`): every fault the backend words (token-key.ts), with readings kept. */
+const signingReasons = (
+  ['module', 'no-token', 'pin-incorrect', 'pin-locked', 'key-missing', 'curve', 'other-key', 'timeout', 'device', 'other'] as const
+).map((kind) => describeTokenFault(kind, 'detail').reason);
+function signingStatusOf(reason: string, unsigned: number): string {
+  const base = exampleState({ updatedAtMs: NOW });
+  return buildScreenModel(
+    { ...base, signing: { key: 'pkcs11', state: 'fault', reason, unsigned, pinAttempts: 1, sinceMs: NOW } },
+    null,
+    NOW,
+  ).statusText;
+}
+
+const lines = [
+  ...new Set([
+    ...publishings.map((p) => statusOf(p)),
+    ...sensorReasons.map((r) => statusOf({}, r)),
+    ...signingReasons.flatMap((r) => [signingStatusOf(r, 0), signingStatusOf(r, 12), signingStatusOf(r, 17_280)]),
+  ]),
+];
 
 describe('the status line for every reason the meter produces', () => {
   it('fits the 160 px panel whole in bold 10 px (no cut, no squeeze), and a 128 px portrait one in a status font', () => {

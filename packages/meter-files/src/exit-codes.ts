@@ -11,7 +11,10 @@ export const EXIT = {
   failure: 1,
   /**
    * An invalid setting (the message names it), or hardware that contradicts a setting (a chip
-   * whose ID registers name another chip than `--sensor`): a restart cannot fix either.
+   * whose ID registers name another chip than `--sensor`; a key token the settings name that
+   * cannot be used at a start that has never seen its key: not found, PIN refused, no key under
+   * the URI, no secp256k1): a restart cannot fix either. (A token that fails once its key is known
+   * is a fault the meter measures through, not an exit.)
    */
   badSettings: 2,
   /** Stored data that cannot be used as is (a damaged outbox, a damaged or exposed key): a restart cannot fix it. */
@@ -42,7 +45,7 @@ export const EXIT_STATUSES: readonly ExitStatusInfo[] = [
     status: EXIT.badSettings,
     restarted: false,
     meaning:
-      'an invalid setting (the message names it, the value and what is allowed), or a chip that is not the one `--sensor` names (the message names the chip that answered)',
+      'an invalid setting (the message names it, the value and what is allowed), a chip that is not the one `--sensor` names (the message names the chip that answered), or a key token (`--key-uri`) that cannot be used at a first start (the message says why: not found, PIN refused, no key, no secp256k1)',
   },
   {
     status: EXIT.corruptData,

@@ -103,6 +103,16 @@ function findInvalidField(v: Record<string, unknown>): string | null {
     if (!isNum(i.intervalMs)) return 'ioid.intervalMs';
   }
   if (p.lastTaskId !== undefined && !isStrOrNull(p.lastTaskId)) return 'publishing.lastTaskId';
+  if (v.signing !== undefined) {
+    const g = v.signing;
+    if (!isObj(g)) return 'signing';
+    if (g.key !== 'pkcs11') return 'signing.key';
+    if (!['ok', 'fault'].includes(g.state as string)) return 'signing.state';
+    if (!isStrOrNull(g.reason)) return 'signing.reason';
+    if (!isNum(g.unsigned)) return 'signing.unsigned';
+    if (!isNum(g.pinAttempts)) return 'signing.pinAttempts';
+    if (!isNumOrNull(g.sinceMs)) return 'signing.sinceMs';
+  }
   if (p.task !== undefined && p.task !== null) {
     const t = p.task;
     if (!isObj(t)) return 'publishing.task';

@@ -92,6 +92,21 @@ export interface RewardBalance {
   error: string | null;
 }
 
+/** The signing key in a PKCS#11 token, as state.json carries it. */
+export interface SigningState {
+  key: 'pkcs11';
+  /** `fault`: the token is gone, refuses or is not answering; readings are measured and kept unsigned. */
+  state: 'ok' | 'fault';
+  /** Short words for the screen ("wrong PIN (not retried)", "token gone or failing"); null when ok. */
+  reason: string | null;
+  /** Readings measured and kept unsigned until the key is back (in order; signed then). */
+  unsigned: number;
+  /** Logins with the configured PIN that the token refused (the meter stops after the first). */
+  pinAttempts: number;
+  /** Since when the fault lasts, Unix ms; null when ok. */
+  sinceMs: number | null;
+}
+
 /**
  * The device's ioID registration as read from the chain (`--rpc-url`, `--ioid-registry`): the
  * W3bstream node takes readings only from a device registered through ioID for the task's
@@ -204,6 +219,11 @@ export interface MeterState {
    * `--wallet-address`); absent when not configured. Optional in schema 1 (added with it).
    */
   rewardBalance?: RewardBalance;
+  /**
+   * The signing key when it is in a PKCS#11 token (`--key-uri`); absent with the key file (which
+   * cannot fail). Optional in schema 1 (added with it).
+   */
+  signing?: SigningState;
   /**
    * The device's ioID registration (`--rpc-url` with `--ioid-registry`); absent when not
    * configured. Optional in schema 1 (added with it).

@@ -81,6 +81,31 @@ describe('parseState', () => {
     }
   });
 
+  it('signing (the key in a token): optional (absent with the key file), validated when present', () => {
+    const signing = {
+      key: 'pkcs11' as const,
+      state: 'fault' as const,
+      reason: 'wrong PIN (not retried)',
+      unsigned: 4,
+      pinAttempts: 1,
+      sinceMs: 1,
+    };
+    const full = exampleState({ signing });
+    expect(parseState(JSON.stringify(full))).toEqual({ ok: true, state: full });
+    const bad: Array<[object, string]> = [
+      [{ signing: { ...signing, key: 'file' } }, 'signing.key'],
+      [{ signing: { ...signing, state: 'broken' } }, 'signing.state'],
+      [{ signing: { ...signing, unsigned: '4' } }, 'signing.unsigned'],
+      [{ signing: { ...signing, pinAttempts: null } }, 'signing.pinAttempts'],
+      [{ signing: { ...signing, sinceMs: 'now' } }, 'signing.sinceMs'],
+      [{ signing: [] }, 'signing'],
+    ];
+    for (const [override, field] of bad) {
+      const r = parseState(JSON.stringify({ ...full, ...override }));
+      expect(r).toMatchObject({ ok: false, problem: 'invalid', message: `state.json field ${field} is missing or has the wrong type` });
+    }
+  });
+
   it('ioid: optional (absent when not configured), validated when present', () => {
     const ioid = exampleIoIdStatus();
     const full = exampleState({ ioid });

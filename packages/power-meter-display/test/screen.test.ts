@@ -199,6 +199,38 @@ describe('screen model (pure)', () => {
     );
     expect(fault).toMatchObject({ powerText: '--', statusText: 'sensor: no answer at 0x40', statusTone: 'alert' });
   });
+
+  it('says what is wrong with the key in the token, while power stays live (measuring goes on)', () => {
+    const base = exampleState({ updatedAtMs: NOW });
+    const signing = (g: Partial<NonNullable<MeterState['signing']>>) =>
+      buildScreenModel(
+        { ...base, signing: { key: 'pkcs11', state: 'fault', reason: null, unsigned: 0, pinAttempts: 0, sinceMs: NOW, ...g } },
+        null,
+        NOW,
+      );
+    expect(signing({ reason: 'wrong PIN (not retried)', unsigned: 12, pinAttempts: 1 })).toMatchObject({
+      powerText: '4.02',
+      statusText: 'key: wrong PIN, 12 kept',
+      statusTone: 'alert',
+    });
+    expect(signing({ reason: 'token gone or failing', unsigned: 3 }).statusText).toBe('key: offline, 3 kept');
+    expect(signing({ reason: 'token not answering' }).statusText).toBe('key: no answer');
+    expect(signing({ reason: 'token gone or failing', unsigned: 17_280 }).statusText).toBe('key: offline, 17k kept');
+    expect(signing({ reason: 'another key in token', unsigned: 1 }).statusText).toBe('key: other key, 1 kept');
+    // A key that signs again leaves the status bar to publishing; a sensor fault is said first.
+    expect(signing({ state: 'ok' }).statusText).toBe(buildScreenModel(base, null, NOW).statusText);
+    expect(
+      buildScreenModel(
+        {
+          ...base,
+          sensor: { state: 'fault', reason: 'no answer at 0x40', busV: null, currentA: null },
+          signing: { key: 'pkcs11', state: 'fault', reason: 'PIN locked', unsigned: 1, pinAttempts: 0, sinceMs: NOW },
+        },
+        null,
+        NOW,
+      ).statusText,
+    ).toBe('sensor: no answer at 0x40');
+  });
 });
 
 function hex(c: string): [number, number, number] {

@@ -50,8 +50,8 @@ import {
   OutboxLockedError,
   OutboxTooNewError,
   SequenceFloorError,
+  TokenError,
   loadIdentity,
-  loadOrCreateIdentity,
   startDevReceiver,
   type DevAnswerMode,
   type DeviceApprovals,
@@ -61,7 +61,18 @@ import { activeCalibration, readCalibration } from './calibration/store.js';
 import { printDoctor, runDoctor } from './doctor.js';
 import { sensorErrorHint } from './hints.js';
 import { Meter, RuntimeDirError, stagingFileFor } from './meter.js';
-import { ProjectMismatchError, TransportMismatchError, identityCurveFor, p256ForV2, signedForSettings, v2Dialect } from './transport.js';
+import {
+  ProjectMismatchError,
+  SignerMismatchError,
+  TransportMismatchError,
+  identityCurveFor,
+  p256ForV2,
+  requireSecp256k1Key,
+  signedForSettings,
+  v2Dialect,
+} from './transport.js';
+import { moduleFor, openMeterKey } from './key/meter-key.js';
+import { TokenKeyError, describeTokenFault } from './key/token-key.js';
 import { salvageOutbox } from './salvage.js';
 import { dataDirFault, prepareDataDir } from './data-dir.js';
 import { describeGroup, discardBacklog, exportBacklog, resignBacklog, summarizeBacklog } from './backlog.js';
@@ -151,6 +162,21 @@ function checkTogether(raw: BackendSettings, sources: Record<keyof BackendSettin
         throw new SettingError('--signed-keys', values.signedKeys.join(','), 'empty for a /message node (it signs no keys)', 'flag');
     }
   }
+  // A key in a token needs its module (the setting, or module-path in the URI).
+  if (values.keyUri !== '' && moduleFor(values) === '')
+    throw new SettingError(
+      '--pkcs11-module',
+      '',
+      "the token's PKCS#11 library (an absolute path, e.g. /usr/lib/aarch64-linux-gnu/pkcs11/libtpm2_pkcs11.so) when --key-uri is set",
+      'default',
+    );
+  if (values.keyUri === '' && values.pkcs11Module !== '')
+    throw new SettingError(
+      '--pkcs11-module',
+      values.pkcs11Module,
+      'a module only together with --key-uri (which key in the token to use)',
+      'flag',
+    );
   // The reward balance needs all three: where to ask, which token, whose balance. The RPC URL
   // also serves the ioID status: with neither of them it would be read for nothing.
   if (values.rpcUrl !== '' && values.rewardToken === '' && values.ioidRegistry === '')
@@ -236,12 +262,34 @@ function safeUrl(url: string, originOnly = false): string {
   return `${u.origin}${u.pathname}${u.search ? '?…' : ''}`;
 }
 
+/**
+ * The PKCS#11 user PIN: from POWER_METER_PKCS11_PIN only (the environment file), never a flag or
+ * a config key (`ps` and world-readable files). Never printed; a control character is refused.
+ */
+function pkcs11Pin(s: BackendSettings): string {
+  const pin = process.env.POWER_METER_PKCS11_PIN ?? '';
+  if (s.keyUri === '') return '';
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what this refuses
+  if (/[\u0000-\u001f\u007f]/.test(pin))
+    fail(
+      'invalid setting POWER_METER_PKCS11_PIN = <hidden>: allowed the PIN without line breaks or other control characters (check the environment file for a CR or a stray space)',
+      EXIT.badSettings,
+    );
+  return pin;
+}
+
+/** A key in a token that cannot be opened (and this meter has never seen it): what to do, exit 2. */
+function tokenFailure(err: TokenError | TokenKeyError): string {
+  const w = describeTokenFault(err.kind, err.message);
+  return `signing key: ${w.reason}: ${w.advice}`;
+}
+
 function summary(s: BackendSettings): string {
   const transport =
     s.transport === 'w3bstream-v2'
       ? `transport=${s.transport} api=${v2Dialect(s)} project_id=${s.projectId} project_version=${JSON.stringify(s.projectVersion)}${s.signedKeys.length > 0 ? ` signed_keys=${s.signedKeys.join(',')}` : ''}`
       : `transport=${s.transport} token=${s.publisherToken ? 'set' : 'not set'} event_type=${s.eventType}`;
-  return `settings data_dir=${s.dataDir} sensor=${s.sensor}${s.sensor === 'sim' ? ` sim_chip=${s.simChip}` : ''} window_s=${s.window} publish_url=${s.publishUrl ? safeUrl(s.publishUrl) : '(disabled)'} ${transport} signature=${s.signature} public_key=${s.publicKeyField} timestamp_unit=${s.timestampUnit} hold_unsynced_clock=${s.holdUnsyncedClock} reward_balance=${s.rpcUrl ? `${s.rewardToken}@${safeUrl(s.rpcUrl, true)}` : 'off'}`;
+  return `settings data_dir=${s.dataDir} sensor=${s.sensor}${s.sensor === 'sim' ? ` sim_chip=${s.simChip}` : ''} window_s=${s.window} publish_url=${s.publishUrl ? safeUrl(s.publishUrl) : '(disabled)'} ${transport} signature=${s.signature} public_key=${s.publicKeyField} timestamp_unit=${s.timestampUnit} hold_unsynced_clock=${s.holdUnsyncedClock} reward_balance=${s.rpcUrl ? `${s.rewardToken}@${safeUrl(s.rpcUrl, true)}` : 'off'} key=${s.keyUri ? `pkcs11 ${s.keyUri} module=${moduleFor(s)} pin=${process.env.POWER_METER_PKCS11_PIN ? 'set' : 'not set'}` : 'file'}`;
 }
 
 const program = new Command('power-meter')
@@ -259,6 +307,9 @@ withSettings(program.command('run', { isDefault: true }).description('run the me
     const s = settingsFrom(flags);
     log(`start pid=${process.pid} version=${VERSION}`);
     log(summary(s));
+    // The PIN is read once; the programs this one starts (systemd-notify, timedatectl) do not inherit it.
+    const pin = pkcs11Pin(s);
+    delete process.env.POWER_METER_PKCS11_PIN;
     if (s.publishUrl && !s.publisherToken && s.transport === 'w3bstream-v1')
       logger.warning('a publish URL is set but W3BSTREAM_PUBLISHER_TOKEN is not: the node will answer InvalidToken');
     const service = new ServiceNotifier({ warn: logger.warning });
@@ -297,6 +348,10 @@ withSettings(program.command('run', { isDefault: true }).description('run the me
         retryMaxMs: process.env.POWER_METER_RETRY_MAX_MS ? Number(process.env.POWER_METER_RETRY_MAX_MS) : undefined,
         onFatal: corrupt,
         testFault: testFault === 'sampler' || testFault === 'publisher' ? testFault : undefined,
+        pkcs11Pin: pin,
+        tokenRetryMs: process.env.POWER_METER_TOKEN_RETRY_MS
+          ? { first: Number(process.env.POWER_METER_TOKEN_RETRY_MS), max: Number(process.env.POWER_METER_TOKEN_RETRY_MS) * 4 }
+          : undefined,
         testEmulatedChip: testEmulatedChip(),
         // Another chip at the address: a setting or the wiring to change, so no restart loop.
         onWrongChip: (err) => {
@@ -309,12 +364,20 @@ withSettings(program.command('run', { isDefault: true }).description('run the me
     } catch (err) {
       if (err instanceof OutboxCorruptError || err instanceof OutboxTooNewError || err instanceof SequenceFloorError) return corrupt(err);
       // A P-256 key for W3bstream 2, or a backlog signed for the other transport: a setting to change, never data to discard.
-      if (err instanceof IdentityCurveError || err instanceof TransportMismatchError || err instanceof ProjectMismatchError)
+      if (
+        err instanceof IdentityCurveError ||
+        err instanceof TransportMismatchError ||
+        err instanceof ProjectMismatchError ||
+        err instanceof SignerMismatchError
+      )
         return fail(err.message, EXIT.badSettings);
       // A damaged key, or one with the wrong owner or permissions: restarting cannot fix it.
       if (err instanceof IdentityError) return fail(`${err.message}; then start the meter again`, EXIT.corruptData);
       if (err instanceof OutboxLockedError) return fail(err.message);
       if (err instanceof RuntimeDirError) return fail(err.message, EXIT.badSettings);
+      // The token cannot be used and this meter has never seen its key: no device address to
+      // measure under. A setting to fix (URI, module, PIN, the key not created yet), so exit 2.
+      if (err instanceof TokenError || err instanceof TokenKeyError) return fail(tokenFailure(err), EXIT.badSettings);
       const fault = dataDirFault(err, s.dataDir);
       if (fault !== null) return fail(fault.message, fault.status);
       throw err;
@@ -350,35 +413,96 @@ withSettings(program.command('run', { isDefault: true }).description('run the me
   },
 );
 
-withSettings(program.command('identity').description('print the device address and public key (creates the identity on first use)'))
-  .option('--json', 'print {"deviceId","publicKey","curve","did","publicKeyJwk"}')
-  .action((flags: Record<string, unknown>) => {
+withSettings(
+  program
+    .command('identity')
+    .description(
+      'print the device address and public key (creates the identity on first use: the key file, or with --key-uri the key inside the PKCS#11 token)',
+    ),
+)
+  .option('--json', 'print {"deviceId","publicKey","curve","did","publicKeyJwk","key"}')
+  .option('--retry-pin', 'with --key-uri: try the PIN in POWER_METER_PKCS11_PIN once more although the token refused it before')
+  .action(async (flags: Record<string, unknown>) => {
     const s = settingsFrom(flags);
+    let key: Awaited<ReturnType<typeof openMeterKey>>;
     try {
       prepareDataDir(s.dataDir);
-      const id = loadOrCreateIdentity(join(s.dataDir, 'identity'), { curve: identityCurveFor(s) });
-      // The key W3bstream 2 needs is not this one: printing it as the device's identity would be a
-      // dead end (the README's promise: exit 2, nothing printed on standard output).
-      if (s.transport === 'w3bstream-v2' && id.curve !== 'secp256k1') return fail(p256ForV2(id.keyFile), EXIT.badSettings);
-      if (flags.json)
-        console.log(
-          JSON.stringify({
-            deviceId: id.deviceId,
-            publicKey: id.publicKeyHex,
-            curve: id.curve,
-            did: id.did,
-            publicKeyJwk: id.publicKeyJwk,
-          }),
-        );
-      else
-        console.log(
-          `device_id   ${id.deviceId}\npublic_key  ${id.publicKeyHex}\ncurve       ${id.curve}\ndid         ${id.did}\njwk         ${JSON.stringify(id.publicKeyJwk)}${id.created ? '\n(new identity created)' : ''}`,
-        );
+      key = await openMeterKey(s, {
+        log,
+        // A fault is the failure below, said once.
+        warn: () => {},
+        pin: pkcs11Pin(s),
+        curve: identityCurveFor(s),
+        createInToken: true,
+        retryPin: flags.retryPin === true,
+      });
     } catch (err) {
-      if (err instanceof IdentityError) fail(err.message, EXIT.corruptData);
+      if (err instanceof TokenError || err instanceof TokenKeyError) {
+        // A TPM has no secp256k1: say so in the terms of the use that needs it.
+        if (err.kind === 'curve' && s.transport === 'w3bstream-v2')
+          return fail(
+            `${tokenFailure(err)}. W3bstream 2 needs a secp256k1 key; a TPM 2.0 (and an ATECC608) offers NIST curves only. Use a token that offers secp256k1, the key file (no --key-uri), or --transport w3bstream-v1`,
+            EXIT.badSettings,
+          );
+        return fail(tokenFailure(err), EXIT.badSettings);
+      }
+      // A damaged key file, or one other users can read: restarting cannot fix it.
+      if (err instanceof IdentityError) return fail(err.message, EXIT.corruptData);
       const fault = dataDirFault(err, s.dataDir);
-      fail(fault?.message ?? (err instanceof Error ? err.message : String(err)), fault?.status ?? EXIT.failure);
+      return fail(fault?.message ?? (err instanceof Error ? err.message : String(err)), fault?.status ?? EXIT.failure);
     }
+    const ks = key.status();
+    if (ks.state === 'fault') {
+      await key.close();
+      return fail(`signing key: ${ks.reason}: ${ks.advice}`, EXIT.badSettings);
+    }
+    // The key W3bstream 2 needs is not this one: printing it as the device's identity would be a
+    // dead end (exit 2, nothing printed on standard output).
+    if (s.transport === 'w3bstream-v2' && key.curve !== 'secp256k1') {
+      await key.close();
+      try {
+        requireSecp256k1Key(key, 'W3bstream 2 (--transport w3bstream-v2)');
+      } catch (err) {
+        return fail((err as Error).message, EXIT.badSettings);
+      }
+    }
+    const info = key.token?.info ?? null;
+    const where =
+      info === null
+        ? { source: 'file', file: key.where }
+        : {
+            source: 'pkcs11',
+            uri: key.where,
+            token: info.token.label,
+            label: info.label,
+            id: info.idHex,
+            sensitive: info.sensitive,
+            extractable: info.extractable,
+            neverExtractable: info.neverExtractable,
+            alwaysSensitive: info.alwaysSensitive,
+          };
+    if (flags.json)
+      console.log(
+        JSON.stringify({
+          deviceId: key.deviceId,
+          publicKey: key.publicKeyHex,
+          curve: key.curve,
+          did: key.did,
+          publicKeyJwk: key.publicKeyJwk,
+          key: where,
+        }),
+      );
+    else {
+      const created = info?.created ?? (key.signer as { created?: boolean }).created ?? false;
+      const keyLine =
+        info === null
+          ? key.where
+          : `in token "${info.token.label}" (${key.where}): ${info.sensitive ? 'sensitive' : 'NOT sensitive'}, ${info.extractable === false ? 'not extractable' : 'EXTRACTABLE'}; no key file`;
+      console.log(
+        `device_id   ${key.deviceId}\npublic_key  ${key.publicKeyHex}\ncurve       ${key.curve}\ndid         ${key.did}\njwk         ${JSON.stringify(key.publicKeyJwk)}\nkey         ${keyLine}${created ? '\n(new identity created)' : ''}`,
+      );
+    }
+    await key.close();
   });
 
 withSettings(program.command('read').description('take one measurement and print it (calibrated, naming the chip)'))
@@ -653,6 +777,12 @@ withSettings(
     try {
       const before = summarizeBacklog(s);
       if (before.waiting === 0) return void console.log('the outbox holds no undelivered reading: nothing to sign again');
+      // Re-signing runs synchronously inside one outbox transaction: the key file's path only.
+      if (s.keyUri !== '')
+        return fail(
+          'outbox resign signs with the key file (identity/device-key.pem); with --key-uri (a key in a PKCS#11 token) it is not available: let the backlog drain with the settings it was signed for, or export and discard it (power-meter outbox export / discard)',
+          EXIT.badSettings,
+        );
       const identity = loadIdentity(join(s.dataDir, 'identity'));
       if (s.transport === 'w3bstream-v2' && identity.curve !== 'secp256k1') return fail(p256ForV2(identity.keyFile), EXIT.badSettings);
       const to = signedForSettings(s);

@@ -1,13 +1,15 @@
-import { constants, accessSync, existsSync, readFileSync, statSync } from 'node:fs';
+import { constants, accessSync, existsSync, lstatSync, readFileSync, statSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { lookup } from 'node:dns/promises';
 import net from 'node:net';
 import tls from 'node:tls';
 import { dirname, join } from 'node:path';
 import { CHIPS, ChipMismatchError, RegisterIo, checkIdentity as checkChipIdentity, openI2cBus, type ChipSpec } from '@power-meter/ina219';
-import { KEY_FILE } from '@power-meter/w3bstream';
+import { KEY_FILE, TokenError } from '@power-meter/w3bstream';
 import { readState } from '@power-meter/meter-files';
 import { readCalibration } from './calibration/store.js';
+import { moduleFor, openMeterKey } from './key/meter-key.js';
+import { TokenKeyError, describeTokenFault } from './key/token-key.js';
 import { buildFloorMs } from './meter.js';
 import { sensorChip, type BackendSettings } from './settings.js';
 import { v2Dialect } from './transport.js';
@@ -42,7 +44,7 @@ export async function runDoctor(s: BackendSettings, opts: DoctorOptions = {}): P
     checkCalibration(s),
     checkSpi(dev),
     checkDataDir(s.dataDir),
-    checkIdentity(s.dataDir),
+    s.keyUri === '' ? checkIdentity(s.dataDir) : await checkTokenKey(s, opts.envFile ?? '/etc/power-meter/power-meter.env'),
     await checkClock(opts.timesyncRoot),
     ...(await checkPublishing(s, opts.envFile ?? '/etc/power-meter/power-meter.env')),
     // Loaded only when MQTT is on: the broker library stays out of every other run.
@@ -207,6 +209,70 @@ function checkIdentity(dataDir: string): Check {
       fix: `chmod 600 ${key}`,
     };
   return { name: 'identity', status: 'ok', detail: `${key} is private (mode ${mode.toString(8)})` };
+}
+
+/** The PIN for doctor's own login: the environment, else (as root) the environment file. */
+function pinFrom(envFile: string): string {
+  if (process.env.POWER_METER_PKCS11_PIN) return process.env.POWER_METER_PKCS11_PIN;
+  if (!canAccess(envFile, constants.R_OK)) return '';
+  return /^\s*POWER_METER_PKCS11_PIN=(.*)$/m.exec(readFileSync(envFile, 'utf8'))?.[1]?.trim() ?? '';
+}
+
+/**
+ * The key in a PKCS#11 token (`--key-uri`): the running meter's own view when it runs (its
+ * state.json; doctor does not log in beside it), else doctor opens the key itself, through the
+ * same PIN guard (a PIN the token refused before is not tried: doctor never adds a wrong attempt).
+ */
+async function checkTokenKey(s: BackendSettings, envFile: string): Promise<Check> {
+  const module = moduleFor(s);
+  if (!existsSync(module))
+    return {
+      name: 'signing-key',
+      status: 'fail',
+      detail: `the PKCS#11 module ${module} does not exist`,
+      fix: "install the token's library (Debian libtpm2-pkcs11-1 for a TPM 2.0) or correct --pkcs11-module",
+    };
+  const st = await readState(s.dataDir);
+  // Running: state.json is a link into the RAM directory (a clean stop leaves a real file) and fresh.
+  const linked = (() => {
+    try {
+      return lstatSync(join(s.dataDir, 'state.json')).isSymbolicLink();
+    } catch {
+      return false;
+    }
+  })();
+  const fresh = linked && st.ok && Date.now() - st.state.updatedAtMs < Math.max(3 * st.state.windowS * 1000, 15_000);
+  if (st.ok && fresh && st.state.signing !== undefined) {
+    const g = st.state.signing;
+    if (g.state === 'ok')
+      return { name: 'signing-key', status: 'ok', detail: `the running meter signs with the key in the token (${s.keyUri})` };
+    const kinds = ['module', 'no-token', 'pin-incorrect', 'pin-locked', 'key-missing', 'curve', 'other-key', 'timeout', 'device'] as const;
+    const kind = kinds.find((k) => describeTokenFault(k, '').reason === g.reason) ?? 'device';
+    return {
+      name: 'signing-key',
+      status: 'fail',
+      detail: `the running meter cannot sign: ${g.reason}; ${g.unsigned} reading(s) kept unsigned${g.pinAttempts > 0 ? `; the token refused the PIN ${g.pinAttempts} time(s)` : ''}`,
+      fix: describeTokenFault(kind, 'see journalctl -u power-meter -p warning').advice,
+    };
+  }
+  try {
+    const key = await openMeterKey(s, { log: () => {}, warn: () => {}, pin: pinFrom(envFile), curve: s.curve });
+    const ks = key.status();
+    const info = key.token?.info;
+    await key.close();
+    if (ks.state === 'fault') return { name: 'signing-key', status: 'fail', detail: `${ks.reason}`, fix: ks.advice ?? undefined };
+    return {
+      name: 'signing-key',
+      status: info?.extractable === false && info.sensitive !== false ? 'ok' : 'warn',
+      detail: `key ${key.curve} in token "${info?.token.label}" (${s.keyUri}), device ${key.deviceId}: ${info?.sensitive ? 'sensitive' : 'not marked sensitive'}, ${info?.extractable === false ? 'not extractable' : 'EXTRACTABLE'}`,
+    };
+  } catch (err) {
+    if (err instanceof TokenError || err instanceof TokenKeyError) {
+      const w = describeTokenFault(err.kind, err.message);
+      return { name: 'signing-key', status: 'fail', detail: w.reason, fix: w.advice };
+    }
+    return { name: 'signing-key', status: 'fail', detail: err instanceof Error ? err.message : String(err) };
+  }
 }
 
 async function checkClock(timesyncRoot: string | undefined): Promise<Check> {

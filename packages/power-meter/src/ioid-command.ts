@@ -6,10 +6,14 @@ import {
   didDocument,
   didDocumentHash,
   didDocumentText,
+  TokenError,
   loadIdentity,
-  signIoIdPermit,
+  signIoIdPermitWith,
   type Identity,
 } from '@power-meter/w3bstream';
+import { deviceOf, fileKey, openMeterKey, type MeterKey } from './key/meter-key.js';
+import { TokenKeyError, describeTokenFault } from './key/token-key.js';
+import { requireSecp256k1Key } from './transport.js';
 import { type IoIdReading, ioIdVerdict, readIoIdNonce, readIoIdStatus } from './chain/ioid.js';
 import { JsonRpc, safeRpcUrl } from './chain/rpc.js';
 import type { BackendSettings } from './settings.js';
@@ -38,8 +42,43 @@ export interface PermitFlags {
 const ok = (out: string[]): CommandResult => ({ exit: EXIT.ok, out, err: [] });
 const bad = (err: string, exit: number = EXIT.badSettings): CommandResult => ({ exit, out: [], err: [err] });
 
-/** The meter's identity for ioID: an existing secp256k1 key, or a message saying how to get one. */
-function ioIdIdentity(s: BackendSettings): Identity | CommandResult {
+/**
+ * The meter's key for ioID: an existing secp256k1 key (the key file, or with --key-uri the key in
+ * the PKCS#11 token, never created here), or a message saying how to get one.
+ */
+async function ioIdKey(s: BackendSettings, opts: { secp256k1: boolean }): Promise<MeterKey | CommandResult> {
+  if (s.keyUri === '') {
+    const id = ioIdIdentity(s, opts);
+    return isResult(id) ? id : fileKey(id);
+  }
+  let key: MeterKey;
+  try {
+    key = await openMeterKey(s, { log: () => {}, warn: () => {}, pin: process.env.POWER_METER_PKCS11_PIN ?? '', curve: 'secp256k1' });
+  } catch (err) {
+    if (err instanceof TokenError || err instanceof TokenKeyError) {
+      const w = describeTokenFault(err.kind, err.message);
+      return bad(`signing key: ${w.reason}: ${w.advice}`);
+    }
+    throw err;
+  }
+  const ks = key.status();
+  if (ks.state === 'fault') {
+    await key.close();
+    return bad(`signing key: ${ks.reason}: ${ks.advice}`);
+  }
+  if (opts.secp256k1) {
+    try {
+      requireSecp256k1Key(key, 'ioID (the registry recovers the device with ecrecover)');
+    } catch (err) {
+      await key.close();
+      return bad((err as Error).message);
+    }
+  }
+  return key;
+}
+
+/** The key file's identity for ioID: an existing secp256k1 key, or a message saying how to get one. */
+function ioIdIdentity(s: BackendSettings, opts: { secp256k1: boolean } = { secp256k1: true }): Identity | CommandResult {
   const dir = join(s.dataDir, 'identity');
   const create = `power-meter identity --curve secp256k1 --data-dir ${s.dataDir}`;
   let id: Identity;
@@ -54,7 +93,7 @@ function ioIdIdentity(s: BackendSettings): Identity | CommandResult {
     if (err instanceof IdentityError) return bad(err.message, EXIT.failure);
     throw err;
   }
-  if (id.curve !== 'secp256k1')
+  if (opts.secp256k1 && id.curve !== 'secp256k1')
     return bad(
       `the device identity ${id.keyFile} is a P-256 key, and ioID registers a device by recovering a secp256k1 signature (ecrecover), as the W3bstream node does. The key is not replaced (its address may be registered elsewhere): stop the meter, move ${dir} away (keep it as a backup), then run "${create}" to create a secp256k1 identity, and run this command again`,
     );
@@ -90,10 +129,24 @@ export async function ioIdPermitCommand(s: BackendSettings, f: PermitFlags): Pro
     return bad(
       `invalid setting --rpc-url = "": allowed the chain's JSON-RPC URL, to read the chain id and nonces(device) from the registry; without it give both --chain-id and --nonce`,
     );
-  const id = ioIdIdentity(s);
+  const id = await ioIdKey(s, { secp256k1: true });
   if (isResult(id)) return id;
-  let chainId = chainFlag;
-  let nonce = nonceFlag;
+  try {
+    return await permitWith(s, f, id, { owner, registry, chainFlag, nonceFlag });
+  } finally {
+    await id.close();
+  }
+}
+
+async function permitWith(
+  s: BackendSettings,
+  f: PermitFlags,
+  id: MeterKey,
+  a: { owner: string; registry: string; chainFlag: bigint | undefined; nonceFlag: bigint | undefined },
+): Promise<CommandResult> {
+  const { owner, registry } = a;
+  let chainId = a.chainFlag;
+  let nonce = a.nonceFlag;
   if (s.rpcUrl !== '') {
     const rpc = new JsonRpc(s.rpcUrl);
     try {
@@ -108,7 +161,12 @@ export async function ioIdPermitCommand(s: BackendSettings, f: PermitFlags): Pro
       return bad(`cannot read the chain id and nonce from ${safeRpcUrl(s.rpcUrl)}: ${(err as Error).message}`, EXIT.failure);
     }
   }
-  const permit = signIoIdPermit(id, { owner, nonce: nonce!, chainId: chainId!, registry });
+  const permit = await signIoIdPermitWith(id.signer, id.deviceId, {
+    owner,
+    nonce: nonce!,
+    chainId: chainId!,
+    registry,
+  });
   const doc = didDocument(id);
   const text = didDocumentText(doc);
   const hash = didDocumentHash(text);
@@ -140,11 +198,11 @@ export async function ioIdStatusCommand(s: BackendSettings, f: { registry?: stri
   const registry = f.registry ?? s.ioidRegistry;
   if (!/^0x[0-9a-fA-F]{40}$/.test(registry))
     return bad(`invalid setting --registry = ${JSON.stringify(registry)}: allowed the ioIDRegistry contract address, 0x + 40 hex digits`);
-  let id: Identity;
+  let id: { deviceId: string; did: string };
   try {
-    id = loadIdentity(join(s.dataDir, 'identity'));
+    id = deviceOf(s);
   } catch (err) {
-    if (err instanceof IdentityError) return bad(err.message, EXIT.failure);
+    if (err instanceof IdentityError || s.keyUri !== '') return bad((err as Error).message, EXIT.failure);
     throw err;
   }
   let r: IoIdReading;

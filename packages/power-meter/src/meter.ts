@@ -37,7 +37,6 @@ import {
   loadOrCreateIdentity,
   timestampFor,
   type AppendResult,
-  type Identity,
   type SeqGapReason,
 } from '@power-meter/w3bstream';
 import { activeCalibration, readCalibration } from './calibration/store.js';
@@ -51,7 +50,16 @@ import { resolveRuntimeDir } from './runtime-dir.js';
 import { prepareDataDir } from './data-dir.js';
 import { StateWriter, buildState } from './state-writer.js';
 import { METER_SCHEMA, MeterStore } from './store.js';
-import { backlogGroups, checkTransport, identityCurveFor, publisherTransport, signReading, v2Dialect } from './transport.js';
+import {
+  backlogGroups,
+  checkBacklogSigner,
+  checkTransport,
+  identityCurveFor,
+  publisherTransport,
+  signReadingWith,
+  v2Dialect,
+} from './transport.js';
+import { fileKey, openMeterKey, type MeterKey } from './key/meter-key.js';
 import { bootId, bootMonotonicMs, clockTrusted, decideClockSync, probeClock, wallTimeOf, type ClockSync } from './timesync.js';
 
 /** No reading can be older than this release: a clock before it is certainly wrong. */
@@ -95,6 +103,26 @@ export interface MeterOptions {
   onWrongChip?: (err: ChipMismatchError) => void;
   /** Test hook (POWER_METER_TEST_SIM_EMULATED_CHIP): the simulated sensor emulates this chip instead of --sim-chip. */
   testEmulatedChip?: ChipId;
+  /** The PKCS#11 user PIN (POWER_METER_PKCS11_PIN; never logged), for a key in a token (`--key-uri`). */
+  pkcs11Pin?: string;
+  /** Reconnect delays for a token that went away, ms (tests shorten them; default 2 s doubling to 60 s). */
+  tokenRetryMs?: { first: number; max: number };
+}
+
+/**
+ * A measured window on its way to the outbox: signed in order, one at a time. A key in a token
+ * signs off the event loop (tens to hundreds of ms on a TPM), so a window waits here meanwhile;
+ * when the key cannot sign (or the clock cannot be trusted) it is held in the database instead,
+ * unsigned and counted, and signed when the key is back.
+ */
+interface PendingReading {
+  avgPowerW: number;
+  energyWh: number;
+  rewards: number;
+  /** Wall-clock end, when the clock was trusted at the end of the window; null: re-anchored later. */
+  endWallMs: number | null;
+  /** Monotonic end (the sampler's clock). */
+  endMonoMs: number;
 }
 
 /** Where the outbox and the sequence floor live in the data directory. */
@@ -123,7 +151,8 @@ const SEQUENCE_BLOCK = 1000;
  * with the publisher draining the outbox. One instance per data directory (the outbox lock).
  */
 export class Meter {
-  readonly identity: Identity;
+  /** The device key (a key file or a PKCS#11 token) and its address. */
+  readonly identity: MeterKey;
   readonly outbox: Outbox;
   private readonly store: MeterStore;
   private readonly writer: StateWriter;
@@ -139,8 +168,16 @@ export class Meter {
   private clock: ClockSync = { state: 'unknown', reason: 'not probed yet' };
   private timers: NodeJS.Timeout[] = [];
   private writeError: string | null = null;
-  private unstored: WindowResult[] = [];
+  /** Windows measured and not yet stored or held, oldest first (see PendingReading). */
+  private pending: PendingReading[] = [];
   private storeError: string | null = null;
+  /** The signing loop, while it runs (one at a time). */
+  private signing: Promise<void> | null = null;
+  private signAgain = false;
+  /** Held readings signed since the last "released" line, by what they waited for. */
+  private released = { clock: 0, key: 0 };
+  /** Set by stop(): a signature that comes back after the pending windows were held is dropped. */
+  private signingAbandoned = false;
   private lastShownPower: number | null = null;
   private lastWriteMs = 0;
   /** Monotonic ms (the sampler's clock) of the last live-power check. */
@@ -173,16 +210,19 @@ export class Meter {
   /** The last timestamp signed, in the unit sent (see distinctTimeMs). */
   private lastSignedTs = 0;
 
-  private constructor(private readonly opts: MeterOptions) {
+  private constructor(
+    private readonly opts: MeterOptions,
+    tokenKey?: MeterKey,
+  ) {
     const s = opts.settings;
-    prepareDataDir(s.dataDir);
     this.runtimeDir = resolveRuntimeDir(s.runtimeDir, s.dataDir);
     // Group-readable like the data directory (the display reads state.json through the links).
     mkdirSync(this.runtimeDir, { recursive: true, mode: 0o750 });
     checkRuntimeDir(this.runtimeDir);
     try {
-      ({ outbox: this.outbox, identity: this.identity, store: this.store } = this.openStores());
+      ({ outbox: this.outbox, identity: this.identity, store: this.store } = this.openStores(tokenKey));
     } catch (err) {
+      void tokenKey?.close();
       // Nothing runs: a RAM directory this program made and left empty goes (exit 2 or 3 must not
       // leave /dev/shm/power-meter-<id> behind). One holding a RAM copy of the outbox stays.
       this.removeOwnRuntimeDir();
@@ -270,8 +310,12 @@ export class Meter {
     });
   }
 
-  /** The outbox (locked first: a second instance must fail before touching anything), the key, the totals. */
-  private openStores(): { outbox: Outbox; identity: Identity; store: MeterStore } {
+  /**
+   * The outbox (locked first: a second instance must fail before touching anything), the key (the
+   * token's, opened before by `start`, or the key file's), the checks of the backlog against both,
+   * the totals.
+   */
+  private openStores(tokenKey?: MeterKey): { outbox: Outbox; identity: MeterKey; store: MeterStore } {
     const s = this.opts.settings;
     const paths = outboxPaths(s.dataDir);
     const outbox = Outbox.open(paths.outbox, {
@@ -286,8 +330,9 @@ export class Meter {
       syncEveryAppend: s.syncIntervalS === 0,
     });
     try {
-      const identity = loadOrCreateIdentity(paths.identityDir, { curve: identityCurveFor(s) });
+      const identity = tokenKey ?? fileKey(loadOrCreateIdentity(paths.identityDir, { curve: identityCurveFor(s) }));
       checkTransport(s, identity, backlogGroups(outbox));
+      checkBacklogSigner(identity, outbox.peek(1)[0], outbox.waiting());
       return { outbox, identity, store: new MeterStore(outbox) };
     } catch (err) {
       outbox.close();
@@ -315,7 +360,27 @@ export class Meter {
   private readonly warn = (line: string): void => (this.opts.warn ?? this.opts.log)(line);
 
   static async start(opts: MeterOptions): Promise<Meter> {
-    const m = new Meter(opts);
+    const s = opts.settings;
+    // The data directory is checked (exit 4) before anything is written into it, the token's
+    // remembered public key and PIN guard (identity/) included.
+    prepareDataDir(s.dataDir);
+    // A key in a token is opened first (asynchronously); a token that cannot be used now is a fault
+    // the meter measures through, unless this meter has never seen its key (no device address yet).
+    const tokenKey =
+      s.keyUri === ''
+        ? undefined
+        : await openMeterKey(s, {
+            log: opts.log,
+            warn: opts.warn ?? opts.log,
+            pin: opts.pkcs11Pin ?? '',
+            curve: identityCurveFor(s),
+            retryMs: opts.tokenRetryMs,
+          });
+    const m = new Meter(opts, tokenKey);
+    m.identity.onStatus((st) => {
+      m.scheduleWrite();
+      if (st.state === 'ok') m.kickSigning();
+    });
     await m.begin();
     return m;
   }
@@ -361,7 +426,12 @@ export class Meter {
     }
     this.logStaging();
     const t = this.store.totals();
-    log(`identity device_id=${this.identity.deviceId} curve=${this.identity.curve}`);
+    log(
+      `identity device_id=${this.identity.deviceId} curve=${this.identity.curve} key=${this.identity.source === 'file' ? this.identity.where : `pkcs11 ${this.identity.where}`}`,
+    );
+    const ks = this.identity.status();
+    if (ks.state === 'fault')
+      this.warn(`signing key fault at start: ${ks.reason}: ${ks.advice}; measuring goes on, readings are kept unsigned`);
     log(
       this.calibrationId === null
         ? 'calibration none (power-meter calibrate measures one against a reference meter)'
@@ -511,7 +581,7 @@ export class Meter {
     const before = this.clock.state;
     this.clock = decideClockSync(await probeClock({ floorMs: this.floorMs, root: this.opts.timesyncRoot }));
     if (before !== this.clock.state) this.opts.log(`clock ${this.clock.state}: ${this.clock.reason}`);
-    if (this.canTimestamp()) this.releaseHeld();
+    if (this.canTimestamp()) this.kickSigning();
   }
 
   private canTimestamp(): boolean {
@@ -519,9 +589,10 @@ export class Meter {
   }
 
   /**
-   * A window that could not be stored (disk full, I/O error) is kept in memory and retried with
-   * the next window; an exception here must never end the sampler (measurement would stop while
-   * the files still looked alive).
+   * A window becomes a pending reading; the signing loop stores it (or holds it). A window that
+   * could not be stored (disk full, I/O error) stays pending and is retried with the next window;
+   * an exception here must never end the sampler (measurement would stop while the files still
+   * looked alive).
    */
   private onWindow(w: WindowResult): void {
     if (this.stopped) return;
@@ -530,52 +601,25 @@ export class Meter {
       this.outbox.close();
       this.publisher.notify();
     }
-    this.unstored.push(w);
-    while (this.unstored.length > 0) {
-      let stored: StoredWindow;
-      try {
-        stored = this.storeWindow(this.unstored[0]!);
-      } catch (err) {
-        // Nothing of this window was stored (the outbox rolled it back): it is tried again.
-        if (isCorruptionError(err)) {
-          this.opts.onFatal?.(new OutboxCorruptError(this.outbox.file, (err as Error).message));
-          return;
-        }
-        const msg = err instanceof Error ? err.message : String(err);
-        if (msg !== this.storeError)
-          this.warn(
-            `cannot store a reading (${msg}): ${this.unstored.length} window(s) kept in memory and retried with the next window; free disk space in ${this.opts.settings.dataDir}`,
-          );
-        this.storeError = msg;
-        if (this.unstored.length > 10_000) this.unstored.shift();
-        return;
-      }
-      // Stored and counted: the window leaves the queue whatever happens next, so it is never
-      // stored twice.
-      this.unstored.shift();
-      this.storeError = null;
-      try {
-        this.afterStore(stored);
-      } catch (err) {
-        this.warn(`after storing a reading: ${err instanceof Error ? err.message : String(err)}`);
-      }
+    const r = this.prepareWindow(w);
+    if (r !== null) {
+      this.pending.push(r);
+      if (this.pending.length > 10_000) this.pending.shift();
     }
+    this.kickSigning();
+    this.scheduleWrite();
   }
 
-  /**
-   * One window into the outbox: numbered, signed, stored and counted in one transaction
-   * (MeterStore.storeReading, Outbox.append), or held until the clock can be trusted. Throws only
-   * when nothing was stored.
-   */
-  private storeWindow(raw: WindowResult): StoredWindow {
+  /** The window's figures for the screen, and what will be signed; null when it had no readings. */
+  private prepareWindow(raw: WindowResult): PendingReading | null {
     let w = raw;
     const { settings: s, log } = this.opts;
     if (w.avgPowerW === null) {
       log(`window without readings (sensor fault: ${w.faultReason ?? 'unknown'}): nothing to sign`);
-      return { kind: 'nothing' };
+      return null;
     }
     w = calibrateWindow(w, this.calibration);
-    if (w.avgPowerW === null) return { kind: 'nothing' };
+    if (w.avgPowerW === null) return null;
     const durationMs = w.endMs - w.startMs;
     const rewards = rewardsForWindow(w.avgPowerW, durationMs, s.rewardTiers);
     this.lastTokensPerH = tokensPerH(w.avgPowerW, s.rewardTiers);
@@ -596,31 +640,174 @@ export class Meter {
     };
     if (!w.complete)
       this.warn(`window incomplete: ${w.faultReason ?? 'readings missing'}; observed ${(w.observedFraction * 100).toFixed(1)} %`);
-    const window = { energyWh: w.energyWh, rewards, avgPowerW: w.avgPowerW };
-    if (this.canTimestamp()) {
-      const reading = { powerW: w.avgPowerW, timestampMs: this.distinctTimeMs(endWall) };
-      // The extended reading's energy total: the one on the card, which never goes back.
-      const body = signReading(s, this.identity, reading, this.readingExtras(), this.signedEnergyWh());
-      const stored = this.store.storeReading(body, window);
-      this.signedAt(reading.timestampMs);
-      return { kind: 'stored', stored, window, counted: stored.counted };
-    }
-    const counted = this.store.holdReading({ bootId: this.boot, endMonoMs: w.endMs, avgPowerW: w.avgPowerW }, window);
-    return { kind: 'held', window, counted };
+    return {
+      avgPowerW: w.avgPowerW,
+      energyWh: w.energyWh,
+      rewards,
+      endWallMs: this.canTimestamp() ? endWall : null,
+      endMonoMs: w.endMs,
+    };
   }
 
-  /** What follows a stored window: log, outputs, the state files. Never puts the window back. */
-  private afterStore(r: StoredWindow): void {
-    const { log } = this.opts;
-    if (r.kind === 'nothing') return;
-    if (!r.counted)
-      log(`window energy ${r.window.energyWh} Wh / rewards ${r.window.rewards} is not a finite amount: counted as 0 (totals stay finite)`);
-    if (r.kind === 'held') {
-      log(`reading held until the clock is synchronised (${this.clock.reason}); held=${this.store.heldCount()}`);
-      // Strict mode: the held window's energy reaches the card now, as a stored reading's does.
-      if (this.opts.settings.syncIntervalS === 0) this.sync();
-    } else this.afterAppend(r.stored);
-    this.scheduleWrite();
+  /** Runs the signing loop, or asks the running one to look again. */
+  private kickSigning(): void {
+    if (this.stopped || this.signingAbandoned) return;
+    if (this.signing !== null) {
+      this.signAgain = true;
+      return;
+    }
+    this.signing = this.signLoop().finally(() => {
+      this.signing = null;
+      if (this.signAgain) {
+        this.signAgain = false;
+        this.kickSigning();
+      }
+    });
+  }
+
+  /**
+   * In order: readings held earlier (for the clock or the key) are signed first, then the pending
+   * windows. While the key cannot sign or the clock is not trusted, pending windows are held in
+   * the database (unsigned, counted, bounded), so the order is kept and a restart loses nothing.
+   *
+   * Each step is one commit (Outbox.append, or the hold): up to it, a failure (disk full, SQLite
+   * busy, I/O error) rolls everything back and the window stays where it was, tried again with the
+   * next window; after it, the window has left the queue (or the held table) for good, and what
+   * follows (drops, strict mode's sync result, outputs, logs) runs on its own and can never put
+   * it back, so no window is stored or counted twice.
+   */
+  private async signLoop(): Promise<void> {
+    const s = this.opts.settings;
+    for (;;) {
+      if (this.stopped || this.signingAbandoned) return;
+      const canSign = this.identity.ready() && this.canTimestamp();
+      let committed: (() => void) | null = null;
+      try {
+        if (canSign) {
+          const held = this.store.held(1)[0];
+          if (held !== undefined) {
+            if (held.endWallMs === null && held.bootId !== this.boot) {
+              this.store.dropHeld(held.id);
+              this.opts.log(
+                'dropped a held reading from an earlier boot: its time cannot be known (the clock never synced before that reboot)',
+              );
+              continue;
+            }
+            const wallMs = held.endWallMs ?? wallTimeOf(held.endMonoMs, { wallMs: Date.now(), monoMs: bootMonotonicMs() });
+            const reading = { powerW: held.avgPowerW, timestampMs: this.distinctTimeMs(wallMs) };
+            const body = await this.sign(reading);
+            if (body === null) continue; // the key failed: the next turn holds
+            if (this.signingAbandoned) return;
+            const stored = this.store.release(held.id, body);
+            // Stored: only now does the timestamp count as taken (a failed store is signed again with it).
+            this.signedAt(reading.timestampMs);
+            committed = () => this.afterRelease(held.endWallMs === null ? 'clock' : 'key', stored);
+          }
+        }
+        if (committed === null) {
+          const r = this.pending[0];
+          if (r === undefined) return;
+          if (!canSign) {
+            const held = this.store.holdReading(
+              { bootId: this.boot, endMonoMs: r.endMonoMs, avgPowerW: r.avgPowerW, endWallMs: r.endWallMs },
+              { energyWh: r.energyWh, rewards: r.rewards },
+              s.outboxMaxCount,
+            );
+            this.pending.shift();
+            committed = () => this.afterHold(r, held);
+          } else {
+            const wallMs = r.endWallMs ?? wallTimeOf(r.endMonoMs, { wallMs: Date.now(), monoMs: bootMonotonicMs() });
+            const reading = { powerW: r.avgPowerW, timestampMs: this.distinctTimeMs(wallMs) };
+            const body = await this.sign(reading);
+            if (body === null) continue;
+            if (this.signingAbandoned) return;
+            const stored = this.store.storeReading(body, { energyWh: r.energyWh, rewards: r.rewards, avgPowerW: r.avgPowerW });
+            this.pending.shift();
+            this.signedAt(reading.timestampMs);
+            committed = () => {
+              if (!stored.counted)
+                this.opts.log(
+                  `window energy ${r.energyWh} Wh / rewards ${r.rewards} is not a finite amount: counted as 0 (totals stay finite)`,
+                );
+              this.afterAppend(stored);
+            };
+          }
+        }
+        this.storeError = null;
+      } catch (err) {
+        // Nothing of this step was committed (the transaction rolled back): it is tried again.
+        if (isCorruptionError(err)) {
+          this.opts.onFatal?.(new OutboxCorruptError(this.outbox.file, (err as Error).message));
+          return;
+        }
+        const msg = err instanceof Error ? err.message : String(err);
+        if (msg !== this.storeError)
+          this.warn(
+            `cannot store a reading (${msg}): ${this.pending.length} window(s) kept in memory and retried with the next window; free disk space in ${s.dataDir}`,
+          );
+        this.storeError = msg;
+        return;
+      }
+      try {
+        committed();
+      } catch (err) {
+        this.warn(`after storing a reading: ${err instanceof Error ? err.message : String(err)}`);
+      }
+      this.scheduleWrite();
+    }
+  }
+
+  /** Signs through the key; null when the key failed (it is then in its fault state and says so). */
+  private async sign(reading: { powerW: number; timestampMs: number }): Promise<string | ((seq: number) => string) | null> {
+    try {
+      return await signReadingWith(
+        this.opts.settings,
+        this.identity,
+        reading,
+        this.readingExtras(),
+        () => this.outbox.stats().nextSeq,
+        // The extended reading's energy total: the one on the card, which never goes back.
+        this.signedEnergyWh(),
+      );
+    } catch (err) {
+      if (this.identity.source === 'file') throw err;
+      return null;
+    }
+  }
+
+  /** A held reading was signed and stored: as a new one, plus the "released" line once none is left. */
+  private afterRelease(waitedFor: 'clock' | 'key', stored: AppendResult): void {
+    this.afterAppend(stored);
+    this.released[waitedFor]++;
+    if (this.store.held(1).length === 0) {
+      const { clock, key } = this.released;
+      this.opts.log(
+        `released ${clock + key} held reading(s)${clock > 0 ? ' with re-anchored timestamps' : ''}${key > 0 ? `, ${key} kept unsigned while the signing key could not sign` : ''}`,
+      );
+      this.released = { clock: 0, key: 0 };
+    }
+  }
+
+  /**
+   * A window kept unsigned in the database (its energy and rewards counted, once), bounded by
+   * `--outbox-max-count`: past it the oldest held reading was dropped and counted
+   * (publishing.dropped) in the same transaction (MeterStore.holdReading).
+   */
+  private afterHold(r: PendingReading, held: { counted: boolean; droppedOldest: boolean }): void {
+    if (held.droppedOldest)
+      this.warn(
+        `more than ${this.opts.settings.outboxMaxCount} readings held unsigned (--outbox-max-count): dropped the oldest (counted in publishing.dropped)`,
+      );
+    if (!held.counted)
+      this.opts.log(`window energy ${r.energyWh} Wh / rewards ${r.rewards} is not a finite amount: counted as 0 (totals stay finite)`);
+    const counts = this.store.heldCounts();
+    if (r.endWallMs === null) this.opts.log(`reading held until the clock is synchronised (${this.clock.reason}); held=${counts.clock}`);
+    else
+      this.opts.log(
+        `reading held unsigned until the signing key is back (${this.identity.status().reason ?? 'key not ready'}); unsigned=${counts.key}`,
+      );
+    // Strict mode: the held window's energy reaches the card now, as a stored reading's does.
+    if (this.opts.settings.syncIntervalS === 0) this.sync();
   }
 
   /** A reading is in the outbox: drops, strict mode's sync result, the outputs. */
@@ -686,31 +873,6 @@ export class Meter {
       );
   }
 
-  /** Signs held readings with timestamps re-anchored from the monotonic clock, oldest first. */
-  private releaseHeld(): void {
-    const held = this.store.held();
-    if (held.length === 0) return;
-    const anchor = { wallMs: Date.now(), monoMs: bootMonotonicMs() };
-    let released = 0;
-    for (const h of held) {
-      if (h.bootId !== this.boot) {
-        this.store.dropHeld(h.id);
-        this.opts.log(`dropped a held reading from an earlier boot: its time cannot be known (the clock never synced before that reboot)`);
-        continue;
-      }
-      const reading = { powerW: h.avgPowerW, timestampMs: this.distinctTimeMs(wallTimeOf(h.endMonoMs, anchor)) };
-      const stored = this.store.release(
-        h.id,
-        signReading(this.opts.settings, this.identity, reading, this.readingExtras(), this.signedEnergyWh()),
-      );
-      this.signedAt(reading.timestampMs);
-      this.afterAppend(stored);
-      released++;
-    }
-    if (released > 0) this.opts.log(`released ${released} held reading(s) with re-anchored timestamps`);
-    this.scheduleWrite();
-  }
-
   /**
    * The live-power refresh rewrites state.json only when the figure the screen shows (two
    * decimals) changed, or every 5 s as a heartbeat so the display can tell a live backend from a
@@ -768,6 +930,8 @@ export class Meter {
     // Published totals are the ones on the card: after a power cut they are where they were.
     const synced = this.outbox.staged ? this.store.syncedTotals() : totals;
     const pub = this.publisher.state();
+    const held = this.store.heldCounts();
+    const key = this.identity.status();
     const state = buildState({
       nowMs: Date.now(),
       deviceId: this.identity.deviceId,
@@ -784,7 +948,7 @@ export class Meter {
         waiting: pub.waiting,
         dropped: pub.dropped + totals.heldDropped,
         lastSuccessMs: pub.lastSuccessMs,
-        held: this.store.heldCount(),
+        held: held.clock,
         rejected: pub.rejected,
         lastRejection: this.lastRejection,
         skipped: this.outbox.stats().skipped,
@@ -793,6 +957,17 @@ export class Meter {
       },
       rewardBalance: this.rewardBalance === null ? undefined : stateBalance(this.rewardBalance),
       ioid: this.ioidStatus ?? undefined,
+      signing:
+        key.source === 'file'
+          ? undefined
+          : {
+              key: 'pkcs11',
+              state: key.state,
+              reason: key.reason,
+              unsigned: held.key + (key.state === 'ok' ? 0 : this.pending.length),
+              pinAttempts: key.pinAttempts,
+              sinceMs: key.sinceMs,
+            },
       sensor: {
         state: this.sensorState.state,
         reason: this.sensorState.reason,
@@ -824,6 +999,33 @@ export class Meter {
     };
   }
 
+  /**
+   * A signature still in the token gets up to a second to come back; whatever is still pending
+   * then is held in the database (unsigned, counted), so a stop loses no measured window.
+   */
+  private async stopSigning(): Promise<void> {
+    if (this.signing !== null) await Promise.race([this.signing, new Promise((r) => setTimeout(r, 1000))]);
+    this.signingAbandoned = true;
+    for (const r of this.pending.splice(0)) {
+      let held: { counted: boolean; droppedOldest: boolean };
+      try {
+        held = this.store.holdReading(
+          { bootId: this.boot, endMonoMs: r.endMonoMs, avgPowerW: r.avgPowerW, endWallMs: r.endWallMs },
+          { energyWh: r.energyWh, rewards: r.rewards },
+          this.opts.settings.outboxMaxCount,
+        );
+      } catch (err) {
+        this.warn(`cannot keep a window at stop (${err instanceof Error ? err.message : String(err)}): it is lost`);
+        continue;
+      }
+      try {
+        this.afterHold(r, held);
+      } catch (err) {
+        this.warn(`after keeping a window at stop: ${err instanceof Error ? err.message : String(err)}`);
+      }
+    }
+  }
+
   /** Bytes written to the data directory so far (state files only). */
   get bytesWritten(): number {
     return this.writer.bytesWritten;
@@ -835,6 +1037,7 @@ export class Meter {
     this.ioid?.stop();
     this.tasks?.stop();
     await this.sampler?.stop();
+    await this.stopSigning();
     await this.publisher.stop();
     // The last state (with the totals of the final sync) goes out before the files leave RAM.
     this.sync();
@@ -842,6 +1045,7 @@ export class Meter {
     this.stopped = true;
     await this.sensor?.close();
     this.outbox.close();
+    await this.identity.close();
     // A stopped meter leaves real files in the data directory, and nothing in RAM.
     const s = this.opts.settings;
     try {
@@ -853,12 +1057,6 @@ export class Meter {
     }
   }
 }
-
-/** What storing a window did (Meter.storeWindow), for what follows it (Meter.afterStore). */
-type StoredWindow =
-  | { kind: 'nothing' }
-  | { kind: 'stored'; stored: AppendResult & { counted: boolean }; window: { energyWh: number; rewards: number }; counted: boolean }
-  | { kind: 'held'; window: { energyWh: number; rewards: number }; counted: boolean };
 
 /** The log's words for a gap in the numbering (Outbox openReport.seqRaised). */
 const GAP_REASONS: Record<SeqGapReason, string> = {

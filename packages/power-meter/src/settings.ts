@@ -9,7 +9,14 @@ import {
   type SettingSource,
   type SettingSpec,
 } from '@power-meter/meter-files';
-import { SIGNED_KEY_NAME, TRANSPORT_NAMES, type TransportName, parsePublishUrl, parseTaskProjectId } from '@power-meter/w3bstream';
+import {
+  SIGNED_KEY_NAME,
+  TRANSPORT_NAMES,
+  type TransportName,
+  parsePkcs11Uri,
+  parsePublishUrl,
+  parseTaskProjectId,
+} from '@power-meter/w3bstream';
 
 /**
  * Every backend setting, once (docs/design.md "Commands"): flag, environment variable
@@ -170,6 +177,21 @@ function parsePromFile(raw: unknown): string {
   if (typeof raw !== 'string') throw new Error('not a string');
   if (raw !== '' && !(raw.startsWith('/') && raw.endsWith('.prom'))) throw new Error('bad');
   return raw;
+}
+
+/** A `pkcs11:` URI that names a key (RFC 7512, `parsePkcs11Uri`), or empty for the key file. */
+function keyUri(raw: unknown): string {
+  const v = parsers.string(raw).trim();
+  if (v === '') return '';
+  parsePkcs11Uri(v);
+  return v;
+}
+
+/** The PKCS#11 module: an absolute path to a shared library, or empty. */
+function modulePath(raw: unknown): string {
+  const v = parsers.string(raw).trim();
+  if (v !== '' && !v.startsWith('/')) throw new Error('not absolute');
+  return v;
 }
 
 export const BACKEND_SETTINGS = {
@@ -362,6 +384,27 @@ export const BACKEND_SETTINGS = {
     describe: 'key curve, used only when the identity is first created',
     parse: parsers.oneOf(['p256', 'secp256k1'] as const),
     allowed: 'p256 or secp256k1',
+  }),
+  keyUri: s({
+    key: 'keyUri',
+    flag: 'key-uri',
+    env: 'POWER_METER_KEY_URI',
+    default: '',
+    describe:
+      'the device key in a PKCS#11 token (TPM 2.0, secure element, SoftHSM) as an RFC 7512 URI, e.g. pkcs11:token=meter;object=device-key; empty = the key file identity/device-key.pem; the PIN goes in POWER_METER_PKCS11_PIN (environment file)',
+    parse: keyUri,
+    allowed:
+      'a pkcs11: URI naming the token (token=, serial= or slot-id=) and the key (object= and/or id=), %-encoded, without pin-value or pin-source (the PIN goes in POWER_METER_PKCS11_PIN), or empty',
+  }),
+  pkcs11Module: s({
+    key: 'pkcs11Module',
+    flag: 'pkcs11-module',
+    env: 'POWER_METER_PKCS11_MODULE',
+    default: '',
+    describe:
+      "the token's PKCS#11 library, e.g. /usr/lib/aarch64-linux-gnu/pkcs11/libtpm2_pkcs11.so (TPM 2.0) or /usr/lib/softhsm/libsofthsm2.so; required with --key-uri unless the URI has module-path",
+    parse: modulePath,
+    allowed: 'an absolute path to the module (.so), or empty',
   }),
   signature: s({
     key: 'signature',

@@ -111,6 +111,7 @@ export function buildState(p: StateParts): MeterState {
     publishing: p.publishing,
     ...(p.rewardBalance === undefined ? {} : { rewardBalance: { ...p.rewardBalance } }),
     ...(p.ioid === undefined ? {} : { ioid: { ...p.ioid } }),
+    ...(p.signing === undefined ? {} : { signing: { ...p.signing } }),
     sensor: {
       state: p.sensor.state,
       reason: p.sensor.reason,

@@ -14,7 +14,7 @@ export interface Totals {
   rewardsTotal: number;
   windows: number;
   recentAvgPowerW: number[];
-  /** Held readings dropped because they were measured in an earlier boot before the clock synced. */
+  /** Held readings dropped: measured in an earlier boot before the clock synced, or past the bound on readings held unsigned. */
   heldDropped: number;
 }
 
@@ -23,6 +23,11 @@ export interface HeldReading {
   bootId: string;
   endMonoMs: number;
   avgPowerW: number;
+  /**
+   * The window's wall-clock end when the clock was trusted as it ended (a reading held because the
+   * signing key could not sign); null for a reading held for the clock (re-anchored when it syncs).
+   */
+  endWallMs: number | null;
 }
 
 const RECENT = 60;
@@ -47,6 +52,8 @@ export const METER_SCHEMA: SchemaExtension = {
        end_mono_ms REAL NOT NULL,
        avg_power_w REAL NOT NULL
      );`,
+    // 2: readings held because the signing key (a PKCS#11 token) could not sign keep their time.
+    'ALTER TABLE held ADD COLUMN end_wall_ms REAL',
   ],
 };
 
@@ -132,6 +139,17 @@ export class MeterStore {
     return this.outbox.transaction((sql) => sql.get<{ n: number }>('SELECT COUNT(*) AS n FROM held')!.n);
   }
 
+  /** Held readings by what they wait for: the clock (no wall time yet), or only the signing key. */
+  heldCounts(): { clock: number; key: number } {
+    const r = this.outbox.transaction(
+      (sql) =>
+        sql.get<{ clock: number | null; key: number | null }>(
+          'SELECT SUM(end_wall_ms IS NULL) AS clock, SUM(end_wall_ms IS NOT NULL) AS key FROM held',
+        )!,
+    );
+    return { clock: r.clock ?? 0, key: r.key ?? 0 };
+  }
+
   /** Adds a window; a non-finite or negative increment counts as 0 (then it returns false). */
   private addWindow(sql: OutboxSql, energyWh: number, rewards: number, avgPowerW: number): boolean {
     const r = sql.get<TotalsRow>('SELECT * FROM meter_totals WHERE id = 1')!;
@@ -168,20 +186,44 @@ export class MeterStore {
     return { ...r, counted };
   }
 
-  /** Holds a reading until the clock is trusted; its window is counted now, once. */
-  holdReading(r: { bootId: string; endMonoMs: number; avgPowerW: number }, window: { energyWh: number; rewards: number }): boolean {
+  /**
+   * Holds a reading until the clock is trusted (or the signing key is back); its window is counted
+   * now, once. At `maxHeld` held readings the oldest goes first, counted like the outbox's drops,
+   * in the same transaction: the bound, the hold and the count change together or not at all.
+   * Returns whether the window's increments were finite, and whether the oldest was dropped.
+   */
+  holdReading(
+    r: { bootId: string; endMonoMs: number; avgPowerW: number; endWallMs?: number | null },
+    window: { energyWh: number; rewards: number },
+    maxHeld = Number.POSITIVE_INFINITY,
+  ): { counted: boolean; droppedOldest: boolean } {
     return this.outbox.transaction((sql) => {
-      sql.run('INSERT INTO held (boot_id, end_mono_ms, avg_power_w) VALUES (?, ?, ?)', r.bootId, r.endMonoMs, r.avgPowerW);
-      return this.addWindow(sql, window.energyWh, window.rewards, r.avgPowerW);
+      const droppedOldest = sql.get<{ n: number }>('SELECT COUNT(*) AS n FROM held')!.n >= maxHeld;
+      if (droppedOldest) {
+        sql.run('DELETE FROM held WHERE id = (SELECT MIN(id) FROM held)');
+        sql.run('UPDATE meter_totals SET held_dropped = held_dropped + 1 WHERE id = 1');
+      }
+      sql.run(
+        'INSERT INTO held (boot_id, end_mono_ms, avg_power_w, end_wall_ms) VALUES (?, ?, ?, ?)',
+        r.bootId,
+        r.endMonoMs,
+        r.avgPowerW,
+        r.endWallMs ?? null,
+      );
+      return { counted: this.addWindow(sql, window.energyWh, window.rewards, r.avgPowerW), droppedOldest };
     });
   }
 
-  held(): HeldReading[] {
+  /** Held readings, oldest first (`limit` of them). */
+  held(limit = -1): HeldReading[] {
     return this.outbox
       .transaction((sql) =>
-        sql.all<{ id: number; boot_id: string; end_mono_ms: number; avg_power_w: number }>('SELECT * FROM held ORDER BY id'),
+        sql.all<{ id: number; boot_id: string; end_mono_ms: number; avg_power_w: number; end_wall_ms: number | null }>(
+          'SELECT * FROM held ORDER BY id LIMIT ?',
+          limit,
+        ),
       )
-      .map((r) => ({ id: r.id, bootId: r.boot_id, endMonoMs: r.end_mono_ms, avgPowerW: r.avg_power_w }));
+      .map((r) => ({ id: r.id, bootId: r.boot_id, endMonoMs: r.end_mono_ms, avgPowerW: r.avg_power_w, endWallMs: r.end_wall_ms }));
   }
 
   /** Moves a held reading into the outbox (signed with its number and re-anchored timestamp), atomically. */

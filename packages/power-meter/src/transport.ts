@@ -3,8 +3,15 @@ import {
   buildMessage,
   buildMessageV2,
   buildReadingTask,
+  checkMessageV2,
+  signMessage,
+  signMessageV2,
+  signReadingTask,
+  transportOfBody,
+  verifyBody,
   v2DialectOfUrl,
   w3bstreamV2Transport,
+  type Curve,
   type ExtraDataMembers,
   type Identity,
   type Outbox,
@@ -13,6 +20,7 @@ import {
   type TransportName,
   type V2Dialect,
 } from '@power-meter/w3bstream';
+import type { MeterKey } from './key/meter-key.js';
 import type { BackendSettings } from './settings.js';
 
 /**
@@ -41,7 +49,7 @@ type TransportSettings = Pick<
 export type SignedFor = 'w3bstream-v1' | 'w3bstream-v2 task' | 'w3bstream-v2 message';
 
 /** W3bstream 2 recovers secp256k1 signatures only: a new identity for it is created on that curve (`--curve` is for v1). */
-export function identityCurveFor(s: Pick<BackendSettings, 'transport' | 'curve'>): 'p256' | 'secp256k1' {
+export function identityCurveFor(s: Pick<BackendSettings, 'transport' | 'curve'>): Curve {
   return s.transport === 'w3bstream-v2' ? 'secp256k1' : s.curve;
 }
 
@@ -125,12 +133,69 @@ export function backlogGroups(outbox: Outbox): BacklogGroup[] {
   });
 }
 
+/** The refusal for a P-256 key in a token under a secp256k1-only use, saying why and the ways out. */
+export function p256TokenFor(purpose: string, keyUri: string): string {
+  return `the device key ${keyUri} in the PKCS#11 token is a P-256 key, and ${purpose} identifies devices by recovering a secp256k1 signature. A TPM 2.0 offers NIST curves only (no secp256k1), and so does an ATECC608; SoftHSM and some HSMs offer secp256k1. Either keep --transport w3bstream-v1, or use a token that offers secp256k1 (power-meter identity --transport w3bstream-v2 --key-uri … creates the key on it), or keep the key in the key file (no --key-uri)`;
+}
+
+/**
+ * The one check every secp256k1-only use makes before it starts (the W3bstream 2 transport, an
+ * ioID permit): throws `IdentityCurveError` naming the key, the use and the ways out.
+ */
+export function requireSecp256k1Key(key: Pick<MeterKey, 'curve' | 'where' | 'source'>, purpose: string): void {
+  if (key.curve === 'secp256k1') return;
+  throw new IdentityCurveError(key.source === 'file' ? p256ForV2(key.where) : p256TokenFor(purpose, key.where));
+}
+
+/** The outbox holds undelivered messages signed by another key (the identity was replaced, e.g. moved into a token). */
+export class SignerMismatchError extends Error {
+  constructor(
+    readonly stored: string,
+    readonly current: string,
+    readonly waiting: number,
+  ) {
+    super(
+      `the outbox holds ${waiting} undelivered reading(s) signed by the device ${stored}, but the key now is the device ${current}: they would be delivered under the new device's numbering while they name the old one. Deliver them with the old key first (start without --key-uri, or with the old identity/ directory, until state.json publishing.waiting = 0), then switch; nothing was discarded`,
+    );
+    this.name = 'SignerMismatchError';
+  }
+}
+
+/**
+ * The device that signed a stored body, or null when it cannot be told cheaply (a /v1/task body:
+ * its digest depends on the project's signed keys).
+ */
+export function signerOfBody(body: string): string | null {
+  const stored = transportOfBody(body);
+  if (stored === 'w3bstream-v2') {
+    const c = checkMessageV2(body);
+    return c.ok ? c.deviceId : null;
+  }
+  const v = verifyBody(body);
+  return v.ok ? v.deviceId : null;
+}
+
+/**
+ * A backlog signed by another key (the identity replaced, e.g. moved into a token) is refused:
+ * its signer is recovered once at start; the outbox is in order, so the head is the oldest.
+ */
+export function checkBacklogSigner(key: Pick<MeterKey, 'deviceId'>, head: { body: string } | undefined, waiting: number): void {
+  if (head === undefined) return;
+  const signer = signerOfBody(head.body);
+  const current = key.deviceId.toLowerCase();
+  if (signer !== null && signer.toLowerCase() !== current) throw new SignerMismatchError(signer.toLowerCase(), current, waiting);
+}
+
 /**
  * Checks before the meter starts: the identity's curve, and every stored message still waiting
  * (which node API it was signed for, which project and version). Throws, never discards.
  */
-export function checkTransport(s: TransportSettings, identity: Identity, backlog: readonly BacklogGroup[]): void {
-  if (s.transport === 'w3bstream-v2' && identity.curve !== 'secp256k1') throw new IdentityCurveError(p256ForV2(identity.keyFile));
+export function checkTransport(
+  s: TransportSettings,
+  key: Pick<MeterKey, 'curve' | 'where' | 'source'>,
+  backlog: readonly BacklogGroup[],
+): void {
+  if (s.transport === 'w3bstream-v2') requireSecp256k1Key(key, 'W3bstream 2 (--transport w3bstream-v2)');
   const configured = signedForSettings(s);
   const waiting = backlog.reduce((n, g) => n + g.count, 0);
   const other = backlog.find((g) => g.signedFor !== null && g.signedFor !== configured);
@@ -193,6 +258,67 @@ export function signReading(
       publicKeyField: s.publicKeyField,
       extraData,
     }).body;
+}
+
+/**
+ * `signReading` through the signing seam, for the meter's key wherever it is. The key file keeps
+ * the synchronous path above (signed inside the outbox's transaction with the number it gets). A
+ * key in a token signs off the event loop, so the body is signed before it is stored; when the
+ * number is part of what is signed (a task's nonce, the extended reading's `seq`), it is signed
+ * with the number `nextSeq()` says it will get (the meter's signing loop is the only writer, so it
+ * does), and the function returned refuses to store it under any other number (Outbox.append then
+ * rolls back: nothing numbered, stored or counted). `energyWh`: as for `signReading`.
+ */
+export async function signReadingWith(
+  s: TransportSettings,
+  key: Pick<MeterKey, 'signer' | 'source'>,
+  reading: { powerW: number; timestampMs: number },
+  extraData: ExtraDataMembers,
+  nextSeq: () => number,
+  energyWh = 0,
+): Promise<string | ((seq: number) => string)> {
+  if (key.source === 'file') return signReading(s, key.signer as Identity, reading, extraData, energyWh);
+  const task = s.transport === 'w3bstream-v2' && v2Dialect(s) === 'task';
+  const numbered = task || s.signedFields === 'extended';
+  const seq = numbered ? nextSeq() : 0;
+  const signed: Reading = s.signedFields === 'extended' ? { ...reading, extras: { seq, energyWh } } : reading;
+  let body: string;
+  if (task)
+    body = (
+      await signReadingTask(key.signer, seq, signed, {
+        projectId: s.projectId,
+        projectVersion: s.projectVersion,
+        signedKeys: s.signedKeys,
+        timestampUnit: s.timestampUnit,
+        extraData,
+      })
+    ).body;
+  else if (s.transport === 'w3bstream-v2')
+    body = (
+      await signMessageV2(key.signer, signed, {
+        projectId: s.projectId,
+        projectVersion: s.projectVersion,
+        timestampUnit: s.timestampUnit,
+        extraData,
+      })
+    ).body;
+  else
+    body = (
+      await signMessage(key.signer, signed, {
+        signatureEncoding: s.signature,
+        timestampUnit: s.timestampUnit,
+        publicKeyField: s.publicKeyField,
+        extraData,
+      })
+    ).body;
+  if (!numbered) return body;
+  return (got) => {
+    if (got !== seq)
+      throw new Error(
+        `the reading was signed for ${task ? 'nonce' : 'seq'} ${seq} but would be stored as ${got}: signed again with the next window`,
+      );
+    return body;
+  };
 }
 
 /** The publisher's transport; undefined = its default, v1 from the token, device and eventType. */

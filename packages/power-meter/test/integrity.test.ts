@@ -344,7 +344,7 @@ describe("the backend's tables on an outbox of the first release", () => {
       const store = new MeterStore(outbox);
       expect(store.repairs).toEqual([]);
       expect(store.totals()).toEqual({ energyWh: 7.25, rewardsTotal: 1.5, windows: 44, recentAvgPowerW: [2.5, 3], heldDropped: 1 });
-      expect(store.held()).toEqual([{ id: 1, bootId: 'boot-a', endMonoMs: 1234.5, avgPowerW: 2.75 }]);
+      expect(store.held()).toEqual([{ id: 1, bootId: 'boot-a', endMonoMs: 1234.5, avgPowerW: 2.75, endWallMs: null }]);
       expect(outbox.peek(5).map((m) => [m.seq, m.body, m.attempts])).toEqual([
         [41, 'body-41', 3],
         [42, 'body-42', 0],

@@ -1,6 +1,7 @@
 import { createHash, verify, type KeyObject } from 'node:crypto';
 import { CURVES, deviceAddress, publicKeyFromHex, type Curve } from './keys.js';
 import { recoverSignerByAddress } from './recover.js';
+import { signTextWith, type DigestSigner } from './signer.js';
 import { isLowS, parseSignature, rsToDer, SignatureFormatError, type SignatureEncoding } from './signature.js';
 
 /**
@@ -134,13 +135,29 @@ export interface BuildOptions {
 }
 
 /** The `public_key` member's value for a signer in the chosen form. */
-export function publicKeyFieldValue(signer: Signer, field: PublicKeyField): string {
+export function publicKeyFieldValue(signer: { publicKeyHex: string }, field: PublicKeyField): string {
   return field === 'address' ? deviceAddress(signer.publicKeyHex.toLowerCase()) : signer.publicKeyHex;
 }
 
 export function buildMessage(signer: Signer, reading: Reading, opts: BuildOptions = {}): SignedMessage {
   const text = dataText(reading.powerW, reading.timestampMs, opts.timestampUnit ?? 's', opts.extraData, reading.extras);
-  const signature = signer.sign(text, opts.signatureEncoding ?? 'raw');
+  return assemble(signer, text, signer.sign(text, opts.signatureEncoding ?? 'raw'), opts);
+}
+
+/**
+ * `buildMessage` for any key, through the signing seam (`signer.ts`): a key with a synchronous
+ * `sign(text)` (the PEM identity: OpenSSL hashes and signs in one call) keeps that path; a key in
+ * a token gets the SHA-256 digest and answers asynchronously. The body is the same either way,
+ * extended members (`reading.extras`) included.
+ */
+export async function signMessage(signer: Signer | DigestSigner, reading: Reading, opts: BuildOptions = {}): Promise<SignedMessage> {
+  const text = dataText(reading.powerW, reading.timestampMs, opts.timestampUnit ?? 's', opts.extraData, reading.extras);
+  const encoding = opts.signatureEncoding ?? 'raw';
+  const signature = 'sign' in signer ? signer.sign(text, encoding) : await signTextWith(signer, text, encoding);
+  return assemble(signer, text, signature, opts);
+}
+
+function assemble(signer: { publicKeyHex: string }, text: string, signature: string, opts: BuildOptions): SignedMessage {
   const publicKey = publicKeyFieldValue(signer, opts.publicKeyField ?? 'key');
   return { body: `{"data":${text},"signature":"${signature}","public_key":"${publicKey}"}`, dataText: text, signature };
 }

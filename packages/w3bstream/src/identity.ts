@@ -16,7 +16,10 @@ import { join } from 'node:path';
 import { inspect } from 'node:util';
 import { pidAlive } from '@power-meter/meter-files';
 import { CURVES, deviceAddress, normalizeCurve, publicKeyHex, type Curve, type CurveName } from './keys.js';
+import { p256 } from '@noble/curves/nist.js';
+import { secp256k1 } from '@noble/curves/secp256k1.js';
 import { signRecoverableSecp256k1 } from './recoverable.js';
+import type { DigestSigner } from './signer.js';
 import { signWithKey, type SignatureEncoding } from './signature.js';
 
 /**
@@ -25,7 +28,7 @@ import { signWithKey, type SignatureEncoding } from './signature.js';
  * in a 0700 directory as a 0600 PKCS#8 PEM file and is never printed or logged: it is held in a
  * private field, and `JSON.stringify` / `console.log` of an identity show only public values.
  */
-export interface Identity {
+export interface Identity extends DigestSigner {
   readonly curve: Curve;
   /** Device address: `0x` + 40 hex (last 20 bytes of keccak256(X||Y)). */
   readonly deviceId: string;
@@ -138,13 +141,23 @@ class DeviceIdentity implements Identity {
     return signWithKey(this.#key, this.curve, text, encoding);
   }
 
+  /** The signing seam (`signer.ts`): ECDSA of a digest, r||s. The codecs use the faster paths above for a PEM key. */
+  async signDigest(digest: Uint8Array): Promise<Uint8Array> {
+    if (digest.length !== 32) throw new RangeError(`signDigest signs a 32-byte digest, not ${digest.length} bytes`);
+    return (this.curve === 'p256' ? p256 : secp256k1).sign(digest, this.scalar(), { prehash: false, lowS: false, format: 'compact' });
+  }
+
+  private scalar(): Uint8Array {
+    if (this.#scalar === null) this.#scalar = Buffer.from(this.#key.export({ format: 'jwk' }).d!, 'base64url');
+    return this.#scalar;
+  }
+
   signDigestRecoverable(digest: Uint8Array): Uint8Array {
     if (this.curve !== 'secp256k1')
       throw new IdentityCurveError(
         `the identity ${this.keyFile} is a ${this.curve} key: recoverable signatures (W3bstream 2) need a secp256k1 identity`,
       );
-    if (this.#scalar === null) this.#scalar = Buffer.from(this.#key.export({ format: 'jwk' }).d!, 'base64url');
-    return signRecoverableSecp256k1(digest, this.#scalar);
+    return signRecoverableSecp256k1(digest, this.scalar());
   }
 
   toJSON(): { deviceId: string; publicKeyHex: string; curve: Curve } {

@@ -29,6 +29,7 @@ export {
   ioIdPermitDigest,
   ioIdPermitStructHash,
   signIoIdPermit,
+  signIoIdPermitWith,
 } from './ioid.js';
 export type { DidDocument, IoIdPermit, IoIdPermitRequest } from './ioid.js';
 export { addressOfPublicKey, recoverSecp256k1, signRecoverableSecp256k1 } from './recoverable.js';
@@ -37,6 +38,7 @@ export {
   ProjectIdError,
   buildMessageV2,
   checkMessageV2,
+  signMessageV2,
   digestV2,
   parseProjectId,
   signedJsonV2,
@@ -49,6 +51,8 @@ export {
   SIGNED_KEY_NAME,
   buildReadingTask,
   buildTask,
+  signReadingTask,
+  signTask,
   digestTask,
   gjsonUint,
   goCompactJson,
@@ -85,11 +89,14 @@ export { TaskWatcher, isFinalTaskState, parseTaskStatus } from './task-status.js
 export type { TaskStatus, TaskWatcherOptions } from './task-status.js';
 export type { Approval, DeviceApprovals, StaticApprovalOptions } from './approvals.js';
 export { SignatureFormatError, derToRaw, isLowS, parseSignature, rawToDer } from './signature.js';
+export { SignerCurveError, lowSOf, requireSecp256k1, signRecoverableWith, signTextWith } from './signer.js';
+export type { DigestSigner } from './signer.js';
 export type { SignatureEncoding } from './signature.js';
 export {
   PUBLIC_KEY_FIELDS,
   ReadingError,
   buildMessage,
+  signMessage,
   publicKeyFieldValue,
   createBodyVerifier,
   dataText,
@@ -134,3 +141,7 @@ export { DEV_ANSWER_MODES, answerEvent, startDevReceiver } from './receiver.js';
 export type { AnswerConfig, DevAnswerMode, DevReceiver, DevReceiverOptions, EventAnswer, EventRequest, ReceivedEvent } from './receiver.js';
 export { readDamagedOutbox } from './salvage.js';
 export type { DamagedOutboxContents } from './salvage.js';
+export { Pkcs11UriError, formatPkcs11Uri, parsePkcs11Uri } from './pkcs11/uri.js';
+export type { Pkcs11Uri } from './pkcs11/uri.js';
+export { Pkcs11Key, TokenError, ecPointHex, tokenErrorOf } from './pkcs11/token.js';
+export type { OpenTokenOptions, TokenFaultKind, TokenKeyInfo } from './pkcs11/token.js';

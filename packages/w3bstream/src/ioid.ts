@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { keccak_256 } from '@noble/hashes/sha3.js';
 import type { Identity, PublicJwk } from './identity.js';
+import { requireSecp256k1, signRecoverableWith, type DigestSigner } from './signer.js';
 
 /**
  * The device's side of an ioID registration (docs/w3bstream.md, "ioID"), pure. Checked against
@@ -116,9 +117,24 @@ export function ioIdPermitDigest(p: IoIdPermitRequest): Uint8Array {
  */
 export function signIoIdPermit(identity: Identity, p: IoIdPermitRequest): IoIdPermit {
   const digest = ioIdPermitDigest(p);
-  const sig = identity.signDigestRecoverable(digest);
+  return permitOf(identity.deviceId, p, digest, identity.signDigestRecoverable(digest));
+}
+
+/**
+ * `signIoIdPermit` for any key, through the signing seam (`signer.ts`): a key in a PKCS#11 token
+ * signs the digest (r||s) and the recovery id is found by trial recovery; the key file as above.
+ * Throws `SignerCurveError` for a P-256 key (the registry recovers with `ecrecover`).
+ */
+export async function signIoIdPermitWith(signer: DigestSigner | Identity, device: string, p: IoIdPermitRequest): Promise<IoIdPermit> {
+  const digest = ioIdPermitDigest(p);
+  if ('signDigestRecoverable' in signer) return permitOf(device, p, digest, signer.signDigestRecoverable(digest));
+  requireSecp256k1(signer, 'an ioID permit');
+  return permitOf(device, p, digest, await signRecoverableWith(signer, digest));
+}
+
+function permitOf(device: string, p: IoIdPermitRequest, digest: Uint8Array, sig: Uint8Array): IoIdPermit {
   return {
-    device: identity.deviceId,
+    device,
     owner: p.owner.toLowerCase(),
     nonce: p.nonce.toString(),
     chainId: p.chainId.toString(),

@@ -3,6 +3,7 @@ import { dataText, objectMembers, type ExtraDataMembers, type Reading, type Time
 import { goJsonString } from './go-json.js';
 import { possibleTaskIds } from './apinode.js';
 import { ProjectIdError } from './v2-codec.js';
+import { signRecoverableWith, type DigestSigner } from './signer.js';
 
 /**
  * The current W3bstream 2 task (docs/w3bstream.md section 9a): `POST <node>/v1/task` with
@@ -133,19 +134,47 @@ export interface SignedTask {
 
 /** The task for one payload (JSON text), signed; `nonce` is the reading's sequence number. */
 export function buildTask(signer: TaskSigner, nonce: number | bigint, payloadJson: string, project: TaskProject): SignedTask {
+  const t = prepareTask(nonce, payloadJson, project);
+  return finishTask(t, signer.signDigestRecoverable(t.digest));
+}
+
+/**
+ * `buildTask` for any key, through the signing seam (`signer.ts`): a key with a synchronous
+ * recoverable signer (the key file) as before; a key in a PKCS#11 token signs the digest
+ * asynchronously (r||s) and the recovery id is found by trial recovery. The body is the same.
+ */
+export async function signTask(
+  signer: TaskSigner | DigestSigner,
+  nonce: number | bigint,
+  payloadJson: string,
+  project: TaskProject,
+): Promise<SignedTask> {
+  const t = prepareTask(nonce, payloadJson, project);
+  const rsv = 'signDigestRecoverable' in signer ? signer.signDigestRecoverable(t.digest) : await signRecoverableWith(signer, t.digest);
+  return finishTask(t, rsv);
+}
+
+function prepareTask(
+  nonce: number | bigint,
+  payloadJson: string,
+  project: TaskProject,
+): { signedJson: string; payload: string; digest: Uint8Array } {
   const n = BigInt(nonce);
   if (n < 1n || n > MAX_NONCE) throw new RangeError(`nonce ${n} is not from 1 to 2^64-1 (the node refuses 0)`);
   const ref = { ...project, projectId: parseTaskProjectId(project.projectId) };
   const payload = goCompactJson(payloadJson);
   const signedJson = signedJsonTask(n, ref, payload);
-  const rsv = signer.signDigestRecoverable(digestTask(signedJson, payload, ref.signedKeys ?? []));
+  return { signedJson, payload, digest: digestTask(signedJson, payload, ref.signedKeys ?? []) };
+}
+
+function finishTask(t: { signedJson: string; payload: string }, rsv: Uint8Array): SignedTask {
   const rs = rsv.subarray(0, 64);
   const recoveryId = rsv[64] === 1 ? 1 : 0;
   const signature = `0x${Buffer.from(rs).toString('hex')}`;
   return {
-    body: `${signedJson.slice(0, -1)},"signature":"${signature}"}`,
-    payload,
-    signedJson,
+    body: `${t.signedJson.slice(0, -1)},"signature":"${signature}"}`,
+    payload: t.payload,
+    signedJson: t.signedJson,
     signature,
     recoveryId,
     taskId: possibleTaskIds(rs)[recoveryId],
@@ -160,6 +189,21 @@ export function buildReadingTask(
   project: TaskProject & { timestampUnit?: TimestampUnit; extraData?: ExtraDataMembers },
 ): SignedTask {
   return buildTask(
+    signer,
+    nonce,
+    dataText(reading.powerW, reading.timestampMs, project.timestampUnit ?? 's', project.extraData, reading.extras),
+    project,
+  );
+}
+
+/** `buildReadingTask` through the signing seam (see `signTask`), extended members (`reading.extras`) included. */
+export function signReadingTask(
+  signer: TaskSigner | DigestSigner,
+  nonce: number,
+  reading: Reading,
+  project: TaskProject & { timestampUnit?: TimestampUnit; extraData?: ExtraDataMembers },
+): Promise<SignedTask> {
+  return signTask(
     signer,
     nonce,
     dataText(reading.powerW, reading.timestampMs, project.timestampUnit ?? 's', project.extraData, reading.extras),

@@ -2,6 +2,7 @@ import { keccak_256 } from '@noble/hashes/sha3.js';
 import { dataText, objectMembers, type ExtraDataMembers, type Reading, type TimestampUnit } from './codec.js';
 import { goJsonString } from './go-json.js';
 import { addressOfPublicKey, recoverSecp256k1 } from './recoverable.js';
+import { signRecoverableWith, type DigestSigner } from './signer.js';
 
 /**
  * The W3bstream 2 ("apinode") message, docs/w3bstream.md "W3bstream 2": `POST /message` with
@@ -74,11 +75,36 @@ export interface BuildV2Options extends ProjectRef {
 }
 
 export function buildMessageV2(signer: RecoverableSigner, reading: Reading, opts: BuildV2Options): SignedMessageV2 {
+  const { text, signedJson } = prepareV2(reading, opts);
+  return assembleV2(text, signedJson, signer.signDigestRecoverable(digestV2(signedJson)));
+}
+
+/**
+ * `buildMessageV2` for any key, through the signing seam (`signer.ts`): the PEM identity signs
+ * with its recoverable signer as before; a key in a token signs the keccak digest (r||s), and the
+ * recovery id is found by trial recovery against its public key. The body is the same either way,
+ * extended members (`reading.extras`) included.
+ */
+export async function signMessageV2(
+  signer: RecoverableSigner | DigestSigner,
+  reading: Reading,
+  opts: BuildV2Options,
+): Promise<SignedMessageV2> {
+  const { text, signedJson } = prepareV2(reading, opts);
+  const digest = digestV2(signedJson);
+  const rsv = 'signDigestRecoverable' in signer ? signer.signDigestRecoverable(digest) : await signRecoverableWith(signer, digest);
+  return assembleV2(text, signedJson, rsv);
+}
+
+function prepareV2(reading: Reading, opts: BuildV2Options): { text: string; signedJson: string } {
   const text = dataText(reading.powerW, reading.timestampMs, opts.timestampUnit ?? 's', opts.extraData, reading.extras);
   const ref = { projectId: parseProjectId(opts.projectId), projectVersion: opts.projectVersion };
   if (ref.projectVersion === '') throw new RangeError('project version must not be empty (the node requires it)');
-  const signedJson = signedJsonV2(ref, text);
-  const signature = `0x${Buffer.from(signer.signDigestRecoverable(digestV2(signedJson))).toString('hex')}`;
+  return { text, signedJson: signedJsonV2(ref, text) };
+}
+
+function assembleV2(text: string, signedJson: string, rsv: Uint8Array): SignedMessageV2 {
+  const signature = `0x${Buffer.from(rsv).toString('hex')}`;
   // The same bytes plus the signature as the struct's last field: what the node decodes is what was signed.
   return { body: `${signedJson.slice(0, -1)},"signature":"${signature}"}`, dataText: text, signedJson, signature };
 }

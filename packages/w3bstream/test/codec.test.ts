@@ -7,6 +7,9 @@ import {
   CURVES,
   ReadingError,
   buildMessage,
+  buildMessageV2,
+  buildReadingTask,
+  checkMessageV2,
   createBodyVerifier,
   dataText,
   derToRaw,
@@ -16,8 +19,13 @@ import {
   objectMembers,
   publicKeyHex,
   rawToDer,
+  readTaskBody,
+  signMessage,
+  signMessageV2,
+  signReadingTask,
   verifyBody,
   type Curve,
+  type DigestSigner,
 } from '../src/index.js';
 import { tempDir } from './helpers.js';
 
@@ -223,6 +231,25 @@ describe('the extended reading (seq and energy_wh inside the signed data)', () =
     expect(() => dataText(1, 1_764_000_000_000, 's', [], { seq: 1, energyWh: Number.NaN })).toThrow(/energy total NaN Wh/);
     // A wire profile's own members cannot take the extended reading's names.
     expect(() => dataText(1, 1_764_000_000_000, 's', [['seq', '7']])).toThrow(/data member name "seq" is not allowed/);
+  });
+  it('goes through the asynchronous seam (a key in a token) too: v1, W3bstream 2 /message and /v1/task sign the same data', async () => {
+    const id = loadOrCreateIdentity(join(tempDir(), 'id'), { curve: 'secp256k1' });
+    // A key with no synchronous signer, as a PKCS#11 token is: the seam hashes and awaits signDigest.
+    const token: DigestSigner = { curve: id.curve, publicKeyHex: id.publicKeyHex, signDigest: (d) => id.signDigest(d) };
+    const reading = { powerW: 4, timestampMs: 1_764_000_000_000, extras: { seq: 42, energyWh: 3.25 } };
+    const want = '{"sensor_reading":4.0,"timestamp":1764000000,"seq":42,"energy_wh":3.25}';
+    const v1 = await signMessage(token, reading, { publicKeyField: 'address' });
+    expect(v1.dataText).toBe(want);
+    expect(verifyBody(v1.body, { requireLowS: 'all' })).toMatchObject({ ok: true, deviceId: id.deviceId, seq: 42, energyWh: 3.25 });
+    const project = { projectId: '7', projectVersion: '0.1' };
+    const v2 = await signMessageV2(token, reading, project);
+    expect(v2.dataText).toBe(want);
+    expect(v2.dataText).toBe(buildMessageV2(id, reading, project).dataText);
+    expect(checkMessageV2(v2.body)).toMatchObject({ ok: true, deviceId: id.deviceId });
+    // The task: deterministic low-S signatures, so the seam's body is byte-equal to the key file's.
+    const task = await signReadingTask(token, 42, reading, project);
+    expect(readTaskBody(task.body)).toMatchObject({ nonce: '42', payload: want });
+    expect(task.body).toBe(buildReadingTask(id, 42, reading, project).body);
   });
 });
 

@@ -259,6 +259,10 @@ export function buildScreenModel(state: MeterState | null, problem: StateProblem
   } else if (sensorFault) {
     statusText = `sensor: ${sensorWords(state.sensor.reason ?? 'fault')}`;
     statusTone = 'alert';
+  } else if (state.signing?.state === 'fault') {
+    // The key in the token is gone or refuses: measuring goes on, readings wait unsigned.
+    statusText = signingFaultText(state.signing.reason, state.signing.unsigned);
+    statusTone = 'alert';
   } else {
     ({ statusText, statusTone } = publishingStatus(state));
   }
@@ -316,6 +320,35 @@ function publishingStatus(state: MeterState): { statusText: string; statusTone: 
     case 'failing':
       return { statusText: `failing: ${reasonWords(p.reason ?? 'error')}`, statusTone: 'alert' };
   }
+}
+
+/**
+ * The token's fault (state.json `signing.reason`, the backend's short words) in words that fit the
+ * status bar, with how many readings wait unsigned: "key: wrong PIN, 12 kept".
+ */
+export const KEY_WORDS: ReadonlyArray<readonly [RegExp, string]> = [
+  [/^wrong PIN/, 'wrong PIN'],
+  [/^PIN locked/, 'PIN locked'],
+  [/^token gone or failing/, 'offline'],
+  [/^token not answering/, 'no answer'],
+  [/^token not found/, 'no token'],
+  [/^key not in token/, 'no key'],
+  [/^another key in token/, 'other key'],
+  [/^PKCS#11 module/, 'no module'],
+  [/^key on another curve/, 'bad curve'],
+];
+
+export function signingFaultText(reason: string | null, unsigned: number): string {
+  const text = reason ?? 'fault';
+  const words = KEY_WORDS.find(([pattern]) => pattern.test(text))?.[1] ?? text;
+  return `key: ${words}${unsigned > 0 ? `, ${countWords(unsigned)} kept` : ''}`;
+}
+
+/** A count in at most four characters: 999, 17k, 1.0M (a long outage keeps many readings). */
+function countWords(n: number): string {
+  if (n < 1000) return String(n);
+  if (n < 1_000_000) return `${Math.floor(n / 1000)}k`;
+  return `${(n / 1_000_000).toFixed(1)}M`;
 }
 
 function refusalWords(reason: string): string {

@@ -1,6 +1,5 @@
-import { join } from 'node:path';
-import { loadIdentity, type Identity } from '@power-meter/w3bstream';
 import type { Check } from '../doctor.js';
+import { deviceOf } from '../key/meter-key.js';
 import type { BackendSettings } from '../settings.js';
 import { BalanceReader, safeRpcUrl } from './balance.js';
 import { IoIdWatcher, ioIdVerdict } from './ioid.js';
@@ -32,9 +31,9 @@ export async function checkRewardBalance(s: BackendSettings): Promise<Check> {
  */
 export async function checkIoId(s: BackendSettings): Promise<Check> {
   const name = 'ioid';
-  let identity: Identity;
+  let identity: { deviceId: string; did: string };
   try {
-    identity = loadIdentity(join(s.dataDir, 'identity'));
+    identity = deviceOf(s);
   } catch (err) {
     return {
       name,
