@@ -27,7 +27,14 @@ function sources(dir: string): string[] {
 /** The packages a source file imports (static, re-exported or dynamic), without Node's own modules and relative paths. */
 function importedPackages(text: string): string[] {
   const specs = new Set<string>();
-  const patterns = [/^\s*(?:import|export)\s(?:[^'"`;]*?\sfrom\s+)?['"]([^'"\s]+)['"]/gm, /\bimport\(\s*['"]([^'"\s]+)['"]\s*\)/g];
+  const patterns = [
+    /^\s*(?:import|export)\s(?:[^'"`;]*?\sfrom\s+)?['"]([^'"\s]+)['"]/gm,
+    // import('x') at run time; `typeof import('x')` is a type, gone from the JavaScript
+    /(?<!typeof\s+)\bimport\(\s*['"]([^'"\s]+)['"]\s*\)/g,
+    // require('x'), createRequire(import.meta.url)('x')
+    /\brequire\(\s*['"]([^'"\s]+)['"]\s*\)/g,
+    /\bcreateRequire\([^)]*\)\(\s*['"]([^'"\s]+)['"]\s*\)/g,
+  ];
   for (const re of patterns) for (const m of text.matchAll(re)) specs.add(m[1]!);
   const names = new Set<string>();
   for (const s of specs) {
@@ -70,9 +77,10 @@ describe('dependency placement: what the programs import is what a Pi installs',
   it('finds imports the way the check above needs', () => {
     expect(
       importedPackages(
-        "import { a } from 'mqtt';\nimport type { B } from '@noble/curves/nist.js';\nexport { c } from './local.js';\nconst x = await import('pkcs11js');\nimport 'side-effect';\nimport fs from 'node:fs';\nimport path from 'path';\n// a word from 'gpioset --version' in a comment\n",
+        "import { a } from 'mqtt';\nimport type { B } from '@noble/curves/nist.js';\nexport { c } from './local.js';\nconst x = await import('pkcs11js');\nimport 'side-effect';\nimport fs from 'node:fs';\nimport path from 'path';\n// a word from 'gpioset --version' in a comment\n" +
+          "const y = createRequire(import.meta.url)('canvas') as typeof import('typed-only');\nconst z = require('chokidar/lib');\n",
       ),
-    ).toEqual(['@noble/curves', 'mqtt', 'pkcs11js', 'side-effect']);
+    ).toEqual(['@noble/curves', 'canvas', 'chokidar', 'mqtt', 'pkcs11js', 'side-effect']);
   });
 
   it('nothing the programs reach is a development tool (Biome, Vitest, TypeScript, anvil, solc, AssemblyScript, binaryen, ethers, PGlite, bundlers)', () => {
