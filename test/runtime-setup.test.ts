@@ -114,7 +114,7 @@ describe('./install-requirements.sh --runtime on a fresh clone, under a 400 MB m
     cap?.close();
   }, 60_000);
 
-  it('succeeds within the limit, using the prebuilt canvas and better-sqlite3 (only i2c-bus and spi-device compile)', () => {
+  it('succeeds within the limit, using the prebuilt canvas and better-sqlite3 (only the modules without prebuilt binaries compile: i2c-bus, spi-device, pkcs11js)', () => {
     const peakMb = cap.peakAnonBytes() / 2 ** 20;
     const kernelPeak = cap.kernelPeakBytes();
     console.log(
