@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // Runs every package's `bench` script one after the other (they measure time, so never in
 // parallel), passes their output through, and ends with one table of every figure next to its
-// budget from docs/design.md. Each benchmark reports a figure as a line
+// budget from docs/design.md. Each benchmark reports a figure (reportFigure in bench-figure.mjs) as a line
 //   BENCH {"name": ..., "value": ..., "unit": ..., "budget": ..., "pass": true|false|null}
 // Exit code 1 if any figure misses its budget or a benchmark fails to run.
 import { spawn } from 'node:child_process';

@@ -106,6 +106,9 @@ if (v2 && !opts.chain) {
 
 let lastBalance = null;
 const eventLines = [];
+// Said before the readings printed in the same tick: what the demo did (a registration) comes
+// before what followed from it (the readings the node then took).
+const noticeLines = [];
 /** --chain: the local DePIN loop, started before the meter (its device must be registered first). */
 let depin = null;
 const chainArgs = [];
@@ -162,7 +165,7 @@ if (opts.chain && v2) {
     const permit = JSON.parse(out);
     const { hash } = await ioid.register(permit, { uri: `file://${path.join(dir, 'did-document.json')}` });
     writeFileSync(path.join(dir, 'did-document.json'), permit.didDocumentText);
-    eventLines.push(`demo: the owner registered ${permit.device} (${permit.did}) with its permit: register tx ${hash.slice(0, 12)}…`);
+    noticeLines.push(`demo: the owner registered ${permit.device} (${permit.did}) with its permit: register tx ${hash.slice(0, 12)}…`);
   };
 }
 if (opts.chain && !v2) {
@@ -389,7 +392,7 @@ async function drawPreview() {
 }
 
 const ticker = setInterval(async () => {
-  const lines = [...readNewRecords().map(formatRecord), ...eventLines.splice(0)];
+  const lines = [...noticeLines.splice(0), ...readNewRecords().map(formatRecord), ...eventLines.splice(0)];
   if (lines.length && previewLines) {
     // Print readings above the preview: move up, clear the preview area, print, redraw below.
     process.stdout.write(`\x1b[${previewLines}A\x1b[J`);

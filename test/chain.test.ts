@@ -5,7 +5,7 @@ import { type Address, type HandledEvent, type LocalDepin, startLocalDepin } fro
 import { readState, type MeterState } from '@power-meter/meter-files';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { BACKEND, ROOT, start, until, type Proc } from './support/processes.js';
-import { freePort } from './support/system.js';
+import { freePort } from './support/free-port.js';
 
 // The tutorial's whole loop on this machine: the meter (a real process, simulated INA219) signs
 // readings with a secp256k1 identity and sends public_key as its address; the applet host runs this

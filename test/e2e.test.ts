@@ -3,19 +3,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { readState } from '@power-meter/meter-files';
 import { afterEach, describe, expect, it } from 'vitest';
+import { freePort } from './support/free-port.js';
 import { outboxContents, until, type Proc } from './support/processes.js';
-import {
-  GREEN,
-  MAIN_FIGURE,
-  RED,
-  TOKEN,
-  backendProcess,
-  displayProcess,
-  freePort,
-  pngCount,
-  receiverProcess,
-  records,
-} from './support/system.js';
+import { GREEN, MAIN_FIGURE, RED, TOKEN, backendProcess, displayProcess, pngCount, receiverProcess, records } from './support/system.js';
 
 const procs: Proc[] = [];
 const track = (p: Proc): Proc => {
@@ -99,14 +89,20 @@ describe('the whole system, as real processes', () => {
     expect(stored.ok).toBe(true);
   });
 
-  it('the receiver down for 20 s: the backlog arrives afterwards, in order', async () => {
+  it('the receiver down while 15 readings pile up: the backlog arrives afterwards, in order', async () => {
     const w = workdir();
     const port = await freePort();
     const meter = track(backendProcess(w.data, port, '4'));
     await meter.waitFor(/publish state=retrying reason="ECONNREFUSED"/, 15_000);
-    await new Promise((r) => setTimeout(r, 20_000));
-    const st = await readState(w.data);
-    expect(st.ok && st.state.publishing.waiting).toBeGreaterThanOrEqual(15);
+    // 1 s windows: about 15 s of outage, however long the machine takes to get there.
+    await until(
+      async () => {
+        const s = await readState(w.data);
+        return s.ok && s.state.publishing.waiting >= 15;
+      },
+      45_000,
+      '15 readings waiting while the receiver is down',
+    );
     track(receiverProcess(port, w.record));
     await until(
       async () => {
@@ -119,7 +115,7 @@ describe('the whole system, as real processes', () => {
     const seqs = records(w.record).map((r) => r.seq);
     expect(seqs).toEqual(Array.from({ length: seqs.length }, (_, i) => i + 1));
     expect(records(w.record).every((r) => r.verified)).toBe(true);
-  }, 60_000);
+  }, 90_000);
 
   it('the display started before the backend shows "no data", then real data', async () => {
     const w = workdir();

@@ -3,7 +3,8 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { PREFIX, cleanLeftovers, ownCgroupDirs, startTicks, until } from './support/nspawn.js';
+import { CONTAINER_CHECK_MS, PREFIX, cleanLeftovers, ownCgroupDirs, startTicks } from './support/nspawn.js';
+import { until } from './support/until.js';
 
 /*
  * What a killed run of test/systemd.test.ts leaves behind, made by hand: a work directory whose
@@ -38,6 +39,7 @@ describe('cleanLeftovers (systemd test)', () => {
       () => readFileSync(join(cgroups[0]!, 'cgroup.procs'), 'utf8').trim() === String(orphan.pid),
       30_000,
       'the process in its cgroup',
+      CONTAINER_CHECK_MS,
     );
 
     // A run in progress: this test process is its owner.

@@ -74,7 +74,7 @@ describe('./install-requirements.sh --runtime on a fresh clone, under a 400 MB m
     // scripts/test-on-node.sh runs the suite in a copy without .git).
     execFileSync('bash', [
       '-c',
-      'tar -C "$1" --exclude=./.git --exclude=node_modules --exclude=dist --exclude=\'*.tsbuildinfo\' --exclude=./release --exclude=./.demo --exclude=./coverage --exclude=./.prebuild-installrc -cf - . | tar -xf - -C "$2"',
+      'tar -C "$1" --exclude=./.git --exclude=node_modules --exclude=dist --exclude=dist-bench --exclude=\'*.tsbuildinfo\' --exclude=./release --exclude=./.demo --exclude=./coverage --exclude=./.prebuild-installrc -cf - . | tar -xf - -C "$2"',
       'copy',
       ROOT,
       copy,

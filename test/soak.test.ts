@@ -5,7 +5,7 @@ import { readState } from '@power-meter/meter-files';
 import { startDevReceiver, type DevAnswerMode, type DevReceiver, type ReceivedEvent } from '@power-meter/w3bstream';
 import { afterEach, describe, expect, it } from 'vitest';
 import { BACKEND, outboxContents, start, until, type Proc } from './support/processes.js';
-import { freePort } from './support/system.js';
+import { freePort } from './support/free-port.js';
 
 /**
  * Soak (issue 11, "done when"): about a minute of a receiver that alternates between healthy, a
@@ -119,7 +119,13 @@ describe('soak: a hostile node and kill -9, for about a minute', () => {
           20_000,
           'the backend meeting a receiver that is down',
         );
-        await new Promise((r) => setTimeout(r, 1500)); // a few refused retries (the cap is 400 ms)
+        // Down for two more readings (1 s windows): a few refused retries meanwhile (the cap is 400 ms).
+        const waiting = async () => {
+          const s = await readState(dir);
+          return s.ok ? s.state.publishing.waiting : Number.NaN;
+        };
+        const stored = await waiting();
+        await until(async () => (await waiting()) >= stored + 2, 20_000, 'two more readings stored while the receiver is down');
         continue;
       }
       if (rx === null) rx = await up();

@@ -6,8 +6,9 @@ import { promisify } from 'node:util';
 import { STATE_SCHEMA, type MeterState } from '@power-meter/meter-files';
 import { startDevReceiver, type DevReceiver } from '@power-meter/w3bstream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { bootContainer, cleanLeftovers, until, type Container } from './support/nspawn.js';
+import { CONTAINER_CHECK_MS, bootContainer, cleanLeftovers, type Container } from './support/nspawn.js';
 import { previousRelease } from './support/previous-release.js';
+import { until } from './support/until.js';
 import { ROOT } from './support/processes.js';
 
 /**
@@ -130,11 +131,21 @@ describe('the units under a real systemd (Debian 12 in systemd-nspawn)', () => {
       expect((await sh(`printf 'W3BSTREAM_PUBLISHER_TOKEN=${TOKEN}\\n' > /etc/power-meter/power-meter.env`)).code).toBe(0);
       const restart = await sh('systemctl restart power-meter power-meter-display');
       expect(restart.code, restart.out).toBe(0);
-      await until(() => seqs().length >= 3, STEP_MS, 'three readings at the receiver');
+      await until(() => seqs().length >= 3, STEP_MS, 'three readings at the receiver', CONTAINER_CHECK_MS);
       expect(gapFree(seqs())).toBe(true);
       expect(receiver.received.every((r) => r.verified)).toBe(true);
-      await until(async () => (await sh('test -s /var/lib/power-meter-display/screen.png')).code === 0, STEP_MS, 'the png panel to draw');
-      await until(async () => /^ok: screen/.test((await show('power-meter-display')).StatusText ?? ''), STEP_MS, 'the display status line');
+      await until(
+        async () => (await sh('test -s /var/lib/power-meter-display/screen.png')).code === 0,
+        STEP_MS,
+        'the png panel to draw',
+        CONTAINER_CHECK_MS,
+      );
+      await until(
+        async () => /^ok: screen/.test((await show('power-meter-display')).StatusText ?? ''),
+        STEP_MS,
+        'the display status line',
+        CONTAINER_CHECK_MS,
+      );
     },
     3 * STEP_MS,
   );
@@ -143,7 +154,7 @@ describe('the units under a real systemd (Debian 12 in systemd-nspawn)', () => {
     'comes back after SIGKILL: nothing stored is lost, no number is used twice, none is skipped',
     async () => {
       // Running and delivering first (on a loaded machine the previous restart may still be under way).
-      await until(async () => (await show('power-meter')).ActiveState === 'active', STEP_MS, 'the backend to run');
+      await until(async () => (await show('power-meter')).ActiveState === 'active', STEP_MS, 'the backend to run', CONTAINER_CHECK_MS);
       const before = await show('power-meter');
       const last = Math.max(...seqs());
       const kill = await sh('systemctl kill --signal=SIGKILL power-meter');
@@ -157,8 +168,9 @@ describe('the units under a real systemd (Debian 12 in systemd-nspawn)', () => {
         },
         STEP_MS,
         'systemd to restart the killed backend',
+        CONTAINER_CHECK_MS,
       );
-      await until(() => seqs().filter((q) => q > last).length >= 3, STEP_MS, 'readings after the restart');
+      await until(() => seqs().filter((q) => q > last).length >= 3, STEP_MS, 'readings after the restart', CONTAINER_CHECK_MS);
       // Every reading stored before the kill is delivered after it: the outbox drains.
       // Read inside the machine: state.json is a link into the unit's RuntimeDirectory (its /run).
       await until(
@@ -173,6 +185,7 @@ describe('the units under a real systemd (Debian 12 in systemd-nspawn)', () => {
         },
         STEP_MS,
         'the outbox to drain',
+        CONTAINER_CHECK_MS,
       );
       // Numbers run on without reuse and without a hole: the RAM copy in the unit's
       // RuntimeDirectory (kept across restarts) knew the next number, so the rest of the block the
@@ -204,12 +217,18 @@ describe('the units under a real systemd (Debian 12 in systemd-nspawn)', () => {
           ).length >= 2,
         STEP_MS,
         'systemd to restart the failed backend',
+        CONTAINER_CHECK_MS,
       );
       expect((await sh(`journalctl -u power-meter --since @${since} --no-pager -o cat`)).out).toMatch(/Scheduled restart job/);
       await sh(
         'rm /run/systemd/system/power-meter.service.d/fault.conf && systemctl daemon-reload && systemctl reset-failed power-meter; systemctl restart power-meter',
       );
-      await until(async () => (await show('power-meter')).ActiveState === 'active', STEP_MS, 'the backend to run again');
+      await until(
+        async () => (await show('power-meter')).ActiveState === 'active',
+        STEP_MS,
+        'the backend to run again',
+        CONTAINER_CHECK_MS,
+      );
     },
     3 * STEP_MS,
   );
@@ -224,7 +243,7 @@ describe('the units under a real systemd (Debian 12 in systemd-nspawn)', () => {
       expect(running.ActiveState).toBe('active');
       // Healthy for longer than the watchdog period: the pings arrive.
       const since = (await sh('date +%s')).out.trim();
-      await until(async () => Number((await sh('date +%s')).out) - Number(since) >= 6, 30_000, 'two watchdog periods');
+      await until(async () => Number((await sh('date +%s')).out) - Number(since) >= 6, 30_000, 'two watchdog periods', CONTAINER_CHECK_MS);
       expect((await show('power-meter')).MainPID).toBe(running.MainPID);
       // A stopped process runs no event loop at all: no pings, so systemd must kill it.
       expect((await sh(`kill -STOP ${running.MainPID}`)).code).toBe(0);
@@ -232,6 +251,7 @@ describe('the units under a real systemd (Debian 12 in systemd-nspawn)', () => {
         async () => /Watchdog timeout/.test((await sh(`journalctl -u power-meter --since @${since} --no-pager -o cat`)).out),
         STEP_MS,
         'the watchdog to fire',
+        CONTAINER_CHECK_MS,
       );
       await until(
         async () => {
@@ -240,6 +260,7 @@ describe('the units under a real systemd (Debian 12 in systemd-nspawn)', () => {
         },
         STEP_MS,
         'systemd to restart the hung backend',
+        CONTAINER_CHECK_MS,
       );
       await sh('rm /run/systemd/system/power-meter.service.d/watchdog.conf && systemctl daemon-reload && systemctl restart power-meter');
     },
@@ -252,11 +273,11 @@ describe('the units under a real systemd (Debian 12 in systemd-nspawn)', () => {
       await writeConfig({ ...goodConfig(), windw: 3 });
       const since = (await sh('date +%s')).out.trim();
       expect((await sh('systemctl restart power-meter')).code).not.toBe(0); // it exits before it is ready
-      await until(async () => (await show('power-meter')).ActiveState === 'failed', STEP_MS, 'the unit to fail');
+      await until(async () => (await show('power-meter')).ActiveState === 'failed', STEP_MS, 'the unit to fail', CONTAINER_CHECK_MS);
       const failed = await show('power-meter');
       expect(failed.ExecMainStatus).toBe('2');
       // Longer than RestartSec=5: still failed, never restarted.
-      await until(async () => Number((await sh('date +%s')).out) - Number(since) >= 8, 30_000, 'more than RestartSec');
+      await until(async () => Number((await sh('date +%s')).out) - Number(since) >= 8, 30_000, 'more than RestartSec', CONTAINER_CHECK_MS);
       expect(await show('power-meter')).toMatchObject({ ActiveState: 'failed', MainPID: '0' });
       const warnings = (await sh('journalctl -t power-meter -p warning -b --no-pager -o cat')).out;
       expect(warnings).toMatch(/unknown key "windw" in the config file \(did you mean "window"\?\)/);
@@ -279,9 +300,9 @@ describe('the units under a real systemd (Debian 12 in systemd-nspawn)', () => {
       ).toBe(0);
       const since = (await sh('date +%s')).out.trim();
       expect((await sh('systemctl start power-meter')).code).not.toBe(0);
-      await until(async () => (await show('power-meter')).ActiveState === 'failed', STEP_MS, 'the unit to fail');
+      await until(async () => (await show('power-meter')).ActiveState === 'failed', STEP_MS, 'the unit to fail', CONTAINER_CHECK_MS);
       expect((await show('power-meter')).ExecMainStatus).toBe('3');
-      await until(async () => Number((await sh('date +%s')).out) - Number(since) >= 8, 30_000, 'more than RestartSec');
+      await until(async () => Number((await sh('date +%s')).out) - Number(since) >= 8, 30_000, 'more than RestartSec', CONTAINER_CHECK_MS);
       expect(await show('power-meter')).toMatchObject({ ActiveState: 'failed', MainPID: '0' });
       expect((await sh(`journalctl -t power-meter -p err --since @${since} --no-pager -o cat`)).out).toMatch(
         /outbox .*outbox\.sqlite is damaged/,
@@ -294,7 +315,12 @@ describe('the units under a real systemd (Debian 12 in systemd-nspawn)', () => {
           )
         ).code,
       ).toBe(0);
-      await until(async () => (await show('power-meter')).ActiveState === 'active', STEP_MS, 'the backend to run again');
+      await until(
+        async () => (await show('power-meter')).ActiveState === 'active',
+        STEP_MS,
+        'the backend to run again',
+        CONTAINER_CHECK_MS,
+      );
     },
     3 * STEP_MS,
   );
@@ -373,7 +399,12 @@ describe('the units under a real systemd (Debian 12 in systemd-nspawn)', () => {
           return null;
         }
       };
-      await until(async () => ((await state())?.publishing.waiting ?? 0) >= 4, STEP_MS, "readings waiting in the old release's outbox");
+      await until(
+        async () => ((await state())?.publishing.waiting ?? 0) >= 4,
+        STEP_MS,
+        "readings waiting in the old release's outbox",
+        CONTAINER_CHECK_MS,
+      );
       // What the old release holds, read from its files once it has stopped (a clean stop syncs the outbox to the card).
       expect((await sh('systemctl stop power-meter')).code).toBe(0);
       const before = {

@@ -4,7 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { DISPLAY, ROOT, start, until, type Proc } from './support/processes.js';
-import { backendProcess, freePort, receiverProcess, records } from './support/system.js';
+import { freePort } from './support/free-port.js';
+import { backendProcess, receiverProcess, records } from './support/system.js';
 
 /*
  * The units start Node with memory flags for a 512 MB Pi (scripts/bench.mjs measures the programs

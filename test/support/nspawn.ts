@@ -14,6 +14,7 @@ import {
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { promisify } from 'node:util';
+import { until } from './until.js';
 
 /**
  * A throw-away systemd-nspawn container for test/systemd.test.ts: an overlay of a cached
@@ -229,14 +230,8 @@ export interface Container {
   shutdown(): Promise<void>;
 }
 
-/** Polls a condition every half second (each check may run a command in the container). */
-export async function until(cond: () => boolean | Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
-  const t0 = Date.now();
-  while (!(await cond())) {
-    if (Date.now() - t0 > timeoutMs) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 500));
-  }
-}
+/** How often a condition that runs a command in the container is checked (until's everyMs). */
+export const CONTAINER_CHECK_MS = 500;
 
 /**
  * Mounts an overlay of `lower`, lets `prepare` fill it (it runs before the boot), boots it and
@@ -301,6 +296,7 @@ export async function bootContainer(lower: string, prepare: (merged: string) => 
       },
       bootMs,
       'the container to start',
+      CONTAINER_CHECK_MS,
     );
   } catch (err) {
     await removeAll();
@@ -325,6 +321,7 @@ export async function bootContainer(lower: string, prepare: (merged: string) => 
       async () => /^(running|degraded)$/m.test((await sh('systemctl is-system-running')).out),
       bootMs,
       'systemd in the container to finish booting',
+      CONTAINER_CHECK_MS,
     );
   } catch (err) {
     await removeAll();

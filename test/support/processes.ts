@@ -69,13 +69,8 @@ export function start(script: string, args: string[], env: Record<string, string
   };
 }
 
-export async function until(cond: () => boolean | Promise<boolean>, timeoutMs = 15_000, what = 'condition'): Promise<void> {
-  const t0 = Date.now();
-  while (!(await cond())) {
-    if (Date.now() - t0 > timeoutMs) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
+/** The tests that start processes wait with the shared helper; importing it from here is the same function. */
+export { until } from './until.js';
 
 /**
  * The outbox's own counters and undelivered sequence numbers, read directly from the database of a

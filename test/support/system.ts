@@ -1,4 +1,3 @@
-import { createServer } from 'node:net';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadImage, createCanvas } from 'canvas';
@@ -6,17 +5,6 @@ import { BACKEND, DISPLAY, start, type Proc } from './processes.js';
 
 /** Helpers for the end-to-end tests: the whole system as real processes. */
 export const TOKEN = 'e2e-token-7d41';
-
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as { port: number };
-      srv.close(() => resolve(port));
-    });
-  });
-}
 
 export function receiverProcess(port: number, record: string): Proc {
   return start(BACKEND, ['dev-receiver', '--port', String(port), '--project', 'e2e', '--record', record], { DEV_RECEIVER_TOKEN: TOKEN });
@@ -36,7 +24,8 @@ export function displayProcess(dataDir: string, png: string): Proc {
   return start(DISPLAY, ['--panel', 'png', '--png', png, '--data-dir', dataDir]);
 }
 
-export interface Record {
+/** The fields of a dev receiver's `--record` line (its ReceivedEvent) that these tests read. */
+export interface RecordedEvent {
   seq: number;
   eventId: string;
   sensorReading: number;
@@ -44,12 +33,12 @@ export interface Record {
   body: string;
 }
 
-export function records(file: string): Record[] {
+export function records(file: string): RecordedEvent[] {
   if (!existsSync(file)) return [];
   return readFileSync(file, 'utf8')
     .split('\n')
     .filter((l) => l.trim() !== '')
-    .map((l) => JSON.parse(l) as Record);
+    .map((l) => JSON.parse(l) as RecordedEvent);
 }
 
 /** Pixels of the PNG screen near a colour inside a region (tolerant to anti-aliasing). */

@@ -13,7 +13,7 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { ensureArtifacts } from './artifacts.js';
 import { type LocalChain, startLocalChain } from './chain/anvil.js';
 import type { Address } from './chain/contracts.js';
-import { DEFAULT_REWARD_TIERS, type RewardTier, startLocalDepin } from './depin.js';
+import { DEFAULT_PER_READING_REWARD_TIERS, type PerReadingRewardTier, startLocalDepin } from './depin.js';
 import { AppletHost } from './host.js';
 import { ProjectConfigError } from './project/config.js';
 import { localChainIds, missingWasmFiles, readProjectFile, resolveProject } from './project/file.js';
@@ -26,7 +26,7 @@ function address(value: string): Address {
   return value as Address;
 }
 
-function tiers(value: string): RewardTier[] {
+function tiers(value: string): PerReadingRewardTier[] {
   let parsed: unknown;
   try {
     parsed = JSON.parse(value);
@@ -35,7 +35,7 @@ function tiers(value: string): RewardTier[] {
   }
   const ok = Array.isArray(parsed) && parsed.every((t) => typeof t?.belowW === 'number' && Number.isInteger(t?.tokens) && t.tokens >= 0);
   if (!ok) throw new InvalidArgumentError(`${JSON.stringify(value)}: a JSON array of {"belowW": watts, "tokens": whole tokens >= 0}`);
-  return parsed as RewardTier[];
+  return parsed as PerReadingRewardTier[];
 }
 
 function integer(min: number, max: number, what: string) {
@@ -56,7 +56,7 @@ interface UpOptions {
   monitorInterval: number;
   device?: Address[];
   owner?: Address;
-  tiers: RewardTier[];
+  tiers: PerReadingRewardTier[];
   signatureCheck: 'secp256k1' | 'off';
 }
 
@@ -89,7 +89,7 @@ program
     (v: string, prev: Address[] = []) => [...prev, address(v)],
   )
   .option('--owner <address>', "energy-meter project: owner wallet that receives the rewards (default: the chain's third account)", address)
-  .option('--tiers <json>', 'energy-meter project: reward tiers, whole tokens per reading', tiers, DEFAULT_REWARD_TIERS)
+  .option('--tiers <json>', 'energy-meter project: reward tiers, whole tokens per reading', tiers, DEFAULT_PER_READING_REWARD_TIERS)
   .addOption(
     new Option(
       '--signature-check <mode>',

@@ -6,15 +6,20 @@ import { AppletHost, type AppletHostOptions } from './host.js';
 import type { ProjectConfig } from './project/config.js';
 import { readProjectFile, resolveProject } from './project/file.js';
 
-export interface RewardTier {
+/**
+ * One row of the applet's reward table: what the applet mints per reading on chain. Not the
+ * meter's HourlyRewardTier (meter-files), which is a rate in tokens per hour for the screen's
+ * local estimate; the two tables share their bounds, not their unit.
+ */
+export interface PerReadingRewardTier {
   /** Readings below this many watts earn `tokens` (the first matching tier wins). */
   belowW: number;
   /** Whole tokens minted per reading. */
   tokens: number;
 }
 
-/** The meter's default tiers (its local estimate's table, docs/w3bstream.md decision): < 3 W, < 5 W. */
-export const DEFAULT_REWARD_TIERS: RewardTier[] = [
+/** The bounds of the meter's default table (docs/w3bstream.md decision): < 3 W, < 5 W, in whole tokens per reading. */
+export const DEFAULT_PER_READING_REWARD_TIERS: PerReadingRewardTier[] = [
   { belowW: 3, tokens: 10 },
   { belowW: 5, tokens: 4 },
 ];
@@ -25,7 +30,7 @@ export interface EnergyMeterProjectOptions {
   rpcUrl: string;
   operator: Address;
   contracts: RewardContracts;
-  tiers?: RewardTier[];
+  tiers?: PerReadingRewardTier[];
   /** "secp256k1": the applet checks each signature against the registered address (on chain). */
   signatureCheck?: 'secp256k1' | 'off';
 }
@@ -61,7 +66,7 @@ export function energyMeterProject(o: EnergyMeterProjectOptions): ProjectConfig 
         CHAIN_ID: String(o.chainId),
         TOKEN_ADDRESS: o.contracts.token,
         VERIFIER_ADDRESS: o.contracts.verifier,
-        REWARD_TIERS: JSON.stringify(o.tiers ?? DEFAULT_REWARD_TIERS),
+        REWARD_TIERS: JSON.stringify(o.tiers ?? DEFAULT_PER_READING_REWARD_TIERS),
         SIGNATURE_CHECK: o.signatureCheck ?? 'secp256k1',
       },
     },
@@ -85,7 +90,7 @@ export interface LocalDepin {
 
 export interface LocalDepinOptions extends Omit<AppletHostOptions, 'watchChain'> {
   publisherToken: string;
-  tiers?: RewardTier[];
+  tiers?: PerReadingRewardTier[];
   signatureCheck?: 'secp256k1' | 'off';
   /** Run the monitors in the background (default true); tests call host.syncChain() instead. */
   watchChain?: boolean;

@@ -2,7 +2,8 @@ import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { logLevelName } from './abi/codes.js';
-import { type AppletResult, appletResult, eventAnswer, type ProjectIdentity, routeEvent } from './answer.js';
+import { type V1AppletResult, v1AnswerHead, v1AppletResult, v1EventAnswer, v1EventPath } from '@power-meter/w3bstream';
+import { type ProjectIdentity, routeEvent } from './answer.js';
 import { ChainMonitors, CronJobs, type MonitorSource } from './monitor/monitors.js';
 import { chainFor, type ProjectConfig, strategiesFor, validateProject } from './project/config.js';
 import { databaseDdl, schemasOf } from './project/schema.js';
@@ -43,7 +44,7 @@ export interface HandledEvent {
   eventType: string;
   /** The route's eventID; null for monitors, cron and API answers. */
   eventId: string | null;
-  results: AppletResult[] | null;
+  results: V1AppletResult[] | null;
 }
 
 /**
@@ -139,13 +140,13 @@ export class AppletHost {
    * Runs every strategy of `eventType` on `payload`, each on its applet, side by side as the node
    * runs them; results in the project's order. null when no strategy matched.
    */
-  async handleEvent(eventType: string, payload: Uint8Array): Promise<AppletResult[] | null> {
+  async handleEvent(eventType: string, payload: Uint8Array): Promise<V1AppletResult[] | null> {
     const strategies = strategiesFor(this.project, eventType);
     if (strategies.length === 0) return null;
     return Promise.all(
       strategies.map(async (s) => {
         const r = await this.runners.get(s.applet.appletName)!.run(s.handler, payload, eventType);
-        return appletResult(s.applet.appletName, s.instanceId, s.handler, r.code, r.error);
+        return v1AppletResult(s.applet.appletName, s.instanceId, s.handler, r.code, r.error);
       }),
     );
   }
@@ -177,7 +178,7 @@ export class AppletHost {
     await this.db.close();
   }
 
-  private async dispatch(source: HandledEvent['source'], eventType: string, payload: Uint8Array): Promise<AppletResult[] | null> {
+  private async dispatch(source: HandledEvent['source'], eventType: string, payload: Uint8Array): Promise<V1AppletResult[] | null> {
     const results = await this.handleEvent(eventType, payload);
     for (const r of results ?? []) this.opts.log?.(`${source} ${eventType} -> ${r.handler}: code ${r.code}${r.error ? ` ${r.error}` : ''}`);
     this.opts.onEvent?.({ source, eventType, eventId: null, results });
@@ -209,7 +210,7 @@ export class AppletHost {
     this.server = server;
     const { port, address } = server.address() as AddressInfo;
     const host = address.includes(':') ? `[${address}]` : address;
-    this.url = `http://${host}:${port}/srv-applet-mgr/v0/event/${this.project.name}`;
+    this.url = `http://${host}:${port}${v1EventPath(this.project.name)}`;
   }
 
   private async answer(req: http.IncomingMessage, body: Buffer): Promise<{ status: number; body: unknown }> {
@@ -224,6 +225,9 @@ export class AppletHost {
       this.opts.log?.(`http ${routing.eventType} ${routing.eventId} -> ${r.handler}: code ${r.code}${r.error ? ` ${r.error}` : ''}`);
     if (!results) this.opts.log?.(`http ${routing.eventType} ${routing.eventId}: no strategy (results: null)`);
     this.opts.onEvent?.({ source: 'http', eventType: routing.eventType, eventId: routing.eventId, results });
-    return { status: 201, body: eventAnswer(routing, this.identity, results ?? []) };
+    return {
+      status: 201,
+      body: v1EventAnswer(v1AnswerHead(routing.channel, this.identity, routing.eventId, routing.timestampMs), results),
+    };
   }
 }

@@ -59,7 +59,7 @@ describe('the event route', () => {
   it('answers 401 InvalidToken for a wrong token, with the node’s error body', async () => {
     const a = await publish(host, 'probe_log', '', { token: 'wrong' });
     expect(a.status).toBe(401);
-    expect(a.body).toEqual({ key: 'InvalidToken', code: 401999002, msg: 'InvalidToken', desc: 'invalid token', canBeTalk: false });
+    expect(a.body).toEqual({ key: 'InvalidToken', code: 401999002, msg: 'InvalidToken', desc: 'InvalidToken', canBeTalk: false });
   });
 
   it('answers 201 InvalidEventChannel for another project name, running nothing', async () => {

@@ -27,7 +27,7 @@ import {
 import { probeProject } from './helpers.js';
 
 const text = (b: Uint8Array) => Buffer.from(b).toString('utf8');
-const param = (q: ParsedQuery, i: number, oid = OID.text) => text(encodeParam(q.params[i]!, oid));
+const param = (q: ParsedQuery, i: number, oid: number = OID.text) => text(encodeParam(q.params[i]!, oid));
 
 describe('the node’s placeholder rewrite (replaceValueHolder)', () => {
   it('turns every ? into $1, $2, … in order, leaves $N alone, and also rewrites ? inside quotes and comments', () => {

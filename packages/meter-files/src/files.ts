@@ -19,7 +19,8 @@ export interface AtomicWriteOptions {
   /**
    * fsync the file and its directory. Needed only for files whose loss after a power cut matters;
    * the display files are rewritten every few hundred ms and syncing each would wear SD cards
-   * (docs/design.md, complaint 4) for no benefit, so the default is off.
+   * (docs/design.md "What users of other meters complain about", item 4) for no benefit, so the
+   * default is off.
    */
   durable?: boolean;
   /** File mode; the data directory is readable by the display user, so 0644 by default. */

@@ -1,5 +1,6 @@
-export { STATE_SCHEMA, FILES, LEGACY_FILES, DEFAULT_REWARD_TIERS } from './schema.js';
-export type { MeterState, RewardBalance, IoIdStatus, WindowSummary, PublishingStateName, SensorStateName, RewardTier } from './schema.js';
+export { STATE_SCHEMA, FILES, LEGACY_FILES, DEFAULT_HOURLY_REWARD_TIERS } from './schema.js';
+export type { MeterState, RewardBalance, IoIdStatus, WindowSummary, PublishingStateName, SensorStateName } from './schema.js';
+export type { HourlyRewardTier } from './schema.js';
 export { parseState } from './parse.js';
 export type { ParseResult, StateProblem } from './parse.js';
 export { legacyFileContents, legacyStatusOf, formatW } from './legacy.js';

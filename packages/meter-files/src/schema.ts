@@ -33,8 +33,12 @@ export const LEGACY_FILES = [
   FILES.status,
 ] as const;
 
-/** One row of the reward table: windows averaging below `belowW` earn `tokensPerH`. */
-export interface RewardTier {
+/**
+ * One row of the meter's reward table: windows averaging below `belowW` earn at `tokensPerH`
+ * (a rate, for the local estimate and the screen's colours). Not the applet's per-reading table
+ * (applet-host's PerReadingRewardTier, whole tokens per reading).
+ */
+export interface HourlyRewardTier {
   belowW: number;
   tokensPerH: number;
 }
@@ -44,7 +48,7 @@ export interface RewardTier {
  * else 0. The backend's default, and what a reader assumes when `rewards.tiers` is absent
  * (a state.json from before the field existed).
  */
-export const DEFAULT_REWARD_TIERS: readonly RewardTier[] = [
+export const DEFAULT_HOURLY_REWARD_TIERS: readonly HourlyRewardTier[] = [
   { belowW: 3, tokensPerH: 10 },
   { belowW: 5, tokensPerH: 4 },
 ];
@@ -162,9 +166,9 @@ export interface MeterState {
     /**
      * The configured reward table, ascending `belowW`, so the display colours power by the
      * tiers that pay (schema 1 since this field was added; optional: older writers omit it and
-     * readers then use DEFAULT_REWARD_TIERS).
+     * readers then use DEFAULT_HOURLY_REWARD_TIERS).
      */
-    tiers?: RewardTier[];
+    tiers?: HourlyRewardTier[];
   };
   publishing: {
     state: PublishingStateName;

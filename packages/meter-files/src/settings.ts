@@ -21,9 +21,11 @@ export class SettingError extends Error {
   }
 }
 
+/**
+ * One setting. Its name is its key in the table (SpecTable): the camelCase key in the JSON config
+ * file and the name of the resolved value, written once.
+ */
 export interface SettingSpec<T> {
-  /** camelCase key in the JSON config file. */
-  key: string;
   /** Long flag without dashes (`data-dir`), or null for settings that must never be a flag. */
   flag: string | null;
   /** Environment variable name. */
@@ -61,6 +63,7 @@ export function configJsonTypes(spec: SettingSpec<unknown>): readonly JsonType[]
   return t === null ? null : [t];
 }
 
+/** Settings by name: each key is the setting's config-file key (`dataDir`, `publishUrl`). */
 export type SpecTable = Record<string, SettingSpec<unknown>>;
 export type Resolved<S extends SpecTable> = { [K in keyof S]: S[K] extends SettingSpec<infer T> ? T : never };
 
@@ -86,15 +89,15 @@ export function resolveSettings<S extends SpecTable>(
     } else if (spec.env !== null && inputs.env[spec.env] !== undefined && inputs.env[spec.env] !== '') {
       raw = inputs.env[spec.env];
       source = 'env';
-    } else if (inputs.config[spec.key] !== undefined) {
-      raw = inputs.config[spec.key];
+    } else if (inputs.config[name] !== undefined) {
+      raw = inputs.config[name];
       source = 'config';
     } else {
       values[name] = spec.default;
       sources[name] = 'default';
       continue;
     }
-    const label = source === 'flag' ? `--${spec.flag}` : source === 'env' ? spec.env! : `"${spec.key}" in the config file`;
+    const label = source === 'flag' ? `--${spec.flag}` : source === 'env' ? spec.env! : `"${name}" in the config file`;
     const types = source === 'config' ? configJsonTypes(spec) : null;
     const type = jsonTypeOf(raw);
     if (types !== null && (type === null || !types.includes(type)))
@@ -233,7 +236,7 @@ export function loadSettings<S extends SpecTable>(
   const path = named ?? DEFAULT_CONFIG_FILE;
   const use = named !== undefined || existsSync(path);
   const top = use ? loadConfigFile(path, named !== undefined) : {};
-  const keys = Object.values(opts.specs).map((s) => s.key);
+  const keys = Object.keys(opts.specs);
   let config: Record<string, unknown>;
   if (opts.section === undefined) {
     checkConfigKeys(top, [...keys, ...(opts.otherSections ?? [])], 'the config file');
@@ -250,14 +253,14 @@ export function loadSettings<S extends SpecTable>(
   return { ...r, configFile: use ? path : null };
 }
 
-/** `--help` text for one setting: description, default and environment variable. */
-export function helpText(spec: SettingSpec<unknown>): string {
+/** `--help` text for one setting (its table key and spec): description, default, environment variable, config key. */
+export function helpText(key: string, spec: SettingSpec<unknown>): string {
   const def = spec.secret
     ? 'unset'
     : spec.default === null || spec.default === undefined || spec.default === ''
       ? 'unset'
       : JSON.stringify(spec.default);
-  return `${spec.describe} (default: ${def}${spec.env ? `; env ${spec.env}` : ''}; config "${spec.key}")`;
+  return `${spec.describe} (default: ${def}${spec.env ? `; env ${spec.env}` : ''}; config "${key}")`;
 }
 
 function camel(flag: string): string {

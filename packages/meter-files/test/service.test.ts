@@ -18,7 +18,6 @@ import {
 
 const specs = {
   window: {
-    key: 'window',
     flag: 'window',
     env: 'PM_WINDOW',
     default: 5,
@@ -27,7 +26,6 @@ const specs = {
     allowed: 'seconds, 1-3600',
   } as SettingSpec<number>,
   publishUrl: {
-    key: 'publishUrl',
     flag: 'publish-url',
     env: null,
     default: '',
@@ -36,7 +34,6 @@ const specs = {
     allowed: 'a URL',
   } as SettingSpec<string>,
   dataDir: {
-    key: 'dataDir',
     flag: 'data-dir',
     env: null,
     default: '/d',

@@ -6,7 +6,6 @@ import { SettingError, helpText, loadConfigFile, parsers, resolveSettings, type 
 
 const specs = {
   window: {
-    key: 'window',
     flag: 'window',
     env: 'PM_WINDOW',
     default: 5,
@@ -15,7 +14,6 @@ const specs = {
     allowed: 'seconds, 1-3600',
   } as SettingSpec<number>,
   dataDir: {
-    key: 'dataDir',
     flag: 'data-dir',
     env: 'PM_DATA_DIR',
     default: '/d',
@@ -23,8 +21,7 @@ const specs = {
     parse: parsers.nonEmptyString,
     allowed: 'a path',
   } as SettingSpec<string>,
-  token: {
-    key: 'publisherToken',
+  publisherToken: {
     flag: null,
     env: 'TOKEN',
     default: '',
@@ -43,7 +40,7 @@ describe('settings precedence and validation', () => {
     expect(resolveSettings(specs, { ...base, env: { PM_WINDOW: '20' }, config: { window: 10 } }).values.window).toBe(20);
     const r = resolveSettings(specs, { flags: { window: '30', dataDir: '/x' }, env: { PM_WINDOW: '20' }, config: { window: 10 } });
     expect(r.values).toMatchObject({ window: 30, dataDir: '/x' });
-    expect(r.sources).toMatchObject({ window: 'flag', dataDir: 'flag', token: 'default' });
+    expect(r.sources).toMatchObject({ window: 'flag', dataDir: 'flag', publisherToken: 'default' });
   });
 
   it('refuses a config-file value of the wrong JSON type instead of converting it; flags and the environment are text', () => {
@@ -58,8 +55,8 @@ describe('settings precedence and validation', () => {
     });
     // A setting may name the other types it takes (an I2C address as "0x41").
     const hex = { ...specs.window, parse: parsers.integer(0x40, 0x4f, { hex: true }), json: ['number', 'string'] as const };
-    expect(resolveSettings({ hex }, { ...none, config: { window: '0x41' } }).values.hex).toBe(0x41);
-    expect(() => resolveSettings({ hex }, { ...none, config: { window: true } })).toThrow(
+    expect(resolveSettings({ hex }, { ...none, config: { hex: '0x41' } }).values.hex).toBe(0x41);
+    expect(() => resolveSettings({ hex }, { ...none, config: { hex: true } })).toThrow(
       /JSON number or a JSON string \(not a JSON boolean\)/,
     );
   });
@@ -91,7 +88,7 @@ describe('settings precedence and validation', () => {
   });
 
   it('help text shows default and environment variable but never a secret default', () => {
-    expect(helpText(specs.window)).toBe('window length, s (default: 5; env PM_WINDOW; config "window")');
-    expect(helpText(specs.token)).toContain('default: unset');
+    expect(helpText('window', specs.window)).toBe('window length, s (default: 5; env PM_WINDOW; config "window")');
+    expect(helpText('publisherToken', specs.publisherToken)).toContain('default: unset');
   });
 });

@@ -31,8 +31,8 @@ const program = new Command('power-meter-display')
     '--config <file>',
     `JSON config file; the display reads its "display" object (default: ${DEFAULT_CONFIG_FILE} when it exists; env POWER_METER_CONFIG)`,
   );
-for (const spec of Object.values(DISPLAY_SETTINGS)) {
-  if (spec.flag) program.addOption(new Option(`--${spec.flag} <value>`, helpText(spec)));
+for (const [key, spec] of Object.entries(DISPLAY_SETTINGS)) {
+  if (spec.flag) program.addOption(new Option(`--${spec.flag} <value>`, helpText(key, spec)));
 }
 
 /** flags > environment > config `display` object (the data directory also from the top level) > defaults. */

@@ -4,7 +4,7 @@ import { areaPx, diffFrames, pixelWords, type Rect } from './diff/diff.js';
 import { buildScreenModel, measuredAgeMs, type ScreenModel } from './screen/model.js';
 import type { ScreenRenderer } from './screen/render.js';
 
-/** What the controller draws on: the ST7735 device, or the same device on the emulated panel. */
+/** The panel (`--panel`): what the controller draws on, the ST7735 device on the real or the emulated module. */
 export interface FramePanel {
   readonly width: number;
   readonly height: number;

@@ -2,7 +2,7 @@ import { basename, dirname } from 'node:path';
 import { writeFileAtomic } from '@power-meter/meter-files';
 import { createCanvas, type Canvas, type ImageData } from 'canvas';
 
-/** An RGBA picture, as the emulated panel's `view()` returns it. */
+/** An RGBA picture, as the emulated module's `view()` returns it. */
 export interface RgbaView {
   width: number;
   height: number;

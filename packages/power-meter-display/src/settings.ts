@@ -1,5 +1,5 @@
 import { LOG_LEVELS, parseLogLevel, parsers, type LogLevel, type SettingSpec } from '@power-meter/meter-files';
-import { PANEL_VARIANTS, type PanelVariant } from '@power-meter/st7735';
+import { MODULE_VARIANTS, type ModuleVariant } from '@power-meter/st7735';
 import { DEFAULT_FONT_DIR } from './screen/fonts.js';
 
 /**
@@ -11,7 +11,6 @@ const s = <T>(spec: SettingSpec<T>): SettingSpec<T> => spec;
 
 export const DISPLAY_SETTINGS = {
   dataDir: s({
-    key: 'dataDir',
     flag: 'data-dir',
     env: 'POWER_METER_DATA_DIR',
     default: '/home/pi/data/power-meter',
@@ -20,7 +19,6 @@ export const DISPLAY_SETTINGS = {
     allowed: 'a directory path',
   }),
   panel: s({
-    key: 'panel',
     flag: 'panel',
     env: 'POWER_METER_DISPLAY_PANEL',
     default: 'st7735' as 'st7735' | 'png' | 'emulated',
@@ -30,7 +28,6 @@ export const DISPLAY_SETTINGS = {
     allowed: 'st7735, png or emulated',
   }),
   png: s({
-    key: 'png',
     flag: 'png',
     env: 'POWER_METER_DISPLAY_PNG',
     default: 'screen.png',
@@ -40,7 +37,6 @@ export const DISPLAY_SETTINGS = {
     allowed: 'a file path',
   }),
   spiBus: s({
-    key: 'spiBus',
     flag: 'spi-bus',
     env: 'POWER_METER_DISPLAY_SPI_BUS',
     default: 0,
@@ -49,7 +45,6 @@ export const DISPLAY_SETTINGS = {
     allowed: 'an integer 0-6',
   }),
   spiDevice: s({
-    key: 'spiDevice',
     flag: 'spi-device',
     env: 'POWER_METER_DISPLAY_SPI_DEVICE',
     default: 0,
@@ -58,7 +53,6 @@ export const DISPLAY_SETTINGS = {
     allowed: 'an integer 0-3',
   }),
   dcPin: s({
-    key: 'dcPin',
     flag: 'dc-pin',
     env: 'POWER_METER_DISPLAY_DC_PIN',
     default: 25,
@@ -67,7 +61,6 @@ export const DISPLAY_SETTINGS = {
     allowed: 'a BCM GPIO number 0-53',
   }),
   resetPin: s({
-    key: 'resetPin',
     flag: 'reset-pin',
     env: 'POWER_METER_DISPLAY_RESET_PIN',
     default: 24,
@@ -76,7 +69,6 @@ export const DISPLAY_SETTINGS = {
     allowed: 'a BCM GPIO number 0-53',
   }),
   speedHz: s({
-    key: 'speedHz',
     flag: 'speed-hz',
     env: 'POWER_METER_DISPLAY_SPEED_HZ',
     default: 24_000_000,
@@ -85,7 +77,6 @@ export const DISPLAY_SETTINGS = {
     allowed: 'an integer 1000000-62500000',
   }),
   rotation: s({
-    key: 'rotation',
     flag: 'rotation',
     env: 'POWER_METER_DISPLAY_ROTATION',
     default: 90 as 0 | 90 | 180 | 270,
@@ -98,16 +89,14 @@ export const DISPLAY_SETTINGS = {
     allowed: '0, 90, 180 or 270',
   }),
   variant: s({
-    key: 'variant',
     flag: 'variant',
     env: 'POWER_METER_DISPLAY_VARIANT',
-    default: 'greentab' as PanelVariant,
+    default: 'greentab' as ModuleVariant,
     describe: 'panel variant: tab colour of the 1.8" module, or the 0.96" mini (mini160x80plugin: the one with the plug-in flex cable)',
-    parse: parsers.oneOf(PANEL_VARIANTS),
-    allowed: PANEL_VARIANTS.join(', '),
+    parse: parsers.oneOf(MODULE_VARIANTS),
+    allowed: MODULE_VARIANTS.join(', '),
   }),
   gpio: s({
-    key: 'gpio',
     flag: 'gpio',
     env: 'POWER_METER_DISPLAY_GPIO',
     default: 'auto' as 'auto' | 'sysfs' | 'gpioset',
@@ -116,7 +105,6 @@ export const DISPLAY_SETTINGS = {
     allowed: 'auto, sysfs or gpioset',
   }),
   colOffset: s({
-    key: 'colOffset',
     flag: 'col-offset',
     env: 'POWER_METER_DISPLAY_COL_OFFSET',
     default: null as number | null,
@@ -127,7 +115,6 @@ export const DISPLAY_SETTINGS = {
     json: ['number'],
   }),
   rowOffset: s({
-    key: 'rowOffset',
     flag: 'row-offset',
     env: 'POWER_METER_DISPLAY_ROW_OFFSET',
     default: null as number | null,
@@ -138,7 +125,6 @@ export const DISPLAY_SETTINGS = {
     json: ['number'],
   }),
   bgr: s({
-    key: 'bgr',
     flag: 'bgr',
     env: 'POWER_METER_DISPLAY_BGR',
     default: null as boolean | null,
@@ -148,7 +134,6 @@ export const DISPLAY_SETTINGS = {
     json: ['boolean'],
   }),
   invert: s({
-    key: 'invert',
     flag: 'invert',
     env: 'POWER_METER_DISPLAY_INVERT',
     default: null as boolean | null,
@@ -158,7 +143,6 @@ export const DISPLAY_SETTINGS = {
     json: ['boolean'],
   }),
   fontDir: s({
-    key: 'fontDir',
     flag: 'font-dir',
     env: 'POWER_METER_DISPLAY_FONT_DIR',
     default: DEFAULT_FONT_DIR,
@@ -167,7 +151,6 @@ export const DISPLAY_SETTINGS = {
     allowed: 'a directory path',
   }),
   logLevel: s({
-    key: 'logLevel',
     flag: 'log-level',
     env: 'POWER_METER_DISPLAY_LOG_LEVEL',
     default: 'info' as LogLevel,

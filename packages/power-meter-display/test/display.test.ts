@@ -2,7 +2,7 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { exampleState, writeFileAtomic } from '@power-meter/meter-files';
-import { createPanel, type Panel } from '@power-meter/st7735';
+import { openModule, type St7735Module } from '@power-meter/st7735';
 import { afterEach, describe, expect, it } from 'vitest';
 import { DISPLAY, start, until, type Proc } from '../../../test/support/processes.js';
 import { DisplayController, type FramePanel } from '../src/controller.js';
@@ -13,12 +13,12 @@ const NOW = 1_764_000_000_000;
 /** `clock`: the wall and monotonic clocks the controller reads (default: wall fixed at NOW + 1 s). */
 async function rig(clock?: { wallMs: number; monoMs: number }) {
   const dir = mkdtempSync(join(tmpdir(), 'disp-'));
-  const panel: Panel = await createPanel({ kind: 'emulated', variant: 'greentab', rotation: 90 });
+  const st7735: St7735Module = await openModule({ kind: 'emulated', variant: 'greentab', rotation: 90 });
   const frame: FramePanel = {
-    width: panel.device.width,
-    height: panel.device.height,
-    writeRegion: (x, y, w, h, p) => panel.device.writeRegion(x, y, w, h, p),
-    close: () => panel.close(),
+    width: st7735.device.width,
+    height: st7735.device.height,
+    writeRegion: (x, y, w, h, p) => st7735.device.writeRegion(x, y, w, h, p),
+    close: () => st7735.close(),
   };
   const controller = new DisplayController({
     dataDir: dir,
@@ -28,7 +28,7 @@ async function rig(clock?: { wallMs: number; monoMs: number }) {
     monoMs: clock ? () => clock.monoMs : undefined,
   });
   const glassCount = (x: number, y: number, w: number, h: number, colour: string) => {
-    const v = panel.emulator!.view(90);
+    const v = st7735.emulator!.view(90);
     const [r, g, b] = [1, 3, 5].map((i) => parseInt(colour.slice(i, i + 2), 16));
     let n = 0;
     for (let yy = y; yy < y + h; yy++)
@@ -38,7 +38,7 @@ async function rig(clock?: { wallMs: number; monoMs: number }) {
       }
     return n;
   };
-  return { dir, panel, controller, glassCount };
+  return { dir, st7735, controller, glassCount };
 }
 
 describe('display controller: files -> screen -> changed regions -> panel', () => {
@@ -147,7 +147,7 @@ describe('power-meter-display program', () => {
     expect(await p.stop('SIGTERM')).toBe(0);
   });
 
-  it('--panel emulated runs the same driver on the emulated panel and saves nothing (the memory benchmark)', async () => {
+  it('--panel emulated runs the same driver on the emulated module and saves nothing (the memory benchmark)', async () => {
     const base = mkdtempSync(join(tmpdir(), 'disp-'));
     const png = join(base, 'screen.png');
     const data = join(base, 'data');
@@ -222,37 +222,37 @@ describe('power-meter-display program', () => {
 describe('staleness is measured time, not the wall clock', () => {
   // One state written at NOW; the wall clock then steps while the monotonic clock runs on.
   async function controllerWith(clock: { wallMs: number; monoMs: number }) {
-    const { dir, controller, panel } = await rig(clock);
+    const { dir, controller, st7735 } = await rig(clock);
     await writeFileAtomic(dir, 'state.json', JSON.stringify(exampleState({ updatedAtMs: NOW, powerW: 2.2 })));
-    return { controller, panel };
+    return { controller, st7735 };
   }
 
   it('a forward step of the wall clock does not make a live backend look stale', async () => {
     const clock = { wallMs: NOW + 1000, monoMs: 50_000 };
-    const { controller, panel } = await controllerWith(clock);
+    const { controller, st7735 } = await controllerWith(clock);
     expect((await controller.refresh()).model.mode).toBe('live');
     clock.wallMs += 40 * 86_400_000; // date -s "+40 days"
     clock.monoMs += 2000;
     expect((await controller.refresh()).model.mode).toBe('live');
-    await panel.close();
+    await st7735.close();
   });
 
   it('a backward step does not keep a stopped backend looking live, and the age shown is the measured one', async () => {
     const clock = { wallMs: NOW + 1000, monoMs: 50_000 };
-    const { controller, panel } = await controllerWith(clock);
+    const { controller, st7735 } = await controllerWith(clock);
     expect((await controller.refresh()).model.mode).toBe('live');
     clock.wallMs -= 3_600_000; // the clock steps an hour back, then the backend stops writing
     clock.monoMs += 20_000;
     const r = await controller.refresh();
     expect(r.model.mode).toBe('stale');
     expect(r.model.statusText).toBe('stale: no update for 21s');
-    await panel.close();
+    await st7735.close();
   });
 
   it('a display started long after the backend stopped still says stale (first sight uses the wall clock)', async () => {
     const clock = { wallMs: NOW + 600_000, monoMs: 50_000 };
-    const { controller, panel } = await controllerWith(clock);
+    const { controller, st7735 } = await controllerWith(clock);
     expect((await controller.refresh()).model).toMatchObject({ mode: 'stale', statusText: 'stale: no update for 10min' });
-    await panel.close();
+    await st7735.close();
   });
 });

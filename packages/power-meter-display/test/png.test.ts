@@ -1,7 +1,7 @@
 import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createPanel, DeviceOpenError, rgbaToRgb565be, St7735Error } from '@power-meter/st7735';
+import { openModule, DeviceOpenError, rgbaToRgb565be, St7735Error } from '@power-meter/st7735';
 import { createCanvas, loadImage } from 'canvas';
 import { describe, expect, it } from 'vitest';
 import { panelErrorHint } from '../src/hints.js';
@@ -23,18 +23,18 @@ describe('png panel output', () => {
   it('saves what the emulated glass shows, atomically, and the PNG decodes to the same pixels in each orientation', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'png-'));
     const file = join(dir, 'screen.png');
-    const panel = await createPanel({ kind: 'emulated', variant: 'greentab', rotation: 90 });
+    const st7735 = await openModule({ kind: 'emulated', variant: 'greentab', rotation: 90 });
     const frame = pattern(160, 128);
-    await panel.device.writeRegion(0, 0, 160, 128, rgbaToRgb565be(frame, 160));
-    await savePng(file, panel.emulator!.view());
+    await st7735.device.writeRegion(0, 0, 160, 128, rgbaToRgb565be(frame, 160));
+    await savePng(file, st7735.emulator!.view());
     const ctx = createCanvas(160, 128).getContext('2d');
     ctx.drawImage(await loadImage(readFileSync(file)), 0, 0);
     expect(Buffer.from(ctx.getImageData(0, 0, 160, 128).data).equals(Buffer.from(frame))).toBe(true);
     // Held in portrait the same glass is 128 wide; the temporary file is gone after each save.
-    await savePng(file, panel.emulator!.view(0));
+    await savePng(file, st7735.emulator!.view(0));
     expect(readFileSync(file).readUInt32BE(16)).toBe(128);
     expect(readdirSync(dir)).toEqual(['screen.png']);
-    await panel.close();
+    await st7735.close();
   });
 });
 

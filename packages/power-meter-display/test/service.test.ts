@@ -3,7 +3,7 @@ import { mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, symlinkSync, 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { EXIT, STATE_MAX_BYTES, exampleState, writeFileAtomic } from '@power-meter/meter-files';
-import { createPanel } from '@power-meter/st7735';
+import { openModule } from '@power-meter/st7735';
 import { afterEach, describe, expect, it } from 'vitest';
 import { DISPLAY, start, until, type Proc } from '../../../test/support/processes.js';
 import { DisplayController, type FramePanel } from '../src/controller.js';
@@ -56,12 +56,12 @@ describe('the display reads state.json bounded', () => {
 describe('the screen says what is wrong with state.json', () => {
   it('keeps the last good screen with a marker for a device, a FIFO and a file too big', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'disp-marker-'));
-    const panel = await createPanel({ kind: 'emulated', variant: 'greentab', rotation: 90 });
+    const st7735 = await openModule({ kind: 'emulated', variant: 'greentab', rotation: 90 });
     const frame: FramePanel = {
-      width: panel.device.width,
-      height: panel.device.height,
-      writeRegion: (x, y, w, h, p) => panel.device.writeRegion(x, y, w, h, p),
-      close: () => panel.close(),
+      width: st7735.device.width,
+      height: st7735.device.height,
+      writeRegion: (x, y, w, h, p) => st7735.device.writeRegion(x, y, w, h, p),
+      close: () => st7735.close(),
     };
     const now = Date.now();
     const controller = new DisplayController({ dataDir: dir, renderer: new ScreenRenderer('landscape'), panel: frame, nowMs: () => now });
@@ -78,7 +78,7 @@ describe('the screen says what is wrong with state.json', () => {
       make();
       expect((await controller.refresh()).model).toMatchObject({ powerText: '4.50', problemMarker: marker });
     }
-    await panel.close();
+    await st7735.close();
   });
 });
 

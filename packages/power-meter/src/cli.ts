@@ -93,7 +93,8 @@ const fail = (message: string, code: number = EXIT.failure): never => {
 
 function withSettings(cmd: Command): Command {
   cmd.option('--config <file>', `JSON config file (default: ${DEFAULT_CONFIG_FILE} when it exists; env POWER_METER_CONFIG)`);
-  for (const spec of Object.values(BACKEND_SETTINGS)) if (spec.flag) cmd.addOption(new Option(`--${spec.flag} <value>`, helpText(spec)));
+  for (const [key, spec] of Object.entries(BACKEND_SETTINGS))
+    if (spec.flag) cmd.addOption(new Option(`--${spec.flag} <value>`, helpText(key, spec)));
   cmd.addHelpText(
     'after',
     `\nAlso: ${BACKEND_SETTINGS.publisherToken.describe}: env W3BSTREAM_PUBLISHER_TOKEN or config "publisherToken".\n${BACKEND_SETTINGS.rewardTiers.describe}.`,

@@ -14,6 +14,7 @@ import { buildFloorMs } from './meter.js';
 import { sensorChip, type BackendSettings } from './settings.js';
 import { v2Dialect } from './transport.js';
 import { decideClockSync, probeClock } from './timesync.js';
+import { ENV_FILE } from './hints.js';
 
 /**
  * `power-meter doctor`: every check says what it found and, when something is wrong, how to
@@ -46,7 +47,7 @@ export async function runDoctor(s: BackendSettings, opts: DoctorOptions = {}): P
     checkDataDir(s.dataDir),
     s.keyUri === '' ? checkIdentity(s.dataDir) : await checkTokenKey(s, opts.envFile ?? '/etc/power-meter/power-meter.env'),
     await checkClock(opts.timesyncRoot),
-    ...(await checkPublishing(s, opts.envFile ?? '/etc/power-meter/power-meter.env')),
+    ...(await checkPublishing(s, opts.envFile ?? ENV_FILE)),
     // Loaded only when MQTT is on: the broker library stays out of every other run.
     ...(s.mqttUrl ? [await (await import('./mqtt/check.js')).checkMqtt(s)] : []),
     ...(s.rpcUrl && s.rewardToken ? [await (await import('./chain/check.js')).checkRewardBalance(s)] : []),

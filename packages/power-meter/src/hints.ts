@@ -1,5 +1,8 @@
 import { I2cError, SensorFault } from '@power-meter/ina219';
 
+/** The service's environment file (install.sh): where advice sends the user for tokens and passwords. */
+export const ENV_FILE = '/etc/power-meter/power-meter.env';
+
 /**
  * The application's half of a sensor error: the ina219 library says what failed and how to
  * fix the system; only this program knows which of its settings selects the bus and address.

@@ -877,7 +877,7 @@ export class Meter {
    * The live-power refresh rewrites state.json only when the figure the screen shows (two
    * decimals) changed, or every 5 s as a heartbeat so the display can tell a live backend from a
    * stale one. A steady load then costs 2 small writes per window instead of 10 (SD-card wear,
-   * docs/design.md complaint 4).
+   * docs/design.md "What users of other meters complain about", item 4).
    */
   private refreshPower(): void {
     const latest = this.latestReading();

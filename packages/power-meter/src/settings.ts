@@ -1,11 +1,11 @@
 import { CHIP_IDS, CHIPS, parseSimLoad, type ChipId } from '@power-meter/ina219';
 import {
-  DEFAULT_REWARD_TIERS,
+  DEFAULT_HOURLY_REWARD_TIERS,
   LOG_LEVELS,
   parseLogLevel,
   parsers,
   type LogLevel,
-  type RewardTier,
+  type HourlyRewardTier,
   type SettingSource,
   type SettingSpec,
 } from '@power-meter/meter-files';
@@ -37,7 +37,7 @@ function chipDefaults(key: 'shuntOhms' | 'maxCurrentA'): string {
 }
 
 // The reward table's type and default belong to the data-directory contract (state.json carries the tiers).
-export { DEFAULT_REWARD_TIERS, type RewardTier };
+export { DEFAULT_HOURLY_REWARD_TIERS, type HourlyRewardTier };
 
 /**
  * Bounds of a reward tier. The rates feed totals that are stored for ever, so they must stay
@@ -46,7 +46,7 @@ export { DEFAULT_REWARD_TIERS, type RewardTier };
  */
 export const TIER_LIMITS = { maxBelowW: 100_000, maxTokensPerH: 1_000_000, maxTiers: 32 } as const;
 
-function parseTiers(raw: unknown): RewardTier[] {
+function parseTiers(raw: unknown): HourlyRewardTier[] {
   if (!Array.isArray(raw) || raw.length === 0 || raw.length > TIER_LIMITS.maxTiers) throw new Error('not a list');
   let last = -Infinity;
   return raw.map((t: unknown) => {
@@ -196,7 +196,6 @@ function modulePath(raw: unknown): string {
 
 export const BACKEND_SETTINGS = {
   dataDir: s({
-    key: 'dataDir',
     flag: 'data-dir',
     env: 'POWER_METER_DATA_DIR',
     default: '/home/pi/data/power-meter',
@@ -205,7 +204,6 @@ export const BACKEND_SETTINGS = {
     allowed: 'a directory path',
   }),
   publishUrl: s({
-    key: 'publishUrl',
     flag: 'publish-url',
     env: 'POWER_METER_PUBLISH_URL',
     default: '',
@@ -217,7 +215,6 @@ export const BACKEND_SETTINGS = {
     secret: true,
   }),
   publisherToken: s({
-    key: 'publisherToken',
     flag: null,
     env: 'W3BSTREAM_PUBLISHER_TOKEN',
     default: '',
@@ -227,7 +224,6 @@ export const BACKEND_SETTINGS = {
     secret: true,
   }),
   eventType: s({
-    key: 'eventType',
     flag: 'event-type',
     env: 'POWER_METER_EVENT_TYPE',
     default: 'DEFAULT',
@@ -240,7 +236,6 @@ export const BACKEND_SETTINGS = {
     allowed: '1-64 letters, digits, _ . -',
   }),
   transport: s({
-    key: 'transport',
     flag: 'transport',
     env: 'POWER_METER_TRANSPORT',
     default: 'w3bstream-v1' as TransportName,
@@ -250,7 +245,6 @@ export const BACKEND_SETTINGS = {
     allowed: TRANSPORT_NAMES.join(' or '),
   }),
   projectId: s({
-    key: 'projectId',
     flag: 'project-id',
     env: 'POWER_METER_PROJECT_ID',
     default: '',
@@ -261,7 +255,6 @@ export const BACKEND_SETTINGS = {
     json: ['string', 'number'],
   }),
   projectVersion: s({
-    key: 'projectVersion',
     flag: 'project-version',
     env: 'POWER_METER_PROJECT_VERSION',
     default: '',
@@ -271,7 +264,6 @@ export const BACKEND_SETTINGS = {
     allowed: 'the version text of the project (1-64 characters, no control characters), or empty',
   }),
   signedKeys: s({
-    key: 'signedKeys',
     flag: 'signed-keys',
     env: 'POWER_METER_SIGNED_KEYS',
     default: [] as string[],
@@ -283,7 +275,6 @@ export const BACKEND_SETTINGS = {
     json: ['array', 'string'],
   }),
   taskPollIntervalS: s({
-    key: 'taskPollIntervalS',
     flag: 'task-poll-interval',
     env: 'POWER_METER_TASK_POLL_INTERVAL',
     default: 60,
@@ -293,7 +284,6 @@ export const BACKEND_SETTINGS = {
     allowed: 'seconds, 0-86400 (0 = off)',
   }),
   sensor: s({
-    key: 'sensor',
     flag: 'sensor',
     env: 'POWER_METER_SENSOR',
     default: 'ina219' as SensorSetting,
@@ -303,7 +293,6 @@ export const BACKEND_SETTINGS = {
     allowed: SENSOR_NAMES.join(', '),
   }),
   simChip: s({
-    key: 'simChip',
     flag: 'sim-chip',
     env: 'POWER_METER_SIM_CHIP',
     default: 'ina219' as ChipId,
@@ -312,7 +301,6 @@ export const BACKEND_SETTINGS = {
     allowed: CHIP_IDS.join(', '),
   }),
   simLoad: s({
-    key: 'simLoad',
     flag: 'sim-load',
     env: 'POWER_METER_SIM_LOAD',
     default: 'demo',
@@ -321,7 +309,6 @@ export const BACKEND_SETTINGS = {
     allowed: 'demo, a number of watts (0-50), or pwm:<watts 0-50>:<duty 0-1>:<hz, above 0 and at most 100000>',
   }),
   window: s({
-    key: 'window',
     flag: 'window',
     env: 'POWER_METER_WINDOW',
     default: 5,
@@ -330,7 +317,6 @@ export const BACKEND_SETTINGS = {
     allowed: 'seconds, 1-3600',
   }),
   powerIntervalMs: s({
-    key: 'powerIntervalMs',
     flag: 'power-interval',
     env: 'POWER_METER_POWER_INTERVAL',
     default: 500,
@@ -339,7 +325,6 @@ export const BACKEND_SETTINGS = {
     allowed: 'milliseconds, 100-60000',
   }),
   i2cBus: s({
-    key: 'i2cBus',
     flag: 'i2c-bus',
     env: 'POWER_METER_I2C_BUS',
     default: 1,
@@ -348,7 +333,6 @@ export const BACKEND_SETTINGS = {
     allowed: 'an integer 0-255',
   }),
   i2cAddress: s({
-    key: 'i2cAddress',
     flag: 'i2c-address',
     env: 'POWER_METER_I2C_ADDRESS',
     default: 0x40,
@@ -359,7 +343,6 @@ export const BACKEND_SETTINGS = {
     json: ['number', 'string'],
   }),
   shuntOhms: s({
-    key: 'shuntOhms',
     flag: 'shunt-ohms',
     env: 'POWER_METER_SHUNT_OHMS',
     default: 0.1,
@@ -368,7 +351,6 @@ export const BACKEND_SETTINGS = {
     allowed: 'ohms, 0.0001-10',
   }),
   maxCurrentA: s({
-    key: 'maxCurrentA',
     flag: 'max-current',
     env: 'POWER_METER_MAX_CURRENT',
     default: 3.2,
@@ -377,7 +359,6 @@ export const BACKEND_SETTINGS = {
     allowed: 'amperes, 0.001-100',
   }),
   curve: s({
-    key: 'curve',
     flag: 'curve',
     env: 'POWER_METER_CURVE',
     default: 'p256' as 'p256' | 'secp256k1',
@@ -386,7 +367,6 @@ export const BACKEND_SETTINGS = {
     allowed: 'p256 or secp256k1',
   }),
   keyUri: s({
-    key: 'keyUri',
     flag: 'key-uri',
     env: 'POWER_METER_KEY_URI',
     default: '',
@@ -397,7 +377,6 @@ export const BACKEND_SETTINGS = {
       'a pkcs11: URI naming the token (token=, serial= or slot-id=) and the key (object= and/or id=), %-encoded, without pin-value or pin-source (the PIN goes in POWER_METER_PKCS11_PIN), or empty',
   }),
   pkcs11Module: s({
-    key: 'pkcs11Module',
     flag: 'pkcs11-module',
     env: 'POWER_METER_PKCS11_MODULE',
     default: '',
@@ -407,7 +386,6 @@ export const BACKEND_SETTINGS = {
     allowed: 'an absolute path to the module (.so), or empty',
   }),
   signature: s({
-    key: 'signature',
     flag: 'signature',
     env: 'POWER_METER_SIGNATURE',
     default: 'raw' as 'raw' | 'der',
@@ -416,7 +394,6 @@ export const BACKEND_SETTINGS = {
     allowed: 'raw or der',
   }),
   timestampUnit: s({
-    key: 'timestampUnit',
     flag: 'timestamp-unit',
     env: 'POWER_METER_TIMESTAMP_UNIT',
     default: 's' as 's' | 'ms',
@@ -425,7 +402,6 @@ export const BACKEND_SETTINGS = {
     allowed: 's or ms',
   }),
   outboxMaxCount: s({
-    key: 'outboxMaxCount',
     flag: 'outbox-max-count',
     env: 'POWER_METER_OUTBOX_MAX_COUNT',
     default: 1_000_000,
@@ -434,7 +410,6 @@ export const BACKEND_SETTINGS = {
     allowed: 'an integer 10-100000000',
   }),
   outboxMaxAgeDays: s({
-    key: 'outboxMaxAgeDays',
     flag: 'outbox-max-age',
     env: 'POWER_METER_OUTBOX_MAX_AGE',
     default: 30,
@@ -443,7 +418,6 @@ export const BACKEND_SETTINGS = {
     allowed: 'days, 0.001-3650',
   }),
   syncIntervalS: s({
-    key: 'syncIntervalS',
     flag: 'sync-interval',
     env: 'POWER_METER_SYNC_INTERVAL',
     default: 60,
@@ -453,7 +427,6 @@ export const BACKEND_SETTINGS = {
     allowed: 'seconds, 0-3600 (0 = strict, a sync per reading)',
   }),
   runtimeDir: s({
-    key: 'runtimeDir',
     flag: 'runtime-dir',
     env: 'POWER_METER_RUNTIME_DIR',
     default: '',
@@ -463,7 +436,6 @@ export const BACKEND_SETTINGS = {
     allowed: 'a directory path, or empty for the default',
   }),
   holdUnsyncedClock: s({
-    key: 'holdUnsyncedClock',
     flag: 'hold-unsynced-clock',
     env: 'POWER_METER_HOLD_UNSYNCED_CLOCK',
     default: true,
@@ -472,7 +444,6 @@ export const BACKEND_SETTINGS = {
     allowed: 'true or false',
   }),
   readingCalibrationId: s({
-    key: 'readingCalibrationId',
     flag: 'reading-calibration-id',
     env: 'POWER_METER_READING_CALIBRATION_ID',
     default: false,
@@ -482,7 +453,6 @@ export const BACKEND_SETTINGS = {
     allowed: 'true or false',
   }),
   publicKeyField: s({
-    key: 'publicKeyField',
     flag: 'public-key-field',
     env: 'POWER_METER_PUBLIC_KEY_FIELD',
     default: 'address' as 'address' | 'key',
@@ -492,7 +462,6 @@ export const BACKEND_SETTINGS = {
     allowed: 'address or key',
   }),
   signedFields: s({
-    key: 'signedFields',
     flag: 'signed-fields',
     env: 'POWER_METER_SIGNED_FIELDS',
     default: 'basic' as 'basic' | 'extended',
@@ -502,7 +471,6 @@ export const BACKEND_SETTINGS = {
     allowed: 'basic or extended',
   }),
   rpcUrl: s({
-    key: 'rpcUrl',
     flag: 'rpc-url',
     env: 'POWER_METER_RPC_URL',
     default: '',
@@ -513,7 +481,6 @@ export const BACKEND_SETTINGS = {
     secret: true,
   }),
   rewardToken: s({
-    key: 'rewardToken',
     flag: 'reward-token',
     env: 'POWER_METER_REWARD_TOKEN',
     default: '',
@@ -522,7 +489,6 @@ export const BACKEND_SETTINGS = {
     allowed: '0x + 40 hex digits, or empty',
   }),
   balanceIntervalS: s({
-    key: 'balanceIntervalS',
     flag: 'balance-interval',
     env: 'POWER_METER_BALANCE_INTERVAL',
     default: 60,
@@ -531,7 +497,6 @@ export const BACKEND_SETTINGS = {
     allowed: 'seconds, 2-86400',
   }),
   ioidRegistry: s({
-    key: 'ioidRegistry',
     flag: 'ioid-registry',
     env: 'POWER_METER_IOID_REGISTRY',
     default: '',
@@ -541,7 +506,6 @@ export const BACKEND_SETTINGS = {
     allowed: '0x + 40 hex digits, or empty',
   }),
   ioidIntervalS: s({
-    key: 'ioidIntervalS',
     flag: 'ioid-interval',
     env: 'POWER_METER_IOID_INTERVAL',
     default: 60,
@@ -550,7 +514,6 @@ export const BACKEND_SETTINGS = {
     allowed: 'seconds, 2-86400',
   }),
   walletAddress: s({
-    key: 'walletAddress',
     flag: 'wallet-address',
     env: 'POWER_METER_WALLET_ADDRESS',
     default: '',
@@ -559,7 +522,6 @@ export const BACKEND_SETTINGS = {
     allowed: '0x + 40 hex digits, or empty',
   }),
   mqttUrl: s({
-    key: 'mqttUrl',
     flag: 'mqtt-url',
     env: 'POWER_METER_MQTT_URL',
     default: '',
@@ -571,7 +533,6 @@ export const BACKEND_SETTINGS = {
     secret: true,
   }),
   mqttUser: s({
-    key: 'mqttUser',
     flag: null,
     env: 'POWER_METER_MQTT_USER',
     default: '',
@@ -581,7 +542,6 @@ export const BACKEND_SETTINGS = {
     secret: true,
   }),
   mqttPassword: s({
-    key: 'mqttPassword',
     flag: null,
     env: 'POWER_METER_MQTT_PASSWORD',
     default: '',
@@ -591,7 +551,6 @@ export const BACKEND_SETTINGS = {
     secret: true,
   }),
   mqttTopicPrefix: s({
-    key: 'mqttTopicPrefix',
     flag: 'mqtt-topic-prefix',
     env: 'POWER_METER_MQTT_TOPIC_PREFIX',
     default: 'power-meter',
@@ -600,7 +559,6 @@ export const BACKEND_SETTINGS = {
     allowed: 'topic levels without + # or a leading/trailing /',
   }),
   mqttDiscoveryPrefix: s({
-    key: 'mqttDiscoveryPrefix',
     flag: 'mqtt-discovery-prefix',
     env: 'POWER_METER_MQTT_DISCOVERY_PREFIX',
     default: 'homeassistant',
@@ -609,7 +567,6 @@ export const BACKEND_SETTINGS = {
     allowed: 'topic levels without + # or a leading/trailing /',
   }),
   mqttPowerIntervalMs: s({
-    key: 'mqttPowerIntervalMs',
     flag: 'mqtt-power-interval',
     env: 'POWER_METER_MQTT_POWER_INTERVAL',
     default: 5000,
@@ -618,7 +575,6 @@ export const BACKEND_SETTINGS = {
     allowed: 'milliseconds, 500-3600000',
   }),
   mqttReadings: s({
-    key: 'mqttReadings',
     flag: 'mqtt-readings',
     env: 'POWER_METER_MQTT_READINGS',
     default: false,
@@ -627,7 +583,6 @@ export const BACKEND_SETTINGS = {
     allowed: 'true or false',
   }),
   mqttCa: s({
-    key: 'mqttCa',
     flag: 'mqtt-ca',
     env: 'POWER_METER_MQTT_CA',
     default: '',
@@ -637,7 +592,6 @@ export const BACKEND_SETTINGS = {
     allowed: 'an absolute path to a PEM file readable by the service user, or empty',
   }),
   mqttCert: s({
-    key: 'mqttCert',
     flag: 'mqtt-cert',
     env: 'POWER_METER_MQTT_CERT',
     default: '',
@@ -646,7 +600,6 @@ export const BACKEND_SETTINGS = {
     allowed: 'an absolute path to a PEM file readable by the service user, or empty',
   }),
   mqttKey: s({
-    key: 'mqttKey',
     flag: 'mqtt-key',
     env: 'POWER_METER_MQTT_KEY',
     default: '',
@@ -655,7 +608,6 @@ export const BACKEND_SETTINGS = {
     allowed: 'an absolute path to a PEM file readable by the service user, or empty',
   }),
   mqttArea: s({
-    key: 'mqttArea',
     flag: 'mqtt-area',
     env: 'POWER_METER_MQTT_AREA',
     default: '',
@@ -664,7 +616,6 @@ export const BACKEND_SETTINGS = {
     allowed: 'an area name of at most 64 characters on one line, or empty',
   }),
   metricsFile: s({
-    key: 'metricsFile',
     flag: 'metrics-file',
     env: 'POWER_METER_METRICS_FILE',
     default: '',
@@ -674,7 +625,6 @@ export const BACKEND_SETTINGS = {
     allowed: 'an absolute path ending in .prom, or empty',
   }),
   metricsFileIntervalS: s({
-    key: 'metricsFileIntervalS',
     flag: 'metrics-file-interval',
     env: 'POWER_METER_METRICS_FILE_INTERVAL',
     default: 60,
@@ -683,7 +633,6 @@ export const BACKEND_SETTINGS = {
     allowed: 'seconds, 1-3600',
   }),
   metricsPort: s({
-    key: 'metricsPort',
     flag: 'metrics-port',
     env: 'POWER_METER_METRICS_PORT',
     default: 0,
@@ -692,7 +641,6 @@ export const BACKEND_SETTINGS = {
     allowed: 'a TCP port 1-65535, or 0 for off',
   }),
   logLevel: s({
-    key: 'logLevel',
     flag: 'log-level',
     env: 'POWER_METER_LOG_LEVEL',
     default: 'info' as LogLevel,
@@ -701,10 +649,9 @@ export const BACKEND_SETTINGS = {
     allowed: LOG_LEVELS.join(', '),
   }),
   rewardTiers: s({
-    key: 'rewardTiers',
     flag: null,
     env: null,
-    default: DEFAULT_REWARD_TIERS as RewardTier[],
+    default: DEFAULT_HOURLY_REWARD_TIERS as HourlyRewardTier[],
     describe: 'reward tiers, config file only: [{"belowW":3,"tokensPerH":10},{"belowW":5,"tokensPerH":4}]',
     parse: parseTiers,
     allowed: `a list of 1-${TIER_LIMITS.maxTiers} {belowW, tokensPerH} with ascending belowW in (0, ${TIER_LIMITS.maxBelowW}] and tokensPerH in [0, ${TIER_LIMITS.maxTokensPerH}]`,

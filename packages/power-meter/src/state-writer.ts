@@ -7,7 +7,7 @@ import {
   writeFileAtomicSync,
   type LegacyStatus,
   type MeterState,
-  type RewardTier,
+  type HourlyRewardTier,
 } from '@power-meter/meter-files';
 
 /**
@@ -86,7 +86,7 @@ export class StateWriter {
 export type StateParts = Omit<MeterState, 'schema' | 'updatedAtMs' | 'updatedAt' | 'rewards'> & {
   nowMs: number;
   /** The backend always writes the configured tiers (optional only for readers of older files). */
-  rewards: { tokensPerH: number; total: number; tiers: readonly RewardTier[] };
+  rewards: { tokensPerH: number; total: number; tiers: readonly HourlyRewardTier[] };
 };
 
 /** Pure: the state.json object from its parts (rounded so the file stays small and stable). */

@@ -6,7 +6,7 @@ import { FILES, LEGACY_FILES, readState } from '@power-meter/meter-files';
 import { loadOrCreateIdentity, startDevReceiver, staticApprovals, type DevReceiver, type ReceivedEvent } from '@power-meter/w3bstream';
 import { afterEach, describe, expect, it } from 'vitest';
 import { BACKEND, outboxContents, start, until, type Proc } from '../../../test/support/processes.js';
-import { freePort } from '../../../test/support/system.js';
+import { freePort } from '../../../test/support/free-port.js';
 
 const TOKEN = 'test-token-5f0c2a9e';
 const procs: Proc[] = [];

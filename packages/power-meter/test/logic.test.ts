@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { exampleState, parseState, readState, resolveSettings } from '@power-meter/meter-files';
 import { describe, expect, it } from 'vitest';
 import { rewardsForWindow, tokensPerH } from '../src/rewards.js';
-import { BACKEND_SETTINGS, DEFAULT_REWARD_TIERS, applyChipDefaults } from '../src/settings.js';
+import { BACKEND_SETTINGS, DEFAULT_HOURLY_REWARD_TIERS, applyChipDefaults } from '../src/settings.js';
 import { StateWriter, buildState } from '../src/state-writer.js';
 import { clockTrusted, decideClockSync, probeClock, wallTimeOf } from '../src/timesync.js';
 
@@ -14,7 +14,7 @@ describe('state.json names the chip and the calibration', () => {
     const state = buildState({
       ...base,
       nowMs: 1_764_000_000_000,
-      rewards: { ...base.rewards, tiers: DEFAULT_REWARD_TIERS },
+      rewards: { ...base.rewards, tiers: DEFAULT_HOURLY_REWARD_TIERS },
       sensor: { ...base.sensor, chip: 'INA228', simulated: true, calibrationId: '20260514-3f9a1c2e' },
     });
     expect(state.sensor).toMatchObject({ chip: 'INA228', simulated: true, calibrationId: '20260514-3f9a1c2e' });
@@ -28,19 +28,19 @@ describe('state.json names the chip and the calibration', () => {
     expect(parseState(text.replace('"calibrationId":"20260514-3f9a1c2e"', '"calibrationId":5'))).toMatchObject({ ok: false });
     // Older writers omit them: still valid.
     expect(
-      parseState(JSON.stringify(buildState({ ...base, nowMs: 1, rewards: { ...base.rewards, tiers: DEFAULT_REWARD_TIERS } }))).ok,
+      parseState(JSON.stringify(buildState({ ...base, nowMs: 1, rewards: { ...base.rewards, tiers: DEFAULT_HOURLY_REWARD_TIERS } }))).ok,
     ).toBe(true);
   });
 });
 
 describe('rewards (docs/w3bstream.md section 6 tier table)', () => {
   it('uses the firmware table by default: < 3 W -> 10/h, < 5 W -> 4/h, else 0', () => {
-    expect(tokensPerH(2.99, DEFAULT_REWARD_TIERS)).toBe(10);
-    expect(tokensPerH(3, DEFAULT_REWARD_TIERS)).toBe(4);
-    expect(tokensPerH(4.99, DEFAULT_REWARD_TIERS)).toBe(4);
-    expect(tokensPerH(5, DEFAULT_REWARD_TIERS)).toBe(0);
-    expect(rewardsForWindow(2, 5000, DEFAULT_REWARD_TIERS)).toBeCloseTo(10 / 720, 12);
-    expect(rewardsForWindow(2, -5, DEFAULT_REWARD_TIERS)).toBe(0);
+    expect(tokensPerH(2.99, DEFAULT_HOURLY_REWARD_TIERS)).toBe(10);
+    expect(tokensPerH(3, DEFAULT_HOURLY_REWARD_TIERS)).toBe(4);
+    expect(tokensPerH(4.99, DEFAULT_HOURLY_REWARD_TIERS)).toBe(4);
+    expect(tokensPerH(5, DEFAULT_HOURLY_REWARD_TIERS)).toBe(0);
+    expect(rewardsForWindow(2, 5000, DEFAULT_HOURLY_REWARD_TIERS)).toBeCloseTo(10 / 720, 12);
+    expect(rewardsForWindow(2, -5, DEFAULT_HOURLY_REWARD_TIERS)).toBe(0);
   });
 });
 
@@ -150,7 +150,7 @@ describe('data directory writer', () => {
   it('writes state.json and the eight legacy files consistently, skipping unchanged files', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'data-'));
     const w = new StateWriter(dir);
-    const ex = { ...exampleState(), rewards: { tokensPerH: 4, total: 1.25, tiers: DEFAULT_REWARD_TIERS } };
+    const ex = { ...exampleState(), rewards: { tokensPerH: 4, total: 1.25, tiers: DEFAULT_HOURLY_REWARD_TIERS } };
     const state = buildState({ ...ex, nowMs: ex.updatedAtMs, powerW: 4.123456 });
     w.write(state, 'Success');
     const read = await readState(dir);

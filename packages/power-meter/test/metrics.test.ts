@@ -3,25 +3,18 @@ import http from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { exampleRewardBalance, exampleState, type MeterState } from '@power-meter/meter-files';
-import parsePrometheusTextFormat from 'parse-prometheus-text-format';
+import parsePrometheusTextFormat, { type PrometheusFamily } from 'parse-prometheus-text-format';
 import { afterEach, describe, expect, it } from 'vitest';
 import { until } from '../../../test/support/processes.js';
 import { FaultCounter, METRICS } from '../src/metrics/metrics.js';
 import { MetricsOutput } from '../src/metrics/output.js';
-import { freePort } from './support/mosquitto.js';
-
-interface Family {
-  name: string;
-  help: string;
-  type: string;
-  metrics: Array<{ value: string; labels?: Record<string, string> }>;
-}
+import { freePort } from '../../../test/support/free-port.js';
 
 /** The exposition text through a real Prometheus text-format parser, as name -> family. */
-function parse(text: string): Map<string, Family> {
-  return new Map((parsePrometheusTextFormat(text) as Family[]).map((f) => [f.name, f]));
+function parse(text: string): Map<string, PrometheusFamily> {
+  return new Map(parsePrometheusTextFormat(text).map((f) => [f.name, f]));
 }
-const value = (m: Map<string, Family>, name: string, labels?: Record<string, string>): number => {
+const value = (m: Map<string, PrometheusFamily>, name: string, labels?: Record<string, string>): number => {
   const f = m.get(name);
   if (!f) throw new Error(`no metric ${name}`);
   const s = labels ? f.metrics.find((x) => Object.entries(labels).every(([k, v]) => x.labels?.[k] === v)) : f.metrics[0];

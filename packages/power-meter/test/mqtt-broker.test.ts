@@ -6,7 +6,8 @@ import { ENTITIES } from '../src/mqtt/discovery.js';
 import { MqttOutput } from '../src/mqtt/output.js';
 import { meterTopics } from '../src/mqtt/topics.js';
 import { sensorDiscoveryProblems } from './ha-schema.js';
-import { freePort, startBroker, subscriber as subscribe, type Broker } from './support/mosquitto.js';
+import { freePort } from '../../../test/support/free-port.js';
+import { startBroker, subscriber as subscribe, type Broker } from './support/mosquitto.js';
 
 const ADDR = '0x00112233445566778899aabbccddeeff00112233';
 const topics = meterTopics('power-meter', ADDR);

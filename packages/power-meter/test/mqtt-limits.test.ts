@@ -20,12 +20,10 @@ const suback = (): Buffer => mqttPacket.generate({ cmd: 'suback', messageId: 1, 
 const pingresp = (): Buffer => mqttPacket.generate({ cmd: 'pingresp' }, { protocolVersion: 5 });
 
 /** Feeds `stream` to a guard in chunks of `size` and parses what it lets through with mqtt-packet. */
-function through(guard: PacketSizeGuard, stream: Buffer, size: number): Array<{ cmd: string; topic?: string; length: number }> {
+function through(guard: PacketSizeGuard, stream: Buffer, size: number): Array<{ cmd: string; topic?: string }> {
   const parser = mqttPacket.parser({ protocolVersion: 5 });
-  const packets: Array<{ cmd: string; topic?: string; length: number }> = [];
-  parser.on('packet', (p: { cmd: string; topic?: string; length: number }) =>
-    packets.push({ cmd: p.cmd, topic: p.topic, length: p.length }),
-  );
+  const packets: Array<{ cmd: string; topic?: string }> = [];
+  parser.on('packet', (p: mqttPacket.Packet) => packets.push({ cmd: p.cmd, topic: 'topic' in p ? p.topic : undefined }));
   parser.on('error', (e: Error) => {
     throw e;
   });

@@ -12,7 +12,8 @@ import { DECIMALS_SELECTOR } from '../src/chain/erc20.js';
 import { ENTITIES } from '../src/mqtt/discovery.js';
 import { meterTopics } from '../src/mqtt/topics.js';
 import { sensorDiscoveryProblems } from './ha-schema.js';
-import { freePort, startBroker, subscriber as subscribe, type Broker } from './support/mosquitto.js';
+import { freePort } from '../../../test/support/free-port.js';
+import { startBroker, subscriber as subscribe, type Broker } from './support/mosquitto.js';
 
 /** The real daemon (built dist/, simulated sensor) with its outputs, against a real broker. */
 const TOKEN = 'test-token-0d5e';
@@ -201,8 +202,7 @@ describe('power-meter with Prometheus metrics (real daemon)', () => {
           })
           .once('error', reject);
       });
-    type Family = { name: string; type: string; metrics: Array<{ value: string; labels?: Record<string, string> }> };
-    const values = (text: string) => new Map((parsePrometheusTextFormat(text) as Family[]).map((f) => [f.name, f]));
+    const values = (text: string) => new Map(parsePrometheusTextFormat(text).map((f) => [f.name, f]));
     await until(
       async () => Number(values(await scrape()).get('power_meter_readings_delivered_total')?.metrics[0]?.value) >= 3,
       20_000,

@@ -129,7 +129,11 @@ describe('a meter on /v1/task (real processes, dev apinode on loopback)', () => 
     const left = await outboxContents(dataDir);
     expect(left.delivered + left.waiting).toBe(left.nextSeq - 1);
     expect(left.dropped).toBe(0);
-    expect(left.delivered).toBe(ok.length);
+    // At least once: a task the node took while SIGTERM cut its answer short is still waiting
+    // (it goes again, the same bytes, at the next start); every other accepted one is delivered.
+    const inFlight = ok.length - left.delivered;
+    expect([0, 1]).toContain(inFlight);
+    expect(left.waiting).toBeGreaterThanOrEqual(inFlight);
     // The followed task's state stays in state.json (the dev node settles tasks after 600 ms).
     const st = await readState(dataDir);
     if (!st.ok || !st.state.publishing.task) throw new Error('no task state');

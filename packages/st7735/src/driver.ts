@@ -1,5 +1,5 @@
-import type { GpioLine, Sleep, SpiTransfer } from './interfaces.js';
-import { realSleep } from './interfaces.js';
+import { setTimeout as delay } from 'node:timers/promises';
+import type { GpioLine, SpiTransfer } from './interfaces.js';
 import {
   CMD,
   COLMOD_16BIT,
@@ -13,22 +13,25 @@ import {
   MEMORY,
   ROTATION_MADCTL,
   VARIANTS,
-  type PanelVariant,
+  type ModuleVariant,
   type Rotation,
 } from './protocol.js';
 
 export interface St7735Options {
-  variant?: PanelVariant;
+  variant?: ModuleVariant;
   rotation?: Rotation;
   /** Overrides of the variant's geometry and colour settings (offsets as in VariantSpec: portrait, Adafruit's colstart/rowstart). */
   colOffset?: number;
   rowOffset?: number;
   bgr?: boolean;
   invert?: boolean;
-  pixelSpeedHz?: number;
+  /** SPI clock for pixel data, Hz (default 24 MHz); the display's `speedHz` setting. */
+  speedHz?: number;
+  /** SPI clock for commands, Hz: capped at MAX_COMMAND_HZ (10 MHz). */
   commandSpeedHz?: number;
   maxMessageBytes?: number;
-  sleep?: Sleep;
+  /** Waits `ms` (the reset and init delays); default: Node's timers. Tests pass one that returns at once. */
+  sleep?: (ms: number) => Promise<void>;
 }
 
 /** What was wrong, so an application can name its own setting: `geometry` (offsets), `rotation`, `region` (a write call). */
@@ -60,7 +63,7 @@ export class St7735 {
   private readonly pixelHz: number;
   private readonly commandHz: number;
   private readonly maxBytes: number;
-  private readonly sleep: Sleep;
+  private readonly sleep: (ms: number) => Promise<void>;
   private queue: Promise<void> = Promise.resolve();
   /** The D/C level last driven, so unchanged levels cost no GPIO write (null = unknown). */
   private dcLevel: 0 | 1 | null = null;
@@ -96,10 +99,10 @@ export class St7735 {
     this.rowOffset = landscape ? col : row;
     this.madctl = rot | ((opts.bgr ?? v.bgr) ? MADCTL.BGR : 0);
     this.invert = opts.invert ?? v.invert;
-    this.pixelHz = opts.pixelSpeedHz ?? 24_000_000;
+    this.pixelHz = opts.speedHz ?? 24_000_000;
     this.commandHz = Math.min(opts.commandSpeedHz ?? MAX_COMMAND_HZ, MAX_COMMAND_HZ);
     this.maxBytes = opts.maxMessageBytes ?? MAX_MESSAGE_BYTES;
-    this.sleep = opts.sleep ?? realSleep;
+    this.sleep = opts.sleep ?? ((ms) => delay(ms));
   }
 
   /** Hardware reset (RESET low >= 20 us, then 120 ms) and the ST7735R init sequence. */

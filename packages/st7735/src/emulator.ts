@@ -8,15 +8,15 @@ import {
   MADCTL,
   MAX_MESSAGE_BYTES,
   MEMORY,
-  PANEL_VARIANTS,
+  MODULE_VARIANTS,
   ROTATION_MADCTL,
   VARIANTS,
-  type PanelVariant,
+  type ModuleVariant,
   type Rotation,
   type VariantSpec,
 } from './protocol.js';
 
-/** A violation of the ST7735 protocol or the spidev limits: the real panel would show garbage. */
+/** A violation of the ST7735 protocol or the spidev limits: the real module would show garbage. */
 export class ProtocolError extends Error {
   constructor(message: string) {
     super(message);
@@ -72,7 +72,7 @@ export interface EmulatorStats {
  */
 export interface GlassOptions {
   /** Base geometry to start from; the other fields override it. Default greentab. */
-  variant?: PanelVariant;
+  variant?: ModuleVariant;
   glassWidth?: number;
   glassHeight?: number;
   /** Where the glass sits in unmirrored controller memory (portrait). */
@@ -101,10 +101,10 @@ export interface GlassSpec extends VariantSpec {
   memRows: number;
 }
 
-function glassSpecOf(glass: PanelVariant | GlassOptions): GlassSpec {
+function glassSpecOf(glass: ModuleVariant | GlassOptions): GlassSpec {
   const opts: GlassOptions = typeof glass === 'string' ? { variant: glass } : glass;
   const v = VARIANTS[opts.variant ?? 'greentab'];
-  if (v === undefined) throw new ProtocolError(`unknown panel variant ${JSON.stringify(opts.variant)} (${PANEL_VARIANTS.join(', ')})`);
+  if (v === undefined) throw new ProtocolError(`unknown panel variant ${JSON.stringify(opts.variant)} (${MODULE_VARIANTS.join(', ')})`);
   const spec: VariantSpec = {
     width: opts.glassWidth ?? v.width,
     height: opts.glassHeight ?? v.height,
@@ -187,7 +187,7 @@ export class EmulatedSt7735 {
     hardwareResets: 0,
   };
 
-  constructor(glass: PanelVariant | GlassOptions = 'greentab') {
+  constructor(glass: ModuleVariant | GlassOptions = 'greentab') {
     this.glassSpec = glassSpecOf(glass);
     // Power-on window: the whole memory as strapped.
     this.win = { cs: 0, ce: this.glassSpec.memCols - 1, rs: 0, re: this.glassSpec.memRows - 1 };

@@ -2,7 +2,7 @@ export {
   CMD,
   MADCTL,
   MEMORY,
-  PANEL_VARIANTS,
+  MODULE_VARIANTS,
   VARIANTS,
   ROTATION_MADCTL,
   INIT_SEQUENCE,
@@ -13,9 +13,8 @@ export {
   centredMemory,
   isLandscape,
 } from './protocol.js';
-export type { PanelVariant, Rotation, VariantSpec } from './protocol.js';
-export type { SpiTransfer, SpiPart, GpioLine, Sleep } from './interfaces.js';
-export { realSleep } from './interfaces.js';
+export type { ModuleVariant, Rotation, VariantSpec } from './protocol.js';
+export type { SpiTransfer, SpiPart, GpioLine } from './interfaces.js';
 export { rgbaToRgb565be, rgb565ToRgb } from './convert.js';
 export type { Rect, PixelOrder } from './convert.js';
 export { St7735, St7735Error } from './driver.js';
@@ -39,5 +38,5 @@ export {
   GpioError,
 } from './gpio.js';
 export type { GpioChipInfo, GpioBackend, GpioLineOptions, GpiosetMode } from './gpio.js';
-export { createPanel } from './panel.js';
-export type { Panel, PanelOptions } from './panel.js';
+export { openModule } from './module.js';
+export type { St7735Module, ModuleOptions } from './module.js';

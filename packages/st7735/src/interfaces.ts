@@ -15,6 +15,3 @@ export interface GpioLine {
   set(value: 0 | 1): Promise<void> | void;
   close?(): Promise<void> | void;
 }
-
-export type Sleep = (ms: number) => Promise<void>;
-export const realSleep: Sleep = (ms) => new Promise((r) => setTimeout(r, ms));

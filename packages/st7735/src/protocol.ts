@@ -1,6 +1,6 @@
 /**
  * ST7735 facts, declared once (Sitronix ST7735R datasheet, docs/hardware.md): commands, the init
- * sequence, MADCTL bits, controller memory size and the panel variants. The driver and the
+ * sequence, MADCTL bits, controller memory size and the module variants. The driver and the
  * emulator both read this file.
  */
 export const CMD = {
@@ -69,8 +69,8 @@ export const ROTATION_MADCTL: Record<Rotation, number> = {
 };
 
 /** The module batches this driver knows, by the names Adafruit's ST7735 library gives them. */
-export const PANEL_VARIANTS = ['greentab', 'redtab', 'blacktab', 'mini160x80', 'mini160x80plugin'] as const;
-export type PanelVariant = (typeof PANEL_VARIANTS)[number];
+export const MODULE_VARIANTS = ['greentab', 'redtab', 'blacktab', 'mini160x80', 'mini160x80plugin'] as const;
+export type ModuleVariant = (typeof MODULE_VARIANTS)[number];
 
 export interface VariantSpec {
   /** Glass size in the native (portrait) orientation. */
@@ -96,7 +96,7 @@ export interface VariantSpec {
  * 2/1 BGR, red tab 0/0 BGR, black tab 0/0 RGB, the plain 0.96" mini (INITR_MINI160x80) 24/0 RGB
  * not inverted, and the mini with the plug-in flex cable (INITR_MINI160x80_PLUGIN) 26/1 BGR inverted.
  */
-export const VARIANTS: Record<PanelVariant, VariantSpec> = {
+export const VARIANTS: Record<ModuleVariant, VariantSpec> = {
   greentab: { width: 128, height: 160, colOffset: 2, rowOffset: 1, bgr: true, invert: false },
   redtab: { width: 128, height: 160, colOffset: 0, rowOffset: 0, bgr: true, invert: false },
   blacktab: { width: 128, height: 160, colOffset: 0, rowOffset: 0, bgr: false, invert: false },

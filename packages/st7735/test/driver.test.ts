@@ -1,12 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import {
   EmulatedSt7735,
-  PANEL_VARIANTS,
+  MODULE_VARIANTS,
   St7735,
   St7735Error,
   rgbaToRgb565be,
   type GpioLine,
-  type PanelVariant,
+  type ModuleVariant,
   type Rotation,
   type SpiPart,
 } from '../src/index.js';
@@ -15,7 +15,7 @@ import { noSleep, setup, testFrame } from './helpers.js';
 const ROTATIONS: Rotation[] = [0, 90, 180, 270];
 
 /** The CASET/RASET of the driver's first full-screen window, as [xs, xe, ys, ye]. */
-async function firstWindow(variant: PanelVariant, rotation: Rotation, extra = {}): Promise<number[]> {
+async function firstWindow(variant: ModuleVariant, rotation: Rotation, extra = {}): Promise<number[]> {
   const r = recorder();
   await new St7735(r.spi, r.dcLine, null, { variant, rotation, sleep: noSleep, ...extra }).init();
   const at = (cmd: number) => {
@@ -26,8 +26,8 @@ async function firstWindow(variant: PanelVariant, rotation: Rotation, extra = {}
   return [...at(0x2a), ...at(0x2b)];
 }
 
-describe('driver drawing into the emulated panel', () => {
-  for (const variant of PANEL_VARIANTS)
+describe('driver drawing into the emulated module', () => {
+  for (const variant of MODULE_VARIANTS)
     for (const rotation of ROTATIONS)
       it(`reproduces a frame pixel for pixel: ${variant}, rotation ${rotation}`, async () => {
         const { emu, dev } = await setup(variant, rotation);
@@ -204,7 +204,7 @@ describe('the command stream', () => {
   });
 
   it('MADCTL per rotation follows docs/hardware.md (0xC8, 0xA8, 0x08, 0x68 for BGR; without 0x08 for RGB)', async () => {
-    const madctl = async (variant: PanelVariant, rotation: Rotation) => {
+    const madctl = async (variant: ModuleVariant, rotation: Rotation) => {
       const r = recorder();
       await new St7735(r.spi, r.dcLine, null, { variant, rotation, sleep: noSleep }).init();
       const i = r.messages.findIndex((m) => m.dc === 0 && m.bytes[0] === 0x36);
@@ -222,7 +222,7 @@ describe('the command stream', () => {
   });
 
   it('pixels go in messages of at most 4096 bytes (or the configured size); commands at <= 10 MHz, pixels at the pixel speed', async () => {
-    const { emu, dev } = await setup('greentab', 90, { pixelSpeedHz: 32_000_000, commandSpeedHz: 20_000_000 });
+    const { emu, dev } = await setup('greentab', 90, { speedHz: 32_000_000, commandSpeedHz: 20_000_000 });
     const before = emu.stats();
     await dev.writeRegion(0, 0, 160, 128, Buffer.alloc(160 * 128 * 2, 0x12));
     const s = emu.stats();

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { CMD, EmulatedSt7735, ProtocolError, createPanel, rgbaToRgb565be, spiOpenError } from '../src/index.js';
+import { CMD, EmulatedSt7735, ProtocolError, openModule, rgbaToRgb565be, spiOpenError } from '../src/index.js';
 import { setup, testFrame } from './helpers.js';
 
 const send = async (emu: EmulatedSt7735, dc: 0 | 1, bytes: number[]): Promise<void> => {
@@ -178,20 +178,20 @@ describe('emulator: protocol violations fail loudly', () => {
   });
 });
 
-describe('createPanel', () => {
+describe('openModule', () => {
   it('emulated: an initialised driver on an emulated glass with the same geometry overrides', async () => {
-    const panel = await createPanel({ kind: 'emulated', variant: 'mini160x80plugin', rotation: 270, colOffset: 24, rowOffset: 0 });
-    expect(panel.emulator!.glassSpec).toMatchObject({ colOffset: 24, rowOffset: 0 });
-    const { device } = panel;
+    const st7735 = await openModule({ kind: 'emulated', variant: 'mini160x80plugin', rotation: 270, colOffset: 24, rowOffset: 0 });
+    expect(st7735.emulator!.glassSpec).toMatchObject({ colOffset: 24, rowOffset: 0 });
+    const { device } = st7735;
     expect([device.width, device.height]).toEqual([160, 80]);
     const frame = testFrame(160, 80);
     await device.writeRegion(0, 0, 160, 80, rgbaToRgb565be(frame, 160));
-    expect(Buffer.from(panel.emulator!.view().rgba).equals(Buffer.from(frame))).toBe(true);
-    await panel.close();
+    expect(Buffer.from(st7735.emulator!.view().rgba).equals(Buffer.from(frame))).toBe(true);
+    await st7735.close();
   });
 
   it('st7735 on a machine without SPI explains how to enable it, with a kind the application can add its own hint to', async () => {
-    const err = await createPanel({ kind: 'st7735', variant: 'greentab', rotation: 90, spiBus: 9, spiDevice: 9 }).catch((e: unknown) => e);
+    const err = await openModule({ kind: 'st7735', variant: 'greentab', rotation: 90, spiBus: 9, spiDevice: 9 }).catch((e: unknown) => e);
     expect(err).toMatchObject({ name: 'DeviceOpenError', kind: 'missing' });
     expect((err as Error).message).toMatch(/spidev9\.9 does not exist: enable SPI/);
     // A library names no command-line flag: that is the application's business.

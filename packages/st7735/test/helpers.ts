@@ -1,4 +1,4 @@
-import { EmulatedSt7735, St7735, type GlassOptions, type PanelVariant, type Rotation, type St7735Options } from '../src/index.js';
+import { EmulatedSt7735, St7735, type GlassOptions, type ModuleVariant, type Rotation, type St7735Options } from '../src/index.js';
 
 export const noSleep = async (): Promise<void> => {};
 
@@ -19,7 +19,7 @@ export function testFrame(width: number, height: number): Uint8ClampedArray {
   return rgba;
 }
 
-export async function setup(variant: PanelVariant, rotation: Rotation, extra: St7735Options = {}, glass: GlassOptions = {}) {
+export async function setup(variant: ModuleVariant, rotation: Rotation, extra: St7735Options = {}, glass: GlassOptions = {}) {
   const emu = new EmulatedSt7735({ variant, ...glass });
   const dev = new St7735(emu.spi, emu.dc, emu.reset, { variant, rotation, sleep: noSleep, ...extra });
   await dev.init();

@@ -98,6 +98,29 @@ export function dataText(
   return `{"sensor_reading":${formatSensorReading(powerW)},"timestamp":${timestampFor(timestampMs, unit)}${tail}}`;
 }
 
+/**
+ * The reading in a data text (dataText's output, or a W3bstream 2 payload): `sensor_reading`,
+ * `timestamp` and the extended form's `seq` and `energy_wh`, each null when it is not a number,
+ * all null when there is no text or it is not a JSON object. Lenient on purpose: the dev
+ * receivers record what arrived, the checks are elsewhere.
+ */
+export function readingOfData(text: string | null): {
+  sensorReading: number | null;
+  timestamp: number | null;
+  signedSeq: number | null;
+  energyWh: number | null;
+} {
+  const num = (v: unknown): number | null => (typeof v === 'number' ? v : null);
+  try {
+    const d = JSON.parse(text ?? 'null') as { sensor_reading?: unknown; timestamp?: unknown; seq?: unknown; energy_wh?: unknown } | null;
+    if (typeof d === 'object' && d !== null)
+      return { sensorReading: num(d.sensor_reading), timestamp: num(d.timestamp), signedSeq: num(d.seq), energyWh: num(d.energy_wh) };
+  } catch {
+    // not JSON: nothing to read
+  }
+  return { sensorReading: null, timestamp: null, signedSeq: null, energyWh: null };
+}
+
 /** A reading to sign: the window's mean power and end time, and for the extended form its number and the energy total. */
 export interface Reading {
   powerW: number;

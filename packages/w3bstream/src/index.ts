@@ -136,8 +136,31 @@ export type { SequenceFloorRecord } from './sequence-floor.js';
 export { PERSISTING_AFTER_FAILURES, classifyAnswer, classifyNetworkError } from './classify.js';
 export type { AnswerContext, Persisting, Verdict } from './classify.js';
 export { Publisher, PublisherConfigError, parsePublishUrl, retryDelayMs } from './publisher.js';
-export type { BackoffOptions, DeliveredEvent, PublishState, PublishStateName, PublisherEvents, PublisherOptions } from './publisher.js';
+export type { BackoffOptions, DeliveredEvent, PublishState, PublisherEvents, PublisherOptions } from './publisher.js';
 export { DEV_ANSWER_MODES, answerEvent, startDevReceiver } from './receiver.js';
+export {
+  V1_INVALID_TOKEN,
+  V1_EVENT_ROUTE,
+  v1EventAnswer,
+  matchV1EventRoute,
+  newV1EventId,
+  v1ErrorBody,
+  v1TokenAccepted,
+  v1AnswerHead,
+  v1AppletResult,
+  v1EventParams,
+  v1EventPath,
+  v1WrongChannelAnswer,
+} from './v1-event-route.js';
+export type {
+  V1ErrorBody,
+  V1AnswerHead,
+  V1AppletResult,
+  V1EventParams,
+  V1Publisher,
+  V1RouteMatch,
+  V1RouteRequest,
+} from './v1-event-route.js';
 export type { AnswerConfig, DevAnswerMode, DevReceiver, DevReceiverOptions, EventAnswer, EventRequest, ReceivedEvent } from './receiver.js';
 export { readDamagedOutbox } from './salvage.js';
 export type { DamagedOutboxContents } from './salvage.js';

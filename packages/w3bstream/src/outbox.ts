@@ -327,7 +327,8 @@ export class Outbox {
     this.#db = db;
     try {
       // 1 KiB pages: each reading touches a few pages, and every page is rewritten whole in the
-      // WAL, so small pages cut the bytes written to the SD card per reading (docs/design.md, complaint 4).
+      // WAL, so small pages cut the bytes written to the SD card per reading (SD-card wear:
+      // docs/design.md "What users of other meters complain about", item 4).
       // Effective only when the database is created.
       this.#db.pragma('page_size = 1024');
       this.#db.pragma('locking_mode = EXCLUSIVE');

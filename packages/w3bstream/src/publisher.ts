@@ -1,6 +1,7 @@
 import { EventEmitter } from 'node:events';
 import http from 'node:http';
 import https from 'node:https';
+import type { PublishingStateName } from '@power-meter/meter-files';
 import fetch from 'node-fetch';
 import { classifyNetworkError, type Verdict } from './classify.js';
 import type { Outbox } from './outbox.js';
@@ -21,10 +22,9 @@ import { type Transport, w3bstreamV1Transport } from './transport.js';
  * - The token is sent only in the Authorization header. It never appears in a state, a reason, an
  *   event or a log line, and redirects are not followed (they could carry it elsewhere).
  */
-export type PublishStateName = 'disabled' | 'ok' | 'retrying' | 'failing';
-
 export interface PublishState {
-  state: PublishStateName;
+  /** The same names state.json's publishing.state carries (meter-files' file contract). */
+  state: PublishingStateName;
   /** Short reason (starts with the node's error key), null when ok/disabled. */
   reason: string | null;
   /** The node's own error key (`InvalidToken`, `InvalidEventChannel`, `HTTP 500`, `ECONNREFUSED`, `timeout`, ...). */

@@ -1,6 +1,6 @@
 import { keccak_256 } from '@noble/hashes/sha3.js';
 import { APINODE_ERRORS, PROJECT_CONFIG_MISSING, taskIdOf, type TaskStateName } from './apinode.js';
-import { objectMembers } from './codec.js';
+import { objectMembers, readingOfData } from './codec.js';
 import { answerBetween, type DevAnswerMode, type EventAnswer, type EventRequest, type ReceivedEvent } from './receiver.js';
 import { addressOfPublicKey, recoverSecp256k1 } from './recoverable.js';
 import { digestTask, MAX_NONCE, signedJsonTask } from './task-codec.js';
@@ -244,7 +244,6 @@ export function taskAnswer(
   if (typeof mode === 'object' && 'status' in mode)
     return { answer: json(mode.status, { error: 'dev apinode answering an injected failure' }), taskId: null };
   if (typeof mode === 'object') return { answer: json(400, { error: mode.appletError }), taskId: null };
-  const reading = c.payload === null ? null : readingOf(c.payload);
   const key = c.ok ? c.signature.toLowerCase() : '';
   const refusal = !c.ok
     ? c.error
@@ -263,10 +262,7 @@ export function taskAnswer(
     eventId: '',
     seq: c.nonce === null || !Number.isSafeInteger(Number(c.nonce)) ? null : Number(c.nonce),
     duplicate: key !== '' && ctx.seen(key),
-    sensorReading: reading?.sensorReading ?? null,
-    timestamp: reading?.timestamp ?? null,
-    signedSeq: reading?.signedSeq ?? null,
-    energyWh: reading?.energyWh ?? null,
+    ...readingOfData(c.payload),
     verified: c.ok,
     reason: refusal,
     publicKey: c.ok && typeof approved === 'number' ? c.publicKeys[approved] : null,
@@ -292,22 +288,4 @@ export function taskAnswer(
   if (mode === 'not-from-node')
     return { answer: { ...json(200, { taskID: `0x${Buffer.from(keccak_256(Buffer.from(key))).toString('hex')}` }), event }, taskId: null };
   return { answer: { ...json(200, { taskID: taskId }), event }, taskId };
-}
-
-/** The reading inside a payload, when it is the meter's data object. */
-function readingOf(
-  payload: string,
-): { sensorReading: number | null; timestamp: number | null; signedSeq: number | null; energyWh: number | null } | null {
-  try {
-    const d = JSON.parse(payload) as { sensor_reading?: unknown; timestamp?: unknown; seq?: unknown; energy_wh?: unknown };
-    if (typeof d !== 'object' || d === null) return null;
-    return {
-      sensorReading: typeof d.sensor_reading === 'number' ? d.sensor_reading : null,
-      timestamp: typeof d.timestamp === 'number' ? d.timestamp : null,
-      signedSeq: typeof d.seq === 'number' ? d.seq : null,
-      energyWh: typeof d.energy_wh === 'number' ? d.energy_wh : null,
-    };
-  } catch {
-    return null;
-  }
 }

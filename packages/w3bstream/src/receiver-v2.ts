@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { keccak_256 } from '@noble/hashes/sha3.js';
+import { readingOfData } from './codec.js';
 import { answerBetween, type DevAnswerMode, type EventAnswer, type EventRequest, type ReceivedEvent } from './receiver.js';
 import { checkMessageV2, type MessageV2Check } from './v2-codec.js';
 
@@ -46,7 +47,6 @@ export function answerMessageV2(
   if (mode !== 'normal' && mode !== 'no-applet' && mode !== 'oversized')
     return json(500, { error: 'internal server error; could not save task: dev receiver answering an injected failure' });
   const c = (ctx.check ?? checkMessageV2)(req.body);
-  const reading = c.data === null ? null : readingOf(c.data);
   const key = c.ok ? c.signature.toLowerCase() : '';
   const taskId = !c.ok ? null : mode === 'no-applet' ? '' : (ctx.taskId ?? randomTaskId)();
   const event: ReceivedEvent = {
@@ -56,10 +56,7 @@ export function answerMessageV2(
     eventId: '',
     seq: null,
     duplicate: key !== '' && ctx.seen(key),
-    sensorReading: reading?.sensorReading ?? null,
-    timestamp: reading?.timestamp ?? null,
-    signedSeq: reading?.signedSeq ?? null,
-    energyWh: reading?.energyWh ?? null,
+    ...readingOfData(c.data),
     verified: c.ok,
     reason: c.ok ? null : c.error,
     publicKey: c.ok ? c.publicKeyHex : null,
@@ -84,22 +81,4 @@ export function answerMessageV2(
 /** A task ID like the node's: keccak256 of a random value, `0x` + 64 hex. */
 function randomTaskId(): string {
   return `0x${Buffer.from(keccak_256(randomBytes(16))).toString('hex')}`;
-}
-
-/** The reading inside `data`, when it is the meter's data text. */
-function readingOf(
-  data: string,
-): { sensorReading: number | null; timestamp: number | null; signedSeq: number | null; energyWh: number | null } | null {
-  try {
-    const d = JSON.parse(data) as { sensor_reading?: unknown; timestamp?: unknown; seq?: unknown; energy_wh?: unknown };
-    if (typeof d !== 'object' || d === null) return null;
-    return {
-      sensorReading: typeof d.sensor_reading === 'number' ? d.sensor_reading : null,
-      timestamp: typeof d.timestamp === 'number' ? d.timestamp : null,
-      signedSeq: typeof d.seq === 'number' ? d.seq : null,
-      energyWh: typeof d.energy_wh === 'number' ? d.energy_wh : null,
-    };
-  } catch {
-    return null;
-  }
 }

@@ -9,10 +9,26 @@ import { TASK_ROUTE } from './apinode.js';
 import { staticApprovals } from './approvals.js';
 import { checkTask, type DevProjects, type DevTask, taskAnswer, taskStatusBody } from './receiver-task.js';
 import type { TransportName, V2Dialect } from './transport.js';
+import {
+  v1EventAnswer,
+  V1_INVALID_TOKEN,
+  matchV1EventRoute,
+  newV1EventId,
+  v1ErrorBody,
+  v1TokenAccepted,
+  V1_EVENT_ROUTE,
+  type V1RouteRequest,
+  v1AnswerHead,
+  v1AppletResult,
+  v1EventParams,
+  v1EventPath,
+  v1WrongChannelAnswer,
+} from './v1-event-route.js';
 
 /**
  * A local stand-in for a W3bstream event endpoint, answering as the W3bstream node's source
- * (the v1 applet manager) does: the route `/srv-applet-mgr/v0/event/<project>`,
+ * (the v1 applet manager) does (the route itself, shared with applet-host: v1-event-route.ts):
+ * the route `/srv-applet-mgr/v0/event/<project>`,
  * the token from `?authorization=` in preference to the Authorization header (`Bearer ` optional),
  * 401 `InvalidToken` (code 401999002) with the node's error body, the traffic limit checked before
  * the project name, 201 + `InvalidEventChannel` for another project, string `publisherID` and
@@ -113,12 +129,8 @@ export const DEV_ANSWER_MODES = [
   'drop',
 ] as const;
 
-export interface EventRequest {
-  method: string;
-  /** Path and query, as in the request line. */
-  url: string;
-  /** The Authorization header, if any. */
-  authorization?: string;
+/** A request to a dev receiver: what the route reads (V1RouteRequest), the body, when it came. */
+export interface EventRequest extends V1RouteRequest {
   body: string;
   receivedAtMs: number;
 }
@@ -134,7 +146,8 @@ export type EventAnswer =
   | { drop: true; event: null; counted: boolean }
   | { drop: false; status: number; contentType: string; body: string; event: ReceivedEvent | null; counted: boolean };
 
-const ROUTE = /^\/srv-applet-mgr\/v0\/event\/([^/?]+)$/;
+/** The publisher the dev receiver names in its answers (snowflake-like string ids, as the node's). */
+const DEV_PUBLISHER = { publisherId: '1830470000000000001', publisherKey: 'dev_publisher' };
 /** An applet error per mode, as the node writes it. */
 const APPLET_ERRORS: Partial<Record<string, string>> = {
   'instance-not-loaded': 'InstanceNotRunning',
@@ -160,17 +173,10 @@ export function answerEvent(
     event: null,
     counted,
   });
-  const nodeError = (status: number, key: string, code: number, desc: string): EventAnswer =>
-    json(status, { key, code, msg: key, desc, canBeTalk: false });
-  const url = new URL(req.url, 'http://localhost');
-  const route = ROUTE.exec(url.pathname);
-  if (req.method !== 'POST' || !route)
-    return json(
-      404,
-      { key: 'NotFound', code: 404000000, msg: 'NotFound', desc: `no route ${req.method} ${url.pathname}`, canBeTalk: false },
-      false,
-    );
-  const channel = route[1]!;
+  const nodeError = (status: number, key: string, code: number, desc: string): EventAnswer => json(status, v1ErrorBody(key, code, desc));
+  const route = matchV1EventRoute(req.method, req.url);
+  if (!route.ok) return json(route.status, route.body, false);
+  const { url, channel } = route;
   const between = answerBetween(mode);
   if (between !== null) return between;
   if (typeof mode === 'object' && 'status' in mode)
@@ -180,36 +186,21 @@ export function answerEvent(
       mode.status * 1_000_000,
       'dev receiver answering an injected failure',
     );
-  // The node takes the token from ?authorization= first, then the header; `Bearer ` is optional.
-  const presented = (url.searchParams.get('authorization') ?? req.authorization ?? '').replace(/^Bearer\s+/i, '');
   if (mode === 'malformed-token') return nodeError(500, 'UnknownError', 500000000, 'UnknownError');
-  if (presented !== cfg.token) return nodeError(401, 'InvalidToken', 401999002, 'InvalidToken');
-  const eventId = (url.searchParams.get('eventID') ?? '').toLowerCase();
-  const eventType = url.searchParams.get('eventType') ?? 'DEFAULT';
-  const base = {
-    channel,
-    publisherID: '1830470000000000001',
-    publisherKey: 'dev_publisher',
-    eventID: eventId,
-    timestamp: req.receivedAtMs,
-  };
-  const result = (code: number, error?: string | null) => ({
-    appletName: 'dev',
-    instanceID: '1830470000000000002',
-    handler: 'start',
-    returnValue: null,
-    code,
-    ...(error ? { error } : {}),
-  });
+  if (!v1TokenAccepted(url, req.authorization, cfg.token)) return json(401, V1_INVALID_TOKEN);
+  const params = v1EventParams(url, req.receivedAtMs);
+  const eventId = params.eventId ?? '';
+  const eventType = params.eventType;
+  const base = v1AnswerHead(channel, DEV_PUBLISHER, params.eventId ?? newV1EventId(), params.timestampMs);
+  const result = (code: number, error: string | null = null) => v1AppletResult('dev', '1830470000000000002', 'start', code, error);
   // The node checks the project's traffic limit before it looks the project up.
-  if (mode === 'traffic-limit')
-    return json(201, { ...base, results: [result(-1, 'TrafficLimitExceeded: project traffic limit exceeded')] });
-  if (channel !== cfg.project) return json(201, { ...base, results: null, error: 'InvalidEventChannel' });
+  if (mode === 'traffic-limit') return json(201, v1EventAnswer(base, [result(-1, 'TrafficLimitExceeded: project traffic limit exceeded')]));
+  if (channel !== cfg.project) return json(201, v1WrongChannelAnswer(base));
   if (mode === 'oversized')
-    return json(201, { ...base, results: [result(-1, 'InstanceNotRunning')], padding: 'x'.repeat((1 << 20) + 1024) });
+    return json(201, { ...v1EventAnswer(base, [result(-1, 'InstanceNotRunning')]), padding: 'x'.repeat((1 << 20) + 1024) });
   if (typeof mode === 'string' && APPLET_ERRORS[mode] !== undefined)
-    return json(201, { ...base, results: [result(-1, APPLET_ERRORS[mode])] });
-  if (typeof mode === 'object') return json(201, { ...base, results: [result(-1, mode.appletError)] });
+    return json(201, v1EventAnswer(base, [result(-1, APPLET_ERRORS[mode])]));
+  if (typeof mode === 'object') return json(201, v1EventAnswer(base, [result(-1, mode.appletError)]));
   const v = ctx.verify(req.body);
   const seqText = /-(\d+)$/.exec(eventId)?.[1];
   const eventAddress = /^(0x[0-9a-f]{40})-\d+$/.exec(eventId)?.[1] ?? null;
@@ -255,7 +246,7 @@ export function answerEvent(
     drop: false,
     status: 201,
     contentType: 'application/json',
-    body: JSON.stringify({ ...base, results: handled ? [result(refusal ? -1 : 0, refusal)] : null }),
+    body: JSON.stringify(v1EventAnswer(base, handled ? [result(refusal ? -1 : 0, refusal)] : null)),
     event,
     counted: true,
   };
@@ -408,7 +399,7 @@ export async function startDevReceiver(opts: DevReceiverOptions = {}): Promise<D
     req.on('error', () => undefined); // a client that hangs up mid-request is not our problem
     req.on('end', () => {
       const path = new URL(req.url ?? '/', 'http://localhost').pathname;
-      const onRoute = v2 ? path === (taskApi ? TASK_ROUTE : V2_ROUTE) : ROUTE.test(path);
+      const onRoute = v2 ? path === (taskApi ? TASK_ROUTE : V2_ROUTE) : V1_EVENT_ROUTE.test(path);
       const request: EventRequest = {
         method: req.method ?? 'GET',
         url: req.url ?? '/',
@@ -454,9 +445,7 @@ export async function startDevReceiver(opts: DevReceiverOptions = {}): Promise<D
   const { port } = server.address() as AddressInfo;
   const urlHost = host.includes(':') ? `[${host}]` : host;
   return {
-    url: v2
-      ? `http://${urlHost}:${port}${taskApi ? TASK_ROUTE : V2_ROUTE}`
-      : `http://${urlHost}:${port}/srv-applet-mgr/v0/event/${cfg.project}`,
+    url: v2 ? `http://${urlHost}:${port}${taskApi ? TASK_ROUTE : V2_ROUTE}` : `http://${urlHost}:${port}${v1EventPath(cfg.project)}`,
     port,
     received,
     requests: () => requests,

@@ -6,17 +6,6 @@ import { mountTmpfs as mountTmpfsAt } from '../../../test/support/filesystem.js'
 
 export { fillUp } from '../../../test/support/filesystem.js';
 
-export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** Polls until `cond` holds; fails the test with `what` if it does not within `timeoutMs`. */
-export async function until(cond: () => boolean, what = 'condition', timeoutMs = 10_000): Promise<void> {
-  const t0 = Date.now();
-  while (!cond()) {
-    if (Date.now() - t0 > timeoutMs) throw new Error(`${what} not reached within ${timeoutMs} ms`);
-    await sleep(5);
-  }
-}
-
 const cleanups: Array<() => Promise<void> | void> = [];
 /** Runs after the current test, last registered first. */
 export function onCleanup(fn: () => Promise<void> | void): void {

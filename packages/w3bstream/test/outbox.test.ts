@@ -12,7 +12,8 @@ import {
   SequenceFloorError,
   readSequenceFloor,
 } from '../src/index.js';
-import { PACKAGE_DIR, fillUp, mountTmpfs, onCleanup, tempDir, until } from './helpers.js';
+import { until } from '../../../test/support/until.js';
+import { PACKAGE_DIR, fillUp, mountTmpfs, onCleanup, tempDir } from './helpers.js';
 
 function open(file: string, opts: Parameters<typeof Outbox.open>[1] = {}): Outbox {
   const o = Outbox.open(file, opts);
@@ -239,7 +240,7 @@ describe('durable outbox', () => {
     });
     let out = '';
     child.stdout.on('data', (c: Buffer) => (out += c.toString()));
-    await until(() => (out.match(/appended/g) ?? []).length >= 5, 'appends from the worker');
+    await until(() => (out.match(/appended/g) ?? []).length >= 5, 10_000, 'appends from the worker');
     child.kill('SIGKILL');
     await new Promise((res) => child.once('exit', res));
     const reservation = readSequenceFloor(floor)!;
@@ -492,7 +493,7 @@ describe('outbox staged in RAM (stagingFile)', () => {
     const child = spawn(process.execPath, [worker, file, floor, join(dir, 'ram', 'o.sqlite')], { stdio: ['ignore', 'pipe', 'inherit'] });
     let out = '';
     child.stdout.on('data', (c: Buffer) => (out += c.toString()));
-    await until(() => out.split('\n').filter((l) => l.startsWith('synced')).length >= 20, 'syncs from the worker');
+    await until(() => out.split('\n').filter((l) => l.startsWith('synced')).length >= 20, 10_000, 'syncs from the worker');
     child.kill('SIGSTOP');
     // What the card holds is exactly what the sync points left: nothing else is written to it.
     const after = join(dir, 'after-cut');
@@ -662,7 +663,7 @@ class KillLedger {
     const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'] });
     let out = '';
     child.stdout.on('data', (c: Buffer) => (out += c.toString()));
-    await until(() => out.split('\n').filter((l) => l.startsWith('appended')).length >= appends, 'appends from the worker');
+    await until(() => out.split('\n').filter((l) => l.startsWith('appended')).length >= appends, 10_000, 'appends from the worker');
     child.kill('SIGKILL');
     await new Promise((res) => child.once('exit', res));
     const lines = out.split('\n');

@@ -1,7 +1,16 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { buildMessage, loadOrCreateIdentity, startDevReceiver, type DevReceiverOptions, type ReceivedEvent } from '../src/index.js';
+import {
+  buildMessage,
+  loadOrCreateIdentity,
+  matchV1EventRoute,
+  startDevReceiver,
+  v1EventParams,
+  v1TokenAccepted,
+  type DevReceiverOptions,
+  type ReceivedEvent,
+} from '../src/index.js';
 import { onCleanup, tempDir } from './helpers.js';
 
 async function start(opts: DevReceiverOptions = {}) {
@@ -225,5 +234,38 @@ describe('dev receiver', () => {
     expect(Date.now() - t0).toBeGreaterThanOrEqual(140);
     expect(r.received).toHaveLength(1); // only the one real acceptance
     expect(r.requests()).toBe(6);
+  });
+});
+
+describe('the v1 event route both stand-ins answer (v1-event-route.ts)', () => {
+  const url = (query: string) => new URL(`http://localhost/srv-applet-mgr/v0/event/p${query}`);
+
+  it('takes the token from a non-empty ?authorization= first, else the header; Bearer optional; empty never', () => {
+    expect(v1TokenAccepted(url('?authorization=tok'), 'Bearer wrong', 'tok')).toBe(true);
+    expect(v1TokenAccepted(url('?authorization=wrong'), 'Bearer tok', 'tok')).toBe(false);
+    expect(v1TokenAccepted(url('?authorization='), 'Bearer tok', 'tok')).toBe(true);
+    expect(v1TokenAccepted(url('?authorization=Bearer%20tok'), undefined, 'tok')).toBe(true);
+    expect(v1TokenAccepted(url(''), 'tok', 'tok')).toBe(true);
+    expect(v1TokenAccepted(url(''), undefined, '')).toBe(false);
+  });
+
+  it('matches POST on the route only, decoding the project name', () => {
+    expect(matchV1EventRoute('POST', '/srv-applet-mgr/v0/event/my%20project?x=1')).toMatchObject({ ok: true, channel: 'my project' });
+    expect(matchV1EventRoute('GET', '/srv-applet-mgr/v0/event/p')).toMatchObject({ ok: false, status: 404, body: { key: 'NotFound' } });
+    expect(matchV1EventRoute('POST', '/srv-applet-mgr/v0/event/p/x')).toMatchObject({ ok: false, status: 404 });
+  });
+
+  it('reads eventType (DEFAULT), eventID (lower case, null when absent) and the node timestamp rule', () => {
+    const now = 1_764_000_000_000;
+    expect(v1EventParams(url(`?eventID=AbC-1&timestamp=${now - 999_000}`), now)).toEqual({
+      eventType: 'DEFAULT',
+      eventId: 'abc-1',
+      timestampMs: now - 999_000,
+    });
+    expect(v1EventParams(url(`?eventType=METER&eventID=&timestamp=${now - 1_001_000}`), now)).toEqual({
+      eventType: 'METER',
+      eventId: null,
+      timestampMs: now,
+    });
   });
 });

@@ -17,6 +17,7 @@ import {
   taskIdOf,
   type DevReceiverOptions,
 } from '../src/index.js';
+import { until } from '../../../test/support/until.js';
 import { onCleanup, tempDir } from './helpers.js';
 
 const PROJECT = { projectId: '42', projectVersion: '0.1' };
@@ -176,13 +177,21 @@ describe('the dev apinode: POST /v1/task and GET /v1/task/<id> as the node answe
       const first = await get();
       expect(first).toMatchObject({ projectID: '42', taskID: json.taskID });
       expect(first.states[0]!.state).toBe('packed');
-      await new Promise((res) => setTimeout(res, 150));
-      const last = await get();
+      // Each state follows the one before after taskStepMs (50 ms): wait for the third, however slow the machine.
+      let last = first;
+      await until(
+        async () => {
+          last = await get();
+          return last.states.length >= 3;
+        },
+        10_000,
+        `the task to be ${outcome}`,
+      );
       expect(last.states.map((s) => s.state)).toEqual(['packed', 'assigned', outcome]);
       if (outcome === 'settled') expect(last.states[2]!.transaction_hash).toMatch(/^0x[0-9a-f]{64}$/);
       else expect(last.states[2]!.error).toMatch(/failed/);
-      const none = await (await fetch(`${r.url}/0x${'00'.repeat(32)}`)).json();
-      expect(none.states[0].state).toBe('error');
+      const none = (await (await fetch(`${r.url}/0x${'00'.repeat(32)}`)).json()) as { states: Array<{ state: string }> };
+      expect(none.states[0]!.state).toBe('error');
     }
   });
 });

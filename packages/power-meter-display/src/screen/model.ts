@@ -1,4 +1,4 @@
-import { DEFAULT_REWARD_TIERS, type MeterState, type RewardTier, type StateProblem } from '@power-meter/meter-files';
+import { DEFAULT_HOURLY_REWARD_TIERS, type MeterState, type HourlyRewardTier, type StateProblem } from '@power-meter/meter-files';
 
 /**
  * What the screen shows, as plain data: a pure function of the last good state, the current
@@ -54,9 +54,9 @@ export interface ToneBounds {
   fairBelowW: number;
 }
 
-export function toneBounds(tiers: readonly RewardTier[] = DEFAULT_REWARD_TIERS): ToneBounds {
+export function toneBounds(tiers: readonly HourlyRewardTier[] = DEFAULT_HOURLY_REWARD_TIERS): ToneBounds {
   const first = tiers[0];
-  if (first === undefined) return toneBounds(DEFAULT_REWARD_TIERS);
+  if (first === undefined) return toneBounds(DEFAULT_HOURLY_REWARD_TIERS);
   const paying = tiers.filter((t) => t.tokensPerH > 0);
   const lastPaying = paying[paying.length - 1];
   return { goodBelowW: first.belowW, fairBelowW: Math.max(first.belowW, lastPaying?.belowW ?? first.belowW) };

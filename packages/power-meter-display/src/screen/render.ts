@@ -63,7 +63,7 @@ export class ScreenRenderer {
     this.height = orientation === 'landscape' ? 128 : 160;
     this.canvas = createCanvas(this.width, this.height);
     this.ctx = this.canvas.getContext('2d');
-    // Crisp edges matter more than smooth ones on a 160x128 panel.
+    // Crisp edges matter more than smooth ones on a 160x128 glass.
     this.ctx.antialias = 'gray';
   }
 
@@ -183,7 +183,7 @@ export class ScreenRenderer {
   /**
    * How the status line is drawn: in the first of the status fonts it fits whole (bold 10 px,
    * then smaller), else cut with "…" in the smallest. Never squeezed: canvas's maxWidth would
-   * compress the glyphs until they are unreadable on the panel.
+   * compress the glyphs until they are unreadable on the glass.
    */
   statusFit(text: string): { font: string; text: string; width: number } {
     const { ctx } = this;

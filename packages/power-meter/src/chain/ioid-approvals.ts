@@ -42,6 +42,8 @@ export interface ChainApprovals extends DeviceApprovals {
   scannedBlock(): number;
   /** Reads up to the current head now (tests and the demo use it instead of waiting a tick). */
   sync(): Promise<void>;
+  /** Stops following the chain (it always runs a watcher, so closing is not optional here). */
+  close(): Promise<void>;
 }
 
 interface RpcLog {

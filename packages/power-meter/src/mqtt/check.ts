@@ -4,8 +4,7 @@ import { createMqttClient, isProtocolRefusal, type MqttTls } from './connection.
 import { safeBroker } from './output.js';
 import { describeMqttError } from './problems.js';
 import { readMqttTls } from './tls-files.js';
-
-const ENV_FILE = '/etc/power-meter/power-meter.env';
+import { ENV_FILE } from '../hints.js';
 
 /**
  * `doctor`: can this machine log in to the broker with the meter's user and password? Uses its

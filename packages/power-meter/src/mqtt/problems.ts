@@ -1,4 +1,5 @@
 import type { ErrorWithReasonCode } from 'mqtt';
+import { ENV_FILE } from '../hints.js';
 
 /**
  * What went wrong with the broker connection, in the user's words, pure: one classification for
@@ -20,8 +21,6 @@ export interface MqttProblem {
 
 /** CONNACK reason codes for a refused login: MQTT 5 (0x86 bad user name or password, 0x87 not authorized), 3.1.1 (4, 5). */
 const LOGIN_REFUSED = new Set([134, 135, 4, 5]);
-
-const ENV_FILE = '/etc/power-meter/power-meter.env';
 
 /**
  * Node's certificate verification codes (OpenSSL's X509_V_ERR_* names, as tls.connect reports them)

@@ -4,6 +4,7 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connectAsync, type IClientOptions, type MqttClient } from 'mqtt';
+import { freePort } from '../../../../test/support/free-port.js';
 
 /**
  * A real Mosquitto broker for the tests (Debian package `mosquitto`, installed by
@@ -29,14 +30,6 @@ function binary(name: string, dirs: string[]): string {
   throw new Error(
     `${name} not found: the MQTT tests need a real broker. Install it with ./install-requirements.sh --test (Debian package mosquitto)`,
   );
-}
-
-export async function freePort(): Promise<number> {
-  const srv = net.createServer();
-  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
-  const port = (srv.address() as net.AddressInfo).port;
-  await new Promise<void>((r) => srv.close(() => r()));
-  return port;
 }
 
 function portOpen(port: number): Promise<boolean> {

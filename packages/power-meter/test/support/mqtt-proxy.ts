@@ -11,7 +11,7 @@ import mqttPacket from 'mqtt-packet';
 export interface StrippingProxy {
   url: string;
   /** CONNECT packets seen, with the maximumPacketSize each carried before it was removed. */
-  connects: Array<{ maximumPacketSize: number | undefined; protocolVersion: number }>;
+  connects: Array<{ maximumPacketSize: number | undefined; protocolVersion: number | undefined }>;
   close(): Promise<void>;
 }
 

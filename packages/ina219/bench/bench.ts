@@ -4,28 +4,24 @@
  * the observed fraction, and the driver + sampler overhead per reading on the emulated bus.
  */
 import { performance } from 'node:perf_hooks';
-import { VirtualClock } from './clock.js';
-import { Ina219 } from './driver.js';
-import { Ina219Emulator } from './emulator.js';
-import { demoBoardLoad, pwmLoad, trueEnergyWh, type LoadModel } from './loads.js';
-import { Ina228 } from './drivers/ina228.js';
-import { EnergySampler } from './energy-sampler.js';
-import { Ina228Emulator } from './emulators/ina228.js';
-import { Sampler } from './sampler.js';
-import type { WindowResult } from './window.js';
+import {
+  VirtualClock,
+  Ina219,
+  Ina219Emulator,
+  demoBoardLoad,
+  pwmLoad,
+  trueEnergyWh,
+  Ina228,
+  EnergySampler,
+  Ina228Emulator,
+  Sampler,
+  type LoadModel,
+  type WindowResult,
+} from '@power-meter/ina219';
+import { median, reportFigure } from '../../../scripts/bench-figure.mjs';
 
 const WINDOW_MS = 5000;
 const MINUTES = 30;
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-}
-
-function bench(name: string, value: number, unit: string, budget: string, pass: boolean | null): void {
-  console.log(`BENCH ${JSON.stringify({ name, value: Number(value.toPrecision(4)), unit, budget, pass })}`);
-}
 
 interface Run {
   errors: number[];
@@ -166,22 +162,28 @@ for (const [name, load] of loads) {
 console.log(
   `driver + sampler + emulator: ${readings} readings in ${cpuMs.toFixed(0)} ms of CPU = ${perS.toFixed(0)} readings/s (each reading is 3 register reads)`,
 );
-bench('energy error per window, worst load (median)', worstMedian * 100, '%', '<= 0.5 %', worstMedian <= 0.005);
-bench('energy error per window, worst window of all loads', worstMax * 100, '%', '<= 0.5 %', worstMax <= 0.005);
-bench('original firmware median error / ours (fast-switching demo board)', demoRatio, 'x', 'far below the original', demoRatio > 10);
-bench('observed fraction of each window (min)', minObserved * 100, '%', '>= 95 %', minObserved >= 0.95);
-bench('readings per second on one core (emulated bus)', perS, '1/s', '>= 5,000', perS >= 5000);
-bench('INA228 accumulator: energy error per window, worst load (median)', accWorstMedian * 100, '%', '<= 0.5 %', accWorstMedian <= 0.005);
-bench('INA228 accumulator: energy error, worst window of all loads', accWorstMax * 100, '%', '<= 0.5 %', accWorstMax <= 0.005);
-bench('INA228 accumulator: observed fraction of each window (min)', accMinObserved * 100, '%', '>= 95 %', accMinObserved >= 0.95);
-bench(
+reportFigure('energy error per window, worst load (median)', worstMedian * 100, '%', '<= 0.5 %', worstMedian <= 0.005);
+reportFigure('energy error per window, worst window of all loads', worstMax * 100, '%', '<= 0.5 %', worstMax <= 0.005);
+reportFigure('original firmware median error / ours (fast-switching demo board)', demoRatio, 'x', 'far below the original', demoRatio > 10);
+reportFigure('observed fraction of each window (min)', minObserved * 100, '%', '>= 95 %', minObserved >= 0.95);
+reportFigure('readings per second on one core (emulated bus)', perS, '1/s', '>= 5,000', perS >= 5000);
+reportFigure(
+  'INA228 accumulator: energy error per window, worst load (median)',
+  accWorstMedian * 100,
+  '%',
+  '<= 0.5 %',
+  accWorstMedian <= 0.005,
+);
+reportFigure('INA228 accumulator: energy error, worst window of all loads', accWorstMax * 100, '%', '<= 0.5 %', accWorstMax <= 0.005);
+reportFigure('INA228 accumulator: observed fraction of each window (min)', accMinObserved * 100, '%', '>= 95 %', accMinObserved >= 0.95);
+reportFigure(
   'INA219 polling / INA228 accumulator: register reads per second',
   pollReads / accReads,
   'x',
   '> 1 (fewer reads)',
   pollReads > accReads,
 );
-bench(
+reportFigure(
   'INA219 polling / INA228 accumulator: sampler wake-ups per second',
   pollWakeups / accWakeups,
   'x',

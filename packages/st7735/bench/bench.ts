@@ -1,19 +1,12 @@
 /**
  * ST7735 benchmark (`npm run bench`): RGBA -> RGB565 conversion per full 160x128 frame, and the
- * driver's throughput into the emulated panel and into a bus that does nothing (driver cost
+ * driver's throughput into the emulated module and into a bus that does nothing (driver cost
  * alone). Medians over repeated runs; no budget in docs/design.md applies directly (the display's
  * benchmark measures state change -> frame pushed), so pass is null.
  */
 import { performance } from 'node:perf_hooks';
-import { rgbaToRgb565be } from './convert.js';
-import { St7735 } from './driver.js';
-import { EmulatedSt7735 } from './emulator.js';
-import type { SpiPart } from './interfaces.js';
-
-function figure(name: string, value: number, unit: string): void {
-  console.log(`BENCH ${JSON.stringify({ name, value: Number(value.toPrecision(4)), unit, budget: '', pass: null })}`);
-}
-const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[xs.length >> 1]!;
+import { rgbaToRgb565be, St7735, EmulatedSt7735, type SpiPart } from '@power-meter/st7735';
+import { median, reportFigure } from '../../../scripts/bench-figure.mjs';
 
 /** Median per-iteration time in microseconds over `runs` runs of `inner` iterations. */
 async function time(runs: number, inner: number, fn: () => unknown): Promise<number> {
@@ -41,8 +34,8 @@ console.log(
   `RGBA -> RGB565 (big-endian), full ${W}x${H} frame: median ${convUs.toFixed(1)} us (${((W * H) / convUs).toFixed(0)} Mpixel/s)`,
 );
 console.log(`BGRA (canvas raw) -> RGB565, full frame: median ${convBgraUs.toFixed(1)} us; a 60x16 text field: ${smallUs.toFixed(2)} us`);
-figure('RGBA to RGB565, full frame', convUs, 'us');
-figure('BGRA to RGB565, full frame', convBgraUs, 'us');
+reportFigure('RGBA to RGB565, full frame', convUs, 'us');
+reportFigure('BGRA to RGB565, full frame', convBgraUs, 'us');
 
 // Driver into the emulator (decodes every byte into controller memory; yields per message).
 const emu = new EmulatedSt7735('greentab');
@@ -58,8 +51,8 @@ const bytesPerFrame = (after.bytesSent - before.bytesSent) / frames;
 console.log(
   `driver -> emulated panel, full frame: median ${(emuUs / 1000).toFixed(2)} ms, ${msgsPerFrame} messages (largest ${after.largestMessage} B), ${bytesPerFrame} bytes (${FRAME_BYTES} of pixels)`,
 );
-figure('driver full-frame write into the emulator', emuUs / 1000, 'ms');
-figure('messages per full frame', msgsPerFrame, 'count');
+reportFigure('driver full-frame write into the emulator', emuUs / 1000, 'ms');
+reportFigure('messages per full frame', msgsPerFrame, 'count');
 
 // Driver alone: a bus that returns at once, and D/C writes that cost nothing.
 const nullSpi = { transfer: async (_m: SpiPart[]) => {} };
@@ -70,5 +63,5 @@ const wireMs = ((bytesPerFrame * 8) / 24e6) * 1000;
 console.log(
   `driver alone (null bus), full frame: median ${bareUs.toFixed(0)} us = ${(FRAME_BYTES / bareUs).toFixed(0)} MB/s; the wire at 24 MHz needs ${wireMs.toFixed(1)} ms`,
 );
-figure('driver CPU per full frame (null bus)', bareUs, 'us');
-figure('full-frame wire time at 24 MHz', wireMs, 'ms');
+reportFigure('driver CPU per full frame (null bus)', bareUs, 'us');
+reportFigure('full-frame wire time at 24 MHz', wireMs, 'ms');

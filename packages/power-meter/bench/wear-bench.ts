@@ -21,15 +21,13 @@ import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startDevReceiver, type DevReceiver } from '@power-meter/w3bstream';
+import { reportFigure } from '../../../scripts/bench-figure.mjs';
 
 const COMPRESSION = 5;
 const READINGS_PER_DAY = 86_400 / 5;
 const BUDGET_MB_PER_DAY = 25;
 const SECONDS = Number(process.env.BENCH_WEAR_SECONDS ?? 120);
 
-function bench(name: string, value: number, unit: string, budget: string, pass: boolean | null): void {
-  console.log(`BENCH ${JSON.stringify({ name, value: Number(value.toPrecision(4)), unit, budget, pass })}`);
-}
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const run = (cmd: string, args: string[]) => execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim();
 
@@ -96,7 +94,8 @@ function mountLoop(base: string): Mounted | string {
   };
 }
 
-const cli = join(dirname(fileURLToPath(import.meta.url)), 'cli.js');
+// The built program beside this benchmark's output (dist-bench/ -> dist/cli.js).
+const cli = join(dirname(fileURLToPath(import.meta.url)), '..', 'dist', 'cli.js');
 const nodeFlags: string[] = JSON.parse(process.env.POWER_METER_BENCH_NODE_FLAGS ?? '[]');
 
 function daemon(dataDir: string, runtimeDir: string, url: string, extra: string[], configFile: string): ChildProcess {
@@ -195,7 +194,7 @@ function report(label: string, r: CaseResult, budget: boolean): void {
   console.log(
     `  ${label}: ${(r.bytes / 1024).toFixed(0)} KiB for ${r.readings} readings in ${r.seconds.toFixed(0)} s = ${perReading.toFixed(0)} B/reading = ${perDayMb.toFixed(1)} MB/day${budget ? ` (budget <= ${BUDGET_MB_PER_DAY})` : ''}`,
   );
-  bench(
+  reportFigure(
     `card writes per day, ${label}`,
     perDayMb,
     'MB/day',
@@ -259,7 +258,7 @@ if (typeof card === 'string') {
     console.log(
       `  one-hour outage: ${(outage.bytes / 1024).toFixed(0)} KiB for a ${outageReadings}-reading outage, its drain and two syncs (${(outageExtra / 1024).toFixed(0)} KiB above healthy) -> a day with a one-hour outage: ${dayWithOutageMb.toFixed(1)} MB`,
     );
-    bench('card writes, a day with a one-hour outage', dayWithOutageMb, 'MB/day', '', null);
+    reportFigure('card writes, a day with a one-hour outage', dayWithOutageMb, 'MB/day', '', null);
 
     const strict = await measure(card, 'strict', ['--sync-interval', '0'], receiver, async ({ receiver: r }) => {
       const n = r.received.length;

@@ -10,13 +10,11 @@ import { availableParallelism, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startDevReceiver } from '@power-meter/w3bstream';
+import { median, reportFigure } from '../../../scripts/bench-figure.mjs';
 
 const DURATION_S = Number(process.env.BENCH_BACKEND_SECONDS ?? 60);
 const CLK_TCK = 100; // USER_HZ on Linux
 
-function bench(name: string, value: number, unit: string, budget: string, pass: boolean | null): void {
-  console.log(`BENCH ${JSON.stringify({ name, value: Number(value.toPrecision(4)), unit, budget, pass })}`);
-}
 function cpuTicks(pid: number): number {
   const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
   return Number(f[11]) + Number(f[12]); // utime + stime
@@ -29,7 +27,6 @@ function writeBytes(pid: number): number {
   const m = /wchar: (\d+)/.exec(readFileSync(`/proc/${pid}/io`, 'utf8'));
   return Number(m?.[1] ?? 0);
 }
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1]!;
 
 // BENCH_BACKEND_TRANSPORT=w3bstream-v2: the current node's task API, with the task state of the
 // newest delivered task polled (GET /v1/task/<id>) every BENCH_TASK_POLL_S (default 60, the meter's).
@@ -37,7 +34,8 @@ const v2 = process.env.BENCH_BACKEND_TRANSPORT === 'w3bstream-v2';
 const pollS = process.env.BENCH_TASK_POLL_S ?? '60';
 const receiver = await startDevReceiver(v2 ? { transport: 'w3bstream-v2', taskStepMs: 1000 } : { project: 'bench', token: 'bench-token' });
 const transportArgs = v2 ? ['--transport', 'w3bstream-v2', '--project-id', '1', '--task-poll-interval', pollS] : [];
-const cli = join(dirname(fileURLToPath(import.meta.url)), 'cli.js');
+// The built program beside this benchmark's output (dist-bench/ -> dist/cli.js).
+const cli = join(dirname(fileURLToPath(import.meta.url)), '..', 'dist', 'cli.js');
 // The service's Node flags (scripts/bench.mjs reads them from the unit's ExecStart).
 const nodeFlags: string[] = JSON.parse(process.env.POWER_METER_BENCH_NODE_FLAGS ?? '[]');
 // Let it start before measuring the steady state: module loading, key creation, the first
@@ -111,22 +109,22 @@ if (accumulated)
   console.log(
     `  the same with --sim-chip ina228 (energy from the chip's accumulator): CPU ${accumulated.cpuPct.toFixed(2)} % (per-second median ${median(accumulated.cpuPerS).toFixed(1)} %), RSS max ${Math.max(...accumulated.rss).toFixed(1)} MB, readings delivered: ${accumulated.delivered}`,
   );
-bench(
+reportFigure(
   `backend CPU at default settings${v2 ? ` (W3bstream 2 /v1/task, task polling every ${pollS} s)` : ''}`,
   cpuPct,
   '% of a core',
   '< 1 %',
   cpuPct < 1,
 );
-bench('backend resident memory (max)', Math.max(...rss), 'MB', '< 60 MB', Math.max(...rss) < 60);
-bench('backend bytes written per day', bytesPerDay / 1e6, 'MB/day', '', null);
+reportFigure('backend resident memory (max)', Math.max(...rss), 'MB', '< 60 MB', Math.max(...rss) < 60);
+reportFigure('backend bytes written per day', bytesPerDay / 1e6, 'MB/day', '', null);
 if (accumulated) {
-  bench(
+  reportFigure(
     'backend CPU, INA228 on its energy accumulator',
     accumulated.cpuPct,
     '% of a core',
     '< the INA219 polling figure',
     accumulated.cpuPct < cpuPct,
   );
-  bench('backend CPU, INA219 polling / INA228 accumulator', cpuPct / accumulated.cpuPct, 'x', '> 1', cpuPct > accumulated.cpuPct);
+  reportFigure('backend CPU, INA219 polling / INA228 accumulator', cpuPct / accumulated.cpuPct, 'x', '> 1', cpuPct > accumulated.cpuPct);
 }

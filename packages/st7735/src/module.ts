@@ -2,19 +2,20 @@ import { St7735, type St7735Options } from './driver.js';
 import { EmulatedSt7735 } from './emulator.js';
 import { openGpioLine, type GpioBackend } from './gpio.js';
 import type { GpioLine } from './interfaces.js';
-import { MAX_COMMAND_HZ, type PanelVariant, type Rotation } from './protocol.js';
+import { MAX_COMMAND_HZ, type ModuleVariant, type Rotation } from './protocol.js';
 import { openSpi } from './spi.js';
 
-export interface PanelOptions {
+export interface ModuleOptions {
   kind: 'st7735' | 'emulated';
-  variant: PanelVariant;
+  variant: ModuleVariant;
   rotation: Rotation;
   spiBus?: number;
   spiDevice?: number;
   /** BCM numbers (docs/hardware.md defaults: D/C 25, RESET 24). */
   dcPin?: number;
   resetPin?: number;
-  pixelSpeedHz?: number;
+  /** SPI clock for pixel data (St7735Options.speedHz); the bus is opened at this speed. */
+  speedHz?: number;
   commandSpeedHz?: number;
   /** Module geometry/colour overrides; the emulated glass gets the same ones. */
   colOffset?: number;
@@ -27,18 +28,18 @@ export interface PanelOptions {
   gpioRoot?: string;
 }
 
-export interface Panel {
+export interface St7735Module {
   device: St7735;
   emulator: EmulatedSt7735 | null;
   close(): Promise<void>;
 }
 
-/** The real module on SPI + GPIO, or the same driver on the emulated panel. Both are initialised. */
-export async function createPanel(opts: PanelOptions): Promise<Panel> {
+/** The real module on SPI + GPIO, or the same driver on the emulated module. Both are initialised. */
+export async function openModule(opts: ModuleOptions): Promise<St7735Module> {
   const driverOpts: St7735Options = {
     variant: opts.variant,
     rotation: opts.rotation,
-    pixelSpeedHz: opts.pixelSpeedHz,
+    speedHz: opts.speedHz,
     commandSpeedHz: opts.commandSpeedHz,
     colOffset: opts.colOffset,
     rowOffset: opts.rowOffset,
@@ -60,7 +61,7 @@ export async function createPanel(opts: PanelOptions): Promise<Panel> {
     await device.init();
     return { device, emulator, close: () => device.close() };
   }
-  const spi = await openSpi(opts.spiBus ?? 0, opts.spiDevice ?? 0, Math.max(opts.pixelSpeedHz ?? 24_000_000, MAX_COMMAND_HZ));
+  const spi = await openSpi(opts.spiBus ?? 0, opts.spiDevice ?? 0, Math.max(opts.speedHz ?? 24_000_000, MAX_COMMAND_HZ));
   const lines: GpioLine[] = [];
   try {
     lines.push(await openGpioLine(opts.dcPin ?? 25, { root: opts.gpioRoot, backend: opts.gpio, initial: 0 }));

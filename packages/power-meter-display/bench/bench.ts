@@ -10,15 +10,10 @@ import { dirname, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { exampleState, writeFileAtomic } from '@power-meter/meter-files';
-import { createPanel, rgbaToRgb565be } from '@power-meter/st7735';
-import { DisplayController } from './controller.js';
-import { buildScreenModel } from './screen/model.js';
-import { ScreenRenderer } from './screen/render.js';
-import { StateWatcher } from './watch/watcher.js';
+import { openModule, rgbaToRgb565be } from '@power-meter/st7735';
+import { DisplayController, buildScreenModel, ScreenRenderer, StateWatcher } from '@power-meter/power-meter-display';
+import { reportFigure } from '../../../scripts/bench-figure.mjs';
 
-function bench(name: string, value: number, unit: string, budget: string, pass: boolean | null): void {
-  console.log(`BENCH ${JSON.stringify({ name, value: Number(value.toPrecision(4)), unit, budget, pass })}`);
-}
 const pct = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))]!;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -36,10 +31,10 @@ for (let i = 0; i < 200; i++) {
 console.log(
   `render + convert a full frame: p50 ${(pct(renderUs, 50) / 1000).toFixed(2)} ms, p99 ${(pct(renderUs, 99) / 1000).toFixed(2)} ms`,
 );
-bench('render + convert per frame (p50)', pct(renderUs, 50) / 1000, 'ms', '', null);
+reportFigure('render + convert per frame (p50)', pct(renderUs, 50) / 1000, 'ms', '', null);
 
-// Latency through the real watcher and the real driver on the emulated panel.
-const panel = await createPanel({ kind: 'emulated', variant: 'greentab', rotation: 90 });
+// Latency through the real watcher and the real driver on the emulated module.
+const st7735 = await openModule({ kind: 'emulated', variant: 'greentab', rotation: 90 });
 let pushedAt = 0;
 const controller = new DisplayController({
   dataDir: dir,
@@ -47,11 +42,11 @@ const controller = new DisplayController({
   panel: {
     width: 160,
     height: 128,
-    writeRegion: (x, y, w, h, px) => panel.device.writeRegion(x, y, w, h, px),
+    writeRegion: (x, y, w, h, px) => st7735.device.writeRegion(x, y, w, h, px),
     afterUpdate: async () => {
       pushedAt = performance.now();
     },
-    close: () => panel.close(),
+    close: () => st7735.close(),
   },
 });
 await writeFileAtomic(dir, 'state.json', JSON.stringify(exampleState({ updatedAtMs: Date.now(), powerW: 4 })));
@@ -89,18 +84,19 @@ console.log(
 console.log(
   `bytes sent for a typical update (live power changes): median ${typical} B = ${((typical / full) * 100).toFixed(1)} % of a full frame (${full} B)`,
 );
-bench('state change -> frame pushed (p99)', pct(latencies, 99), 'ms', 'p99 < 50 ms', pct(latencies, 99) < 50);
-bench('state change -> frame pushed (p50)', pct(latencies, 50), 'ms', '', null);
+reportFigure('state change -> frame pushed (p99)', pct(latencies, 99), 'ms', 'p99 < 50 ms', pct(latencies, 99) < 50);
+reportFigure('state change -> frame pushed (p50)', pct(latencies, 50), 'ms', '', null);
 // The worst case has no budget of its own: on a loaded machine one update can wait for the
 // scheduler, but a value near 1 s would again mean a missed watch event caught by the re-check.
-bench('state change -> frame pushed (worst)', worst, 'ms', '', null);
-bench('updates not pushed within 5 s', missed, 'count', '0', missed === 0);
-bench('bytes for a typical update vs full frame', (typical / full) * 100, '%', '< 25 %', typical / full < 0.25);
+reportFigure('state change -> frame pushed (worst)', worst, 'ms', '', null);
+reportFigure('updates not pushed within 5 s', missed, 'count', '0', missed === 0);
+reportFigure('bytes for a typical update vs full frame', (typical / full) * 100, '%', '< 25 %', typical / full < 0.25);
 
 // Resident memory of the real program while updates arrive: at defaults (the ST7735 driver,
-// frame diffing and SPI traffic; here the panel emulator takes the SPI device's place and
+// frame diffing and SPI traffic; here the emulated module takes the SPI device's place and
 // nothing is saved), and on the png panel, which also encodes and writes a PNG file per update.
-const cli = join(dirname(fileURLToPath(import.meta.url)), 'cli.js');
+// The built program beside this benchmark's output (dist-bench/ -> dist/cli.js).
+const cli = join(dirname(fileURLToPath(import.meta.url)), '..', 'dist', 'cli.js');
 writeFileSync(join(dir, 'config.json'), '{}');
 // The service's Node flags (scripts/bench.mjs reads them from the unit's ExecStart).
 const nodeFlags: string[] = JSON.parse(process.env.POWER_METER_BENCH_NODE_FLAGS ?? '[]');
@@ -134,5 +130,5 @@ const how = `4 updates/s for 60 s, node ${nodeFlags.join(' ') || '(no flags)'}, 
 console.log(
   `power-meter-display resident memory (${how}): at defaults (ST7735 driver, emulated panel) max ${atDefaults.maxMb.toFixed(1)} MB, median ${atDefaults.medianMb.toFixed(1)} MB; png panel max ${onPng.maxMb.toFixed(1)} MB, median ${onPng.medianMb.toFixed(1)} MB`,
 );
-bench('display resident memory at defaults (max)', atDefaults.maxMb, 'MB', '< 70 MB', atDefaults.maxMb < 70);
-bench('display resident memory, png panel (max)', onPng.maxMb, 'MB', '', null);
+reportFigure('display resident memory at defaults (max)', atDefaults.maxMb, 'MB', '< 70 MB', atDefaults.maxMb < 70);
+reportFigure('display resident memory, png panel (max)', onPng.maxMb, 'MB', '', null);

@@ -16,19 +16,17 @@ import { fileURLToPath } from 'node:url';
 import { createHash } from 'node:crypto';
 import { Sampler, createSensor, realSleep, systemClock } from '@power-meter/ina219';
 import { Pkcs11Key, parsePkcs11Uri, signMessage, signMessageV2, startDevReceiver, type Curve } from '@power-meter/w3bstream';
+import { median, reportFigure } from '../../../scripts/bench-figure.mjs';
 
 const PIN = 'bench-pin-1234';
 const SO_PIN = 'bench-so-5678';
 const CLK_TCK = 100;
 const BACKEND_S = Number(process.env.BENCH_TOKEN_BACKEND_SECONDS ?? 60);
 const WARMUP_S = Number(process.env.BENCH_BACKEND_WARMUP_SECONDS ?? 15);
-const cli = join(dirname(fileURLToPath(import.meta.url)), 'cli.js');
+// The built program beside this benchmark's output (dist-bench/ -> dist/cli.js).
+const cli = join(dirname(fileURLToPath(import.meta.url)), '..', 'dist', 'cli.js');
 const nodeFlags: string[] = JSON.parse(process.env.POWER_METER_BENCH_NODE_FLAGS ?? '[]');
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1]!;
 
-function bench(name: string, value: number, unit: string, budget: string, pass: boolean | null): void {
-  console.log(`BENCH ${JSON.stringify({ name, value: Number(value.toPrecision(4)), unit, budget, pass })}`);
-}
 const has = (cmd: string): boolean => {
   try {
     execFileSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' });
@@ -317,7 +315,7 @@ try {
       console.log(
         `  ${t.name}, ${curve}: ${rate.toFixed(0)} signed messages/s (median of 3 runs; ${curve === 'secp256k1' ? 'W3bstream 2, with the recovery id found by trial recovery' : 'v1, SHA-256, low S'})`,
       );
-      bench(`signed messages per second, ${t.name}, ${curve}`, rate, '/s', '', null);
+      reportFigure(`signed messages per second, ${t.name}, ${curve}`, rate, '/s', '', null);
     }
   }
   for (const t of tokens) {
@@ -326,8 +324,8 @@ try {
       `  backend at default settings signing with ${t.name}: CPU ${b.cpuPct.toFixed(2)} % of one core, RSS max ${b.rssMaxMb.toFixed(1)} MB (${BACKEND_S} s after ${WARMUP_S} s; node ${nodeFlags.join(' ') || '(no flags)'}; ${b.delivered} readings delivered)`,
     );
     const soft = t === tokens[0] && t.name === 'SoftHSM2';
-    bench(`backend CPU at defaults, key in ${t.name}`, b.cpuPct, '% of a core', soft ? '< 1 %' : '', soft ? b.cpuPct < 1 : null);
-    bench(`backend resident memory (max), key in ${t.name}`, b.rssMaxMb, 'MB', '', null);
+    reportFigure(`backend CPU at defaults, key in ${t.name}`, b.cpuPct, '% of a core', soft ? '< 1 %' : '', soft ? b.cpuPct < 1 : null);
+    reportFigure(`backend resident memory (max), key in ${t.name}`, b.rssMaxMb, 'MB', '', null);
   }
   const soft = tokens.find((t) => t.name === 'SoftHSM2');
   const slow = soft ? slowModule(root, soft.module, 200) : null;
@@ -340,14 +338,14 @@ try {
         `  sampler, 1 s windows, a 200 ms C_Sign per window ${how}: observed ${(r.observed * 100).toFixed(1)} % of each window (mean), ${r.missed} conversions missed in 20 windows`,
       );
       const label = mode === 'none' ? 'no signing' : mode;
-      bench(
+      reportFigure(
         `observed fraction, 200 ms token, ${label}`,
         r.observed * 100,
         '%',
         mode === 'async' ? '>= 95 %' : '',
         mode === 'async' ? r.observed >= 0.95 : null,
       );
-      bench(`missed conversions in 20 windows, 200 ms token, ${label}`, r.missed, '', '', null);
+      reportFigure(`missed conversions in 20 windows, 200 ms token, ${label}`, r.missed, '', '', null);
     }
   }
 } finally {

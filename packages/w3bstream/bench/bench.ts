@@ -7,21 +7,20 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { buildMessage, createBodyVerifier, verifyBody } from './codec.js';
-import { loadOrCreateIdentity } from './identity.js';
-import type { Curve } from './keys.js';
-import { Outbox } from './outbox.js';
-import { Publisher } from './publisher.js';
-import { startDevReceiver } from './receiver.js';
-import { buildMessageV2, checkMessageV2 } from './v2-codec.js';
+import {
+  buildMessage,
+  createBodyVerifier,
+  verifyBody,
+  loadOrCreateIdentity,
+  Outbox,
+  Publisher,
+  startDevReceiver,
+  buildMessageV2,
+  checkMessageV2,
+  type Curve,
+} from '@power-meter/w3bstream';
+import { median, reportFigure } from '../../../scripts/bench-figure.mjs';
 
-function bench(name: string, value: number, unit: string, budget: string, pass: boolean | null): void {
-  console.log(`BENCH ${JSON.stringify({ name, value: Number(value.toPrecision(4)), unit, budget, pass })}`);
-}
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[s.length >> 1]!;
-}
 /** Median rate (per second) of `runs` runs of `n` calls. */
 function rate(n: number, runs: number, fn: (i: number) => void): number {
   const rates: number[] = [];
@@ -39,7 +38,7 @@ try {
     const id = loadOrCreateIdentity(join(dir, `identity-${curve}`), { curve });
     const signs = rate(2000, 5, (i) => id.sign(`{"sensor_reading":${i}.5,"timestamp":1764000000}`, 'raw'));
     console.log(`signatures (${curve}, SHA-256 ECDSA, raw, low S): median ${signs.toFixed(0)}/s over 5 runs of 2,000`);
-    bench(`signatures per second (${curve})`, signs, '1/s', '', null);
+    reportFigure(`signatures per second (${curve})`, signs, '1/s', '', null);
   }
   // W3bstream 2: Go-escaped JSON, keccak256 and a recoverable secp256k1 signature (@noble/curves)
   // per reading; the dev receiver recovers the signer from each.
@@ -53,8 +52,8 @@ try {
   console.log(
     `W3bstream 2 messages (keccak256, recoverable secp256k1): median ${v2Signs.toFixed(0)}/s built and signed; ${v2Checks.toFixed(0)}/s checked with signer recovery`,
   );
-  bench('W3bstream 2 messages signed per second', v2Signs, '1/s', '', null);
-  bench('W3bstream 2 messages recovered per second', v2Checks, '1/s', '', null);
+  reportFigure('W3bstream 2 messages signed per second', v2Signs, '1/s', '', null);
+  reportFigure('W3bstream 2 messages recovered per second', v2Checks, '1/s', '', null);
 
   const id = loadOrCreateIdentity(join(dir, 'identity-p256'));
   const bodies = Array.from(
@@ -67,8 +66,8 @@ try {
   console.log(
     `verifyBody (P-256, raw): median ${verifies.toFixed(0)}/s; with the key cache the receiver uses: ${verifiesCached.toFixed(0)}/s`,
   );
-  bench('verified bodies per second (p256)', verifies, '1/s', '', null);
-  bench('verified bodies per second, key cached (p256)', verifiesCached, '1/s', '', null);
+  reportFigure('verified bodies per second (p256)', verifies, '1/s', '', null);
+  reportFigure('verified bodies per second, key cached (p256)', verifiesCached, '1/s', '', null);
   // The meter's default wire form: public_key is the address, the key is recovered from the
   // signature (once per address in the receiver, which then verifies against the remembered key).
   const addressBodies = Array.from(
@@ -81,8 +80,8 @@ try {
   console.log(
     `verifyBody (P-256, address form, key recovered): median ${recovers.toFixed(0)}/s; the receiver's verifier (key remembered per address): ${recoversRemembered.toFixed(0)}/s`,
   );
-  bench('verified address-form bodies per second, recovery (p256)', recovers, '1/s', '', null);
-  bench('verified address-form bodies per second, receiver (p256)', recoversRemembered, '1/s', '', null);
+  reportFigure('verified address-form bodies per second, recovery (p256)', recovers, '1/s', '', null);
+  reportFigure('verified address-form bodies per second, receiver (p256)', recoversRemembered, '1/s', '', null);
 
   // Fill the outbox with a day of readings, each one its own durable transaction as in the meter.
   const N = 17_280;
@@ -97,14 +96,14 @@ try {
   console.log(
     `outbox: ${N} signed + durable appends (synchronous=FULL, one transaction each) in ${(appendMs / 1000).toFixed(1)} s = ${(appendMs / N).toFixed(2)} ms each`,
   );
-  bench('sign + durable outbox append', appendMs / N, 'ms', '', null);
+  reportFigure('sign + durable outbox append', appendMs / N, 'ms', '', null);
   // A start checks the database (PRAGMA quick_check) before it trusts it: its cost grows with the backlog.
   filled.close();
   const to = performance.now();
   const outbox = Outbox.open(join(dir, 'outbox', 'outbox.sqlite'), outboxOptions);
   const openMs = performance.now() - to;
   console.log(`outbox: open with integrity check and migrations, ${N} readings waiting: ${openMs.toFixed(0)} ms`);
-  bench(`outbox open with integrity check (${N} waiting)`, openMs, 'ms', '', null);
+  reportFigure(`outbox open with integrity check (${N} waiting)`, openMs, 'ms', '', null);
 
   const receiver = await startDevReceiver({ project: 'bench', token: 'bench-token' });
   const publisher = new Publisher({ outbox, url: receiver.url, token: 'bench-token', deviceId: id.deviceId });
@@ -129,7 +128,13 @@ try {
     `backlog of ${N} readings delivered to the local receiver in ${deliverS.toFixed(1)} s (${(N / deliverS).toFixed(0)}/s); ` +
       `received ${seqs.length}, in order: ${inOrder}, duplicates: ${duplicates}, all verified: ${allVerified}, outbox delivered ${stats.delivered}, waiting ${stats.waiting}`,
   );
-  bench('deliver a 24 h backlog (17,280) to a local receiver', deliverS, 's', '< 30 s, none lost or duplicated', deliverS < 30 && sound);
+  reportFigure(
+    'deliver a 24 h backlog (17,280) to a local receiver',
+    deliverS,
+    's',
+    '< 30 s, none lost or duplicated',
+    deliverS < 30 && sound,
+  );
   outbox.close();
 } finally {
   rmSync(dir, { recursive: true, force: true });
