@@ -12,6 +12,14 @@
 # be refused before the genuine one is installed.
 #
 #   sudo scripts/check-setup.sh bookworm amd64    # (release: bookworm|trixie, arch: amd64|arm64|armhf)
+#   sudo scripts/check-setup.sh trixie arm64 runtime
+#
+# The third argument picks the set-up: `full` (the default: the development set-up, then the
+# native modules' tests and `npm run demo`) or `runtime` (`./install-requirements.sh --runtime`,
+# as on a Pi: then the footprint against its budget, a release tarball built from it with
+# scripts/build-release.sh, that tarball installed into a staging root with install.sh --root, and
+# the programs run from there: readings delivered to `power-meter dev-receiver`, the screen drawn).
+# The tarball is kept in $POWER_METER_TEST_CACHE/releases/.
 #
 # Debian roots are cached in $POWER_METER_TEST_CACHE (default /var/cache/power-meter-test) as
 # check-setup-<release>-<arch>.base; each run starts from a fresh copy of it. Needs root, the npm
@@ -26,6 +34,7 @@ if [ -z "${CHECK_SETUP_REPO:-}" ]; then
 fi
 RELEASE="${1:-bookworm}"
 ARCH="${2:-$(dpkg --print-architecture)}"
+MODE="${3:-full}"
 DEMO_S="${POWER_METER_CHECK_DEMO_S:-30}"
 REPO="$CHECK_SETUP_REPO"
 CACHE="${POWER_METER_TEST_CACHE:-/var/cache/power-meter-test}"
@@ -38,6 +47,9 @@ say() { echo "check-setup[$RELEASE/$ARCH]: $*"; }
 die() { echo "check-setup[$RELEASE/$ARCH]: FAILED: $*" >&2; exit 1; }
 case "$RELEASE" in bookworm | trixie) ;; *) die "release must be bookworm or trixie, not $RELEASE" ;; esac
 case "$ARCH" in amd64 | arm64 | armhf) ;; *) die "arch must be amd64, arm64 or armhf, not $ARCH" ;; esac
+case "$MODE" in full | runtime) ;; *) die "the set-up must be full or runtime, not $MODE" ;; esac
+SETUP_ARGS=()
+[ "$MODE" = full ] || SETUP_ARGS=(--runtime)
 [ "$(id -u)" -eq 0 ] || die "needs root (debootstrap, chroot): sudo $0 $*"
 START_S=$SECONDS
 phase_s=$SECONDS
@@ -123,10 +135,10 @@ as_pi() { chroot "$ROOT" runuser -u pi -- bash -lc 'cd ~/power-meter && exec env
 # setup_run [VAR=value...]
 setup_run() {
   if [ "$ARCH" = "$(dpkg --print-architecture)" ]; then
-    as_pi "$@" ./install-requirements.sh
+    as_pi "$@" ./install-requirements.sh "${SETUP_ARGS[@]}"
   else
     chroot "$ROOT" env -i HOME=/root PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
-      SUDO_USER=pi "${PI_ENV[@]}" "$@" bash -c 'cd /home/pi/power-meter && exec ./install-requirements.sh'
+      SUDO_USER=pi "${PI_ENV[@]}" "$@" bash -c 'cd /home/pi/power-meter && exec ./install-requirements.sh "$@"' setup "${SETUP_ARGS[@]}"
   fi
 }
 
@@ -212,6 +224,54 @@ second="$(setup_run 2>&1)"
 grep -q "system packages already installed" <<<"$second" || die "second run installed packages: $second"
 grep -q "npm dependencies up to date" <<<"$second" || die "second run ran npm ci again: $second"
 lap "second run"
+
+# ---- 3. runtime: footprint, a release tarball, installed into a staging root and run from there
+if [ "$MODE" = runtime ]; then
+  as_pi node scripts/runtime-tree.mjs footprint --check || die "the runtime set-up is over budget or holds a development tool"
+  as_pi scripts/build-release.sh --out /home/pi/release
+  lap "scripts/build-release.sh"
+  tarball="$(basename "$(find "$ROOT/home/pi/release" -name '*.tar.gz' | head -n 1)")"
+  mkdir -p "$CACHE/releases"
+  cp "$ROOT/home/pi/release/$tarball" "$CACHE/releases/"
+  # The tarball as an offline Pi gets it: unpacked elsewhere, installed with npm replaced by a trap
+  # (this root has no systemd either: install.sh makes the units' enablement links itself).
+  cat >"$ROOT/tmp/check-release.sh" <<'RUN'
+set -euo pipefail
+rm -rf /tmp/rel /tmp/image /tmp/npm-trap && mkdir -p /tmp/rel /tmp/npm-trap
+tar -xzf "/home/pi/release/$1" -C /tmp/rel
+printf '#!/bin/sh\necho "npm was called: $*" >&2\nexit 97\n' >/tmp/npm-trap/npm && chmod +x /tmp/npm-trap/npm
+env PATH="/tmp/npm-trap:$PATH" bash /tmp/rel/*/install.sh --root /tmp/image --user pi
+RUN
+  chroot "$ROOT" bash /tmp/check-release.sh "$tarball" || die "install.sh --root from the release failed"
+  [ -z "$(find "$ROOT/tmp/image" -name '*.pem' -o -name identity -o -name '*.sqlite')" ] || die "the image holds device state"
+  # Run from the image as pi: the dev receiver on a free port, the meter on the simulated sensor, the png panel.
+  cat >"$ROOT/tmp/run-release.sh" <<'RUN'
+set -uo pipefail
+APP=/tmp/image/opt/power-meter/packages
+cd /tmp && rm -rf pm-data pm-run rec.jsonl screen.png receiver.log
+# The meter's RAM directory (a service gets /run/power-meter): /dev/shm here is the host's.
+mkdir -m 0700 pm-run
+export XDG_RUNTIME_DIR=/tmp/pm-run DEV_RECEIVER_TOKEN=check-token W3BSTREAM_PUBLISHER_TOKEN=check-token
+node $APP/power-meter/dist/cli.js dev-receiver --port 0 --project check --record /tmp/rec.jsonl >receiver.log 2>&1 & r=$!
+url=""
+for _ in $(seq 1 600); do url="$(sed -n 's/.*publish_url=\([^ ]*\).*/\1/p' receiver.log | head -n 1)"; [ -n "$url" ] && break; sleep 0.5; done
+[ -n "$url" ] || { cat receiver.log; kill $r; exit 1; }
+node $APP/power-meter/dist/cli.js --sensor sim --sim-load 4 --window 1 --data-dir /tmp/pm-data --publish-url "$url" & m=$!
+node $APP/power-meter-display/dist/cli.js --panel png --png /tmp/screen.png --data-dir /tmp/pm-data & d=$!
+sleep "$1"
+kill $m $d $r; wait
+echo "verified=$(grep -c '"verified":true' /tmp/rec.jsonl)"
+RUN
+  run_s="$DEMO_S"
+  out="$(chroot "$ROOT" runuser -u pi -- bash /tmp/run-release.sh "$run_s" 2>&1 || true)"
+  echo "$out" | tail -n 12
+  verified="$(sed -n 's/^verified=//p' <<<"$out")"
+  [ "${verified:-0}" -ge 1 ] || die "the release's power-meter delivered no verified reading in $run_s s"
+  [ -s "$ROOT/tmp/screen.png" ] || die "the release's power-meter-display drew no screen"
+  lap "the release, installed into a staging root and run for $run_s s"
+  say "PASSED (runtime): $verified verified readings from the release, screen drawn; release $CACHE/releases/$tarball; $((SECONDS - START_S)) s in all"
+  exit 0
+fi
 
 # ---- 3. smoke tests: the native modules' own tests, then the whole system in simulation ------
 as_pi npx vitest run packages/w3bstream/test/outbox.test.ts packages/power-meter-display/test/screen.test.ts

@@ -48,12 +48,20 @@ cd "$COPY"
 say "npm ci on Node $(node -v) (modules ABI $(node -p process.versions.modules))"
 phase_s=$SECONDS
 # Compile rather than try GitHub for prebuilt binaries: the same result everywhere, and no wait on
-# a network that may not answer. Both settings only for npm ci: npm warns about them on every later
-# run, and the tests check that our commands print nothing on stderr.
-npm_config_nodedir="$NODE_HOME" npm_config_build_from_source=true JOBS=max npm ci --no-audit --no-fund --loglevel=error
+# a network that may not answer: prebuild-install's own setting, in its config file in the copy.
+# node-gyp's headers are the package's, given to the install scripts only, through the shell npm
+# runs them with. (npm warns about npm_config_build_from_source and npm_config_nodedir in its own
+# environment: "Unknown env config".)
+SETUP_TMP="$(mktemp -d)"
+printf 'buildFromSource=true\n' >.prebuild-installrc
+printf '#!/bin/sh\nnpm_config_nodedir=%q\nexport npm_config_nodedir\nexec /bin/sh "$@"\n' "$NODE_HOME" >"$SETUP_TMP/sh"
+chmod 0755 "$SETUP_TMP/sh"
+JOBS=max npm ci --no-audit --no-fund --loglevel=error --script-shell="$SETUP_TMP/sh"
+rm -rf .prebuild-installrc "$SETUP_TMP"
 say "npm ci took $((SECONDS - phase_s)) s"
 phase_s=$SECONDS
 # The whole suite, test/systemd.test.ts too: it copies this Node into its Debian root, which has
 # libatomic1 for the official builds from Node 24 on (test/support/systemd-root.sh).
-npm test
+# The copy has no .git: the upgrade test (test/systemd.test.ts) finds the previous release in this repository.
+POWER_METER_SOURCE_REPO="$REPO" npm test
 say "npm test took $((SECONDS - phase_s)) s; $((SECONDS - START_S)) s in all, on Node $VERSION"

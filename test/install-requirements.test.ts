@@ -1,8 +1,8 @@
-import { spawn, spawnSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -55,6 +55,39 @@ afterAll(() => {
   for (const dir of temps) rmSync(dir, { recursive: true, force: true });
 });
 
+/** What npm ci leaves behind (stand-in): the native modules, each with its binding.gyp and built module. */
+const NPM_CI =
+  // biome-ignore lint/suspicious/noTemplateCurlyInString: shell parameter expansion (${f%/*}), not a template
+  'for d in canvas better-sqlite3 i2c-bus spi-device pkcs11js; do mkdir -p "node_modules/$d"; touch "node_modules/$d/binding.gyp"; done; for f in canvas/build/Release/canvas.node better-sqlite3/build/Release/better_sqlite3.node i2c-bus/build/Release/i2c.node spi-device/build/Release/spi.node pkcs11js/build/Release/pkcs11.node; do mkdir -p "node_modules/${f%/*}"; touch "node_modules/$f"; done; touch node_modules/.package-lock.json';
+
+/**
+ * What npm ci's install scripts would see (stand-in): prebuild-install's setting in its config
+ * file, and node-gyp's headers from npm's environment (npm warns about that) or from the shell
+ * npm runs the scripts with (--script-shell, the set-up's wrapper). npm itself must never get
+ * npm_config_nodedir.
+ */
+const NPM_ENV = [
+  'nd=""',
+  // biome-ignore lint/suspicious/noTemplateCurlyInString: shell parameter expansion, not a template
+  'for a in "$@"; do case "$a" in --script-shell=*) nd="$(env -i "${a#*=}" -c \'echo "$npm_config_nodedir"\')" ;; esac; done',
+  // biome-ignore lint/suspicious/noTemplateCurlyInString: shell parameter expansion, not a template
+  'echo "npm-env prebuild_rc=$(grep -h buildFromSource .prebuild-installrc ../.prebuild-installrc 2>/dev/null) nodedir=$nd npm_sees_nodedir=${npm_config_nodedir:-}" >>"$STATE/calls"',
+].join('; ');
+
+/**
+ * node: `-p` prints the version (or the modules ABI); the project's scripts (*.mjs) and the
+ * github.com probe run on the real Node; TypeScript's compiler is recorded, not run.
+ */
+function nodeStubScript(version: string, abi: string): string {
+  return `#!/usr/bin/env bash
+case "$1" in
+  -p) if [ "$2" = process.versions.modules ]; then ${abi}; else ${version}; fi ;;
+  --no-warnings | *.mjs) exec ${process.execPath} "$@" ;;
+  */typescript/bin/tsc) shift; echo "tsc $*" >>"$STATE/calls" ;;
+esac
+`;
+}
+
 function stub(bin: string, name: string, body: string, log = true) {
   const record = log ? `echo "${name} $*" >>"$STATE/calls"\n` : '';
   writeFileSync(join(bin, name), `#!/usr/bin/env bash\n${record}${body}\n`);
@@ -83,7 +116,15 @@ function machine(opts: MachineOptions = {}): Machine {
   const sysroot = join(top, 'sysroot');
   for (const d of [dir, bin, state, sysroot]) mkdirSync(d);
   copyFileSync(join(ROOT, 'install-requirements.sh'), join(dir, 'install-requirements.sh'));
-  writeFileSync(join(dir, 'package-lock.json'), '{}');
+  // What the script reads to derive the runtime set-up (scripts/runtime-tree.mjs): the manifests,
+  // the lock, the TypeScript configs and sources (its build record hashes them).
+  execFileSync('bash', [
+    '-c',
+    'cd "$1" && tar -cf - package.json package-lock.json tsconfig.base.json scripts/runtime-tree.mjs packages/*/package.json packages/*/tsconfig.json packages/*/src | tar -xf - -C "$2"',
+    'copy',
+    ROOT,
+    dir,
+  ]);
   writeFileSync(join(state, 'installed'), (opts.installed ?? []).map((p) => `${p}\n`).join(''));
   writeFileSync(join(state, 'groups'), opts.groups ?? opts.user ?? 'root');
   writeFileSync(join(state, 'calls'), '');
@@ -94,11 +135,12 @@ function machine(opts: MachineOptions = {}): Machine {
   // npm: "ci" produces what npm ci would (the lock marker and the native addons).
   writeFileSync(
     join(state, 'npm-stub'),
-    `#!/usr/bin/env bash\necho "npm $* JOBS=\${JOBS:-}" >>"$STATE/calls"\nif [ "$1" = ci ]; then echo "npm-env build_from_source=\${npm_config_build_from_source:-} nodedir=\${npm_config_nodedir:-}" >>"$STATE/calls"; for f in canvas/build/Release/canvas.node better-sqlite3/build/Release/better_sqlite3.node i2c-bus/build/Release/i2c.node spi-device/build/Release/spi.node pkcs11js/build/Release/pkcs11.node; do mkdir -p "node_modules/\${f%/*}"; touch "node_modules/$f"; done; touch node_modules/.package-lock.json; rm -f "$STATE/abi-changed"; elif [ -n "\${npm_config_build_from_source:-}\${npm_config_nodedir:-}" ]; then echo "npm-env leaked into npm $1" >>"$STATE/calls"; fi\n`,
+    `#!/usr/bin/env bash\necho "npm $* JOBS=\${JOBS:-}" >>"$STATE/calls"\nif [ "$1" = ci ]; then ${NPM_ENV}; ${NPM_CI}; elif [ -e .prebuild-installrc ] || [ -n "\${npm_config_nodedir:-}" ]; then echo "npm-env leaked into npm $1" >>"$STATE/calls"; fi\n`,
   );
   // node -p prints the version; node -e (loading the native addons) fails after a Node upgrade.
   // node --no-warnings -e: the script's reachability probe for github.com, run by the real Node.
-  const nodeStub = `#!/usr/bin/env bash\ncase "$1" in -p) cat "$STATE/node-version" ;; -e) [ ! -e "$STATE/abi-changed" ] ;; --no-warnings) exec ${process.execPath} "$@" ;; esac\n`;
+  const nodeStub = nodeStubScript('cat "$STATE/node-version"', 'cat "$STATE/abi"');
+  writeFileSync(join(state, 'abi'), '115');
   writeFileSync(join(state, 'node-stub'), nodeStub);
   if (opts.node !== null) {
     writeFileSync(join(state, 'node-version'), opts.node ?? '20.20.0');
@@ -206,8 +248,9 @@ describe('install-requirements.sh', { timeout: 120_000 }, () => {
     expect(second.out).toMatch(/system packages already installed/);
     expect(second.out).toMatch(/npm dependencies up to date/);
 
-    // Native addons that no longer load (Node upgraded underneath) or are gone: npm ci again.
-    writeFileSync(join(m.state, 'abi-changed'), '');
+    // Native addons built for another Node (upgraded underneath: another modules ABI than the
+    // set-up recorded) or gone: npm ci again.
+    writeFileSync(join(m.state, 'abi'), '127');
     expect(m.run().calls).toContain('npm ci --no-audit --no-fund JOBS=max');
     expect(m.run().calls).not.toContain('npm ci --no-audit --no-fund JOBS=max');
     rmSync(join(m.dir, 'node_modules/spi-device/build/Release/spi.node'));
@@ -256,7 +299,7 @@ describe('install-requirements.sh', { timeout: 120_000 }, () => {
   it('refuses an unknown option, naming the allowed ones', () => {
     const r = machine({ installed: ALL }).run({}, ['--no-nodes']);
     expect(r.code).toBe(1);
-    expect(r.out).toContain('unknown option --no-nodes (allowed: --test, --no-node, --help)');
+    expect(r.out).toContain('unknown option --no-nodes (allowed: --runtime, --full, --test, --no-node, --help)');
     expect(r.calls).toEqual([]);
   });
   it('on a Raspberry Pi through sudo: enables I2C and SPI, adds the user to i2c, spi and gpio, runs npm as the user, says a reboot is needed', () => {
@@ -269,12 +312,19 @@ describe('install-requirements.sh', { timeout: 120_000 }, () => {
     expect(first.calls).toContain('raspi-config nonint do_i2c 0');
     expect(first.calls).toContain('raspi-config nonint do_spi 0');
     for (const g of ['i2c', 'spi', 'gpio']) expect(first.calls).toContain(`usermod -aG ${g} pi`);
-    // npm runs as pi (node_modules must not be root's), with JOBS=max and the caller's PATH.
+    // The runtime set-up, the default on a Pi: npm runs as pi (node_modules must not be root's),
+    // with JOBS=max and the caller's PATH, for the two programs' workspaces without devDependencies.
+    const ci = '--no-audit --no-fund --omit=dev --workspace=packages/power-meter --workspace=packages/power-meter-display';
     expect(
-      first.calls.some((c) => /^runuser -u pi -- env PATH=\S+ env JOBS=max( npm_config_\w+=\S*)* npm ci --no-audit --no-fund$/.test(c)),
+      first.calls.some((c) => new RegExp(`^runuser -u pi -- env PATH=\\S+ env JOBS=max( npm_config_\\w+=\\S*)* npm ci ${ci}$`).test(c)),
     ).toBe(true);
-    expect(first.calls).toContain('npm ci --no-audit --no-fund JOBS=max');
-    expect(first.calls.some((c) => /^runuser -u pi -- env PATH=\S+ npm run build --silent$/.test(c))).toBe(true);
+    expect(first.calls).toContain(`npm ci ${ci} JOBS=max`);
+    // Built with TypeScript from a temporary directory (its own npm ci there), as pi, without type-checking.
+    expect(first.calls).toContain('npm ci --ignore-scripts --no-audit --no-fund --loglevel=error JOBS=');
+    expect(first.calls).toContain('tsc -b packages/power-meter/tsconfig.json packages/power-meter-display/tsconfig.json --noCheck');
+    expect(first.calls.some((c) => /npm run build/.test(c))).toBe(false);
+    expect(first.out).toMatch(/building the programs with typescript@[\d.]+ @types\/node@[\d.]+ from a temporary directory/);
+    expect(first.out).toMatch(/runtime dependencies: [\d.]+ MB in \d+ files/);
     expect(first.out).toMatch(/REBOOT NEEDED/);
 
     // After the reboot: the device nodes exist, everything is enabled: nothing to do, nothing to say.
@@ -285,6 +335,41 @@ describe('install-requirements.sh', { timeout: 120_000 }, () => {
     expect(second.code).toBe(0);
     expect(second.calls.some((c) => /^(apt-get|usermod|raspi-config nonint do_|npm ci)/.test(c))).toBe(false);
     expect(second.out).toMatch(/no reboot needed/);
+  });
+
+  it('runtime set-up: a second run does nothing; changed sources are built again without npm ci; --full on a Pi is the whole set-up', () => {
+    const m = machine({ installed: ALL, user: 'root', groups: 'pi i2c spi gpio' });
+    mkdirSync(join(m.sysroot, 'proc/device-tree'), { recursive: true });
+    writeFileSync(join(m.sysroot, 'proc/device-tree/model'), 'Raspberry Pi 5 Model B Rev 1.0\0');
+    expect(m.run({ SUDO_USER: 'pi' }).code).toBe(0);
+    const again = m.run({ SUDO_USER: 'pi' });
+    expect(again.out).toMatch(/npm dependencies up to date \(runtime set-up\)/);
+    expect(again.calls.some((c) => /^(npm |tsc )/.test(c))).toBe(false);
+    writeFileSync(
+      join(m.dir, 'packages/meter-files/src/index.ts'),
+      `${readFileSync(join(m.dir, 'packages/meter-files/src/index.ts'), 'utf8')}\n// changed\n`,
+    );
+    const changed = m.run({ SUDO_USER: 'pi' });
+    expect(changed.calls.filter((c) => c.startsWith('tsc '))).toHaveLength(1);
+    expect(changed.calls.some((c) => /^npm ci --no-audit/.test(c))).toBe(false);
+    // A developer's Pi: everything, and the normal build.
+    const full = m.run({ SUDO_USER: 'pi' }, ['--full']);
+    expect(full.calls).toContain('npm ci --no-audit --no-fund JOBS=max');
+    expect(full.calls).toContain('npm run build --silent JOBS=');
+    // --test needs the development tools.
+    const bad = m.run({}, ['--runtime', '--test']);
+    expect(bad.code).toBe(1);
+    expect(bad.out).toMatch(/--test needs the development tools/);
+  });
+
+  it('runtime set-up off a Pi (--runtime): no development-only Debian packages either', () => {
+    const m = machine({ installed: [] });
+    const r = m.run({}, ['--runtime']);
+    expect(r.code, r.out).toBe(0);
+    const install = r.calls.find((c) => c.startsWith('apt-get') && c.includes(' install '))!.split(' ');
+    for (const p of ['build-essential', 'python3', 'libcairo2-dev', 'fonts-dejavu-core']) expect(install).toContain(p);
+    for (const p of ['shellcheck', 'openssl', 'systemd', 'mosquitto']) expect(install).not.toContain(p);
+    expect(r.calls.some((c) => c.startsWith('npm ci --no-audit --no-fund --omit=dev --workspace=packages/power-meter'))).toBe(true);
   });
 
   it('on a Pi whose interfaces load at once: only a new login is needed for the groups', () => {
@@ -318,7 +403,7 @@ describe('install-requirements.sh', { timeout: 120_000 }, () => {
     expect(plain.run().calls.some((c) => /softhsm2|swtpm|tpm2/.test(c))).toBe(false);
     const typo = machine({ installed: ALL }).run({}, ['--tests']);
     expect(typo.code).toBe(1);
-    expect(typo.out).toMatch(/unknown option --tests \(allowed: --test/);
+    expect(typo.out).toMatch(/unknown option --tests \(allowed: --runtime, --full, --test/);
   });
 });
 
@@ -351,13 +436,12 @@ describe('install-requirements.sh: Node from nodejs.org where the distribution h
       '#define NODE_MAJOR_VERSION 26\n#define NODE_MINOR_VERSION 12\n#define NODE_PATCH_VERSION 1\n',
     );
     writeFileSync(join(pkg, 'include/node/common.gypi'), '{}'); // node-gyp needs it beside the headers
-    const probe = `--no-warnings) exec ${process.execPath} "$@" ;;`;
-    writeFileSync(join(pkg, 'bin/node'), `#!/usr/bin/env bash\ncase "$1" in -p) echo 26.12.1 ;; -e) true ;; ${probe} esac\n`, {
+    writeFileSync(join(pkg, 'bin/node'), nodeStubScript('echo 26.12.1', 'echo 147'), {
       mode: 0o755,
     });
     writeFileSync(
       join(pkg, 'bin/npm'),
-      `#!/usr/bin/env bash\necho "npm(official) $*" >>"$STATE/calls"\nif [ "$1" = ci ]; then echo "npm-env build_from_source=\${npm_config_build_from_source:-} nodedir=\${npm_config_nodedir:-}" >>"$STATE/calls"; for f in canvas/build/Release/canvas.node better-sqlite3/build/Release/better_sqlite3.node i2c-bus/build/Release/i2c.node spi-device/build/Release/spi.node pkcs11js/build/Release/pkcs11.node; do mkdir -p "node_modules/\${f%/*}"; touch "node_modules/$f"; done; touch node_modules/.package-lock.json; fi\n`,
+      `#!/usr/bin/env bash\necho "npm(official) $*" >>"$STATE/calls"\nif [ "$1" = ci ]; then ${NPM_ENV}; ${NPM_CI}; fi\n`,
       { mode: 0o755 },
     );
     const r = spawnSync('tar', ['-C', top, '-cJf', join(top, `${NAME}.tar.xz`), NAME]);
@@ -409,8 +493,8 @@ describe('install-requirements.sh: Node from nodejs.org where the distribution h
     expect(readFileSync(join(prefix, 'include/node/node_version.h'), 'utf8')).toContain('26');
     for (const f of ['CHANGELOG.md', 'LICENSE', 'README.md']) expect(() => readFileSync(join(prefix, f))).toThrow();
     // npm is the one just installed, with the headers beside it for node-gyp; github.com answered.
-    expect(r.calls).toContain('npm(official) ci --no-audit --no-fund');
-    expect(r.calls).toContain(`npm-env build_from_source= nodedir=${prefix}`);
+    expect(r.calls.some((c) => /^npm\(official\) ci --no-audit --no-fund --script-shell=\S+\/sh$/.test(c))).toBe(true);
+    expect(r.calls).toContain(`npm-env prebuild_rc= nodedir=${prefix} npm_sees_nodedir=`);
 
     // Next time (the new Node first on the PATH, as /usr/local/bin is on Debian): nothing to do.
     requests.length = 0;
@@ -469,14 +553,59 @@ describe('install-requirements.sh: Node from nodejs.org where the distribution h
     expect(r.out).toContain(
       'github.com (where the prebuilt binaries are) cannot be reached, so canvas and better-sqlite3 build from source',
     );
-    expect(r.calls).toContain('npm-env build_from_source=true nodedir=');
+    expect(r.calls).toContain('npm-env prebuild_rc=buildFromSource=true nodedir= npm_sees_nodedir=');
+    // prebuild-install's own setting, for that npm ci only (npm warns about npm_config_build_from_source).
+    expect(existsSync(join(m.dir, '.prebuild-installrc'))).toBe(false);
+    expect(r.out).not.toMatch(/Unknown env config/);
     // The setting is npm ci's alone: the build after it does not inherit it (npm 11 warns about it).
     expect(r.calls).toContain('npm run build --silent JOBS=');
     expect(r.calls).not.toContain('npm-env leaked into npm run');
+    // The set-up's npm ci failing (a compiler killed for want of memory): how to add swap, and an error.
+    const failing = machine({ node: '20.20.0', installed: ALL });
+    writeFileSync(
+      join(failing.bin, 'npm'),
+      '#!/usr/bin/env bash\necho "npm $*" >>"$STATE/calls"\necho "cc: fatal error: Killed signal terminated program cc1" >&2\nexit 1\n',
+    );
+    const f = await failing.runAsync(hooks(failing, `http://127.0.0.1:${port}/`));
+    expect(f.code).toBe(1);
+    expect(f.out).toMatch(/npm ci failed; if a compiler was killed .* there was not enough memory/);
+    expect(f.out).toContain('sudo fallocate -l 1G /var/power-meter.swap');
+    expect(existsSync(join(failing.dir, '.prebuild-installrc'))).toBe(false);
     // Reachable: prebuild-install decides per module (download, or compile when none is published).
     const online = machine({ node: '20.20.0', installed: ALL });
     const ok = await online.runAsync(hooks(online));
     expect(ok.out).toContain('npm ci (prebuilt canvas and better-sqlite3 where published');
-    expect(ok.calls).toContain('npm-env build_from_source= nodedir=');
+    expect(ok.calls).toContain('npm-env prebuild_rc= nodedir= npm_sees_nodedir=');
+  });
+
+  it('with little memory (a Pi Zero 2 W): compiles one module at a time, and when a compile is needed says so and how to add swap', async () => {
+    const zero = (opts: MachineOptions = {}) => {
+      const m = machine({ installed: [...ALL, 'i2c-tools', 'gpiod'], user: 'root', groups: 'pi i2c spi gpio', ...opts });
+      mkdirSync(join(m.sysroot, 'proc/device-tree'), { recursive: true });
+      writeFileSync(join(m.sysroot, 'proc/device-tree/model'), 'Raspberry Pi Zero 2 W Rev 1.0\0');
+      // 512 MB of RAM, the firmware's share taken, 100 MB of swap (Pi OS's default).
+      writeFileSync(
+        join(m.sysroot, 'proc/meminfo'),
+        'MemTotal:         436284 kB\nMemFree:          250000 kB\nMemAvailable:     351232 kB\nSwapTotal:        102396 kB\nSwapFree:         102396 kB\n',
+      );
+      return m;
+    };
+    const online = zero();
+    const ok = await online.runAsync({ ...hooks(online), SUDO_USER: 'pi' });
+    expect(ok.code, ok.out).toBe(0);
+    expect(ok.out).toContain('442 MB of memory (RAM and swap) available: native modules compile one at a time');
+    expect(ok.calls.some((c) => /^npm ci --no-audit --no-fund --foreground-scripts --omit=dev .* JOBS=1$/.test(c))).toBe(true);
+    expect(ok.out).not.toMatch(/COMPILING NEEDS MEMORY/); // prebuilt canvas and better-sqlite3
+    const closed = createServer();
+    await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
+    const port = (closed.address() as AddressInfo).port;
+    await new Promise<void>((resolve) => closed.close(() => resolve()));
+    const offline = zero();
+    const r = await offline.runAsync({ ...hooks(offline, `http://127.0.0.1:${port}/`), SUDO_USER: 'pi' });
+    expect(r.code, r.out).toBe(0);
+    expect(r.out).toMatch(/COMPILING NEEDS MEMORY: compiling SQLite \(better-sqlite3\) takes about 370 MB and this machine has 442 MB/);
+    expect(r.out).toContain(
+      'sudo fallocate -l 1G /var/power-meter.swap && sudo chmod 600 /var/power-meter.swap && sudo mkswap /var/power-meter.swap && sudo swapon /var/power-meter.swap',
+    );
   });
 });

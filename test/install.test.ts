@@ -10,11 +10,13 @@ import {
   readlinkSync,
   rmSync,
   statSync,
+  symlinkSync,
   writeFileSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { footprint } from '../scripts/runtime-tree.mjs';
 import { ROOT } from './support/processes.js';
 import { NO_RESTART_STATUSES } from '@power-meter/service';
 
@@ -89,16 +91,28 @@ describe('install.sh into a fake root', { timeout: 180_000 }, () => {
     expect(env.mode & 0o777).toBe(0o600);
     expect(env.uid).toBe(process.getuid!()); // root on a real install (sudo ./install.sh)
     expect(JSON.parse(readFileSync(join(root, 'etc/power-meter/config.json'), 'utf8'))).toMatchObject({ publishUrl: '', window: 5 });
-    expect(existsSync(join(root, 'srv/pm-data'))).toBe(true);
-    // Dev tools are not shipped.
+    // A staging root (an image) holds no device: no data directory, no key. Each device makes its
+    // own on first start (the unit creates the directory as the service user).
+    expect(existsSync(join(root, 'srv/pm-data'))).toBe(false);
+    expect(first.out).not.toMatch(/device_id\s+0x/);
+    expect(first.out).toMatch(/No device key was made: this is a staging root/);
+    // At boot, systemd-tmpfiles makes the data directory, owned by the service user, where none exists.
+    expect(readFileSync(join(root, 'etc/tmpfiles.d/power-meter.conf'), 'utf8')).toMatch(
+      new RegExp(`^d /srv/pm-data 0755 ${USER} ${USER} -$`, 'm'),
+    );
+    // Only what the programs run: no development tool, no development package (dev-node), no sources.
+    const f = footprint(join(root, 'opt/power-meter'));
+    expect(f.forbidden).toEqual([]);
     expect(existsSync(join(root, 'opt/power-meter/node_modules/vitest'))).toBe(false);
     expect(existsSync(join(root, 'opt/power-meter/node_modules/better-sqlite3'))).toBe(true);
-    // Ends with the device address and the next steps.
-    expect(first.out).toMatch(/device_id\s+0x[0-9a-f]{40}/);
+    expect(existsSync(join(root, 'opt/power-meter/packages/dev-node'))).toBe(false);
+    expect(existsSync(join(root, 'opt/power-meter/packages/power-meter/src'))).toBe(false);
+    expect(JSON.parse(readFileSync(join(root, 'opt/power-meter/installed.json'), 'utf8'))).toMatchObject({ version: '0.1.0' });
     expect(first.out).toMatch(/systemctl status power-meter/);
   });
 
-  it('the installed program runs from the prefix', () => {
+  it('the installed program runs from the prefix, and makes its key on its first start', () => {
+    const dataDir = tempDir('first-start-');
     const out = execFileSync(
       process.execPath,
       [
@@ -106,7 +120,7 @@ describe('install.sh into a fake root', { timeout: 180_000 }, () => {
         'identity',
         '--json',
         '--data-dir',
-        join(root, 'srv/pm-data'),
+        dataDir,
         '--config',
         join(root, 'etc/power-meter/config.json'),
       ],
@@ -197,6 +211,8 @@ describe('install.sh into a fake root', { timeout: 180_000 }, () => {
   });
 
   it('--uninstall keeps data and settings; --purge --yes removes the data too', () => {
+    // What a device would have made on its first start.
+    mkdirSync(join(root, 'srv/pm-data/identity'), { recursive: true });
     writeFileSync(join(root, 'srv/pm-data/keep-me'), 'x');
     const un = install([...args, '--uninstall']);
     expect(un.code).toBe(0);
@@ -236,7 +252,7 @@ describe('install.sh into a fake root', { timeout: 180_000 }, () => {
     expect(
       install(['--root', other, '--no-start', '--user', USER, '--data-dir', '/srv/pm-other', '--prefix', '/opt/power-meter']).code,
     ).toBe(0);
-    expect(existsSync(join(other, 'srv/pm-other/identity'))).toBe(true);
+    mkdirSync(join(other, 'srv/pm-other/identity'), { recursive: true }); // as a device's first start makes it
     const un = install(['--root', other, '--uninstall', '--purge', '--yes']);
     expect(un.out).not.toMatch(/cannot tell which user/);
     expect(un.code).toBe(0);
@@ -251,6 +267,12 @@ describe('install.sh into a fake root', { timeout: 180_000 }, () => {
   it('limits each unit to its own device node, configurable', () => {
     const other = tempDir('fakeroot-');
     expect(install(['--root', other, '--no-start', '--user', USER, '--i2c-bus', '3', '--spi', '1.2']).code).toBe(0);
+    // The default data directory is in the user's home: the folder between is made the user's too.
+    expect(
+      readFileSync(join(other, 'etc/tmpfiles.d/power-meter.conf'), 'utf8')
+        .split('\n')
+        .filter((l) => l.startsWith('d ')),
+    ).toEqual([`d /home/${USER}/data 0755 ${USER} ${USER} -`, `d /home/${USER}/data/power-meter 0755 ${USER} ${USER} -`]);
     expect(readFileSync(join(other, 'etc/systemd/system/power-meter.service'), 'utf8')).toMatch(/^DeviceAllow=\/dev\/i2c-3 rw$/m);
     expect(readFileSync(join(other, 'etc/systemd/system/power-meter-display.service'), 'utf8')).toMatch(
       /^DeviceAllow=\/dev\/spidev1\.2 rw$/m,
@@ -258,17 +280,68 @@ describe('install.sh into a fake root', { timeout: 180_000 }, () => {
     expect(install(['--root', other, '--spi', 'zero']).out).toMatch(/--spi must look like 0\.0/);
   });
 
-  it('finishes with the next steps when the device address cannot be read yet', () => {
+  it("refuses a staging root whose data directory holds a device (its key would be every device's), changing nothing", () => {
     const other = tempDir('fakeroot-');
-    // A file where the key directory belongs: power-meter identity fails, the install must not.
-    mkdirSync(join(other, 'srv/pm-data'), { recursive: true });
-    writeFileSync(join(other, 'srv/pm-data/identity'), 'not a directory');
+    mkdirSync(join(other, 'srv/pm-data/identity'), { recursive: true });
+    writeFileSync(join(other, 'srv/pm-data/identity/device.key'), 'not a real key');
+    const before = snapshot(other);
     const r = install(['--root', other, '--no-start', '--user', USER, '--data-dir', '/srv/pm-data']);
-    expect(r.code).toBe(0);
-    expect(r.out).toMatch(/device address is not available yet/);
-    expect(r.out).not.toMatch(/device_id\s+0x/);
-    expect(r.out).toMatch(/Next steps:[\s\S]*systemctl status power-meter/);
-    expect(existsSync(join(other, 'etc/systemd/system/power-meter.service'))).toBe(true);
+    expect(r.code).toBe(1);
+    expect(r.out).toMatch(/srv\/pm-data holds a device's data .*every device made from this root would share that identity/);
+    expect(snapshot(other)).toBe(before);
+  });
+
+  it('an upgrade with no options keeps the installed user, data directory, prefix and device nodes', () => {
+    const other = tempDir('fakeroot-');
+    const opts = [
+      '--root',
+      other,
+      '--no-start',
+      '--user',
+      USER,
+      '--data-dir',
+      '/srv/pm-kept',
+      '--prefix',
+      '/opt/pm-kept',
+      '--i2c-bus',
+      '3',
+      '--spi',
+      '1.2',
+    ];
+    expect(install(opts).code).toBe(0);
+    const units = () => UNITS.map((u) => readFileSync(join(other, 'etc/systemd/system', u), 'utf8')).join('\n');
+    const before = units();
+    const again = install(['--root', other, '--no-start']);
+    expect(again.code, again.out).toBe(0);
+    expect(again.out).toContain('nothing changed');
+    expect(units()).toBe(before);
+    expect(before).toMatch(/^DeviceAllow=\/dev\/i2c-3 rw$/m);
+    expect(before).toContain(`User=${USER}`);
+  });
+
+  it('builds a staging root on a machine without systemd: the same enablement links, idempotent', () => {
+    // Every command of this machine but systemctl (a container or build root without systemd).
+    const bin = tempDir('no-systemctl-');
+    for (const dir of ['/usr/local/sbin', '/usr/local/bin', '/usr/sbin', '/usr/bin', '/sbin', '/bin'])
+      for (const name of existsSync(dir) ? readdirSync(dir) : [])
+        if (name !== 'systemctl' && !existsSync(join(bin, name))) symlinkSync(join(dir, name), join(bin, name));
+    const run = (args: string[]) => {
+      const r = spawnSync('bash', [INSTALL, ...args], { encoding: 'utf8', env: { ...process.env, PATH: bin, SUDO_USER: '' } });
+      return { code: r.status, out: `${r.stdout}${r.stderr}` };
+    };
+    const other = tempDir('fakeroot-nosystemd-');
+    const args = ['--root', other, '--user', USER, '--data-dir', '/srv/pm-data'];
+    const r = run(args);
+    expect(r.code, r.out).toBe(0);
+    for (const u of UNITS) {
+      expect(readlinkSync(join(other, 'etc/systemd/system/multi-user.target.wants', u))).toBe(`/etc/systemd/system/${u}`);
+      // What systemd itself reads from them.
+      expect(spawnSync('systemctl', ['--root', other, 'is-enabled', u], { encoding: 'utf8' }).stdout.trim()).toBe('enabled');
+    }
+    const again = run(args);
+    expect(again.out).toContain('nothing changed');
+    expect(run([...args, '--uninstall']).code).toBe(0);
+    expect(existsSync(join(other, 'etc/systemd/system/multi-user.target.wants/power-meter.service'))).toBe(false);
   });
 
   it('refuses to replace or delete a directory that is not its own', () => {
@@ -321,15 +394,108 @@ describe('install.sh from a checkout that was never built', () => {
       });
       expect(help).toMatch(new RegExp(`^Usage: ${p} `));
     }
-    expect(r.stdout).toMatch(/device_id\s+0x[0-9a-f]{40}/);
+    expect(r.stdout).toMatch(/No device key was made/);
   }, 180_000);
+});
+
+/** Parses build-release.sh's footprint line ("runtime dependencies: 16.6 MB in 1360 files ..."). */
+function footprintLine(out: string): { mb: number; files: number } {
+  const m = /runtime dependencies: ([\d.]+) MB in (\d+) files/.exec(out);
+  if (!m) throw new Error(`no footprint line in:\n${out}`);
+  return { mb: Number(m[1]), files: Number(m[2]) };
+}
+
+// Building the release copies the runtime tree (~17 MB) and packs it; installing it copies it again.
+describe('a release tarball (scripts/build-release.sh), installed without npm or a network', { timeout: 300_000 }, () => {
+  const checkout = join(INSTALL, '..');
+  const out = tempDir('release-');
+  const built = spawnSync('bash', [join(checkout, 'scripts/build-release.sh'), '--out', out], { encoding: 'utf8' });
+  const tarball = readdirSync(out).find((f) => f.endsWith('.tar.gz')) ?? '';
+  const unpacked = tempDir('release-x-');
+  if (tarball) execFileSync('tar', ['-xzf', join(out, tarball), '-C', unpacked]);
+  const top = join(unpacked, tarball.replace(/\.tar\.gz$/, ''));
+  /** install.sh from a release: npm is a trap that records any call, and there is no network at all (a new network namespace). */
+  const npmLog = join(tempDir('npm-trap-'), 'calls');
+  const trapDir = tempDir('npm-trap-bin-');
+  writeFileSync(join(trapDir, 'npm'), `#!/bin/sh\necho "npm $*" >>${npmLog}\nexit 97\n`, { mode: 0o755 });
+  const installRelease = (dir: string, args: string[]) => {
+    const r = spawnSync('unshare', ['--net', 'bash', join(dir, 'install.sh'), ...args], {
+      encoding: 'utf8',
+      env: { ...process.env, PATH: `${trapDir}:${process.env.PATH}`, SUDO_USER: '' },
+    });
+    return { code: r.status, out: `${r.stdout}${r.stderr}` };
+  };
+
+  it('holds the built programs and their runtime dependencies only, within the budget, for this CPU and Node ABI', () => {
+    expect(built.status, built.stdout + built.stderr).toBe(0);
+    expect(tarball).toMatch(/^power-meter-0\.1\.0-linux-\w+\.tar\.gz$/);
+    const f = footprintLine(built.stdout);
+    console.log(`release ${tarball}: runtime dependencies ${f.mb} MB in ${f.files} files (budget 60 MB, 1500 files)`);
+    expect(f.mb).toBeLessThanOrEqual(60);
+    expect(f.files).toBeLessThanOrEqual(1500);
+    expect(footprint(top).forbidden).toEqual([]);
+    const release = JSON.parse(readFileSync(join(top, 'release.json'), 'utf8'));
+    expect(release).toMatchObject({ version: '0.1.0', nodeArch: process.arch, modulesAbi: process.versions.modules });
+    const files = execFileSync('tar', ['-tzf', join(out, tarball)], { encoding: 'utf8' }).split('\n');
+    // Built JavaScript, no sources, no applet host, no device state of the machine that built it.
+    expect(files.some((p) => p.endsWith('packages/power-meter/dist/cli.js'))).toBe(true);
+    expect(files.filter((p) => /\/src\/.*\.ts$|applet-host|\.d\.ts$|\/identity\/|\.sqlite|\.key$/.test(p))).toEqual([]);
+    expect(files.some((p) => p.endsWith('/install.sh'))).toBe(true);
+    expect(files.some((p) => p.endsWith('/systemd/power-meter.service'))).toBe(true);
+  });
+
+  it('install.sh installs it into a staging root with no npm and no network; the programs run; no key is made', () => {
+    const root = tempDir('fakeroot-release-');
+    const r = installRelease(top, ['--root', root, '--user', USER, '--data-dir', '/srv/pm']);
+    expect(r.code, r.out).toBe(0);
+    expect(existsSync(npmLog) ? readFileSync(npmLog, 'utf8') : '').toBe('');
+    expect(existsSync(join(root, 'srv/pm'))).toBe(false);
+    expect(execFileSync('find', [root, '-name', 'identity', '-o', '-name', '*.sqlite'], { encoding: 'utf8' })).toBe('');
+    for (const p of ['power-meter', 'power-meter-display']) {
+      const v = execFileSync(process.execPath, [join(root, 'opt/power-meter/packages', p, 'dist/cli.js'), '--version'], {
+        encoding: 'utf8',
+      });
+      expect(v.trim()).toBe('0.1.0');
+    }
+    expect(JSON.parse(readFileSync(join(root, 'opt/power-meter/installed.json'), 'utf8')).commit).toBe(
+      JSON.parse(readFileSync(join(top, 'release.json'), 'utf8')).commit,
+    );
+  });
+
+  it('refuses a downgrade before changing anything; an upgrade says what it replaces', () => {
+    const root = tempDir('fakeroot-release-');
+    expect(installRelease(top, ['--root', root, '--user', USER]).code).toBe(0);
+    const withVersion = (version: string) => {
+      const dir = join(tempDir(`release-${version}-`), 'r');
+      execFileSync('cp', ['-a', top, dir]);
+      const pkg = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8'));
+      writeFileSync(join(dir, 'package.json'), JSON.stringify({ ...pkg, version }));
+      return dir;
+    };
+    const before = snapshot(root);
+    const down = installRelease(withVersion('0.0.9'), ['--root', root]);
+    expect(down.code).toBe(1);
+    expect(down.out).toMatch(
+      /REFUSED: \/opt\/power-meter holds power-meter 0\.1\.0, and this is 0\.0\.9, an older release\. Nothing was changed/,
+    );
+    expect(snapshot(root)).toBe(before);
+    const up = installRelease(withVersion('0.2.0'), ['--root', root]);
+    expect(up.code, up.out).toBe(0);
+    expect(up.out).toMatch(/upgrading power-meter 0\.1\.0 to 0\.2\.0/);
+    expect(up.out).toMatch(/installed the application in \/opt\/power-meter: 0\.2\.0\b.*, replacing 0\.1\.0\b/);
+    expect(JSON.parse(readFileSync(join(root, 'opt/power-meter/package.json'), 'utf8')).version).toBe('0.2.0');
+  });
 });
 
 describe('shell scripts', () => {
   it('pass shellcheck', () => {
-    const r = spawnSync('shellcheck', [join(ROOT, 'install.sh'), join(ROOT, 'install-requirements.sh'), join(ROOT, '.ci/run')], {
-      encoding: 'utf8',
-    });
+    const r = spawnSync(
+      'shellcheck',
+      [join(ROOT, 'install.sh'), join(ROOT, 'install-requirements.sh'), join(ROOT, '.ci/run'), join(ROOT, 'scripts/build-release.sh')],
+      {
+        encoding: 'utf8',
+      },
+    );
     expect(r.stdout + r.stderr).toBe('');
     expect(r.status).toBe(0);
     expect(readdirSync(join(ROOT, 'systemd')).sort()).toEqual(['power-meter-display.service', 'power-meter.service']);

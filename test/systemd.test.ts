@@ -1,10 +1,13 @@
 import { execFile, execFileSync } from 'node:child_process';
-import { cpSync, existsSync, mkdirSync, readdirSync, realpathSync, symlinkSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync, symlinkSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
+import { STATE_SCHEMA, type MeterState } from '@power-meter/meter-files';
 import { startDevReceiver, type DevReceiver } from '@power-meter/dev-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CONTAINER_CHECK_MS, bootContainer, cleanLeftovers, type Container } from './support/nspawn.js';
+import { previousRelease } from './support/previous-release.js';
 import { until } from './support/until.js';
 import { ROOT } from './support/processes.js';
 
@@ -367,4 +370,211 @@ describe('the units under a real systemd (Debian 12 in systemd-nspawn)', () => {
     },
     STEP_MS,
   );
+
+  it(
+    'upgrades in place from the previous release: identity, sequence floor, held readings, totals, settings and token kept; numbering goes on',
+    async () => {
+      const t0 = Date.now();
+      const prev = previousRelease(ROOT);
+      console.log(`previous release ${prev.version}: ${prev.foundBy}`);
+      // A machine with only the previous release: this one's installation removed, data and all.
+      expect((await sh('bash /src/install.sh --uninstall --purge --yes')).code).toBe(0);
+      // Its checkout as its README's set-up leaves it: the release's files, dependencies installed
+      // (this checkout's, hard-linked: the lock is the same where the programs are concerned).
+      mkdirSync(join(box!.merged, 'prev'));
+      prev.extractTo(join(box!.merged, 'prev'));
+      expect((await sh('cp -al /src/node_modules /prev/node_modules')).code).toBe(0);
+      receiver.setMode('drop'); // the receiver is down: every reading waits in the outbox
+      const installed = await sh('bash /prev/install.sh --user meter', 10 * 60_000);
+      expect(installed.code, installed.out).toBe(0);
+      await writeConfig(goodConfig());
+      expect((await sh(`printf 'W3BSTREAM_PUBLISHER_TOKEN=${TOKEN}\\n' > /etc/power-meter/power-meter.env`)).code).toBe(0);
+      expect((await sh('systemctl restart power-meter power-meter-display')).code).toBe(0);
+      const address = async () => JSON.parse((await sh('runuser -u meter -- power-meter identity --json')).out).deviceId as string;
+      const device = await address();
+      const state = async () => {
+        try {
+          return JSON.parse((await sh(`cat ${DATA_DIR}/state.json`)).out) as MeterState;
+        } catch {
+          return null;
+        }
+      };
+      await until(
+        async () => ((await state())?.publishing.waiting ?? 0) >= 4,
+        STEP_MS,
+        "readings waiting in the old release's outbox",
+        CONTAINER_CHECK_MS,
+      );
+      // What the old release holds, read from its files once it has stopped (a clean stop syncs the outbox to the card).
+      expect((await sh('systemctl stop power-meter')).code).toBe(0);
+      const before = {
+        outbox: await readOutbox(join(box!.merged, DATA_DIR.slice(1), 'outbox/outbox.sqlite')),
+        floor: JSON.parse(readFileSync(join(box!.merged, DATA_DIR.slice(1), 'identity/sequence-floor.json'), 'utf8')) as {
+          nextSeq: number;
+        },
+        state: (await state())!,
+        settings: (await sh('sha256sum /etc/power-meter/config.json /etc/power-meter/power-meter.env')).out,
+        key: (await sh(`sha256sum ${DATA_DIR}/identity/device-key.pem`)).out,
+      };
+      expect(before.outbox.seqs.length).toBeGreaterThanOrEqual(4);
+      expect(receiver.received.filter((r) => r.deviceId === device)).toEqual([]); // nothing got through
+      // The upgrade: the README's command, in this release's checkout, no options.
+      const upgrade = await sh('cd /src && ./install.sh', 10 * 60_000);
+      expect(upgrade.code, upgrade.out).toBe(0);
+      console.log(
+        upgrade.out
+          .split('\n')
+          .filter((l) => /^install\.sh: /.test(l))
+          .join('\n'),
+      );
+      expect(upgrade.out).toMatch(
+        new RegExp(`installed the application in /opt/power-meter: .*replacing ${prev.version.replace(/\./g, '\\.')}\\b`),
+      );
+      expect(await address()).toBe(device);
+      receiver.setMode('normal'); // the receiver is back
+      const mine = () => receiver.received.filter((r) => r.deviceId === device && r.verified);
+      const held = before.outbox.seqs;
+      await until(() => held.every((q) => mine().some((r) => r.seq === q)), STEP_MS, 'every held reading delivered');
+      await until(() => mine().filter((r) => (r.seq ?? 0) > Math.max(...held)).length >= 3, STEP_MS, 'new readings after the upgrade');
+      // Numbering goes on from the floor: new readings above everything held, none reused: an
+      // eventID that arrives twice (a redelivery) carries the same signed body.
+      const bodies = new Map<string, string>();
+      for (const r of mine()) {
+        expect(bodies.get(r.eventId) ?? r.body, `eventID ${r.eventId} reused`).toBe(r.body);
+        bodies.set(r.eventId, r.body);
+      }
+      const fresh = mine().filter((r) => !held.includes(r.seq!));
+      expect(fresh.length).toBeGreaterThanOrEqual(3);
+      for (const r of fresh) expect(r.seq!).toBeGreaterThanOrEqual(before.outbox.nextSeq);
+      expect(receiver.received.filter((r) => r.deviceId === device).every((r) => r.verified)).toBe(true);
+      // Totals never go back; the settings, token and key are the same files; the state is the new schema.
+      const after = (await state())!;
+      expect(after.schema).toBe(STATE_SCHEMA);
+      expect(after.deviceId).toBe(device);
+      expect(after.energyTotalWh).toBeGreaterThanOrEqual(before.state.energyTotalWh);
+      expect(after.rewards.total).toBeGreaterThanOrEqual(before.state.rewards.total);
+      expect((await sh('sha256sum /etc/power-meter/config.json /etc/power-meter/power-meter.env')).out).toBe(before.settings);
+      expect((await sh(`sha256sum ${DATA_DIR}/identity/device-key.pem`)).out).toBe(before.key);
+      // The outbox migrated forward (never back), its totals kept; the floor only rises.
+      expect((await sh('systemctl stop power-meter')).code).toBe(0);
+      const outbox = await readOutbox(join(box!.merged, DATA_DIR.slice(1), 'outbox/outbox.sqlite'));
+      expect(outbox.userVersion).toBeGreaterThanOrEqual(before.outbox.userVersion);
+      for (const [name, v] of Object.entries(before.outbox.schemaVersions)) expect(outbox.schemaVersions[name]).toBeGreaterThanOrEqual(v);
+      expect(outbox.windows).toBeGreaterThan(before.outbox.windows);
+      expect(outbox.energyWh).toBeGreaterThan(before.outbox.energyWh); // kept, and counting on
+      expect(outbox.rewardsTotal).toBeGreaterThanOrEqual(before.outbox.rewardsTotal);
+      expect(outbox.nextSeq).toBeGreaterThan(before.outbox.nextSeq);
+      expect(
+        JSON.parse(readFileSync(join(box!.merged, DATA_DIR.slice(1), 'identity/sequence-floor.json'), 'utf8')).nextSeq,
+      ).toBeGreaterThanOrEqual(before.floor.nextSeq);
+      console.log(
+        `upgrade ${prev.version} -> this checkout: device ${device}, ${held.length} held readings (seq ${held[0]}..${held[held.length - 1]}) all delivered after the upgrade, ` +
+          `new readings from seq ${Math.min(...fresh.map((r) => r.seq!))}, outbox schema ${before.outbox.userVersion} -> ${outbox.userVersion}, ` +
+          `energy total ${before.outbox.energyWh.toFixed(4)} Wh at the upgrade -> ${outbox.energyWh.toFixed(4)} Wh (${before.outbox.windows} -> ${outbox.windows} windows); ${((Date.now() - t0) / 1000).toFixed(0)} s`,
+      );
+      expect((await sh('systemctl start power-meter')).code).toBe(0);
+    },
+    15 * 60_000,
+  );
+
+  it(
+    'an image from the release tarball (install.sh --root, no npm, no network) holds no key: two devices made from it get two addresses, each key made by the service user on first start',
+    async () => {
+      const t0 = Date.now();
+      // The release for this machine, built here as CI builds it.
+      const out = mkdtempSync(join(tmpdir(), 'pm-release-'));
+      try {
+        const built = await run('bash', [join(ROOT, 'scripts/build-release.sh'), '--out', out], {
+          maxBuffer: 16 << 20,
+          timeout: 10 * 60_000,
+        });
+        const tarball = readdirSync(out).find((f) => f.endsWith('.tar.gz'))!;
+        cpSync(join(out, tarball), join(box!.merged, 'var/tmp', tarball)); // (the machine's /tmp is its own tmpfs)
+        console.log(built.stdout.trim());
+        expect(
+          (
+            await sh(
+              `mkdir /release && tar -xzf /var/tmp/${tarball} -C /release && ln -s /release/${tarball.replace(/\.tar\.gz$/, '')} /rel`,
+            )
+          ).code,
+        ).toBe(0);
+      } finally {
+        rmSync(out, { recursive: true, force: true });
+      }
+      // A release whose native modules are for another Node.js is refused, before anything changes.
+      expect(
+        (
+          await sh(
+            'cp -a /release /release-other && cd /release-other/* && sed -i \'s/"modulesAbi": "[0-9]*"/"modulesAbi": "1"/\' release.json',
+          )
+        ).code,
+      ).toBe(0);
+      const other = await sh('bash /release-other/*/install.sh --user meter');
+      expect(other.code).toBe(1);
+      expect(other.out).toMatch(/native modules are built for Node\.js .* \(modules ABI 1\) and this machine runs Node\.js/);
+      // The image: no npm on the machine, no network at all.
+      const image = await sh(
+        'mv /usr/local/bin/npm /usr/local/bin/npm.hidden && unshare --net bash /rel/install.sh --root /image --user meter --data-dir /home/meter/data/power-meter; r=$?; mv /usr/local/bin/npm.hidden /usr/local/bin/npm; exit $r',
+        5 * 60_000,
+      );
+      expect(image.code, image.out).toBe(0);
+      expect(image.out).toMatch(/No device key was made: this is a staging root/);
+      expect((await sh('find /image -name "*.pem" -o -name identity -o -name "*.sqlite" -o -name state.json')).out).toBe('');
+      expect((await sh('test ! -e /image/home')).code).toBe(0);
+      /** A new device: nothing of the previous one left, the image copied onto it, first start. */
+      const flash = async () => {
+        await sh('systemctl stop power-meter power-meter-display');
+        expect((await sh('bash /src/install.sh --uninstall --purge --yes')).code).toBe(0);
+        expect((await sh(`test ! -e ${DATA_DIR} && cp -a /image/. / && systemctl daemon-reload`)).code).toBe(0);
+        // What the first boot does before the services (systemd-tmpfiles-setup.service): the data directory, owned by meter.
+        expect((await sh('systemd-tmpfiles --create /etc/tmpfiles.d/power-meter.conf')).code).toBe(0);
+        expect((await sh('systemctl is-enabled power-meter power-meter-display')).out.trim().split('\n')).toEqual(['enabled', 'enabled']);
+        await writeConfig(goodConfig()); // the owner's settings (the image's example expects the real sensor)
+        expect((await sh(`printf 'W3BSTREAM_PUBLISHER_TOKEN=${TOKEN}\\n' > /etc/power-meter/power-meter.env`)).code).toBe(0);
+        const started = await sh('systemctl start power-meter power-meter-display');
+        expect(started.code, `${started.out}\n${(await sh('journalctl -u power-meter -b --no-pager -n 30')).out}`).toBe(0);
+        const owner = (await sh(`stat -c '%U %a' ${DATA_DIR} ${DATA_DIR}/identity/device-key.pem`)).out.trim().split('\n');
+        expect(owner[0]).toMatch(/^meter /);
+        expect(owner[1]).toBe('meter 600');
+        const id = JSON.parse((await sh('runuser -u meter -- power-meter identity --json')).out).deviceId as string;
+        await until(() => receiver.received.some((r) => r.deviceId === id && r.verified), STEP_MS, `a reading from ${id}`);
+        return id;
+      };
+      const first = await flash();
+      const second = await flash();
+      expect(second).not.toBe(first);
+      console.log(`two devices from one image: ${first} and ${second}; ${((Date.now() - t0) / 1000).toFixed(0)} s`);
+    },
+    15 * 60_000,
+  );
 });
+
+/** The outbox of a stopped backend, read-only: its held sequence numbers, counters, totals and schema versions. */
+async function readOutbox(file: string) {
+  const { default: Database } = await import('better-sqlite3');
+  const db = new Database(file, { readonly: true, fileMustExist: true });
+  try {
+    const counter = (name: string) => (db.prepare('SELECT value FROM counters WHERE name = ?').get(name) as { value: number }).value;
+    return {
+      seqs: (db.prepare('SELECT seq FROM messages ORDER BY seq').all() as Array<{ seq: number }>).map((r) => r.seq),
+      nextSeq: counter('next_seq'),
+      ...(() => {
+        const t = db.prepare('SELECT windows, energy_wh, rewards_total FROM meter_totals WHERE id = 1').get() as {
+          windows: number;
+          energy_wh: number;
+          rewards_total: number;
+        };
+        return { windows: t.windows, energyWh: t.energy_wh, rewardsTotal: t.rewards_total };
+      })(),
+      userVersion: db.pragma('user_version', { simple: true }) as number,
+      schemaVersions: Object.fromEntries(
+        (db.prepare('SELECT name, version FROM schema_versions').all() as Array<{ name: string; version: number }>).map((r) => [
+          r.name,
+          r.version,
+        ]),
+      ),
+    };
+  } finally {
+    db.close();
+  }
+}

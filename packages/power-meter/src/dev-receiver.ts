@@ -33,7 +33,7 @@ export interface DevNodeReceiver {
 }
 
 export const DEV_NODE_MISSING =
-  'dev-receiver is a development tool: it comes with the development package (@power-meter/dev-node), which this installation does not have (install.sh installs the programs only). Run it from a checkout set up for development: ./install-requirements.sh, then npm run build';
+  'dev-receiver is a development tool: it comes with the development package (@power-meter/dev-node), which this installation does not have (an installed meter and the runtime set-up have the programs only). Run it from a checkout with the full set-up: ./install-requirements.sh --full';
 
 /** Whether an import failed because the development package, or a module it needs, is not installed or not built. */
 export function isDevNodeMissing(err: unknown, specifier: string = DEV_NODE_RECEIVER): boolean {
