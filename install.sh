@@ -273,8 +273,9 @@ CHANGED=0 # anything installed or replaced: the services restart, and a re-run s
 STAGE="$(mktemp -d "${TMPDIR:-/tmp}/power-meter-stage.XXXXXX")"
 trap 'rm -rf "$STAGE"' EXIT
 # The programs, the libraries they use and their runtime dependencies (scripts/runtime-tree.mjs):
-# no development tool, no source, no benchmark; built native modules as install-requirements.sh
-# (or the release build) made them. No npm needed.
+# no development tool (the development package, dev-node, is no program's dependency), no source,
+# no benchmark; built native modules as install-requirements.sh (or the release build) made them.
+# No npm needed.
 "${TREE[@]}" copy "$STAGE/app" || die "could not assemble the application from $SRC (see above)"
 # What was installed, from where (the commit when it is a git checkout): shown by a later upgrade.
 COMMIT=""

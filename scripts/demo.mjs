@@ -2,7 +2,7 @@
 // `npm run demo`: the whole system in simulation, as real processes.
 //   dev receiver  <-HTTP-  power-meter (simulated INA219, demo board)  -files->  power-meter-display (png panel)
 // `npm run demo -- --chain`: the dev receiver is replaced by the tutorial's whole DePIN loop on this
-// machine (packages/applet-host): a local chain (anvil) with this project's contracts, the device
+// machine (packages/dev-node): a local chain (anvil) with this project's contracts, the device
 // registered and bound to a demo owner, and this project's applet behind the event route; the meter
 // reads the owner's reward balance back from the chain and the screen shows it.
 // `npm run demo -- --chain --transport w3bstream-v2`: the dev apinode approves devices from the ioID
@@ -123,9 +123,9 @@ if (opts.chain && v2) {
   // with the permit the meter prints.
   let host;
   try {
-    host = await import(path.join(root, 'packages/applet-host/dist/index.js'));
+    host = await import(path.join(root, 'packages/dev-node/dist/index.js'));
   } catch (err) {
-    console.error(`demo: --chain needs packages/applet-host built (npm run build): ${err.message}`);
+    console.error(`demo: --chain needs packages/dev-node built (npm run build): ${err.message}`);
     process.exit(1);
   }
   console.log('demo: starting the local chain and deploying the ioID registry …');
@@ -180,9 +180,9 @@ if (opts.chain && !v2) {
   const device = JSON.parse(idJson).deviceId;
   let startLocalDepin;
   try {
-    ({ startLocalDepin } = await import(path.join(root, 'packages/applet-host/dist/index.js')));
+    ({ startLocalDepin } = await import(path.join(root, 'packages/dev-node/dist/index.js')));
   } catch (err) {
-    console.error(`demo: --chain needs packages/applet-host built (npm run build): ${err.message}`);
+    console.error(`demo: --chain needs packages/dev-node built (npm run build): ${err.message}`);
     process.exit(1);
   }
   console.log('demo: starting the local chain, deploying the contracts, building the applet if needed …');

@@ -1,7 +1,7 @@
 import { existsSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { type Address, type HandledEvent, type LocalDepin, startLocalDepin } from '@power-meter/applet-host';
+import { type Address, type HandledEvent, type LocalDepin, startLocalDepin } from '@power-meter/dev-node';
 import { readState, type MeterState } from '@power-meter/meter-files';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { BACKEND, ROOT, start, until, type Proc } from './support/processes.js';

@@ -52,7 +52,7 @@ describe('dependency placement: what the programs import is what a Pi installs',
     expect(closure.workspaces).toEqual(
       expect.arrayContaining(['packages/meter-files', 'packages/w3bstream', 'packages/ina219', 'packages/st7735']),
     );
-    expect(closure.workspaces).not.toContain('packages/applet-host');
+    expect(closure.workspaces).not.toContain('packages/dev-node');
   });
 
   it("every package a runtime workspace imports is in that workspace's dependencies", () => {

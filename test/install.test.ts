@@ -18,7 +18,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { footprint } from '../scripts/runtime-tree.mjs';
 import { ROOT } from './support/processes.js';
-import { NO_RESTART_STATUSES } from '@power-meter/meter-files';
+import { NO_RESTART_STATUSES } from '@power-meter/service';
 
 const UNITS = ['power-meter.service', 'power-meter-display.service'];
 /** The service user named in the fake roots: a name of this run, so it exists on no machine (not even
@@ -100,12 +100,12 @@ describe('install.sh into a fake root', { timeout: 180_000 }, () => {
     expect(readFileSync(join(root, 'etc/tmpfiles.d/power-meter.conf'), 'utf8')).toMatch(
       new RegExp(`^d /srv/pm-data 0755 ${USER} ${USER} -$`, 'm'),
     );
-    // Only what the programs run: no development tool, no applet host, no sources.
+    // Only what the programs run: no development tool, no development package (dev-node), no sources.
     const f = footprint(join(root, 'opt/power-meter'));
     expect(f.forbidden).toEqual([]);
     expect(existsSync(join(root, 'opt/power-meter/node_modules/vitest'))).toBe(false);
     expect(existsSync(join(root, 'opt/power-meter/node_modules/better-sqlite3'))).toBe(true);
-    expect(existsSync(join(root, 'opt/power-meter/packages/applet-host'))).toBe(false);
+    expect(existsSync(join(root, 'opt/power-meter/packages/dev-node'))).toBe(false);
     expect(existsSync(join(root, 'opt/power-meter/packages/power-meter/src'))).toBe(false);
     expect(JSON.parse(readFileSync(join(root, 'opt/power-meter/installed.json'), 'utf8'))).toMatchObject({ version: '0.1.0' });
     expect(first.out).toMatch(/systemctl status power-meter/);
@@ -127,6 +127,19 @@ describe('install.sh into a fake root', { timeout: 180_000 }, () => {
       { encoding: 'utf8' },
     );
     expect(JSON.parse(out).deviceId).toMatch(/^0x[0-9a-f]{40}$/);
+  });
+
+  it('leaves the development package out, and the installed dev-receiver says so (exit 1)', () => {
+    const app = join(root, 'opt/power-meter');
+    expect(existsSync(join(app, 'packages/dev-node'))).toBe(false);
+    expect(existsSync(join(app, 'node_modules/@power-meter/dev-node'))).toBe(false);
+    expect(existsSync(join(app, 'node_modules/@electric-sql/pglite'))).toBe(false);
+    expect(JSON.parse(readFileSync(join(app, 'package.json'), 'utf8')).workspaces).not.toContain('packages/dev-node');
+    const r = spawnSync(process.execPath, [join(app, 'packages/power-meter/dist/cli.js'), 'dev-receiver', '--port', '0'], {
+      encoding: 'utf8',
+    });
+    expect(r.status).toBe(1);
+    expect(r.stderr).toContain('development package (@power-meter/dev-node), which this installation does not have');
   });
 
   it('units pass systemd-analyze verify with empty stderr and score 2.0 / 1.5 or better', () => {

@@ -1,9 +1,9 @@
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { type Address, ensureArtifacts, type LocalChain, LocalIoId, startLocalChain } from '@power-meter/applet-host';
+import { type Address, ensureArtifacts, type LocalChain, LocalIoId, startLocalChain } from '@power-meter/dev-node';
 import { readState, type MeterState } from '@power-meter/meter-files';
-import { type DevReceiver, startDevReceiver } from '@power-meter/w3bstream';
+import { type DevReceiver, startDevReceiver } from '@power-meter/dev-node';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { type ChainApprovals, startChainApprovals } from '../packages/power-meter/src/chain/ioid-approvals.js';
 import { BACKEND, type Proc, start, until } from './support/processes.js';

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { type Address, ensureArtifacts, type LocalChain, LocalIoId, rpc, startLocalChain } from '@power-meter/applet-host';
+import { type Address, ensureArtifacts, type LocalChain, LocalIoId, rpc, startLocalChain } from '@power-meter/dev-node';
 import { IdentityCurveError, didDocument, ioIdPermitDigest, loadOrCreateIdentity, signIoIdPermit } from '@power-meter/w3bstream';
 import { Signature, TypedDataEncoder, Wallet, recoverAddress, verifyTypedData } from 'ethers';
 import { readState } from '@power-meter/meter-files';

@@ -1,8 +1,8 @@
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startDevReceiver, type DevReceiver } from '@power-meter/w3bstream';
+import { startDevReceiver, type DevReceiver } from '@power-meter/dev-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BUDGET, footprint, runtimeClosure } from '../scripts/runtime-tree.mjs';
 import { createMemoryCap, type MemoryCap } from './support/memory-cap.js';
@@ -149,6 +149,13 @@ describe('./install-requirements.sh --runtime on a fresh clone, under a 400 MB m
     expect(existsSync(buildDir)).toBe(false);
     for (const ws of runtimeClosure(copy).workspaces) expect(existsSync(join(copy, ws, 'node_modules')), ws).toBe(false);
     expect(existsSync(join(copy, 'packages/power-meter/dist/cli.js'))).toBe(true);
+    // No development package either: the backend's dev-receiver says where to get it.
+    expect(existsSync(join(copy, 'node_modules/@power-meter/dev-node'))).toBe(false);
+    const dev = spawnSync(process.execPath, [join(copy, 'packages/power-meter/dist/cli.js'), 'dev-receiver', '--port', '0'], {
+      encoding: 'utf8',
+    });
+    expect(dev.status).toBe(1);
+    expect(dev.stderr).toContain('./install-requirements.sh --full');
   });
 
   it('both programs run from node_modules/.bin: the meter delivers signed readings, the display draws', async () => {

@@ -2,7 +2,7 @@ import { existsSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { readState } from '@power-meter/meter-files';
-import { startDevReceiver, type DevAnswerMode, type DevReceiver, type ReceivedEvent } from '@power-meter/w3bstream';
+import { startDevReceiver, type DevAnswerMode, type DevReceiver, type ReceivedEvent } from '@power-meter/dev-node';
 import { afterEach, describe, expect, it } from 'vitest';
 import { BACKEND, outboxContents, start, until, type Proc } from './support/processes.js';
 import { freePort } from './support/free-port.js';

@@ -36,7 +36,7 @@ export const LEGACY_FILES = [
 /**
  * One row of the meter's reward table: windows averaging below `belowW` earn at `tokensPerH`
  * (a rate, for the local estimate and the screen's colours). Not the applet's per-reading table
- * (applet-host's PerReadingRewardTier, whole tokens per reading).
+ * (dev-node's PerReadingRewardTier, whole tokens per reading).
  */
 export interface HourlyRewardTier {
   belowW: number;

@@ -11,7 +11,7 @@ import {
   packageVersion,
   loadSettings,
   type Logger,
-} from '@power-meter/meter-files';
+} from '@power-meter/service';
 import { startDisplay } from './daemon.js';
 import { panelErrorHint } from './hints.js';
 import { openPanel } from './panel.js';

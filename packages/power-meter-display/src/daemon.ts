@@ -1,4 +1,4 @@
-import type { Logger } from '@power-meter/meter-files';
+import type { Logger } from '@power-meter/service';
 import { isLandscape } from '@power-meter/st7735';
 import { DisplayController, type FramePanel } from './controller.js';
 import { ScreenRenderer } from './screen/render.js';

@@ -1,4 +1,4 @@
-import { LOG_LEVELS, parseLogLevel, parsers, type LogLevel, type SettingSpec } from '@power-meter/meter-files';
+import { LOG_LEVELS, parseLogLevel, parsers, type LogLevel, type SettingSpec } from '@power-meter/service';
 import { MODULE_VARIANTS, type ModuleVariant } from '@power-meter/st7735';
 import { DEFAULT_FONT_DIR } from './screen/fonts.js';
 

@@ -9,7 +9,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { startDevReceiver } from '@power-meter/w3bstream';
+import { startDevReceiver } from '@power-meter/dev-node';
 import { median, reportFigure } from '../../../scripts/bench-figure.mjs';
 
 const DURATION_S = Number(process.env.BENCH_BACKEND_SECONDS ?? 60);

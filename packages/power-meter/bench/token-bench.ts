@@ -15,7 +15,8 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createHash } from 'node:crypto';
 import { Sampler, createSensor, realSleep, systemClock } from '@power-meter/ina219';
-import { Pkcs11Key, parsePkcs11Uri, signMessage, signMessageV2, startDevReceiver, type Curve } from '@power-meter/w3bstream';
+import { Pkcs11Key, parsePkcs11Uri, signMessage, signMessageV2, type Curve } from '@power-meter/w3bstream';
+import { startDevReceiver } from '@power-meter/dev-node';
 import { median, reportFigure } from '../../../scripts/bench-figure.mjs';
 
 const PIN = 'bench-pin-1234';

@@ -20,7 +20,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { startDevReceiver, type DevReceiver } from '@power-meter/w3bstream';
+import { startDevReceiver, type DevReceiver } from '@power-meter/dev-node';
 import { reportFigure } from '../../../scripts/bench-figure.mjs';
 
 const COMPRESSION = 5;

@@ -1,6 +1,6 @@
 import { accessSync, constants, mkdirSync, statSync, type Stats } from 'node:fs';
 import { dirname, resolve } from 'node:path';
-import { EXIT, type ExitStatus } from '@power-meter/meter-files';
+import { EXIT, type ExitStatus } from '@power-meter/service';
 
 /**
  * The data directory must be usable before anything is written into it: a directory (not a

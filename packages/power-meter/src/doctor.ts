@@ -15,17 +15,14 @@ import { sensorChip, type BackendSettings } from './settings.js';
 import { v2Dialect } from './transport.js';
 import { decideClockSync, probeClock } from './timesync.js';
 import { ENV_FILE } from './hints.js';
+import type { Check } from './check.js';
+
+export type { Check } from './check.js';
 
 /**
  * `power-meter doctor`: every check says what it found and, when something is wrong, how to
  * fix it. Exit 0 only when nothing failed (warnings do not fail).
  */
-export interface Check {
-  name: string;
-  status: 'ok' | 'warn' | 'fail';
-  detail: string;
-  fix?: string;
-}
 
 export interface DoctorOptions {
   timesyncRoot?: string;

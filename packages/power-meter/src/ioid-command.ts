@@ -1,5 +1,5 @@
 import { join } from 'node:path';
-import { EXIT } from '@power-meter/meter-files';
+import { EXIT } from '@power-meter/service';
 import {
   IdentityError,
   IdentityMissingError,

@@ -1,14 +1,6 @@
 import { CHIP_IDS, CHIPS, parseSimLoad, type ChipId } from '@power-meter/ina219';
-import {
-  DEFAULT_HOURLY_REWARD_TIERS,
-  LOG_LEVELS,
-  parseLogLevel,
-  parsers,
-  type LogLevel,
-  type HourlyRewardTier,
-  type SettingSource,
-  type SettingSpec,
-} from '@power-meter/meter-files';
+import { DEFAULT_HOURLY_REWARD_TIERS, type HourlyRewardTier } from '@power-meter/meter-files';
+import { LOG_LEVELS, parseLogLevel, parsers, type LogLevel, type SettingSource, type SettingSpec } from '@power-meter/service';
 import {
   SIGNED_KEY_NAME,
   TRANSPORT_NAMES,

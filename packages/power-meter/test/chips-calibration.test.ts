@@ -2,7 +2,8 @@ import { mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FILES, parseState } from '@power-meter/meter-files';
-import { startDevReceiver, verifyBody, type DevReceiver } from '@power-meter/w3bstream';
+import { verifyBody } from '@power-meter/w3bstream';
+import { startDevReceiver, type DevReceiver } from '@power-meter/dev-node';
 import { afterEach, describe, expect, it } from 'vitest';
 import { BACKEND, start, until, type Proc } from '../../../test/support/processes.js';
 

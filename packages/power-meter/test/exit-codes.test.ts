@@ -1,7 +1,7 @@
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { EXIT, EXIT_STATUSES, NO_RESTART_STATUSES } from '@power-meter/meter-files';
+import { EXIT, EXIT_STATUSES, NO_RESTART_STATUSES } from '@power-meter/service';
 import { afterEach, describe, expect, it } from 'vitest';
 import { mountTmpfs, remountReadOnly } from '../../../test/support/filesystem.js';
 import { BACKEND, ROOT, start, type Proc } from '../../../test/support/processes.js';

@@ -2,8 +2,10 @@ import { readFileSync, rmSync, writeFileSync, mkdtempSync, existsSync } from 'no
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import { EXIT, readState } from '@power-meter/meter-files';
-import { buildMessage, loadOrCreateIdentity, startDevReceiver, type DevReceiver } from '@power-meter/w3bstream';
+import { readState } from '@power-meter/meter-files';
+import { EXIT } from '@power-meter/service';
+import { buildMessage, loadOrCreateIdentity } from '@power-meter/w3bstream';
+import { startDevReceiver, type DevReceiver } from '@power-meter/dev-node';
 import { afterEach, describe, expect, it } from 'vitest';
 import { BACKEND, outboxContents, start, until, type Proc } from '../../../test/support/processes.js';
 

@@ -1,7 +1,8 @@
 import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { exampleState, parseState, readState, resolveSettings } from '@power-meter/meter-files';
+import { exampleState, parseState, readState } from '@power-meter/meter-files';
+import { resolveSettings } from '@power-meter/service';
 import { describe, expect, it } from 'vitest';
 import { rewardsForWindow, tokensPerH } from '../src/rewards.js';
 import { BACKEND_SETTINGS, DEFAULT_HOURLY_REWARD_TIERS, applyChipDefaults } from '../src/settings.js';

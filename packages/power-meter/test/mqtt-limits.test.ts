@@ -2,7 +2,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
-import { resolveSettings } from '@power-meter/meter-files';
+import { resolveSettings } from '@power-meter/service';
 // mqtt.js's own packet codec (a dependency of mqtt): an independent writer and reader of the wire format.
 import mqttPacket from 'mqtt-packet';
 import { describe, expect, it } from 'vitest';

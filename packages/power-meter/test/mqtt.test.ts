@@ -6,7 +6,7 @@ import { SENSOR_CHIPS, sensorHardware } from '../src/sensor-info.js';
 import { StatePlanner, statusPayload, windowPayload } from '../src/mqtt/payloads.js';
 import { clientId, meterTopics, nodeId } from '../src/mqtt/topics.js';
 import { BACKEND_SETTINGS } from '../src/settings.js';
-import { resolveSettings, SettingError } from '@power-meter/meter-files';
+import { resolveSettings, SettingError } from '@power-meter/service';
 import { energyDashboardReady, sensorDiscoveryProblems } from './ha-schema.js';
 
 const ADDR = '0xAbCdEf0123456789aBcDeF0123456789AbCdEf01';

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { readState } from '@power-meter/meter-files';
-import { startDevReceiver, type DevReceiver, type ReceivedEvent } from '@power-meter/w3bstream';
+import { startDevReceiver, type DevReceiver, type ReceivedEvent } from '@power-meter/dev-node';
 import { afterEach, describe, expect, it } from 'vitest';
 import { fillUp, mountTmpfs } from '../../../test/support/filesystem.js';
 import { BACKEND, outboxContents, start, until, type Proc } from '../../../test/support/processes.js';

@@ -4,7 +4,8 @@ import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSy
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { readState, type MeterState } from '@power-meter/meter-files';
-import { CURVES, parseSignature, rawToDer, startDevReceiver, staticApprovals, type DevReceiver } from '@power-meter/w3bstream';
+import { CURVES, parseSignature, rawToDer } from '@power-meter/w3bstream';
+import { startDevReceiver, staticApprovals, type DevReceiver } from '@power-meter/dev-node';
 import { recoverAddress, Signature } from 'ethers';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { BACKEND, outboxContents, start, until, type Proc } from '../../../test/support/processes.js';

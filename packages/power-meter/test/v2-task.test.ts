@@ -246,7 +246,7 @@ describe('a meter on /v1/task (real processes, dev apinode on loopback)', () => 
 
 describe('every reading is told apart on the wire (--window 1, timestamps in seconds)', () => {
   it('W3bstream v1: no two bodies alike, timestamps strictly increasing and close to the time received', async () => {
-    const { startDevReceiver } = await import('@power-meter/w3bstream');
+    const { startDevReceiver } = await import('@power-meter/dev-node');
     const rx = await startDevReceiver({ project: 'test', token: 'test-token-1' });
     try {
       const dataDir = join(mkdtempSync(join(tmpdir(), 'pm-distinct-')), 'data');

@@ -14,11 +14,11 @@ import {
   loadOrCreateIdentity,
   Outbox,
   Publisher,
-  startDevReceiver,
   buildMessageV2,
   checkMessageV2,
   type Curve,
 } from '@power-meter/w3bstream';
+import { startDevReceiver } from '@power-meter/dev-node';
 import { median, reportFigure } from '../../../scripts/bench-figure.mjs';
 
 /** Median rate (per second) of `runs` runs of `n` calls. */

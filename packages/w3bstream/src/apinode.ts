@@ -39,6 +39,33 @@ export const APINODE_ERRORS = {
   saveFailed: 'could not save task',
 } as const;
 
+/**
+ * Which devices the node lets send tasks to which project: the node keeps a table of (project,
+ * device) filled from the ioID contract's `CreateIoID` events and `DeviceProject(address)`
+ * (service/apinode/db/sqlite.go, `IsDeviceApproved`), and answers 403 "device does not have
+ * permission" to anyone else. The seam between a node stand-in and whatever decides it (settings,
+ * or a chain followed as the node follows it).
+ */
+export interface DeviceApprovals {
+  /**
+   * Whether `address` (`0x` + 40 hex, lower case: the address recovered from the signature) is
+   * approved for `projectId` (canonical decimal, no leading zeros). The node asks once per
+   * recovery id (0, then 1) and takes the first approved address. A rejection (a thrown error)
+   * is answered 500 "failed to check device permission", as the node does when its table fails.
+   */
+  isApproved(address: string, projectId: string): boolean | Promise<boolean>;
+  /** Stops whatever the implementation runs (a chain watcher); optional. */
+  close?(): void | Promise<void>;
+}
+
+/** One `--approve` entry: a device address approved for one project. */
+export interface Approval {
+  /** `0x` + 40 hex, lower case. */
+  address: string;
+  /** Canonical decimal. */
+  projectId: string;
+}
+
 /** The inner text of `project.Config(version)` when the version is unknown. */
 export const PROJECT_CONFIG_MISSING = 'project config not exist';
 

@@ -1,4 +1,4 @@
-// Public API of @power-meter/w3bstream: identity, message codec, durable outbox, publisher, dev receiver.
+// Public API of @power-meter/w3bstream: identity, message codec, durable outbox, publisher, what the node says.
 export { CURVES, UnknownCurveError, deviceAddress, normalizeCurve, publicKeyFromHex, publicKeyHex } from './keys.js';
 export type { Curve, CurveName } from './keys.js';
 export {
@@ -61,8 +61,6 @@ export {
   signedJsonTask,
 } from './task-codec.js';
 export type { SignedTask, StoredTask, TaskProject, TaskSigner } from './task-codec.js';
-export { DEV_ANSWER_MODES_TASK, checkTask, taskAnswer, taskStatusBody } from './receiver-task.js';
-export type { DevProject, DevProjects, DevTask, TaskCheck, TaskStateLog } from './receiver-task.js';
 export {
   TRANSPORT_NAMES,
   V2_DIALECTS,
@@ -73,7 +71,6 @@ export {
   w3bstreamV2Transport,
 } from './transport.js';
 export type { Transport, TransportName, V2Dialect } from './transport.js';
-export { DEV_ANSWER_MODES_V2, V2_ROUTE, answerMessageV2 } from './receiver-v2.js';
 export {
   APINODE_ERRORS,
   MESSAGE_ROUTE,
@@ -83,11 +80,9 @@ export {
   possibleTaskIds,
   taskIdOf,
 } from './apinode.js';
-export type { TaskStateName } from './apinode.js';
-export { ApprovalSyntaxError, parseApproval, staticApprovals } from './approvals.js';
+export type { Approval, DeviceApprovals, TaskStateName } from './apinode.js';
 export { TaskWatcher, isFinalTaskState, parseTaskStatus } from './task-status.js';
 export type { TaskStatus, TaskWatcherOptions } from './task-status.js';
-export type { Approval, DeviceApprovals, StaticApprovalOptions } from './approvals.js';
 export { SignatureFormatError, derToRaw, isLowS, parseSignature, rawToDer } from './signature.js';
 export { SignerCurveError, lowSOf, requireSecp256k1, signRecoverableWith, signTextWith } from './signer.js';
 export type { DigestSigner } from './signer.js';
@@ -101,6 +96,7 @@ export {
   createBodyVerifier,
   dataText,
   formatSensorReading,
+  readingOfData,
   objectMembers,
   timestampFor,
   verifyBody,
@@ -137,31 +133,6 @@ export { PERSISTING_AFTER_FAILURES, classifyAnswer, classifyNetworkError } from 
 export type { AnswerContext, Persisting, Verdict } from './classify.js';
 export { Publisher, PublisherConfigError, parsePublishUrl, retryDelayMs } from './publisher.js';
 export type { BackoffOptions, DeliveredEvent, PublishState, PublisherEvents, PublisherOptions } from './publisher.js';
-export { DEV_ANSWER_MODES, answerEvent, startDevReceiver } from './receiver.js';
-export {
-  V1_INVALID_TOKEN,
-  V1_EVENT_ROUTE,
-  v1EventAnswer,
-  matchV1EventRoute,
-  newV1EventId,
-  v1ErrorBody,
-  v1TokenAccepted,
-  v1AnswerHead,
-  v1AppletResult,
-  v1EventParams,
-  v1EventPath,
-  v1WrongChannelAnswer,
-} from './v1-event-route.js';
-export type {
-  V1ErrorBody,
-  V1AnswerHead,
-  V1AppletResult,
-  V1EventParams,
-  V1Publisher,
-  V1RouteMatch,
-  V1RouteRequest,
-} from './v1-event-route.js';
-export type { AnswerConfig, DevAnswerMode, DevReceiver, DevReceiverOptions, EventAnswer, EventRequest, ReceivedEvent } from './receiver.js';
 export { readDamagedOutbox } from './salvage.js';
 export type { DamagedOutboxContents } from './salvage.js';
 export { Pkcs11UriError, formatPkcs11Uri, parsePkcs11Uri } from './pkcs11/uri.js';

@@ -12,17 +12,14 @@ import {
   buildMessage,
   buildMessageV2,
   loadOrCreateIdentity,
-  startDevReceiver,
   w3bstreamV2Transport,
   type DeliveredEvent,
-  type DevAnswerMode,
-  type DevReceiver,
   type Identity,
   type PublishState,
   type PublisherOptions,
-  type ReceivedEvent,
   type TransportName,
 } from '../src/index.js';
+import { startDevReceiver, type DevAnswerMode, type DevReceiver, type ReceivedEvent } from '@power-meter/dev-node';
 import { until } from '../../../test/support/until.js';
 import { PACKAGE_DIR, onCleanup, tempDir } from './helpers.js';
 

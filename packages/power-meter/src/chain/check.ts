@@ -1,4 +1,4 @@
-import type { Check } from '../doctor.js';
+import type { Check } from '../check.js';
 import { deviceOf } from '../key/meter-key.js';
 import type { BackendSettings } from '../settings.js';
 import { BalanceReader, safeRpcUrl } from './balance.js';

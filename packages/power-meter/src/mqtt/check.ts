@@ -1,5 +1,5 @@
 import { constants, accessSync, existsSync, readFileSync } from 'node:fs';
-import type { Check } from '../doctor.js';
+import type { Check } from '../check.js';
 import { createMqttClient, isProtocolRefusal, type MqttTls } from './connection.js';
 import { safeBroker } from './output.js';
 import { describeMqttError } from './problems.js';

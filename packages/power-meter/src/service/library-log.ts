@@ -1,4 +1,4 @@
-import type { Logger } from '@power-meter/meter-files';
+import type { Logger } from '@power-meter/service';
 
 /**
  * The libraries (sampler, driver, publisher) log through one `(line) => void` callback; their

@@ -1,9 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { buildMessage, loadOrCreateIdentity } from '@power-meter/w3bstream';
 import {
-  buildMessage,
-  loadOrCreateIdentity,
   matchV1EventRoute,
   startDevReceiver,
   v1EventParams,
@@ -11,7 +10,7 @@ import {
   type DevReceiverOptions,
   type ReceivedEvent,
 } from '../src/index.js';
-import { onCleanup, tempDir } from './helpers.js';
+import { onCleanup, tempDir } from '../../../test/support/cleanup.js';
 
 async function start(opts: DevReceiverOptions = {}) {
   const r = await startDevReceiver({ project: 'proj', token: 'tok', ...opts });

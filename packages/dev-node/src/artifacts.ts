@@ -34,7 +34,7 @@ export type ContractName =
 
 export function loadContract(name: ContractName): ContractArtifact {
   const file = join(BUILD_DIR, 'contracts', `${name}.json`);
-  if (!existsSync(file)) throw new Error(`${file} is missing: run npm run build -w @power-meter/applet-host`);
+  if (!existsSync(file)) throw new Error(`${file} is missing: run npm run build -w @power-meter/dev-node`);
   return JSON.parse(readFileSync(file, 'utf8')) as ContractArtifact;
 }
 

@@ -1,5 +1,6 @@
-// Public API of @power-meter/applet-host: a local W3bstream v1 applet host, a local chain, this
-// project's contracts and applet. A development tool; never installed on the Pi.
+// Public API of @power-meter/dev-node, the development package: stand-ins for the W3bstream node
+// (the dev receivers, a v1 applet host), a local chain, this project's contracts and applet.
+// Never installed on the Pi; no program depends on it.
 export { ResultCode, logLevelName } from './abi/codes.js';
 export { createEnvImports, createStatImports } from './abi/imports.js';
 export type { HostReply, RunContext, SyncHostCalls } from './abi/imports.js';
@@ -61,3 +62,28 @@ export { DEFAULT_PER_READING_REWARD_TIERS, ENERGY_METER_PROJECT_FILE, energyMete
 export type { EnergyMeterProjectOptions, LocalDepin, LocalDepinOptions, PerReadingRewardTier } from './depin.js';
 export { LocalIoId } from './chain/ioid.js';
 export type { IoIdAddresses, PermitForRegister } from './chain/ioid.js';
+// The dev receivers (also their own entry point, @power-meter/dev-node/receiver).
+export * from './receiver/index.js';
+export {
+  V1_INVALID_TOKEN,
+  V1_EVENT_ROUTE,
+  v1EventAnswer,
+  matchV1EventRoute,
+  newV1EventId,
+  v1ErrorBody,
+  v1TokenAccepted,
+  v1AnswerHead,
+  v1AppletResult,
+  v1EventParams,
+  v1EventPath,
+  v1WrongChannelAnswer,
+} from './v1-event-route.js';
+export type {
+  V1ErrorBody,
+  V1AnswerHead,
+  V1AppletResult,
+  V1EventParams,
+  V1Publisher,
+  V1RouteMatch,
+  V1RouteRequest,
+} from './v1-event-route.js';

@@ -1,32 +1,14 @@
-/**
- * Which devices the dev apinode lets send tasks to which project: the seam between the dev node
- * and whatever decides it. The real node keeps a table of (project, device) filled from the ioID
- * contract's `CreateIoID` events and `DeviceProject(address)` (service/apinode/db/sqlite.go,
- * `IsDeviceApproved`), and answers 403 "device does not have permission" to anyone else. Here:
- * - `staticApprovals`: from settings (`--approve 0x…:<project>`, `--approve-all`,
- *   `--approve-after <s>`), for tests and development without a chain;
- * - an implementation that follows the ioID contracts on a chain plugs in the same way (it
- *   answers from what it has seen on chain; `close()` stops its watching).
- */
-export interface DeviceApprovals {
-  /**
-   * Whether `address` (`0x` + 40 hex, lower case: the address recovered from the signature) is
-   * approved for `projectId` (canonical decimal, no leading zeros). The node asks once per
-   * recovery id (0, then 1) and takes the first approved address. A rejection (a thrown error)
-   * is answered 500 "failed to check device permission", as the node does when its table fails.
-   */
-  isApproved(address: string, projectId: string): boolean | Promise<boolean>;
-  /** Stops whatever the implementation runs (a chain watcher); optional. */
-  close?(): void | Promise<void>;
-}
+import type { Approval, DeviceApprovals } from '@power-meter/w3bstream';
 
-/** One `--approve` entry: a device address approved for one project. */
-export interface Approval {
-  /** `0x` + 40 hex, lower case. */
-  address: string;
-  /** Canonical decimal. */
-  projectId: string;
-}
+/**
+ * The dev apinode's approvals from settings (`--approve 0x…:<project>`, `--approve-all`,
+ * `--approve-after <s>`), for tests and development without a chain: one implementation of the
+ * node's approval rule (`DeviceApprovals`, w3bstream's apinode.ts). The real node keeps a table of
+ * (project, device) filled from the ioID contract's `CreateIoID` events and
+ * `DeviceProject(address)` (service/apinode/db/sqlite.go, `IsDeviceApproved`); an implementation
+ * that follows the ioID contracts on a chain plugs in the same way (it answers from what it has
+ * seen on chain; `close()` stops its watching).
+ */
 
 export class ApprovalSyntaxError extends RangeError {
   constructor(text: string) {

@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs';
-import { readBoundedFileSync } from './bounded-read.js';
+import { readBoundedFileSync } from '@power-meter/meter-files';
 
 /**
  * Settings resolution shared by both programs (docs/design.md "Commands"): command-line flags, then

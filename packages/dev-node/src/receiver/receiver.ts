@@ -2,13 +2,18 @@ import { closeSync, mkdirSync, openSync, writeSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { dirname } from 'node:path';
-import type { DeviceApprovals } from './approvals.js';
-import { createBodyVerifier, type VerifyResult } from './codec.js';
+import {
+  createBodyVerifier,
+  type VerifyResult,
+  TASK_ROUTE,
+  type DeviceApprovals,
+  type TransportName,
+  type V2Dialect,
+} from '@power-meter/w3bstream';
+import { answerBetween, type DevAnswerMode, type EventAnswer, type EventRequest, type ReceivedEvent } from './exchange.js';
 import { answerMessageV2, V2_ROUTE } from './receiver-v2.js';
-import { TASK_ROUTE } from './apinode.js';
 import { staticApprovals } from './approvals.js';
 import { checkTask, type DevProjects, type DevTask, taskAnswer, taskStatusBody } from './receiver-task.js';
-import type { TransportName, V2Dialect } from './transport.js';
 import {
   v1EventAnswer,
   V1_INVALID_TOKEN,
@@ -17,13 +22,12 @@ import {
   v1ErrorBody,
   v1TokenAccepted,
   V1_EVENT_ROUTE,
-  type V1RouteRequest,
   v1AnswerHead,
   v1AppletResult,
   v1EventParams,
   v1EventPath,
   v1WrongChannelAnswer,
-} from './v1-event-route.js';
+} from '../v1-event-route.js';
 
 /**
  * A local stand-in for a W3bstream event endpoint, answering as the W3bstream node's source
@@ -41,78 +45,6 @@ import {
  * `answerEvent` is the pure part (a request and the mode in, the answer and the record out); the
  * HTTP server around it is thin.
  */
-export interface ReceivedEvent {
-  receivedAtMs: number;
-  project: string;
-  eventType: string;
-  /** The eventID query parameter, lower-cased as the node does ('' when absent). */
-  eventId: string;
-  /** The sequence number at the end of eventID (`<address>-<seq>`), or null. */
-  seq: number | null;
-  /** True when an event with this eventID arrived before (an at-least-once redelivery). */
-  duplicate: boolean;
-  sensorReading: number | null;
-  timestamp: number | null;
-  /** The extended reading's signed `seq` and `energy_wh` (null: basic reading). */
-  signedSeq?: number | null;
-  energyWh?: number | null;
-  verified: boolean;
-  reason: string | null;
-  /** The `04…` key: as sent, or recovered from the signature when `public_key` is an address. */
-  publicKey: string | null;
-  /** The signer's address: derived from the key sent, or the address sent once recovery proved it. */
-  deviceId: string | null;
-  /** What `public_key` carried: `address` (the original firmware's form) or `key` (null: neither). */
-  publicKeyForm: 'address' | 'key' | null;
-  /** The signer's curve (null: not verified). */
-  curve: 'p256' | 'secp256k1' | null;
-  /** Whether the address in the eventID is the signer's (null: no address in the eventID, or no signer). */
-  signerMatchesEventId: boolean | null;
-  /** False when no applet handled the event (`no-applet` mode: `results: null`). */
-  handled: boolean;
-  /** What the emulated applet answered for it (null: accepted). */
-  appletError: string | null;
-  body: string;
-  /** W3bstream 2 mode: the project version, the `data` string and the taskID answered (`''` while aggregating, null when refused). */
-  projectVersion?: string | null;
-  data?: string | null;
-  taskId?: string | null;
-  /** W3bstream 2 mode: what identifies a resend (the signature: the same message signs the same), '' when refused. */
-  dedupeKey?: string;
-  /** W3bstream 2 `/v1/task`: the task's nonce as sent (decimal), null when it had none. */
-  nonce?: string | null;
-  /** W3bstream 2 `/v1/task`: the addresses recovered with recovery id 0 and 1 (the node approves the first approved one). */
-  candidates?: [string, string];
-}
-
-/**
- * How to answer an event request. `normal` is the node with a running applet; the others are the
- * node's failure answers and what stands between a meter and the node:
- * - `instance-not-loaded` / `instance-stopped` / `wait-timeout` / `traffic-limit`: 201 with
- *   results[].code -1 and the node's strings (`InstanceNotRunning`, `instance not running`,
- *   `wait timeout`, `TrafficLimitExceeded`);
- * - `no-applet`: 201 with `results: null` (no strategy for the eventType);
- * - `malformed-token`: 500 `UnknownError`, the node's answer to a malformed `w3b_…` token;
- * - `html`: 200 text/html (a captive portal's login page); `empty`: 200 with no body;
- *   `oversized`: a 201 JSON answer larger than 1 MiB;
- * - `drop`: the connection is closed without an answer;
- * - `{ status }`: that status with a node-style error body; `{ appletError }`: that applet error.
- */
-export type DevAnswerMode =
-  | 'normal'
-  | 'instance-not-loaded'
-  | 'instance-stopped'
-  | 'wait-timeout'
-  | 'traffic-limit'
-  | 'no-applet'
-  | 'malformed-token'
-  | 'html'
-  | 'empty'
-  | 'oversized'
-  | 'drop'
-  | 'not-from-node'
-  | { status: number }
-  | { appletError: string };
 
 /** The mode names a command line can pass. */
 export const DEV_ANSWER_MODES = [
@@ -129,22 +61,12 @@ export const DEV_ANSWER_MODES = [
   'drop',
 ] as const;
 
-/** A request to a dev receiver: what the route reads (V1RouteRequest), the body, when it came. */
-export interface EventRequest extends V1RouteRequest {
-  body: string;
-  receivedAtMs: number;
-}
-
 export interface AnswerConfig {
   project: string;
   token: string;
   /** Refuse readings of exactly 0 W like the tutorial applet does (results[].code -1). */
   rejectZeroReadings?: boolean;
 }
-
-export type EventAnswer =
-  | { drop: true; event: null; counted: boolean }
-  | { drop: false; status: number; contentType: string; body: string; event: ReceivedEvent | null; counted: boolean };
 
 /** The publisher the dev receiver names in its answers (snowflake-like string ids, as the node's). */
 const DEV_PUBLISHER = { publisherId: '1830470000000000001', publisherKey: 'dev_publisher' };
@@ -250,25 +172,6 @@ export function answerEvent(
     event,
     counted: true,
   };
-}
-
-/**
- * What stands between a meter and any node, the same for both generations: a dropped connection,
- * a captive portal's login page, an empty 200. Null for the modes the node itself answers.
- */
-export function answerBetween(mode: DevAnswerMode): EventAnswer | null {
-  if (mode === 'drop') return { drop: true, event: null, counted: true };
-  if (mode === 'html')
-    return {
-      drop: false,
-      status: 200,
-      contentType: 'text/html; charset=utf-8',
-      body: '<!doctype html><html><body><form action="/login">Wi-Fi login</form></body></html>',
-      event: null,
-      counted: true,
-    };
-  if (mode === 'empty') return { drop: false, status: 200, contentType: 'text/plain', body: '', event: null, counted: true };
-  return null;
 }
 
 export interface DevReceiverOptions {

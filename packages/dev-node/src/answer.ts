@@ -15,7 +15,7 @@ import {
   v1AnswerHead,
   v1EventParams,
   v1WrongChannelAnswer,
-} from '@power-meter/w3bstream';
+} from './v1-event-route.js';
 
 export interface ProjectIdentity extends V1Publisher {
   name: string;

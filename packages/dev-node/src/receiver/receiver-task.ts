@@ -1,9 +1,18 @@
 import { keccak_256 } from '@noble/hashes/sha3.js';
-import { APINODE_ERRORS, PROJECT_CONFIG_MISSING, taskIdOf, type TaskStateName } from './apinode.js';
-import { objectMembers, readingOfData } from './codec.js';
-import { answerBetween, type DevAnswerMode, type EventAnswer, type EventRequest, type ReceivedEvent } from './receiver.js';
-import { addressOfPublicKey, recoverSecp256k1 } from './recoverable.js';
-import { digestTask, MAX_NONCE, signedJsonTask } from './task-codec.js';
+import {
+  APINODE_ERRORS,
+  PROJECT_CONFIG_MISSING,
+  taskIdOf,
+  type TaskStateName,
+  objectMembers,
+  readingOfData,
+  addressOfPublicKey,
+  recoverSecp256k1,
+  digestTask,
+  MAX_NONCE,
+  signedJsonTask,
+} from '@power-meter/w3bstream';
+import { answerBetween, type DevAnswerMode, type EventAnswer, type EventRequest, type ReceivedEvent } from './exchange.js';
 
 /**
  * The dev apinode's `POST /v1/task` and `GET /v1/task/<id>`, as the current node does them

@@ -1,8 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { keccak_256 } from '@noble/hashes/sha3.js';
-import { readingOfData } from './codec.js';
-import { answerBetween, type DevAnswerMode, type EventAnswer, type EventRequest, type ReceivedEvent } from './receiver.js';
-import { checkMessageV2, type MessageV2Check } from './v2-codec.js';
+import { readingOfData, checkMessageV2, type MessageV2Check } from '@power-meter/w3bstream';
+import { answerBetween, type DevAnswerMode, type EventAnswer, type EventRequest, type ReceivedEvent } from './exchange.js';
 
 /**
  * The dev receiver's W3bstream 2 mode: the apinode's `POST /message` (cmd/apinode/api/http.go),

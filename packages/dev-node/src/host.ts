@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { logLevelName } from './abi/codes.js';
-import { type V1AppletResult, v1AnswerHead, v1AppletResult, v1EventAnswer, v1EventPath } from '@power-meter/w3bstream';
+import { type V1AppletResult, v1AnswerHead, v1AppletResult, v1EventAnswer, v1EventPath } from './v1-event-route.js';
 import { type ProjectIdentity, routeEvent } from './answer.js';
 import { ChainMonitors, CronJobs, type MonitorSource } from './monitor/monitors.js';
 import { chainFor, type ProjectConfig, strategiesFor, validateProject } from './project/config.js';
