@@ -62,7 +62,6 @@ import { salvageOutbox } from './salvage.js';
 import { dataDirFault, prepareDataDir } from './data-dir.js';
 import { describeGroup, discardBacklog, exportBacklog, resignBacklog, summarizeBacklog } from './backlog.js';
 import { addDevReceiverCommand } from './dev-receiver.js';
-import { libraryLog } from './service/library-log.js';
 import { startSummary } from './service/summary.js';
 import { verifyLines } from './verify.js';
 import { readOutputFiles, startOutputs, type OutputFiles } from './outputs.js';
@@ -322,8 +321,9 @@ withSettings(program.command('run', { isDefault: true }).description('run the me
     try {
       meter = await Meter.start({
         settings: s,
-        log: libraryLog(logger),
+        log: logger.info,
         warn: logger.warning,
+        logger,
         // A component that stopped for good: exit non-zero so systemd restarts the whole program.
         onStopped: (reason) => {
           if (stopping) return;

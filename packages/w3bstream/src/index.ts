@@ -133,6 +133,7 @@ export { PERSISTING_AFTER_FAILURES, classifyAnswer, classifyNetworkError } from 
 export type { AnswerContext, Persisting, Verdict } from './classify.js';
 export { Publisher, PublisherConfigError, parsePublishUrl, retryDelayMs } from './publisher.js';
 export type { BackoffOptions, DeliveredEvent, PublishState, PublisherEvents, PublisherOptions } from './publisher.js';
+export type { Log, LogFields } from './log.js';
 export { readDamagedOutbox } from './salvage.js';
 export type { DamagedOutboxContents } from './salvage.js';
 export { Pkcs11UriError, formatPkcs11Uri, parsePkcs11Uri } from './pkcs11/uri.js';

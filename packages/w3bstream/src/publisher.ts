@@ -4,6 +4,7 @@ import https from 'node:https';
 import type { PublishingStateName } from '@power-meter/meter-files';
 import fetch from 'node-fetch';
 import { classifyNetworkError, type Verdict } from './classify.js';
+import type { Log } from './log.js';
 import type { Outbox } from './outbox.js';
 import { type Transport, w3bstreamV1Transport } from './transport.js';
 
@@ -91,8 +92,8 @@ export interface PublisherOptions {
   /** Per request, including reading the answer (default 15 s). */
   timeoutMs?: number;
   backoff?: BackoffOptions;
-  /** One line per event; never receives the token. */
-  log?: (line: string) => void;
+  /** One line per event, each at its level; never receives the token. */
+  log?: Log;
   now?: () => number;
   random?: () => number;
 }
@@ -279,8 +280,8 @@ export class Publisher extends EventEmitter {
         const rejected = v.kind === 'rejected';
         const unhandled = v.kind === 'delivered' && v.unhandled;
         outbox.markDelivered(seq, rejected ? 'rejected' : unhandled ? 'unhandled' : 'delivered');
-        if (v.kind === 'delivered' && v.note) log?.(`delivered seq=${seq} event_id=${eventId} note="${v.note}"`);
-        if (v.kind === 'rejected') log?.(`rejected seq=${seq} event_id=${eventId} reason="${v.reason}": ${v.advice}`);
+        if (v.kind === 'delivered' && v.note) log?.info(`delivered seq=${seq} event_id=${eventId} note="${v.note}"`);
+        if (v.kind === 'rejected') log?.warning(`rejected seq=${seq} event_id=${eventId} reason="${v.reason}": ${v.advice}`);
         this.repeats = { errorKey: '', count: 0 };
         // Delivered, but nobody processed it: `ok` with the reason shown until a reading is handled.
         const note = unhandled
@@ -339,7 +340,9 @@ export class Publisher extends EventEmitter {
     const s = this.state();
     if (before.state !== s.state || before.errorKey !== s.errorKey || before.reason !== s.reason) {
       // Format relied on by the end-to-end tests and journal readers: state, reason, waiting.
-      this.opts.log?.(
+      // Trouble (retrying, failing) is a warning; back to ok after trouble is a notice.
+      const level = s.state === 'retrying' || s.state === 'failing' ? 'warning' : s.state === 'ok' ? 'notice' : 'info';
+      this.opts.log?.[level](
         `publish state=${s.state}${s.reason ? ` reason="${s.reason}"` : ''} waiting=${s.waiting}${s.advice ? ` advice="${s.advice}"` : ''}`,
       );
     }
@@ -351,7 +354,7 @@ export class Publisher extends EventEmitter {
     try {
       this.emit(event, arg);
     } catch (err) {
-      this.opts.log?.(`publisher ${event} listener failed: ${(err as Error).message}`);
+      this.opts.log?.warning(`publisher ${event} listener failed: ${(err as Error).message}`);
     }
   }
 

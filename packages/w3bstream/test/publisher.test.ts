@@ -120,6 +120,12 @@ async function receiver(kit: Kit = V1, port?: number): Promise<DevReceiver> {
 /** Everything a publisher said: log lines, states, delivered events (for order and secrecy checks). */
 function publisher(outbox: Outbox, id: Identity, url: string | undefined, extra: Partial<PublisherOptions> = {}, kit: Kit = V1) {
   const logs: string[] = [];
+  /** The same lines with the level the publisher gave each ("warning: publish state=…"). */
+  const leveled: string[] = [];
+  const at = (level: string) => (m: string) => {
+    logs.push(m);
+    leveled.push(`${level}: ${m}`);
+  };
   const states: PublishState[] = [];
   const delivered: DeliveredEvent[] = [];
   const p = new Publisher({
@@ -129,7 +135,7 @@ function publisher(outbox: Outbox, id: Identity, url: string | undefined, extra:
     deviceId: id.deviceId,
     timeoutMs: 1000,
     backoff: { baseMs: 10, maxMs: 40, configRetryMs: 40 },
-    log: (l) => logs.push(l),
+    log: { error: at('error'), warning: at('warning'), notice: at('notice'), info: at('info'), debug: at('debug') },
     ...kit.extra,
     ...extra,
   });
@@ -137,7 +143,7 @@ function publisher(outbox: Outbox, id: Identity, url: string | undefined, extra:
   p.on('delivered', (e) => delivered.push(e));
   onCleanup(() => p.stop());
   p.start();
-  return { p, logs, states, delivered };
+  return { p, logs, leveled, states, delivered };
 }
 
 /** A loopback HTTP server with a handler per request number (for answers the receiver cannot give). */
@@ -542,12 +548,14 @@ describe.each(KITS)('delivery guarantees over $transport', (kit) => {
     const port = (probe.address() as AddressInfo).port;
     await new Promise<void>((res) => probe.close(() => res()));
     append(30);
-    const { p, logs } = publisher(outbox, id, `http://127.0.0.1:${port}${kit.path}`, {}, kit);
+    const { p, leveled } = publisher(outbox, id, `http://127.0.0.1:${port}${kit.path}`, {}, kit);
     await until(() => p.state().failures >= 3, 10_000, 'a few refused attempts');
     expect(p.state()).toMatchObject({ state: 'retrying', errorKey: 'ECONNREFUSED', waiting: 30 });
-    expect(logs[0]).toMatch(/^publish state=retrying reason="ECONNREFUSED" waiting=30 advice="no answer from the publish URL/);
+    // Trouble is a warning (journald priority 4), the way back to ok a notice.
+    expect(leveled[0]).toMatch(/^warning: publish state=retrying reason="ECONNREFUSED" waiting=30 advice="no answer from the publish URL/);
     const r = await receiver(kit, port);
     await until(() => outbox.waiting() === 0, 10_000, 'backlog delivered');
+    expect(leveled).toContainEqual(expect.stringMatching(/^notice: publish state=ok waiting=/));
     expect(r.received.map(seqOf)).toEqual(Array.from({ length: 30 }, (_, i) => i + 1));
   });
 
