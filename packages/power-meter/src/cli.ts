@@ -578,7 +578,7 @@ withSettings(
     if (referenceW === null && referenceV === null && referenceA === null)
       return fail('calibrate needs what the reference meter shows: --reference-w, --reference-a and/or --reference-v', EXIT.badSettings);
     try {
-      const r = await calibrate(s, { referenceW, referenceV, referenceA, seconds: Math.round(seconds), fresh: flags.new === true }, log);
+      const r = await calibrate(s, { referenceW, referenceV, referenceA, seconds: Math.round(seconds), fresh: flags.new === true }, logger);
       const f = r.file;
       if (flags.json) {
         console.log(JSON.stringify(f));

@@ -42,8 +42,8 @@ export interface GpioLineOptions {
   /** gpioset / gpiodetect executables (tests use fakes). */
   gpiosetPath?: string;
   gpiodetectPath?: string;
-  /** Consumer name shown by gpioinfo. */
-  consumer?: string;
+  /** Consumer name gpioinfo shows for the line (the program's name): given by the program, this library has none of its own. */
+  consumer: string;
   /** Longest wait for a running gpioset to acknowledge a change. Default 2 s. */
   ackTimeoutMs?: number;
   /** Longest wait for gpioset to start and acknowledge the initial level. Default 15 s. */
@@ -172,7 +172,7 @@ export function parseGetReply(text: string, offset: number): 0 | 1 | null {
   return m ? (m[1] === 'active' ? 1 : 0) : null;
 }
 
-export async function openGpioLine(bcm: number, opts: GpioLineOptions = {}): Promise<GpioLine> {
+export async function openGpioLine(bcm: number, opts: GpioLineOptions): Promise<GpioLine> {
   const root = opts.root ?? '/';
   const backend = opts.backend ?? 'auto';
   const sysfsChip = headerChip(listGpioChips(root));
@@ -291,7 +291,7 @@ function gpiosetFailure(bcm: number, chip: string, stderr: string): GpioError {
 
 async function openGpiosetLine(bcm: number, root: string, opts: GpioLineOptions): Promise<GpioLine> {
   const gpioset = opts.gpiosetPath ?? 'gpioset';
-  const consumer = opts.consumer ?? 'power-meter-display';
+  const consumer = opts.consumer;
   const version = await run(gpioset, ['--version']);
   const help = await run(gpioset, ['--help']);
   const mode = gpiosetMode(version.stdout + version.stderr, help.stdout + help.stderr);

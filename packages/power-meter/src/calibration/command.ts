@@ -11,6 +11,7 @@ import {
   type Fit,
   type WindowResult,
 } from '@power-meter/ina219';
+import type { Log } from '@power-meter/service';
 import { Outbox, OutboxLockedError } from '@power-meter/w3bstream';
 import { outboxPaths } from '../meter.js';
 import { sensorChip, type BackendSettings } from '../settings.js';
@@ -75,7 +76,7 @@ function holdMeterLock(s: BackendSettings): () => void {
 async function measure(
   s: BackendSettings,
   seconds: number,
-  log: (line: string) => void,
+  log: Log,
 ): Promise<{ windows: WindowResult[]; chipLabel: string }> {
   const sensor = await createSensor({
     kind: s.sensor,
@@ -109,7 +110,7 @@ async function measure(
 export async function calibrate(
   s: BackendSettings,
   req: CalibrateRequest,
-  log: (line: string) => void,
+  log: Log,
   nowMs = Date.now(),
 ): Promise<CalibrateReport> {
   const release = holdMeterLock(s);
