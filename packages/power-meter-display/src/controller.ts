@@ -70,7 +70,9 @@ export class DisplayController {
     } else if (result.problem !== this.problem) {
       this.problem = result.problem;
       // A missing file is the normal "backend never ran / directory gone" case, not an alarm.
-      this.opts.log?.[result.problem === 'missing' ? 'info' : 'warning'](`state.json ${result.problem}: ${result.message}${this.lastGood ? '; keeping the last good screen' : ''}`);
+      this.opts.log?.[result.problem === 'missing' ? 'info' : 'warning'](
+        `state.json ${result.problem}: ${result.message}${this.lastGood ? '; keeping the last good screen' : ''}`,
+      );
     }
     const problemForModel = this.problem === 'missing' && this.lastGood === null ? null : this.problem;
     const ageMs = this.sight === null ? undefined : measuredAgeMs(this.sight, monoMs);

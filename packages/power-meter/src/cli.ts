@@ -44,7 +44,7 @@ import {
 import { MeterRunningError, UnsteadyLoadError, calibrate } from './calibration/command.js';
 import { activeCalibration, readCalibration } from './calibration/store.js';
 import { printDoctor, runDoctor } from './doctor.js';
-import { sensorErrorHint } from './hints.js';
+import { outboxErrorText, sensorErrorHint } from './hints.js';
 import { Meter, RuntimeDirError, stagingFileFor } from './meter.js';
 import {
   ProjectMismatchError,
@@ -313,7 +313,9 @@ withSettings(program.command('run', { isDefault: true }).description('run the me
       fail(
         err instanceof OutboxCorruptError
           ? `${err.message}. The meter stops rather than start a new outbox. To recover the undelivered readings that can still be read into a new outbox (the damaged file is kept beside it): power-meter outbox salvage --data-dir ${s.dataDir}, then start the meter again`
-          : err.message,
+          : err instanceof OutboxTooNewError
+            ? outboxErrorText(err)
+            : err.message,
         EXIT.corruptData,
       );
     let stopping = false;
@@ -360,7 +362,7 @@ withSettings(program.command('run', { isDefault: true }).description('run the me
         return fail(err.message, EXIT.badSettings);
       // A damaged key, or one with the wrong owner or permissions: restarting cannot fix it.
       if (err instanceof IdentityError) return fail(`${err.message}; then start the meter again`, EXIT.corruptData);
-      if (err instanceof OutboxLockedError) return fail(err.message);
+      if (err instanceof OutboxLockedError) return fail(outboxErrorText(err));
       if (err instanceof RuntimeDirError) return fail(err.message, EXIT.badSettings);
       // The token cannot be used and this meter has never seen its key: no device address to
       // measure under. A setting to fix (URI, module, PIN, the key not created yet), so exit 2.
@@ -705,7 +707,8 @@ async function confirmed(flags: Record<string, unknown>, question: string): Prom
 function outboxFailure(err: unknown, s: BackendSettings): never {
   if (err instanceof OutboxCorruptError)
     return fail(`${err.message}. First: power-meter outbox salvage --data-dir ${s.dataDir}`, EXIT.corruptData);
-  if (err instanceof OutboxLockedError) return fail(`${err.message} (sudo systemctl stop power-meter)`);
+  if (err instanceof OutboxLockedError) return fail(`${outboxErrorText(err)} (sudo systemctl stop power-meter)`);
+  if (err instanceof OutboxTooNewError) return fail(outboxErrorText(err));
   return fail(err instanceof Error ? err.message : String(err));
 }
 

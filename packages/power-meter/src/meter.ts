@@ -46,7 +46,7 @@ import { IoIdWatcher, ioIdVerdict } from './chain/ioid.js';
 import { rewardsForWindow, tokensPerH } from './rewards.js';
 import { notifyObservers, type MeterObserver } from './observer.js';
 import { sensorChip, type BackendSettings } from './settings.js';
-import { sensorErrorHint } from './hints.js';
+import { publishSettingHint, sensorErrorHint } from './hints.js';
 import { resolveRuntimeDir } from './runtime-dir.js';
 import { prepareDataDir } from './data-dir.js';
 import { StateWriter, buildState } from './state-writer.js';
@@ -245,6 +245,7 @@ export class Meter {
       eventType: s.eventType,
       backoff: opts.retryMaxMs === undefined ? undefined : { maxMs: opts.retryMaxMs, configRetryMs: opts.retryMaxMs },
       log: this.libraryLog,
+      settingHint: publishSettingHint,
     });
     this.tasks =
       s.transport === 'w3bstream-v2' && v2Dialect(s) === 'task' && s.publishUrl !== '' && s.taskPollIntervalS > 0

@@ -70,7 +70,9 @@ export async function openModule(opts: ModuleOptions): Promise<St7735Module> {
   const lines: GpioLine[] = [];
   try {
     lines.push(await openGpioLine(opts.dcPin ?? 25, { root: opts.gpioRoot, backend: opts.gpio, initial: 0, consumer: opts.gpioConsumer }));
-    lines.push(await openGpioLine(opts.resetPin ?? 24, { root: opts.gpioRoot, backend: opts.gpio, initial: 1, consumer: opts.gpioConsumer }));
+    lines.push(
+      await openGpioLine(opts.resetPin ?? 24, { root: opts.gpioRoot, backend: opts.gpio, initial: 1, consumer: opts.gpioConsumer }),
+    );
   } catch (err) {
     for (const l of lines) await l.close?.();
     await spi.close();

@@ -191,7 +191,14 @@ describe('openModule', () => {
   });
 
   it('st7735 on a machine without SPI explains how to enable it, with a kind the application can add its own hint to', async () => {
-    const err = await openModule({ kind: 'st7735', gpioConsumer: 'pm-test', variant: 'greentab', rotation: 90, spiBus: 9, spiDevice: 9 }).catch((e: unknown) => e);
+    const err = await openModule({
+      kind: 'st7735',
+      gpioConsumer: 'pm-test',
+      variant: 'greentab',
+      rotation: 90,
+      spiBus: 9,
+      spiDevice: 9,
+    }).catch((e: unknown) => e);
     expect(err).toMatchObject({ name: 'DeviceOpenError', kind: 'missing' });
     expect((err as Error).message).toMatch(/spidev9\.9 does not exist: enable SPI/);
     // A library names no command-line flag: that is the application's business.

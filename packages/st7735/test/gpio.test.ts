@@ -186,7 +186,9 @@ describe('sysfs backend', () => {
     // export is a directory here: writing it fails with EISDIR, standing in for kernel errors.
     const odd = sysfsTree(PI4, { exportFile: false });
     mkdirSync(join(odd, 'sys/class/gpio/export'));
-    await expect(openGpioLine(25, { consumer: 'pm-test', root: odd, backend: 'sysfs' })).rejects.toThrow(/cannot export GPIO25 \(sysfs 537\): EISDIR/);
+    await expect(openGpioLine(25, { consumer: 'pm-test', root: odd, backend: 'sysfs' })).rejects.toThrow(
+      /cannot export GPIO25 \(sysfs 537\): EISDIR/,
+    );
   });
 
   it('export errors name the fix (the kernel reports them as errno codes)', () => {
@@ -257,7 +259,13 @@ const noSysfs = () => mkdtempSync(join(tmpdir(), 'nosysfs-'));
 describe('gpioset backend (character device)', () => {
   it('libgpiod 2 interactive: one long-lived process, each set acknowledged before it resolves', async () => {
     const fake = fakeGpioset('2.1.3', { interactive: true });
-    const line = await openGpioLine(25, { consumer: 'pm-test', root: noSysfs(), gpiosetPath: fake.bin, gpiodetectPath: fake.detect, initial: 0 });
+    const line = await openGpioLine(25, {
+      consumer: 'pm-test',
+      root: noSysfs(),
+      gpiosetPath: fake.bin,
+      gpiodetectPath: fake.detect,
+      initial: 0,
+    });
     await line.set(1);
     // Acknowledged means applied: the log already has it when set() resolved.
     expect(readFileSync(fake.log, 'utf8')).toContain('line 25=1');
@@ -271,7 +279,14 @@ describe('gpioset backend (character device)', () => {
   it('a gpioset that never starts answering fails the open after the start-up limit', async () => {
     const silent = fakeGpioset('2.1.3', { interactive: true, mute: true, muteFromStart: true });
     await expect(
-      openGpioLine(25, { consumer: 'pm-test', root: noSysfs(), gpiosetPath: silent.bin, gpiodetectPath: silent.detect, ackTimeoutMs: 10, startTimeoutMs: 300 }),
+      openGpioLine(25, {
+        consumer: 'pm-test',
+        root: noSysfs(),
+        gpiosetPath: silent.bin,
+        gpiodetectPath: silent.detect,
+        ackTimeoutMs: 10,
+        startTimeoutMs: 300,
+      }),
     ).rejects.toThrow(/did not acknowledge GPIO25=1 within 300 ms/);
   });
 
@@ -286,7 +301,13 @@ describe('gpioset backend (character device)', () => {
     // It answers the start-up `get` and then never again. The 200 ms limit applies to changes of
     // a running process only: starting the fake (a cold Node start) has its own, generous limit.
     const mute = fakeGpioset('2.1.3', { interactive: true, mute: true });
-    const quiet = await openGpioLine(25, { consumer: 'pm-test', root: noSysfs(), gpiosetPath: mute.bin, gpiodetectPath: mute.detect, ackTimeoutMs: 200 });
+    const quiet = await openGpioLine(25, {
+      consumer: 'pm-test',
+      root: noSysfs(),
+      gpiosetPath: mute.bin,
+      gpiodetectPath: mute.detect,
+      ackTimeoutMs: 200,
+    });
     await expect(quiet.set(0)).rejects.toMatchObject({
       kind: 'timeout',
       message: expect.stringMatching(/did not acknowledge GPIO25=0 within 200 ms/),
@@ -304,7 +325,13 @@ describe('gpioset backend (character device)', () => {
 
   it('libgpiod 2 without interactive mode: gpioset -t0 per change', async () => {
     const fake = fakeGpioset('2.1.3');
-    const line = await openGpioLine(24, { consumer: 'pm-test', root: noSysfs(), gpiosetPath: fake.bin, gpiodetectPath: fake.detect, initial: 0 });
+    const line = await openGpioLine(24, {
+      consumer: 'pm-test',
+      root: noSysfs(),
+      gpiosetPath: fake.bin,
+      gpiodetectPath: fake.detect,
+      initial: 0,
+    });
     await line.set(1);
     expect(readFileSync(fake.log, 'utf8')).toContain('--chip gpiochip0 -t0 24=1');
   });
@@ -314,18 +341,20 @@ describe('gpioset backend (character device)', () => {
       interactive: true,
       fail: 'gpioset: unable to request lines on chip /dev/gpiochip0: Device or resource busy',
     });
-    await expect(openGpioLine(25, { consumer: 'pm-test', root: noSysfs(), gpiosetPath: busy.bin, gpiodetectPath: busy.detect })).rejects.toThrow(
-      /in use by another program or kernel driver/,
-    );
+    await expect(
+      openGpioLine(25, { consumer: 'pm-test', root: noSysfs(), gpiosetPath: busy.bin, gpiodetectPath: busy.detect }),
+    ).rejects.toThrow(/in use by another program or kernel driver/);
     const perm = fakeGpioset('1.6.3', { fail: 'gpioset: error setting the GPIO line values: Permission denied' });
-    await expect(openGpioLine(25, { consumer: 'pm-test', root: noSysfs(), gpiosetPath: perm.bin, gpiodetectPath: perm.detect })).rejects.toThrow(
-      /sudo adduser \$USER gpio/,
+    await expect(
+      openGpioLine(25, { consumer: 'pm-test', root: noSysfs(), gpiosetPath: perm.bin, gpiodetectPath: perm.detect }),
+    ).rejects.toThrow(/sudo adduser \$USER gpio/);
+    await expect(openGpioLine(25, { consumer: 'pm-test', root: noSysfs(), gpiosetPath: '/nonexistent/gpioset' })).rejects.toThrow(
+      /sudo apt install gpiod/,
     );
-    await expect(openGpioLine(25, { consumer: 'pm-test', root: noSysfs(), gpiosetPath: '/nonexistent/gpioset' })).rejects.toThrow(/sudo apt install gpiod/);
     const ok = fakeGpioset('2.1.3', { interactive: true });
-    await expect(openGpioLine(58, { consumer: 'pm-test', root: noSysfs(), gpiosetPath: ok.bin, gpiodetectPath: ok.detect })).rejects.toThrow(
-      /GPIO58 does not exist/,
-    );
+    await expect(
+      openGpioLine(58, { consumer: 'pm-test', root: noSysfs(), gpiosetPath: ok.bin, gpiodetectPath: ok.detect }),
+    ).rejects.toThrow(/GPIO58 does not exist/);
   });
 
   it('auto prefers sysfs when the kernel offers it (no process at all)', async () => {

@@ -3,7 +3,7 @@ import http from 'node:http';
 import https from 'node:https';
 import type { PublishingStateName } from '@power-meter/meter-files';
 import fetch from 'node-fetch';
-import { classifyNetworkError, type Verdict } from './classify.js';
+import { classifyNetworkError, type PublishSetting, type Verdict } from './classify.js';
 import type { Log } from './log.js';
 import type { Outbox } from './outbox.js';
 import { type Transport, w3bstreamV1Transport } from './transport.js';
@@ -94,6 +94,11 @@ export interface PublisherOptions {
   backoff?: BackoffOptions;
   /** One line per event, each at its level; never receives the token. */
   log?: Log;
+  /**
+   * Appended to advice that names settings to check (a verdict's `settings`): the program's own
+   * words for them, its flags. This library names none.
+   */
+  settingHint?: (settings: readonly PublishSetting[]) => string;
   now?: () => number;
   random?: () => number;
 }
@@ -288,8 +293,10 @@ export class Publisher extends EventEmitter {
           ? {
               reason: v.note,
               errorKey: 'NoApplet',
-              advice:
-                'the node took the reading but no applet strategy handles this eventType: set --event-type to one the project handles, or add a strategy for it in W3bstream Studio',
+              advice: this.withHint(
+                'the node took the reading but no applet strategy handles this eventType: set the event type to one the project handles, or add a strategy for it in W3bstream Studio',
+                ['eventType'],
+              ),
             }
           : { reason: null, errorKey: null, advice: null };
         const taskId = v.kind === 'delivered' && v.taskId !== undefined ? v.taskId : undefined;
@@ -324,7 +331,7 @@ export class Publisher extends EventEmitter {
           state: v.kind === 'config' || persisting ? 'failing' : 'retrying',
           reason: persisting?.reason ?? v.reason,
           errorKey: v.errorKey,
-          advice: persisting?.advice ?? v.advice,
+          advice: persisting?.advice ?? (v.kind === 'config' ? this.withHint(v.advice, v.settings) : v.advice),
           failures,
           nextRetryMs: this.now() + delayMs,
           lastAttemptOk: false,
@@ -332,6 +339,12 @@ export class Publisher extends EventEmitter {
         return delayMs;
       }
     }
+  }
+
+  /** The advice with the program's words for the settings it names, if any. */
+  private withHint(advice: string, settings: readonly PublishSetting[] | undefined): string {
+    if (settings === undefined || settings.length === 0) return advice;
+    return `${advice}${this.opts.settingHint?.(settings) ?? ''}`;
   }
 
   private setState(patch: Partial<PublishState>): void {

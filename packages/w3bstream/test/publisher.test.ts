@@ -316,10 +316,15 @@ describe('publisher against the dev receiver', () => {
     const r = await receiver();
     r.answerNext(2, 'no-applet');
     append(3);
-    const { p, states, delivered } = publisher(outbox, id, r.url, { eventType: 'METER' });
+    const settingHint = (settings: readonly string[]) => ` (program: ${settings.join(' ')})`;
+    const { p, states, delivered } = publisher(outbox, id, r.url, { eventType: 'METER', settingHint });
     await until(() => outbox.waiting() === 0, 10_000, 'all answered');
     expect(outbox.stats()).toMatchObject({ unhandled: 2, delivered: 1 });
     expect(states.find((s) => s.reason !== null)).toMatchObject({ state: 'ok', reason: 'no applet handled eventType METER', unhandled: 1 });
+    // The library names the setting; the program's hint gives its own words for it.
+    expect(states.find((s) => s.reason !== null)?.advice).toMatch(
+      /set the event type to one the project handles.* \(program: eventType\)$/,
+    );
     expect(delivered.map((d) => d.reason)).toEqual(['no applet handled eventType METER', 'no applet handled eventType METER', null]);
     expect(p.state()).toMatchObject({ state: 'ok', reason: null, unhandled: 2 });
   });
@@ -487,6 +492,20 @@ describe.each(KITS)('delivery guarantees over $transport', (kit) => {
       expect(delivered.every((d) => /^0x[0-9a-f]{64}$/.test(d.taskId ?? ''))).toBe(true);
       expect(p.state().lastTaskId).toBe(r.received.at(-1)!.taskId);
     } else expect(p.state().lastTaskId).toBeNull();
+  });
+
+  it("adds the program's words for the settings a refusal names (settingHint)", async () => {
+    const { id, outbox, append } = setup({}, kit);
+    const srv = await httpServer((_n, _req, _body, res) => {
+      res.writeHead(400, { 'content-type': 'application/json' });
+      res.end(kit === V2 ? '{"error":"invalid request payload: ProjectID"}' : '{"key":"BadRequest"}');
+    }, kit);
+    append(1);
+    const { p } = publisher(outbox, id, srv.url, { settingHint: (settings) => ` [${settings.join(',')}]` }, kit);
+    await until(() => p.state().state === 'failing', 10_000, 'failing');
+    // W3bstream 2 names the project ID; a v1 400 names no setting, so nothing is added.
+    if (kit === V2) expect(p.state().advice).toMatch(/check the project ID .*; readings are kept and retried slowly \[projectId\]$/);
+    else expect(p.state().advice).not.toMatch(/\[/);
   });
 
   it('sends the exact stored body, so a resend is byte-identical', async () => {

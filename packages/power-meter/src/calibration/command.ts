@@ -73,11 +73,7 @@ function holdMeterLock(s: BackendSettings): () => void {
 }
 
 /** Measures `seconds` of 1 s windows (the first, partial one dropped) and returns them. */
-async function measure(
-  s: BackendSettings,
-  seconds: number,
-  log: Log,
-): Promise<{ windows: WindowResult[]; chipLabel: string }> {
+async function measure(s: BackendSettings, seconds: number, log: Log): Promise<{ windows: WindowResult[]; chipLabel: string }> {
   const sensor = await createSensor({
     kind: s.sensor,
     simChip: s.simChip,
@@ -107,12 +103,7 @@ async function measure(
   return { windows: windows.slice(1), chipLabel: `${sensor.chip.name}${sensor.simulated ? ', simulated' : ''}` };
 }
 
-export async function calibrate(
-  s: BackendSettings,
-  req: CalibrateRequest,
-  log: Log,
-  nowMs = Date.now(),
-): Promise<CalibrateReport> {
+export async function calibrate(s: BackendSettings, req: CalibrateRequest, log: Log, nowMs = Date.now()): Promise<CalibrateReport> {
   const release = holdMeterLock(s);
   try {
     const { windows, chipLabel } = await measure(s, req.seconds, log);
