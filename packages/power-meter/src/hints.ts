@@ -5,14 +5,16 @@ import { type IdentityError, OutboxLockedError, type OutboxTooNewError, type Pub
 export const ENV_FILE = '/etc/power-meter/power-meter.env';
 
 /**
- * The application's half of a sensor error: the ina219 library says what failed and how to
- * fix the system; only this program knows which of its settings selects the bus and address.
- * Empty when no setting can help.
+ * The application's half of a sensor error: the ina219 library says what failed (and what to
+ * check on the wire); this program words the system fix (the commands to run) and which of its
+ * settings selects the bus and address. Empty when nothing can help.
  */
 export function sensorErrorHint(err: unknown): string {
   const i2c = err instanceof SensorFault ? err.cause : err;
   if (!(i2c instanceof I2cError)) return '';
-  if (i2c.kind === 'missing-bus') return ' (the bus is set with --i2c-bus / i2cBus)';
+  if (i2c.kind === 'missing-bus')
+    return ': enable I2C (sudo raspi-config nonint do_i2c 0, or dtparam=i2c_arm=on in /boot/firmware/config.txt) and reboot, or choose the bus the sensor is on (the bus is set with --i2c-bus / i2cBus)';
+  if (i2c.kind === 'permission') return ': add the user to the i2c group (sudo adduser $USER i2c) and log in again';
   if (i2c.kind === 'nack') return ' (the address is set with --i2c-address / i2cAddress)';
   return '';
 }
