@@ -10,12 +10,29 @@ export const ENV_FILE = '/etc/power-meter/power-meter.env';
  * settings selects the bus and address. Empty when nothing can help.
  */
 export function sensorErrorHint(err: unknown): string {
+  return `${sensorSystemFix(err)}${sensorSettingHint(err)}`;
+}
+
+/** The bus error the sensor error carries, if any. */
+function i2cErrorOf(err: unknown): I2cError | null {
   const i2c = err instanceof SensorFault ? err.cause : err;
-  if (!(i2c instanceof I2cError)) return '';
-  if (i2c.kind === 'missing-bus')
-    return ': enable I2C (sudo raspi-config nonint do_i2c 0, or dtparam=i2c_arm=on in /boot/firmware/config.txt) and reboot, or choose the bus the sensor is on (the bus is set with --i2c-bus / i2cBus)';
-  if (i2c.kind === 'permission') return ': add the user to the i2c group (sudo adduser $USER i2c) and log in again';
-  if (i2c.kind === 'nack') return ' (the address is set with --i2c-address / i2cAddress)';
+  return i2c instanceof I2cError ? i2c : null;
+}
+
+/** The system half of the hint (no flag: state.json and the screen show it too). */
+export function sensorSystemFix(err: unknown): string {
+  const kind = i2cErrorOf(err)?.kind;
+  if (kind === 'missing-bus')
+    return ': enable I2C (sudo raspi-config nonint do_i2c 0, or dtparam=i2c_arm=on in /boot/firmware/config.txt) and reboot, or choose the bus the sensor is on';
+  if (kind === 'permission') return ': add the user to the i2c group (sudo adduser $USER i2c) and log in again';
+  return '';
+}
+
+/** The settings half: which of this program's settings selects the bus or the address (for the log). */
+export function sensorSettingHint(err: unknown): string {
+  const kind = i2cErrorOf(err)?.kind;
+  if (kind === 'missing-bus') return ' (the bus is set with --i2c-bus / i2cBus)';
+  if (kind === 'nack') return ' (the address is set with --i2c-address / i2cAddress)';
   return '';
 }
 

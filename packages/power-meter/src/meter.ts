@@ -46,7 +46,7 @@ import { IoIdWatcher, ioIdVerdict } from './chain/ioid.js';
 import { rewardsForWindow, tokensPerH } from './rewards.js';
 import { notifyObservers, type MeterObserver } from './observer.js';
 import { sensorChip, type BackendSettings } from './settings.js';
-import { publishSettingHint, sensorErrorHint } from './hints.js';
+import { publishSettingHint, sensorErrorHint, sensorSettingHint, sensorSystemFix } from './hints.js';
 import { resolveRuntimeDir } from './runtime-dir.js';
 import { prepareDataDir } from './data-dir.js';
 import { StateWriter, buildState } from './state-writer.js';
@@ -544,8 +544,8 @@ export class Meter {
       });
     } catch (err) {
       // A missing bus or permission problem: show it (state.json -> the screen) and retry.
-      const reason = err instanceof Error ? err.message : String(err);
-      if (this.sensorState.reason !== reason) this.warn(`sensor fault: ${reason}${sensorErrorHint(err)}`);
+      const reason = `${err instanceof Error ? err.message : String(err)}${sensorSystemFix(err)}`;
+      if (this.sensorState.reason !== reason) this.warn(`sensor fault: ${reason}${sensorSettingHint(err)}`);
       this.sensorState = { state: 'fault', reason };
       this.scheduleWrite();
       if (!this.stopped) this.timers.push(setTimeout(() => void this.openSensor(), 10_000));

@@ -1,7 +1,14 @@
 import { I2cError, SensorFault } from '@power-meter/ina219';
 import { IdentityCorruptError, IdentityMissingError, OutboxLockedError, OutboxTooNewError } from '@power-meter/w3bstream';
 import { describe, expect, it } from 'vitest';
-import { identityErrorText, outboxErrorText, publishSettingHint, sensorErrorHint } from '../src/hints.js';
+import {
+  identityErrorText,
+  outboxErrorText,
+  publishSettingHint,
+  sensorErrorHint,
+  sensorSettingHint,
+  sensorSystemFix,
+} from '../src/hints.js';
 
 /** An I2cError as the bus reports it (errno code on the cause). */
 const i2c = (code: string) => new I2cError('read config', 'INA219 at 0x40', Object.assign(new Error(code), { code }));
@@ -19,6 +26,10 @@ describe("power-meter's words for what the libraries report (issue 25: the libra
     expect(sensorErrorHint(i2c('ENXIO'))).toBe(' (the address is set with --i2c-address / i2cAddress)');
     expect(sensorErrorHint(i2c('EIO'))).toBe('');
     expect(sensorErrorHint(new Error('not a bus error'))).toBe('');
+    // The system half goes into state.json (the screen) too, so it names no flag; the log gets both.
+    expect(sensorSystemFix(missing)).toMatch(/^: enable I2C .*or choose the bus the sensor is on$/);
+    expect(sensorSettingHint(missing)).toBe(' (the bus is set with --i2c-bus / i2cBus)');
+    expect(sensorErrorHint(missing)).toBe(`${sensorSystemFix(missing)}${sensorSettingHint(missing)}`);
   });
 
   it('publish advice: this program flags for the settings a verdict names', () => {
