@@ -63,8 +63,10 @@ describe("the libraries' strings name no program, unit command, flag or sudo", (
       "import { x } from '@power-meter/meter-files';",
       '// run power-meter --data-dir with sudo systemctl',
       "const a = 'fine: the I2C bus device does not exist';",
+      // biome-ignore lint/suspicious/noTemplateCurlyInString: the source text of a template literal, for the scan to parse
       'const b = `outbox ${f} is in use (systemctl status power-meter)`;',
       "const c = { consumer: 'power-meter-display' };",
+      // biome-ignore lint/suspicious/noTemplateCurlyInString: the source text of a template literal, for the scan to parse
       'throw new Error(`check --project-id ${x} and sudo adduser`);',
     ].join('\n');
     expect(findings('x.ts', sample)).toEqual([
