@@ -243,9 +243,10 @@ export class EnergySampler {
     this.last = null;
     this.energy = null;
     this.acc?.markFault(err.message);
-    if (this.sensor.reason !== err.message) this.opts.log?.warning(`sensor fault: ${err.message}${this.opts.faultHint?.(err) ?? ''}`);
-    if (this.sensor.state !== 'fault') this.setState({ state: 'fault', reason: err.message });
-    else this.sensor = { state: 'fault', reason: err.message };
+    const reason = `${err.message}${this.opts.reasonHint?.(err) ?? ''}`;
+    if (this.sensor.reason !== reason) this.opts.log?.warning(`sensor fault: ${reason}${this.opts.faultHint?.(err) ?? ''}`);
+    if (this.sensor.state !== 'fault') this.setState({ state: 'fault', reason });
+    else this.sensor = { state: 'fault', reason };
   }
 
   private setState(s: SensorState): void {

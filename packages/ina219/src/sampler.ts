@@ -32,7 +32,12 @@ export interface SamplerOptions<D extends ConversionDriver = ConversionDriver> {
   onStopped?: (err: unknown) => void;
   /** Where the sampler and its driver say what happened, each line at its level. */
   log?: Log;
-  /** Appended to the logged fault: the application's hint (which of its settings helps). */
+  /**
+   * Appended to a fault's reason, in the state (state.json, the screen) and the log: the
+   * application's words for the fix (this library names no command).
+   */
+  reasonHint?: (err: I2cError) => string;
+  /** Appended to the logged fault only: the application's hint (which of its settings helps). */
   faultHint?: (err: I2cError) => string;
   /** Read the configuration back every N conversions to detect a chip reset (default 15: ~1 s on the INA219). */
   resetCheckEvery?: number;
@@ -210,9 +215,10 @@ export class Sampler {
     if (!(err instanceof I2cError)) throw err;
     this.last = null;
     this.acc?.markFault(err.message);
-    if (this.sensor.reason !== err.message) this.opts.log?.warning(`sensor fault: ${err.message}${this.opts.faultHint?.(err) ?? ''}`);
-    if (this.sensor.state !== 'fault') this.setState({ state: 'fault', reason: err.message });
-    else this.sensor = { state: 'fault', reason: err.message };
+    const reason = `${err.message}${this.opts.reasonHint?.(err) ?? ''}`;
+    if (this.sensor.reason !== reason) this.opts.log?.warning(`sensor fault: ${reason}${this.opts.faultHint?.(err) ?? ''}`);
+    if (this.sensor.state !== 'fault') this.setState({ state: 'fault', reason });
+    else this.sensor = { state: 'fault', reason };
   }
 
   private setState(s: SensorState): void {

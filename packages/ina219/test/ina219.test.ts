@@ -308,12 +308,15 @@ describe('sampler: gap-free windows on virtual time', () => {
       onWindow: (w) => windows.push(w),
       onState: (s) => states.push(s.state),
       log,
+      // The application's words: the fix in the state and the log, its setting in the log only.
+      reasonHint: (err) => `: fix ${err.kind}`,
+      faultHint: () => ' (a setting)',
     });
     await sampler.runUntil(21_000);
     emu.unplug();
     await sampler.runUntil(41_000);
     expect(sampler.state().state).toBe('fault');
-    expect(sampler.state().reason).toMatch(/ENXIO/);
+    expect(sampler.state().reason).toMatch(/ENXIO.*: fix nack$/);
     expect(sampler.latest()).toBeNull();
     emu.replug();
     await sampler.runUntil(61_000);
@@ -323,7 +326,7 @@ describe('sampler: gap-free windows on virtual time', () => {
     // One line per distinct fault (the failing register changes as the sampler re-initialises).
     expect(lines.at(-1)).toBe('notice: INA219 answers again: sensor recovered');
     expect(lines.slice(0, -1).length).toBeGreaterThan(0);
-    expect(lines.slice(0, -1).every((l) => /^warning: sensor fault: .*ENXIO/.test(l))).toBe(true);
+    expect(lines.slice(0, -1).every((l) => /^warning: sensor fault: .*ENXIO.*: fix nack \(a setting\)$/.test(l))).toBe(true);
     const faulty = windows.filter((w) => !w.complete);
     expect(faulty.length).toBeGreaterThanOrEqual(3);
     expect(faulty.every((w) => w.faultReason !== null)).toBe(true);

@@ -42,7 +42,7 @@ const SETTING_WORDS: Record<PublishSetting, string> = {
   projectVersion: '--project-version',
   publishUrl: '--publish-url',
   eventType: '--event-type',
-  signingKey: '`power-meter identity` shows the key',
+  signingKey: 'power-meter identity shows the key',
 };
 
 /** Appended to the publisher's advice that names settings (Publisher `settingHint`), e.g. ` (--project-id)`. */

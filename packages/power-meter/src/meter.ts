@@ -46,7 +46,7 @@ import { IoIdWatcher, ioIdVerdict } from './chain/ioid.js';
 import { rewardsForWindow, tokensPerH } from './rewards.js';
 import { notifyObservers, type MeterObserver } from './observer.js';
 import { sensorChip, type BackendSettings } from './settings.js';
-import { publishSettingHint, sensorErrorHint, sensorSettingHint, sensorSystemFix } from './hints.js';
+import { publishSettingHint, sensorSettingHint, sensorSystemFix } from './hints.js';
 import { resolveRuntimeDir } from './runtime-dir.js';
 import { prepareDataDir } from './data-dir.js';
 import { StateWriter, buildState } from './state-writer.js';
@@ -572,7 +572,8 @@ export class Meter {
         this.stoppedForGood(`sampler stopped: ${err instanceof Error ? err.message : String(err)}`);
       },
       log: this.libraryLog,
-      faultHint: sensorErrorHint,
+      reasonHint: sensorSystemFix,
+      faultHint: sensorSettingHint,
     });
     this.sensorState = { state: 'ok', reason: null };
     this.sampler.start();

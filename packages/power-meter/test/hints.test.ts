@@ -36,7 +36,7 @@ describe("power-meter's words for what the libraries report (issue 25: the libra
     expect(publishSettingHint(['projectId'])).toBe(' (--project-id)');
     expect(publishSettingHint(['projectId', 'projectVersion', 'publishUrl'])).toBe(' (--project-id, --project-version, --publish-url)');
     expect(publishSettingHint(['eventType'])).toBe(' (--event-type)');
-    expect(publishSettingHint(['signingKey'])).toBe(' (`power-meter identity` shows the key)');
+    expect(publishSettingHint(['signingKey'])).toBe(' (power-meter identity shows the key)');
     expect(publishSettingHint([])).toBe('');
   });
 

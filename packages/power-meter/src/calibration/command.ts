@@ -12,6 +12,7 @@ import {
   type WindowResult,
 } from '@power-meter/ina219';
 import type { Log } from '@power-meter/service';
+import { sensorSystemFix } from '../hints.js';
 import { Outbox, OutboxLockedError } from '@power-meter/w3bstream';
 import { outboxPaths } from '../meter.js';
 import { sensorChip, type BackendSettings } from '../settings.js';
@@ -90,6 +91,8 @@ async function measure(s: BackendSettings, seconds: number, log: Log): Promise<{
     windowMs: 1000,
     onWindow: (w) => windows.push(w),
     log,
+    // A fault's reason ends the calibration (below): with the fix, as the meter's state has it.
+    reasonHint: sensorSystemFix,
   });
   let failure: unknown = null;
   const start = systemClock.nowMs();
