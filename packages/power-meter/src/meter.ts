@@ -28,6 +28,7 @@ import {
   type RewardBalance,
   type WindowSummary,
 } from '@power-meter/meter-files';
+import type { Log } from '@power-meter/service';
 import {
   Outbox,
   OutboxCorruptError,
@@ -45,7 +46,7 @@ import { IoIdWatcher, ioIdVerdict } from './chain/ioid.js';
 import { rewardsForWindow, tokensPerH } from './rewards.js';
 import { notifyObservers, type MeterObserver } from './observer.js';
 import { sensorChip, type BackendSettings } from './settings.js';
-import { sensorErrorHint } from './hints.js';
+import { publishSettingHint, sensorSettingHint, sensorSystemFix } from './hints.js';
 import { resolveRuntimeDir } from './runtime-dir.js';
 import { prepareDataDir } from './data-dir.js';
 import { StateWriter, buildState } from './state-writer.js';
@@ -77,6 +78,8 @@ export function buildFloorMs(): number {
 export interface MeterOptions {
   settings: BackendSettings;
   log: (line: string) => void;
+  /** What the libraries (sampler and driver, publisher, task watcher) log through, each line at its level; default: warnings and errors to `warn`, the rest to `log`. */
+  logger?: Log;
   /** Test hook: where /run and /proc are looked up for clock-sync detection. */
   timesyncRoot?: string;
   /** Publisher retry cap, ms (tests shorten it). */
@@ -241,14 +244,15 @@ export class Meter {
       deviceId: this.identity.deviceId,
       eventType: s.eventType,
       backoff: opts.retryMaxMs === undefined ? undefined : { maxMs: opts.retryMaxMs, configRetryMs: opts.retryMaxMs },
-      log: opts.log,
+      log: this.libraryLog,
+      settingHint: publishSettingHint,
     });
     this.tasks =
       s.transport === 'w3bstream-v2' && v2Dialect(s) === 'task' && s.publishUrl !== '' && s.taskPollIntervalS > 0
         ? new TaskWatcher({
             taskUrl: s.publishUrl,
             intervalMs: s.taskPollIntervalS * 1000,
-            log: opts.log,
+            log: this.libraryLog,
             onUpdate: () => this.scheduleWrite(),
           })
         : null;
@@ -358,6 +362,9 @@ export class Meter {
   }
 
   private readonly warn = (line: string): void => (this.opts.warn ?? this.opts.log)(line);
+  private get libraryLog(): Log {
+    return this.opts.logger ?? { error: this.warn, warning: this.warn, notice: this.opts.log, info: this.opts.log, debug: this.opts.log };
+  }
 
   static async start(opts: MeterOptions): Promise<Meter> {
     const s = opts.settings;
@@ -533,12 +540,12 @@ export class Meter {
         i2cBus: s.i2cBus,
         settings: { address: s.i2cAddress, shuntOhms: s.shuntOhms, maxCurrentA: s.maxCurrentA },
         simLoad: s.simLoad,
-        log,
+        log: this.libraryLog,
       });
     } catch (err) {
       // A missing bus or permission problem: show it (state.json -> the screen) and retry.
-      const reason = err instanceof Error ? err.message : String(err);
-      if (this.sensorState.reason !== reason) this.warn(`sensor fault: ${reason}${sensorErrorHint(err)}`);
+      const reason = `${err instanceof Error ? err.message : String(err)}${sensorSystemFix(err)}`;
+      if (this.sensorState.reason !== reason) this.warn(`sensor fault: ${reason}${sensorSettingHint(err)}`);
       this.sensorState = { state: 'fault', reason };
       this.scheduleWrite();
       if (!this.stopped) this.timers.push(setTimeout(() => void this.openSensor(), 10_000));
@@ -564,8 +571,9 @@ export class Meter {
         if (err instanceof ChipMismatchError && this.opts.onWrongChip && !this.stopped) return this.opts.onWrongChip(err);
         this.stoppedForGood(`sampler stopped: ${err instanceof Error ? err.message : String(err)}`);
       },
-      log,
-      faultHint: sensorErrorHint,
+      log: this.libraryLog,
+      reasonHint: sensorSystemFix,
+      faultHint: sensorSettingHint,
     });
     this.sensorState = { state: 'ok', reason: null };
     this.sampler.start();
