@@ -1,9 +1,6 @@
-import { realSleep } from './clock.js';
 import type { AccumulatorDriver } from './device.js';
 import { EnergyWindowAccumulator } from './energy-window.js';
-import { I2cError } from './errors.js';
-import type { LatestReading, SamplerOptions, SensorState } from './sampler.js';
-import type { WindowResult } from './window.js';
+import { SamplerLoop, type SamplerOptions } from './sampler-loop.js';
 
 /**
  * The sampler for a chip with an energy accumulator (INA228). The chip adds each conversion
@@ -18,12 +15,7 @@ import type { WindowResult } from './window.js';
  *
  * About 2 wake-ups a second instead of the INA219's 15, and 5 register reads per result.
  */
-export class EnergySampler {
-  private running = false;
-  private wake: (() => void) | null = null;
-  private loop: Promise<void> | null = null;
-  private last: LatestReading | null = null;
-  private sensor: SensorState = { state: 'ok', reason: null };
+export class EnergySampler extends SamplerLoop<AccumulatorDriver, EnergyWindowAccumulator> {
   private readonly windowMs: number;
   private readonly resultMs: number;
   private readonly cycleMs: number;
@@ -32,7 +24,6 @@ export class EnergySampler {
   private coveredUntilMs = 0;
   /** The last accumulator read and the cycle boundary it stands for; null until one is trusted. */
   private energy: { raw: number; atMs: number } | null = null;
-  private acc: EnergyWindowAccumulator | null = null;
   private readonly driver: AccumulatorDriver;
   /** Averaged results read since start. */
   readings = 0;
@@ -42,65 +33,32 @@ export class EnergySampler {
   /** Times the 40-bit energy register wrapped. */
   wraps = 0;
 
-  constructor(private readonly opts: SamplerOptions<AccumulatorDriver>) {
+  constructor(opts: SamplerOptions<AccumulatorDriver>) {
+    super(opts);
     this.driver = opts.driver;
     this.windowMs = opts.windowMs ?? 5000;
     this.resultMs = opts.driver.cycleMs;
     this.cycleMs = opts.driver.accumulator.cycleMs;
   }
 
-  latest(): LatestReading | null {
-    return this.last;
+  protected newAccumulator(nowMs: number): EnergyWindowAccumulator {
+    return new EnergyWindowAccumulator(nowMs, this.windowMs, this.cycleMs);
   }
 
-  state(): SensorState {
-    return this.sensor;
+  protected async afterInit(): Promise<void> {
+    this.restartPhase();
+    this.energy = await this.readEnergyAtBoundary();
   }
 
-  start(): void {
-    this.loop = this.runUntil(Infinity).catch((err) => {
-      const reason = `sampler stopped: ${err instanceof Error ? err.message : String(err)}`;
-      this.opts.log?.error(reason);
-      this.last = null;
-      this.setState({ state: 'fault', reason });
-      this.opts.onStopped?.(err);
-    });
-  }
-
-  async stop(): Promise<void> {
-    this.running = false;
-    this.wake?.();
-    await this.loop;
-  }
-
-  async runUntil(untilMs: number): Promise<void> {
-    this.running = true;
-    const { clock } = this.opts;
-    if (this.acc === null) {
-      this.acc = new EnergyWindowAccumulator(clock.nowMs(), this.windowMs, this.cycleMs);
-      await this.tryInit();
-    }
-    while (this.running && clock.nowMs() < untilMs) {
-      if (this.sensor.state === 'fault') {
-        this.emit(this.acc.closeUntil(clock.nowMs()));
-        await this.pause(this.opts.faultRetryMs ?? 1000);
-        await this.tryInit();
-        continue;
-      }
-      try {
-        await this.step();
-      } catch (err) {
-        this.fault(err);
-      }
-    }
-    this.running = false;
+  protected override onFault(): void {
+    this.energy = null;
   }
 
   private margin(): number {
     return this.opts.readMarginMs ?? 2;
   }
 
-  private async step(): Promise<void> {
+  protected async step(): Promise<void> {
     const now = this.opts.clock.nowMs();
     const k = Math.floor((now - this.phaseMs) / this.resultMs + 1e-9) + 1;
     const resultAt = this.phaseMs + k * this.resultMs + this.margin();
@@ -222,56 +180,5 @@ export class EnergySampler {
     const now = this.opts.clock.nowMs();
     this.phaseMs = now;
     this.coveredUntilMs = now;
-  }
-
-  private async tryInit(): Promise<void> {
-    try {
-      await this.opts.driver.init();
-      this.restartPhase();
-      this.energy = await this.readEnergyAtBoundary();
-      if (this.sensor.state !== 'ok') {
-        this.opts.log?.notice(`${this.opts.driver.chip.name} answers again: sensor recovered`);
-        this.setState({ state: 'ok', reason: null });
-      }
-    } catch (err) {
-      this.fault(err);
-    }
-  }
-
-  private fault(err: unknown): void {
-    if (!(err instanceof I2cError)) throw err;
-    this.last = null;
-    this.energy = null;
-    this.acc?.markFault(err.message);
-    const reason = `${err.message}${this.opts.reasonHint?.(err) ?? ''}`;
-    if (this.sensor.reason !== reason) this.opts.log?.warning(`sensor fault: ${reason}${this.opts.faultHint?.(err) ?? ''}`);
-    if (this.sensor.state !== 'fault') this.setState({ state: 'fault', reason });
-    else this.sensor = { state: 'fault', reason };
-  }
-
-  private setState(s: SensorState): void {
-    this.sensor = s;
-    this.opts.onState?.(s);
-  }
-
-  private emit(windows: WindowResult[]): void {
-    for (const w of windows) this.opts.onWindow(w);
-  }
-
-  private async pause(ms: number): Promise<void> {
-    if (ms <= 0) return;
-    if (this.opts.sleep === realSleep) {
-      await new Promise<void>((resolve) => {
-        const t = setTimeout(done, ms);
-        function done(): void {
-          clearTimeout(t);
-          resolve();
-        }
-        this.wake = done;
-      });
-    } else {
-      await Promise.race([this.opts.sleep(ms), new Promise<void>((r) => (this.wake = r))]);
-    }
-    this.wake = null;
   }
 }

@@ -45,7 +45,7 @@ export type { WindowResult, Piece } from './window.js';
 export { EnergyWindowAccumulator } from './energy-window.js';
 export type { EnergySpan } from './energy-window.js';
 export { Sampler } from './sampler.js';
-export type { SamplerOptions, LatestReading, SensorState } from './sampler.js';
+export type { SamplerOptions, LatestReading, SensorState } from './sampler-loop.js';
 export { EnergySampler } from './energy-sampler.js';
 export { createSampler, createSensor, driverFor, emulatorFor } from './sensor.js';
 export type { ChipEmulator, MeasuringSampler, Sensor, SensorKind, SensorOptions } from './sensor.js';

@@ -1,54 +1,8 @@
-import { realSleep, type MonotonicClock, type Sleep } from './clock.js';
 import type { ConversionDriver } from './device.js';
-import type { Log } from './log.js';
-import { I2cError } from './errors.js';
-import { WindowAccumulator, type WindowResult } from './window.js';
+import { SamplerLoop, type SamplerOptions } from './sampler-loop.js';
+import { WindowAccumulator } from './window.js';
 
-export interface LatestReading {
-  powerW: number;
-  busV: number;
-  currentA: number;
-  /** Monotonic ms of the conversion's end. */
-  atMs: number;
-}
-
-export interface SensorState {
-  state: 'ok' | 'fault';
-  reason: string | null;
-}
-
-export interface SamplerOptions<D extends ConversionDriver = ConversionDriver> {
-  driver: D;
-  clock: MonotonicClock;
-  sleep: Sleep;
-  windowMs?: number;
-  onWindow: (w: WindowResult) => void;
-  onReading?: (r: LatestReading) => void;
-  onState?: (s: SensorState) => void;
-  /**
-   * The loop ended for good on an error it cannot classify (not a bus error: a bug, a failing
-   * callback). Nothing is measured after this; the program should exit so its supervisor restarts it.
-   */
-  onStopped?: (err: unknown) => void;
-  /** Where the sampler and its driver say what happened, each line at its level. */
-  log?: Log;
-  /**
-   * Appended to a fault's reason, in the state (state.json, the screen) and the log: the
-   * application's words for the fix (this library names no command).
-   */
-  reasonHint?: (err: I2cError) => string;
-  /** Appended to the logged fault only: the application's hint (which of its settings helps). */
-  faultHint?: (err: I2cError) => string;
-  /** Read the configuration back every N conversions to detect a chip reset (default 15: ~1 s on the INA219). */
-  resetCheckEvery?: number;
-  /**
-   * How long after the expected end of a conversion to read it (default 2 ms: Node's timers fire
-   * up to ~1.25 ms early, measured on Node 20, and an early read finds no conversion and polls).
-   */
-  readMarginMs?: number;
-  /** Pause between recovery attempts while the sensor is silent. */
-  faultRetryMs?: number;
-}
+export type { LatestReading, SamplerOptions, SensorState } from './sampler-loop.js';
 
 /**
  * Gap-free sampler. The chip converts continuously (shunt then bus); the sampler sleeps until
@@ -57,80 +11,33 @@ export interface SamplerOptions<D extends ConversionDriver = ConversionDriver> {
  * and the window's energy integral covers ~99 % of the time instead of the original firmware's
  * ~14 %. Windows are timed on the monotonic clock only.
  */
-export class Sampler {
-  private running = false;
-  private wake: (() => void) | null = null;
-  private loop: Promise<void> | null = null;
-  private last: LatestReading | null = null;
-  private sensor: SensorState = { state: 'ok', reason: null };
+export class Sampler extends SamplerLoop<ConversionDriver, WindowAccumulator> {
   private readonly cycleMs: number;
   private readonly share: number;
   private readonly windowMs: number;
   private phaseStartMs = 0;
   private coveredUntilMs = 0;
-  private acc: WindowAccumulator | null = null;
   private sinceCheck = 0;
   /** Conversions read since start (for benchmarks and diagnostics). */
   readings = 0;
   missedConversions = 0;
 
-  constructor(private readonly opts: SamplerOptions) {
+  constructor(opts: SamplerOptions) {
+    super(opts);
     this.cycleMs = opts.driver.cycleMs;
     this.share = opts.driver.observedShare;
     this.windowMs = opts.windowMs ?? 5000;
   }
 
-  latest(): LatestReading | null {
-    return this.last;
+  protected newAccumulator(nowMs: number): WindowAccumulator {
+    return new WindowAccumulator(nowMs, this.windowMs);
   }
 
-  state(): SensorState {
-    return this.sensor;
+  protected async afterInit(): Promise<void> {
+    this.restartPhase();
   }
 
-  /** Runs in the background until stop(). */
-  start(): void {
-    this.loop = this.runUntil(Infinity).catch((err) => {
-      // Never stop silently: the state says so, and the screen with it.
-      const reason = `sampler stopped: ${err instanceof Error ? err.message : String(err)}`;
-      this.opts.log?.error(reason);
-      this.last = null;
-      this.setState({ state: 'fault', reason });
-      this.opts.onStopped?.(err);
-    });
-  }
-
-  async stop(): Promise<void> {
-    this.running = false;
-    this.wake?.();
-    await this.loop;
-  }
-
-  /** Runs until the clock reaches `untilMs` (virtual-time tests) or stop() is called. */
-  async runUntil(untilMs: number): Promise<void> {
-    this.running = true;
-    const { clock } = this.opts;
-    if (this.acc === null) {
-      this.acc = new WindowAccumulator(clock.nowMs(), this.windowMs);
-      await this.tryInit();
-    }
-    while (this.running && clock.nowMs() < untilMs) {
-      if (this.sensor.state === 'fault') {
-        this.emit(this.acc.closeUntil(clock.nowMs()));
-        await this.pause(this.opts.faultRetryMs ?? 1000);
-        await this.tryInit();
-        continue;
-      }
-      try {
-        await this.step();
-      } catch (err) {
-        this.fault(err);
-      }
-    }
-    this.running = false;
-  }
-
-  private async step(): Promise<void> {
+  protected async step(): Promise<void> {
     const { clock, driver } = this.opts;
     const now = clock.nowMs();
     const k = Math.floor((now - this.phaseStartMs) / this.cycleMs + 1e-9) + 1;
@@ -196,55 +103,5 @@ export class Sampler {
     const now = this.opts.clock.nowMs();
     this.phaseStartMs = now;
     this.coveredUntilMs = now;
-  }
-
-  private async tryInit(): Promise<void> {
-    try {
-      await this.opts.driver.init();
-      this.restartPhase();
-      if (this.sensor.state !== 'ok') {
-        this.opts.log?.notice(`${this.opts.driver.chip.name} answers again: sensor recovered`);
-        this.setState({ state: 'ok', reason: null });
-      }
-    } catch (err) {
-      this.fault(err);
-    }
-  }
-
-  private fault(err: unknown): void {
-    if (!(err instanceof I2cError)) throw err;
-    this.last = null;
-    this.acc?.markFault(err.message);
-    const reason = `${err.message}${this.opts.reasonHint?.(err) ?? ''}`;
-    if (this.sensor.reason !== reason) this.opts.log?.warning(`sensor fault: ${reason}${this.opts.faultHint?.(err) ?? ''}`);
-    if (this.sensor.state !== 'fault') this.setState({ state: 'fault', reason });
-    else this.sensor = { state: 'fault', reason };
-  }
-
-  private setState(s: SensorState): void {
-    this.sensor = s;
-    this.opts.onState?.(s);
-  }
-
-  private emit(windows: WindowResult[]): void {
-    for (const w of windows) this.opts.onWindow(w);
-  }
-
-  private async pause(ms: number): Promise<void> {
-    if (ms <= 0) return;
-    if (this.opts.sleep === realSleep) {
-      // One timer and one promise per cycle; stop() cuts it short.
-      await new Promise<void>((resolve) => {
-        const t = setTimeout(done, ms);
-        function done(): void {
-          clearTimeout(t);
-          resolve();
-        }
-        this.wake = done;
-      });
-    } else {
-      await Promise.race([this.opts.sleep(ms), new Promise<void>((r) => (this.wake = r))]);
-    }
-    this.wake = null;
   }
 }
