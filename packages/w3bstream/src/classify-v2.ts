@@ -46,20 +46,8 @@ export function classifyAnswerV2(status: number, bodyText: string, ctx: AnswerCo
     };
   }
   const withText = (key: string): string => (nodeError === null ? key : `${key} ${short(nodeError, 40)}`);
-  if (status === 408 || status === 429 || status >= 500)
-    return {
-      kind: 'transient',
-      reason: withText(`HTTP ${status}`),
-      errorKey: `HTTP ${status}`,
-      advice: `the node answered HTTP ${status}${nodeError === null ? '' : ` "${short(nodeError, 200)}"`}: retrying with backoff`,
-    };
-  if (status >= 300 && status < 400)
-    return {
-      kind: 'config',
-      reason: `HTTP ${status}`,
-      errorKey: `HTTP ${status}`,
-      advice: `the publish URL answers with a redirect (HTTP ${status}): configure the final URL instead`,
-    };
+  const common = busyOrRedirect(status, nodeError);
+  if (common !== null) return common;
   if (status === 404)
     return {
       kind: 'config',
@@ -82,6 +70,28 @@ export function classifyAnswerV2(status: number, bodyText: string, ctx: AnswerCo
     errorKey: `HTTP ${status}`,
     advice: `HTTP ${status} from the publish URL: it must be the node's URL ending in /v1/task (current nodes) or /message (nodes older than v0.17)`,
   };
+}
+
+/**
+ * The answers both W3bstream 2 routes give alike: busy or failing (408, 429, 5xx: transient,
+ * retried with backoff) and a redirect (configuration: the URL to set is the final one).
+ */
+function busyOrRedirect(status: number, nodeError: string | null): Verdict | null {
+  if (status === 408 || status === 429 || status >= 500)
+    return {
+      kind: 'transient',
+      reason: nodeError === null ? `HTTP ${status}` : `HTTP ${status} ${short(nodeError, 40)}`,
+      errorKey: `HTTP ${status}`,
+      advice: `the node answered HTTP ${status}${nodeError === null ? '' : ` "${short(nodeError, 200)}"`}: retrying with backoff`,
+    };
+  if (status >= 300 && status < 400)
+    return {
+      kind: 'config',
+      reason: `HTTP ${status}`,
+      errorKey: `HTTP ${status}`,
+      advice: `the publish URL answers with a redirect (HTTP ${status}): configure the final URL instead`,
+    };
+  return null;
 }
 
 /** What to check for the node's 400 text, and the settings that fix it (the program names them its way). */
@@ -165,20 +175,8 @@ export function classifyTaskAnswer(status: number, bodyText: string, ctx: Answer
       errorKey: 'HTTP 400',
       advice: `the node refused the task: "${nodeError === null ? 'no error text' : short(nodeError, 300)}"; the node could not read or verify what this meter signed: readings are kept (report this with the log line); check that the project's signed keys match the project's config`,
     };
-  if (status === 408 || status === 429 || status >= 500)
-    return {
-      kind: 'transient',
-      reason: withText(`HTTP ${status}`),
-      errorKey: `HTTP ${status}`,
-      advice: `the node answered HTTP ${status}${nodeError === null ? '' : ` "${short(nodeError, 200)}"`}: retrying with backoff`,
-    };
-  if (status >= 300 && status < 400)
-    return {
-      kind: 'config',
-      reason: `HTTP ${status}`,
-      errorKey: `HTTP ${status}`,
-      advice: `the publish URL answers with a redirect (HTTP ${status}): configure the final URL instead`,
-    };
+  const common = busyOrRedirect(status, nodeError);
+  if (common !== null) return common;
   return {
     kind: 'config',
     reason: withText(`HTTP ${status}`),
