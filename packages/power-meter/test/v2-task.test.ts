@@ -90,8 +90,15 @@ describe('a meter on /v1/task (real processes, dev apinode on loopback)', () => 
     const node = await apinode(['--approve', `${device}:42`, '--approve-after', '14', '--project-id', '42', '--project-version', '0.1']);
     const meter = run(meterArgs(dataDir, node.url));
     await meter.waitFor(/publish state=failing reason="device not approved for project 42"/, 20_000);
-    const during = await readState(dataDir);
-    expect(during.ok && during.state.publishing.reason).toBe('device not approved for project 42');
+    // state.json follows the log line (its write is scheduled after the state change).
+    await until(
+      async () => {
+        const during = await readState(dataDir);
+        return during.ok && during.state.publishing.reason === 'device not approved for project 42';
+      },
+      20_000,
+      'state.json saying the device is not approved',
+    );
     // Approved 14 s after its first task: then everything held meanwhile goes, oldest first.
     await until(() => records(node.record).some((r) => r.taskId !== null), 40_000, 'the first accepted task');
     const heldBack = records(node.record).filter((r) => r.reason === 'device does not have permission');
