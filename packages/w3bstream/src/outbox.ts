@@ -1,5 +1,14 @@
 import { performance } from 'node:perf_hooks';
 import type Database from 'better-sqlite3';
+import {
+  discardWaiting,
+  discardedTotal,
+  groupWaiting,
+  replaceMessage,
+  restoreMessages,
+  type BacklogAccess,
+  type WaitingGroup,
+} from './outbox/backlog.js';
 import { OutboxOptionError } from './outbox/errors.js';
 import { openCardDatabase } from './outbox/open.js';
 import type { OutboxSql, SchemaExtension } from './outbox/schema.js';
@@ -10,6 +19,7 @@ import { Statements } from './outbox/statements.js';
 export { OutboxCorruptError, OutboxLockedError, OutboxOptionError, OutboxTooNewError, isCorruptionError } from './outbox/errors.js';
 export type { Migration, OutboxSql, SchemaExtension } from './outbox/schema.js';
 export type { SeqGapReason } from './outbox/sequence.js';
+export type { WaitingGroup } from './outbox/backlog.js';
 
 /**
  * The durable outbox (docs/design.md "Never losing a reading"): every signed message gets the next
@@ -172,7 +182,8 @@ function checkedBounds(opts: OutboxOptions): { maxCount: number; maxAgeMs: numbe
  * The outbox: numbering, storing, bounds, delivery bookkeeping and the user's transactions, on
  * whichever connection it works on. Its parts live in outbox/: opening and locking the card's
  * file (open.ts), the schema (schema.ts), the numbering across opens (sequence.ts), the RAM copy
- * (staging.ts), the statements (statements.ts), the errors (errors.ts).
+ * (staging.ts), the operations on the backlog as a whole (backlog.ts), the statements
+ * (statements.ts), the errors (errors.ts).
  */
 export class Outbox {
   /** What open found (new database, sequence raised by the floor, schema version). */
@@ -202,6 +213,17 @@ export class Outbox {
     get: <T>(text: string, ...params: unknown[]) => this.#stmts.sql.get<T>(text, ...params),
     all: <T>(text: string, ...params: unknown[]) => this.#stmts.sql.all<T>(text, ...params),
     exec: (text) => void this.#db.exec(text),
+  };
+
+  /** What the backlog operations (outbox/backlog.ts) get of this outbox. */
+  readonly #backlog: BacklogAccess = {
+    transaction: (fn) => this.transaction(fn),
+    statements: () => this.#stmts,
+    reserve: (seq) => this.#seq.reserve(seq),
+    measuredNowMs: () => this.measuredNowMs(),
+    copyAllAtNextSync: () => {
+      this.#fullSync = true;
+    },
   };
 
   private constructor(
@@ -418,35 +440,7 @@ export class Outbox {
    * the next number becomes larger than all of them. A number already stored is skipped.
    */
   restore(messages: ReadonlyArray<{ seq: number; body: string; createdAtMs: number }>): number {
-    return this.transaction((sql) => {
-      let restored = 0;
-      // Numbers below this were counted as skipped when this database was opened behind the floor.
-      const nextBefore = this.#stmts.named.counter.get('next_seq')!.value;
-      let refilled = 0;
-      const measured = Math.round(this.measuredNowMs());
-      for (const m of messages) {
-        if (!Number.isSafeInteger(m.seq) || m.seq < 1) continue;
-        const inserted = sql.run(
-          'INSERT OR IGNORE INTO messages (seq, body, created_ms, created_measured_ms) VALUES (?, ?, ?, ?)',
-          m.seq,
-          m.body,
-          Math.round(m.createdAtMs),
-          measured,
-        ).changes;
-        restored += inserted;
-        if (inserted > 0 && m.seq < nextBefore) refilled++;
-        if (m.seq >= this.#stmts.named.counter.get('next_seq')!.value) {
-          this.#seq.reserve(m.seq + 1);
-          this.#stmts.named.set.run(m.seq + 1, 'next_seq');
-        }
-      }
-      // A salvaged message is stored in this database again: its number is no longer a hole.
-      this.#stmts.named.bump.run(restored, 'appended');
-      this.#stmts.named.set.run(Math.max(0, this.#stmts.named.counter.get('skipped')!.value - refilled), 'skipped');
-      this.#stmts.named.set.run(this.#stmts.named.count.get()!.n, 'waiting');
-      this.#fullSync = true;
-      return restored;
-    });
+    return restoreMessages(this.#backlog, messages);
   }
 
   /** Applies the age and count bounds now: the oldest go first, and every drop is counted. */
@@ -524,33 +518,9 @@ export class Outbox {
     }
   }
 
-  /**
-   * The waiting messages grouped by what their JSON bodies say (SQLite's JSON functions, one
-   * scan): `extract` paths by value, `type` paths by JSON type (null: absent). A body that is not
-   * JSON groups with nulls. Oldest group first. For start-up checks of a backlog (which project,
-   * which node it was signed for) without reading every body into the process.
-   */
-  groupWaiting(
-    paths: { extract?: readonly string[]; type?: readonly string[] } = {},
-  ): Array<{ values: unknown[]; types: Array<string | null>; count: number; firstSeq: number; lastSeq: number }> {
-    const extract = paths.extract ?? [];
-    const types = paths.type ?? [];
-    const cols = [
-      ...extract.map((_, i) => `CASE WHEN json_valid(body) THEN json_extract(body, ?) END AS e${i}`),
-      ...types.map((_, i) => `CASE WHEN json_valid(body) THEN json_type(body, ?) END AS t${i}`),
-    ];
-    const keys = [...extract.map((_, i) => `e${i}`), ...types.map((_, i) => `t${i}`)];
-    const text = `SELECT ${[...cols, 'COUNT(*) AS n', 'MIN(seq) AS first', 'MAX(seq) AS last'].join(', ')} FROM messages${keys.length > 0 ? ` GROUP BY ${keys.join(', ')}` : ''} ORDER BY first`;
-    const rows = this.#stmts.prepared(text).all(...extract, ...types) as Array<Record<string, unknown>>;
-    return rows
-      .filter((r) => (r.n as number) > 0)
-      .map((r) => ({
-        values: extract.map((_, i) => r[`e${i}`] ?? null),
-        types: types.map((_, i) => (r[`t${i}`] as string | null) ?? null),
-        count: r.n as number,
-        firstSeq: r.first as number,
-        lastSeq: r.last as number,
-      }));
+  /** The waiting messages grouped by what their JSON bodies say (see outbox/backlog.ts). */
+  groupWaiting(paths: { extract?: readonly string[]; type?: readonly string[] } = {}): WaitingGroup[] {
+    return groupWaiting(this.#backlog, paths);
   }
 
   /**
@@ -558,43 +528,21 @@ export class Outbox {
    * the bounds' drops (counter `discarded`). All of them, or those up to `throughSeq`. Returns how many.
    */
   discard(throughSeq: number = Number.MAX_SAFE_INTEGER): number {
-    return this.transaction((sql) => {
-      const n = sql.run('DELETE FROM messages WHERE seq <= ?', throughSeq).changes;
-      sql.run("INSERT OR IGNORE INTO counters VALUES ('discarded', 0)");
-      sql.run("UPDATE counters SET value = value + ? WHERE name = 'discarded'", n);
-      this.#stmts.named.bump.run(-n, 'waiting');
-      return n;
-    });
+    return discardWaiting(this.#backlog, throughSeq);
   }
 
   /** Messages removed by `discard` since the database was created. */
   discardedTotal(): number {
-    return this.transaction((sql) => sql.get<{ value: number }>("SELECT value FROM counters WHERE name = 'discarded'")?.value ?? 0);
+    return discardedTotal(this.#backlog);
   }
 
   /**
-   * Replaces a waiting message by one built for a new sequence number (`build(newSeq)`), keeping
-   * its creation time and place in the order relative to the others replaced after it: the old
-   * one is removed and the new one appended, in one transaction (a body that carries its number,
-   * a W3bstream 2 task's nonce, is signed again for the new one). Returns the new number, or null
-   * when `seq` was not waiting.
+   * Replaces a waiting message by one built for a new sequence number, keeping its creation time
+   * and place in the order (see outbox/backlog.ts). Returns the new number, or null when `seq` was
+   * not waiting.
    */
   replace(seq: number, build: (newSeq: number) => string): number | null {
-    return this.transaction((sql) => {
-      const row = sql.get<{ created_ms: number; created_measured_ms: number }>(
-        'SELECT created_ms, created_measured_ms FROM messages WHERE seq = ?',
-        seq,
-      );
-      if (row === undefined) return null;
-      const next = this.#stmts.named.counter.get('next_seq')!.value;
-      this.#seq.reserve(next);
-      this.#stmts.named.bump.run(1, 'next_seq');
-      sql.run('DELETE FROM messages WHERE seq = ?', seq);
-      this.#stmts.named.insert.run(next, build(next), row.created_ms, row.created_measured_ms);
-      // A new signature under a new number: stored, so not a hole (the old number stays its old body's).
-      this.#stmts.named.bump.run(1, 'appended');
-      return next;
-    });
+    return replaceMessage(this.#backlog, seq, build);
   }
 
   /** Messages stored and not yet delivered. */
