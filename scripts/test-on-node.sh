@@ -9,7 +9,10 @@
 set -euo pipefail
 LINE="${1:?usage: scripts/test-on-node.sh <major or version>, e.g. 26}"
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-CACHE="${POWER_METER_NODE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/power-meter/node}"
+# Not under $HOME: the suite runs the meter as another user too (exit-codes.test.ts: uid 65534),
+# who must be able to execute this Node, and root's home is 0700. The directory is this user's
+# own (checked), readable by all, writable by this user only.
+CACHE="${POWER_METER_NODE_CACHE:-/var/tmp/power-meter-node-$(id -u)}"
 say() { echo "test-on-node[$LINE]: $*"; }
 die() { echo "test-on-node[$LINE]: $*" >&2; exit 1; }
 case "$(uname -m)" in x86_64) ARCH=x64 ;; aarch64) ARCH=arm64 ;; *) die "no node-linux-* package for $(uname -m)" ;; esac
@@ -24,9 +27,12 @@ VERSION="$(npm view "node-linux-$ARCH@$LINE" version --json 2>/dev/null | node -
   console.log(v.pop() ?? "");')"
 [ -n "$VERSION" ] || die "the npm registry has no node-linux-$ARCH@$LINE"
 NODE_HOME="$CACHE/node-v$VERSION-linux-$ARCH"
+if [ -e "$CACHE" ] && { [ ! -O "$CACHE" ] || [ -n "$(find "$CACHE" -maxdepth 0 -perm /022)" ]; }; then
+  die "$CACHE belongs to another user or others may write it: remove it, or set POWER_METER_NODE_CACHE to a directory of your own"
+fi
 if [ ! -x "$NODE_HOME/bin/node" ]; then
   say "fetching node-linux-$ARCH@$VERSION from the npm registry"
-  mkdir -p "$CACHE"
+  mkdir -p -m 0755 "$CACHE"
   tmp="$(mktemp -d "$CACHE/.fetch.XXXXXX")"
   (cd "$tmp" && npm pack --silent "node-linux-$ARCH@$VERSION" >/dev/null && tar -xzf ./*.tgz)
   # Another run (a second checkout on this machine) may be fetching the same version: rename(2)
@@ -40,6 +46,7 @@ fi
 # ---- a copy of the checkout, its dependencies built for this Node ------------------------------
 COPY="$(mktemp -d "${TMPDIR:-/tmp}/power-meter-node$VERSION.XXXXXX")"
 trap 'rm -rf "$COPY"' EXIT
+chmod 0755 "$COPY" # readable by the other user the suite runs the meter as, like a checkout
 git -C "$REPO" ls-files -z --cached --others --exclude-standard | (cd "$REPO" && tar --null -T - -cf -) | tar -xf - -C "$COPY"
 # This Node first on the PATH: npm, the install scripts and the tests all run on it. node-gyp takes
 # the headers from the package instead of downloading them.

@@ -9,7 +9,8 @@ import { ROOT } from './support/processes.js';
 /**
  * How the upgrade test (test/systemd.test.ts) finds the release to upgrade from: the tag, or where
  * a clone has no tags (CI clones main) the commit CHANGELOG.md records, or a clear error. Real git
- * repositories in temporary directories.
+ * repositories in temporary directories, each named as the repository to search (scripts/test-on-node.sh
+ * sets POWER_METER_SOURCE_REPO to the checkout, which the default would search instead).
  */
 const temps: string[] = [];
 afterAll(() => {
@@ -41,7 +42,7 @@ describe('the previous release for the upgrade test', () => {
     const r = repo();
     changelog(r.dir, r.first);
     git(r.dir, 'tag', 'v0.1.0', r.first);
-    const p = previousRelease(r.dir);
+    const p = previousRelease(r.dir, r.dir);
     expect(p).toMatchObject({ version: '0.1.0', commit: r.first, foundBy: 'tag v0.1.0' });
     const out = mkdtempSync(join(tmpdir(), 'prev-release-out-'));
     temps.push(out);
@@ -53,18 +54,18 @@ describe('the previous release for the upgrade test', () => {
   it('falls back to the commit CHANGELOG.md records where the clone has no tags', () => {
     const r = repo();
     changelog(r.dir, r.first);
-    expect(previousRelease(r.dir).foundBy).toBe(`commit ${r.first.slice(0, 12)} from CHANGELOG.md (no tag v0.1.0 in this clone)`);
+    expect(previousRelease(r.dir, r.dir).foundBy).toBe(`commit ${r.first.slice(0, 12)} from CHANGELOG.md (no tag v0.1.0 in this clone)`);
   });
 
   it('fails with what to fetch when neither is there, and when the tag and the changelog disagree', () => {
     const r = repo();
     changelog(r.dir, 'f'.repeat(40));
-    expect(() => previousRelease(r.dir)).toThrow(
+    expect(() => previousRelease(r.dir, r.dir)).toThrow(
       /the previous release 0\.1\.0 is neither tag v0\.1\.0 nor commit f{40} .*git fetch --tags/,
     );
     changelog(r.dir, r.first);
     git(r.dir, 'tag', 'v0.1.0', r.second);
-    expect(() => previousRelease(r.dir)).toThrow(`tag v0.1.0 is commit ${r.second}, but CHANGELOG.md says ${r.first}`);
+    expect(() => previousRelease(r.dir, r.dir)).toThrow(`tag v0.1.0 is commit ${r.second}, but CHANGELOG.md says ${r.first}`);
   });
 
   it("this repository's CHANGELOG.md names a release the upgrade test can find", () => {

@@ -2,6 +2,7 @@ import type { I2cBus } from './bus.js';
 import type { ChipSpec } from './chips/table.js';
 import { realSleep, type Sleep } from './clock.js';
 import { I2cError, isTransient } from './errors.js';
+import type { Log } from './log.js';
 import { decodeRegister, type RegisterSpec } from './registers.js';
 
 /**
@@ -70,7 +71,7 @@ export interface DriverOptions {
   sleep?: Sleep;
   /** Attempts for a transient error (EIO, NACK) before it is reported. */
   attempts?: number;
-  log?: (line: string) => void;
+  log?: Log;
 }
 
 /**

@@ -100,7 +100,7 @@ export class Ina219 implements ConversionDriver {
     const config = await this.readRegister('config');
     if (config === this.expectedConfig) return false;
     this.resets++;
-    this.opts.log?.(
+    this.opts.log?.warning(
       `INA219 at 0x${this.settings.address.toString(16)} lost its configuration (read 0x${config.toString(16)}): chip reset, settings re-applied`,
     );
     await this.write('config', this.expectedConfig);
@@ -126,7 +126,7 @@ export class Ina219 implements ConversionDriver {
       if (this.settings.shuntRange === 'auto' && wider !== undefined) {
         this.rangeMv = wider;
         await this.write('config', this.expectedConfig);
-        this.opts.log?.(`INA219 shunt range stepped up to ${wider} mV`);
+        this.opts.log?.notice(`INA219 shunt range stepped up to ${wider} mV`);
         rangeChanged = true;
       } else if (clipped) {
         outOfRange = true;

@@ -60,7 +60,7 @@ export class EnergySampler {
   start(): void {
     this.loop = this.runUntil(Infinity).catch((err) => {
       const reason = `sampler stopped: ${err instanceof Error ? err.message : String(err)}`;
-      this.opts.log?.(reason);
+      this.opts.log?.error(reason);
       this.last = null;
       this.setState({ state: 'fault', reason });
       this.opts.onStopped?.(err);
@@ -158,14 +158,14 @@ export class EnergySampler {
     if (impliedW > maxPowerW) {
       // The count went back by far more than a wrap explains: something cleared the accumulator
       // (RSTACC written by another program). The power readings stand in for this window.
-      this.opts.log?.(
+      this.opts.log?.info(
         `${this.driver.chip.name} energy register went back from ${prev.raw} to ${r.raw} without a reset of its configuration (cleared by another program?): this window's energy comes from the power readings`,
       );
       this.acc!.markFault(`${this.driver.chip.name} energy register cleared outside the meter`);
     } else {
       if (wrapped) {
         this.wraps++;
-        this.opts.log?.(`${this.driver.chip.name} energy register wrapped past 2^40 (counted across the wrap)`);
+        this.opts.log?.info(`${this.driver.chip.name} energy register wrapped past 2^40 (counted across the wrap)`);
       }
       this.acc!.addAccumulated(prev.atMs, r.atMs, joules, this.driver.observedShare);
     }
@@ -230,7 +230,7 @@ export class EnergySampler {
       this.restartPhase();
       this.energy = await this.readEnergyAtBoundary();
       if (this.sensor.state !== 'ok') {
-        this.opts.log?.(`${this.opts.driver.chip.name} answers again: sensor recovered`);
+        this.opts.log?.notice(`${this.opts.driver.chip.name} answers again: sensor recovered`);
         this.setState({ state: 'ok', reason: null });
       }
     } catch (err) {
@@ -243,9 +243,10 @@ export class EnergySampler {
     this.last = null;
     this.energy = null;
     this.acc?.markFault(err.message);
-    if (this.sensor.reason !== err.message) this.opts.log?.(`sensor fault: ${err.message}${this.opts.faultHint?.(err) ?? ''}`);
-    if (this.sensor.state !== 'fault') this.setState({ state: 'fault', reason: err.message });
-    else this.sensor = { state: 'fault', reason: err.message };
+    const reason = `${err.message}${this.opts.reasonHint?.(err) ?? ''}`;
+    if (this.sensor.reason !== reason) this.opts.log?.warning(`sensor fault: ${reason}${this.opts.faultHint?.(err) ?? ''}`);
+    if (this.sensor.state !== 'fault') this.setState({ state: 'fault', reason });
+    else this.sensor = { state: 'fault', reason };
   }
 
   private setState(s: SensorState): void {

@@ -1,15 +1,14 @@
 /**
- * Typed errors: what failed, where, and what to do about it; errors carry their cause. The
- * hints speak of the system (enable I2C, wiring), never of an application's flags: a program
- * adds those from `kind`.
+ * Typed errors: what failed, where, and what to check on the wire; errors carry their cause. They
+ * name no command to run and no application's flag: a program words those from `kind` (enable
+ * I2C, join the i2c group, which of its settings selects the bus).
  */
 
 export type I2cFailure = 'missing-bus' | 'permission' | 'busy' | 'nack' | 'io' | 'timeout' | 'other';
 
 const HINTS: Record<I2cFailure, string> = {
-  'missing-bus':
-    'the I2C bus device does not exist: enable I2C (sudo raspi-config nonint do_i2c 0, or dtparam=i2c_arm=on in /boot/firmware/config.txt) and reboot, or choose the bus the sensor is on',
-  permission: 'no permission to open the I2C bus: add the user to the i2c group (sudo adduser $USER i2c) and log in again',
+  'missing-bus': 'the I2C bus device does not exist',
+  permission: 'no permission to open the I2C bus',
   busy: 'a kernel driver owns this address (ina2xx hwmon?): remove its dtoverlay or pick another address',
   nack: 'nothing answered at this address: check wiring (SDA GPIO2, SCL GPIO3, 3.3 V, GND), the A0/A1 address straps and the configured address; i2cdetect -y 1 lists what is on the bus',
   io: 'I2C transfer failed (electrical noise, a loose wire, or a brown-out): check wiring and power',

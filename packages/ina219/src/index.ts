@@ -30,6 +30,7 @@ export {
 } from './settings.js';
 export type { Ina219Settings, Preset, ShuntRangeMv } from './settings.js';
 export { isAccumulatorDriver, RegisterIo } from './device.js';
+export type { Log, LogFields } from './log.js';
 export type { AccumulatorDriver, ConversionDriver, Reading } from './device.js';
 export { Ina219 } from './driver.js';
 export type { Ina219Reading, DriverOptions } from './driver.js';

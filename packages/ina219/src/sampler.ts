@@ -1,5 +1,6 @@
 import { realSleep, type MonotonicClock, type Sleep } from './clock.js';
 import type { ConversionDriver } from './device.js';
+import type { Log } from './log.js';
 import { I2cError } from './errors.js';
 import { WindowAccumulator, type WindowResult } from './window.js';
 
@@ -29,8 +30,14 @@ export interface SamplerOptions<D extends ConversionDriver = ConversionDriver> {
    * callback). Nothing is measured after this; the program should exit so its supervisor restarts it.
    */
   onStopped?: (err: unknown) => void;
-  log?: (line: string) => void;
-  /** Appended to the logged fault: the application's hint (which of its settings helps). */
+  /** Where the sampler and its driver say what happened, each line at its level. */
+  log?: Log;
+  /**
+   * Appended to a fault's reason, in the state (state.json, the screen) and the log: the
+   * application's words for the fix (this library names no command).
+   */
+  reasonHint?: (err: I2cError) => string;
+  /** Appended to the logged fault only: the application's hint (which of its settings helps). */
   faultHint?: (err: I2cError) => string;
   /** Read the configuration back every N conversions to detect a chip reset (default 15: ~1 s on the INA219). */
   resetCheckEvery?: number;
@@ -86,7 +93,7 @@ export class Sampler {
     this.loop = this.runUntil(Infinity).catch((err) => {
       // Never stop silently: the state says so, and the screen with it.
       const reason = `sampler stopped: ${err instanceof Error ? err.message : String(err)}`;
-      this.opts.log?.(reason);
+      this.opts.log?.error(reason);
       this.last = null;
       this.setState({ state: 'fault', reason });
       this.opts.onStopped?.(err);
@@ -196,7 +203,7 @@ export class Sampler {
       await this.opts.driver.init();
       this.restartPhase();
       if (this.sensor.state !== 'ok') {
-        this.opts.log?.(`${this.opts.driver.chip.name} answers again: sensor recovered`);
+        this.opts.log?.notice(`${this.opts.driver.chip.name} answers again: sensor recovered`);
         this.setState({ state: 'ok', reason: null });
       }
     } catch (err) {
@@ -208,9 +215,10 @@ export class Sampler {
     if (!(err instanceof I2cError)) throw err;
     this.last = null;
     this.acc?.markFault(err.message);
-    if (this.sensor.reason !== err.message) this.opts.log?.(`sensor fault: ${err.message}${this.opts.faultHint?.(err) ?? ''}`);
-    if (this.sensor.state !== 'fault') this.setState({ state: 'fault', reason: err.message });
-    else this.sensor = { state: 'fault', reason: err.message };
+    const reason = `${err.message}${this.opts.reasonHint?.(err) ?? ''}`;
+    if (this.sensor.reason !== reason) this.opts.log?.warning(`sensor fault: ${reason}${this.opts.faultHint?.(err) ?? ''}`);
+    if (this.sensor.state !== 'fault') this.setState({ state: 'fault', reason });
+    else this.sensor = { state: 'fault', reason };
   }
 
   private setState(s: SensorState): void {

@@ -1,4 +1,5 @@
 import { openI2cBus, type I2cBus } from './bus.js';
+import type { Log } from './log.js';
 import { CHIPS, type ChipId, type ChipSpec } from './chips/table.js';
 import { realSleep, systemClock, type MonotonicClock, type Sleep } from './clock.js';
 import { isAccumulatorDriver, type ConversionDriver } from './device.js';
@@ -33,7 +34,7 @@ export interface SensorOptions {
   seed?: number;
   clock?: MonotonicClock;
   sleep?: Sleep;
-  log?: (line: string) => void;
+  log?: Log;
 }
 
 export type ChipEmulator = Ina219Emulator | Ina226Emulator | Ina228Emulator;
@@ -54,7 +55,7 @@ export function driverFor(
   chip: ChipSpec,
   bus: I2cBus,
   settings: Partial<Ina219Settings> = {},
-  opts: { sleep?: Sleep; log?: (line: string) => void; attempts?: number } = {},
+  opts: { sleep?: Sleep; log?: Log; attempts?: number } = {},
 ): ConversionDriver {
   switch (chip.id) {
     case 'ina219':

@@ -36,7 +36,10 @@ function rig(load: LoadModel, seed = 3) {
   const driver = new Ina228(emu, {}, { sleep: clock.sleep });
   const windows: WindowResult[] = [];
   const logs: string[] = [];
-  const sampler = new EnergySampler({ driver, clock, sleep: clock.sleep, onWindow: (w) => windows.push(w), log: (l) => logs.push(l) });
+  // Each line with the level the sampler gave it ("info: …").
+  const at = (level: string) => (m: string) => void logs.push(`${level}: ${m}`);
+  const log = { error: at('error'), warning: at('warning'), notice: at('notice'), info: at('info'), debug: at('debug') };
+  const sampler = new EnergySampler({ driver, clock, sleep: clock.sleep, onWindow: (w) => windows.push(w), log });
   return { clock, emu, driver, sampler, windows, logs };
 }
 
@@ -85,7 +88,7 @@ describe('INA228 energy from the accumulator', () => {
     emu.presetEnergy(ACCUMULATOR_MODULUS - 90_000);
     await sampler.runUntil(1000 + 60_000);
     expect(sampler.wraps).toBe(1);
-    expect(logs.filter((l) => /wrapped past 2\^40/.test(l))).toHaveLength(1);
+    expect(logs.filter((l) => /^info: .*wrapped past 2\^40/.test(l))).toHaveLength(1);
     expect(windows.filter((w) => !w.complete).map((w) => w.faultReason)).toEqual(['INA228 energy register cleared outside the meter']);
     const after = windows.filter((w) => w.startMs > 1000 + 15_000);
     expect(after.length).toBeGreaterThanOrEqual(8);
@@ -118,7 +121,7 @@ describe('INA228 energy from the accumulator', () => {
     await emu.writeI2cBlock(0x40, 0x00, 2, Buffer.from([encodeFields(INA228_CONFIG_FIELDS, { rstacc: 1 }) >> 8, 0]));
     await sampler.runUntil(1000 + 30_000);
     expect(sampler.wraps).toBe(0);
-    expect(logs.some((l) => /went back .* without a reset/.test(l))).toBe(true);
+    expect(logs.some((l) => /^info: .*went back .* without a reset/.test(l))).toBe(true);
     for (const w of windows.slice(1)) expect(relErr(load, w)).toBeLessThan(0.01);
   });
 

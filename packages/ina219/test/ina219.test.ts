@@ -28,11 +28,19 @@ import {
   type WindowResult,
 } from '../src/index.js';
 
+/** A logger that keeps each line with the level it was given ("warning: …"). */
+function recordingLog() {
+  const lines: string[] = [];
+  const at = (level: string) => (m: string) => void lines.push(`${level}: ${m}`);
+  return { lines, log: { error: at('error'), warning: at('warning'), notice: at('notice'), info: at('info'), debug: at('debug') } };
+}
+
 function rig(load: LoadModel, settings = {}, seed = 3) {
   const clock = new VirtualClock(1000);
   const emu = new Ina219Emulator({ clock, load, seed });
-  const driver = new Ina219(emu, settings, { sleep: clock.sleep });
-  return { clock, emu, driver };
+  const logged = recordingLog();
+  const driver = new Ina219(emu, settings, { sleep: clock.sleep, log: logged.log });
+  return { clock, emu, driver, logged };
 }
 
 async function readWord(emu: Ina219Emulator, ptr: number): Promise<number> {
@@ -292,23 +300,33 @@ describe('sampler: gap-free windows on virtual time', () => {
     const { clock, emu, driver } = rig(constantLoad(8));
     const windows: WindowResult[] = [];
     const states: string[] = [];
+    const { lines, log } = recordingLog();
     const sampler = new Sampler({
       driver,
       clock,
       sleep: clock.sleep,
       onWindow: (w) => windows.push(w),
       onState: (s) => states.push(s.state),
+      log,
+      // The application's words: the fix in the state and the log, its setting in the log only.
+      reasonHint: (err) => `: fix ${err.kind}`,
+      faultHint: () => ' (a setting)',
     });
     await sampler.runUntil(21_000);
     emu.unplug();
     await sampler.runUntil(41_000);
     expect(sampler.state().state).toBe('fault');
-    expect(sampler.state().reason).toMatch(/ENXIO/);
+    expect(sampler.state().reason).toMatch(/ENXIO.*: fix nack$/);
     expect(sampler.latest()).toBeNull();
     emu.replug();
     await sampler.runUntil(61_000);
     expect(sampler.state().state).toBe('ok');
     expect(states).toEqual(['fault', 'ok']);
+    // The fault is a warning (journalctl -p warning shows it), the recovery a notice: once each.
+    // One line per distinct fault (the failing register changes as the sampler re-initialises).
+    expect(lines.at(-1)).toBe('notice: INA219 answers again: sensor recovered');
+    expect(lines.slice(0, -1).length).toBeGreaterThan(0);
+    expect(lines.slice(0, -1).every((l) => /^warning: sensor fault: .*ENXIO.*: fix nack \(a setting\)$/.test(l))).toBe(true);
     const faulty = windows.filter((w) => !w.complete);
     expect(faulty.length).toBeGreaterThanOrEqual(3);
     expect(faulty.every((w) => w.faultReason !== null)).toBe(true);
@@ -346,14 +364,38 @@ describe('sampler: gap-free windows on virtual time', () => {
     if (readMarginMs === undefined) expect(emu.transactions / sampler.readings).toBeLessThan(3.1);
   });
 
+  it('a loop that fails on something other than the bus stops with an error line and says so', async () => {
+    const { clock, driver } = rig(constantLoad(8));
+    const { lines, log } = recordingLog();
+    const stopped: unknown[] = [];
+    const sampler = new Sampler({
+      driver,
+      clock,
+      sleep: clock.sleep,
+      onWindow: () => {
+        throw new Error('boom');
+      },
+      onStopped: (err) => stopped.push(err),
+      log,
+    });
+    sampler.start();
+    await new Promise<void>((resolve) => {
+      const poll = (): void => (stopped.length > 0 ? resolve() : void setTimeout(poll, 5));
+      poll();
+    });
+    expect(sampler.state()).toEqual({ state: 'fault', reason: 'sampler stopped: boom' });
+    expect(lines).toEqual(['error: sampler stopped: boom']);
+  });
+
   it('a spontaneous chip reset is detected and measurement continues', async () => {
-    const { clock, emu, driver } = rig(constantLoad(8));
+    const { clock, emu, driver, logged } = rig(constantLoad(8));
     const windows: WindowResult[] = [];
     const sampler = new Sampler({ driver, clock, sleep: clock.sleep, onWindow: (w) => windows.push(w) });
     await sampler.runUntil(11_000);
     emu.spontaneousReset();
     await sampler.runUntil(31_000);
     expect(driver.resets).toBe(1);
+    expect(logged.lines).toEqual([expect.stringMatching(/^warning: INA219 at 0x40 lost its configuration/)]);
     expect(emu.peek().config).toBe(driver.expectedConfig);
     expect(windows.at(-1)!.avgPowerW!).toBeCloseTo(8, 1);
   });

@@ -1,5 +1,6 @@
 import { readState, type MeterState, type StateProblem } from '@power-meter/meter-files';
 import { rgbaToRgb565be } from '@power-meter/st7735';
+import type { Log } from '@power-meter/service';
 import { areaPx, diffFrames, pixelWords, type Rect } from './diff/diff.js';
 import { buildScreenModel, measuredAgeMs, type ScreenModel } from './screen/model.js';
 import type { ScreenRenderer } from './screen/render.js';
@@ -43,9 +44,8 @@ export class DisplayController {
       nowMs?: () => number;
       /** Monotonic milliseconds (default `performance.now`): how staleness is measured. */
       monoMs?: () => number;
-      log?: (line: string) => void;
-      /** A state.json that exists but cannot be used (journald priority warning); default: `log`. */
-      warn?: (line: string) => void;
+      /** A state.json that exists but cannot be used is a warning; a missing one, and its return, info. */
+      log?: Log;
     },
   ) {
     const { renderer, panel } = opts;
@@ -65,13 +65,14 @@ export class DisplayController {
       this.lastGood = result.state;
       if (this.sight?.updatedAtMs !== result.state.updatedAtMs)
         this.sight = { updatedAtMs: result.state.updatedAtMs, seenWallMs: nowMs, seenMonoMs: monoMs };
-      if (this.problem !== null) this.opts.log?.('state.json readable again');
+      if (this.problem !== null) this.opts.log?.info('state.json readable again');
       this.problem = null;
     } else if (result.problem !== this.problem) {
       this.problem = result.problem;
       // A missing file is the normal "backend never ran / directory gone" case, not an alarm.
-      const say = result.problem === 'missing' ? this.opts.log : (this.opts.warn ?? this.opts.log);
-      say?.(`state.json ${result.problem}: ${result.message}${this.lastGood ? '; keeping the last good screen' : ''}`);
+      this.opts.log?.[result.problem === 'missing' ? 'info' : 'warning'](
+        `state.json ${result.problem}: ${result.message}${this.lastGood ? '; keeping the last good screen' : ''}`,
+      );
     }
     const problemForModel = this.problem === 'missing' && this.lastGood === null ? null : this.problem;
     const ageMs = this.sight === null ? undefined : measuredAgeMs(this.sight, monoMs);

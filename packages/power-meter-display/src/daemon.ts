@@ -55,12 +55,12 @@ export async function startDisplay(
   status: (text: string) => void = () => {},
 ): Promise<RunningDisplay> {
   const renderer = new ScreenRenderer(isLandscape(settings.rotation) ? 'landscape' : 'portrait', settings.fontDir);
-  const controller = new DisplayController({ dataDir: settings.dataDir, renderer, panel, log: logger.info, warn: logger.warning });
+  const controller = new DisplayController({ dataDir: settings.dataDir, renderer, panel, log: logger });
   const health = new RedrawHealth(logger, status);
   let lastMode = '';
   const watcher = new StateWatcher({
     dataDir: settings.dataDir,
-    log: logger.info,
+    log: logger,
     onChange: async () => {
       try {
         const r = await controller.refresh();

@@ -5,6 +5,9 @@ import type { FramePanel } from './controller.js';
 import { savePng } from './png.js';
 import type { DisplaySettings } from './settings.js';
 
+/** The name gpioinfo shows as the holder of the D/C and RESET lines. */
+const PROGRAM = 'power-meter-display';
+
 /**
  * The panel the display draws on (`--panel`): the ST7735 module on SPI + GPIO, or (`--panel png`)
  * the very same driver talking to the emulated module, whose glass is saved as a PNG after every
@@ -13,7 +16,7 @@ import type { DisplaySettings } from './settings.js';
  */
 export async function openPanel(s: DisplaySettings): Promise<FramePanel & { pngFile: string | null }> {
   const st7735 = await openModule({
-    kind: s.panel === 'st7735' ? 'st7735' : 'emulated',
+    ...(s.panel === 'st7735' ? { kind: 'st7735', gpioConsumer: PROGRAM } : { kind: 'emulated' }),
     variant: s.variant,
     rotation: s.rotation,
     spiBus: s.spiBus,

@@ -1,7 +1,7 @@
 import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { openModule, DeviceOpenError, rgbaToRgb565be, St7735Error } from '@power-meter/st7735';
+import { openModule, DeviceOpenError, GpioError, rgbaToRgb565be, spiOpenError, St7735Error, sysfsExportError } from '@power-meter/st7735';
 import { createCanvas, loadImage } from 'canvas';
 import { describe, expect, it } from 'vitest';
 import { panelErrorHint } from '../src/hints.js';
@@ -44,7 +44,21 @@ describe('flag hints for library errors (the libraries name no flags)', () => {
     expect(panelErrorHint(new DeviceOpenError('no chip', 'not-a-pi'))).toMatch(/--panel png/);
     expect(panelErrorHint(new DeviceOpenError('GPIO60 does not exist', 'bad-pin'))).toMatch(/--dc-pin and --reset-pin/);
     expect(panelErrorHint(new St7735Error('does not fit', 'geometry'))).toMatch(/--col-offset and --row-offset/);
-    expect(panelErrorHint(new DeviceOpenError('no permission', 'permission'))).toBe('');
     expect(panelErrorHint(new Error('other'))).toBe('');
+  });
+
+  it('words the system fix the st7735 library leaves to the program (it names no command)', () => {
+    expect(panelErrorHint(spiOpenError('ENOENT', '/dev/spidev0.0'))).toMatch(
+      /^: enable SPI \(sudo raspi-config nonint do_spi 0, .*reboot; .*--panel png$/,
+    );
+    expect(panelErrorHint(spiOpenError('EACCES', '/dev/spidev0.0'))).toBe(
+      ': add the user to the spi group (sudo adduser $USER spi) and log in again',
+    );
+    expect(panelErrorHint(sysfsExportError('EACCES', 25, 537))).toBe(
+      ': add the user to the gpio group (sudo adduser $USER gpio) and log in again',
+    );
+    expect(panelErrorHint(new GpioError('gpioset not found', 'tool-missing'))).toBe(
+      ': install the libgpiod tools (sudo apt install gpiod)',
+    );
   });
 });

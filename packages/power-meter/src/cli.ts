@@ -41,7 +41,7 @@ import {
 import { MeterRunningError, UnsteadyLoadError, calibrate } from './calibration/command.js';
 import { activeCalibration, readCalibration } from './calibration/store.js';
 import { printDoctor, runDoctor } from './doctor.js';
-import { sensorErrorHint } from './hints.js';
+import { outboxErrorText, sensorErrorHint } from './hints.js';
 import { Meter, RuntimeDirError, stagingFileFor } from './meter.js';
 import { programDeps } from './program-deps.js';
 import {
@@ -60,7 +60,6 @@ import { salvageOutbox } from './salvage.js';
 import { dataDirFault, prepareDataDir } from './data-dir.js';
 import { describeGroup, discardBacklog, exportBacklog, resignBacklog, summarizeBacklog } from './backlog.js';
 import { addDevReceiverCommand } from './dev-receiver.js';
-import { libraryLog } from './service/library-log.js';
 import { startSummary } from './service/summary.js';
 import { verifyLines } from './verify.js';
 import { readOutputFiles, startOutputs, type OutputFiles } from './outputs.js';
@@ -306,15 +305,18 @@ withSettings(program.command('run', { isDefault: true }).description('run the me
       fail(
         err instanceof OutboxCorruptError
           ? `${err.message}. The meter stops rather than start a new outbox. To recover the undelivered readings that can still be read into a new outbox (the damaged file is kept beside it): power-meter outbox salvage --data-dir ${s.dataDir}, then start the meter again`
-          : err.message,
+          : err instanceof OutboxTooNewError
+            ? outboxErrorText(err)
+            : err.message,
         EXIT.corruptData,
       );
     let stopping = false;
     try {
       meter = await Meter.start({
         settings: s,
-        log: libraryLog(logger),
+        log: logger.info,
         warn: logger.warning,
+        logger,
         // A component that stopped for good: exit non-zero so systemd restarts the whole program.
         onStopped: (reason) => {
           if (stopping) return;
@@ -350,7 +352,7 @@ withSettings(program.command('run', { isDefault: true }).description('run the me
         return fail(err.message, EXIT.badSettings);
       // A damaged key, or one with the wrong owner or permissions: restarting cannot fix it.
       if (err instanceof IdentityError) return fail(`${err.message}; then start the meter again`, EXIT.corruptData);
-      if (err instanceof OutboxLockedError) return fail(err.message);
+      if (err instanceof OutboxLockedError) return fail(outboxErrorText(err));
       if (err instanceof RuntimeDirError) return fail(err.message, EXIT.badSettings);
       // The token cannot be used and this meter has never seen its key: no device address to
       // measure under. A setting to fix (URI, module, PIN, the key not created yet), so exit 2.
@@ -567,7 +569,7 @@ withSettings(
     if (referenceW === null && referenceV === null && referenceA === null)
       return fail('calibrate needs what the reference meter shows: --reference-w, --reference-a and/or --reference-v', EXIT.badSettings);
     try {
-      const r = await calibrate(s, { referenceW, referenceV, referenceA, seconds: Math.round(seconds), fresh: flags.new === true }, log);
+      const r = await calibrate(s, { referenceW, referenceV, referenceA, seconds: Math.round(seconds), fresh: flags.new === true }, logger);
       const f = r.file;
       if (flags.json) {
         console.log(JSON.stringify(f));
@@ -694,7 +696,8 @@ async function confirmed(flags: Record<string, unknown>, question: string): Prom
 function outboxFailure(err: unknown, s: BackendSettings): never {
   if (err instanceof OutboxCorruptError)
     return fail(`${err.message}. First: power-meter outbox salvage --data-dir ${s.dataDir}`, EXIT.corruptData);
-  if (err instanceof OutboxLockedError) return fail(`${err.message} (sudo systemctl stop power-meter)`);
+  if (err instanceof OutboxLockedError) return fail(`${outboxErrorText(err)} (sudo systemctl stop power-meter)`);
+  if (err instanceof OutboxTooNewError) return fail(outboxErrorText(err));
   return fail(err instanceof Error ? err.message : String(err));
 }
 

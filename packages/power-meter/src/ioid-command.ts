@@ -14,6 +14,7 @@ import {
 import { deviceOf, fileKey, openMeterKey, type MeterKey } from './key/meter-key.js';
 import { TokenKeyError, describeTokenFault } from './key/token-key.js';
 import { requireSecp256k1Key } from './transport.js';
+import { identityErrorText } from './hints.js';
 import { type IoIdReading, ioIdVerdict, readIoIdNonce, readIoIdStatus } from './chain/ioid.js';
 import { JsonRpc, safeRpcUrl } from './chain/rpc.js';
 import type { BackendSettings } from './settings.js';
@@ -202,7 +203,8 @@ export async function ioIdStatusCommand(s: BackendSettings, f: { registry?: stri
   try {
     id = deviceOf(s);
   } catch (err) {
-    if (err instanceof IdentityError || s.keyUri !== '') return bad((err as Error).message, EXIT.failure);
+    if (err instanceof IdentityError) return bad(identityErrorText(err), EXIT.failure);
+    if (s.keyUri !== '') return bad((err as Error).message, EXIT.failure);
     throw err;
   }
   let r: IoIdReading;

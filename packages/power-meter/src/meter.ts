@@ -1,11 +1,13 @@
 import { performance } from 'node:perf_hooks';
 import { CHIPS, calibrateWindow, type Calibration, type ChipMismatchError, type WindowResult } from '@power-meter/ina219';
 import { cleanupTempFiles, legacyStatusOf, readState, type WindowSummary } from '@power-meter/meter-files';
+import type { Log } from '@power-meter/service';
 import { Publisher, type Outbox, type OutboxCorruptError, type SeqGapReason } from '@power-meter/w3bstream';
 import { activeCalibration, readCalibration } from './calibration/store.js';
 import { rewardsForWindow, tokensPerH } from './rewards.js';
 import { notifyObservers, type MeterObserver } from './observer.js';
 import { sensorChip, type BackendSettings } from './settings.js';
+import { publishSettingHint } from './hints.js';
 import { prepareDataDir } from './data-dir.js';
 import { StateWriter, buildState } from './state-writer.js';
 import type { MeterStore } from './store.js';
@@ -29,6 +31,8 @@ export type { OpenOutbox } from './meter/stores.js';
 export interface MeterOptions {
   settings: BackendSettings;
   log: (line: string) => void;
+  /** What the libraries (sampler and driver, publisher, task watcher) log through, each line at its level; default: warnings and errors to `warn`, the rest to `log`. */
+  logger?: Log;
   /** Test hook: where /run and /proc are looked up for clock-sync detection. */
   timesyncRoot?: string;
   /** Publisher retry cap, ms (tests shorten it). */
@@ -128,9 +132,17 @@ export class Meter {
       deviceId: this.identity.deviceId,
       eventType: s.eventType,
       backoff: opts.retryMaxMs === undefined ? undefined : { maxMs: opts.retryMaxMs, configRetryMs: opts.retryMaxMs },
-      log: opts.log,
+      log: this.libraryLog,
+      settingHint: publishSettingHint,
     });
-    this.watchers = new Watchers({ settings: s, log: opts.log, identity: this.identity, publisher: this.publisher, changed });
+    this.watchers = new Watchers({
+      settings: s,
+      log: opts.log,
+      libraryLog: this.libraryLog,
+      identity: this.identity,
+      publisher: this.publisher,
+      changed,
+    });
     this.publisher.on('state', (st) => {
       this.scheduleWrite();
       // The publisher's loop ended on an outbox error: nothing is sent any more.
@@ -166,6 +178,7 @@ export class Meter {
     this.sensor = new SensorRunner({
       settings: s,
       log: opts.log,
+      libraryLog: this.libraryLog,
       warn: this.warn,
       calibration: this.calibration,
       createSensor: opts.createSensor,
@@ -211,6 +224,9 @@ export class Meter {
   }
 
   private readonly warn = (line: string): void => (this.opts.warn ?? this.opts.log)(line);
+  private get libraryLog(): Log {
+    return this.opts.logger ?? { error: this.warn, warning: this.warn, notice: this.opts.log, info: this.opts.log, debug: this.opts.log };
+  }
 
   static async start(opts: MeterOptions): Promise<Meter> {
     const s = opts.settings;

@@ -7,7 +7,6 @@ import { startDevReceiver, type DevReceiver } from '@power-meter/dev-node';
 import { afterEach, describe, expect, it } from 'vitest';
 import { BACKEND, ROOT, start, until, type Proc } from '../../../test/support/processes.js';
 import { summaryLine } from '../src/service/summary.js';
-import { levelOf } from '../src/service/library-log.js';
 
 const TOKEN = 'test-token-7d41c0b2';
 const procs: Proc[] = [];
@@ -158,15 +157,6 @@ describe('logs by priority', () => {
     const bad = backend(['--log-level', 'verbose']);
     expect(await bad.exited).toBe(EXIT.badSettings);
     expect(bad.output()).toMatch(/--log-level = "verbose".*error, warning, notice, info, debug/);
-  });
-
-  it("levels the libraries' lines by what they report", () => {
-    expect(levelOf('publish state=retrying reason="ECONNREFUSED" waiting=1')).toBe('warning');
-    expect(levelOf('publish state=failing reason="InvalidToken" waiting=1')).toBe('warning');
-    expect(levelOf('publish state=ok waiting=0')).toBe('notice');
-    expect(levelOf('sensor fault: read config failed (EIO)')).toBe('warning');
-    expect(levelOf('sampler stopped: boom')).toBe('error');
-    expect(levelOf('delivered seq=3 event_id=x note="y"')).toBe('info');
   });
 
   it('summarises a minute from the outbox counters', () => {

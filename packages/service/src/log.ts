@@ -12,15 +12,42 @@ export type LogLevel = (typeof LOG_LEVELS)[number];
 /** syslog priorities (sd-daemon.h: SD_ERR 3, SD_WARNING 4, SD_NOTICE 5, SD_INFO 6, SD_DEBUG 7). */
 export const PRIORITY: Record<LogLevel, number> = { error: 3, warning: 4, notice: 5, info: 6, debug: 7 };
 
-export interface Logger {
+/** Facts that go with a message, written after it as ` key=value` (undefined ones are left out). */
+export type LogFields = Readonly<Record<string, string | number | boolean | null | undefined>>;
+
+/**
+ * What the libraries (ina219, w3bstream) and the programs' own parts log through: a message at a
+ * level, with optional fields. The libraries declare the same shape themselves (they depend on no
+ * logging package); a Logger is one.
+ */
+export interface Log {
+  error(message: string, fields?: LogFields): void;
+  warning(message: string, fields?: LogFields): void;
+  notice(message: string, fields?: LogFields): void;
+  info(message: string, fields?: LogFields): void;
+  debug(message: string, fields?: LogFields): void;
+}
+
+export interface Logger extends Log {
   readonly level: LogLevel;
-  error(line: string): void;
-  warning(line: string): void;
-  notice(line: string): void;
-  info(line: string): void;
-  debug(line: string): void;
-  /** Plain `(line) => void` for libraries that take one callback: info level. */
+  /** Plain `(line) => void` for parts that take one callback: info level. */
   readonly line: (line: string) => void;
+}
+
+/**
+ * ` key=value` for each field: numbers, booleans and null as they are, strings bare when they are
+ * one plain word and JSON-quoted otherwise (spaces, quotes, `=`, backslashes, control characters,
+ * empty), so a line splits into fields the same way whatever the values hold.
+ */
+export function renderFields(fields: LogFields | undefined): string {
+  if (fields === undefined) return '';
+  let out = '';
+  for (const [key, value] of Object.entries(fields)) {
+    if (value === undefined) continue;
+    const text = typeof value === 'string' && !/^[^\s"=\\\p{Cc}]+$/u.test(value) ? JSON.stringify(value) : String(value);
+    out += ` ${key}=${text}`;
+  }
+  return out;
 }
 
 export interface LoggerOptions {
@@ -55,10 +82,10 @@ export function createLogger(opts: LoggerOptions): Logger {
   const journal = opts.journal ?? stderrIsJournal();
   const write = opts.write ?? ((text: string) => void process.stderr.write(text));
   const max = PRIORITY[level];
-  const emit = (l: LogLevel, line: string): void => {
+  const emit = (l: LogLevel, line: string, fields?: LogFields): void => {
     if (PRIORITY[l] > max) return;
     // One journal entry per line: a message with newlines would lose its priority after the first.
-    const text = line.replace(/\r?\n/g, ' | ');
+    const text = `${line}${renderFields(fields)}`.replace(/\r?\n/g, ' | ');
     const tag = journal
       ? `<${PRIORITY[l]}>`
       : l === 'info' || l === 'debug'
@@ -74,11 +101,11 @@ export function createLogger(opts: LoggerOptions): Logger {
   };
   return {
     level,
-    error: (line) => emit('error', line),
-    warning: (line) => emit('warning', line),
-    notice: (line) => emit('notice', line),
-    info: (line) => emit('info', line),
-    debug: (line) => emit('debug', line),
+    error: (line, fields) => emit('error', line, fields),
+    warning: (line, fields) => emit('warning', line, fields),
+    notice: (line, fields) => emit('notice', line, fields),
+    info: (line, fields) => emit('info', line, fields),
+    debug: (line, fields) => emit('debug', line, fields),
     line: (line) => emit('info', line),
   };
 }

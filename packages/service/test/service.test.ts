@@ -9,6 +9,7 @@ import {
   UnknownKeyError,
   closest,
   createLogger,
+  renderFields,
   loadSettings,
   parsers,
   type SettingSpec,
@@ -136,6 +137,19 @@ describe('logger', () => {
     t.info('hidden');
     t.warning('careful');
     expect(lines).toEqual(['pm: warning: careful\n']);
+  });
+
+  it('writes fields after the message as key=value, quoting a value only when it is not one plain word', () => {
+    const lines: string[] = [];
+    const j = createLogger({ program: 'pm', journal: true, write: (t) => void lines.push(t) });
+    j.warning('publish failing', { seq: 3, ok: false, none: null, key: 'ECONNREFUSED', skipped: undefined });
+    j.notice('said', { text: 'two words', quote: 'a"b', eq: 'a=b', empty: '', nl: 'x\ny' });
+    expect(lines).toEqual([
+      '<4>publish failing seq=3 ok=false none=null key=ECONNREFUSED\n',
+      // A newline inside a value is JSON-escaped, so the entry stays one line with its priority.
+      '<5>said text="two words" quote="a\\"b" eq="a=b" empty="" nl="x\\ny"\n',
+    ]);
+    expect(renderFields(undefined)).toBe('');
   });
 
   it('uses the prefixes only when stderr really is the stream named in JOURNAL_STREAM', () => {

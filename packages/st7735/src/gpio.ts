@@ -42,8 +42,8 @@ export interface GpioLineOptions {
   /** gpioset / gpiodetect executables (tests use fakes). */
   gpiosetPath?: string;
   gpiodetectPath?: string;
-  /** Consumer name shown by gpioinfo. */
-  consumer?: string;
+  /** Consumer name gpioinfo shows for the line (the program's name): given by the program, this library has none of its own. */
+  consumer: string;
   /** Longest wait for a running gpioset to acknowledge a change. Default 2 s. */
   ackTimeoutMs?: number;
   /** Longest wait for gpioset to start and acknowledge the initial level. Default 15 s. */
@@ -145,7 +145,8 @@ export function gpiosetMode(versionText: string, helpText: string): GpiosetMode 
   const v = parseLibgpiodVersion(versionText);
   if (!v)
     throw new GpioError(
-      `cannot tell the libgpiod version from 'gpioset --version' (${JSON.stringify(versionText.slice(0, 80))}): install the gpiod package (sudo apt install gpiod)`,
+      `cannot tell the libgpiod version from 'gpioset --version' (${JSON.stringify(versionText.slice(0, 80))}): not the libgpiod tools`,
+      'tool-missing',
     );
   if (v.major < 2) return 'oneshot-v1';
   // Interactive mode is a build option of libgpiod 2 (needs libedit); fall back when missing.
@@ -172,7 +173,7 @@ export function parseGetReply(text: string, offset: number): 0 | 1 | null {
   return m ? (m[1] === 'active' ? 1 : 0) : null;
 }
 
-export async function openGpioLine(bcm: number, opts: GpioLineOptions = {}): Promise<GpioLine> {
+export async function openGpioLine(bcm: number, opts: GpioLineOptions): Promise<GpioLine> {
   const root = opts.root ?? '/';
   const backend = opts.backend ?? 'auto';
   const sysfsChip = headerChip(listGpioChips(root));
@@ -180,7 +181,7 @@ export async function openGpioLine(bcm: number, opts: GpioLineOptions = {}): Pro
   if (backend === 'sysfs' || (backend === 'auto' && sysfsUsable)) {
     if (!sysfsChip)
       throw new GpioError(
-        `no Raspberry Pi GPIO chip (label pinctrl-*) under ${join(root, 'sys/class/gpio')}: this is not a Pi, or the kernel lacks sysfs GPIO (the gpioset backend works without it: sudo apt install gpiod)`,
+        `no Raspberry Pi GPIO chip (label pinctrl-*) under ${join(root, 'sys/class/gpio')}: this is not a Pi, or the kernel lacks sysfs GPIO (the gpioset backend works without it)`,
         'not-a-pi',
       );
     return openSysfsLine(bcm, sysfsChip, root, opts);
@@ -190,11 +191,7 @@ export async function openGpioLine(bcm: number, opts: GpioLineOptions = {}): Pro
 
 /** A failed write to /sys/class/gpio/export, turned into what to do about it. */
 export function sysfsExportError(code: string, bcm: number, sysfsN: number): GpioError {
-  if (code === 'EACCES' || code === 'EPERM')
-    return new GpioError(
-      `no permission to export GPIO${bcm} (sysfs ${sysfsN}): add the user to the gpio group (sudo adduser $USER gpio) and log in again`,
-      'permission',
-    );
+  if (code === 'EACCES' || code === 'EPERM') return new GpioError(`no permission to export GPIO${bcm} (sysfs ${sysfsN})`, 'permission');
   if (code === 'EINVAL')
     return new GpioError(
       `the kernel refused GPIO${bcm} (sysfs ${sysfsN}, EINVAL): the pin does not exist on this chip; check the pin number (BCM numbers, not header pin numbers)`,
@@ -232,11 +229,9 @@ async function openSysfsLine(bcm: number, chip: GpioChipInfo, root: string, opts
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
       if (Date.now() > deadline)
-        throw new GpioError(
-          code === 'EACCES' || code === 'EPERM'
-            ? `no permission on ${gpioDir}: add the user to the gpio group (sudo adduser $USER gpio) and log in again`
-            : `cannot make GPIO${bcm} an output: ${code ?? String(err)} (is another program using it?)`,
-        );
+        throw code === 'EACCES' || code === 'EPERM'
+          ? new GpioError(`no permission on ${gpioDir}`, 'permission')
+          : new GpioError(`cannot make GPIO${bcm} an output: ${code ?? String(err)} (is another program using it?)`);
       await new Promise((r) => setTimeout(r, 50));
     }
   }
@@ -265,7 +260,7 @@ function run(cmd: string, args: string[], timeoutMs = 5000): Promise<{ code: num
     child.on('error', (err: NodeJS.ErrnoException) =>
       reject(
         err.code === 'ENOENT'
-          ? new GpioError(`${cmd} not found: install the libgpiod tools (sudo apt install gpiod)`, 'tool-missing')
+          ? new GpioError(`${cmd} not found (the libgpiod tools are not installed)`, 'tool-missing')
           : new GpioError(`cannot run ${cmd}: ${err.message}`),
       ),
     );
@@ -276,11 +271,7 @@ function run(cmd: string, args: string[], timeoutMs = 5000): Promise<{ code: num
 /** What a failed gpioset said, turned into a fix. */
 function gpiosetFailure(bcm: number, chip: string, stderr: string): GpioError {
   const msg = stderr.trim().split('\n').slice(-2).join(' ');
-  if (/permission denied/i.test(msg))
-    return new GpioError(
-      `no permission on /dev/${chip} for GPIO${bcm} (${msg}): add the user to the gpio group (sudo adduser $USER gpio) and log in again`,
-      'permission',
-    );
+  if (/permission denied/i.test(msg)) return new GpioError(`no permission on /dev/${chip} for GPIO${bcm} (${msg})`, 'permission');
   if (/busy/i.test(msg))
     return new GpioError(
       `GPIO${bcm} is in use by another program or kernel driver (${msg}): stop it, or remove the dtoverlay that claims the pin`,
@@ -291,7 +282,7 @@ function gpiosetFailure(bcm: number, chip: string, stderr: string): GpioError {
 
 async function openGpiosetLine(bcm: number, root: string, opts: GpioLineOptions): Promise<GpioLine> {
   const gpioset = opts.gpiosetPath ?? 'gpioset';
-  const consumer = opts.consumer ?? 'power-meter-display';
+  const consumer = opts.consumer;
   const version = await run(gpioset, ['--version']);
   const help = await run(gpioset, ['--help']);
   const mode = gpiosetMode(version.stdout + version.stderr, help.stdout + help.stderr);
@@ -364,11 +355,7 @@ class InteractiveLine implements GpioLine {
     await new Promise<void>((resolve, reject) => {
       child.once('spawn', resolve);
       child.once('error', (err: NodeJS.ErrnoException) =>
-        reject(
-          err.code === 'ENOENT'
-            ? new GpioError(`${cmd} not found: install the libgpiod tools (sudo apt install gpiod)`, 'tool-missing')
-            : err,
-        ),
+        reject(err.code === 'ENOENT' ? new GpioError(`${cmd} not found (the libgpiod tools are not installed)`, 'tool-missing') : err),
       );
     });
     const line = new InteractiveLine(child, bcm, chip, timeouts.ackTimeoutMs);

@@ -39,4 +39,4 @@ export {
 } from './gpio.js';
 export type { GpioChipInfo, GpioBackend, GpioLineOptions, GpiosetMode } from './gpio.js';
 export { openModule } from './module.js';
-export type { St7735Module, ModuleOptions } from './module.js';
+export type { St7735Module, ModuleOptions, ModuleSettings } from './module.js';

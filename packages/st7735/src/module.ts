@@ -5,8 +5,13 @@ import type { GpioLine } from './interfaces.js';
 import { MAX_COMMAND_HZ, type ModuleVariant, type Rotation } from './protocol.js';
 import { openSpi } from './spi.js';
 
-export interface ModuleOptions {
-  kind: 'st7735' | 'emulated';
+/**
+ * The real module needs the name it holds its GPIO lines under (`gpioConsumer`, what gpioinfo
+ * shows: the program's name); the emulated one has no lines.
+ */
+export type ModuleOptions = ModuleSettings & ({ kind: 'emulated' } | { kind: 'st7735'; gpioConsumer: string });
+
+export interface ModuleSettings {
   variant: ModuleVariant;
   rotation: Rotation;
   spiBus?: number;
@@ -64,8 +69,10 @@ export async function openModule(opts: ModuleOptions): Promise<St7735Module> {
   const spi = await openSpi(opts.spiBus ?? 0, opts.spiDevice ?? 0, Math.max(opts.speedHz ?? 24_000_000, MAX_COMMAND_HZ));
   const lines: GpioLine[] = [];
   try {
-    lines.push(await openGpioLine(opts.dcPin ?? 25, { root: opts.gpioRoot, backend: opts.gpio, initial: 0 }));
-    lines.push(await openGpioLine(opts.resetPin ?? 24, { root: opts.gpioRoot, backend: opts.gpio, initial: 1 }));
+    lines.push(await openGpioLine(opts.dcPin ?? 25, { root: opts.gpioRoot, backend: opts.gpio, initial: 0, consumer: opts.gpioConsumer }));
+    lines.push(
+      await openGpioLine(opts.resetPin ?? 24, { root: opts.gpioRoot, backend: opts.gpio, initial: 1, consumer: opts.gpioConsumer }),
+    );
   } catch (err) {
     for (const l of lines) await l.close?.();
     await spi.close();

@@ -1,8 +1,9 @@
 import type { SpiPart, SpiTransfer } from './interfaces.js';
 
 /**
- * What went wrong opening or driving a device node, so an application can add its own hint
- * (which of its settings to change) without parsing the message: `missing` (no such device or
+ * What went wrong opening or driving a device node, so an application can word the advice (the
+ * system commands to run, which of its settings to change) without parsing the message; the
+ * message states the fact and names no command: `missing` (no such device or
  * chip), `not-a-pi`, `permission`, `busy`, `bad-pin`, `tool-missing` (gpioset, spi-device),
  * `message-size`, `timeout`, `other`.
  */
@@ -29,16 +30,8 @@ export class DeviceOpenError extends Error {
 
 /** A failed open of /dev/spidevB.D, turned into what to do about it. */
 export function spiOpenError(code: string, path: string, message = code): DeviceOpenError {
-  if (code === 'ENOENT')
-    return new DeviceOpenError(
-      `${path} does not exist: enable SPI (sudo raspi-config nonint do_spi 0, or dtparam=spi=on in /boot/firmware/config.txt) and reboot`,
-      'missing',
-    );
-  if (code === 'EACCES' || code === 'EPERM')
-    return new DeviceOpenError(
-      `no permission to open ${path}: add the user to the spi group (sudo adduser $USER spi) and log in again`,
-      'permission',
-    );
+  if (code === 'ENOENT') return new DeviceOpenError(`${path} does not exist`, 'missing');
+  if (code === 'EACCES' || code === 'EPERM') return new DeviceOpenError(`no permission to open ${path}`, 'permission');
   if (code === 'EBUSY')
     return new DeviceOpenError(
       `${path} is busy: a kernel display driver (an st7735r/fbtft dtoverlay) may own the bus; remove it from /boot/firmware/config.txt`,

@@ -115,7 +115,9 @@ describe('libgpiod versions', () => {
       'interactive',
     );
     expect(gpiosetMode('gpioset (libgpiod) v2.1.3', '  -t, --toggle <period>[,period]...')).toBe('oneshot-v2');
-    expect(() => gpiosetMode('', '')).toThrow(/apt install gpiod/);
+    expect(() => gpiosetMode('', '')).toThrow(
+      expect.objectContaining({ kind: 'tool-missing', message: expect.stringMatching(/cannot tell the libgpiod version/) }),
+    );
   });
 
   it('builds the command line of each version', () => {
@@ -143,7 +145,7 @@ describe('sysfs backend', () => {
   it('exports base + BCM, makes it an output at the initial level, and drives the open value file', async () => {
     const root = sysfsTree(PI5);
     const pin = exported(root, 596); // 571 + 25; already there, so no export write
-    const line = await openGpioLine(25, { root, initial: 0 });
+    const line = await openGpioLine(25, { consumer: 'pm-test', root, initial: 0 });
     expect(readFileSync(join(root, 'sys/class/gpio/export'), 'utf8')).toBe('');
     expect(readFileSync(join(pin, 'direction'), 'utf8')).toBe('low');
     await line.set(1);
@@ -158,7 +160,7 @@ describe('sysfs backend', () => {
     const root = sysfsTree(PI4);
     // The fake "kernel": the export write succeeds but creates nothing, so configuring the
     // direction keeps failing and the error names the pin and the cause.
-    await expect(openGpioLine(24, { root, retryMs: 0 })).rejects.toThrow(/cannot make GPIO24 an output: ENOENT/);
+    await expect(openGpioLine(24, { consumer: 'pm-test', root, retryMs: 0 })).rejects.toThrow(/cannot make GPIO24 an output: ENOENT/);
     expect(readFileSync(join(root, 'sys/class/gpio/export'), 'utf8')).toBe('536');
   });
 
@@ -166,18 +168,18 @@ describe('sysfs backend', () => {
     const root = sysfsTree(PI4);
     const pin = join(root, 'sys/class/gpio/gpio537');
     setTimeout(() => exported(root, 537), 120);
-    const line = await openGpioLine(25, { root, retryMs: 2000 });
+    const line = await openGpioLine(25, { consumer: 'pm-test', root, retryMs: 2000 });
     expect(readFileSync(join(pin, 'direction'), 'utf8')).toBe('high');
     await line.close?.();
   });
 
   it('says how to fix: not a Pi, unknown pin, busy pin, no permission', async () => {
-    await expect(openGpioLine(25, { root: sysfsTree([]), backend: 'sysfs' })).rejects.toMatchObject({
+    await expect(openGpioLine(25, { consumer: 'pm-test', root: sysfsTree([]), backend: 'sysfs' })).rejects.toMatchObject({
       kind: 'not-a-pi',
       message: expect.stringMatching(/this is not a Pi/),
     });
     const pi4 = sysfsTree(PI4);
-    await expect(openGpioLine(60, { root: pi4 })).rejects.toMatchObject({
+    await expect(openGpioLine(60, { consumer: 'pm-test', root: pi4 })).rejects.toMatchObject({
       kind: 'bad-pin',
       message: expect.stringMatching(/GPIO60 does not exist/),
     });
@@ -186,11 +188,16 @@ describe('sysfs backend', () => {
     // export is a directory here: writing it fails with EISDIR, standing in for kernel errors.
     const odd = sysfsTree(PI4, { exportFile: false });
     mkdirSync(join(odd, 'sys/class/gpio/export'));
-    await expect(openGpioLine(25, { root: odd, backend: 'sysfs' })).rejects.toThrow(/cannot export GPIO25 \(sysfs 537\): EISDIR/);
+    await expect(openGpioLine(25, { consumer: 'pm-test', root: odd, backend: 'sysfs' })).rejects.toThrow(
+      /cannot export GPIO25 \(sysfs 537\): EISDIR/,
+    );
   });
 
   it('export errors name the fix (the kernel reports them as errno codes)', () => {
-    expect(sysfsExportError('EACCES', 25, 537).message).toMatch(/sudo adduser \$USER gpio/);
+    expect(sysfsExportError('EACCES', 25, 537)).toMatchObject({
+      kind: 'permission',
+      message: 'no permission to export GPIO25 (sysfs 537)',
+    });
     expect(sysfsExportError('EINVAL', 25, 25).message).toMatch(/BCM numbers, not header pin numbers/);
     expect(sysfsExportError('EBUSY', 24, 536).message).toMatch(/kernel driver owns it; remove the dtoverlay/);
   });
@@ -257,27 +264,40 @@ const noSysfs = () => mkdtempSync(join(tmpdir(), 'nosysfs-'));
 describe('gpioset backend (character device)', () => {
   it('libgpiod 2 interactive: one long-lived process, each set acknowledged before it resolves', async () => {
     const fake = fakeGpioset('2.1.3', { interactive: true });
-    const line = await openGpioLine(25, { root: noSysfs(), gpiosetPath: fake.bin, gpiodetectPath: fake.detect, initial: 0 });
+    const line = await openGpioLine(25, {
+      consumer: 'pm-test',
+      root: noSysfs(),
+      gpiosetPath: fake.bin,
+      gpiodetectPath: fake.detect,
+      initial: 0,
+    });
     await line.set(1);
     // Acknowledged means applied: the log already has it when set() resolved.
     expect(readFileSync(fake.log, 'utf8')).toContain('line 25=1');
     await Promise.all([line.set(0), line.set(1), line.set(0)]);
     await line.close?.();
     const lines = readFileSync(fake.log, 'utf8').trim().split('\n');
-    expect(lines[0]).toBe('--consumer power-meter-display --chip gpiochip0 --interactive 25=0');
+    expect(lines[0]).toBe('--consumer pm-test --chip gpiochip0 --interactive 25=0');
     expect(lines.slice(1)).toEqual(['line 25=0', 'line 25=1', 'line 25=0', 'line 25=1', 'line 25=0', 'exit']);
   });
 
   it('a gpioset that never starts answering fails the open after the start-up limit', async () => {
     const silent = fakeGpioset('2.1.3', { interactive: true, mute: true, muteFromStart: true });
     await expect(
-      openGpioLine(25, { root: noSysfs(), gpiosetPath: silent.bin, gpiodetectPath: silent.detect, ackTimeoutMs: 10, startTimeoutMs: 300 }),
+      openGpioLine(25, {
+        consumer: 'pm-test',
+        root: noSysfs(),
+        gpiosetPath: silent.bin,
+        gpiodetectPath: silent.detect,
+        ackTimeoutMs: 10,
+        startTimeoutMs: 300,
+      }),
     ).rejects.toThrow(/did not acknowledge GPIO25=1 within 300 ms/);
   });
 
   it('a gpioset that dies or stops answering fails the set with its message instead of hanging', async () => {
     const dying = fakeGpioset('2.1.3', { interactive: true, dieAfterSets: 1 });
-    const line = await openGpioLine(25, { root: noSysfs(), gpiosetPath: dying.bin, gpiodetectPath: dying.detect });
+    const line = await openGpioLine(25, { consumer: 'pm-test', root: noSysfs(), gpiosetPath: dying.bin, gpiodetectPath: dying.detect });
     await line.set(0);
     await expect(line.set(1)).rejects.toThrow(/gpioset failed for GPIO25 on gpiochip0: gpioset: unable to set values: No such device/);
     await expect(line.set(0)).rejects.toThrow(/No such device/);
@@ -286,7 +306,13 @@ describe('gpioset backend (character device)', () => {
     // It answers the start-up `get` and then never again. The 200 ms limit applies to changes of
     // a running process only: starting the fake (a cold Node start) has its own, generous limit.
     const mute = fakeGpioset('2.1.3', { interactive: true, mute: true });
-    const quiet = await openGpioLine(25, { root: noSysfs(), gpiosetPath: mute.bin, gpiodetectPath: mute.detect, ackTimeoutMs: 200 });
+    const quiet = await openGpioLine(25, {
+      consumer: 'pm-test',
+      root: noSysfs(),
+      gpiosetPath: mute.bin,
+      gpiodetectPath: mute.detect,
+      ackTimeoutMs: 200,
+    });
     await expect(quiet.set(0)).rejects.toMatchObject({
       kind: 'timeout',
       message: expect.stringMatching(/did not acknowledge GPIO25=0 within 200 ms/),
@@ -296,7 +322,7 @@ describe('gpioset backend (character device)', () => {
 
   it('libgpiod 1.6: one gpioset --mode=exit per change, on the chip found by label', async () => {
     const fake = fakeGpioset('1.6.3');
-    const line = await openGpioLine(24, { root: noSysfs(), gpiosetPath: fake.bin, gpiodetectPath: fake.detect });
+    const line = await openGpioLine(24, { consumer: 'pm-test', root: noSysfs(), gpiosetPath: fake.bin, gpiodetectPath: fake.detect });
     await line.set(0);
     const lines = readFileSync(fake.log, 'utf8').trim().split('\n');
     expect(lines).toEqual(['--mode=exit gpiochip0 24=1', 'line 24=1', '--mode=exit gpiochip0 24=0', 'line 24=0']);
@@ -304,7 +330,13 @@ describe('gpioset backend (character device)', () => {
 
   it('libgpiod 2 without interactive mode: gpioset -t0 per change', async () => {
     const fake = fakeGpioset('2.1.3');
-    const line = await openGpioLine(24, { root: noSysfs(), gpiosetPath: fake.bin, gpiodetectPath: fake.detect, initial: 0 });
+    const line = await openGpioLine(24, {
+      consumer: 'pm-test',
+      root: noSysfs(),
+      gpiosetPath: fake.bin,
+      gpiodetectPath: fake.detect,
+      initial: 0,
+    });
     await line.set(1);
     expect(readFileSync(fake.log, 'utf8')).toContain('--chip gpiochip0 -t0 24=1');
   });
@@ -314,24 +346,30 @@ describe('gpioset backend (character device)', () => {
       interactive: true,
       fail: 'gpioset: unable to request lines on chip /dev/gpiochip0: Device or resource busy',
     });
-    await expect(openGpioLine(25, { root: noSysfs(), gpiosetPath: busy.bin, gpiodetectPath: busy.detect })).rejects.toThrow(
-      /in use by another program or kernel driver/,
-    );
+    await expect(
+      openGpioLine(25, { consumer: 'pm-test', root: noSysfs(), gpiosetPath: busy.bin, gpiodetectPath: busy.detect }),
+    ).rejects.toThrow(/in use by another program or kernel driver/);
     const perm = fakeGpioset('1.6.3', { fail: 'gpioset: error setting the GPIO line values: Permission denied' });
-    await expect(openGpioLine(25, { root: noSysfs(), gpiosetPath: perm.bin, gpiodetectPath: perm.detect })).rejects.toThrow(
-      /sudo adduser \$USER gpio/,
-    );
-    await expect(openGpioLine(25, { root: noSysfs(), gpiosetPath: '/nonexistent/gpioset' })).rejects.toThrow(/sudo apt install gpiod/);
+    await expect(
+      openGpioLine(25, { consumer: 'pm-test', root: noSysfs(), gpiosetPath: perm.bin, gpiodetectPath: perm.detect }),
+    ).rejects.toMatchObject({
+      kind: 'permission',
+      message: expect.stringMatching(/^no permission on \/dev\/gpiochip0 for GPIO25 \(.*Permission denied\)$/),
+    });
+    await expect(openGpioLine(25, { consumer: 'pm-test', root: noSysfs(), gpiosetPath: '/nonexistent/gpioset' })).rejects.toMatchObject({
+      kind: 'tool-missing',
+      message: '/nonexistent/gpioset not found (the libgpiod tools are not installed)',
+    });
     const ok = fakeGpioset('2.1.3', { interactive: true });
-    await expect(openGpioLine(58, { root: noSysfs(), gpiosetPath: ok.bin, gpiodetectPath: ok.detect })).rejects.toThrow(
-      /GPIO58 does not exist/,
-    );
+    await expect(
+      openGpioLine(58, { consumer: 'pm-test', root: noSysfs(), gpiosetPath: ok.bin, gpiodetectPath: ok.detect }),
+    ).rejects.toThrow(/GPIO58 does not exist/);
   });
 
   it('auto prefers sysfs when the kernel offers it (no process at all)', async () => {
     const root = sysfsTree(PI5);
     exported(root, 596);
-    const line = await openGpioLine(25, { root, gpiosetPath: '/nonexistent/gpioset' });
+    const line = await openGpioLine(25, { consumer: 'pm-test', root, gpiosetPath: '/nonexistent/gpioset' });
     await line.set(1);
     expect(readFileSync(join(root, 'sys/class/gpio/gpio596/value'), 'utf8')).toBe('1');
     await line.close?.();

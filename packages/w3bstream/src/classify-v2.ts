@@ -1,5 +1,14 @@
 import { APINODE_ERRORS, possibleTaskIds } from './apinode.js';
-import { type AnswerContext, jsonObject, mediaType, notW3bstream, PERSISTING_AFTER_FAILURES, short, type Verdict } from './classify.js';
+import {
+  type AnswerContext,
+  jsonObject,
+  mediaType,
+  notW3bstream,
+  PERSISTING_AFTER_FAILURES,
+  type PublishSetting,
+  short,
+  type Verdict,
+} from './classify.js';
 import { readTaskBody } from './task-codec.js';
 
 /**
@@ -27,11 +36,13 @@ export function classifyAnswerV2(status: number, bodyText: string, ctx: AnswerCo
   }
   if (status === 400) {
     const what = nodeError ?? 'no error text';
+    const fix = adviceFor400(what);
     return {
       kind: 'config',
       reason: `HTTP 400 ${short(what, 40)}`,
       errorKey: 'HTTP 400',
-      advice: `the W3bstream 2 node refused the message: "${short(what, 300)}"; ${adviceFor400(what)}; readings are kept and retried slowly`,
+      advice: `the W3bstream 2 node refused the message: "${short(what, 300)}"; ${fix.text}; readings are kept and retried slowly`,
+      settings: fix.settings,
     };
   }
   const withText = (key: string): string => (nodeError === null ? key : `${key} ${short(nodeError, 40)}`);
@@ -73,11 +84,15 @@ export function classifyAnswerV2(status: number, bodyText: string, ctx: AnswerCo
   };
 }
 
-function adviceFor400(error: string): string {
-  if (/ProjectID|projectID/.test(error)) return 'check --project-id (a whole number above 0, the project registered on chain)';
-  if (/ProjectVersion|projectVersion/.test(error)) return 'check --project-version (the version string of the project file, e.g. 0.1)';
-  if (/signature/i.test(error)) return 'the signature was refused: the identity must be a secp256k1 key (power-meter identity shows it)';
-  return 'check --project-id, --project-version and the publish URL';
+/** What to check for the node's 400 text, and the settings that fix it (the program names them its way). */
+function adviceFor400(error: string): { text: string; settings: readonly PublishSetting[] } {
+  if (/ProjectID|projectID/.test(error))
+    return { text: 'check the project ID (a whole number above 0, the project registered on chain)', settings: ['projectId'] };
+  if (/ProjectVersion|projectVersion/.test(error))
+    return { text: 'check the project version (the version string of the project file, e.g. 0.1)', settings: ['projectVersion'] };
+  if (/signature/i.test(error))
+    return { text: 'the signature was refused: the identity must be a secp256k1 key', settings: ['signingKey'] };
+  return { text: 'check the project ID, the project version and the publish URL', settings: ['projectId', 'projectVersion', 'publishUrl'] };
 }
 
 /**

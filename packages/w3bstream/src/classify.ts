@@ -5,8 +5,12 @@
  * `reason` is short (the screen shows about 16 characters of it) and starts with the node's own
  * error key where there is one; `errorKey` is that key alone (`InvalidToken`,
  * `InvalidEventChannel`, `TrafficLimitExceeded`, `HTTP 500`, `ECONNREFUSED`, `timeout`, ...);
- * `advice` says what to do, for logs and `doctor`.
+ * `advice` says what to do, for logs and `doctor`, in the node's and the meter's terms;
+ * `settings` names the publishing settings that fix it, so a program can add its own words for
+ * them (its flags): this library names none.
  */
+export type PublishSetting = 'projectId' | 'projectVersion' | 'publishUrl' | 'eventType' | 'signingKey';
+
 export type Verdict =
   /**
    * Delivered: remove from the outbox. `note` flags an odd but accepted answer (log it);
@@ -25,7 +29,7 @@ export type Verdict =
   /** The node took the message but the applet refused this one: counted, not retried. */
   | { kind: 'rejected'; reason: string; errorKey: string; advice: string }
   /** Bad token, unknown project, deleted publisher, wrong URL: keep the data, retry slowly, tell the user. */
-  | { kind: 'config'; reason: string; errorKey: string; advice: string }
+  | { kind: 'config'; reason: string; errorKey: string; advice: string; settings?: readonly PublishSetting[] }
   /**
    * 5xx, timeouts, connection errors, traffic limit, applet not running or busy, a 2xx that is not
    * a W3bstream answer: back off and retry. `persisting`: what to tell the user once the same

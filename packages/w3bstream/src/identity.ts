@@ -85,7 +85,7 @@ export class IdentityError extends Error {
 }
 export class IdentityMissingError extends IdentityError {
   constructor(file: string) {
-    super(`no device identity at ${file}: start the meter once or run "power-meter identity" to create it`, file, 'missing');
+    super(`no device identity at ${file}`, file, 'missing');
     this.name = 'IdentityMissingError';
   }
 }

@@ -131,9 +131,10 @@ export type {
 export { SequenceFloorError, readSequenceFloor, writeSequenceFloor } from './sequence-floor.js';
 export type { SequenceFloorRecord } from './sequence-floor.js';
 export { PERSISTING_AFTER_FAILURES, classifyAnswer, classifyNetworkError } from './classify.js';
-export type { AnswerContext, Persisting, Verdict } from './classify.js';
+export type { AnswerContext, Persisting, PublishSetting, Verdict } from './classify.js';
 export { Publisher, PublisherConfigError, parsePublishUrl, retryDelayMs } from './publisher.js';
 export type { BackoffOptions, DeliveredEvent, PublishState, PublisherEvents, PublisherOptions } from './publisher.js';
+export type { Log, LogFields } from './log.js';
 export { readDamagedOutbox } from './salvage.js';
 export type { DamagedOutboxContents } from './salvage.js';
 export { Pkcs11UriError, formatPkcs11Uri, parsePkcs11Uri } from './pkcs11/uri.js';

@@ -3,7 +3,8 @@ import http from 'node:http';
 import https from 'node:https';
 import type { PublishingStateName } from '@power-meter/meter-files';
 import fetch from 'node-fetch';
-import { classifyNetworkError, type Verdict } from './classify.js';
+import { classifyNetworkError, type PublishSetting, type Verdict } from './classify.js';
+import type { Log } from './log.js';
 import type { Outbox } from './outbox.js';
 import { type Transport, w3bstreamV1Transport } from './transport.js';
 
@@ -91,8 +92,13 @@ export interface PublisherOptions {
   /** Per request, including reading the answer (default 15 s). */
   timeoutMs?: number;
   backoff?: BackoffOptions;
-  /** One line per event; never receives the token. */
-  log?: (line: string) => void;
+  /** One line per event, each at its level; never receives the token. */
+  log?: Log;
+  /**
+   * Appended to advice that names settings to check (a verdict's `settings`): the program's own
+   * words for them, its flags. This library names none.
+   */
+  settingHint?: (settings: readonly PublishSetting[]) => string;
   now?: () => number;
   random?: () => number;
 }
@@ -279,16 +285,18 @@ export class Publisher extends EventEmitter {
         const rejected = v.kind === 'rejected';
         const unhandled = v.kind === 'delivered' && v.unhandled;
         outbox.markDelivered(seq, rejected ? 'rejected' : unhandled ? 'unhandled' : 'delivered');
-        if (v.kind === 'delivered' && v.note) log?.(`delivered seq=${seq} event_id=${eventId} note="${v.note}"`);
-        if (v.kind === 'rejected') log?.(`rejected seq=${seq} event_id=${eventId} reason="${v.reason}": ${v.advice}`);
+        if (v.kind === 'delivered' && v.note) log?.info(`delivered seq=${seq} event_id=${eventId} note="${v.note}"`);
+        if (v.kind === 'rejected') log?.warning(`rejected seq=${seq} event_id=${eventId} reason="${v.reason}": ${v.advice}`);
         this.repeats = { errorKey: '', count: 0 };
         // Delivered, but nobody processed it: `ok` with the reason shown until a reading is handled.
         const note = unhandled
           ? {
               reason: v.note,
               errorKey: 'NoApplet',
-              advice:
-                'the node took the reading but no applet strategy handles this eventType: set --event-type to one the project handles, or add a strategy for it in W3bstream Studio',
+              advice: this.withHint(
+                'the node took the reading but no applet strategy handles this eventType: set the event type to one the project handles, or add a strategy for it in W3bstream Studio',
+                ['eventType'],
+              ),
             }
           : { reason: null, errorKey: null, advice: null };
         const taskId = v.kind === 'delivered' && v.taskId !== undefined ? v.taskId : undefined;
@@ -323,7 +331,7 @@ export class Publisher extends EventEmitter {
           state: v.kind === 'config' || persisting ? 'failing' : 'retrying',
           reason: persisting?.reason ?? v.reason,
           errorKey: v.errorKey,
-          advice: persisting?.advice ?? v.advice,
+          advice: persisting?.advice ?? (v.kind === 'config' ? this.withHint(v.advice, v.settings) : v.advice),
           failures,
           nextRetryMs: this.now() + delayMs,
           lastAttemptOk: false,
@@ -333,13 +341,21 @@ export class Publisher extends EventEmitter {
     }
   }
 
+  /** The advice with the program's words for the settings it names, if any. */
+  private withHint(advice: string, settings: readonly PublishSetting[] | undefined): string {
+    if (settings === undefined || settings.length === 0) return advice;
+    return `${advice}${this.opts.settingHint?.(settings) ?? ''}`;
+  }
+
   private setState(patch: Partial<PublishState>): void {
     const before = this.current;
     this.current = { ...this.current, ...patch };
     const s = this.state();
     if (before.state !== s.state || before.errorKey !== s.errorKey || before.reason !== s.reason) {
       // Format relied on by the end-to-end tests and journal readers: state, reason, waiting.
-      this.opts.log?.(
+      // Trouble (retrying, failing) is a warning; back to ok after trouble is a notice.
+      const level = s.state === 'retrying' || s.state === 'failing' ? 'warning' : s.state === 'ok' ? 'notice' : 'info';
+      this.opts.log?.[level](
         `publish state=${s.state}${s.reason ? ` reason="${s.reason}"` : ''} waiting=${s.waiting}${s.advice ? ` advice="${s.advice}"` : ''}`,
       );
     }
@@ -351,7 +367,7 @@ export class Publisher extends EventEmitter {
     try {
       this.emit(event, arg);
     } catch (err) {
-      this.opts.log?.(`publisher ${event} listener failed: ${(err as Error).message}`);
+      this.opts.log?.warning(`publisher ${event} listener failed: ${(err as Error).message}`);
     }
   }
 

@@ -1,6 +1,7 @@
 import fetch from 'node-fetch';
 import { TASK_STATES, type TaskStateName } from './apinode.js';
 import { jsonObject, short } from './classify.js';
+import type { Log } from './log.js';
 
 /**
  * The state of the last delivered W3bstream 2 task, asked of the node at a modest rate:
@@ -71,7 +72,7 @@ export interface TaskWatcherOptions {
   /** A task not settled or failed after this long is left for the newest delivered one (default 1 h). */
   maxFollowMs?: number;
   onUpdate?: (s: TaskStatus, failedCount: number) => void;
-  log?: (line: string) => void;
+  log?: Log;
   now?: () => number;
 }
 
@@ -154,7 +155,7 @@ export class TaskWatcher {
       this.status = s;
       this.lastError = null;
       if (before?.taskId !== s.taskId || before.state !== s.state)
-        this.opts.log?.(
+        this.opts.log?.info(
           `task ${s.taskId} ${s.state}${s.txHash ? ` tx=${s.txHash}` : ''}${s.error ? ` error="${s.error}"` : ''}${s.state === 'failed' ? ` failed_tasks=${this.failed}` : ''}`,
         );
       this.opts.onUpdate?.(s, this.failed);
@@ -168,7 +169,7 @@ export class TaskWatcher {
 
   private problem(text: string): void {
     if (text !== this.lastError)
-      this.opts.log?.(`task state not read: ${text}; asked again in ${Math.round(this.opts.intervalMs / 1000)} s`);
+      this.opts.log?.info(`task state not read: ${text}; asked again in ${Math.round(this.opts.intervalMs / 1000)} s`);
     this.lastError = text;
   }
 }

@@ -59,7 +59,9 @@ describe('identity', () => {
   it('loadIdentity never creates: a missing key is a typed error and nothing is written', () => {
     const dir = join(tempDir(), 'identity');
     expect(() => loadIdentity(dir)).toThrow(IdentityMissingError);
-    expect(() => loadIdentity(dir)).toThrow(/power-meter identity/);
+    expect(() => loadIdentity(dir)).toThrow(
+      expect.objectContaining({ kind: 'missing', message: expect.stringMatching(/^no device identity at /) }),
+    );
     expect(existsSync(dir)).toBe(false);
   });
 

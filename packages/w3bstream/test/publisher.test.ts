@@ -120,6 +120,12 @@ async function receiver(kit: Kit = V1, port?: number): Promise<DevReceiver> {
 /** Everything a publisher said: log lines, states, delivered events (for order and secrecy checks). */
 function publisher(outbox: Outbox, id: Identity, url: string | undefined, extra: Partial<PublisherOptions> = {}, kit: Kit = V1) {
   const logs: string[] = [];
+  /** The same lines with the level the publisher gave each ("warning: publish state=…"). */
+  const leveled: string[] = [];
+  const at = (level: string) => (m: string) => {
+    logs.push(m);
+    leveled.push(`${level}: ${m}`);
+  };
   const states: PublishState[] = [];
   const delivered: DeliveredEvent[] = [];
   const p = new Publisher({
@@ -129,7 +135,7 @@ function publisher(outbox: Outbox, id: Identity, url: string | undefined, extra:
     deviceId: id.deviceId,
     timeoutMs: 1000,
     backoff: { baseMs: 10, maxMs: 40, configRetryMs: 40 },
-    log: (l) => logs.push(l),
+    log: { error: at('error'), warning: at('warning'), notice: at('notice'), info: at('info'), debug: at('debug') },
     ...kit.extra,
     ...extra,
   });
@@ -137,7 +143,7 @@ function publisher(outbox: Outbox, id: Identity, url: string | undefined, extra:
   p.on('delivered', (e) => delivered.push(e));
   onCleanup(() => p.stop());
   p.start();
-  return { p, logs, states, delivered };
+  return { p, logs, leveled, states, delivered };
 }
 
 /** A loopback HTTP server with a handler per request number (for answers the receiver cannot give). */
@@ -310,10 +316,15 @@ describe('publisher against the dev receiver', () => {
     const r = await receiver();
     r.answerNext(2, 'no-applet');
     append(3);
-    const { p, states, delivered } = publisher(outbox, id, r.url, { eventType: 'METER' });
+    const settingHint = (settings: readonly string[]) => ` (program: ${settings.join(' ')})`;
+    const { p, states, delivered } = publisher(outbox, id, r.url, { eventType: 'METER', settingHint });
     await until(() => outbox.waiting() === 0, 10_000, 'all answered');
     expect(outbox.stats()).toMatchObject({ unhandled: 2, delivered: 1 });
     expect(states.find((s) => s.reason !== null)).toMatchObject({ state: 'ok', reason: 'no applet handled eventType METER', unhandled: 1 });
+    // The library names the setting; the program's hint gives its own words for it.
+    expect(states.find((s) => s.reason !== null)?.advice).toMatch(
+      /set the event type to one the project handles.* \(program: eventType\)$/,
+    );
     expect(delivered.map((d) => d.reason)).toEqual(['no applet handled eventType METER', 'no applet handled eventType METER', null]);
     expect(p.state()).toMatchObject({ state: 'ok', reason: null, unhandled: 2 });
   });
@@ -483,6 +494,20 @@ describe.each(KITS)('delivery guarantees over $transport', (kit) => {
     } else expect(p.state().lastTaskId).toBeNull();
   });
 
+  it("adds the program's words for the settings a refusal names (settingHint)", async () => {
+    const { id, outbox, append } = setup({}, kit);
+    const srv = await httpServer((_n, _req, _body, res) => {
+      res.writeHead(400, { 'content-type': 'application/json' });
+      res.end(kit === V2 ? '{"error":"invalid request payload: ProjectID"}' : '{"key":"BadRequest"}');
+    }, kit);
+    append(1);
+    const { p } = publisher(outbox, id, srv.url, { settingHint: (settings) => ` [${settings.join(',')}]` }, kit);
+    await until(() => p.state().state === 'failing', 10_000, 'failing');
+    // W3bstream 2 names the project ID; a v1 400 names no setting, so nothing is added.
+    if (kit === V2) expect(p.state().advice).toMatch(/check the project ID .*; readings are kept and retried slowly \[projectId\]$/);
+    else expect(p.state().advice).not.toMatch(/\[/);
+  });
+
   it('sends the exact stored body, so a resend is byte-identical', async () => {
     const { id, outbox, append } = setup({}, kit);
     let n = 0;
@@ -542,12 +567,14 @@ describe.each(KITS)('delivery guarantees over $transport', (kit) => {
     const port = (probe.address() as AddressInfo).port;
     await new Promise<void>((res) => probe.close(() => res()));
     append(30);
-    const { p, logs } = publisher(outbox, id, `http://127.0.0.1:${port}${kit.path}`, {}, kit);
+    const { p, leveled } = publisher(outbox, id, `http://127.0.0.1:${port}${kit.path}`, {}, kit);
     await until(() => p.state().failures >= 3, 10_000, 'a few refused attempts');
     expect(p.state()).toMatchObject({ state: 'retrying', errorKey: 'ECONNREFUSED', waiting: 30 });
-    expect(logs[0]).toMatch(/^publish state=retrying reason="ECONNREFUSED" waiting=30 advice="no answer from the publish URL/);
+    // Trouble is a warning (journald priority 4), the way back to ok a notice.
+    expect(leveled[0]).toMatch(/^warning: publish state=retrying reason="ECONNREFUSED" waiting=30 advice="no answer from the publish URL/);
     const r = await receiver(kit, port);
     await until(() => outbox.waiting() === 0, 10_000, 'backlog delivered');
+    expect(leveled).toContainEqual(expect.stringMatching(/^notice: publish state=ok waiting=/));
     expect(r.received.map(seqOf)).toEqual(Array.from({ length: 30 }, (_, i) => i + 1));
   });
 

@@ -20,12 +20,15 @@ describe('W3bstream 2 answers, classified (cmd/apinode/api/http.go)', () => {
     expect(v.reason).toBe('HTTP 400 invalid signature; could not recover pu…');
     expect(v.advice).toContain('"invalid signature; could not recover public key: invalid signature"');
     expect(v.advice).toMatch(/secp256k1/);
+    expect(v).toMatchObject({ settings: ['signingKey'] });
     const p = classifyAnswerV2(
       400,
       `{"error":"invalid request payload: Key: 'HandleMessageReq.ProjectID' Error:Field validation for 'ProjectID' failed on the 'required' tag"}`,
     );
     expect(p).toMatchObject({ kind: 'config' });
-    expect(p.advice).toMatch(/--project-id/);
+    // The library names the setting; the program adds its flag (power-meter hints.ts).
+    expect(p.advice).toMatch(/check the project ID/);
+    expect(p).toMatchObject({ settings: ['projectId'] });
     expect(classifyAnswerV2(400, 'not json')).toMatchObject({ kind: 'config', reason: 'HTTP 400 no error text' });
   });
 

@@ -150,7 +150,7 @@ export class Ina226 implements ConversionDriver {
     const config = await this.io.read(this.regs.config);
     if (config === this.expectedConfig) return false;
     this.resets++;
-    this.opts.log?.(`${this.io.target} lost its configuration (read 0x${config.toString(16)}): chip reset, settings re-applied`);
+    this.opts.log?.warning(`${this.io.target} lost its configuration (read 0x${config.toString(16)}): chip reset, settings re-applied`);
     await this.apply();
     return true;
   }

@@ -174,7 +174,7 @@ export class Ina228 implements AccumulatorDriver {
   async checkReset(): Promise<boolean> {
     if (await this.configIntact()) return false;
     this.resets++;
-    this.opts.log?.(`${this.io.target} lost its configuration (power-on reset): settings re-applied, accumulators restarted`);
+    this.opts.log?.warning(`${this.io.target} lost its configuration (power-on reset): settings re-applied, accumulators restarted`);
     await this.apply();
     return true;
   }

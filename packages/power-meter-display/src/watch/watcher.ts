@@ -2,6 +2,7 @@ import { closeSync, fstatSync, openSync, statSync } from 'node:fs';
 import { basename, resolve } from 'node:path';
 import chokidar, { type FSWatcher } from 'chokidar';
 import { FILES } from '@power-meter/meter-files';
+import type { Log } from '@power-meter/service';
 
 /**
  * Watches the data directory and calls `onChange` once per burst of writes to `state.json`.
@@ -20,7 +21,8 @@ export interface StateWatcherOptions {
   /** Writes closer together than this become one redraw. */
   coalesceMs?: number;
   tickMs?: number;
-  log?: (line: string) => void;
+  /** Where the watcher says what happened to the directory (info). */
+  log?: Log;
 }
 
 export class StateWatcher {
@@ -95,7 +97,7 @@ export class StateWatcher {
     const ino = directoryInode(this.dataDir);
     const watched = fstatSync(this.armedFd);
     if (ino !== null && ino === watched.ino && watched.nlink > 0) return;
-    this.opts.log?.(
+    this.opts.log?.info(
       `data directory ${this.dataDir} ${ino === null ? 'removed; waiting for it to come back' : 'replaced; watching the new one'}`,
     );
     void this.disarm();
@@ -116,7 +118,7 @@ export class StateWatcher {
     this.armedFd = fd;
     w.on('all', (event, path) => {
       if (resolve(path) === this.dataDir && event === 'unlinkDir') {
-        this.opts.log?.(`data directory ${this.dataDir} removed; waiting for it to come back`);
+        this.opts.log?.info(`data directory ${this.dataDir} removed; waiting for it to come back`);
         void this.disarm();
         this.request('change');
         return;
@@ -132,7 +134,7 @@ export class StateWatcher {
       if (typeof path === 'string' && basename(path) === FILES.state) this.request('change');
     });
     w.on('error', (err) => {
-      this.opts.log?.(`watch error on ${this.dataDir}: ${String(err)}; re-arming`);
+      this.opts.log?.info(`watch error on ${this.dataDir}: ${String(err)}; re-arming`);
       void this.disarm();
     });
     // A file written between the directory appearing and the watch becoming ready is picked up here.
@@ -177,7 +179,7 @@ export class StateWatcher {
       try {
         await this.opts.onChange(reason);
       } catch (err) {
-        this.opts.log?.(`redraw failed: ${err instanceof Error ? err.message : String(err)}`);
+        this.opts.log?.info(`redraw failed: ${err instanceof Error ? err.message : String(err)}`);
       }
     })();
     this.busy = done;

@@ -11,6 +11,8 @@ import {
   type Fit,
   type WindowResult,
 } from '@power-meter/ina219';
+import type { Log } from '@power-meter/service';
+import { sensorSystemFix } from '../hints.js';
 import { Outbox, OutboxLockedError } from '@power-meter/w3bstream';
 import { outboxPaths } from '../meter.js';
 import { sensorChip, type BackendSettings } from '../settings.js';
@@ -72,11 +74,7 @@ function holdMeterLock(s: BackendSettings): () => void {
 }
 
 /** Measures `seconds` of 1 s windows (the first, partial one dropped) and returns them. */
-async function measure(
-  s: BackendSettings,
-  seconds: number,
-  log: (line: string) => void,
-): Promise<{ windows: WindowResult[]; chipLabel: string }> {
+async function measure(s: BackendSettings, seconds: number, log: Log): Promise<{ windows: WindowResult[]; chipLabel: string }> {
   const sensor = await createSensor({
     kind: s.sensor,
     simChip: s.simChip,
@@ -93,6 +91,8 @@ async function measure(
     windowMs: 1000,
     onWindow: (w) => windows.push(w),
     log,
+    // A fault's reason ends the calibration (below): with the fix, as the meter's state has it.
+    reasonHint: sensorSystemFix,
   });
   let failure: unknown = null;
   const start = systemClock.nowMs();
@@ -106,12 +106,7 @@ async function measure(
   return { windows: windows.slice(1), chipLabel: `${sensor.chip.name}${sensor.simulated ? ', simulated' : ''}` };
 }
 
-export async function calibrate(
-  s: BackendSettings,
-  req: CalibrateRequest,
-  log: (line: string) => void,
-  nowMs = Date.now(),
-): Promise<CalibrateReport> {
+export async function calibrate(s: BackendSettings, req: CalibrateRequest, log: Log, nowMs = Date.now()): Promise<CalibrateReport> {
   const release = holdMeterLock(s);
   try {
     const { windows, chipLabel } = await measure(s, req.seconds, log);

@@ -1,16 +1,8 @@
 import type { RewardBalance } from '@power-meter/meter-files';
+import { ChainPoller, nextBalanceDelayMs } from './poller.js';
 import { JsonRpc, safeRpcUrl } from './rpc.js';
 import { DECIMALS_SELECTOR, balanceOfCall, decodeDecimals, decodeUint256, formatUnits } from './erc20.js';
 
-/**
- * Reads the owner's reward-token balance from a chain over JSON-RPC (`eth_call` of `decimals()`
- * and `balanceOf(owner)` at the latest block), every `intervalMs`, with backoff after failures.
- * It runs beside measurement and delivery and shares nothing with them: a dead or slow RPC only
- * makes the balance older (its time is kept with it), never delays a window or a delivery.
- *
- * Node's own `fetch` is the transport: two fixed calls do not need an Ethereum library (viem is
- * some 10,000 files that the Pi's install would copy).
- */
 /** What state.json carries (`rewardBalance`, the data-directory contract) and the failures in a row. */
 export type ChainBalance = RewardBalance & { failures: number };
 
@@ -29,28 +21,28 @@ export interface BalanceReaderOptions {
   random?: () => number;
 }
 
-/** The delay before attempt `failures + 1`: the interval when healthy; 5 s doubling, capped, with jitter after failures. */
-export function nextBalanceDelayMs(failures: number, intervalMs: number, maxBackoffMs: number, random: () => number): number {
-  if (failures === 0) return intervalMs;
-  const base = Math.min(5000 * 2 ** Math.min(failures - 1, 20), Math.max(maxBackoffMs, 5000));
-  return Math.round(base / 2 + (random() * base) / 2);
-}
+export { nextBalanceDelayMs, safeRpcUrl };
 
-export { safeRpcUrl };
-
+/**
+ * Reads the owner's reward-token balance from a chain over JSON-RPC (`eth_call` of `decimals()`
+ * and `balanceOf(owner)` at the latest block), every `intervalMs`, with backoff after failures.
+ * It runs beside measurement and delivery and shares nothing with them: a dead or slow RPC only
+ * makes the balance older (its time is kept with it), never delays a window or a delivery.
+ *
+ * Two fixed calls over plain JSON-RPC (rpc.ts) do not need an Ethereum library (viem is some
+ * 10,000 files that the Pi's install would copy). The schedule is the shared ChainPoller's.
+ */
 export class BalanceReader {
   private state: ChainBalance;
-  private timer: NodeJS.Timeout | null = null;
   private readonly rpc: JsonRpc;
-  private stopped = false;
+  private readonly poller: ChainPoller;
   private decimals: number | null = null;
   private readonly now: () => number;
-  private readonly random: () => number;
 
   constructor(private readonly opts: BalanceReaderOptions) {
     this.now = opts.now ?? Date.now;
-    this.random = opts.random ?? Math.random;
     this.rpc = new JsonRpc(opts.rpcUrl, opts.timeoutMs ?? 10_000);
+    this.poller = new ChainPoller(this.rpc, opts, () => this.round());
     this.state = {
       token: opts.token.toLowerCase(),
       owner: opts.owner.toLowerCase(),
@@ -69,21 +61,11 @@ export class BalanceReader {
   }
 
   start(): void {
-    if (this.timer !== null || this.stopped) return;
-    this.schedule(0);
+    this.poller.start();
   }
 
   stop(): void {
-    this.stopped = true;
-    if (this.timer !== null) clearTimeout(this.timer);
-    this.timer = null;
-    this.rpc.abort();
-  }
-
-  private schedule(ms: number): void {
-    if (this.stopped) return;
-    this.timer = setTimeout(() => void this.attempt(), ms);
-    this.timer.unref();
+    this.poller.stop();
   }
 
   /** One read; public so a caller (a test, a command) can read once without the timer. */
@@ -110,13 +92,13 @@ export class BalanceReader {
     return this.current();
   }
 
-  private async attempt(): Promise<void> {
+  private async round(): Promise<number> {
     const before = this.state.error;
     await this.readOnce();
-    if (this.stopped) return;
+    if (this.poller.stopped) return this.state.failures;
     if (before !== null && this.state.error === null) this.opts.log?.(`reward balance read again: ${this.state.tokens}`);
     this.opts.onUpdate(this.current());
-    this.schedule(nextBalanceDelayMs(this.state.failures, this.opts.intervalMs, this.opts.maxBackoffMs ?? 600_000, this.random));
+    return this.state.failures;
   }
 
   private call(to: string, data: string): Promise<unknown> {

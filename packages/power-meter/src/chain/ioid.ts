@@ -1,5 +1,5 @@
 import type { IoIdStatus } from '@power-meter/meter-files';
-import { nextBalanceDelayMs } from './balance.js';
+import { ChainPoller } from './poller.js';
 import { JsonRpc, RpcAnswerError, safeRpcUrl } from './rpc.js';
 
 /**
@@ -102,14 +102,14 @@ export interface IoIdWatcherOptions {
  */
 export class IoIdWatcher {
   private state: IoIdStatus & { failures: number };
-  private timer: NodeJS.Timeout | null = null;
-  private stopped = false;
   private readonly rpc: JsonRpc;
+  private readonly poller: ChainPoller;
   private readonly now: () => number;
 
   constructor(private readonly opts: IoIdWatcherOptions) {
     this.now = opts.now ?? Date.now;
     this.rpc = new JsonRpc(opts.rpcUrl, opts.timeoutMs ?? 10_000);
+    this.poller = new ChainPoller(this.rpc, opts, () => this.round());
     this.state = {
       registry: opts.registry.toLowerCase(),
       ioIdContract: null,
@@ -131,21 +131,11 @@ export class IoIdWatcher {
   }
 
   start(): void {
-    if (this.timer !== null || this.stopped) return;
-    this.schedule(0);
+    this.poller.start();
   }
 
   stop(): void {
-    this.stopped = true;
-    if (this.timer !== null) clearTimeout(this.timer);
-    this.timer = null;
-    this.rpc.abort();
-  }
-
-  private schedule(ms: number): void {
-    if (this.stopped) return;
-    this.timer = setTimeout(() => void this.attempt(), ms);
-    this.timer.unref();
+    this.poller.stop();
   }
 
   async readOnce(): Promise<IoIdStatus & { failures: number }> {
@@ -161,13 +151,10 @@ export class IoIdWatcher {
     return this.current();
   }
 
-  private async attempt(): Promise<void> {
+  private async round(): Promise<number> {
     await this.readOnce();
-    if (this.stopped) return;
-    this.opts.onUpdate(this.current());
-    this.schedule(
-      nextBalanceDelayMs(this.state.failures, this.opts.intervalMs, this.opts.maxBackoffMs ?? 600_000, this.opts.random ?? Math.random),
-    );
+    if (!this.poller.stopped) this.opts.onUpdate(this.current());
+    return this.state.failures;
   }
 }
 

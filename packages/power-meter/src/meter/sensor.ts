@@ -15,7 +15,8 @@ import {
   type SensorState,
   type WindowResult,
 } from '@power-meter/ina219';
-import { sensorErrorHint } from '../hints.js';
+import type { Log } from '@power-meter/service';
+import { sensorSettingHint, sensorSystemFix } from '../hints.js';
 import type { BackendSettings } from '../settings.js';
 
 /** Makes the sensor (MeterOptions.createSensor; default the library's `createSensor`). */
@@ -26,6 +27,8 @@ export type SamplerFactory = (opts: SamplerOptions) => MeasuringSampler;
 export interface SensorRunnerOptions {
   settings: BackendSettings;
   log: (line: string) => void;
+  /** What the sensor library (driver and sampler) logs through (see MeterOptions.logger). */
+  libraryLog: Log;
   warn: (line: string) => void;
   /** Applied to every reading shown (windows are calibrated where they are signed). */
   calibration: Calibration;
@@ -79,12 +82,12 @@ export class SensorRunner {
         i2cBus: s.i2cBus,
         settings: { address: s.i2cAddress, shuntOhms: s.shuntOhms, maxCurrentA: s.maxCurrentA },
         simLoad: s.simLoad,
-        log,
+        log: this.opts.libraryLog,
       });
     } catch (err) {
       // A missing bus or permission problem: show it (state.json -> the screen) and retry.
-      const reason = err instanceof Error ? err.message : String(err);
-      if (this.sensorState.reason !== reason) this.warn(`sensor fault: ${reason}${sensorErrorHint(err)}`);
+      const reason = `${err instanceof Error ? err.message : String(err)}${sensorSystemFix(err)}`;
+      if (this.sensorState.reason !== reason) this.warn(`sensor fault: ${reason}${sensorSettingHint(err)}`);
       this.sensorState = { state: 'fault', reason };
       this.opts.changed();
       if (!this.opts.stopped()) this.retry = setTimeout(() => void this.open(), 10_000);
@@ -110,8 +113,9 @@ export class SensorRunner {
         if (err instanceof ChipMismatchError && this.opts.onWrongChip && !this.opts.stopped()) return this.opts.onWrongChip(err);
         this.opts.onStopped(`sampler stopped: ${err instanceof Error ? err.message : String(err)}`);
       },
-      log,
-      faultHint: sensorErrorHint,
+      log: this.opts.libraryLog,
+      reasonHint: sensorSystemFix,
+      faultHint: sensorSettingHint,
     });
     this.sensorState = { state: 'ok', reason: null };
     this.sampler.start();

@@ -1,4 +1,5 @@
 import type { IoIdStatus, MeterState, RewardBalance } from '@power-meter/meter-files';
+import type { Log } from '@power-meter/service';
 import { TaskWatcher, type Publisher } from '@power-meter/w3bstream';
 import { BalanceReader, safeRpcUrl, type ChainBalance } from '../chain/balance.js';
 import { IoIdWatcher, ioIdVerdict } from '../chain/ioid.js';
@@ -9,6 +10,8 @@ import { v2Dialect } from '../transport.js';
 export interface WatchersOptions {
   settings: BackendSettings;
   log: (line: string) => void;
+  /** What the task watcher logs through (see MeterOptions.logger). */
+  libraryLog: Log;
   identity: MeterKey;
   publisher: Publisher;
   /** Something state.json shows changed. */
@@ -40,7 +43,7 @@ export class Watchers {
         ? new TaskWatcher({
             taskUrl: s.publishUrl,
             intervalMs: s.taskPollIntervalS * 1000,
-            log: opts.log,
+            log: opts.libraryLog,
             onUpdate: () => this.opts.changed(),
           })
         : null;

@@ -13,7 +13,7 @@ export class OutboxOptionError extends RangeError {
 export class OutboxLockedError extends Error {
   constructor(readonly file: string) {
     super(
-      `outbox ${file} is in use by another process: another power-meter is already running on this data directory (systemctl status power-meter); stop it first`,
+      `outbox ${file} is in use by another process: another program holds it (a meter already running on this data directory); stop it first`,
     );
     this.name = 'OutboxLockedError';
   }
@@ -37,11 +37,9 @@ export class OutboxCorruptError extends Error {
 export class OutboxTooNewError extends Error {
   constructor(
     readonly file: string,
-    detail: string,
+    readonly detail: string,
   ) {
-    super(
-      `outbox ${file} was written by a newer release of power-meter (${detail}): install that release again; this one does not change the file`,
-    );
+    super(`outbox ${file} was written by a newer release (${detail}): install that release again; this one does not change the file`);
     this.name = 'OutboxTooNewError';
   }
 }
