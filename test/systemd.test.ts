@@ -85,6 +85,25 @@ async function writeConfig(config: Record<string, unknown>): Promise<void> {
   expect((await sh(`printf '%s' '${json}' > /etc/power-meter/config.json`)).code).toBe(0);
 }
 
+/**
+ * A drop-in that runs the installed meter with its sampler failing at the first window: the test
+ * entry (packages/power-meter/test/support/meter-with-fault.mjs) copied into the installed package
+ * beside dist/, started by the unit's own ExecStart line with that entry instead of dist/cli.js.
+ * The copy's path is recorded in /run/power-meter-fault-entry for the clean-up.
+ */
+const FAULT_DROP_IN = [
+  'set -e',
+  'line="$(systemctl cat power-meter | grep \'^ExecStart=\' | tail -n 1)"',
+  'pkg="$(printf \'%s\\n\' "$line" | sed -n \'s#^ExecStart=.* \\(/[^ ]*\\)/dist/cli\\.js.*#\\1#p\')"',
+  'test -n "$pkg"',
+  'mkdir -p "$pkg/test/support"',
+  'cp /src/packages/power-meter/test/support/meter-with-fault.mjs "$pkg/test/support/"',
+  'printf \'%s\\n\' "$pkg/test/support/meter-with-fault.mjs" > /run/power-meter-fault-entry',
+  'mkdir -p /run/systemd/system/power-meter.service.d',
+  "printf '[Service]\\nExecStart=\\n%s\\n' \"$(printf '%s\\n' \"$line\" | sed 's#/dist/cli\\.js#/test/support/meter-with-fault.mjs sampler#')\" > /run/systemd/system/power-meter.service.d/fault.conf",
+  'systemctl daemon-reload',
+].join('\n');
+
 const DATA_DIR = '/home/meter/data/power-meter';
 const goodConfig = () => ({
   _comment: 'written by test/systemd.test.ts',
@@ -202,9 +221,10 @@ describe('the units under a real systemd (Debian 12 in systemd-nspawn)', () => {
   it(
     'a sampler that stops for good ends the process, and systemd restarts it',
     async () => {
-      await sh(
-        'mkdir -p /run/systemd/system/power-meter.service.d && printf "[Service]\\nEnvironment=POWER_METER_TEST_FAULT=sampler\\n" > /run/systemd/system/power-meter.service.d/fault.conf && systemctl daemon-reload',
-      );
+      // The installed program with the fault injected (packages/power-meter/test/support/meter-with-fault.mjs,
+      // copied beside the installed dist/): the unit's own command line, node flags included,
+      // with that entry instead of dist/cli.js.
+      expect((await sh(FAULT_DROP_IN)).code).toBe(0);
       const since = (await sh('date +%s')).out.trim();
       await sh('systemctl restart power-meter');
       // Two runs that each stopped on the fault: the second was started by systemd, not by us.
@@ -221,7 +241,7 @@ describe('the units under a real systemd (Debian 12 in systemd-nspawn)', () => {
       );
       expect((await sh(`journalctl -u power-meter --since @${since} --no-pager -o cat`)).out).toMatch(/Scheduled restart job/);
       await sh(
-        'rm /run/systemd/system/power-meter.service.d/fault.conf && systemctl daemon-reload && systemctl reset-failed power-meter; systemctl restart power-meter',
+        'rm /run/systemd/system/power-meter.service.d/fault.conf "$(cat /run/power-meter-fault-entry)" /run/power-meter-fault-entry && systemctl daemon-reload && systemctl reset-failed power-meter; systemctl restart power-meter',
       );
       await until(
         async () => (await show('power-meter')).ActiveState === 'active',

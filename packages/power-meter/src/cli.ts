@@ -4,18 +4,15 @@ import { join } from 'node:path';
 import { Command, Option } from 'commander';
 import {
   CHIPS,
-  CHIP_IDS,
   CalibrationError,
   ChipMismatchError,
   ChipSettingError,
   I2cError,
   calibrateReading,
-  createSensor,
   realSleep,
   resolveIna219Settings,
   resolveIna226Settings,
   resolveIna228Settings,
-  type ChipId,
 } from '@power-meter/ina219';
 import {
   DEFAULT_CONFIG_FILE,
@@ -46,6 +43,7 @@ import { activeCalibration, readCalibration } from './calibration/store.js';
 import { printDoctor, runDoctor } from './doctor.js';
 import { outboxErrorText, sensorErrorHint } from './hints.js';
 import { Meter, RuntimeDirError, stagingFileFor } from './meter.js';
+import { programDeps } from './program-deps.js';
 import {
   ProjectMismatchError,
   SignerMismatchError,
@@ -223,12 +221,6 @@ function checkTogether(raw: BackendSettings, sources: Record<keyof BackendSettin
   }
 }
 
-/** Test hook: the simulated sensor emulates another chip than --sim-chip (a wrong setting). */
-function testEmulatedChip(): ChipId | undefined {
-  const v = process.env.POWER_METER_TEST_SIM_EMULATED_CHIP;
-  return v !== undefined && (CHIP_IDS as readonly string[]).includes(v) ? (v as ChipId) : undefined;
-}
-
 /** The advice for a chip that is not the configured one (library errors name no flags). */
 function wrongChip(err: ChipMismatchError, s: BackendSettings): string {
   const setting = s.sensor === 'sim' ? 'sim-chip' : 'sensor';
@@ -319,7 +311,6 @@ withSettings(program.command('run', { isDefault: true }).description('run the me
         EXIT.corruptData,
       );
     let stopping = false;
-    const testFault = process.env.POWER_METER_TEST_FAULT;
     try {
       meter = await Meter.start({
         settings: s,
@@ -336,12 +327,11 @@ withSettings(program.command('run', { isDefault: true }).description('run the me
         timesyncRoot: process.env.POWER_METER_TIMESYNC_ROOT,
         retryMaxMs: process.env.POWER_METER_RETRY_MAX_MS ? Number(process.env.POWER_METER_RETRY_MAX_MS) : undefined,
         onFatal: corrupt,
-        testFault: testFault === 'sampler' || testFault === 'publisher' ? testFault : undefined,
         pkcs11Pin: pin,
         tokenRetryMs: process.env.POWER_METER_TOKEN_RETRY_MS
           ? { first: Number(process.env.POWER_METER_TOKEN_RETRY_MS), max: Number(process.env.POWER_METER_TOKEN_RETRY_MS) * 4 }
           : undefined,
-        testEmulatedChip: testEmulatedChip(),
+        ...programDeps,
         // Another chip at the address: a setting or the wiring to change, so no restart loop.
         onWrongChip: (err) => {
           if (stopping) return;
@@ -499,10 +489,9 @@ withSettings(program.command('read').description('take one measurement and print
   .action(async (flags: Record<string, unknown>) => {
     const s = settingsFrom(flags);
     try {
-      const sensor = await createSensor({
+      const sensor = await programDeps.createSensor({
         kind: s.sensor,
         simChip: s.simChip,
-        simEmulatedChip: testEmulatedChip(),
         i2cBus: s.i2cBus,
         settings: { address: s.i2cAddress, shuntOhms: s.shuntOhms, maxCurrentA: s.maxCurrentA },
         simLoad: s.simLoad,

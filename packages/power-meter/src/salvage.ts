@@ -25,7 +25,7 @@ export interface SalvageReport {
 }
 
 /**
- * `stagingFile`: the meter's RAM copy of the outbox (meter.ts `stagingPath`). When a crash left
+ * `stagingFile`: the meter's RAM copy of the outbox (meter/paths.ts `stagingFileFor`). When a crash left
  * one, it is newer than anything on the card: the new outbox starts from it, and the salvaged
  * readings are added to it.
  */

@@ -5,9 +5,11 @@ import { FILES, parseState } from '@power-meter/meter-files';
 import { verifyBody } from '@power-meter/w3bstream';
 import { startDevReceiver, type DevReceiver } from '@power-meter/dev-node';
 import { afterEach, describe, expect, it } from 'vitest';
-import { BACKEND, start, until, type Proc } from '../../../test/support/processes.js';
+import { BACKEND, ROOT, start, until, type Proc } from '../../../test/support/processes.js';
 
 const TOKEN = 'test-token-28c1';
+/** The program with a fault injected through its dependencies (test/support/meter-with-fault.mjs). */
+const WITH_FAULT = join(ROOT, 'packages/power-meter/test/support/meter-with-fault.mjs');
 const procs: Proc[] = [];
 const receivers: DevReceiver[] = [];
 afterEach(async () => {
@@ -68,11 +70,17 @@ describe('choosing the chip (real processes, simulated sensors)', () => {
   });
 
   it('a chip that is not the configured one stops read and the daemon with exit 2 and names the setting to change', async () => {
-    const env = { POWER_METER_TEST_SIM_EMULATED_CHIP: 'ina228' };
-    const r = await finished(['read', '--sensor', 'sim', '--sim-chip', 'ina226', '--data-dir', dataDir()], env);
+    // The simulated sensor is an INA228 while the setting says INA226 (injected: test/support/meter-with-fault.mjs).
+    const wrongChip = (args: string[]): Proc => {
+      const p = start(WITH_FAULT, ['emulated-chip=ina228', ...args]);
+      procs.push(p);
+      return p;
+    };
+    const rp = wrongChip(['read', '--sensor', 'sim', '--sim-chip', 'ina226', '--data-dir', dataDir()]);
+    const r = { code: await rp.exited, out: rp.output() };
     expect(r.code).toBe(2);
     expect(r.out).toMatch(/0x40 is an INA228 .*not an INA226: set --sim-chip ina228/);
-    const d = run(['--sensor', 'sim', '--sim-chip', 'ina226', '--data-dir', dataDir(), '--window', '1'], env);
+    const d = wrongChip(['--sensor', 'sim', '--sim-chip', 'ina226', '--data-dir', dataDir(), '--window', '1']);
     expect(await d.exited).toBe(2);
     expect(d.output()).toMatch(/is an INA228 .*not an INA226/);
   });

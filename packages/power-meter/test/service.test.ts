@@ -16,9 +16,13 @@ afterEach(async () => {
   await Promise.all(receivers.splice(0).map((r) => r.close()));
 });
 
-function backend(args: string[], env: Record<string, string> = {}): Proc {
+/** The program with a fault injected through its dependencies (test/support/meter-with-fault.mjs). */
+const WITH_FAULT = join(ROOT, 'packages/power-meter/test/support/meter-with-fault.mjs');
+
+function backend(args: string[], env: Record<string, string> = {}, fault?: 'sampler' | 'publisher'): Proc {
   const dir = join(mkdtempSync(join(tmpdir(), 'pm-svc-')), 'data');
-  const p = start(BACKEND, ['--sensor', 'sim', '--window', '1', '--data-dir', dir, ...args], {
+  const program = ['--sensor', 'sim', '--window', '1', '--data-dir', dir, ...args];
+  const p = start(fault === undefined ? BACKEND : WITH_FAULT, fault === undefined ? program : [fault, ...program], {
     W3BSTREAM_PUBLISHER_TOKEN: TOKEN,
     POWER_METER_RETRY_MAX_MS: '500',
     ...env,
@@ -75,7 +79,7 @@ describe('settings that would fail later are refused at start (exit 2)', () => {
 
 describe('a component that stops for good ends the process non-zero', () => {
   it('the sampler', async () => {
-    const p = backend(['--sim-load', '4'], { POWER_METER_TEST_FAULT: 'sampler' });
+    const p = backend(['--sim-load', '4'], {}, 'sampler');
     expect(await p.exited).toBe(EXIT.failure);
     expect(p.output()).toMatch(/sampler stopped: .*exiting so the service manager restarts the meter/);
   });
@@ -83,7 +87,7 @@ describe('a component that stops for good ends the process non-zero', () => {
   it('the publisher', async () => {
     const r = await startDevReceiver({ project: 'test', token: TOKEN });
     receivers.push(r);
-    const p = backend(['--sim-load', '4', '--publish-url', r.url], { POWER_METER_TEST_FAULT: 'publisher' });
+    const p = backend(['--sim-load', '4', '--publish-url', r.url], {}, 'publisher');
     expect(await p.exited).toBe(EXIT.failure);
     expect(p.output()).toMatch(/publisher stopped: the outbox failed.*exiting so the service manager restarts the meter/);
     expect(r.received.length).toBeGreaterThanOrEqual(1);

@@ -126,6 +126,7 @@ export type {
   OutboxStats,
   SchemaExtension,
   SeqGapReason,
+  WaitingGroup,
 } from './outbox.js';
 export { SequenceFloorError, readSequenceFloor, writeSequenceFloor } from './sequence-floor.js';
 export type { SequenceFloorRecord } from './sequence-floor.js';

@@ -1,9 +1,25 @@
-import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, rmSync } from 'node:fs';
-import { dirname } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import Database from 'better-sqlite3';
-import { readSequenceFloor, writeSequenceFloor, type SequenceFloorRecord } from './sequence-floor.js';
+import type Database from 'better-sqlite3';
+import {
+  discardWaiting,
+  discardedTotal,
+  groupWaiting,
+  replaceMessage,
+  restoreMessages,
+  type BacklogAccess,
+  type WaitingGroup,
+} from './outbox/backlog.js';
+import { OutboxOptionError } from './outbox/errors.js';
+import { openCardDatabase } from './outbox/open.js';
+import type { OutboxSql, SchemaExtension } from './outbox/schema.js';
+import { SequenceReservation, decideNextSeq, readLocalMeta, writeLocalMeta, type LocalMeta, type SeqGapReason } from './outbox/sequence.js';
+import { OutboxStaging } from './outbox/staging.js';
+import { Statements } from './outbox/statements.js';
+
+export { OutboxCorruptError, OutboxLockedError, OutboxOptionError, OutboxTooNewError, isCorruptionError } from './outbox/errors.js';
+export type { Migration, OutboxSql, SchemaExtension } from './outbox/schema.js';
+export type { SeqGapReason } from './outbox/sequence.js';
+export type { WaitingGroup } from './outbox/backlog.js';
 
 /**
  * The durable outbox (docs/design.md "Never losing a reading"): every signed message gets the next
@@ -47,7 +63,7 @@ import { readSequenceFloor, writeSequenceFloor, type SequenceFloorRecord } from 
  * - Appending never fails after its commit: a reading is stored (numbered, counted) exactly once or
  *   not at all, whatever fails after (a sync to a full card: `append` returns `syncError`). Strict
  *   mode (`syncEveryAppend`) hands the publisher only messages that are on the card (`peek`).
- * - Schema: `PRAGMA user_version` and the migration list below; the backend keeps its own tables
+ * - Schema: `PRAGMA user_version` and the migration list (outbox/schema.ts); the backend keeps its own tables
  *   in the same database through `schemas` (migrations) and `transaction()` (no handle is shared).
  * - Staging in RAM (`stagingFile`, on a tmpfs such as /run): every operation (append, delivery,
  *   the backend's totals) commits to a copy of the database in RAM, and `sync()` copies what
@@ -66,16 +82,6 @@ export interface OutboxMessage {
   createdAtMs: number;
   /** Delivery attempts that did not remove it (failed, or stopped), as counted by `noteAttempt`. */
   attempts: number;
-}
-
-/** A migration: SQL text, or a function for changes that need values (it gets the transaction). */
-export type Migration = string | ((sql: OutboxSql) => void);
-
-/** A named set of tables kept in the outbox database by its user (the backend's totals). */
-export interface SchemaExtension {
-  name: string;
-  /** Applied in order, once each; the version reached is recorded per name. Never reorder or edit. */
-  migrations: readonly Migration[];
 }
 
 export interface OutboxOptions {
@@ -147,17 +153,6 @@ export interface OutboxOpenReport {
   fromVersion: number;
 }
 
-/**
- * Why numbers were skipped at open:
- * - `ram-copy-lost`: the last session worked on a RAM copy that is gone (power cut, reboot without
- *   a clean stop); what it stored after the last sync is lost, and so are the numbers it used.
- * - `outbox-new`: the database was created (deleted or emptied) while the floor stayed.
- * - `outbox-older`: the database is behind the number recorded at the last clean stop (an older copy).
- * - `unclean-stop`: the last session did not stop cleanly and the database cannot show it holds its
- *   last number (an older copy, a start killed while opening, a floor of an earlier release).
- */
-export type SeqGapReason = 'ram-copy-lost' | 'outbox-new' | 'outbox-older' | 'unclean-stop';
-
 /** What `append` did: the number, the body stored, drops, and a sync that failed after the commit. */
 export interface AppendResult {
   seq: number;
@@ -172,410 +167,202 @@ export interface AppendResult {
 
 export type DeliveryOutcome = 'delivered' | 'rejected' | 'unhandled';
 
-/** The narrow view of the database that `transaction()` and migrations get: statements, no handle. */
-export interface OutboxSql {
-  run(sql: string, ...params: unknown[]): { changes: number };
-  get<T>(sql: string, ...params: unknown[]): T | undefined;
-  all<T>(sql: string, ...params: unknown[]): T[];
-  exec(sql: string): void;
-}
-
-export class OutboxOptionError extends RangeError {
-  constructor(name: string, value: unknown, allowed: string) {
-    super(`outbox option ${name}=${String(value)} is invalid: ${allowed}`);
-    this.name = 'OutboxOptionError';
-  }
-}
-
-export class OutboxLockedError extends Error {
-  constructor(readonly file: string) {
-    super(
-      `outbox ${file} is in use by another process: another program holds it (a meter already running on this data directory); stop it first`,
-    );
-    this.name = 'OutboxLockedError';
-  }
+/** Checks the bounds and the floor's block size (before anything is opened). */
+function checkedBounds(opts: OutboxOptions): { maxCount: number; maxAgeMs: number; block: number } {
+  const maxCount = opts.maxCount ?? 1_000_000;
+  const maxAgeMs = opts.maxAgeMs ?? 30 * 86_400_000;
+  const block = opts.sequenceBlock ?? 100;
+  if (!Number.isSafeInteger(maxCount) || maxCount < 1) throw new OutboxOptionError('maxCount', opts.maxCount, 'a whole number >= 1');
+  if (!(maxAgeMs > 0) || !Number.isFinite(maxAgeMs)) throw new OutboxOptionError('maxAgeMs', opts.maxAgeMs, 'a duration > 0 ms');
+  if (!Number.isSafeInteger(block) || block < 1) throw new OutboxOptionError('sequenceBlock', opts.sequenceBlock, 'a whole number >= 1');
+  return { maxCount, maxAgeMs, block };
 }
 
 /**
- * The database file is damaged (SQLite: malformed, not a database, integrity check failed). The
- * message names the file and what is wrong; the application adds how to salvage it.
+ * The outbox: numbering, storing, bounds, delivery bookkeeping and the user's transactions, on
+ * whichever connection it works on. Its parts live in outbox/: opening and locking the card's
+ * file (open.ts), the schema (schema.ts), the numbering across opens (sequence.ts), the RAM copy
+ * (staging.ts), the operations on the backlog as a whole (backlog.ts), the statements
+ * (statements.ts), the errors (errors.ts).
  */
-export class OutboxCorruptError extends Error {
-  constructor(
-    readonly file: string,
-    readonly detail: string,
-  ) {
-    super(`outbox ${file} is damaged: ${detail}`);
-    this.name = 'OutboxCorruptError';
-  }
-}
-
-/** The database was written by a newer release (a schema this one does not know): it is left as is. */
-export class OutboxTooNewError extends Error {
-  constructor(
-    readonly file: string,
-    readonly detail: string,
-  ) {
-    super(`outbox ${file} was written by a newer release (${detail}): install that release again; this one does not change the file`);
-    this.name = 'OutboxTooNewError';
-  }
-}
-
-/** True for SQLite's "the file is damaged" errors. */
-export function isCorruptionError(err: unknown): boolean {
-  const code = (err as { code?: unknown } | null)?.code;
-  return typeof code === 'string' && /^SQLITE_(CORRUPT|NOTADB)/.test(code);
-}
-
-/**
- * The outbox's own schema, one entry per `user_version`. Entry 1 is the schema of the first
- * release (written with IF NOT EXISTS, so a database from before versioning is adopted as is).
- */
-const MIGRATIONS: readonly Migration[] = [
-  `CREATE TABLE IF NOT EXISTS messages (
-     seq INTEGER PRIMARY KEY,
-     body TEXT NOT NULL,
-     created_ms INTEGER NOT NULL,
-     attempts INTEGER NOT NULL DEFAULT 0
-   );
-   CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
-   INSERT OR IGNORE INTO counters VALUES ('next_seq', 1), ('dropped', 0), ('rejected', 0), ('delivered', 0), ('waiting', 0);`,
-  // 2: measured age (see the header) and the unhandled count. Rows from before get a measured
-  // creation time from their wall-clock age at the upgrade, the best estimate there is.
-  (sql) => {
-    sql.exec(`ALTER TABLE messages ADD COLUMN created_measured_ms INTEGER NOT NULL DEFAULT 0;
-      INSERT OR IGNORE INTO counters VALUES ('measured_ms', 0), ('unhandled', 0);
-      CREATE TABLE IF NOT EXISTS schema_versions (name TEXT PRIMARY KEY, version INTEGER NOT NULL);`);
-    sql.run('UPDATE messages SET created_measured_ms = -MAX(0, ? - created_ms)', Date.now());
-  },
-  // 3: honest counters (appended, skipped; for an existing database every number used so far
-  // counts as appended) and the values that belong to one copy of the database (see the header).
-  `INSERT OR IGNORE INTO counters SELECT 'appended', value - 1 FROM counters WHERE name = 'next_seq';
-   INSERT OR IGNORE INTO counters VALUES ('skipped', 0);
-   CREATE TABLE IF NOT EXISTS local_meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);`,
-];
-
-/** Never copied between the RAM copy and the card: it says which copy a session works on. */
-const LOCAL_META = 'local_meta';
-
-type Row = { seq: number; body: string; created_ms: number; attempts: number };
-
 export class Outbox {
   /** What open found (new database, sequence raised by the floor, schema version). */
   readonly openReport: OutboxOpenReport;
+  /** The connection commits go to: the RAM copy while staged, else the card's file. */
   #db: Database.Database;
-  /** The connection to the file on the card when staging (the RAM copy is attached to it as `ram`). */
-  readonly #disk: Database.Database | null = null;
-  /** The RAM copy while staging (then `#db` is it); null when working on the card directly. */
-  #ram: Database.Database | null = null;
-  private readonly stagingMaxWaiting: number;
-  private readonly schemas: readonly SchemaExtension[];
-  private readonly stagingFile: string | null;
+  /** The RAM copy and the card's file (`stagingFile`); null when there is no RAM copy at all. */
+  readonly #staging: OutboxStaging | null;
+  readonly #syncEveryAppend: boolean;
+  readonly #maxCount: number;
+  readonly #maxAgeMs: number;
+  readonly #nowMs: () => number;
+  readonly #monoNow: () => number;
+  readonly #measuredBase: number;
+  readonly #monoAtOpen: number;
+  /** This open's session name and its reservations in the floor file. */
+  readonly #seq: SequenceReservation;
   /** Set by `restore()`: the next sync copies every message, not only the new ones. */
-  private fullSync = false;
-  private readonly syncEveryAppend: boolean;
-  private readonly maxCount: number;
-  private readonly maxAgeMs: number;
-  private readonly nowMs: () => number;
-  private readonly monoNow: () => number;
-  private readonly measuredBase: number;
-  private readonly monoAtOpen: number;
-  private readonly floorFile: string | null;
-  private readonly block: number;
-  /** Numbers below this are covered by the floor file. */
-  private reservedUpTo = 0;
-  /** This open's name in the floor file and in the copy it works on (see the header). */
-  private readonly session = randomBytes(8).toString('hex');
+  #fullSync = false;
   /** Strict mode: messages below this number are on the card (or gone); only those are peeked. */
-  private syncedNext = 0;
-  private stmts: Statements;
-  private readonly cache = new Map<string, Database.Statement>();
-  private readonly listeners = new Set<() => void>();
-  private readonly sql: OutboxSql;
+  #syncedNext = 0;
+  #stmts: Statements;
+  readonly #listeners = new Set<() => void>();
+  /** What `transaction()` and migrations get: always the connection worked on now. */
+  readonly #sql: OutboxSql = {
+    run: (text, ...params) => this.#stmts.sql.run(text, ...params),
+    get: <T>(text: string, ...params: unknown[]) => this.#stmts.sql.get<T>(text, ...params),
+    all: <T>(text: string, ...params: unknown[]) => this.#stmts.sql.all<T>(text, ...params),
+    exec: (text) => void this.#db.exec(text),
+  };
+
+  /** What the backlog operations (outbox/backlog.ts) get of this outbox. */
+  readonly #backlog: BacklogAccess = {
+    transaction: (fn) => this.transaction(fn),
+    statements: () => this.#stmts,
+    reserve: (seq) => this.#seq.reserve(seq),
+    measuredNowMs: () => this.measuredNowMs(),
+    copyAllAtNextSync: () => {
+      this.#fullSync = true;
+    },
+  };
 
   private constructor(
     readonly file: string,
     opts: OutboxOptions,
   ) {
-    this.maxCount = opts.maxCount ?? 1_000_000;
-    this.maxAgeMs = opts.maxAgeMs ?? 30 * 86_400_000;
-    this.block = opts.sequenceBlock ?? 100;
-    if (!Number.isSafeInteger(this.maxCount) || this.maxCount < 1)
-      throw new OutboxOptionError('maxCount', opts.maxCount, 'a whole number >= 1');
-    if (!(this.maxAgeMs > 0) || !Number.isFinite(this.maxAgeMs))
-      throw new OutboxOptionError('maxAgeMs', opts.maxAgeMs, 'a duration > 0 ms');
-    if (!Number.isSafeInteger(this.block) || this.block < 1)
-      throw new OutboxOptionError('sequenceBlock', opts.sequenceBlock, 'a whole number >= 1');
-    this.nowMs = opts.now ?? Date.now;
-    this.monoNow = opts.monotonicNow ?? (() => performance.now());
-    this.floorFile = opts.sequenceFloorFile ?? null;
-    mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
-    this.sql = {
-      run: (text, ...params) => ({ changes: this.statement(text).run(...params).changes }),
-      get: <T>(text: string, ...params: unknown[]) => this.statement(text).get(...params) as T | undefined,
-      all: <T>(text: string, ...params: unknown[]) => this.statement(text).all(...params) as T[],
-      exec: (text) => void this.#db.exec(text),
-    };
-    let db: Database.Database;
-    try {
-      db = new Database(file, { timeout: 0 });
-    } catch (err) {
-      throw isCorruptionError(err) ? new OutboxCorruptError(file, (err as Error).message) : err;
-    }
-    this.#db = db;
-    try {
-      // 1 KiB pages: each reading touches a few pages, and every page is rewritten whole in the
-      // WAL, so small pages cut the bytes written to the SD card per reading (SD-card wear:
-      // docs/design.md "What users of other meters complain about", item 4).
-      // Effective only when the database is created.
-      this.#db.pragma('page_size = 1024');
-      this.#db.pragma('locking_mode = EXCLUSIVE');
-      this.#db.pragma('journal_mode = WAL');
-      this.#db.pragma('synchronous = FULL');
-      // Take the exclusive lock now (a write transaction), not at the first append.
-      this.#db.exec('BEGIN IMMEDIATE; COMMIT;');
-      const check = this.#db.pragma('quick_check', { simple: true });
-      if (check !== 'ok') throw new OutboxCorruptError(file, `integrity check: ${String(check)}`);
-      this.openReport = this.migrate(opts.schemas ?? []);
-      this.#db.exec("INSERT OR IGNORE INTO counters VALUES ('synced_gen', 0)");
-    } catch (err) {
-      this.#db.close();
-      if ((err as { code?: string }).code === 'SQLITE_BUSY') throw new OutboxLockedError(file);
-      if (isCorruptionError(err)) throw new OutboxCorruptError(file, (err as Error).message);
-      throw err;
-    }
-    this.stagingFile = opts.stagingFile ?? null;
-    this.syncEveryAppend = opts.syncEveryAppend === true;
-    this.stagingMaxWaiting = opts.stagingMaxWaiting ?? 2880;
-    this.schemas = opts.schemas ?? [];
-    if (!Number.isSafeInteger(this.stagingMaxWaiting) || this.stagingMaxWaiting < 1) {
-      this.#db.close();
+    const bounds = checkedBounds(opts);
+    this.#maxCount = bounds.maxCount;
+    this.#maxAgeMs = bounds.maxAgeMs;
+    this.#nowMs = opts.now ?? Date.now;
+    this.#monoNow = opts.monotonicNow ?? (() => performance.now());
+    this.#seq = new SequenceReservation(opts.sequenceFloorFile ?? null, bounds.block);
+    this.#syncEveryAppend = opts.syncEveryAppend === true;
+    const schemas = opts.schemas ?? [];
+    const card = openCardDatabase(file, schemas);
+    const stagingMaxWaiting = opts.stagingMaxWaiting ?? 2880;
+    if (!Number.isSafeInteger(stagingMaxWaiting) || stagingMaxWaiting < 1) {
+      card.db.close();
       throw new OutboxOptionError('stagingMaxWaiting', opts.stagingMaxWaiting, 'a whole number >= 1');
     }
     // Which copy the last session worked on, as the card says (read before this session marks it).
-    const cardMeta = readLocalMeta(this.#db);
-    let tookRamCopy = false;
-    if (this.stagingFile !== null) {
-      const disk = this.#db;
-      this.#disk = disk;
-      try {
-        const staged = this.openStaging(disk, this.stagingFile, false);
-        this.#ram = staged?.db ?? null;
-        tookRamCopy = staged?.taken === true;
-      } catch (err) {
-        disk.close();
-        throw err;
-      }
-      if (this.#ram !== null) this.#db = this.#ram;
-    }
-    this.stmts = prepareStatements(this.#db);
-    this.measuredBase = this.stmts.counter.get('measured_ms')!.value;
-    this.monoAtOpen = this.monoNow();
-    let seqRaised: OutboxOpenReport['seqRaised'] = null;
+    const cardMeta = readLocalMeta(card.db);
+    const staged =
+      opts.stagingFile === undefined
+        ? null
+        : OutboxStaging.open(card.db, {
+            file: opts.stagingFile,
+            cardFile: file,
+            maxWaiting: stagingMaxWaiting,
+            schemas,
+            session: this.#seq.session,
+          });
+    this.#staging = staged?.staging ?? null;
+    const tookRamCopy = staged?.tookRamCopy === true;
+    this.#db = this.#staging?.working ?? card.db;
+    this.#stmts = new Statements(this.#db);
+    this.#measuredBase = this.#stmts.named.counter.get('measured_ms')!.value;
+    this.#monoAtOpen = this.#monoNow();
+    let seqRaised: OutboxOpenReport['seqRaised'];
     try {
       // The copy this session takes: a RAM copy left by the last session knows its own state;
       // a fresh copy of the card (or the card itself) is what the card says.
-      const taken = tookRamCopy ? readLocalMeta(this.#db) : cardMeta;
-      this.#db.transaction(() => {
-        // The waiting counter saves a COUNT(*) (a full scan in SQLite) on every append. Recount once
-        // at open so that rows removed behind our back (a user pruning the table) cannot skew it.
-        this.stmts.set.run(this.stmts.count.get()!.n, 'waiting');
-        // Never hand out a number at or below one already stored, nor below the floor unless the
-        // copy taken is the one the last session numbered in (see the header).
-        const max = this.stmts.maxSeq.get()!.m;
-        const stored = this.stmts.counter.get('next_seq')!.value;
-        const own = Math.max(stored, max === null ? 1 : max + 1);
-        const floor = this.floorFile === null ? null : readSequenceFloor(this.floorFile);
-        const exact = floor !== null && isExactCopy(floor, taken, tookRamCopy ? 'ram' : 'card');
-        const next = floor === null || exact ? own : Math.max(own, floor.nextSeq);
-        if (next !== stored) this.stmts.set.run(next, 'next_seq');
-        if (next > own) {
-          seqRaised = { from: own, to: next, reason: gapReason(floor!, this.openReport.created, taken, tookRamCopy) };
-          this.stmts.bump.run(next - own, 'skipped');
-        }
-        writeLocalMeta(this.sql, this.session, this.#ram === null ? 'card' : 'ram');
-        // Reserve the first block before the first number of it can be handed out.
-        this.reserve(next);
-      })();
-      // The card says durably that a RAM copy may hold more than it does, before a number is used.
-      if (this.#ram !== null) this.markCard('ram');
+      seqRaised = this.#settleNumbering(tookRamCopy ? readLocalMeta(this.#db) : cardMeta, tookRamCopy, card.created);
     } catch (err) {
-      this.#ram?.close();
-      (this.#disk ?? this.#db).close();
+      this.#closeConnections();
       throw err;
     }
-    this.openReport = { ...this.openReport, seqRaised };
+    this.openReport = { created: card.created, seqRaised, fromVersion: card.fromVersion };
     // The card now holds what the RAM copy holds (raised numbers, reserved block included).
     this.sync();
   }
 
-  /** Records on the card which copy this session works on (a durable commit on the card). */
-  private markCard(working: 'ram' | 'card'): void {
-    const disk = this.#disk!;
-    disk.transaction(() =>
-      writeLocalMeta(
-        {
-          run: (text, ...params) => ({ changes: disk.prepare(text).run(...params).changes }),
-          get: () => undefined,
-          all: () => [],
-          exec: (text) => void disk.exec(text),
-        },
-        this.session,
-        working,
-        'main.',
-      ),
-    )();
+  static open(file: string, opts: OutboxOptions = {}): Outbox {
+    return new Outbox(file, opts);
   }
 
   /**
-   * Opens the RAM copy: the one left by an earlier process of this boot when it is at least as new
-   * as the card's file (kill -9, a crash, a restart), else a fresh copy of the card's file (after
-   * a reboot or power cut /run is empty). Attaches it to the card's connection for `sync()`.
-   * Null (work on the card) when there is no copy and the card's backlog is over the bound.
+   * At open: the next number (never at or below one stored, nor below the floor unless the copy
+   * taken is the one the last session numbered in; see the header), this session's mark in the
+   * copy it works on, and the first block reserved before any number of it is handed out.
    */
-  private openStaging(disk: Database.Database, staging: string, resuming: boolean): { db: Database.Database; taken: boolean } | null {
-    const schemas = this.schemas;
-    const counter = (name: string) => (disk.prepare('SELECT value FROM counters WHERE name = ?').get(name) as { value: number }).value;
-    const diskGen = counter('synced_gen');
-    mkdirSync(dirname(staging), { recursive: true, mode: 0o700 });
-    let ram: Database.Database | null = null;
-    let taken = false;
-    if (existsSync(staging)) {
-      try {
-        ram = new Database(staging, { timeout: 0 });
-        const check = ram.pragma('quick_check', { simple: true });
-        const gen = ram.prepare("SELECT value FROM counters WHERE name = 'synced_gen'").get() as { value: number } | undefined;
-        if (check !== 'ok' || gen === undefined || gen.value < diskGen) {
-          ram.close();
-          ram = null;
-        } else taken = true;
-      } catch {
-        ram?.close();
-        ram = null;
-      }
-    }
-    if (ram === null) {
-      if (!resuming && counter('waiting') > this.stagingMaxWaiting) return null;
-      removeStaging(staging);
-      // VACUUM INTO writes a consistent copy of the card's database (its page size too).
-      disk.prepare('VACUUM INTO ?').run(staging);
-      ram = new Database(staging, { timeout: 0 });
-    }
-    try {
-      // RAM: nothing to wait for; WAL so that a kill -9 mid-commit leaves the last commit.
-      ram.pragma('journal_mode = WAL');
-      ram.pragma('synchronous = OFF');
-      const db = this.#db;
-      this.#db = ram;
-      // Statements are cached per connection: none of the card's may be used on the RAM copy.
-      this.cache.clear();
-      try {
-        this.migrate(schemas);
-      } finally {
-        this.#db = db;
-        this.cache.clear();
-      }
-      // The card's file stays locked exclusively (one process per outbox: in WAL mode with the
-      // lock taken before the first access, SQLite keeps it whatever locking_mode says later).
-      // The RAM copy is written by the other connection, so it is attached under normal locks.
-      disk.pragma('locking_mode = NORMAL');
-      disk.prepare('ATTACH DATABASE ? AS ram').run(staging);
-      disk.pragma('main.locking_mode = EXCLUSIVE');
-    } catch (err) {
-      ram.close();
-      throw err;
-    }
-    return { db: ram, taken };
+  #settleNumbering(taken: LocalMeta, tookRamCopy: boolean, created: boolean): OutboxOpenReport['seqRaised'] {
+    const s = this.#stmts.named;
+    const settled = this.#db.transaction(() => {
+      // The waiting counter saves a COUNT(*) (a full scan in SQLite) on every append. Recount once
+      // at open so that rows removed behind our back (a user pruning the table) cannot skew it.
+      s.set.run(s.count.get()!.n, 'waiting');
+      const stored = s.counter.get('next_seq')!.value;
+      const { next, raised } = decideNextSeq({
+        stored,
+        maxStored: s.maxSeq.get()!.m,
+        floor: this.#seq.readFloor(),
+        taken,
+        tookRamCopy,
+        created,
+      });
+      if (next !== stored) s.set.run(next, 'next_seq');
+      if (raised !== null) s.bump.run(raised.to - raised.from, 'skipped');
+      writeLocalMeta(this.#sql, this.#seq.session, this.staged ? 'ram' : 'card');
+      // Reserve the first block before the first number of it can be handed out.
+      this.#seq.reserve(next);
+      return raised;
+    })();
+    // The card says durably that a RAM copy may hold more than it does, before a number is used.
+    if (this.staged) this.#staging!.markCard('ram');
+    return settled;
   }
 
   /** True when commits go to a RAM copy and reach the card at `sync()`. */
   get staged(): boolean {
-    return this.#ram !== null;
+    return this.#staging?.inRam === true;
   }
 
-  /** The backlog outgrew the RAM copy: everything is on the card (just synced); work there. */
-  private unstage(): void {
-    const disk = this.#disk!;
-    // The card is complete now, and from here on every number is committed to it first.
-    this.markCard('card');
-    disk.exec('DETACH DATABASE ram');
-    this.#ram!.close();
-    this.#ram = null;
-    removeStaging(this.stagingFile!);
-    this.#db = disk;
-    this.cache.clear();
-    this.stmts = prepareStatements(disk);
+  /** Commits go to `db` from now on (the RAM copy or the card's file): its own statements. */
+  #workOn(db: Database.Database): void {
+    this.#db = db;
+    this.#stmts = new Statements(db);
   }
 
-  /** The backlog drained: stage in RAM again (a fresh copy of the card's file). */
-  private restage(): void {
-    // Durably on the card before the RAM copy hands out a number the card will not have.
-    this.markCard('ram');
-    const ram = this.openStaging(this.#disk!, this.stagingFile!, true)!.db;
-    const sql: OutboxSql = {
-      run: (text, ...params) => ({ changes: ram.prepare(text).run(...params).changes }),
-      get: () => undefined,
-      all: () => [],
-      exec: (text) => void ram.exec(text),
-    };
-    writeLocalMeta(sql, this.session, 'ram');
-    // The card holds every message now (the copy was just made from it): all of them may go out.
-    this.syncedNext = (ram.prepare("SELECT value FROM counters WHERE name = 'next_seq'").get() as { value: number }).value;
-    this.#ram = ram;
-    this.#db = ram;
-    this.cache.clear();
-    this.stmts = prepareStatements(ram);
+  #closeConnections(): void {
+    if (this.#staging !== null) this.#staging.close();
+    else this.#db.close();
   }
 
   /**
    * Copies what changed in the RAM copy to the card in one durable transaction: messages stored
    * since the last sync, removals, and every other table (counters, the backend's totals; all
-   * small). A no-op without staging (every commit is durable already).
+   * small). A no-op without staging (every commit is durable already). Moves the work to the card
+   * when the backlog outgrows the RAM copy, and back once it drained.
    */
   sync(): void {
-    const disk = this.#disk;
-    if (disk === null || !this.#db.open) return;
-    if (this.#ram === null) {
-      if (this.waiting() <= this.stagingMaxWaiting / 10) this.restage();
+    const staging = this.#staging;
+    if (staging === null || !this.#db.open) return;
+    if (!staging.inRam) {
+      if (this.waiting() <= staging.maxWaiting / 10) {
+        this.#syncedNext = staging.enterRam();
+        this.#workOn(staging.working);
+      }
       return;
     }
-    const gen = this.stmts.counter.get('synced_gen')!.value + 1;
-    this.stmts.set.run(gen, 'synced_gen');
-    const nextOnCard = this.stmts.counter.get('next_seq')!.value;
-    const full = this.fullSync;
-    disk.transaction(() => {
-      const maxOnDisk = (disk.prepare('SELECT MAX(seq) AS m FROM main.messages').get() as { m: number | null }).m ?? 0;
-      // Delivered, rejected and dropped messages: gone from the RAM copy.
-      disk.exec('DELETE FROM main.messages WHERE seq NOT IN (SELECT seq FROM ram.messages)');
-      disk
-        .prepare('INSERT OR IGNORE INTO main.messages SELECT * FROM ram.messages WHERE seq > ?')
-        .run(full ? Number.MIN_SAFE_INTEGER : maxOnDisk);
-      const tables = disk
-        .prepare(
-          "SELECT name FROM ram.sqlite_master WHERE type = 'table' AND name <> 'messages' AND name <> ? AND name NOT LIKE 'sqlite_stat%'",
-        )
-        .all(LOCAL_META) as Array<{ name: string }>;
-      for (const { name } of tables) {
-        const q = `"${name.replaceAll('"', '""')}"`;
-        // Unchanged tables are not rewritten: every page written is a page on the card.
-        const differs = disk
-          .prepare(
-            `SELECT 1 FROM (SELECT * FROM ram.${q} EXCEPT SELECT * FROM main.${q}) UNION ALL SELECT 1 FROM (SELECT * FROM main.${q} EXCEPT SELECT * FROM ram.${q}) LIMIT 1`,
-          )
-          .get();
-        if (differs !== undefined) disk.exec(`DELETE FROM main.${q}; INSERT INTO main.${q} SELECT * FROM ram.${q};`);
-      }
-    })();
-    this.fullSync = false;
-    const gated = this.syncEveryAppend && nextOnCard > this.syncedNext;
-    this.syncedNext = nextOnCard;
-    if (this.waiting() > this.stagingMaxWaiting) this.unstage();
+    const s = this.#stmts.named;
+    const gen = s.counter.get('synced_gen')!.value + 1;
+    s.set.run(gen, 'synced_gen');
+    const nextOnCard = s.counter.get('next_seq')!.value;
+    staging.copyToCard(this.#fullSync);
+    this.#fullSync = false;
+    const gated = this.#syncEveryAppend && nextOnCard > this.#syncedNext;
+    this.#syncedNext = nextOnCard;
+    if (this.waiting() > staging.maxWaiting) {
+      // The backlog outgrew the RAM copy: everything is on the card (just synced); work there.
+      staging.leaveRam();
+      this.#workOn(staging.disk);
+    }
     // Strict mode: messages the publisher could not see until now are on the card.
-    if (gated) this.notifyAppend();
+    if (gated) this.#notifyAppend();
   }
 
-  private notifyAppend(): void {
-    for (const l of this.listeners) {
+  #notifyAppend(): void {
+    for (const l of this.#listeners) {
       try {
         l();
       } catch {
@@ -584,88 +371,15 @@ export class Outbox {
     }
   }
 
-  private readonly diskCache = new Map<string, Database.Statement>();
-  private diskStatement(disk: Database.Database, text: string): Database.Statement {
-    let st = this.diskCache.get(text);
-    if (st === undefined) {
-      st = disk.prepare(text);
-      this.diskCache.set(text, st);
-    }
-    return st;
-  }
-
   /** Reads from the card's file (what survives a power cut); the same as `transaction` without staging. */
   durable<T>(fn: (sql: OutboxSql) => T): T {
-    const disk = this.#disk;
-    if (disk === null || this.#ram === null) return this.transaction(fn);
-    const sql: OutboxSql = {
-      run: () => {
-        throw new Error('durable(): read only');
-      },
-      get: <U>(text: string, ...params: unknown[]) => this.diskStatement(disk, text).get(...params) as U | undefined,
-      all: <U>(text: string, ...params: unknown[]) => this.diskStatement(disk, text).all(...params) as U[],
-      exec: () => {
-        throw new Error('durable(): read only');
-      },
-    };
-    return fn(sql);
-  }
-
-  static open(file: string, opts: OutboxOptions = {}): Outbox {
-    return new Outbox(file, opts);
-  }
-
-  /** Applies the outbox's migrations (user_version) and each extension's (schema_versions). */
-  private migrate(schemas: readonly SchemaExtension[]): OutboxOpenReport {
-    const fromVersion = this.#db.pragma('user_version', { simple: true }) as number;
-    const hadTables = this.#db.prepare("SELECT COUNT(*) AS n FROM sqlite_master WHERE type = 'table' AND name = 'messages'").get() as {
-      n: number;
-    };
-    if (fromVersion > MIGRATIONS.length)
-      throw new OutboxTooNewError(this.file, `schema version ${fromVersion}, this release knows ${MIGRATIONS.length}`);
-    this.#db.transaction(() => {
-      for (let v = fromVersion; v < MIGRATIONS.length; v++) this.apply(MIGRATIONS[v]!);
-      this.#db.pragma(`user_version = ${MIGRATIONS.length}`);
-      for (const ext of schemas) {
-        const row = this.sql.get<{ version: number }>('SELECT version FROM schema_versions WHERE name = ?', ext.name);
-        const at = row?.version ?? 0;
-        if (at > ext.migrations.length)
-          throw new OutboxTooNewError(this.file, `${ext.name} tables at version ${at}, this release knows ${ext.migrations.length}`);
-        for (let v = at; v < ext.migrations.length; v++) this.apply(ext.migrations[v]!);
-        this.sql.run(
-          'INSERT INTO schema_versions (name, version) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET version = excluded.version',
-          ext.name,
-          ext.migrations.length,
-        );
-      }
-    })();
-    return { created: hadTables.n === 0, seqRaised: null, fromVersion };
-  }
-
-  private apply(m: Migration): void {
-    if (typeof m === 'string') this.#db.exec(m);
-    else m(this.sql);
-  }
-
-  private statement(text: string): Database.Statement {
-    let st = this.cache.get(text);
-    if (st === undefined) {
-      st = this.#db.prepare(text);
-      this.cache.set(text, st);
-    }
-    return st;
+    if (!this.staged) return this.transaction(fn);
+    return fn(this.#staging!.cardReader());
   }
 
   /** Measured time in ms: persistent, advanced only by the monotonic clock while open. */
   measuredNowMs(): number {
-    return this.measuredBase + Math.max(0, this.monoNow() - this.monoAtOpen);
-  }
-
-  /** Writes the floor for the block starting at `seq` (before any number of it is used). */
-  private reserve(seq: number): void {
-    if (this.floorFile === null || seq < this.reservedUpTo) return;
-    writeSequenceFloor(this.floorFile, { nextSeq: seq + this.block, clean: false, session: this.session });
-    this.reservedUpTo = seq + this.block;
+    return this.#measuredBase + Math.max(0, this.#monoNow() - this.#monoAtOpen);
   }
 
   /**
@@ -674,7 +388,7 @@ export class Outbox {
    * (synchronous=FULL) when the outermost transaction commits.
    */
   transaction<T>(fn: (sql: OutboxSql) => T): T {
-    return this.#db.inTransaction ? fn(this.sql) : this.#db.transaction(() => fn(this.sql))();
+    return this.#db.inTransaction ? fn(this.#sql) : this.#db.transaction(() => fn(this.#sql))();
   }
 
   /**
@@ -692,32 +406,32 @@ export class Outbox {
     body: string | ((seq: number) => string),
     opts: { createdAtMs?: number; inTransaction?: (seq: number, sql: OutboxSql) => void } = {},
   ): AppendResult {
-    const createdAtMs = opts.createdAtMs ?? this.nowMs();
+    const createdAtMs = opts.createdAtMs ?? this.#nowMs();
     if (!Number.isFinite(createdAtMs)) throw new OutboxOptionError('createdAtMs', createdAtMs, 'a time in ms');
     const result = this.transaction(() => {
-      const seq = this.stmts.counter.get('next_seq')!.value;
-      this.reserve(seq);
+      const seq = this.#stmts.named.counter.get('next_seq')!.value;
+      this.#seq.reserve(seq);
       const text = typeof body === 'function' ? body(seq) : body;
       const measured = Math.round(this.measuredNowMs());
-      this.stmts.bump.run(1, 'next_seq');
-      this.stmts.insert.run(seq, text, Math.round(createdAtMs), measured);
-      this.stmts.bump.run(1, 'waiting');
-      this.stmts.bump.run(1, 'appended');
-      this.stmts.set.run(measured, 'measured_ms');
-      opts.inTransaction?.(seq, this.sql);
+      this.#stmts.named.bump.run(1, 'next_seq');
+      this.#stmts.named.insert.run(seq, text, Math.round(createdAtMs), measured);
+      this.#stmts.named.bump.run(1, 'waiting');
+      this.#stmts.named.bump.run(1, 'appended');
+      this.#stmts.named.set.run(measured, 'measured_ms');
+      opts.inTransaction?.(seq, this.#sql);
       const dropped = this.enforceBounds();
       return { seq, body: text, dropped };
     });
     let syncError: Error | null = null;
     // Inside a caller's transaction the commit is the caller's: it syncs after it (sync()).
-    if (this.syncEveryAppend && !this.#db.inTransaction) {
+    if (this.#syncEveryAppend && !this.#db.inTransaction) {
       try {
         this.sync();
       } catch (err) {
         syncError = err instanceof Error ? err : new Error(String(err));
       }
     }
-    this.notifyAppend();
+    this.#notifyAppend();
     return { ...result, syncError };
   }
 
@@ -726,51 +440,27 @@ export class Outbox {
    * the next number becomes larger than all of them. A number already stored is skipped.
    */
   restore(messages: ReadonlyArray<{ seq: number; body: string; createdAtMs: number }>): number {
-    return this.transaction((sql) => {
-      let restored = 0;
-      // Numbers below this were counted as skipped when this database was opened behind the floor.
-      const nextBefore = this.stmts.counter.get('next_seq')!.value;
-      let refilled = 0;
-      const measured = Math.round(this.measuredNowMs());
-      for (const m of messages) {
-        if (!Number.isSafeInteger(m.seq) || m.seq < 1) continue;
-        const inserted = sql.run(
-          'INSERT OR IGNORE INTO messages (seq, body, created_ms, created_measured_ms) VALUES (?, ?, ?, ?)',
-          m.seq,
-          m.body,
-          Math.round(m.createdAtMs),
-          measured,
-        ).changes;
-        restored += inserted;
-        if (inserted > 0 && m.seq < nextBefore) refilled++;
-        if (m.seq >= this.stmts.counter.get('next_seq')!.value) {
-          this.reserve(m.seq + 1);
-          this.stmts.set.run(m.seq + 1, 'next_seq');
-        }
-      }
-      // A salvaged message is stored in this database again: its number is no longer a hole.
-      this.stmts.bump.run(restored, 'appended');
-      this.stmts.set.run(Math.max(0, this.stmts.counter.get('skipped')!.value - refilled), 'skipped');
-      this.stmts.set.run(this.stmts.count.get()!.n, 'waiting');
-      this.fullSync = true;
-      return restored;
-    });
+    return restoreMessages(this.#backlog, messages);
   }
 
   /** Applies the age and count bounds now: the oldest go first, and every drop is counted. */
   enforceBounds(): number {
     return this.transaction(() => {
-      const cutoff = this.measuredNowMs() - this.maxAgeMs;
+      const cutoff = this.measuredNowMs() - this.#maxAgeMs;
       let dropped = 0;
-      for (let head = this.stmts.oldestHead.get(); head && head.created_measured_ms < cutoff; head = this.stmts.oldestHead.get()) {
-        this.stmts.remove.run(head.seq);
+      for (
+        let head = this.#stmts.named.oldestHead.get();
+        head && head.created_measured_ms < cutoff;
+        head = this.#stmts.named.oldestHead.get()
+      ) {
+        this.#stmts.named.remove.run(head.seq);
         dropped++;
       }
-      const excess = this.stmts.counter.get('waiting')!.value - dropped - this.maxCount;
-      if (excess > 0) dropped += this.stmts.dropOldest.run(excess).changes;
+      const excess = this.#stmts.named.counter.get('waiting')!.value - dropped - this.#maxCount;
+      if (excess > 0) dropped += this.#stmts.named.dropOldest.run(excess).changes;
       if (dropped > 0) {
-        this.stmts.bump.run(dropped, 'dropped');
-        this.stmts.bump.run(-dropped, 'waiting');
+        this.#stmts.named.bump.run(dropped, 'dropped');
+        this.#stmts.named.bump.run(-dropped, 'waiting');
       }
       return dropped;
     });
@@ -781,8 +471,8 @@ export class Outbox {
    * while staged: only those on the card (a message whose sync failed waits for the next one).
    */
   peek(limit = 1, afterSeq = 0): OutboxMessage[] {
-    const below = this.syncEveryAppend && this.#ram !== null ? this.syncedNext : Number.MAX_SAFE_INTEGER;
-    return this.stmts.peek
+    const below = this.#syncEveryAppend && this.staged ? this.#syncedNext : Number.MAX_SAFE_INTEGER;
+    return this.#stmts.named.peek
       .all(afterSeq, below, limit)
       .map((r) => ({ seq: r.seq, body: r.body, createdAtMs: r.created_ms, attempts: r.attempts }));
   }
@@ -794,7 +484,7 @@ export class Outbox {
    * drain a day of backlog) and a WAL page per reading on the SD card, for a diagnostic figure.
    */
   noteAttempt(seq: number): void {
-    this.relaxed(() => void this.stmts.attempt.run(seq));
+    this.#relaxed(() => void this.#stmts.named.attempt.run(seq));
   }
 
   /**
@@ -805,12 +495,12 @@ export class Outbox {
    */
   markDelivered(seq: number, outcome: DeliveryOutcome = 'delivered'): boolean {
     const remove = (): boolean => {
-      if (this.stmts.remove.run(seq).changes === 0) return false;
-      this.stmts.bump.run(1, outcome);
-      this.stmts.bump.run(-1, 'waiting');
+      if (this.#stmts.named.remove.run(seq).changes === 0) return false;
+      this.#stmts.named.bump.run(1, outcome);
+      this.#stmts.named.bump.run(-1, 'waiting');
       return true;
     };
-    return this.relaxed(() => this.#db.transaction(remove)());
+    return this.#relaxed(() => this.#db.transaction(remove)());
   }
 
   /**
@@ -818,8 +508,8 @@ export class Outbox {
    * loss in a power cut is harmless. synchronous cannot change inside a transaction; inside the
    * caller's, the caller's commit decides.
    */
-  private relaxed<T>(fn: () => T): T {
-    if (this.#db.inTransaction || this.#ram !== null) return fn();
+  #relaxed<T>(fn: () => T): T {
+    if (this.#db.inTransaction || this.staged) return fn();
     this.#db.pragma('synchronous = NORMAL');
     try {
       return fn();
@@ -828,33 +518,9 @@ export class Outbox {
     }
   }
 
-  /**
-   * The waiting messages grouped by what their JSON bodies say (SQLite's JSON functions, one
-   * scan): `extract` paths by value, `type` paths by JSON type (null: absent). A body that is not
-   * JSON groups with nulls. Oldest group first. For start-up checks of a backlog (which project,
-   * which node it was signed for) without reading every body into the process.
-   */
-  groupWaiting(
-    paths: { extract?: readonly string[]; type?: readonly string[] } = {},
-  ): Array<{ values: unknown[]; types: Array<string | null>; count: number; firstSeq: number; lastSeq: number }> {
-    const extract = paths.extract ?? [];
-    const types = paths.type ?? [];
-    const cols = [
-      ...extract.map((_, i) => `CASE WHEN json_valid(body) THEN json_extract(body, ?) END AS e${i}`),
-      ...types.map((_, i) => `CASE WHEN json_valid(body) THEN json_type(body, ?) END AS t${i}`),
-    ];
-    const keys = [...extract.map((_, i) => `e${i}`), ...types.map((_, i) => `t${i}`)];
-    const text = `SELECT ${[...cols, 'COUNT(*) AS n', 'MIN(seq) AS first', 'MAX(seq) AS last'].join(', ')} FROM messages${keys.length > 0 ? ` GROUP BY ${keys.join(', ')}` : ''} ORDER BY first`;
-    const rows = this.statement(text).all(...extract, ...types) as Array<Record<string, unknown>>;
-    return rows
-      .filter((r) => (r.n as number) > 0)
-      .map((r) => ({
-        values: extract.map((_, i) => r[`e${i}`] ?? null),
-        types: types.map((_, i) => (r[`t${i}`] as string | null) ?? null),
-        count: r.n as number,
-        firstSeq: r.first as number,
-        lastSeq: r.last as number,
-      }));
+  /** The waiting messages grouped by what their JSON bodies say (see outbox/backlog.ts). */
+  groupWaiting(paths: { extract?: readonly string[]; type?: readonly string[] } = {}): WaitingGroup[] {
+    return groupWaiting(this.#backlog, paths);
   }
 
   /**
@@ -862,57 +528,35 @@ export class Outbox {
    * the bounds' drops (counter `discarded`). All of them, or those up to `throughSeq`. Returns how many.
    */
   discard(throughSeq: number = Number.MAX_SAFE_INTEGER): number {
-    return this.transaction((sql) => {
-      const n = sql.run('DELETE FROM messages WHERE seq <= ?', throughSeq).changes;
-      sql.run("INSERT OR IGNORE INTO counters VALUES ('discarded', 0)");
-      sql.run("UPDATE counters SET value = value + ? WHERE name = 'discarded'", n);
-      this.stmts.bump.run(-n, 'waiting');
-      return n;
-    });
+    return discardWaiting(this.#backlog, throughSeq);
   }
 
   /** Messages removed by `discard` since the database was created. */
   discardedTotal(): number {
-    return this.transaction((sql) => sql.get<{ value: number }>("SELECT value FROM counters WHERE name = 'discarded'")?.value ?? 0);
+    return discardedTotal(this.#backlog);
   }
 
   /**
-   * Replaces a waiting message by one built for a new sequence number (`build(newSeq)`), keeping
-   * its creation time and place in the order relative to the others replaced after it: the old
-   * one is removed and the new one appended, in one transaction (a body that carries its number,
-   * a W3bstream 2 task's nonce, is signed again for the new one). Returns the new number, or null
-   * when `seq` was not waiting.
+   * Replaces a waiting message by one built for a new sequence number, keeping its creation time
+   * and place in the order (see outbox/backlog.ts). Returns the new number, or null when `seq` was
+   * not waiting.
    */
   replace(seq: number, build: (newSeq: number) => string): number | null {
-    return this.transaction((sql) => {
-      const row = sql.get<{ created_ms: number; created_measured_ms: number }>(
-        'SELECT created_ms, created_measured_ms FROM messages WHERE seq = ?',
-        seq,
-      );
-      if (row === undefined) return null;
-      const next = this.stmts.counter.get('next_seq')!.value;
-      this.reserve(next);
-      this.stmts.bump.run(1, 'next_seq');
-      sql.run('DELETE FROM messages WHERE seq = ?', seq);
-      this.stmts.insert.run(next, build(next), row.created_ms, row.created_measured_ms);
-      // A new signature under a new number: stored, so not a hole (the old number stays its old body's).
-      this.stmts.bump.run(1, 'appended');
-      return next;
-    });
+    return replaceMessage(this.#backlog, seq, build);
   }
 
   /** Messages stored and not yet delivered. */
   waiting(): number {
-    return this.stmts.counter.get('waiting')!.value;
+    return this.#stmts.named.counter.get('waiting')!.value;
   }
 
   /** Messages dropped by the bounds since the database was created. */
   droppedTotal(): number {
-    return this.stmts.counter.get('dropped')!.value;
+    return this.#stmts.named.counter.get('dropped')!.value;
   }
 
   stats(): OutboxStats {
-    const c = (name: string): number => this.stmts.counter.get(name)!.value;
+    const c = (name: string): number => this.#stmts.named.counter.get(name)!.value;
     return {
       waiting: c('waiting'),
       dropped: c('dropped'),
@@ -927,8 +571,8 @@ export class Outbox {
 
   /** Called after every append (the publisher wakes up). Returns the unsubscribe function. */
   onAppend(listener: () => void): () => void {
-    this.listeners.add(listener);
-    return () => this.listeners.delete(listener);
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
   }
 
   /**
@@ -936,93 +580,21 @@ export class Outbox {
    * floor then records the exact next number, so a clean restart leaves no gap in the numbers.
    */
   close(): void {
-    this.listeners.clear();
+    this.#listeners.clear();
     if (!this.#db.open) return;
     let next: number | null = null;
     let synced = false;
     try {
-      this.relaxed(() => void this.stmts.set.run(Math.round(this.measuredNowMs()), 'measured_ms'));
+      this.#relaxed(() => void this.#stmts.named.set.run(Math.round(this.measuredNowMs()), 'measured_ms'));
       this.sync();
       synced = true;
-      next = this.stmts.counter.get('next_seq')!.value;
+      next = this.#stmts.named.counter.get('next_seq')!.value;
     } finally {
-      this.#ram?.close();
-      (this.#disk ?? this.#db).close();
+      this.#closeConnections();
     }
     // The card holds everything now: the RAM copy is redundant (if the sync failed it is kept,
     // and the next open takes it).
-    if (this.#ram !== null && synced) removeStaging(this.stagingFile!);
-    if (this.floorFile !== null && next !== null) writeSequenceFloor(this.floorFile, { nextSeq: next, clean: true, session: this.session });
+    if (this.staged && synced) this.#staging!.removeCopy();
+    if (next !== null) this.#seq.recordCleanStop(next);
   }
 }
-
-/** Which session worked on this copy of the database, and where (see the header). */
-interface LocalMeta {
-  session: string | undefined;
-  working: string | undefined;
-}
-
-function readLocalMeta(db: Database.Database): LocalMeta {
-  const rows = db.prepare(`SELECT name, value FROM ${LOCAL_META}`).all() as Array<{ name: string; value: string }>;
-  const get = (name: string) => rows.find((r) => r.name === name)?.value;
-  return { session: get('session'), working: get('working') };
-}
-
-function writeLocalMeta(sql: OutboxSql, session: string, working: 'ram' | 'card', schema = ''): void {
-  for (const [name, value] of [
-    ['session', session],
-    ['working', working],
-  ])
-    sql.run(
-      `INSERT INTO ${schema}${LOCAL_META} (name, value) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET value = excluded.value`,
-      name,
-      value,
-    );
-}
-
-/**
- * The copy taken is the one the last session numbered in, in the same place: its next number is
- * exact, even though that session did not stop cleanly (see the header).
- */
-function isExactCopy(floor: SequenceFloorRecord, taken: LocalMeta, place: 'ram' | 'card'): boolean {
-  return !floor.clean && floor.session !== undefined && taken.session === floor.session && taken.working === place;
-}
-
-function gapReason(floor: SequenceFloorRecord, created: boolean, taken: LocalMeta, tookRamCopy: boolean): SeqGapReason {
-  if (!tookRamCopy && created) return 'outbox-new';
-  if (floor.clean) return 'outbox-older';
-  if (!tookRamCopy && taken.session !== undefined && taken.session === floor.session && taken.working === 'ram') return 'ram-copy-lost';
-  return 'unclean-stop';
-}
-
-/** The RAM copy and its WAL files. */
-function removeStaging(file: string): void {
-  for (const f of [file, `${file}-wal`, `${file}-shm`]) rmSync(f, { force: true });
-}
-
-/** The outbox's statements, on whichever connection it works on (the RAM copy or the card's file). */
-function prepareStatements(db: Database.Database) {
-  return {
-    counter: db.prepare<[string], { value: number }>('SELECT value FROM counters WHERE name = ?'),
-    bump: db.prepare<[number, string]>('UPDATE counters SET value = value + ? WHERE name = ?'),
-    set: db.prepare<[number, string]>('UPDATE counters SET value = ? WHERE name = ?'),
-    insert: db.prepare<[number, string, number, number]>(
-      'INSERT INTO messages (seq, body, created_ms, created_measured_ms) VALUES (?, ?, ?, ?)',
-    ),
-    count: db.prepare<[], { n: number }>('SELECT COUNT(*) AS n FROM messages'),
-    maxSeq: db.prepare<[], { m: number | null }>('SELECT MAX(seq) AS m FROM messages'),
-    dropOldest: db.prepare<[number]>('DELETE FROM messages WHERE seq IN (SELECT seq FROM messages ORDER BY seq LIMIT ?)'),
-    // The age bound walks from the head in sequence order and stops at the first young message,
-    // so it costs O(dropped) per append instead of a full scan of a large backlog.
-    oldestHead: db.prepare<[], { seq: number; created_measured_ms: number }>(
-      'SELECT seq, created_measured_ms FROM messages ORDER BY seq LIMIT 1',
-    ),
-    peek: db.prepare<[number, number, number], Row>(
-      'SELECT seq, body, created_ms, attempts FROM messages WHERE seq > ? AND seq < ? ORDER BY seq LIMIT ?',
-    ),
-    remove: db.prepare<[number]>('DELETE FROM messages WHERE seq = ?'),
-    attempt: db.prepare<[number]>('UPDATE messages SET attempts = attempts + 1 WHERE seq = ?'),
-  };
-}
-
-type Statements = ReturnType<typeof prepareStatements>;
