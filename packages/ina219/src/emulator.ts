@@ -1,6 +1,6 @@
-import type { MonotonicClock } from './clock.js';
-import { RegisterEmulator, gaussian } from './emulators/base.js';
-import { meanCurrentA, type LoadModel } from './loads.js';
+
+import { RegisterEmulator, gaussian, type EmulatorBaseOptions } from './emulators/base.js';
+import { meanCurrentA, } from './loads.js';
 import {
   BRNG_RANGE_V,
   BUS_FIELDS,
@@ -24,15 +24,7 @@ import {
  * (CNVR clears on a power-register read or a config write) and the chip's integer current and
  * power math. It implements the same bus interface as i2c-bus, and throws the same errno codes.
  */
-export interface EmulatorOptions {
-  clock: MonotonicClock;
-  load: LoadModel;
-  address?: number;
-  shuntOhms?: number;
-  /** Gaussian noise of one raw shunt sample, microvolts (averaging reduces it by sqrt(samples)). */
-  noiseUv?: number;
-  seed?: number;
-}
+export type EmulatorOptions = EmulatorBaseOptions;
 
 export type { Fault } from './emulators/base.js';
 

@@ -1,5 +1,6 @@
 import type { I2cBus } from '../bus.js';
-import { mulberry32 } from '../loads.js';
+import type { MonotonicClock } from '../clock.js';
+import { mulberry32, type LoadModel } from '../loads.js';
 import { encodeRegister, registerByPtr, type RegisterMap, type RegisterSpec } from '../registers.js';
 
 /**
@@ -9,6 +10,22 @@ import { encodeRegister, registerByPtr, type RegisterMap, type RegisterSpec } fr
  * and replug, and a brown-out. What a register holds is each chip's own (readValue/writeValue).
  */
 export type Fault = 'nack' | 'eio';
+
+/** What every emulated chip is given: its time, the load it measures, where it answers, its noise. */
+export interface EmulatorBaseOptions {
+  clock: MonotonicClock;
+  load: LoadModel;
+  address?: number;
+  /** The board's shunt (the INA260's is inside the chip: its table row). */
+  shuntOhms?: number;
+  /**
+   * Gaussian noise of one shunt conversion, microvolts, at each chip's reference conversion: one
+   * raw sample (INA219), 1.1 ms (INA226, INA260), 1.052 ms (INA228); longer conversions and the
+   * chip's averaging reduce it by the square root of the samples.
+   */
+  noiseUv?: number;
+  seed?: number;
+}
 
 export function errnoError(code: string, errno: number, message: string): Error {
   return Object.assign(new Error(`${code}: ${message}`), { code, errno });

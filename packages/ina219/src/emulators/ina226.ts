@@ -11,10 +11,9 @@ import {
   MASK_ENABLE_FIELDS,
 } from '../chips/ina226.js';
 import type { ChipSpec } from '../chips/table.js';
-import type { MonotonicClock } from '../clock.js';
-import { meanCurrentA, type LoadModel } from '../loads.js';
+import { meanCurrentA, } from '../loads.js';
 import { getField, setField } from '../registers.js';
-import { RegisterEmulator, gaussian } from './base.js';
+import { RegisterEmulator, gaussian, type EmulatorBaseOptions } from './base.js';
 
 /**
  * A register-level INA226 (SBOS547) or INA260 (SBOS656) that follows the datasheets, not the
@@ -26,16 +25,8 @@ import { RegisterEmulator, gaussian } from './base.js';
  * clipping at full scale, and the ID registers. VBUS is wired to IN+, so the bus voltage is the
  * supply's.
  */
-export interface Ina226EmulatorOptions {
+export interface Ina226EmulatorOptions extends EmulatorBaseOptions {
   chip: ChipSpec;
-  clock: MonotonicClock;
-  load: LoadModel;
-  address?: number;
-  /** The board's shunt (INA226); the INA260's is inside the chip (its table row). */
-  shuntOhms?: number;
-  /** Noise of one shunt sample at a 1.1 ms conversion, microvolts (longer conversions average it down). */
-  noiseUv?: number;
-  seed?: number;
 }
 
 interface Result {

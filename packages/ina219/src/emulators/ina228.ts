@@ -13,10 +13,9 @@ import {
   INA228_TEMP_LSB_C,
 } from '../chips/ina228.js';
 import { CHIPS } from '../chips/table.js';
-import type { MonotonicClock } from '../clock.js';
-import { meanCurrentA, type LoadModel } from '../loads.js';
+import { meanCurrentA, } from '../loads.js';
 import { getField } from '../registers.js';
-import { RegisterEmulator, gaussian } from './base.js';
+import { RegisterEmulator, gaussian, type EmulatorBaseOptions } from './base.js';
 
 /**
  * A register-level INA228 (SLYS021) that follows the datasheet, not the driver: power-on values
@@ -32,15 +31,7 @@ import { RegisterEmulator, gaussian } from './base.js';
  * sequence after CONVDLY; SHUNT_CAL 0 makes current, power and energy 0. VBUS is wired to IN+.
  * The alert limits and the temperature compensation are not emulated (the meter uses neither).
  */
-export interface Ina228EmulatorOptions {
-  clock: MonotonicClock;
-  load: LoadModel;
-  address?: number;
-  shuntOhms?: number;
-  /** Noise of one shunt conversion at 1.052 ms, microvolts (longer conversions average it down). */
-  noiseUv?: number;
-  seed?: number;
-}
+export type Ina228EmulatorOptions = EmulatorBaseOptions;
 
 const R = INA228_REGISTERS;
 const MAX_COUNT = 2 ** 19 - 1;
