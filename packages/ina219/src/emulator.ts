@@ -1,6 +1,5 @@
-
 import { RegisterEmulator, gaussian, type EmulatorBaseOptions } from './emulators/base.js';
-import { meanCurrentA, } from './loads.js';
+import { meanCurrentA } from './loads.js';
 import {
   BRNG_RANGE_V,
   BUS_FIELDS,

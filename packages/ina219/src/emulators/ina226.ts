@@ -11,7 +11,7 @@ import {
   MASK_ENABLE_FIELDS,
 } from '../chips/ina226.js';
 import type { ChipSpec } from '../chips/table.js';
-import { meanCurrentA, } from '../loads.js';
+import { meanCurrentA } from '../loads.js';
 import { getField, setField } from '../registers.js';
 import { RegisterEmulator, gaussian, type EmulatorBaseOptions } from './base.js';
 

@@ -13,7 +13,7 @@ import {
   INA228_TEMP_LSB_C,
 } from '../chips/ina228.js';
 import { CHIPS } from '../chips/table.js';
-import { meanCurrentA, } from '../loads.js';
+import { meanCurrentA } from '../loads.js';
 import { getField } from '../registers.js';
 import { RegisterEmulator, gaussian, type EmulatorBaseOptions } from './base.js';
 
